@@ -1,0 +1,301 @@
+// Package config holds veil's serializable configuration: a YAML file plus a
+// few VEIL_* environment overrides.
+//
+// A configuration never contains secrets. Provider keys, caller tokens and
+// the admin token are given as references (see SecretRef) that are checked
+// for syntax here and resolved elsewhere at runtime.
+//
+// Parse decodes strictly: unknown fields, type mismatches and malformed
+// durations are reported as *FieldError values that name the field path
+// (for example providers[1].base_url, with zero-based indexes) and the line
+// of the YAML file.
+package config
+
+import (
+	"slices"
+	"strings"
+	"time"
+)
+
+// Default values applied by Config.ApplyDefaults and returned by Default.
+const (
+	// DefaultProxyListen is the default address of the OpenAI-compatible proxy listener.
+	DefaultProxyListen = "127.0.0.1:8080"
+	// DefaultAdminListen is the default address of the admin listener.
+	DefaultAdminListen = "127.0.0.1:9090"
+
+	// DefaultMaxBodyBytes is the default largest accepted request body (32 MiB).
+	DefaultMaxBodyBytes = 32 << 20
+	// DefaultMaxHeaderBytes is the default largest request header block.
+	DefaultMaxHeaderBytes = 16384
+	// DefaultReadTimeout is the default time allowed to read a client request.
+	DefaultReadTimeout = 30 * time.Second
+	// DefaultWriteTimeout is the default client write timeout; zero means none.
+	DefaultWriteTimeout time.Duration = 0
+	// DefaultIdleTimeout is the default keep-alive idle time of a client connection.
+	DefaultIdleTimeout = 90 * time.Second
+	// DefaultRequestTimeout is the default overall deadline of one upstream call.
+	DefaultRequestTimeout = 10 * time.Minute
+	// DefaultStreamIdleTimeout is the default longest silence between two upstream SSE events.
+	DefaultStreamIdleTimeout = 60 * time.Second
+	// DefaultKeepAliveInterval is the default upstream silence after which an SSE comment is sent to the client.
+	DefaultKeepAliveInterval = time.Second
+	// DefaultMaxEventBytes is the default largest single upstream SSE event (4 MiB).
+	DefaultMaxEventBytes = 4 << 20
+	// DefaultMaxResponseBytes is the default largest buffered upstream response body (64 MiB).
+	DefaultMaxResponseBytes = 64 << 20
+
+	// DefaultLogLevel is the default log level.
+	DefaultLogLevel = "info"
+	// DefaultLogFormat is the default log format.
+	DefaultLogFormat = "json"
+
+	// DefaultMaxConns is the default connection limit per provider.
+	DefaultMaxConns = 1024
+	// DefaultDialTimeout is the default dial timeout per provider.
+	DefaultDialTimeout = 5 * time.Second
+)
+
+// Names of the environment variables that override file settings. An
+// override that is set to the empty string is ignored.
+const (
+	// EnvProxyListen overrides listen.proxy.
+	EnvProxyListen = "VEIL_PROXY_LISTEN"
+	// EnvAdminListen overrides listen.admin.
+	EnvAdminListen = "VEIL_ADMIN_LISTEN"
+	// EnvLogLevel overrides log.level.
+	EnvLogLevel = "VEIL_LOG_LEVEL"
+	// EnvLogFormat overrides log.format.
+	EnvLogFormat = "VEIL_LOG_FORMAT"
+)
+
+// ProviderTypeOpenAI is the provider type of the OpenAI API and of servers
+// that implement it.
+const ProviderTypeOpenAI = "openai"
+
+// providerTypes lists the values accepted in Provider.Type.
+var providerTypes = []string{ProviderTypeOpenAI}
+
+// SupportedProviderTypes returns the values accepted in Provider.Type.
+func SupportedProviderTypes() []string {
+	return slices.Clone(providerTypes)
+}
+
+// Config is the complete veil configuration.
+//
+// A Config returned by Parse or Load has its defaults applied and has been
+// validated. It remembers the file name and the line of every field so that
+// a later call to Validate reports the same positions.
+type Config struct {
+	// Listen holds the listener addresses.
+	Listen Listen `yaml:"listen"`
+	// Admin configures the admin endpoints.
+	Admin Admin `yaml:"admin"`
+	// Limits bounds sizes and durations of client and upstream traffic.
+	Limits Limits `yaml:"limits"`
+	// Log configures logging.
+	Log Log `yaml:"log"`
+	// Providers lists the upstream providers; at least one is required.
+	Providers []Provider `yaml:"providers"`
+	// Routing selects a provider for each request.
+	Routing Routing `yaml:"routing"`
+	// Callers lists the clients allowed to use the proxy; at least one is
+	// required because veil never runs open.
+	Callers []Caller `yaml:"callers"`
+
+	// source is the name given to Parse, used in error messages.
+	source string
+	// lines maps a field path such as "providers[1].base_url" to its line.
+	lines map[string]int
+	// envs maps a field path to the environment variable that set it.
+	envs map[string]string
+}
+
+// Listen holds the listener addresses in host:port form.
+type Listen struct {
+	// Proxy is the address of the OpenAI-compatible proxy listener. It
+	// defaults to DefaultProxyListen and is overridden by VEIL_PROXY_LISTEN.
+	Proxy string `yaml:"proxy"`
+	// Admin is the address of the admin listener (/admin/*, health and
+	// metrics). It defaults to DefaultAdminListen and is overridden by
+	// VEIL_ADMIN_LISTEN.
+	Admin string `yaml:"admin"`
+}
+
+// Admin configures the admin endpoints.
+type Admin struct {
+	// Token references the bearer token required by the /admin/* endpoints.
+	// It is required when Listen.Admin is not a loopback address.
+	Token SecretRef `yaml:"token"`
+}
+
+// Limits bounds sizes and durations. A zero or absent value selects the
+// default; negative values are errors.
+type Limits struct {
+	// MaxBodyBytes is the largest accepted request body; larger requests
+	// are answered with 413. Default 32 MiB.
+	MaxBodyBytes int `yaml:"max_body_bytes"`
+	// MaxHeaderBytes is the largest request header block, used as the
+	// fasthttp ReadBufferSize. Default 16384.
+	MaxHeaderBytes int `yaml:"max_header_bytes"`
+	// ReadTimeout is the time allowed to read a client request. Default 30s.
+	ReadTimeout time.Duration `yaml:"read_timeout"`
+	// WriteTimeout is the time allowed to write a response to the client.
+	// The default, zero, means no timeout, because a streamed response can
+	// legitimately last as long as RequestTimeout; streams are instead
+	// bounded by RequestTimeout and StreamIdleTimeout.
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// IdleTimeout is how long an idle keep-alive client connection is kept.
+	// Default 90s.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// RequestTimeout is the overall deadline of one upstream call, including
+	// the whole stream. Default 10m.
+	RequestTimeout time.Duration `yaml:"request_timeout"`
+	// StreamIdleTimeout is the longest silence allowed between two upstream
+	// SSE events. Default 60s.
+	StreamIdleTimeout time.Duration `yaml:"stream_idle_timeout"`
+	// KeepAliveInterval is the upstream silence after which veil writes an
+	// SSE comment to the client so that a gone client is noticed. Default 1s.
+	KeepAliveInterval time.Duration `yaml:"keepalive_interval"`
+	// MaxEventBytes is the largest single upstream SSE event. Default 4 MiB.
+	MaxEventBytes int `yaml:"max_event_bytes"`
+	// MaxResponseBytes is the largest buffered (non-stream) upstream
+	// response body. Default 64 MiB.
+	MaxResponseBytes int `yaml:"max_response_bytes"`
+}
+
+// Log configures logging.
+type Log struct {
+	// Level is one of debug, info, warn or error. Default info. It is
+	// lowercased by ApplyDefaults and overridden by VEIL_LOG_LEVEL.
+	Level string `yaml:"level"`
+	// Format is json or console. Default json. It is lowercased by
+	// ApplyDefaults and overridden by VEIL_LOG_FORMAT.
+	Format string `yaml:"format"`
+}
+
+// Provider is an upstream API that veil forwards requests to.
+type Provider struct {
+	// Name identifies the provider; it is unique and matches [a-z0-9_-]+.
+	Name string `yaml:"name"`
+	// Type selects the wire protocol; see SupportedProviderTypes.
+	Type string `yaml:"type"`
+	// BaseURL is the absolute http or https URL that API paths are appended
+	// to, for example https://api.openai.com/v1. It has no user
+	// information, query or fragment. ApplyDefaults trims trailing slashes.
+	BaseURL string `yaml:"base_url"`
+	// APIKey references the platform key sent to the provider.
+	APIKey SecretRef `yaml:"api_key"`
+	// Models lists the models this provider serves; empty means any model.
+	Models []string `yaml:"models"`
+	// MaxConns limits the connections to the provider. Default 1024.
+	MaxConns int `yaml:"max_conns"`
+	// DialTimeout bounds connection establishment. Default 5s.
+	DialTimeout time.Duration `yaml:"dial_timeout"`
+}
+
+// Routing selects a provider for each request.
+type Routing struct {
+	// DefaultProvider names the provider used when no other rule applies.
+	// It defaults to the first provider.
+	DefaultProvider string `yaml:"default_provider"`
+}
+
+// Caller is a client allowed to use the proxy. Exactly one of TokenSHA256
+// and Token identifies its bearer token.
+type Caller struct {
+	// Name identifies the caller in logs and metrics; it is required,
+	// unique and matches [A-Za-z0-9_.-]+.
+	Name string `yaml:"name"`
+	// TokenSHA256 is the hex SHA-256 digest of the caller's bearer token.
+	// Both cases are accepted; ApplyDefaults lowercases it.
+	TokenSHA256 string `yaml:"token_sha256"`
+	// Token references the caller's bearer token itself.
+	Token SecretRef `yaml:"token"`
+}
+
+// Default returns a configuration with every default applied and no
+// providers or callers. It does not pass Validate on its own.
+func Default() *Config {
+	c := &Config{}
+	c.ApplyDefaults()
+	return c
+}
+
+// ApplyDefaults replaces zero values with their defaults and normalizes
+// values: log level and format and caller token digests are lowercased,
+// trailing slashes are trimmed from provider base URLs, and an empty
+// routing.default_provider becomes the name of the first provider.
+// Parse calls it; call it yourself on a Config built in code before
+// Validate.
+func (c *Config) ApplyDefaults() {
+	setString(&c.Listen.Proxy, DefaultProxyListen)
+	setString(&c.Listen.Admin, DefaultAdminListen)
+
+	l := &c.Limits
+	setInt(&l.MaxBodyBytes, DefaultMaxBodyBytes)
+	setInt(&l.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	setDuration(&l.ReadTimeout, DefaultReadTimeout)
+	setDuration(&l.WriteTimeout, DefaultWriteTimeout)
+	setDuration(&l.IdleTimeout, DefaultIdleTimeout)
+	setDuration(&l.RequestTimeout, DefaultRequestTimeout)
+	setDuration(&l.StreamIdleTimeout, DefaultStreamIdleTimeout)
+	setDuration(&l.KeepAliveInterval, DefaultKeepAliveInterval)
+	setInt(&l.MaxEventBytes, DefaultMaxEventBytes)
+	setInt(&l.MaxResponseBytes, DefaultMaxResponseBytes)
+
+	c.Log.Level = strings.ToLower(c.Log.Level)
+	c.Log.Format = strings.ToLower(c.Log.Format)
+	setString(&c.Log.Level, DefaultLogLevel)
+	setString(&c.Log.Format, DefaultLogFormat)
+
+	for i := range c.Providers {
+		p := &c.Providers[i]
+		p.BaseURL = trimTrailingSlashes(p.BaseURL)
+		setInt(&p.MaxConns, DefaultMaxConns)
+		setDuration(&p.DialTimeout, DefaultDialTimeout)
+	}
+	if c.Routing.DefaultProvider == "" && len(c.Providers) > 0 {
+		c.Routing.DefaultProvider = c.Providers[0].Name
+	}
+	for i := range c.Callers {
+		c.Callers[i].TokenSHA256 = strings.ToLower(c.Callers[i].TokenSHA256)
+	}
+}
+
+// Provider returns the provider with the given name.
+func (c *Config) Provider(name string) (*Provider, bool) {
+	for i := range c.Providers {
+		if c.Providers[i].Name == name {
+			return &c.Providers[i], true
+		}
+	}
+	return nil, false
+}
+
+// trimTrailingSlashes removes trailing slashes but keeps the scheme's "//".
+func trimTrailingSlashes(s string) string {
+	t := strings.TrimRight(s, "/")
+	if strings.HasSuffix(t, ":") {
+		return s
+	}
+	return t
+}
+
+func setString(v *string, def string) {
+	if *v == "" {
+		*v = def
+	}
+}
+
+func setInt(v *int, def int) {
+	if *v == 0 {
+		*v = def
+	}
+}
+
+func setDuration(v *time.Duration, def time.Duration) {
+	if *v == 0 {
+		*v = def
+	}
+}

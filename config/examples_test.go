@@ -1,0 +1,97 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+)
+
+// exampleFiles returns the example configurations shipped in deploy/examples.
+func exampleFiles(t testing.TB) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join("..", "deploy", "examples", "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
+}
+
+// TestExamples parses and validates every shipped example so that they
+// cannot rot. Secret references are only checked, never resolved, so no
+// environment is needed.
+func TestExamples(t *testing.T) {
+	files := exampleFiles(t)
+	var names []string
+	for _, f := range files {
+		names = append(names, filepath.Base(f))
+	}
+	for _, want := range []string{"minimal.yaml", "sidecar.yaml", "multi-provider.yaml"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("example %s is missing; found %v", want, names)
+		}
+	}
+
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := ParseWithEnv(data, f, noEnv)
+			if err != nil {
+				t.Fatalf("example does not parse:\n%v", err)
+			}
+			if _, ok := c.Provider(c.Routing.DefaultProvider); !ok {
+				t.Errorf("default provider %q not found", c.Routing.DefaultProvider)
+			}
+		})
+	}
+}
+
+func TestExampleDetails(t *testing.T) {
+	load := func(t *testing.T, name string) *Config {
+		t.Helper()
+		path := filepath.Join("..", "deploy", "examples", name)
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := ParseWithEnv(data, path, noEnv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	t.Run("minimal", func(t *testing.T) {
+		c := load(t, "minimal.yaml")
+		if len(c.Providers) != 1 || c.Providers[0].APIKey.Scheme() != SchemeEnv {
+			t.Errorf("want one provider with an env:// key, got %+v", c.Providers)
+		}
+		if len(c.Callers) != 1 || c.Callers[0].TokenSHA256 == "" {
+			t.Errorf("want one caller by token_sha256, got %+v", c.Callers)
+		}
+	})
+	t.Run("sidecar", func(t *testing.T) {
+		c := load(t, "sidecar.yaml")
+		if c.Admin.Token.Scheme() != SchemeFile {
+			t.Errorf("admin token = %q, want a file:// reference", c.Admin.Token)
+		}
+		for _, p := range c.Providers {
+			if p.APIKey.Scheme() != SchemeFile {
+				t.Errorf("provider %s key = %q, want a file:// reference", p.Name, p.APIKey)
+			}
+		}
+	})
+	t.Run("multi-provider", func(t *testing.T) {
+		c := load(t, "multi-provider.yaml")
+		if len(c.Providers) < 2 {
+			t.Fatalf("want at least two providers, got %d", len(c.Providers))
+		}
+		for _, p := range c.Providers {
+			if p.Type != ProviderTypeOpenAI || len(p.Models) == 0 {
+				t.Errorf("provider %s: type %q with %d models, want openai with a models list", p.Name, p.Type, len(p.Models))
+			}
+		}
+	})
+}

@@ -1,0 +1,352 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+const maxNameLen = 64
+
+var (
+	logLevels  = []string{"debug", "info", "warn", "error"}
+	logFormats = []string{"json", "console"}
+)
+
+// Validate checks the whole configuration and reports every problem at
+// once: nil, a single *FieldError or several joined with errors.Join. Each
+// error names the field path and, for a parsed Config, the source line.
+//
+// Validate does not apply defaults, so zero sizes and timeouts (other than
+// limits.write_timeout) are errors; call ApplyDefaults first on a Config
+// built in code. Secret references are checked for syntax only.
+func (c *Config) Validate() error {
+	v := &validator{c: c}
+	v.listen()
+	v.admin()
+	v.limits()
+	v.log()
+	v.providers()
+	v.routing()
+	v.callers()
+	return errors.Join(v.errs...)
+}
+
+type validator struct {
+	c    *Config
+	errs []error
+}
+
+func (v *validator) fail(path, format string, args ...any) {
+	fe := &FieldError{Source: v.c.source, Field: path, Msg: fmt.Sprintf(format, args...)}
+	if env, ok := v.c.envs[path]; ok {
+		fe.Env = env
+	} else {
+		fe.Line = v.c.lineOf(path)
+	}
+	v.errs = append(v.errs, fe)
+}
+
+// lineOf returns the line of path or of its nearest recorded ancestor.
+func (c *Config) lineOf(path string) int {
+	for path != "" {
+		if l, ok := c.lines[path]; ok {
+			return l
+		}
+		i := strings.LastIndexAny(path, ".[")
+		if i < 0 {
+			break
+		}
+		path = path[:i]
+	}
+	return 0
+}
+
+func (v *validator) listen() {
+	l := v.c.Listen
+	proxyOK := v.addr("listen.proxy", l.Proxy)
+	adminOK := v.addr("listen.admin", l.Admin)
+	if proxyOK && adminOK && l.Proxy == l.Admin && !strings.HasSuffix(l.Admin, ":0") {
+		v.fail("listen.admin", "must differ from listen.proxy (both are %q)", l.Admin)
+	}
+}
+
+// addr checks a host:port listen address and reports whether it is valid.
+func (v *validator) addr(path, addr string) bool {
+	const want = "must be host:port, such as 127.0.0.1:8080"
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		v.fail(path, "%s: got %q", want, addr)
+		return false
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		v.fail(path, "%s: port %q is not a number between 0 and 65535", want, port)
+		return false
+	}
+	if strings.ContainsFunc(host, isSpaceOrControl) || strings.Contains(host, ":") && net.ParseIP(host) == nil {
+		v.fail(path, "%s: invalid host %q", want, host)
+		return false
+	}
+	return true
+}
+
+func (v *validator) admin() {
+	tok := v.c.Admin.Token
+	if !tok.IsZero() {
+		if err := tok.Validate(); err != nil {
+			v.fail("admin.token", "%v", err)
+		}
+		return
+	}
+	host, _, err := net.SplitHostPort(v.c.Listen.Admin)
+	if err == nil && !isLoopback(host) {
+		v.fail("admin.token", "is required because listen.admin %q is not a loopback address", v.c.Listen.Admin)
+	}
+}
+
+// isLoopback reports whether host is localhost or a loopback IP address.
+// An empty host means all interfaces and is not loopback.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func (v *validator) limits() {
+	l := v.c.Limits
+	v.size("limits.max_body_bytes", l.MaxBodyBytes)
+	v.size("limits.max_header_bytes", l.MaxHeaderBytes)
+	v.timeout("limits.read_timeout", l.ReadTimeout, false)
+	v.timeout("limits.write_timeout", l.WriteTimeout, true)
+	v.timeout("limits.idle_timeout", l.IdleTimeout, false)
+	v.timeout("limits.request_timeout", l.RequestTimeout, false)
+	v.timeout("limits.stream_idle_timeout", l.StreamIdleTimeout, false)
+	v.timeout("limits.keepalive_interval", l.KeepAliveInterval, false)
+	v.size("limits.max_event_bytes", l.MaxEventBytes)
+	v.size("limits.max_response_bytes", l.MaxResponseBytes)
+}
+
+func (v *validator) size(path string, n int) {
+	if n <= 0 {
+		v.fail(path, "must be a positive number of bytes, got %d", n)
+	}
+}
+
+func (v *validator) timeout(path string, d time.Duration, zeroOK bool) {
+	switch {
+	case d < 0:
+		v.fail(path, "must not be negative, got %s", d)
+	case d == 0 && !zeroOK:
+		v.fail(path, "must be positive, got 0s")
+	}
+}
+
+func (v *validator) log() {
+	if !slices.Contains(logLevels, v.c.Log.Level) {
+		v.fail("log.level", "must be one of %s, got %q", strings.Join(logLevels, ", "), v.c.Log.Level)
+	}
+	if !slices.Contains(logFormats, v.c.Log.Format) {
+		v.fail("log.format", "must be one of %s, got %q", strings.Join(logFormats, ", "), v.c.Log.Format)
+	}
+}
+
+func (v *validator) providers() {
+	if len(v.c.Providers) == 0 {
+		v.fail("providers", "at least one provider is required")
+		return
+	}
+	names := map[string]int{}
+	for i, p := range v.c.Providers {
+		path := fmt.Sprintf("providers[%d]", i)
+		switch {
+		case p.Name == "":
+			v.fail(path+".name", "is required")
+		case !isProviderName(p.Name):
+			v.fail(path+".name", "%q must be 1 to %d characters of a-z, 0-9, '_' and '-'", p.Name, maxNameLen)
+		default:
+			if first, dup := names[p.Name]; dup {
+				v.fail(path+".name", "duplicate provider name %q, also used by providers[%d]", p.Name, first)
+			} else {
+				names[p.Name] = i
+			}
+		}
+
+		supported := strings.Join(providerTypes, ", ")
+		switch {
+		case p.Type == "":
+			v.fail(path+".type", "is required; supported types: %s", supported)
+		case !slices.Contains(providerTypes, p.Type):
+			v.fail(path+".type", "unsupported provider type %q; supported types: %s", p.Type, supported)
+		}
+
+		if p.BaseURL == "" {
+			v.fail(path+".base_url", "is required")
+		} else if err := checkBaseURL(p.BaseURL); err != nil {
+			v.fail(path+".base_url", "%v", err)
+		}
+
+		if err := p.APIKey.Validate(); err != nil {
+			v.fail(path+".api_key", "%v", err)
+		}
+
+		models := map[string]int{}
+		for j, m := range p.Models {
+			mp := fmt.Sprintf("%s.models[%d]", path, j)
+			switch {
+			case m == "":
+				v.fail(mp, "must not be empty")
+			case strings.ContainsFunc(m, isSpaceOrControl):
+				v.fail(mp, "model %q must not contain whitespace or control characters", m)
+			default:
+				if first, dup := models[m]; dup {
+					v.fail(mp, "duplicate model %q, also listed at %s.models[%d]", m, path, first)
+				} else {
+					models[m] = j
+				}
+			}
+		}
+
+		if p.MaxConns <= 0 {
+			v.fail(path+".max_conns", "must be positive, got %d", p.MaxConns)
+		}
+		v.timeout(path+".dial_timeout", p.DialTimeout, false)
+	}
+}
+
+// checkBaseURL checks a provider base URL. Its messages do not repeat the
+// URL, which could contain a password in its user information.
+func checkBaseURL(s string) error {
+	const want = "must be an absolute http or https URL, such as https://api.openai.com/v1"
+	if strings.ContainsFunc(s, isSpaceOrControl) {
+		return errors.New("must not contain whitespace or control characters")
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Opaque != "" || u.Hostname() == "" {
+		return errors.New(want)
+	}
+	if u.User != nil {
+		return errors.New("must not contain user information; put credentials in api_key")
+	}
+	if u.RawQuery != "" || u.ForceQuery {
+		return errors.New("must not contain a query")
+	}
+	if u.Fragment != "" || strings.Contains(s, "#") {
+		return errors.New("must not contain a fragment")
+	}
+	if port := u.Port(); port != "" {
+		if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+			return fmt.Errorf("port %q is not a number between 1 and 65535", port)
+		}
+	} else if strings.HasSuffix(u.Host, ":") {
+		return errors.New("has an empty port")
+	}
+	return nil
+}
+
+func (v *validator) routing() {
+	name := v.c.Routing.DefaultProvider
+	if len(v.c.Providers) == 0 || name == "" && v.c.Providers[0].Name == "" {
+		return // already reported
+	}
+	if _, ok := v.c.Provider(name); !ok {
+		known := make([]string, len(v.c.Providers))
+		for i, p := range v.c.Providers {
+			known[i] = p.Name
+		}
+		v.fail("routing.default_provider", "%q does not name a provider; known providers: %s", name, strings.Join(known, ", "))
+	}
+}
+
+func (v *validator) callers() {
+	if len(v.c.Callers) == 0 {
+		v.fail("callers", "at least one caller is required; veil never runs open")
+		return
+	}
+	names := map[string]int{}
+	tokens := map[string]int{}
+	for i, cl := range v.c.Callers {
+		path := fmt.Sprintf("callers[%d]", i)
+		switch {
+		case cl.Name == "":
+			v.fail(path+".name", "is required")
+		case !isCallerName(cl.Name):
+			v.fail(path+".name", "%q must be 1 to %d characters of A-Z, a-z, 0-9, '_', '.' and '-'", cl.Name, maxNameLen)
+		default:
+			if first, dup := names[cl.Name]; dup {
+				v.fail(path+".name", "duplicate caller name %q, also used by callers[%d]", cl.Name, first)
+			} else {
+				names[cl.Name] = i
+			}
+		}
+
+		var key, keyPath string
+		switch hasHash, hasRef := cl.TokenSHA256 != "", !cl.Token.IsZero(); {
+		case hasHash && hasRef:
+			v.fail(path, "set only one of token_sha256 and token")
+		case !hasHash && !hasRef:
+			v.fail(path, "one of token_sha256 and token is required")
+		case hasHash:
+			if !isSHA256Hex(cl.TokenSHA256) {
+				v.fail(path+".token_sha256", "must be 64 hexadecimal characters, the SHA-256 digest of the bearer token")
+			} else {
+				key, keyPath = "sha256:"+strings.ToLower(cl.TokenSHA256), path+".token_sha256"
+			}
+		default:
+			if err := cl.Token.Validate(); err != nil {
+				v.fail(path+".token", "%v", err)
+			} else {
+				key, keyPath = "ref:"+string(cl.Token), path+".token"
+			}
+		}
+		if key != "" {
+			if first, dup := tokens[key]; dup {
+				v.fail(keyPath, "same token as callers[%d]; every caller needs its own token", first)
+			} else {
+				tokens[key] = i
+			}
+		}
+	}
+}
+
+func isProviderName(s string) bool {
+	if s == "" || len(s) > maxNameLen {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func isCallerName(s string) bool {
+	if s == "" || len(s) > maxNameLen {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func isSHA256Hex(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,512 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseValidation(t *testing.T) {
+	tests := []struct {
+		name string
+		doc  string
+		env  map[string]string
+		want []wantErr
+	}{
+		{
+			name: "valid",
+			doc:  okProviders + okCallers,
+		},
+		{
+			name: "no providers",
+			doc:  okCallers,
+			want: []wantErr{{field: "providers", msg: "at least one provider is required"}},
+		},
+		{
+			name: "empty providers list",
+			doc:  "providers: []\n" + okCallers,
+			want: []wantErr{{field: "providers", at: "providers:", msg: "at least one provider is required"}},
+		},
+		{
+			name: "no callers",
+			doc:  okProviders,
+			want: []wantErr{{field: "callers", msg: "at least one caller is required"}},
+		},
+		{
+			name: "provider name missing",
+			doc: okCallers + `providers:
+  - type: openai
+    base_url: https://api.openai.com/v1
+    api_key: env://K
+`,
+			want: []wantErr{{field: "providers[0].name", at: "- type: openai", msg: "is required"}},
+		},
+		{
+			name: "provider name malformed",
+			doc: okCallers + `providers:
+  - name: Open AI
+    type: openai
+    base_url: https://api.openai.com/v1
+    api_key: env://K
+routing:
+  default_provider: x
+`,
+			want: []wantErr{
+				{field: "providers[0].name", at: "name: Open AI", msg: "a-z, 0-9"},
+				{field: "routing.default_provider", at: "default_provider: x", msg: `"x" does not name a provider; known providers: Open AI`},
+			},
+		},
+		{
+			name: "provider name too long",
+			doc: okCallers + `providers:
+  - name: ` + strings.Repeat("a", 65) + `
+    type: openai
+    base_url: https://api.openai.com/v1
+    api_key: env://K
+`,
+			want: []wantErr{{field: "providers[0].name", at: "name: aaa", msg: "1 to 64 characters"}},
+		},
+		{
+			name: "provider names duplicate",
+			doc: okCallers + okProviders + `  - name: openai
+    type: openai
+    base_url: https://example.com/v1
+    api_key: env://K2
+`,
+			want: []wantErr{{field: "providers[1].name", at: "  - name: openai\n    type: openai\n    base_url: https://example.com", msg: `duplicate provider name "openai", also used by providers[0]`}},
+		},
+		{
+			name: "provider type missing",
+			doc: okCallers + `providers:
+  - name: a
+    base_url: https://api.openai.com/v1
+    api_key: env://K
+`,
+			want: []wantErr{{field: "providers[0].type", at: "last:- name: a", msg: "is required; supported types: openai"}},
+		},
+		{
+			name: "provider type unsupported",
+			doc: okCallers + `providers:
+  - name: a
+    type: anthropic
+    base_url: https://api.anthropic.com/v1
+    api_key: env://K
+`,
+			want: []wantErr{{field: "providers[0].type", at: "type: anthropic", msg: `unsupported provider type "anthropic"; supported types: openai`}},
+		},
+		{
+			name: "base_url missing",
+			doc: okCallers + `providers:
+  - name: a
+    type: openai
+    api_key: env://K
+`,
+			want: []wantErr{{field: "providers[0].base_url", at: "last:- name: a", msg: "is required"}},
+		},
+		{
+			name: "api_key missing",
+			doc: okCallers + `providers:
+  - name: a
+    type: openai
+    base_url: https://api.openai.com/v1
+`,
+			want: []wantErr{{field: "providers[0].api_key", at: "last:- name: a", msg: "is required"}},
+		},
+		{
+			name: "api_key literal is not echoed",
+			doc: okCallers + `providers:
+  - name: a
+    type: openai
+    base_url: https://api.openai.com/v1
+    api_key: sk-proj-abcdef
+`,
+			want: []wantErr{{field: "providers[0].api_key", at: "api_key:", msg: "not a literal value"}},
+		},
+		{
+			name: "api_key unknown scheme",
+			doc: okCallers + `providers:
+  - name: a
+    type: openai
+    base_url: https://api.openai.com/v1
+    api_key: k8s://ns/secret
+`,
+			want: []wantErr{{field: "providers[0].api_key", at: "api_key:", msg: `unsupported secret reference scheme "k8s"`}},
+		},
+		{
+			name: "models entries",
+			doc: okCallers + `providers:
+  - name: a
+    type: openai
+    base_url: https://api.openai.com/v1
+    api_key: env://K
+    models:
+      - gpt-4o
+      - ""
+      - gpt 4
+      - gpt-4o
+`,
+			want: []wantErr{
+				{field: "providers[0].models[1]", at: `- ""`, msg: "must not be empty"},
+				{field: "providers[0].models[2]", at: "- gpt 4", msg: "whitespace"},
+				{field: "providers[0].models[3]", at: "last:- gpt-4o", msg: "duplicate model"},
+			},
+		},
+		{
+			name: "provider max_conns and dial_timeout negative",
+			doc: okCallers + `providers:
+  - name: a
+    type: openai
+    base_url: https://api.openai.com/v1
+    api_key: env://K
+    max_conns: -2
+    dial_timeout: -1s
+`,
+			want: []wantErr{
+				{field: "providers[0].max_conns", at: "max_conns", msg: "must be positive, got -2"},
+				{field: "providers[0].dial_timeout", at: "dial_timeout", msg: "must not be negative, got -1s"},
+			},
+		},
+		{
+			name: "default_provider unknown",
+			doc: okProviders + okCallers + `routing:
+  default_provider: azure
+`,
+			want: []wantErr{{field: "routing.default_provider", at: "default_provider", msg: `"azure" does not name a provider; known providers: openai`}},
+		},
+		{
+			name: "listen addresses malformed",
+			doc: okProviders + okCallers + `listen:
+  proxy: localhost
+  admin: 127.0.0.1:http
+`,
+			want: []wantErr{
+				{field: "listen.proxy", at: "proxy: localhost", msg: `must be host:port, such as 127.0.0.1:8080: got "localhost"`},
+				{field: "listen.admin", at: "admin: 127", msg: `port "http" is not a number`},
+			},
+		},
+		{
+			name: "listen port out of range",
+			doc: okProviders + okCallers + `listen:
+  proxy: 127.0.0.1:65536
+`,
+			want: []wantErr{{field: "listen.proxy", at: "proxy:", msg: "between 0 and 65535"}},
+		},
+		{
+			name: "listen same address twice",
+			doc: okProviders + okCallers + `listen:
+  proxy: 127.0.0.1:8080
+  admin: 127.0.0.1:8080
+`,
+			want: []wantErr{{field: "listen.admin", at: "admin:", msg: "must differ from listen.proxy"}},
+		},
+		{
+			name: "admin on all interfaces without token",
+			doc: okProviders + okCallers + `listen:
+  admin: 0.0.0.0:9090
+`,
+			want: []wantErr{{field: "admin.token", msg: `is required because listen.admin "0.0.0.0:9090" is not a loopback address`}},
+		},
+		{
+			name: "admin with empty host without token",
+			doc: okProviders + okCallers + `listen:
+  admin: :9090
+admin: {}
+`,
+			want: []wantErr{{field: "admin.token", at: "admin: {}", msg: "is required"}},
+		},
+		{
+			name: "admin on loopback needs no token",
+			doc: okProviders + okCallers + `listen:
+  proxy: "[::1]:8080"
+  admin: localhost:9090
+`,
+		},
+		{
+			name: "admin on ipv6 loopback needs no token",
+			doc: okProviders + okCallers + `listen:
+  admin: "[::1]:9090"
+`,
+		},
+		{
+			name: "admin on other interface with token",
+			doc: okProviders + okCallers + `listen:
+  admin: 10.0.0.1:9090
+admin:
+  token: file:///var/run/secrets/veil/admin-token
+`,
+		},
+		{
+			name: "admin token malformed",
+			doc: okProviders + okCallers + `admin:
+  token: file://relative/path
+`,
+			want: []wantErr{{field: "admin.token", at: "token: file", msg: "absolute path"}},
+		},
+		{
+			name: "limits negative",
+			doc: okProviders + okCallers + `limits:
+  max_body_bytes: -1
+  max_header_bytes: -1
+  read_timeout: -1s
+  write_timeout: -1ms
+  idle_timeout: -1s
+  request_timeout: -1s
+  stream_idle_timeout: -1s
+  keepalive_interval: -1s
+  max_event_bytes: -1
+  max_response_bytes: -1
+`,
+			want: []wantErr{
+				{field: "limits.max_body_bytes", at: "max_body_bytes", msg: "must be a positive number of bytes, got -1"},
+				{field: "limits.max_header_bytes", at: "max_header_bytes", msg: "must be a positive number of bytes"},
+				{field: "limits.read_timeout", at: "read_timeout", msg: "must not be negative, got -1s"},
+				{field: "limits.write_timeout", at: "write_timeout", msg: "must not be negative, got -1ms"},
+				{field: "limits.idle_timeout", at: "idle_timeout", msg: "must not be negative"},
+				{field: "limits.request_timeout", at: "request_timeout", msg: "must not be negative"},
+				{field: "limits.stream_idle_timeout", at: "stream_idle_timeout", msg: "must not be negative"},
+				{field: "limits.keepalive_interval", at: "keepalive_interval", msg: "must not be negative"},
+				{field: "limits.max_event_bytes", at: "max_event_bytes", msg: "must be a positive number of bytes"},
+				{field: "limits.max_response_bytes", at: "max_response_bytes", msg: "must be a positive number of bytes"},
+			},
+		},
+		{
+			name: "log level and format",
+			doc: okProviders + okCallers + `log:
+  level: verbose
+  format: text
+`,
+			want: []wantErr{
+				{field: "log.level", at: "level:", msg: `must be one of debug, info, warn, error, got "verbose"`},
+				{field: "log.format", at: "format:", msg: `must be one of json, console, got "text"`},
+			},
+		},
+		{
+			name: "caller name missing",
+			doc: okProviders + `callers:
+  - token: env://APP_TOKEN
+`,
+			want: []wantErr{{field: "callers[0].name", at: "- token", msg: "is required"}},
+		},
+		{
+			name: "caller name malformed",
+			doc: okProviders + `callers:
+  - name: my app
+    token: env://APP_TOKEN
+`,
+			want: []wantErr{{field: "callers[0].name", at: "name: my app", msg: "A-Z, a-z, 0-9"}},
+		},
+		{
+			name: "caller names duplicate",
+			doc: okProviders + `callers:
+  - name: app
+    token: env://A
+  - name: app
+    token: env://B
+`,
+			want: []wantErr{{field: "callers[1].name", at: "name: app\n    token: env://B", msg: `duplicate caller name "app", also used by callers[0]`}},
+		},
+		{
+			name: "caller without token",
+			doc: okProviders + `callers:
+  - name: app
+`,
+			want: []wantErr{{field: "callers[0]", at: "- name: app", msg: "one of token_sha256 and token is required"}},
+		},
+		{
+			name: "caller with both tokens",
+			doc: okProviders + `callers:
+  - name: app
+    token: env://A
+    token_sha256: e0462a38da76cf9d76265131d0574db09d038e611e9af445c145672c2e26f9ba
+`,
+			want: []wantErr{{field: "callers[0]", at: "- name: app", msg: "set only one of token_sha256 and token"}},
+		},
+		{
+			name: "caller hash malformed",
+			doc: okProviders + `callers:
+  - name: app
+    token_sha256: e0462a38da76cf9d76265131d0574db09d038e611e9af445c145672c2e26f9bz
+`,
+			want: []wantErr{{field: "callers[0].token_sha256", at: "token_sha256", msg: "must be 64 hexadecimal characters"}},
+		},
+		{
+			name: "caller hash too short",
+			doc: okProviders + `callers:
+  - name: app
+    token_sha256: e0462a38
+`,
+			want: []wantErr{{field: "callers[0].token_sha256", at: "token_sha256", msg: "must be 64 hexadecimal characters"}},
+		},
+		{
+			name: "caller hashes duplicate across case",
+			doc: okProviders + `callers:
+  - name: a
+    token_sha256: e0462a38da76cf9d76265131d0574db09d038e611e9af445c145672c2e26f9ba
+  - name: b
+    token_sha256: E0462A38DA76CF9D76265131D0574DB09D038E611E9AF445C145672C2E26F9BA
+`,
+			want: []wantErr{{field: "callers[1].token_sha256", at: "token_sha256: E04", msg: "same token as callers[0]"}},
+		},
+		{
+			name: "caller token refs duplicate",
+			doc: okProviders + `callers:
+  - name: a
+    token: env://T
+  - name: b
+    token: env://T
+`,
+			want: []wantErr{{field: "callers[1].token", at: "last:token: env://T", msg: "same token as callers[0]"}},
+		},
+		{
+			name: "caller token ref malformed",
+			doc: okProviders + `callers:
+  - name: a
+    token: vault://secret#field
+`,
+			want: []wantErr{{field: "callers[0].token", at: "token:", msg: "needs a mount and a secret path"}},
+		},
+		{
+			name: "bad env override names the variable",
+			doc:  okProviders + okCallers + "listen:\n  proxy: 127.0.0.1:8080\n",
+			env:  map[string]string{EnvProxyListen: "8080", EnvLogLevel: "loud"},
+			want: []wantErr{
+				{field: "listen.proxy", env: EnvProxyListen, msg: `got "8080"`},
+				{field: "log.level", env: EnvLogLevel, msg: `got "loud"`},
+			},
+		},
+		{
+			name: "env override making admin public requires token",
+			doc:  okProviders + okCallers,
+			env:  map[string]string{EnvAdminListen: "0.0.0.0:9090"},
+			want: []wantErr{{field: "admin.token", msg: "is required"}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseWithEnv([]byte(tt.doc), "veil.yaml", envMap(tt.env))
+			checkErrors(t, tt.doc, err, tt.want)
+		})
+	}
+}
+
+func TestFieldErrorFormat(t *testing.T) {
+	tests := []struct {
+		name string
+		err  FieldError
+		want string
+	}{
+		{"full", FieldError{Source: "veil.yaml", Line: 14, Field: "providers[1].base_url", Msg: "bad"}, "veil.yaml:14: providers[1].base_url: bad"},
+		{"no line", FieldError{Source: "veil.yaml", Field: "providers", Msg: "bad"}, "veil.yaml: providers: bad"},
+		{"env", FieldError{Source: "veil.yaml", Line: 3, Field: "listen.proxy", Env: "VEIL_PROXY_LISTEN", Msg: "bad"}, "env VEIL_PROXY_LISTEN: listen.proxy: bad"},
+		{"no source", FieldError{Field: "log.level", Msg: "bad"}, "log.level: bad"},
+		{"line without source", FieldError{Line: 2, Msg: "bad"}, "line 2: bad"},
+		{"document", FieldError{Source: "veil.yaml", Line: 1, Msg: "bad"}, "veil.yaml:1: bad"},
+		{"message only", FieldError{Msg: "bad"}, "bad"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.err.Error(); got != tt.want {
+				t.Errorf("Error() = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestValidateConfigBuiltInCode(t *testing.T) {
+	c := &Config{
+		Providers: []Provider{{Name: "openai", Type: ProviderTypeOpenAI, BaseURL: "https://api.openai.com/v1/", APIKey: "env://OPENAI_API_KEY"}},
+		Callers:   []Caller{{Name: "app", Token: "file:///run/secrets/app-token"}},
+	}
+	err := c.Validate()
+	got := fieldErrors(t, err)
+	if len(got) == 0 {
+		t.Fatal("Validate() = nil before ApplyDefaults, want errors for zero limits")
+	}
+	for _, fe := range got {
+		if fe.Line != 0 || fe.Source != "" {
+			t.Errorf("error %q has a position, want none", fe)
+		}
+	}
+	c.ApplyDefaults()
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Validate() after ApplyDefaults = %v", err)
+	}
+	if got, want := c.Providers[0].BaseURL, "https://api.openai.com/v1"; got != want {
+		t.Errorf("BaseURL = %q, want %q", got, want)
+	}
+}
+
+func TestValidateKeepsLinesAfterParse(t *testing.T) {
+	doc := okProviders + okCallers
+	c, err := ParseWithEnv([]byte(doc), "veil.yaml", noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Providers[0].BaseURL = "ftp://example.com"
+	c.Limits.ReadTimeout = -time.Second
+	checkErrors(t, doc, c.Validate(), []wantErr{
+		{field: "limits.read_timeout", msg: "must not be negative"},
+		{field: "providers[0].base_url", at: "base_url", msg: "must be an absolute http or https URL"},
+	})
+}
+
+func TestCheckBaseURL(t *testing.T) {
+	tests := []struct {
+		url     string
+		wantErr string
+	}{
+		{"https://api.openai.com/v1", ""},
+		{"http://vllm.svc.cluster.local:8000/v1", ""},
+		{"http://127.0.0.1:8000", ""},
+		{"https://[::1]:8443/v1", ""},
+		{"HTTPS://api.openai.com/v1", ""},
+		{"api.openai.com/v1", "must be an absolute http or https URL"},
+		{"/v1", "must be an absolute http or https URL"},
+		{"ftp://example.com", "must be an absolute http or https URL"},
+		{"https://", "must be an absolute http or https URL"},
+		{"https:///v1", "must be an absolute http or https URL"},
+		{"https://:443/v1", "must be an absolute http or https URL"},
+		{"https:api.openai.com", "must be an absolute http or https URL"},
+		{"https://user:pass@api.openai.com/v1", "must not contain user information"},
+		{"https://api.openai.com/v1?api-version=1", "must not contain a query"},
+		{"https://api.openai.com/v1?", "must not contain a query"},
+		{"https://api.openai.com/v1#x", "must not contain a fragment"},
+		{"https://api.openai.com/v1#", "must not contain a fragment"},
+		{"https://api.openai.com:0/v1", "not a number between 1 and 65535"},
+		{"https://api.openai.com:99999/v1", "not a number between 1 and 65535"},
+		{"https://api.openai.com:/v1", "empty port"},
+		{"https://api.openai.com/v 1", "whitespace"},
+		{"https://api.openai.com:x/v1", "must be an absolute http or https URL"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.url, func(t *testing.T) {
+			err := checkBaseURL(tt.url)
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Errorf("checkBaseURL(%q) = %v, want nil", tt.url, err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Errorf("checkBaseURL(%q) = %v, want error containing %q", tt.url, err, tt.wantErr)
+			case err != nil && strings.Contains(tt.url, "pass") && strings.Contains(err.Error(), "pass"):
+				t.Errorf("checkBaseURL(%q) = %v, repeats the password", tt.url, err)
+			}
+		})
+	}
+}
+
+func TestBaseURLErrorLine(t *testing.T) {
+	doc := okCallers + okProviders + `  - name: second
+    type: openai
+    base_url: https://user:secret@example.com/v1
+    api_key: env://SECOND_KEY
+`
+	_, err := ParseWithEnv([]byte(doc), "veil.yaml", noEnv)
+	line := lineOf(t, doc, "base_url: https://user")
+	want := fmt.Sprintf("veil.yaml:%d: providers[1].base_url: must not contain user information", line)
+	if err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Fatalf("err = %v, want prefix %q", err, want)
+	}
+	if strings.Contains(err.Error(), "secret@") {
+		t.Errorf("error repeats the URL credentials: %v", err)
+	}
+}
