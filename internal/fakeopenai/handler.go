@@ -1,0 +1,483 @@
+package fakeopenai
+
+import (
+	"bytes"
+	"math"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tidwall/gjson"
+	"github.com/valyala/fasthttp"
+)
+
+// route identifies an endpoint.
+type route int
+
+const (
+	routeNotFound route = iota
+	routeChat
+	routeCompletions
+	routeEmbeddings
+	routeModels
+	routeModel
+	routeResponses
+	routeAudio
+	routeEcho
+)
+
+// streamable reports whether calls to r may ask for a stream.
+func (r route) streamable() bool {
+	return r == routeChat || r == routeCompletions || r == routeResponses
+}
+
+// routeOf maps a method and path to a route.
+func routeOf(method, path []byte) route {
+	if !bytes.HasPrefix(path, []byte("/v1")) || (len(path) > 3 && path[3] != '/') {
+		return routeNotFound
+	}
+	post := string(method) == fasthttp.MethodPost
+	get := string(method) == fasthttp.MethodGet
+	switch p := string(path); {
+	case post && p == "/v1/chat/completions":
+		return routeChat
+	case post && p == "/v1/completions":
+		return routeCompletions
+	case post && p == "/v1/embeddings":
+		return routeEmbeddings
+	case post && p == "/v1/responses":
+		return routeResponses
+	case get && p == "/v1/models":
+		return routeModels
+	case get && strings.HasPrefix(p, "/v1/models/") && len(p) > len("/v1/models/"):
+		return routeModel
+	case post && (p == "/v1/audio/transcriptions" || p == "/v1/audio/translations"):
+		return routeAudio
+	default:
+		return routeEcho
+	}
+}
+
+// call is the per-request state shared by the endpoint handlers.
+type call struct {
+	start time.Time
+	reqID string
+	// fault is the scripted fault taken by this call, if hasFault. Faults
+	// acting before the headers are handled in Handler; stream faults are
+	// handed to the stream writer.
+	fault    Fault
+	hasFault bool
+}
+
+// Handler is the fasthttp request handler of the fake. It records the
+// request, applies Latency and any scripted fault, authenticates the bearer
+// key and serves the endpoint. It may be mounted on a fasthttp server of the
+// caller's; Close then releases its stalled and streaming calls but cannot
+// stop that server.
+func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
+	start := time.Now()
+	s.inFlight.Add(1)
+	handedOff := false
+	defer func() {
+		if !handedOff {
+			s.inFlight.Add(-1)
+		}
+	}()
+	s.record(ctx, start)
+
+	rt := routeOf(ctx.Method(), ctx.Path())
+	c := &call{start: start, reqID: s.requestID()}
+
+	if s.nFaults.Load() > 0 {
+		stream := rt.streamable() && gjson.GetBytes(requestBody(ctx), "stream").Bool()
+		c.fault, c.hasFault = s.takeFault(string(ctx.Path()), stream)
+	}
+
+	if !s.sleep(s.opts.Latency) {
+		s.shuttingDown(ctx, c)
+		return
+	}
+	if c.hasFault {
+		switch c.fault.Kind {
+		case KindStall:
+			c.hasFault = false
+			if !s.stall(c.fault.Stall) {
+				s.shuttingDown(ctx, c)
+				return
+			}
+		case KindReset:
+			handedOff = true
+			s.hijack(ctx, nil)
+			return
+		case KindStatus:
+			s.writeError(ctx, c, statusError(c.fault))
+			return
+		case KindRateLimit:
+			s.writeRateLimited(ctx, c, c.fault)
+			return
+		}
+	}
+
+	if rt == routeNotFound {
+		s.writeError(ctx, c, apiError{
+			status:  fasthttp.StatusNotFound,
+			message: "Invalid URL (" + string(ctx.Method()) + " " + string(ctx.Path()) + ")",
+			typ:     "invalid_request_error",
+		})
+		return
+	}
+	if e, ok := s.authenticate(ctx); !ok {
+		s.writeError(ctx, c, e)
+		return
+	}
+
+	switch rt {
+	case routeChat:
+		handedOff = s.chatCompletions(ctx, c)
+	case routeCompletions:
+		handedOff = s.completions(ctx, c)
+	case routeResponses:
+		handedOff = s.responses(ctx, c)
+	case routeEmbeddings:
+		s.embeddings(ctx, c)
+	case routeModels:
+		s.writeJSON(ctx, c, fasthttp.StatusOK, s.modelsJSON)
+	case routeModel:
+		s.model(ctx, c)
+	case routeAudio:
+		s.audio(ctx, c)
+	default:
+		s.echo(ctx, c)
+	}
+}
+
+// requestBody returns the request body, decompressed when the client sent
+// it with Content-Encoding gzip, deflate, br or zstd.
+func requestBody(ctx *fasthttp.RequestCtx) []byte {
+	if len(ctx.Request.Header.ContentEncoding()) == 0 {
+		return ctx.Request.Body()
+	}
+	body, err := ctx.Request.BodyUncompressed()
+	if err != nil {
+		return ctx.Request.Body()
+	}
+	return body
+}
+
+// shuttingDown answers a call interrupted by Close.
+func (s *Server) shuttingDown(ctx *fasthttp.RequestCtx, c *call) {
+	ctx.SetConnectionClose()
+	s.writeError(ctx, c, apiError{
+		status:  fasthttp.StatusServiceUnavailable,
+		message: "The server is shutting down.",
+		typ:     "server_error",
+	})
+}
+
+// hijack takes the connection over after the handler returns, without
+// fasthttp writing any response. With a nil f the connection is reset at
+// once; otherwise f writes to it and the connection is closed (with a plain
+// FIN) when f returns. The caller must have counted the call in s.inFlight;
+// it is uncounted when the takeover ends.
+func (s *Server) hijack(ctx *fasthttp.RequestCtx, f func(net.Conn)) {
+	raw := ctx.Conn()
+	ctx.HijackSetNoResponse(true)
+	ctx.Hijack(func(hc net.Conn) {
+		if f == nil {
+			s.inFlight.Add(-1)
+			abortiveClose(raw)
+			return
+		}
+		defer s.inFlight.Add(-1)
+		if !s.work.add() {
+			return
+		}
+		defer s.work.done()
+		f(hc)
+	})
+}
+
+// authenticate checks the bearer key.
+func (s *Server) authenticate(ctx *fasthttp.RequestCtx) (apiError, bool) {
+	auth := ctx.Request.Header.Peek(fasthttp.HeaderAuthorization)
+	const prefix = "bearer "
+	if len(auth) <= len(prefix) || !strings.EqualFold(string(auth[:len(prefix)]), prefix) {
+		return apiError{
+			status: fasthttp.StatusUnauthorized,
+			message: "You didn't provide an API key. You need to provide your API key in an Authorization header " +
+				"using Bearer auth (i.e. Authorization: Bearer YOUR_KEY), or as the password field (with blank " +
+				"username) if you're accessing the API from your browser and are prompted for a username and " +
+				"password. You can obtain an API key from https://platform.openai.com/account/api-keys.",
+			typ: "invalid_request_error",
+		}, false
+	}
+	key := strings.TrimSpace(string(auth[len(prefix):]))
+	ks := *s.keys.Load()
+	if key != "" && (len(ks) == 0 || hasKey(ks, key)) {
+		return apiError{}, true
+	}
+	return apiError{
+		status: fasthttp.StatusUnauthorized,
+		message: "Incorrect API key provided: " + maskKey(key) +
+			". You can find your API key at https://platform.openai.com/account/api-keys.",
+		typ:  "invalid_request_error",
+		code: "invalid_api_key",
+	}, false
+}
+
+// hasKey reports whether key is in ks.
+func hasKey(ks keySet, key string) bool {
+	_, ok := ks[key]
+	return ok
+}
+
+// maskKey hides the middle of key the way OpenAI does in error messages.
+func maskKey(key string) string {
+	if len(key) < 8 {
+		return strings.Repeat("*", len(key))
+	}
+	return key[:3] + strings.Repeat("*", min(len(key)-7, 20)) + key[len(key)-4:]
+}
+
+// apiError is an OpenAI error envelope and its HTTP status. Empty param and
+// code are rendered as null.
+type apiError struct {
+	status  int
+	message string
+	typ     string
+	param   string
+	code    string
+}
+
+// appendEnvelope appends {"error":{...}} for e.
+func (e apiError) appendEnvelope(b []byte) []byte {
+	b = append(b, `{"error":`...)
+	b = e.appendObject(b)
+	return append(b, '}')
+}
+
+// appendObject appends the inner error object of e.
+func (e apiError) appendObject(b []byte) []byte {
+	b = append(b, `{"message":`...)
+	b = appendJSONString(b, e.message)
+	b = append(b, `,"type":`...)
+	b = appendJSONStringOrNull(b, e.typ)
+	b = append(b, `,"param":`...)
+	b = appendJSONStringOrNull(b, e.param)
+	b = append(b, `,"code":`...)
+	b = appendJSONStringOrNull(b, e.code)
+	return append(b, '}')
+}
+
+// statusError returns the envelope of a KindStatus fault.
+func statusError(f Fault) apiError {
+	status := f.Status
+	if status == 0 {
+		status = fasthttp.StatusInternalServerError
+	}
+	e := apiError{status: status, typ: "invalid_request_error"}
+	switch {
+	case status == fasthttp.StatusBadRequest:
+		e.message = "Invalid request."
+	case status == fasthttp.StatusUnauthorized:
+		e.message = "Incorrect API key provided."
+		e.code = "invalid_api_key"
+	case status == fasthttp.StatusForbidden:
+		e.message = "Country, region, or territory not supported"
+		e.typ = "request_forbidden"
+		e.code = "unsupported_country_region_territory"
+	case status == fasthttp.StatusNotFound:
+		e.message = "The requested resource does not exist."
+	case status == fasthttp.StatusConflict:
+		e.message = "The request conflicts with the current state of the resource."
+	case status == fasthttp.StatusTooManyRequests:
+		e = rateLimitError(f)
+	case status == fasthttp.StatusServiceUnavailable:
+		e.message = "The server is overloaded or not ready yet."
+		e.typ = "server_error"
+	case status == fasthttp.StatusBadGateway:
+		e.message = "Bad gateway."
+		e.typ = "server_error"
+	case status == fasthttp.StatusGatewayTimeout:
+		e.message = "Gateway timeout."
+		e.typ = "server_error"
+	case status >= 500:
+		e.message = "The server had an error while processing your request. Sorry about that!"
+		e.typ = "server_error"
+	default:
+		e.message = "The request failed with status " + strconv.Itoa(status) + "."
+	}
+	e.status = status
+	return e.override(f)
+}
+
+// rateLimitError returns the envelope of a 429 answer.
+func rateLimitError(f Fault) apiError {
+	msg := "Rate limit reached for requests in organization org-fakeopenai on requests per min (RPM): " +
+		"Limit 10000, Used 10000, Requested 1."
+	if f.RetryAfter > 0 {
+		msg += " Please try again in " + f.RetryAfter.String() + "."
+	}
+	msg += " Visit https://platform.openai.com/account/rate-limits to learn more."
+	return apiError{
+		status:  fasthttp.StatusTooManyRequests,
+		message: msg,
+		typ:     "requests",
+		code:    "rate_limit_exceeded",
+	}.override(f)
+}
+
+// override applies the envelope overrides of f.
+func (e apiError) override(f Fault) apiError {
+	if f.Message != "" {
+		e.message = f.Message
+	}
+	if f.Type != "" {
+		e.typ = f.Type
+	}
+	if f.Code != "" {
+		e.code = f.Code
+	}
+	return e
+}
+
+// bufPool recycles response buffers.
+var bufPool = sync.Pool{New: func() any {
+	b := make([]byte, 0, 4096)
+	return &b
+}}
+
+// getBuf returns an empty pooled buffer.
+func getBuf() *[]byte {
+	bp := bufPool.Get().(*[]byte)
+	*bp = (*bp)[:0]
+	return bp
+}
+
+// putBuf returns bp to the pool unless it grew too large.
+func putBuf(bp *[]byte) {
+	if cap(*bp) <= 1<<20 {
+		bufPool.Put(bp)
+	}
+}
+
+// writeError writes the envelope of e.
+func (s *Server) writeError(ctx *fasthttp.RequestCtx, c *call, e apiError) {
+	bp := getBuf()
+	*bp = e.appendEnvelope(*bp)
+	s.writeJSON(ctx, c, e.status, *bp)
+	putBuf(bp)
+}
+
+// writeRateLimited writes a 429 answer for f.
+func (s *Server) writeRateLimited(ctx *fasthttp.RequestCtx, c *call, f Fault) {
+	if f.RetryAfter > 0 {
+		secs := int64(math.Ceil(f.RetryAfter.Seconds()))
+		ctx.Response.Header.Set("Retry-After", strconv.FormatInt(secs, 10))
+		ctx.Response.Header.Set("Retry-After-Ms", strconv.FormatInt(f.RetryAfter.Milliseconds(), 10))
+	}
+	bp := getBuf()
+	*bp = rateLimitError(f).appendEnvelope(*bp)
+	s.writeJSONLimited(ctx, c, fasthttp.StatusTooManyRequests, *bp, f.RetryAfter)
+	putBuf(bp)
+}
+
+// writeJSON writes a JSON answer with the OpenAI headers.
+func (s *Server) writeJSON(ctx *fasthttp.RequestCtx, c *call, status int, body []byte) {
+	s.writeJSONLimited(ctx, c, status, body, -1)
+}
+
+// writeJSONLimited writes a JSON answer; a non-negative reset marks the
+// answer as rate limited, with that reset time.
+func (s *Server) writeJSONLimited(ctx *fasthttp.RequestCtx, c *call, status int, body []byte, reset time.Duration) {
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json")
+	s.setHeaders(ctx, c, reset)
+	ctx.SetBody(body)
+}
+
+// Constant header values advertised on every answer.
+const (
+	rateLimitRequests = "10000"
+	rateLimitTokens   = "30000000"
+	openAIVersion     = "2020-10-01"
+	openAIOrg         = "user-fakeopenai"
+	openAIProject     = "proj_fakeopenai"
+)
+
+// headerPair is one response header.
+type headerPair struct{ k, v string }
+
+// openAIHeaders returns the headers OpenAI sets on every answer. A
+// non-negative reset marks the answer as rate limited.
+func (s *Server) openAIHeaders(c *call, reset time.Duration) [10]headerPair {
+	remainingReq, remainingTok, resetReq := "9999", "29999000", "6ms"
+	if reset >= 0 {
+		remainingReq, resetReq = "0", reset.String()
+	}
+	return [10]headerPair{
+		{"X-Request-Id", c.reqID},
+		{"Openai-Processing-Ms", strconv.FormatInt(time.Since(c.start).Milliseconds(), 10)},
+		{"Openai-Version", openAIVersion},
+		{"Openai-Organization", openAIOrg},
+		{"Openai-Project", openAIProject},
+		{"X-Ratelimit-Limit-Requests", rateLimitRequests},
+		{"X-Ratelimit-Remaining-Requests", remainingReq},
+		{"X-Ratelimit-Reset-Requests", resetReq},
+		{"X-Ratelimit-Limit-Tokens", rateLimitTokens},
+		{"X-Ratelimit-Remaining-Tokens", remainingTok},
+	}
+}
+
+// setHeaders sets the OpenAI headers on the response.
+func (s *Server) setHeaders(ctx *fasthttp.RequestCtx, c *call, reset time.Duration) {
+	for _, h := range s.openAIHeaders(c, reset) {
+		ctx.Response.Header.Set(h.k, h.v)
+	}
+	ctx.Response.Header.Set("X-Ratelimit-Reset-Tokens", "2ms")
+	ctx.Response.Header.Set("Access-Control-Expose-Headers", "X-Request-ID")
+}
+
+// appendRawHead appends the status line and headers of a chunked response
+// written straight to a hijacked connection.
+func (s *Server) appendRawHead(b []byte, c *call, contentType string) []byte {
+	b = append(b, "HTTP/1.1 200 OK\r\nContent-Type: "...)
+	b = append(b, contentType...)
+	b = append(b, "\r\nTransfer-Encoding: chunked\r\nDate: "...)
+	b = time.Now().UTC().AppendFormat(b, "Mon, 02 Jan 2006 15:04:05 GMT")
+	b = append(b, "\r\n"...)
+	for _, h := range s.openAIHeaders(c, -1) {
+		b = append(b, h.k...)
+		b = append(b, ": "...)
+		b = append(b, h.v...)
+		b = append(b, "\r\n"...)
+	}
+	b = append(b, "X-Ratelimit-Reset-Tokens: 2ms\r\nAccess-Control-Expose-Headers: X-Request-ID\r\n\r\n"...)
+	return b
+}
+
+// requestID returns a fresh x-request-id value.
+func (s *Server) requestID() string {
+	return s.token("req_", 32, hexDigits)
+}
+
+const base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+// token returns prefix followed by n pseudo-random characters of alphabet,
+// unique for the server's lifetime.
+func (s *Server) token(prefix string, n int, alphabet string) string {
+	x := s.idSeed ^ (s.idCtr.Add(1) * golden64)
+	b := make([]byte, 0, len(prefix)+n)
+	b = append(b, prefix...)
+	var r uint64
+	for i := range n {
+		if i%8 == 0 {
+			r = splitmix(&x)
+		}
+		b = append(b, alphabet[(r&0xff)%uint64(len(alphabet))])
+		r >>= 8
+	}
+	return string(b)
+}

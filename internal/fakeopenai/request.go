@@ -1,0 +1,232 @@
+package fakeopenai
+
+import (
+	"strconv"
+
+	"github.com/tidwall/gjson"
+	"github.com/valyala/fasthttp"
+)
+
+// Request validation errors, worded like OpenAI's.
+
+func errInvalidJSON() *apiError {
+	return &apiError{
+		status: fasthttp.StatusBadRequest,
+		message: "We could not parse the JSON body of your request. (HINT: This likely means you aren't using " +
+			"your HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not " +
+			"valid JSON. If you have trouble figuring out how to fix this, please contact us through our help " +
+			"center at help.openai.com.)",
+		typ: "invalid_request_error",
+	}
+}
+
+func errMissingModel() *apiError {
+	return &apiError{
+		status:  fasthttp.StatusBadRequest,
+		message: "you must provide a model parameter",
+		typ:     "invalid_request_error",
+	}
+}
+
+func errMissingParam(param string) *apiError {
+	return &apiError{
+		status:  fasthttp.StatusBadRequest,
+		message: "Missing required parameter: '" + param + "'.",
+		typ:     "invalid_request_error",
+		param:   param,
+		code:    "missing_required_parameter",
+	}
+}
+
+func errInvalidType(param, want string, got gjson.Result) *apiError {
+	return &apiError{
+		status:  fasthttp.StatusBadRequest,
+		message: "Invalid type for '" + param + "': expected " + want + ", but got " + jsonTypeName(got) + " instead.",
+		typ:     "invalid_request_error",
+		param:   param,
+		code:    "invalid_type",
+	}
+}
+
+func errEmptyArray(param string) *apiError {
+	return &apiError{
+		status: fasthttp.StatusBadRequest,
+		message: "Invalid '" + param + "': empty array. Expected an array with minimum length 1, " +
+			"but got an empty array instead.",
+		typ:   "invalid_request_error",
+		param: param,
+		code:  "empty_array",
+	}
+}
+
+func errBelowMin(param string, minimum, got int64) *apiError {
+	return &apiError{
+		status: fasthttp.StatusBadRequest,
+		message: "Invalid '" + param + "': integer below minimum value. Expected a value >= " +
+			strconv.FormatInt(minimum, 10) + ", but got " + strconv.FormatInt(got, 10) + " instead.",
+		typ:   "invalid_request_error",
+		param: param,
+		code:  "integer_below_min_value",
+	}
+}
+
+func errAboveMax(param string, maximum, got int64) *apiError {
+	return &apiError{
+		status: fasthttp.StatusBadRequest,
+		message: "Invalid '" + param + "': integer above maximum value. Expected a value <= " +
+			strconv.FormatInt(maximum, 10) + ", but got " + strconv.FormatInt(got, 10) + " instead.",
+		typ:   "invalid_request_error",
+		param: param,
+		code:  "integer_above_max_value",
+	}
+}
+
+func errInvalidValue(param, got string) *apiError {
+	return &apiError{
+		status:  fasthttp.StatusBadRequest,
+		message: "Invalid value for '" + param + "': '" + got + "' is not supported.",
+		typ:     "invalid_request_error",
+		param:   param,
+		code:    "invalid_value",
+	}
+}
+
+func errStreamOptions() *apiError {
+	return &apiError{
+		status:  fasthttp.StatusBadRequest,
+		message: "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+		typ:     "invalid_request_error",
+		param:   "stream_options",
+	}
+}
+
+func errModelNotFound(model string) *apiError {
+	return &apiError{
+		status:  fasthttp.StatusNotFound,
+		message: "The model `" + model + "` does not exist or you do not have access to it.",
+		typ:     "invalid_request_error",
+		code:    "model_not_found",
+	}
+}
+
+// jsonTypeName names the JSON type of r the way OpenAI's messages do.
+func jsonTypeName(r gjson.Result) string {
+	switch {
+	case r.IsArray():
+		return "an array"
+	case r.IsObject():
+		return "an object"
+	case r.Type == gjson.String:
+		return "a string"
+	case r.Type == gjson.Number:
+		return "a number"
+	case r.IsBool():
+		return "a boolean"
+	default:
+		return "null"
+	}
+}
+
+// present reports whether r holds a non-null value.
+func present(r gjson.Result) bool {
+	return r.Exists() && r.Type != gjson.Null
+}
+
+// parseRoot validates body as a JSON object.
+func parseRoot(body []byte) (gjson.Result, *apiError) {
+	if !gjson.ValidBytes(body) {
+		return gjson.Result{}, errInvalidJSON()
+	}
+	root := gjson.ParseBytes(body)
+	if !root.IsObject() {
+		return gjson.Result{}, errInvalidJSON()
+	}
+	return root, nil
+}
+
+// requireModel returns the model field of root.
+func requireModel(root gjson.Result) (string, *apiError) {
+	m := root.Get("model")
+	if !present(m) {
+		return "", errMissingModel()
+	}
+	if m.Type != gjson.String {
+		return "", errInvalidType("model", "a string", m)
+	}
+	if m.Str == "" {
+		return "", errMissingModel()
+	}
+	return m.Str, nil
+}
+
+// optInt returns the integer field name of root, def when absent, checked
+// against [lo, hi] (hi <= 0: unbounded).
+func optInt(root gjson.Result, name string, def, lo, hi int64) (int64, *apiError) {
+	r := root.Get(name)
+	if !present(r) {
+		return def, nil
+	}
+	if r.Type != gjson.Number {
+		return 0, errInvalidType(name, "an integer", r)
+	}
+	v := r.Int()
+	if v < lo {
+		return 0, errBelowMin(name, lo, v)
+	}
+	if hi > 0 && v > hi {
+		return 0, errAboveMax(name, hi, v)
+	}
+	return v, nil
+}
+
+// streamFlags returns the stream and stream_options.include_usage fields.
+func streamFlags(root gjson.Result) (stream, includeUsage bool, err *apiError) {
+	stream = root.Get("stream").Bool()
+	so := root.Get("stream_options")
+	if present(so) && !stream {
+		return false, false, errStreamOptions()
+	}
+	return stream, so.Get("include_usage").Bool(), nil
+}
+
+// textStats folds text into the prompt hash and word count.
+type textStats struct {
+	hash  uint64
+	words int
+}
+
+// add folds s in.
+func (t *textStats) add(s string) {
+	t.hash = fnvString(t.hash, s)
+	t.hash = fnvString(t.hash, "\x00")
+	t.words += countWords(s)
+}
+
+// addContent folds a message content (a string or an array of parts with
+// text) in.
+func (t *textStats) addContent(content gjson.Result) {
+	if !content.IsArray() {
+		if content.Type == gjson.String {
+			t.add(content.Str)
+		}
+		return
+	}
+	content.ForEach(func(_, part gjson.Result) bool {
+		if part.Type == gjson.String {
+			t.add(part.Str)
+			return true
+		}
+		if txt := part.Get("text"); txt.Type == gjson.String {
+			t.add(txt.Str)
+		}
+		return true
+	})
+}
+
+// newTextStats starts a prompt hash for model.
+func newTextStats(model string) textStats {
+	t := textStats{hash: fnvOffset64}
+	t.hash = fnvString(t.hash, model)
+	t.hash = fnvString(t.hash, "\x00")
+	return t
+}
