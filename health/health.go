@@ -1,0 +1,160 @@
+// Package health keeps passive health statistics of upstream targets: what
+// every real attempt to a provider returned, how long it took, and how many
+// failures came in a row. It is recorded on the request path without locks
+// or allocations and read by the admin status and, later, by the breakers.
+package health
+
+import (
+	"math"
+	"sort"
+	"sync/atomic"
+	"time"
+)
+
+// Outcome classifies one upstream attempt.
+type Outcome uint8
+
+// Outcomes of an attempt.
+const (
+	// Success is a 2xx, or a 4xx that the client caused (the target is fine).
+	Success Outcome = iota
+	// Failure is a transport error, timeout, 5xx or a cut stream.
+	Failure
+	// RateLimited is a 429: the target is up but pushing back.
+	RateLimited
+	// KeyRejected is a 401 or 403: the key, not the target, is at fault.
+	KeyRejected
+)
+
+// Classify maps an attempt's status (0 for a transport error) to an outcome.
+func Classify(status int) Outcome {
+	switch {
+	case status == 0 || status >= 500:
+		return Failure
+	case status == 429:
+		return RateLimited
+	case status == 401 || status == 403:
+		return KeyRejected
+	default:
+		return Success
+	}
+}
+
+// ewmaWeight is the weight of a new latency sample in the moving average.
+const ewmaWeight = 0.1
+
+// Target holds the statistics of one upstream target.
+type Target struct {
+	name           string
+	successes      atomic.Uint64
+	failures       atomic.Uint64
+	rateLimited    atomic.Uint64
+	keyRejected    atomic.Uint64
+	consecutive    atomic.Uint64
+	latencyEWMA    atomic.Uint64 // float64 bits, seconds
+	lastFailureAt  atomic.Int64  // unix nanoseconds
+	lastSuccessAt  atomic.Int64
+	lastStatusSeen atomic.Int64
+}
+
+// Record adds one attempt's outcome and time to response headers.
+func (t *Target) Record(status int, latency time.Duration, now time.Time) {
+	t.lastStatusSeen.Store(int64(status))
+	switch Classify(status) {
+	case Success:
+		t.successes.Add(1)
+		t.consecutive.Store(0)
+		t.lastSuccessAt.Store(now.UnixNano())
+	case Failure:
+		t.failures.Add(1)
+		t.consecutive.Add(1)
+		t.lastFailureAt.Store(now.UnixNano())
+	case RateLimited:
+		t.rateLimited.Add(1)
+	case KeyRejected:
+		t.keyRejected.Add(1)
+	}
+	if status == 0 {
+		return // no answer: no latency sample
+	}
+	sample := latency.Seconds()
+	for {
+		old := t.latencyEWMA.Load()
+		avg := math.Float64frombits(old)
+		next := sample
+		if old != 0 {
+			next = avg + ewmaWeight*(sample-avg)
+		}
+		if t.latencyEWMA.CompareAndSwap(old, math.Float64bits(next)) {
+			return
+		}
+	}
+}
+
+// ConsecutiveFailures is the number of failures since the last success.
+func (t *Target) ConsecutiveFailures() uint64 { return t.consecutive.Load() }
+
+// Snapshot is a point-in-time copy of a target's statistics.
+type Snapshot struct {
+	Target              string     `json:"target"`
+	Successes           uint64     `json:"successes"`
+	Failures            uint64     `json:"failures"`
+	RateLimited         uint64     `json:"rate_limited"`
+	KeyRejected         uint64     `json:"key_rejected"`
+	ConsecutiveFailures uint64     `json:"consecutive_failures"`
+	LatencyEWMAms       float64    `json:"latency_ewma_ms"`
+	LastStatus          int        `json:"last_status"`
+	LastSuccess         *time.Time `json:"last_success,omitempty"`
+	LastFailure         *time.Time `json:"last_failure,omitempty"`
+}
+
+// Snapshot copies the target's statistics.
+func (t *Target) Snapshot() Snapshot {
+	s := Snapshot{
+		Target:              t.name,
+		Successes:           t.successes.Load(),
+		Failures:            t.failures.Load(),
+		RateLimited:         t.rateLimited.Load(),
+		KeyRejected:         t.keyRejected.Load(),
+		ConsecutiveFailures: t.consecutive.Load(),
+		LatencyEWMAms:       math.Round(math.Float64frombits(t.latencyEWMA.Load())*1e6) / 1e3,
+		LastStatus:          int(t.lastStatusSeen.Load()),
+	}
+	if ns := t.lastSuccessAt.Load(); ns != 0 {
+		ts := time.Unix(0, ns).UTC()
+		s.LastSuccess = &ts
+	}
+	if ns := t.lastFailureAt.Load(); ns != 0 {
+		ts := time.Unix(0, ns).UTC()
+		s.LastFailure = &ts
+	}
+	return s
+}
+
+// Registry holds the targets known at start-up. It is read-only after
+// construction, so lookups need no lock.
+type Registry struct {
+	targets map[string]*Target
+}
+
+// NewRegistry creates a registry with one target per name.
+func NewRegistry(names ...string) *Registry {
+	r := &Registry{targets: make(map[string]*Target, len(names))}
+	for _, n := range names {
+		r.targets[n] = &Target{name: n}
+	}
+	return r
+}
+
+// Target returns the named target, or nil when it is unknown.
+func (r *Registry) Target(name string) *Target { return r.targets[name] }
+
+// Snapshot copies every target's statistics, sorted by name.
+func (r *Registry) Snapshot() []Snapshot {
+	out := make([]Snapshot, 0, len(r.targets))
+	for _, t := range r.targets {
+		out = append(out, t.Snapshot())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Target < out[j].Target })
+	return out
+}

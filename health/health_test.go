@@ -1,0 +1,76 @@
+package health
+
+import (
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestClassify(t *testing.T) {
+	cases := map[int]Outcome{0: Failure, 200: Success, 201: Success, 400: Success, 404: Success,
+		401: KeyRejected, 403: KeyRejected, 429: RateLimited, 500: Failure, 503: Failure, 529: Failure}
+	for status, want := range cases {
+		if got := Classify(status); got != want {
+			t.Errorf("Classify(%d) = %d, want %d", status, got, want)
+		}
+	}
+}
+
+func TestTargetRecord(t *testing.T) {
+	r := NewRegistry("openai", "azure")
+	tg := r.Target("openai")
+	now := time.Date(2026, 6, 20, 14, 0, 0, 0, time.UTC)
+	tg.Record(500, 100*time.Millisecond, now)
+	tg.Record(0, 0, now)
+	if got := tg.ConsecutiveFailures(); got != 2 {
+		t.Fatalf("consecutive failures %d, want 2", got)
+	}
+	tg.Record(429, 10*time.Millisecond, now)
+	if got := tg.ConsecutiveFailures(); got != 2 {
+		t.Errorf("a 429 changed the failure streak to %d", got)
+	}
+	tg.Record(200, 200*time.Millisecond, now.Add(time.Second))
+	s := tg.Snapshot()
+	if s.ConsecutiveFailures != 0 || s.Successes != 1 || s.Failures != 2 || s.RateLimited != 1 || s.LastStatus != 200 {
+		t.Errorf("snapshot %+v", s)
+	}
+	// EWMA: 100ms, then 10ms (weight 0.1) -> 91ms, then 200ms -> 101.9ms.
+	if s.LatencyEWMAms < 101.8 || s.LatencyEWMAms > 102.0 {
+		t.Errorf("latency EWMA %.3f ms", s.LatencyEWMAms)
+	}
+	if s.LastFailure == nil || !s.LastSuccess.After(*s.LastFailure) {
+		t.Errorf("timestamps %v %v", s.LastSuccess, s.LastFailure)
+	}
+	if r.Target("unknown") != nil {
+		t.Error("unknown target should be nil")
+	}
+	if snaps := r.Snapshot(); len(snaps) != 2 || snaps[0].Target != "azure" {
+		t.Errorf("registry snapshot %+v", snaps)
+	}
+}
+
+func TestRecordConcurrent(t *testing.T) {
+	tg := NewRegistry("p").Target("p")
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < 1000; j++ {
+				tg.Record(200, time.Millisecond, time.Now())
+			}
+		}()
+	}
+	wg.Wait()
+	if s := tg.Snapshot(); s.Successes != 8000 {
+		t.Errorf("successes %d", s.Successes)
+	}
+}
+
+func TestRecordAllocs(t *testing.T) {
+	tg := NewRegistry("p").Target("p")
+	now := time.Now()
+	if a := testing.AllocsPerRun(100, func() { tg.Record(200, time.Millisecond, now) }); a != 0 {
+		t.Errorf("%.1f allocations per Record", a)
+	}
+}

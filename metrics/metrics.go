@@ -1,0 +1,162 @@
+// Package metrics owns veil's Prometheus collectors. Labels are bounded:
+// there is never a supplier label, and model names are capped so a client
+// cannot grow the series count without limit.
+package metrics
+
+import (
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	dto "github.com/prometheus/client_model/go"
+)
+
+// MaxModels is how many distinct model label values are kept; later ones
+// are reported as "other".
+const MaxModels = 64
+
+// Metrics holds the collectors veil records into.
+type Metrics struct {
+	// Registry is what the admin listener serves on /metrics.
+	Registry *prometheus.Registry
+
+	requests        *prometheus.CounterVec
+	requestDuration *prometheus.HistogramVec
+	upstream        *prometheus.HistogramVec
+	streamsCut      *prometheus.CounterVec
+	inflight        prometheus.Gauge
+
+	mu       sync.RWMutex
+	models   map[string]string
+	series   sync.Map // seriesKey -> *series
+	upSeries sync.Map // seriesKey without endpoint -> prometheus.Observer
+}
+
+type seriesKey struct {
+	endpoint, provider, model string
+	class                     int
+}
+
+type series struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
+}
+
+// latencyBuckets span a cache hit (microseconds) to a long completion.
+var latencyBuckets = []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120}
+
+// New creates the collectors in a fresh registry, with Go and process
+// collectors included.
+func New() *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		models:   make(map[string]string),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "veil_requests_total",
+			Help: "Client requests served, by endpoint, provider, model and status class.",
+		}, []string{"endpoint", "provider", "model", "status_class"}),
+		requestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "veil_request_duration_seconds",
+			Help:    "Time from request start to the last byte sent to the client.",
+			Buckets: latencyBuckets,
+		}, []string{"endpoint", "provider", "model", "status_class"}),
+		upstream: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "veil_upstream_duration_seconds",
+			Help:    "Time from sending an upstream request to its response headers.",
+			Buckets: latencyBuckets,
+		}, []string{"provider", "model", "status_class"}),
+		streamsCut: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "veil_streams_interrupted_total",
+			Help: "Streams that ended early, by reason (client_gone, upstream_error, idle_timeout).",
+		}, []string{"reason"}),
+		inflight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "veil_requests_in_flight",
+			Help: "Client requests being served.",
+		}),
+	}
+	m.Registry.MustRegister(m.requests, m.requestDuration, m.upstream, m.streamsCut, m.inflight,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// StatusClass maps a status code to its class label index (2 for 2xx);
+// 0 means no response.
+func StatusClass(status int) int {
+	if status < 100 || status > 599 {
+		return 0
+	}
+	return status / 100
+}
+
+var classNames = [...]string{"none", "1xx", "2xx", "3xx", "4xx", "5xx"}
+
+// model bounds the model label: known names are interned, new ones are
+// admitted until MaxModels, the rest become "other".
+func (m *Metrics) model(name []byte) string {
+	if len(name) == 0 {
+		return ""
+	}
+	m.mu.RLock()
+	s, ok := m.models[string(name)]
+	m.mu.RUnlock()
+	if ok {
+		return s
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if s, ok := m.models[string(name)]; ok {
+		return s
+	}
+	if len(m.models) >= MaxModels {
+		return "other"
+	}
+	s = string(name)
+	m.models[s] = s
+	return s
+}
+
+func (m *Metrics) requestSeries(endpoint, provider string, model []byte, status int) *series {
+	k := seriesKey{endpoint: endpoint, provider: provider, model: m.model(model), class: StatusClass(status)}
+	if s, ok := m.series.Load(k); ok {
+		return s.(*series)
+	}
+	cls := classNames[k.class]
+	s := &series{
+		requests: m.requests.WithLabelValues(k.endpoint, k.provider, k.model, cls),
+		duration: m.requestDuration.WithLabelValues(k.endpoint, k.provider, k.model, cls),
+	}
+	actual, _ := m.series.LoadOrStore(k, s)
+	return actual.(*series)
+}
+
+// ObserveRequest records one finished client request.
+func (m *Metrics) ObserveRequest(endpoint, provider string, model []byte, status int, seconds float64) {
+	s := m.requestSeries(endpoint, provider, model, status)
+	s.requests.Inc()
+	s.duration.Observe(seconds)
+}
+
+// ObserveUpstream records one upstream attempt's time to response headers.
+func (m *Metrics) ObserveUpstream(provider string, model []byte, status int, seconds float64) {
+	k := seriesKey{provider: provider, model: m.model(model), class: StatusClass(status)}
+	o, ok := m.upSeries.Load(k)
+	if !ok {
+		o, _ = m.upSeries.LoadOrStore(k, m.upstream.WithLabelValues(k.provider, k.model, classNames[k.class]))
+	}
+	o.(prometheus.Observer).Observe(seconds)
+}
+
+// StreamInterrupted counts a stream that ended early.
+func (m *Metrics) StreamInterrupted(reason string) { m.streamsCut.WithLabelValues(reason).Inc() }
+
+// InterruptedStreams reads how many streams ended early for reason.
+func (m *Metrics) InterruptedStreams(reason string) float64 {
+	var pb dto.Metric
+	if err := m.streamsCut.WithLabelValues(reason).Write(&pb); err != nil {
+		return 0
+	}
+	return pb.GetCounter().GetValue()
+}
+
+// InFlight tracks requests being served: +1 at start, -1 at the end.
+func (m *Metrics) InFlight(delta float64) { m.inflight.Add(delta) }

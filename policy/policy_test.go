@@ -1,0 +1,87 @@
+package policy
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/wedsync/veil/config"
+	"github.com/wedsync/veil/keys"
+	"github.com/wedsync/veil/provider"
+)
+
+func mustProvider(t *testing.T, name string, models ...string) *provider.Provider {
+	t.Helper()
+	p, err := provider.New(config.Provider{Name: name, Type: "openai", BaseURL: "http://127.0.0.1:1/v1", Models: models},
+		keys.NewSecret("sk-"+name), provider.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func names(as []Attempt) string {
+	var b []string
+	for _, a := range as {
+		b = append(b, a.Provider.Name()+":"+a.Reason)
+	}
+	return strings.Join(b, ",")
+}
+
+func TestPlan(t *testing.T) {
+	openai := mustProvider(t, "openai")
+	vllm := mustProvider(t, "vllm", "llama-3.1-8b", "gpt-4o-mini")
+	listed := mustProvider(t, "listed", "gpt-4o-mini")
+	cases := []struct {
+		name      string
+		providers []*provider.Provider
+		def       string
+		req       Request
+		want      string
+		err       error
+	}{
+		{"default serves any model", []*provider.Provider{openai}, "", Request{Model: []byte("gpt-4o"), Understood: true}, "openai:default_provider", nil},
+		{"listed first, default as fallback", []*provider.Provider{openai, vllm}, "openai", Request{Model: []byte("llama-3.1-8b"), Understood: true}, "vllm:model_listed,openai:fallback_provider", nil},
+		{"two listed in config order", []*provider.Provider{vllm, listed}, "vllm", Request{Model: []byte("gpt-4o-mini"), Understood: true}, "vllm:model_listed,listed:model_listed", nil},
+		{"pass-through goes to default", []*provider.Provider{vllm, openai}, "openai", Request{Understood: false}, "openai:pass_through", nil},
+		{"nobody serves the model", []*provider.Provider{vllm, listed}, "vllm", Request{Model: []byte("gpt-9"), Understood: true}, "", ErrNoProvider},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := New(tc.providers, tc.def)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := p.Plan(nil, &tc.req)
+			if !errors.Is(err, tc.err) {
+				t.Fatalf("err %v, want %v", err, tc.err)
+			}
+			if names(got) != tc.want {
+				t.Errorf("plan %s, want %s", names(got), tc.want)
+			}
+			for _, a := range got {
+				if a.Key == nil || a.Key.Source != SourcePlatform {
+					t.Errorf("attempt %s has key %v", a.Provider.Name(), a.Key)
+				}
+			}
+		})
+	}
+}
+
+func TestNewRejectsUnknownDefault(t *testing.T) {
+	if _, err := New([]*provider.Provider{mustProvider(t, "openai")}, "azure"); err == nil {
+		t.Error("an unknown default provider was accepted")
+	}
+	if _, err := New(nil, ""); !errors.Is(err, ErrNoProvider) {
+		t.Errorf("no providers: %v", err)
+	}
+}
+
+func TestPlanAllocs(t *testing.T) {
+	p, _ := New([]*provider.Provider{mustProvider(t, "openai"), mustProvider(t, "vllm", "gpt-4o-mini")}, "openai")
+	buf := make([]Attempt, 0, 4)
+	req := &Request{Model: []byte("gpt-4o-mini"), Understood: true}
+	if a := testing.AllocsPerRun(100, func() { _, _ = p.Plan(buf[:0], req) }); a != 0 {
+		t.Errorf("%.1f allocations per plan", a)
+	}
+}

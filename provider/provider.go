@@ -1,0 +1,211 @@
+// Package provider owns veil's upstream AI providers: where each one lives,
+// how an OpenAI-shaped call is turned into that provider's wire request, and
+// the connection pool that carries it.
+package provider
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/valyala/bytebufferpool"
+	"github.com/valyala/fasthttp"
+
+	"github.com/wedsync/veil/config"
+	"github.com/wedsync/veil/keys"
+)
+
+// Call describes one upstream attempt in provider-neutral terms. Slices alias
+// the client request and are valid only while it is being served.
+type Call struct {
+	// Suffix is the client path after "/v1", for example "/chat/completions".
+	Suffix []byte
+	// Query is the raw query string without "?".
+	Query []byte
+	// Model is the model the attempt asks for.
+	Model []byte
+	// Key is the credential that pays for the attempt.
+	Key *Credential
+}
+
+// Translator turns a call into one provider schema's upstream request. Each
+// provider type (openai now; azure, anthropic and others later) has one.
+type Translator interface {
+	// PrepareRequest sets the method-independent parts of dst that depend on
+	// the provider schema: URI, credentials and, where needed, the body.
+	PrepareRequest(dst *fasthttp.Request, p *Provider, c *Call) error
+}
+
+// Credential is a key together with its pre-rendered header value, so that
+// the hot path never concatenates strings.
+type Credential struct {
+	// Source is "platform" or "client".
+	Source string
+	secret keys.Secret
+	bearer []byte
+}
+
+// NewCredential wraps a key for upstream use.
+func NewCredential(source string, s keys.Secret) *Credential {
+	return &Credential{Source: source, secret: s, bearer: []byte("Bearer " + s.Reveal())}
+}
+
+// Fingerprint identifies the key in logs without revealing it.
+func (c *Credential) Fingerprint() string { return c.secret.Fingerprint() }
+
+// Provider is one configured upstream: its identity, its platform key and
+// its connection pool. Upstream addresses come only from configuration.
+type Provider struct {
+	name     string
+	typ      string
+	scheme   []byte
+	host     []byte
+	basePath []byte
+	models   map[string]struct{}
+	platform *Credential
+
+	translator Translator
+	client     *fasthttp.HostClient
+}
+
+// Options tunes the connection pool of a provider.
+type Options struct {
+	// MaxResponseBytes bounds buffered (non-streamed) response bodies.
+	MaxResponseBytes int
+	// ReadBufferSize bounds upstream response headers.
+	ReadBufferSize int
+}
+
+// New builds a provider from its configuration and resolved platform key.
+func New(cfg config.Provider, platformKey keys.Secret, opts Options) (*Provider, error) {
+	tr, ok := translators[cfg.Type]
+	if !ok {
+		return nil, fmt.Errorf("provider %s: unsupported type %q", cfg.Name, cfg.Type)
+	}
+	u, err := url.Parse(cfg.BaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("provider %s: base url: %w", cfg.Name, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return nil, fmt.Errorf("provider %s: base url must be absolute http or https", cfg.Name)
+	}
+	addr := u.Host
+	if u.Port() == "" {
+		port := "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
+		addr = net.JoinHostPort(u.Hostname(), port)
+	}
+	p := &Provider{
+		name:       cfg.Name,
+		typ:        cfg.Type,
+		scheme:     []byte(u.Scheme),
+		host:       []byte(u.Host),
+		basePath:   []byte(strings.TrimRight(u.Path, "/")),
+		translator: tr,
+	}
+	if !platformKey.IsZero() {
+		p.platform = NewCredential("platform", platformKey)
+	}
+	if len(cfg.Models) > 0 {
+		p.models = make(map[string]struct{}, len(cfg.Models))
+		for _, m := range cfg.Models {
+			p.models[m] = struct{}{}
+		}
+	}
+	dialTimeout := cfg.DialTimeout
+	if dialTimeout <= 0 {
+		dialTimeout = 5 * time.Second
+	}
+	readBuf := opts.ReadBufferSize
+	if readBuf <= 0 {
+		readBuf = 16 << 10
+	}
+	p.client = &fasthttp.HostClient{
+		Addr:                      addr,
+		IsTLS:                     u.Scheme == "https",
+		Name:                      "veil",
+		NoDefaultUserAgentHeader:  true,
+		MaxConns:                  cfg.MaxConns,
+		MaxIdleConnDuration:       90 * time.Second,
+		MaxIdemponentCallAttempts: 1,
+		ReadBufferSize:            readBuf,
+		WriteBufferSize:           16 << 10,
+		MaxResponseBodySize:       opts.MaxResponseBytes,
+		Dial: func(a string) (net.Conn, error) {
+			return fasthttp.DialTimeout(a, dialTimeout)
+		},
+	}
+	return p, nil
+}
+
+// Name is the provider's configured name.
+func (p *Provider) Name() string { return p.name }
+
+// Type is the provider's schema, for example "openai".
+func (p *Provider) Type() string { return p.typ }
+
+// BaseURL is the configured upstream base URL.
+func (p *Provider) BaseURL() string {
+	return string(p.scheme) + "://" + string(p.host) + string(p.basePath)
+}
+
+// Platform is the provider's platform credential, or nil when it has none.
+func (p *Provider) Platform() *Credential { return p.platform }
+
+// Serves reports whether the provider lists the model; a provider without a
+// model list serves any model.
+func (p *Provider) Serves(model []byte) bool {
+	if p.models == nil {
+		return true
+	}
+	_, ok := p.models[string(model)]
+	return ok
+}
+
+// Lists reports whether the provider names the model explicitly.
+func (p *Provider) Lists(model []byte) bool {
+	if p.models == nil {
+		return false
+	}
+	_, ok := p.models[string(model)]
+	return ok
+}
+
+// Prepare fills dst for the call: URI, host and credentials. Headers and
+// body copied from the client must already be in dst.
+func (p *Provider) Prepare(dst *fasthttp.Request, c *Call) error {
+	return p.translator.PrepareRequest(dst, p, c)
+}
+
+// Do sends req and reads the response headers (and the body unless
+// resp.StreamBody is set), giving up at deadline.
+func (p *Provider) Do(req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time) error {
+	return p.client.DoDeadline(req, resp, deadline)
+}
+
+// Close releases idle upstream connections.
+func (p *Provider) Close() { p.client.CloseIdleConnections() }
+
+// setURI points dst at basePath+suffix on the provider's host. The path is
+// set decoded and encoded by fasthttp on the wire; the query is kept raw.
+func (p *Provider) setURI(dst *fasthttp.Request, suffix, query []byte) {
+	u := dst.URI()
+	u.SetSchemeBytes(p.scheme)
+	u.SetHostBytes(p.host)
+	buf := pathPool.Get()
+	buf.B = append(append(buf.B[:0], p.basePath...), suffix...)
+	u.SetPathBytes(buf.B)
+	pathPool.Put(buf)
+	u.SetQueryStringBytes(query)
+	dst.Header.SetHostBytes(p.host)
+}
+
+var pathPool bytebufferpool.Pool
+
+var translators = map[string]Translator{
+	"openai": openAI{},
+}

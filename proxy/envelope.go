@@ -1,0 +1,136 @@
+package proxy
+
+import (
+	"errors"
+	"unicode/utf8"
+
+	"github.com/valyala/bytebufferpool"
+	"github.com/valyala/fasthttp"
+)
+
+// Error is an error veil itself answers with, rendered as OpenAI's error
+// envelope {"error":{"message","type","param","code"}}.
+type Error struct {
+	Status  int
+	Type    string
+	Code    string
+	Param   string
+	Message string
+}
+
+// Error returns the message.
+func (e *Error) Error() string { return e.Message }
+
+// Error types as OpenAI names them.
+const (
+	typeInvalidRequest = "invalid_request_error"
+	typeAuthentication = "authentication_error"
+	typeServer         = "server_error"
+	typeUnavailable    = "service_unavailable"
+)
+
+// AppendEnvelope appends the JSON envelope of e to dst.
+func (e *Error) AppendEnvelope(dst []byte) []byte {
+	dst = append(dst, `{"error":{"message":`...)
+	dst = appendJSONString(dst, e.Message)
+	dst = append(dst, `,"type":`...)
+	dst = appendJSONString(dst, e.Type)
+	dst = append(dst, `,"param":`...)
+	if e.Param == "" {
+		dst = append(dst, "null"...)
+	} else {
+		dst = appendJSONString(dst, e.Param)
+	}
+	dst = append(dst, `,"code":`...)
+	if e.Code == "" {
+		dst = append(dst, "null"...)
+	} else {
+		dst = appendJSONString(dst, e.Code)
+	}
+	return append(dst, "}}"...)
+}
+
+// writeError answers the client with e, replacing any response so far but
+// keeping X-Request-ID.
+func writeError(ctx *fasthttp.RequestCtx, e *Error) {
+	ctx.Response.Header.SetStatusCode(e.Status)
+	ctx.Response.Header.SetContentType("application/json")
+	buf := envelopePool.Get()
+	buf.B = e.AppendEnvelope(buf.B[:0])
+	ctx.Response.SetBody(buf.B)
+	envelopePool.Put(buf)
+}
+
+var envelopePool bytebufferpool.Pool
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString appends s as a JSON string, escaping what JSON requires
+// and replacing invalid UTF-8 with U+FFFD.
+func appendJSONString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+// HandleServerError answers requests fasthttp rejected before the handler
+// ran (too large, malformed) with an OpenAI envelope and closes the
+// connection, since its framing can no longer be trusted.
+func HandleServerError(ctx *fasthttp.RequestCtx, err error) {
+	e := &Error{Status: fasthttp.StatusBadRequest, Type: typeInvalidRequest, Code: "malformed_request",
+		Message: "veil could not read the request: " + err.Error()}
+	var small *fasthttp.ErrSmallBuffer
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		e.Status, e.Code = fasthttp.StatusRequestEntityTooLarge, "request_too_large"
+		e.Message = "the request body is larger than veil accepts"
+	case errors.As(err, &small):
+		e.Status, e.Code = fasthttp.StatusRequestHeaderFieldsTooLarge, "headers_too_large"
+		e.Message = "the request headers are larger than veil accepts"
+	case errors.Is(err, fasthttp.ErrTimeout) || isTimeout(err):
+		e.Status, e.Code = fasthttp.StatusRequestTimeout, "request_timeout"
+		e.Message = "the request was not received in time"
+	}
+	writeError(ctx, e)
+	ctx.SetConnectionClose()
+}
+
+func isTimeout(err error) bool {
+	var t interface{ Timeout() bool }
+	return errors.As(err, &t) && t.Timeout()
+}

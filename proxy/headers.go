@@ -1,0 +1,111 @@
+package proxy
+
+import (
+	"bytes"
+
+	"github.com/valyala/fasthttp"
+)
+
+// Header names veil sets on every answer.
+const (
+	HeaderRequestID = "X-Request-Id"
+	HeaderProvider  = "X-Veil-Provider"
+	HeaderModel     = "X-Veil-Model"
+	HeaderKeySource = "X-Veil-Key-Source"
+	HeaderAttempts  = "X-Veil-Attempts"
+)
+
+// dropRequestHeader reports whether a client request header must not reach
+// the upstream: client credentials, hop-by-hop headers, veil's own control
+// headers and headers fasthttp sets itself. Keys arrive normalized by
+// fasthttp ("Openai-Organization").
+func dropRequestHeader(key []byte, understood bool) bool {
+	switch string(key) {
+	case "Authorization", "Api-Key", "X-Api-Key", "Openai-Organization", "Openai-Project",
+		"Proxy-Authorization", "Cookie",
+		"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Te", "Trailer",
+		"Transfer-Encoding", "Upgrade",
+		"Host", "Content-Length",
+		"X-Supplier-Id", "X-Workflow", "X-Key-Source":
+		return true
+	case "Accept-Encoding":
+		// veil reads understood answers (usage, errors), so it asks for
+		// them uncompressed; pass-through bodies keep the client's choice.
+		return understood
+	}
+	return len(key) > 7 && bytes.EqualFold(key[:7], []byte("X-Veil-"))
+}
+
+// copyRequestHeaders copies the client's headers to the upstream request,
+// dropping what must not be forwarded, including any header the client
+// named in Connection.
+func copyRequestHeaders(dst *fasthttp.RequestHeader, src *fasthttp.RequestHeader, understood bool) {
+	dst.SetMethodBytes(src.Method())
+	if ct := src.ContentType(); len(ct) > 0 {
+		dst.SetContentTypeBytes(ct)
+	}
+	if ua := src.UserAgent(); len(ua) > 0 {
+		dst.SetUserAgentBytes(ua)
+	}
+	conn := src.Peek(fasthttp.HeaderConnection)
+	src.VisitAll(func(k, v []byte) {
+		switch string(k) {
+		case "Content-Type", "User-Agent":
+			return
+		}
+		if dropRequestHeader(k, understood) || (len(conn) > 0 && listsToken(conn, k)) {
+			return
+		}
+		dst.AddBytesKV(k, v)
+	})
+}
+
+// listsToken reports whether the comma-separated list names token,
+// case-insensitively.
+func listsToken(list, token []byte) bool {
+	for len(list) > 0 {
+		var item []byte
+		if i := bytes.IndexByte(list, ','); i >= 0 {
+			item, list = list[:i], list[i+1:]
+		} else {
+			item, list = list, nil
+		}
+		if bytes.EqualFold(bytes.TrimSpace(item), token) {
+			return true
+		}
+	}
+	return false
+}
+
+// dropResponseHeader reports whether an upstream response header is
+// hop-by-hop or managed by veil's server.
+func dropResponseHeader(key []byte) bool {
+	switch string(key) {
+	case "Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Te", "Trailer",
+		"Transfer-Encoding", "Upgrade", "Content-Length":
+		return true
+	}
+	return false
+}
+
+// copyResponseHeaders copies the upstream's end-to-end headers to the
+// client response.
+func copyResponseHeaders(dst *fasthttp.ResponseHeader, src *fasthttp.ResponseHeader) {
+	dst.SetStatusCode(src.StatusCode())
+	dst.SetContentTypeBytes(src.ContentType())
+	src.VisitAll(func(k, v []byte) {
+		if string(k) == "Content-Type" || dropResponseHeader(k) {
+			return
+		}
+		dst.AddBytesKV(k, v)
+	})
+}
+
+// stripResponseHeaders removes hop-by-hop headers from a response that was
+// read directly into the client response.
+func stripResponseHeaders(h *fasthttp.ResponseHeader) {
+	for _, k := range [...]string{"Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Te", "Trailer", "Upgrade"} {
+		h.Del(k)
+	}
+	h.ResetConnectionClose()
+}
