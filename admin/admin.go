@@ -1,0 +1,138 @@
+// Package admin serves veil's admin listener: liveness, readiness,
+// Prometheus metrics and token-protected /admin endpoints.
+package admin
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
+	"go.uber.org/zap"
+
+	"github.com/wedsync/veil/keys"
+)
+
+// Options configure the admin handler.
+type Options struct {
+	// Token guards /admin/*; when zero those endpoints are refused.
+	Token keys.Secret
+	// Ready reports nil when veil can serve traffic.
+	Ready func() error
+	// Status returns the document served on /admin/status.
+	Status func() any
+	// Registry is served on /metrics.
+	Registry *prometheus.Registry
+	// Log receives one line per admin action.
+	Log *zap.Logger
+}
+
+// Server is the admin listener's handler.
+type Server struct {
+	tokenHash [32]byte
+	hasToken  bool
+	ready     func() error
+	status    func() any
+	metrics   fasthttp.RequestHandler
+	log       *zap.Logger
+}
+
+// New creates the admin handler.
+func New(o Options) *Server {
+	s := &Server{ready: o.Ready, status: o.Status, log: o.Log}
+	if !o.Token.IsZero() {
+		s.tokenHash = sha256.Sum256([]byte(o.Token.Reveal()))
+		s.hasToken = true
+	}
+	if s.log == nil {
+		s.log = zap.NewNop()
+	}
+	if o.Registry != nil {
+		s.metrics = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{}))
+	}
+	return s
+}
+
+// Handle is the fasthttp handler of the admin listener.
+func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
+	path := string(ctx.Path())
+	switch {
+	case path == "/healthz":
+		writeJSON(ctx, fasthttp.StatusOK, map[string]string{"status": "ok"})
+	case path == "/readyz":
+		if s.ready != nil {
+			if err := s.ready(); err != nil {
+				writeJSON(ctx, fasthttp.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": err.Error()})
+				return
+			}
+		}
+		writeJSON(ctx, fasthttp.StatusOK, map[string]string{"status": "ready"})
+	case path == "/metrics" && s.metrics != nil:
+		s.metrics(ctx)
+	case strings.HasPrefix(path, "/admin/"):
+		if !s.authorized(ctx) {
+			return
+		}
+		s.admin(ctx, path)
+	default:
+		writeError(ctx, fasthttp.StatusNotFound, "not_found", "no such admin endpoint")
+	}
+}
+
+func (s *Server) admin(ctx *fasthttp.RequestCtx, path string) {
+	switch path {
+	case "/admin/status":
+		if s.status == nil {
+			writeError(ctx, fasthttp.StatusNotFound, "not_found", "status is not available")
+			return
+		}
+		writeJSON(ctx, fasthttp.StatusOK, s.status())
+	default:
+		writeError(ctx, fasthttp.StatusNotFound, "not_found", "no such admin endpoint")
+	}
+}
+
+// authorized checks the admin bearer token in constant time and answers
+// 401 or 403 itself when it fails.
+func (s *Server) authorized(ctx *fasthttp.RequestCtx) bool {
+	if !s.hasToken {
+		writeError(ctx, fasthttp.StatusForbidden, "admin_disabled", "no admin token is configured; /admin endpoints are disabled")
+		return false
+	}
+	h := ctx.Request.Header.Peek(fasthttp.HeaderAuthorization)
+	const prefix = "bearer "
+	if len(h) <= len(prefix) || !strings.EqualFold(string(h[:len(prefix)]), prefix) {
+		s.log.Warn("admin authentication failed", zap.String("reason", "missing token"), zap.String("remote", ctx.RemoteIP().String()))
+		writeError(ctx, fasthttp.StatusUnauthorized, "invalid_admin_token", "send Authorization: Bearer <admin token>")
+		return false
+	}
+	got := sha256.Sum256([]byte(strings.TrimSpace(string(h[len(prefix):]))))
+	if subtle.ConstantTimeCompare(got[:], s.tokenHash[:]) != 1 {
+		s.log.Warn("admin authentication failed", zap.String("reason", "wrong token"), zap.String("remote", ctx.RemoteIP().String()))
+		writeError(ctx, fasthttp.StatusUnauthorized, "invalid_admin_token", "the admin token is wrong")
+		return false
+	}
+	return true
+}
+
+func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		writeError(ctx, fasthttp.StatusInternalServerError, "internal", "could not encode the answer")
+		return
+	}
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json")
+	ctx.SetBody(append(b, '\n'))
+}
+
+func writeError(ctx *fasthttp.RequestCtx, status int, code, msg string) {
+	b, _ := json.Marshal(map[string]map[string]string{"error": {"code": code, "message": msg}})
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json")
+	ctx.SetBody(b)
+}
