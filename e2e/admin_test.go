@@ -1,0 +1,121 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wedsync/veil/internal/fakeopenai"
+	"github.com/wedsync/veil/keys"
+)
+
+func (h *harness) admin(path, token string) (int, string) {
+	h.t.Helper()
+	req, _ := http.NewRequest("GET", "http://"+h.app.AdminAddr()+path, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestAdminListener(t *testing.T) {
+	h := start(t, setup{})
+	if _, err := h.client().CreateChatCompletion(ctxT(t), weddingChat); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := h.admin("/healthz", ""); code != 200 {
+		t.Errorf("healthz %d", code)
+	}
+	if code, _ := h.admin("/readyz", ""); code != 200 {
+		t.Errorf("readyz %d", code)
+	}
+
+	t.Run("metrics", func(t *testing.T) {
+		code, body := h.admin("/metrics", "")
+		if code != 200 {
+			t.Fatalf("metrics %d", code)
+		}
+		for _, want := range []string{
+			`veil_requests_total{endpoint="chat_completions",model="gpt-4o-mini",provider="openai",status_class="2xx"} 1`,
+			`veil_request_duration_seconds_bucket{endpoint="chat_completions"`,
+			`veil_upstream_duration_seconds_count{model="gpt-4o-mini",provider="openai",status_class="2xx"} 1`,
+		} {
+			if !strings.Contains(body, want) {
+				t.Errorf("metrics lack %s", want)
+			}
+		}
+		if strings.Contains(body, "supplier") {
+			t.Error("metrics carry a supplier label")
+		}
+	})
+
+	t.Run("status needs the token", func(t *testing.T) {
+		if code, _ := h.admin("/admin/status", ""); code != 401 {
+			t.Errorf("without token: %d", code)
+		}
+		if code, _ := h.admin("/admin/status", "wrong"); code != 401 {
+			t.Errorf("wrong token: %d", code)
+		}
+		code, body := h.admin("/admin/status", h.adminToken)
+		if code != 200 {
+			t.Fatalf("status %d: %s", code, body)
+		}
+		var st struct {
+			Providers []struct {
+				Name           string `json:"name"`
+				KeyFingerprint string `json:"key_fingerprint"`
+			} `json:"providers"`
+		}
+		if err := json.Unmarshal([]byte(body), &st); err != nil {
+			t.Fatal(err)
+		}
+		if len(st.Providers) != 1 || st.Providers[0].KeyFingerprint != keys.Fingerprint(h.platformKey) {
+			t.Errorf("status providers %+v", st.Providers)
+		}
+		if strings.Contains(body, h.platformKey) || strings.Contains(body, h.token) {
+			t.Error("the status document shows a secret")
+		}
+	})
+}
+
+// TestDrainFlipsReadiness: once shutdown starts, /readyz fails at once
+// while an in-flight stream is still allowed to finish with [DONE].
+func TestDrainFlipsReadiness(t *testing.T) {
+	h := start(t, setup{})
+	h.up.Script(fakeopenai.Fault{Kind: fakeopenai.KindStallStream, After: 1, Stall: 3 * time.Second})
+	_, r := h.openStream(t)
+	if _, err := nextData(t, r); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		done <- h.app.Shutdown(ctx)
+	}()
+	waitFor(t, func() bool { code, _ := h.admin("/readyz", ""); return code == 503 })
+	var last string
+	for {
+		d, err := nextData(t, r)
+		if err != nil {
+			break
+		}
+		last = d
+	}
+	if last != "[DONE]" {
+		t.Errorf("the in-flight stream ended with %q, want [DONE]", last)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("shutdown: %v", err)
+	}
+}
