@@ -1,0 +1,172 @@
+// Command veil is WedSync's AI-provider sidecar. Subcommands:
+//
+//	veil serve --config FILE [--dev]      run the proxy and admin listeners
+//	veil demo                             run the wedding scenarios against an embedded fake upstream
+//	veil config validate FILE             check a config file
+//	veil fake-upstream --listen ADDR      run the fake OpenAI upstream alone
+//	veil version                          print the version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/wedsync/veil/config"
+	"github.com/wedsync/veil/internal/app"
+	"github.com/wedsync/veil/internal/demo"
+	"github.com/wedsync/veil/internal/fakeopenai"
+	"github.com/wedsync/veil/internal/logging"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `veil: WedSync's AI-provider sidecar
+
+Usage:
+  veil serve --config FILE [--dev] [--drain-timeout 30s]
+  veil demo [--verbose]
+  veil config validate FILE
+  veil fake-upstream [--listen 127.0.0.1:8081] [--latency 0] [--ttft 0] [--chunk-delay 0]
+  veil version
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// errUsage marks a command line that could not be understood.
+var errUsage = errors.New("usage")
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "serve":
+		err = serve(args[1:], stderr)
+	case "demo":
+		err = runDemo(args[1:], stdout, stderr)
+	case "config":
+		err = configCmd(args[1:], stdout)
+	case "fake-upstream":
+		err = fakeUpstream(args[1:], stdout)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "veil", version)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		err = fmt.Errorf("%w: unknown command %q", errUsage, args[0])
+	}
+	if errors.Is(err, errUsage) || errors.Is(err, flag.ErrHelp) {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(stderr, "veil:", err)
+		}
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "veil:", err)
+		return 1
+	}
+	return 0
+}
+
+func serve(args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "config file (YAML)")
+	dev := fs.Bool("dev", false, "console logs at debug level")
+	drain := fs.Duration("drain-timeout", 30*time.Second, "how long in-flight requests may take to finish on SIGTERM")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *path == "" {
+		return fmt.Errorf("%w: serve needs --config FILE", errUsage)
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		return err
+	}
+	level, format := cfg.Log.Level, cfg.Log.Format
+	if *dev {
+		level, format = "debug", "console"
+	}
+	log, err := logging.New(level, format, nil)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+	a, err := app.New(cfg, app.Options{Log: log, Version: version})
+	if err != nil {
+		return err
+	}
+	if err := a.Start(); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	<-ctx.Done()
+	stop()
+	dctx, cancel := context.WithTimeout(context.Background(), *drain)
+	defer cancel()
+	return a.Shutdown(dctx)
+}
+
+func runDemo(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	verbose := fs.Bool("verbose", false, "also print veil's own log lines")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	opts := demo.Options{Out: stdout}
+	if *verbose {
+		opts.Log = stderr
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	return demo.Run(ctx, opts)
+}
+
+func configCmd(args []string, stdout io.Writer) error {
+	if len(args) != 2 || args[0] != "validate" {
+		return fmt.Errorf("%w: config validate FILE", errUsage)
+	}
+	cfg, err := config.Load(args[1])
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: ok (%d providers, %d callers, proxy on %s, admin on %s)\n",
+		args[1], len(cfg.Providers), len(cfg.Callers), cfg.Listen.Proxy, cfg.Listen.Admin)
+	return nil
+}
+
+func fakeUpstream(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("fake-upstream", flag.ContinueOnError)
+	listen := fs.String("listen", "127.0.0.1:8081", "address to listen on")
+	latency := fs.Duration("latency", 0, "delay before response headers")
+	ttft := fs.Duration("ttft", 0, "extra delay before the first streamed chunk")
+	chunk := fs.Duration("chunk-delay", 0, "delay between streamed chunks")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	s := fakeopenai.New(fakeopenai.Options{Latency: *latency, TTFT: *ttft, ChunkDelay: *chunk, NoRecord: true})
+	if err := s.Start(*listen); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "fake OpenAI upstream on %s (accepts any bearer key)\n", s.URL())
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	<-ctx.Done()
+	return s.Close()
+}

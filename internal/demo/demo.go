@@ -1,0 +1,378 @@
+// Package demo runs veil end to end on one machine: an embedded fake
+// OpenAI upstream, a real veil on free loopback ports, real go-openai
+// clients, and a readable report of what each wedding scenario asked and
+// what served it.
+package demo
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	openai "github.com/sashabaranov/go-openai"
+
+	"github.com/wedsync/veil/config"
+	"github.com/wedsync/veil/internal/app"
+	"github.com/wedsync/veil/internal/fakeopenai"
+	"github.com/wedsync/veil/internal/logging"
+	"github.com/wedsync/veil/keys"
+)
+
+// Options configure a demo run.
+type Options struct {
+	// Out receives the report.
+	Out io.Writer
+	// Log receives veil's own log lines; nil discards them.
+	Log io.Writer
+}
+
+// Result is what one scenario observed.
+type Result struct {
+	Scenario  string
+	Asked     string
+	Status    string
+	Provider  string
+	KeySource string
+	Model     string
+	Tokens    string
+	Latency   time.Duration
+	TTFT      time.Duration
+	Note      string
+	Err       error
+}
+
+// env is what every scenario gets: a client pointed at veil, and the fake
+// upstream behind it.
+type env struct {
+	client   *openai.Client
+	intruder *openai.Client
+	upstream *fakeopenai.Server
+}
+
+// scenario is one step of the demo.
+type scenario struct {
+	name string
+	run  func(ctx context.Context, e *env) Result
+}
+
+// scenarios are the demo's steps, in order. Each is one small function.
+var scenarios = []scenario{
+	{"venue description", venueDescription},
+	{"wedding timeline (stream)", weddingTimeline},
+	{"menu similarity (embeddings)", menuEmbeddings},
+	{"available models", listModels},
+	{"unknown caller", unknownCaller},
+}
+
+// Run starts the fake upstream and veil, runs every scenario and writes the
+// report. It fails when any scenario did not behave as expected.
+func Run(ctx context.Context, o Options) error {
+	if o.Out == nil {
+		o.Out = io.Discard
+	}
+	platformKey, callerToken := "sk-wedsync-platform-"+randomHex(12), "veil-demo-app-"+randomHex(12)
+	up := fakeopenai.New(fakeopenai.Options{
+		Latency:    15 * time.Millisecond,
+		TTFT:       25 * time.Millisecond,
+		ChunkDelay: 4 * time.Millisecond,
+		Keys:       []string{platformKey},
+	})
+	if err := up.Start("127.0.0.1:0"); err != nil {
+		return fmt.Errorf("fake upstream: %w", err)
+	}
+	defer func() { _ = up.Close() }()
+
+	secrets := map[string]string{"VEIL_DEMO_PLATFORM_KEY": platformKey, "VEIL_DEMO_CALLER_TOKEN": callerToken}
+	lookup := func(name string) (string, bool) { v, ok := secrets[name]; return v, ok }
+	cfg, err := config.ParseWithEnv([]byte(demoConfig(up.URL())), "demo.yaml", lookup)
+	if err != nil {
+		return fmt.Errorf("demo config: %w", err)
+	}
+	logOut := o.Log
+	if logOut == nil {
+		logOut = io.Discard
+	}
+	log, err := logging.New("info", "console", logOut)
+	if err != nil {
+		return err
+	}
+	resolve := func(ref string) (keys.Secret, error) {
+		name, ok := strings.CutPrefix(ref, "env://")
+		if v, found := lookup(name); ok && found {
+			return keys.NewSecret(v), nil
+		}
+		return keys.Secret{}, fmt.Errorf("demo secret %s is not defined", ref)
+	}
+	a, err := app.New(cfg, app.Options{Log: log, Version: "demo", Resolve: resolve})
+	if err != nil {
+		return err
+	}
+	if err := a.Start(); err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = a.Shutdown(sctx)
+	}()
+
+	e := &env{
+		client:   newClient(a.ProxyAddr(), callerToken),
+		intruder: newClient(a.ProxyAddr(), "not-a-veil-token"),
+		upstream: up,
+	}
+	fmt.Fprintf(o.Out, "veil demo: veil on http://%s/v1, fake OpenAI upstream on %s\n\n", a.ProxyAddr(), up.URL())
+	var results []Result
+	for _, sc := range scenarios {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		r := sc.run(ctx, e)
+		r.Scenario = sc.name
+		results = append(results, r)
+	}
+	report(o.Out, results)
+	var failed []string
+	for _, r := range results {
+		if r.Err != nil {
+			failed = append(failed, r.Scenario+": "+r.Err.Error())
+		}
+	}
+	received := up.Requests()
+	for _, rq := range received {
+		for _, v := range rq.Header.Values("Authorization") {
+			if strings.Contains(v, callerToken) {
+				failed = append(failed, "the upstream received the caller's token on "+rq.Path)
+			}
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("%d check(s) failed:\n  %s", len(failed), strings.Join(failed, "\n  "))
+	}
+	fmt.Fprintf(o.Out, "\nall %d scenarios behaved as expected; the upstream saw %d requests, each with the platform key (%s) and none with the caller's token\n",
+		len(results), len(received), keys.Fingerprint(platformKey))
+	return nil
+}
+
+func demoConfig(upstream string) string {
+	return `listen:
+  proxy: 127.0.0.1:0
+  admin: 127.0.0.1:0
+providers:
+  - name: openai
+    type: openai
+    base_url: ` + upstream + `
+    api_key: env://VEIL_DEMO_PLATFORM_KEY
+callers:
+  - name: wedsync-demo-app
+    token: env://VEIL_DEMO_CALLER_TOKEN
+`
+}
+
+func newClient(addr, token string) *openai.Client {
+	c := openai.DefaultConfig(token)
+	c.BaseURL = "http://" + addr + "/v1"
+	return openai.NewClientWithConfig(c)
+}
+
+// served fills the provider, key source and model veil reported.
+func served(r *Result, h http.Header) {
+	r.Provider = h.Get("X-Veil-Provider")
+	r.KeySource = h.Get("X-Veil-Key-Source")
+	r.Model = h.Get("X-Veil-Model")
+}
+
+func venueDescription(ctx context.Context, e *env) Result {
+	r := Result{Asked: "describe a barn venue for 120 guests"}
+	start := time.Now()
+	resp, err := e.client.CreateChatCompletion(ctx, openai.ChatCompletionRequest{
+		Model: "gpt-4o-mini",
+		Messages: []openai.ChatCompletionMessage{
+			{Role: openai.ChatMessageRoleSystem, Content: "You write warm, concise venue descriptions for wedding suppliers."},
+			{Role: openai.ChatMessageRoleUser, Content: "Describe Willow Barn: a restored barn for 120 guests with a garden terrace."},
+		},
+	})
+	r.Latency = time.Since(start)
+	if err != nil {
+		r.Status, r.Err = "error", err
+		return r
+	}
+	served(&r, resp.Header())
+	r.Status = "200"
+	r.Tokens = fmt.Sprintf("%d in / %d out", resp.Usage.PromptTokens, resp.Usage.CompletionTokens)
+	if len(resp.Choices) == 0 || resp.Choices[0].Message.Content == "" {
+		r.Err = errors.New("empty answer")
+		return r
+	}
+	r.Note = excerpt(resp.Choices[0].Message.Content)
+	return r
+}
+
+func weddingTimeline(ctx context.Context, e *env) Result {
+	r := Result{Asked: "a timeline for a 2pm ceremony, streamed"}
+	start := time.Now()
+	stream, err := e.client.CreateChatCompletionStream(ctx, openai.ChatCompletionRequest{
+		Model:         "gpt-4o-mini",
+		Stream:        true,
+		StreamOptions: &openai.StreamOptions{IncludeUsage: true},
+		Messages: []openai.ChatCompletionMessage{
+			{Role: openai.ChatMessageRoleUser, Content: "Draft the day-of timeline for a 2pm ceremony and a 6pm first dance."},
+		},
+	})
+	if err != nil {
+		r.Status, r.Err = "error", err
+		return r
+	}
+	defer stream.Close()
+	served(&r, stream.Header())
+	var text strings.Builder
+	chunks := 0
+	for {
+		chunk, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			r.Status, r.Err = "stream error", err
+			return r
+		}
+		if len(chunk.Choices) > 0 && chunk.Choices[0].Delta.Content != "" {
+			if chunks == 0 {
+				r.TTFT = time.Since(start)
+			}
+			chunks++
+			text.WriteString(chunk.Choices[0].Delta.Content)
+		}
+		if chunk.Usage != nil {
+			r.Tokens = fmt.Sprintf("%d in / %d out", chunk.Usage.PromptTokens, chunk.Usage.CompletionTokens)
+		}
+	}
+	r.Latency = time.Since(start)
+	r.Status = "200"
+	r.Note = fmt.Sprintf("%d chunks: %s", chunks, excerpt(text.String()))
+	if chunks == 0 || r.Tokens == "" {
+		r.Err = errors.New("stream had no content or no usage chunk")
+	}
+	return r
+}
+
+func menuEmbeddings(ctx context.Context, e *env) Result {
+	r := Result{Asked: "embed three menu ideas"}
+	start := time.Now()
+	resp, err := e.client.CreateEmbeddings(ctx, openai.EmbeddingRequestStrings{
+		Model: openai.SmallEmbedding3,
+		Input: []string{"lemon and elderflower cake", "slow-roast lamb with rosemary", "vegan mezze platter"},
+	})
+	r.Latency = time.Since(start)
+	if err != nil {
+		r.Status, r.Err = "error", err
+		return r
+	}
+	served(&r, resp.Header())
+	r.Status = "200"
+	r.Tokens = fmt.Sprintf("%d in", resp.Usage.PromptTokens)
+	if len(resp.Data) != 3 || len(resp.Data[0].Embedding) == 0 {
+		r.Err = fmt.Errorf("want 3 embeddings, got %d", len(resp.Data))
+		return r
+	}
+	r.Note = fmt.Sprintf("%d vectors of %d dimensions", len(resp.Data), len(resp.Data[0].Embedding))
+	return r
+}
+
+func listModels(ctx context.Context, e *env) Result {
+	r := Result{Asked: "which models can the app use"}
+	start := time.Now()
+	resp, err := e.client.ListModels(ctx)
+	r.Latency = time.Since(start)
+	if err != nil {
+		r.Status, r.Err = "error", err
+		return r
+	}
+	served(&r, resp.Header())
+	r.Status = "200"
+	ids := make([]string, 0, len(resp.Models))
+	for _, m := range resp.Models {
+		ids = append(ids, m.ID)
+	}
+	r.Note = fmt.Sprintf("%d models: %s", len(ids), excerpt(strings.Join(ids, ", ")))
+	if len(ids) == 0 {
+		r.Err = errors.New("no models listed")
+	}
+	return r
+}
+
+func unknownCaller(ctx context.Context, e *env) Result {
+	r := Result{Asked: "a request with a token veil does not know"}
+	before := len(e.upstream.Requests())
+	start := time.Now()
+	_, err := e.intruder.CreateChatCompletion(ctx, openai.ChatCompletionRequest{
+		Model:    "gpt-4o-mini",
+		Messages: []openai.ChatCompletionMessage{{Role: openai.ChatMessageRoleUser, Content: "hello"}},
+	})
+	r.Latency = time.Since(start)
+	var apiErr *openai.APIError
+	switch {
+	case errors.As(err, &apiErr) && apiErr.HTTPStatusCode == http.StatusUnauthorized:
+		r.Status = "401 (expected)"
+		r.Note = apiErr.Message
+	case err == nil:
+		r.Status, r.Err = "200", errors.New("veil served an unknown caller")
+	default:
+		r.Status, r.Err = "error", err
+	}
+	if after := len(e.upstream.Requests()); after != before {
+		r.Err = errors.New("the rejected request reached the upstream")
+	}
+	return r
+}
+
+func report(w io.Writer, results []Result) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SCENARIO\tASKED\tSTATUS\tPROVIDER\tKEY SOURCE\tMODEL\tTOKENS\tLATENCY\tTTFT")
+	for _, r := range results {
+		ttft := "-"
+		if r.TTFT > 0 {
+			ttft = r.TTFT.Round(100 * time.Microsecond).String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Scenario, r.Asked, r.Status, dash(r.Provider),
+			dash(r.KeySource), dash(r.Model), dash(r.Tokens), r.Latency.Round(100*time.Microsecond), ttft)
+	}
+	_ = tw.Flush()
+	fmt.Fprintln(w)
+	for _, r := range results {
+		if r.Note != "" {
+			fmt.Fprintf(w, "  %s: %s\n", r.Scenario, r.Note)
+		}
+		if r.Err != nil {
+			fmt.Fprintf(w, "  %s: FAILED: %v\n", r.Scenario, r.Err)
+		}
+	}
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func excerpt(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > 72 {
+		return s[:69] + "..."
+	}
+	return s
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
