@@ -1,0 +1,62 @@
+# veil: WedSync's AI-provider sidecar. `make help` lists the targets.
+
+GO        ?= go
+PKGS      ?= ./...
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -s -w -X main.version=$(VERSION)
+FUZZTIME  ?= 15s
+BENCH_RATE     ?= 2000
+BENCH_DURATION ?= 10s
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the targets.
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: demo
+demo: ## Run the demo: fake upstream, real veil, the wedding scenarios, a report.
+	$(GO) run ./cmd/veil demo
+
+.PHONY: setup
+setup: ## Install what the tests need (idempotent, cached).
+	@bash scripts/setup.sh
+
+.PHONY: test
+test: setup ## Run every test with the race detector, after go vet and a gofmt check.
+	@bash scripts/check-format.sh
+	$(GO) vet $(PKGS)
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+.PHONY: test-short
+test-short: ## Run the tests without the race detector (quick feedback).
+	$(GO) test -count=1 $(PKGS)
+
+.PHONY: fuzz
+fuzz: ## Run every fuzz target for FUZZTIME each (default 15s).
+	@bash scripts/fuzz.sh $(FUZZTIME)
+
+.PHONY: bench
+bench: ## Run the Go benchmarks and the load report (BENCH_RATE, BENCH_DURATION).
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+	$(GO) run ./bench -rate $(BENCH_RATE) -duration $(BENCH_DURATION)
+
+.PHONY: build
+build: ## Build bin/veil.
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/veil ./cmd/veil
+
+.PHONY: vet
+vet: ## Run go vet.
+	$(GO) vet $(PKGS)
+
+.PHONY: fmt
+fmt: ## Format the code.
+	gofmt -w $$(git ls-files '*.go')
+
+.PHONY: docker
+docker: ## Build the container image (needs a Docker engine).
+	docker build --build-arg VERSION=$(VERSION) -t wedsync/veil:$(VERSION) .
+
+.PHONY: clean
+clean: ## Remove build output.
+	rm -rf bin
