@@ -2,10 +2,11 @@ package proxy
 
 import (
 	"errors"
-	"unicode/utf8"
 
 	"github.com/valyala/bytebufferpool"
 	"github.com/valyala/fasthttp"
+
+	"github.com/wedsync/veil/internal/jsonfield"
 )
 
 // Error is an error veil itself answers with, rendered as OpenAI's error
@@ -32,20 +33,20 @@ const (
 // AppendEnvelope appends the JSON envelope of e to dst.
 func (e *Error) AppendEnvelope(dst []byte) []byte {
 	dst = append(dst, `{"error":{"message":`...)
-	dst = appendJSONString(dst, e.Message)
+	dst = jsonfield.AppendString(dst, e.Message)
 	dst = append(dst, `,"type":`...)
-	dst = appendJSONString(dst, e.Type)
+	dst = jsonfield.AppendString(dst, e.Type)
 	dst = append(dst, `,"param":`...)
 	if e.Param == "" {
 		dst = append(dst, "null"...)
 	} else {
-		dst = appendJSONString(dst, e.Param)
+		dst = jsonfield.AppendString(dst, e.Param)
 	}
 	dst = append(dst, `,"code":`...)
 	if e.Code == "" {
 		dst = append(dst, "null"...)
 	} else {
-		dst = appendJSONString(dst, e.Code)
+		dst = jsonfield.AppendString(dst, e.Code)
 	}
 	return append(dst, "}}"...)
 }
@@ -62,51 +63,6 @@ func writeError(ctx *fasthttp.RequestCtx, e *Error) {
 }
 
 var envelopePool bytebufferpool.Pool
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString appends s as a JSON string, escaping what JSON requires
-// and replacing invalid UTF-8 with U+FFFD.
-func appendJSONString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
-}
 
 // HandleServerError answers requests fasthttp rejected before the handler
 // ran (too large, malformed) with an OpenAI envelope and closes the

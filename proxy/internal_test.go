@@ -96,25 +96,6 @@ func TestEnvelopeIsOpenAIShape(t *testing.T) {
 	}
 }
 
-func FuzzAppendJSONString(f *testing.F) {
-	for _, s := range []string{"", "plain", "quote\"", "\x00\x1f", "\xff\xfe", "日本語", "<script>&"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		raw := appendJSONString(nil, s)
-		var back string
-		if err := json.Unmarshal(raw, &back); err != nil {
-			t.Fatalf("invalid JSON for %q: %s", s, raw)
-		}
-		want, _ := json.Marshal(s)
-		var wantBack string
-		_ = json.Unmarshal(want, &wantBack)
-		if back != wantBack {
-			t.Fatalf("%q: got %q, encoding/json gives %q", s, back, wantBack)
-		}
-	})
-}
-
 func TestValidRequestID(t *testing.T) {
 	for id, want := range map[string]bool{
 		"": false, "abc-123": true, "req_1.2:3": true, "has space": false, "ctl\x01": false,

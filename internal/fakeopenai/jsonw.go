@@ -2,58 +2,17 @@ package fakeopenai
 
 import (
 	"strconv"
-	"unicode/utf8"
+
+	"github.com/wedsync/veil/internal/jsonfield"
 )
 
 const hexDigits = "0123456789abcdef"
 
 // appendJSONString appends s to b as a JSON string literal.
-func appendJSONString(b []byte, s string) []byte {
-	b = append(b, '"')
-	b = appendJSONStringBody(b, s)
-	return append(b, '"')
-}
+func appendJSONString(b []byte, s string) []byte { return jsonfield.AppendString(b, s) }
 
-// appendJSONStringBody appends s to b, escaped for use inside a JSON string
-// literal, without the surrounding quotes.
-func appendJSONStringBody(b []byte, s string) []byte {
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	return append(b, s[start:]...)
-}
+// appendJSONStringBody appends s escaped for a JSON string, without quotes.
+func appendJSONStringBody(b []byte, s string) []byte { return jsonfield.AppendStringBody(b, s) }
 
 // appendJSONWords appends words joined by single spaces as a JSON string
 // literal. With leadingSpace the text starts with a space, which is how
