@@ -1,0 +1,337 @@
+//go:build linux
+
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// Outcome classifies one scheduled request.
+type Outcome uint8
+
+const (
+	// Unsent: the run was cancelled before the request was sent.
+	Unsent Outcome = iota
+	// OK: the response status was 200.
+	OK
+	// BadStatus: a response arrived with a status other than 200.
+	BadStatus
+	// Transport: the request failed without a response (refused, reset, ...).
+	Transport
+	// Timeout: no complete response before the request's deadline.
+	Timeout
+)
+
+// String returns the name used in reports.
+func (o Outcome) String() string {
+	switch o {
+	case Unsent:
+		return "unsent"
+	case OK:
+		return "ok"
+	case BadStatus:
+		return "status"
+	case Transport:
+		return "transport"
+	case Timeout:
+		return "timeout"
+	}
+	return fmt.Sprintf("outcome(%d)", uint8(o))
+}
+
+// Record is what the generator keeps for one scheduled request. Durations
+// are measured from the request's scheduled send time, so a request that
+// waited for a free worker or connection carries that wait in Latency
+// (no coordinated omission).
+type Record struct {
+	// Latency is from the scheduled send time to the end of the response
+	// body (or the error).
+	Latency time.Duration
+	// Lag is from the scheduled send time to the moment the request was
+	// actually handed to the client: the generator's own delay.
+	Lag time.Duration
+	// Status is the HTTP status code, 0 when there was no response.
+	Status uint16
+	// Outcome classifies the request.
+	Outcome Outcome
+}
+
+// Target is one HTTP endpoint that the generator hits with an identical
+// POST request over and over.
+type Target struct {
+	// Addr is host:port; the host must be a loopback IP address.
+	Addr string
+	// Path is the request path, e.g. /v1/chat/completions.
+	Path string
+	// Token is sent as "Authorization: Bearer <Token>" when not empty.
+	Token string
+	// Body is the JSON request body.
+	Body []byte
+}
+
+// Options bounds the generator's concurrency and per-request time.
+type Options struct {
+	// Conns is the maximum number of connections to the target.
+	Conns int
+	// Workers is the number of goroutines sending requests; at most this
+	// many requests are in flight. Zero means Conns.
+	Workers int
+	// Timeout bounds each request, counted from its scheduled send time.
+	Timeout time.Duration
+}
+
+// Generator sends open-loop, constant-rate load to one Target. It keeps
+// its connections between runs, so a warm-up run primes the measured one.
+type Generator struct {
+	target  Target
+	opts    Options
+	client  *fasthttp.HostClient
+	uri     string
+	errMu   sync.Mutex
+	lastErr map[Outcome]string
+}
+
+// NewGenerator checks the target and options and prepares a client.
+func NewGenerator(t Target, o Options) (*Generator, error) {
+	if err := checkLoopback(t.Addr); err != nil {
+		return nil, err
+	}
+	if t.Path == "" || t.Path[0] != '/' {
+		return nil, fmt.Errorf("target path %q must start with /", t.Path)
+	}
+	if o.Conns <= 0 {
+		return nil, fmt.Errorf("conns must be positive, got %d", o.Conns)
+	}
+	if o.Workers == 0 {
+		o.Workers = o.Conns
+	}
+	if o.Workers < 0 {
+		return nil, fmt.Errorf("workers must not be negative, got %d", o.Workers)
+	}
+	if o.Timeout <= 0 {
+		return nil, fmt.Errorf("timeout must be positive, got %v", o.Timeout)
+	}
+	return &Generator{
+		target: t,
+		opts:   o,
+		uri:    "http://" + t.Addr + t.Path,
+		client: &fasthttp.HostClient{
+			Addr:                          t.Addr,
+			MaxConns:                      o.Conns,
+			MaxConnWaitTimeout:            o.Timeout,
+			MaxIdleConnDuration:           time.Minute,
+			NoDefaultUserAgentHeader:      true,
+			DisableHeaderNamesNormalizing: true,
+			DisablePathNormalizing:        true,
+		},
+		lastErr: map[Outcome]string{},
+	}, nil
+}
+
+// checkLoopback returns an error unless addr is host:port with a loopback
+// IP literal as host: the bench must never load a remote system, and a
+// name such as localhost could resolve elsewhere.
+func checkLoopback(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("target address %q: %w", addr, err)
+	}
+	if port == "" {
+		return fmt.Errorf("target address %q has no port", addr)
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("target address %q is not a loopback address", addr)
+	}
+	return nil
+}
+
+// Close drops the generator's idle connections.
+func (g *Generator) Close() {
+	g.client.CloseIdleConnections()
+}
+
+// fill writes the fixed request into req once; workers reuse it.
+func (g *Generator) fill(req *fasthttp.Request) {
+	req.Header.SetMethod(fasthttp.MethodPost)
+	req.SetRequestURI(g.uri)
+	req.Header.SetContentType("application/json")
+	if g.target.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+g.target.Token)
+	}
+	req.SetBody(g.target.Body)
+}
+
+// Probe sends one request and returns its status and body; it is used to
+// fail early, with a useful message, when the target is misconfigured.
+func (g *Generator) Probe() (int, []byte, error) {
+	req := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	g.fill(req)
+	if err := g.client.DoTimeout(req, resp, g.opts.Timeout); err != nil {
+		return 0, nil, fmt.Errorf("probe %s: %w", g.uri, err)
+	}
+	return resp.StatusCode(), append([]byte(nil), resp.Body()...), nil
+}
+
+// Run is the result of one generator run.
+type Run struct {
+	// Rate is the target rate in requests per second.
+	Rate float64
+	// Duration is the scheduling window.
+	Duration time.Duration
+	// Start is the scheduled send time of the first request.
+	Start time.Time
+	// End is when the last worker finished.
+	End time.Time
+	// Records holds one entry per scheduled request, in schedule order.
+	Records []Record
+	// Errors holds the most recent error text per outcome kind.
+	Errors map[string]string
+}
+
+// Run sends requests at rate per second for d, each one scheduled at
+// Start + i/rate no matter how earlier requests fare, and returns when
+// every sent request has completed or failed. A pacer hands the slots out
+// on time to a fixed pool of workers; when every worker is busy, later
+// requests go out late and the lateness shows up in their latency. Run
+// ends by itself after about d plus the request timeout; cancelling ctx
+// stops it sooner, leaving the remaining requests Unsent. Runs of one
+// Generator must not overlap.
+func (g *Generator) Run(ctx context.Context, rate float64, d time.Duration) (*Run, error) {
+	if rate <= 0 || d <= 0 {
+		return nil, fmt.Errorf("rate (%v) and duration (%v) must be positive", rate, d)
+	}
+	n := int64(rate * d.Seconds())
+	if n < 1 {
+		n = 1
+	}
+	const maxRequests = 1 << 26 // 1.5 GiB of records; a sanity bound.
+	if n > maxRequests {
+		return nil, fmt.Errorf("%v at %v req/s is %d requests, more than %d", d, rate, n, maxRequests)
+	}
+	g.errMu.Lock()
+	clear(g.lastErr)
+	g.errMu.Unlock()
+
+	r := &Run{Rate: rate, Duration: d, Records: make([]Record, n)}
+	interval := float64(time.Second) / rate
+	workers := int(min(int64(g.opts.Workers), n))
+	slots := make(chan int64, workers)
+	// Give the workers a moment to start so the first slots are not late.
+	r.Start = time.Now().Add(5 * time.Millisecond)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() { g.work(ctx, r, slots, interval) })
+	}
+	wg.Go(func() { pace(ctx, r.Start, interval, n, slots) })
+	wg.Wait()
+	r.End = time.Now()
+	g.errMu.Lock()
+	r.Errors = make(map[string]string, len(g.lastErr))
+	for k, v := range g.lastErr {
+		r.Errors[k.String()] = v
+	}
+	g.errMu.Unlock()
+	return r, nil
+}
+
+// pace sends the slot numbers 0..n-1 on slots, slot i at start+i*interval
+// (in nanoseconds), and closes slots. It waits with the nanosleep system
+// call rather than a Go timer: timers wake up to a millisecond late when
+// the process is otherwise idle (the netpoller waits in whole
+// milliseconds), which at these rates would be most of the measured
+// latency; nanosleep is typically within 100µs.
+func pace(ctx context.Context, start time.Time, interval float64, n int64, slots chan<- int64) {
+	defer close(slots)
+	done := ctx.Done()
+	for i := range n {
+		sched := start.Add(time.Duration(float64(i) * interval))
+		for {
+			wait := time.Until(sched)
+			if wait <= 0 {
+				break
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			nanosleep(min(wait, 10*time.Millisecond))
+		}
+		select {
+		case slots <- i:
+		case <-done:
+			return
+		}
+	}
+}
+
+// nanosleep blocks the calling thread for d, resuming after signals.
+func nanosleep(d time.Duration) {
+	ts := syscall.NsecToTimespec(int64(d))
+	for syscall.Nanosleep(&ts, &ts) == syscall.EINTR {
+	}
+}
+
+// work is one worker: take the next due slot, send, record.
+func (g *Generator) work(ctx context.Context, r *Run, slots <-chan int64, interval float64) {
+	req := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	g.fill(req)
+	for i := range slots {
+		if ctx.Err() != nil {
+			continue // leave it Unsent; drain until the pacer stops
+		}
+		sched := r.Start.Add(time.Duration(float64(i) * interval))
+		sent := time.Now()
+		err := g.client.DoDeadline(req, resp, sched.Add(g.opts.Timeout))
+		rec := &r.Records[i]
+		rec.Latency = time.Since(sched)
+		rec.Lag = sent.Sub(sched)
+		switch {
+		case err != nil:
+			rec.Outcome = classify(err)
+			g.noteErr(rec.Outcome, err.Error())
+		case resp.StatusCode() == fasthttp.StatusOK:
+			rec.Outcome = OK
+			rec.Status = fasthttp.StatusOK
+		default:
+			rec.Outcome = BadStatus
+			rec.Status = uint16(resp.StatusCode())
+			g.noteErr(BadStatus, fmt.Sprintf("status %d: %.200s", resp.StatusCode(), resp.Body()))
+		}
+	}
+}
+
+// noteErr remembers the latest error text of a kind; only failing requests
+// pay for it.
+func (g *Generator) noteErr(o Outcome, msg string) {
+	g.errMu.Lock()
+	g.lastErr[o] = msg
+	g.errMu.Unlock()
+}
+
+// classify sorts a client error into Timeout or Transport.
+func classify(err error) Outcome {
+	var ne net.Error
+	switch {
+	case errors.Is(err, fasthttp.ErrTimeout),
+		errors.Is(err, fasthttp.ErrDialTimeout),
+		errors.Is(err, fasthttp.ErrNoFreeConns), // waited MaxConnWaitTimeout
+		errors.Is(err, os.ErrDeadlineExceeded),
+		errors.As(err, &ne) && ne.Timeout():
+		return Timeout
+	}
+	return Transport
+}

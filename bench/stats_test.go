@@ -1,0 +1,182 @@
+//go:build linux
+
+package main
+
+import (
+	"encoding/json"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wedsync/veil/config"
+)
+
+func TestPercentiles(t *testing.T) {
+	d := make([]time.Duration, 1000)
+	for i := range d {
+		d[i] = time.Duration(i+1) * time.Millisecond
+	}
+	rand.Shuffle(len(d), func(i, j int) { d[i], d[j] = d[j], d[i] })
+	got := computePercentiles(d)
+	want := Percentiles{P50: 500 * time.Millisecond, P90: 900 * time.Millisecond, P99: 990 * time.Millisecond, P999: 999 * time.Millisecond, Max: time.Second}
+	if got != want {
+		t.Errorf("1..1000ms: got %+v, want %+v", got, want)
+	}
+
+	if got := computePercentiles(nil); got != (Percentiles{}) {
+		t.Errorf("empty: %+v", got)
+	}
+	one := []time.Duration{7}
+	if got := computePercentiles(one); got != (Percentiles{7, 7, 7, 7, 7}) {
+		t.Errorf("single: %+v", got)
+	}
+	ten := []time.Duration{10, 9, 8, 7, 6, 5, 4, 3, 2, 1}
+	if got := computePercentiles(ten); got != (Percentiles{P50: 5, P90: 9, P99: 10, P999: 10, Max: 10}) {
+		t.Errorf("1..10: %+v", got)
+	}
+}
+
+func TestSummarize(t *testing.T) {
+	r := &Run{
+		Rate: 100,
+		Records: []Record{
+			{Latency: 2 * time.Millisecond, Outcome: OK, Status: 200},
+			{Latency: 4 * time.Millisecond, Outcome: OK, Status: 200},
+			{Latency: 3 * time.Millisecond, Outcome: BadStatus, Status: 429},
+			{Latency: 9 * time.Millisecond, Outcome: Timeout},
+			{Latency: time.Millisecond, Outcome: Transport},
+			{},
+		},
+	}
+	s := summarize(r)
+	if s.Requests != 5 || s.OK != 2 || s.BadStatus != 1 || s.Timeout != 1 || s.Transport != 1 || s.Unsent != 1 || s.Failures() != 3 {
+		t.Errorf("counts %+v", s)
+	}
+	if s.StatusCodes[429] != 1 {
+		t.Errorf("status codes %v", s.StatusCodes)
+	}
+	// Sends at 0, 10, ..., 40ms: 4 intervals of 10ms is 100/s.
+	if s.SentRate < 99.999 || s.SentRate > 100.001 {
+		t.Errorf("sent rate %v, want 100", s.SentRate)
+	}
+	// The last completion is 40ms + 1ms; 2 OK over 41ms.
+	if want := 2 / 0.041; s.OKRate < want-0.001 || s.OKRate > want+0.001 {
+		t.Errorf("ok rate %v, want %v", s.OKRate, want)
+	}
+	if s.Latency.P50 != 3*time.Millisecond || s.Latency.Max != 9*time.Millisecond {
+		t.Errorf("latency %+v", s.Latency)
+	}
+}
+
+func TestParseStatTicks(t *testing.T) {
+	line := "4242 (odd) name (x)) S 1 4242 4242 0 -1 4194560 1 2 3 4 250 50 0 0 20 0 1 0 100 0 0\n"
+	got, err := parseStatTicks([]byte(line))
+	if err != nil || got != 300 {
+		t.Errorf("got %d, %v; want 300", got, err)
+	}
+	if _, err := parseStatTicks([]byte("4242 (x) S 1 2")); err == nil {
+		t.Error("short line accepted")
+	}
+	if _, err := os.Stat("/proc/self/stat"); err == nil {
+		if _, err := cpuTime("self"); err != nil {
+			t.Error(err)
+		}
+		if v, err := rss("self"); err != nil || v <= 0 {
+			t.Errorf("rss(self) = %d, %v", v, err)
+		}
+	}
+}
+
+func TestParseMachineBusy(t *testing.T) {
+	got, err := parseMachineBusy([]byte("cpu  100 2 30 5000 7 1 4 9 0 0\ncpu0 1 2 3 4 5 6 7 8 9 10\n"))
+	if err != nil || got != 137 {
+		t.Errorf("got %d, %v; want 137", got, err)
+	}
+	if _, err := parseMachineBusy([]byte("intr 1 2 3\n")); err == nil {
+		t.Error("bad first line accepted")
+	}
+}
+
+func TestParseVmRSS(t *testing.T) {
+	got, err := parseVmRSS(strings.NewReader("Name:\tveil\nVmPeak:\t 9999 kB\nVmRSS:\t   12345 kB\nThreads: 4\n"))
+	if err != nil || got != 12345*1024 {
+		t.Errorf("got %d, %v", got, err)
+	}
+	if _, err := parseVmRSS(strings.NewReader("Name:\tveil\n")); err == nil {
+		t.Error("missing VmRSS accepted")
+	}
+}
+
+func TestRequestBody(t *testing.T) {
+	for _, stream := range []bool{false, true} {
+		b := requestBody(stream)
+		var v struct {
+			Model    string            `json:"model"`
+			Messages []json.RawMessage `json:"messages"`
+			Stream   bool              `json:"stream"`
+		}
+		if err := json.Unmarshal(b, &v); err != nil {
+			t.Fatalf("stream=%v: %v", stream, err)
+		}
+		if v.Stream != stream || v.Model == "" || len(v.Messages) != 2 {
+			t.Errorf("stream=%v: decoded %+v", stream, v)
+		}
+		if len(b) < 250 || len(b) > 350 {
+			t.Errorf("stream=%v: %d bytes, want about 300", stream, len(b))
+		}
+	}
+}
+
+// TestVeilConfigValid checks the generated config against veil's own
+// parser and validator.
+func TestVeilConfigValid(t *testing.T) {
+	yaml := veilConfig("127.0.0.1:18080", "127.0.0.1:19090", "127.0.0.1:18081", "info")
+	c, err := config.ParseWithEnv([]byte(yaml), "bench.yaml", nil)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, yaml)
+	}
+	if c.Listen.Proxy != "127.0.0.1:18080" || c.Listen.Admin != "127.0.0.1:19090" || len(c.Providers) != 1 || len(c.Callers) != 1 {
+		t.Errorf("parsed %+v", c)
+	}
+}
+
+func TestReportJSON(t *testing.T) {
+	s, err := parseFlags([]string{"-rates", "1000,2000", "-duration", "1s"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &report{Settings: s, Phases: []phase{
+		{Via: viaDirect, Summary: Summary{TargetRate: 1000, Requests: 10, OK: 10, Latency: Percentiles{P50: time.Millisecond}}},
+		{Via: viaVeil, Summary: Summary{TargetRate: 1000, Requests: 10, OK: 10, Latency: Percentiles{P50: 3 * time.Millisecond}},
+			Veil: Usage{CPU: time.Millisecond, PeakRSS: 1 << 20}},
+	}}
+	r.addedLatency()
+	if len(r.Added) != 1 || r.Added[0].P50 != 2*time.Millisecond {
+		t.Fatalf("added %+v", r.Added)
+	}
+	var sb strings.Builder
+	r.print(&sb)
+	for _, want := range []string{"direct", "100.0µs", "1.0 MiB", "2.000ms"} {
+		if !strings.Contains(sb.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, sb.String())
+		}
+	}
+	path := filepath.Join(t.TempDir(), "r.json")
+	if err := r.writeJSON(path); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got jsonReport
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Phases) != 2 || got.Phases[1].VeilCPUPerReq != 100 || got.Added[0].P50 != 2000 || len(got.Settings.Rates) != 2 {
+		t.Errorf("JSON %s", b)
+	}
+}
