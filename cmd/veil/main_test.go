@@ -1,0 +1,64 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func runCmd(args ...string) (int, string, string) {
+	var out, errOut strings.Builder
+	code := run(args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestConfigValidate(t *testing.T) {
+	examples, _ := filepath.Glob("../../deploy/examples/*.yaml")
+	if len(examples) == 0 {
+		t.Fatal("no example configs found")
+	}
+	for _, ex := range examples {
+		t.Run(filepath.Base(ex), func(t *testing.T) {
+			code, out, errOut := runCmd("config", "validate", ex)
+			if code != 0 || !strings.Contains(out, ": ok (") {
+				t.Errorf("exit %d, out %q, err %q", code, out, errOut)
+			}
+		})
+	}
+
+	t.Run("broken", func(t *testing.T) {
+		bad := filepath.Join(t.TempDir(), "bad.yaml")
+		body := "providers:\n  - name: openai\n    type: openai\n    base_url: ftp://example.com\n    api_key: sk-literal-key\ncallers: []\n"
+		if err := os.WriteFile(bad, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		code, _, errOut := runCmd("config", "validate", bad)
+		if code != 1 {
+			t.Errorf("exit %d", code)
+		}
+		for _, want := range []string{"bad.yaml:4: providers[0].base_url", "bad.yaml:5: providers[0].api_key"} {
+			if !strings.Contains(errOut, want) {
+				t.Errorf("error output lacks %q:\n%s", want, errOut)
+			}
+		}
+		if strings.Contains(errOut, "sk-literal-key") {
+			t.Error("the error repeats a literal secret")
+		}
+	})
+}
+
+func TestUsage(t *testing.T) {
+	if code, _, errOut := runCmd(); code != 2 || !strings.Contains(errOut, "Usage") {
+		t.Errorf("no args: %d %q", code, errOut)
+	}
+	if code, _, errOut := runCmd("frobnicate"); code != 2 || !strings.Contains(errOut, "unknown command") {
+		t.Errorf("unknown: %d %q", code, errOut)
+	}
+	if code, _, errOut := runCmd("serve"); code != 2 || !strings.Contains(errOut, "--config") {
+		t.Errorf("serve without config: %d %q", code, errOut)
+	}
+	if code, out, _ := runCmd("version"); code != 0 || !strings.HasPrefix(out, "veil ") {
+		t.Errorf("version: %d %q", code, out)
+	}
+}
