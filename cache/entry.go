@@ -1,0 +1,99 @@
+package cache
+
+import (
+	"errors"
+	"fmt"
+	"time"
+	"unsafe"
+)
+
+// Entry is a cached answer.
+type Entry struct {
+	// Status is the HTTP status of the answer.
+	Status int
+	// ContentType is the Content-Type of the plain answer.
+	ContentType string
+	// Body is the plain JSON answer to a plain request, or nil when only
+	// Events were stored.
+	Body []byte
+	// Events are the data payloads of a streamed answer's SSE events, in
+	// order, without the final [DONE].
+	Events [][]byte
+	// Model is the model that produced the answer.
+	Model string
+	// Provider is the upstream provider that produced the answer.
+	Provider string
+	// PromptTokens, CompletionTokens and TotalTokens are the usage the
+	// upstream reported for the answer.
+	PromptTokens, CompletionTokens, TotalTokens int
+	// StoredAt is when the answer was stored.
+	StoredAt time.Time
+}
+
+// entryOverhead is the memory an Entry takes besides its byte slices.
+const entryOverhead = int64(unsafe.Sizeof(Entry{}))
+
+// sliceOverhead is the memory a slice header takes.
+const sliceOverhead = int64(unsafe.Sizeof([]byte(nil)))
+
+// Cost returns the approximate memory the entry takes, in bytes; the Store
+// uses it as the entry's ristretto cost.
+func (e *Entry) Cost() int64 {
+	if e == nil {
+		return 0
+	}
+	n := entryOverhead + int64(len(e.ContentType)+len(e.Body)+len(e.Model)+len(e.Provider))
+	for _, ev := range e.Events {
+		n += sliceOverhead + int64(len(ev))
+	}
+	return n
+}
+
+var (
+	// ErrNoAnswer is returned by Entry.JSONBody and Entry.StreamEvents for
+	// an entry with neither a body nor events.
+	ErrNoAnswer = errors.New("cache: entry holds no answer")
+	// ErrUnsupportedEndpoint is returned by Entry.JSONBody and
+	// Entry.StreamEvents when the conversion the endpoint needs does not
+	// exist, such as streaming embeddings.
+	ErrUnsupportedEndpoint = errors.New("cache: conversion not supported for endpoint")
+)
+
+// JSONBody returns the plain JSON answer for endpoint: the stored Body, or
+// the stored Events assembled into a plain answer. The result must not be
+// modified.
+func (e *Entry) JSONBody(endpoint string) ([]byte, error) {
+	switch {
+	case e == nil || (e.Body == nil && len(e.Events) == 0):
+		return nil, ErrNoAnswer
+	case e.Body != nil:
+		return e.Body, nil
+	}
+	switch endpoint {
+	case EndpointChatCompletions:
+		return AssembleChat(e.Events)
+	case EndpointCompletions:
+		return AssembleCompletion(e.Events)
+	default:
+		return nil, fmt.Errorf("%w: assembling %s", ErrUnsupportedEndpoint, endpoint)
+	}
+}
+
+// StreamEvents returns the SSE data payloads, without the final [DONE], that
+// replay the answer to a streamed request for endpoint. The events are always
+// synthesised from the plain answer, so that they follow includeUsage (the
+// request's stream_options.include_usage) whatever the stored request asked
+// for; a usage chunk is sent only when the answer reports usage.
+func (e *Entry) StreamEvents(endpoint string, includeUsage bool) ([][]byte, error) {
+	if endpoint != EndpointChatCompletions && endpoint != EndpointCompletions {
+		return nil, fmt.Errorf("%w: streaming %s", ErrUnsupportedEndpoint, endpoint)
+	}
+	body, err := e.JSONBody(endpoint)
+	if err != nil {
+		return nil, err
+	}
+	if endpoint == EndpointChatCompletions {
+		return SynthesizeChatStream(body, includeUsage)
+	}
+	return SynthesizeCompletionStream(body, includeUsage)
+}
