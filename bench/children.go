@@ -222,6 +222,7 @@ providers:
 callers:
   - name: bench
     token: env://BENCH_CALLER_TOKEN
+    suppliers: ["*"]
 `, proxy, admin, logLevel, fake)
 }
 

@@ -102,6 +102,16 @@ type Config struct {
 	// Callers lists the clients allowed to use the proxy; at least one is
 	// required because veil never runs open.
 	Callers []Caller `yaml:"callers"`
+	// Vault configures the Vault client; off unless enabled.
+	Vault Vault `yaml:"vault"`
+	// Keys configures the supplier key cache.
+	Keys Keys `yaml:"keys"`
+	// Suppliers holds per-supplier settings.
+	Suppliers Suppliers `yaml:"suppliers"`
+	// JWT configures signed supplier tokens.
+	JWT JWT `yaml:"jwt"`
+	// Audit configures the audit log.
+	Audit Audit `yaml:"audit"`
 
 	// source is the name given to Parse, used in error messages.
 	source string
@@ -186,6 +196,9 @@ type Provider struct {
 	BaseURL string `yaml:"base_url"`
 	// APIKey references the platform key sent to the provider.
 	APIKey SecretRef `yaml:"api_key"`
+	// APIKeys references a pool of platform keys, used in turn; a key that
+	// got 429 rests for its Retry-After. Set either APIKey or APIKeys.
+	APIKeys []SecretRef `yaml:"api_keys"`
 	// Models lists the models this provider serves; empty means any model.
 	Models []string `yaml:"models"`
 	// MaxConns limits the connections to the provider. Default 1024.
@@ -212,6 +225,18 @@ type Caller struct {
 	TokenSHA256 string `yaml:"token_sha256"`
 	// Token references the caller's bearer token itself.
 	Token SecretRef `yaml:"token"`
+	// Suppliers lists the supplier IDs the caller may act for, or "*" for
+	// all of them. Required: a caller's scope is always explicit.
+	Suppliers []string `yaml:"suppliers"`
+}
+
+// PlatformKeys returns the provider's platform key references: APIKey or
+// the APIKeys pool.
+func (p Provider) PlatformKeys() []SecretRef {
+	if !p.APIKey.IsZero() {
+		return []SecretRef{p.APIKey}
+	}
+	return p.APIKeys
 }
 
 // Default returns a configuration with every default applied and no
@@ -261,6 +286,7 @@ func (c *Config) ApplyDefaults() {
 	for i := range c.Callers {
 		c.Callers[i].TokenSHA256 = strings.ToLower(c.Callers[i].TokenSHA256)
 	}
+	c.applyKeyDefaults()
 }
 
 // Provider returns the provider with the given name.

@@ -18,6 +18,7 @@ const (
 	okCallers = `callers:
   - name: app
     token_sha256: e0462a38da76cf9d76265131d0574db09d038e611e9af445c145672c2e26f9ba
+    suppliers: ["*"]
 `
 )
 

@@ -246,6 +246,27 @@ func (w *walker) walk(use *yaml.Node, t reflect.Type, path string) {
 		default:
 			w.decodes(n, t, path, "integer is out of range")
 		}
+	case t.Kind() == reflect.Bool:
+		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!bool" {
+			w.fail(n, path, "must be true or false, not %s", kindName(n))
+		}
+	case t.Kind() == reflect.Map && t.Key().Kind() == reflect.String:
+		if n.Kind != yaml.MappingNode {
+			w.fail(n, path, "must be a mapping, not %s", kindName(n))
+			return
+		}
+		seen := map[string]bool{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			p := path + "." + k.Value
+			if seen[k.Value] {
+				w.fail(k, p, "duplicate key %q", k.Value)
+				continue
+			}
+			seen[k.Value] = true
+			w.lines[p] = k.Line
+			w.walk(v, t.Elem(), p)
+		}
 	default:
 		// Only reachable if a field of an unsupported type is added to Config.
 		w.fail(n, path, "unsupported field type %s", t)

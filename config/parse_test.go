@@ -93,8 +93,10 @@ routing:
 callers:
   - name: app
     token_sha256: E0462A38DA76CF9D76265131D0574DB09D038E611E9AF445C145672C2E26F9BA
+    suppliers: ["*"]
   - name: worker.v2
     token: vault://secret/apps/worker#token
+    suppliers: ["*"]
 `
 	c, err := ParseWithEnv([]byte(doc), "veil.yaml", noEnv)
 	if err != nil {
@@ -121,10 +123,11 @@ callers:
 		},
 		Routing: Routing{DefaultProvider: "local"},
 		Callers: []Caller{
-			{Name: "app", TokenSHA256: "e0462a38da76cf9d76265131d0574db09d038e611e9af445c145672c2e26f9ba"},
-			{Name: "worker.v2", Token: "vault://secret/apps/worker#token"},
+			{Name: "app", TokenSHA256: "e0462a38da76cf9d76265131d0574db09d038e611e9af445c145672c2e26f9ba", Suppliers: []string{"*"}},
+			{Name: "worker.v2", Token: "vault://secret/apps/worker#token", Suppliers: []string{"*"}},
 		},
 	}
+	want.applyKeyDefaults()
 	// Compare the exported fields only.
 	got := *c
 	got.source, got.lines, got.envs = "", nil, nil
@@ -198,7 +201,7 @@ func TestParseDecodeErrors(t *testing.T) {
 		{
 			name: "unknown top-level field",
 			doc:  okProviders + okCallers + "listner:\n  proxy: :8080\n",
-			want: []wantErr{{field: "listner", at: "listner:", msg: "unknown field; valid fields of the top level are: admin, callers, limits, listen, log, providers, routing"}},
+			want: []wantErr{{field: "listner", at: "listner:", msg: "unknown field; valid fields of the top level are: admin, audit, callers, jwt, keys, limits, listen, log, providers, routing, suppliers, vault"}},
 		},
 		{
 			name: "unknown provider field",
@@ -209,7 +212,7 @@ func TestParseDecodeErrors(t *testing.T) {
     api_key: env://K
     apikey: env://K
 `,
-			want: []wantErr{{field: "providers[0].apikey", at: "apikey:", msg: "unknown field; valid fields of providers[0] are: api_key, base_url"}},
+			want: []wantErr{{field: "providers[0].apikey", at: "apikey:", msg: "unknown field; valid fields of providers[0] are: api_key, api_keys, base_url"}},
 		},
 		{
 			name: "unknown fields everywhere are all reported",
@@ -226,7 +229,7 @@ log:
 		{
 			name: "duplicate field",
 			doc:  okProviders + okCallers + "log:\n  level: info\n  level: debug\n",
-			want: []wantErr{{field: "log.level", at: "level: debug", msg: "duplicate field, first set on line 10"}},
+			want: []wantErr{{field: "log.level", at: "level: debug", msg: "duplicate field, first set on line 11"}},
 		},
 		{
 			name: "duration without unit",
@@ -465,7 +468,7 @@ func TestLoad(t *testing.T) {
 	})
 	t.Run("invalid names the file and line", func(t *testing.T) {
 		_, err := Load(bad)
-		want := bad + ":10: log.level: must be one of"
+		want := bad + ":11: log.level: must be one of"
 		if err == nil || !strings.HasPrefix(err.Error(), want) {
 			t.Fatalf("err = %v, want prefix %q", err, want)
 		}

@@ -34,6 +34,7 @@ func (c *Config) Validate() error {
 	v.providers()
 	v.routing()
 	v.callers()
+	v.keys()
 	return errors.Join(v.errs...)
 }
 
@@ -192,8 +193,15 @@ func (v *validator) providers() {
 			v.fail(path+".base_url", "%v", err)
 		}
 
-		if err := p.APIKey.Validate(); err != nil {
-			v.fail(path+".api_key", "%v", err)
+		switch {
+		case !p.APIKey.IsZero() && len(p.APIKeys) > 0:
+			v.fail(path, "set only one of api_key and api_keys")
+		case len(p.APIKeys) > 0:
+			for j, r := range p.APIKeys {
+				v.requiredRef(fmt.Sprintf("%s.api_keys[%d]", path, j), r)
+			}
+		default:
+			v.requiredRef(path+".api_key", p.APIKey)
 		}
 
 		models := map[string]int{}

@@ -285,6 +285,7 @@ admin:
 			name: "caller name missing",
 			doc: okProviders + `callers:
   - token: env://APP_TOKEN
+    suppliers: ["*"]
 `,
 			want: []wantErr{{field: "callers[0].name", at: "- token", msg: "is required"}},
 		},
@@ -293,6 +294,7 @@ admin:
 			doc: okProviders + `callers:
   - name: my app
     token: env://APP_TOKEN
+    suppliers: ["*"]
 `,
 			want: []wantErr{{field: "callers[0].name", at: "name: my app", msg: "A-Z, a-z, 0-9"}},
 		},
@@ -301,8 +303,10 @@ admin:
 			doc: okProviders + `callers:
   - name: app
     token: env://A
+    suppliers: ["*"]
   - name: app
     token: env://B
+    suppliers: ["*"]
 `,
 			want: []wantErr{{field: "callers[1].name", at: "name: app\n    token: env://B", msg: `duplicate caller name "app", also used by callers[0]`}},
 		},
@@ -310,6 +314,7 @@ admin:
 			name: "caller without token",
 			doc: okProviders + `callers:
   - name: app
+    suppliers: ["*"]
 `,
 			want: []wantErr{{field: "callers[0]", at: "- name: app", msg: "one of token_sha256 and token is required"}},
 		},
@@ -319,6 +324,7 @@ admin:
   - name: app
     token: env://A
     token_sha256: e0462a38da76cf9d76265131d0574db09d038e611e9af445c145672c2e26f9ba
+    suppliers: ["*"]
 `,
 			want: []wantErr{{field: "callers[0]", at: "- name: app", msg: "set only one of token_sha256 and token"}},
 		},
@@ -327,6 +333,7 @@ admin:
 			doc: okProviders + `callers:
   - name: app
     token_sha256: e0462a38da76cf9d76265131d0574db09d038e611e9af445c145672c2e26f9bz
+    suppliers: ["*"]
 `,
 			want: []wantErr{{field: "callers[0].token_sha256", at: "token_sha256", msg: "must be 64 hexadecimal characters"}},
 		},
@@ -335,6 +342,7 @@ admin:
 			doc: okProviders + `callers:
   - name: app
     token_sha256: e0462a38
+    suppliers: ["*"]
 `,
 			want: []wantErr{{field: "callers[0].token_sha256", at: "token_sha256", msg: "must be 64 hexadecimal characters"}},
 		},
@@ -343,8 +351,10 @@ admin:
 			doc: okProviders + `callers:
   - name: a
     token_sha256: e0462a38da76cf9d76265131d0574db09d038e611e9af445c145672c2e26f9ba
+    suppliers: ["*"]
   - name: b
     token_sha256: E0462A38DA76CF9D76265131D0574DB09D038E611E9AF445C145672C2E26F9BA
+    suppliers: ["*"]
 `,
 			want: []wantErr{{field: "callers[1].token_sha256", at: "token_sha256: E04", msg: "same token as callers[0]"}},
 		},
@@ -353,8 +363,10 @@ admin:
 			doc: okProviders + `callers:
   - name: a
     token: env://T
+    suppliers: ["*"]
   - name: b
     token: env://T
+    suppliers: ["*"]
 `,
 			want: []wantErr{{field: "callers[1].token", at: "last:token: env://T", msg: "same token as callers[0]"}},
 		},
@@ -363,6 +375,7 @@ admin:
 			doc: okProviders + `callers:
   - name: a
     token: vault://secret#field
+    suppliers: ["*"]
 `,
 			want: []wantErr{{field: "callers[0].token", at: "token:", msg: "needs a mount and a secret path"}},
 		},
@@ -416,7 +429,7 @@ func TestFieldErrorFormat(t *testing.T) {
 func TestValidateConfigBuiltInCode(t *testing.T) {
 	c := &Config{
 		Providers: []Provider{{Name: "openai", Type: ProviderTypeOpenAI, BaseURL: "https://api.openai.com/v1/", APIKey: "env://OPENAI_API_KEY"}},
-		Callers:   []Caller{{Name: "app", Token: "file:///run/secrets/app-token"}},
+		Callers:   []Caller{{Name: "app", Token: "file:///run/secrets/app-token", Suppliers: []string{"*"}}},
 	}
 	err := c.Validate()
 	got := fieldErrors(t, err)

@@ -137,6 +137,7 @@ providers:` + fmt.Sprintf(providers, h.up.URL()) + `
 callers:
   - name: wedsync-app
     token: env://CALLER_TOKEN
+    suppliers: ["*"]
 `
 	env := map[string]string{"PLATFORM_KEY": h.platformKey, "CALLER_TOKEN": h.token, "ADMIN_TOKEN": h.adminToken}
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }

@@ -48,7 +48,7 @@ func TestServeAndDrain(t *testing.T) {
 	cfg := filepath.Join(t.TempDir(), "veil.yaml")
 	yaml := "listen:\n  proxy: " + proxyAddr + "\n  admin: " + adminAddr + "\n" +
 		"providers:\n  - name: openai\n    type: openai\n    base_url: " + up.URL() + "\n    api_key: env://TEST_PLATFORM_KEY\n" +
-		"callers:\n  - name: app\n    token: env://TEST_CALLER_TOKEN\n"
+		"callers:\n  - name: app\n    token: env://TEST_CALLER_TOKEN\n    suppliers: [\"*\"]\n"
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -71,6 +71,11 @@ func TestServeAndDrain(t *testing.T) {
 			if resp.StatusCode == 200 {
 				break
 			}
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("veil exited before it was ready (%v):\n%s", err, logs.String())
+		default:
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("veil never became ready:\n%s", logs.String())

@@ -173,6 +173,7 @@ providers:
 callers:
   - name: wedsync-demo-app
     token: env://VEIL_DEMO_CALLER_TOKEN
+    suppliers: ["*"]
 `
 }
 
