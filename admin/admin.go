@@ -3,6 +3,7 @@
 package admin
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
@@ -27,8 +28,40 @@ type Options struct {
 	Status func() any
 	// Registry is served on /metrics.
 	Registry *prometheus.Registry
-	// Log receives one line per admin action.
+	// Log receives one audit line per admin action and refusal.
 	Log *zap.Logger
+	// Endpoints are the /admin routes besides /admin/status.
+	Endpoints []Endpoint
+}
+
+// Endpoint is one /admin route, served after the admin token is checked.
+type Endpoint struct {
+	// Method is the HTTP method, such as GET or POST.
+	Method string
+	// Path is exact ("/admin/keys") or has one "{}" segment that matches
+	// any single path segment ("/admin/suppliers/{}/keys/refresh"); the
+	// matched segment is passed to Handle.
+	Path string
+	// Handle answers with a status and a JSON document.
+	Handle func(ctx context.Context, param string, body []byte) (int, any)
+}
+
+func (e Endpoint) match(method, path string) (string, bool) {
+	if method != e.Method {
+		return "", false
+	}
+	before, after, wild := strings.Cut(e.Path, "{}")
+	if !wild {
+		return "", path == e.Path
+	}
+	if !strings.HasPrefix(path, before) || !strings.HasSuffix(path, after) || len(path) <= len(before)+len(after) {
+		return "", false
+	}
+	param := path[len(before) : len(path)-len(after)]
+	if strings.Contains(param, "/") {
+		return "", false
+	}
+	return param, true
 }
 
 // Server is the admin listener's handler.
@@ -39,11 +72,12 @@ type Server struct {
 	status    func() any
 	metrics   fasthttp.RequestHandler
 	log       *zap.Logger
+	endpoints []Endpoint
 }
 
 // New creates the admin handler.
 func New(o Options) *Server {
-	s := &Server{ready: o.Ready, status: o.Status, log: o.Log}
+	s := &Server{ready: o.Ready, status: o.Status, log: o.Log, endpoints: o.Endpoints}
 	if !o.Token.IsZero() {
 		s.tokenHash = sha256.Sum256([]byte(o.Token.Reveal()))
 		s.hasToken = true
@@ -84,16 +118,25 @@ func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 }
 
 func (s *Server) admin(ctx *fasthttp.RequestCtx, path string) {
-	switch path {
-	case "/admin/status":
-		if s.status == nil {
-			writeError(ctx, fasthttp.StatusNotFound, "not_found", "status is not available")
-			return
-		}
+	method := string(ctx.Method())
+	if path == "/admin/status" && method == fasthttp.MethodGet && s.status != nil {
 		writeJSON(ctx, fasthttp.StatusOK, s.status())
-	default:
-		writeError(ctx, fasthttp.StatusNotFound, "not_found", "no such admin endpoint")
+		return
 	}
+	for _, e := range s.endpoints {
+		param, ok := e.match(method, path)
+		if !ok {
+			continue
+		}
+		status, doc := e.Handle(ctx, param, ctx.PostBody())
+		if method != fasthttp.MethodGet {
+			s.log.Info("admin action", zap.String("method", method), zap.String("path", path),
+				zap.Int("status", status), zap.String("remote", ctx.RemoteIP().String()))
+		}
+		writeJSON(ctx, status, doc)
+		return
+	}
+	writeError(ctx, fasthttp.StatusNotFound, "not_found", "no such admin endpoint")
 }
 
 // authorized checks the admin bearer token in constant time and answers

@@ -74,6 +74,8 @@ type Target struct {
 	Path string
 	// Token is sent as "Authorization: Bearer <Token>" when not empty.
 	Token string
+	// Headers are sent with every request, e.g. X-Supplier-ID.
+	Headers map[string]string
 	// Body is the JSON request body.
 	Body []byte
 }
@@ -166,6 +168,9 @@ func (g *Generator) fill(req *fasthttp.Request) {
 	req.Header.SetContentType("application/json")
 	if g.target.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+g.target.Token)
+	}
+	for k, v := range g.target.Headers {
+		req.Header.Set(k, v)
 	}
 	req.SetBody(g.target.Body)
 }

@@ -279,7 +279,9 @@ func (p phase) Name() string {
 // runPhase warms up and then measures one target at one rate.
 func runPhase(ctx context.Context, stderr io.Writer, st *stack, s *settings, via string, stream bool, rate float64) (phase, error) {
 	p := phase{Via: via, Stream: stream}
-	t := Target{Addr: st.FakeAddr, Path: "/v1/chat/completions", Token: "sk-bench-direct", Body: requestBody(stream)}
+	// The same headers go both ways, so both phases send the same bytes.
+	t := Target{Addr: st.FakeAddr, Path: "/v1/chat/completions", Token: "sk-bench-direct", Body: requestBody(stream),
+		Headers: map[string]string{"X-Supplier-ID": "bench-supplier"}}
 	if via == viaVeil {
 		t.Addr, t.Token = st.ProxyAddr, st.Token
 	}

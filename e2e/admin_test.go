@@ -54,7 +54,7 @@ func TestAdminListener(t *testing.T) {
 				t.Errorf("metrics lack %s", want)
 			}
 		}
-		if strings.Contains(body, "supplier") {
+		if strings.Contains(body, `supplier="`) {
 			t.Error("metrics carry a supplier label")
 		}
 	})
@@ -72,14 +72,14 @@ func TestAdminListener(t *testing.T) {
 		}
 		var st struct {
 			Providers []struct {
-				Name           string `json:"name"`
-				KeyFingerprint string `json:"key_fingerprint"`
+				Name            string   `json:"name"`
+				KeyFingerprints []string `json:"key_fingerprints"`
 			} `json:"providers"`
 		}
 		if err := json.Unmarshal([]byte(body), &st); err != nil {
 			t.Fatal(err)
 		}
-		if len(st.Providers) != 1 || st.Providers[0].KeyFingerprint != keys.Fingerprint(h.platformKey) {
+		if len(st.Providers) != 1 || len(st.Providers[0].KeyFingerprints) != 1 || st.Providers[0].KeyFingerprints[0] != keys.Fingerprint(h.platformKey) {
 			t.Errorf("status providers %+v", st.Providers)
 		}
 		if strings.Contains(body, h.platformKey) || strings.Contains(body, h.token) {

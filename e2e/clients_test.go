@@ -183,7 +183,8 @@ func TestGoOpenAICompletions(t *testing.T) {
 func TestOpenAIGoSDK(t *testing.T) {
 	h := start(t, setup{})
 	ctx := ctxT(t)
-	client := oaigo.NewClient(option.WithBaseURL(h.baseURL()+"/"), option.WithAPIKey(h.token), option.WithMaxRetries(0))
+	client := oaigo.NewClient(option.WithBaseURL(h.baseURL()+"/"), option.WithAPIKey(h.token), option.WithMaxRetries(0),
+		option.WithHeader("X-Supplier-ID", testSupplier))
 	direct := oaigo.NewClient(option.WithBaseURL(h.up.URL()+"/"), option.WithAPIKey(h.platformKey), option.WithMaxRetries(0))
 	params := oaigo.ChatCompletionNewParams{
 		Model: "gpt-4o-mini",
@@ -259,7 +260,8 @@ func TestOpenAIGoSDK(t *testing.T) {
 	})
 
 	t.Run("error", func(t *testing.T) {
-		bad := oaigo.NewClient(option.WithBaseURL(h.baseURL()+"/"), option.WithAPIKey("wrong"), option.WithMaxRetries(0))
+		bad := oaigo.NewClient(option.WithBaseURL(h.baseURL()+"/"), option.WithAPIKey("wrong"), option.WithMaxRetries(0),
+			option.WithHeader("X-Supplier-ID", testSupplier))
 		_, err := bad.Chat.Completions.New(ctx, params)
 		var apiErr *oaigo.Error
 		if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusUnauthorized {

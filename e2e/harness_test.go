@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -104,6 +105,12 @@ type setup struct {
 	// providers replaces the default provider list (YAML items); %s is the
 	// fake's URL and the key is env://PLATFORM_KEY.
 	providers string
+	// callers are extra caller items (YAML) after the default caller.
+	callers string
+	// extra is appended to the config (top-level sections).
+	extra string
+	// env adds secrets that env:// references in the config can name.
+	env map[string]string
 }
 
 func start(t *testing.T, s setup) *harness {
@@ -138,8 +145,11 @@ callers:
   - name: wedsync-app
     token: env://CALLER_TOKEN
     suppliers: ["*"]
-`
+` + s.callers + s.extra
 	env := map[string]string{"PLATFORM_KEY": h.platformKey, "CALLER_TOKEN": h.token, "ADMIN_TOKEN": h.adminToken}
+	for k, v := range s.env {
+		env[k] = v
+	}
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 	cfg, err := config.ParseWithEnv([]byte(yaml), t.Name()+".yaml", lookup)
 	if err != nil {
@@ -149,15 +159,8 @@ callers:
 	if err != nil {
 		t.Fatal(err)
 	}
-	resolve := func(ref string) (keys.Secret, error) {
-		name, _ := strings.CutPrefix(ref, "env://")
-		v, ok := env[name]
-		if !ok {
-			return keys.Secret{}, fmt.Errorf("no test secret %s", ref)
-		}
-		return keys.NewSecret(v), nil
-	}
-	h.app, err = app.New(cfg, app.Options{Log: log, Version: "test", Resolve: resolve})
+	secrets := keys.Sources{"env": keys.EnvSource{LookupEnv: lookup}}
+	h.app, err = app.New(cfg, app.Options{Log: log, Audit: log, Version: "test", Secrets: secrets})
 	if err != nil {
 		t.Fatalf("app: %v", err)
 	}
@@ -177,11 +180,29 @@ callers:
 // baseURL is what an app sets as OPENAI_BASE_URL.
 func (h *harness) baseURL() string { return "http://" + h.app.ProxyAddr() + "/v1" }
 
-// client is a go-openai client pointed at veil.
-func (h *harness) client() *openai.Client {
+// testSupplier is the supplier the suite's requests act for unless a test
+// says otherwise.
+const testSupplier = "bella-photography"
+
+// client is a go-openai client pointed at veil, acting for testSupplier.
+func (h *harness) client() *openai.Client { return h.clientFor(testSupplier) }
+
+// clientFor is a go-openai client pointed at veil, acting for supplier.
+func (h *harness) clientFor(supplier string) *openai.Client {
 	c := openai.DefaultConfig(h.token)
 	c.BaseURL = h.baseURL()
+	c.HTTPClient = &http.Client{Transport: supplierTransport{supplier: supplier}}
 	return openai.NewClientWithConfig(c)
+}
+
+// supplierTransport adds X-Supplier-ID to every request, as a WedSync app
+// does.
+type supplierTransport struct{ supplier string }
+
+func (t supplierTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("X-Supplier-ID", t.supplier)
+	return http.DefaultTransport.RoundTrip(r)
 }
 
 // direct is a go-openai client pointed at the fake upstream itself.

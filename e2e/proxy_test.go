@@ -29,6 +29,7 @@ func (h *harness) do(method, path, body string, hdr map[string]string) *http.Res
 		h.t.Fatal(err)
 	}
 	req.Header.Set("Authorization", "Bearer "+h.token)
+	req.Header.Set("X-Supplier-ID", testSupplier)
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}

@@ -26,6 +26,7 @@ func (h *harness) openStream(t *testing.T) (net.Conn, *bufio.Reader) {
 	t.Cleanup(func() { _ = conn.Close() })
 	req, _ := http.NewRequest("POST", "http://"+h.app.ProxyAddr()+"/v1/chat/completions", strings.NewReader(streamBody))
 	req.Header.Set("Authorization", "Bearer "+h.token)
+	req.Header.Set("X-Supplier-ID", testSupplier)
 	req.Header.Set("Content-Type", "application/json")
 	if err := req.Write(conn); err != nil {
 		t.Fatal(err)

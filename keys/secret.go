@@ -1,6 +1,6 @@
-// Package keys holds credentials in memory without leaking them into logs,
-// resolves secret references from configuration, and authenticates the
-// applications that call veil.
+// Package keys owns provider credentials: secrets held in memory without
+// leaking into logs, secret references resolved from their sources, and the
+// cache of suppliers' own keys that follows rotations at the source.
 package keys
 
 import (

@@ -25,6 +25,9 @@ type Metrics struct {
 	upstream        *prometheus.HistogramVec
 	streamsCut      *prometheus.CounterVec
 	inflight        prometheus.Gauge
+	keyFetches      *prometheus.CounterVec
+	keyRotations    prometheus.Counter
+	keysStale       prometheus.Counter
 
 	mu       sync.RWMutex
 	models   map[string]string
@@ -74,7 +77,20 @@ func New() *Metrics {
 			Help: "Client requests being served.",
 		}),
 	}
+	m.keyFetches = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "veil_key_fetches_total",
+		Help: "Supplier key fetches from their source, by result (ok, error).",
+	}, []string{"result"})
+	m.keyRotations = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "veil_key_rotations_total",
+		Help: "New supplier key versions picked up.",
+	})
+	m.keysStale = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "veil_keys_served_stale_total",
+		Help: "Requests served with a supplier key whose source has not answered for over two refresh intervals.",
+	})
 	m.Registry.MustRegister(m.requests, m.requestDuration, m.upstream, m.streamsCut, m.inflight,
+		m.keyFetches, m.keyRotations, m.keysStale,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -157,6 +173,21 @@ func (m *Metrics) InterruptedStreams(reason string) float64 {
 	}
 	return pb.GetCounter().GetValue()
 }
+
+// KeyFetched counts a supplier key fetch.
+func (m *Metrics) KeyFetched(ok bool) {
+	if ok {
+		m.keyFetches.WithLabelValues("ok").Inc()
+	} else {
+		m.keyFetches.WithLabelValues("error").Inc()
+	}
+}
+
+// KeyRotated counts a new supplier key version picked up.
+func (m *Metrics) KeyRotated() { m.keyRotations.Inc() }
+
+// KeyServedStale counts a request served with a stale supplier key.
+func (m *Metrics) KeyServedStale() { m.keysStale.Inc() }
 
 // InFlight tracks requests being served: +1 at start, -1 at the end.
 func (m *Metrics) InFlight(delta float64) { m.inflight.Add(delta) }

@@ -7,13 +7,14 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/wedsync/veil/keys"
 	"github.com/wedsync/veil/provider"
 )
 
 // Key sources an attempt can use.
 const (
-	SourcePlatform = "platform"
-	SourceClient   = "client"
+	SourcePlatform = keys.SourcePlatform
+	SourceClient   = keys.SourceClient
 )
 
 // Reasons explain why an attempt is in a plan.
@@ -32,8 +33,8 @@ type Attempt struct {
 	Provider *provider.Provider
 	// Model is the model to ask the provider for; it aliases the request.
 	Model []byte
-	// Key is the credential the attempt uses.
-	Key *provider.Credential
+	// Source is the key source the attempt uses: platform or client.
+	Source string
 	// Reason says why the attempt is in the plan.
 	Reason string
 }
@@ -45,21 +46,42 @@ type Request struct {
 	// Understood is false for pass-through endpoints, which go to the
 	// default provider.
 	Understood bool
+	// Supplier is the supplier the call is for.
+	Supplier []byte
+}
+
+// Options are the inputs a Policy is compiled from.
+type Options struct {
+	// Providers in configuration order.
+	Providers []*provider.Provider
+	// DefaultProvider takes models no provider lists and pass-through
+	// calls; empty means the first provider.
+	DefaultProvider string
+	// DefaultMode is the mode of suppliers not in Modes: SourcePlatform
+	// (or empty) or SourceClient.
+	DefaultMode string
+	// Modes maps supplier IDs to their mode.
+	Modes map[string]string
 }
 
 // Policy holds the compiled routing configuration.
 type Policy struct {
-	providers []*provider.Provider
-	fallback  *provider.Provider
+	providers   []*provider.Provider
+	fallback    *provider.Provider
+	defaultMode string
+	modes       map[string]string
 }
 
-// New compiles a policy over providers in configuration order. The default
-// provider takes models no provider lists and pass-through calls.
-func New(providers []*provider.Provider, defaultProvider string) (*Policy, error) {
+// New compiles a policy.
+func New(o Options) (*Policy, error) {
+	providers, defaultProvider := o.Providers, o.DefaultProvider
 	if len(providers) == 0 {
 		return nil, ErrNoProvider
 	}
-	p := &Policy{providers: providers}
+	p := &Policy{providers: providers, defaultMode: SourcePlatform, modes: o.Modes}
+	if o.DefaultMode == SourceClient {
+		p.defaultMode = SourceClient
+	}
 	for _, pr := range providers {
 		if pr.Name() == defaultProvider {
 			p.fallback = pr
@@ -76,31 +98,44 @@ func New(providers []*provider.Provider, defaultProvider string) (*Policy, error
 
 // Plan appends the ordered attempts for req to dst: providers that list the
 // model first, in configuration order, then the default provider when it
-// serves the model. Every attempt uses the provider's platform key.
+// serves the model. A platform-mode supplier's attempts use platform keys
+// and skip providers without any; a client-mode supplier's use its own.
 func (p *Policy) Plan(dst []Attempt, req *Request) ([]Attempt, error) {
+	source := p.Mode(req.Supplier)
+	usable := func(pr *provider.Provider) bool { return source == SourceClient || pr.Platform() != nil }
 	if !req.Understood || len(req.Model) == 0 {
-		if p.fallback.Platform() == nil {
+		if !usable(p.fallback) {
 			return dst, ErrNoProvider
 		}
-		return append(dst, Attempt{Provider: p.fallback, Model: req.Model, Key: p.fallback.Platform(), Reason: ReasonPassThrough}), nil
+		return append(dst, Attempt{Provider: p.fallback, Model: req.Model, Source: source, Reason: ReasonPassThrough}), nil
 	}
 	n := len(dst)
 	for _, pr := range p.providers {
-		if pr.Lists(req.Model) && pr.Platform() != nil {
-			dst = append(dst, Attempt{Provider: pr, Model: req.Model, Key: pr.Platform(), Reason: ReasonModelListed})
+		if pr.Lists(req.Model) && usable(pr) {
+			dst = append(dst, Attempt{Provider: pr, Model: req.Model, Source: source, Reason: ReasonModelListed})
 		}
 	}
-	if !contains(dst[n:], p.fallback) && p.fallback.Serves(req.Model) && p.fallback.Platform() != nil {
+	if !contains(dst[n:], p.fallback) && p.fallback.Serves(req.Model) && usable(p.fallback) {
 		reason := ReasonDefault
 		if len(dst) > n {
 			reason = ReasonFallback
 		}
-		dst = append(dst, Attempt{Provider: p.fallback, Model: req.Model, Key: p.fallback.Platform(), Reason: reason})
+		dst = append(dst, Attempt{Provider: p.fallback, Model: req.Model, Source: source, Reason: reason})
 	}
 	if len(dst) == n {
 		return dst, fmt.Errorf("model %q: %w", req.Model, ErrNoProvider)
 	}
 	return dst, nil
+}
+
+// Mode is a supplier's mode: SourcePlatform or SourceClient.
+func (p *Policy) Mode(supplier []byte) string {
+	if m, ok := p.modes[string(supplier)]; ok && m == SourceClient {
+		return SourceClient
+	} else if ok {
+		return SourcePlatform
+	}
+	return p.defaultMode
 }
 
 func contains(as []Attempt, pr *provider.Provider) bool {

@@ -13,7 +13,7 @@ import (
 func mustProvider(t *testing.T, name string, models ...string) *provider.Provider {
 	t.Helper()
 	p, err := provider.New(config.Provider{Name: name, Type: "openai", BaseURL: "http://127.0.0.1:1/v1", Models: models},
-		keys.NewSecret("sk-"+name), provider.Options{})
+		[]keys.Secret{keys.NewSecret("sk-" + name)}, provider.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +48,7 @@ func TestPlan(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			p, err := New(tc.providers, tc.def)
+			p, err := New(Options{Providers: tc.providers, DefaultProvider: tc.def})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -60,8 +60,8 @@ func TestPlan(t *testing.T) {
 				t.Errorf("plan %s, want %s", names(got), tc.want)
 			}
 			for _, a := range got {
-				if a.Key == nil || a.Key.Source != SourcePlatform {
-					t.Errorf("attempt %s has key %v", a.Provider.Name(), a.Key)
+				if a.Source != SourcePlatform {
+					t.Errorf("attempt %s has source %v", a.Provider.Name(), a.Source)
 				}
 			}
 		})
@@ -69,19 +69,34 @@ func TestPlan(t *testing.T) {
 }
 
 func TestNewRejectsUnknownDefault(t *testing.T) {
-	if _, err := New([]*provider.Provider{mustProvider(t, "openai")}, "azure"); err == nil {
+	if _, err := New(Options{Providers: []*provider.Provider{mustProvider(t, "openai")}, DefaultProvider: "azure"}); err == nil {
 		t.Error("an unknown default provider was accepted")
 	}
-	if _, err := New(nil, ""); !errors.Is(err, ErrNoProvider) {
+	if _, err := New(Options{}); !errors.Is(err, ErrNoProvider) {
 		t.Errorf("no providers: %v", err)
 	}
 }
 
 func TestPlanAllocs(t *testing.T) {
-	p, _ := New([]*provider.Provider{mustProvider(t, "openai"), mustProvider(t, "vllm", "gpt-4o-mini")}, "openai")
+	p, _ := New(Options{Providers: []*provider.Provider{mustProvider(t, "openai"), mustProvider(t, "vllm", "gpt-4o-mini")}, DefaultProvider: "openai"})
 	buf := make([]Attempt, 0, 4)
 	req := &Request{Model: []byte("gpt-4o-mini"), Understood: true}
 	if a := testing.AllocsPerRun(100, func() { _, _ = p.Plan(buf[:0], req) }); a != 0 {
 		t.Errorf("%.1f allocations per plan", a)
+	}
+}
+
+func TestPlanClientMode(t *testing.T) {
+	noPlatform, err := provider.New(config.Provider{Name: "openai", Type: "openai", BaseURL: "http://127.0.0.1:1/v1"}, nil, provider.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := New(Options{Providers: []*provider.Provider{noPlatform}, Modes: map[string]string{"bella": SourceClient, "rose": SourcePlatform}})
+	if _, err := p.Plan(nil, &Request{Model: []byte("gpt-4o"), Understood: true, Supplier: []byte("rose")}); !errors.Is(err, ErrNoProvider) {
+		t.Errorf("platform mode without platform keys: %v", err)
+	}
+	got, err := p.Plan(nil, &Request{Model: []byte("gpt-4o"), Understood: true, Supplier: []byte("bella")})
+	if err != nil || len(got) != 1 || got[0].Source != SourceClient {
+		t.Errorf("client mode: %+v %v", got, err)
 	}
 }

@@ -12,6 +12,12 @@ var _ Translator = openAI{}
 func (openAI) PrepareRequest(dst *fasthttp.Request, p *Provider, c *Call) error {
 	p.setURI(dst, c.Suffix, c.Query)
 	dst.Header.Del(fasthttp.HeaderAuthorization) // whatever came before, exactly one goes out
-	dst.Header.SetBytesV(fasthttp.HeaderAuthorization, c.Key.bearer)
+	dst.Header.SetBytesV(fasthttp.HeaderAuthorization, c.Key.Bearer())
+	if c.Key.Organization != "" {
+		dst.Header.Set("OpenAI-Organization", c.Key.Organization)
+	}
+	if c.Key.Project != "" {
+		dst.Header.Set("OpenAI-Project", c.Key.Project)
+	}
 	return nil
 }

@@ -27,7 +27,7 @@ type Call struct {
 	// Model is the model the attempt asks for.
 	Model []byte
 	// Key is the credential that pays for the attempt.
-	Key *Credential
+	Key *keys.Key
 }
 
 // Translator turns a call into one provider schema's upstream request. Each
@@ -38,23 +38,6 @@ type Translator interface {
 	PrepareRequest(dst *fasthttp.Request, p *Provider, c *Call) error
 }
 
-// Credential is a key together with its pre-rendered header value, so that
-// the hot path never concatenates strings.
-type Credential struct {
-	// Source is "platform" or "client".
-	Source string
-	secret keys.Secret
-	bearer []byte
-}
-
-// NewCredential wraps a key for upstream use.
-func NewCredential(source string, s keys.Secret) *Credential {
-	return &Credential{Source: source, secret: s, bearer: []byte("Bearer " + s.Reveal())}
-}
-
-// Fingerprint identifies the key in logs without revealing it.
-func (c *Credential) Fingerprint() string { return c.secret.Fingerprint() }
-
 // Provider is one configured upstream: its identity, its platform key and
 // its connection pool. Upstream addresses come only from configuration.
 type Provider struct {
@@ -64,7 +47,7 @@ type Provider struct {
 	host     []byte
 	basePath []byte
 	models   map[string]struct{}
-	platform *Credential
+	platform *Pool
 
 	translator Translator
 	client     *fasthttp.HostClient
@@ -78,8 +61,9 @@ type Options struct {
 	ReadBufferSize int
 }
 
-// New builds a provider from its configuration and resolved platform key.
-func New(cfg config.Provider, platformKey keys.Secret, opts Options) (*Provider, error) {
+// New builds a provider from its configuration and its resolved platform
+// keys (none when the provider only serves suppliers' own keys).
+func New(cfg config.Provider, platformKeys []keys.Secret, opts Options) (*Provider, error) {
 	tr, ok := translators[cfg.Type]
 	if !ok {
 		return nil, fmt.Errorf("provider %s: unsupported type %q", cfg.Name, cfg.Type)
@@ -107,8 +91,8 @@ func New(cfg config.Provider, platformKey keys.Secret, opts Options) (*Provider,
 		basePath:   []byte(strings.TrimRight(u.Path, "/")),
 		translator: tr,
 	}
-	if !platformKey.IsZero() {
-		p.platform = NewCredential("platform", platformKey)
+	if len(platformKeys) > 0 {
+		p.platform = NewPool(platformKeys)
 	}
 	if len(cfg.Models) > 0 {
 		p.models = make(map[string]struct{}, len(cfg.Models))
@@ -153,8 +137,8 @@ func (p *Provider) BaseURL() string {
 	return string(p.scheme) + "://" + string(p.host) + string(p.basePath)
 }
 
-// Platform is the provider's platform credential, or nil when it has none.
-func (p *Provider) Platform() *Credential { return p.platform }
+// Platform is the provider's pool of platform keys, or nil when it has none.
+func (p *Provider) Platform() *Pool { return p.platform }
 
 // Serves reports whether the provider lists the model; a provider without a
 // model list serves any model.

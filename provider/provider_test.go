@@ -3,6 +3,7 @@ package provider
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -23,7 +24,7 @@ func TestNew(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			p, err := New(config.Provider{Name: "p", Type: tc.typ, BaseURL: tc.baseURL}, keys.NewSecret("sk-x"), Options{})
+			p, err := New(config.Provider{Name: "p", Type: tc.typ, BaseURL: tc.baseURL}, []keys.Secret{keys.NewSecret("sk-x")}, Options{})
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("err %v, want %q", err, tc.wantErr)
@@ -43,14 +44,14 @@ func TestNew(t *testing.T) {
 // TestPrepareOpenAI: the upstream URL comes from config and the request
 // path, and exactly one Authorization carries the key.
 func TestPrepareOpenAI(t *testing.T) {
-	p, err := New(config.Provider{Name: "openai", Type: "openai", BaseURL: "https://api.openai.com/v1"}, keys.NewSecret("sk-platform"), Options{})
+	p, err := New(config.Provider{Name: "openai", Type: "openai", BaseURL: "https://api.openai.com/v1"}, []keys.Secret{keys.NewSecret("sk-platform")}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var req fasthttp.Request
 	req.Header.Set("Authorization", "Bearer client-token")
 	req.Header.Add("Authorization", "Bearer second")
-	c := &Call{Suffix: []byte("/files/file abc"), Query: []byte("purpose=batch&after=x%2Fy"), Key: p.Platform()}
+	c := &Call{Suffix: []byte("/files/file abc"), Query: []byte("purpose=batch&after=x%2Fy"), Key: p.Platform().Next(time.Now())}
 	if err := p.Prepare(&req, c); err != nil {
 		t.Fatal(err)
 	}
@@ -72,14 +73,14 @@ func TestPrepareOpenAI(t *testing.T) {
 	if n != 1 {
 		t.Errorf("%d Authorization headers", n)
 	}
-	if p.Platform().Fingerprint() != keys.Fingerprint("sk-platform") {
+	if p.Platform().Fingerprints()[0] != keys.Fingerprint("sk-platform") {
 		t.Error("fingerprint mismatch")
 	}
 }
 
 func TestServes(t *testing.T) {
-	any, _ := New(config.Provider{Name: "a", Type: "openai", BaseURL: "http://x/v1"}, keys.Secret{}, Options{})
-	listed, _ := New(config.Provider{Name: "b", Type: "openai", BaseURL: "http://x/v1", Models: []string{"m1"}}, keys.Secret{}, Options{})
+	any, _ := New(config.Provider{Name: "a", Type: "openai", BaseURL: "http://x/v1"}, nil, Options{})
+	listed, _ := New(config.Provider{Name: "b", Type: "openai", BaseURL: "http://x/v1", Models: []string{"m1"}}, nil, Options{})
 	if !any.Serves([]byte("whatever")) || any.Lists([]byte("whatever")) {
 		t.Error("a provider without a list serves everything and lists nothing")
 	}

@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/wedsync/veil/auth"
 	"github.com/wedsync/veil/config"
 	"github.com/wedsync/veil/keys"
 	"github.com/wedsync/veil/metrics"
@@ -45,23 +46,23 @@ func nullUpstream(tb testing.TB) string {
 func benchProxy(tb testing.TB, upstream string) (*proxy.Server, string) {
 	tb.Helper()
 	p, err := provider.New(config.Provider{Name: "openai", Type: "openai", BaseURL: "http://" + upstream + "/v1", MaxConns: 64},
-		keys.NewSecret("sk-bench-platform-key"), provider.Options{MaxResponseBytes: 1 << 20})
+		[]keys.Secret{keys.NewSecret("sk-bench-platform-key")}, provider.Options{MaxResponseBytes: 1 << 20})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	pol, err := policy.New([]*provider.Provider{p}, "openai")
+	pol, err := policy.New(policy.Options{Providers: []*provider.Provider{p}})
 	if err != nil {
 		tb.Fatal(err)
 	}
 	const token = "veil-bench-caller"
-	auth, err := keys.NewAuthenticator([]keys.Credential{{Name: "bench", Hash: keys.HashToken(token)}})
+	authn, err := auth.New(auth.Options{Callers: []auth.CallerSpec{{Name: "bench", TokenHash: auth.HashToken(token), Suppliers: []string{"*"}}}})
 	if err != nil {
 		tb.Fatal(err)
 	}
 	enc := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
 	log := zap.New(zapcore.NewCore(enc, zapcore.AddSync(discard{}), zap.InfoLevel))
 	lim := config.Default().Limits
-	s, err := proxy.New(proxy.Options{Limits: lim, Auth: auth, Policy: pol, Metrics: metrics.New(), Log: log})
+	s, err := proxy.New(proxy.Options{Limits: lim, Auth: authn, Policy: pol, Metrics: metrics.New(), Log: log})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -80,6 +81,7 @@ func newCtx(token string) *fasthttp.RequestCtx {
 	req.Header.SetContentType("application/json")
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("User-Agent", "OpenAI/Go 1.0")
+	req.Header.Set("X-Supplier-ID", "rose-venue")
 	req.SetBodyString(benchBody)
 	ctx := &fasthttp.RequestCtx{}
 	ctx.Init(&req, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}, nil)

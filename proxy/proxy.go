@@ -6,6 +6,7 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -18,6 +19,7 @@ import (
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 
+	"github.com/wedsync/veil/auth"
 	"github.com/wedsync/veil/config"
 	"github.com/wedsync/veil/health"
 	"github.com/wedsync/veil/internal/jsonfield"
@@ -29,8 +31,10 @@ import (
 
 // Options are the proxy's dependencies and limits.
 type Options struct {
-	Limits  config.Limits
-	Auth    *keys.Authenticator
+	Limits config.Limits
+	Auth   *auth.Authenticator
+	// Keys holds suppliers' own keys; nil when no supplier uses its own.
+	Keys    *keys.Cache
 	Policy  *policy.Policy
 	Metrics *metrics.Metrics
 	Log     *zap.Logger
@@ -41,7 +45,8 @@ type Options struct {
 // Server handles client requests on the proxy listener.
 type Server struct {
 	limits  config.Limits
-	auth    *keys.Authenticator
+	auth    *auth.Authenticator
+	keys    *keys.Cache
 	policy  *policy.Policy
 	metrics *metrics.Metrics
 	log     *zap.Logger
@@ -57,7 +62,7 @@ func New(o Options) (*Server, error) {
 	if o.Auth == nil || o.Policy == nil || o.Metrics == nil || o.Log == nil {
 		return nil, errors.New("proxy: auth, policy, metrics and log are required")
 	}
-	s := &Server{limits: o.Limits, auth: o.Auth, policy: o.Policy, metrics: o.Metrics, log: o.Log, health: o.Health}
+	s := &Server{limits: o.Limits, auth: o.Auth, keys: o.Keys, policy: o.Policy, metrics: o.Metrics, log: o.Log, health: o.Health}
 	if s.health == nil {
 		s.health = health.NewRegistry()
 	}
@@ -82,11 +87,13 @@ type exchange struct {
 	reqID    []byte
 	ep       endpoint
 	fields   jsonfield.Request
-	caller   *keys.Caller
+	caller   *auth.Caller
+	supplier []byte
 	plan     []policy.Attempt
 	planBuf  [4]policy.Attempt
 	call     provider.Call
 	served   *policy.Attempt
+	key      *keys.Key
 	attempts int
 	status   int
 	err      string
@@ -99,7 +106,9 @@ type exchange struct {
 	interrupted string
 }
 
-var exchangePool = sync.Pool{New: func() any { return &exchange{reqID: make([]byte, 0, 64)} }}
+var exchangePool = sync.Pool{New: func() any {
+	return &exchange{reqID: make([]byte, 0, 64), supplier: make([]byte, 0, 64)}
+}}
 
 func (s *Server) acquire() *exchange {
 	x := exchangePool.Get().(*exchange)
@@ -110,8 +119,8 @@ func (s *Server) acquire() *exchange {
 }
 
 func release(x *exchange) {
-	reqID := x.reqID[:0]
-	*x = exchange{reqID: reqID}
+	reqID, supplier := x.reqID[:0], x.supplier[:0]
+	*x = exchange{reqID: reqID, supplier: supplier}
 	exchangePool.Put(x)
 }
 
@@ -136,19 +145,14 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, x *exchange) bool {
 			Message: "Unknown request URL: " + string(ctx.Method()) + " " + string(path) + ". veil serves the OpenAI API under /v1/."})
 		return false
 	}
-	caller, err := s.auth.Authenticate(ctx.Request.Header.Peek(fasthttp.HeaderAuthorization))
-	if err != nil {
-		s.log.Warn("caller authentication failed", zap.ByteString("request_id", x.reqID),
-			zap.String("remote", ctx.RemoteIP().String()), zap.Error(err))
-		code := "invalid_caller_token"
-		if errors.Is(err, keys.ErrMissingCredentials) {
-			code = "missing_caller_token"
-		}
-		x.fail(ctx, &Error{Status: fasthttp.StatusUnauthorized, Type: typeAuthentication, Code: code,
-			Message: "veil: the caller token is missing or invalid; send Authorization: Bearer <veil caller token>"})
+	id, failure := s.auth.Authenticate(ctx.Request.Header.Peek(fasthttp.HeaderAuthorization),
+		ctx.Request.Header.Peek("X-Supplier-Id"), ctx.RemoteIP().String())
+	if failure != nil {
+		x.fail(ctx, &Error{Status: failure.Status, Type: failure.Type(), Code: failure.Code, Message: failure.Message})
 		return false
 	}
-	x.caller = caller
+	x.caller = id.Caller
+	x.supplier = append(x.supplier[:0], id.Supplier...)
 	x.call.Suffix = path[len("/v1"):]
 	x.call.Query = ctx.URI().QueryString()
 	x.ep = classify(ctx.Method(), x.call.Suffix)
@@ -158,7 +162,7 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, x *exchange) bool {
 			return false
 		}
 	}
-	plan, err := s.policy.Plan(x.planBuf[:0], &policy.Request{Model: x.fields.Model, Understood: x.ep.understood})
+	plan, err := s.policy.Plan(x.planBuf[:0], &policy.Request{Model: x.fields.Model, Understood: x.ep.understood, Supplier: x.supplier})
 	if err != nil {
 		x.fail(ctx, &Error{Status: fasthttp.StatusNotFound, Type: typeInvalidRequest, Code: "model_not_found", Param: "model",
 			Message: "The model `" + string(x.fields.Model) + "` is not served by any provider configured in veil."})
@@ -203,16 +207,76 @@ func (x *exchange) scanBody(body []byte) *Error {
 
 // attempt sends the request to one planned target. A nil error means the
 // client has its answer (or a stream writer will give it); an error means
-// nothing reached the client and the next attempt may run.
+// nothing reached the client and the next attempt may run. Within one
+// attempt, a key the provider refused (401, a supplier key that was just
+// rotated) or rate-limited (429, a platform pool key) is swapped for
+// another once before the answer goes to the client.
 func (s *Server) attempt(ctx *fasthttp.RequestCtx, x *exchange, a *policy.Attempt, stream bool) (bool, *Error) {
+	key, e := s.keyFor(x, a)
+	if e != nil {
+		return false, e
+	}
+	for retried := false; ; retried = true {
+		if retried {
+			x.attempts++
+		}
+		resp, err := s.send(ctx, x, a, key, stream)
+		if err != nil {
+			return false, err
+		}
+		status := resp.StatusCode()
+		if !retried {
+			if next := s.swapKey(x, a, key, resp); next != nil {
+				s.discard(ctx, x, resp, stream)
+				key = next
+				continue
+			}
+		}
+		x.served, x.key = a, key
+		return s.deliver(ctx, x, resp, status, stream), nil
+	}
+}
+
+// keyFor returns the key an attempt uses: the next platform key of the
+// provider's pool, or the supplier's own key from memory.
+func (s *Server) keyFor(x *exchange, a *policy.Attempt) (*keys.Key, *Error) {
+	if a.Source == policy.SourcePlatform {
+		return a.Provider.Platform().Next(time.Now()), nil
+	}
+	if s.keys == nil {
+		return nil, keyMissing(x.supplier, a.Provider.Name())
+	}
+	k, err := s.keys.Get(context.Background(), string(x.supplier), a.Provider.Name())
+	switch {
+	case err == nil:
+		return k, nil
+	case errors.Is(err, keys.ErrKeyMissing):
+		return nil, keyMissing(x.supplier, a.Provider.Name())
+	default:
+		s.log.Warn("supplier key unavailable", zap.ByteString("request_id", x.reqID), zap.ByteString("supplier", x.supplier),
+			zap.String("provider", a.Provider.Name()), zap.Error(err))
+		return nil, &Error{Status: fasthttp.StatusServiceUnavailable, Type: typeUnavailable, Code: "supplier_key_unavailable",
+			Message: "veil cannot currently load supplier " + string(x.supplier) + "'s own " + a.Provider.Name() +
+				" key: its key store has been unreachable for too long; try again later"}
+	}
+}
+
+func keyMissing(supplier []byte, providerName string) *Error {
+	return &Error{Status: fasthttp.StatusForbidden, Type: "permission_error", Code: "supplier_key_missing",
+		Message: "supplier " + string(supplier) + " uses its own " + providerName + " key, and none is stored for it; a Vault admin must add it"}
+}
+
+// send makes one upstream round trip with key. The answer's headers are
+// in; for a stream, its body is still to be read.
+func (s *Server) send(ctx *fasthttp.RequestCtx, x *exchange, a *policy.Attempt, key *keys.Key, stream bool) (*fasthttp.Response, *Error) {
 	req := fasthttp.AcquireRequest()
 	copyRequestHeaders(&req.Header, &ctx.Request.Header, x.ep.understood)
 	req.SetBodyRaw(ctx.PostBody())
 	x.call.Model = a.Model
-	x.call.Key = a.Key
+	x.call.Key = key
 	if err := a.Provider.Prepare(req, &x.call); err != nil {
 		fasthttp.ReleaseRequest(req)
-		return false, &Error{Status: fasthttp.StatusBadGateway, Type: typeServer, Code: "upstream_request_failed",
+		return nil, &Error{Status: fasthttp.StatusBadGateway, Type: typeServer, Code: "upstream_request_failed",
 			Message: "veil could not prepare the request for provider " + a.Provider.Name() + ": " + err.Error()}
 	}
 	var resp *fasthttp.Response
@@ -228,21 +292,56 @@ func (s *Server) attempt(ctx *fasthttp.RequestCtx, x *exchange, a *policy.Attemp
 	fasthttp.ReleaseRequest(req)
 	if err != nil {
 		s.observeAttempt(a, 0, t0)
-		if stream {
-			fasthttp.ReleaseResponse(resp)
-		} else {
-			resp.Reset()
-			x.setRequestIDHeader(ctx)
-		}
-		return false, upstreamError(a.Provider.Name(), err)
+		s.discard(ctx, x, resp, stream)
+		return nil, upstreamError(a.Provider.Name(), err)
 	}
-	status := resp.StatusCode()
-	s.observeAttempt(a, status, t0)
-	x.served = a
+	s.observeAttempt(a, resp.StatusCode(), t0)
+	return resp, nil
+}
+
+// swapKey decides whether a key should be replaced before the answer goes
+// out, and returns the replacement.
+func (s *Server) swapKey(x *exchange, a *policy.Attempt, key *keys.Key, resp *fasthttp.Response) *keys.Key {
+	switch status := resp.StatusCode(); {
+	case status == fasthttp.StatusUnauthorized && key.Source() == keys.SourceClient && s.keys != nil:
+		next, err := s.keys.Rejected(context.Background(), string(x.supplier), a.Provider.Name(), key)
+		if err == nil {
+			s.log.Info("supplier key refused by the provider; retrying with the newer version", zap.ByteString("request_id", x.reqID),
+				zap.ByteString("supplier", x.supplier), zap.Object("refused", key), zap.Object("next", next))
+			return next
+		}
+		if prev := s.keys.Previous(string(x.supplier), a.Provider.Name()); prev != nil && prev != key {
+			s.log.Info("supplier key refused by the provider; retrying with the previous version", zap.ByteString("request_id", x.reqID),
+				zap.ByteString("supplier", x.supplier), zap.Object("refused", key), zap.Object("previous", prev))
+			return prev
+		}
+	case status == fasthttp.StatusTooManyRequests && key.Source() == keys.SourcePlatform && a.Provider.Platform().Len() > 1:
+		now := time.Now()
+		pool := a.Provider.Platform()
+		pool.Cooldown(key, now, retryAfter(&resp.Header))
+		return pool.Other(key, now)
+	}
+	return nil
+}
+
+// discard drops an upstream answer that will not reach the client.
+func (s *Server) discard(ctx *fasthttp.RequestCtx, x *exchange, resp *fasthttp.Response, stream bool) {
+	if stream {
+		_ = resp.CloseBodyStream()
+		fasthttp.ReleaseResponse(resp)
+		return
+	}
+	resp.Reset()
+	x.setRequestIDHeader(ctx)
+}
+
+// deliver hands the upstream answer to the client; it reports true when a
+// stream writer took over the exchange.
+func (s *Server) deliver(ctx *fasthttp.RequestCtx, x *exchange, resp *fasthttp.Response, status int, stream bool) bool {
 	if !stream {
 		stripResponseHeaders(&ctx.Response.Header)
 		x.setServedHeaders(ctx)
-		return false, nil
+		return false
 	}
 	copyResponseHeaders(&ctx.Response.Header, &resp.Header)
 	x.setServedHeaders(ctx)
@@ -252,12 +351,31 @@ func (s *Server) attempt(ctx *fasthttp.RequestCtx, x *exchange, a *policy.Attemp
 		x.status = status
 		s.streams.Add(1)
 		ctx.SetBodyStreamWriter(x.pump)
-		return true, nil
+		return true
 	}
 	// A streamed call that did not answer with SSE (an error, or a
 	// pass-through download): hand the body on as it arrives.
 	ctx.Response.SetBodyStream(&upstreamBody{resp: resp}, resp.Header.ContentLength())
-	return false, nil
+	return false
+}
+
+// retryAfter reads how long a 429 asks to wait: retry-after-ms, or
+// Retry-After in seconds or as an HTTP date; 5 seconds when absent.
+func retryAfter(h *fasthttp.ResponseHeader) time.Duration {
+	if v := h.Peek("Retry-After-Ms"); len(v) > 0 {
+		if ms, err := strconv.ParseFloat(string(v), 64); err == nil && ms >= 0 {
+			return time.Duration(ms * float64(time.Millisecond))
+		}
+	}
+	if v := h.Peek("Retry-After"); len(v) > 0 {
+		if secs, err := strconv.Atoi(string(v)); err == nil && secs >= 0 {
+			return time.Duration(secs) * time.Second
+		}
+		if t, err := fasthttp.ParseHTTPDate(v); err == nil {
+			return max(time.Until(t), 0)
+		}
+	}
+	return 5 * time.Second
 }
 
 // observeAttempt records an attempt's status (0: no answer) and time to
@@ -326,7 +444,7 @@ func (x *exchange) setServedHeaders(ctx *fasthttp.RequestCtx) {
 	if len(x.served.Model) > 0 {
 		h.SetBytesV(HeaderModel, x.served.Model)
 	}
-	h.Set(HeaderKeySource, x.served.Key.Source)
+	h.Set(HeaderKeySource, x.key.Source())
 	h.Set(HeaderAttempts, smallInt(x.attempts))
 }
 
@@ -357,6 +475,8 @@ func (s *Server) finish(x *exchange) {
 		fields := [...]zap.Field{
 			zap.ByteString("request_id", x.reqID),
 			zap.String("caller", callerName),
+			zap.ByteString("supplier", x.supplier),
+			zap.String("key_source", keySource(x.key)),
 			zap.String("endpoint", x.ep.name),
 			zap.String("provider", providerName),
 			zap.ByteString("model", x.fields.Model),
@@ -370,6 +490,13 @@ func (s *Server) finish(x *exchange) {
 		ce.Write(fields[:]...)
 	}
 	release(x)
+}
+
+func keySource(k *keys.Key) string {
+	if k == nil {
+		return ""
+	}
+	return k.Source()
 }
 
 // upstreamBody hands a non-SSE streamed upstream body to the client and

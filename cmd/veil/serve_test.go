@@ -85,6 +85,7 @@ func TestServeAndDrain(t *testing.T) {
 	req, _ := http.NewRequest("POST", "http://"+proxyAddr+"/v1/chat/completions",
 		strings.NewReader(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"a toast"}]}`))
 	req.Header.Set("Authorization", "Bearer "+callerToken)
+	req.Header.Set("X-Supplier-ID", "rose-venue")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

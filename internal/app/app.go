@@ -18,9 +18,10 @@ import (
 	"github.com/wedsync/veil/admin"
 	"github.com/wedsync/veil/config"
 	"github.com/wedsync/veil/health"
+	"github.com/wedsync/veil/internal/logging"
 	"github.com/wedsync/veil/keys"
+	"github.com/wedsync/veil/keys/vault"
 	"github.com/wedsync/veil/metrics"
-	"github.com/wedsync/veil/policy"
 	"github.com/wedsync/veil/provider"
 	"github.com/wedsync/veil/proxy"
 )
@@ -29,20 +30,29 @@ import (
 type Options struct {
 	// Log receives access lines and operational logs.
 	Log *zap.Logger
+	// Audit receives the audit trail; nil means an audit logger built from
+	// the config's audit section.
+	Audit *zap.Logger
 	// Version is reported on /admin/status.
 	Version string
-	// Resolve reads secret references; nil means keys.Resolve.
-	Resolve func(ref string) (keys.Secret, error)
+	// Secrets resolves secret references; nil means env://, file:/// and,
+	// with Vault enabled, vault://.
+	Secrets keys.Source
 }
 
 // App is one veil process: a proxy listener and an admin listener.
 type App struct {
 	cfg       *config.Config
 	log       *zap.Logger
+	audit     *zap.Logger
+	closeLog  func()
 	version   string
 	started   time.Time
 	metrics   *metrics.Metrics
 	health    *health.Registry
+	secrets   keys.Source
+	vault     *vault.Client
+	keys      *keys.Cache
 	proxy     *proxy.Server
 	providers []*provider.Provider
 	proxySrv  *fasthttp.Server
@@ -54,78 +64,69 @@ type App struct {
 	shutdown  sync.Once
 }
 
-// New builds an App from a validated config.
-func New(cfg *config.Config, o Options) (*App, error) {
-	if o.Log == nil {
-		o.Log = zap.NewNop()
+// New builds an App from a validated config. With Vault enabled it logs in
+// first (bounded by the key fetch timeout); a failed login is retried in
+// the background and keeps /readyz failing, unless a secret in the config
+// itself lives in Vault, in which case New fails.
+func New(cfg *config.Config, o Options) (a *App, err error) {
+	a = &App{cfg: cfg, log: o.Log, audit: o.Audit, version: o.Version, metrics: metrics.New(), closeLog: func() {}}
+	if a.log == nil {
+		a.log = zap.NewNop()
 	}
-	resolve := o.Resolve
-	if resolve == nil {
-		resolve = keys.Resolve
-	}
-	a := &App{cfg: cfg, log: o.Log, version: o.Version, metrics: metrics.New()}
-
-	for _, pc := range cfg.Providers {
-		key, err := resolve(string(pc.APIKey))
-		if err != nil {
-			return nil, fmt.Errorf("provider %s: api_key: %w", pc.Name, err)
-		}
-		p, err := provider.New(pc, key, provider.Options{
-			MaxResponseBytes: cfg.Limits.MaxResponseBytes,
-			ReadBufferSize:   cfg.Limits.MaxHeaderBytes,
-		})
-		if err != nil {
+	if a.audit == nil {
+		if a.audit, a.closeLog, err = logging.Audit(cfg.Audit.Output, cfg.Log.Format); err != nil {
 			return nil, err
 		}
-		a.log.Info("provider configured", zap.String("provider", pc.Name), zap.String("type", pc.Type),
-			zap.String("base_url", pc.BaseURL), zap.Object("platform_key", key))
-		a.providers = append(a.providers, p)
 	}
-	pol, err := policy.New(a.providers, cfg.Routing.DefaultProvider)
-	if err != nil {
-		return nil, fmt.Errorf("routing: %w", err)
-	}
-	creds := make([]keys.Credential, 0, len(cfg.Callers))
-	for _, c := range cfg.Callers {
-		var hash [32]byte
-		if c.TokenSHA256 != "" {
-			if hash, err = keys.ParseTokenHash(c.TokenSHA256); err != nil {
-				return nil, fmt.Errorf("caller %s: token_sha256: %w", c.Name, err)
-			}
-		} else {
-			tok, err := resolve(string(c.Token))
-			if err != nil {
-				return nil, fmt.Errorf("caller %s: token: %w", c.Name, err)
-			}
-			hash = keys.HashToken(tok.Reveal())
+	defer func() {
+		if err != nil {
+			a.closeResources()
 		}
-		creds = append(creds, keys.Credential{Name: c.Name, Hash: hash})
+	}()
+	if err := a.buildSecrets(o.Secrets); err != nil {
+		return nil, err
 	}
-	auth, err := keys.NewAuthenticator(creds)
+	if err := a.buildProviders(); err != nil {
+		return nil, err
+	}
+	pol, err := a.buildPolicy()
 	if err != nil {
-		return nil, fmt.Errorf("callers: %w", err)
+		return nil, err
+	}
+	authn, err := a.buildAuth()
+	if err != nil {
+		return nil, err
+	}
+	var next keys.Fetcher
+	if a.vault != nil {
+		next = &vault.SupplierFetcher{Client: a.vault, Mount: cfg.Vault.KVMount, PathTemplate: cfg.Vault.SupplierPath}
+	}
+	if a.keys, err = a.buildKeyCache(next); err != nil {
+		return nil, err
 	}
 	names := make([]string, len(a.providers))
 	for i, p := range a.providers {
 		names[i] = p.Name()
 	}
 	a.health = health.NewRegistry(names...)
-	a.proxy, err = proxy.New(proxy.Options{Limits: cfg.Limits, Auth: auth, Policy: pol, Metrics: a.metrics, Log: a.log, Health: a.health})
+	a.proxy, err = proxy.New(proxy.Options{Limits: cfg.Limits, Auth: authn, Keys: a.keys, Policy: pol,
+		Metrics: a.metrics, Log: a.log, Health: a.health})
 	if err != nil {
 		return nil, err
 	}
 	var adminToken keys.Secret
 	if !cfg.Admin.Token.IsZero() {
-		if adminToken, err = resolve(string(cfg.Admin.Token)); err != nil {
+		if adminToken, err = a.resolve(cfg.Admin.Token); err != nil {
 			return nil, fmt.Errorf("admin token: %w", err)
 		}
 	}
 	adm := admin.New(admin.Options{
-		Token:    adminToken,
-		Ready:    a.ready,
-		Status:   a.status,
-		Registry: a.metrics.Registry,
-		Log:      a.log,
+		Token:     adminToken,
+		Ready:     a.ready,
+		Status:    a.status,
+		Registry:  a.metrics.Registry,
+		Log:       a.audit,
+		Endpoints: a.adminEndpoints(),
 	})
 
 	lim := cfg.Limits
@@ -219,12 +220,25 @@ func (a *App) Shutdown(ctx context.Context) error {
 			err = errors.Join(err, fmt.Errorf("admin shutdown: %w", e))
 		}
 		a.serving.Wait()
-		for _, p := range a.providers {
-			p.Close()
-		}
 		a.log.Info("stopped")
+		a.closeResources()
 	})
 	return err
+}
+
+// closeResources stops background work and releases connections.
+func (a *App) closeResources() {
+	if a.keys != nil {
+		a.keys.Close()
+	}
+	if a.vault != nil {
+		a.vault.Close()
+	}
+	for _, p := range a.providers {
+		p.Close()
+	}
+	_ = a.audit.Sync()
+	a.closeLog()
 }
 
 // ready is the readiness predicate: serving and not draining.
@@ -234,6 +248,11 @@ func (a *App) ready() error {
 	}
 	if a.started.IsZero() {
 		return errors.New("starting")
+	}
+	if a.vault != nil {
+		if err := a.vault.Ready(); err != nil {
+			return fmt.Errorf("vault: %w", err)
+		}
 	}
 	return nil
 }
@@ -252,12 +271,12 @@ type Status struct {
 // ProviderStatus describes one configured provider, with its key shown only
 // as a fingerprint.
 type ProviderStatus struct {
-	Name           string   `json:"name"`
-	Type           string   `json:"type"`
-	BaseURL        string   `json:"base_url"`
-	Models         []string `json:"models,omitempty"`
-	KeyFingerprint string   `json:"key_fingerprint,omitempty"`
-	Default        bool     `json:"default"`
+	Name            string   `json:"name"`
+	Type            string   `json:"type"`
+	BaseURL         string   `json:"base_url"`
+	Models          []string `json:"models,omitempty"`
+	KeyFingerprints []string `json:"key_fingerprints,omitempty"`
+	Default         bool     `json:"default"`
 }
 
 func (a *App) status() any {
@@ -271,8 +290,8 @@ func (a *App) status() any {
 	for i, pc := range a.cfg.Providers {
 		ps := ProviderStatus{Name: pc.Name, Type: pc.Type, BaseURL: pc.BaseURL, Models: pc.Models,
 			Default: pc.Name == def || (def == "" && i == 0)}
-		if c := a.providers[i].Platform(); c != nil {
-			ps.KeyFingerprint = c.Fingerprint()
+		if pool := a.providers[i].Platform(); pool != nil {
+			ps.KeyFingerprints = pool.Fingerprints()
 		}
 		st.Providers = append(st.Providers, ps)
 	}

@@ -51,9 +51,17 @@ type Result struct {
 // env is what every scenario gets: a client pointed at veil, and the fake
 // upstream behind it.
 type env struct {
-	client   *openai.Client
+	// client is the WedSync app acting for Rose Venue, a platform-mode
+	// supplier (WedSync's keys).
+	client *openai.Client
+	// photographer is the app acting for Bella Photography, which brings
+	// its own OpenAI key.
+	photographer *openai.Client
+	// intruder sends a token veil does not know.
 	intruder *openai.Client
 	upstream *fakeopenai.Server
+	// bellaKey is Bella's own key, to check it was the one used.
+	bellaKey string
 }
 
 // scenario is one step of the demo.
@@ -65,6 +73,7 @@ type scenario struct {
 // scenarios are the demo's steps, in order. Each is one small function.
 var scenarios = []scenario{
 	{"venue description", venueDescription},
+	{"photo tags, supplier's own key", photoTagsOwnKey},
 	{"wedding timeline (stream)", weddingTimeline},
 	{"menu similarity (embeddings)", menuEmbeddings},
 	{"available models", listModels},
@@ -78,18 +87,20 @@ func Run(ctx context.Context, o Options) error {
 		o.Out = io.Discard
 	}
 	platformKey, callerToken := "sk-wedsync-platform-"+randomHex(12), "veil-demo-app-"+randomHex(12)
+	bellaKey := "sk-bella-photography-" + randomHex(12)
 	up := fakeopenai.New(fakeopenai.Options{
 		Latency:    15 * time.Millisecond,
 		TTFT:       25 * time.Millisecond,
 		ChunkDelay: 4 * time.Millisecond,
-		Keys:       []string{platformKey},
+		Keys:       []string{platformKey, bellaKey},
 	})
 	if err := up.Start("127.0.0.1:0"); err != nil {
 		return fmt.Errorf("fake upstream: %w", err)
 	}
 	defer func() { _ = up.Close() }()
 
-	secrets := map[string]string{"VEIL_DEMO_PLATFORM_KEY": platformKey, "VEIL_DEMO_CALLER_TOKEN": callerToken}
+	secrets := map[string]string{"VEIL_DEMO_PLATFORM_KEY": platformKey, "VEIL_DEMO_CALLER_TOKEN": callerToken,
+		"VEIL_DEMO_BELLA_KEY": bellaKey}
 	lookup := func(name string) (string, bool) { v, ok := secrets[name]; return v, ok }
 	cfg, err := config.ParseWithEnv([]byte(demoConfig(up.URL())), "demo.yaml", lookup)
 	if err != nil {
@@ -103,14 +114,8 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	resolve := func(ref string) (keys.Secret, error) {
-		name, ok := strings.CutPrefix(ref, "env://")
-		if v, found := lookup(name); ok && found {
-			return keys.NewSecret(v), nil
-		}
-		return keys.Secret{}, fmt.Errorf("demo secret %s is not defined", ref)
-	}
-	a, err := app.New(cfg, app.Options{Log: log, Version: "demo", Resolve: resolve})
+	secretsSrc := keys.Sources{"env": keys.EnvSource{LookupEnv: lookup}}
+	a, err := app.New(cfg, app.Options{Log: log, Audit: log, Version: "demo", Secrets: secretsSrc})
 	if err != nil {
 		return err
 	}
@@ -124,9 +129,11 @@ func Run(ctx context.Context, o Options) error {
 	}()
 
 	e := &env{
-		client:   newClient(a.ProxyAddr(), callerToken),
-		intruder: newClient(a.ProxyAddr(), "not-a-veil-token"),
-		upstream: up,
+		client:       newClient(a.ProxyAddr(), callerToken, "rose-venue"),
+		photographer: newClient(a.ProxyAddr(), callerToken, "bella-photography"),
+		intruder:     newClient(a.ProxyAddr(), "not-a-veil-token", "rose-venue"),
+		upstream:     up,
+		bellaKey:     bellaKey,
 	}
 	fmt.Fprintf(o.Out, "veil demo: veil on http://%s/v1, fake OpenAI upstream on %s\n\n", a.ProxyAddr(), up.URL())
 	var results []Result
@@ -156,8 +163,8 @@ func Run(ctx context.Context, o Options) error {
 	if len(failed) > 0 {
 		return fmt.Errorf("%d check(s) failed:\n  %s", len(failed), strings.Join(failed, "\n  "))
 	}
-	fmt.Fprintf(o.Out, "\nall %d scenarios behaved as expected; the upstream saw %d requests, each with the platform key (%s) and none with the caller's token\n",
-		len(results), len(received), keys.Fingerprint(platformKey))
+	fmt.Fprintf(o.Out, "\nall %d scenarios behaved as expected; the upstream saw %d requests, each with a provider key (platform %s, Bella's %s) and none with the caller's token\n",
+		len(results), len(received), keys.Fingerprint(platformKey), keys.Fingerprint(bellaKey))
 	return nil
 }
 
@@ -174,13 +181,32 @@ callers:
   - name: wedsync-demo-app
     token: env://VEIL_DEMO_CALLER_TOKEN
     suppliers: ["*"]
+suppliers:
+  default_mode: platform
+  entries:
+    - id: bella-photography     # brings its own OpenAI key
+      mode: client
+      keys:
+        openai: env://VEIL_DEMO_BELLA_KEY
 `
 }
 
-func newClient(addr, token string) *openai.Client {
+// newClient is a go-openai client pointed at veil acting for supplier,
+// as a WedSync app is.
+func newClient(addr, token, supplier string) *openai.Client {
 	c := openai.DefaultConfig(token)
 	c.BaseURL = "http://" + addr + "/v1"
+	c.HTTPClient = &http.Client{Transport: supplierTransport(supplier)}
 	return openai.NewClientWithConfig(c)
+}
+
+// supplierTransport sends X-Supplier-ID with every request.
+type supplierTransport string
+
+func (t supplierTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("X-Supplier-ID", string(t))
+	return http.DefaultTransport.RoundTrip(r)
 }
 
 // served fills the provider, key source and model veil reported.
@@ -213,6 +239,32 @@ func venueDescription(ctx context.Context, e *env) Result {
 		return r
 	}
 	r.Note = excerpt(resp.Choices[0].Message.Content)
+	return r
+}
+
+func photoTagsOwnKey(ctx context.Context, e *env) Result {
+	r := Result{Asked: "tag a first-dance photo, on Bella's own key"}
+	start := time.Now()
+	resp, err := e.photographer.CreateChatCompletion(ctx, openai.ChatCompletionRequest{
+		Model: "gpt-4o-mini",
+		Messages: []openai.ChatCompletionMessage{
+			{Role: openai.ChatMessageRoleUser, Content: "Suggest five tags for a first-dance photo under fairy lights."},
+		},
+	})
+	r.Latency = time.Since(start)
+	if err != nil {
+		r.Status, r.Err = "error", err
+		return r
+	}
+	served(&r, resp.Header())
+	r.Status = "200"
+	r.Tokens = fmt.Sprintf("%d in / %d out", resp.Usage.PromptTokens, resp.Usage.CompletionTokens)
+	reqs := e.upstream.Requests()
+	if r.KeySource != "client" || len(reqs) == 0 || reqs[len(reqs)-1].Header.Get("Authorization") != "Bearer "+e.bellaKey {
+		r.Err = errors.New("the call did not go out on Bella's own key")
+		return r
+	}
+	r.Note = "paid by Bella Photography's own OpenAI key (fingerprint " + keys.Fingerprint(e.bellaKey) + ")"
 	return r
 }
 

@@ -43,3 +43,30 @@ func New(level, format string, w io.Writer) (*zap.Logger, error) {
 	core := zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(w)), lvl)
 	return zap.New(core), nil
 }
+
+// Audit returns the audit logger: JSON (or console) lines marked
+// "log":"audit", written to output ("stderr", "stdout" or an absolute file
+// path, appended to), apart from the operational log so that it can be
+// collected and kept on its own. The returned func closes a file output.
+func Audit(output, format string) (*zap.Logger, func(), error) {
+	var w io.Writer
+	closeFn := func() {}
+	switch output {
+	case "", "stderr":
+		w = os.Stderr
+	case "stdout":
+		w = os.Stdout
+	default:
+		f, err := os.OpenFile(output, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			return nil, nil, fmt.Errorf("audit log: %w", err)
+		}
+		w, closeFn = f, func() { _ = f.Close() }
+	}
+	l, err := New("info", format, w)
+	if err != nil {
+		closeFn()
+		return nil, nil, err
+	}
+	return l.With(zap.String("log", "audit")), closeFn, nil
+}

@@ -1,0 +1,81 @@
+package provider
+
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/wedsync/veil/keys"
+)
+
+// Pool is a provider's set of platform keys. Next spreads calls over the
+// keys in turn, skipping keys that are cooling down after a 429.
+type Pool struct {
+	keys  []*keys.Key
+	until []atomic.Int64 // unix nanoseconds until which keys[i] rests
+	next  atomic.Uint64
+}
+
+// NewPool makes a pool of platform keys.
+func NewPool(secrets []keys.Secret) *Pool {
+	p := &Pool{keys: make([]*keys.Key, len(secrets)), until: make([]atomic.Int64, len(secrets))}
+	for i, s := range secrets {
+		p.keys[i] = keys.NewKey(s, keys.SourcePlatform, "")
+	}
+	return p
+}
+
+// Len is the number of keys in the pool.
+func (p *Pool) Len() int { return len(p.keys) }
+
+// Next returns the next key that is not cooling down; when every key is,
+// the one that becomes available first.
+func (p *Pool) Next(now time.Time) *keys.Key {
+	n := uint64(len(p.keys))
+	if n == 1 {
+		return p.keys[0]
+	}
+	start := p.next.Add(1)
+	ts := now.UnixNano()
+	best, bestUntil := 0, int64(1<<63-1)
+	for i := uint64(0); i < n; i++ {
+		j := (start + i) % n
+		u := p.until[j].Load()
+		if u <= ts {
+			return p.keys[j]
+		}
+		if u < bestUntil {
+			best, bestUntil = int(j), u
+		}
+	}
+	return p.keys[best]
+}
+
+// Other returns a key other than k that is not cooling down, or nil.
+func (p *Pool) Other(k *keys.Key, now time.Time) *keys.Key {
+	ts := now.UnixNano()
+	for i, pk := range p.keys {
+		if pk != k && p.until[i].Load() <= ts {
+			return pk
+		}
+	}
+	return nil
+}
+
+// Cooldown rests k until now+d, typically a 429's Retry-After.
+func (p *Pool) Cooldown(k *keys.Key, now time.Time, d time.Duration) {
+	for i, pk := range p.keys {
+		if pk == k {
+			p.until[i].Store(now.Add(d).UnixNano())
+			return
+		}
+	}
+}
+
+// Fingerprints lists the pool's keys as fingerprints, for status output.
+func (p *Pool) Fingerprints() []string {
+	out := make([]string, len(p.keys))
+	for i, k := range p.keys {
+		out[i] = k.Fingerprint()
+	}
+	return out
+}
