@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -293,5 +294,34 @@ func TestCacheBackgroundLoop(t *testing.T) {
 			t.Fatal("the new version was never picked up")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestCacheFollowsRewrittenFile: a supplier key referenced as a file is
+// re-read at each refresh, so rewriting the file (as Kubernetes does for a
+// mounted secret) rotates the key.
+func TestCacheFollowsRewrittenFile(t *testing.T) {
+	path := t.TempDir() + "/bella-openai"
+	if err := os.WriteFile(path, []byte("sk-file-v1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f := &RefFetcher{Refs: map[string]map[string]string{"bella": {"openai": "file://" + path}}, Sources: DefaultSources()}
+	clk := newClock()
+	c := newTestCache(t, f, clk, nil)
+	ctx := context.Background()
+	k1, err := c.Get(ctx, "bella", "openai")
+	if err != nil || k1.Secret().Reveal() != "sk-file-v1" || k1.Source() != SourceClient {
+		t.Fatalf("first read: %v %v", k1, err)
+	}
+	if err := os.WriteFile(path, []byte("sk-file-v2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	clk.advance(2 * time.Hour)
+	c.checkDue()
+	if k2, _ := c.Get(ctx, "bella", "openai"); k2.Secret().Reveal() != "sk-file-v2" {
+		t.Errorf("after rewrite: %v", k2)
+	}
+	if _, err := c.Get(ctx, "rose", "openai"); !errors.Is(err, ErrKeyMissing) {
+		t.Errorf("a supplier without a reference and no next fetcher: %v", err)
 	}
 }

@@ -3,6 +3,8 @@
 //	veil serve --config FILE [--dev]      run the proxy and admin listeners
 //	veil demo                             run the wedding scenarios against an embedded fake upstream
 //	veil config validate FILE             check a config file
+//	veil keys check --config FILE [--supplier ID] [--provider P]
+//	                                      fetch keys through the configured sources and validate them live
 //	veil fake-upstream --listen ADDR      run the fake OpenAI upstream alone
 //	veil version                          print the version
 package main
@@ -16,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"text/tabwriter"
 	"time"
 
 	"github.com/wedsync/veil/config"
@@ -34,6 +37,7 @@ Usage:
   veil serve --config FILE [--dev] [--drain-timeout 30s]
   veil demo [--verbose]
   veil config validate FILE
+  veil keys check --config FILE [--supplier ID] [--provider P]
   veil fake-upstream [--listen 127.0.0.1:8081] [--latency 0] [--ttft 0] [--chunk-delay 0]
   veil version
 `
@@ -58,6 +62,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runDemo(args[1:], stdout, stderr)
 	case "config":
 		err = configCmd(args[1:], stdout)
+	case "keys":
+		err = keysCmd(args[1:], stdout, stderr)
 	case "fake-upstream":
 		err = fakeUpstream(args[1:], stdout)
 	case "version", "--version":
@@ -150,6 +156,69 @@ func configCmd(args []string, stdout io.Writer) error {
 		args[1], len(cfg.Providers), len(cfg.Callers), cfg.Listen.Proxy, cfg.Listen.Admin)
 	return nil
 }
+
+// keysCmd runs `veil keys check`: fetch keys through the configured sources
+// and validate them live against their provider (GET /v1/models).
+func keysCmd(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "check" {
+		return fmt.Errorf("%w: keys check --config FILE [--supplier ID] [--provider P]", errUsage)
+	}
+	fs := flag.NewFlagSet("keys check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "config file (YAML)")
+	supplier := fs.String("supplier", "", "check this supplier's own keys; without it, the platform keys")
+	var providers stringList
+	fs.Var(&providers, "provider", "only this provider (repeatable)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if *path == "" {
+		return fmt.Errorf("%w: keys check needs --config FILE", errUsage)
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	checks, err := app.CheckKeys(ctx, cfg, app.Options{}, *supplier, providers)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SUPPLIER\tPROVIDER\tSOURCE\tVERSION\tFINGERPRINT\tRESULT")
+	failed := 0
+	for _, c := range checks {
+		result := fmt.Sprintf("ok (%d models)", c.Models)
+		if c.Err != nil {
+			failed++
+			result = "FAILED: " + c.Err.Error()
+		}
+		sup := c.Supplier
+		if sup == "" {
+			sup = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", sup, c.Provider, c.Source, dashIfEmpty(c.Version), dashIfEmpty(c.Fingerprint), result)
+	}
+	_ = tw.Flush()
+	if failed > 0 {
+		return fmt.Errorf("%d of %d keys failed the check", failed, len(checks))
+	}
+	return nil
+}
+
+func dashIfEmpty(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string     { return fmt.Sprint(*l) }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
 
 func fakeUpstream(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("fake-upstream", flag.ContinueOnError)

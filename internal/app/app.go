@@ -172,6 +172,13 @@ func (a *App) Start() error {
 		return fmt.Errorf("admin listener: %w", err)
 	}
 	a.started = time.Now()
+	if a.keys != nil && len(a.cfg.Keys.Prewarm) > 0 {
+		names := make([]string, len(a.providers))
+		for i, p := range a.providers {
+			names[i] = p.Name()
+		}
+		go a.keys.Prewarm(context.Background(), a.cfg.Keys.Prewarm, names)
+	}
 	a.serve(a.proxySrv, a.proxyLn, "proxy")
 	a.serve(a.adminSrv, a.adminLn, "admin")
 	a.log.Info("veil listening", zap.String("proxy", a.ProxyAddr()), zap.String("admin", a.AdminAddr()),

@@ -166,15 +166,7 @@ func (a *App) buildKeyCache(next keys.Fetcher) (*keys.Cache, error) {
 	if !needsSupplierKeys(a.cfg) {
 		return nil, nil
 	}
-	refs := map[string]map[string]string{}
-	for _, e := range a.cfg.Suppliers.Entries {
-		for prov, ref := range e.Keys {
-			if refs[e.ID] == nil {
-				refs[e.ID] = map[string]string{}
-			}
-			refs[e.ID][prov] = string(ref)
-		}
-	}
+	refs := supplierRefs(a.cfg)
 	k := a.cfg.Keys
 	return keys.NewCache(keys.CacheOptions{
 		Fetcher:      &keys.RefFetcher{Refs: refs, Sources: a.secrets, Next: next},

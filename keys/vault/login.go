@@ -72,9 +72,12 @@ func (c *Client) Start(ctx context.Context) error {
 func (c *Client) run(ctx context.Context, secret *api.Secret, err error) {
 	defer c.wg.Done()
 	var retry, tokenRetry backoff
-	lastLogin := time.Now()
+	var lastLogin time.Time
 	for {
 		for err != nil {
+			if ctx.Err() != nil {
+				return // Close, not a failure worth logging
+			}
 			d := retry.next()
 			c.log.Warn("vault login failed", zap.String("method", c.method),
 				zap.Error(err), zap.Duration("retry_in", d))
