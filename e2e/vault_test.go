@@ -359,3 +359,31 @@ func TestAdminRefreshSupplierKeys(t *testing.T) {
 		t.Error("the admin action was not audited")
 	}
 }
+
+// TestVaultPlatformKeyPool: a platform key reference to a Vault field that
+// holds a list (api_keys) becomes a pool that veil spreads calls over.
+func TestVaultPlatformKeyPool(t *testing.T) {
+	v, token := vaultSetup(t)
+	k1, k2 := secret("sk-platform-pool-1-"), secret("sk-platform-pool-2-")
+	v.WriteKV(t, "wedsync/platform/openai", map[string]any{"api_keys": []string{k1, k2}})
+	h := start(t, setup{
+		fake: fakeopenai.Options{Keys: []string{k1, k2}},
+		env:  map[string]string{"VAULT_TOKEN": token},
+		providers: `
+  - name: openai
+    type: openai
+    base_url: %s
+    api_key: vault://secret/wedsync/platform/openai#api_keys`,
+		extra: vaultYAML(v, "1m", "10m"),
+	})
+	seen := map[string]int{}
+	for range 4 {
+		if _, err := h.clientFor("rose-venue").CreateChatCompletion(ctxT(t), weddingChat); err != nil {
+			t.Fatal(err)
+		}
+		seen[h.lastAuth()]++
+	}
+	if seen["Bearer "+k1] != 2 || seen["Bearer "+k2] != 2 {
+		t.Errorf("calls per pool key: %d and %d, want 2 and 2", seen["Bearer "+k1], seen["Bearer "+k2])
+	}
+}

@@ -27,16 +27,43 @@ func (a *App) resolve(ref config.SecretRef) (keys.Secret, error) {
 	return a.secrets.Resolve(ctx, string(ref))
 }
 
+// resolveMany reads a reference that may name a list: a Vault field such
+// as api_keys holding an array of keys becomes a pool.
+func (a *App) resolveMany(ref config.SecretRef) ([]keys.Secret, error) {
+	if a.vault == nil || ref.Scheme() != config.SchemeVault {
+		s, err := a.resolve(ref)
+		if err != nil {
+			return nil, err
+		}
+		return []keys.Secret{s}, nil
+	}
+	mount, path, field, err := vault.ParseRef(string(ref))
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.Keys.FetchTimeout)
+	defer cancel()
+	kv, err := a.vault.ReadKV(ctx, mount, path)
+	if err != nil {
+		return nil, err
+	}
+	ss := kv.Secrets(field)
+	if len(ss) == 0 {
+		return nil, fmt.Errorf("vault %s/%s version %d has no field %q: %w", mount, path, kv.Version, field, vault.ErrNotFound)
+	}
+	return ss, nil
+}
+
 // buildProviders resolves each provider's platform keys and builds it.
 func (a *App) buildProviders() error {
 	for _, pc := range a.cfg.Providers {
 		var secrets []keys.Secret
 		for i, ref := range pc.PlatformKeys() {
-			s, err := a.resolve(ref)
+			ss, err := a.resolveMany(ref)
 			if err != nil {
 				return fmt.Errorf("provider %s: platform key %d: %w", pc.Name, i, err)
 			}
-			secrets = append(secrets, s)
+			secrets = append(secrets, ss...)
 		}
 		p, err := provider.New(pc, secrets, provider.Options{
 			MaxResponseBytes: a.cfg.Limits.MaxResponseBytes,

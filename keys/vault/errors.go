@@ -56,10 +56,12 @@ type opError struct {
 	cause  error
 }
 
+// Error names the operation and what went wrong, without secrets.
 func (e *opError) Error() string {
 	return "vault: " + e.op + ": " + e.detail
 }
 
+// Unwrap returns the error's kind and its cause, when it has them.
 func (e *opError) Unwrap() []error {
 	errs := make([]error, 0, 2)
 	if e.kind != nil {
@@ -195,6 +197,7 @@ func truncate(s string) string {
 	return s[:cut] + "…"
 }
 
+// isRuneStart reports whether b starts a UTF-8 encoded rune.
 func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }
 
 // redactor replaces known secrets in messages.

@@ -53,7 +53,9 @@ func (kv *KV) Secrets(name string) []keys.Secret {
 // ReadKV reads the current version of the KV version 2 secret at path in
 // the engine mounted at mount (GET <mount>/data/<path>). A missing secret,
 // or one whose current version is deleted or destroyed, gives an error
-// matching ErrNotFound.
+// matching ErrNotFound; a refused read, ErrForbidden; a Vault that cannot
+// be reached, ErrUnreachable (see IsUnreachable). With the AppRole and
+// Kubernetes methods, reads before the first login fail with ErrNotReady.
 func (c *Client) ReadKV(ctx context.Context, mount, path string) (*KV, error) {
 	mount, path, op, err := kvPaths("read", mount, path)
 	if err != nil {
