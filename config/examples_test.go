@@ -82,6 +82,12 @@ func TestExampleDetails(t *testing.T) {
 				t.Errorf("provider %s key = %q, want a file:// reference", p.Name, p.APIKey)
 			}
 		}
+		if !c.Vault.Enabled || c.Vault.Auth.Method != "kubernetes" || c.Vault.Auth.TokenFile == "" {
+			t.Errorf("vault = %+v, want kubernetes auth with the service account token", c.Vault)
+		}
+		if bella, ok := c.Supplier("bella-photography"); !ok || bella.Mode != ModeClient {
+			t.Errorf("want bella-photography in client mode, got %+v", bella)
+		}
 	})
 	t.Run("multi-provider", func(t *testing.T) {
 		c := load(t, "multi-provider.yaml")
