@@ -98,14 +98,15 @@ func newSingleCaller(name, supplier string) *Caller {
 const supplierRule = "use 1 to 128 characters from A-Z, a-z, 0-9, '.', '_' and '-'"
 
 // ValidSupplierID reports whether id is a well-formed supplier ID: 1 to
-// MaxSupplierIDLen bytes from A-Z, a-z, 0-9, '.', '_' and '-'. It does not
-// allocate.
+// MaxSupplierIDLen bytes from A-Z, a-z, 0-9, '.', '_' and '-', and not "."
+// or ".." (which would be path segments where keys are stored). It does
+// not allocate.
 func ValidSupplierID(id []byte) bool {
 	return validSupplier(id)
 }
 
 func validSupplier[T ~string | ~[]byte](id T) bool {
-	if len(id) == 0 || len(id) > MaxSupplierIDLen {
+	if len(id) == 0 || len(id) > MaxSupplierIDLen || string(id) == "." || string(id) == ".." {
 		return false
 	}
 	for i := 0; i < len(id); i++ {

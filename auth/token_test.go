@@ -38,3 +38,16 @@ func TestParseTokenHash(t *testing.T) {
 		t.Fatalf("HashToken(abc) = %s", got)
 	}
 }
+
+func TestDotSegmentsAreNotSupplierIDs(t *testing.T) {
+	for _, id := range []string{".", ".."} {
+		if ValidSupplierID([]byte(id)) {
+			t.Errorf("%q accepted as a supplier ID", id)
+		}
+	}
+	for _, id := range []string{"...", "bella.photo", "a..b"} {
+		if !ValidSupplierID([]byte(id)) {
+			t.Errorf("%q refused", id)
+		}
+	}
+}

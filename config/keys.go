@@ -214,9 +214,9 @@ func (c *Config) applyKeyDefaults() {
 }
 
 // IsSupplierID reports whether s is a valid supplier ID: 1 to 128
-// characters of A-Z, a-z, 0-9, '.', '_' and '-'.
+// characters of A-Z, a-z, 0-9, '.', '_' and '-', other than "." and "..".
 func IsSupplierID(s string) bool {
-	if s == "" || len(s) > 128 {
+	if s == "" || len(s) > 128 || s == "." || s == ".." {
 		return false
 	}
 	for _, c := range []byte(s) {
