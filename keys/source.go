@@ -76,14 +76,15 @@ func Resolve(ref string) (Secret, error) {
 // made of scheme characters, never the rest of ref.
 func splitRef(ref string) (scheme, rest string, err error) {
 	scheme, rest, ok := strings.Cut(ref, "://")
-	if !ok || !validScheme(scheme) {
+	if !ok || !ValidScheme(scheme) {
 		return "", "", fmt.Errorf("%w: want scheme://..., such as env://NAME or file:///path", ErrInvalidReference)
 	}
 	return strings.ToLower(scheme), rest, nil
 }
 
-// validScheme reports whether s is a URL scheme (RFC 3986, section 3.1).
-func validScheme(s string) bool {
+// ValidScheme reports whether s is a URL scheme (RFC 3986, section 3.1),
+// so that an error may quote it without risk of quoting a pasted secret.
+func ValidScheme(s string) bool {
 	if s == "" || len(s) > 32 {
 		return false
 	}

@@ -139,7 +139,7 @@ func (c *Client) Resolve(ctx context.Context, ref string) (keys.Secret, error) {
 func ParseRef(ref string) (mount, path, field string, err error) {
 	scheme, rest, ok := strings.Cut(ref, "://")
 	if !ok || !strings.EqualFold(scheme, "vault") {
-		if ok && validScheme(scheme) {
+		if ok && keys.ValidScheme(scheme) {
 			return "", "", "", fmt.Errorf("%w %q for the vault source", keys.ErrUnsupportedScheme, strings.ToLower(scheme))
 		}
 		return "", "", "", fmt.Errorf("%w: want vault://mount/path#field", keys.ErrInvalidReference)
@@ -163,23 +163,6 @@ func ParseRef(ref string) (mount, path, field string, err error) {
 		return "", "", "", fmt.Errorf("%w: vault://%s: %w", keys.ErrInvalidReference, rest, err)
 	}
 	return mount, path, field, nil
-}
-
-// validScheme reports whether s is a URL scheme (RFC 3986, section 3.1).
-func validScheme(s string) bool {
-	if s == "" || len(s) > 32 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z':
-		case i > 0 && ('0' <= c && c <= '9' || c == '+' || c == '-' || c == '.'):
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // kvPaths checks mount and path and names the operation.
