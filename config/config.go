@@ -112,6 +112,10 @@ type Config struct {
 	JWT JWT `yaml:"jwt"`
 	// Audit configures the audit log.
 	Audit Audit `yaml:"audit"`
+	// Usage configures where usage records go.
+	Usage Usage `yaml:"usage"`
+	// Prices are the per-model prices that cost_usd is computed from.
+	Prices []Price `yaml:"prices"`
 
 	// source is the name given to Parse, used in error messages.
 	source string
@@ -287,6 +291,7 @@ func (c *Config) ApplyDefaults() {
 		c.Callers[i].TokenSHA256 = strings.ToLower(c.Callers[i].TokenSHA256)
 	}
 	c.applyKeyDefaults()
+	c.applyUsageDefaults()
 }
 
 // Provider returns the provider with the given name.

@@ -246,6 +246,10 @@ func (w *walker) walk(use *yaml.Node, t reflect.Type, path string) {
 		default:
 			w.decodes(n, t, path, "integer is out of range")
 		}
+	case t.Kind() == reflect.Float64:
+		if n.Kind != yaml.ScalarNode || (n.ShortTag() != "!!int" && n.ShortTag() != "!!float") {
+			w.fail(n, path, "must be a number, not %s", kindName(n))
+		}
 	case t.Kind() == reflect.Bool:
 		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!bool" {
 			w.fail(n, path, "must be true or false, not %s", kindName(n))

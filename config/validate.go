@@ -35,6 +35,7 @@ func (c *Config) Validate() error {
 	v.routing()
 	v.callers()
 	v.keys()
+	v.usage()
 	return errors.Join(v.errs...)
 }
 
