@@ -1,0 +1,467 @@
+package usage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Defaults for Options.
+const (
+	DefaultQueueSize     = 65536
+	DefaultBatchSize     = 256
+	DefaultFlushInterval = 200 * time.Millisecond
+	DefaultMaxAttempts   = 5
+	DefaultMinBackoff    = 100 * time.Millisecond
+	DefaultMaxBackoff    = 5 * time.Second
+)
+
+// warnEvery is the least time between two warnings of one kind for one sink.
+const warnEvery = 10 * time.Second
+
+// ErrPermanent marks a Write error that retrying will not fix, such as a
+// webhook answering 401. The emitter does not retry such a batch: it hands
+// it to the sink's Overflow at once, or drops it when the sink has none.
+var ErrPermanent = errors.New("permanent sink error")
+
+// Overflower is implemented by a sink that can keep records it cannot take
+// now, such as the webhook sink spilling them to disk. The emitter calls
+// Overflow when the sink's queue is full, when a batch failed every attempt
+// and when Close runs out of time. Overflow must be safe for concurrent use,
+// including concurrently with Write, and must not block for long: Emit may
+// call it on a request's path.
+type Overflower interface {
+	Overflow(r *Record)
+}
+
+// Observer receives the emitter's counts, per sink name. Its methods are
+// called from Emit's callers and from the sinks' goroutines, so they must be
+// safe for concurrent use and cheap.
+type Observer interface {
+	// QueueDepth reports how many records wait in the sink's queue.
+	QueueDepth(sink string, n int)
+	// Delivered counts records the sink wrote.
+	Delivered(sink string, n int)
+	// Retried counts a failed Write that will be tried again.
+	Retried(sink string)
+	// Spilled counts records handed to the sink's Overflow.
+	Spilled(sink string, n int)
+	// Dropped counts records lost for the sink.
+	Dropped(sink string, n int)
+}
+
+// Options configure an Emitter. Zero values take the defaults.
+type Options struct {
+	// QueueSize is how many records wait per sink before Emit overflows
+	// or drops them; default 65536.
+	QueueSize int
+	// BatchSize is the most records per Write; default 256.
+	BatchSize int
+	// FlushInterval is the longest a record waits in a partial batch;
+	// default 200ms.
+	FlushInterval time.Duration
+	// MaxAttempts is how many times a batch is written before it is
+	// overflowed or dropped; default 5.
+	MaxAttempts int
+	// MinBackoff and MaxBackoff bound the wait between attempts, which
+	// doubles from MinBackoff with jitter; defaults 100ms and 5s.
+	MinBackoff time.Duration
+	MaxBackoff time.Duration
+	// Observer receives counts; nil means none.
+	Observer Observer
+	// Log receives sink errors; nil means none. Record contents are never
+	// logged.
+	Log *zap.Logger
+}
+
+func (o Options) withDefaults() Options {
+	if o.QueueSize <= 0 {
+		o.QueueSize = DefaultQueueSize
+	}
+	if o.BatchSize <= 0 {
+		o.BatchSize = DefaultBatchSize
+	}
+	if o.FlushInterval <= 0 {
+		o.FlushInterval = DefaultFlushInterval
+	}
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = DefaultMaxAttempts
+	}
+	if o.MinBackoff <= 0 {
+		o.MinBackoff = DefaultMinBackoff
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = DefaultMaxBackoff
+	}
+	if o.MaxBackoff < o.MinBackoff {
+		o.MaxBackoff = o.MinBackoff
+	}
+	if o.Observer == nil {
+		o.Observer = nopObserver{}
+	}
+	if o.Log == nil {
+		o.Log = zap.NewNop()
+	}
+	return o
+}
+
+type nopObserver struct{}
+
+func (nopObserver) QueueDepth(string, int) {}
+func (nopObserver) Delivered(string, int)  {}
+func (nopObserver) Retried(string)         {}
+func (nopObserver) Spilled(string, int)    {}
+func (nopObserver) Dropped(string, int)    {}
+
+// Emitter hands records to sinks without blocking its callers. Each sink has
+// a bounded queue read by its own goroutine, which batches records and
+// retries failed writes; the sink's Write and Close are called from one
+// more goroutine of its own, so that Close can give up on a Write that
+// hangs. A sink that falls behind loses records (counted) or, if it is an
+// Overflower, has them overflowed, but never slows Emit.
+type Emitter struct {
+	opts    Options
+	workers []*worker
+
+	// mu orders Emit against Close: Emit sends under the read lock, and
+	// Close closes the queues under the write lock, so no record is ever
+	// sent on a closed queue or left behind in one.
+	mu     sync.RWMutex
+	closed bool
+
+	abort     chan struct{} // closed when Close's context ends
+	closing   atomic.Bool
+	closeDone chan struct{}
+	closeErr  error
+}
+
+// NewEmitter starts one goroutine per sink and returns the emitter that
+// feeds them. Close must be called to stop them.
+func NewEmitter(o Options, sinks ...Sink) *Emitter {
+	o = o.withDefaults()
+	e := &Emitter{
+		opts:      o,
+		abort:     make(chan struct{}),
+		closeDone: make(chan struct{}),
+	}
+	for _, s := range sinks {
+		if s == nil {
+			continue
+		}
+		w := &worker{
+			opts:       o,
+			sink:       s,
+			name:       s.Name(),
+			q:          make(chan *Record, o.QueueSize),
+			abort:      e.abort,
+			drained:    make(chan struct{}),
+			done:       make(chan struct{}),
+			writeReq:   make(chan []*Record),
+			writeRes:   make(chan error, 1),
+			writerDone: make(chan struct{}),
+		}
+		w.over, _ = s.(Overflower)
+		e.workers = append(e.workers, w)
+		go w.writer()
+		go w.run()
+	}
+	return e
+}
+
+// Emit hands r to every sink's queue and returns at once. A sink whose
+// queue is full gets r through Overflow if it is an Overflower; otherwise r
+// is dropped for that sink and counted. After Close, r is dropped and
+// counted for every sink. Records are shared between sinks: r must not be
+// changed after Emit.
+func (e *Emitter) Emit(r *Record) {
+	if r == nil {
+		return
+	}
+	e.mu.RLock()
+	if e.closed {
+		e.mu.RUnlock()
+		for _, w := range e.workers {
+			w.drop(1, "emitter closed")
+		}
+		return
+	}
+	for _, w := range e.workers {
+		select {
+		case w.q <- r:
+		default:
+			w.giveUpOne(r, "queue full")
+		}
+	}
+	e.mu.RUnlock()
+}
+
+// Close stops accepting records, writes what every queue holds, and closes
+// every sink. When ctx ends first, the records still queued or waiting for
+// a retry are overflowed or dropped (counted), and Close returns an error
+// wrapping ctx.Err(); a sink whose Write was still running then finishes it
+// in the background and is closed afterwards. Close is idempotent: later
+// calls wait for the first and return its result.
+func (e *Emitter) Close(ctx context.Context) error {
+	if !e.closing.CompareAndSwap(false, true) {
+		select {
+		case <-e.closeDone:
+			return e.closeErr
+		case <-ctx.Done():
+			return fmt.Errorf("close usage emitter: %w", ctx.Err())
+		}
+	}
+	e.closeErr = e.close(ctx)
+	close(e.closeDone)
+	return e.closeErr
+}
+
+func (e *Emitter) close(ctx context.Context) error {
+	e.mu.Lock()
+	e.closed = true
+	for _, w := range e.workers {
+		close(w.q)
+	}
+	e.mu.Unlock()
+
+	allDone := true
+	for _, w := range e.workers {
+		select {
+		case <-w.done:
+			continue
+		case <-ctx.Done():
+		}
+		allDone = false
+		break
+	}
+	var errs []error
+	if !allDone {
+		close(e.abort)
+		errs = append(errs, fmt.Errorf("close usage emitter: %w", ctx.Err()))
+		for _, w := range e.workers {
+			// drained comes without waiting on the sink: after abort,
+			// a worker only overflows or drops what it holds.
+			<-w.drained
+		}
+	}
+	for _, w := range e.workers {
+		select {
+		case <-w.done:
+			if w.closeErr != nil {
+				errs = append(errs, fmt.Errorf("close usage sink %s: %w", w.name, w.closeErr))
+			}
+		default:
+			errs = append(errs, fmt.Errorf("usage sink %s: not closed when the context ended, closing in the background", w.name))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// wait blocks until every sink goroutine has ended, including those Close
+// left finishing a Write. Tests use it.
+func (e *Emitter) wait() {
+	for _, w := range e.workers {
+		<-w.done
+	}
+}
+
+// worker owns one sink: it batches the sink's queue and hands batches to
+// the writer goroutine, the only one calling the sink's Write and Close.
+type worker struct {
+	opts Options
+	sink Sink
+	over Overflower
+	name string
+
+	q     chan *Record
+	abort <-chan struct{}
+
+	drained chan struct{} // closed when the queue is empty and closed, and no batch is held but an unfinished Write
+	done    chan struct{} // closed after the sink is closed
+
+	writeReq   chan []*Record
+	writeRes   chan error
+	writerDone chan struct{}
+	closeErr   error // of sink.Close, set before writerDone is closed
+
+	inflight []*Record // a batch whose Write was still running at abort
+
+	dropWarn  limiter
+	dropsSeen atomic.Int64 // drops since the last warning
+	errWarn   limiter
+}
+
+func (w *worker) writer() {
+	for b := range w.writeReq {
+		w.writeRes <- w.sink.Write(b)
+	}
+	w.closeErr = w.sink.Close()
+	close(w.writerDone)
+}
+
+func (w *worker) run() {
+	defer close(w.done)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+
+	var batch []*Record
+	for {
+		select {
+		case r, ok := <-w.q:
+			if !ok {
+				w.flush(batch)
+				w.finish()
+				return
+			}
+			if batch == nil {
+				batch = make([]*Record, 0, w.opts.BatchSize)
+				timer.Reset(w.opts.FlushInterval)
+			}
+			batch = append(batch, r)
+			if len(batch) >= w.opts.BatchSize {
+				timer.Stop()
+				w.flush(batch)
+				batch = nil
+			}
+		case <-timer.C:
+			w.flush(batch)
+			batch = nil
+		case <-w.abort:
+			w.giveUp(batch, "emitter closing")
+			for r := range w.q { // Close closed it before aborting
+				w.giveUpOne(r, "emitter closing")
+			}
+			w.finish()
+			return
+		}
+	}
+}
+
+// finish waits for an unfinished Write, then closes the sink.
+func (w *worker) finish() {
+	close(w.drained)
+	if w.inflight != nil {
+		if err := <-w.writeRes; err != nil {
+			w.logError("usage sink write failed while closing", err, len(w.inflight))
+			w.giveUp(w.inflight, "emitter closing")
+		} else {
+			w.opts.Observer.Delivered(w.name, len(w.inflight))
+		}
+		w.inflight = nil
+	}
+	close(w.writeReq)
+	<-w.writerDone
+}
+
+// flush writes batch, retrying with backoff; a batch that fails every
+// attempt, or fails permanently, is overflowed or dropped.
+func (w *worker) flush(batch []*Record) {
+	if len(batch) == 0 {
+		return
+	}
+	w.opts.Observer.QueueDepth(w.name, len(w.q))
+	backoff := w.opts.MinBackoff
+	for attempt := 1; ; attempt++ {
+		select {
+		case <-w.abort:
+			w.giveUp(batch, "emitter closing")
+			return
+		default:
+		}
+		w.writeReq <- batch // the writer is idle: writes are one at a time
+		var err error
+		select {
+		case err = <-w.writeRes:
+		case <-w.abort:
+			w.inflight = batch
+			return
+		}
+		if err == nil {
+			w.opts.Observer.Delivered(w.name, len(batch))
+			return
+		}
+		if errors.Is(err, ErrPermanent) || attempt >= w.opts.MaxAttempts {
+			w.logError("usage sink write failed", err, len(batch), zap.Int("attempts", attempt))
+			w.giveUp(batch, "write failed")
+			return
+		}
+		w.opts.Observer.Retried(w.name)
+		w.opts.Log.Debug("usage sink write failed; retrying",
+			zap.String("sink", w.name), zap.Int("attempt", attempt), zap.Error(err))
+		t := time.NewTimer(jitter(backoff))
+		select {
+		case <-t.C:
+		case <-w.abort:
+			t.Stop()
+			w.giveUp(batch, "emitter closing")
+			return
+		}
+		backoff = min(2*backoff, w.opts.MaxBackoff)
+	}
+}
+
+// jitter returns a duration in [d/2, d].
+func jitter(d time.Duration) time.Duration {
+	half := d / 2
+	return half + rand.N(d-half+1)
+}
+
+// giveUp overflows batch to the sink, or drops it.
+func (w *worker) giveUp(batch []*Record, why string) {
+	if len(batch) == 0 {
+		return
+	}
+	if w.over == nil {
+		w.drop(len(batch), why)
+		return
+	}
+	for _, r := range batch {
+		w.over.Overflow(r)
+	}
+	w.opts.Observer.Spilled(w.name, len(batch))
+}
+
+func (w *worker) giveUpOne(r *Record, why string) {
+	if w.over == nil {
+		w.drop(1, why)
+		return
+	}
+	w.over.Overflow(r)
+	w.opts.Observer.Spilled(w.name, 1)
+}
+
+// drop counts n lost records and warns at most every warnEvery.
+func (w *worker) drop(n int, why string) {
+	w.opts.Observer.Dropped(w.name, n)
+	w.dropsSeen.Add(int64(n))
+	if w.dropWarn.allow(time.Now()) {
+		w.opts.Log.Warn("usage records dropped",
+			zap.String("sink", w.name), zap.String("reason", why),
+			zap.Int64("dropped_since_last_warning", w.dropsSeen.Swap(0)))
+	}
+}
+
+func (w *worker) logError(msg string, err error, n int, fields ...zap.Field) {
+	if !w.errWarn.allow(time.Now()) {
+		return
+	}
+	fields = append(fields, zap.String("sink", w.name), zap.Int("records", n), zap.Error(err))
+	w.opts.Log.Error(msg, fields...)
+}
+
+// limiter allows one event per warnEvery.
+type limiter struct {
+	next atomic.Int64 // unix nanoseconds
+}
+
+func (l *limiter) allow(now time.Time) bool {
+	t := now.UnixNano()
+	n := l.next.Load()
+	return t >= n && l.next.CompareAndSwap(n, t+int64(warnEvery))
+}

@@ -1,0 +1,74 @@
+// Package usage accounts for every call: one priced, attributed record per
+// client request, handed to sinks (stdout, a rotated file, a webhook, a
+// Redis stream) without ever blocking the request.
+package usage
+
+import "time"
+
+// Billed parties: who pays for a call.
+const (
+	BilledPlatform = "platform"
+	BilledClient   = "client"
+	BilledShadow   = "shadow"
+)
+
+// Cache outcomes.
+const (
+	CacheHit    = "hit"
+	CacheMiss   = "miss"
+	CacheBypass = "bypass"
+)
+
+// Record is the usage of one client request, as one JSON line.
+type Record struct {
+	TS             time.Time `json:"ts"`
+	RequestID      string    `json:"request_id"`
+	Supplier       string    `json:"supplier"`
+	Caller         string    `json:"caller"`
+	Workflow       string    `json:"workflow,omitempty"`
+	Endpoint       string    `json:"endpoint"`
+	RequestedModel string    `json:"requested_model"`
+	Model          string    `json:"model"`
+	Provider       string    `json:"provider"`
+	KeySource      string    `json:"key_source"`
+	// Billed is the party that pays: platform, client or shadow.
+	Billed           string `json:"billed"`
+	Stream           bool   `json:"stream"`
+	Status           int    `json:"status"`
+	PromptTokens     int64  `json:"prompt_tokens"`
+	CompletionTokens int64  `json:"completion_tokens"`
+	CachedTokens     int64  `json:"cached_tokens"`
+	TotalTokens      int64  `json:"total_tokens"`
+	// CostUSD is nil when the model has no price.
+	CostUSD     *float64  `json:"cost_usd"`
+	LatencyMS   float64   `json:"latency_ms"`
+	TTFTMS      float64   `json:"ttft_ms,omitempty"`
+	Cache       string    `json:"cache"`
+	Attempts    []Attempt `json:"attempts"`
+	Failover    bool      `json:"failover"`
+	MigrationID string    `json:"migration_id,omitempty"`
+	Shadow      bool      `json:"shadow"`
+	// Partial is set when the client went away or the stream was cut, so
+	// the tokens counted are what was seen, not the whole answer.
+	Partial bool `json:"partial"`
+	// Error is veil's error code when veil answered itself.
+	Error string `json:"error,omitempty"`
+}
+
+// Attempt is one upstream try within a request.
+type Attempt struct {
+	Provider  string  `json:"provider"`
+	KeySource string  `json:"key_source"`
+	Status    int     `json:"status"`
+	Error     string  `json:"error,omitempty"`
+	LatencyMS float64 `json:"latency_ms"`
+}
+
+// Sink receives batches of records. Write is called from one goroutine per
+// sink, never concurrently with itself; it returns an error to have the
+// batch retried or spilled, as the sink's policy says. Close flushes.
+type Sink interface {
+	Name() string
+	Write(batch []*Record) error
+	Close() error
+}

@@ -1,0 +1,92 @@
+package usage
+
+import (
+	"time"
+
+	"go.uber.org/zap/zapcore"
+)
+
+var (
+	_ zapcore.ObjectMarshaler = (*Record)(nil)
+	_ zapcore.ObjectMarshaler = Attempt{}
+	_ zapcore.ArrayMarshaler  = attempts(nil)
+)
+
+// MarshalLogObject encodes r for zap with the names and omissions of its
+// JSON form, so that a log line carries the same fields as an NDJSON line:
+// ts is RFC 3339 with nanoseconds (not the logger's time format), cost_usd
+// and a nil attempts are null.
+func (r *Record) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	if r == nil {
+		return nil
+	}
+	enc.AddString("ts", r.TS.Format(time.RFC3339Nano))
+	enc.AddString("request_id", r.RequestID)
+	enc.AddString("supplier", r.Supplier)
+	enc.AddString("caller", r.Caller)
+	if r.Workflow != "" {
+		enc.AddString("workflow", r.Workflow)
+	}
+	enc.AddString("endpoint", r.Endpoint)
+	enc.AddString("requested_model", r.RequestedModel)
+	enc.AddString("model", r.Model)
+	enc.AddString("provider", r.Provider)
+	enc.AddString("key_source", r.KeySource)
+	enc.AddString("billed", r.Billed)
+	enc.AddBool("stream", r.Stream)
+	enc.AddInt("status", r.Status)
+	enc.AddInt64("prompt_tokens", r.PromptTokens)
+	enc.AddInt64("completion_tokens", r.CompletionTokens)
+	enc.AddInt64("cached_tokens", r.CachedTokens)
+	enc.AddInt64("total_tokens", r.TotalTokens)
+	if r.CostUSD != nil {
+		enc.AddFloat64("cost_usd", *r.CostUSD)
+	} else if err := enc.AddReflected("cost_usd", nil); err != nil {
+		return err
+	}
+	enc.AddFloat64("latency_ms", r.LatencyMS)
+	if r.TTFTMS != 0 {
+		enc.AddFloat64("ttft_ms", r.TTFTMS)
+	}
+	enc.AddString("cache", r.Cache)
+	if r.Attempts != nil {
+		if err := enc.AddArray("attempts", attempts(r.Attempts)); err != nil {
+			return err
+		}
+	} else if err := enc.AddReflected("attempts", nil); err != nil {
+		return err
+	}
+	enc.AddBool("failover", r.Failover)
+	if r.MigrationID != "" {
+		enc.AddString("migration_id", r.MigrationID)
+	}
+	enc.AddBool("shadow", r.Shadow)
+	enc.AddBool("partial", r.Partial)
+	if r.Error != "" {
+		enc.AddString("error", r.Error)
+	}
+	return nil
+}
+
+// MarshalLogObject encodes a for zap with the names of its JSON form.
+func (a Attempt) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	enc.AddString("provider", a.Provider)
+	enc.AddString("key_source", a.KeySource)
+	enc.AddInt("status", a.Status)
+	if a.Error != "" {
+		enc.AddString("error", a.Error)
+	}
+	enc.AddFloat64("latency_ms", a.LatencyMS)
+	return nil
+}
+
+type attempts []Attempt
+
+func (as attempts) MarshalLogArray(enc zapcore.ArrayEncoder) error {
+	for i := range as {
+		if err := enc.AppendObject(&as[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
