@@ -35,8 +35,9 @@ const (
 
 var sinkTypes = []string{SinkStdout, SinkFile, SinkWebhook, SinkRedis}
 
-// Usage configures where usage records go. Without sinks, records go to
-// stdout as JSON lines.
+// Usage configures where usage records go. Without a sinks entry, records
+// go to stdout as JSON lines; an explicit empty list (sinks: []) writes
+// them nowhere (metrics still count tokens and cost).
 type Usage struct {
 	// Sinks receive every record; several at once are fine.
 	Sinks []UsageSink `yaml:"sinks"`
@@ -101,7 +102,7 @@ func (c *Config) applyUsageDefaults() {
 	setInt(&u.QueueSize, DefaultUsageQueueSize)
 	setInt(&u.BatchSize, DefaultUsageBatchSize)
 	setDuration(&u.FlushInterval, DefaultUsageFlushInterval)
-	if len(u.Sinks) == 0 {
+	if u.Sinks == nil {
 		u.Sinks = []UsageSink{{Type: SinkStdout}}
 	}
 	for i := range u.Sinks {

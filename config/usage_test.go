@@ -118,3 +118,13 @@ func TestUsageValidation(t *testing.T) {
 		})
 	}
 }
+
+func TestUsageExplicitlyOff(t *testing.T) {
+	c, err := ParseWithEnv([]byte(okProviders+okCallers+"usage:\n  sinks: []\n"), "veil.yaml", noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Usage.Sinks) != 0 {
+		t.Errorf("sinks %+v, want none", c.Usage.Sinks)
+	}
+}

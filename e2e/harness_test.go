@@ -20,6 +20,7 @@ import (
 	"github.com/wedsync/veil/internal/fakeopenai"
 	"github.com/wedsync/veil/internal/logging"
 	"github.com/wedsync/veil/keys"
+	"github.com/wedsync/veil/usage"
 )
 
 // suiteLog collects every log line veil writes during the suite, so that
@@ -111,6 +112,8 @@ type setup struct {
 	extra string
 	// env adds secrets that env:// references in the config can name.
 	env map[string]string
+	// tap receives every usage record as it is emitted.
+	tap func(*usage.Record)
 }
 
 func start(t *testing.T, s setup) *harness {
@@ -160,7 +163,7 @@ callers:
 		t.Fatal(err)
 	}
 	secrets := keys.Sources{"env": keys.EnvSource{LookupEnv: lookup}}
-	h.app, err = app.New(cfg, app.Options{Log: log, Audit: log, Version: "test", Secrets: secrets})
+	h.app, err = app.New(cfg, app.Options{Log: log, Audit: log, Version: "test", Secrets: secrets, UsageTap: s.tap})
 	if err != nil {
 		t.Fatalf("app: %v", err)
 	}

@@ -28,6 +28,10 @@ type Metrics struct {
 	keyFetches      *prometheus.CounterVec
 	keyRotations    prometheus.Counter
 	keysStale       prometheus.Counter
+	tokens          *prometheus.CounterVec
+	cost            *prometheus.CounterVec
+	sinkDepth       *prometheus.GaugeVec
+	sinkEvents      *prometheus.CounterVec
 
 	mu       sync.RWMutex
 	models   map[string]string
@@ -89,8 +93,24 @@ func New() *Metrics {
 		Name: "veil_keys_served_stale_total",
 		Help: "Requests served with a supplier key whose source has not answered for over two refresh intervals.",
 	})
+	m.tokens = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "veil_tokens_total",
+		Help: "Tokens used, by provider, model, key source and kind (prompt, completion).",
+	}, []string{"provider", "model", "key_source", "kind"})
+	m.cost = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "veil_cost_usd_total",
+		Help: "Cost of calls in US dollars from the price table, by provider, model and key source.",
+	}, []string{"provider", "model", "key_source"})
+	m.sinkDepth = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "veil_usage_sink_queue_depth",
+		Help: "Usage records waiting in a sink's queue.",
+	}, []string{"sink"})
+	m.sinkEvents = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "veil_usage_sink_records_total",
+		Help: "Usage records by sink and outcome (delivered, spilled, dropped), and write retries (retried).",
+	}, []string{"sink", "outcome"})
 	m.Registry.MustRegister(m.requests, m.requestDuration, m.upstream, m.streamsCut, m.inflight,
-		m.keyFetches, m.keyRotations, m.keysStale,
+		m.keyFetches, m.keyRotations, m.keysStale, m.tokens, m.cost, m.sinkDepth, m.sinkEvents,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -188,6 +208,41 @@ func (m *Metrics) KeyRotated() { m.keyRotations.Inc() }
 
 // KeyServedStale counts a request served with a stale supplier key.
 func (m *Metrics) KeyServedStale() { m.keysStale.Inc() }
+
+// ObserveUsage counts a call's tokens and cost.
+func (m *Metrics) ObserveUsage(provider string, model []byte, keySource string, prompt, completion int64, costUSD float64) {
+	mod := m.model(model)
+	if prompt > 0 {
+		m.tokens.WithLabelValues(provider, mod, keySource, "prompt").Add(float64(prompt))
+	}
+	if completion > 0 {
+		m.tokens.WithLabelValues(provider, mod, keySource, "completion").Add(float64(completion))
+	}
+	if costUSD > 0 {
+		m.cost.WithLabelValues(provider, mod, keySource).Add(costUSD)
+	}
+}
+
+// QueueDepth reports a usage sink's queue depth.
+func (m *Metrics) QueueDepth(sink string, n int) { m.sinkDepth.WithLabelValues(sink).Set(float64(n)) }
+
+// Delivered counts usage records a sink wrote.
+func (m *Metrics) Delivered(sink string, n int) {
+	m.sinkEvents.WithLabelValues(sink, "delivered").Add(float64(n))
+}
+
+// Retried counts a usage sink's retried write.
+func (m *Metrics) Retried(sink string) { m.sinkEvents.WithLabelValues(sink, "retried").Inc() }
+
+// Spilled counts usage records spilled to disk for a later resend.
+func (m *Metrics) Spilled(sink string, n int) {
+	m.sinkEvents.WithLabelValues(sink, "spilled").Add(float64(n))
+}
+
+// Dropped counts usage records a sink lost.
+func (m *Metrics) Dropped(sink string, n int) {
+	m.sinkEvents.WithLabelValues(sink, "dropped").Add(float64(n))
+}
 
 // InFlight tracks requests being served: +1 at start, -1 at the end.
 func (m *Metrics) InFlight(delta float64) { m.inflight.Add(delta) }

@@ -1,7 +1,9 @@
 package proxy_test
 
 import (
+	"context"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 	"github.com/wedsync/veil/policy"
 	"github.com/wedsync/veil/provider"
 	"github.com/wedsync/veil/proxy"
+	"github.com/wedsync/veil/usage"
 )
 
 // nullAnswer is a fixed chat completion, so the upstream side of the
@@ -41,9 +44,25 @@ func nullUpstream(tb testing.TB) string {
 	return ln.Addr().String()
 }
 
+// countingSink counts the records it is given and drops them.
+type countingSink struct{ n atomic.Int64 }
+
+func (c *countingSink) Name() string { return "count" }
+func (c *countingSink) Write(b []*usage.Record) error {
+	c.n.Add(int64(len(b)))
+	return nil
+}
+func (c *countingSink) Close() error { return nil }
+
 // benchProxy is a proxy in front of the null upstream, logging access lines
 // to a discarding JSON encoder so that logging cost is counted.
 func benchProxy(tb testing.TB, upstream string) (*proxy.Server, string) {
+	return benchProxyWith(tb, upstream, false)
+}
+
+// benchProxyWith optionally adds usage accounting: extraction, pricing and
+// an emitter with one sink that counts records.
+func benchProxyWith(tb testing.TB, upstream string, withUsage bool) (*proxy.Server, string) {
 	tb.Helper()
 	p, err := provider.New(config.Provider{Name: "openai", Type: "openai", BaseURL: "http://" + upstream + "/v1", MaxConns: 64},
 		[]keys.Secret{keys.NewSecret("sk-bench-platform-key")}, provider.Options{MaxResponseBytes: 1 << 20})
@@ -62,7 +81,17 @@ func benchProxy(tb testing.TB, upstream string) (*proxy.Server, string) {
 	enc := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
 	log := zap.New(zapcore.NewCore(enc, zapcore.AddSync(discard{}), zap.InfoLevel))
 	lim := config.Default().Limits
-	s, err := proxy.New(proxy.Options{Limits: lim, Auth: authn, Policy: pol, Metrics: metrics.New(), Log: log})
+	o := proxy.Options{Limits: lim, Auth: authn, Policy: pol, Metrics: metrics.New(), Log: log}
+	if withUsage {
+		pt, err := usage.NewPriceTable([]usage.Price{{Provider: "openai", Model: "gpt-4o-mini", InputPerMTok: 0.15, OutputPerMTok: 0.6}})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		em := usage.NewEmitter(usage.Options{}, &countingSink{})
+		tb.Cleanup(func() { _ = em.Close(context.Background()) })
+		o.Usage, o.Prices = em, pt
+	}
+	s, err := proxy.New(o)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -102,6 +131,18 @@ func serveOnce(tb testing.TB, s *proxy.Server, ctx *fasthttp.RequestCtx) {
 // header filtering, metrics and the access line.
 func BenchmarkPassThrough(b *testing.B) {
 	s, token := benchProxy(b, nullUpstream(b))
+	ctx := newCtx(token)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(benchBody)))
+	for b.Loop() {
+		serveOnce(b, s, ctx)
+	}
+}
+
+// BenchmarkPassThroughWithUsage adds usage accounting: reading the usage
+// object of the answer, pricing it, building the record and emitting it.
+func BenchmarkPassThroughWithUsage(b *testing.B) {
+	s, token := benchProxyWith(b, nullUpstream(b), true)
 	ctx := newCtx(token)
 	b.ReportAllocs()
 	b.SetBytes(int64(len(benchBody)))
@@ -150,12 +191,14 @@ func TestPassThroughAllocs(t *testing.T) {
 	if testing.Short() || raceEnabled {
 		t.Skip("allocation counts are only meaningful without -short and -race")
 	}
-	s, token := benchProxy(t, nullUpstream(t))
-	ctx := newCtx(token)
-	serveOnce(t, s, ctx) // warm pools and metric series
-	allocs := testing.AllocsPerRun(200, func() { serveOnce(t, s, ctx) })
-	t.Logf("%.1f allocations per pass-through request", allocs)
-	if allocs > maxAllocsPerRequest {
-		t.Errorf("%.1f allocations per request, budget %d", allocs, maxAllocsPerRequest)
+	for _, withUsage := range []bool{false, true} {
+		s, token := benchProxyWith(t, nullUpstream(t), withUsage)
+		ctx := newCtx(token)
+		serveOnce(t, s, ctx) // warm pools and metric series
+		allocs := testing.AllocsPerRun(200, func() { serveOnce(t, s, ctx) })
+		t.Logf("%.1f allocations per pass-through request (usage accounting %v)", allocs, withUsage)
+		if allocs > maxAllocsPerRequest {
+			t.Errorf("%.1f allocations per request (usage %v), budget %d", allocs, withUsage, maxAllocsPerRequest)
+		}
 	}
 }

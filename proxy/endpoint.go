@@ -12,11 +12,14 @@ type endpoint struct {
 	needsModel bool
 	// streams endpoints may answer with SSE when the body says stream.
 	streams bool
+	// usageOption endpoints report stream usage only when asked with
+	// stream_options.include_usage.
+	usageOption bool
 }
 
 var (
-	epChat        = endpoint{name: "chat_completions", understood: true, needsModel: true, streams: true}
-	epCompletions = endpoint{name: "completions", understood: true, needsModel: true, streams: true}
+	epChat        = endpoint{name: "chat_completions", understood: true, needsModel: true, streams: true, usageOption: true}
+	epCompletions = endpoint{name: "completions", understood: true, needsModel: true, streams: true, usageOption: true}
 	epEmbeddings  = endpoint{name: "embeddings", understood: true, needsModel: true}
 	epResponses   = endpoint{name: "responses", understood: true, needsModel: true, streams: true}
 	epModels      = endpoint{name: "models"}

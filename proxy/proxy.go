@@ -27,6 +27,7 @@ import (
 	"github.com/wedsync/veil/metrics"
 	"github.com/wedsync/veil/policy"
 	"github.com/wedsync/veil/provider"
+	"github.com/wedsync/veil/usage"
 )
 
 // Options are the proxy's dependencies and limits.
@@ -40,6 +41,22 @@ type Options struct {
 	Log     *zap.Logger
 	// Health receives every attempt's outcome; nil records nothing.
 	Health *health.Registry
+	// Usage receives one record per authenticated request; nil drops them.
+	Usage Emitter
+	// Prices turns tokens into cost; nil leaves cost_usd null.
+	Prices Pricer
+}
+
+// Emitter takes usage records without blocking.
+type Emitter interface {
+	Emit(r *usage.Record)
+}
+
+// Pricer prices calls; see usage.PriceTable.
+type Pricer interface {
+	Cost(provider, model string, at time.Time, prompt, cached, completion int64) (float64, bool)
+	// Unknown reports true the first time an unpriced model is seen.
+	Unknown(provider, model string) bool
 }
 
 // Server handles client requests on the proxy listener.
@@ -51,6 +68,9 @@ type Server struct {
 	metrics *metrics.Metrics
 	log     *zap.Logger
 	health  *health.Registry
+	usage   Emitter
+	prices  Pricer
+	interns interner
 
 	idPrefix [8]byte
 	idSeq    atomic.Uint64
@@ -62,7 +82,8 @@ func New(o Options) (*Server, error) {
 	if o.Auth == nil || o.Policy == nil || o.Metrics == nil || o.Log == nil {
 		return nil, errors.New("proxy: auth, policy, metrics and log are required")
 	}
-	s := &Server{limits: o.Limits, auth: o.Auth, keys: o.Keys, policy: o.Policy, metrics: o.Metrics, log: o.Log, health: o.Health}
+	s := &Server{limits: o.Limits, auth: o.Auth, keys: o.Keys, policy: o.Policy, metrics: o.Metrics, log: o.Log,
+		health: o.Health, usage: o.Usage, prices: o.Prices}
 	if s.health == nil {
 		s.health = health.NewRegistry()
 	}
@@ -98,6 +119,20 @@ type exchange struct {
 	status   int
 	err      string
 
+	// body is what goes upstream: the client's body, or bodyBuf when veil
+	// rewrote it (to ask for stream usage).
+	body          []byte
+	bodyBuf       []byte
+	injectedUsage bool
+	tokens        usage.Tokens
+	respModel     []byte
+	attemptLog    [4]usage.Attempt
+	attemptCount  int
+	ttft          time.Duration
+	sawDone       bool
+	scratch       []byte
+	frame         []byte
+
 	// streaming
 	streamed    bool
 	upResp      *fasthttp.Response
@@ -107,7 +142,7 @@ type exchange struct {
 }
 
 var exchangePool = sync.Pool{New: func() any {
-	return &exchange{reqID: make([]byte, 0, 64), supplier: make([]byte, 0, 64)}
+	return &exchange{reqID: make([]byte, 0, 64), supplier: make([]byte, 0, 64), respModel: make([]byte, 0, 64)}
 }}
 
 func (s *Server) acquire() *exchange {
@@ -119,8 +154,8 @@ func (s *Server) acquire() *exchange {
 }
 
 func release(x *exchange) {
-	reqID, supplier := x.reqID[:0], x.supplier[:0]
-	*x = exchange{reqID: reqID, supplier: supplier}
+	*x = exchange{reqID: x.reqID[:0], supplier: x.supplier[:0], bodyBuf: x.bodyBuf[:0], respModel: x.respModel[:0],
+		scratch: x.scratch[:0], frame: x.frame[:0]}
 	exchangePool.Put(x)
 }
 
@@ -170,6 +205,14 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, x *exchange) bool {
 	}
 	x.plan = plan
 	stream := !x.ep.understood || (x.ep.streams && x.fields.Stream)
+	x.body = ctx.PostBody()
+	if stream && x.ep.understood && x.ep.usageOption && !x.fields.IncludeUsage {
+		// Ask for the usage chunk; pump removes it (and the "usage":null of
+		// every other chunk) again, so the client sees what it asked for.
+		if b, err := jsonfield.SetIncludeUsage(x.bodyBuf[:0], x.body); err == nil {
+			x.bodyBuf, x.body, x.injectedUsage = b, b, true
+		}
+	}
 	var last *Error
 	for i := range x.plan {
 		a := &x.plan[i]
@@ -271,7 +314,7 @@ func keyMissing(supplier []byte, providerName string) *Error {
 func (s *Server) send(ctx *fasthttp.RequestCtx, x *exchange, a *policy.Attempt, key *keys.Key, stream bool) (*fasthttp.Response, *Error) {
 	req := fasthttp.AcquireRequest()
 	copyRequestHeaders(&req.Header, &ctx.Request.Header, x.ep.understood)
-	req.SetBodyRaw(ctx.PostBody())
+	req.SetBodyRaw(x.body)
 	x.call.Model = a.Model
 	x.call.Key = key
 	if err := a.Provider.Prepare(req, &x.call); err != nil {
@@ -292,10 +335,13 @@ func (s *Server) send(ctx *fasthttp.RequestCtx, x *exchange, a *policy.Attempt, 
 	fasthttp.ReleaseRequest(req)
 	if err != nil {
 		s.observeAttempt(a, 0, t0)
+		e := upstreamError(a.Provider.Name(), err)
+		x.logAttempt(a, key, 0, e.Code, t0)
 		s.discard(ctx, x, resp, stream)
-		return nil, upstreamError(a.Provider.Name(), err)
+		return nil, e
 	}
 	s.observeAttempt(a, resp.StatusCode(), t0)
+	x.logAttempt(a, key, resp.StatusCode(), "", t0)
 	return resp, nil
 }
 
@@ -341,6 +387,9 @@ func (s *Server) deliver(ctx *fasthttp.RequestCtx, x *exchange, resp *fasthttp.R
 	if !stream {
 		stripResponseHeaders(&ctx.Response.Header)
 		x.setServedHeaders(ctx)
+		if x.ep.understood && status/100 == 2 {
+			usage.FromBody(ctx.Response.Body(), &x.tokens)
+		}
 		return false
 	}
 	copyResponseHeaders(&ctx.Response.Header, &resp.Header)
@@ -377,6 +426,17 @@ func retryAfter(h *fasthttp.ResponseHeader) time.Duration {
 	}
 	return 5 * time.Second
 }
+
+// logAttempt keeps an attempt for the usage record.
+func (x *exchange) logAttempt(a *policy.Attempt, key *keys.Key, status int, code string, t0 time.Time) {
+	if x.attemptCount < len(x.attemptLog) {
+		x.attemptLog[x.attemptCount] = usage.Attempt{Provider: a.Provider.Name(), KeySource: key.Source(), Status: status,
+			Error: code, LatencyMS: msSince(t0)}
+	}
+	x.attemptCount++
+}
+
+func msSince(t time.Time) float64 { return float64(time.Since(t).Microseconds()) / 1000 }
 
 // observeAttempt records an attempt's status (0: no answer) and time to
 // response headers in metrics and health.
@@ -467,6 +527,9 @@ func (s *Server) finish(x *exchange) {
 	}
 	s.metrics.ObserveRequest(x.ep.name, providerName, x.fields.Model, x.status, elapsed.Seconds())
 	s.metrics.InFlight(-1)
+	if x.caller != nil {
+		s.record(x, providerName, elapsed)
+	}
 	if ce := s.log.Check(zap.InfoLevel, "request"); ce != nil {
 		callerName := ""
 		if x.caller != nil {
@@ -485,6 +548,8 @@ func (s *Server) finish(x *exchange) {
 			zap.Int("attempts", x.attempts),
 			zap.String("error", x.err),
 			zap.String("interrupted", x.interrupted),
+			zap.Int64("prompt_tokens", x.tokens.Prompt),
+			zap.Int64("completion_tokens", x.tokens.Completion),
 			zap.Duration("latency", elapsed),
 		}
 		ce.Write(fields[:]...)

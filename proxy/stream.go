@@ -2,13 +2,16 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/wedsync/veil/internal/jsonfield"
 	"github.com/wedsync/veil/internal/sse"
+	"github.com/wedsync/veil/usage"
 )
 
 // Reasons a stream ended early, as counted in metrics and logged.
@@ -86,10 +89,13 @@ func (x *exchange) pump(w *bufio.Writer) {
 				return
 			}
 			lastEvent = time.Now()
-			if !r.ev.Comment {
+			if out := x.relay(r.ev); out != nil {
 				x.events++
-				x.bytesOut += len(r.ev.Raw)
-				if _, err := w.Write(r.ev.Raw); err != nil || w.Flush() != nil {
+				x.bytesOut += len(out)
+				if x.ttft == 0 {
+					x.ttft = time.Since(x.start)
+				}
+				if _, err := w.Write(out); err != nil || w.Flush() != nil {
 					x.clientGone()
 					return
 				}
@@ -114,6 +120,60 @@ func (x *exchange) pump(w *bufio.Writer) {
 			timer.Reset(wait)
 		}
 	}
+}
+
+// relay reads what veil needs from one upstream event (usage, model,
+// [DONE]) and returns the bytes to send to the client: the event as it
+// came, the event without the "usage":null veil caused by asking for usage,
+// or nil to send nothing (comments, and the usage-only chunk the client did
+// not ask for).
+func (x *exchange) relay(ev sse.Event) []byte {
+	if ev.Comment || len(ev.Data) == 0 {
+		if ev.Comment {
+			return nil
+		}
+		return ev.Raw
+	}
+	if sse.IsDone(ev.Data) {
+		x.sawDone = true
+		return ev.Raw
+	}
+	var t usage.Tokens
+	hasUsage, usageOnly := usage.FromChunk(ev.Data, &t)
+	if len(t.Model) > 0 {
+		x.respModel = append(x.respModel[:0], t.Model...)
+		x.tokens.Model = x.respModel
+	}
+	if hasUsage {
+		model := x.tokens.Model
+		x.tokens = t
+		x.tokens.Model = model
+	}
+	if !x.injectedUsage {
+		return ev.Raw
+	}
+	if usageOnly {
+		return nil
+	}
+	if !bytes.Contains(ev.Data, []byte(`"usage"`)) {
+		return ev.Raw
+	}
+	data, removed, err := jsonfield.RemoveMember(x.scratch[:0], ev.Data, "usage")
+	x.scratch = data[:0]
+	if err != nil || !removed {
+		return ev.Raw
+	}
+	// Re-frame the event: its name and id lines, if any, then the data.
+	out := x.frame[:0]
+	if len(ev.Name) > 0 {
+		out = append(append(append(out, "event: "...), ev.Name...), '\n')
+	}
+	if len(ev.ID) > 0 {
+		out = append(append(append(out, "id: "...), ev.ID...), '\n')
+	}
+	out = sse.AppendEvent(out, data)
+	x.frame = out[:0]
+	return out
 }
 
 // interrupt ends a started stream with an in-band OpenAI error event and no

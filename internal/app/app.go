@@ -24,6 +24,7 @@ import (
 	"github.com/wedsync/veil/metrics"
 	"github.com/wedsync/veil/provider"
 	"github.com/wedsync/veil/proxy"
+	"github.com/wedsync/veil/usage"
 )
 
 // Options are what an App needs besides its Config.
@@ -38,6 +39,9 @@ type Options struct {
 	// Secrets resolves secret references; nil means env://, file:/// and,
 	// with Vault enabled, vault://.
 	Secrets keys.Source
+	// UsageTap, when set, sees every usage record as it is emitted (the demo
+	// report and tests), besides the configured sinks.
+	UsageTap func(*usage.Record)
 }
 
 // App is one veil process: a proxy listener and an admin listener.
@@ -53,6 +57,8 @@ type App struct {
 	secrets   keys.Source
 	vault     *vault.Client
 	keys      *keys.Cache
+	usage     *usage.Emitter
+	prices    *usage.PriceTable
 	proxy     *proxy.Server
 	providers []*provider.Provider
 	proxySrv  *fasthttp.Server
@@ -109,8 +115,15 @@ func New(cfg *config.Config, o Options) (a *App, err error) {
 		names[i] = p.Name()
 	}
 	a.health = health.NewRegistry(names...)
+	if err := a.buildUsage(); err != nil {
+		return nil, err
+	}
+	var emitter proxy.Emitter = a.usage
+	if o.UsageTap != nil {
+		emitter = tapEmitter{next: a.usage, tap: o.UsageTap}
+	}
 	a.proxy, err = proxy.New(proxy.Options{Limits: cfg.Limits, Auth: authn, Keys: a.keys, Policy: pol,
-		Metrics: a.metrics, Log: a.log, Health: a.health})
+		Metrics: a.metrics, Log: a.log, Health: a.health, Usage: emitter, Prices: a.prices})
 	if err != nil {
 		return nil, err
 	}
@@ -223,6 +236,11 @@ func (a *App) Shutdown(ctx context.Context) error {
 		case <-ctx.Done():
 			err = errors.Join(err, fmt.Errorf("streams still open: %w", ctx.Err()))
 		}
+		if a.usage != nil {
+			if e := a.usage.Close(ctx); e != nil {
+				err = errors.Join(err, fmt.Errorf("usage flush: %w", e))
+			}
+		}
 		if e := a.adminSrv.Shutdown(); e != nil {
 			err = errors.Join(err, fmt.Errorf("admin shutdown: %w", e))
 		}
@@ -235,6 +253,11 @@ func (a *App) Shutdown(ctx context.Context) error {
 
 // closeResources stops background work and releases connections.
 func (a *App) closeResources() {
+	if a.usage != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = a.usage.Close(ctx) // idempotent; Shutdown already flushed
+		cancel()
+	}
 	if a.keys != nil {
 		a.keys.Close()
 	}

@@ -13,6 +13,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/wedsync/veil/internal/fakeopenai"
 	"github.com/wedsync/veil/internal/logging"
 	"github.com/wedsync/veil/keys"
+	"github.com/wedsync/veil/usage"
 )
 
 // Options configure a demo run.
@@ -42,10 +44,14 @@ type Result struct {
 	KeySource string
 	Model     string
 	Tokens    string
-	Latency   time.Duration
-	TTFT      time.Duration
-	Note      string
-	Err       error
+	// RequestID is veil's X-Request-ID, which finds the call's usage record.
+	RequestID string
+	// Cost and Pays come from the usage record.
+	Cost, Pays string
+	Latency    time.Duration
+	TTFT       time.Duration
+	Note       string
+	Err        error
 }
 
 // env is what every scenario gets: a client pointed at veil, and the fake
@@ -115,7 +121,14 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	secretsSrc := keys.Sources{"env": keys.EnvSource{LookupEnv: lookup}}
-	a, err := app.New(cfg, app.Options{Log: log, Audit: log, Version: "demo", Secrets: secretsSrc})
+	records := map[string]*usage.Record{}
+	var recMu sync.Mutex
+	tap := func(r *usage.Record) {
+		recMu.Lock()
+		records[r.RequestID] = r
+		recMu.Unlock()
+	}
+	a, err := app.New(cfg, app.Options{Log: log, Audit: log, Version: "demo", Secrets: secretsSrc, UsageTap: tap})
 	if err != nil {
 		return err
 	}
@@ -144,6 +157,37 @@ func Run(ctx context.Context, o Options) error {
 		r := sc.run(ctx, e)
 		r.Scenario = sc.name
 		results = append(results, r)
+	}
+	// Stream records are emitted when the stream ends, just after the
+	// client saw its last event: give them a moment.
+	deadline := time.Now().Add(2 * time.Second)
+	for i := range results {
+		r := &results[i]
+		if r.RequestID == "" {
+			continue
+		}
+		for {
+			recMu.Lock()
+			rec := records[r.RequestID]
+			recMu.Unlock()
+			if rec != nil {
+				r.Pays = rec.Billed
+				switch {
+				case rec.TotalTokens == 0:
+					r.Cost = "-"
+				case rec.CostUSD != nil:
+					r.Cost = fmt.Sprintf("$%.8f", *rec.CostUSD)
+				default:
+					r.Cost = "unpriced"
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				r.Err = errors.New("no usage record was emitted for this call")
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
 	}
 	report(o.Out, results)
 	var failed []string
@@ -188,6 +232,17 @@ suppliers:
       mode: client
       keys:
         openai: env://VEIL_DEMO_BELLA_KEY
+usage:
+  sinks: []                     # the report shows each call's record
+prices:
+  - provider: openai
+    model: gpt-4o-mini
+    input_per_mtok: 0.15
+    cached_input_per_mtok: 0.075
+    output_per_mtok: 0.60
+  - provider: openai
+    model: text-embedding-3-small
+    input_per_mtok: 0.02
 `
 }
 
@@ -211,6 +266,7 @@ func (t supplierTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 
 // served fills the provider, key source and model veil reported.
 func served(r *Result, h http.Header) {
+	r.RequestID = h.Get("X-Request-Id")
 	r.Provider = h.Get("X-Veil-Provider")
 	r.KeySource = h.Get("X-Veil-Key-Source")
 	r.Model = h.Get("X-Veil-Model")
@@ -388,14 +444,14 @@ func unknownCaller(ctx context.Context, e *env) Result {
 
 func report(w io.Writer, results []Result) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SCENARIO\tASKED\tSTATUS\tPROVIDER\tKEY SOURCE\tMODEL\tTOKENS\tLATENCY\tTTFT")
+	fmt.Fprintln(tw, "SCENARIO\tASKED\tSTATUS\tPROVIDER\tKEY SOURCE\tMODEL\tTOKENS\tCOST\tPAYS\tLATENCY\tTTFT")
 	for _, r := range results {
 		ttft := "-"
 		if r.TTFT > 0 {
 			ttft = r.TTFT.Round(100 * time.Microsecond).String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Scenario, r.Asked, r.Status, dash(r.Provider),
-			dash(r.KeySource), dash(r.Model), dash(r.Tokens), r.Latency.Round(100*time.Microsecond), ttft)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Scenario, r.Asked, r.Status, dash(r.Provider),
+			dash(r.KeySource), dash(r.Model), dash(r.Tokens), dash(r.Cost), dash(r.Pays), r.Latency.Round(100*time.Microsecond), ttft)
 	}
 	_ = tw.Flush()
 	fmt.Fprintln(w)

@@ -1,0 +1,96 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/wedsync/veil/config"
+	"github.com/wedsync/veil/usage"
+)
+
+// buildUsage makes the usage emitter with the configured sinks, and the
+// price table.
+func (a *App) buildUsage() error {
+	u := a.cfg.Usage
+	var sinks []usage.Sink
+	for i, sc := range u.Sinks {
+		s, err := a.buildSink(sc)
+		if err != nil {
+			for _, done := range sinks {
+				_ = done.Close()
+			}
+			return fmt.Errorf("usage.sinks[%d] (%s): %w", i, sc.Type, err)
+		}
+		sinks = append(sinks, s)
+	}
+	a.usage = usage.NewEmitter(usage.Options{QueueSize: u.QueueSize, BatchSize: u.BatchSize,
+		FlushInterval: u.FlushInterval, Observer: a.metrics, Log: a.log}, sinks...)
+
+	prices := make([]usage.Price, 0, len(a.cfg.Prices))
+	for _, p := range a.cfg.Prices {
+		at, _ := p.EffectiveTime() // checked by Validate
+		prices = append(prices, usage.Price{Provider: p.Provider, Model: p.Model, InputPerMTok: p.InputPerMTok,
+			CachedInputPerMTok: p.CachedInputPerMTok, OutputPerMTok: p.OutputPerMTok, Effective: at})
+	}
+	pt, err := usage.NewPriceTable(prices)
+	if err != nil {
+		return fmt.Errorf("prices: %w", err)
+	}
+	a.prices = pt
+	return nil
+}
+
+func (a *App) buildSink(sc config.UsageSink) (usage.Sink, error) {
+	switch sc.Type {
+	case config.SinkStdout:
+		// One JSON object per line whose ts is the record's own.
+		return usage.NewJSONLogSink(os.Stdout), nil
+	case config.SinkFile:
+		return usage.NewFileSink(sc.Path, int64(sc.MaxBytes), sc.Keep)
+	case config.SinkWebhook:
+		headers := map[string]string{}
+		for name, ref := range sc.Headers {
+			v, err := a.resolve(ref)
+			if err != nil {
+				return nil, fmt.Errorf("header %s: %w", name, err)
+			}
+			headers[name] = v.Reveal()
+		}
+		return usage.NewWebhookSink(usage.WebhookOptions{URL: sc.URL, Headers: headers, SpillDir: sc.SpillDir, Log: a.log})
+	case config.SinkRedis:
+		o := usage.RedisOptions{Addr: sc.Addr, Stream: sc.Stream, MaxLen: int64(sc.MaxLen)}
+		if !sc.Password.IsZero() {
+			pw, err := a.resolve(sc.Password)
+			if err != nil {
+				return nil, fmt.Errorf("password: %w", err)
+			}
+			o.Password = pw
+		}
+		redis.SetLogger(redisLogger{a.log})
+		return usage.NewRedisSink(o)
+	}
+	return nil, fmt.Errorf("unknown sink type %q", sc.Type)
+}
+
+// redisLogger sends go-redis's own messages (dial failures) to veil's log
+// instead of plain text on stderr.
+type redisLogger struct{ log *zap.Logger }
+
+func (l redisLogger) Printf(_ context.Context, format string, v ...any) {
+	l.log.Warn("redis", zap.String("detail", fmt.Sprintf(format, v...)))
+}
+
+// tapEmitter hands every record to the app's emitter and to a tap.
+type tapEmitter struct {
+	next *usage.Emitter
+	tap  func(*usage.Record)
+}
+
+func (t tapEmitter) Emit(r *usage.Record) {
+	t.tap(r)
+	t.next.Emit(r)
+}

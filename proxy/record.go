@@ -1,0 +1,108 @@
+package proxy
+
+import (
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/wedsync/veil/keys"
+	"github.com/wedsync/veil/usage"
+)
+
+// record builds the exchange's usage record, prices it, counts its tokens
+// and cost in metrics and hands it to the emitter.
+func (s *Server) record(x *exchange, providerName string, elapsed time.Duration) {
+	now := time.Now()
+	r := &usage.Record{
+		TS:               now.UTC(),
+		RequestID:        string(x.reqID),
+		Supplier:         s.interns.get(x.supplier),
+		Caller:           x.caller.Name,
+		Endpoint:         x.ep.name,
+		RequestedModel:   s.interns.get(x.fields.Model),
+		Provider:         providerName,
+		KeySource:        keySource(x.key),
+		Stream:           x.streamed || x.fields.Stream,
+		Status:           x.status,
+		PromptTokens:     x.tokens.Prompt,
+		CompletionTokens: x.tokens.Completion,
+		CachedTokens:     x.tokens.Cached,
+		TotalTokens:      x.tokens.Total,
+		LatencyMS:        float64(elapsed.Microseconds()) / 1000,
+		Cache:            usage.CacheBypass,
+		Failover:         x.served != nil && x.served != &x.plan[0],
+		Partial:          x.interrupted != "",
+		Error:            x.err,
+	}
+	r.Model = r.RequestedModel
+	if len(x.tokens.Model) > 0 {
+		r.Model = s.interns.get(x.tokens.Model)
+	}
+	if x.ttft > 0 {
+		r.TTFTMS = float64(x.ttft.Microseconds()) / 1000
+	}
+	switch r.KeySource {
+	case keys.SourceClient:
+		r.Billed = usage.BilledClient
+	default:
+		r.Billed = usage.BilledPlatform
+	}
+	if n := min(x.attemptCount, len(x.attemptLog)); n > 0 {
+		r.Attempts = append(make([]usage.Attempt, 0, n), x.attemptLog[:n]...)
+	}
+	if s.prices != nil && providerName != "" && r.TotalTokens > 0 {
+		cost, ok := s.prices.Cost(providerName, r.Model, now, r.PromptTokens, r.CachedTokens, r.CompletionTokens)
+		if !ok && r.Model != r.RequestedModel {
+			cost, ok = s.prices.Cost(providerName, r.RequestedModel, now, r.PromptTokens, r.CachedTokens, r.CompletionTokens)
+		}
+		if ok {
+			r.CostUSD = &cost
+		} else if s.prices.Unknown(providerName, r.Model) {
+			s.log.Warn("no price for model; usage records carry a null cost", zap.String("provider", providerName),
+				zap.String("model", r.Model))
+		}
+	}
+	if r.TotalTokens > 0 {
+		cost := 0.0
+		if r.CostUSD != nil {
+			cost = *r.CostUSD
+		}
+		s.metrics.ObserveUsage(providerName, x.tokens.Model, r.KeySource, r.PromptTokens, r.CompletionTokens, cost)
+	}
+	if s.usage != nil {
+		s.usage.Emit(r)
+	}
+}
+
+// interner shares the strings of values that repeat (supplier IDs, model
+// names), so a record does not allocate them every time. It stops adding
+// after a bound, so hostile values cannot grow it.
+type interner struct {
+	mu sync.RWMutex
+	m  map[string]string
+}
+
+const maxInterned = 4096
+
+func (in *interner) get(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	in.mu.RLock()
+	v, ok := in.m[string(b)]
+	in.mu.RUnlock()
+	if ok {
+		return v
+	}
+	v = string(b)
+	in.mu.Lock()
+	if in.m == nil {
+		in.m = make(map[string]string)
+	}
+	if len(in.m) < maxInterned {
+		in.m[v] = v
+	}
+	in.mu.Unlock()
+	return v
+}
