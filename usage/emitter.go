@@ -160,6 +160,8 @@ func NewEmitter(o Options, sinks ...Sink) *Emitter {
 			name:       s.Name(),
 			q:          make(chan *Record, o.QueueSize),
 			abort:      e.abort,
+			full:       make(chan struct{}, 1),
+			closing:    make(chan struct{}),
 			drained:    make(chan struct{}),
 			done:       make(chan struct{}),
 			writeReq:   make(chan []*Record),
@@ -194,6 +196,12 @@ func (e *Emitter) Emit(r *Record) {
 	for _, w := range e.workers {
 		select {
 		case w.q <- r:
+			if len(w.q) >= w.opts.BatchSize {
+				select {
+				case w.full <- struct{}{}:
+				default:
+				}
+			}
 		default:
 			w.giveUpOne(r, "queue full")
 		}
@@ -226,6 +234,7 @@ func (e *Emitter) close(ctx context.Context) error {
 	e.closed = true
 	for _, w := range e.workers {
 		close(w.q)
+		close(w.closing)
 	}
 	e.mu.Unlock()
 
@@ -280,6 +289,10 @@ type worker struct {
 
 	q     chan *Record
 	abort <-chan struct{}
+	// full is signalled by Emit when the queue holds a whole batch;
+	// closing is closed when Close starts. Both cut the wait for a batch.
+	full    chan struct{}
+	closing chan struct{}
 
 	drained chan struct{} // closed when the queue is empty and closed, and no batch is held but an unfinished Write
 	done    chan struct{} // closed after the sink is closed
@@ -312,35 +325,72 @@ func (w *worker) run() {
 
 	var batch []*Record
 	for {
-		select {
-		case r, ok := <-w.q:
-			if !ok {
-				w.flush(batch)
-				w.finish()
+		// Wait for the first record of a batch; then let the rest gather in
+		// the queue until the flush interval ends, the queue holds a whole
+		// batch, or Close starts, rather than waking for every record.
+		if len(batch) == 0 {
+			select {
+			case r, ok := <-w.q:
+				if !ok {
+					w.finish()
+					return
+				}
+				batch = append(make([]*Record, 0, w.opts.BatchSize), r)
+				timer.Reset(w.opts.FlushInterval)
+			case <-w.abort:
+				w.abandon(nil)
 				return
 			}
-			if batch == nil {
-				batch = make([]*Record, 0, w.opts.BatchSize)
-				timer.Reset(w.opts.FlushInterval)
-			}
-			batch = append(batch, r)
-			if len(batch) >= w.opts.BatchSize {
-				timer.Stop()
-				w.flush(batch)
-				batch = nil
-			}
+		}
+		expired := false
+		select {
 		case <-timer.C:
-			w.flush(batch)
-			batch = nil
+			expired = true
+		case <-w.full:
+		case <-w.closing:
 		case <-w.abort:
-			w.giveUp(batch, "emitter closing")
-			for r := range w.q { // Close closed it before aborting
-				w.giveUpOne(r, "emitter closing")
-			}
-			w.finish()
+			timer.Stop()
+			w.abandon(batch)
 			return
 		}
+		// Take what is queued, writing whole batches at once.
+		for open := true; open; {
+			if len(batch) >= w.opts.BatchSize {
+				w.flush(batch)
+				batch = make([]*Record, 0, w.opts.BatchSize)
+			}
+			select {
+			case r, ok := <-w.q:
+				if !ok {
+					timer.Stop()
+					w.flush(batch)
+					w.finish()
+					return
+				}
+				batch = append(batch, r)
+			default:
+				open = false
+			}
+		}
+		// A partial batch waits for its interval, unless it is over.
+		if expired || len(batch) == 0 {
+			w.flush(batch)
+			batch = nil
+			if !expired {
+				timer.Stop()
+			}
+		}
 	}
+}
+
+// abandon gives up what the worker holds and what is queued when Close's
+// context ended, then finishes.
+func (w *worker) abandon(held []*Record) {
+	w.giveUp(held, "emitter closing")
+	for r := range w.q { // Close closed it before aborting
+		w.giveUpOne(r, "emitter closing")
+	}
+	w.finish()
 }
 
 // finish waits for an unfinished Write, then closes the sink.
