@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -236,6 +237,29 @@ func TestOpenAIGoSDK(t *testing.T) {
 		}
 	})
 
+	t.Run("stream chunks match, without include_usage", func(t *testing.T) {
+		chunks := func(c oaigo.Client) []string {
+			s := c.Chat.Completions.NewStreaming(ctx, params)
+			var out []string
+			for s.Next() {
+				out = append(out, scrubChunk(t, s.Current().RawJSON()))
+			}
+			if err := s.Err(); err != nil {
+				t.Fatal(err)
+			}
+			return out
+		}
+		got, want := chunks(client), chunks(direct)
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("chunks through veil:\n%s\ndirect:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+		for _, c := range got {
+			if strings.Contains(c, `"usage"`) {
+				t.Errorf("a chunk carries usage the client did not ask for: %s", c)
+			}
+		}
+	})
+
 	t.Run("embeddings", func(t *testing.T) {
 		e, err := client.Embeddings.New(ctx, oaigo.EmbeddingNewParams{
 			Model: oaigo.EmbeddingModelTextEmbedding3Small,
@@ -271,4 +295,18 @@ func TestOpenAIGoSDK(t *testing.T) {
 			t.Errorf("code = %q", apiErr.Code)
 		}
 	})
+}
+
+// scrubChunk drops a chunk's per-call id and clock, so chunks of two runs of
+// the same request compare equal.
+func scrubChunk(t *testing.T, raw string) string {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal([]byte(raw), &m); err != nil {
+		t.Fatalf("chunk %q: %v", raw, err)
+	}
+	delete(m, "id")
+	delete(m, "created")
+	b, _ := json.Marshal(m)
+	return string(b)
 }
