@@ -116,6 +116,10 @@ type Config struct {
 	Usage Usage `yaml:"usage"`
 	// Prices are the per-model prices that cost_usd is computed from.
 	Prices []Price `yaml:"prices"`
+	// Tiers limit suppliers' platform usage.
+	Tiers []Tier `yaml:"tiers"`
+	// Store configures shared state (quotas, aggregates).
+	Store Store `yaml:"store"`
 
 	// source is the name given to Parse, used in error messages.
 	source string
@@ -292,6 +296,7 @@ func (c *Config) ApplyDefaults() {
 	}
 	c.applyKeyDefaults()
 	c.applyUsageDefaults()
+	c.applyTierDefaults()
 }
 
 // Provider returns the provider with the given name.

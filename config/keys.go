@@ -123,6 +123,9 @@ type Suppliers struct {
 	// DefaultMode is the mode of suppliers without an entry: platform
 	// (default) or client.
 	DefaultMode string `yaml:"default_mode"`
+	// DefaultTier is the tier of suppliers without one; empty means no
+	// limits.
+	DefaultTier string `yaml:"default_tier"`
 	// Entries are the suppliers with settings of their own.
 	Entries []Supplier `yaml:"entries"`
 }
@@ -136,6 +139,9 @@ type Supplier struct {
 	// Keys maps a provider name to a reference of the supplier's own key
 	// for it. Without an entry the key is read from Vault at SupplierPath.
 	Keys map[string]SecretRef `yaml:"keys"`
+	// Tier names the tier limiting the supplier's platform usage; empty
+	// means Suppliers.DefaultTier.
+	Tier string `yaml:"tier"`
 }
 
 // JWT configures signed supplier tokens. Without any key, JWTs are not

@@ -129,6 +129,7 @@ callers:
 	}
 	want.applyKeyDefaults()
 	want.applyUsageDefaults()
+	want.applyTierDefaults()
 	// Compare the exported fields only.
 	got := *c
 	got.source, got.lines, got.envs = "", nil, nil
@@ -202,7 +203,7 @@ func TestParseDecodeErrors(t *testing.T) {
 		{
 			name: "unknown top-level field",
 			doc:  okProviders + okCallers + "listner:\n  proxy: :8080\n",
-			want: []wantErr{{field: "listner", at: "listner:", msg: "unknown field; valid fields of the top level are: admin, audit, callers, jwt, keys, limits, listen, log, prices, providers, routing, suppliers, usage, vault"}},
+			want: []wantErr{{field: "listner", at: "listner:", msg: "unknown field; valid fields of the top level are: admin, audit, callers, jwt, keys, limits, listen, log, prices, providers, routing, store, suppliers, tiers, usage, vault"}},
 		},
 		{
 			name: "unknown provider field",

@@ -36,6 +36,7 @@ func (c *Config) Validate() error {
 	v.callers()
 	v.keys()
 	v.usage()
+	v.tiers()
 	return errors.Join(v.errs...)
 }
 

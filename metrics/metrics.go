@@ -32,6 +32,7 @@ type Metrics struct {
 	cost            *prometheus.CounterVec
 	sinkDepth       *prometheus.GaugeVec
 	sinkEvents      *prometheus.CounterVec
+	quotaStoreDown  prometheus.Counter
 
 	mu       sync.RWMutex
 	models   map[string]string
@@ -109,8 +110,12 @@ func New() *Metrics {
 		Name: "veil_usage_sink_records_total",
 		Help: "Usage records by sink and outcome (delivered, spilled, dropped), and write retries (retried).",
 	}, []string{"sink", "outcome"})
+	m.quotaStoreDown = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "veil_quota_store_unavailable_total",
+		Help: "Quota checks that could not reach the store (served without a check when failing open).",
+	})
 	m.Registry.MustRegister(m.requests, m.requestDuration, m.upstream, m.streamsCut, m.inflight,
-		m.keyFetches, m.keyRotations, m.keysStale, m.tokens, m.cost, m.sinkDepth, m.sinkEvents,
+		m.keyFetches, m.keyRotations, m.keysStale, m.tokens, m.cost, m.sinkDepth, m.sinkEvents, m.quotaStoreDown,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -243,6 +248,9 @@ func (m *Metrics) Spilled(sink string, n int) {
 func (m *Metrics) Dropped(sink string, n int) {
 	m.sinkEvents.WithLabelValues(sink, "dropped").Add(float64(n))
 }
+
+// QuotaStoreUnavailable counts a quota check that could not reach the store.
+func (m *Metrics) QuotaStoreUnavailable() { m.quotaStoreDown.Inc() }
 
 // InFlight tracks requests being served: +1 at start, -1 at the end.
 func (m *Metrics) InFlight(delta float64) { m.inflight.Add(delta) }

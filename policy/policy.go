@@ -48,6 +48,9 @@ type Request struct {
 	Understood bool
 	// Supplier is the supplier the call is for.
 	Supplier []byte
+	// Source, when set, overrides the supplier's mode: a tier out of
+	// platform quota switching the call to the supplier's own key.
+	Source string
 }
 
 // Options are the inputs a Policy is compiled from.
@@ -102,6 +105,9 @@ func New(o Options) (*Policy, error) {
 // and skip providers without any; a client-mode supplier's use its own.
 func (p *Policy) Plan(dst []Attempt, req *Request) ([]Attempt, error) {
 	source := p.Mode(req.Supplier)
+	if req.Source != "" {
+		source = req.Source
+	}
 	usable := func(pr *provider.Provider) bool { return source == SourceClient || pr.Platform() != nil }
 	if !req.Understood || len(req.Model) == 0 {
 		if !usable(p.fallback) {

@@ -27,6 +27,7 @@ import (
 	"github.com/wedsync/veil/metrics"
 	"github.com/wedsync/veil/policy"
 	"github.com/wedsync/veil/provider"
+	"github.com/wedsync/veil/quota"
 	"github.com/wedsync/veil/usage"
 )
 
@@ -45,6 +46,8 @@ type Options struct {
 	Usage Emitter
 	// Prices turns tokens into cost; nil leaves cost_usd null.
 	Prices Pricer
+	// Quota enforces suppliers' tiers on platform calls; nil: no limits.
+	Quota *quota.Enforcer
 }
 
 // Emitter takes usage records without blocking.
@@ -70,6 +73,7 @@ type Server struct {
 	health  *health.Registry
 	usage   Emitter
 	prices  Pricer
+	quota   *quota.Enforcer
 	interns interner
 
 	idPrefix [8]byte
@@ -83,7 +87,7 @@ func New(o Options) (*Server, error) {
 		return nil, errors.New("proxy: auth, policy, metrics and log are required")
 	}
 	s := &Server{limits: o.Limits, auth: o.Auth, keys: o.Keys, policy: o.Policy, metrics: o.Metrics, log: o.Log,
-		health: o.Health, usage: o.Usage, prices: o.Prices}
+		health: o.Health, usage: o.Usage, prices: o.Prices, quota: o.Quota}
 	if s.health == nil {
 		s.health = health.NewRegistry()
 	}
@@ -130,6 +134,8 @@ type exchange struct {
 	attemptCount  int
 	ttft          time.Duration
 	sawDone       bool
+	ticket        quota.Ticket
+	reason        string
 	scratch       []byte
 	frame         []byte
 
@@ -204,8 +210,13 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, x *exchange) bool {
 		return false
 	}
 	x.plan = plan
-	stream := !x.ep.understood || (x.ep.streams && x.fields.Stream)
 	x.body = ctx.PostBody()
+	if s.quota != nil && x.plan[0].Source == policy.SourcePlatform {
+		if !s.admit(ctx, x) {
+			return false
+		}
+	}
+	stream := !x.ep.understood || (x.ep.streams && x.fields.Stream)
 	if stream && x.ep.understood && x.ep.usageOption && !x.fields.IncludeUsage {
 		// Ask for the usage chunk; pump removes it (and the "usage":null of
 		// every other chunk) again, so the client sees what it asked for.
@@ -528,7 +539,7 @@ func (s *Server) finish(x *exchange) {
 	s.metrics.ObserveRequest(x.ep.name, providerName, x.fields.Model, x.status, elapsed.Seconds())
 	s.metrics.InFlight(-1)
 	if x.caller != nil {
-		s.record(x, providerName, elapsed)
+		s.settle(x, s.record(x, providerName, elapsed))
 	}
 	if ce := s.log.Check(zap.InfoLevel, "request"); ce != nil {
 		callerName := ""

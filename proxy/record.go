@@ -12,7 +12,7 @@ import (
 
 // record builds the exchange's usage record, prices it, counts its tokens
 // and cost in metrics and hands it to the emitter.
-func (s *Server) record(x *exchange, providerName string, elapsed time.Duration) {
+func (s *Server) record(x *exchange, providerName string, elapsed time.Duration) (costUSD float64) {
 	now := time.Now()
 	r := &usage.Record{
 		TS:               now.UTC(),
@@ -34,6 +34,7 @@ func (s *Server) record(x *exchange, providerName string, elapsed time.Duration)
 		Failover:         x.served != nil && x.served != &x.plan[0],
 		Partial:          x.interrupted != "",
 		Error:            x.err,
+		Reason:           x.reason,
 	}
 	r.Model = r.RequestedModel
 	if len(x.tokens.Model) > 0 {
@@ -73,6 +74,10 @@ func (s *Server) record(x *exchange, providerName string, elapsed time.Duration)
 	if s.usage != nil {
 		s.usage.Emit(r)
 	}
+	if r.CostUSD != nil {
+		return *r.CostUSD
+	}
+	return 0
 }
 
 // interner shares the strings of values that repeat (supplier IDs, model

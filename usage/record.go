@@ -53,6 +53,9 @@ type Record struct {
 	Partial bool `json:"partial"`
 	// Error is veil's error code when veil answered itself.
 	Error string `json:"error,omitempty"`
+	// Reason says why the call was served unlike planned, such as
+	// "quota_exhausted:tpm" when a tier switched it to the client's key.
+	Reason string `json:"reason,omitempty"`
 }
 
 // Attempt is one upstream try within a request.

@@ -65,6 +65,9 @@ func (r *Record) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	if r.Error != "" {
 		enc.AddString("error", r.Error)
 	}
+	if r.Reason != "" {
+		enc.AddString("reason", r.Reason)
+	}
 	return nil
 }
 

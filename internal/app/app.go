@@ -24,6 +24,8 @@ import (
 	"github.com/wedsync/veil/metrics"
 	"github.com/wedsync/veil/provider"
 	"github.com/wedsync/veil/proxy"
+	"github.com/wedsync/veil/quota"
+	"github.com/wedsync/veil/store"
 	"github.com/wedsync/veil/usage"
 )
 
@@ -59,6 +61,8 @@ type App struct {
 	keys      *keys.Cache
 	usage     *usage.Emitter
 	prices    *usage.PriceTable
+	store     store.Store
+	quota     *quota.Enforcer
 	proxy     *proxy.Server
 	providers []*provider.Provider
 	proxySrv  *fasthttp.Server
@@ -118,12 +122,18 @@ func New(cfg *config.Config, o Options) (a *App, err error) {
 	if err := a.buildUsage(); err != nil {
 		return nil, err
 	}
+	if err := a.buildStore(); err != nil {
+		return nil, err
+	}
+	if err := a.buildQuota(); err != nil {
+		return nil, err
+	}
 	var emitter proxy.Emitter = a.usage
 	if o.UsageTap != nil {
 		emitter = tapEmitter{next: a.usage, tap: o.UsageTap}
 	}
 	a.proxy, err = proxy.New(proxy.Options{Limits: cfg.Limits, Auth: authn, Keys: a.keys, Policy: pol,
-		Metrics: a.metrics, Log: a.log, Health: a.health, Usage: emitter, Prices: a.prices})
+		Metrics: a.metrics, Log: a.log, Health: a.health, Usage: emitter, Prices: a.prices, Quota: a.quota})
 	if err != nil {
 		return nil, err
 	}
@@ -236,6 +246,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 		case <-ctx.Done():
 			err = errors.Join(err, fmt.Errorf("streams still open: %w", ctx.Err()))
 		}
+		if a.quota != nil {
+			a.quota.Wait()
+		}
 		if a.usage != nil {
 			if e := a.usage.Close(ctx); e != nil {
 				err = errors.Join(err, fmt.Errorf("usage flush: %w", e))
@@ -260,6 +273,12 @@ func (a *App) closeResources() {
 	}
 	if a.keys != nil {
 		a.keys.Close()
+	}
+	if a.quota != nil {
+		a.quota.Wait()
+	}
+	if a.store != nil {
+		_ = a.store.Close()
 	}
 	if a.vault != nil {
 		a.vault.Close()

@@ -174,23 +174,10 @@ func ParseEd25519PublicKey(s string) (ed25519.PublicKey, error) {
 	return ed25519.PublicKey(raw), nil
 }
 
-// needsSupplierKeys reports whether any supplier can use its own keys.
-func needsSupplierKeys(cfg *config.Config) bool {
-	if cfg.Suppliers.DefaultMode == config.ModeClient || cfg.Vault.Enabled {
-		return true
-	}
-	for _, e := range cfg.Suppliers.Entries {
-		if e.Mode == config.ModeClient || len(e.Keys) > 0 {
-			return true
-		}
-	}
-	return false
-}
-
 // buildKeyCache makes the supplier key cache: references from supplier
 // entries first, then Vault's supplier path when Vault is on.
 func (a *App) buildKeyCache(next keys.Fetcher) (*keys.Cache, error) {
-	if !needsSupplierKeys(a.cfg) {
+	if !a.cfg.UsesSupplierKeys() {
 		return nil, nil
 	}
 	refs := supplierRefs(a.cfg)

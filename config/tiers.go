@@ -1,0 +1,160 @@
+package config
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// What a tier does when a platform limit is reached.
+const (
+	// ExhaustedReject answers 429 with Retry-After and X-RateLimit-* headers.
+	ExhaustedReject = "reject"
+	// ExhaustedSwitchToClient serves the request with the supplier's own key
+	// when it has one, and rejects otherwise.
+	ExhaustedSwitchToClient = "switch_to_client"
+)
+
+// Defaults of the tier and store sections.
+const (
+	// DefaultTierMaxTokens is the completion estimate reserved when a
+	// request sets no max_tokens.
+	DefaultTierMaxTokens = 1024
+	// DefaultStoreType is the embedded store (memory and a bbolt file).
+	DefaultStoreType = "embedded"
+	// DefaultStoreOnUnavailable is what happens when the store cannot be
+	// reached: fail_open serves without quota checks, fail_closed rejects.
+	DefaultStoreOnUnavailable = "fail_open"
+)
+
+var (
+	exhaustedActions = []string{ExhaustedReject, ExhaustedSwitchToClient}
+	storeTypes       = []string{"embedded", "redis"}
+	storeFailModes   = []string{"fail_open", "fail_closed"}
+)
+
+// Tier limits a supplier's use of WedSync's platform keys. Zero means no
+// limit. Client-key usage is the supplier's own and is not limited.
+type Tier struct {
+	Name              string `yaml:"name"`
+	RequestsPerMinute int    `yaml:"requests_per_minute"`
+	TokensPerMinute   int    `yaml:"tokens_per_minute"`
+	// Concurrent bounds requests in flight at once.
+	Concurrent int `yaml:"concurrent"`
+	// MonthlyTokens and MonthlyCostUSD bound a calendar month (UTC).
+	MonthlyTokens  int     `yaml:"monthly_tokens"`
+	MonthlyCostUSD float64 `yaml:"monthly_cost_usd"`
+	// OnExhausted is reject (default) or switch_to_client.
+	OnExhausted string `yaml:"on_exhausted"`
+	// DefaultMaxTokens is the completion estimate reserved for a request
+	// without max_tokens. Default 1024.
+	DefaultMaxTokens int `yaml:"default_max_tokens"`
+}
+
+// Store configures veil's shared state: the embedded store for a single
+// replica, or Redis shared by many.
+type Store struct {
+	// Type is embedded (default) or redis.
+	Type string `yaml:"type"`
+	// DataDir keeps the embedded store's durable state (bbolt); empty
+	// keeps everything in memory.
+	DataDir string `yaml:"data_dir"`
+	// Addr, Password, DB and Prefix configure Redis.
+	Addr     string    `yaml:"addr"`
+	Password SecretRef `yaml:"password"`
+	DB       int       `yaml:"db"`
+	Prefix   string    `yaml:"prefix"`
+	// Timeout bounds one store call on the request path. Default 500ms.
+	Timeout time.Duration `yaml:"timeout"`
+	// OnUnavailable is fail_open (default: serve without quota checks,
+	// counted and logged) or fail_closed (answer 503).
+	OnUnavailable string `yaml:"on_unavailable"`
+}
+
+// Tier returns the named tier.
+func (c *Config) Tier(name string) (*Tier, bool) {
+	for i := range c.Tiers {
+		if c.Tiers[i].Name == name {
+			return &c.Tiers[i], true
+		}
+	}
+	return nil, false
+}
+
+func (c *Config) applyTierDefaults() {
+	for i := range c.Tiers {
+		t := &c.Tiers[i]
+		setString(&t.OnExhausted, ExhaustedReject)
+		setInt(&t.DefaultMaxTokens, DefaultTierMaxTokens)
+	}
+	s := &c.Store
+	setString(&s.Type, DefaultStoreType)
+	setString(&s.OnUnavailable, DefaultStoreOnUnavailable)
+	setDuration(&s.Timeout, 500*time.Millisecond)
+}
+
+func (v *validator) tiers() {
+	names := map[string]int{}
+	for i, t := range v.c.Tiers {
+		path := fmt.Sprintf("tiers[%d]", i)
+		if !isProviderName(t.Name) {
+			v.fail(path+".name", "%q must be 1 to %d characters of a-z, 0-9, '_' and '-'", t.Name, maxNameLen)
+		} else if first, dup := names[t.Name]; dup {
+			v.fail(path+".name", "duplicate tier %q, also tiers[%d]", t.Name, first)
+		} else {
+			names[t.Name] = i
+		}
+		if t.RequestsPerMinute < 0 || t.TokensPerMinute < 0 || t.Concurrent < 0 || t.MonthlyTokens < 0 || t.MonthlyCostUSD < 0 || t.DefaultMaxTokens < 0 {
+			v.fail(path, "limits must not be negative")
+		}
+		if !slices.Contains(exhaustedActions, t.OnExhausted) {
+			v.fail(path+".on_exhausted", "must be one of %s, got %q", strings.Join(exhaustedActions, ", "), t.OnExhausted)
+		}
+		if t.OnExhausted == ExhaustedSwitchToClient && !v.c.UsesSupplierKeys() {
+			v.fail(path+".on_exhausted", "switch_to_client needs suppliers' own keys: enable Vault or give suppliers keys")
+		}
+	}
+	tierRef := func(path, name string) {
+		if name == "" {
+			return
+		}
+		if _, ok := names[name]; !ok {
+			v.fail(path, "%q does not name a tier", name)
+		}
+	}
+	tierRef("suppliers.default_tier", v.c.Suppliers.DefaultTier)
+	for i, e := range v.c.Suppliers.Entries {
+		tierRef(fmt.Sprintf("suppliers.entries[%d].tier", i), e.Tier)
+	}
+	s := v.c.Store
+	if !slices.Contains(storeTypes, s.Type) {
+		v.fail("store.type", "must be one of %s, got %q", strings.Join(storeTypes, ", "), s.Type)
+	}
+	if !slices.Contains(storeFailModes, s.OnUnavailable) {
+		v.fail("store.on_unavailable", "must be one of %s, got %q", strings.Join(storeFailModes, ", "), s.OnUnavailable)
+	}
+	if s.Type == "redis" && s.Addr == "" {
+		v.fail("store.addr", "is required for the redis store (host:port)")
+	}
+	if s.DataDir != "" && !strings.HasPrefix(s.DataDir, "/") {
+		v.fail("store.data_dir", "must be an absolute directory, got %q", s.DataDir)
+	}
+	v.optionalRef("store.password", s.Password)
+	v.timeout("store.timeout", s.Timeout, false)
+}
+
+// UsesSupplierKeys reports whether any supplier can use its own keys: a
+// client default mode, Vault enabled, or a supplier in client mode or with
+// keys of its own.
+func (c *Config) UsesSupplierKeys() bool {
+	if c.Suppliers.DefaultMode == ModeClient || c.Vault.Enabled {
+		return true
+	}
+	for _, e := range c.Suppliers.Entries {
+		if e.Mode == ModeClient || len(e.Keys) > 0 {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,106 @@
+package proxy
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"github.com/valyala/fasthttp"
+	"go.uber.org/zap"
+
+	"github.com/wedsync/veil/config"
+	"github.com/wedsync/veil/policy"
+	"github.com/wedsync/veil/quota"
+)
+
+// admit reserves a platform call against the supplier's tier before it is
+// sent. Out of quota, a tier that switches to the client's key re-plans the
+// call on the supplier's own key when it has one; otherwise the client gets
+// 429 with Retry-After and X-RateLimit-* headers. It reports false when it
+// answered the client itself.
+func (s *Server) admit(ctx *fasthttp.RequestCtx, x *exchange) bool {
+	a := &x.plan[0]
+	ticket, refusal, err := s.quota.Admit(context.Background(), quota.Request{
+		Supplier:   x.supplier,
+		Provider:   a.Provider.Name(),
+		Model:      s.interns.get(a.Model),
+		Prompt:     int64(len(x.body) / 4), // about four bytes of JSON per prompt token
+		MaxTokens:  int64(x.fields.MaxTokens),
+		Completion: x.ep != epEmbeddings,
+		Now:        time.Now(),
+	})
+	if err != nil {
+		x.fail(ctx, &Error{Status: fasthttp.StatusServiceUnavailable, Type: typeUnavailable, Code: "quota_unavailable",
+			Message: "veil cannot check the supplier's quota right now; try again shortly"})
+		return false
+	}
+	if refusal == nil {
+		x.ticket = ticket
+		return true
+	}
+	limit := refusal.Denial.Limit
+	if refusal.Tier.OnExhausted == config.ExhaustedSwitchToClient && s.switchToClient(x) {
+		x.reason = "quota_exhausted:" + limit
+		s.log.Info("platform quota exhausted; serving on the supplier's own key", zap.ByteString("request_id", x.reqID),
+			zap.ByteString("supplier", x.supplier), zap.String("tier", refusal.Tier.Name), zap.String("limit", limit))
+		return true
+	}
+	h := &ctx.Response.Header
+	h.Set("Retry-After", strconv.Itoa(refusal.RetryAfterSeconds()))
+	if refusal.RequestsLimit > 0 {
+		h.Set("X-RateLimit-Limit-Requests", strconv.FormatInt(refusal.RequestsLimit, 10))
+		h.Set("X-RateLimit-Remaining-Requests", strconv.FormatInt(refusal.RequestsRemaining, 10))
+	}
+	if refusal.TokensLimit > 0 {
+		h.Set("X-RateLimit-Limit-Tokens", strconv.FormatInt(refusal.TokensLimit, 10))
+		h.Set("X-RateLimit-Remaining-Tokens", strconv.FormatInt(refusal.TokensRemaining, 10))
+	}
+	x.fail(ctx, &Error{Status: fasthttp.StatusTooManyRequests, Type: "requests", Code: "quota_exceeded",
+		Message: "supplier " + string(x.supplier) + " has used its " + refusal.Tier.Name + " tier's " + limitText(limit) +
+			"; retry after " + strconv.Itoa(refusal.RetryAfterSeconds()) + "s"})
+	return false
+}
+
+// switchToClient re-plans the call on the supplier's own keys, if the
+// supplier has one for the first provider.
+func (s *Server) switchToClient(x *exchange) bool {
+	if s.keys == nil {
+		return false
+	}
+	if _, err := s.keys.Get(context.Background(), string(x.supplier), x.plan[0].Provider.Name()); err != nil {
+		return false
+	}
+	plan, err := s.policy.Plan(x.planBuf[:0], &policy.Request{Model: x.fields.Model, Understood: x.ep.understood,
+		Supplier: x.supplier, Source: policy.SourceClient})
+	if err != nil {
+		return false
+	}
+	x.plan = plan
+	return true
+}
+
+func limitText(limit string) string {
+	switch limit {
+	case quota.LimitRequests:
+		return "requests per minute"
+	case quota.LimitTokens:
+		return "tokens per minute"
+	case quota.LimitMonthTokens:
+		return "monthly tokens"
+	case quota.LimitMonthCost:
+		return "monthly budget"
+	case quota.LimitConcurrent:
+		return "concurrent requests"
+	}
+	return limit
+}
+
+// settle hands the call's real usage to the quota, in the background.
+func (s *Server) settle(x *exchange, costUSD float64) {
+	if s.quota == nil || !x.ticket.Active() {
+		return
+	}
+	ok := x.status/100 == 2 && x.err == ""
+	s.quota.SettleAsync(x.ticket, ok, x.tokens.Prompt, x.tokens.Completion, costUSD)
+}
+

@@ -1,0 +1,305 @@
+// Package quota enforces tiers on suppliers' platform usage: before a call
+// it reserves the request, its estimated tokens and cost, and a concurrency
+// slot in the store (atomically across replicas); after the call it settles
+// the reservation with the real usage, or refunds it.
+package quota
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/wedsync/veil/config"
+	"github.com/wedsync/veil/store"
+)
+
+// Limit names, the counters kept per supplier.
+const (
+	LimitRequests    = "rpm"
+	LimitTokens      = "tpm"
+	LimitMonthTokens = "month_tokens"
+	LimitMonthCost   = "month_cost_micros"
+	LimitConcurrent  = "concurrent"
+)
+
+// ErrUnavailable means the store could not be asked and the store is
+// configured to fail closed.
+var ErrUnavailable = errors.New("quota: the store is unavailable")
+
+// Pricer estimates the cost of a call; see usage.PriceTable.
+type Pricer interface {
+	Cost(provider, model string, at time.Time, prompt, cached, completion int64) (float64, bool)
+}
+
+// Observer is told when the store could not be asked.
+type Observer interface {
+	QuotaStoreUnavailable()
+}
+
+// Options configure an Enforcer.
+type Options struct {
+	Store store.Store
+	// Tiers by name; DefaultTier applies to suppliers not in SupplierTiers.
+	Tiers         []config.Tier
+	DefaultTier   string
+	SupplierTiers map[string]string
+	Prices        Pricer
+	// FailClosed refuses requests when the store cannot be asked;
+	// otherwise they are served without quota checks (counted and logged).
+	FailClosed bool
+	// Timeout bounds one store call on the request path.
+	Timeout time.Duration
+	// SlotTTL is how long a concurrency slot lives if its holder crashes;
+	// it should be the longest a request can take.
+	SlotTTL  time.Duration
+	Log      *zap.Logger
+	Observer Observer
+}
+
+// Enforcer admits and settles platform calls against suppliers' tiers.
+type Enforcer struct {
+	o       Options
+	tiers   map[string]*config.Tier
+	settles sync.WaitGroup
+}
+
+// New compiles the tiers.
+func New(o Options) (*Enforcer, error) {
+	if o.Store == nil {
+		return nil, errors.New("quota: a store is required")
+	}
+	if o.Log == nil {
+		o.Log = zap.NewNop()
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 500 * time.Millisecond
+	}
+	if o.SlotTTL <= 0 {
+		o.SlotTTL = 10 * time.Minute
+	}
+	e := &Enforcer{o: o, tiers: make(map[string]*config.Tier, len(o.Tiers))}
+	for i := range o.Tiers {
+		e.tiers[o.Tiers[i].Name] = &o.Tiers[i]
+	}
+	if o.DefaultTier != "" && e.tiers[o.DefaultTier] == nil {
+		return nil, fmt.Errorf("quota: default tier %q is not defined", o.DefaultTier)
+	}
+	for s, t := range o.SupplierTiers {
+		if t != "" && e.tiers[t] == nil {
+			return nil, fmt.Errorf("quota: supplier %s: tier %q is not defined", s, t)
+		}
+	}
+	return e, nil
+}
+
+// Tier returns the supplier's tier, or nil when it has no limits.
+func (e *Enforcer) Tier(supplier []byte) *config.Tier {
+	if name, ok := e.o.SupplierTiers[string(supplier)]; ok && name != "" {
+		return e.tiers[name]
+	}
+	if e.o.DefaultTier == "" {
+		return nil
+	}
+	return e.tiers[e.o.DefaultTier]
+}
+
+// Request is what a call is expected to take.
+type Request struct {
+	Supplier []byte
+	Provider string
+	Model    string
+	// Prompt is the estimated prompt tokens; MaxTokens the completion
+	// limit the request set (0: the tier's default estimate).
+	Prompt    int64
+	MaxTokens int64
+	// Completion reports whether the endpoint generates tokens
+	// (embeddings do not).
+	Completion bool
+	Now        time.Time
+}
+
+// Ticket is an admitted call's reservation, settled after the call.
+type Ticket struct {
+	res    store.Reservation
+	slot   store.Slot
+	active bool
+	prompt int64
+	tier   *config.Tier
+}
+
+// Active reports whether the ticket holds a reservation to settle.
+func (t *Ticket) Active() bool { return t.active }
+
+// Refusal says which limit refused a call and what the client is told.
+type Refusal struct {
+	Tier   *config.Tier
+	Denial *store.Denial
+	// Limits and Remaining give the X-RateLimit-* headers.
+	RequestsLimit, RequestsRemaining int64
+	TokensLimit, TokensRemaining     int64
+}
+
+// RetryAfterSeconds is the Retry-After value, at least 1.
+func (r *Refusal) RetryAfterSeconds() int {
+	if r.Denial == nil {
+		return 1
+	}
+	return max(1, int(math.Ceil(r.Denial.RetryAfter.Seconds())))
+}
+
+// Admit reserves the call against the supplier's tier. It returns a ticket
+// to settle, or a refusal, or an error wrapping ErrUnavailable when the
+// store cannot be asked and the store fails closed. A supplier without a
+// tier is admitted with an inactive ticket.
+func (e *Enforcer) Admit(ctx context.Context, r Request) (Ticket, *Refusal, error) {
+	tier := e.Tier(r.Supplier)
+	if tier == nil {
+		return Ticket{}, nil, nil
+	}
+	completion := int64(0)
+	if r.Completion {
+		completion = r.MaxTokens
+		if completion <= 0 {
+			completion = int64(tier.DefaultMaxTokens)
+		}
+	}
+	estTokens := r.Prompt + completion
+	limits := e.limits(tier, estTokens, e.costMicros(r.Provider, r.Model, r.Now, r.Prompt, completion))
+	subject := "supplier:" + string(r.Supplier)
+	ctx, cancel := context.WithTimeout(ctx, e.o.Timeout)
+	defer cancel()
+
+	var slot store.Slot
+	if tier.Concurrent > 0 {
+		s, ok, err := e.o.Store.AcquireSlot(ctx, subject, int64(tier.Concurrent), e.o.SlotTTL, r.Now)
+		if err != nil {
+			return e.unavailable(err, tier)
+		}
+		if !ok {
+			return Ticket{}, &Refusal{Tier: tier, Denial: &store.Denial{Limit: LimitConcurrent, Max: int64(tier.Concurrent),
+				Used: int64(tier.Concurrent), Amount: 1, RetryAfter: time.Second}}, nil
+		}
+		slot = s
+	}
+	res, denial, err := e.o.Store.Reserve(ctx, subject, limits, r.Now)
+	if err != nil {
+		e.release(slot)
+		return e.unavailable(err, tier)
+	}
+	if denial != nil {
+		e.release(slot)
+		ref := &Refusal{Tier: tier, Denial: denial}
+		if used, err := e.o.Store.Used(ctx, subject, limits[:2], r.Now); err == nil {
+			ref.RequestsLimit, ref.RequestsRemaining = int64(tier.RequestsPerMinute), max(0, int64(tier.RequestsPerMinute)-used[0])
+			ref.TokensLimit, ref.TokensRemaining = int64(tier.TokensPerMinute), max(0, int64(tier.TokensPerMinute)-used[1])
+		}
+		return Ticket{}, ref, nil
+	}
+	return Ticket{res: res, slot: slot, active: true, prompt: r.Prompt, tier: tier}, nil, nil
+}
+
+// limits are the tier's limits for a call taking tokens and cost.
+func (e *Enforcer) limits(t *config.Tier, tokens, costMicros int64) []store.Limit {
+	return []store.Limit{
+		{Name: LimitRequests, Window: time.Minute, Max: int64(t.RequestsPerMinute), Amount: 1},
+		{Name: LimitTokens, Window: time.Minute, Max: int64(t.TokensPerMinute), Amount: tokens},
+		{Name: LimitMonthTokens, Window: store.WindowMonth, Max: int64(t.MonthlyTokens), Amount: tokens},
+		{Name: LimitMonthCost, Window: store.WindowMonth, Max: int64(math.Round(t.MonthlyCostUSD * 1e6)), Amount: costMicros},
+	}
+}
+
+func (e *Enforcer) costMicros(provider, model string, at time.Time, prompt, completion int64) int64 {
+	if e.o.Prices == nil {
+		return 0
+	}
+	usd, ok := e.o.Prices.Cost(provider, model, at, prompt, 0, completion)
+	if !ok {
+		return 0
+	}
+	return int64(math.Ceil(usd * 1e6))
+}
+
+func (e *Enforcer) unavailable(err error, tier *config.Tier) (Ticket, *Refusal, error) {
+	if e.o.Observer != nil {
+		e.o.Observer.QuotaStoreUnavailable()
+	}
+	if e.o.FailClosed {
+		return Ticket{}, nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	e.o.Log.Warn("quota store unavailable; serving without a quota check (fail_open)", zap.String("tier", tier.Name), zap.Error(err))
+	return Ticket{}, nil, nil
+}
+
+func (e *Enforcer) release(s store.Slot) {
+	if s.ID == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), e.o.Timeout)
+	defer cancel()
+	if err := e.o.Store.ReleaseSlot(ctx, s); err != nil {
+		e.o.Log.Warn("quota slot release failed; it expires by itself", zap.Error(err))
+	}
+}
+
+// Settle replaces the reservation with what the call used: its real tokens
+// and cost when it succeeded, nothing but the request itself otherwise; and
+// frees the concurrency slot.
+func (e *Enforcer) Settle(t *Ticket, ok bool, promptTokens, completionTokens int64, costUSD float64) {
+	if !t.active {
+		return
+	}
+	t.active = false
+	ctx, cancel := context.WithTimeout(context.Background(), e.o.Timeout)
+	defer cancel()
+	tokens := promptTokens + completionTokens
+	cost := int64(math.Ceil(costUSD * 1e6))
+	if !ok {
+		tokens, cost = 0, 0
+	}
+	actual := map[string]int64{LimitTokens: tokens, LimitMonthTokens: tokens, LimitMonthCost: cost}
+	if err := e.o.Store.Settle(ctx, t.res, actual); err != nil {
+		e.o.Log.Warn("quota settlement failed; the reservation stands", zap.String("subject", t.res.Subject), zap.Error(err))
+	}
+	e.release(t.slot)
+}
+
+// SettleAsync settles in the background, so that a remote store's round
+// trip does not delay the answer; Wait waits for every such settlement.
+func (e *Enforcer) SettleAsync(t Ticket, ok bool, promptTokens, completionTokens int64, costUSD float64) {
+	if !t.active {
+		return
+	}
+	e.settles.Add(1)
+	go func() {
+		defer e.settles.Done()
+		e.Settle(&t, ok, promptTokens, completionTokens, costUSD)
+	}()
+}
+
+// Wait blocks until every SettleAsync has finished (before the store is
+// closed).
+func (e *Enforcer) Wait() { e.settles.Wait() }
+
+// Remaining reports the remaining requests and tokens of the current minute
+// after an admitted reservation, for X-RateLimit-* headers.
+func (t *Ticket) Remaining() (reqLimit, reqLeft, tokLimit, tokLeft int64) {
+	if t.tier == nil {
+		return 0, 0, 0, 0
+	}
+	reqLimit, tokLimit = int64(t.tier.RequestsPerMinute), int64(t.tier.TokensPerMinute)
+	for _, it := range t.res.Items {
+		switch it.Name {
+		case LimitRequests:
+			reqLeft = max(0, reqLimit-it.Used)
+		case LimitTokens:
+			tokLeft = max(0, tokLimit-it.Used)
+		}
+	}
+	return reqLimit, reqLeft, tokLimit, tokLeft
+}

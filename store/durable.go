@@ -1,0 +1,441 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// durable is the part of Embedded that survives a restart: documents,
+// usage aggregates and the snapshot of quota counters. The arguments are
+// already validated.
+type durable interface {
+	get(bucket, key string) ([]byte, int64, error)
+	put(bucket, key string, value []byte) (int64, error)
+	compareAndSwap(bucket, key string, oldVersion int64, value []byte) (int64, bool, error)
+	delete(bucket, key string) error
+	list(bucket string) ([]Doc, error)
+	// addUsage adds d, whose Day is midnight UTC.
+	addUsage(d Usage) error
+	// queryUsage returns the sorted aggregates from one UTC midnight to
+	// another, both included, of supplier or of all if it is empty.
+	queryUsage(supplier string, from, to time.Time) ([]Usage, error)
+	saveCounters(data []byte) error
+	loadCounters() ([]byte, error)
+	close() error
+}
+
+// notFound returns the error of Get for a missing document.
+func notFound(bucket, key string) error {
+	return fmt.Errorf("%w: %q in bucket %q", ErrNotFound, key, bucket)
+}
+
+// memDurable keeps documents and aggregates in memory.
+type memDurable struct {
+	mu      sync.Mutex
+	closed  bool
+	buckets map[string]*memBucket
+	usage   map[usageKey]*Usage
+}
+
+// memBucket is one bucket of documents.
+type memBucket struct {
+	seq  int64
+	docs map[string]memDoc
+}
+
+// memDoc is a document and its version.
+type memDoc struct {
+	value   []byte
+	version int64
+}
+
+// usageKey identifies a usage aggregate.
+type usageKey struct {
+	day                                 int64 // unix seconds
+	supplier, provider, model, keySrc string
+}
+
+func newMemDurable() *memDurable {
+	return &memDurable{buckets: make(map[string]*memBucket), usage: make(map[usageKey]*Usage)}
+}
+
+func (m *memDurable) get(bucket, key string) ([]byte, int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, 0, ErrClosed
+	}
+	b := m.buckets[bucket]
+	if b == nil {
+		return nil, 0, notFound(bucket, key)
+	}
+	d, ok := b.docs[key]
+	if !ok {
+		return nil, 0, notFound(bucket, key)
+	}
+	return bytes.Clone(d.value), d.version, nil
+}
+
+func (m *memDurable) put(bucket, key string, value []byte) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return 0, ErrClosed
+	}
+	return m.write(bucket, key, value), nil
+}
+
+// write stores a document with the next version of its bucket. It runs
+// under m.mu.
+func (m *memDurable) write(bucket, key string, value []byte) int64 {
+	b := m.buckets[bucket]
+	if b == nil {
+		b = &memBucket{docs: make(map[string]memDoc)}
+		m.buckets[bucket] = b
+	}
+	b.seq++
+	b.docs[key] = memDoc{value: append([]byte{}, value...), version: b.seq}
+	return b.seq
+}
+
+func (m *memDurable) compareAndSwap(bucket, key string, oldVersion int64, value []byte) (int64, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return 0, false, ErrClosed
+	}
+	var cur int64
+	if b := m.buckets[bucket]; b != nil {
+		cur = b.docs[key].version
+	}
+	if cur != oldVersion {
+		return cur, false, nil
+	}
+	return m.write(bucket, key, value), true, nil
+}
+
+func (m *memDurable) delete(bucket, key string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
+	if b := m.buckets[bucket]; b != nil {
+		delete(b.docs, key)
+	}
+	return nil
+}
+
+func (m *memDurable) list(bucket string) ([]Doc, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, ErrClosed
+	}
+	b := m.buckets[bucket]
+	if b == nil {
+		return nil, nil
+	}
+	docs := make([]Doc, 0, len(b.docs))
+	for k, d := range b.docs {
+		docs = append(docs, Doc{Key: k, Value: bytes.Clone(d.value), Version: d.version})
+	}
+	slices.SortFunc(docs, func(a, b Doc) int { return strings.Compare(a.Key, b.Key) })
+	return docs, nil
+}
+
+func (m *memDurable) addUsage(d Usage) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
+	k := usageKey{d.Day.Unix(), d.Supplier, d.Provider, d.Model, d.KeySource}
+	u := m.usage[k]
+	if u == nil {
+		u = &Usage{Day: d.Day, Supplier: d.Supplier, Provider: d.Provider, Model: d.Model, KeySource: d.KeySource}
+		m.usage[k] = u
+	}
+	u.add(d)
+	return nil
+}
+
+func (m *memDurable) queryUsage(supplier string, from, to time.Time) ([]Usage, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, ErrClosed
+	}
+	var rows []Usage
+	for k, u := range m.usage {
+		if k.day < from.Unix() || k.day > to.Unix() || (supplier != "" && k.supplier != supplier) {
+			continue
+		}
+		rows = append(rows, *u)
+	}
+	slices.SortFunc(rows, usageCompare)
+	return rows, nil
+}
+
+func (m *memDurable) saveCounters([]byte) error { return nil }
+
+func (m *memDurable) loadCounters() ([]byte, error) { return nil, nil }
+
+func (m *memDurable) close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.closed = true
+	m.buckets, m.usage = nil, nil
+	return nil
+}
+
+// The top-level buckets of the bbolt file.
+var (
+	// boltDocs holds one nested bucket per document bucket; each value is
+	// the version (8 bytes, big-endian) followed by the document, and the
+	// nested bucket's sequence gives the versions.
+	boltDocs = []byte("docs")
+	// boltUsage maps "day\x00supplier\x00provider\x00model\x00key_source"
+	// to the five counts (8 bytes each, big-endian), so that a cursor
+	// walks aggregates in the order QueryUsage returns them.
+	boltUsage = []byte("usage")
+	// boltMeta holds the snapshot of quota counters under boltCounters.
+	boltMeta     = []byte("meta")
+	boltCounters = []byte("quota_counters")
+)
+
+// boltFile is the name of the data file in the data directory.
+const boltFile = "veil.db"
+
+// usageWidth is the size of an encoded aggregate.
+const usageWidth = 5 * 8
+
+// boltDurable keeps documents and aggregates in a bbolt file.
+type boltDurable struct {
+	db *bolt.DB
+}
+
+// openBolt opens (or creates) dataDir/veil.db with its buckets.
+func openBolt(dataDir string) (*boltDurable, error) {
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("store: creating data directory: %w", err)
+	}
+	path := filepath.Join(dataDir, boltFile)
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("store: opening %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{boltDocs, boltUsage, boltMeta} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("store: creating buckets in %s: %w", path, err), db.Close())
+	}
+	return &boltDurable{db: db}, nil
+}
+
+// boltErr wraps an error of bbolt for op.
+func boltErr(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, bolt.ErrDatabaseNotOpen) {
+		return ErrClosed
+	}
+	return fmt.Errorf("store: %s: %w", op, err)
+}
+
+func (s *boltDurable) get(bucket, key string) (value []byte, version int64, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(boltDocs).Bucket([]byte(bucket))
+		if b == nil {
+			return notFound(bucket, key)
+		}
+		v := b.Get([]byte(key))
+		if v == nil {
+			return notFound(bucket, key)
+		}
+		value, version = decodeDoc(v)
+		return nil
+	})
+	if errors.Is(err, ErrNotFound) {
+		return nil, 0, err
+	}
+	return value, version, boltErr("get", err)
+}
+
+func (s *boltDurable) put(bucket, key string, value []byte) (version int64, err error) {
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		version, err = writeDoc(tx, bucket, key, value)
+		return err
+	})
+	return version, boltErr("put", err)
+}
+
+// writeDoc stores a document with the next version of its bucket.
+func writeDoc(tx *bolt.Tx, bucket, key string, value []byte) (int64, error) {
+	b, err := tx.Bucket(boltDocs).CreateBucketIfNotExists([]byte(bucket))
+	if err != nil {
+		return 0, err
+	}
+	seq, err := b.NextSequence()
+	if err != nil {
+		return 0, err
+	}
+	v := make([]byte, 8+len(value))
+	binary.BigEndian.PutUint64(v, seq)
+	copy(v[8:], value)
+	return int64(seq), b.Put([]byte(key), v)
+}
+
+// decodeDoc splits a stored document into a copy of its value and its
+// version.
+func decodeDoc(v []byte) ([]byte, int64) {
+	if len(v) < 8 {
+		return nil, 0
+	}
+	return bytes.Clone(v[8:]), int64(binary.BigEndian.Uint64(v))
+}
+
+func (s *boltDurable) compareAndSwap(bucket, key string, oldVersion int64, value []byte) (version int64, ok bool, err error) {
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		var cur int64
+		if b := tx.Bucket(boltDocs).Bucket([]byte(bucket)); b != nil {
+			if v := b.Get([]byte(key)); len(v) >= 8 {
+				cur = int64(binary.BigEndian.Uint64(v))
+			}
+		}
+		if cur != oldVersion {
+			version = cur
+			return nil
+		}
+		version, err = writeDoc(tx, bucket, key, value)
+		ok = err == nil
+		return err
+	})
+	if err != nil {
+		return 0, false, boltErr("compare and swap", err)
+	}
+	return version, ok, nil
+}
+
+func (s *boltDurable) delete(bucket, key string) error {
+	return boltErr("delete", s.db.Update(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(boltDocs).Bucket([]byte(bucket)); b != nil {
+			return b.Delete([]byte(key))
+		}
+		return nil
+	}))
+}
+
+func (s *boltDurable) list(bucket string) (docs []Doc, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(boltDocs).Bucket([]byte(bucket))
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			value, version := decodeDoc(v)
+			docs = append(docs, Doc{Key: string(k), Value: value, Version: version})
+			return nil
+		})
+	})
+	return docs, boltErr("list", err)
+}
+
+// usageBoltKey returns the key of d's aggregate.
+func usageBoltKey(d Usage) []byte {
+	return []byte(strings.Join([]string{
+		d.Day.Format(dayLayout), d.Supplier, d.Provider, d.Model, d.KeySource,
+	}, "\x00"))
+}
+
+func (s *boltDurable) addUsage(d Usage) error {
+	// Batch may run the function more than once; it only touches tx.
+	return boltErr("add usage", s.db.Batch(func(tx *bolt.Tx) error {
+		b := tx.Bucket(boltUsage)
+		k := usageBoltKey(d)
+		var u Usage
+		if v := b.Get(k); len(v) == usageWidth {
+			u = decodeUsage(v)
+		}
+		u.add(d)
+		return b.Put(k, encodeUsage(u))
+	}))
+}
+
+// encodeUsage encodes the counts of u.
+func encodeUsage(u Usage) []byte {
+	v := make([]byte, 0, usageWidth)
+	for _, n := range [...]int64{u.Requests, u.PromptTokens, u.CompletionTokens, u.CachedTokens, u.CostMicros} {
+		v = binary.BigEndian.AppendUint64(v, uint64(n))
+	}
+	return v
+}
+
+// decodeUsage decodes counts encoded by encodeUsage.
+func decodeUsage(v []byte) Usage {
+	n := func(i int) int64 { return int64(binary.BigEndian.Uint64(v[8*i:])) }
+	return Usage{Requests: n(0), PromptTokens: n(1), CompletionTokens: n(2), CachedTokens: n(3), CostMicros: n(4)}
+}
+
+func (s *boltDurable) queryUsage(supplier string, from, to time.Time) (rows []Usage, err error) {
+	last := to.Format(dayLayout)
+	err = s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(boltUsage).Cursor()
+		for k, v := c.Seek([]byte(from.Format(dayLayout))); k != nil; k, v = c.Next() {
+			parts := strings.Split(string(k), "\x00")
+			if len(parts) != 5 || len(v) != usageWidth {
+				return fmt.Errorf("malformed aggregate %q", k)
+			}
+			if parts[0] > last {
+				break
+			}
+			if supplier != "" && parts[1] != supplier {
+				continue
+			}
+			day, err := time.Parse(dayLayout, parts[0])
+			if err != nil {
+				return fmt.Errorf("malformed aggregate %q: %w", k, err)
+			}
+			u := decodeUsage(v)
+			u.Day, u.Supplier, u.Provider, u.Model, u.KeySource = day, parts[1], parts[2], parts[3], parts[4]
+			rows = append(rows, u)
+		}
+		return nil
+	})
+	return rows, boltErr("query usage", err)
+}
+
+func (s *boltDurable) saveCounters(data []byte) error {
+	return boltErr("saving quota counters", s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(boltMeta).Put(boltCounters, data)
+	}))
+}
+
+func (s *boltDurable) loadCounters() (data []byte, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		data = bytes.Clone(tx.Bucket(boltMeta).Get(boltCounters))
+		return nil
+	})
+	return data, boltErr("loading quota counters", err)
+}
+
+func (s *boltDurable) close() error {
+	return boltErr("close", s.db.Close())
+}

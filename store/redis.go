@@ -1,0 +1,710 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/wedsync/veil/keys"
+)
+
+// Defaults of RedisOptions.
+const (
+	DefaultRedisPrefix  = "veil:"
+	DefaultRedisTimeout = 500 * time.Millisecond
+)
+
+// RedisOptions configures a Redis store.
+type RedisOptions struct {
+	// Addr is the server's host:port.
+	Addr string
+	// Password is the server's password (AUTH); optional.
+	Password keys.Secret
+	// DB is the database number.
+	DB int
+	// Prefix starts every key; DefaultRedisPrefix when empty. Stores with
+	// different prefixes share nothing.
+	Prefix string
+	// Timeout bounds dialing, each write and each read, and the wait for a
+	// pooled connection. DefaultRedisTimeout when zero.
+	Timeout time.Duration
+	// PoolSize is the most connections kept open; go-redis's default (10
+	// per GOMAXPROCS) when zero.
+	PoolSize int
+}
+
+// Redis is the Store shared by many replicas, kept in one Redis server (a
+// primary, or behind Sentinel; not Redis Cluster, since scripts touch
+// several keys of different slots). Create it with NewRedis. Its methods
+// are safe for concurrent use.
+//
+// Keys, after the prefix:
+//
+//	q:<subject>:<limit>:<window start, unix seconds>  quota counter (string), expires CounterGrace after its window
+//	slot:<subject>                                    slots (sorted set of IDs scored by expiry, unix ms)
+//	lease:<name>                                      lease (hash: holder, expires in unix ms)
+//	kv:<bucket>                                       documents (hash: key -> "<version>:<value>")
+//	kvseq:<bucket>                                    last version given in the bucket (string)
+//	usage:<YYYY-MM-DD>:<supplier>                     aggregates (hash: "<provider>|<model>|<key source>|<count>" -> int)
+//	usage-suppliers:<YYYY-MM-DD>                      suppliers with aggregates that day (set)
+type Redis struct {
+	client *redis.Client
+	prefix string
+	ids    *idGen
+	closed atomic.Bool
+}
+
+var _ Store = (*Redis)(nil)
+
+// NewRedis returns a store kept in Redis. It connects lazily: an
+// unreachable server shows up as ErrUnavailable from the methods (and
+// Ping), not here. It fails only on invalid options.
+//
+// The client never retries a command by itself: Reserve, Settle, Refund
+// and AddUsage are not idempotent, and a retry of a call that reached the
+// server would count twice.
+func NewRedis(o RedisOptions) (*Redis, error) {
+	if o.Addr == "" {
+		return nil, fmt.Errorf("%w: redis: no address", ErrInvalid)
+	}
+	if _, _, err := net.SplitHostPort(o.Addr); err != nil {
+		return nil, fmt.Errorf("%w: redis: address %q: %w", ErrInvalid, o.Addr, err)
+	}
+	if o.DB < 0 {
+		return nil, fmt.Errorf("%w: redis: negative database %d", ErrInvalid, o.DB)
+	}
+	if o.Timeout < 0 {
+		return nil, fmt.Errorf("%w: redis: negative timeout %v", ErrInvalid, o.Timeout)
+	}
+	if o.PoolSize < 0 {
+		return nil, fmt.Errorf("%w: redis: negative pool size %d", ErrInvalid, o.PoolSize)
+	}
+	if o.Prefix == "" {
+		o.Prefix = DefaultRedisPrefix
+	}
+	if o.Timeout == 0 {
+		o.Timeout = DefaultRedisTimeout
+	}
+	client := redis.NewClient(&redis.Options{
+		Addr:                  o.Addr,
+		Password:              o.Password.Reveal(),
+		DB:                    o.DB,
+		DialTimeout:           o.Timeout,
+		ReadTimeout:           o.Timeout,
+		WriteTimeout:          o.Timeout,
+		PoolTimeout:           o.Timeout,
+		PoolSize:              o.PoolSize,
+		ContextTimeoutEnabled: true,
+		MaxRetries:            -1,
+	})
+	return &Redis{client: client, prefix: o.Prefix, ids: newIDGen()}, nil
+}
+
+// redisErr wraps an error of the Redis client for op: ErrClosed once
+// closed, the context's error when the caller's context is done,
+// ErrUnavailable for network errors, timeouts and a server that cannot
+// serve (loading, read-only replica, out of memory...), the error itself
+// otherwise.
+func (s *Redis) redisErr(ctx context.Context, op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if s.closed.Load() || errors.Is(err, redis.ErrClosed) {
+		return ErrClosed
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("store: redis %s: %w", op, ctx.Err())
+	}
+	var rerr redis.Error
+	if errors.As(err, &rerr) && !unavailableReply(rerr.Error()) {
+		return fmt.Errorf("store: redis %s: %w", op, err)
+	}
+	return fmt.Errorf("%w: redis %s: %w", ErrUnavailable, op, err)
+}
+
+// unavailableReply reports whether an error reply means that the server
+// cannot serve now rather than that the command was wrong.
+func unavailableReply(msg string) bool {
+	for _, p := range [...]string{"LOADING", "READONLY", "MASTERDOWN", "BUSY", "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS", "OOM", "MISCONF"} {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// key returns the prefix followed by parts.
+func (s *Redis) key(parts ...string) string {
+	n := len(s.prefix)
+	for _, p := range parts {
+		n += len(p)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	b.WriteString(s.prefix)
+	for _, p := range parts {
+		b.WriteString(p)
+	}
+	return b.String()
+}
+
+// counterKey returns the key of the counter of a window.
+func (s *Redis) counterKey(subject, name string, start time.Time) string {
+	var buf [20]byte
+	return s.key("q:", subject, ":", name, ":", string(strconv.AppendInt(buf[:0], start.Unix(), 10)))
+}
+
+// reserveScript checks then adds every amount. KEYS: one counter per
+// limit. ARGV: max, amount and counter ttl (ms) per limit. It returns
+// {0, index of the first limit without room (1-based), its usage} or
+// {1, usage of each counter after adding}. Amounts go to INCRBY as the
+// strings they came as: Lua would print large numbers as floats.
+var reserveScript = redis.NewScript(`
+for i = 1, #KEYS do
+  local used = tonumber(redis.call('GET', KEYS[i]) or '0')
+  if used + tonumber(ARGV[3*i-1]) > tonumber(ARGV[3*i-2]) then
+    return {0, i, used}
+  end
+end
+local out = {1}
+for i = 1, #KEYS do
+  out[i+1] = redis.call('INCRBY', KEYS[i], ARGV[3*i-1])
+  redis.call('PEXPIRE', KEYS[i], ARGV[3*i])
+end
+return out
+`)
+
+// settleScript adds a delta to each counter that still exists, never
+// taking one below zero. KEYS: counters. ARGV: deltas.
+var settleScript = redis.NewScript(`
+for i = 1, #KEYS do
+  if ARGV[i] ~= '0' and redis.call('EXISTS', KEYS[i]) == 1 then
+    if redis.call('INCRBY', KEYS[i], ARGV[i]) < 0 then
+      redis.call('SET', KEYS[i], '0', 'KEEPTTL')
+    end
+  end
+end
+return 0
+`)
+
+// Reserve implements Quotas with one script run.
+func (s *Redis) Reserve(ctx context.Context, subject string, limits []Limit, now time.Time) (Reservation, *Denial, error) {
+	if err := checkSubject(subject); err != nil {
+		return Reservation{}, nil, err
+	}
+	if err := checkLimits(limits, true); err != nil {
+		return Reservation{}, nil, err
+	}
+	r := Reservation{Subject: subject}
+	n := 0
+	for _, l := range limits {
+		if l.Max > 0 {
+			n++
+		}
+	}
+	if n == 0 {
+		return r, nil, nil
+	}
+	r.Items = make([]Reserved, 0, n)
+	keys := make([]string, 0, n)
+	args := make([]any, 0, 3*n)
+	checked := make([]*Limit, 0, n)
+	for i := range limits {
+		l := &limits[i]
+		if l.Max <= 0 {
+			continue
+		}
+		start, end := window(l.Window, now)
+		r.Items = append(r.Items, Reserved{Name: l.Name, Start: start, End: end, Amount: l.Amount})
+		keys = append(keys, s.counterKey(subject, l.Name, start))
+		args = append(args, l.Max, l.Amount, (end.Sub(now) + CounterGrace).Milliseconds())
+		checked = append(checked, l)
+	}
+	res, err := reserveScript.Run(ctx, s.client, keys, args...).Int64Slice()
+	if err != nil {
+		return Reservation{}, nil, s.redisErr(ctx, "reserve", err)
+	}
+	switch {
+	case len(res) == 3 && res[0] == 0 && res[1] >= 1 && int(res[1]) <= n:
+		l, it := checked[res[1]-1], r.Items[res[1]-1]
+		return Reservation{}, &Denial{
+			Limit: l.Name, Max: l.Max, Used: res[2], Amount: l.Amount, RetryAfter: it.End.Sub(now),
+		}, nil
+	case len(res) == n+1 && res[0] == 1:
+		for i := range r.Items {
+			r.Items[i].Used = res[i+1]
+		}
+		return r, nil, nil
+	}
+	return Reservation{}, nil, fmt.Errorf("store: redis reserve: unexpected reply %v", res)
+}
+
+// Settle implements Quotas with one script run.
+func (s *Redis) Settle(ctx context.Context, r Reservation, actual map[string]int64) error {
+	return s.settle(ctx, "settle", r, actual, false)
+}
+
+// Refund implements Quotas with one script run.
+func (s *Redis) Refund(ctx context.Context, r Reservation) error {
+	return s.settle(ctx, "refund", r, nil, true)
+}
+
+// settle runs settleScript for the non-zero deltas of r.
+func (s *Redis) settle(ctx context.Context, op string, r Reservation, actual map[string]int64, refund bool) error {
+	if err := checkReservation(r, actual); err != nil {
+		return err
+	}
+	deltas := settleDeltas(r, actual, refund)
+	var (
+		keys []string
+		args []any
+	)
+	for i, it := range r.Items {
+		if deltas[i] != 0 {
+			keys = append(keys, s.counterKey(r.Subject, it.Name, it.Start))
+			args = append(args, deltas[i])
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	return s.redisErr(ctx, op, settleScript.Run(ctx, s.client, keys, args...).Err())
+}
+
+// Used implements Quotas with one MGET.
+func (s *Redis) Used(ctx context.Context, subject string, limits []Limit, now time.Time) ([]int64, error) {
+	if err := checkSubject(subject); err != nil {
+		return nil, err
+	}
+	if err := checkLimits(limits, false); err != nil {
+		return nil, err
+	}
+	used := make([]int64, len(limits))
+	if len(limits) == 0 {
+		return used, nil
+	}
+	keys := make([]string, len(limits))
+	for i, l := range limits {
+		start, _ := window(l.Window, now)
+		keys[i] = s.counterKey(subject, l.Name, start)
+	}
+	vals, err := s.client.MGet(ctx, keys...).Result()
+	if err != nil {
+		return nil, s.redisErr(ctx, "used", err)
+	}
+	for i, v := range vals {
+		str, ok := v.(string)
+		if !ok {
+			continue // nil: no counter yet
+		}
+		if used[i], err = strconv.ParseInt(str, 10, 64); err != nil {
+			return nil, fmt.Errorf("store: redis used: counter %s: %w", keys[i], err)
+		}
+	}
+	return used, nil
+}
+
+// acquireSlotScript drops expired slots, then adds one if there is room.
+// KEYS[1]: the sorted set. ARGV: now (ms), expiry (ms), max, ID, key ttl
+// (ms). The key lives as long as its latest slot.
+var acquireSlotScript = redis.NewScript(`
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then
+  return 0
+end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[5]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[5])
+end
+return 1
+`)
+
+// renewSlotScript extends a slot that has not expired. KEYS[1]: the sorted
+// set. ARGV: now (ms), expiry (ms), ID, key ttl (ms).
+var renewSlotScript = redis.NewScript(`
+local exp = redis.call('ZSCORE', KEYS[1], ARGV[3])
+if not exp or tonumber(exp) <= tonumber(ARGV[1]) then
+  return 0
+end
+redis.call('ZADD', KEYS[1], 'XX', ARGV[2], ARGV[3])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[4]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+end
+return 1
+`)
+
+// AcquireSlot implements Slots with one script run.
+func (s *Redis) AcquireSlot(ctx context.Context, subject string, max int64, ttl time.Duration, now time.Time) (Slot, bool, error) {
+	if err := checkSubject(subject); err != nil {
+		return Slot{}, false, err
+	}
+	if err := checkTTL(ttl); err != nil {
+		return Slot{}, false, err
+	}
+	if max <= 0 {
+		return Slot{Subject: subject}, true, nil
+	}
+	slot := Slot{Subject: subject, ID: s.ids.next()}
+	ms := now.UnixMilli()
+	ok, err := acquireSlotScript.Run(ctx, s.client, []string{s.key("slot:", subject)},
+		ms, ms+ttl.Milliseconds(), max, slot.ID, keyTTL(ttl)).Bool()
+	if err != nil {
+		return Slot{}, false, s.redisErr(ctx, "acquire slot", err)
+	}
+	if !ok {
+		return Slot{}, false, nil
+	}
+	return slot, true, nil
+}
+
+// keyTTL returns the Redis expiry (ms) of a key holding something that
+// expires after ttl: a second more, so that the key never expires before
+// the expiry recorded in it.
+func keyTTL(ttl time.Duration) int64 {
+	return (ttl + time.Second).Milliseconds()
+}
+
+// RenewSlot implements Slots with one script run.
+func (s *Redis) RenewSlot(ctx context.Context, slot Slot, ttl time.Duration, now time.Time) (bool, error) {
+	if err := checkTTL(ttl); err != nil {
+		return false, err
+	}
+	if slot.ID == "" {
+		return true, nil
+	}
+	ms := now.UnixMilli()
+	ok, err := renewSlotScript.Run(ctx, s.client, []string{s.key("slot:", slot.Subject)},
+		ms, ms+ttl.Milliseconds(), slot.ID, keyTTL(ttl)).Bool()
+	if err != nil {
+		return false, s.redisErr(ctx, "renew slot", err)
+	}
+	return ok, nil
+}
+
+// ReleaseSlot implements Slots with one ZREM.
+func (s *Redis) ReleaseSlot(ctx context.Context, slot Slot) error {
+	if slot.ID == "" {
+		return nil
+	}
+	return s.redisErr(ctx, "release slot", s.client.ZRem(ctx, s.key("slot:", slot.Subject), slot.ID).Err())
+}
+
+// acquireLeaseScript takes or renews a lease whose holder is the caller,
+// nobody or a holder whose lease expired. KEYS[1]: the lease. ARGV:
+// holder, now (ms), expiry (ms), key ttl (ms).
+var acquireLeaseScript = redis.NewScript(`
+local cur = redis.call('HMGET', KEYS[1], 'holder', 'expires')
+if cur[1] and cur[1] ~= ARGV[1] and tonumber(cur[2]) > tonumber(ARGV[2]) then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'holder', ARGV[1], 'expires', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return 1
+`)
+
+// releaseLeaseScript deletes a lease held by the caller. KEYS[1]: the
+// lease. ARGV[1]: holder.
+var releaseLeaseScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'holder') == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+`)
+
+// AcquireLease implements Leases with one script run. Expiry is checked
+// against now, the caller's clock, like everything else; Redis's own
+// expiry (a second after) only removes the key.
+func (s *Redis) AcquireLease(ctx context.Context, name, holder string, ttl time.Duration, now time.Time) (bool, error) {
+	if err := checkLease(name, holder); err != nil {
+		return false, err
+	}
+	if err := checkTTL(ttl); err != nil {
+		return false, err
+	}
+	ms := now.UnixMilli()
+	ok, err := acquireLeaseScript.Run(ctx, s.client, []string{s.key("lease:", name)},
+		holder, ms, ms+ttl.Milliseconds(), keyTTL(ttl)).Bool()
+	if err != nil {
+		return false, s.redisErr(ctx, "acquire lease", err)
+	}
+	return ok, nil
+}
+
+// ReleaseLease implements Leases with one script run.
+func (s *Redis) ReleaseLease(ctx context.Context, name, holder string) error {
+	if err := checkLease(name, holder); err != nil {
+		return err
+	}
+	err := releaseLeaseScript.Run(ctx, s.client, []string{s.key("lease:", name)}, holder).Err()
+	return s.redisErr(ctx, "release lease", err)
+}
+
+// putScript writes a document with the next version of its bucket.
+// KEYS: the bucket's hash and sequence. ARGV: key, value.
+var putScript = redis.NewScript(`
+local v = redis.call('INCR', KEYS[2])
+redis.call('HSET', KEYS[1], ARGV[1], string.format('%d:', v) .. ARGV[2])
+return v
+`)
+
+// casScript writes a document if its version is ARGV[2] (0: missing).
+// KEYS: the bucket's hash and sequence. ARGV: key, old version, value.
+// It returns {1, new version} or {0, current version}.
+var casScript = redis.NewScript(`
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+local ver = 0
+if cur then
+  ver = tonumber(string.match(cur, '^(%d+):'))
+end
+if ver ~= tonumber(ARGV[2]) then
+  return {0, ver}
+end
+local v = redis.call('INCR', KEYS[2])
+redis.call('HSET', KEYS[1], ARGV[1], string.format('%d:', v) .. ARGV[3])
+return {1, v}
+`)
+
+// decodeRedisDoc splits a stored "<version>:<value>".
+func decodeRedisDoc(stored string) ([]byte, int64, error) {
+	ver, value, ok := strings.Cut(stored, ":")
+	if !ok {
+		return nil, 0, errors.New("no version")
+	}
+	v, err := strconv.ParseInt(ver, 10, 64)
+	if err != nil {
+		return nil, 0, err
+	}
+	return []byte(value), v, nil
+}
+
+// Get implements Documents with one HGET.
+func (s *Redis) Get(ctx context.Context, bucket, key string) ([]byte, int64, error) {
+	if err := checkDoc(bucket, key); err != nil {
+		return nil, 0, err
+	}
+	stored, err := s.client.HGet(ctx, s.key("kv:", bucket), key).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, 0, notFound(bucket, key)
+	}
+	if err != nil {
+		return nil, 0, s.redisErr(ctx, "get", err)
+	}
+	value, version, err := decodeRedisDoc(stored)
+	if err != nil {
+		return nil, 0, fmt.Errorf("store: redis get %q in bucket %q: malformed document: %w", key, bucket, err)
+	}
+	return value, version, nil
+}
+
+// Put implements Documents with one script run.
+func (s *Redis) Put(ctx context.Context, bucket, key string, value []byte) (int64, error) {
+	if err := checkDoc(bucket, key); err != nil {
+		return 0, err
+	}
+	v, err := putScript.Run(ctx, s.client, []string{s.key("kv:", bucket), s.key("kvseq:", bucket)}, key, value).Int64()
+	if err != nil {
+		return 0, s.redisErr(ctx, "put", err)
+	}
+	return v, nil
+}
+
+// CompareAndSwap implements Documents with one script run.
+func (s *Redis) CompareAndSwap(ctx context.Context, bucket, key string, oldVersion int64, value []byte) (int64, bool, error) {
+	if err := checkDoc(bucket, key); err != nil {
+		return 0, false, err
+	}
+	if oldVersion < 0 {
+		return 0, false, fmt.Errorf("%w: negative version %d", ErrInvalid, oldVersion)
+	}
+	res, err := casScript.Run(ctx, s.client, []string{s.key("kv:", bucket), s.key("kvseq:", bucket)},
+		key, oldVersion, value).Int64Slice()
+	if err != nil {
+		return 0, false, s.redisErr(ctx, "compare and swap", err)
+	}
+	if len(res) != 2 {
+		return 0, false, fmt.Errorf("store: redis compare and swap: unexpected reply %v", res)
+	}
+	return res[1], res[0] == 1, nil
+}
+
+// Delete implements Documents with one HDEL. The bucket's sequence stays,
+// so versions are not reused.
+func (s *Redis) Delete(ctx context.Context, bucket, key string) error {
+	if err := checkDoc(bucket, key); err != nil {
+		return err
+	}
+	return s.redisErr(ctx, "delete", s.client.HDel(ctx, s.key("kv:", bucket), key).Err())
+}
+
+// List implements Documents with one HGETALL.
+func (s *Redis) List(ctx context.Context, bucket string) ([]Doc, error) {
+	if err := checkBucket(bucket); err != nil {
+		return nil, err
+	}
+	all, err := s.client.HGetAll(ctx, s.key("kv:", bucket)).Result()
+	if err != nil {
+		return nil, s.redisErr(ctx, "list", err)
+	}
+	if len(all) == 0 {
+		return nil, nil
+	}
+	docs := make([]Doc, 0, len(all))
+	for k, stored := range all {
+		value, version, err := decodeRedisDoc(stored)
+		if err != nil {
+			return nil, fmt.Errorf("store: redis list bucket %q: malformed document %q: %w", bucket, k, err)
+		}
+		docs = append(docs, Doc{Key: k, Value: value, Version: version})
+	}
+	slices.SortFunc(docs, func(a, b Doc) int { return strings.Compare(a.Key, b.Key) })
+	return docs, nil
+}
+
+// usageCounts names the counts of an aggregate in its hash fields, in the
+// order of addUsageScript's ARGV.
+var usageCounts = [...]string{"requests", "prompt_tokens", "completion_tokens", "cached_tokens", "cost_micros"}
+
+// addUsageScript adds the non-zero counts of an aggregate and indexes its
+// supplier under its day. KEYS: the day+supplier hash, the day's index.
+// ARGV: supplier, "<provider>|<model>|<key source>|", then the counts in
+// the order of usageCounts.
+var addUsageScript = redis.NewScript(`
+local names = {'requests', 'prompt_tokens', 'completion_tokens', 'cached_tokens', 'cost_micros'}
+for i = 1, 5 do
+  if ARGV[i+2] ~= '0' then
+    redis.call('HINCRBY', KEYS[1], ARGV[2] .. names[i], ARGV[i+2])
+  end
+end
+redis.call('SADD', KEYS[2], ARGV[1])
+return 0
+`)
+
+// AddUsage implements Aggregates with one script run. Aggregates never
+// expire: Redis's persistence (RDB or AOF) is what makes them durable.
+func (s *Redis) AddUsage(ctx context.Context, d Usage) error {
+	if err := checkUsage(d); err != nil {
+		return err
+	}
+	if d.isZero() {
+		return nil
+	}
+	day := utcDay(d.Day).Format(dayLayout)
+	err := addUsageScript.Run(ctx, s.client,
+		[]string{s.key("usage:", day, ":", d.Supplier), s.key("usage-suppliers:", day)},
+		d.Supplier, d.Provider+"|"+d.Model+"|"+d.KeySource+"|",
+		d.Requests, d.PromptTokens, d.CompletionTokens, d.CachedTokens, d.CostMicros).Err()
+	return s.redisErr(ctx, "add usage", err)
+}
+
+// QueryUsage implements Aggregates in two pipelined round trips: the
+// suppliers of each day (unless q names one), then their aggregates.
+func (s *Redis) QueryUsage(ctx context.Context, q UsageQuery) ([]Usage, error) {
+	from, to, err := checkQuery(q)
+	if err != nil {
+		return nil, err
+	}
+	type daySupplier struct {
+		day      time.Time
+		supplier string
+	}
+	var pairs []daySupplier
+	if q.Supplier != "" {
+		for d := from; !d.After(to); d = d.AddDate(0, 0, 1) {
+			pairs = append(pairs, daySupplier{d, q.Supplier})
+		}
+	} else {
+		var days []time.Time
+		var cmds []*redis.StringSliceCmd
+		_, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for d := from; !d.After(to); d = d.AddDate(0, 0, 1) {
+				days = append(days, d)
+				cmds = append(cmds, p.SMembers(ctx, s.key("usage-suppliers:", d.Format(dayLayout))))
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, s.redisErr(ctx, "query usage", err)
+		}
+		for i, c := range cmds {
+			suppliers := c.Val()
+			slices.Sort(suppliers)
+			for _, sup := range suppliers {
+				pairs = append(pairs, daySupplier{days[i], sup})
+			}
+		}
+	}
+	if len(pairs) == 0 {
+		return nil, nil
+	}
+	cmds := make([]*redis.MapStringStringCmd, len(pairs))
+	_, err = s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, ds := range pairs {
+			cmds[i] = p.HGetAll(ctx, s.key("usage:", ds.day.Format(dayLayout), ":", ds.supplier))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, s.redisErr(ctx, "query usage", err)
+	}
+	var rows []Usage
+	for i, c := range cmds {
+		byKey := make(map[[3]string]*Usage)
+		for field, val := range c.Val() {
+			parts := strings.Split(field, "|")
+			if len(parts) != 4 {
+				return nil, fmt.Errorf("store: redis query usage: malformed field %q", field)
+			}
+			n, err := strconv.ParseInt(val, 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("store: redis query usage: field %q: %w", field, err)
+			}
+			k := [3]string{parts[0], parts[1], parts[2]}
+			u := byKey[k]
+			if u == nil {
+				u = &Usage{Day: pairs[i].day, Supplier: pairs[i].supplier, Provider: parts[0], Model: parts[1], KeySource: parts[2]}
+				byKey[k] = u
+			}
+			switch parts[3] {
+			case usageCounts[0]:
+				u.Requests = n
+			case usageCounts[1]:
+				u.PromptTokens = n
+			case usageCounts[2]:
+				u.CompletionTokens = n
+			case usageCounts[3]:
+				u.CachedTokens = n
+			case usageCounts[4]:
+				u.CostMicros = n
+			}
+		}
+		for _, u := range byKey {
+			rows = append(rows, *u)
+		}
+	}
+	slices.SortFunc(rows, usageCompare)
+	return rows, nil
+}
+
+// Ping implements Store with one PING.
+func (s *Redis) Ping(ctx context.Context) error {
+	return s.redisErr(ctx, "ping", s.client.Ping(ctx).Err())
+}
+
+// Close implements Store: it closes the client's connections.
+func (s *Redis) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	if err := s.client.Close(); err != nil {
+		return fmt.Errorf("store: redis close: %w", err)
+	}
+	return nil
+}
