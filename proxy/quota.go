@@ -103,4 +103,3 @@ func (s *Server) settle(x *exchange, costUSD float64) {
 	ok := x.status/100 == 2 && x.err == ""
 	s.quota.SettleAsync(x.ticket, ok, x.tokens.Prompt, x.tokens.Completion, costUSD)
 }
-

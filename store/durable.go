@@ -61,7 +61,7 @@ type memDoc struct {
 
 // usageKey identifies a usage aggregate.
 type usageKey struct {
-	day                                 int64 // unix seconds
+	day                               int64 // unix seconds
 	supplier, provider, model, keySrc string
 }
 
