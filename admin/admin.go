@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
+	"net/url"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,7 +44,17 @@ type Endpoint struct {
 	// matched segment is passed to Handle.
 	Path string
 	// Handle answers with a status and a JSON document.
-	Handle func(ctx context.Context, param string, body []byte) (int, any)
+	Handle func(ctx context.Context, c Call) (int, any)
+}
+
+// Call is what an Endpoint's handler gets of the request.
+type Call struct {
+	// Param is the path segment matched by "{}".
+	Param string
+	// Query is the parsed query string.
+	Query url.Values
+	// Body is the request body.
+	Body []byte
 }
 
 func (e Endpoint) match(method, path string) (string, bool) {
@@ -128,7 +139,8 @@ func (s *Server) admin(ctx *fasthttp.RequestCtx, path string) {
 		if !ok {
 			continue
 		}
-		status, doc := e.Handle(ctx, param, ctx.PostBody())
+		query, _ := url.ParseQuery(string(ctx.URI().QueryString()))
+		status, doc := e.Handle(ctx, Call{Param: param, Query: query, Body: ctx.PostBody()})
 		if method != fasthttp.MethodGet {
 			s.log.Info("admin action", zap.String("method", method), zap.String("path", path),
 				zap.Int("status", status), zap.String("remote", ctx.RemoteIP().String()))

@@ -5,6 +5,8 @@
 //	veil config validate FILE             check a config file
 //	veil keys check --config FILE [--supplier ID] [--provider P]
 //	                                      fetch keys through the configured sources and validate them live
+//	veil usage --config FILE [--supplier ID] [--from DAY] [--to DAY] [--group-by ...]
+//	                                      print a running veil's usage aggregates
 //	veil fake-upstream --listen ADDR      run the fake OpenAI upstream alone
 //	veil version                          print the version
 package main
@@ -38,6 +40,7 @@ Usage:
   veil demo [--verbose]
   veil config validate FILE
   veil keys check --config FILE [--supplier ID] [--provider P]
+  veil usage --config FILE [--supplier ID] [--from DAY] [--to DAY] [--group-by day,supplier,provider,model,key_source]
   veil fake-upstream [--listen 127.0.0.1:8081] [--latency 0] [--ttft 0] [--chunk-delay 0]
   veil version
 `
@@ -64,6 +67,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = configCmd(args[1:], stdout)
 	case "keys":
 		err = keysCmd(args[1:], stdout, stderr)
+	case "usage":
+		err = usageCmd(args[1:], stdout, stderr)
 	case "fake-upstream":
 		err = fakeUpstream(args[1:], stdout)
 	case "version", "--version":

@@ -119,10 +119,10 @@ func New(cfg *config.Config, o Options) (a *App, err error) {
 		names[i] = p.Name()
 	}
 	a.health = health.NewRegistry(names...)
-	if err := a.buildUsage(); err != nil {
+	if err := a.buildStore(); err != nil {
 		return nil, err
 	}
-	if err := a.buildStore(); err != nil {
+	if err := a.buildUsage(); err != nil {
 		return nil, err
 	}
 	if err := a.buildQuota(); err != nil {

@@ -27,6 +27,8 @@ func (a *App) buildUsage() error {
 		}
 		sinks = append(sinks, s)
 	}
+	// Daily aggregates in the store, for the usage report and tier budgets.
+	sinks = append(sinks, usage.NewStoreSink(a.store))
 	a.usage = usage.NewEmitter(usage.Options{QueueSize: u.QueueSize, BatchSize: u.BatchSize,
 		FlushInterval: u.FlushInterval, Observer: a.metrics, Log: a.log}, sinks...)
 

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/wedsync/veil/config"
+	"github.com/wedsync/veil/internal/app"
+	"github.com/wedsync/veil/keys"
+)
+
+// usageCmd runs `veil usage`: asks a running veil's admin listener for the
+// usage aggregates and prints them as a table.
+func usageCmd(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("usage", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "the running veil's config file (for the admin address and token)")
+	supplier := fs.String("supplier", "", "one supplier; all when empty")
+	from := fs.String("from", "", "first day, YYYY-MM-DD (default: the first of this month)")
+	to := fs.String("to", "", "last day, YYYY-MM-DD (default: today)")
+	groupBy := fs.String("group-by", "", "comma-separated: day, supplier, provider, model, key_source")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *path == "" {
+		return fmt.Errorf("%w: usage needs --config FILE", errUsage)
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		return err
+	}
+	if cfg.Admin.Token.IsZero() {
+		return errors.New("the config has no admin token, so /admin/usage is off")
+	}
+	tok, err := keys.DefaultSources().Resolve(context.Background(), string(cfg.Admin.Token))
+	if err != nil {
+		return fmt.Errorf("admin token: %w", err)
+	}
+	host, port, err := net.SplitHostPort(cfg.Listen.Admin)
+	if err != nil {
+		return err
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	q := url.Values{}
+	for k, v := range map[string]string{"supplier": *supplier, "from": *from, "to": *to, "group_by": *groupBy} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	rep, err := fetchUsage("http://"+net.JoinHostPort(host, port)+"/admin/usage?"+q.Encode(), tok.Reveal())
+	if err != nil {
+		return err
+	}
+	printUsage(stdout, rep)
+	return nil
+}
+
+func fetchUsage(u, token string) (*app.UsageReport, error) {
+	req, err := http.NewRequest(http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("ask veil's admin listener: %w", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("admin listener answered %d: %s", resp.StatusCode, strings.TrimSpace(string(body)))
+	}
+	var rep app.UsageReport
+	if err := json.Unmarshal(body, &rep); err != nil {
+		return nil, fmt.Errorf("decode the usage report: %w", err)
+	}
+	return &rep, nil
+}
+
+func printUsage(w io.Writer, rep *app.UsageReport) {
+	fmt.Fprintf(w, "usage from %s to %s, by %s\n\n", rep.From, rep.To, strings.Join(rep.GroupBy, ", "))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	cols := append(append([]string{}, rep.GroupBy...), "requests", "prompt", "completion", "cached", "cost USD")
+	fmt.Fprintln(tw, strings.ToUpper(strings.Join(cols, "\t"))+"\t")
+	line := func(r app.UsageRow, label bool) {
+		var cells []string
+		for _, g := range rep.GroupBy {
+			v := map[string]string{"day": r.Day, "supplier": r.Supplier, "provider": r.Provider, "model": r.Model, "key_source": r.KeySource}[g]
+			if label {
+				v = ""
+			}
+			cells = append(cells, dashIfEmpty(v))
+		}
+		if label && len(cells) > 0 {
+			cells[0] = "TOTAL"
+		}
+		cells = append(cells, fmt.Sprint(r.Requests), fmt.Sprint(r.PromptTokens), fmt.Sprint(r.CompletionTokens),
+			fmt.Sprint(r.CachedTokens), fmt.Sprintf("%.6f", r.CostUSD))
+		fmt.Fprintln(tw, strings.Join(cells, "\t")+"\t")
+	}
+	for _, r := range rep.Rows {
+		line(r, false)
+	}
+	line(rep.Total, true)
+	_ = tw.Flush()
+}
