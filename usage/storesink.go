@@ -22,7 +22,7 @@ func (k *storeSink) Name() string { return "aggregates" }
 // Write folds a batch into one delta per aggregate before adding it.
 func (k *storeSink) Write(batch []*Record) error {
 	type key struct {
-		day                                 int64
+		day                                  int64
 		supplier, provider, model, keySource string
 	}
 	deltas := map[key]*store.Usage{}
