@@ -118,6 +118,10 @@ type Config struct {
 	Prices []Price `yaml:"prices"`
 	// Tiers limit suppliers' platform usage.
 	Tiers []Tier `yaml:"tiers"`
+	// Routes send workflows (X-Workflow) to their models and providers.
+	Routes []Route `yaml:"routes"`
+	// Aliases map model names apps may use (wedsync-fast) to real ones.
+	Aliases map[string]string `yaml:"aliases"`
 	// Store configures shared state (quotas, aggregates).
 	Store Store `yaml:"store"`
 

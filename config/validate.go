@@ -37,6 +37,7 @@ func (c *Config) Validate() error {
 	v.keys()
 	v.usage()
 	v.tiers()
+	v.routes()
 	return errors.Join(v.errs...)
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/wedsync/veil/config"
 	"github.com/wedsync/veil/keys"
 	"github.com/wedsync/veil/provider"
 )
@@ -23,10 +24,14 @@ const (
 	ReasonDefault     = "default_provider"
 	ReasonFallback    = "fallback_provider"
 	ReasonPassThrough = "pass_through"
+	ReasonRoute       = "workflow_route"
 )
 
 // ErrNoProvider means no configured provider can serve the request.
 var ErrNoProvider = errors.New("no provider can serve the request")
+
+// ErrModelNotAllowed means the workflow's route does not allow the model.
+var ErrModelNotAllowed = errors.New("the workflow does not allow this model")
 
 // Attempt is one planned upstream try.
 type Attempt struct {
@@ -51,6 +56,9 @@ type Request struct {
 	// Source, when set, overrides the supplier's mode: a tier out of
 	// platform quota switching the call to the supplier's own key.
 	Source string
+	// Workflow is the X-Workflow hint; unknown workflows use the default
+	// routing.
+	Workflow []byte
 }
 
 // Options are the inputs a Policy is compiled from.
@@ -65,6 +73,19 @@ type Options struct {
 	DefaultMode string
 	// Modes maps supplier IDs to their mode.
 	Modes map[string]string
+	// Routes send workflows to their models and provider chains.
+	Routes []config.Route
+	// Aliases map model names apps use to real ones.
+	Aliases map[string]string
+}
+
+// route is a compiled config.Route.
+type route struct {
+	workflow  string
+	model     []byte
+	force     bool
+	providers []*provider.Provider
+	allowed   map[string]bool
 }
 
 // Policy holds the compiled routing configuration.
@@ -73,6 +94,8 @@ type Policy struct {
 	fallback    *provider.Provider
 	defaultMode string
 	modes       map[string]string
+	routes      map[string]*route
+	aliases     map[string][]byte
 }
 
 // New compiles a policy.
@@ -96,7 +119,46 @@ func New(o Options) (*Policy, error) {
 	if p.fallback == nil {
 		return nil, fmt.Errorf("default provider %q is not configured", defaultProvider)
 	}
+	p.aliases = make(map[string][]byte, len(o.Aliases))
+	for a, m := range o.Aliases {
+		p.aliases[a] = []byte(m)
+	}
+	p.routes = make(map[string]*route, len(o.Routes))
+	for _, rc := range o.Routes {
+		r := &route{workflow: rc.Workflow, model: p.resolve([]byte(rc.Model)), force: rc.Force}
+		for _, name := range rc.Providers {
+			pr := p.byName(name)
+			if pr == nil {
+				return nil, fmt.Errorf("route %s: provider %q is not configured", rc.Workflow, name)
+			}
+			r.providers = append(r.providers, pr)
+		}
+		if len(rc.AllowedModels) > 0 {
+			r.allowed = make(map[string]bool, len(rc.AllowedModels))
+			for _, m := range rc.AllowedModels {
+				r.allowed[string(p.resolve([]byte(m)))] = true
+			}
+		}
+		p.routes[rc.Workflow] = r
+	}
 	return p, nil
+}
+
+func (p *Policy) byName(name string) *provider.Provider {
+	for _, pr := range p.providers {
+		if pr.Name() == name {
+			return pr
+		}
+	}
+	return nil
+}
+
+// resolve maps an alias to its model.
+func (p *Policy) resolve(model []byte) []byte {
+	if m, ok := p.aliases[string(model)]; ok {
+		return m
+	}
+	return model
 }
 
 // Plan appends the ordered attempts for req to dst: providers that list the
@@ -109,27 +171,53 @@ func (p *Policy) Plan(dst []Attempt, req *Request) ([]Attempt, error) {
 		source = req.Source
 	}
 	usable := func(pr *provider.Provider) bool { return source == SourceClient || pr.Platform() != nil }
-	if !req.Understood || len(req.Model) == 0 {
+	if !req.Understood {
 		if !usable(p.fallback) {
 			return dst, ErrNoProvider
 		}
 		return append(dst, Attempt{Provider: p.fallback, Model: req.Model, Source: source, Reason: ReasonPassThrough}), nil
 	}
+	model := req.Model
+	r := p.routes[string(req.Workflow)]
+	if r != nil && len(r.model) > 0 && (r.force || len(model) == 0) {
+		model = r.model
+	}
+	model = p.resolve(model)
+	if len(model) == 0 {
+		if !usable(p.fallback) {
+			return dst, ErrNoProvider
+		}
+		return append(dst, Attempt{Provider: p.fallback, Source: source, Reason: ReasonDefault}), nil
+	}
+	if r != nil && r.allowed != nil && !r.allowed[string(model)] {
+		return dst, fmt.Errorf("model %q, workflow %s: %w", model, r.workflow, ErrModelNotAllowed)
+	}
 	n := len(dst)
+	if r != nil && len(r.providers) > 0 {
+		for _, pr := range r.providers {
+			if pr.Serves(model) && usable(pr) {
+				dst = append(dst, Attempt{Provider: pr, Model: model, Source: source, Reason: ReasonRoute})
+			}
+		}
+		if len(dst) == n {
+			return dst, fmt.Errorf("model %q, workflow %s: %w", model, r.workflow, ErrNoProvider)
+		}
+		return dst, nil
+	}
 	for _, pr := range p.providers {
-		if pr.Lists(req.Model) && usable(pr) {
-			dst = append(dst, Attempt{Provider: pr, Model: req.Model, Source: source, Reason: ReasonModelListed})
+		if pr.Lists(model) && usable(pr) {
+			dst = append(dst, Attempt{Provider: pr, Model: model, Source: source, Reason: ReasonModelListed})
 		}
 	}
-	if !contains(dst[n:], p.fallback) && p.fallback.Serves(req.Model) && usable(p.fallback) {
+	if !contains(dst[n:], p.fallback) && p.fallback.Serves(model) && usable(p.fallback) {
 		reason := ReasonDefault
 		if len(dst) > n {
 			reason = ReasonFallback
 		}
-		dst = append(dst, Attempt{Provider: p.fallback, Model: req.Model, Source: source, Reason: reason})
+		dst = append(dst, Attempt{Provider: p.fallback, Model: model, Source: source, Reason: reason})
 	}
 	if len(dst) == n {
-		return dst, fmt.Errorf("model %q: %w", req.Model, ErrNoProvider)
+		return dst, fmt.Errorf("model %q: %w", model, ErrNoProvider)
 	}
 	return dst, nil
 }

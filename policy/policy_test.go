@@ -100,3 +100,45 @@ func TestPlanClientMode(t *testing.T) {
 		t.Errorf("client mode: %+v %v", got, err)
 	}
 }
+
+func TestPlanRoutes(t *testing.T) {
+	openai := mustProvider(t, "openai")
+	azure := mustProvider(t, "azure", "gpt-4o")
+	p, err := New(Options{
+		Providers: []*provider.Provider{openai, azure},
+		Routes: []config.Route{
+			{Workflow: "photography", Model: "gpt-4o", Providers: []string{"azure", "openai"}, AllowedModels: []string{"gpt-4o", "fast"}},
+			{Workflow: "planning", Model: "fast", Force: true},
+		},
+		Aliases: map[string]string{"fast": "gpt-4o-mini"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name, workflow, model string
+		want                  string
+		wantModel             string
+		err                   error
+	}{
+		{"route chain and default model", "photography", "", "azure:workflow_route,openai:workflow_route", "gpt-4o", nil},
+		{"alias allowed through the route", "photography", "fast", "openai:workflow_route", "gpt-4o-mini", nil},
+		{"not allowed", "photography", "o1", "", "", ErrModelNotAllowed},
+		{"forced", "planning", "gpt-4o", "openai:default_provider", "gpt-4o-mini", nil},
+		{"no route", "", "fast", "openai:default_provider", "gpt-4o-mini", nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := p.Plan(nil, &Request{Model: []byte(tc.model), Understood: true, Workflow: []byte(tc.workflow)})
+			if !errors.Is(err, tc.err) {
+				t.Fatalf("err %v, want %v", err, tc.err)
+			}
+			if names(got) != tc.want {
+				t.Errorf("plan %s, want %s", names(got), tc.want)
+			}
+			if len(got) > 0 && string(got[0].Model) != tc.wantModel {
+				t.Errorf("model %s, want %s", got[0].Model, tc.wantModel)
+			}
+		})
+	}
+}

@@ -114,6 +114,7 @@ type exchange struct {
 	fields   jsonfield.Request
 	caller   *auth.Caller
 	supplier []byte
+	workflow string
 	plan     []policy.Attempt
 	planBuf  [4]policy.Attempt
 	call     provider.Call
@@ -203,14 +204,32 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, x *exchange) bool {
 			return false
 		}
 	}
-	plan, err := s.policy.Plan(x.planBuf[:0], &policy.Request{Model: x.fields.Model, Understood: x.ep.understood, Supplier: x.supplier})
-	if err != nil {
+	workflow := ctx.Request.Header.Peek("X-Workflow")
+	x.workflow = s.interns.get(workflow)
+	plan, err := s.policy.Plan(x.planBuf[:0], &policy.Request{Model: x.fields.Model, Understood: x.ep.understood,
+		Supplier: x.supplier, Workflow: workflow})
+	switch {
+	case errors.Is(err, policy.ErrModelNotAllowed):
+		x.fail(ctx, &Error{Status: fasthttp.StatusBadRequest, Type: typeInvalidRequest, Code: "model_not_allowed", Param: "model",
+			Message: "The model `" + string(x.fields.Model) + "` is not allowed for the " + x.workflow + " workflow."})
+		return false
+	case err != nil:
 		x.fail(ctx, &Error{Status: fasthttp.StatusNotFound, Type: typeInvalidRequest, Code: "model_not_found", Param: "model",
 			Message: "The model `" + string(x.fields.Model) + "` is not served by any provider configured in veil."})
+		return false
+	case x.ep.needsModel && len(plan[0].Model) == 0:
+		x.fail(ctx, &Error{Status: fasthttp.StatusBadRequest, Type: typeInvalidRequest, Code: "missing_required_parameter",
+			Param: "model", Message: "you must provide a model parameter"})
 		return false
 	}
 	x.plan = plan
 	x.body = ctx.PostBody()
+	if x.ep.understood && !bytes.Equal(plan[0].Model, x.fields.Model) {
+		// An alias or a workflow's model: the provider gets the real one.
+		if b, err := jsonfield.SetString(x.bodyBuf[:0], x.body, "model", s.interns.get(plan[0].Model)); err == nil {
+			x.bodyBuf, x.body = b, b
+		}
+	}
 	if s.quota != nil && x.plan[0].Source == policy.SourcePlatform {
 		if !s.admit(ctx, x) {
 			return false
@@ -220,8 +239,10 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, x *exchange) bool {
 	if stream && x.ep.understood && x.ep.usageOption && !x.fields.IncludeUsage {
 		// Ask for the usage chunk; pump removes it (and the "usage":null of
 		// every other chunk) again, so the client sees what it asked for.
-		if b, err := jsonfield.SetIncludeUsage(x.bodyBuf[:0], x.body); err == nil {
-			x.bodyBuf, x.body, x.injectedUsage = b, b, true
+		if b, err := jsonfield.SetIncludeUsage(x.scratch[:0], x.body); err == nil {
+			// x.body may live in bodyBuf: the two buffers swap roles.
+			x.bodyBuf, x.scratch = b, x.bodyBuf[:0]
+			x.body, x.injectedUsage = b, true
 		}
 	}
 	var last *Error
@@ -251,10 +272,6 @@ func (x *exchange) scanBody(body []byte) *Error {
 			e.Message = "Invalid type for '" + fe.Field + "': " + fe.Msg
 		}
 		return e
-	}
-	if x.ep.needsModel && len(x.fields.Model) == 0 {
-		return &Error{Status: fasthttp.StatusBadRequest, Type: typeInvalidRequest, Code: "missing_required_parameter",
-			Param: "model", Message: "you must provide a model parameter"}
 	}
 	return nil
 }

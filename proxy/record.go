@@ -19,6 +19,7 @@ func (s *Server) record(x *exchange, providerName string, elapsed time.Duration)
 		RequestID:        string(x.reqID),
 		Supplier:         s.interns.get(x.supplier),
 		Caller:           x.caller.Name,
+		Workflow:         x.workflow,
 		Endpoint:         x.ep.name,
 		RequestedModel:   s.interns.get(x.fields.Model),
 		Provider:         providerName,

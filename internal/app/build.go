@@ -91,7 +91,7 @@ func (a *App) buildPolicy() (*policy.Policy, error) {
 		modes[e.ID] = e.Mode
 	}
 	p, err := policy.New(policy.Options{Providers: a.providers, DefaultProvider: a.cfg.Routing.DefaultProvider,
-		DefaultMode: a.cfg.Suppliers.DefaultMode, Modes: modes})
+		DefaultMode: a.cfg.Suppliers.DefaultMode, Modes: modes, Routes: a.cfg.Routes, Aliases: a.cfg.Aliases})
 	if err != nil {
 		return nil, fmt.Errorf("routing: %w", err)
 	}

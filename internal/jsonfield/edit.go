@@ -150,3 +150,33 @@ func SetIncludeUsage(dst, body []byte) ([]byte, error) {
 	dst = append(dst, '}')
 	return append(dst, body[m.end:]...), nil
 }
+
+// SetString appends to dst the JSON object body with its top-level member
+// name set to the string value: replaced where it is, or added first when
+// absent. Every other byte of body is kept.
+func SetString(dst, body []byte, name, value string) ([]byte, error) {
+	m, ok, err := findMember(body, name)
+	if err != nil {
+		return dst, err
+	}
+	if !ok {
+		i := bytes.IndexByte(body, '{')
+		if i < 0 {
+			return dst, ErrNotObject
+		}
+		rest := bytes.TrimLeft(body[i+1:], " \t\r\n")
+		dst = append(dst, body[:i+1]...)
+		dst = AppendString(dst, name)
+		dst = append(dst, ':')
+		dst = AppendString(dst, value)
+		if len(rest) > 0 && rest[0] != '}' {
+			dst = append(dst, ',')
+		}
+		return append(dst, body[i+1:]...), nil
+	}
+	dst = append(dst, body[:m.start]...)
+	dst = AppendString(dst, name)
+	dst = append(dst, ':')
+	dst = AppendString(dst, value)
+	return append(dst, body[m.end:]...), nil
+}

@@ -79,3 +79,18 @@ func FuzzRemoveMember(f *testing.F) {
 		}
 	})
 }
+
+func TestSetString(t *testing.T) {
+	cases := []struct{ in, want string }{
+		{`{"model":"wedsync-fast","messages":[]}`, `{"model":"gpt-4o-mini","messages":[]}`},
+		{`{"messages":[], "model" : "x"}`, `{"messages":[], "model":"gpt-4o-mini"}`},
+		{`{"messages":[]}`, `{"model":"gpt-4o-mini","messages":[]}`},
+		{`{}`, `{"model":"gpt-4o-mini"}`},
+	}
+	for _, tc := range cases {
+		got, err := SetString(nil, []byte(tc.in), "model", "gpt-4o-mini")
+		if err != nil || string(got) != tc.want {
+			t.Errorf("SetString(%s) = %s, %v; want %s", tc.in, got, err, tc.want)
+		}
+	}
+}

@@ -1,0 +1,85 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Route sends one workflow (the X-Workflow header: photography, venue,
+// catering, planning, or any configured name) to its model and providers.
+type Route struct {
+	// Workflow is the X-Workflow value the route applies to.
+	Workflow string `yaml:"workflow"`
+	// Model is used when the request names none, or always when Force is
+	// set. It may be an alias.
+	Model string `yaml:"model"`
+	// Force makes Model win over the request's own model.
+	Force bool `yaml:"force"`
+	// Providers is the chain to try, in order; empty means the default
+	// routing (providers listing the model, then the default provider).
+	Providers []string `yaml:"providers"`
+	// AllowedModels, when set, are the only models the workflow may use;
+	// others are refused with 400.
+	AllowedModels []string `yaml:"allowed_models"`
+}
+
+// Route returns the route of a workflow.
+func (c *Config) Route(workflow string) (*Route, bool) {
+	for i := range c.Routes {
+		if c.Routes[i].Workflow == workflow {
+			return &c.Routes[i], true
+		}
+	}
+	return nil, false
+}
+
+func (v *validator) routes() {
+	seen := map[string]int{}
+	for i, r := range v.c.Routes {
+		path := fmt.Sprintf("routes[%d]", i)
+		if !isCallerName(r.Workflow) {
+			v.fail(path+".workflow", "%q must be 1 to %d characters of A-Z, a-z, 0-9, '_', '.' and '-'", r.Workflow, maxNameLen)
+		} else if first, dup := seen[r.Workflow]; dup {
+			v.fail(path+".workflow", "duplicate workflow %q, also routes[%d]", r.Workflow, first)
+		} else {
+			seen[r.Workflow] = i
+		}
+		if r.Force && r.Model == "" {
+			v.fail(path+".model", "is required when force is set")
+		}
+		for j, p := range r.Providers {
+			if _, ok := v.c.Provider(p); !ok {
+				v.fail(fmt.Sprintf("%s.providers[%d]", path, j), "%q does not name a provider", p)
+			}
+		}
+		if r.Model != "" && len(r.AllowedModels) > 0 {
+			m := v.c.Resolve(r.Model)
+			ok := false
+			for _, a := range r.AllowedModels {
+				if v.c.Resolve(a) == m {
+					ok = true
+				}
+			}
+			if !ok {
+				v.fail(path+".model", "%q is not among the route's allowed_models", r.Model)
+			}
+		}
+	}
+	for alias, target := range v.c.Aliases {
+		path := "aliases." + alias
+		switch {
+		case target == "" || strings.ContainsFunc(target, isSpaceOrControl):
+			v.fail(path, "must name a model")
+		case v.c.Aliases[target] != "":
+			v.fail(path, "points at another alias %q; aliases are resolved once", target)
+		}
+	}
+}
+
+// Resolve returns the model an alias stands for, or model itself.
+func (c *Config) Resolve(model string) string {
+	if m, ok := c.Aliases[model]; ok {
+		return m
+	}
+	return model
+}
