@@ -68,9 +68,11 @@ var _ Store = (*Redis)(nil)
 // unreachable server shows up as ErrUnavailable from the methods (and
 // Ping), not here. It fails only on invalid options.
 //
-// The client never retries a command by itself: Reserve, Settle, Refund
-// and AddUsage are not idempotent, and a retry of a call that reached the
-// server would count twice.
+// The client never retries by itself: Reserve, Settle, Refund and
+// AddUsage are not idempotent, so a retried call that had reached the
+// server would count twice; and a refused connection fails at once rather
+// than after go-redis's default 5 dials 100ms apart, so that a quota check
+// fails fast when Redis is down.
 func NewRedis(o RedisOptions) (*Redis, error) {
 	if o.Addr == "" {
 		return nil, fmt.Errorf("%w: redis: no address", ErrInvalid)
@@ -104,6 +106,9 @@ func NewRedis(o RedisOptions) (*Redis, error) {
 		PoolSize:              o.PoolSize,
 		ContextTimeoutEnabled: true,
 		MaxRetries:            -1,
+		// One dial per attempt, without go-redis's default 5 dials 100ms
+		// apart: a quota check must fail fast when Redis is down.
+		DialerRetries: 1,
 	})
 	return &Redis{client: client, prefix: o.Prefix, ids: newIDGen()}, nil
 }

@@ -1,0 +1,96 @@
+package store_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/wedsync/veil/internal/redistest"
+	"github.com/wedsync/veil/store"
+)
+
+// benchLimits are a tier's limits on one call: requests and tokens per
+// minute, tokens and cost per month. The maxima are never reached.
+var benchLimits = []store.Limit{
+	{Name: "rpm", Window: time.Minute, Max: 1 << 50, Amount: 1},
+	{Name: "tpm", Window: time.Minute, Max: 1 << 50, Amount: 1500},
+	{Name: "month_tokens", Window: store.WindowMonth, Max: 1 << 50, Amount: 1500},
+	{Name: "month_cost_micros", Window: store.WindowMonth, Max: 1 << 50, Amount: 4200},
+}
+
+// benchStores returns the stores to benchmark, by name.
+func benchStores(b *testing.B) []struct {
+	name string
+	s    store.Store
+} {
+	e, err := store.NewEmbedded("")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = e.Close() })
+	r := newRedis(b, store.RedisOptions{Addr: redistest.Start(b).Addr})
+	return []struct {
+		name string
+		s    store.Store
+	}{{"embedded", e}, {"redis", r}}
+}
+
+// BenchmarkReserve measures one quota check with four limits: the latency
+// a call waits for before it goes upstream.
+func BenchmarkReserve(b *testing.B) {
+	for _, bs := range benchStores(b) {
+		b.Run(bs.name, func(b *testing.B) {
+			ctx := b.Context()
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, d, err := bs.s.Reserve(ctx, "supplier:bella-photography", benchLimits, t0); err != nil || d != nil {
+					b.Fatalf("Reserve = %+v, %v", d, err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkReserveParallel measures throughput with many concurrent
+// requests, spread over 64 suppliers.
+func BenchmarkReserveParallel(b *testing.B) {
+	subjects := make([]string, 64)
+	for i := range subjects {
+		subjects[i] = "supplier:" + string(rune('a'+i%26)) + string(rune('a'+i/26))
+	}
+	for _, bs := range benchStores(b) {
+		b.Run(bs.name, func(b *testing.B) {
+			ctx := b.Context()
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				i := 0
+				for pb.Next() {
+					i++
+					if _, d, err := bs.s.Reserve(ctx, subjects[i%len(subjects)], benchLimits, t0); err != nil || d != nil {
+						b.Errorf("Reserve = %+v, %v", d, err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkSettle measures settling a reservation after the call.
+func BenchmarkSettle(b *testing.B) {
+	for _, bs := range benchStores(b) {
+		b.Run(bs.name, func(b *testing.B) {
+			ctx := b.Context()
+			r, d, err := bs.s.Reserve(ctx, "supplier:bella-photography", benchLimits, t0)
+			if err != nil || d != nil {
+				b.Fatalf("Reserve = %+v, %v", d, err)
+			}
+			actual := map[string]int64{"tpm": 1400, "month_tokens": 1400, "month_cost_micros": 3900}
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := bs.s.Settle(ctx, r, actual); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,132 @@
+// Package store is veil's shared state: quota counters, concurrency slots,
+// leases, durable documents (supplier overrides, migration state) and daily
+// usage aggregates. Limits must hold across every replica of veil, so the
+// state lives behind one interface, Store, with two implementations:
+//
+//   - Embedded (NewEmbedded), the default for a single replica: counters,
+//     slots and leases in memory; documents and aggregates in a bbolt file,
+//     dataDir/veil.db, or in memory when dataDir is empty.
+//   - Redis (NewRedis), for many replicas: everything in one Redis server,
+//     every check-and-update a Lua script.
+//
+// Both pass the same contract suite, package storetest.
+//
+// # Interfaces
+//
+// Store is made of smaller interfaces (Quotas, Slots, Documents, Leases,
+// Aggregates), so that a consumer depends on what it uses: the usage sink
+// on Aggregates, an admin API on Documents.
+//
+// # Clocks
+//
+// Every method where time matters takes now, the caller's clock, and
+// every expiry is decided against it: quota windows, slot and lease
+// expiry. Redis stores the expiry instants in the values (a slot's score,
+// a lease's "expires" field) and compares them with now inside the
+// scripts; its own key expiry (PEXPIRE, relative to now, with a margin)
+// only collects garbage. Tests therefore drive time by passing clocks,
+// never by sleeping, and replicas must keep their clocks in step (NTP):
+// skew between them shifts windows and expiries by as much.
+//
+// # Quotas
+//
+// Windows are fixed, aligned to the Unix epoch and a whole number of
+// seconds long (time.Minute counts each minute from :00), or WindowMonth,
+// the calendar month in UTC. A window's counter is identified by the
+// subject, the limit's name and the window's start, so a name must keep
+// its window: "rpm" is always a minute.
+//
+// Reserve checks every limit, then adds every amount, or adds nothing:
+// Redis runs both passes in one script, Embedded under one mutex. Concurrent
+// reservations, from any number of replicas, therefore never take a window
+// past its maximum; the only overshoot is Settle replacing an estimate by a
+// larger actual amount, which never fails. A limit with Max <= 0 is
+// unlimited and skipped. The reservation records, per limit, the window it
+// went to and the usage right after it (Reserved.Used, for
+// X-RateLimit-Remaining without another round trip); it is plain data with
+// JSON tags, so any replica can settle it. A denial names the first limit,
+// in the order given, without room, with the time until its window rolls
+// and the amount asked (more than Max: waiting will not help).
+//
+// Settle and Refund add the difference between actual and reserved amounts
+// to the windows the reservation went to, not the current ones. They touch
+// only counters that still exist, so a late settlement neither recreates
+// an expired counter (one without expiry, in Redis) nor counts against the
+// next window; counters outlive their window by CounterGrace for this. A
+// counter never goes below zero. They are not idempotent: reservations
+// carry no ID, so the store would need one record per call to recognise a
+// repeat; callers settle or refund once and, on ErrUnavailable, let the
+// reservation stand (it expires with its window).
+//
+// Redis compares amounts in Lua, as doubles: limits and usage are exact up
+// to 2^53 (9e15 tokens, or 9 billion dollars in micros).
+//
+// # Slots
+//
+// AcquireSlot takes one of at most max slots of a subject until now+ttl;
+// a crashed replica's slots free themselves when they expire. RenewSlot
+// extends a held slot, for streams that outlive the ttl, so the ttl can
+// stay short. Slot IDs are a random per-store prefix and a counter: unique
+// across replicas without a random read per slot. Redis keeps a sorted set
+// per subject, scored by expiry.
+//
+// # Documents
+//
+// Versions come from a sequence per bucket (bbolt's NextSequence; INCR of a
+// kvseq key in Redis): positive, increasing, never reused, even after
+// Delete, so a CompareAndSwap can never succeed against a document that was
+// deleted and created again. List returns documents with their versions,
+// sorted by key, rather than a map of values, so that an admin API can list
+// and then edit with CompareAndSwap. Redis keeps a bucket in one hash whose
+// values are "<version>:<value>" rather than a hash per document and an
+// index: Get is one HGET, List one HGETALL, and both are consistent
+// snapshots.
+//
+// # Leases
+//
+// AcquireLease takes, takes over (after expiry) or renews a lease in one
+// step; ReleaseLease gives it up only for its holder. Redis runs both as
+// scripts rather than SET NX PX, whose expiry would follow Redis's clock
+// instead of the caller's.
+//
+// # Usage aggregates
+//
+// One type, Usage, is both the delta AddUsage adds and the row QueryUsage
+// returns. Money is in integer micros so that sums do not drift. Supplier,
+// provider, model and key source must not contain '|' or NUL, the
+// separators of the stored keys. Embedded keys aggregates
+// "day\x00supplier\x00provider\x00model\x00key_source", so a cursor walks
+// them in the order QueryUsage returns, and adds them with bbolt's Batch,
+// so that concurrent writers share one fsync. Redis keeps one hash per day
+// and supplier, HINCRBY-ed by "provider|model|key_source|count" fields, and
+// a set of the day's suppliers for queries over all of them. Aggregates
+// never expire.
+//
+// # Errors
+//
+// ErrUnavailable wraps network errors, timeouts and a server that cannot
+// serve (loading, read-only, out of memory): the caller chooses to fail
+// open or closed. ErrInvalid marks the caller's bugs (never a reason to
+// fail open), ErrNotFound a missing document and ErrClosed a closed store.
+// When the caller's context is done, its error is returned as is, not as
+// ErrUnavailable.
+//
+// # Embedded specifics
+//
+// Embedded starts no goroutine. Reserve drops counters more than
+// CounterGrace past their window at most once a minute of the injected
+// clock; slots are pruned when their subject is next acquired. Close saves
+// the quota counters into the data file and NewEmbedded restores them, so
+// monthly quotas survive a deploy; a crash loses what was counted since the
+// last Close. Slots and leases are not saved.
+//
+// # Redis specifics
+//
+// The client never retries by itself (Reserve, Settle, Refund and AddUsage
+// are not idempotent) and dials once per attempt, so a down server shows as
+// ErrUnavailable at once rather than after go-redis's dial back-off. Scripts
+// run with EVALSHA, falling back to EVAL after a SCRIPT FLUSH or a restart.
+// The scripts touch several keys, so the store needs a single Redis primary
+// (standalone or behind Sentinel), not Redis Cluster. The key layout is
+// described on Redis.
+package store

@@ -1,0 +1,1121 @@
+// Package storetest is the contract of store.Store as a test suite: every
+// implementation, and every wrapper around one (metrics, caching), must
+// pass Run. The suite drives time only through the clocks it passes to
+// the store, never the wall clock.
+package storetest
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/wedsync/veil/store"
+)
+
+// Open returns n handles to one new, empty state, as n replicas would see
+// it: what one handle writes, the others read. The state is shared with
+// no other call. Open closes the handles when the test ends; closing one
+// earlier must be harmless. An implementation for a single replica may
+// return the same store n times.
+type Open func(t testing.TB, n int) []store.Store
+
+// t0 is the suite's clock: Saturday 13 June 2026, 14:30:20 UTC, 40s
+// before the next minute.
+var t0 = time.Date(2026, time.June, 13, 14, 30, 20, 0, time.UTC)
+
+// Run runs the contract suite against the stores of open.
+func Run(t *testing.T, open Open) {
+	for _, tc := range []struct {
+		name string
+		test func(*testing.T, Open)
+	}{
+		{"Reserve", testReserve},
+		{"ReservationWindows", testReservationWindows},
+		{"WindowRoll", testWindowRoll},
+		{"MonthWindow", testMonthWindow},
+		{"Settle", testSettle},
+		{"Refund", testRefund},
+		{"SettleOnAnotherReplica", testSettleOnAnotherReplica},
+		{"Used", testUsed},
+		{"InvalidArguments", testInvalidArguments},
+		{"Slots", testSlots},
+		{"SlotExpiry", testSlotExpiry},
+		{"Documents", testDocuments},
+		{"DocumentValues", testDocumentValues},
+		{"List", testList},
+		{"Leases", testLeases},
+		{"Usage", testUsage},
+		{"UsageInvalid", testUsageInvalid},
+		{"ConcurrentReserve", testConcurrentReserve},
+		{"ConcurrentSlots", testConcurrentSlots},
+		{"ConcurrentCompareAndSwap", testConcurrentCompareAndSwap},
+		{"Close", testClose},
+	} {
+		t.Run(tc.name, func(t *testing.T) { tc.test(t, open) })
+	}
+}
+
+// one returns a single new store.
+func one(t *testing.T, open Open) store.Store {
+	t.Helper()
+	return open(t, 1)[0]
+}
+
+// reserve reserves and fails the test on an error or a denial.
+func reserve(t *testing.T, s store.Store, subject string, limits []store.Limit, now time.Time) store.Reservation {
+	t.Helper()
+	r, d, err := s.Reserve(t.Context(), subject, limits, now)
+	if err != nil {
+		t.Fatalf("Reserve(%s) at %v: %v", subject, now, err)
+	}
+	if d != nil {
+		t.Fatalf("Reserve(%s) at %v denied: %+v", subject, now, *d)
+	}
+	return r
+}
+
+// deny reserves and fails the test unless it is denied as want says.
+func deny(t *testing.T, s store.Store, subject string, limits []store.Limit, now time.Time, want store.Denial) {
+	t.Helper()
+	r, d, err := s.Reserve(t.Context(), subject, limits, now)
+	if err != nil {
+		t.Fatalf("Reserve(%s) at %v: %v", subject, now, err)
+	}
+	if d == nil {
+		t.Fatalf("Reserve(%s) at %v = %+v, want denial %+v", subject, now, r, want)
+	}
+	if *d != want {
+		t.Fatalf("Reserve(%s) at %v denied %+v, want %+v", subject, now, *d, want)
+	}
+	if r.Subject != "" || r.Items != nil {
+		t.Errorf("denied Reserve returned reservation %+v, want the zero Reservation", r)
+	}
+}
+
+// checkUsed fails the test unless the usage of limits is want.
+func checkUsed(t *testing.T, s store.Store, subject string, limits []store.Limit, now time.Time, want ...int64) {
+	t.Helper()
+	got, err := s.Used(t.Context(), subject, limits, now)
+	if err != nil {
+		t.Fatalf("Used(%s): %v", subject, err)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("Used(%s) at %v = %v, want %v", subject, now, got, want)
+	}
+}
+
+func rpm(max, amount int64) store.Limit {
+	return store.Limit{Name: "rpm", Window: time.Minute, Max: max, Amount: amount}
+}
+
+func tpm(max, amount int64) store.Limit {
+	return store.Limit{Name: "tpm", Window: time.Minute, Max: max, Amount: amount}
+}
+
+func dayTokens(max, amount int64) store.Limit {
+	return store.Limit{Name: "day_tokens", Window: 24 * time.Hour, Max: max, Amount: amount}
+}
+
+func monthCost(max, amount int64) store.Limit {
+	return store.Limit{Name: "month_cost_micros", Window: store.WindowMonth, Max: max, Amount: amount}
+}
+
+func testReserve(t *testing.T, open Open) {
+	s := one(t, open)
+	const untilMinute = 40 * time.Second
+	for _, tc := range []struct {
+		name   string
+		limits []store.Limit
+		before int           // successful reservations before the checked one
+		want   *store.Denial // the checked one's denial, nil if granted
+		used   []int64       // usage afterwards
+	}{
+		{"within limit", []store.Limit{rpm(3, 1)}, 2, nil, []int64{3}},
+		{"over limit", []store.Limit{rpm(3, 1)}, 3,
+			&store.Denial{Limit: "rpm", Max: 3, Used: 3, Amount: 1, RetryAfter: untilMinute}, []int64{3}},
+		{"exactly max", []store.Limit{tpm(100, 100)}, 0, nil, []int64{100}},
+		{"amount above max", []store.Limit{tpm(100, 150)}, 0,
+			&store.Denial{Limit: "tpm", Max: 100, Used: 0, Amount: 150, RetryAfter: untilMinute}, []int64{0}},
+		{"zero amount at max", []store.Limit{tpm(100, 0)}, 0, nil, []int64{0}},
+		{"unlimited skipped", []store.Limit{rpm(0, 1), tpm(-1, 500)}, 5, nil, []int64{0, 0}},
+		{"all or nothing", []store.Limit{rpm(10, 1), tpm(100, 60)}, 1,
+			&store.Denial{Limit: "tpm", Max: 100, Used: 60, Amount: 60, RetryAfter: untilMinute}, []int64{1, 60}},
+		{"first failing limit", []store.Limit{rpm(10, 1), tpm(100, 60), dayTokens(100, 60)}, 1,
+			&store.Denial{Limit: "tpm", Max: 100, Used: 60, Amount: 60, RetryAfter: untilMinute}, []int64{1, 60, 60}},
+		{"failing limit after unlimited", []store.Limit{tpm(0, 60), dayTokens(100, 60)}, 1,
+			&store.Denial{Limit: "day_tokens", Max: 100, Used: 60, Amount: 60, RetryAfter: 9*time.Hour + 29*time.Minute + 40*time.Second},
+			[]int64{0, 60}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			subject := "supplier:" + tc.name
+			for range tc.before {
+				reserve(t, s, subject, tc.limits, t0)
+			}
+			if tc.want != nil {
+				deny(t, s, subject, tc.limits, t0, *tc.want)
+			} else {
+				reserve(t, s, subject, tc.limits, t0)
+			}
+			checkUsed(t, s, subject, tc.limits, t0, tc.used...)
+		})
+	}
+}
+
+func testReservationWindows(t *testing.T, open Open) {
+	s := one(t, open)
+	utc := func(y int, m time.Month, d, h, min int) time.Time { return time.Date(y, m, d, h, min, 0, 0, time.UTC) }
+	for _, tc := range []struct {
+		name       string
+		limit      store.Limit
+		now        time.Time
+		start, end time.Time
+	}{
+		{"minute", tpm(1000, 120), t0, utc(2026, 6, 13, 14, 30), utc(2026, 6, 13, 14, 31)},
+		{"hour", store.Limit{Name: "rph", Window: time.Hour, Max: 10, Amount: 1}, t0,
+			utc(2026, 6, 13, 14, 0), utc(2026, 6, 13, 15, 0)},
+		{"day", dayTokens(1000, 5), t0, utc(2026, 6, 13, 0, 0), utc(2026, 6, 14, 0, 0)},
+		{"month", monthCost(1_000_000, 2500), t0, utc(2026, 6, 1, 0, 0), utc(2026, 7, 1, 0, 0)},
+		{"month across a year", monthCost(1_000_000, 2500), utc(2026, 12, 31, 23, 59),
+			utc(2026, 12, 1, 0, 0), utc(2027, 1, 1, 0, 0)},
+		{"minute in another zone", tpm(1000, 120), t0.In(time.FixedZone("IST", 5*3600+1800)),
+			utc(2026, 6, 13, 14, 30), utc(2026, 6, 13, 14, 31)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			subject := "supplier:windows-" + tc.name
+			first := reserve(t, s, subject, []store.Limit{tc.limit}, tc.now)
+			r := reserve(t, s, subject, []store.Limit{tc.limit}, tc.now)
+			want := store.Reserved{Name: tc.limit.Name, Start: tc.start, End: tc.end, Amount: tc.limit.Amount, Used: 2 * tc.limit.Amount}
+			if r.Subject != subject || len(r.Items) != 1 {
+				t.Fatalf("Reserve = %+v, want subject %q and one item", r, subject)
+			}
+			got := r.Items[0]
+			if got.Name != want.Name || !got.Start.Equal(want.Start) || !got.End.Equal(want.End) ||
+				got.Amount != want.Amount || got.Used != want.Used {
+				t.Errorf("Reserve item = %+v, want %+v", got, want)
+			}
+			if got.Start.Location() != time.UTC || got.End.Location() != time.UTC {
+				t.Errorf("window bounds %v, %v are not in UTC", got.Start, got.End)
+			}
+			if u := first.Items[0].Used; u != tc.limit.Amount {
+				t.Errorf("first reservation's Used = %d, want %d", u, tc.limit.Amount)
+			}
+		})
+	}
+}
+
+func testWindowRoll(t *testing.T, open Open) {
+	s := one(t, open)
+	const subject = "supplier:bella-photography"
+	limits := []store.Limit{rpm(2, 1), store.Limit{Name: "tph", Window: time.Hour, Max: 3, Amount: 1}}
+	reserve(t, s, subject, limits, t0)
+	reserve(t, s, subject, limits, t0)
+	last := t0.Add(39 * time.Second) // 14:30:59
+	deny(t, s, subject, limits, last, store.Denial{Limit: "rpm", Max: 2, Used: 2, Amount: 1, RetryAfter: time.Second})
+
+	next := time.Date(2026, 6, 13, 14, 31, 0, 0, time.UTC)
+	checkUsed(t, s, subject, limits, next, 0, 2)
+	reserve(t, s, subject, limits, next)
+	checkUsed(t, s, subject, limits, next, 1, 3)
+	checkUsed(t, s, subject, limits, t0, 2, 3) // the previous minute is unchanged
+
+	// The hour is now full: RetryAfter runs to 15:00.
+	later := next.Add(5 * time.Minute)
+	deny(t, s, subject, limits, later, store.Denial{Limit: "tph", Max: 3, Used: 3, Amount: 1, RetryAfter: 24 * time.Minute})
+	reserve(t, s, subject, limits, time.Date(2026, 6, 13, 15, 0, 0, 0, time.UTC))
+}
+
+func testMonthWindow(t *testing.T, open Open) {
+	s := one(t, open)
+	const subject = "supplier:rose-garden-venue"
+	limits := []store.Limit{monthCost(5_000_000, 5_000_000)}
+	endOfJan := time.Date(2026, time.January, 31, 23, 59, 30, 0, time.UTC)
+	r := reserve(t, s, subject, limits, endOfJan)
+	if want := time.Date(2026, time.February, 1, 0, 0, 0, 0, time.UTC); !r.Items[0].End.Equal(want) {
+		t.Errorf("January window ends %v, want %v", r.Items[0].End, want)
+	}
+	deny(t, s, subject, limits, endOfJan, store.Denial{
+		Limit: "month_cost_micros", Max: 5_000_000, Used: 5_000_000, Amount: 5_000_000, RetryAfter: 30 * time.Second,
+	})
+	// Already 1 February in Auckland, still January in UTC.
+	auckland := endOfJan.Add(10 * time.Second).In(time.FixedZone("NZDT", 13*3600))
+	deny(t, s, subject, limits, auckland, store.Denial{
+		Limit: "month_cost_micros", Max: 5_000_000, Used: 5_000_000, Amount: 5_000_000, RetryAfter: 20 * time.Second,
+	})
+	feb := time.Date(2026, time.February, 1, 0, 0, 0, 0, time.UTC)
+	checkUsed(t, s, subject, limits, feb, 0)
+	r = reserve(t, s, subject, limits, feb)
+	if start, end := r.Items[0].Start, r.Items[0].End; !start.Equal(feb) || !end.Equal(feb.AddDate(0, 1, 0)) {
+		t.Errorf("February window = [%v, %v), want [%v, %v)", start, end, feb, feb.AddDate(0, 1, 0))
+	}
+	// February has 28 days in 2026: the window rolls on 1 March.
+	endOfFeb := time.Date(2026, time.February, 28, 12, 0, 0, 0, time.UTC)
+	deny(t, s, subject, limits, endOfFeb, store.Denial{
+		Limit: "month_cost_micros", Max: 5_000_000, Used: 5_000_000, Amount: 5_000_000, RetryAfter: 12 * time.Hour,
+	})
+}
+
+func testSettle(t *testing.T, open Open) {
+	s := one(t, open)
+	for _, tc := range []struct {
+		name   string
+		limits []store.Limit
+		actual map[string]int64
+		used   []int64
+	}{
+		{"up", []store.Limit{tpm(1000, 100)}, map[string]int64{"tpm": 250}, []int64{250}},
+		{"down", []store.Limit{tpm(1000, 100)}, map[string]int64{"tpm": 40}, []int64{40}},
+		{"to zero", []store.Limit{tpm(1000, 100)}, map[string]int64{"tpm": 0}, []int64{0}},
+		{"over max", []store.Limit{tpm(200, 150)}, map[string]int64{"tpm": 500}, []int64{500}},
+		{"missing names keep their amount", []store.Limit{rpm(10, 1), tpm(1000, 100), monthCost(10_000, 300)},
+			map[string]int64{"tpm": 30}, []int64{1, 30, 300}},
+		{"unknown names ignored", []store.Limit{tpm(1000, 100)}, map[string]int64{"tpm": 90, "rpd": 7}, []int64{90}},
+		{"nil actual", []store.Limit{tpm(1000, 100)}, nil, []int64{100}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			subject := "supplier:settle-" + tc.name
+			r := reserve(t, s, subject, tc.limits, t0)
+			if err := s.Settle(t.Context(), r, tc.actual); err != nil {
+				t.Fatalf("Settle: %v", err)
+			}
+			checkUsed(t, s, subject, tc.limits, t0, tc.used...)
+		})
+	}
+
+	t.Run("other reservations kept", func(t *testing.T) {
+		const subject = "supplier:settle-two"
+		limits := []store.Limit{tpm(1000, 100)}
+		r := reserve(t, s, subject, limits, t0)
+		reserve(t, s, subject, limits, t0)
+		if err := s.Settle(t.Context(), r, map[string]int64{"tpm": 10}); err != nil {
+			t.Fatalf("Settle: %v", err)
+		}
+		checkUsed(t, s, subject, limits, t0, 110)
+	})
+
+	t.Run("over max denies the next", func(t *testing.T) {
+		const subject = "supplier:settle-over"
+		limits := []store.Limit{tpm(200, 150)}
+		r := reserve(t, s, subject, limits, t0)
+		if err := s.Settle(t.Context(), r, map[string]int64{"tpm": 500}); err != nil {
+			t.Fatalf("Settle: %v", err)
+		}
+		deny(t, s, subject, []store.Limit{tpm(200, 0)}, t0,
+			store.Denial{Limit: "tpm", Max: 200, Used: 500, Amount: 0, RetryAfter: 40 * time.Second})
+	})
+
+	t.Run("after the window rolled", func(t *testing.T) {
+		const subject = "supplier:settle-late"
+		limits := []store.Limit{tpm(1000, 100)}
+		r := reserve(t, s, subject, limits, t0)
+		next := t0.Add(time.Minute)
+		reserve(t, s, subject, limits, next)
+		if err := s.Settle(t.Context(), r, map[string]int64{"tpm": 300}); err != nil {
+			t.Fatalf("Settle: %v", err)
+		}
+		checkUsed(t, s, subject, limits, next, 100) // the new window is untouched
+		checkUsed(t, s, subject, limits, t0, 300)   // within CounterGrace, the old one is settled
+	})
+}
+
+func testRefund(t *testing.T, open Open) {
+	s := one(t, open)
+	limits := []store.Limit{rpm(10, 1), tpm(1000, 100), monthCost(1_000_000, 2000)}
+
+	t.Run("gives everything back", func(t *testing.T) {
+		const subject = "supplier:refund-all"
+		r := reserve(t, s, subject, limits, t0)
+		if err := s.Refund(t.Context(), r); err != nil {
+			t.Fatalf("Refund: %v", err)
+		}
+		checkUsed(t, s, subject, limits, t0, 0, 0, 0)
+	})
+	t.Run("keeps other reservations", func(t *testing.T) {
+		const subject = "supplier:refund-one"
+		reserve(t, s, subject, limits, t0)
+		r := reserve(t, s, subject, limits, t0)
+		if err := s.Refund(t.Context(), r); err != nil {
+			t.Fatalf("Refund: %v", err)
+		}
+		checkUsed(t, s, subject, limits, t0, 1, 100, 2000)
+	})
+	t.Run("never below zero", func(t *testing.T) {
+		const subject = "supplier:refund-floor"
+		r := reserve(t, s, subject, limits, t0)
+		if err := s.Settle(t.Context(), r, map[string]int64{"tpm": 10}); err != nil {
+			t.Fatalf("Settle: %v", err)
+		}
+		if err := s.Refund(t.Context(), r); err != nil { // a caller's bug: both
+			t.Fatalf("Refund: %v", err)
+		}
+		checkUsed(t, s, subject, limits, t0, 0, 0, 0)
+	})
+	t.Run("makes room", func(t *testing.T) {
+		const subject = "supplier:refund-room"
+		limit := []store.Limit{rpm(1, 1)}
+		r := reserve(t, s, subject, limit, t0)
+		deny(t, s, subject, limit, t0, store.Denial{Limit: "rpm", Max: 1, Used: 1, Amount: 1, RetryAfter: 40 * time.Second})
+		if err := s.Refund(t.Context(), r); err != nil {
+			t.Fatalf("Refund: %v", err)
+		}
+		reserve(t, s, subject, limit, t0)
+	})
+	t.Run("nothing reserved", func(t *testing.T) {
+		r := reserve(t, s, "supplier:refund-unlimited", []store.Limit{rpm(0, 1)}, t0)
+		if err := s.Refund(t.Context(), r); err != nil {
+			t.Fatalf("Refund of an empty reservation: %v", err)
+		}
+	})
+}
+
+func testSettleOnAnotherReplica(t *testing.T, open Open) {
+	replicas := open(t, 2)
+	const subject = "supplier:lakeside-catering"
+	limits := []store.Limit{rpm(10, 1), tpm(10_000, 800)}
+	r := reserve(t, replicas[0], subject, limits, t0)
+	data, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var decoded store.Reservation
+	if err := json.Unmarshal(data, &decoded); err != nil {
+		t.Fatal(err)
+	}
+	if err := replicas[1].Settle(t.Context(), decoded, map[string]int64{"tpm": 1234}); err != nil {
+		t.Fatalf("Settle on the other replica: %v", err)
+	}
+	checkUsed(t, replicas[0], subject, limits, t0, 1, 1234)
+
+	r = reserve(t, replicas[1], subject, limits, t0)
+	if err := replicas[0].Refund(t.Context(), r); err != nil {
+		t.Fatalf("Refund on the other replica: %v", err)
+	}
+	checkUsed(t, replicas[1], subject, limits, t0, 1, 1234)
+}
+
+func testUsed(t *testing.T, open Open) {
+	s := one(t, open)
+	const subject = "supplier:used"
+	limits := []store.Limit{rpm(10, 1), tpm(1000, 321), monthCost(0, 99)}
+	checkUsed(t, s, subject, limits, t0, 0, 0, 0)
+	reserve(t, s, subject, limits, t0)
+	reserve(t, s, subject, limits, t0)
+	checkUsed(t, s, subject, limits, t0, 2, 642, 0)
+	// Amount and Max do not matter to Used; order does.
+	checkUsed(t, s, subject, []store.Limit{{Name: "tpm", Window: time.Minute}, {Name: "rpm", Window: time.Minute}}, t0, 642, 2)
+	checkUsed(t, s, "supplier:other", limits, t0, 0, 0, 0)
+	checkUsed(t, s, subject, nil, t0)
+}
+
+func testInvalidArguments(t *testing.T, open Open) {
+	s := one(t, open)
+	ctx := t.Context()
+	reserveErr := func(subject string, limits ...store.Limit) func() error {
+		return func() error {
+			_, _, err := s.Reserve(ctx, subject, limits, t0)
+			return err
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		call func() error
+	}{
+		{"reserve empty subject", reserveErr("", rpm(1, 1))},
+		{"reserve empty name", reserveErr("s", store.Limit{Window: time.Minute, Max: 1, Amount: 1})},
+		{"reserve name with colon", reserveErr("s", store.Limit{Name: "a:b", Window: time.Minute, Max: 1, Amount: 1})},
+		{"reserve zero window", reserveErr("s", store.Limit{Name: "x", Max: 1, Amount: 1})},
+		{"reserve negative window", reserveErr("s", store.Limit{Name: "x", Window: -time.Minute, Max: 1, Amount: 1})},
+		{"reserve fractional window", reserveErr("s", store.Limit{Name: "x", Window: 1500 * time.Millisecond, Max: 1, Amount: 1})},
+		{"reserve negative amount", reserveErr("s", tpm(100, -5))},
+		{"reserve duplicate name", reserveErr("s", tpm(100, 5), tpm(200, 5))},
+		{"used empty subject", func() error { _, err := s.Used(ctx, "", []store.Limit{rpm(1, 1)}, t0); return err }},
+		{"settle negative actual", func() error {
+			return s.Settle(ctx, store.Reservation{Subject: "s"}, map[string]int64{"tpm": -1})
+		}},
+		{"settle empty subject", func() error { return s.Settle(ctx, store.Reservation{}, nil) }},
+		{"slot empty subject", func() error { _, _, err := s.AcquireSlot(ctx, "", 1, time.Minute, t0); return err }},
+		{"slot zero ttl", func() error { _, _, err := s.AcquireSlot(ctx, "s", 1, 0, t0); return err }},
+		{"renew zero ttl", func() error { _, err := s.RenewSlot(ctx, store.Slot{Subject: "s", ID: "x"}, 0, t0); return err }},
+		{"get empty bucket", func() error { _, _, err := s.Get(ctx, "", "k"); return err }},
+		{"get empty key", func() error { _, _, err := s.Get(ctx, "b", ""); return err }},
+		{"put empty key", func() error { _, err := s.Put(ctx, "b", "", nil); return err }},
+		{"cas negative version", func() error { _, _, err := s.CompareAndSwap(ctx, "b", "k", -1, nil); return err }},
+		{"delete empty bucket", func() error { return s.Delete(ctx, "", "k") }},
+		{"list empty bucket", func() error { _, err := s.List(ctx, ""); return err }},
+		{"lease empty holder", func() error { _, err := s.AcquireLease(ctx, "m", "", time.Minute, t0); return err }},
+		{"lease empty name", func() error { _, err := s.AcquireLease(ctx, "", "h", time.Minute, t0); return err }},
+		{"lease zero ttl", func() error { _, err := s.AcquireLease(ctx, "m", "h", 0, t0); return err }},
+		{"release lease empty holder", func() error { return s.ReleaseLease(ctx, "m", "") }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.call(); !errors.Is(err, store.ErrInvalid) {
+				t.Fatalf("error = %v, want ErrInvalid", err)
+			}
+		})
+	}
+}
+
+// acquire takes a slot and fails the test unless it got one as want says.
+func acquire(t *testing.T, s store.Store, subject string, max int64, ttl time.Duration, now time.Time, want bool) store.Slot {
+	t.Helper()
+	slot, ok, err := s.AcquireSlot(t.Context(), subject, max, ttl, now)
+	if err != nil {
+		t.Fatalf("AcquireSlot(%s, %d) at %v: %v", subject, max, now, err)
+	}
+	if ok != want {
+		t.Fatalf("AcquireSlot(%s, %d) at %v = %v, want %v", subject, max, now, ok, want)
+	}
+	if ok && max > 0 && (slot.Subject != subject || slot.ID == "") {
+		t.Fatalf("AcquireSlot returned %+v", slot)
+	}
+	if !ok && slot != (store.Slot{}) {
+		t.Fatalf("AcquireSlot refused but returned %+v", slot)
+	}
+	return slot
+}
+
+func release(t *testing.T, s store.Store, slot store.Slot) {
+	t.Helper()
+	if err := s.ReleaseSlot(t.Context(), slot); err != nil {
+		t.Fatalf("ReleaseSlot(%+v): %v", slot, err)
+	}
+}
+
+func testSlots(t *testing.T, open Open) {
+	replicas := open(t, 2)
+	a, b := replicas[0], replicas[1]
+	const subject, ttl = "supplier:slots", time.Minute
+
+	t.Run("max", func(t *testing.T) {
+		s1 := acquire(t, a, subject, 2, ttl, t0, true)
+		s2 := acquire(t, b, subject, 2, ttl, t0, true)
+		if s1.ID == s2.ID {
+			t.Fatalf("two slots share ID %q", s1.ID)
+		}
+		acquire(t, a, subject, 2, ttl, t0, false)
+		acquire(t, b, subject, 2, ttl, t0, false)
+		acquire(t, a, "supplier:slots-other", 2, ttl, t0, true)
+
+		release(t, b, s1) // released by another replica than the one that took it
+		s3 := acquire(t, a, subject, 2, ttl, t0, true)
+		acquire(t, a, subject, 2, ttl, t0, false)
+		release(t, a, s1) // again: nothing
+		acquire(t, a, subject, 2, ttl, t0, false)
+		release(t, a, s2)
+		release(t, a, s3)
+		release(t, a, store.Slot{})
+		acquire(t, a, subject, 2, ttl, t0, true)
+	})
+	t.Run("unlimited", func(t *testing.T) {
+		for range 5 {
+			slot := acquire(t, a, "supplier:slots-unlimited", 0, ttl, t0, true)
+			if slot.ID != "" {
+				t.Errorf("unlimited slot has ID %q", slot.ID)
+			}
+			ok, err := a.RenewSlot(t.Context(), slot, ttl, t0)
+			if err != nil || !ok {
+				t.Errorf("RenewSlot(unlimited) = %v, %v; want true", ok, err)
+			}
+			release(t, a, slot)
+		}
+	})
+}
+
+func testSlotExpiry(t *testing.T, open Open) {
+	s := one(t, open)
+	const ttl = 30 * time.Second
+
+	t.Run("expires after ttl", func(t *testing.T) {
+		const subject = "supplier:crashed-replica"
+		acquire(t, s, subject, 1, ttl, t0, true)
+		acquire(t, s, subject, 1, ttl, t0.Add(29*time.Second), false)
+		acquire(t, s, subject, 1, ttl, t0.Add(ttl), true)
+	})
+	t.Run("renew", func(t *testing.T) {
+		const subject = "supplier:long-stream"
+		slot := acquire(t, s, subject, 1, ttl, t0, true)
+		renew := func(at time.Duration, want bool) {
+			t.Helper()
+			ok, err := s.RenewSlot(t.Context(), slot, ttl, t0.Add(at))
+			if err != nil || ok != want {
+				t.Fatalf("RenewSlot at +%v = %v, %v; want %v", at, ok, err, want)
+			}
+		}
+		renew(20*time.Second, true) // now until +50s
+		acquire(t, s, subject, 1, ttl, t0.Add(45*time.Second), false)
+		renew(49*time.Second, true) // now until +79s
+		acquire(t, s, subject, 1, ttl, t0.Add(78*time.Second), false)
+		other := acquire(t, s, subject, 1, ttl, t0.Add(79*time.Second), true)
+		renew(80*time.Second, false) // expired, and taken since
+		release(t, s, slot)          // must not free the other holder's slot
+		acquire(t, s, subject, 1, ttl, t0.Add(81*time.Second), false)
+		release(t, s, other)
+		renew(82*time.Second, false)
+	})
+}
+
+// put writes a document and fails the test on an error.
+func put(t *testing.T, s store.Store, bucket, key, value string) int64 {
+	t.Helper()
+	v, err := s.Put(t.Context(), bucket, key, []byte(value))
+	if err != nil {
+		t.Fatalf("Put(%s, %s): %v", bucket, key, err)
+	}
+	if v <= 0 {
+		t.Fatalf("Put(%s, %s) = version %d, want > 0", bucket, key, v)
+	}
+	return v
+}
+
+// get reads a document and fails the test unless it holds value at
+// version (any version if 0).
+func get(t *testing.T, s store.Store, bucket, key, value string, version int64) {
+	t.Helper()
+	got, v, err := s.Get(t.Context(), bucket, key)
+	if err != nil {
+		t.Fatalf("Get(%s, %s): %v", bucket, key, err)
+	}
+	if string(got) != value || (version != 0 && v != version) {
+		t.Fatalf("Get(%s, %s) = %q, %d; want %q, %d", bucket, key, got, v, value, version)
+	}
+}
+
+// missing fails the test unless the document does not exist.
+func missing(t *testing.T, s store.Store, bucket, key string) {
+	t.Helper()
+	if v, ver, err := s.Get(t.Context(), bucket, key); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Get(%s, %s) = %q, %d, %v; want ErrNotFound", bucket, key, v, ver, err)
+	}
+}
+
+// cas swaps and fails the test unless the outcome is as want says.
+func cas(t *testing.T, s store.Store, bucket, key string, old int64, value string, wantOK bool, wantVersion int64) int64 {
+	t.Helper()
+	v, ok, err := s.CompareAndSwap(t.Context(), bucket, key, old, []byte(value))
+	if err != nil {
+		t.Fatalf("CompareAndSwap(%s, %s, %d): %v", bucket, key, old, err)
+	}
+	if ok != wantOK || (wantVersion >= 0 && v != wantVersion) || (ok && v <= old) {
+		t.Fatalf("CompareAndSwap(%s, %s, %d) = %d, %v; want version %d, %v", bucket, key, old, v, ok, wantVersion, wantOK)
+	}
+	return v
+}
+
+func testDocuments(t *testing.T, open Open) {
+	replicas := open(t, 2)
+	a, b := replicas[0], replicas[1]
+	const bucket = "supplier_overrides"
+
+	t.Run("put and get", func(t *testing.T) {
+		missing(t, a, bucket, "bella-photography")
+		v1 := put(t, a, bucket, "bella-photography", `{"tier":"gold"}`)
+		get(t, b, bucket, "bella-photography", `{"tier":"gold"}`, v1)
+		v2 := put(t, b, bucket, "bella-photography", `{"tier":"platinum"}`)
+		if v2 <= v1 {
+			t.Fatalf("second Put version %d, want > %d", v2, v1)
+		}
+		get(t, a, bucket, "bella-photography", `{"tier":"platinum"}`, v2)
+		missing(t, a, "other_bucket", "bella-photography")
+		missing(t, a, bucket, "someone-else")
+	})
+	t.Run("compare and swap", func(t *testing.T) {
+		const key = "migration-0007"
+		v1 := cas(t, a, bucket, key, 0, "started", true, -1)
+		cas(t, b, bucket, key, 0, "started again", false, v1) // must not exist
+		cas(t, b, bucket, key, v1+100, "stale", false, v1)
+		v2 := cas(t, b, bucket, key, v1, "halfway", true, -1)
+		cas(t, a, bucket, key, v1, "lost race", false, v2)
+		get(t, a, bucket, key, "halfway", v2)
+		cas(t, a, bucket, "never-written", 5, "x", false, 0)
+		missing(t, a, bucket, "never-written")
+	})
+	t.Run("delete", func(t *testing.T) {
+		const key = "rose-garden-venue"
+		v1 := put(t, a, bucket, key, "v1")
+		if err := b.Delete(t.Context(), bucket, key); err != nil {
+			t.Fatalf("Delete: %v", err)
+		}
+		missing(t, a, bucket, key)
+		if err := a.Delete(t.Context(), bucket, key); err != nil {
+			t.Fatalf("Delete of a missing document: %v", err)
+		}
+		if err := a.Delete(t.Context(), "no_such_bucket", key); err != nil {
+			t.Fatalf("Delete in a missing bucket: %v", err)
+		}
+		cas(t, a, bucket, key, v1, "resurrected", false, 0)
+		v2 := cas(t, a, bucket, key, 0, "v2", true, -1)
+		if v2 <= v1 {
+			t.Fatalf("version after delete and create = %d, want > %d (never reused)", v2, v1)
+		}
+	})
+}
+
+func testDocumentValues(t *testing.T, open Open) {
+	s := one(t, open)
+	const bucket = "values"
+	for _, tc := range []struct{ name, key, value string }{
+		{"empty", "empty", ""},
+		{"binary", "binary", "\x00\x01\xff:7:\r\n"},
+		{"colons", "a:b:c", "12:34"},
+		{"unicode", "fleurs-de-l'amour", "💐 pivoines"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := put(t, s, bucket, tc.key, tc.value)
+			get(t, s, bucket, tc.key, tc.value, v)
+		})
+	}
+	t.Run("copies", func(t *testing.T) {
+		in := []byte("original")
+		if _, err := s.Put(t.Context(), bucket, "copies", in); err != nil {
+			t.Fatal(err)
+		}
+		copy(in, "CHANGED!")
+		out, _, err := s.Get(t.Context(), bucket, "copies")
+		if err != nil {
+			t.Fatal(err)
+		}
+		copy(out, "CHANGED!")
+		get(t, s, bucket, "copies", "original", 0)
+	})
+}
+
+func testList(t *testing.T, open Open) {
+	s := one(t, open)
+	const bucket = "overrides"
+	docs, err := s.List(t.Context(), bucket)
+	if err != nil || len(docs) != 0 {
+		t.Fatalf("List(empty) = %v, %v; want nothing", docs, err)
+	}
+	want := map[string]int64{}
+	for _, k := range []string{"m-venue", "a-florist", "z-band", "c-cake", "b-photo"} {
+		want[k] = put(t, s, bucket, k, "doc of "+k)
+	}
+	put(t, s, "other", "a-florist", "elsewhere")
+	if err := s.Delete(t.Context(), bucket, "c-cake"); err != nil {
+		t.Fatal(err)
+	}
+	delete(want, "c-cake")
+	want["z-band"] = put(t, s, bucket, "z-band", "doc of z-band")
+
+	docs, err = s.List(t.Context(), bucket)
+	if err != nil {
+		t.Fatalf("List: %v", err)
+	}
+	var keys []string
+	for _, d := range docs {
+		keys = append(keys, d.Key)
+		if string(d.Value) != "doc of "+d.Key || d.Version != want[d.Key] {
+			t.Errorf("List doc %+v, want value %q version %d", d, "doc of "+d.Key, want[d.Key])
+		}
+	}
+	if wantKeys := []string{"a-florist", "b-photo", "m-venue", "z-band"}; !slices.Equal(keys, wantKeys) {
+		t.Errorf("List keys = %v, want %v (sorted)", keys, wantKeys)
+	}
+}
+
+// lease acquires a lease and fails the test unless the outcome is want.
+func lease(t *testing.T, s store.Store, name, holder string, ttl time.Duration, now time.Time, want bool) {
+	t.Helper()
+	ok, err := s.AcquireLease(t.Context(), name, holder, ttl, now)
+	if err != nil {
+		t.Fatalf("AcquireLease(%s, %s) at %v: %v", name, holder, now, err)
+	}
+	if ok != want {
+		t.Fatalf("AcquireLease(%s, %s) at %v = %v, want %v", name, holder, now, ok, want)
+	}
+}
+
+func testLeases(t *testing.T, open Open) {
+	replicas := open(t, 2)
+	a, b := replicas[0], replicas[1]
+	const name, ttl = "migration:0007-split-tiers", 30 * time.Second
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
+
+	lease(t, a, name, "pod-a", ttl, at(0), true)
+	lease(t, b, name, "pod-b", ttl, at(10*time.Second), false)
+	lease(t, a, name, "pod-a", ttl, at(20*time.Second), true) // renewed until +50s
+	lease(t, b, name, "pod-b", ttl, at(49*time.Second), false)
+	lease(t, b, "migration:other", "pod-b", ttl, at(49*time.Second), true)
+
+	// Releasing as someone else does nothing.
+	if err := b.ReleaseLease(t.Context(), name, "pod-b"); err != nil {
+		t.Fatalf("ReleaseLease by a non-holder: %v", err)
+	}
+	lease(t, b, name, "pod-b", ttl, at(49*time.Second), false)
+
+	lease(t, b, name, "pod-b", ttl, at(50*time.Second), true) // pod-a's expired
+	lease(t, a, name, "pod-a", ttl, at(55*time.Second), false)
+
+	if err := b.ReleaseLease(t.Context(), name, "pod-b"); err != nil {
+		t.Fatalf("ReleaseLease: %v", err)
+	}
+	lease(t, a, name, "pod-a", ttl, at(56*time.Second), true)
+	if err := a.ReleaseLease(t.Context(), "never-held", "pod-a"); err != nil {
+		t.Fatalf("ReleaseLease of a lease nobody holds: %v", err)
+	}
+}
+
+func testUsage(t *testing.T, open Open) {
+	replicas := open(t, 2)
+	day := func(d int) time.Time { return time.Date(2026, time.June, d, 0, 0, 0, 0, time.UTC) }
+	auckland := time.FixedZone("NZST", 12*3600)
+	deltas := []store.Usage{
+		{Day: day(13).Add(10 * time.Hour), Supplier: "bella-photography", Provider: "openai", Model: "gpt-4o", KeySource: "platform",
+			Requests: 1, PromptTokens: 1200, CompletionTokens: 300, CachedTokens: 1000, CostMicros: 4500},
+		// 08:00 on the 14th in Auckland is 20:00 on the 13th in UTC.
+		{Day: time.Date(2026, time.June, 14, 8, 0, 0, 0, auckland), Supplier: "bella-photography", Provider: "openai", Model: "gpt-4o", KeySource: "platform",
+			Requests: 2, PromptTokens: 800, CompletionTokens: 200, CostMicros: 3000},
+		{Day: day(13), Supplier: "bella-photography", Provider: "openai", Model: "gpt-4o", KeySource: "supplier",
+			Requests: 1, PromptTokens: 10, CompletionTokens: 5, CostMicros: 0},
+		{Day: day(13), Supplier: "bella-photography", Provider: "anthropic", Model: "claude-sonnet", KeySource: "platform",
+			Requests: 1, PromptTokens: 50, CompletionTokens: 50, CostMicros: 900},
+		{Day: day(13), Supplier: "aisle-and-altar", Provider: "openai", Model: "gpt-4o-mini", KeySource: "platform",
+			Requests: 3, PromptTokens: 30, CompletionTokens: 30, CostMicros: 12},
+		{Day: day(14).Add(23*time.Hour + 59*time.Minute), Supplier: "aisle-and-altar", Provider: "openai", Model: "gpt-4o-mini", KeySource: "platform",
+			Requests: 1, PromptTokens: 5, CompletionTokens: 5, CostMicros: 2},
+		{Day: day(15), Supplier: "bella-photography", Provider: "openai", Model: "gpt-4o", KeySource: "platform",
+			Requests: 1, PromptTokens: 1, CompletionTokens: 1, CostMicros: 1},
+		{Day: day(16), Supplier: "bella-photography", Provider: "openai", Model: "gpt-4o", KeySource: "platform"}, // zeros: nothing
+		{Day: day(12), Supplier: "bella-photography", Provider: "", Model: "", KeySource: "cache",
+			Requests: 4},
+	}
+	for i, d := range deltas {
+		s := replicas[i%2]
+		if err := s.AddUsage(t.Context(), d); err != nil {
+			t.Fatalf("AddUsage(%+v): %v", d, err)
+		}
+	}
+	row := func(d int, supplier, provider, model, keySource string, counts ...int64) store.Usage {
+		return store.Usage{Day: day(d), Supplier: supplier, Provider: provider, Model: model, KeySource: keySource,
+			Requests: counts[0], PromptTokens: counts[1], CompletionTokens: counts[2], CachedTokens: counts[3], CostMicros: counts[4]}
+	}
+	all := []store.Usage{
+		row(12, "bella-photography", "", "", "cache", 4, 0, 0, 0, 0),
+		row(13, "aisle-and-altar", "openai", "gpt-4o-mini", "platform", 3, 30, 30, 0, 12),
+		row(13, "bella-photography", "anthropic", "claude-sonnet", "platform", 1, 50, 50, 0, 900),
+		row(13, "bella-photography", "openai", "gpt-4o", "platform", 3, 2000, 500, 1000, 7500),
+		row(13, "bella-photography", "openai", "gpt-4o", "supplier", 1, 10, 5, 0, 0),
+		row(14, "aisle-and-altar", "openai", "gpt-4o-mini", "platform", 1, 5, 5, 0, 2),
+		row(15, "bella-photography", "openai", "gpt-4o", "platform", 1, 1, 1, 0, 1),
+	}
+	for _, tc := range []struct {
+		name string
+		q    store.UsageQuery
+		want []store.Usage
+	}{
+		{"everything", store.UsageQuery{From: day(1), To: day(30)}, all},
+		{"one day", store.UsageQuery{From: day(13), To: day(13)}, all[1:5]},
+		{"inclusive range, time of day ignored", store.UsageQuery{From: day(13).Add(18 * time.Hour), To: day(14).Add(time.Hour)}, all[1:6]},
+		{"one supplier", store.UsageQuery{Supplier: "aisle-and-altar", From: day(1), To: day(30)}, []store.Usage{all[1], all[5]}},
+		{"supplier and range", store.UsageQuery{Supplier: "bella-photography", From: day(14), To: day(16)}, all[6:7]},
+		{"unknown supplier", store.UsageQuery{Supplier: "nobody", From: day(1), To: day(30)}, nil},
+		{"empty range", store.UsageQuery{From: day(20), To: day(25)}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for i, s := range replicas {
+				got, err := s.QueryUsage(t.Context(), tc.q)
+				if err != nil {
+					t.Fatalf("replica %d: QueryUsage: %v", i, err)
+				}
+				if !usageEqual(got, tc.want) {
+					t.Errorf("replica %d: QueryUsage(%+v) =\n%s\nwant\n%s", i, tc.q, formatUsage(got), formatUsage(tc.want))
+				}
+			}
+		})
+	}
+}
+
+// usageEqual reports whether two lists of rows are equal, comparing days
+// as instants and in UTC.
+func usageEqual(a, b []store.Usage) bool {
+	return slices.EqualFunc(a, b, func(x, y store.Usage) bool {
+		if !x.Day.Equal(y.Day) || x.Day.Location() != time.UTC {
+			return false
+		}
+		x.Day, y.Day = time.Time{}, time.Time{}
+		return x == y
+	})
+}
+
+func formatUsage(rows []store.Usage) string {
+	var b bytes.Buffer
+	for _, r := range rows {
+		fmt.Fprintf(&b, "  %s %s %s %s %s: %d req, %d+%d tok (%d cached), %d micros\n",
+			r.Day.Format(time.DateOnly), r.Supplier, r.Provider, r.Model, r.KeySource,
+			r.Requests, r.PromptTokens, r.CompletionTokens, r.CachedTokens, r.CostMicros)
+	}
+	if b.Len() == 0 {
+		return "  (none)"
+	}
+	return b.String()
+}
+
+func testUsageInvalid(t *testing.T, open Open) {
+	s := one(t, open)
+	day := time.Date(2026, time.June, 13, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name string
+		call func() error
+	}{
+		{"no supplier", func() error { return s.AddUsage(t.Context(), store.Usage{Day: day, Requests: 1}) }},
+		{"no day", func() error { return s.AddUsage(t.Context(), store.Usage{Supplier: "s", Requests: 1}) }},
+		{"pipe in model", func() error {
+			return s.AddUsage(t.Context(), store.Usage{Day: day, Supplier: "s", Model: "a|b", Requests: 1})
+		}},
+		{"NUL in provider", func() error {
+			return s.AddUsage(t.Context(), store.Usage{Day: day, Supplier: "s", Provider: "a\x00b", Requests: 1})
+		}},
+		{"query ends before it starts", func() error {
+			_, err := s.QueryUsage(t.Context(), store.UsageQuery{From: day, To: day.AddDate(0, 0, -1)})
+			return err
+		}},
+		{"query without range", func() error {
+			_, err := s.QueryUsage(t.Context(), store.UsageQuery{To: day})
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.call(); !errors.Is(err, store.ErrInvalid) {
+				t.Fatalf("error = %v, want ErrInvalid", err)
+			}
+		})
+	}
+}
+
+func testConcurrentReserve(t *testing.T, open Open) {
+	const (
+		workers  = 8 // per replica
+		attempts = 150
+		max      = 20_000
+		subject  = "supplier:busy-saturday"
+	)
+	replicas := open(t, 2)
+	limit := func(amount int64) []store.Limit { return []store.Limit{tpm(max, amount)} }
+	var (
+		granted, grants, denials atomic.Int64
+		wg                       sync.WaitGroup
+		errs                     = make(chan error, 2*workers+1)
+		done                     = make(chan struct{})
+		watched                  = make(chan struct{})
+	)
+	// A watcher checks that the window never holds more than max.
+	go func() {
+		defer close(watched)
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			used, err := replicas[0].Used(t.Context(), subject, limit(0), t0)
+			if err != nil {
+				errs <- fmt.Errorf("Used: %w", err)
+				return
+			}
+			if used[0] > max {
+				errs <- fmt.Errorf("used %d > max %d while reserving", used[0], max)
+				return
+			}
+		}
+	}()
+	for r, s := range replicas {
+		for w := range workers {
+			wg.Go(func() {
+				rng := rand.New(rand.NewPCG(uint64(r), uint64(w)))
+				for range attempts {
+					amount := rng.Int64N(300) + 1
+					res, d, err := s.Reserve(t.Context(), subject, limit(amount), t0)
+					if err != nil {
+						errs <- fmt.Errorf("replica %d worker %d: Reserve: %w", r, w, err)
+						return
+					}
+					if d != nil {
+						if d.Used+amount <= max {
+							errs <- fmt.Errorf("denied %d with %d used of %d", amount, d.Used, max)
+							return
+						}
+						denials.Add(1)
+						continue
+					}
+					if res.Items[0].Used > max {
+						errs <- fmt.Errorf("granted %d, taking the window to %d > %d", amount, res.Items[0].Used, max)
+						return
+					}
+					granted.Add(amount)
+					grants.Add(1)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	close(done)
+	<-watched
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	used, err := replicas[1].Used(t.Context(), subject, limit(0), t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if used[0] > max {
+		t.Errorf("used %d > max %d", used[0], max)
+	}
+	if used[0] != granted.Load() {
+		t.Errorf("used %d, but the granted amounts sum to %d", used[0], granted.Load())
+	}
+	if denials.Load() == 0 || grants.Load() == 0 {
+		t.Errorf("%d grants and %d denials: the test did not contend for the limit", grants.Load(), denials.Load())
+	}
+	t.Logf("%d grants (%d tokens of %d), %d denials", grants.Load(), granted.Load(), max, denials.Load())
+}
+
+func testConcurrentSlots(t *testing.T, open Open) {
+	const (
+		workers  = 8 // per replica
+		attempts = 40
+		max      = 3
+		subject  = "supplier:slots-contended"
+	)
+	replicas := open(t, 2)
+	var (
+		holders, peak, acquired atomic.Int64
+		wg                      sync.WaitGroup
+		errs                    = make(chan error, 2*workers)
+	)
+	for r, s := range replicas {
+		for w := range workers {
+			wg.Go(func() {
+				for range attempts {
+					slot, ok, err := s.AcquireSlot(t.Context(), subject, max, time.Hour, t0)
+					if err != nil {
+						errs <- fmt.Errorf("replica %d worker %d: AcquireSlot: %w", r, w, err)
+						return
+					}
+					if !ok {
+						continue
+					}
+					acquired.Add(1)
+					n := holders.Add(1)
+					for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+					}
+					holders.Add(-1)
+					if err := s.ReleaseSlot(t.Context(), slot); err != nil {
+						errs <- fmt.Errorf("replica %d worker %d: ReleaseSlot: %w", r, w, err)
+						return
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if p := peak.Load(); p > max {
+		t.Errorf("%d concurrent holders, want at most %d", p, max)
+	}
+	if acquired.Load() == 0 {
+		t.Error("no slot acquired")
+	}
+	// Everything was released: all max slots are free.
+	for range max {
+		acquire(t, replicas[0], subject, max, time.Hour, t0, true)
+	}
+	acquire(t, replicas[1], subject, max, time.Hour, t0, false)
+}
+
+func testConcurrentCompareAndSwap(t *testing.T, open Open) {
+	const (
+		workers    = 4 // per replica
+		increments = 10
+		bucket     = "counters"
+		key        = "guests"
+	)
+	replicas := open(t, 2)
+	var (
+		wg   sync.WaitGroup
+		errs = make(chan error, 2*workers)
+	)
+	for _, s := range replicas {
+		for range workers {
+			wg.Go(func() {
+				for range increments {
+					for {
+						value, version, err := s.Get(t.Context(), bucket, key)
+						n := 0
+						switch {
+						case errors.Is(err, store.ErrNotFound):
+						case err != nil:
+							errs <- err
+							return
+						default:
+							if _, err := fmt.Sscan(string(value), &n); err != nil {
+								errs <- err
+								return
+							}
+						}
+						_, ok, err := s.CompareAndSwap(t.Context(), bucket, key, version, fmt.Append(nil, n+1))
+						if err != nil {
+							errs <- err
+							return
+						}
+						if ok {
+							break
+						}
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	get(t, replicas[0], bucket, key, fmt.Sprint(2*workers*increments), 0)
+}
+
+func testClose(t *testing.T, open Open) {
+	s := one(t, open)
+	ctx := t.Context()
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	for _, tc := range []struct {
+		name string
+		call func() error
+	}{
+		{"ping", func() error { return s.Ping(ctx) }},
+		{"reserve", func() error { _, _, err := s.Reserve(ctx, "s", []store.Limit{rpm(1, 1)}, t0); return err }},
+		{"used", func() error { _, err := s.Used(ctx, "s", []store.Limit{rpm(1, 1)}, t0); return err }},
+		{"acquire slot", func() error { _, _, err := s.AcquireSlot(ctx, "s", 1, time.Minute, t0); return err }},
+		{"get", func() error { _, _, err := s.Get(ctx, "b", "k"); return err }},
+		{"put", func() error { _, err := s.Put(ctx, "b", "k", nil); return err }},
+		{"list", func() error { _, err := s.List(ctx, "b"); return err }},
+		{"lease", func() error { _, err := s.AcquireLease(ctx, "m", "h", time.Minute, t0); return err }},
+		{"add usage", func() error {
+			return s.AddUsage(ctx, store.Usage{Day: t0, Supplier: "s", Requests: 1})
+		}},
+		{"query usage", func() error { _, err := s.QueryUsage(ctx, store.UsageQuery{From: t0, To: t0}); return err }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.call(); !errors.Is(err, store.ErrClosed) {
+				t.Fatalf("after Close: error = %v, want ErrClosed", err)
+			}
+		})
+	}
+}
