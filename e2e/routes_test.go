@@ -66,3 +66,47 @@ aliases:
 		})
 	}
 }
+
+// TestAdminExplain: support staff can ask how a supplier's request would be
+// served, and why.
+func TestAdminExplain(t *testing.T) {
+	h := start(t, setup{extra: `tiers:
+  - name: starter
+    requests_per_minute: 60
+suppliers:
+  default_tier: starter
+routes:
+  - workflow: photography
+    model: gpt-4o
+`})
+	if _, err := h.client().CreateChatCompletion(ctxT(t), weddingChat); err != nil {
+		t.Fatal(err)
+	}
+	code, body := h.admin("/admin/explain?supplier="+testSupplier+"&workflow=photography", h.adminToken)
+	if code != 200 {
+		t.Fatalf("explain %d: %s", code, body)
+	}
+	var ex struct {
+		Mode     string `json:"mode"`
+		Attempts []struct {
+			Provider, Model, Reason string
+			KeySource               string `json:"key_source"`
+		} `json:"attempts"`
+		Tier struct {
+			Name string           `json:"name"`
+			Used map[string]int64 `json:"used"`
+		} `json:"tier"`
+	}
+	if err := json.Unmarshal([]byte(body), &ex); err != nil {
+		t.Fatal(err)
+	}
+	if ex.Mode != "platform" || len(ex.Attempts) != 1 || ex.Attempts[0].Model != "gpt-4o" || ex.Attempts[0].KeySource != "platform" {
+		t.Errorf("explain %s", body)
+	}
+	if ex.Tier.Name != "starter" || ex.Tier.Used["rpm"] != 1 {
+		t.Errorf("tier %+v", ex.Tier)
+	}
+	if code, _ := h.admin("/admin/explain?supplier="+testSupplier, ""); code != 401 {
+		t.Errorf("explain without the admin token: %d", code)
+	}
+}

@@ -269,6 +269,27 @@ func (e *Enforcer) Settle(t *Ticket, ok bool, promptTokens, completionTokens int
 	e.release(t.slot)
 }
 
+// Used reports the supplier's current use of its tier's per-minute and
+// monthly limits, by limit name.
+func (e *Enforcer) Used(ctx context.Context, supplier []byte, now time.Time) (map[string]int64, error) {
+	t := e.Tier(supplier)
+	if t == nil {
+		return nil, nil
+	}
+	limits := e.limits(t, 0, 0)
+	ctx, cancel := context.WithTimeout(ctx, e.o.Timeout)
+	defer cancel()
+	used, err := e.o.Store.Used(ctx, "supplier:"+string(supplier), limits, now)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]int64, len(limits))
+	for i, l := range limits {
+		out[l.Name] = used[i]
+	}
+	return out, nil
+}
+
 // SettleAsync settles in the background, so that a remote store's round
 // trip does not delay the answer; Wait waits for every such settlement.
 func (e *Enforcer) SettleAsync(t Ticket, ok bool, promptTokens, completionTokens int64, costUSD float64) {

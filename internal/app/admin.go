@@ -8,6 +8,8 @@ import (
 
 	"github.com/wedsync/veil/admin"
 	"github.com/wedsync/veil/keys"
+	"github.com/wedsync/veil/policy"
+	"github.com/wedsync/veil/quota"
 	"github.com/wedsync/veil/store"
 )
 
@@ -28,6 +30,7 @@ func (a *App) adminEndpoints() []admin.Endpoint {
 		{Method: http.MethodGet, Path: "/admin/keys", Handle: a.adminKeys},
 		{Method: http.MethodPost, Path: "/admin/suppliers/{}/keys/refresh", Handle: a.adminRefreshKeys},
 		{Method: http.MethodGet, Path: "/admin/usage", Handle: a.adminUsage},
+		{Method: http.MethodGet, Path: "/admin/explain", Handle: a.adminExplain},
 	}
 }
 
@@ -165,4 +168,65 @@ func (a *App) adminUsage(ctx context.Context, c admin.Call) (int, any) {
 
 func adminErr(code, msg string) map[string]any {
 	return map[string]any{"error": map[string]string{"code": code, "message": msg}}
+}
+
+// Explanation is the document of GET /admin/explain: how veil would serve
+// a request, and why, for support staff.
+type Explanation struct {
+	Supplier string           `json:"supplier"`
+	Workflow string           `json:"workflow,omitempty"`
+	Model    string           `json:"requested_model,omitempty"`
+	Mode     string           `json:"mode"`
+	Tier     *TierExplanation `json:"tier,omitempty"`
+	Attempts []AttemptPlan    `json:"attempts"`
+	Error    string           `json:"error,omitempty"`
+}
+
+// TierExplanation shows a supplier's tier and its current use.
+type TierExplanation struct {
+	Name        string           `json:"name"`
+	OnExhausted string           `json:"on_exhausted"`
+	Limits      map[string]int64 `json:"limits"`
+	Used        map[string]int64 `json:"used,omitempty"`
+}
+
+// AttemptPlan is one planned attempt.
+type AttemptPlan struct {
+	Provider  string `json:"provider"`
+	Model     string `json:"model"`
+	KeySource string `json:"key_source"`
+	Reason    string `json:"reason"`
+}
+
+// adminExplain answers GET /admin/explain?supplier=&workflow=&model=.
+func (a *App) adminExplain(ctx context.Context, c admin.Call) (int, any) {
+	q := c.Query
+	supplier := q.Get("supplier")
+	if supplier == "" {
+		return http.StatusBadRequest, adminErr("supplier_required", "explain needs ?supplier=")
+	}
+	ex := Explanation{Supplier: supplier, Workflow: q.Get("workflow"), Model: q.Get("model"),
+		Mode: a.policy.Mode([]byte(supplier)), Attempts: []AttemptPlan{}}
+	plan, err := a.policy.Plan(nil, &policy.Request{Model: []byte(ex.Model), Understood: true, Supplier: []byte(supplier),
+		Workflow: []byte(ex.Workflow)})
+	if err != nil {
+		ex.Error = err.Error()
+	}
+	for _, at := range plan {
+		ex.Attempts = append(ex.Attempts, AttemptPlan{Provider: at.Provider.Name(), Model: string(at.Model),
+			KeySource: at.Source, Reason: at.Reason})
+	}
+	if a.quota != nil {
+		if t := a.quota.Tier([]byte(supplier)); t != nil {
+			te := &TierExplanation{Name: t.Name, OnExhausted: t.OnExhausted, Limits: map[string]int64{
+				quota.LimitRequests: int64(t.RequestsPerMinute), quota.LimitTokens: int64(t.TokensPerMinute),
+				quota.LimitConcurrent: int64(t.Concurrent), quota.LimitMonthTokens: int64(t.MonthlyTokens),
+				quota.LimitMonthCost: int64(t.MonthlyCostUSD * 1e6)}}
+			if used, err := a.quota.Used(ctx, []byte(supplier), time.Now()); err == nil {
+				te.Used = used
+			}
+			ex.Tier = te
+		}
+	}
+	return http.StatusOK, ex
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/wedsync/veil/keys"
 	"github.com/wedsync/veil/keys/vault"
 	"github.com/wedsync/veil/metrics"
+	"github.com/wedsync/veil/policy"
 	"github.com/wedsync/veil/provider"
 	"github.com/wedsync/veil/proxy"
 	"github.com/wedsync/veil/quota"
@@ -63,6 +64,7 @@ type App struct {
 	prices    *usage.PriceTable
 	store     store.Store
 	quota     *quota.Enforcer
+	policy    *policy.Policy
 	proxy     *proxy.Server
 	providers []*provider.Provider
 	proxySrv  *fasthttp.Server
@@ -99,7 +101,7 @@ func New(cfg *config.Config, o Options) (a *App, err error) {
 	if err := a.buildProviders(); err != nil {
 		return nil, err
 	}
-	pol, err := a.buildPolicy()
+	a.policy, err = a.buildPolicy()
 	if err != nil {
 		return nil, err
 	}
@@ -132,7 +134,7 @@ func New(cfg *config.Config, o Options) (a *App, err error) {
 	if o.UsageTap != nil {
 		emitter = tapEmitter{next: a.usage, tap: o.UsageTap}
 	}
-	a.proxy, err = proxy.New(proxy.Options{Limits: cfg.Limits, Auth: authn, Keys: a.keys, Policy: pol,
+	a.proxy, err = proxy.New(proxy.Options{Limits: cfg.Limits, Auth: authn, Keys: a.keys, Policy: a.policy,
 		Metrics: a.metrics, Log: a.log, Health: a.health, Usage: emitter, Prices: a.prices, Quota: a.quota})
 	if err != nil {
 		return nil, err
