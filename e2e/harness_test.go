@@ -97,6 +97,9 @@ type harness struct {
 	token       string
 	adminToken  string
 	logs        *lockedBuffer
+	// yaml and lookup are the config veil started with, for reload tests.
+	yaml   string
+	lookup func(string) (string, bool)
 }
 
 // setup holds the knobs a test may turn before veil starts.
@@ -154,6 +157,7 @@ callers:
 		env[k] = v
 	}
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	h.yaml, h.lookup = yaml, lookup
 	cfg, err := config.ParseWithEnv([]byte(yaml), t.Name()+".yaml", lookup)
 	if err != nil {
 		t.Fatalf("config: %v\n%s", err, yaml)

@@ -33,6 +33,7 @@ type Metrics struct {
 	sinkDepth       *prometheus.GaugeVec
 	sinkEvents      *prometheus.CounterVec
 	quotaStoreDown  prometheus.Counter
+	reloads         *prometheus.CounterVec
 
 	mu       sync.RWMutex
 	models   map[string]string
@@ -114,8 +115,12 @@ func New() *Metrics {
 		Name: "veil_quota_store_unavailable_total",
 		Help: "Quota checks that could not reach the store (served without a check when failing open).",
 	})
+	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "veil_config_reloads_total",
+		Help: "Config reloads by result (applied, refused).",
+	}, []string{"result"})
 	m.Registry.MustRegister(m.requests, m.requestDuration, m.upstream, m.streamsCut, m.inflight,
-		m.keyFetches, m.keyRotations, m.keysStale, m.tokens, m.cost, m.sinkDepth, m.sinkEvents, m.quotaStoreDown,
+		m.keyFetches, m.keyRotations, m.keysStale, m.tokens, m.cost, m.sinkDepth, m.sinkEvents, m.quotaStoreDown, m.reloads,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -251,6 +256,15 @@ func (m *Metrics) Dropped(sink string, n int) {
 
 // QuotaStoreUnavailable counts a quota check that could not reach the store.
 func (m *Metrics) QuotaStoreUnavailable() { m.quotaStoreDown.Inc() }
+
+// ConfigReloaded counts a config reload.
+func (m *Metrics) ConfigReloaded(ok bool) {
+	if ok {
+		m.reloads.WithLabelValues("applied").Inc()
+	} else {
+		m.reloads.WithLabelValues("refused").Inc()
+	}
+}
 
 // InFlight tracks requests being served: +1 at start, -1 at the end.
 func (m *Metrics) InFlight(delta float64) { m.inflight.Add(delta) }

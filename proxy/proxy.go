@@ -62,18 +62,25 @@ type Pricer interface {
 	Unknown(provider, model string) bool
 }
 
+// Runtime is the part of the proxy compiled from configuration that a
+// reload replaces: who may call, how calls are planned, priced and
+// limited. A request keeps the Runtime it started with.
+type Runtime struct {
+	Auth   *auth.Authenticator
+	Policy *policy.Policy
+	Prices Pricer
+	Quota  *quota.Enforcer
+}
+
 // Server handles client requests on the proxy listener.
 type Server struct {
 	limits  config.Limits
-	auth    *auth.Authenticator
+	rt      atomic.Pointer[Runtime]
 	keys    *keys.Cache
-	policy  *policy.Policy
 	metrics *metrics.Metrics
 	log     *zap.Logger
 	health  *health.Registry
 	usage   Emitter
-	prices  Pricer
-	quota   *quota.Enforcer
 	interns interner
 
 	idPrefix [8]byte
@@ -86,8 +93,8 @@ func New(o Options) (*Server, error) {
 	if o.Auth == nil || o.Policy == nil || o.Metrics == nil || o.Log == nil {
 		return nil, errors.New("proxy: auth, policy, metrics and log are required")
 	}
-	s := &Server{limits: o.Limits, auth: o.Auth, keys: o.Keys, policy: o.Policy, metrics: o.Metrics, log: o.Log,
-		health: o.Health, usage: o.Usage, prices: o.Prices, quota: o.Quota}
+	s := &Server{limits: o.Limits, keys: o.Keys, metrics: o.Metrics, log: o.Log, health: o.Health, usage: o.Usage}
+	s.rt.Store(&Runtime{Auth: o.Auth, Policy: o.Policy, Prices: o.Prices, Quota: o.Quota})
 	if s.health == nil {
 		s.health = health.NewRegistry()
 	}
@@ -99,6 +106,9 @@ func New(o Options) (*Server, error) {
 	return s, nil
 }
 
+// Swap installs a new runtime; requests already running finish on theirs.
+func (s *Server) Swap(rt *Runtime) { s.rt.Store(rt) }
+
 // Wait blocks until every stream handed to fasthttp's body writer has
 // finished, so that a drain can wait for them.
 func (s *Server) Wait() { s.streams.Wait() }
@@ -107,6 +117,7 @@ func (s *Server) Wait() { s.streams.Wait() }
 // answer owns it until its body writer returns.
 type exchange struct {
 	s        *Server
+	rt       *Runtime
 	start    time.Time
 	deadline time.Time
 	reqID    []byte
@@ -155,6 +166,7 @@ var exchangePool = sync.Pool{New: func() any {
 func (s *Server) acquire() *exchange {
 	x := exchangePool.Get().(*exchange)
 	x.s = s
+	x.rt = s.rt.Load()
 	x.start = time.Now()
 	x.deadline = x.start.Add(s.limits.RequestTimeout)
 	return x
@@ -187,7 +199,7 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, x *exchange) bool {
 			Message: "Unknown request URL: " + string(ctx.Method()) + " " + string(path) + ". veil serves the OpenAI API under /v1/."})
 		return false
 	}
-	id, failure := s.auth.Authenticate(ctx.Request.Header.Peek(fasthttp.HeaderAuthorization),
+	id, failure := x.rt.Auth.Authenticate(ctx.Request.Header.Peek(fasthttp.HeaderAuthorization),
 		ctx.Request.Header.Peek("X-Supplier-Id"), ctx.RemoteIP().String())
 	if failure != nil {
 		x.fail(ctx, &Error{Status: failure.Status, Type: failure.Type(), Code: failure.Code, Message: failure.Message})
@@ -206,7 +218,7 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, x *exchange) bool {
 	}
 	workflow := ctx.Request.Header.Peek("X-Workflow")
 	x.workflow = s.interns.get(workflow)
-	plan, err := s.policy.Plan(x.planBuf[:0], &policy.Request{Model: x.fields.Model, Understood: x.ep.understood,
+	plan, err := x.rt.Policy.Plan(x.planBuf[:0], &policy.Request{Model: x.fields.Model, Understood: x.ep.understood,
 		Supplier: x.supplier, Workflow: workflow})
 	switch {
 	case errors.Is(err, policy.ErrModelNotAllowed):
@@ -230,7 +242,7 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, x *exchange) bool {
 			x.bodyBuf, x.body = b, b
 		}
 	}
-	if s.quota != nil && x.plan[0].Source == policy.SourcePlatform {
+	if x.rt.Quota != nil && x.plan[0].Source == policy.SourcePlatform {
 		if !s.admit(ctx, x) {
 			return false
 		}

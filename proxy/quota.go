@@ -20,7 +20,7 @@ import (
 // answered the client itself.
 func (s *Server) admit(ctx *fasthttp.RequestCtx, x *exchange) bool {
 	a := &x.plan[0]
-	ticket, refusal, err := s.quota.Admit(context.Background(), quota.Request{
+	ticket, refusal, err := x.rt.Quota.Admit(context.Background(), quota.Request{
 		Supplier:   x.supplier,
 		Provider:   a.Provider.Name(),
 		Model:      s.interns.get(a.Model),
@@ -70,7 +70,7 @@ func (s *Server) switchToClient(x *exchange) bool {
 	if _, err := s.keys.Get(context.Background(), string(x.supplier), x.plan[0].Provider.Name()); err != nil {
 		return false
 	}
-	plan, err := s.policy.Plan(x.planBuf[:0], &policy.Request{Model: x.fields.Model, Understood: x.ep.understood,
+	plan, err := x.rt.Policy.Plan(x.planBuf[:0], &policy.Request{Model: x.fields.Model, Understood: x.ep.understood,
 		Supplier: x.supplier, Source: policy.SourceClient})
 	if err != nil {
 		return false
@@ -97,9 +97,9 @@ func limitText(limit string) string {
 
 // settle hands the call's real usage to the quota, in the background.
 func (s *Server) settle(x *exchange, costUSD float64) {
-	if s.quota == nil || !x.ticket.Active() {
+	if x.rt.Quota == nil || !x.ticket.Active() {
 		return
 	}
 	ok := x.status/100 == 2 && x.err == ""
-	s.quota.SettleAsync(x.ticket, ok, x.tokens.Prompt, x.tokens.Completion, costUSD)
+	x.rt.Quota.SettleAsync(x.ticket, ok, x.tokens.Prompt, x.tokens.Completion, costUSD)
 }

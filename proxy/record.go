@@ -53,14 +53,14 @@ func (s *Server) record(x *exchange, providerName string, elapsed time.Duration)
 	if n := min(x.attemptCount, len(x.attemptLog)); n > 0 {
 		r.Attempts = append(make([]usage.Attempt, 0, n), x.attemptLog[:n]...)
 	}
-	if s.prices != nil && providerName != "" && r.TotalTokens > 0 {
-		cost, ok := s.prices.Cost(providerName, r.Model, now, r.PromptTokens, r.CachedTokens, r.CompletionTokens)
+	if prices := x.rt.Prices; prices != nil && providerName != "" && r.TotalTokens > 0 {
+		cost, ok := prices.Cost(providerName, r.Model, now, r.PromptTokens, r.CachedTokens, r.CompletionTokens)
 		if !ok && r.Model != r.RequestedModel {
-			cost, ok = s.prices.Cost(providerName, r.RequestedModel, now, r.PromptTokens, r.CachedTokens, r.CompletionTokens)
+			cost, ok = prices.Cost(providerName, r.RequestedModel, now, r.PromptTokens, r.CachedTokens, r.CompletionTokens)
 		}
 		if ok {
 			r.CostUSD = &cost
-		} else if s.prices.Unknown(providerName, r.Model) {
+		} else if prices.Unknown(providerName, r.Model) {
 			s.log.Warn("no price for model; usage records carry a null cost", zap.String("provider", providerName),
 				zap.String("model", r.Model))
 		}

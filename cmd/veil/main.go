@@ -126,6 +126,7 @@ func serve(args []string, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	go reloadOnChange(ctx, a, *path)
 	<-ctx.Done()
 	stop()
 	dctx, cancel := context.WithTimeout(context.Background(), *drain)
@@ -160,6 +161,42 @@ func configCmd(args []string, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "%s: ok (%d providers, %d callers, proxy on %s, admin on %s)\n",
 		args[1], len(cfg.Providers), len(cfg.Callers), cfg.Listen.Proxy, cfg.Listen.Admin)
 	return nil
+}
+
+// reloadOnChange reloads the config file on SIGHUP, and when the file
+// changes (checked every two seconds, which also catches a Kubernetes
+// ConfigMap update), until ctx ends. A refused config is logged and shown on
+// /admin/status; the running one stays.
+func reloadOnChange(ctx context.Context, a *app.App, path string) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
+	last := fileStamp(path)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+		case <-tick.C:
+			stamp := fileStamp(path)
+			if stamp == last {
+				continue
+			}
+			last = stamp
+		}
+		_ = a.ReloadFile(path) // logged and shown on /admin/status by the app
+	}
+}
+
+// fileStamp identifies a version of a file by size and modification time.
+func fileStamp(path string) string {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return ""
+	}
+	return fmt.Sprint(fi.Size(), fi.ModTime().UnixNano())
 }
 
 // keysCmd runs `veil keys check`: fetch keys through the configured sources

@@ -35,6 +35,8 @@ func (a *App) adminEndpoints() []admin.Endpoint {
 }
 
 func (a *App) adminKeys(context.Context, admin.Call) (int, any) {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
 	st := KeysStatus{Platform: []PlatformKeys{}, Suppliers: []keys.Status{}}
 	for _, p := range a.providers {
 		pk := PlatformKeys{Provider: p.Name(), Fingerprints: []string{}}
@@ -200,6 +202,8 @@ type AttemptPlan struct {
 
 // adminExplain answers GET /admin/explain?supplier=&workflow=&model=.
 func (a *App) adminExplain(ctx context.Context, c admin.Call) (int, any) {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
 	q := c.Query
 	supplier := q.Get("supplier")
 	if supplier == "" {

@@ -49,22 +49,27 @@ type Options struct {
 
 // App is one veil process: a proxy listener and an admin listener.
 type App struct {
-	cfg       *config.Config
-	log       *zap.Logger
-	audit     *zap.Logger
-	closeLog  func()
-	version   string
-	started   time.Time
-	metrics   *metrics.Metrics
-	health    *health.Registry
-	secrets   keys.Source
-	vault     *vault.Client
-	keys      *keys.Cache
-	usage     *usage.Emitter
-	prices    *usage.PriceTable
-	store     store.Store
-	quota     *quota.Enforcer
-	policy    *policy.Policy
+	cfg      *config.Config
+	log      *zap.Logger
+	audit    *zap.Logger
+	closeLog func()
+	version  string
+	started  time.Time
+	metrics  *metrics.Metrics
+	health   *health.Registry
+	secrets  keys.Source
+	vault    *vault.Client
+	keys     *keys.Cache
+	usage    *usage.Emitter
+	prices   *usage.PriceTable
+	store    store.Store
+	quota    *quota.Enforcer
+	policy   *policy.Policy
+	// mu guards the fields a reload replaces (cfg, providers, policy,
+	// prices, quota) for the admin handlers; the proxy reads its runtime.
+	mu        sync.RWMutex
+	reloadMu  sync.Mutex
+	reload    ReloadStatus
 	proxy     *proxy.Server
 	providers []*provider.Provider
 	proxySrv  *fasthttp.Server
@@ -317,6 +322,7 @@ type Status struct {
 	Providers []ProviderStatus  `json:"providers"`
 	Callers   []string          `json:"callers"`
 	Health    []health.Snapshot `json:"health"`
+	Reload    ReloadStatus      `json:"reload"`
 }
 
 // ProviderStatus describes one configured provider, with its key shown only
@@ -331,6 +337,8 @@ type ProviderStatus struct {
 }
 
 func (a *App) status() any {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
 	st := Status{
 		Version:  a.version,
 		Uptime:   time.Since(a.started).Round(time.Second).String(),
@@ -350,6 +358,7 @@ func (a *App) status() any {
 		st.Callers = append(st.Callers, c.Name)
 	}
 	st.Health = a.health.Snapshot()
+	st.Reload = a.reload
 	return st
 }
 

@@ -32,6 +32,11 @@ func (a *App) buildUsage() error {
 	a.usage = usage.NewEmitter(usage.Options{QueueSize: u.QueueSize, BatchSize: u.BatchSize,
 		FlushInterval: u.FlushInterval, Observer: a.metrics, Log: a.log}, sinks...)
 
+	return a.buildPrices()
+}
+
+// buildPrices compiles the price table.
+func (a *App) buildPrices() error {
 	prices := make([]usage.Price, 0, len(a.cfg.Prices))
 	for _, p := range a.cfg.Prices {
 		at, _ := p.EffectiveTime() // checked by Validate
