@@ -46,10 +46,13 @@ const (
 	ModePlatform = "platform"
 	// ModeClient uses the supplier's own key.
 	ModeClient = "client"
+	// ModeHybrid uses the supplier's own key first and platform keys as
+	// the fallback.
+	ModeHybrid = "hybrid"
 )
 
 var (
-	supplierModes    = []string{ModePlatform, ModeClient}
+	supplierModes    = []string{ModePlatform, ModeClient, ModeHybrid}
 	vaultAuthMethods = []string{"token", "approle", "kubernetes"}
 )
 
@@ -142,6 +145,13 @@ type Supplier struct {
 	// Tier names the tier limiting the supplier's platform usage; empty
 	// means Suppliers.DefaultTier.
 	Tier string `yaml:"tier"`
+	// PreferredProvider is tried first where several providers serve a
+	// model.
+	PreferredProvider string `yaml:"preferred_provider"`
+	// AllowPlatformFallback lets a client-mode supplier's call fall back
+	// to platform keys (billed to the platform, within the tier) when its
+	// own key cannot serve it.
+	AllowPlatformFallback bool `yaml:"allow_platform_fallback"`
 }
 
 // JWT configures signed supplier tokens. Without any key, JWTs are not
@@ -299,12 +309,17 @@ func (v *validator) keys() {
 			}
 			v.requiredRef(path+".keys."+prov, ref)
 		}
-		if e.Mode == ModeClient && len(e.Keys) == 0 && !vc.Enabled {
+		if e.PreferredProvider != "" {
+			if _, ok := v.c.Provider(e.PreferredProvider); !ok {
+				v.fail(path+".preferred_provider", "%q does not name a provider", e.PreferredProvider)
+			}
+		}
+		if e.Mode != ModePlatform && len(e.Keys) == 0 && !vc.Enabled {
 			v.fail(path, "supplier %q uses its own keys but has no keys and Vault is not enabled", e.ID)
 		}
 	}
-	if s.DefaultMode == ModeClient && !vc.Enabled {
-		v.fail("suppliers.default_mode", "client mode by default needs vault.enabled: true, where supplier keys live")
+	if s.DefaultMode != ModePlatform && !vc.Enabled {
+		v.fail("suppliers.default_mode", "a client or hybrid default mode needs vault.enabled: true, where supplier keys live")
 	}
 
 	j := v.c.JWT

@@ -148,11 +148,11 @@ func (v *validator) tiers() {
 // client default mode, Vault enabled, or a supplier in client mode or with
 // keys of its own.
 func (c *Config) UsesSupplierKeys() bool {
-	if c.Suppliers.DefaultMode == ModeClient || c.Vault.Enabled {
+	if c.Suppliers.DefaultMode != ModePlatform || c.Vault.Enabled {
 		return true
 	}
 	for _, e := range c.Suppliers.Entries {
-		if e.Mode == ModeClient || len(e.Keys) > 0 {
+		if e.Mode != ModePlatform || len(e.Keys) > 0 {
 			return true
 		}
 	}

@@ -214,3 +214,42 @@ func TestPlatformKeyPool(t *testing.T) {
 		t.Errorf("want the provider's 429, got %v", err)
 	}
 }
+
+// TestHybridSupplier: a hybrid supplier is served on its own key, and on
+// platform keys (within its tier) when its own key cannot be had.
+func TestHybridSupplier(t *testing.T) {
+	roseKey := secret("sk-rose-own-")
+	tp := &tap{}
+	h := start(t, setup{
+		fake: fakeopenai.Options{Keys: []string{roseKey}},
+		env:  map[string]string{"ROSE_KEY": roseKey},
+		tap:  tp.add,
+		extra: `tiers:
+  - name: starter
+    requests_per_minute: 100
+suppliers:
+  default_tier: starter
+  entries:
+    - id: rose-venue
+      mode: hybrid
+      keys:
+        openai: env://ROSE_KEY
+    - id: lily-florist
+      mode: client
+      allow_platform_fallback: true
+      keys:
+        openai: env://LILY_KEY_NOT_SET
+`})
+	resp, err := h.clientFor("rose-venue").CreateChatCompletion(ctxT(t), weddingChat)
+	if err != nil || resp.Header().Get("X-Veil-Key-Source") != "client" || h.lastAuth() != "Bearer "+roseKey {
+		t.Fatalf("hybrid with a key: %v, source %q", err, resp.Header().Get("X-Veil-Key-Source"))
+	}
+	resp, err = h.clientFor("lily-florist").CreateChatCompletion(ctxT(t), weddingChat)
+	if err != nil || resp.Header().Get("X-Veil-Key-Source") != "platform" || h.lastAuth() != "Bearer "+h.platformKey {
+		t.Fatalf("fallback to platform: %v, source %q", err, resp.Header().Get("X-Veil-Key-Source"))
+	}
+	r := tp.one(t, resp.Header().Get("X-Request-Id"))
+	if r.Billed != "platform" || r.Reason != "platform_fallback" {
+		t.Errorf("record billed %q reason %q", r.Billed, r.Reason)
+	}
+}

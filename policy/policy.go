@@ -25,7 +25,12 @@ const (
 	ReasonFallback    = "fallback_provider"
 	ReasonPassThrough = "pass_through"
 	ReasonRoute       = "workflow_route"
+	ReasonPreferred   = "preferred_provider"
+	ReasonPlatform    = "platform_fallback"
 )
+
+// ModeHybrid tries the supplier's own key first and platform keys after.
+const ModeHybrid = "hybrid"
 
 // ErrNoProvider means no configured provider can serve the request.
 var ErrNoProvider = errors.New("no provider can serve the request")
@@ -71,8 +76,13 @@ type Options struct {
 	// DefaultMode is the mode of suppliers not in Modes: SourcePlatform
 	// (or empty) or SourceClient.
 	DefaultMode string
-	// Modes maps supplier IDs to their mode.
+	// Modes maps supplier IDs to their mode (platform, client, hybrid).
 	Modes map[string]string
+	// Preferred maps supplier IDs to the provider tried first.
+	Preferred map[string]string
+	// PlatformFallback lists client-mode suppliers whose calls may fall
+	// back to platform keys.
+	PlatformFallback map[string]bool
 	// Routes send workflows to their models and provider chains.
 	Routes []config.Route
 	// Aliases map model names apps use to real ones.
@@ -94,6 +104,8 @@ type Policy struct {
 	fallback    *provider.Provider
 	defaultMode string
 	modes       map[string]string
+	preferred   map[string]*provider.Provider
+	fallbackOK  map[string]bool
 	routes      map[string]*route
 	aliases     map[string][]byte
 }
@@ -105,8 +117,8 @@ func New(o Options) (*Policy, error) {
 		return nil, ErrNoProvider
 	}
 	p := &Policy{providers: providers, defaultMode: SourcePlatform, modes: o.Modes}
-	if o.DefaultMode == SourceClient {
-		p.defaultMode = SourceClient
+	if o.DefaultMode == SourceClient || o.DefaultMode == ModeHybrid {
+		p.defaultMode = o.DefaultMode
 	}
 	for _, pr := range providers {
 		if pr.Name() == defaultProvider {
@@ -118,6 +130,15 @@ func New(o Options) (*Policy, error) {
 	}
 	if p.fallback == nil {
 		return nil, fmt.Errorf("default provider %q is not configured", defaultProvider)
+	}
+	p.fallbackOK = o.PlatformFallback
+	p.preferred = make(map[string]*provider.Provider, len(o.Preferred))
+	for sup, name := range o.Preferred {
+		pr := p.byName(name)
+		if pr == nil {
+			return nil, fmt.Errorf("supplier %s: preferred provider %q is not configured", sup, name)
+		}
+		p.preferred[sup] = pr
 	}
 	p.aliases = make(map[string][]byte, len(o.Aliases))
 	for a, m := range o.Aliases {
@@ -166,16 +187,24 @@ func (p *Policy) resolve(model []byte) []byte {
 // serves the model. A platform-mode supplier's attempts use platform keys
 // and skip providers without any; a client-mode supplier's use its own.
 func (p *Policy) Plan(dst []Attempt, req *Request) ([]Attempt, error) {
-	source := p.Mode(req.Supplier)
+	mode := p.Mode(req.Supplier)
 	if req.Source != "" {
-		source = req.Source
+		mode = req.Source
 	}
-	usable := func(pr *provider.Provider) bool { return source == SourceClient || pr.Platform() != nil }
+	first, then := mode, ""
+	switch {
+	case mode == ModeHybrid:
+		first, then = SourceClient, SourcePlatform
+	case mode == SourceClient && p.fallbackOK[string(req.Supplier)] && req.Source == "":
+		then = SourcePlatform
+	}
 	if !req.Understood {
-		if !usable(p.fallback) {
-			return dst, ErrNoProvider
+		for _, src := range [...]string{first, then} {
+			if src != "" && usable(p.fallback, src) {
+				return append(dst, Attempt{Provider: p.fallback, Model: req.Model, Source: src, Reason: ReasonPassThrough}), nil
+			}
 		}
-		return append(dst, Attempt{Provider: p.fallback, Model: req.Model, Source: source, Reason: ReasonPassThrough}), nil
+		return dst, ErrNoProvider
 	}
 	model := req.Model
 	r := p.routes[string(req.Workflow)]
@@ -184,37 +213,18 @@ func (p *Policy) Plan(dst []Attempt, req *Request) ([]Attempt, error) {
 	}
 	model = p.resolve(model)
 	if len(model) == 0 {
-		if !usable(p.fallback) {
+		if !usable(p.fallback, first) {
 			return dst, ErrNoProvider
 		}
-		return append(dst, Attempt{Provider: p.fallback, Source: source, Reason: ReasonDefault}), nil
+		return append(dst, Attempt{Provider: p.fallback, Source: first, Reason: ReasonDefault}), nil
 	}
 	if r != nil && r.allowed != nil && !r.allowed[string(model)] {
 		return dst, fmt.Errorf("model %q, workflow %s: %w", model, r.workflow, ErrModelNotAllowed)
 	}
 	n := len(dst)
-	if r != nil && len(r.providers) > 0 {
-		for _, pr := range r.providers {
-			if pr.Serves(model) && usable(pr) {
-				dst = append(dst, Attempt{Provider: pr, Model: model, Source: source, Reason: ReasonRoute})
-			}
-		}
-		if len(dst) == n {
-			return dst, fmt.Errorf("model %q, workflow %s: %w", model, r.workflow, ErrNoProvider)
-		}
-		return dst, nil
-	}
-	for _, pr := range p.providers {
-		if pr.Lists(model) && usable(pr) {
-			dst = append(dst, Attempt{Provider: pr, Model: model, Source: source, Reason: ReasonModelListed})
-		}
-	}
-	if !contains(dst[n:], p.fallback) && p.fallback.Serves(model) && usable(p.fallback) {
-		reason := ReasonDefault
-		if len(dst) > n {
-			reason = ReasonFallback
-		}
-		dst = append(dst, Attempt{Provider: p.fallback, Model: model, Source: source, Reason: reason})
+	dst = p.candidates(dst, req.Supplier, model, r, first, "")
+	if then != "" {
+		dst = p.candidates(dst, req.Supplier, model, r, then, ReasonPlatform)
 	}
 	if len(dst) == n {
 		return dst, fmt.Errorf("model %q: %w", model, ErrNoProvider)
@@ -222,14 +232,59 @@ func (p *Policy) Plan(dst []Attempt, req *Request) ([]Attempt, error) {
 	return dst, nil
 }
 
-// Mode is a supplier's mode: SourcePlatform or SourceClient.
+// usable reports whether a provider can serve with keys of source.
+func usable(pr *provider.Provider, source string) bool {
+	return source == SourceClient || pr.Platform() != nil
+}
+
+// candidates appends the providers that can serve model with keys of
+// source: the workflow's chain, or the supplier's preferred provider, the
+// providers listing the model, then the default provider. A non-empty
+// reason replaces each attempt's own.
+func (p *Policy) candidates(dst []Attempt, supplier, model []byte, r *route, source, reason string) []Attempt {
+	add := func(pr *provider.Provider, why string) {
+		if reason != "" {
+			why = reason
+		}
+		dst = append(dst, Attempt{Provider: pr, Model: model, Source: source, Reason: why})
+	}
+	n := len(dst)
+	if r != nil && len(r.providers) > 0 {
+		for _, pr := range r.providers {
+			if pr.Serves(model) && usable(pr, source) {
+				add(pr, ReasonRoute)
+			}
+		}
+		return dst
+	}
+	if pr := p.preferred[string(supplier)]; pr != nil && pr.Serves(model) && usable(pr, source) {
+		add(pr, ReasonPreferred)
+	}
+	for _, pr := range p.providers {
+		if pr.Lists(model) && usable(pr, source) && !contains(dst[n:], pr) {
+			add(pr, ReasonModelListed)
+		}
+	}
+	if !contains(dst[n:], p.fallback) && p.fallback.Serves(model) && usable(p.fallback, source) {
+		why := ReasonDefault
+		if len(dst) > n {
+			why = ReasonFallback
+		}
+		add(p.fallback, why)
+	}
+	return dst
+}
+
+// Mode is a supplier's mode: SourcePlatform, SourceClient or ModeHybrid.
 func (p *Policy) Mode(supplier []byte) string {
-	if m, ok := p.modes[string(supplier)]; ok && m == SourceClient {
-		return SourceClient
-	} else if ok {
+	switch m, ok := p.modes[string(supplier)]; {
+	case !ok:
+		return p.defaultMode
+	case m == SourceClient || m == ModeHybrid:
+		return m
+	default:
 		return SourcePlatform
 	}
-	return p.defaultMode
 }
 
 func contains(as []Attempt, pr *provider.Provider) bool {

@@ -142,3 +142,37 @@ func TestPlanRoutes(t *testing.T) {
 		})
 	}
 }
+
+func TestPlanSupplierModes(t *testing.T) {
+	openai := mustProvider(t, "openai")
+	azure := mustProvider(t, "azure")
+	p, err := New(Options{
+		Providers:        []*provider.Provider{openai, azure},
+		Modes:            map[string]string{"hy": ModeHybrid, "cl": SourceClient, "fb": SourceClient, "pref": SourcePlatform},
+		Preferred:        map[string]string{"pref": "azure"},
+		PlatformFallback: map[string]bool{"fb": true},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct{ supplier, want string }{
+		{"hy", "openai:client/default_provider,openai:platform/platform_fallback"},
+		{"cl", "openai:client/default_provider"},
+		{"fb", "openai:client/default_provider,openai:platform/platform_fallback"},
+		{"pref", "azure:platform/preferred_provider,openai:platform/fallback_provider"},
+		{"other", "openai:platform/default_provider"},
+	}
+	for _, tc := range cases {
+		got, err := p.Plan(nil, &Request{Model: []byte("gpt-4o"), Understood: true, Supplier: []byte(tc.supplier)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b []string
+		for _, a := range got {
+			b = append(b, a.Provider.Name()+":"+a.Source+"/"+a.Reason)
+		}
+		if s := strings.Join(b, ","); s != tc.want {
+			t.Errorf("%s: %s, want %s", tc.supplier, s, tc.want)
+		}
+	}
+}

@@ -147,6 +147,7 @@ type exchange struct {
 	ttft          time.Duration
 	sawDone       bool
 	ticket        quota.Ticket
+	admitted      bool
 	reason        string
 	scratch       []byte
 	frame         []byte
@@ -246,6 +247,7 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, x *exchange) bool {
 		if !s.admit(ctx, x) {
 			return false
 		}
+		x.admitted = true
 	}
 	stream := !x.ep.understood || (x.ep.streams && x.fields.Stream)
 	if stream && x.ep.understood && x.ep.usageOption && !x.fields.IncludeUsage {
@@ -260,6 +262,13 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, x *exchange) bool {
 	var last *Error
 	for i := range x.plan {
 		a := &x.plan[i]
+		if a.Source == policy.SourcePlatform && x.rt.Quota != nil && !x.admitted {
+			// A client-first plan falling back to platform keys: the tier
+			// applies from here on.
+			if last = s.admitFallback(x, a); last != nil {
+				continue
+			}
+		}
 		x.attempts++
 		var streamed bool
 		streamed, last = s.attempt(ctx, x, a, stream)

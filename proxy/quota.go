@@ -61,6 +61,29 @@ func (s *Server) admit(ctx *fasthttp.RequestCtx, x *exchange) bool {
 	return false
 }
 
+// admitFallback admits a platform attempt that follows client attempts
+// (hybrid mode, or a client supplier allowed to fall back). Out of quota,
+// it is a 429 for this attempt; there is no client key left to switch to.
+func (s *Server) admitFallback(x *exchange, a *policy.Attempt) *Error {
+	x.admitted = true
+	ticket, refusal, err := x.rt.Quota.Admit(context.Background(), quota.Request{
+		Supplier: x.supplier, Provider: a.Provider.Name(), Model: s.interns.get(a.Model),
+		Prompt: int64(len(x.body) / 4), MaxTokens: int64(x.fields.MaxTokens), Completion: x.ep != epEmbeddings, Now: time.Now(),
+	})
+	switch {
+	case err != nil:
+		return &Error{Status: fasthttp.StatusServiceUnavailable, Type: typeUnavailable, Code: "quota_unavailable",
+			Message: "veil cannot check the supplier's quota right now; try again shortly"}
+	case refusal != nil:
+		return &Error{Status: fasthttp.StatusTooManyRequests, Type: "requests", Code: "quota_exceeded",
+			Message: "supplier " + string(x.supplier) + "'s own key could not serve the call, and its " + refusal.Tier.Name +
+				" tier's " + limitText(refusal.Denial.Limit) + " for platform keys is used up"}
+	}
+	x.ticket = ticket
+	x.reason = "platform_fallback"
+	return nil
+}
+
 // switchToClient re-plans the call on the supplier's own keys, if the
 // supplier has one for the first provider.
 func (s *Server) switchToClient(x *exchange) bool {

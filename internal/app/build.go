@@ -87,11 +87,20 @@ func (a *App) buildProviders() error {
 // buildPolicy compiles routing and supplier modes.
 func (a *App) buildPolicy() (*policy.Policy, error) {
 	modes := make(map[string]string, len(a.cfg.Suppliers.Entries))
+	preferred := map[string]string{}
+	fallback := map[string]bool{}
 	for _, e := range a.cfg.Suppliers.Entries {
 		modes[e.ID] = e.Mode
+		if e.PreferredProvider != "" {
+			preferred[e.ID] = e.PreferredProvider
+		}
+		if e.AllowPlatformFallback {
+			fallback[e.ID] = true
+		}
 	}
 	p, err := policy.New(policy.Options{Providers: a.providers, DefaultProvider: a.cfg.Routing.DefaultProvider,
-		DefaultMode: a.cfg.Suppliers.DefaultMode, Modes: modes, Routes: a.cfg.Routes, Aliases: a.cfg.Aliases})
+		DefaultMode: a.cfg.Suppliers.DefaultMode, Modes: modes, Preferred: preferred, PlatformFallback: fallback,
+		Routes: a.cfg.Routes, Aliases: a.cfg.Aliases})
 	if err != nil {
 		return nil, fmt.Errorf("routing: %w", err)
 	}
