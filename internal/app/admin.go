@@ -31,6 +31,9 @@ func (a *App) adminEndpoints() []admin.Endpoint {
 		{Method: http.MethodPost, Path: "/admin/suppliers/{}/keys/refresh", Handle: a.adminRefreshKeys},
 		{Method: http.MethodGet, Path: "/admin/usage", Handle: a.adminUsage},
 		{Method: http.MethodGet, Path: "/admin/explain", Handle: a.adminExplain},
+		{Method: http.MethodGet, Path: "/admin/suppliers/{}", Handle: a.adminGetSupplier},
+		{Method: http.MethodPut, Path: "/admin/suppliers/{}", Handle: a.adminPutSupplier},
+		{Method: http.MethodDelete, Path: "/admin/suppliers/{}", Handle: a.adminDeleteSupplier},
 	}
 }
 

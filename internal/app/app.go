@@ -67,9 +67,14 @@ type App struct {
 	policy   *policy.Policy
 	// mu guards the fields a reload replaces (cfg, providers, policy,
 	// prices, quota) for the admin handlers; the proxy reads its runtime.
-	mu        sync.RWMutex
-	reloadMu  sync.Mutex
-	reload    ReloadStatus
+	mu       sync.RWMutex
+	reloadMu sync.Mutex
+	reload   ReloadStatus
+	// base is the config as loaded; cfg is base with the supplier
+	// overrides from the store applied.
+	base      *config.Config
+	overrides map[string]Override
+	stopWatch chan struct{}
 	proxy     *proxy.Server
 	providers []*provider.Provider
 	proxySrv  *fasthttp.Server
@@ -86,7 +91,8 @@ type App struct {
 // the background and keeps /readyz failing, unless a secret in the config
 // itself lives in Vault, in which case New fails.
 func New(cfg *config.Config, o Options) (a *App, err error) {
-	a = &App{cfg: cfg, log: o.Log, audit: o.Audit, version: o.Version, metrics: metrics.New(), closeLog: func() {}}
+	a = &App{cfg: cfg, base: cfg, log: o.Log, audit: o.Audit, version: o.Version, metrics: metrics.New(), closeLog: func() {},
+		stopWatch: make(chan struct{})}
 	if a.log == nil {
 		a.log = zap.NewNop()
 	}
@@ -188,6 +194,13 @@ func New(cfg *config.Config, o Options) (a *App, err error) {
 		CloseOnShutdown:       true,
 		Logger:                fasthttpLogger{a.log},
 	}
+	// Supplier overrides made through the admin API (on any replica).
+	octx, cancel := context.WithTimeout(context.Background(), cfg.Keys.FetchTimeout)
+	defer cancel()
+	if err := a.applyOverrides(octx); err != nil {
+		a.log.Warn("supplier overrides not applied at start", zap.Error(err))
+	}
+	go a.watchOverrides(a.stopWatch, 5*time.Second)
 	return a, nil
 }
 
@@ -273,6 +286,11 @@ func (a *App) Shutdown(ctx context.Context) error {
 
 // closeResources stops background work and releases connections.
 func (a *App) closeResources() {
+	select {
+	case <-a.stopWatch:
+	default:
+		close(a.stopWatch)
+	}
 	if a.usage != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_ = a.usage.Close(ctx) // idempotent; Shutdown already flushed

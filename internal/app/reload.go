@@ -65,10 +65,22 @@ func (a *App) reloadLocked(cfg *config.Config, loadErr error) (err error) {
 		return loadErr
 	}
 	a.mu.RLock()
-	old := a.cfg
+	old, ov := a.base, a.overrides
 	a.mu.RUnlock()
 	if changed := restartOnly(old, cfg); len(changed) > 0 {
 		return fmt.Errorf("%s changed; these need a restart", strings.Join(changed, ", "))
+	}
+	return a.compile(cfg, ov)
+}
+
+// compile builds the runtime of base with the supplier overrides ov and
+// swaps it in. The caller holds reloadMu.
+func (a *App) compile(base *config.Config, ov map[string]Override) (err error) {
+	cfg := withOverrides(base, ov)
+	if cfg != base {
+		if err := cfg.Validate(); err != nil {
+			return fmt.Errorf("with the supplier overrides: %w", err)
+		}
 	}
 	b := &App{cfg: cfg, log: a.log, audit: a.audit, metrics: a.metrics, secrets: a.secrets, vault: a.vault,
 		store: a.store, closeLog: func() {}}
@@ -90,12 +102,13 @@ func (a *App) reloadLocked(cfg *config.Config, loadErr error) (err error) {
 	}
 	a.mu.Lock()
 	oldProviders := a.providers
+	a.base, a.overrides = base, ov
 	a.cfg, a.providers, a.policy, a.prices, a.quota = cfg, b.providers, b.policy, b.prices, b.quota
 	a.mu.Unlock()
 	a.proxy.Swap(&proxy.Runtime{Auth: authn, Policy: b.policy, Prices: b.prices, Quota: b.quota})
 	// Old providers' pools serve the requests still running on them; their
 	// idle connections are closed once those are done.
-	time.AfterFunc(a.cfg.Limits.RequestTimeout, func() {
+	time.AfterFunc(cfg.Limits.RequestTimeout, func() {
 		for _, p := range oldProviders {
 			p.Close()
 		}
