@@ -122,6 +122,10 @@ type Config struct {
 	Routes []Route `yaml:"routes"`
 	// Aliases map model names apps may use (wedsync-fast) to real ones.
 	Aliases map[string]string `yaml:"aliases"`
+	// Seasons change routes and tier limits in calendar windows.
+	Seasons []Season `yaml:"seasons"`
+	// Regions map providers to regional deployments.
+	Regions []Region `yaml:"regions"`
 	// Store configures shared state (quotas, aggregates).
 	Store Store `yaml:"store"`
 

@@ -148,6 +148,8 @@ type Supplier struct {
 	// PreferredProvider is tried first where several providers serve a
 	// model.
 	PreferredProvider string `yaml:"preferred_provider"`
+	// Region selects the regional deployments of providers (regions).
+	Region string `yaml:"region"`
 	// AllowPlatformFallback lets a client-mode supplier's call fall back
 	// to platform keys (billed to the platform, within the tier) when its
 	// own key cannot serve it.

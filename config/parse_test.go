@@ -203,7 +203,7 @@ func TestParseDecodeErrors(t *testing.T) {
 		{
 			name: "unknown top-level field",
 			doc:  okProviders + okCallers + "listner:\n  proxy: :8080\n",
-			want: []wantErr{{field: "listner", at: "listner:", msg: "unknown field; valid fields of the top level are: admin, aliases, audit, callers, jwt, keys, limits, listen, log, prices, providers, routes, routing, store, suppliers, tiers, usage, vault"}},
+			want: []wantErr{{field: "listner", at: "listner:", msg: "unknown field; valid fields of the top level are: admin, aliases, audit, callers, jwt, keys, limits, listen, log, prices, providers, regions, routes, routing, seasons, store, suppliers, tiers, usage, vault"}},
 		},
 		{
 			name: "unknown provider field",

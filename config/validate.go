@@ -38,6 +38,7 @@ func (c *Config) Validate() error {
 	v.usage()
 	v.tiers()
 	v.routes()
+	v.seasons()
 	return errors.Join(v.errs...)
 }
 

@@ -6,6 +6,7 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/wedsync/veil/config"
 	"github.com/wedsync/veil/keys"
@@ -27,6 +28,8 @@ const (
 	ReasonRoute       = "workflow_route"
 	ReasonPreferred   = "preferred_provider"
 	ReasonPlatform    = "platform_fallback"
+	ReasonSpread      = "season_spread"
+	ReasonRegion      = "region"
 )
 
 // ModeHybrid tries the supplier's own key first and platform keys after.
@@ -64,6 +67,11 @@ type Request struct {
 	// Workflow is the X-Workflow hint; unknown workflows use the default
 	// routing.
 	Workflow []byte
+	// Now is the time that decides the season; zero means no season.
+	Now time.Time
+	// Spread picks among weighted providers in a season that spreads the
+	// supplier's tier (any well-mixed number, such as a request counter).
+	Spread uint64
 }
 
 // Options are the inputs a Policy is compiled from.
@@ -87,6 +95,29 @@ type Options struct {
 	Routes []config.Route
 	// Aliases map model names apps use to real ones.
 	Aliases map[string]string
+	// Seasons change routes and spread tiers over providers in their
+	// calendar windows.
+	Seasons []config.Season
+	// Tiers maps supplier IDs to their tier (for seasonal spreading);
+	// DefaultTier covers the rest.
+	Tiers       map[string]string
+	DefaultTier string
+	// Regions maps supplier IDs to their region's provider replacements.
+	Regions map[string]map[string]string
+}
+
+// season is a compiled config.Season.
+type season struct {
+	cfg         config.Season
+	routes      map[string]*route
+	spreadTiers map[string]bool
+	weighted    []weighted
+	total       int
+}
+
+type weighted struct {
+	provider *provider.Provider
+	weight   int
 }
 
 // route is a compiled config.Route.
@@ -108,6 +139,10 @@ type Policy struct {
 	fallbackOK  map[string]bool
 	routes      map[string]*route
 	aliases     map[string][]byte
+	seasons     []*season
+	tiers       map[string]string
+	defaultTier string
+	regions     map[string]map[*provider.Provider]*provider.Provider
 }
 
 // New compiles a policy.
@@ -144,8 +179,45 @@ func New(o Options) (*Policy, error) {
 	for a, m := range o.Aliases {
 		p.aliases[a] = []byte(m)
 	}
-	p.routes = make(map[string]*route, len(o.Routes))
-	for _, rc := range o.Routes {
+	var err error
+	if p.routes, err = p.compileRoutes(o.Routes); err != nil {
+		return nil, err
+	}
+	p.tiers, p.defaultTier = o.Tiers, o.DefaultTier
+	for _, sc := range o.Seasons {
+		se := &season{cfg: sc, spreadTiers: map[string]bool{}}
+		if se.routes, err = p.compileRoutes(sc.Routes); err != nil {
+			return nil, fmt.Errorf("season %s: %w", sc.Name, err)
+		}
+		for _, t := range sc.Spread.Tiers {
+			se.spreadTiers[t] = true
+		}
+		for _, pr := range p.providers { // configuration order, so spreading is deterministic
+			if w := sc.Spread.Weights[pr.Name()]; w > 0 {
+				se.weighted = append(se.weighted, weighted{pr, w})
+				se.total += w
+			}
+		}
+		p.seasons = append(p.seasons, se)
+	}
+	p.regions = map[string]map[*provider.Provider]*provider.Provider{}
+	for sup, m := range o.Regions {
+		rm := map[*provider.Provider]*provider.Provider{}
+		for from, to := range m {
+			f, t := p.byName(from), p.byName(to)
+			if f == nil || t == nil {
+				return nil, fmt.Errorf("supplier %s: region maps unknown providers %s -> %s", sup, from, to)
+			}
+			rm[f] = t
+		}
+		p.regions[sup] = rm
+	}
+	return p, nil
+}
+
+func (p *Policy) compileRoutes(rcs []config.Route) (map[string]*route, error) {
+	routes := make(map[string]*route, len(rcs))
+	for _, rc := range rcs {
 		r := &route{workflow: rc.Workflow, model: p.resolve([]byte(rc.Model)), force: rc.Force}
 		for _, name := range rc.Providers {
 			pr := p.byName(name)
@@ -160,9 +232,30 @@ func New(o Options) (*Policy, error) {
 				r.allowed[string(p.resolve([]byte(m)))] = true
 			}
 		}
-		p.routes[rc.Workflow] = r
+		routes[rc.Workflow] = r
 	}
-	return p, nil
+	return routes, nil
+}
+
+// activeSeason returns the first season covering now, or nil.
+func (p *Policy) activeSeason(now time.Time) *season {
+	if now.IsZero() {
+		return nil
+	}
+	for _, se := range p.seasons {
+		if se.cfg.Active(now) {
+			return se
+		}
+	}
+	return nil
+}
+
+// Season names the season in force at now, or "".
+func (p *Policy) Season(now time.Time) string {
+	if se := p.activeSeason(now); se != nil {
+		return se.cfg.Name
+	}
+	return ""
 }
 
 func (p *Policy) byName(name string) *provider.Provider {
@@ -207,7 +300,13 @@ func (p *Policy) Plan(dst []Attempt, req *Request) ([]Attempt, error) {
 		return dst, ErrNoProvider
 	}
 	model := req.Model
+	se := p.activeSeason(req.Now)
 	r := p.routes[string(req.Workflow)]
+	if se != nil {
+		if sr := se.routes[string(req.Workflow)]; sr != nil {
+			r = sr
+		}
+	}
 	if r != nil && len(r.model) > 0 && (r.force || len(model) == 0) {
 		model = r.model
 	}
@@ -222,14 +321,29 @@ func (p *Policy) Plan(dst []Attempt, req *Request) ([]Attempt, error) {
 		return dst, fmt.Errorf("model %q, workflow %s: %w", model, r.workflow, ErrModelNotAllowed)
 	}
 	n := len(dst)
-	dst = p.candidates(dst, req.Supplier, model, r, first, "")
+	dst = p.candidates(dst, req, model, r, se, first, "")
 	if then != "" {
-		dst = p.candidates(dst, req.Supplier, model, r, then, ReasonPlatform)
+		dst = p.candidates(dst, req, model, r, se, then, ReasonPlatform)
 	}
 	if len(dst) == n {
 		return dst, fmt.Errorf("model %q: %w", model, ErrNoProvider)
 	}
+	if rm := p.regions[string(req.Supplier)]; rm != nil {
+		for i := n; i < len(dst); i++ {
+			if to := rm[dst[i].Provider]; to != nil && usable(to, dst[i].Source) {
+				dst[i].Provider, dst[i].Reason = to, ReasonRegion
+			}
+		}
+	}
 	return dst, nil
+}
+
+// tierOf is a supplier's tier name.
+func (p *Policy) tierOf(supplier []byte) string {
+	if t, ok := p.tiers[string(supplier)]; ok && t != "" {
+		return t
+	}
+	return p.defaultTier
 }
 
 // usable reports whether a provider can serve with keys of source.
@@ -241,7 +355,8 @@ func usable(pr *provider.Provider, source string) bool {
 // source: the workflow's chain, or the supplier's preferred provider, the
 // providers listing the model, then the default provider. A non-empty
 // reason replaces each attempt's own.
-func (p *Policy) candidates(dst []Attempt, supplier, model []byte, r *route, source, reason string) []Attempt {
+func (p *Policy) candidates(dst []Attempt, req *Request, model []byte, r *route, se *season, source, reason string) []Attempt {
+	supplier := req.Supplier
 	add := func(pr *provider.Provider, why string) {
 		if reason != "" {
 			why = reason
@@ -259,6 +374,17 @@ func (p *Policy) candidates(dst []Attempt, supplier, model []byte, r *route, sou
 	}
 	if pr := p.preferred[string(supplier)]; pr != nil && pr.Serves(model) && usable(pr, source) {
 		add(pr, ReasonPreferred)
+	} else if se != nil && se.total > 0 && se.spreadTiers[p.tierOf(supplier)] {
+		pick := int(req.Spread % uint64(se.total))
+		for _, w := range se.weighted {
+			if pick < w.weight {
+				if w.provider.Serves(model) && usable(w.provider, source) {
+					add(w.provider, ReasonSpread)
+				}
+				break
+			}
+			pick -= w.weight
+		}
 	}
 	for _, pr := range p.providers {
 		if pr.Lists(model) && usable(pr, source) && !contains(dst[n:], pr) {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wedsync/veil/config"
 	"github.com/wedsync/veil/keys"
@@ -174,5 +175,57 @@ func TestPlanSupplierModes(t *testing.T) {
 		if s := strings.Join(b, ","); s != tc.want {
 			t.Errorf("%s: %s, want %s", tc.supplier, s, tc.want)
 		}
+	}
+}
+
+func TestPlanSeasonsAndRegions(t *testing.T) {
+	openai := mustProvider(t, "openai")
+	azure := mustProvider(t, "azure")
+	openaiEU := mustProvider(t, "openai-eu")
+	p, err := New(Options{
+		Providers: []*provider.Provider{openai, azure, openaiEU},
+		Routes:    []config.Route{{Workflow: "venue", Providers: []string{"openai"}}},
+		Seasons: []config.Season{{
+			Name: "peak", From: "03-01", To: "10-31", TimeZone: "Europe/London",
+			Routes: []config.Route{{Workflow: "venue", Providers: []string{"azure", "openai"}}},
+			Spread: config.Spread{Tiers: []string{"starter"}, Weights: map[string]int{"openai": 1, "azure": 3}},
+		}},
+		DefaultTier: "starter",
+		Tiers:       map[string]string{"bella": "pro"},
+		Regions:     map[string]map[string]string{"rose": {"openai": "openai-eu"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	june := time.Date(2026, 6, 20, 12, 0, 0, 0, time.UTC)
+	dec := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	first := func(req Request) string {
+		got, err := p.Plan(nil, &req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got[0].Provider.Name() + "/" + got[0].Reason
+	}
+	if got := first(Request{Model: []byte("m"), Understood: true, Workflow: []byte("venue"), Now: june}); got != "azure/workflow_route" {
+		t.Errorf("peak route: %s", got)
+	}
+	if got := first(Request{Model: []byte("m"), Understood: true, Workflow: []byte("venue"), Now: dec}); got != "openai/workflow_route" {
+		t.Errorf("off-peak route: %s", got)
+	}
+	counts := map[string]int{}
+	for i := range 400 {
+		counts[first(Request{Model: []byte("m"), Understood: true, Supplier: []byte("lily"), Now: june, Spread: uint64(i)})]++
+	}
+	if counts["openai/season_spread"] != 100 || counts["azure/season_spread"] != 300 {
+		t.Errorf("spread 1:3 over 400 requests: %v", counts)
+	}
+	if got := first(Request{Model: []byte("m"), Understood: true, Supplier: []byte("bella"), Now: june, Spread: 1}); got != "openai/default_provider" {
+		t.Errorf("a tier outside the spread: %s", got)
+	}
+	if got := first(Request{Model: []byte("m"), Understood: true, Supplier: []byte("rose"), Now: dec}); got != "openai-eu/region" {
+		t.Errorf("region: %s", got)
+	}
+	if p.Season(june) != "peak" || p.Season(dec) != "" {
+		t.Error("season names")
 	}
 }

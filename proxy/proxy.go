@@ -85,6 +85,7 @@ type Server struct {
 
 	idPrefix [8]byte
 	idSeq    atomic.Uint64
+	spread   atomic.Uint64
 	streams  sync.WaitGroup
 }
 
@@ -220,7 +221,7 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, x *exchange) bool {
 	workflow := ctx.Request.Header.Peek("X-Workflow")
 	x.workflow = s.interns.get(workflow)
 	plan, err := x.rt.Policy.Plan(x.planBuf[:0], &policy.Request{Model: x.fields.Model, Understood: x.ep.understood,
-		Supplier: x.supplier, Workflow: workflow})
+		Supplier: x.supplier, Workflow: workflow, Now: x.start, Spread: s.spread.Add(1) * 0x9E3779B97F4A7C15})
 	switch {
 	case errors.Is(err, policy.ErrModelNotAllowed):
 		x.fail(ctx, &Error{Status: fasthttp.StatusBadRequest, Type: typeInvalidRequest, Code: "model_not_allowed", Param: "model",

@@ -94,7 +94,7 @@ func (s *Server) switchToClient(x *exchange) bool {
 		return false
 	}
 	plan, err := x.rt.Policy.Plan(x.planBuf[:0], &policy.Request{Model: x.fields.Model, Understood: x.ep.understood,
-		Supplier: x.supplier, Source: policy.SourceClient})
+		Supplier: x.supplier, Source: policy.SourceClient, Workflow: []byte(x.workflow), Now: x.start})
 	if err != nil {
 		return false
 	}

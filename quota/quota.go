@@ -49,7 +49,9 @@ type Options struct {
 	Tiers         []config.Tier
 	DefaultTier   string
 	SupplierTiers map[string]string
-	Prices        Pricer
+	// Seasons replace tiers' limits in their calendar windows.
+	Seasons []config.Season
+	Prices  Pricer
 	// FailClosed refuses requests when the store cannot be asked;
 	// otherwise they are served without quota checks (counted and logged).
 	FailClosed bool
@@ -98,15 +100,29 @@ func New(o Options) (*Enforcer, error) {
 	return e, nil
 }
 
-// Tier returns the supplier's tier, or nil when it has no limits.
-func (e *Enforcer) Tier(supplier []byte) *config.Tier {
-	if name, ok := e.o.SupplierTiers[string(supplier)]; ok && name != "" {
-		return e.tiers[name]
+// Tier returns the supplier's tier at now, with the limits of a season in
+// force, or nil when it has no limits.
+func (e *Enforcer) Tier(supplier []byte, now time.Time) *config.Tier {
+	name := e.o.DefaultTier
+	if n, ok := e.o.SupplierTiers[string(supplier)]; ok && n != "" {
+		name = n
 	}
-	if e.o.DefaultTier == "" {
+	if name == "" {
 		return nil
 	}
-	return e.tiers[e.o.DefaultTier]
+	for i := range e.o.Seasons {
+		se := &e.o.Seasons[i]
+		if !se.Active(now) {
+			continue
+		}
+		for j := range se.Tiers {
+			if se.Tiers[j].Name == name {
+				return &se.Tiers[j]
+			}
+		}
+		break // the first season in force decides
+	}
+	return e.tiers[name]
 }
 
 // Request is what a call is expected to take.
@@ -158,7 +174,7 @@ func (r *Refusal) RetryAfterSeconds() int {
 // store cannot be asked and the store fails closed. A supplier without a
 // tier is admitted with an inactive ticket.
 func (e *Enforcer) Admit(ctx context.Context, r Request) (Ticket, *Refusal, error) {
-	tier := e.Tier(r.Supplier)
+	tier := e.Tier(r.Supplier, r.Now)
 	if tier == nil {
 		return Ticket{}, nil, nil
 	}
@@ -272,7 +288,7 @@ func (e *Enforcer) Settle(t *Ticket, ok bool, promptTokens, completionTokens int
 // Used reports the supplier's current use of its tier's per-minute and
 // monthly limits, by limit name.
 func (e *Enforcer) Used(ctx context.Context, supplier []byte, now time.Time) (map[string]int64, error) {
-	t := e.Tier(supplier)
+	t := e.Tier(supplier, now)
 	if t == nil {
 		return nil, nil
 	}

@@ -182,6 +182,7 @@ type Explanation struct {
 	Workflow string           `json:"workflow,omitempty"`
 	Model    string           `json:"requested_model,omitempty"`
 	Mode     string           `json:"mode"`
+	Season   string           `json:"season,omitempty"`
 	Tier     *TierExplanation `json:"tier,omitempty"`
 	Attempts []AttemptPlan    `json:"attempts"`
 	Error    string           `json:"error,omitempty"`
@@ -215,7 +216,8 @@ func (a *App) adminExplain(ctx context.Context, c admin.Call) (int, any) {
 	ex := Explanation{Supplier: supplier, Workflow: q.Get("workflow"), Model: q.Get("model"),
 		Mode: a.policy.Mode([]byte(supplier)), Attempts: []AttemptPlan{}}
 	plan, err := a.policy.Plan(nil, &policy.Request{Model: []byte(ex.Model), Understood: true, Supplier: []byte(supplier),
-		Workflow: []byte(ex.Workflow)})
+		Workflow: []byte(ex.Workflow), Now: time.Now()})
+	ex.Season = a.policy.Season(time.Now())
 	if err != nil {
 		ex.Error = err.Error()
 	}
@@ -224,7 +226,7 @@ func (a *App) adminExplain(ctx context.Context, c admin.Call) (int, any) {
 			KeySource: at.Source, Reason: at.Reason})
 	}
 	if a.quota != nil {
-		if t := a.quota.Tier([]byte(supplier)); t != nil {
+		if t := a.quota.Tier([]byte(supplier), time.Now()); t != nil {
 			te := &TierExplanation{Name: t.Name, OnExhausted: t.OnExhausted, Limits: map[string]int64{
 				quota.LimitRequests: int64(t.RequestsPerMinute), quota.LimitTokens: int64(t.TokensPerMinute),
 				quota.LimitConcurrent: int64(t.Concurrent), quota.LimitMonthTokens: int64(t.MonthlyTokens),

@@ -89,8 +89,20 @@ func (a *App) buildPolicy() (*policy.Policy, error) {
 	modes := make(map[string]string, len(a.cfg.Suppliers.Entries))
 	preferred := map[string]string{}
 	fallback := map[string]bool{}
+	tiers := map[string]string{}
+	regionMaps := map[string]map[string]string{}
+	for _, r := range a.cfg.Regions {
+		regionMaps[r.Name] = r.Providers
+	}
+	regions := map[string]map[string]string{}
 	for _, e := range a.cfg.Suppliers.Entries {
 		modes[e.ID] = e.Mode
+		if e.Tier != "" {
+			tiers[e.ID] = e.Tier
+		}
+		if e.Region != "" {
+			regions[e.ID] = regionMaps[e.Region]
+		}
 		if e.PreferredProvider != "" {
 			preferred[e.ID] = e.PreferredProvider
 		}
@@ -100,7 +112,8 @@ func (a *App) buildPolicy() (*policy.Policy, error) {
 	}
 	p, err := policy.New(policy.Options{Providers: a.providers, DefaultProvider: a.cfg.Routing.DefaultProvider,
 		DefaultMode: a.cfg.Suppliers.DefaultMode, Modes: modes, Preferred: preferred, PlatformFallback: fallback,
-		Routes: a.cfg.Routes, Aliases: a.cfg.Aliases})
+		Routes: a.cfg.Routes, Aliases: a.cfg.Aliases, Seasons: a.cfg.Seasons, Tiers: tiers,
+		DefaultTier: a.cfg.Suppliers.DefaultTier, Regions: regions})
 	if err != nil {
 		return nil, fmt.Errorf("routing: %w", err)
 	}

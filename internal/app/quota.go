@@ -48,7 +48,7 @@ func (a *App) buildQuota() error {
 		}
 	}
 	q, err := quota.New(quota.Options{Store: a.store, Tiers: a.cfg.Tiers, DefaultTier: a.cfg.Suppliers.DefaultTier,
-		SupplierTiers: supplierTiers, Prices: a.prices, FailClosed: a.cfg.Store.OnUnavailable == "fail_closed",
+		SupplierTiers: supplierTiers, Seasons: a.cfg.Seasons, Prices: a.prices, FailClosed: a.cfg.Store.OnUnavailable == "fail_closed",
 		Timeout: a.cfg.Store.Timeout, SlotTTL: a.cfg.Limits.RequestTimeout, Log: a.log, Observer: a.metrics})
 	if err != nil {
 		return err
