@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -186,5 +187,42 @@ store:
 		if used > tpm+biggest {
 			t.Errorf("minute %d: %d tokens, an overshoot of more than one request (%d)", minute, used, biggest)
 		}
+	}
+}
+
+// TestQuotaStoreDown: with Redis gone, fail_open serves without a quota
+// check (counted), fail_closed answers 503.
+func TestQuotaStoreDown(t *testing.T) {
+	for _, mode := range []string{"fail_open", "fail_closed"} {
+		t.Run(mode, func(t *testing.T) {
+			rs := redistest.Start(t)
+			h := start(t, setup{extra: `tiers:
+  - name: starter
+    requests_per_minute: 100
+suppliers:
+  default_tier: starter
+store:
+  type: redis
+  addr: ` + rs.Addr + `
+  timeout: 200ms
+  on_unavailable: ` + mode + `
+`})
+			if _, err := h.client().CreateChatCompletion(ctxT(t), weddingChat); err != nil {
+				t.Fatal(err)
+			}
+			rs.Stop()
+			resp := h.do("POST", "/v1/chat/completions", chatBody, nil)
+			_, _ = io.Copy(io.Discard, resp.Body)
+			want := 200
+			if mode == "fail_closed" {
+				want = http.StatusServiceUnavailable
+			}
+			if resp.StatusCode != want {
+				t.Errorf("status %d, want %d", resp.StatusCode, want)
+			}
+			if _, body := h.admin("/metrics", ""); !strings.Contains(body, "veil_quota_store_unavailable_total 1") {
+				t.Error("the unavailable store was not counted")
+			}
+		})
 	}
 }
