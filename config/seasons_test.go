@@ -58,3 +58,13 @@ suppliers:
 		}
 	}
 }
+
+func TestPeakSeasonDefaults(t *testing.T) {
+	c, err := ParseWithEnv([]byte(okProviders+okCallers+"seasons:\n  - name: peak\n    time_zone: Europe/London\n"), "veil.yaml", noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := c.Seasons[0]; s.From != "03-01" || s.To != "10-31" {
+		t.Errorf("peak %s..%s", s.From, s.To)
+	}
+}

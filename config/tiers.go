@@ -82,7 +82,19 @@ func (c *Config) Tier(name string) (*Tier, bool) {
 	return nil, false
 }
 
+// Default window of a season named "peak" that sets no dates: the wedding
+// peak, March to October.
+const (
+	DefaultPeakFrom = "03-01"
+	DefaultPeakTo   = "10-31"
+)
+
 func (c *Config) applyTierDefaults() {
+	for i := range c.Seasons {
+		if s := &c.Seasons[i]; s.Name == "peak" && s.From == "" && s.To == "" {
+			s.From, s.To = DefaultPeakFrom, DefaultPeakTo
+		}
+	}
 	for i := range c.Tiers {
 		t := &c.Tiers[i]
 		setString(&t.OnExhausted, ExhaustedReject)
