@@ -19,16 +19,7 @@ import (
 // 429 with Retry-After and X-RateLimit-* headers. It reports false when it
 // answered the client itself.
 func (s *Server) admit(ctx *fasthttp.RequestCtx, x *exchange) bool {
-	a := &x.plan[0]
-	ticket, refusal, err := x.rt.Quota.Admit(context.Background(), quota.Request{
-		Supplier:   x.supplier,
-		Provider:   a.Provider.Name(),
-		Model:      s.interns.get(a.Model),
-		Prompt:     int64(len(x.body) / 4), // about four bytes of JSON per prompt token
-		MaxTokens:  int64(x.fields.MaxTokens),
-		Completion: x.ep != epEmbeddings,
-		Now:        time.Now(),
-	})
+	ticket, refusal, err := x.rt.Quota.Admit(context.Background(), s.quotaRequest(x, &x.plan[0]))
 	if err != nil {
 		x.fail(ctx, &Error{Status: fasthttp.StatusServiceUnavailable, Type: typeUnavailable, Code: "quota_unavailable",
 			Message: "veil cannot check the supplier's quota right now; try again shortly"})
@@ -61,15 +52,25 @@ func (s *Server) admit(ctx *fasthttp.RequestCtx, x *exchange) bool {
 	return false
 }
 
+// quotaRequest is what an attempt is expected to take.
+func (s *Server) quotaRequest(x *exchange, a *policy.Attempt) quota.Request {
+	return quota.Request{
+		Supplier:   x.supplier,
+		Provider:   a.Provider.Name(),
+		Model:      s.interns.get(a.Model),
+		Prompt:     int64(len(x.body) / 4), // about four bytes of JSON per prompt token
+		MaxTokens:  int64(x.fields.MaxTokens),
+		Completion: x.ep != epEmbeddings,
+		Now:        time.Now(),
+	}
+}
+
 // admitFallback admits a platform attempt that follows client attempts
 // (hybrid mode, or a client supplier allowed to fall back). Out of quota,
 // it is a 429 for this attempt; there is no client key left to switch to.
 func (s *Server) admitFallback(x *exchange, a *policy.Attempt) *Error {
 	x.admitted = true
-	ticket, refusal, err := x.rt.Quota.Admit(context.Background(), quota.Request{
-		Supplier: x.supplier, Provider: a.Provider.Name(), Model: s.interns.get(a.Model),
-		Prompt: int64(len(x.body) / 4), MaxTokens: int64(x.fields.MaxTokens), Completion: x.ep != epEmbeddings, Now: time.Now(),
-	})
+	ticket, refusal, err := x.rt.Quota.Admit(context.Background(), s.quotaRequest(x, a))
 	switch {
 	case err != nil:
 		return &Error{Status: fasthttp.StatusServiceUnavailable, Type: typeUnavailable, Code: "quota_unavailable",
