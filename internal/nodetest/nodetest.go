@@ -21,6 +21,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/wedsync/veil/internal/proctest"
 )
 
 // The modes of sdk_check.mjs: which call it makes and what it prints.
@@ -73,7 +75,7 @@ func Run(t testing.TB, mode, baseURL, apiKey, supplier string) []byte {
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout = &stdout
 	cmd.Stderr = &stderr
-	cmd.SysProcAttr = sysProcAttr()
+	cmd.SysProcAttr = proctest.SysProcAttr()
 	cmd.WaitDelay = 5 * time.Second
 	if err := cmd.Run(); err != nil {
 		if ctx.Err() != nil {

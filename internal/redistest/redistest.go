@@ -8,8 +8,6 @@ package redistest
 
 import (
 	"bufio"
-	"bytes"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -17,9 +15,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/wedsync/veil/internal/proctest"
 )
 
 // Guards against a server that never comes up or never goes down. They
@@ -59,10 +58,7 @@ type Server struct {
 	Addr string
 
 	t        testing.TB
-	cmd      *exec.Cmd
-	out      *syncBuffer
-	exited   chan struct{}
-	waitErr  error
+	proc     *proctest.Proc
 	stopOnce sync.Once
 }
 
@@ -82,8 +78,8 @@ func Start(t testing.TB) *Server {
 		s.kill()
 		// Another process may take the free port between our probe and
 		// redis-server's bind: try another one.
-		if attempt == 3 || !strings.Contains(s.out.String(), "already in use") {
-			t.Fatalf("redistest: starting redis-server: %v\n%s", err, s.out.String())
+		if attempt == 3 || !strings.Contains(s.output(), "already in use") {
+			t.Fatalf("redistest: starting redis-server: %v\n%s", err, s.output())
 		}
 	}
 	t.Cleanup(s.Stop)
@@ -93,13 +89,11 @@ func Start(t testing.TB) *Server {
 // startProcess starts redis-server on a free port and waits until it
 // answers PING.
 func (s *Server) startProcess(bin, dir string) error {
-	port, err := freePort()
+	port, err := proctest.FreePort()
 	if err != nil {
 		return err
 	}
 	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	s.out = &syncBuffer{}
-	s.exited = make(chan struct{})
 	cmd := exec.Command(bin,
 		"--port", strconv.Itoa(port),
 		"--bind", "127.0.0.1",
@@ -112,33 +106,17 @@ func (s *Server) startProcess(bin, dir string) error {
 		"--loglevel", "notice",
 	)
 	cmd.Dir = dir
-	cmd.Stdout = s.out
-	cmd.Stderr = s.out
-	cmd.SysProcAttr = sysProcAttr()
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("starting %s: %w", bin, err)
+	if s.proc, err = proctest.Start("redis-server", cmd); err != nil {
+		return err
 	}
-	s.cmd = cmd
-	go func() {
-		s.waitErr = cmd.Wait()
-		close(s.exited)
-	}()
+	return s.proc.WaitReady(startTimeout, 20*time.Millisecond, func() error { return ping(s.Addr) })
+}
 
-	deadline := time.Now().Add(startTimeout)
-	for {
-		err := ping(s.Addr)
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-s.exited:
-			return fmt.Errorf("redis-server exited: %w", s.waitErr)
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("redis-server not answering PING after %v: %w", startTimeout, err)
-		}
+func (s *Server) output() string {
+	if s.proc == nil {
+		return ""
 	}
+	return s.proc.Output()
 }
 
 // Stop stops the server: SIGTERM, then SIGKILL if it has not exited within
@@ -146,29 +124,20 @@ func (s *Server) startProcess(bin, dir string) error {
 // registers it with t.Cleanup; calling it again does nothing.
 func (s *Server) Stop() {
 	s.stopOnce.Do(func() {
-		if s.cmd != nil {
-			_ = s.cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-s.exited:
-			case <-time.After(stopTimeout):
-				s.t.Errorf("redistest: redis-server did not stop within %v after SIGTERM; killing it", stopTimeout)
-				s.kill()
-			}
+		if s.proc != nil && s.proc.Stop(stopTimeout) {
+			s.t.Errorf("redistest: redis-server did not stop within %v after SIGTERM; killed it", stopTimeout)
 		}
-		if s.t.Failed() && s.out != nil {
-			s.t.Logf("redis-server output:\n%s", s.out.String())
+		if s.t.Failed() {
+			s.t.Logf("redis-server output:\n%s", s.output())
 		}
 	})
 }
 
 // kill kills the process and waits for it.
 func (s *Server) kill() {
-	if s.cmd == nil {
-		return
+	if s.proc != nil {
+		s.proc.Kill()
 	}
-	_ = s.cmd.Process.Kill()
-	<-s.exited
-	s.cmd = nil
 }
 
 // ping sends PING to addr over a new connection and checks for PONG.
@@ -192,36 +161,4 @@ func ping(addr string) error {
 		return fmt.Errorf("PING answered %q", strings.TrimSpace(line))
 	}
 	return nil
-}
-
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("finding a free port: %w", err)
-	}
-	defer l.Close()
-	addr, ok := l.Addr().(*net.TCPAddr)
-	if !ok {
-		return 0, errors.New("finding a free port: not a TCP address")
-	}
-	return addr.Port, nil
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writes and reads.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

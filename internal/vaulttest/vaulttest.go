@@ -8,7 +8,6 @@
 package vaulttest
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -22,11 +21,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/vault/api"
+
+	"github.com/wedsync/veil/internal/proctest"
 )
 
 // Version is the Vault version the tests run.
@@ -88,12 +88,9 @@ type Server struct {
 	// proxy, so that Block does not affect it.
 	Client *api.Client
 
-	t       testing.TB
-	cmd     *exec.Cmd
-	out     *syncBuffer
-	exited  chan struct{}
-	waitErr error
-	proxy   *proxy
+	t     testing.TB
+	proc  *proctest.Proc
+	proxy *proxy
 
 	mu       sync.Mutex
 	approle  bool
@@ -115,8 +112,8 @@ func Start(t testing.TB) *Server {
 			break
 		}
 		s.kill()
-		if attempt == 3 || !strings.Contains(s.out.String(), "address already in use") {
-			t.Fatalf("vaulttest: starting vault: %v\n%s", err, s.out.String())
+		if attempt == 3 || !strings.Contains(s.output(), "address already in use") {
+			t.Fatalf("vaulttest: starting vault: %v\n%s", err, s.output())
 		}
 	}
 	t.Cleanup(s.Stop)
@@ -154,46 +151,36 @@ func (s *Server) startProcess(bin, home string) (string, error) {
 		return "", err
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	s.out = &syncBuffer{}
-	s.exited = make(chan struct{})
 	cmd := exec.Command(bin, "server", "-dev",
 		"-dev-root-token-id="+s.RootToken,
 		"-dev-listen-address="+addr,
 		"-dev-no-store-token")
 	cmd.Dir = home
 	cmd.Env = childEnv(home)
-	cmd.Stdout = s.out
-	cmd.Stderr = s.out
-	cmd.SysProcAttr = sysProcAttr()
-	if err := cmd.Start(); err != nil {
+	if s.proc, err = proctest.Start("vault", cmd); err != nil {
 		return "", err
 	}
-	s.cmd = cmd
-	go func() {
-		s.waitErr = cmd.Wait()
-		close(s.exited)
-	}()
-
 	hc := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	defer hc.CloseIdleConnections()
-	deadline := time.Now().Add(startTimeout)
-	for {
+	err = s.proc.WaitReady(startTimeout, 50*time.Millisecond, func() error {
 		resp, err := hc.Get("http://" + addr + "/v1/sys/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return addr, nil
-			}
+		if err != nil {
+			return err
 		}
-		select {
-		case <-s.exited:
-			return "", fmt.Errorf("vault exited: %v", s.waitErr)
-		case <-time.After(50 * time.Millisecond):
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("sys/health answered %d", resp.StatusCode)
 		}
-		if time.Now().After(deadline) {
-			return "", fmt.Errorf("vault not healthy after %v", startTimeout)
-		}
+		return nil
+	})
+	return addr, err
+}
+
+func (s *Server) output() string {
+	if s.proc == nil {
+		return ""
 	}
+	return s.proc.Output()
 }
 
 // Stop stops the proxy and the server: SIGTERM, then SIGKILL if it has
@@ -210,29 +197,20 @@ func (s *Server) Stop() {
 				tr.CloseIdleConnections()
 			}
 		}
-		if s.cmd != nil {
-			_ = s.cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-s.exited:
-			case <-time.After(stopTimeout):
-				s.t.Errorf("vaulttest: vault did not stop within %v after SIGTERM; killing it", stopTimeout)
-				s.kill()
-			}
+		if s.proc != nil && s.proc.Stop(stopTimeout) {
+			s.t.Errorf("vaulttest: vault did not stop within %v after SIGTERM; killed it", stopTimeout)
 		}
-		if s.t.Failed() && s.out != nil {
-			s.t.Logf("vault server output:\n%s", s.out.String())
+		if s.t.Failed() {
+			s.t.Logf("vault server output:\n%s", s.output())
 		}
 	})
 }
 
 // kill kills the process and waits for it.
 func (s *Server) kill() {
-	if s.cmd == nil {
-		return
+	if s.proc != nil {
+		s.proc.Kill()
 	}
-	_ = s.cmd.Process.Kill()
-	<-s.exited
-	s.cmd = nil
 }
 
 // Block makes Vault unreachable through Addr: the proxy closes its open
@@ -396,22 +374,4 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writes and reads.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

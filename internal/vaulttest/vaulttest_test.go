@@ -262,7 +262,7 @@ func TestStopIsIdempotent(t *testing.T) {
 	s.Stop()
 	s.Stop()
 	select {
-	case <-s.exited:
+	case <-s.proc.Exited():
 	default:
 		t.Fatal("vault still running after Stop")
 	}

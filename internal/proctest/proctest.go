@@ -1,0 +1,118 @@
+// Package proctest runs the real servers tests need (Vault, redis-server)
+// as child processes: output captured for failure reports, stopped with
+// SIGTERM then SIGKILL, and killed by the kernel if the test binary dies.
+package proctest
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os/exec"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Proc is a started child process.
+type Proc struct {
+	name    string
+	cmd     *exec.Cmd
+	out     syncBuffer
+	exited  chan struct{}
+	waitErr error
+	stop    sync.Once
+}
+
+// Start starts cmd with its stdout and stderr captured, set to die with the
+// test process (on Linux).
+func Start(name string, cmd *exec.Cmd) (*Proc, error) {
+	p := &Proc{name: name, cmd: cmd, exited: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = &p.out, &p.out
+	cmd.SysProcAttr = SysProcAttr()
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting %s: %w", name, err)
+	}
+	go func() {
+		p.waitErr = cmd.Wait()
+		close(p.exited)
+	}()
+	return p, nil
+}
+
+// Exited is closed when the process has exited.
+func (p *Proc) Exited() <-chan struct{} { return p.exited }
+
+// Output is everything the process wrote so far.
+func (p *Proc) Output() string { return p.out.String() }
+
+// WaitReady calls ready every interval until it returns nil, failing when
+// the process exits first or timeout passes.
+func (p *Proc) WaitReady(timeout, interval time.Duration, ready func() error) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		err := ready()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-p.exited:
+			return fmt.Errorf("%s exited: %v", p.name, p.waitErr)
+		case <-time.After(interval):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not ready after %v: %w", p.name, timeout, err)
+		}
+	}
+}
+
+// Stop sends SIGTERM and waits up to timeout, then kills the process. It
+// reports whether it had to kill. Calling it again does nothing.
+func (p *Proc) Stop(timeout time.Duration) (killed bool) {
+	p.stop.Do(func() {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.exited:
+		case <-time.After(timeout):
+			killed = true
+			_ = p.cmd.Process.Kill()
+			<-p.exited
+		}
+	})
+	return killed
+}
+
+// Kill kills the process at once and waits for it.
+func (p *Proc) Kill() {
+	p.stop.Do(func() {
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+	})
+}
+
+// FreePort returns a loopback TCP port that was free a moment ago.
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writes and reads.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

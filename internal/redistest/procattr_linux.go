@@ -1,9 +1,0 @@
-package redistest
-
-import "syscall"
-
-// sysProcAttr makes the kernel stop redis-server if the test process dies without
-// waiting for it, such as on a test timeout.
-func sysProcAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-}
