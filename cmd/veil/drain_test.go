@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -20,38 +19,10 @@ import (
 // requests stream in; every request answered 2xx has exactly one usage
 // record in the file sink, and veil exits 0.
 func TestSIGTERMUnderLoadLosesNoRecord(t *testing.T) {
-	const platformKey, callerToken = "sk-drain-test-platform-0123456789", "veil-drain-test-caller-0123456789"
-	up := fakeopenai.New(fakeopenai.Options{Keys: []string{platformKey}, NoRecord: true, Latency: 2 * time.Millisecond})
-	if err := up.Start("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	defer up.Close()
-	dir := t.TempDir()
-	usageFile := filepath.Join(dir, "usage.ndjson")
-	proxyAddr, adminAddr := freeAddr(t), freeAddr(t)
-	cfg := filepath.Join(dir, "veil.yaml")
-	yaml := "listen:\n  proxy: " + proxyAddr + "\n  admin: " + adminAddr + "\n" +
-		"providers:\n  - name: openai\n    type: openai\n    base_url: " + up.URL() + "\n    api_key: env://TEST_PLATFORM_KEY\n" +
-		"callers:\n  - name: app\n    token: env://TEST_CALLER_TOKEN\n    suppliers: [\"*\"]\n" +
-		"usage:\n  sinks:\n    - type: file\n      path: " + usageFile + "\n"
-	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(os.Args[0], "serve", "--config", cfg, "--drain-timeout", "20s")
-	cmd.Env = append(os.Environ(), "VEIL_TEST_RUN_MAIN=1", "TEST_PLATFORM_KEY="+platformKey, "TEST_CALLER_TOKEN="+callerToken)
-	logFile, err := os.Create(filepath.Join(dir, "veil.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logFile.Close()
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() { _ = cmd.Process.Kill() }()
-	waitReady(t, adminAddr, exited)
+	up := startFake(t, fakeopenai.Options{NoRecord: true, Latency: 2 * time.Millisecond})
+	usageFile := filepath.Join(t.TempDir(), "usage.ndjson")
+	v := startVeil(t, up.URL(), "usage:\n  sinks:\n    - type: file\n      path: "+usageFile+"\n", "--drain-timeout", "20s")
+	cmd, exited, proxyAddr, callerToken := v.cmd, v.exited, v.proxy, testCallerToken
 
 	var mu sync.Mutex
 	answered := map[string]bool{}

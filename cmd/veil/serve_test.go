@@ -1,12 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"net"
-	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -34,85 +30,45 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
+// startFake starts a fake upstream that accepts the test platform key.
+func startFake(t *testing.T, o fakeopenai.Options) *fakeopenai.Server {
+	t.Helper()
+	o.Keys = append(o.Keys, testPlatformKey)
+	up := fakeopenai.New(o)
+	if err := up.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = up.Close() })
+	return up
+}
+
 // TestServeAndDrain runs `veil serve` as its own process, sends a request
 // through it, then SIGTERM: veil drains and exits 0, and its logs never
 // show the keys it was given.
 func TestServeAndDrain(t *testing.T) {
-	const platformKey, callerToken = "sk-serve-test-platform-0123456789", "veil-serve-test-caller-0123456789"
-	up := fakeopenai.New(fakeopenai.Options{Keys: []string{platformKey}})
-	if err := up.Start("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	defer up.Close()
-	proxyAddr, adminAddr := freeAddr(t), freeAddr(t)
-	cfg := filepath.Join(t.TempDir(), "veil.yaml")
-	yaml := "listen:\n  proxy: " + proxyAddr + "\n  admin: " + adminAddr + "\n" +
-		"providers:\n  - name: openai\n    type: openai\n    base_url: " + up.URL() + "\n    api_key: env://TEST_PLATFORM_KEY\n" +
-		"callers:\n  - name: app\n    token: env://TEST_CALLER_TOKEN\n    suppliers: [\"*\"]\n"
-	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(os.Args[0], "serve", "--config", cfg)
-	cmd.Env = append(os.Environ(), "VEIL_TEST_RUN_MAIN=1", "TEST_PLATFORM_KEY="+platformKey, "TEST_CALLER_TOKEN="+callerToken)
-	var logs bytes.Buffer
-	cmd.Stderr, cmd.Stdout = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() { _ = cmd.Process.Kill() }()
-
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get("http://" + adminAddr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		select {
-		case err := <-exited:
-			t.Fatalf("veil exited before it was ready (%v):\n%s", err, logs.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("veil never became ready:\n%s", logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	req, _ := http.NewRequest("POST", "http://"+proxyAddr+"/v1/chat/completions",
-		strings.NewReader(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"a toast"}]}`))
-	req.Header.Set("Authorization", "Bearer "+callerToken)
-	req.Header.Set("X-Supplier-ID", "rose-venue")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
+	up := startFake(t, fakeopenai.Options{})
+	v := startVeil(t, up.URL(), "")
+	if resp := v.post(t, "rose-venue", "gpt-4o-mini"); resp.StatusCode != 200 {
 		t.Fatalf("status %d", resp.StatusCode)
 	}
-
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := v.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case err := <-exited:
+	case err := <-v.exited:
 		if err != nil {
-			t.Fatalf("veil exited with %v:\n%s", err, logs.String())
+			t.Fatalf("veil exited with %v:\n%s", err, v.logs.String())
 		}
 	case <-time.After(30 * time.Second): // failure guard only
 		t.Fatal("veil did not exit after SIGTERM")
 	}
-	out := logs.String()
+	out := v.logs.String()
 	for _, want := range []string{`"msg":"request"`, `"msg":"draining"`, `"msg":"stopped"`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("logs lack %s", want)
 		}
 	}
-	if strings.Contains(out, platformKey) || strings.Contains(out, callerToken) {
+	if strings.Contains(out, testPlatformKey) || strings.Contains(out, testCallerToken) {
 		t.Error("a secret appears in veil's logs")
 	}
 }
