@@ -62,13 +62,17 @@ type Options struct {
 	SlotTTL  time.Duration
 	Log      *zap.Logger
 	Observer Observer
+	// Settles counts background settlements; share one between the
+	// enforcers a reload replaces, so that a drain waits for all of them.
+	// Nil means the enforcer's own.
+	Settles *sync.WaitGroup
 }
 
 // Enforcer admits and settles platform calls against suppliers' tiers.
 type Enforcer struct {
 	o       Options
 	tiers   map[string]*config.Tier
-	settles sync.WaitGroup
+	settles *sync.WaitGroup
 }
 
 // New compiles the tiers.
@@ -85,7 +89,10 @@ func New(o Options) (*Enforcer, error) {
 	if o.SlotTTL <= 0 {
 		o.SlotTTL = 10 * time.Minute
 	}
-	e := &Enforcer{o: o, tiers: make(map[string]*config.Tier, len(o.Tiers))}
+	e := &Enforcer{o: o, tiers: make(map[string]*config.Tier, len(o.Tiers)), settles: o.Settles}
+	if e.settles == nil {
+		e.settles = &sync.WaitGroup{}
+	}
 	for i := range o.Tiers {
 		e.tiers[o.Tiers[i].Name] = &o.Tiers[i]
 	}

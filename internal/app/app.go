@@ -75,6 +75,8 @@ type App struct {
 	base      *config.Config
 	overrides map[string]Override
 	stopWatch chan struct{}
+	// settles counts quota settlements of every enforcer, old ones too.
+	settles   *sync.WaitGroup
 	proxy     *proxy.Server
 	providers []*provider.Provider
 	proxySrv  *fasthttp.Server
@@ -92,7 +94,7 @@ type App struct {
 // itself lives in Vault, in which case New fails.
 func New(cfg *config.Config, o Options) (a *App, err error) {
 	a = &App{cfg: cfg, base: cfg, log: o.Log, audit: o.Audit, version: o.Version, metrics: metrics.New(), closeLog: func() {},
-		stopWatch: make(chan struct{})}
+		stopWatch: make(chan struct{}), settles: &sync.WaitGroup{}}
 	if a.log == nil {
 		a.log = zap.NewNop()
 	}
@@ -266,9 +268,7 @@ func (a *App) Shutdown(ctx context.Context) error {
 		case <-ctx.Done():
 			err = errors.Join(err, fmt.Errorf("streams still open: %w", ctx.Err()))
 		}
-		if a.quota != nil {
-			a.quota.Wait()
-		}
+		a.settles.Wait()
 		if a.usage != nil {
 			if e := a.usage.Close(ctx); e != nil {
 				err = errors.Join(err, fmt.Errorf("usage flush: %w", e))
@@ -299,9 +299,7 @@ func (a *App) closeResources() {
 	if a.keys != nil {
 		a.keys.Close()
 	}
-	if a.quota != nil {
-		a.quota.Wait()
-	}
+	a.settles.Wait()
 	if a.store != nil {
 		_ = a.store.Close()
 	}

@@ -49,7 +49,8 @@ func (a *App) buildQuota() error {
 	}
 	q, err := quota.New(quota.Options{Store: a.store, Tiers: a.cfg.Tiers, DefaultTier: a.cfg.Suppliers.DefaultTier,
 		SupplierTiers: supplierTiers, Seasons: a.cfg.Seasons, Prices: a.prices, FailClosed: a.cfg.Store.OnUnavailable == "fail_closed",
-		Timeout: a.cfg.Store.Timeout, SlotTTL: a.cfg.Limits.RequestTimeout, Log: a.log, Observer: a.metrics})
+		Timeout: a.cfg.Store.Timeout, SlotTTL: a.cfg.Limits.RequestTimeout, Log: a.log, Observer: a.metrics,
+		Settles: a.settles})
 	if err != nil {
 		return err
 	}

@@ -83,7 +83,7 @@ func (a *App) compile(base *config.Config, ov map[string]Override) (err error) {
 		}
 	}
 	b := &App{cfg: cfg, log: a.log, audit: a.audit, metrics: a.metrics, secrets: a.secrets, vault: a.vault,
-		store: a.store, closeLog: func() {}}
+		store: a.store, settles: a.settles, closeLog: func() {}}
 	if err := b.buildProviders(); err != nil {
 		return err
 	}
