@@ -1,0 +1,121 @@
+package quota
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/wedsync/veil/config"
+	"github.com/wedsync/veil/store"
+)
+
+func newEnforcer(t *testing.T, o Options) (*Enforcer, store.Store) {
+	t.Helper()
+	st, err := store.NewEmbedded("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	if o.Store == nil {
+		o.Store = st
+	}
+	e, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e, o.Store
+}
+
+var june = time.Date(2026, 6, 20, 12, 0, 30, 0, time.UTC)
+
+func TestAdmitAndSettle(t *testing.T) {
+	e, _ := newEnforcer(t, Options{
+		Tiers:       []config.Tier{{Name: "starter", RequestsPerMinute: 10, TokensPerMinute: 1000, DefaultMaxTokens: 100, OnExhausted: "reject"}},
+		DefaultTier: "starter",
+	})
+	req := Request{Supplier: []byte("bella"), Provider: "openai", Model: "gpt-4o-mini", Prompt: 300, Completion: true, Now: june}
+	var tickets []Ticket
+	for range 2 {
+		tk, ref, err := e.Admit(context.Background(), req)
+		if err != nil || ref != nil || !tk.Active() {
+			t.Fatalf("admit: %v %v", ref, err)
+		}
+		tickets = append(tickets, tk)
+	}
+	// 2 × 400 reserved: a third 400 does not fit in 1000.
+	_, ref, err := e.Admit(context.Background(), req)
+	if err != nil || ref == nil || ref.Denial.Limit != LimitTokens || ref.TokensLimit != 1000 || ref.TokensRemaining != 200 {
+		t.Fatalf("third admit: %+v %v", ref, err)
+	}
+	if ref.RetryAfterSeconds() != 30 {
+		t.Errorf("retry after %d s, want the 30 s left in the minute", ref.RetryAfterSeconds())
+	}
+	// Settling with the real (smaller) usage makes room again.
+	e.Settle(&tickets[0], true, 100, 50, 0)
+	e.Settle(&tickets[1], false, 0, 0, 0)
+	if _, ref, _ := e.Admit(context.Background(), req); ref != nil {
+		t.Errorf("after settling: %+v", ref.Denial)
+	}
+	used, err := e.Used(context.Background(), []byte("bella"), june)
+	if err != nil || used[LimitRequests] != 3 || used[LimitTokens] != 550 {
+		t.Errorf("used %v %v", used, err)
+	}
+}
+
+func TestTierBySupplierAndSeason(t *testing.T) {
+	e, _ := newEnforcer(t, Options{
+		Tiers:         []config.Tier{{Name: "starter", RequestsPerMinute: 60}, {Name: "pro", RequestsPerMinute: 600}},
+		DefaultTier:   "starter",
+		SupplierTiers: map[string]string{"bella": "pro"},
+		Seasons:       []config.Season{{Name: "peak", From: "03-01", To: "10-31", Tiers: []config.Tier{{Name: "starter", RequestsPerMinute: 30}}}},
+	})
+	dec := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	cases := []struct {
+		supplier string
+		at       time.Time
+		rpm      int
+	}{{"rose", june, 30}, {"rose", dec, 60}, {"bella", june, 600}}
+	for _, tc := range cases {
+		if got := e.Tier([]byte(tc.supplier), tc.at).RequestsPerMinute; got != tc.rpm {
+			t.Errorf("%s at %v: rpm %d, want %d", tc.supplier, tc.at, got, tc.rpm)
+		}
+	}
+	if _, err := New(Options{Store: e.o.Store, DefaultTier: "gold"}); err == nil {
+		t.Error("an unknown default tier was accepted")
+	}
+}
+
+// downStore fails every call as unreachable.
+type downStore struct{ store.Store }
+
+func (downStore) Reserve(context.Context, string, []store.Limit, time.Time) (store.Reservation, *store.Denial, error) {
+	return store.Reservation{}, nil, store.ErrUnavailable
+}
+
+type countObserver struct{ n int }
+
+func (c *countObserver) QuotaStoreUnavailable() { c.n++ }
+
+func TestStoreUnavailable(t *testing.T) {
+	for _, closed := range []bool{false, true} {
+		obs := &countObserver{}
+		st, _ := store.NewEmbedded("")
+		defer st.Close()
+		e, err := New(Options{Store: downStore{st}, Tiers: []config.Tier{{Name: "t", RequestsPerMinute: 1}}, DefaultTier: "t",
+			FailClosed: closed, Observer: obs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tk, ref, err := e.Admit(context.Background(), Request{Supplier: []byte("bella"), Now: june})
+		switch {
+		case closed && !errors.Is(err, ErrUnavailable):
+			t.Errorf("fail closed: %v", err)
+		case !closed && (err != nil || ref != nil || tk.Active()):
+			t.Errorf("fail open: %v %v %v", tk, ref, err)
+		}
+		if obs.n != 1 {
+			t.Errorf("unavailable counted %d times", obs.n)
+		}
+	}
+}
