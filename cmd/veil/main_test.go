@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -60,5 +61,33 @@ func TestUsage(t *testing.T) {
 	}
 	if code, out, _ := runCmd("version"); code != 0 || !strings.HasPrefix(out, "veil ") {
 		t.Errorf("version: %d %q", code, out)
+	}
+}
+
+// TestREADMEConfigs: every YAML block in the README is a config that
+// validates, so the README cannot drift from the code.
+func TestREADMEConfigs(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := strings.Split(string(readme), "```yaml\n")[1:]
+	if len(blocks) == 0 {
+		t.Fatal("the README has no yaml block")
+	}
+	for i, b := range blocks {
+		body := b[:strings.Index(b, "```")]
+		if !strings.Contains(body, "providers:") {
+			// A fragment: check it inside a minimal config.
+			body = "providers:\n  - {name: openai, type: openai, base_url: \"https://api.openai.com/v1\", api_key: env://K}\n" +
+				"callers:\n  - {name: app, token: env://T, suppliers: [\"*\"]}\n" + body
+		}
+		path := filepath.Join(t.TempDir(), fmt.Sprintf("readme-%d.yaml", i))
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if code, _, errOut := runCmd("config", "validate", path); code != 0 {
+			t.Errorf("README yaml block %d does not validate:\n%s\n%s", i, body, errOut)
+		}
 	}
 }
