@@ -304,3 +304,47 @@ func itoa(n int) string {
 	b, _ := json.Marshal(n)
 	return string(b)
 }
+
+// TestStatusFailsOver: a 503 (or 429, 5xx) from the first planned provider
+// sends the call to the next one before anything reaches the client; a
+// request error (400) is passed through from the first.
+func TestStatusFailsOver(t *testing.T) {
+	h := start(t, setup{providers: `
+  - name: primary
+    type: openai
+    base_url: %[1]s
+    api_key: env://PLATFORM_KEY
+    models: [gpt-4o-mini]
+  - name: secondary
+    type: openai
+    base_url: %[1]s
+    api_key: env://PLATFORM_KEY
+    models: [gpt-4o-mini]`})
+	for _, status := range []int{503, 500, 529} {
+		h.up.Script(fakeopenai.Fault{Kind: fakeopenai.KindStatus, Status: status})
+		resp := h.do("POST", "/v1/chat/completions", chatBody, nil)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		if resp.StatusCode != 200 || resp.Header.Get("X-Veil-Provider") != "secondary" || resp.Header.Get("X-Veil-Failover") != "true" {
+			t.Errorf("after %d: status %d provider %q failover %q", status, resp.StatusCode,
+				resp.Header.Get("X-Veil-Provider"), resp.Header.Get("X-Veil-Failover"))
+		}
+	}
+	// A stream fails over the same way: the status comes before any byte.
+	h.up.Script(fakeopenai.Fault{Kind: fakeopenai.KindRateLimit, RetryAfter: time.Second})
+	if _, r := h.openStream(t); r == nil {
+		t.Fatal("no stream")
+	}
+	// Both planned targets failing: the last one's answer passes through.
+	h.up.Script(fakeopenai.Fault{Kind: fakeopenai.KindStatus, Status: 503, Times: 2})
+	resp := h.do("POST", "/v1/chat/completions", chatBody, nil)
+	_, _ = io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != 503 || resp.Header.Get("X-Veil-Attempts") != "2" {
+		t.Errorf("both failing: status %d attempts %q", resp.StatusCode, resp.Header.Get("X-Veil-Attempts"))
+	}
+	// A request error is not the provider's fault: no failover.
+	resp = h.do("POST", "/v1/chat/completions", `{"model":"gpt-4o-mini","messages":[]}`, nil)
+	_, _ = io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != 400 || resp.Header.Get("X-Veil-Attempts") != "1" {
+		t.Errorf("400: status %d attempts %q", resp.StatusCode, resp.Header.Get("X-Veil-Attempts"))
+	}
+}

@@ -13,6 +13,7 @@ const (
 	HeaderModel     = "X-Veil-Model"
 	HeaderKeySource = "X-Veil-Key-Source"
 	HeaderAttempts  = "X-Veil-Attempts"
+	HeaderFailover  = "X-Veil-Failover"
 )
 
 // dropRequestHeader reports whether a client request header must not reach

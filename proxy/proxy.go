@@ -272,7 +272,7 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, x *exchange) bool {
 		}
 		x.attempts++
 		var streamed bool
-		streamed, last = s.attempt(ctx, x, a, stream)
+		streamed, last = s.attempt(ctx, x, a, stream, i == len(x.plan)-1)
 		if last == nil {
 			return streamed
 		}
@@ -304,7 +304,7 @@ func (x *exchange) scanBody(body []byte) *Error {
 // attempt, a key the provider refused (401, a supplier key that was just
 // rotated) or rate-limited (429, a platform pool key) is swapped for
 // another once before the answer goes to the client.
-func (s *Server) attempt(ctx *fasthttp.RequestCtx, x *exchange, a *policy.Attempt, stream bool) (bool, *Error) {
+func (s *Server) attempt(ctx *fasthttp.RequestCtx, x *exchange, a *policy.Attempt, stream, lastPlanned bool) (bool, *Error) {
 	key, e := s.keyFor(x, a)
 	if e != nil {
 		return false, e
@@ -325,9 +325,27 @@ func (s *Server) attempt(ctx *fasthttp.RequestCtx, x *exchange, a *policy.Attemp
 				continue
 			}
 		}
+		if !lastPlanned && failsOver(status) {
+			// Nothing reached the client yet: the next planned target
+			// answers instead.
+			s.discard(ctx, x, resp, stream)
+			return false, &Error{Status: status, Type: typeServer, Code: "upstream_status",
+				Message: "veil: provider " + a.Provider.Name() + " answered " + strconv.Itoa(status)}
+		}
 		x.served, x.key = a, key
 		return s.deliver(ctx, x, resp, status, stream), nil
 	}
+}
+
+// failsOver reports whether an upstream status sends the call to the next
+// planned target: the provider is overloaded, failing or timing out.
+// Request errors (400, 404, 413, 422) and key errors pass through.
+func failsOver(status int) bool {
+	switch status {
+	case 408, 409, 429, 500, 502, 503, 504, 529:
+		return true
+	}
+	return false
 }
 
 // keyFor returns the key an attempt uses: the next platform key of the
@@ -556,6 +574,9 @@ func (x *exchange) setServedHeaders(ctx *fasthttp.RequestCtx) {
 	}
 	h.Set(HeaderKeySource, x.key.Source())
 	h.Set(HeaderAttempts, smallInt(x.attempts))
+	if x.served != &x.plan[0] {
+		h.Set(HeaderFailover, "true")
+	}
 }
 
 var smallInts = [...]string{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"}
