@@ -188,6 +188,12 @@ type Limits struct {
 	// MaxResponseBytes is the largest buffered (non-stream) upstream
 	// response body. Default 64 MiB.
 	MaxResponseBytes int `yaml:"max_response_bytes"`
+	// BreakerFailures is how many consecutive failures (connection errors,
+	// timeouts, 5xx) open a provider's circuit breaker. Default 5.
+	BreakerFailures int `yaml:"breaker_failures"`
+	// BreakerCooldown is how long an open breaker refuses the provider
+	// before one probe may try it. Default 30s.
+	BreakerCooldown time.Duration `yaml:"breaker_cooldown"`
 }
 
 // Log configures logging.
@@ -284,6 +290,8 @@ func (c *Config) ApplyDefaults() {
 	setDuration(&l.KeepAliveInterval, DefaultKeepAliveInterval)
 	setInt(&l.MaxEventBytes, DefaultMaxEventBytes)
 	setInt(&l.MaxResponseBytes, DefaultMaxResponseBytes)
+	setInt(&l.BreakerFailures, 5)
+	setDuration(&l.BreakerCooldown, 30*time.Second)
 
 	c.Log.Level = strings.ToLower(c.Log.Level)
 	c.Log.Format = strings.ToLower(c.Log.Format)

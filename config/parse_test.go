@@ -115,6 +115,8 @@ callers:
 			KeepAliveInterval: 2 * time.Second,
 			MaxEventBytes:     DefaultMaxEventBytes,
 			MaxResponseBytes:  DefaultMaxResponseBytes,
+			BreakerFailures:   5,
+			BreakerCooldown:   30 * time.Second,
 		},
 		Log: Log{Level: "debug", Format: "console"},
 		Providers: []Provider{

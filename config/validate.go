@@ -136,6 +136,8 @@ func (v *validator) limits() {
 	v.timeout("limits.keepalive_interval", l.KeepAliveInterval, false)
 	v.size("limits.max_event_bytes", l.MaxEventBytes)
 	v.size("limits.max_response_bytes", l.MaxResponseBytes)
+	v.size("limits.breaker_failures", l.BreakerFailures)
+	v.timeout("limits.breaker_cooldown", l.BreakerCooldown, false)
 }
 
 func (v *validator) size(path string, n int) {

@@ -348,3 +348,39 @@ func TestStatusFailsOver(t *testing.T) {
 		t.Errorf("400: status %d attempts %q", resp.StatusCode, resp.Header.Get("X-Veil-Attempts"))
 	}
 }
+
+// TestBreakerOpensAndCloses: a primary that keeps failing opens its
+// breaker, so calls go straight to the secondary (one attempt); after the
+// cooldown a probe finds it healthy and it serves again.
+func TestBreakerOpensAndCloses(t *testing.T) {
+	h := start(t, setup{limits: "  breaker_failures: 2\n  breaker_cooldown: 300ms\n", providers: `
+  - name: primary
+    type: openai
+    base_url: %[1]s
+    api_key: env://PLATFORM_KEY
+    models: [gpt-4o-mini]
+  - name: secondary
+    type: openai
+    base_url: %[1]s
+    api_key: env://PLATFORM_KEY
+    models: [gpt-4o-mini]`})
+	call := func() *http.Response {
+		resp := h.do("POST", "/v1/chat/completions", chatBody, nil)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return resp
+	}
+	for range 2 {
+		h.up.Script(fakeopenai.Fault{Kind: fakeopenai.KindStatus, Status: 503})
+		if resp := call(); resp.Header.Get("X-Veil-Provider") != "secondary" {
+			t.Fatalf("failover to secondary: %q", resp.Header.Get("X-Veil-Provider"))
+		}
+	}
+	resp := call()
+	if resp.Header.Get("X-Veil-Provider") != "secondary" || resp.Header.Get("X-Veil-Attempts") != "1" {
+		t.Errorf("with the breaker open: provider %q attempts %q", resp.Header.Get("X-Veil-Provider"), resp.Header.Get("X-Veil-Attempts"))
+	}
+	if code, body := h.admin("/admin/status", h.adminToken); code != 200 || !strings.Contains(body, `"breaker": "open"`) {
+		t.Errorf("status does not show the open breaker: %s", body)
+	}
+	waitFor(t, func() bool { return call().Header.Get("X-Veil-Provider") == "primary" })
+}

@@ -46,6 +46,7 @@ const ewmaWeight = 0.1
 // Target holds the statistics of one upstream target.
 type Target struct {
 	name           string
+	breaker        *Breaker
 	successes      atomic.Uint64
 	failures       atomic.Uint64
 	rateLimited    atomic.Uint64
@@ -60,7 +61,9 @@ type Target struct {
 // Record adds one attempt's outcome and time to response headers.
 func (t *Target) Record(status int, latency time.Duration, now time.Time) {
 	t.lastStatusSeen.Store(int64(status))
-	switch Classify(status) {
+	outcome := Classify(status)
+	t.breaker.Record(outcome, now)
+	switch outcome {
 	case Success:
 		t.successes.Add(1)
 		t.consecutive.Store(0)
@@ -106,6 +109,7 @@ type Snapshot struct {
 	LastStatus          int        `json:"last_status"`
 	LastSuccess         *time.Time `json:"last_success,omitempty"`
 	LastFailure         *time.Time `json:"last_failure,omitempty"`
+	Breaker             string     `json:"breaker"`
 }
 
 // Snapshot copies the target's statistics.
@@ -119,6 +123,7 @@ func (t *Target) Snapshot() Snapshot {
 		ConsecutiveFailures: t.consecutive.Load(),
 		LatencyEWMAms:       math.Round(math.Float64frombits(t.latencyEWMA.Load())*1e6) / 1e3,
 		LastStatus:          int(t.lastStatusSeen.Load()),
+		Breaker:             t.breaker.State(),
 	}
 	if ns := t.lastSuccessAt.Load(); ns != 0 {
 		ts := time.Unix(0, ns).UTC()
@@ -137,13 +142,33 @@ type Registry struct {
 	targets map[string]*Target
 }
 
-// NewRegistry creates a registry with one target per name.
+// NewRegistry creates a registry with one target per name and no
+// breakers.
 func NewRegistry(names ...string) *Registry {
+	return NewRegistryWithBreakers(0, 0, names...)
+}
+
+// NewRegistryWithBreakers creates a registry whose targets open their
+// breaker after failures consecutive failures, for cooldown.
+func NewRegistryWithBreakers(failures int, cooldown time.Duration, names ...string) *Registry {
 	r := &Registry{targets: make(map[string]*Target, len(names))}
 	for _, n := range names {
-		r.targets[n] = &Target{name: n}
+		r.targets[n] = &Target{name: n, breaker: &Breaker{Failures: failures, Cooldown: cooldown}}
 	}
 	return r
+}
+
+// Available reports whether the named target's breaker lets calls through
+// at now; unknown targets are available.
+func (r *Registry) Available(name string, now time.Time) bool {
+	t := r.targets[name]
+	return t == nil || t.breaker.Available(now)
+}
+
+// Allow is Available that also takes the half-open probe.
+func (r *Registry) Allow(name string, now time.Time) bool {
+	t := r.targets[name]
+	return t == nil || t.breaker.Allow(now)
 }
 
 // Target returns the named target, or nil when it is unknown.

@@ -72,6 +72,14 @@ type Request struct {
 	// Spread picks among weighted providers in a season that spreads the
 	// supplier's tier (any well-mixed number, such as a request counter).
 	Spread uint64
+	// Health, when set, says which providers' breakers are open at Now;
+	// their attempts are left out unless nothing else is left.
+	Health Availability
+}
+
+// Availability is the health input of a plan.
+type Availability interface {
+	Available(provider string, now time.Time) bool
 }
 
 // Options are the inputs a Policy is compiled from.
@@ -335,7 +343,26 @@ func (p *Policy) Plan(dst []Attempt, req *Request) ([]Attempt, error) {
 			}
 		}
 	}
-	return dst, nil
+	return withoutOpenBreakers(dst, n, req), nil
+}
+
+// withoutOpenBreakers drops attempts on providers whose breaker is open,
+// in place, unless every attempt would go.
+func withoutOpenBreakers(dst []Attempt, n int, req *Request) []Attempt {
+	if req.Health == nil {
+		return dst
+	}
+	kept := n
+	for i := n; i < len(dst); i++ {
+		if req.Health.Available(dst[i].Provider.Name(), req.Now) {
+			dst[kept] = dst[i]
+			kept++
+		}
+	}
+	if kept == n {
+		return dst // all open: trying beats failing without a try
+	}
+	return dst[:kept]
 }
 
 // tierOf is a supplier's tier name.

@@ -221,7 +221,8 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, x *exchange) bool {
 	workflow := ctx.Request.Header.Peek("X-Workflow")
 	x.workflow = s.interns.get(workflow)
 	plan, err := x.rt.Policy.Plan(x.planBuf[:0], &policy.Request{Model: x.fields.Model, Understood: x.ep.understood,
-		Supplier: x.supplier, Workflow: workflow, Now: x.start, Spread: s.spread.Add(1) * 0x9E3779B97F4A7C15})
+		Supplier: x.supplier, Workflow: workflow, Now: x.start, Spread: s.spread.Add(1) * 0x9E3779B97F4A7C15,
+		Health: s.health})
 	switch {
 	case errors.Is(err, policy.ErrModelNotAllowed):
 		x.fail(ctx, &Error{Status: fasthttp.StatusBadRequest, Type: typeInvalidRequest, Code: "model_not_allowed", Param: "model",
@@ -270,9 +271,13 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, x *exchange) bool {
 				continue
 			}
 		}
+		lastPlanned := i == len(x.plan)-1
+		if !lastPlanned && !s.health.Allow(a.Provider.Name(), time.Now()) {
+			continue // its breaker's half-open probe is taken by another call
+		}
 		x.attempts++
 		var streamed bool
-		streamed, last = s.attempt(ctx, x, a, stream, i == len(x.plan)-1)
+		streamed, last = s.attempt(ctx, x, a, stream, lastPlanned)
 		if last == nil {
 			return streamed
 		}

@@ -216,7 +216,7 @@ func (a *App) adminExplain(ctx context.Context, c admin.Call) (int, any) {
 	ex := Explanation{Supplier: supplier, Workflow: q.Get("workflow"), Model: q.Get("model"),
 		Mode: a.policy.Mode([]byte(supplier)), Attempts: []AttemptPlan{}}
 	plan, err := a.policy.Plan(nil, &policy.Request{Model: []byte(ex.Model), Understood: true, Supplier: []byte(supplier),
-		Workflow: []byte(ex.Workflow), Now: time.Now()})
+		Workflow: []byte(ex.Workflow), Now: time.Now(), Health: a.health})
 	ex.Season = a.policy.Season(time.Now())
 	if err != nil {
 		ex.Error = err.Error()

@@ -133,7 +133,7 @@ func New(cfg *config.Config, o Options) (a *App, err error) {
 	for i, p := range a.providers {
 		names[i] = p.Name()
 	}
-	a.health = health.NewRegistry(names...)
+	a.health = health.NewRegistryWithBreakers(cfg.Limits.BreakerFailures, cfg.Limits.BreakerCooldown, names...)
 	if err := a.buildStore(); err != nil {
 		return nil, err
 	}
