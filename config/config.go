@@ -188,6 +188,9 @@ type Limits struct {
 	// MaxResponseBytes is the largest buffered (non-stream) upstream
 	// response body. Default 64 MiB.
 	MaxResponseBytes int `yaml:"max_response_bytes"`
+	// TTFTTimeout is how long veil waits for a stream's first token before
+	// it tries the next planned provider instead. Default 30s.
+	TTFTTimeout time.Duration `yaml:"ttft_timeout"`
 	// BreakerFailures is how many consecutive failures (connection errors,
 	// timeouts, 5xx) open a provider's circuit breaker. Default 5.
 	BreakerFailures int `yaml:"breaker_failures"`
@@ -291,6 +294,7 @@ func (c *Config) ApplyDefaults() {
 	setInt(&l.MaxEventBytes, DefaultMaxEventBytes)
 	setInt(&l.MaxResponseBytes, DefaultMaxResponseBytes)
 	setInt(&l.BreakerFailures, 5)
+	setDuration(&l.TTFTTimeout, 30*time.Second)
 	setDuration(&l.BreakerCooldown, 30*time.Second)
 
 	c.Log.Level = strings.ToLower(c.Log.Level)

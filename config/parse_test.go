@@ -116,6 +116,7 @@ callers:
 			MaxEventBytes:     DefaultMaxEventBytes,
 			MaxResponseBytes:  DefaultMaxResponseBytes,
 			BreakerFailures:   5,
+			TTFTTimeout:       30 * time.Second,
 			BreakerCooldown:   30 * time.Second,
 		},
 		Log: Log{Level: "debug", Format: "console"},

@@ -137,6 +137,7 @@ func (v *validator) limits() {
 	v.size("limits.max_event_bytes", l.MaxEventBytes)
 	v.size("limits.max_response_bytes", l.MaxResponseBytes)
 	v.size("limits.breaker_failures", l.BreakerFailures)
+	v.timeout("limits.ttft_timeout", l.TTFTTimeout, false)
 	v.timeout("limits.breaker_cooldown", l.BreakerCooldown, false)
 }
 

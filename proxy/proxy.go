@@ -23,6 +23,7 @@ import (
 	"github.com/wedsync/veil/config"
 	"github.com/wedsync/veil/health"
 	"github.com/wedsync/veil/internal/jsonfield"
+	"github.com/wedsync/veil/internal/sse"
 	"github.com/wedsync/veil/keys"
 	"github.com/wedsync/veil/metrics"
 	"github.com/wedsync/veil/policy"
@@ -152,6 +153,8 @@ type exchange struct {
 	reason        string
 	scratch       []byte
 	frame         []byte
+	held          []byte
+	reader        *sse.Reader
 
 	// streaming
 	streamed    bool
@@ -176,7 +179,7 @@ func (s *Server) acquire() *exchange {
 
 func release(x *exchange) {
 	*x = exchange{reqID: x.reqID[:0], supplier: x.supplier[:0], bodyBuf: x.bodyBuf[:0], respModel: x.respModel[:0],
-		scratch: x.scratch[:0], frame: x.frame[:0]}
+		scratch: x.scratch[:0], frame: x.frame[:0], held: x.held[:0]}
 	exchangePool.Put(x)
 }
 
@@ -330,6 +333,24 @@ func (s *Server) attempt(ctx *fasthttp.RequestCtx, x *exchange, a *policy.Attemp
 				continue
 			}
 		}
+		if stream && !lastPlanned && status/100 == 2 && isEventStream(resp) {
+			// Hold the client's answer until the first content event, so
+			// that a stream failing before it fails over invisibly.
+			rd, err := x.hold(resp)
+			if err != nil {
+				s.discard(ctx, x, resp, stream)
+				x.tokens = usage.Tokens{}
+				if t := s.health.Target(a.Provider.Name()); t != nil {
+					t.Record(0, 0, time.Now()) // a failure of the target, for its breaker
+				}
+				if n := x.attemptCount - 1; n >= 0 && n < len(x.attemptLog) {
+					x.attemptLog[n].Error = "upstream_stream_error"
+				}
+				return false, &Error{Status: fasthttp.StatusBadGateway, Type: typeServer, Code: "upstream_stream_error",
+					Message: "veil: provider " + a.Provider.Name() + "'s stream failed before its first token: " + err.Error()}
+			}
+			x.reader = rd
+		}
 		if !lastPlanned && failsOver(status) {
 			// Nothing reached the client yet: the next planned target
 			// answers instead.
@@ -340,6 +361,10 @@ func (s *Server) attempt(ctx *fasthttp.RequestCtx, x *exchange, a *policy.Attemp
 		x.served, x.key = a, key
 		return s.deliver(ctx, x, resp, status, stream), nil
 	}
+}
+
+func isEventStream(resp *fasthttp.Response) bool {
+	return bytes.HasPrefix(resp.Header.ContentType(), []byte("text/event-stream"))
 }
 
 // failsOver reports whether an upstream status sends the call to the next
@@ -467,7 +492,7 @@ func (s *Server) deliver(ctx *fasthttp.RequestCtx, x *exchange, resp *fasthttp.R
 	}
 	copyResponseHeaders(&ctx.Response.Header, &resp.Header)
 	x.setServedHeaders(ctx)
-	if bytes.HasPrefix(resp.Header.ContentType(), []byte("text/event-stream")) {
+	if isEventStream(resp) {
 		x.upResp = resp
 		x.streamed = true
 		x.status = status

@@ -44,7 +44,23 @@ func (x *exchange) pump(w *bufio.Writer) {
 	next := make(chan struct{})
 	stop := make(chan struct{})
 	readerDone := make(chan struct{})
-	rd := sse.NewReader(x.upResp.BodyStream(), s.limits.MaxEventBytes)
+	rd := x.reader
+	if rd == nil {
+		rd = sse.NewReader(x.upResp.BodyStream(), s.limits.MaxEventBytes)
+	}
+	if len(x.held) > 0 {
+		// What hold read before the first content event goes out first.
+		x.events++
+		x.bytesOut += len(x.held)
+		x.ttft = time.Since(x.start)
+		if _, err := w.Write(x.held); err != nil || w.Flush() != nil {
+			x.clientGone()
+			_ = x.upResp.CloseBodyStream()
+			fasthttp.ReleaseResponse(x.upResp)
+			x.upResp = nil
+			return
+		}
+	}
 	go func() {
 		defer close(readerDone)
 		for {
