@@ -191,6 +191,16 @@ type Limits struct {
 	// TTFTTimeout is how long veil waits for a stream's first token before
 	// it tries the next planned provider instead. Default 30s.
 	TTFTTimeout time.Duration `yaml:"ttft_timeout"`
+	// MaxRetries is how often the last target left is tried again after a
+	// retryable failure (connection error, timeout, 408, 409, 429, 5xx,
+	// 529). Default 2; each retry also needs the provider's retry budget.
+	MaxRetries int `yaml:"max_retries"`
+	// RetryBackoff is the first backoff ceiling (full jitter, doubling).
+	// Default 100ms.
+	RetryBackoff time.Duration `yaml:"retry_backoff"`
+	// MaxRetryWait is the longest veil waits before a retry; a provider
+	// asking for longer (Retry-After) gets no retry. Default 5s.
+	MaxRetryWait time.Duration `yaml:"max_retry_wait"`
 	// BreakerFailures is how many consecutive failures (connection errors,
 	// timeouts, 5xx) open a provider's circuit breaker. Default 5.
 	BreakerFailures int `yaml:"breaker_failures"`
@@ -295,6 +305,9 @@ func (c *Config) ApplyDefaults() {
 	setInt(&l.MaxResponseBytes, DefaultMaxResponseBytes)
 	setInt(&l.BreakerFailures, 5)
 	setDuration(&l.TTFTTimeout, 30*time.Second)
+	setInt(&l.MaxRetries, 2)
+	setDuration(&l.RetryBackoff, 100*time.Millisecond)
+	setDuration(&l.MaxRetryWait, 5*time.Second)
 	setDuration(&l.BreakerCooldown, 30*time.Second)
 
 	c.Log.Level = strings.ToLower(c.Log.Level)

@@ -138,6 +138,11 @@ func (v *validator) limits() {
 	v.size("limits.max_response_bytes", l.MaxResponseBytes)
 	v.size("limits.breaker_failures", l.BreakerFailures)
 	v.timeout("limits.ttft_timeout", l.TTFTTimeout, false)
+	v.timeout("limits.retry_backoff", l.RetryBackoff, false)
+	v.timeout("limits.max_retry_wait", l.MaxRetryWait, false)
+	if l.MaxRetries < 0 {
+		v.fail("limits.max_retries", "must not be negative, got %d", l.MaxRetries)
+	}
 	v.timeout("limits.breaker_cooldown", l.BreakerCooldown, false)
 }
 

@@ -334,13 +334,23 @@ func TestStatusFailsOver(t *testing.T) {
 	if _, r := h.openStream(t); r == nil {
 		t.Fatal("no stream")
 	}
-	// Both planned targets failing: the last one's answer passes through.
+	// Both planned targets failing once: the last one is retried after a
+	// backoff and answers.
 	h.up.Script(fakeopenai.Fault{Kind: fakeopenai.KindStatus, Status: 503, Times: 2})
 	resp := h.do("POST", "/v1/chat/completions", chatBody, nil)
 	_, _ = io.Copy(io.Discard, resp.Body)
-	if resp.StatusCode != 503 || resp.Header.Get("X-Veil-Attempts") != "2" {
-		t.Errorf("both failing: status %d attempts %q", resp.StatusCode, resp.Header.Get("X-Veil-Attempts"))
+	if resp.StatusCode != 200 || resp.Header.Get("X-Veil-Attempts") != "3" {
+		t.Errorf("both failing once: status %d attempts %q", resp.StatusCode, resp.Header.Get("X-Veil-Attempts"))
 	}
+	// Failing persistently: after max_retries (2) the last answer passes
+	// through as the provider sent it.
+	h.up.Script(fakeopenai.Fault{Kind: fakeopenai.KindStatus, Status: 503, Times: 10})
+	resp = h.do("POST", "/v1/chat/completions", chatBody, nil)
+	_, _ = io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != 503 || resp.Header.Get("X-Veil-Attempts") != "4" {
+		t.Errorf("persistent 503: status %d attempts %q", resp.StatusCode, resp.Header.Get("X-Veil-Attempts"))
+	}
+	h.up.Reset()
 	// A request error is not the provider's fault: no failover.
 	resp = h.do("POST", "/v1/chat/completions", `{"model":"gpt-4o-mini","messages":[]}`, nil)
 	_, _ = io.Copy(io.Discard, resp.Body)
@@ -383,4 +393,26 @@ func TestBreakerOpensAndCloses(t *testing.T) {
 		t.Errorf("status does not show the open breaker: %s", body)
 	}
 	waitFor(t, func() bool { return call().Header.Get("X-Veil-Provider") == "primary" })
+}
+
+// TestRetryHonoursRetryAfter: a 429 whose Retry-After fits max_retry_wait
+// is retried after it; one asking for longer is passed through at once.
+func TestRetryHonoursRetryAfter(t *testing.T) {
+	h := start(t, setup{})
+	h.up.Script(fakeopenai.Fault{Kind: fakeopenai.KindRateLimit, RetryAfter: time.Second})
+	started := time.Now()
+	resp := h.do("POST", "/v1/chat/completions", chatBody, nil)
+	_, _ = io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != 200 || resp.Header.Get("X-Veil-Attempts") != "2" {
+		t.Errorf("status %d attempts %q", resp.StatusCode, resp.Header.Get("X-Veil-Attempts"))
+	}
+	if time.Since(started) < time.Second {
+		t.Error("the retry did not wait for Retry-After")
+	}
+	h.up.Script(fakeopenai.Fault{Kind: fakeopenai.KindRateLimit, RetryAfter: time.Minute})
+	resp = h.do("POST", "/v1/chat/completions", chatBody, nil)
+	_, _ = io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != 429 || resp.Header.Get("X-Veil-Attempts") != "1" {
+		t.Errorf("a long Retry-After: status %d attempts %q", resp.StatusCode, resp.Header.Get("X-Veil-Attempts"))
+	}
 }

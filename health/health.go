@@ -47,6 +47,7 @@ const ewmaWeight = 0.1
 type Target struct {
 	name           string
 	breaker        *Breaker
+	budget         *Budget
 	successes      atomic.Uint64
 	failures       atomic.Uint64
 	rateLimited    atomic.Uint64
@@ -153,7 +154,8 @@ func NewRegistry(names ...string) *Registry {
 func NewRegistryWithBreakers(failures int, cooldown time.Duration, names ...string) *Registry {
 	r := &Registry{targets: make(map[string]*Target, len(names))}
 	for _, n := range names {
-		r.targets[n] = &Target{name: n, breaker: &Breaker{Failures: failures, Cooldown: cooldown}}
+		r.targets[n] = &Target{name: n, breaker: &Breaker{Failures: failures, Cooldown: cooldown},
+			budget: &Budget{Ratio: 0.2, Floor: 5, Window: 10 * time.Second}}
 	}
 	return r
 }
@@ -173,6 +175,15 @@ func (r *Registry) Allow(name string, now time.Time) bool {
 
 // Target returns the named target, or nil when it is unknown.
 func (r *Registry) Target(name string) *Target { return r.targets[name] }
+
+// Budget is the target's retry budget (nil for an unknown target, which
+// allows every retry).
+func (r *Registry) Budget(name string) *Budget {
+	if t := r.targets[name]; t != nil {
+		return t.budget
+	}
+	return nil
+}
 
 // Snapshot copies every target's statistics, sorted by name.
 func (r *Registry) Snapshot() []Snapshot {

@@ -34,6 +34,7 @@ type Metrics struct {
 	sinkEvents      *prometheus.CounterVec
 	quotaStoreDown  prometheus.Counter
 	reloads         *prometheus.CounterVec
+	retriesDenied   *prometheus.CounterVec
 
 	mu       sync.RWMutex
 	models   map[string]string
@@ -119,8 +120,13 @@ func New() *Metrics {
 		Name: "veil_config_reloads_total",
 		Help: "Config reloads by result (applied, refused).",
 	}, []string{"result"})
+	m.retriesDenied = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "veil_retries_denied_total",
+		Help: "Retries the per-provider retry budget refused, by provider.",
+	}, []string{"provider"})
 	m.Registry.MustRegister(m.requests, m.requestDuration, m.upstream, m.streamsCut, m.inflight,
 		m.keyFetches, m.keyRotations, m.keysStale, m.tokens, m.cost, m.sinkDepth, m.sinkEvents, m.quotaStoreDown, m.reloads,
+		m.retriesDenied,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -265,6 +271,9 @@ func (m *Metrics) ConfigReloaded(ok bool) {
 		m.reloads.WithLabelValues("refused").Inc()
 	}
 }
+
+// RetryDenied counts a retry the provider's retry budget refused.
+func (m *Metrics) RetryDenied(provider string) { m.retriesDenied.WithLabelValues(provider).Inc() }
 
 // InFlight tracks requests being served: +1 at start, -1 at the end.
 func (m *Metrics) InFlight(delta float64) { m.inflight.Add(delta) }

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"errors"
+	"time"
 
 	"github.com/valyala/bytebufferpool"
 	"github.com/valyala/fasthttp"
@@ -17,6 +18,11 @@ type Error struct {
 	Code    string
 	Param   string
 	Message string
+
+	// retry is set on an upstream failure that may be tried again on the
+	// same target after wait.
+	retry bool
+	wait  time.Duration
 }
 
 // Error returns the message.

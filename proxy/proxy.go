@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -278,11 +279,26 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, x *exchange) bool {
 		if !lastPlanned && !s.health.Allow(a.Provider.Name(), time.Now()) {
 			continue // its breaker's half-open probe is taken by another call
 		}
-		x.attempts++
+		s.health.Budget(a.Provider.Name()).Request(time.Now())
 		var streamed bool
-		streamed, last = s.attempt(ctx, x, a, stream, lastPlanned)
-		if last == nil {
-			return streamed
+		for tries := 0; ; tries++ {
+			x.attempts++
+			streamed, last = s.attempt(ctx, x, a, stream, lastPlanned, tries)
+			if last == nil {
+				return streamed
+			}
+			if !lastPlanned {
+				break
+			}
+			if !last.retry {
+				if wait, ok := s.mayRetry(x, a, tries, 0); ok && transportRetryable(last) {
+					last.wait = wait
+				} else {
+					break
+				}
+			}
+			// The only target left: try it again after a backoff.
+			time.Sleep(last.wait)
 		}
 		s.log.Warn("upstream attempt failed", zap.ByteString("request_id", x.reqID),
 			zap.String("provider", a.Provider.Name()), zap.Int("attempt", x.attempts), zap.String("error", last.Message))
@@ -312,7 +328,7 @@ func (x *exchange) scanBody(body []byte) *Error {
 // attempt, a key the provider refused (401, a supplier key that was just
 // rotated) or rate-limited (429, a platform pool key) is swapped for
 // another once before the answer goes to the client.
-func (s *Server) attempt(ctx *fasthttp.RequestCtx, x *exchange, a *policy.Attempt, stream, lastPlanned bool) (bool, *Error) {
+func (s *Server) attempt(ctx *fasthttp.RequestCtx, x *exchange, a *policy.Attempt, stream, lastPlanned bool, tries int) (bool, *Error) {
 	key, e := s.keyFor(x, a)
 	if e != nil {
 		return false, e
@@ -351,12 +367,20 @@ func (s *Server) attempt(ctx *fasthttp.RequestCtx, x *exchange, a *policy.Attemp
 			}
 			x.reader = rd
 		}
-		if !lastPlanned && failsOver(status) {
-			// Nothing reached the client yet: the next planned target
-			// answers instead.
-			s.discard(ctx, x, resp, stream)
-			return false, &Error{Status: status, Type: typeServer, Code: "upstream_status",
+		if failsOver(status) {
+			e := &Error{Status: status, Type: typeServer, Code: "upstream_status",
 				Message: "veil: provider " + a.Provider.Name() + " answered " + strconv.Itoa(status)}
+			if !lastPlanned {
+				// Nothing reached the client yet: the next planned target
+				// answers instead.
+				s.discard(ctx, x, resp, stream)
+				return false, e
+			}
+			if wait, ok := s.mayRetry(x, a, tries, retryHint(&resp.Header)); ok {
+				s.discard(ctx, x, resp, stream)
+				e.retry, e.wait = true, wait
+				return false, e
+			}
 		}
 		x.served, x.key = a, key
 		return s.deliver(ctx, x, resp, status, stream), nil
@@ -365,6 +389,46 @@ func (s *Server) attempt(ctx *fasthttp.RequestCtx, x *exchange, a *policy.Attemp
 
 func isEventStream(resp *fasthttp.Response) bool {
 	return bytes.HasPrefix(resp.Header.ContentType(), []byte("text/event-stream"))
+}
+
+// mayRetry decides whether the last target left may be tried again, and
+// after how long: the upstream's Retry-After when it gave one, else full
+// jitter over an exponential backoff; never past the request's deadline or
+// limits.max_retry_wait, never more than limits.max_retries times, and only
+// while the target's retry budget allows.
+func (s *Server) mayRetry(x *exchange, a *policy.Attempt, tries int, hint time.Duration) (time.Duration, bool) {
+	if tries >= s.limits.MaxRetries {
+		return 0, false
+	}
+	wait := hint
+	if wait <= 0 {
+		ceiling := s.limits.RetryBackoff << tries
+		wait = time.Duration(mrand.Int64N(int64(ceiling) + 1))
+	}
+	now := time.Now()
+	if wait > s.limits.MaxRetryWait || now.Add(wait).After(x.deadline) {
+		return 0, false
+	}
+	if !s.health.Budget(a.Provider.Name()).Retry(now) {
+		s.metrics.RetryDenied(a.Provider.Name())
+		return 0, false
+	}
+	return wait, true
+}
+
+// retryHint is how long a 429 or 503 asks to wait (retry-after-ms, or
+// Retry-After in seconds or as a date); 0 when it says nothing.
+func retryHint(h *fasthttp.ResponseHeader) time.Duration {
+	if len(h.Peek("Retry-After-Ms")) == 0 && len(h.Peek("Retry-After")) == 0 {
+		return 0
+	}
+	return retryAfter(h)
+}
+
+// transportRetryable reports whether an attempt that got no answer may be
+// tried again: a refused or reset connection or a timeout.
+func transportRetryable(e *Error) bool {
+	return e.Code == "upstream_unavailable" || e.Code == "upstream_timeout"
 }
 
 // failsOver reports whether an upstream status sends the call to the next
