@@ -416,3 +416,28 @@ func TestRetryHonoursRetryAfter(t *testing.T) {
 		t.Errorf("a long Retry-After: status %d attempts %q", resp.StatusCode, resp.Header.Get("X-Veil-Attempts"))
 	}
 }
+
+// TestRetryBudget: with a provider failing every call, retries stay within
+// its budget (a fifth of the requests plus a small floor), so an outage
+// does not multiply the load on it.
+func TestRetryBudget(t *testing.T) {
+	h := start(t, setup{limits: "  retry_backoff: 1ms\n  breaker_failures: 1000\n"})
+	h.up.Script(fakeopenai.Fault{Kind: fakeopenai.KindStatus, Status: 503, Times: -1})
+	before := h.up.Stats().Requests
+	const n = 100
+	for range n {
+		resp := h.do("POST", "/v1/chat/completions", chatBody, nil)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		if resp.StatusCode != 503 {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+	attempts := h.up.Stats().Requests - before
+	t.Logf("%d requests made %d upstream attempts", n, attempts)
+	if limit := int64(n + n/5 + 5); int64(attempts) > limit {
+		t.Errorf("%d attempts for %d requests, more than the budget allows (%d)", attempts, n, limit)
+	}
+	if _, body := h.admin("/metrics", ""); !strings.Contains(body, `veil_retries_denied_total{provider="openai"}`) {
+		t.Error("denied retries are not counted")
+	}
+}
