@@ -253,3 +253,37 @@ suppliers:
 		t.Errorf("record billed %q reason %q", r.Billed, r.Reason)
 	}
 }
+
+// TestClientKeyRefusedFallsBackToPlatform (scenario 2): a client-mode
+// supplier allowed to fall back whose own key the provider refuses is
+// served on platform keys, billed to the platform, with the reason in its
+// record; the client sees no error.
+func TestClientKeyRefusedFallsBackToPlatform(t *testing.T) {
+	revoked := secret("sk-venue-revoked-")
+	tp := &tap{}
+	h := start(t, setup{
+		env: map[string]string{"VENUE_KEY": revoked},
+		tap: tp.add,
+		extra: `suppliers:
+  entries:
+    - id: rose-venue
+      mode: client
+      allow_platform_fallback: true
+      keys:
+        openai: env://VENUE_KEY
+`})
+	resp, err := h.clientFor("rose-venue").CreateChatCompletion(ctxT(t), weddingChat)
+	if err != nil {
+		t.Fatalf("the client saw an error: %v", err)
+	}
+	if resp.Header().Get("X-Veil-Key-Source") != "platform" || resp.Header().Get("X-Veil-Failover") != "true" {
+		t.Errorf("key source %q failover %q", resp.Header().Get("X-Veil-Key-Source"), resp.Header().Get("X-Veil-Failover"))
+	}
+	r := tp.one(t, resp.Header().Get("X-Request-Id"))
+	if r.Billed != "platform" || r.Reason != "platform_fallback" || len(r.Attempts) < 2 || r.Attempts[0].Status != 401 {
+		t.Errorf("record billed %q reason %q attempts %+v", r.Billed, r.Reason, r.Attempts)
+	}
+	if !strings.Contains(h.logs.String(), "supplier key refused; falling back") {
+		t.Error("the fallback was not logged")
+	}
+}

@@ -167,8 +167,11 @@ func TestVaultRotationUnderLoad(t *testing.T) {
 	}
 	// A steady load for a few seconds on either side of the rotation.
 	time.Sleep(2 * time.Second)
+	// As a Vault admin rotates: the new key exists at the provider, then
+	// goes into Vault, then the provider revokes the old one at once.
+	h.up.SetKeys(oldKey, newKey, h.platformKey)
 	v.WriteKV(t, "wedsync/suppliers/bella-photography/openai", map[string]any{"api_key": newKey})
-	h.up.SetKeys(newKey, h.platformKey) // the provider now refuses the old key
+	h.up.SetKeys(newKey, h.platformKey)
 	rotatedAt := ok.Load()
 	time.Sleep(2 * time.Second)
 	waitFor(t, func() bool { return ok.Load() > rotatedAt+1000 })

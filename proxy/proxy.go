@@ -276,6 +276,9 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, x *exchange) bool {
 			}
 		}
 		lastPlanned := i == len(x.plan)-1
+		if i > 0 && a.Source == policy.SourcePlatform && x.plan[0].Source == policy.SourceClient {
+			x.reason = "platform_fallback"
+		}
 		if !lastPlanned && !s.health.Allow(a.Provider.Name(), time.Now()) {
 			continue // its breaker's half-open probe is taken by another call
 		}
@@ -367,6 +370,15 @@ func (s *Server) attempt(ctx *fasthttp.RequestCtx, x *exchange, a *policy.Attemp
 			}
 			x.reader = rd
 		}
+		if !lastPlanned && key.Source() == keys.SourceClient && (status == fasthttp.StatusUnauthorized || status == fasthttp.StatusForbidden) {
+			// The supplier's own key is refused even after a refresh: the
+			// plan's platform attempts (hybrid, or a permitted fallback)
+			// take over.
+			s.discard(ctx, x, resp, stream)
+			s.audit(x, "supplier key refused; falling back to the next planned key", a, key, status)
+			return false, &Error{Status: status, Type: typeAuthentication, Code: "supplier_key_refused",
+				Message: "veil: provider " + a.Provider.Name() + " refused the supplier's own key"}
+		}
 		if failsOver(status) {
 			e := &Error{Status: status, Type: typeServer, Code: "upstream_status",
 				Message: "veil: provider " + a.Provider.Name() + " answered " + strconv.Itoa(status)}
@@ -389,6 +401,12 @@ func (s *Server) attempt(ctx *fasthttp.RequestCtx, x *exchange, a *policy.Attemp
 
 func isEventStream(resp *fasthttp.Response) bool {
 	return bytes.HasPrefix(resp.Header.ContentType(), []byte("text/event-stream"))
+}
+
+// audit logs a key event of an exchange (fingerprints only).
+func (s *Server) audit(x *exchange, msg string, a *policy.Attempt, key *keys.Key, status int) {
+	s.log.Warn(msg, zap.ByteString("request_id", x.reqID), zap.ByteString("supplier", x.supplier),
+		zap.String("provider", a.Provider.Name()), zap.Object("key", key), zap.Int("status", status))
 }
 
 // mayRetry decides whether the last target left may be tried again, and
