@@ -68,6 +68,11 @@ type env struct {
 	upstream *fakeopenai.Server
 	// bellaKey is Bella's own key, to check it was the one used.
 	bellaKey string
+	// coordinator is the app acting for Willow Barn, a venue whose own key
+	// has an outage in scenario 2; willowKey is that key and platformKey
+	// WedSync's, so the outage can be switched on and off at the provider.
+	coordinator            *openai.Client
+	willowKey, platformKey string
 }
 
 // scenario is one step of the demo.
@@ -80,6 +85,7 @@ type scenario struct {
 var scenarios = []scenario{
 	{"venue description", venueDescription},
 	{"photo tags, supplier's own key", photoTagsOwnKey},
+	{"venue's own key has an outage", venueKeyOutage},
 	{"wedding timeline (stream)", weddingTimeline},
 	{"menu similarity (embeddings)", menuEmbeddings},
 	{"available models", listModels},
@@ -94,11 +100,12 @@ func Run(ctx context.Context, o Options) error {
 	}
 	platformKey, callerToken := "sk-wedsync-platform-"+randomHex(12), "veil-demo-app-"+randomHex(12)
 	bellaKey := "sk-bella-photography-" + randomHex(12)
+	willowKey := "sk-willow-barn-" + randomHex(12)
 	up := fakeopenai.New(fakeopenai.Options{
 		Latency:    15 * time.Millisecond,
 		TTFT:       25 * time.Millisecond,
 		ChunkDelay: 4 * time.Millisecond,
-		Keys:       []string{platformKey, bellaKey},
+		Keys:       []string{platformKey, bellaKey, willowKey},
 	})
 	if err := up.Start("127.0.0.1:0"); err != nil {
 		return fmt.Errorf("fake upstream: %w", err)
@@ -106,7 +113,7 @@ func Run(ctx context.Context, o Options) error {
 	defer func() { _ = up.Close() }()
 
 	secrets := map[string]string{"VEIL_DEMO_PLATFORM_KEY": platformKey, "VEIL_DEMO_CALLER_TOKEN": callerToken,
-		"VEIL_DEMO_BELLA_KEY": bellaKey}
+		"VEIL_DEMO_BELLA_KEY": bellaKey, "VEIL_DEMO_WILLOW_KEY": willowKey}
 	lookup := func(name string) (string, bool) { v, ok := secrets[name]; return v, ok }
 	cfg, err := config.ParseWithEnv([]byte(demoConfig(up.URL())), "demo.yaml", lookup)
 	if err != nil {
@@ -147,6 +154,9 @@ func Run(ctx context.Context, o Options) error {
 		intruder:     newClient(a.ProxyAddr(), "not-a-veil-token", "rose-venue"),
 		upstream:     up,
 		bellaKey:     bellaKey,
+		coordinator:  newClient(a.ProxyAddr(), callerToken, "willow-barn"),
+		willowKey:    willowKey,
+		platformKey:  platformKey,
 	}
 	fmt.Fprintf(o.Out, "veil demo: veil on http://%s/v1, fake OpenAI upstream on %s\n\n", a.ProxyAddr(), up.URL())
 	var results []Result
@@ -232,6 +242,11 @@ suppliers:
       mode: client
       keys:
         openai: env://VEIL_DEMO_BELLA_KEY
+    - id: willow-barn           # its own key, with WedSync's as the fallback
+      mode: client
+      allow_platform_fallback: true
+      keys:
+        openai: env://VEIL_DEMO_WILLOW_KEY
 usage:
   sinks: []                     # the report shows each call's record
 prices:
@@ -321,6 +336,44 @@ func photoTagsOwnKey(ctx context.Context, e *env) Result {
 		return r
 	}
 	r.Note = "paid by Bella Photography's own OpenAI key (fingerprint " + keys.Fingerprint(e.bellaKey) + ")"
+	return r
+}
+
+// venueKeyOutage is scenario 2: Willow Barn's own key stops working at the
+// provider; veil serves its coordinator on WedSync's key meanwhile, and
+// goes back to Willow's key once it works again.
+func venueKeyOutage(ctx context.Context, e *env) Result {
+	r := Result{Asked: "menu notes during the venue's key outage"}
+	ask := func() (*openai.ChatCompletionResponse, error) {
+		resp, err := e.coordinator.CreateChatCompletion(ctx, openai.ChatCompletionRequest{
+			Model:    "gpt-4o-mini",
+			Messages: []openai.ChatCompletionMessage{{Role: openai.ChatMessageRoleUser, Content: "Note the dietary needs for table 7."}},
+		})
+		return &resp, err
+	}
+	var sources []string
+	start := time.Now()
+	for step := range 3 {
+		switch step {
+		case 1:
+			e.upstream.SetKeys(e.platformKey, e.bellaKey) // the provider refuses Willow's key
+		case 2:
+			e.upstream.SetKeys(e.platformKey, e.bellaKey, e.willowKey) // and takes it back
+		}
+		resp, err := ask()
+		if err != nil {
+			r.Status, r.Err = "error", fmt.Errorf("step %d: %w", step+1, err)
+			return r
+		}
+		served(&r, resp.Header())
+		sources = append(sources, resp.Header().Get("X-Veil-Key-Source"))
+	}
+	r.Latency = time.Since(start)
+	r.Status = "200 x3"
+	r.Note = "key source before, during and after the outage: " + strings.Join(sources, " -> ")
+	if strings.Join(sources, ",") != "client,platform,client" {
+		r.Err = errors.New("want client, then platform during the outage, then client again")
+	}
 	return r
 }
 
