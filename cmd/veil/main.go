@@ -41,6 +41,7 @@ Usage:
   veil config validate FILE
   veil keys check --config FILE [--supplier ID] [--provider P]
   veil usage --config FILE [--supplier ID] [--from DAY] [--to DAY] [--group-by day,supplier,provider,model,key_source]
+  veil status --config FILE
   veil fake-upstream [--listen 127.0.0.1:8081] [--latency 0] [--ttft 0] [--chunk-delay 0]
   veil version
 `
@@ -69,6 +70,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = keysCmd(args[1:], stdout, stderr)
 	case "usage":
 		err = usageCmd(args[1:], stdout, stderr)
+	case "status":
+		err = statusCmd(args[1:], stdout, stderr)
 	case "fake-upstream":
 		err = fakeUpstream(args[1:], stdout)
 	case "version", "--version":

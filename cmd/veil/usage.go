@@ -35,23 +35,9 @@ func usageCmd(args []string, stdout, stderr io.Writer) error {
 	if *path == "" {
 		return fmt.Errorf("%w: usage needs --config FILE", errUsage)
 	}
-	cfg, err := config.Load(*path)
+	base, token, err := adminTarget(*path)
 	if err != nil {
 		return err
-	}
-	if cfg.Admin.Token.IsZero() {
-		return errors.New("the config has no admin token, so /admin/usage is off")
-	}
-	tok, err := keys.DefaultSources().Resolve(context.Background(), string(cfg.Admin.Token))
-	if err != nil {
-		return fmt.Errorf("admin token: %w", err)
-	}
-	host, port, err := net.SplitHostPort(cfg.Listen.Admin)
-	if err != nil {
-		return err
-	}
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "127.0.0.1"
 	}
 	q := url.Values{}
 	for k, v := range map[string]string{"supplier": *supplier, "from": *from, "to": *to, "group_by": *groupBy} {
@@ -59,34 +45,93 @@ func usageCmd(args []string, stdout, stderr io.Writer) error {
 			q.Set(k, v)
 		}
 	}
-	rep, err := fetchUsage("http://"+net.JoinHostPort(host, port)+"/admin/usage?"+q.Encode(), tok.Reveal())
-	if err != nil {
+	var rep app.UsageReport
+	if err := fetchAdmin(base+"/admin/usage?"+q.Encode(), token, &rep); err != nil {
 		return err
 	}
-	printUsage(stdout, rep)
+	printUsage(stdout, &rep)
 	return nil
 }
 
-func fetchUsage(u, token string) (*app.UsageReport, error) {
+// adminTarget reads a running veil's admin address and token from its
+// config file.
+func adminTarget(path string) (base, token string, err error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return "", "", err
+	}
+	if cfg.Admin.Token.IsZero() {
+		return "", "", errors.New("the config has no admin token, so the /admin endpoints are off")
+	}
+	tok, err := keys.DefaultSources().Resolve(context.Background(), string(cfg.Admin.Token))
+	if err != nil {
+		return "", "", fmt.Errorf("admin token: %w", err)
+	}
+	host, port, err := net.SplitHostPort(cfg.Listen.Admin)
+	if err != nil {
+		return "", "", err
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port), tok.Reveal(), nil
+}
+
+// fetchAdmin GETs an admin endpoint and decodes its JSON into doc.
+func fetchAdmin(u, token string, doc any) error {
 	req, err := http.NewRequest(http.MethodGet, u, nil)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("ask veil's admin listener: %w", err)
+		return fmt.Errorf("ask veil's admin listener: %w", err)
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("admin listener answered %d: %s", resp.StatusCode, strings.TrimSpace(string(body)))
+		return fmt.Errorf("admin listener answered %d: %s", resp.StatusCode, strings.TrimSpace(string(body)))
 	}
-	var rep app.UsageReport
-	if err := json.Unmarshal(body, &rep); err != nil {
-		return nil, fmt.Errorf("decode the usage report: %w", err)
+	if err := json.Unmarshal(body, doc); err != nil {
+		return fmt.Errorf("decode the answer of %s: %w", u, err)
 	}
-	return &rep, nil
+	return nil
+}
+
+// statusCmd runs `veil status`: a running veil's providers, their health
+// and breakers, and its last reload, as a table.
+func statusCmd(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "the running veil's config file (for the admin address and token)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *path == "" {
+		return fmt.Errorf("%w: status needs --config FILE", errUsage)
+	}
+	base, token, err := adminTarget(*path)
+	if err != nil {
+		return err
+	}
+	var st app.Status
+	if err := fetchAdmin(base+"/admin/status", token, &st); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "veil %s, up %s, draining %v, config generation %d", st.Version, st.Uptime, st.Draining, st.Reload.Generation)
+	if st.Reload.Error != "" {
+		fmt.Fprintf(stdout, " (last reload refused: %s)", st.Reload.Error)
+	}
+	fmt.Fprintln(stdout)
+	fmt.Fprintln(stdout)
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TARGET\tBREAKER\tOK\tFAILED\t429\tKEY REFUSED\tLATENCY (EWMA)\tLAST STATUS")
+	for _, h := range st.Health {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%.1f ms\t%d\n", h.Target, h.Breaker, h.Successes, h.Failures,
+			h.RateLimited, h.KeyRejected, h.LatencyEWMAms, h.LastStatus)
+	}
+	return tw.Flush()
 }
 
 func printUsage(w io.Writer, rep *app.UsageReport) {

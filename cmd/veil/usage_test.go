@@ -47,3 +47,21 @@ func TestUsageReport(t *testing.T) {
 }
 
 func sleepBriefly() { time.Sleep(20 * time.Millisecond) }
+
+// TestStatusCommand: `veil status` prints a running veil's targets with
+// their breakers.
+func TestStatusCommand(t *testing.T) {
+	up := startFake(t, fakeopenai.Options{})
+	t.Setenv("TEST_ADMIN_TOKEN", "veil-status-test-admin-0123456789")
+	v := startVeil(t, up.URL(), "admin:\n  token: env://TEST_ADMIN_TOKEN\nusage:\n  sinks: []\n")
+	v.post(t, "rose-venue", "gpt-4o-mini")
+	code, out, errOut := runCmd("status", "--config", v.config)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{"config generation 0", "TARGET", "openai", "closed"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+}
