@@ -392,6 +392,10 @@ func TestBreakerOpensAndCloses(t *testing.T) {
 	if code, body := h.admin("/admin/status", h.adminToken); code != 200 || !strings.Contains(body, `"breaker": "open"`) {
 		t.Errorf("status does not show the open breaker: %s", body)
 	}
+	if _, body := h.admin("/metrics", ""); !strings.Contains(body, `veil_breaker_state{provider="primary"} 2`) ||
+		!strings.Contains(body, `veil_target_up{provider="primary"} 0`) {
+		t.Error("metrics do not show the open breaker")
+	}
 	waitFor(t, func() bool { return call().Header.Get("X-Veil-Provider") == "primary" })
 }
 

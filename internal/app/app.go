@@ -134,6 +134,7 @@ func New(cfg *config.Config, o Options) (a *App, err error) {
 		names[i] = p.Name()
 	}
 	a.health = health.NewRegistryWithBreakers(cfg.Limits.BreakerFailures, cfg.Limits.BreakerCooldown, names...)
+	a.metrics.WatchHealth(a.health)
 	if err := a.buildStore(); err != nil {
 		return nil, err
 	}
