@@ -309,17 +309,7 @@ func itoa(n int) string {
 // sends the call to the next one before anything reaches the client; a
 // request error (400) is passed through from the first.
 func TestStatusFailsOver(t *testing.T) {
-	h := start(t, setup{providers: `
-  - name: primary
-    type: openai
-    base_url: %[1]s
-    api_key: env://PLATFORM_KEY
-    models: [gpt-4o-mini]
-  - name: secondary
-    type: openai
-    base_url: %[1]s
-    api_key: env://PLATFORM_KEY
-    models: [gpt-4o-mini]`})
+	h := start(t, setup{providers: twoProviders})
 	for _, status := range []int{503, 500, 529} {
 		h.up.Script(fakeopenai.Fault{Kind: fakeopenai.KindStatus, Status: status})
 		resp := h.do("POST", "/v1/chat/completions", chatBody, nil)
@@ -363,17 +353,7 @@ func TestStatusFailsOver(t *testing.T) {
 // breaker, so calls go straight to the secondary (one attempt); after the
 // cooldown a probe finds it healthy and it serves again.
 func TestBreakerOpensAndCloses(t *testing.T) {
-	h := start(t, setup{limits: "  breaker_failures: 2\n  breaker_cooldown: 300ms\n", providers: `
-  - name: primary
-    type: openai
-    base_url: %[1]s
-    api_key: env://PLATFORM_KEY
-    models: [gpt-4o-mini]
-  - name: secondary
-    type: openai
-    base_url: %[1]s
-    api_key: env://PLATFORM_KEY
-    models: [gpt-4o-mini]`})
+	h := start(t, setup{limits: "  breaker_failures: 2\n  breaker_cooldown: 300ms\n", providers: twoProviders})
 	call := func() *http.Response {
 		resp := h.do("POST", "/v1/chat/completions", chatBody, nil)
 		_, _ = io.Copy(io.Discard, resp.Body)
