@@ -85,6 +85,9 @@ func TestAdminListener(t *testing.T) {
 		if strings.Contains(body, h.platformKey) || strings.Contains(body, h.token) {
 			t.Error("the status document shows a secret")
 		}
+		if !strings.Contains(body, `"remaining_requests": `) {
+			t.Error("the status does not show the provider's remaining capacity")
+		}
 	})
 }
 

@@ -57,6 +57,21 @@ type Target struct {
 	lastFailureAt  atomic.Int64  // unix nanoseconds
 	lastSuccessAt  atomic.Int64
 	lastStatusSeen atomic.Int64
+	// Capacity left as the provider last reported it (x-ratelimit-remaining-*),
+	// -1 when it never said.
+	remainingRequests atomic.Int64
+	remainingTokens   atomic.Int64
+}
+
+// Capacity records what the provider said is left of its rate limits;
+// negative values mean it did not say.
+func (t *Target) Capacity(requests, tokens int64) {
+	if requests >= 0 {
+		t.remainingRequests.Store(requests + 1) // stored +1 so that zero means never
+	}
+	if tokens >= 0 {
+		t.remainingTokens.Store(tokens + 1)
+	}
 }
 
 // Record adds one attempt's outcome and time to response headers.
@@ -111,6 +126,10 @@ type Snapshot struct {
 	LastSuccess         *time.Time `json:"last_success,omitempty"`
 	LastFailure         *time.Time `json:"last_failure,omitempty"`
 	Breaker             string     `json:"breaker"`
+	// RemainingRequests and RemainingTokens are the provider's last
+	// x-ratelimit-remaining-* values; absent when it never sent them.
+	RemainingRequests *int64 `json:"remaining_requests,omitempty"`
+	RemainingTokens   *int64 `json:"remaining_tokens,omitempty"`
 }
 
 // Snapshot copies the target's statistics.
@@ -125,6 +144,14 @@ func (t *Target) Snapshot() Snapshot {
 		LatencyEWMAms:       math.Round(math.Float64frombits(t.latencyEWMA.Load())*1e6) / 1e3,
 		LastStatus:          int(t.lastStatusSeen.Load()),
 		Breaker:             t.breaker.State(),
+	}
+	if v := t.remainingRequests.Load(); v > 0 {
+		v--
+		s.RemainingRequests = &v
+	}
+	if v := t.remainingTokens.Load(); v > 0 {
+		v--
+		s.RemainingTokens = &v
 	}
 	if ns := t.lastSuccessAt.Load(); ns != 0 {
 		ts := time.Unix(0, ns).UTC()

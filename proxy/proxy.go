@@ -434,6 +434,20 @@ func (s *Server) mayRetry(x *exchange, a *policy.Attempt, tries int, hint time.D
 	return wait, true
 }
 
+// headerInt reads a non-negative integer header; -1 when absent or not a
+// number.
+func headerInt(h *fasthttp.ResponseHeader, name string) int64 {
+	v := h.Peek(name)
+	if len(v) == 0 {
+		return -1
+	}
+	n, err := strconv.ParseInt(string(v), 10, 64)
+	if err != nil || n < 0 {
+		return -1
+	}
+	return n
+}
+
 // retryHint is how long a 429 or 503 asks to wait (retry-after-ms, or
 // Retry-After in seconds or as a date); 0 when it says nothing.
 func retryHint(h *fasthttp.ResponseHeader) time.Duration {
@@ -522,6 +536,10 @@ func (s *Server) send(ctx *fasthttp.RequestCtx, x *exchange, a *policy.Attempt, 
 	}
 	s.observeAttempt(a, resp.StatusCode(), t0)
 	x.logAttempt(a, key, resp.StatusCode(), "", t0)
+	if t := s.health.Target(a.Provider.Name()); t != nil && key.Source() == keys.SourcePlatform {
+		// The platform keys' capacity left, for peak-season monitoring.
+		t.Capacity(headerInt(&resp.Header, "X-Ratelimit-Remaining-Requests"), headerInt(&resp.Header, "X-Ratelimit-Remaining-Tokens"))
+	}
 	return resp, nil
 }
 
