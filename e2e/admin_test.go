@@ -60,6 +60,9 @@ func TestAdminListener(t *testing.T) {
 	})
 
 	t.Run("status needs the token", func(t *testing.T) {
+		streamReq := weddingChat
+		streamReq.Stream = true
+		collectStream(t, h.client(), streamReq)
 		if code, _ := h.admin("/admin/status", ""); code != 401 {
 			t.Errorf("without token: %d", code)
 		}
@@ -88,6 +91,15 @@ func TestAdminListener(t *testing.T) {
 		if !strings.Contains(body, `"remaining_requests": `) {
 			t.Error("the status does not show the provider's remaining capacity")
 		}
+		if !strings.Contains(body, `"success_rate_1m": 1`) {
+			t.Error("the status does not show the rolling success rate")
+		}
+		// The stream's statistics land when its exchange finishes, just
+		// after the client has read [DONE].
+		waitFor(t, func() bool {
+			_, body := h.admin("/admin/status", h.adminToken)
+			return strings.Contains(body, `"ttft_ewma_ms": `)
+		})
 	})
 }
 

@@ -54,7 +54,9 @@ type Target struct {
 	keyRejected    atomic.Uint64
 	consecutive    atomic.Uint64
 	latencyEWMA    atomic.Uint64 // float64 bits, seconds
-	lastFailureAt  atomic.Int64  // unix nanoseconds
+	ttftEWMA       atomic.Uint64 // float64 bits, seconds
+	window         window
+	lastFailureAt  atomic.Int64 // unix nanoseconds
 	lastSuccessAt  atomic.Int64
 	lastStatusSeen atomic.Int64
 	// Capacity left as the provider last reported it (x-ratelimit-remaining-*),
@@ -79,6 +81,7 @@ func (t *Target) Record(status int, latency time.Duration, now time.Time) {
 	t.lastStatusSeen.Store(int64(status))
 	outcome := Classify(status)
 	t.breaker.Record(outcome, now)
+	t.window.add(outcome, now)
 	switch outcome {
 	case Success:
 		t.successes.Add(1)
@@ -96,15 +99,27 @@ func (t *Target) Record(status int, latency time.Duration, now time.Time) {
 	if status == 0 {
 		return // no answer: no latency sample
 	}
-	sample := latency.Seconds()
+	addEWMA(&t.latencyEWMA, latency.Seconds())
+}
+
+// FirstToken adds one stream's time from the start of the attempt that
+// served it to its first content event.
+func (t *Target) FirstToken(d time.Duration) {
+	if d > 0 {
+		addEWMA(&t.ttftEWMA, d.Seconds())
+	}
+}
+
+// addEWMA folds sample into the moving average held as float64 bits in v.
+func addEWMA(v *atomic.Uint64, sample float64) {
 	for {
-		old := t.latencyEWMA.Load()
+		old := v.Load()
 		avg := math.Float64frombits(old)
 		next := sample
 		if old != 0 {
 			next = avg + ewmaWeight*(sample-avg)
 		}
-		if t.latencyEWMA.CompareAndSwap(old, math.Float64bits(next)) {
+		if v.CompareAndSwap(old, math.Float64bits(next)) {
 			return
 		}
 	}
@@ -115,17 +130,24 @@ func (t *Target) ConsecutiveFailures() uint64 { return t.consecutive.Load() }
 
 // Snapshot is a point-in-time copy of a target's statistics.
 type Snapshot struct {
-	Target              string     `json:"target"`
-	Successes           uint64     `json:"successes"`
-	Failures            uint64     `json:"failures"`
-	RateLimited         uint64     `json:"rate_limited"`
-	KeyRejected         uint64     `json:"key_rejected"`
-	ConsecutiveFailures uint64     `json:"consecutive_failures"`
-	LatencyEWMAms       float64    `json:"latency_ewma_ms"`
-	LastStatus          int        `json:"last_status"`
-	LastSuccess         *time.Time `json:"last_success,omitempty"`
-	LastFailure         *time.Time `json:"last_failure,omitempty"`
-	Breaker             string     `json:"breaker"`
+	Target              string  `json:"target"`
+	Successes           uint64  `json:"successes"`
+	Failures            uint64  `json:"failures"`
+	RateLimited         uint64  `json:"rate_limited"`
+	KeyRejected         uint64  `json:"key_rejected"`
+	ConsecutiveFailures uint64  `json:"consecutive_failures"`
+	LatencyEWMAms       float64 `json:"latency_ewma_ms"`
+	// TTFTEWMAms is the moving average of the time to first token of the
+	// streams the target served; zero before its first stream.
+	TTFTEWMAms float64 `json:"ttft_ewma_ms,omitempty"`
+	// SuccessRate is the share of answered attempts in the last minute
+	// that succeeded (rate limits and key rejections left out); absent
+	// when there were none.
+	SuccessRate *float64   `json:"success_rate_1m,omitempty"`
+	LastStatus  int        `json:"last_status"`
+	LastSuccess *time.Time `json:"last_success,omitempty"`
+	LastFailure *time.Time `json:"last_failure,omitempty"`
+	Breaker     string     `json:"breaker"`
 	// RemainingRequests and RemainingTokens are the provider's last
 	// x-ratelimit-remaining-* values; absent when it never sent them.
 	RemainingRequests *int64 `json:"remaining_requests,omitempty"`
@@ -134,6 +156,12 @@ type Snapshot struct {
 
 // Snapshot copies the target's statistics.
 func (t *Target) Snapshot() Snapshot {
+	return t.SnapshotAt(time.Now())
+}
+
+// SnapshotAt copies the target's statistics, with the rolling success
+// rate as of now.
+func (t *Target) SnapshotAt(now time.Time) Snapshot {
 	s := Snapshot{
 		Target:              t.name,
 		Successes:           t.successes.Load(),
@@ -141,9 +169,14 @@ func (t *Target) Snapshot() Snapshot {
 		RateLimited:         t.rateLimited.Load(),
 		KeyRejected:         t.keyRejected.Load(),
 		ConsecutiveFailures: t.consecutive.Load(),
-		LatencyEWMAms:       math.Round(math.Float64frombits(t.latencyEWMA.Load())*1e6) / 1e3,
+		LatencyEWMAms:       toMS(t.latencyEWMA.Load()),
+		TTFTEWMAms:          toMS(t.ttftEWMA.Load()),
 		LastStatus:          int(t.lastStatusSeen.Load()),
 		Breaker:             t.breaker.State(),
+	}
+	if ok, failed := t.window.sum(now); ok+failed > 0 {
+		rate := math.Round(float64(ok)/float64(ok+failed)*1e4) / 1e4
+		s.SuccessRate = &rate
 	}
 	if v := t.remainingRequests.Load(); v > 0 {
 		v--
@@ -163,6 +196,9 @@ func (t *Target) Snapshot() Snapshot {
 	}
 	return s
 }
+
+// toMS turns float64 bits of seconds into milliseconds with three decimals.
+func toMS(bits uint64) float64 { return math.Round(math.Float64frombits(bits)*1e6) / 1e3 }
 
 // Registry holds the targets known at start-up. It is read-only after
 // construction, so lookups need no lock.

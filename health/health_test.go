@@ -74,3 +74,53 @@ func TestRecordAllocs(t *testing.T) {
 		t.Errorf("%.1f allocations per Record", a)
 	}
 }
+
+func TestSuccessRateWindow(t *testing.T) {
+	tg := NewRegistry("p").Target("p")
+	start := time.Date(2026, 6, 20, 14, 0, 0, 0, time.UTC)
+	if s := tg.SnapshotAt(start); s.SuccessRate != nil {
+		t.Fatalf("success rate %v before any attempt", *s.SuccessRate)
+	}
+	for i := 0; i < 3; i++ {
+		tg.Record(200, time.Millisecond, start)
+	}
+	tg.Record(503, time.Millisecond, start.Add(15*time.Second))
+	tg.Record(429, time.Millisecond, start.Add(15*time.Second)) // not counted
+	tests := []struct {
+		name string
+		at   time.Duration
+		want float64 // -1: absent
+	}{
+		{"all in the minute", 20 * time.Second, 0.75},
+		{"first slot aged out", 65 * time.Second, 0},
+		{"everything aged out", 80 * time.Second, -1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := tg.SnapshotAt(start.Add(tc.at))
+			switch {
+			case tc.want < 0 && s.SuccessRate != nil:
+				t.Errorf("success rate %v, want none", *s.SuccessRate)
+			case tc.want >= 0 && (s.SuccessRate == nil || *s.SuccessRate != tc.want):
+				t.Errorf("success rate %v, want %v", s.SuccessRate, tc.want)
+			}
+		})
+	}
+	// A slot reused a minute later starts from zero.
+	tg.Record(200, time.Millisecond, start.Add(60*time.Second))
+	if s := tg.SnapshotAt(start.Add(61 * time.Second)); s.SuccessRate == nil || *s.SuccessRate != 0.5 {
+		t.Errorf("after reuse: success rate %v, want 0.5", s.SuccessRate)
+	}
+}
+
+func TestFirstToken(t *testing.T) {
+	tg := NewRegistry("p").Target("p")
+	if s := tg.Snapshot(); s.TTFTEWMAms != 0 {
+		t.Fatalf("ttft %v before any stream", s.TTFTEWMAms)
+	}
+	tg.FirstToken(100 * time.Millisecond)
+	tg.FirstToken(200 * time.Millisecond)
+	if s := tg.Snapshot(); s.TTFTEWMAms != 110 {
+		t.Errorf("ttft EWMA %v ms, want 110", s.TTFTEWMAms)
+	}
+}

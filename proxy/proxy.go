@@ -148,6 +148,7 @@ type exchange struct {
 	attemptLog    [4]usage.Attempt
 	attemptCount  int
 	ttft          time.Duration
+	attemptStart  time.Time // start of the latest attempt
 	sawDone       bool
 	ticket        quota.Ticket
 	admitted      bool
@@ -627,6 +628,7 @@ func retryAfter(h *fasthttp.ResponseHeader) time.Duration {
 
 // logAttempt keeps an attempt for the usage record.
 func (x *exchange) logAttempt(a *policy.Attempt, key *keys.Key, status int, code string, t0 time.Time) {
+	x.attemptStart = t0
 	if x.attemptCount < len(x.attemptLog) {
 		x.attemptLog[x.attemptCount] = usage.Attempt{Provider: a.Provider.Name(), KeySource: key.Source(), Status: status,
 			Error: code, LatencyMS: msSince(t0)}
@@ -725,6 +727,9 @@ func (s *Server) finish(x *exchange) {
 	providerName := ""
 	if x.served != nil {
 		providerName = x.served.Provider.Name()
+		if t := s.health.Target(providerName); t != nil && x.ttft > 0 {
+			t.FirstToken(x.start.Add(x.ttft).Sub(x.attemptStart))
+		}
 	}
 	s.metrics.ObserveRequest(x.ep.name, providerName, x.fields.Model, x.status, elapsed.Seconds())
 	s.metrics.InFlight(-1)

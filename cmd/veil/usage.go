@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -126,12 +127,37 @@ func statusCmd(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintln(stdout)
 	fmt.Fprintln(stdout)
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "TARGET\tBREAKER\tOK\tFAILED\t429\tKEY REFUSED\tLATENCY (EWMA)\tLAST STATUS")
+	fmt.Fprintln(tw, "TARGET\tBREAKER\tOK\tFAILED\t429\tKEY REFUSED\tSUCCESS 1M\tLATENCY (EWMA)\tTTFT (EWMA)\tREQS LEFT\tLAST STATUS")
 	for _, h := range st.Health {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%.1f ms\t%d\n", h.Target, h.Breaker, h.Successes, h.Failures,
-			h.RateLimited, h.KeyRejected, h.LatencyEWMAms, h.LastStatus)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\t%.1f ms\t%s\t%s\t%d\n", h.Target, h.Breaker, h.Successes, h.Failures,
+			h.RateLimited, h.KeyRejected, percentOrDash(h.SuccessRate), h.LatencyEWMAms, msOrDash(h.TTFTEWMAms),
+			intOrDash(h.RemainingRequests), h.LastStatus)
 	}
 	return tw.Flush()
+}
+
+// percentOrDash shows a share as a percentage, or a dash when unknown.
+func percentOrDash(v *float64) string {
+	if v == nil {
+		return "-"
+	}
+	return strconv.FormatFloat(*v*100, 'f', 1, 64) + "%"
+}
+
+// msOrDash shows milliseconds, or a dash when there was no sample.
+func msOrDash(v float64) string {
+	if v == 0 {
+		return "-"
+	}
+	return strconv.FormatFloat(v, 'f', 1, 64) + " ms"
+}
+
+// intOrDash shows a count, or a dash when the provider never said.
+func intOrDash(v *int64) string {
+	if v == nil {
+		return "-"
+	}
+	return strconv.FormatInt(*v, 10)
 }
 
 func printUsage(w io.Writer, rep *app.UsageReport) {

@@ -59,7 +59,7 @@ func TestStatusCommand(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	for _, want := range []string{"config generation 0", "TARGET", "openai", "closed"} {
+	for _, want := range []string{"config generation 0", "TARGET", "openai", "closed", "SUCCESS 1M", "100.0%"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status lacks %q:\n%s", want, out)
 		}
