@@ -96,7 +96,10 @@ type harness struct {
 	platformKey string
 	token       string
 	adminToken  string
-	logs        *lockedBuffer
+	// logs holds the operational and the audit log; audit the audit log
+	// alone.
+	logs  *lockedBuffer
+	audit *lockedBuffer
 	// yaml and lookup are the config veil started with, for reload tests.
 	yaml   string
 	lookup func(string) (string, bool)
@@ -122,7 +125,7 @@ type setup struct {
 func start(t *testing.T, s setup) *harness {
 	t.Helper()
 	h := &harness{t: t, platformKey: secret("sk-platform-"), token: secret("veil-caller-"),
-		adminToken: secret("veil-admin-"), logs: &lockedBuffer{}}
+		adminToken: secret("veil-admin-"), logs: &lockedBuffer{}, audit: &lockedBuffer{}}
 	s.fake.Keys = append(s.fake.Keys, h.platformKey)
 	h.up = fakeopenai.New(s.fake)
 	if err := h.up.Start("127.0.0.1:0"); err != nil {
@@ -166,8 +169,12 @@ callers:
 	if err != nil {
 		t.Fatal(err)
 	}
+	audit, err := logging.New("debug", "json", multiWriter{h.logs, h.audit, suiteLog})
+	if err != nil {
+		t.Fatal(err)
+	}
 	secrets := keys.Sources{"env": keys.EnvSource{LookupEnv: lookup}}
-	h.app, err = app.New(cfg, app.Options{Log: log, Audit: log, Version: "test", Secrets: secrets, UsageTap: s.tap})
+	h.app, err = app.New(cfg, app.Options{Log: log, Audit: audit, Version: "test", Secrets: secrets, UsageTap: s.tap})
 	if err != nil {
 		t.Fatalf("app: %v", err)
 	}
@@ -229,11 +236,14 @@ func (h *harness) lastUpstream() fakeopenai.Received {
 	return rs[len(rs)-1]
 }
 
-type multiWriter [2]*lockedBuffer
+// multiWriter writes every log line to each of its buffers.
+type multiWriter []*lockedBuffer
 
 func (m multiWriter) Write(p []byte) (int, error) {
-	_, _ = m[0].Write(p)
-	return m[1].Write(p)
+	for _, b := range m {
+		_, _ = b.Write(p)
+	}
+	return len(p), nil
 }
 
 func ctxT(t *testing.T) context.Context {

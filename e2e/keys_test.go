@@ -283,7 +283,15 @@ func TestClientKeyRefusedFallsBackToPlatform(t *testing.T) {
 	if r.Billed != "platform" || r.Reason != "platform_fallback" || len(r.Attempts) < 2 || r.Attempts[0].Status != 401 {
 		t.Errorf("record billed %q reason %q attempts %+v", r.Billed, r.Reason, r.Attempts)
 	}
-	if !strings.Contains(h.logs.String(), "supplier key refused; falling back") {
-		t.Error("the fallback was not logged")
+	trail := h.audit.String()
+	if !strings.Contains(trail, "supplier key refused; falling back") {
+		t.Error("the refusal of the supplier's key was not audited")
+	}
+	if !strings.Contains(trail, `"supplier call falls back to platform keys"`) ||
+		!strings.Contains(trail, `"cause":"supplier_key_refused"`) || !strings.Contains(trail, `"billed":"platform"`) {
+		t.Errorf("the fallback was not audited:\n%s", trail)
+	}
+	if strings.Contains(trail, revoked) {
+		t.Error("the audit trail shows the supplier's key")
 	}
 }

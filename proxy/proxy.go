@@ -42,6 +42,9 @@ type Options struct {
 	Policy  *policy.Policy
 	Metrics *metrics.Metrics
 	Log     *zap.Logger
+	// Audit receives one line per supplier key refusal and per fallback
+	// from a supplier's own key to platform keys; nil discards them.
+	Audit *zap.Logger
 	// Health receives every attempt's outcome; nil records nothing.
 	Health *health.Registry
 	// Usage receives one record per authenticated request; nil drops them.
@@ -81,6 +84,7 @@ type Server struct {
 	keys    *keys.Cache
 	metrics *metrics.Metrics
 	log     *zap.Logger
+	auditor *zap.Logger
 	health  *health.Registry
 	usage   Emitter
 	interns interner
@@ -96,7 +100,10 @@ func New(o Options) (*Server, error) {
 	if o.Auth == nil || o.Policy == nil || o.Metrics == nil || o.Log == nil {
 		return nil, errors.New("proxy: auth, policy, metrics and log are required")
 	}
-	s := &Server{limits: o.Limits, keys: o.Keys, metrics: o.Metrics, log: o.Log, health: o.Health, usage: o.Usage}
+	s := &Server{limits: o.Limits, keys: o.Keys, metrics: o.Metrics, log: o.Log, auditor: o.Audit, health: o.Health, usage: o.Usage}
+	if s.auditor == nil {
+		s.auditor = zap.NewNop()
+	}
 	s.rt.Store(&Runtime{Auth: o.Auth, Policy: o.Policy, Prices: o.Prices, Quota: o.Quota})
 	if s.health == nil {
 		s.health = health.NewRegistry()
@@ -149,6 +156,7 @@ type exchange struct {
 	attemptCount  int
 	ttft          time.Duration
 	attemptStart  time.Time // start of the latest attempt
+	fellBack      bool      // the fallback to platform keys was audited
 	sawDone       bool
 	ticket        quota.Ticket
 	admitted      bool
@@ -279,6 +287,10 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, x *exchange) bool {
 		lastPlanned := i == len(x.plan)-1
 		if i > 0 && a.Source == policy.SourcePlatform && x.plan[0].Source == policy.SourceClient {
 			x.reason = "platform_fallback"
+			if !x.fellBack {
+				x.fellBack = true
+				s.auditFallback(x, a, last)
+			}
 		}
 		if !lastPlanned && !s.health.Allow(a.Provider.Name(), time.Now()) {
 			continue // its breaker's half-open probe is taken by another call
@@ -406,8 +418,24 @@ func isEventStream(resp *fasthttp.Response) bool {
 
 // audit logs a key event of an exchange (fingerprints only).
 func (s *Server) audit(x *exchange, msg string, a *policy.Attempt, key *keys.Key, status int) {
-	s.log.Warn(msg, zap.ByteString("request_id", x.reqID), zap.ByteString("supplier", x.supplier),
-		zap.String("provider", a.Provider.Name()), zap.Object("key", key), zap.Int("status", status))
+	fields := [...]zap.Field{zap.ByteString("request_id", x.reqID), zap.ByteString("supplier", x.supplier),
+		zap.String("provider", a.Provider.Name()), zap.Object("key", key), zap.Int("status", status)}
+	s.log.Warn(msg, fields[:]...)
+	s.auditor.Warn(msg, fields[:]...)
+}
+
+// auditFallback writes that a call planned on the supplier's own key moves
+// to platform keys, billed to the platform, and why.
+func (s *Server) auditFallback(x *exchange, a *policy.Attempt, cause *Error) {
+	why, status := "client_key_unavailable", 0
+	if cause != nil {
+		why, status = cause.Code, cause.Status
+	}
+	fields := [...]zap.Field{zap.ByteString("request_id", x.reqID), zap.ByteString("supplier", x.supplier),
+		zap.String("provider", a.Provider.Name()), zap.ByteString("model", a.Model), zap.String("cause", why),
+		zap.Int("status", status), zap.String("billed", usage.BilledPlatform)}
+	s.log.Warn("supplier call falls back to platform keys", fields[:]...)
+	s.auditor.Warn("supplier call falls back to platform keys", fields[:]...)
 }
 
 // mayRetry decides whether the last target left may be tried again, and
