@@ -207,6 +207,15 @@ type Limits struct {
 	// BreakerCooldown is how long an open breaker refuses the provider
 	// before one probe may try it. Default 30s.
 	BreakerCooldown time.Duration `yaml:"breaker_cooldown"`
+	// ProbeInterval is how often veil actively probes each provider that
+	// has platform keys (GET /v1/models, no tokens spent). Default 30s.
+	ProbeInterval time.Duration `yaml:"probe_interval"`
+	// ProbeFailures is how many consecutive failed probes take a provider
+	// out of the plan until one probe succeeds again. Default 2.
+	ProbeFailures int `yaml:"probe_failures"`
+	// DisableProbes turns active probes off; breakers and passive
+	// statistics still apply.
+	DisableProbes bool `yaml:"disable_probes"`
 }
 
 // Log configures logging.
@@ -309,6 +318,8 @@ func (c *Config) ApplyDefaults() {
 	setDuration(&l.RetryBackoff, 100*time.Millisecond)
 	setDuration(&l.MaxRetryWait, 5*time.Second)
 	setDuration(&l.BreakerCooldown, 30*time.Second)
+	setDuration(&l.ProbeInterval, 30*time.Second)
+	setInt(&l.ProbeFailures, 2)
 
 	c.Log.Level = strings.ToLower(c.Log.Level)
 	c.Log.Format = strings.ToLower(c.Log.Format)

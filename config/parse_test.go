@@ -121,6 +121,8 @@ callers:
 			RetryBackoff:      100 * time.Millisecond,
 			MaxRetryWait:      5 * time.Second,
 			BreakerCooldown:   30 * time.Second,
+			ProbeInterval:     30 * time.Second,
+			ProbeFailures:     2,
 		},
 		Log: Log{Level: "debug", Format: "console"},
 		Providers: []Provider{

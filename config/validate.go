@@ -144,6 +144,8 @@ func (v *validator) limits() {
 		v.fail("limits.max_retries", "must not be negative, got %d", l.MaxRetries)
 	}
 	v.timeout("limits.breaker_cooldown", l.BreakerCooldown, false)
+	v.timeout("limits.probe_interval", l.ProbeInterval, false)
+	v.size("limits.probe_failures", l.ProbeFailures)
 }
 
 func (v *validator) size(path string, n int) {

@@ -141,6 +141,12 @@ func start(t *testing.T, s setup) *harness {
     base_url: %s
     api_key: env://PLATFORM_KEY`
 	}
+	// Active probes would add requests to the upstream's record and take
+	// scripted faults meant for calls; tests about probes turn them on.
+	probes := "  disable_probes: true\n"
+	if strings.Contains(s.limits, "probe_") {
+		probes = ""
+	}
 	yaml := `listen:
   proxy: 127.0.0.1:0
   admin: 127.0.0.1:0
@@ -148,7 +154,7 @@ admin:
   token: env://ADMIN_TOKEN
 limits:
   keepalive_interval: 100ms
-` + s.limits + `
+` + probes + s.limits + `
 providers:` + fmt.Sprintf(providers, h.up.URL()) + `
 callers:
   - name: wedsync-app

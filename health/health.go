@@ -63,6 +63,20 @@ type Target struct {
 	// -1 when it never said.
 	remainingRequests atomic.Int64
 	remainingTokens   atomic.Int64
+	// Active probes: whether they took the target out, and the last one.
+	probeDown atomic.Bool
+	lastProbe atomic.Pointer[probeResult]
+}
+
+type probeResult struct {
+	at     time.Time
+	status int
+	cause  string
+}
+
+// probed keeps the last active probe's result.
+func (t *Target) probed(status int, cause string, at time.Time) {
+	t.lastProbe.Store(&probeResult{at: at, status: status, cause: cause})
 }
 
 // Capacity records what the provider said is left of its rate limits;
@@ -152,6 +166,13 @@ type Snapshot struct {
 	// x-ratelimit-remaining-* values; absent when it never sent them.
 	RemainingRequests *int64 `json:"remaining_requests,omitempty"`
 	RemainingTokens   *int64 `json:"remaining_tokens,omitempty"`
+	// ProbedDown is true while active probes hold the target out.
+	ProbedDown bool `json:"probed_down"`
+	// LastProbe is the time of the last active probe, LastProbeStatus its
+	// status (0: no answer) and LastProbeError why it failed.
+	LastProbe       *time.Time `json:"last_probe,omitempty"`
+	LastProbeStatus int        `json:"last_probe_status,omitempty"`
+	LastProbeError  string     `json:"last_probe_error,omitempty"`
 }
 
 // Snapshot copies the target's statistics.
@@ -173,6 +194,11 @@ func (t *Target) SnapshotAt(now time.Time) Snapshot {
 		TTFTEWMAms:          toMS(t.ttftEWMA.Load()),
 		LastStatus:          int(t.lastStatusSeen.Load()),
 		Breaker:             t.breaker.State(),
+		ProbedDown:          t.probeDown.Load(),
+	}
+	if p := t.lastProbe.Load(); p != nil {
+		at := p.at.UTC()
+		s.LastProbe, s.LastProbeStatus, s.LastProbeError = &at, p.status, p.cause
 	}
 	if ok, failed := t.window.sum(now); ok+failed > 0 {
 		rate := math.Round(float64(ok)/float64(ok+failed)*1e4) / 1e4
@@ -223,17 +249,18 @@ func NewRegistryWithBreakers(failures int, cooldown time.Duration, names ...stri
 	return r
 }
 
-// Available reports whether the named target's breaker lets calls through
-// at now; unknown targets are available.
+// Available reports whether the named target may take calls at now: its
+// active probes have not taken it out and its breaker lets calls through.
+// Unknown targets are available.
 func (r *Registry) Available(name string, now time.Time) bool {
 	t := r.targets[name]
-	return t == nil || t.breaker.Available(now)
+	return t == nil || !t.probeDown.Load() && t.breaker.Available(now)
 }
 
-// Allow is Available that also takes the half-open probe.
+// Allow is Available that also takes the breaker's half-open probe.
 func (r *Registry) Allow(name string, now time.Time) bool {
 	t := r.targets[name]
-	return t == nil || t.breaker.Allow(now)
+	return t == nil || !t.probeDown.Load() && t.breaker.Allow(now)
 }
 
 // Target returns the named target, or nil when it is unknown.

@@ -18,7 +18,7 @@ func (m *Metrics) WatchHealth(reg *health.Registry) {
 	m.Registry.MustRegister(&healthCollector{
 		reg: reg,
 		up: prometheus.NewDesc("veil_target_up",
-			"1 when the provider's breaker lets calls through, 0 while it is open.", []string{"provider"}, nil),
+			"1 when the provider takes calls, 0 while its breaker is open or active probes hold it out.", []string{"provider"}, nil),
 		breaker: prometheus.NewDesc("veil_breaker_state",
 			"The provider's circuit breaker: 0 closed, 1 half-open, 2 open.", []string{"provider"}, nil),
 	})
@@ -37,6 +37,9 @@ func (c *healthCollector) Collect(ch chan<- prometheus.Metric) {
 			state = 1
 		case health.Open:
 			up, state = 0, 2
+		}
+		if s.ProbedDown {
+			up = 0
 		}
 		ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, up, s.Target)
 		ch <- prometheus.MustNewConstMetric(c.breaker, prometheus.GaugeValue, state, s.Target)

@@ -4,6 +4,7 @@
 package provider
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -192,4 +193,25 @@ var pathPool bytebufferpool.Pool
 
 var translators = map[string]Translator{
 	"openai": openAI{},
+}
+
+// Probe asks the provider for its model list (GET /v1/models) with a
+// platform key and returns the status it answered; it is how active health
+// checks see a provider without spending tokens. A provider without
+// platform keys cannot be probed.
+func (p *Provider) Probe(deadline time.Time) (int, error) {
+	if p.platform == nil {
+		return 0, errors.New("no platform key to probe with")
+	}
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.Header.SetMethod(fasthttp.MethodGet)
+	if err := p.Prepare(req, &Call{Suffix: []byte("/models"), Key: p.platform.Next(time.Now())}); err != nil {
+		return 0, err
+	}
+	if err := p.Do(req, resp, deadline); err != nil {
+		return 0, err
+	}
+	return resp.StatusCode(), nil
 }

@@ -225,6 +225,7 @@ func (a *App) Start() error {
 		}
 		go a.keys.Prewarm(context.Background(), a.cfg.Keys.Prewarm, names)
 	}
+	a.startProbes()
 	a.serve(a.proxySrv, a.proxyLn, "proxy")
 	a.serve(a.adminSrv, a.adminLn, "admin")
 	a.log.Info("veil listening", zap.String("proxy", a.ProxyAddr()), zap.String("admin", a.AdminAddr()),
@@ -387,4 +388,41 @@ func (l fasthttpLogger) Printf(format string, args ...any) {
 	if ce := l.log.Check(zap.DebugLevel, "fasthttp"); ce != nil {
 		ce.Write(zap.String("detail", fmt.Sprintf(format, args...)))
 	}
+}
+
+// startProbes runs active health checks on every provider with platform
+// keys until veil stops; each change of a provider's probed state is an
+// alert line on the log.
+func (a *App) startProbes() {
+	lim := a.cfg.Limits
+	if lim.DisableProbes {
+		return
+	}
+	checks := make(map[string]health.CheckFunc)
+	for _, p := range a.providers {
+		if p.Platform() != nil {
+			checks[p.Name()] = p.Probe
+		}
+	}
+	if len(checks) == 0 {
+		return
+	}
+	pr := &health.Prober{Registry: a.health, Checks: checks, Interval: lim.ProbeInterval,
+		Timeout: min(lim.ProbeInterval, 5*time.Second), Fails: lim.ProbeFailures, Passes: 1, Alert: a.alert}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-a.stopWatch
+		cancel()
+	}()
+	go pr.Run(ctx)
+}
+
+// alert writes a provider's change of health where operators watch for it.
+func (a *App) alert(al health.Alert) {
+	if al.Up {
+		a.log.Warn("alert: provider is back", zap.String("provider", al.Target), zap.Time("at", al.At))
+		return
+	}
+	a.log.Error("alert: provider is down", zap.String("provider", al.Target), zap.String("cause", al.Cause),
+		zap.Time("at", al.At))
 }
