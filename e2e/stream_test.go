@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/wedsync/veil/internal/fakeopenai"
 )
 
@@ -85,6 +87,17 @@ func TestStreamFlushesEachEvent(t *testing.T) {
 func TestClientGoneCancelsUpstream(t *testing.T) {
 	h := start(t, setup{})
 	h.up.Script(fakeopenai.Fault{Kind: fakeopenai.KindStallStream, After: 2, Stall: 2 * time.Second})
+	// Every goroutine the stream starts, in veil and in the fake provider,
+	// must be gone once the client is. fasthttp's housekeeping (idle
+	// server workers, with nothing on top of them, serve no one; pool and
+	// dialer cleaners; the server date ticker) starts lazily and outlives
+	// a request by design.
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent(),
+		goleak.IgnoreTopFunction("github.com/valyala/fasthttp.(*workerPool).workerFunc"),
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"),
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*HostClient).connsCleaner"),
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*TCPDialer).tcpAddrsClean"),
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"))
 	conn, r := h.openStream(t)
 	if _, err := nextData(t, r); err != nil {
 		t.Fatal(err)
