@@ -13,6 +13,7 @@ import (
 
 	"github.com/wedsync/veil/internal/fakeopenai"
 	"github.com/wedsync/veil/internal/vaulttest"
+	"github.com/wedsync/veil/usage"
 )
 
 // vaultSetup starts a real Vault dev server with veil's policy from
@@ -388,5 +389,59 @@ func TestVaultPlatformKeyPool(t *testing.T) {
 	}
 	if seen["Bearer "+k1] != 2 || seen["Bearer "+k2] != 2 {
 		t.Errorf("calls per pool key: %d and %d, want 2 and 2", seen["Bearer "+k1], seen["Bearer "+k2])
+	}
+}
+
+// TestVaultClientKeyOutageFallsBackToPlatform is scenario 2 end to end: a
+// venue whose tier allows it keeps being served on platform keys while the
+// provider refuses its own key from Vault, billed to the platform and
+// audited; once a Vault admin stores a working key, its calls are back on
+// its own key without anyone restarting veil.
+func TestVaultClientKeyOutageFallsBackToPlatform(t *testing.T) {
+	v, token := vaultSetup(t)
+	oldKey, newKey := secret("sk-bella-v1-"), secret("sk-bella-v2-")
+	v.WriteKV(t, "wedsync/suppliers/bella-photography/openai", map[string]any{"api_key": oldKey})
+	yaml := strings.Replace(vaultYAML(v, "1m", "10m"), "    - id: bella-photography\n      mode: client\n",
+		"    - id: bella-photography\n      mode: client\n      allow_platform_fallback: true\n", 1)
+	tp := &tap{}
+	h := start(t, setup{
+		fake:  fakeopenai.Options{Keys: []string{oldKey}},
+		env:   map[string]string{"VAULT_TOKEN": token},
+		extra: yaml,
+		tap:   tp.add,
+	})
+	c := h.clientFor("bella-photography")
+	call := func(step string) *usage.Record {
+		t.Helper()
+		resp, err := c.CreateChatCompletion(ctxT(t), weddingChat)
+		if err != nil {
+			t.Fatalf("%s: the client saw an error: %v", step, err)
+		}
+		return tp.one(t, resp.Header().Get("X-Request-Id"))
+	}
+
+	if r := call("own key"); r.KeySource != "client" || r.Billed != "client" {
+		t.Errorf("own key: key source %q billed %q", r.KeySource, r.Billed)
+	}
+	h.up.SetKeys(h.platformKey) // the provider revokes bella's key
+	for i := range 3 {
+		r := call("outage")
+		if r.KeySource != "platform" || r.Billed != "platform" || r.Reason != "platform_fallback" {
+			t.Errorf("outage call %d: key source %q billed %q reason %q", i, r.KeySource, r.Billed, r.Reason)
+		}
+	}
+	trail := h.audit.String()
+	if !strings.Contains(trail, `"supplier call falls back to platform keys"`) || !strings.Contains(trail, `"supplier":"bella-photography"`) {
+		t.Errorf("the fallback was not audited:\n%s", trail)
+	}
+	if strings.Contains(trail, oldKey) {
+		t.Error("the audit trail shows bella's key")
+	}
+
+	// A Vault admin stores a new key that the provider accepts.
+	h.up.SetKeys(newKey, h.platformKey)
+	v.WriteKV(t, "wedsync/suppliers/bella-photography/openai", map[string]any{"api_key": newKey})
+	if r := call("after the fix"); r.KeySource != "client" || r.Billed != "client" || r.Reason != "" {
+		t.Errorf("after the fix: key source %q billed %q reason %q", r.KeySource, r.Billed, r.Reason)
 	}
 }
