@@ -395,8 +395,9 @@ func TestVaultPlatformKeyPool(t *testing.T) {
 // TestVaultClientKeyOutageFallsBackToPlatform is scenario 2 end to end: a
 // venue whose tier allows it keeps being served on platform keys while the
 // provider refuses its own key from Vault, billed to the platform and
-// audited; once a Vault admin stores a working key, its calls are back on
-// its own key without anyone restarting veil.
+// audited, and its refused key is held out for the breaker cooldown; once
+// a Vault admin stores a working key, its calls are back on its own key
+// without anyone restarting veil.
 func TestVaultClientKeyOutageFallsBackToPlatform(t *testing.T) {
 	v, token := vaultSetup(t)
 	oldKey, newKey := secret("sk-bella-v1-"), secret("sk-bella-v2-")
@@ -405,10 +406,11 @@ func TestVaultClientKeyOutageFallsBackToPlatform(t *testing.T) {
 		"    - id: bella-photography\n      mode: client\n      allow_platform_fallback: true\n", 1)
 	tp := &tap{}
 	h := start(t, setup{
-		fake:  fakeopenai.Options{Keys: []string{oldKey}},
-		env:   map[string]string{"VAULT_TOKEN": token},
-		extra: yaml,
-		tap:   tp.add,
+		fake:   fakeopenai.Options{Keys: []string{oldKey}},
+		env:    map[string]string{"VAULT_TOKEN": token},
+		extra:  yaml,
+		tap:    tp.add,
+		limits: "  breaker_cooldown: 1s\n",
 	})
 	c := h.clientFor("bella-photography")
 	call := func(step string) *usage.Record {
@@ -429,6 +431,11 @@ func TestVaultClientKeyOutageFallsBackToPlatform(t *testing.T) {
 		if r.KeySource != "platform" || r.Billed != "platform" || r.Reason != "platform_fallback" {
 			t.Errorf("outage call %d: key source %q billed %q reason %q", i, r.KeySource, r.Billed, r.Reason)
 		}
+		// After the first refusal the key is held out for the cooldown:
+		// calls go straight to the platform key, one attempt each.
+		if i > 0 && len(r.Attempts) != 1 {
+			t.Errorf("outage call %d: %d attempts %+v, want the held-out key skipped", i, len(r.Attempts), r.Attempts)
+		}
 	}
 	trail := h.audit.String()
 	if !strings.Contains(trail, `"supplier call falls back to platform keys"`) || !strings.Contains(trail, `"supplier":"bella-photography"`) {
@@ -441,6 +448,9 @@ func TestVaultClientKeyOutageFallsBackToPlatform(t *testing.T) {
 	// A Vault admin stores a new key that the provider accepts.
 	h.up.SetKeys(newKey, h.platformKey)
 	v.WriteKV(t, "wedsync/suppliers/bella-photography/openai", map[string]any{"api_key": newKey})
+	// Once the cooldown is over, one call tries bella's key again, meets
+	// the refusal of the old version, refreshes from Vault and is served.
+	waitFor(t, func() bool { return call("after the fix").KeySource == "client" })
 	if r := call("after the fix"); r.KeySource != "client" || r.Billed != "client" || r.Reason != "" {
 		t.Errorf("after the fix: key source %q billed %q reason %q", r.KeySource, r.Billed, r.Reason)
 	}

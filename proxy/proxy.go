@@ -86,8 +86,11 @@ type Server struct {
 	log     *zap.Logger
 	auditor *zap.Logger
 	health  *health.Registry
-	usage   Emitter
-	interns interner
+	// keyHealth holds out suppliers' own keys that a provider refused, for
+	// the breaker cooldown, when the plan can fall back.
+	keyHealth *health.KeyBreakers
+	usage     Emitter
+	interns   interner
 
 	idPrefix [8]byte
 	idSeq    atomic.Uint64
@@ -104,6 +107,7 @@ func New(o Options) (*Server, error) {
 	if s.auditor == nil {
 		s.auditor = zap.NewNop()
 	}
+	s.keyHealth = &health.KeyBreakers{Cooldown: o.Limits.BreakerCooldown}
 	s.rt.Store(&Runtime{Auth: o.Auth, Policy: o.Policy, Prices: o.Prices, Quota: o.Quota})
 	if s.health == nil {
 		s.health = health.NewRegistry()
@@ -285,6 +289,13 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, x *exchange) bool {
 			}
 		}
 		lastPlanned := i == len(x.plan)-1
+		if a.Source == policy.SourceClient && !lastPlanned && !s.keyHealth.Allow(a.Provider.Name(), x.supplier, time.Now()) {
+			// The provider refused this supplier's key moments ago: go
+			// straight to the fallback until the cooldown's probe.
+			last = &Error{Status: fasthttp.StatusUnauthorized, Type: typeAuthentication, Code: "supplier_key_held_out",
+				Message: "veil: provider " + a.Provider.Name() + " refused the supplier's own key recently"}
+			continue
+		}
 		if i > 0 && a.Source == policy.SourcePlatform && x.plan[0].Source == policy.SourceClient {
 			x.reason = "platform_fallback"
 			if !x.fellBack {
@@ -301,6 +312,9 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, x *exchange) bool {
 			x.attempts++
 			streamed, last = s.attempt(ctx, x, a, stream, lastPlanned, tries)
 			if last == nil {
+				if a.Source == policy.SourceClient {
+					s.keyHealth.Served(a.Provider.Name(), x.supplier)
+				}
 				return streamed
 			}
 			if !lastPlanned {
@@ -388,6 +402,7 @@ func (s *Server) attempt(ctx *fasthttp.RequestCtx, x *exchange, a *policy.Attemp
 			// plan's platform attempts (hybrid, or a permitted fallback)
 			// take over.
 			s.discard(ctx, x, resp, stream)
+			s.keyHealth.Refused(a.Provider.Name(), x.supplier, time.Now())
 			s.audit(x, "supplier key refused; falling back to the next planned key", a, key, status)
 			return false, &Error{Status: status, Type: typeAuthentication, Code: "supplier_key_refused",
 				Message: "veil: provider " + a.Provider.Name() + " refused the supplier's own key"}

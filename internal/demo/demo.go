@@ -222,6 +222,10 @@ func Run(ctx context.Context, o Options) error {
 	return nil
 }
 
+// demoCooldown is how long the demo holds out a refused supplier key
+// before trying it again.
+const demoCooldown = 300 * time.Millisecond
+
 func demoConfig(upstream string) string {
 	return `listen:
   proxy: 127.0.0.1:0
@@ -231,6 +235,8 @@ providers:
     type: openai
     base_url: ` + upstream + `
     api_key: env://VEIL_DEMO_PLATFORM_KEY
+limits:
+  breaker_cooldown: ` + demoCooldown.String() + `   # short, so the demo shows the way back
 callers:
   - name: wedsync-demo-app
     token: env://VEIL_DEMO_CALLER_TOKEN
@@ -340,8 +346,9 @@ func photoTagsOwnKey(ctx context.Context, e *env) Result {
 }
 
 // venueKeyOutage is scenario 2: Willow Barn's own key stops working at the
-// provider; veil serves its coordinator on WedSync's key meanwhile, and
-// goes back to Willow's key once it works again.
+// provider; veil serves its coordinator on WedSync's key meanwhile (after
+// the first refusal without trying Willow's key again), and goes back to
+// Willow's key once it works again and the key's breaker lets a call try.
 func venueKeyOutage(ctx context.Context, e *env) Result {
 	r := Result{Asked: "menu notes during the venue's key outage"}
 	ask := func() (*openai.ChatCompletionResponse, error) {
@@ -353,12 +360,14 @@ func venueKeyOutage(ctx context.Context, e *env) Result {
 	}
 	var sources []string
 	start := time.Now()
-	for step := range 3 {
+	var heldOutAttempts string
+	for step := range 4 {
 		switch step {
 		case 1:
 			e.upstream.SetKeys(e.platformKey, e.bellaKey) // the provider refuses Willow's key
-		case 2:
+		case 3:
 			e.upstream.SetKeys(e.platformKey, e.bellaKey, e.willowKey) // and takes it back
+			time.Sleep(demoCooldown)
 		}
 		resp, err := ask()
 		if err != nil {
@@ -367,12 +376,19 @@ func venueKeyOutage(ctx context.Context, e *env) Result {
 		}
 		served(&r, resp.Header())
 		sources = append(sources, resp.Header().Get("X-Veil-Key-Source"))
+		if step == 2 {
+			heldOutAttempts = resp.Header().Get("X-Veil-Attempts")
+		}
 	}
 	r.Latency = time.Since(start)
-	r.Status = "200 x3"
-	r.Note = "key source before, during and after the outage: " + strings.Join(sources, " -> ")
-	if strings.Join(sources, ",") != "client,platform,client" {
+	r.Status = "200 x4"
+	r.Note = "key source before, during and after the outage: " + strings.Join(sources, " -> ") +
+		"; while held out: " + heldOutAttempts + " attempt"
+	switch {
+	case strings.Join(sources, ",") != "client,platform,platform,client":
 		r.Err = errors.New("want client, then platform during the outage, then client again")
+	case heldOutAttempts != "1":
+		r.Err = fmt.Errorf("the refused key was tried again during the outage (%s attempts)", heldOutAttempts)
 	}
 	return r
 }

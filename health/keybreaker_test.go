@@ -1,0 +1,56 @@
+package health
+
+import (
+	"testing"
+	"time"
+)
+
+func TestKeyBreakers(t *testing.T) {
+	k := &KeyBreakers{Cooldown: 30 * time.Second}
+	now := time.Date(2026, 6, 20, 14, 0, 0, 0, time.UTC)
+	bella, rose := []byte("bella-photography"), []byte("rose-venue")
+	if !k.Allow("openai", bella, now) {
+		t.Fatal("a key with no history was held out")
+	}
+	k.Refused("openai", bella, now)
+	steps := []struct {
+		name       string
+		at         time.Duration
+		bella      bool
+		roseOpenAI bool
+	}{
+		{"opened by one refusal", time.Second, false, true},
+		{"still cooling down", 29 * time.Second, false, true},
+		{"one probe after the cooldown", 31 * time.Second, true, true},
+		{"only one probe at a time", 32 * time.Second, false, true},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			if got := k.Allow("openai", bella, now.Add(st.at)); got != st.bella {
+				t.Errorf("bella allowed %v, want %v", got, st.bella)
+			}
+			if !k.Allow("openai", rose, now.Add(st.at)) || !k.Allow("azure", bella, now.Add(st.at)) {
+				t.Error("another supplier's key, or the same supplier at another provider, was held out")
+			}
+		})
+	}
+	k.Served("openai", bella)
+	if !k.Allow("openai", bella, now.Add(33*time.Second)) || k.Open() != 0 {
+		t.Errorf("a served key stays held out (%d open)", k.Open())
+	}
+	var nilK *KeyBreakers
+	nilK.Refused("openai", bella, now)
+	if !nilK.Allow("openai", bella, now) {
+		t.Error("a nil KeyBreakers holds keys out")
+	}
+}
+
+func TestKeyBreakersAllowAllocs(t *testing.T) {
+	k := &KeyBreakers{Cooldown: time.Second}
+	now := time.Now()
+	k.Refused("openai", []byte("rose-venue"), now)
+	bella := []byte("bella-photography")
+	if a := testing.AllocsPerRun(100, func() { k.Allow("openai", bella, now) }); a != 0 {
+		t.Errorf("%.1f allocations per Allow", a)
+	}
+}
