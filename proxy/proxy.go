@@ -312,10 +312,7 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, x *exchange) bool {
 			x.attempts++
 			streamed, last = s.attempt(ctx, x, a, stream, lastPlanned, tries)
 			if last == nil {
-				if a.Source == policy.SourceClient {
-					s.keyHealth.Served(a.Provider.Name(), x.supplier)
-				}
-				return streamed
+				return streamed // x may belong to the stream writer now
 			}
 			if !lastPlanned {
 				break
@@ -406,6 +403,9 @@ func (s *Server) attempt(ctx *fasthttp.RequestCtx, x *exchange, a *policy.Attemp
 			s.audit(x, "supplier key refused; falling back to the next planned key", a, key, status)
 			return false, &Error{Status: status, Type: typeAuthentication, Code: "supplier_key_refused",
 				Message: "veil: provider " + a.Provider.Name() + " refused the supplier's own key"}
+		}
+		if key.Source() == keys.SourceClient && status != fasthttp.StatusUnauthorized && status != fasthttp.StatusForbidden {
+			s.keyHealth.Served(a.Provider.Name(), x.supplier)
 		}
 		if failsOver(status) {
 			e := &Error{Status: status, Type: typeServer, Code: "upstream_status",
