@@ -124,3 +124,12 @@ func TestFirstToken(t *testing.T) {
 		t.Errorf("ttft EWMA %v ms, want 110", s.TTFTEWMAms)
 	}
 }
+
+func BenchmarkRecord(b *testing.B) {
+	tg := NewRegistryWithBreakers(5, time.Second, "p").Target("p")
+	now := time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		tg.Record(200, time.Millisecond, now)
+	}
+}

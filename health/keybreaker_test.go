@@ -54,3 +54,17 @@ func TestKeyBreakersAllowAllocs(t *testing.T) {
 		t.Errorf("%.1f allocations per Allow", a)
 	}
 }
+
+// BenchmarkKeyBreakersAllow is the check on every call planned on a
+// supplier's own key with a fallback, while another supplier's key is held
+// out (the slow path: the lock and the map lookup).
+func BenchmarkKeyBreakersAllow(b *testing.B) {
+	k := &KeyBreakers{Cooldown: time.Second}
+	now := time.Now()
+	k.Refused("openai", []byte("rose-venue"), now)
+	bella := []byte("bella-photography")
+	b.ReportAllocs()
+	for b.Loop() {
+		k.Allow("openai", bella, now)
+	}
+}
