@@ -293,24 +293,35 @@ func served(r *Result, h http.Header) {
 	r.Model = h.Get("X-Veil-Model")
 }
 
+// askChat sends one chat completion through c and fills r with its
+// latency, status, routing headers and tokens; ok is false when the call
+// failed (r then holds the error).
+func askChat(ctx context.Context, c *openai.Client, req openai.ChatCompletionRequest, r *Result) (resp openai.ChatCompletionResponse, ok bool) {
+	start := time.Now()
+	resp, err := c.CreateChatCompletion(ctx, req)
+	r.Latency = time.Since(start)
+	if err != nil {
+		r.Status, r.Err = "error", err
+		return resp, false
+	}
+	served(r, resp.Header())
+	r.Status = "200"
+	r.Tokens = fmt.Sprintf("%d in / %d out", resp.Usage.PromptTokens, resp.Usage.CompletionTokens)
+	return resp, true
+}
+
 func venueDescription(ctx context.Context, e *env) Result {
 	r := Result{Asked: "describe a barn venue for 120 guests"}
-	start := time.Now()
-	resp, err := e.client.CreateChatCompletion(ctx, openai.ChatCompletionRequest{
+	resp, ok := askChat(ctx, e.client, openai.ChatCompletionRequest{
 		Model: "gpt-4o-mini",
 		Messages: []openai.ChatCompletionMessage{
 			{Role: openai.ChatMessageRoleSystem, Content: "You write warm, concise venue descriptions for wedding suppliers."},
 			{Role: openai.ChatMessageRoleUser, Content: "Describe Willow Barn: a restored barn for 120 guests with a garden terrace."},
 		},
-	})
-	r.Latency = time.Since(start)
-	if err != nil {
-		r.Status, r.Err = "error", err
+	}, &r)
+	if !ok {
 		return r
 	}
-	served(&r, resp.Header())
-	r.Status = "200"
-	r.Tokens = fmt.Sprintf("%d in / %d out", resp.Usage.PromptTokens, resp.Usage.CompletionTokens)
 	if len(resp.Choices) == 0 || resp.Choices[0].Message.Content == "" {
 		r.Err = errors.New("empty answer")
 		return r
@@ -321,21 +332,15 @@ func venueDescription(ctx context.Context, e *env) Result {
 
 func photoTagsOwnKey(ctx context.Context, e *env) Result {
 	r := Result{Asked: "tag a first-dance photo, on Bella's own key"}
-	start := time.Now()
-	resp, err := e.photographer.CreateChatCompletion(ctx, openai.ChatCompletionRequest{
+	_, ok := askChat(ctx, e.photographer, openai.ChatCompletionRequest{
 		Model: "gpt-4o-mini",
 		Messages: []openai.ChatCompletionMessage{
 			{Role: openai.ChatMessageRoleUser, Content: "Suggest five tags for a first-dance photo under fairy lights."},
 		},
-	})
-	r.Latency = time.Since(start)
-	if err != nil {
-		r.Status, r.Err = "error", err
+	}, &r)
+	if !ok {
 		return r
 	}
-	served(&r, resp.Header())
-	r.Status = "200"
-	r.Tokens = fmt.Sprintf("%d in / %d out", resp.Usage.PromptTokens, resp.Usage.CompletionTokens)
 	reqs := e.upstream.Requests()
 	if r.KeySource != "client" || len(reqs) == 0 || reqs[len(reqs)-1].Header.Get("Authorization") != "Bearer "+e.bellaKey {
 		r.Err = errors.New("the call did not go out on Bella's own key")
