@@ -433,10 +433,15 @@ func isEventStream(resp *fasthttp.Response) bool {
 
 // audit logs a key event of an exchange (fingerprints only).
 func (s *Server) audit(x *exchange, msg string, a *policy.Attempt, key *keys.Key, status int) {
-	fields := [...]zap.Field{zap.ByteString("request_id", x.reqID), zap.ByteString("supplier", x.supplier),
-		zap.String("provider", a.Provider.Name()), zap.Object("key", key), zap.Int("status", status)}
-	s.log.Warn(msg, fields[:]...)
-	s.auditor.Warn(msg, fields[:]...)
+	s.auditWarn(msg, zap.ByteString("request_id", x.reqID), zap.ByteString("supplier", x.supplier),
+		zap.String("provider", a.Provider.Name()), zap.Object("key", key), zap.Int("status", status))
+}
+
+// auditWarn writes one warning to the audit trail and, for operators
+// watching the service, to the operational log.
+func (s *Server) auditWarn(msg string, fields ...zap.Field) {
+	s.log.Warn(msg, fields...)
+	s.auditor.Warn(msg, fields...)
 }
 
 // auditFallback writes that a call planned on the supplier's own key moves
@@ -446,11 +451,9 @@ func (s *Server) auditFallback(x *exchange, a *policy.Attempt, cause *Error) {
 	if cause != nil {
 		why, status = cause.Code, cause.Status
 	}
-	fields := [...]zap.Field{zap.ByteString("request_id", x.reqID), zap.ByteString("supplier", x.supplier),
-		zap.String("provider", a.Provider.Name()), zap.ByteString("model", a.Model), zap.String("cause", why),
-		zap.Int("status", status), zap.String("billed", usage.BilledPlatform)}
-	s.log.Warn("supplier call falls back to platform keys", fields[:]...)
-	s.auditor.Warn("supplier call falls back to platform keys", fields[:]...)
+	s.auditWarn("supplier call falls back to platform keys", zap.ByteString("request_id", x.reqID),
+		zap.ByteString("supplier", x.supplier), zap.String("provider", a.Provider.Name()), zap.ByteString("model", a.Model),
+		zap.String("cause", why), zap.Int("status", status), zap.String("billed", usage.BilledPlatform))
 }
 
 // mayRetry decides whether the last target left may be tried again, and
