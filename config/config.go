@@ -50,6 +50,13 @@ const (
 	// DefaultLogFormat is the default log format.
 	DefaultLogFormat = "json"
 
+	// DefaultBreakerWindow is the default span of a breaker's error-rate window.
+	DefaultBreakerWindow = 30 * time.Second
+	// DefaultBreakerMinRequests is the default number of answered attempts a breaker's window needs.
+	DefaultBreakerMinRequests = 20
+	// DefaultBreakerErrorRate is the default failure share that opens a breaker.
+	DefaultBreakerErrorRate = 0.5
+
 	// DefaultMaxConns is the default connection limit per provider.
 	DefaultMaxConns = 1024
 	// DefaultDialTimeout is the default dial timeout per provider.
@@ -207,6 +214,18 @@ type Limits struct {
 	// BreakerCooldown is how long an open breaker refuses the provider
 	// before one probe may try it. Default 30s.
 	BreakerCooldown time.Duration `yaml:"breaker_cooldown"`
+	// BreakerWindow is the sliding window over which a provider's failure
+	// share is measured for its breaker. Default 30s.
+	BreakerWindow time.Duration `yaml:"breaker_window"`
+	// BreakerMinRequests is how many answered attempts (rate limits and
+	// key refusals left out) the window needs before its failure share may
+	// open the breaker. Default 20.
+	BreakerMinRequests int `yaml:"breaker_min_requests"`
+	// BreakerErrorRate is the failure share, from 0 to 1, within
+	// BreakerWindow that opens a provider's breaker, besides
+	// BreakerFailures in a row. Absent means the default, 0.5; 0 turns
+	// the error-rate trigger off. Use ErrorRate to read it.
+	BreakerErrorRate *float64 `yaml:"breaker_error_rate"`
 	// ProbeInterval is how often veil actively probes each provider that
 	// has platform keys (GET /v1/models, no tokens spent). Default 30s.
 	ProbeInterval time.Duration `yaml:"probe_interval"`
@@ -216,6 +235,14 @@ type Limits struct {
 	// DisableProbes turns active probes off; breakers and passive
 	// statistics still apply.
 	DisableProbes bool `yaml:"disable_probes"`
+}
+
+// ErrorRate is BreakerErrorRate, with absent read as the default.
+func (l Limits) ErrorRate() float64 {
+	if l.BreakerErrorRate == nil {
+		return DefaultBreakerErrorRate
+	}
+	return *l.BreakerErrorRate
 }
 
 // Log configures logging.
@@ -318,6 +345,12 @@ func (c *Config) ApplyDefaults() {
 	setDuration(&l.RetryBackoff, 100*time.Millisecond)
 	setDuration(&l.MaxRetryWait, 5*time.Second)
 	setDuration(&l.BreakerCooldown, 30*time.Second)
+	setDuration(&l.BreakerWindow, DefaultBreakerWindow)
+	setInt(&l.BreakerMinRequests, DefaultBreakerMinRequests)
+	if l.BreakerErrorRate == nil {
+		rate := DefaultBreakerErrorRate
+		l.BreakerErrorRate = &rate
+	}
 	setDuration(&l.ProbeInterval, 30*time.Second)
 	setInt(&l.ProbeFailures, 2)
 

@@ -216,6 +216,9 @@ func (w *walker) walk(use *yaml.Node, t reflect.Type, path string) {
 	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
 		return // null leaves the zero value, which selects the default
 	}
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem() // an optional value: checked as the value itself
+	}
 	switch {
 	case t == durationType:
 		w.duration(n, path)

@@ -53,7 +53,7 @@ func TestParseDefaults(t *testing.T) {
 
 	t.Run("Default matches parsed defaults", func(t *testing.T) {
 		d := Default()
-		if d.Listen != c.Listen || d.Limits != c.Limits || d.Log != c.Log || d.Admin != c.Admin {
+		if d.Listen != c.Listen || !reflect.DeepEqual(d.Limits, c.Limits) || d.Log != c.Log || d.Admin != c.Admin {
 			t.Errorf("Default() = %+v, want the defaults of a parsed config %+v", d, c)
 		}
 		if len(d.Providers) != 0 || len(d.Callers) != 0 || d.Routing.DefaultProvider != "" {
@@ -102,27 +102,31 @@ callers:
 	if err != nil {
 		t.Fatal(err)
 	}
+	defaultRate := DefaultBreakerErrorRate
 	want := &Config{
 		Listen: Listen{Proxy: "0.0.0.0:8081", Admin: "127.0.0.1:0"},
 		Limits: Limits{
-			MaxBodyBytes:      1024,
-			MaxHeaderBytes:    DefaultMaxHeaderBytes,
-			ReadTimeout:       90 * time.Second,
-			WriteTimeout:      5 * time.Minute,
-			IdleTimeout:       DefaultIdleTimeout,
-			RequestTimeout:    time.Hour,
-			StreamIdleTimeout: 500 * time.Millisecond,
-			KeepAliveInterval: 2 * time.Second,
-			MaxEventBytes:     DefaultMaxEventBytes,
-			MaxResponseBytes:  DefaultMaxResponseBytes,
-			BreakerFailures:   5,
-			TTFTTimeout:       30 * time.Second,
-			MaxRetries:        2,
-			RetryBackoff:      100 * time.Millisecond,
-			MaxRetryWait:      5 * time.Second,
-			BreakerCooldown:   30 * time.Second,
-			ProbeInterval:     30 * time.Second,
-			ProbeFailures:     2,
+			MaxBodyBytes:       1024,
+			MaxHeaderBytes:     DefaultMaxHeaderBytes,
+			ReadTimeout:        90 * time.Second,
+			WriteTimeout:       5 * time.Minute,
+			IdleTimeout:        DefaultIdleTimeout,
+			RequestTimeout:     time.Hour,
+			StreamIdleTimeout:  500 * time.Millisecond,
+			KeepAliveInterval:  2 * time.Second,
+			MaxEventBytes:      DefaultMaxEventBytes,
+			MaxResponseBytes:   DefaultMaxResponseBytes,
+			BreakerFailures:    5,
+			TTFTTimeout:        30 * time.Second,
+			MaxRetries:         2,
+			RetryBackoff:       100 * time.Millisecond,
+			MaxRetryWait:       5 * time.Second,
+			BreakerCooldown:    30 * time.Second,
+			BreakerWindow:      DefaultBreakerWindow,
+			BreakerMinRequests: DefaultBreakerMinRequests,
+			BreakerErrorRate:   &defaultRate,
+			ProbeInterval:      30 * time.Second,
+			ProbeFailures:      2,
 		},
 		Log: Log{Level: "debug", Format: "console"},
 		Providers: []Provider{
@@ -426,7 +430,7 @@ func TestParseNullSectionsTakeDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := Default(); c.Listen != d.Listen || c.Limits != d.Limits || c.Log != d.Log {
+	if d := Default(); c.Listen != d.Listen || !reflect.DeepEqual(c.Limits, d.Limits) || c.Log != d.Log {
 		t.Errorf("null sections did not take defaults: %+v", c)
 	}
 }

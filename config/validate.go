@@ -144,6 +144,13 @@ func (v *validator) limits() {
 		v.fail("limits.max_retries", "must not be negative, got %d", l.MaxRetries)
 	}
 	v.timeout("limits.breaker_cooldown", l.BreakerCooldown, false)
+	v.timeout("limits.breaker_window", l.BreakerWindow, false)
+	if l.BreakerMinRequests <= 0 {
+		v.fail("limits.breaker_min_requests", "must be positive, got %d", l.BreakerMinRequests)
+	}
+	if r := l.ErrorRate(); !(r >= 0 && r <= 1) {
+		v.fail("limits.breaker_error_rate", "must be between 0 and 1 (0 turns the trigger off), got %v", r)
+	}
 	v.timeout("limits.probe_interval", l.ProbeInterval, false)
 	v.size("limits.probe_failures", l.ProbeFailures)
 }

@@ -523,3 +523,61 @@ func TestBaseURLErrorLine(t *testing.T) {
 		t.Errorf("error repeats the URL credentials: %v", err)
 	}
 }
+
+func TestBreakerLimits(t *testing.T) {
+	tests := []struct {
+		name     string
+		limits   string
+		window   time.Duration
+		min      int
+		rate     float64
+		wantErrs []wantErr
+	}{
+		{name: "defaults", window: 30 * time.Second, min: 20, rate: 0.5},
+		{name: "set", limits: "  breaker_window: 1m\n  breaker_min_requests: 50\n  breaker_error_rate: 0.25\n",
+			window: time.Minute, min: 50, rate: 0.25},
+		{name: "zero rate turns the trigger off", limits: "  breaker_error_rate: 0\n",
+			window: 30 * time.Second, min: 20, rate: 0},
+		{name: "a rate of one", limits: "  breaker_error_rate: 1\n", window: 30 * time.Second, min: 20, rate: 1},
+		{name: "rate above one", limits: "  breaker_error_rate: 1.5\n", wantErrs: []wantErr{
+			{field: "limits.breaker_error_rate", at: "breaker_error_rate", msg: "must be between 0 and 1 (0 turns the trigger off), got 1.5"}}},
+		{name: "negative rate", limits: "  breaker_error_rate: -0.1\n", wantErrs: []wantErr{
+			{field: "limits.breaker_error_rate", at: "breaker_error_rate", msg: "must be between 0 and 1"}}},
+		{name: "rate not a number", limits: "  breaker_error_rate: half\n", wantErrs: []wantErr{
+			{field: "limits.breaker_error_rate", at: "breaker_error_rate", msg: "must be a number, not a string"}}},
+		{name: "negative window and minimum", limits: "  breaker_window: -1s\n  breaker_min_requests: -3\n", wantErrs: []wantErr{
+			{field: "limits.breaker_window", at: "breaker_window", msg: "must not be negative, got -1s"},
+			{field: "limits.breaker_min_requests", at: "breaker_min_requests", msg: "must be positive, got -3"}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			doc := okProviders + okCallers
+			if tc.limits != "" {
+				doc += "limits:\n" + tc.limits
+			}
+			c, err := ParseWithEnv([]byte(doc), "veil.yaml", noEnv)
+			if tc.wantErrs != nil {
+				checkErrors(t, doc, err, tc.wantErrs)
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			l := c.Limits
+			if l.BreakerWindow != tc.window || l.BreakerMinRequests != tc.min || l.ErrorRate() != tc.rate {
+				t.Errorf("window %s, min %d, rate %v; want %s, %d, %v", l.BreakerWindow, l.BreakerMinRequests,
+					l.ErrorRate(), tc.window, tc.min, tc.rate)
+			}
+		})
+	}
+	t.Run("built in code", func(t *testing.T) {
+		var l Limits
+		if l.ErrorRate() != DefaultBreakerErrorRate {
+			t.Errorf("absent rate reads as %v", l.ErrorRate())
+		}
+		c := Default()
+		if c.Limits.BreakerErrorRate == nil || *c.Limits.BreakerErrorRate != DefaultBreakerErrorRate {
+			t.Errorf("ApplyDefaults left the rate %v", c.Limits.BreakerErrorRate)
+		}
+	})
+}

@@ -1,6 +1,7 @@
 package health
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -38,8 +39,113 @@ func TestBreaker(t *testing.T) {
 	}
 }
 
+// play records outcomes on b at at: s success, f failure, r rate limited,
+// k key refused.
+func play(b *Breaker, outcomes string, at time.Time) {
+	for _, c := range outcomes {
+		switch c {
+		case 's':
+			b.Record(Success, at)
+		case 'f':
+			b.Record(Failure, at)
+		case 'r':
+			b.Record(RateLimited, at)
+		case 'k':
+			b.Record(KeyRejected, at)
+		}
+	}
+}
+
+func TestBreakerErrorRate(t *testing.T) {
+	start := time.Date(2026, 6, 20, 12, 0, 0, 0, time.UTC)
+	type step struct {
+		at       time.Duration
+		outcomes string
+	}
+	tests := []struct {
+		name     string
+		failures int     // consecutive trigger; 0 means 100 (out of the way)
+		rate     float64 // -1 means 0.5
+		min      int
+		steps    []step
+		want     string
+	}{
+		{name: "below the minimum of answered attempts", rate: -1, min: 20,
+			steps: []step{{0, strings.Repeat("sf", 9)}}, want: Closed},
+		{name: "the share reaches the rate at the minimum", rate: -1, min: 20,
+			steps: []step{{0, strings.Repeat("sf", 10)}}, want: Open},
+		{name: "a share under the rate", rate: -1, min: 20,
+			steps: []step{{0, strings.Repeat("ssf", 10)}}, want: Closed},
+		{name: "rate limits and key refusals are not counted", rate: -1, min: 20,
+			steps: []step{{0, strings.Repeat("rk", 30) + strings.Repeat("sf", 9)}}, want: Closed},
+		{name: "rate limits do not dilute the failures either", rate: -1, min: 4,
+			steps: []step{{0, strings.Repeat("r", 40) + "sfsf"}}, want: Open},
+		{name: "attempts within the window add up", rate: -1, min: 20,
+			steps: []step{{0, strings.Repeat("sf", 9)}, {20 * time.Second, "sf"}}, want: Open},
+		{name: "attempts older than the window age out", rate: -1, min: 20,
+			steps: []step{{0, strings.Repeat("sf", 9)}, {31 * time.Second, "sf"}}, want: Closed},
+		{name: "zero rate turns the trigger off", rate: 0, min: 20,
+			steps: []step{{0, strings.Repeat("f", 50)}}, want: Closed},
+		{name: "a rate of one needs every attempt failed", rate: 1, min: 5,
+			steps: []step{{0, "s" + strings.Repeat("f", 30)}}, want: Closed},
+		{name: "the consecutive trigger still applies", failures: 3, rate: -1, min: 20,
+			steps: []step{{0, "sfff"}}, want: Open},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b := &Breaker{Failures: 100, Cooldown: 10 * time.Second, Window: 30 * time.Second,
+				MinRequests: tc.min, ErrorRate: tc.rate}
+			if tc.failures > 0 {
+				b.Failures = tc.failures
+			}
+			if tc.rate < 0 {
+				b.ErrorRate = 0.5
+			}
+			for _, st := range tc.steps {
+				play(b, st.outcomes, start.Add(st.at))
+			}
+			if got := b.State(); got != tc.want {
+				t.Errorf("state %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestBreakerErrorRateHalfOpen(t *testing.T) {
+	b := &Breaker{Cooldown: 10 * time.Second, Window: time.Minute, MinRequests: 4, ErrorRate: 0.5}
+	now := time.Date(2026, 6, 20, 12, 0, 0, 0, time.UTC)
+	play(b, "sfsf", now)
+	steps := []struct {
+		name  string
+		at    time.Duration
+		do    func(at time.Time)
+		allow bool
+		state string
+	}{
+		{"opened by the error rate alone", 0, func(time.Time) {}, false, Open},
+		{"one probe after the cooldown", 10 * time.Second, func(at time.Time) { b.Allow(at) }, false, HalfOpen},
+		{"a failed probe opens it again", 10 * time.Second, func(at time.Time) { b.Record(Failure, at) }, false, Open},
+		{"a good probe closes it", 20 * time.Second, func(at time.Time) { b.Allow(at); b.Record(Success, at) }, true, Closed},
+		// The window before the opening is gone: one failure among two
+		// attempts is under the minimum of four.
+		{"a closed breaker starts a fresh window", 21 * time.Second, func(at time.Time) { b.Record(Failure, at) }, true, Closed},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			at := now.Add(st.at)
+			st.do(at)
+			if got := b.State(); got != st.state {
+				t.Errorf("state %s, want %s", got, st.state)
+			}
+			if got := b.Available(at); got != st.allow {
+				t.Errorf("available %v, want %v", got, st.allow)
+			}
+		})
+	}
+}
+
 func TestRegistryBreakers(t *testing.T) {
-	r := NewRegistryWithBreakers(2, time.Minute, "openai")
+	r := NewRegistryWithBreakers(BreakerOptions{Failures: 2, Cooldown: time.Minute}, "openai")
 	now := time.Now()
 	tg := r.Target("openai")
 	tg.Record(503, time.Millisecond, now)

@@ -1,7 +1,9 @@
 // Package health keeps passive health statistics of upstream targets: what
 // every real attempt to a provider returned, how long it took, and how many
-// failures came in a row. It is recorded on the request path without locks
-// or allocations and read by the admin status and, later, by the breakers.
+// failures came in a row. It is recorded on the request path without
+// allocations and read by the admin status. Each target has a circuit
+// breaker (consecutive failures or an error rate open it), and active
+// probes can take a target out.
 package health
 
 import (
@@ -235,15 +237,34 @@ type Registry struct {
 // NewRegistry creates a registry with one target per name and no
 // breakers.
 func NewRegistry(names ...string) *Registry {
-	return NewRegistryWithBreakers(0, 0, names...)
+	return NewRegistryWithBreakers(BreakerOptions{}, names...)
 }
 
-// NewRegistryWithBreakers creates a registry whose targets open their
-// breaker after failures consecutive failures, for cooldown.
-func NewRegistryWithBreakers(failures int, cooldown time.Duration, names ...string) *Registry {
+// BreakerOptions configure the circuit breakers of a registry's targets;
+// see Breaker for what each trigger does.
+type BreakerOptions struct {
+	// Failures is how many consecutive failures open a breaker; zero
+	// turns this trigger off.
+	Failures int
+	// Cooldown is how long an open breaker refuses its target.
+	Cooldown time.Duration
+	// Window, MinRequests and ErrorRate make the error-rate trigger: a
+	// failure share of at least ErrorRate among at least MinRequests
+	// answered attempts within Window opens a breaker. A zero ErrorRate or
+	// Window turns it off.
+	Window      time.Duration
+	MinRequests int
+	ErrorRate   float64
+}
+
+// NewRegistryWithBreakers creates a registry whose targets have circuit
+// breakers configured by o.
+func NewRegistryWithBreakers(o BreakerOptions, names ...string) *Registry {
 	r := &Registry{targets: make(map[string]*Target, len(names))}
 	for _, n := range names {
-		r.targets[n] = &Target{name: n, breaker: &Breaker{Failures: failures, Cooldown: cooldown},
+		r.targets[n] = &Target{name: n,
+			breaker: &Breaker{Failures: o.Failures, Cooldown: o.Cooldown, Window: o.Window,
+				MinRequests: o.MinRequests, ErrorRate: o.ErrorRate},
 			budget: &Budget{Ratio: 0.2, Floor: 5, Window: 10 * time.Second}}
 	}
 	return r

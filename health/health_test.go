@@ -68,10 +68,33 @@ func TestRecordConcurrent(t *testing.T) {
 }
 
 func TestRecordAllocs(t *testing.T) {
-	tg := NewRegistry("p").Target("p")
-	now := time.Now()
-	if a := testing.AllocsPerRun(100, func() { tg.Record(200, time.Millisecond, now) }); a != 0 {
-		t.Errorf("%.1f allocations per Record", a)
+	tests := []struct {
+		name string
+		reg  *Registry
+	}{
+		{"no breakers", NewRegistry("p")},
+		{"breakers with an error-rate window", NewRegistryWithBreakers(BreakerOptions{
+			Failures: 100, Cooldown: time.Second, Window: 30 * time.Second, MinRequests: 20, ErrorRate: 0.9}, "p")},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tg := tc.reg.Target("p")
+			now := time.Now()
+			i := 0
+			a := testing.AllocsPerRun(100, func() {
+				status := 200
+				if i++; i%2 == 0 {
+					status = 503 // a failure share of one half stays under 0.9
+				}
+				tg.Record(status, time.Millisecond, now)
+			})
+			if a != 0 {
+				t.Errorf("%.1f allocations per Record", a)
+			}
+			if s := tg.Snapshot(); s.Breaker != Closed {
+				t.Errorf("breaker %s, want it closed throughout", s.Breaker)
+			}
+		})
 	}
 }
 
@@ -126,7 +149,8 @@ func TestFirstToken(t *testing.T) {
 }
 
 func BenchmarkRecord(b *testing.B) {
-	tg := NewRegistryWithBreakers(5, time.Second, "p").Target("p")
+	tg := NewRegistryWithBreakers(BreakerOptions{Failures: 5, Cooldown: time.Second,
+		Window: 30 * time.Second, MinRequests: 20, ErrorRate: 0.5}, "p").Target("p")
 	now := time.Now()
 	b.ReportAllocs()
 	for b.Loop() {

@@ -133,7 +133,10 @@ func New(cfg *config.Config, o Options) (a *App, err error) {
 	for i, p := range a.providers {
 		names[i] = p.Name()
 	}
-	a.health = health.NewRegistryWithBreakers(cfg.Limits.BreakerFailures, cfg.Limits.BreakerCooldown, names...)
+	lim := cfg.Limits
+	a.health = health.NewRegistryWithBreakers(health.BreakerOptions{Failures: lim.BreakerFailures,
+		Cooldown: lim.BreakerCooldown, Window: lim.BreakerWindow, MinRequests: lim.BreakerMinRequests,
+		ErrorRate: lim.ErrorRate()}, names...)
 	a.metrics.WatchHealth(a.health)
 	if err := a.buildStore(); err != nil {
 		return nil, err
@@ -168,7 +171,6 @@ func New(cfg *config.Config, o Options) (a *App, err error) {
 		Endpoints: a.adminEndpoints(),
 	})
 
-	lim := cfg.Limits
 	a.proxySrv = &fasthttp.Server{
 		Handler:                       a.proxy.Handle,
 		ErrorHandler:                  proxy.HandleServerError,
