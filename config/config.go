@@ -135,6 +135,8 @@ type Config struct {
 	Regions []Region `yaml:"regions"`
 	// Store configures shared state (quotas, aggregates).
 	Store Store `yaml:"store"`
+	// Alerts configures where health alerts go besides the log.
+	Alerts Alerts `yaml:"alerts"`
 
 	// source is the name given to Parse, used in error messages.
 	source string
@@ -374,6 +376,7 @@ func (c *Config) ApplyDefaults() {
 	c.applyKeyDefaults()
 	c.applyUsageDefaults()
 	c.applyTierDefaults()
+	c.applyAlertDefaults()
 }
 
 // Provider returns the provider with the given name.

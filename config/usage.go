@@ -62,7 +62,7 @@ type UsageSink struct {
 	// URL is the webhook's http(s) URL.
 	URL string `yaml:"url"`
 	// Headers are sent with each webhook POST; values are secret references.
-	Headers map[string]SecretRef `yaml:"headers"`
+	Headers Headers `yaml:"headers"`
 	// SpillDir holds webhook records that could not be delivered yet
 	// (absolute); they are re-sent later.
 	SpillDir string `yaml:"spill_dir"`
@@ -143,9 +143,7 @@ func (v *validator) usage() {
 			if !strings.HasPrefix(s.SpillDir, "/") {
 				v.fail(path+".spill_dir", "must be an absolute directory, where undelivered records wait, got %q", s.SpillDir)
 			}
-			for name, ref := range s.Headers {
-				v.requiredRef(path+".headers."+name, ref)
-			}
+			v.headers(path+".headers", s.Headers)
 		case SinkRedis:
 			if _, _, err := net.SplitHostPort(s.Addr); err != nil || s.Addr == "" {
 				v.fail(path+".addr", "must be host:port, got %q", s.Addr)

@@ -39,6 +39,7 @@ func (c *Config) Validate() error {
 	v.tiers()
 	v.routes()
 	v.seasons()
+	v.alerts()
 	return errors.Join(v.errs...)
 }
 

@@ -157,3 +157,63 @@ func TestRegistryBreakers(t *testing.T) {
 		t.Errorf("snapshot breaker %q", s.Breaker)
 	}
 }
+
+func TestBreakerAlerts(t *testing.T) {
+	now := time.Date(2026, 6, 20, 12, 0, 0, 0, time.UTC)
+	var alerts []Alert
+	var r *Registry
+	r = NewRegistryWithBreakers(BreakerOptions{Failures: 2, Cooldown: 10 * time.Second,
+		Window: 30 * time.Second, MinRequests: 4, ErrorRate: 0.5,
+		OnChange: func(a Alert) {
+			// Reading the breaker here would deadlock if the hook ran
+			// under its lock.
+			if s := r.Target(a.Target).Snapshot(); s.Breaker != a.Breaker {
+				t.Errorf("hook saw breaker %q, alert says %q", s.Breaker, a.Breaker)
+			}
+			alerts = append(alerts, a)
+		}}, "openai", "azure")
+	openai, azure := r.Target("openai"), r.Target("azure")
+
+	steps := []struct {
+		name   string
+		do     func()
+		alerts int
+	}{
+		{"one failure is no news", func() { openai.Record(503, 0, now) }, 0},
+		{"the second in a row opens it", func() { openai.Record(503, 0, now) }, 1},
+		{"failing while open is no news", func() { openai.Record(0, 0, now) }, 1},
+		{"a failed half-open probe is no news", func() {
+			at := now.Add(10 * time.Second)
+			r.Allow("openai", at)
+			openai.Record(503, 0, at)
+		}, 1},
+		{"a good probe closes it", func() {
+			at := now.Add(20 * time.Second)
+			r.Allow("openai", at)
+			openai.Record(200, 0, at)
+		}, 2},
+		{"an error rate opens another target", func() {
+			for _, s := range []int{200, 503, 429, 200, 503} {
+				azure.Record(s, 0, now)
+			}
+		}, 3},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			st.do()
+			if len(alerts) != st.alerts {
+				t.Fatalf("%d alerts, want %d: %+v", len(alerts), st.alerts, alerts)
+			}
+		})
+	}
+	want := []Alert{
+		{Target: "openai", Source: SourceBreaker, Up: false, Breaker: Open, Cause: "2 consecutive failures", At: now},
+		{Target: "openai", Source: SourceBreaker, Up: true, Breaker: Closed, At: now.Add(20 * time.Second)},
+		{Target: "azure", Source: SourceBreaker, Up: false, Breaker: Open, Cause: "2 of 4 attempts failed within 30s", At: now},
+	}
+	for i, w := range want {
+		if i < len(alerts) && alerts[i] != w {
+			t.Errorf("alert %d = %+v, want %+v", i, alerts[i], w)
+		}
+	}
+}

@@ -2,8 +2,9 @@
 // every real attempt to a provider returned, how long it took, and how many
 // failures came in a row. It is recorded on the request path without
 // allocations and read by the admin status. Each target has a circuit
-// breaker (consecutive failures or an error rate open it), and active
-// probes can take a target out.
+// breaker (consecutive failures or an error rate open it), active probes
+// can take a target out, and both raise an Alert when a target goes down
+// or comes back.
 package health
 
 import (
@@ -49,6 +50,7 @@ const ewmaWeight = 0.1
 type Target struct {
 	name           string
 	breaker        *Breaker
+	onChange       func(Alert)
 	budget         *Budget
 	successes      atomic.Uint64
 	failures       atomic.Uint64
@@ -96,7 +98,9 @@ func (t *Target) Capacity(requests, tokens int64) {
 func (t *Target) Record(status int, latency time.Duration, now time.Time) {
 	t.lastStatusSeen.Store(int64(status))
 	outcome := Classify(status)
-	t.breaker.Record(outcome, now)
+	if c := t.breaker.record(outcome, now); c.alerting() && t.onChange != nil {
+		t.onChange(breakerAlert(t.name, c, t.breaker.Window, now))
+	}
 	t.window.add(outcome, now)
 	switch outcome {
 	case Success:
@@ -255,6 +259,11 @@ type BreakerOptions struct {
 	Window      time.Duration
 	MinRequests int
 	ErrorRate   float64
+	// OnChange, when set, receives an Alert each time a breaker opens from
+	// closed or closes again. It is called on the goroutine that recorded
+	// the outcome, outside the breaker's lock, and only on such a change;
+	// it must not block.
+	OnChange func(Alert)
 }
 
 // NewRegistryWithBreakers creates a registry whose targets have circuit
@@ -262,7 +271,7 @@ type BreakerOptions struct {
 func NewRegistryWithBreakers(o BreakerOptions, names ...string) *Registry {
 	r := &Registry{targets: make(map[string]*Target, len(names))}
 	for _, n := range names {
-		r.targets[n] = &Target{name: n,
+		r.targets[n] = &Target{name: n, onChange: o.OnChange,
 			breaker: &Breaker{Failures: o.Failures, Cooldown: o.Cooldown, Window: o.Window,
 				MinRequests: o.MinRequests, ErrorRate: o.ErrorRate},
 			budget: &Budget{Ratio: 0.2, Floor: 5, Window: 10 * time.Second}}

@@ -68,13 +68,15 @@ func TestRecordConcurrent(t *testing.T) {
 }
 
 func TestRecordAllocs(t *testing.T) {
+	hook := func(Alert) {}
 	tests := []struct {
 		name string
 		reg  *Registry
 	}{
 		{"no breakers", NewRegistry("p")},
-		{"breakers with an error-rate window", NewRegistryWithBreakers(BreakerOptions{
-			Failures: 100, Cooldown: time.Second, Window: 30 * time.Second, MinRequests: 20, ErrorRate: 0.9}, "p")},
+		{"breakers with an error-rate window and a hook", NewRegistryWithBreakers(BreakerOptions{
+			Failures: 100, Cooldown: time.Second, Window: 30 * time.Second, MinRequests: 20, ErrorRate: 0.9,
+			OnChange: hook}, "p")},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -11,17 +11,6 @@ import (
 // answered; an error means it did not answer.
 type CheckFunc func(deadline time.Time) (int, error)
 
-// Alert says that a target went down or came back, as active probes saw it.
-type Alert struct {
-	Target string
-	// Up is the target's new state.
-	Up bool
-	// Cause is the last probe's failure ("status 503", a transport error);
-	// empty when the target came back.
-	Cause string
-	At    time.Time
-}
-
 // Prober runs active health checks: every Interval it probes each target
 // it has a check for. Fails consecutive failed probes take a target out of
 // Available; Passes consecutive good ones bring it back. Each change is
@@ -107,10 +96,10 @@ func (p *Prober) apply(name string, status int, err error) {
 	switch {
 	case !down && -s >= max(p.Fails, 1):
 		t.probeDown.Store(true)
-		p.alert(Alert{Target: name, Up: false, Cause: cause, At: now})
+		p.alert(Alert{Target: name, Source: SourceProbe, Up: false, Cause: cause, At: now})
 	case down && s >= max(p.Passes, 1):
 		t.probeDown.Store(false)
-		p.alert(Alert{Target: name, Up: true, At: now})
+		p.alert(Alert{Target: name, Source: SourceProbe, Up: true, At: now})
 	}
 }
 

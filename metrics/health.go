@@ -3,8 +3,11 @@ package metrics
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/wedsync/veil/alert"
 	"github.com/wedsync/veil/health"
 )
+
+var _ alert.Observer = (*Metrics)(nil)
 
 // healthCollector exports the health registry's view of each provider at
 // scrape time: veil_target_up and veil_breaker_state.

@@ -35,6 +35,7 @@ type Metrics struct {
 	quotaStoreDown  prometheus.Counter
 	reloads         *prometheus.CounterVec
 	retriesDenied   *prometheus.CounterVec
+	alerts          *prometheus.CounterVec
 
 	mu       sync.RWMutex
 	models   map[string]string
@@ -124,9 +125,13 @@ func New() *Metrics {
 		Name: "veil_retries_denied_total",
 		Help: "Retries the per-provider retry budget refused, by provider.",
 	}, []string{"provider"})
+	m.alerts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "veil_alerts_total",
+		Help: "Health alerts meant for the alert webhook, by outcome (sent, failed, dropped).",
+	}, []string{"outcome"})
 	m.Registry.MustRegister(m.requests, m.requestDuration, m.upstream, m.streamsCut, m.inflight,
 		m.keyFetches, m.keyRotations, m.keysStale, m.tokens, m.cost, m.sinkDepth, m.sinkEvents, m.quotaStoreDown, m.reloads,
-		m.retriesDenied,
+		m.retriesDenied, m.alerts,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -274,6 +279,15 @@ func (m *Metrics) ConfigReloaded(ok bool) {
 
 // RetryDenied counts a retry the provider's retry budget refused.
 func (m *Metrics) RetryDenied(provider string) { m.retriesDenied.WithLabelValues(provider).Inc() }
+
+// AlertSent counts a health alert the alert webhook accepted.
+func (m *Metrics) AlertSent() { m.alerts.WithLabelValues("sent").Inc() }
+
+// AlertFailed counts a health alert the alert webhook did not accept.
+func (m *Metrics) AlertFailed() { m.alerts.WithLabelValues("failed").Inc() }
+
+// AlertDropped counts a health alert dropped because its queue was full.
+func (m *Metrics) AlertDropped() { m.alerts.WithLabelValues("dropped").Inc() }
 
 // InFlight tracks requests being served: +1 at start, -1 at the end.
 func (m *Metrics) InFlight(delta float64) { m.inflight.Add(delta) }

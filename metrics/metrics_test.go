@@ -60,3 +60,16 @@ func TestObserveAllocs(t *testing.T) {
 		t.Errorf("%.1f allocations per observation", a)
 	}
 }
+
+func TestAlertCounts(t *testing.T) {
+	m := New()
+	m.AlertSent()
+	m.AlertSent()
+	m.AlertFailed()
+	m.AlertDropped()
+	for outcome, want := range map[string]float64{"sent": 2, "failed": 1, "dropped": 1} {
+		if got := testutil.ToFloat64(m.alerts.WithLabelValues(outcome)); got != want {
+			t.Errorf("veil_alerts_total{outcome=%q} = %v, want %v", outcome, got, want)
+		}
+	}
+}

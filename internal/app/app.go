@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wedsync/veil/admin"
+	"github.com/wedsync/veil/alert"
 	"github.com/wedsync/veil/config"
 	"github.com/wedsync/veil/health"
 	"github.com/wedsync/veil/internal/logging"
@@ -57,6 +58,7 @@ type App struct {
 	started  time.Time
 	metrics  *metrics.Metrics
 	health   *health.Registry
+	alerts   *alert.Notifier
 	secrets  keys.Source
 	vault    *vault.Client
 	keys     *keys.Cache
@@ -133,10 +135,13 @@ func New(cfg *config.Config, o Options) (a *App, err error) {
 	for i, p := range a.providers {
 		names[i] = p.Name()
 	}
+	if err := a.buildAlerts(); err != nil {
+		return nil, err
+	}
 	lim := cfg.Limits
 	a.health = health.NewRegistryWithBreakers(health.BreakerOptions{Failures: lim.BreakerFailures,
 		Cooldown: lim.BreakerCooldown, Window: lim.BreakerWindow, MinRequests: lim.BreakerMinRequests,
-		ErrorRate: lim.ErrorRate()}, names...)
+		ErrorRate: lim.ErrorRate(), OnChange: a.alerts.Notify}, names...)
 	a.metrics.WatchHealth(a.health)
 	if err := a.buildStore(); err != nil {
 		return nil, err
@@ -278,6 +283,11 @@ func (a *App) Shutdown(ctx context.Context) error {
 				err = errors.Join(err, fmt.Errorf("usage flush: %w", e))
 			}
 		}
+		if a.alerts != nil {
+			if e := a.alerts.Close(ctx); e != nil {
+				err = errors.Join(err, fmt.Errorf("alerts flush: %w", e))
+			}
+		}
 		if e := a.adminSrv.Shutdown(); e != nil {
 			err = errors.Join(err, fmt.Errorf("admin shutdown: %w", e))
 		}
@@ -298,6 +308,11 @@ func (a *App) closeResources() {
 	if a.usage != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_ = a.usage.Close(ctx) // idempotent; Shutdown already flushed
+		cancel()
+	}
+	if a.alerts != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = a.alerts.Close(ctx) // idempotent; Shutdown already flushed
 		cancel()
 	}
 	if a.keys != nil {
@@ -394,7 +409,7 @@ func (l fasthttpLogger) Printf(format string, args ...any) {
 
 // startProbes runs active health checks on every provider with platform
 // keys until veil stops; each change of a provider's probed state is an
-// alert line on the log.
+// alert.
 func (a *App) startProbes() {
 	lim := a.cfg.Limits
 	if lim.DisableProbes {
@@ -410,21 +425,11 @@ func (a *App) startProbes() {
 		return
 	}
 	pr := &health.Prober{Registry: a.health, Checks: checks, Interval: lim.ProbeInterval,
-		Timeout: min(lim.ProbeInterval, 5*time.Second), Fails: lim.ProbeFailures, Passes: 1, Alert: a.alert}
+		Timeout: min(lim.ProbeInterval, 5*time.Second), Fails: lim.ProbeFailures, Passes: 1, Alert: a.alerts.Notify}
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
 		<-a.stopWatch
 		cancel()
 	}()
 	go pr.Run(ctx)
-}
-
-// alert writes a provider's change of health where operators watch for it.
-func (a *App) alert(al health.Alert) {
-	if al.Up {
-		a.log.Warn("alert: provider is back", zap.String("provider", al.Target), zap.Time("at", al.At))
-		return
-	}
-	a.log.Error("alert: provider is down", zap.String("provider", al.Target), zap.String("cause", al.Cause),
-		zap.Time("at", al.At))
 }

@@ -24,10 +24,10 @@ type ReloadStatus struct {
 // suppliers' modes and tiers, routes, aliases, prices) and swaps it in at
 // once; requests already running finish on the runtime they started with.
 // Sections that shape the process itself (listeners, limits, logging,
-// Vault, the key cache, the store, usage sinks, audit, suppliers' own key
-// references) need a restart: a config that changes them is refused, and
-// so is one whose secrets cannot be resolved. A refused config leaves the
-// running one in place.
+// Vault, the key cache, the store, usage sinks, audit, alerts, suppliers'
+// own key references) need a restart: a config that changes them is
+// refused, and so is one whose secrets cannot be resolved. A refused
+// config leaves the running one in place.
 func (a *App) Reload(cfg *config.Config) error {
 	a.reloadMu.Lock()
 	defer a.reloadMu.Unlock()
@@ -134,6 +134,7 @@ func restartOnly(old, new *config.Config) []string {
 	check("store", old.Store, new.Store)
 	check("usage", old.Usage, new.Usage)
 	check("audit", old.Audit, new.Audit)
+	check("alerts", old.Alerts, new.Alerts)
 	check("suppliers' own key references", supplierKeyRefs(old), supplierKeyRefs(new))
 	return changed
 }

@@ -59,13 +59,9 @@ func (a *App) buildSink(sc config.UsageSink) (usage.Sink, error) {
 	case config.SinkFile:
 		return usage.NewFileSink(sc.Path, int64(sc.MaxBytes), sc.Keep)
 	case config.SinkWebhook:
-		headers := map[string]string{}
-		for name, ref := range sc.Headers {
-			v, err := a.resolve(ref)
-			if err != nil {
-				return nil, fmt.Errorf("header %s: %w", name, err)
-			}
-			headers[name] = v.Reveal()
+		headers, err := a.resolveHeaders(sc.Headers)
+		if err != nil {
+			return nil, err
 		}
 		return usage.NewWebhookSink(usage.WebhookOptions{URL: sc.URL, Headers: headers, SpillDir: sc.SpillDir, Log: a.log})
 	case config.SinkRedis:

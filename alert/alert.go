@@ -1,0 +1,463 @@
+// Package alert delivers health alerts: each one is a log line at once
+// and, when a webhook is configured, a JSON POST, debounced per target and
+// retried with backoff, from a bounded queue that never blocks the caller.
+package alert
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/wedsync/veil/health"
+)
+
+// Defaults of Options.
+const (
+	DefaultTimeout   = 5 * time.Second
+	DefaultAttempts  = 4
+	DefaultBackoff   = time.Second
+	DefaultQueueSize = 256
+	// maxBackoff caps the wait between two tries.
+	maxBackoff = 30 * time.Second
+)
+
+// Observer counts what happened to the alerts meant for the webhook.
+type Observer interface {
+	// AlertSent counts an alert the webhook accepted.
+	AlertSent()
+	// AlertFailed counts an alert the webhook did not accept after every
+	// try, or that Close could not deliver before its deadline.
+	AlertFailed()
+	// AlertDropped counts an alert left out because the queue was full.
+	AlertDropped()
+}
+
+// Options configure New.
+type Options struct {
+	// URL is the webhook alerts are POSTed to (http or https); empty means
+	// alerts are log lines only.
+	URL string
+	// Headers are added to every POST, e.g. Authorization. Their values
+	// are never logged.
+	Headers map[string]string
+	// Timeout bounds one POST; default 5s.
+	Timeout time.Duration
+	// Debounce holds a target's further changes while it changed within
+	// Debounce of its last alert, and sends only its latest state once it
+	// has been quiet that long (or after at most four periods of
+	// flapping). The first change of a quiet target goes at once. Zero
+	// sends every change at once.
+	Debounce time.Duration
+	// Attempts is how often one alert is tried before it counts as failed;
+	// default 4. Network errors, 408, 429 and 5xx are tried again; other
+	// answers are final.
+	Attempts int
+	// Backoff is the wait before the second try, doubling for each further
+	// one (with jitter, at most 30s); default 1s.
+	Backoff time.Duration
+	// QueueSize bounds the alerts waiting to be debounced and to be sent;
+	// an alert that finds its queue full is dropped and counted. Default
+	// 256.
+	QueueSize int
+	// Instance names this veil in the payload (the pod's host name).
+	Instance string
+	// Client sends the POSTs; nil means a client of the notifier's own.
+	Client *http.Client
+	// Log receives one line per alert and the webhook's delivery errors;
+	// nil means none.
+	Log *zap.Logger
+	// Observer counts deliveries; nil means none.
+	Observer Observer
+	// Now is the clock of the debounce; nil means time.Now.
+	Now func() time.Time
+}
+
+// Payload is the JSON body of one webhook POST.
+type Payload struct {
+	// Event is provider_down or provider_up.
+	Event    string `json:"event"`
+	Provider string `json:"provider"`
+	Up       bool   `json:"up"`
+	// Source is probe or breaker: which of veil's checks saw the change.
+	Source string `json:"source"`
+	// Breaker is the breaker's new state in a breaker alert.
+	Breaker string `json:"breaker,omitempty"`
+	// Cause says why the provider went down.
+	Cause string    `json:"cause,omitempty"`
+	At    time.Time `json:"at"`
+	// Changes is how many state changes this alert stands for: more than
+	// one when the provider flapped within the debounce and only its
+	// latest state is sent.
+	Changes  int    `json:"changes"`
+	Instance string `json:"instance,omitempty"`
+	// Text is the alert in one sentence, for chat webhooks.
+	Text string `json:"text"`
+}
+
+// Notifier takes health alerts from probes and breakers without blocking
+// them, logs each one, and sends them to the webhook.
+type Notifier struct {
+	url      string
+	headers  http.Header
+	timeout  time.Duration
+	attempts int
+	backoff  time.Duration
+	instance string
+	client   *http.Client
+	own      *http.Transport // closed by Close when the client is the notifier's
+	log      *zap.Logger
+	obs      Observer
+	now      func() time.Time
+	deb      *debouncer
+
+	in     chan health.Alert
+	outbox chan message
+	stop   chan struct{}
+	done   chan struct{}
+	ctx    context.Context // ends when Close gives up on delivering
+	cancel context.CancelFunc
+
+	closed    atomic.Bool
+	closeOnce sync.Once
+	closeErr  error
+	// undelivered counts the alerts that Close could not deliver.
+	undelivered atomic.Int64
+}
+
+// New returns a notifier; with a URL it starts the goroutines that Close
+// stops.
+func New(o Options) (*Notifier, error) {
+	n := &Notifier{log: o.Log, obs: o.Observer, now: o.Now, instance: o.Instance}
+	if n.log == nil {
+		n.log = zap.NewNop()
+	}
+	if n.obs == nil {
+		n.obs = nopObserver{}
+	}
+	if n.now == nil {
+		n.now = time.Now
+	}
+	if o.URL == "" {
+		return n, nil
+	}
+	u, err := url.Parse(o.URL)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // ue would print the URL, which may hold a secret
+		}
+		return nil, fmt.Errorf("alert webhook url: %w", err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return nil, errors.New("alert webhook url: want http(s)://host/...")
+	}
+	n.url = u.String()
+	n.headers = make(http.Header, len(o.Headers))
+	for k, v := range o.Headers {
+		if !validHeader(k, v) {
+			return nil, fmt.Errorf("alert webhook header %q: invalid name or value", k)
+		}
+		n.headers.Set(k, v)
+	}
+	n.timeout, n.attempts, n.backoff = o.Timeout, o.Attempts, o.Backoff
+	if n.timeout <= 0 {
+		n.timeout = DefaultTimeout
+	}
+	if n.attempts <= 0 {
+		n.attempts = DefaultAttempts
+	}
+	if n.backoff <= 0 {
+		n.backoff = DefaultBackoff
+	}
+	size := o.QueueSize
+	if size <= 0 {
+		size = DefaultQueueSize
+	}
+	if o.Client != nil {
+		n.client = o.Client
+	} else {
+		n.own = http.DefaultTransport.(*http.Transport).Clone()
+		n.client = &http.Client{Transport: n.own}
+	}
+	n.deb = newDebouncer(o.Debounce)
+	n.in = make(chan health.Alert, size)
+	n.outbox = make(chan message, size)
+	n.stop, n.done = make(chan struct{}), make(chan struct{})
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	go n.debounceLoop()
+	go n.sendLoop()
+	return n, nil
+}
+
+// Notify logs a and queues it for the webhook. It never blocks: when the
+// queue is full, or after Close, the webhook does not get a, which is
+// counted as dropped; the log line is written either way.
+func (n *Notifier) Notify(a health.Alert) {
+	n.logAlert(a)
+	if n.in == nil {
+		return
+	}
+	if n.closed.Load() {
+		n.obs.AlertDropped()
+		return
+	}
+	select {
+	case n.in <- a:
+	default:
+		n.obs.AlertDropped()
+	}
+}
+
+// logAlert writes the alert's line: "alert: provider is down" at error
+// level with its cause, "alert: provider is back" at warn level.
+func (n *Notifier) logAlert(a health.Alert) {
+	fields := make([]zap.Field, 0, 5)
+	fields = append(fields, zap.String("provider", a.Target), zap.String("source", a.Source))
+	if a.Breaker != "" {
+		fields = append(fields, zap.String("breaker", a.Breaker))
+	}
+	if a.Up {
+		n.log.Warn("alert: provider is back", append(fields, zap.Time("at", a.At))...)
+		return
+	}
+	n.log.Error("alert: provider is down", append(fields, zap.String("cause", a.Cause), zap.Time("at", a.At))...)
+}
+
+// debounceLoop holds alerts per target and hands the ones due to the
+// sender, until Close; then it hands over everything still held.
+func (n *Notifier) debounceLoop() {
+	defer close(n.outbox)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	for {
+		var wake <-chan time.Time
+		if at := n.deb.next(); !at.IsZero() {
+			timer.Reset(max(at.Sub(n.now()), 0))
+			wake = timer.C
+		}
+		select {
+		case a := <-n.in:
+			n.take(a)
+		case <-wake:
+			for _, m := range n.deb.due(n.now()) {
+				n.post(m)
+			}
+		case <-n.stop:
+			for len(n.in) > 0 {
+				n.take(<-n.in)
+			}
+			for _, m := range n.deb.flush(n.now()) {
+				n.post(m)
+			}
+			return
+		}
+		timer.Stop()
+	}
+}
+
+// take runs a through the debounce.
+func (n *Notifier) take(a health.Alert) {
+	if m, ok := n.deb.add(a, n.now()); ok {
+		n.post(m)
+	}
+}
+
+// post hands m to the sender, or drops it when the sender is that far
+// behind.
+func (n *Notifier) post(m message) {
+	select {
+	case n.outbox <- m:
+	default:
+		n.obs.AlertDropped()
+	}
+}
+
+func (n *Notifier) sendLoop() {
+	defer close(n.done)
+	for m := range n.outbox {
+		if n.ctx.Err() != nil {
+			n.undelivered.Add(1)
+			n.obs.AlertFailed()
+			continue
+		}
+		n.deliver(m)
+	}
+}
+
+// deliver POSTs m, trying again after retryable failures.
+func (n *Notifier) deliver(m message) {
+	body, err := json.Marshal(payload(m, n.instance))
+	if err != nil {
+		n.obs.AlertFailed()
+		n.log.Error("alert webhook: encoding the alert failed", zap.String("provider", m.Target), zap.Error(err))
+		return
+	}
+	wait := n.backoff
+	for try := 1; ; try++ {
+		err = n.send(body)
+		if err == nil {
+			n.obs.AlertSent()
+			return
+		}
+		var pe *permanentError
+		if errors.As(err, &pe) || try >= n.attempts || n.ctx.Err() != nil {
+			break
+		}
+		// Equal jitter: replicas that saw the same outage do not retry in
+		// step.
+		d := wait/2 + rand.N(wait/2+1)
+		wait = min(2*wait, maxBackoff)
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-n.ctx.Done():
+			t.Stop()
+		}
+	}
+	if n.ctx.Err() != nil {
+		n.undelivered.Add(1)
+	}
+	n.obs.AlertFailed()
+	n.log.Error("alert webhook: delivery failed", zap.String("provider", m.Target), zap.String("source", m.Source),
+		zap.Bool("up", m.Up), zap.Error(err))
+}
+
+// StatusError is a webhook answer other than 2xx.
+type StatusError struct {
+	StatusCode int
+}
+
+// Error returns the status.
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("alert webhook answered %d %s", e.StatusCode, http.StatusText(e.StatusCode))
+}
+
+// permanentError is a failure that trying again would not mend.
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+// send POSTs one body; the error never holds the URL or a header.
+func (n *Notifier) send(body []byte) error {
+	ctx, cancel := context.WithTimeout(n.ctx, n.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, n.url, bytes.NewReader(body))
+	if err != nil {
+		return &permanentError{fmt.Errorf("alert webhook request: %w", err)}
+	}
+	for k, v := range n.headers {
+		req.Header[k] = v
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := n.client.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // ue would print the URL, which may hold a secret
+		}
+		return fmt.Errorf("alert webhook post: %w", err)
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	_ = resp.Body.Close()
+	switch code := resp.StatusCode; {
+	case code >= 200 && code < 300:
+		return nil
+	case code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500:
+		return &StatusError{StatusCode: code}
+	default:
+		return &permanentError{&StatusError{StatusCode: code}}
+	}
+}
+
+// Close stops taking alerts for the webhook and delivers the ones queued
+// or held by the debounce, until ctx ends; what is left then is counted as
+// failed and reported in the error. It is idempotent.
+func (n *Notifier) Close(ctx context.Context) error {
+	if n.in == nil {
+		return nil
+	}
+	n.closeOnce.Do(func() {
+		n.closed.Store(true)
+		close(n.stop)
+		select {
+		case <-n.done:
+		case <-ctx.Done():
+			n.cancel() // ends the POST in flight and the waits between tries
+			<-n.done
+		}
+		n.cancel()
+		if k := n.undelivered.Load(); k > 0 {
+			n.closeErr = fmt.Errorf("alert webhook: %d alerts not delivered: %w", k, context.Cause(ctx))
+		}
+		if n.own != nil {
+			n.own.CloseIdleConnections()
+		}
+	})
+	return n.closeErr
+}
+
+// payload is the webhook body of m.
+func payload(m message, instance string) Payload {
+	p := Payload{Event: "provider_down", Provider: m.Target, Up: m.Up, Source: m.Source, Breaker: m.Breaker,
+		Cause: m.Cause, At: m.At.UTC(), Changes: m.Changes, Instance: instance}
+	state := "down"
+	if m.Up {
+		p.Event, state = "provider_up", "back"
+	}
+	p.Text = "veil: provider " + m.Target + " is " + state
+	if instance != "" {
+		p.Text += " on " + instance
+	}
+	switch {
+	case m.Source == health.SourceBreaker && m.Cause != "":
+		p.Text += " (breaker " + m.Breaker + ": " + m.Cause + ")"
+	case m.Source == health.SourceBreaker:
+		p.Text += " (breaker " + m.Breaker + ")"
+	case m.Cause != "":
+		p.Text += " (" + m.Source + ": " + m.Cause + ")"
+	default:
+		p.Text += " (" + m.Source + ")"
+	}
+	if m.Changes > 1 {
+		p.Text += fmt.Sprintf(", after %d changes", m.Changes)
+	}
+	return p
+}
+
+// validHeader reports whether k is a header name and v a value net/http
+// will send.
+func validHeader(k, v string) bool {
+	if k == "" {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if c := k[i]; c <= ' ' || c >= 0x7f || c == ':' {
+			return false
+		}
+	}
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+type nopObserver struct{}
+
+func (nopObserver) AlertSent()    {}
+func (nopObserver) AlertFailed()  {}
+func (nopObserver) AlertDropped() {}
