@@ -200,6 +200,12 @@ type Limits struct {
 	// TTFTTimeout is how long veil waits for a stream's first token before
 	// it tries the next planned provider instead. Default 30s.
 	TTFTTimeout time.Duration `yaml:"ttft_timeout"`
+	// AttemptTimeout is how long one upstream attempt may wait for the
+	// provider's response headers before it counts as timed out and the
+	// next planned provider (or a retry) takes over. An answer that is not
+	// streamed comes with its headers, so this bounds the whole attempt.
+	// Every attempt also ends by RequestTimeout. Default 2m.
+	AttemptTimeout time.Duration `yaml:"attempt_timeout"`
 	// MaxRetries is how often the last target left is tried again after a
 	// retryable failure (connection error, timeout, 408, 409, 429, 5xx,
 	// 529). Default 2; each retry also needs the provider's retry budget.
@@ -343,6 +349,7 @@ func (c *Config) ApplyDefaults() {
 	setInt(&l.MaxResponseBytes, DefaultMaxResponseBytes)
 	setInt(&l.BreakerFailures, 5)
 	setDuration(&l.TTFTTimeout, 30*time.Second)
+	setDuration(&l.AttemptTimeout, 2*time.Minute)
 	setInt(&l.MaxRetries, 2)
 	setDuration(&l.RetryBackoff, 100*time.Millisecond)
 	setDuration(&l.MaxRetryWait, 5*time.Second)

@@ -118,6 +118,7 @@ callers:
 			MaxResponseBytes:   DefaultMaxResponseBytes,
 			BreakerFailures:    5,
 			TTFTTimeout:        30 * time.Second,
+			AttemptTimeout:     2 * time.Minute,
 			MaxRetries:         2,
 			RetryBackoff:       100 * time.Millisecond,
 			MaxRetryWait:       5 * time.Second,

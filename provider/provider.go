@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/valyala/bytebufferpool"
@@ -52,6 +54,10 @@ type Provider struct {
 
 	translator Translator
 	client     *fasthttp.HostClient
+	// conns holds the open upstream connections by local address, so that
+	// a streamed answer's read deadline can be moved from its header
+	// deadline to the call's deadline once the headers are in.
+	conns sync.Map // netip.AddrPort -> net.Conn
 }
 
 // Options tunes the connection pool of a provider.
@@ -121,7 +127,11 @@ func New(cfg config.Provider, platformKeys []keys.Secret, opts Options) (*Provid
 		WriteBufferSize:           16 << 10,
 		MaxResponseBodySize:       opts.MaxResponseBytes,
 		Dial: func(a string) (net.Conn, error) {
-			return fasthttp.DialTimeout(a, dialTimeout)
+			c, err := fasthttp.DialTimeout(a, dialTimeout)
+			if err != nil {
+				return nil, err
+			}
+			return p.track(c), nil
 		},
 	}
 	return p, nil
@@ -167,9 +177,62 @@ func (p *Provider) Prepare(dst *fasthttp.Request, c *Call) error {
 }
 
 // Do sends req and reads the response headers (and the body unless
-// resp.StreamBody is set), giving up at deadline.
-func (p *Provider) Do(req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time) error {
-	return p.client.DoDeadline(req, resp, deadline)
+// resp.StreamBody is set). The headers must be in by headerDeadline; a
+// streamed body may then be read until deadline, which bounds the whole
+// call. A buffered body must be in by headerDeadline too.
+func (p *Provider) Do(req *fasthttp.Request, resp *fasthttp.Response, headerDeadline, deadline time.Time) error {
+	if deadline.Before(headerDeadline) {
+		headerDeadline = deadline
+	}
+	if err := p.client.DoDeadline(req, resp, headerDeadline); err != nil {
+		return err
+	}
+	if resp.StreamBody && deadline.After(headerDeadline) {
+		p.extend(resp.LocalAddr(), deadline)
+	}
+	return nil
+}
+
+// track registers an upstream connection by its local address until it
+// closes.
+func (p *Provider) track(c net.Conn) net.Conn {
+	key, ok := addrKey(c.LocalAddr())
+	if !ok {
+		return c
+	}
+	tc := &trackedConn{Conn: c, key: key, conns: &p.conns}
+	p.conns.Store(key, c)
+	return tc
+}
+
+// extend moves the read deadline of the connection at local to deadline.
+func (p *Provider) extend(local net.Addr, deadline time.Time) {
+	if key, ok := addrKey(local); ok {
+		if c, ok := p.conns.Load(key); ok {
+			_ = c.(net.Conn).SetReadDeadline(deadline)
+		}
+	}
+}
+
+func addrKey(a net.Addr) (netip.AddrPort, bool) {
+	if t, ok := a.(*net.TCPAddr); ok {
+		return t.AddrPort(), true
+	}
+	return netip.AddrPort{}, false
+}
+
+// trackedConn forgets its registration when it closes.
+type trackedConn struct {
+	net.Conn
+	key   netip.AddrPort
+	conns *sync.Map
+	once  sync.Once
+}
+
+// Close closes the connection and drops it from the registry.
+func (c *trackedConn) Close() error {
+	c.once.Do(func() { c.conns.CompareAndDelete(c.key, c.Conn) })
+	return c.Conn.Close()
 }
 
 // Close releases idle upstream connections.
@@ -210,7 +273,7 @@ func (p *Provider) Probe(deadline time.Time) (int, error) {
 	if err := p.Prepare(req, &Call{Suffix: []byte("/models"), Key: p.platform.Next(time.Now())}); err != nil {
 		return 0, err
 	}
-	if err := p.Do(req, resp, deadline); err != nil {
+	if err := p.Do(req, resp, deadline, deadline); err != nil {
 		return 0, err
 	}
 	return resp.StatusCode(), nil

@@ -107,6 +107,9 @@ func New(o Options) (*Server, error) {
 	if s.auditor == nil {
 		s.auditor = zap.NewNop()
 	}
+	if s.limits.AttemptTimeout <= 0 {
+		s.limits.AttemptTimeout = s.limits.RequestTimeout
+	}
 	s.keyHealth = &health.KeyBreakers{Cooldown: o.Limits.BreakerCooldown}
 	s.rt.Store(&Runtime{Auth: o.Auth, Policy: o.Policy, Prices: o.Prices, Quota: o.Quota})
 	if s.health == nil {
@@ -553,33 +556,53 @@ func keyMissing(supplier []byte, providerName string) *Error {
 // send makes one upstream round trip with key. The answer's headers are
 // in; for a stream, its body is still to be read.
 func (s *Server) send(ctx *fasthttp.RequestCtx, x *exchange, a *policy.Attempt, key *keys.Key, stream bool) (*fasthttp.Response, *Error) {
+	var resp *fasthttp.Response
+	if !stream {
+		// Read the upstream answer straight into the client response.
+		resp = &ctx.Response
+	}
+	resp, e := s.roundTrip(x, a, key, &ctx.Request.Header, x.body, resp)
+	if e != nil && !stream {
+		s.discard(ctx, x, resp, false)
+	}
+	return resp, e
+}
+
+// roundTrip sends body with the client's headers hdr to a's provider with
+// key, reading the answer into resp, or, when resp is nil, into a pooled
+// response whose body is streamed. It records the attempt in health,
+// metrics and the exchange's attempt log. A pooled response is released
+// when an error is returned.
+func (s *Server) roundTrip(x *exchange, a *policy.Attempt, key *keys.Key, hdr *fasthttp.RequestHeader, body []byte,
+	resp *fasthttp.Response) (*fasthttp.Response, *Error) {
 	req := fasthttp.AcquireRequest()
-	copyRequestHeaders(&req.Header, &ctx.Request.Header, x.ep.understood)
-	req.SetBodyRaw(x.body)
+	copyRequestHeaders(&req.Header, hdr, x.ep.understood)
+	req.SetBodyRaw(body)
 	x.call.Model = a.Model
 	x.call.Key = key
 	if err := a.Provider.Prepare(req, &x.call); err != nil {
 		fasthttp.ReleaseRequest(req)
-		return nil, &Error{Status: fasthttp.StatusBadGateway, Type: typeServer, Code: "upstream_request_failed",
+		return resp, &Error{Status: fasthttp.StatusBadGateway, Type: typeServer, Code: "upstream_request_failed",
 			Message: "veil could not prepare the request for provider " + a.Provider.Name() + ": " + err.Error()}
 	}
-	var resp *fasthttp.Response
-	if stream {
+	pooled := resp == nil
+	if pooled {
 		resp = fasthttp.AcquireResponse()
 		resp.StreamBody = true
-	} else {
-		// Read the upstream answer straight into the client response.
-		resp = &ctx.Response
 	}
 	t0 := time.Now()
-	err := a.Provider.Do(req, resp, x.deadline)
+	err := a.Provider.Do(req, resp, t0.Add(s.limits.AttemptTimeout), x.deadline)
 	fasthttp.ReleaseRequest(req)
 	if err != nil {
 		s.observeAttempt(a, 0, t0)
 		e := upstreamError(a.Provider.Name(), err)
 		x.logAttempt(a, key, 0, e.Code, t0)
-		s.discard(ctx, x, resp, stream)
-		return nil, e
+		if pooled {
+			_ = resp.CloseBodyStream()
+			fasthttp.ReleaseResponse(resp)
+			resp = nil
+		}
+		return resp, e
 	}
 	s.observeAttempt(a, resp.StatusCode(), t0)
 	x.logAttempt(a, key, resp.StatusCode(), "", t0)
