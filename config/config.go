@@ -206,6 +206,13 @@ type Limits struct {
 	// streamed comes with its headers, so this bounds the whole attempt.
 	// Every attempt also ends by RequestTimeout. Default 2m.
 	AttemptTimeout time.Duration `yaml:"attempt_timeout"`
+	// StreamResume continues a chat completion stream that broke after its
+	// first token on the next planned provider (or the same one when it is
+	// the last): the text already sent is given to it as the start of the
+	// answer, and its continuation is stitched into the client's stream
+	// under the id, created and model the client already saw. Off by
+	// default; see docs/adr/0009-stream-resume.md for its limits.
+	StreamResume bool `yaml:"stream_resume"`
 	// MaxRetries is how often the last target left is tried again after a
 	// retryable failure (connection error, timeout, 408, 409, 429, 5xx,
 	// 529). Default 2; each retry also needs the provider's retry budget.

@@ -8,7 +8,6 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/wedsync/veil/internal/jsonfield"
 	"github.com/wedsync/veil/internal/sse"
 )
 
@@ -46,10 +45,8 @@ func (x *exchange) hold(resp *fasthttp.Response) (*sse.Reader, error) {
 			}
 			return nil, err
 		}
-		if len(ev.Data) > 0 && !sse.IsDone(ev.Data) {
-			if v, ok, _ := jsonfield.Get(ev.Data, "error"); ok && len(v) > 0 && v[0] == '{' {
-				return nil, errors.New("an error event before any content")
-			}
+		if isErrorEvent(ev) {
+			return nil, errors.New("an error event before any content")
 		}
 		out := x.relay(ev)
 		x.held = append(x.held, out...)

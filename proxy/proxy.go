@@ -172,6 +172,8 @@ type exchange struct {
 	frame         []byte
 	held          []byte
 	reader        *sse.Reader
+	// resume is set for streams that may be resumed (limits.stream_resume).
+	resume *resumeState
 
 	// streaming
 	streamed    bool
@@ -195,6 +197,7 @@ func (s *Server) acquire() *exchange {
 }
 
 func release(x *exchange) {
+	x.releaseResume()
 	*x = exchange{reqID: x.reqID[:0], supplier: x.supplier[:0], bodyBuf: x.bodyBuf[:0], respModel: x.respModel[:0],
 		scratch: x.scratch[:0], frame: x.frame[:0], held: x.held[:0]}
 	exchangePool.Put(x)
@@ -663,6 +666,7 @@ func (s *Server) deliver(ctx *fasthttp.RequestCtx, x *exchange, resp *fasthttp.R
 	copyResponseHeaders(&ctx.Response.Header, &resp.Header)
 	x.setServedHeaders(ctx)
 	if isEventStream(resp) {
+		x.startResume(ctx)
 		x.upResp = resp
 		x.streamed = true
 		x.status = status

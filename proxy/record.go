@@ -14,6 +14,7 @@ import (
 // and cost in metrics and hands it to the emitter.
 func (s *Server) record(x *exchange, providerName string, elapsed time.Duration) (costUSD float64) {
 	now := time.Now()
+	x.mergeResumed()
 	r := &usage.Record{
 		TS:               now.UTC(),
 		RequestID:        string(x.reqID),

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+	"go.uber.org/zap"
 
 	"github.com/wedsync/veil/internal/jsonfield"
 	"github.com/wedsync/veil/internal/sse"
@@ -28,22 +29,63 @@ type readResult struct {
 	err error
 }
 
+// upstreamReader hands the events of one upstream stream to the stream
+// writer, one at a time, from a goroutine of its own.
+type upstreamReader struct {
+	results chan readResult
+	next    chan struct{}
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+func startReader(rd *sse.Reader) *upstreamReader {
+	u := &upstreamReader{results: make(chan readResult), next: make(chan struct{}), stop: make(chan struct{}),
+		done: make(chan struct{})}
+	go func() {
+		defer close(u.done)
+		for {
+			ev, err := rd.Next()
+			select {
+			case u.results <- readResult{ev: ev, err: err}:
+			case <-u.stop:
+				return
+			}
+			if err != nil {
+				return
+			}
+			select {
+			case <-u.next:
+			case <-u.stop:
+				return
+			}
+		}
+	}()
+	return u
+}
+
+// close stops the reader and releases the upstream response: closing its
+// body stream cancels the upstream and interrupts a read in flight.
+func (u *upstreamReader) close(resp *fasthttp.Response) {
+	close(u.stop)
+	_ = resp.CloseBodyStream()
+	<-u.done
+	fasthttp.ReleaseResponse(resp)
+}
+
 // pump copies the upstream's server-sent events to the client, flushing each
 // one as it arrives. An upstream reader goroutine hands events over one at a
 // time, so that the writer can keep the client connection alive with SSE
 // comments while the upstream is silent (which is how a client that went
 // away is noticed), and end the stream when the upstream stays silent past
-// the idle timeout. Whatever ends the stream, the upstream request is
-// cancelled and the exchange finished.
+// the idle timeout. A stream that breaks after content went out ends with an
+// in-band error event, or, with limits.stream_resume, is continued on the
+// next target. Whatever ends the stream, the upstream request is cancelled
+// and the exchange finished.
 func (x *exchange) pump(w *bufio.Writer) {
 	s := x.s
 	defer s.streams.Done()
 	defer s.finish(x)
 
-	results := make(chan readResult)
-	next := make(chan struct{})
-	stop := make(chan struct{})
-	readerDone := make(chan struct{})
 	rd := x.reader
 	if rd == nil {
 		rd = sse.NewReader(x.upResp.BodyStream(), s.limits.MaxEventBytes)
@@ -53,6 +95,9 @@ func (x *exchange) pump(w *bufio.Writer) {
 		x.events++
 		x.bytesOut += len(x.held)
 		x.ttft = time.Since(x.start)
+		if x.resume != nil {
+			x.observeHeld()
+		}
 		if _, err := w.Write(x.held); err != nil || w.Flush() != nil {
 			x.clientGone()
 			_ = x.upResp.CloseBodyStream()
@@ -61,31 +106,12 @@ func (x *exchange) pump(w *bufio.Writer) {
 			return
 		}
 	}
-	go func() {
-		defer close(readerDone)
-		for {
-			ev, err := rd.Next()
-			select {
-			case results <- readResult{ev: ev, err: err}:
-			case <-stop:
-				return
-			}
-			if err != nil {
-				return
-			}
-			select {
-			case <-next:
-			case <-stop:
-				return
-			}
-		}
-	}()
+	u := startReader(rd)
 	defer func() {
-		close(stop)
-		_ = x.upResp.CloseBodyStream() // cancels the upstream, interrupting a read in flight
-		<-readerDone
-		fasthttp.ReleaseResponse(x.upResp)
-		x.upResp = nil
+		if u != nil {
+			u.close(x.upResp)
+			x.upResp = nil
+		}
 	}()
 
 	keepalive := s.limits.KeepAliveInterval
@@ -94,18 +120,64 @@ func (x *exchange) pump(w *bufio.Writer) {
 	defer timer.Stop()
 	lastEvent := time.Now()
 	var scratch [128]byte
+	errorRelayed := false
+	// broken ends the stream after a failure, or resumes it; it reports
+	// whether pumping goes on.
+	broken := func(reason, code, msg string) bool {
+		if x.canResume() {
+			s.metrics.StreamInterrupted(reason)
+			u.close(x.upResp)
+			u, x.upResp = nil, nil
+			rd, err := x.resumeStream(reason)
+			if err == nil {
+				u = startReader(rd)
+				lastEvent = time.Now()
+				timer.Reset(keepalive)
+				return true
+			}
+			s.log.Warn("stream could not be resumed", zap.ByteString("request_id", x.reqID), zap.String("cause", reason),
+				zap.String("error", err.Error()))
+		}
+		x.interrupt(w, reason, code, msg)
+		return false
+	}
 	for {
 		select {
-		case r := <-results:
+		case r := <-u.results:
 			if r.err != nil {
-				if !errors.Is(r.err, io.EOF) {
-					x.interrupt(w, cutUpstreamError, "upstream_stream_error",
-						"veil: the provider's stream broke off: "+r.err.Error())
+				if errors.Is(r.err, io.EOF) && (x.sawDone || x.resume == nil || errorRelayed) {
+					return
 				}
-				return
+				if errors.Is(r.err, io.EOF) {
+					// Ended without [DONE]: the answer may be incomplete.
+					if x.resume.blocked || !broken(cutUpstreamError, "upstream_stream_error", "veil: the provider's stream ended without [DONE]") {
+						return
+					}
+					continue
+				}
+				if !broken(cutUpstreamError, "upstream_stream_error", "veil: the provider's stream broke off: "+r.err.Error()) {
+					return
+				}
+				continue
 			}
 			lastEvent = time.Now()
-			if out := x.relay(r.ev); out != nil {
+			ev := r.ev
+			if x.resume != nil {
+				if isErrorEvent(ev) && x.canResume() {
+					if !broken(cutUpstreamError, "upstream_stream_error", "veil: the provider's stream failed") {
+						return
+					}
+					continue
+				}
+				if x.resume.resumes > 0 {
+					ev = x.rewriteContinuation(ev)
+				}
+				errorRelayed = errorRelayed || isErrorEvent(ev)
+			}
+			if out := x.relay(ev); out != nil {
+				if x.resume != nil {
+					x.resume.observe(ev.Data)
+				}
 				x.events++
 				x.bytesOut += len(out)
 				if x.ttft == 0 {
@@ -116,14 +188,16 @@ func (x *exchange) pump(w *bufio.Writer) {
 					return
 				}
 			}
-			next <- struct{}{}
+			u.next <- struct{}{}
 			timer.Reset(keepalive)
 		case <-timer.C:
 			silence := time.Since(lastEvent)
 			if idle > 0 && silence >= idle {
-				x.interrupt(w, cutIdleTimeout, "upstream_idle_timeout",
-					"veil: the provider sent nothing for "+idle.String()+"; the stream was ended")
-				return
+				if !broken(cutIdleTimeout, "upstream_idle_timeout",
+					"veil: the provider sent nothing for "+idle.String()+"; the stream was ended") {
+					return
+				}
+				continue
 			}
 			if _, err := w.Write(sse.AppendComment(scratch[:0], "keep-alive")); err != nil || w.Flush() != nil {
 				x.clientGone()
@@ -135,6 +209,28 @@ func (x *exchange) pump(w *bufio.Writer) {
 			}
 			timer.Reset(wait)
 		}
+	}
+}
+
+// isErrorEvent reports whether an event is an in-band error
+// (data: {"error":{...}}).
+func isErrorEvent(ev sse.Event) bool {
+	if len(ev.Data) == 0 || sse.IsDone(ev.Data) {
+		return false
+	}
+	v, ok, _ := jsonfield.Get(ev.Data, "error")
+	return ok && len(v) > 0 && v[0] == '{'
+}
+
+// observeHeld lets the resume state see the events hold sent first.
+func (x *exchange) observeHeld() {
+	rd := sse.NewReader(bytes.NewReader(x.held), len(x.held)+1)
+	for {
+		ev, err := rd.Next()
+		if err != nil {
+			return
+		}
+		x.resume.observe(ev.Data)
 	}
 }
 

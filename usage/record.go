@@ -65,6 +65,13 @@ type Attempt struct {
 	Status    int     `json:"status"`
 	Error     string  `json:"error,omitempty"`
 	LatencyMS float64 `json:"latency_ms"`
+	// PromptTokens and CompletionTokens are the attempt's own tokens,
+	// given when several attempts streamed parts of one answer (a resumed
+	// stream); TokensEstimated says they were estimated because the
+	// attempt broke before it reported usage.
+	PromptTokens     int64 `json:"prompt_tokens,omitempty"`
+	CompletionTokens int64 `json:"completion_tokens,omitempty"`
+	TokensEstimated  bool  `json:"tokens_estimated,omitempty"`
 }
 
 // Sink receives batches of records. Write is called from one goroutine per

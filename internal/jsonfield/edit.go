@@ -155,9 +155,28 @@ func SetIncludeUsage(dst, body []byte) ([]byte, error) {
 // name set to the string value: replaced where it is, or added first when
 // absent. Every other byte of body is kept.
 func SetString(dst, body []byte, name, value string) ([]byte, error) {
+	return setMember(dst, body, name, nil, value)
+}
+
+// SetRaw is SetString for a value given as raw JSON (a number, an object,
+// a string with its quotes); raw is not checked.
+func SetRaw(dst, body []byte, name string, raw []byte) ([]byte, error) {
+	return setMember(dst, body, name, raw, "")
+}
+
+// setMember sets name to raw, or to the string str when raw is nil.
+func setMember(dst, body []byte, name string, raw []byte, str string) ([]byte, error) {
 	m, ok, err := findMember(body, name)
 	if err != nil {
 		return dst, err
+	}
+	value := func(dst []byte) []byte {
+		dst = AppendString(dst, name)
+		dst = append(dst, ':')
+		if raw != nil {
+			return append(dst, raw...)
+		}
+		return AppendString(dst, str)
 	}
 	if !ok {
 		i := bytes.IndexByte(body, '{')
@@ -165,18 +184,12 @@ func SetString(dst, body []byte, name, value string) ([]byte, error) {
 			return dst, ErrNotObject
 		}
 		rest := bytes.TrimLeft(body[i+1:], " \t\r\n")
-		dst = append(dst, body[:i+1]...)
-		dst = AppendString(dst, name)
-		dst = append(dst, ':')
-		dst = AppendString(dst, value)
+		dst = value(append(dst, body[:i+1]...))
 		if len(rest) > 0 && rest[0] != '}' {
 			dst = append(dst, ',')
 		}
 		return append(dst, body[i+1:]...), nil
 	}
-	dst = append(dst, body[:m.start]...)
-	dst = AppendString(dst, name)
-	dst = append(dst, ':')
-	dst = AppendString(dst, value)
+	dst = value(append(dst, body[:m.start]...))
 	return append(dst, body[m.end:]...), nil
 }

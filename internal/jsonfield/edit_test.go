@@ -94,3 +94,20 @@ func TestSetString(t *testing.T) {
 		}
 	}
 }
+
+func TestSetRaw(t *testing.T) {
+	cases := []struct{ in, want string }{
+		{`{"id":"a","created":1700000000,"choices":[]}`, `{"id":"a","created":42,"choices":[]}`},
+		{`{"id":"a"}`, `{"created":42,"id":"a"}`},
+		{`{}`, `{"created":42}`},
+	}
+	for _, tc := range cases {
+		got, err := SetRaw(nil, []byte(tc.in), "created", []byte("42"))
+		if err != nil || string(got) != tc.want {
+			t.Errorf("SetRaw(%s) = %s, %v; want %s", tc.in, got, err, tc.want)
+		}
+	}
+	if _, err := SetRaw(nil, []byte(`[1]`), "created", []byte("42")); err == nil {
+		t.Error("SetRaw on an array: no error")
+	}
+}
