@@ -85,11 +85,15 @@ type Options struct {
 
 // Payload is the JSON body of one webhook POST.
 type Payload struct {
-	// Event is provider_down or provider_up.
+	// Event is provider_down or provider_up, or, for one supplier's own
+	// key, supplier_key_down or supplier_key_up.
 	Event    string `json:"event"`
 	Provider string `json:"provider"`
+	// Supplier is the supplier whose own key a supplier_key event is about.
+	Supplier string `json:"supplier,omitempty"`
 	Up       bool   `json:"up"`
-	// Source is probe or breaker: which of veil's checks saw the change.
+	// Source is probe, breaker or supplier_key: which of veil's checks saw
+	// the change.
 	Source string `json:"source"`
 	// Breaker is the breaker's new state in a breaker alert.
 	Breaker string `json:"breaker,omitempty"`
@@ -222,8 +226,17 @@ func (n *Notifier) Notify(a health.Alert) {
 // logAlert writes the alert's line: "alert: provider is down" at error
 // level with its cause, "alert: provider is back" at warn level.
 func (n *Notifier) logAlert(a health.Alert) {
-	fields := make([]zap.Field, 0, 5)
+	fields := make([]zap.Field, 0, 6)
 	fields = append(fields, zap.String("provider", a.Target), zap.String("source", a.Source))
+	if a.Source == health.SourceSupplierKey {
+		fields = append(fields, zap.String("supplier", a.Supplier), zap.Time("at", a.At))
+		if a.Up {
+			n.log.Warn("alert: supplier key is accepted again", fields...)
+			return
+		}
+		n.log.Error("alert: supplier key refused; falling back to platform keys", fields...)
+		return
+	}
 	if a.Breaker != "" {
 		fields = append(fields, zap.String("breaker", a.Breaker))
 	}
@@ -411,13 +424,24 @@ func (n *Notifier) Close(ctx context.Context) error {
 
 // payload is the webhook body of m.
 func payload(m message, instance string) Payload {
-	p := Payload{Event: "provider_down", Provider: m.Target, Up: m.Up, Source: m.Source, Breaker: m.Breaker,
-		Cause: m.Cause, At: m.At.UTC(), Changes: m.Changes, Instance: instance}
+	p := Payload{Event: "provider_down", Provider: m.Target, Supplier: m.Supplier, Up: m.Up, Source: m.Source,
+		Breaker: m.Breaker, Cause: m.Cause, At: m.At.UTC(), Changes: m.Changes, Instance: instance}
 	state := "down"
 	if m.Up {
 		p.Event, state = "provider_up", "back"
 	}
 	p.Text = "veil: provider " + m.Target + " is " + state
+	if m.Source == health.SourceSupplierKey {
+		p.Event, state = "supplier_key_down", "refused by "+m.Target+"; its calls fall back to platform keys"
+		if m.Up {
+			p.Event, state = "supplier_key_up", "accepted by "+m.Target+" again"
+		}
+		p.Text = "veil: supplier " + m.Supplier + "'s own key is " + state
+		if instance != "" {
+			p.Text += " on " + instance
+		}
+		return p
+	}
 	if instance != "" {
 		p.Text += " on " + instance
 	}

@@ -132,6 +132,33 @@ func TestNotifierPosts(t *testing.T) {
 	}
 }
 
+// TestNotifierSupplierKey: a supplier's refused own key is its own alert,
+// debounced apart from another supplier's at the same provider.
+func TestNotifierSupplierKey(t *testing.T) {
+	h := newHook(t)
+	n, err := New(Options{URL: h.srv.URL, Debounce: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bella := health.Alert{Target: "openai", Supplier: "bella-photography", Source: health.SourceSupplierKey, Breaker: "open",
+		Cause: "refused", At: at0}
+	rose := bella
+	rose.Supplier = "rose-venue"
+	n.Notify(bella)
+	n.Notify(rose)
+	closeNow(t, n)
+	got := h.received()
+	if len(got) != 2 {
+		t.Fatalf("%d posts, want one per supplier", len(got))
+	}
+	want := Payload{Event: "supplier_key_down", Provider: "openai", Supplier: "bella-photography", Source: "supplier_key",
+		Breaker: "open", Cause: "refused", At: at0, Changes: 1,
+		Text: "veil: supplier bella-photography's own key is refused by openai; its calls fall back to platform keys"}
+	if got[0].payload != want {
+		t.Errorf("payload %+v\nwant    %+v", got[0].payload, want)
+	}
+}
+
 func TestNotifierDebounce(t *testing.T) {
 	t.Run("a flap becomes its latest state, sent on close", func(t *testing.T) {
 		h := newHook(t)

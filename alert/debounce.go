@@ -32,7 +32,7 @@ type debouncer struct {
 	targets map[key]*entry
 }
 
-type key struct{ source, target string }
+type key struct{ source, target, supplier string }
 
 type entry struct {
 	lastSent   time.Time // zero: never sent
@@ -48,7 +48,7 @@ func newDebouncer(every time.Duration) *debouncer {
 // add takes a change seen at now and returns the message to send at once,
 // if any.
 func (d *debouncer) add(a health.Alert, now time.Time) (message, bool) {
-	k := key{a.Source, a.Target}
+	k := key{a.Source, a.Target, a.Supplier}
 	e := d.targets[k]
 	if e == nil {
 		e = &entry{}

@@ -444,6 +444,10 @@ func TestVaultClientKeyOutageFallsBackToPlatform(t *testing.T) {
 	if strings.Contains(trail, oldKey) {
 		t.Error("the audit trail shows bella's key")
 	}
+	if logs := h.logs.String(); strings.Count(logs, `"alert: supplier key refused; falling back to platform keys"`) != 1 ||
+		!strings.Contains(logs, `"supplier":"bella-photography"`) {
+		t.Errorf("the key's outage was not alerted once:\n%s", logs)
+	}
 
 	// A Vault admin stores a new key that the provider accepts.
 	h.up.SetKeys(newKey, h.platformKey)
@@ -453,5 +457,8 @@ func TestVaultClientKeyOutageFallsBackToPlatform(t *testing.T) {
 	waitFor(t, func() bool { return call("after the fix").KeySource == "client" })
 	if r := call("after the fix"); r.KeySource != "client" || r.Billed != "client" || r.Reason != "" {
 		t.Errorf("after the fix: key source %q billed %q reason %q", r.KeySource, r.Billed, r.Reason)
+	}
+	if !strings.Contains(h.logs.String(), `"alert: supplier key is accepted again"`) {
+		t.Error("the key's return was not alerted")
 	}
 }

@@ -11,13 +11,20 @@ const (
 	SourceProbe = "probe"
 	// SourceBreaker marks an alert from a target's circuit breaker.
 	SourceBreaker = "breaker"
+	// SourceSupplierKey marks an alert about one supplier's own key: the
+	// provider refused it and the supplier's calls fall back to platform
+	// keys (down), or it was accepted again (up).
+	SourceSupplierKey = "supplier_key"
 )
 
 // Alert says that a target went down or came back, as active probes or
 // its circuit breaker saw it.
 type Alert struct {
 	Target string
-	// Source is SourceProbe or SourceBreaker.
+	// Supplier is the supplier whose own key a SourceSupplierKey alert is
+	// about; empty otherwise.
+	Supplier string
+	// Source is SourceProbe, SourceBreaker or SourceSupplierKey.
 	Source string
 	// Up is the target's new state.
 	Up bool

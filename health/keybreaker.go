@@ -16,6 +16,10 @@ import (
 type KeyBreakers struct {
 	// Cooldown is how long an opened breaker keeps the key out.
 	Cooldown time.Duration
+	// OnChange, when set, is told when a supplier's key is first held out
+	// and when it is accepted again (an Alert of SourceSupplierKey). It is
+	// called outside the lock, only on those changes.
+	OnChange func(Alert)
 
 	mu      sync.Mutex
 	byProv  map[string]map[string]*Breaker
@@ -49,13 +53,18 @@ func (k *KeyBreakers) Refused(provider string, supplier []byte, now time.Time) {
 		k.byProv[provider] = m
 	}
 	b := m[string(supplier)]
-	if b == nil {
+	opened := b == nil
+	if opened {
 		b = &Breaker{Failures: 1, Cooldown: k.Cooldown}
 		m[string(supplier)] = b
 		k.entries.Add(1)
 	}
 	k.mu.Unlock()
 	b.Record(Failure, now)
+	if opened && k.OnChange != nil {
+		k.OnChange(Alert{Target: provider, Supplier: string(supplier), Source: SourceSupplierKey, Breaker: Open,
+			Cause: "the provider refused the supplier's own key; calls fall back to platform keys", At: now})
+	}
 }
 
 // Served records that the provider accepted the supplier's key, closing
@@ -65,10 +74,15 @@ func (k *KeyBreakers) Served(provider string, supplier []byte) {
 		return
 	}
 	k.mu.Lock()
-	defer k.mu.Unlock()
-	if _, ok := k.byProv[provider][string(supplier)]; ok {
+	_, ok := k.byProv[provider][string(supplier)]
+	if ok {
 		delete(k.byProv[provider], string(supplier))
 		k.entries.Add(-1)
+	}
+	k.mu.Unlock()
+	if ok && k.OnChange != nil {
+		k.OnChange(Alert{Target: provider, Supplier: string(supplier), Source: SourceSupplierKey, Up: true, Breaker: Closed,
+			At: time.Now()})
 	}
 }
 

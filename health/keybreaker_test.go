@@ -68,3 +68,28 @@ func BenchmarkKeyBreakersAllow(b *testing.B) {
 		k.Allow("openai", bella, now)
 	}
 }
+
+// TestKeyBreakersAlert: a supplier's key held out and accepted again each
+// produce one alert naming the provider and the supplier; further
+// refusals while it is held out produce none.
+func TestKeyBreakersAlert(t *testing.T) {
+	var got []Alert
+	k := &KeyBreakers{Cooldown: time.Second, OnChange: func(a Alert) { got = append(got, a) }}
+	now := time.Date(2026, 6, 20, 14, 0, 0, 0, time.UTC)
+	bella := []byte("bella-photography")
+	k.Served("openai", bella) // never refused: nothing to say
+	k.Refused("openai", bella, now)
+	k.Refused("openai", bella, now.Add(2*time.Second))
+	k.Served("openai", bella)
+	if len(got) != 2 {
+		t.Fatalf("alerts %+v, want two", got)
+	}
+	down, up := got[0], got[1]
+	if down.Source != SourceSupplierKey || down.Up || down.Target != "openai" || down.Supplier != "bella-photography" ||
+		down.Breaker != Open || down.Cause == "" || !down.At.Equal(now) {
+		t.Errorf("down alert %+v", down)
+	}
+	if up.Source != SourceSupplierKey || !up.Up || up.Target != "openai" || up.Supplier != "bella-photography" || up.Breaker != Closed {
+		t.Errorf("up alert %+v", up)
+	}
+}

@@ -45,6 +45,10 @@ type Options struct {
 	// Audit receives one line per supplier key refusal and per fallback
 	// from a supplier's own key to platform keys; nil discards them.
 	Audit *zap.Logger
+	// Alert is told when a supplier's own key is held out after a refusal
+	// (its calls fall back to platform keys) and when it is accepted
+	// again; nil drops those alerts.
+	Alert func(health.Alert)
 	// Health receives every attempt's outcome; nil records nothing.
 	Health *health.Registry
 	// Usage receives one record per authenticated request; nil drops them.
@@ -110,7 +114,7 @@ func New(o Options) (*Server, error) {
 	if s.limits.AttemptTimeout <= 0 {
 		s.limits.AttemptTimeout = s.limits.RequestTimeout
 	}
-	s.keyHealth = &health.KeyBreakers{Cooldown: o.Limits.BreakerCooldown}
+	s.keyHealth = &health.KeyBreakers{Cooldown: o.Limits.BreakerCooldown, OnChange: o.Alert}
 	s.rt.Store(&Runtime{Auth: o.Auth, Policy: o.Policy, Prices: o.Prices, Quota: o.Quota})
 	if s.health == nil {
 		s.health = health.NewRegistry()

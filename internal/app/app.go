@@ -157,7 +157,8 @@ func New(cfg *config.Config, o Options) (a *App, err error) {
 		emitter = tapEmitter{next: a.usage, tap: o.UsageTap}
 	}
 	a.proxy, err = proxy.New(proxy.Options{Limits: cfg.Limits, Auth: authn, Keys: a.keys, Policy: a.policy,
-		Metrics: a.metrics, Log: a.log, Audit: a.audit, Health: a.health, Usage: emitter, Prices: a.prices, Quota: a.quota})
+		Metrics: a.metrics, Log: a.log, Audit: a.audit, Health: a.health, Usage: emitter, Prices: a.prices, Quota: a.quota,
+		Alert: a.alerts.Notify})
 	if err != nil {
 		return nil, err
 	}
