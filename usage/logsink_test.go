@@ -49,7 +49,9 @@ func TestLogSinkWritesRecordFieldsAsJSON(t *testing.T) {
 	full.Error = "upstream_timeout"
 	full.Stream, full.Failover, full.Shadow, full.Partial = true, true, true, true
 	full.CachedTokens = 64
-	full.Attempts = append(full.Attempts, Attempt{Provider: "azure", KeySource: "client", Status: 503, Error: "overloaded", LatencyMS: 30.5})
+	full.SavedTokens = 120
+	full.Attempts = append(full.Attempts, Attempt{Provider: "azure", KeySource: "client", Status: 503, Error: "overloaded", LatencyMS: 30.5},
+		Attempt{Provider: "openai", KeySource: "client", Status: 200, LatencyMS: 9, PromptTokens: 40, CompletionTokens: 12, TokensEstimated: true})
 	bare := &Record{RequestID: "req-bare"} // nil cost, nil attempts, omitted fields
 
 	tests := []struct {

@@ -10,6 +10,8 @@ const (
 	BilledPlatform = "platform"
 	BilledClient   = "client"
 	BilledShadow   = "shadow"
+	// BilledNone is a call nobody pays for: a cache hit.
+	BilledNone = "none"
 )
 
 // Cache outcomes.
@@ -40,10 +42,13 @@ type Record struct {
 	CachedTokens     int64  `json:"cached_tokens"`
 	TotalTokens      int64  `json:"total_tokens"`
 	// CostUSD is nil when the model has no price.
-	CostUSD     *float64  `json:"cost_usd"`
-	LatencyMS   float64   `json:"latency_ms"`
-	TTFTMS      float64   `json:"ttft_ms,omitempty"`
-	Cache       string    `json:"cache"`
+	CostUSD   *float64 `json:"cost_usd"`
+	LatencyMS float64  `json:"latency_ms"`
+	TTFTMS    float64  `json:"ttft_ms,omitempty"`
+	Cache     string   `json:"cache"`
+	// SavedTokens are the tokens a cache hit did not spend: the total the
+	// provider reported when the answer was stored.
+	SavedTokens int64     `json:"saved_tokens,omitempty"`
 	Attempts    []Attempt `json:"attempts"`
 	Failover    bool      `json:"failover"`
 	MigrationID string    `json:"migration_id,omitempty"`

@@ -49,6 +49,9 @@ func (r *Record) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 		enc.AddFloat64("ttft_ms", r.TTFTMS)
 	}
 	enc.AddString("cache", r.Cache)
+	if r.SavedTokens != 0 {
+		enc.AddInt64("saved_tokens", r.SavedTokens)
+	}
 	if r.Attempts != nil {
 		if err := enc.AddArray("attempts", attempts(r.Attempts)); err != nil {
 			return err
@@ -80,6 +83,15 @@ func (a Attempt) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 		enc.AddString("error", a.Error)
 	}
 	enc.AddFloat64("latency_ms", a.LatencyMS)
+	if a.PromptTokens != 0 {
+		enc.AddInt64("prompt_tokens", a.PromptTokens)
+	}
+	if a.CompletionTokens != 0 {
+		enc.AddInt64("completion_tokens", a.CompletionTokens)
+	}
+	if a.TokensEstimated {
+		enc.AddBool("tokens_estimated", true)
+	}
 	return nil
 }
 
