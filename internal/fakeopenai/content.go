@@ -89,10 +89,12 @@ func countWords(s string) int {
 	return n
 }
 
-// answer is one generated choice.
+// answer is one generated choice: text, or function calls when calls is
+// not empty.
 type answer struct {
 	words  []string
-	finish string // "stop" or "length"
+	calls  []toolCall
+	finish string // "stop", "length", "tool_calls" or "function_call"
 }
 
 // generate returns the deterministic answer for seed. When target > 0 the

@@ -6,6 +6,17 @@
 // request, timing is configurable, misbehaviour (error statuses, rate limits,
 // connection resets, stalls, cut streams, error events) can be scripted, and
 // every request is recorded for later inspection.
+//
+// Chat completions that offer functions, as tools or as the legacy
+// functions, answer with calls the way the service does, streamed or not:
+// tool_choice "required" or a named function always calls, "none" never
+// does, and "auto", the default, calls the functions whose name or
+// description shares a significant word with the last user message, unless
+// the last message hands call results back, which is answered with text.
+// Two functions are called at once when two are mentioned and
+// parallel_tool_calls is not false. The rule is spelled out in full on
+// toolSpec.choose. Arguments are a JSON object built from the function's
+// parameters schema, with string values taken from the prompt.
 package fakeopenai
 
 import (
@@ -43,7 +54,8 @@ type Options struct {
 	TTFT time.Duration
 	// ChunkDelay is, for streams, the delay between two content chunks.
 	ChunkDelay time.Duration
-	// ChunkWords is the number of words per streamed content chunk; 1 when
+	// ChunkWords is the number of words (or, for function calls, pieces of
+	// the arguments, about a token each) per streamed content chunk; 1 when
 	// zero or negative.
 	ChunkWords int
 	// ReplyWords, when positive, makes every generated answer exactly that

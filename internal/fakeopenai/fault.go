@@ -81,8 +81,11 @@ type Fault struct {
 	RetryAfter time.Duration
 	// After is the number of content chunks sent before a stream fault
 	// (KindStallStream, KindCut, KindErrorEvent) strikes. The opening chunk
-	// (the role chunk of chat streams, the response.* preamble of Responses
-	// streams) is always sent first. When After is at least the number of
+	// (the role chunk of chat streams, which also opens the first function
+	// call of an answer with calls; the response.* preamble of Responses
+	// streams) is always sent first. In chat streams of function calls each
+	// chunk of argument pieces, and the opening of every call after the
+	// first, is a content chunk. When After is at least the number of
 	// content chunks, the fault strikes after the last one, before the
 	// closing chunks.
 	After int

@@ -1,6 +1,7 @@
 package fakeopenai
 
 import (
+	"encoding/json"
 	"errors"
 	"io"
 	"strings"
@@ -407,5 +408,104 @@ func TestGoOpenAITranscription(t *testing.T) {
 	recs := s.Requests()
 	if len(recs) != 2 || !strings.HasPrefix(recs[0].Header.Get("Content-Type"), "multipart/form-data") {
 		t.Fatalf("recorded %+v", recs)
+	}
+}
+
+func TestGoOpenAIToolCalls(t *testing.T) {
+	s := startServer(t, Options{ChunkWords: 2})
+	c := goOpenAI(t, s, testKey)
+	ctx := testContext(t)
+	tools := []openai.Tool{
+		{Type: openai.ToolTypeFunction, Function: &openai.FunctionDefinition{Name: "book_venue", Description: "Reserve the wedding venue for a date",
+			Parameters: json.RawMessage(`{"type":"object","properties":{"venue":{"type":"string"},"guests":{"type":"integer"}},"required":["venue"]}`)}},
+		{Type: openai.ToolTypeFunction, Function: &openai.FunctionDefinition{Name: "get_weather", Description: "Forecast for a city",
+			Parameters: json.RawMessage(`{"type":"object","properties":{"city":{"type":"string"}}}`)}},
+	}
+	tests := []struct {
+		name   string
+		choice any
+		ask    string
+		want   []string
+	}{
+		{name: "required", choice: "required", ask: "Book the venue for June.", want: []string{"book_venue"}},
+		{name: "named", choice: openai.ToolChoice{Type: openai.ToolTypeFunction, Function: openai.ToolFunction{Name: "get_weather"}},
+			ask: "Book the venue for June.", want: []string{"get_weather"}},
+		{name: "auto, two", ask: "Book the venue and check the weather in Paris.", want: []string{"book_venue", "get_weather"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := chatRequest(tt.ask)
+			req.Tools, req.ToolChoice = tools, tt.choice
+			resp, err := c.CreateChatCompletion(ctx, req)
+			if err != nil {
+				t.Fatalf("create chat completion: %v", err)
+			}
+			msg := resp.Choices[0].Message
+			if resp.Choices[0].FinishReason != openai.FinishReasonToolCalls || msg.Content != "" || len(msg.ToolCalls) != len(tt.want) {
+				t.Fatalf("finish_reason %q, content %q, %d calls", resp.Choices[0].FinishReason, msg.Content, len(msg.ToolCalls))
+			}
+			for k, call := range msg.ToolCalls {
+				if call.Type != openai.ToolTypeFunction || !strings.HasPrefix(call.ID, "call_") || call.Function.Name != tt.want[k] ||
+					!json.Valid([]byte(call.Function.Arguments)) {
+					t.Errorf("call %d = %+v", k, call)
+				}
+			}
+
+			req.Stream = true
+			stream, err := c.CreateChatCompletionStream(ctx, req)
+			if err != nil {
+				t.Fatalf("create stream: %v", err)
+			}
+			defer stream.Close()
+			var got []openai.ToolCall
+			var finish openai.FinishReason
+			for {
+				chunk, err := stream.Recv()
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if err != nil {
+					t.Fatalf("recv: %v", err)
+				}
+				for _, ch := range chunk.Choices {
+					if ch.FinishReason != "" {
+						finish = ch.FinishReason
+					}
+					for _, d := range ch.Delta.ToolCalls {
+						if d.Index == nil {
+							t.Fatalf("streamed call without index: %+v", d)
+						}
+						if *d.Index == len(got) {
+							got = append(got, openai.ToolCall{ID: d.ID, Type: d.Type, Function: openai.FunctionCall{Name: d.Function.Name}})
+						}
+						got[*d.Index].Function.Arguments += d.Function.Arguments
+					}
+				}
+			}
+			if finish != openai.FinishReasonToolCalls || len(got) != len(msg.ToolCalls) {
+				t.Fatalf("stream finished %q with %d calls", finish, len(got))
+			}
+			for k := range got {
+				if got[k].Function != msg.ToolCalls[k].Function || got[k].Type != openai.ToolTypeFunction || !strings.HasPrefix(got[k].ID, "call_") {
+					t.Errorf("streamed call %d = %+v, want %+v", k, got[k], msg.ToolCalls[k])
+				}
+			}
+
+			follow := chatRequest(tt.ask)
+			follow.Tools = tools
+			follow.Messages = append(follow.Messages, msg)
+			for _, call := range msg.ToolCalls {
+				follow.Messages = append(follow.Messages, openai.ChatCompletionMessage{Role: openai.ChatMessageRoleTool,
+					ToolCallID: call.ID, Content: `{"ok":true}`})
+			}
+			next, err := c.CreateChatCompletion(ctx, follow)
+			if err != nil {
+				t.Fatalf("follow-up: %v", err)
+			}
+			if next.Choices[0].FinishReason != openai.FinishReasonStop || next.Choices[0].Message.Content == "" ||
+				len(next.Choices[0].Message.ToolCalls) != 0 {
+				t.Errorf("follow-up answer %+v", next.Choices[0])
+			}
+		})
 	}
 }

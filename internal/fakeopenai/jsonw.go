@@ -28,6 +28,15 @@ func appendJSONWords(b []byte, words []string, leadingSpace bool) []byte {
 	return append(b, '"')
 }
 
+// appendJSONPieces appends pieces concatenated as a JSON string literal.
+func appendJSONPieces(b []byte, pieces []string) []byte {
+	b = append(b, '"')
+	for _, p := range pieces {
+		b = appendJSONStringBody(b, p)
+	}
+	return append(b, '"')
+}
+
 // appendJSONStringOrNull appends s as a JSON string, or null when s is empty.
 func appendJSONStringOrNull(b []byte, s string) []byte {
 	if s == "" {

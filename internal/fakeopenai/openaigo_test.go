@@ -11,6 +11,7 @@ import (
 	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/packages/ssestream"
 	"github.com/openai/openai-go/v3/responses"
+	"github.com/openai/openai-go/v3/shared"
 )
 
 // openAIGo returns an openai-go client for s that never retries.
@@ -235,3 +236,57 @@ func TestOpenAIGoErrors(t *testing.T) {
 // Ensure the stream error type used by the fault tests is the one the SDK
 // returns.
 var _ error = (*ssestream.StreamError)(nil)
+
+func TestOpenAIGoToolCalls(t *testing.T) {
+	s := startServer(t, Options{ChunkWords: 3})
+	c := openAIGo(t, s)
+	ctx := testContext(t)
+	p := chatParams("What is the weather in Paris?")
+	p.Tools = []openai.ChatCompletionToolUnionParam{openai.ChatCompletionFunctionTool(shared.FunctionDefinitionParam{
+		Name:        "get_weather",
+		Description: openai.String("Forecast for a city"),
+		Parameters:  shared.FunctionParameters{"type": "object", "properties": map[string]any{"city": map[string]any{"type": "string"}}},
+	})}
+
+	comp, err := c.Chat.Completions.New(ctx, p)
+	if err != nil {
+		t.Fatalf("new chat completion: %v", err)
+	}
+	calls := comp.Choices[0].Message.ToolCalls
+	if len(calls) != 1 || comp.Choices[0].FinishReason != "tool_calls" || calls[0].Function.Name != "get_weather" ||
+		calls[0].Function.Arguments != `{"city":"Paris"}` {
+		t.Fatalf("completion = %+v", comp.Choices[0])
+	}
+
+	stream := c.Chat.Completions.NewStreaming(ctx, p)
+	defer stream.Close()
+	acc := openai.ChatCompletionAccumulator{}
+	var finished []openai.FinishedChatCompletionToolCall
+	for stream.Next() {
+		if !acc.AddChunk(stream.Current()) {
+			t.Fatalf("accumulator rejected chunk %+v", stream.Current())
+		}
+		if tc, ok := acc.JustFinishedToolCall(); ok {
+			finished = append(finished, tc)
+		}
+	}
+	if err := stream.Err(); err != nil {
+		t.Fatalf("stream: %v", err)
+	}
+	got := acc.Choices[0].Message.ToolCalls
+	if len(got) != 1 || got[0].Function.Name != calls[0].Function.Name || got[0].Function.Arguments != calls[0].Function.Arguments || acc.Choices[0].FinishReason != "tool_calls" {
+		t.Errorf("accumulated %+v, want %+v", acc.Choices[0], calls[0])
+	}
+	if len(finished) != 1 || finished[0].Name != "get_weather" || finished[0].Arguments != calls[0].Function.Arguments {
+		t.Errorf("finished calls %+v", finished)
+	}
+
+	p.Messages = append(p.Messages, comp.Choices[0].Message.ToParam(), openai.ToolMessage(`{"forecast":"sunny"}`, calls[0].ID))
+	next, err := c.Chat.Completions.New(ctx, p)
+	if err != nil {
+		t.Fatalf("follow-up: %v", err)
+	}
+	if next.Choices[0].FinishReason != "stop" || next.Choices[0].Message.Content == "" {
+		t.Errorf("follow-up answer %+v", next.Choices[0])
+	}
+}

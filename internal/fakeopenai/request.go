@@ -2,6 +2,7 @@ package fakeopenai
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/tidwall/gjson"
 	"github.com/valyala/fasthttp"
@@ -221,6 +222,34 @@ func (t *textStats) addContent(content gjson.Result) {
 		}
 		return true
 	})
+}
+
+// addCall folds a function call of an earlier turn in: its name and its
+// arguments, whose tokens are estimated like those of JSON.
+func (t *textStats) addCall(name, args string) {
+	t.hash = fnvString(t.hash, name)
+	t.hash = fnvString(t.hash, "\x00")
+	t.hash = fnvString(t.hash, args)
+	t.hash = fnvString(t.hash, "\x00")
+	t.words += 1 + jsonTokens(args)
+}
+
+// contentText returns the text of a message content: the string, or the
+// text parts joined by spaces.
+func contentText(content gjson.Result) string {
+	if content.Type == gjson.String {
+		return content.Str
+	}
+	var parts []string
+	content.ForEach(func(_, part gjson.Result) bool {
+		if part.Type == gjson.String {
+			parts = append(parts, part.Str)
+		} else if txt := part.Get("text"); txt.Type == gjson.String {
+			parts = append(parts, txt.Str)
+		}
+		return true
+	})
+	return strings.Join(parts, " ")
 }
 
 // newTextStats starts a prompt hash for model.
