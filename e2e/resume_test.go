@@ -110,3 +110,21 @@ func TestStreamResumeSameProvider(t *testing.T) {
 		t.Errorf("without stream_resume a cut stream must end in an error, got text %q", got.text)
 	}
 }
+
+// TestStreamResumeNotForTools: a stream that sent tool calls is not
+// resumed: the client gets the in-band error as without stream_resume.
+func TestStreamResumeNotForTools(t *testing.T) {
+	h := start(t, setup{providers: twoProviders, limits: "  stream_resume: true\n"})
+	h.up.Script(fakeopenai.Cut(1))
+	req := openai.ChatCompletionRequest{Model: "gpt-4o-mini", Stream: true,
+		Messages: []openai.ChatCompletionMessage{{Role: "user", Content: "Book the venue for June."}},
+		Tools: []openai.Tool{{Type: openai.ToolTypeFunction, Function: &openai.FunctionDefinition{Name: "book_venue",
+			Parameters: json.RawMessage(`{"type":"object","properties":{"month":{"type":"string"}}}`)}}},
+		ToolChoice: "required"}
+	if _, err := readStream(t, h.client(), req); err == nil {
+		t.Error("a cut tool-call stream must end in an error")
+	}
+	if n := len(h.up.Requests()); n != 1 {
+		t.Errorf("upstream requests %d, want 1", n)
+	}
+}
