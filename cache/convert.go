@@ -15,8 +15,9 @@ import (
 // type or no events at all.
 var ErrInvalidAnswer = errors.New("cache: invalid answer")
 
-// wordsPerChunk is how many words a synthesised content chunk holds.
-const wordsPerChunk = 16
+// wordsPerChunk is how many words a synthesised content chunk holds: one,
+// as a provider streams about a token at a time.
+const wordsPerChunk = 1
 
 const (
 	objectChatCompletion      = "chat.completion"
@@ -601,21 +602,29 @@ func mergeRaw(dst *json.RawMessage, v json.RawMessage) {
 }
 
 // splitWords splits s into parts of at most n words each, keeping all the
-// characters, so that joining the parts gives s back. A part ends with the
-// whitespace that follows its last word.
+// characters, so that joining the parts gives s back. Whitespace belongs
+// to the word after it, as in a provider's tokens (" are", " invited"),
+// except at the start of s.
 func splitWords(s string, n int) []string {
 	var parts []string
-	start, words, inWord := 0, 0, false
+	start, words, inWord, space := 0, 0, false, -1
 	for i, r := range s {
-		space := unicode.IsSpace(r)
-		if !space && !inWord {
+		isSpace := unicode.IsSpace(r)
+		switch {
+		case isSpace && inWord:
+			space = i // a run of whitespace starts: the next part may begin here
+		case !isSpace && !inWord:
 			if words == n {
-				parts = append(parts, s[start:i])
-				start, words = i, 0
+				cut := i
+				if space > start {
+					cut = space
+				}
+				parts = append(parts, s[start:cut])
+				start, words = cut, 0
 			}
 			words++
 		}
-		inWord = !space
+		inWord = !isSpace
 	}
 	if start < len(s) {
 		parts = append(parts, s[start:])

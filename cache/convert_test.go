@@ -249,10 +249,10 @@ func TestSplitWords(t *testing.T) {
 		{"empty", "", 2, nil},
 		{"spaces only", "  \n", 2, []string{"  \n"}},
 		{"fewer words", "a b", 2, []string{"a b"}},
-		{"exact", "a b", 1, []string{"a ", "b"}},
-		{"split", "one two three four five", 2, []string{"one two ", "three four ", "five"}},
-		{"leading and trailing space", " a  b\tc\n", 2, []string{" a  b\t", "c\n"}},
-		{"unicode", "café 💍 ok", 1, []string{"café ", "💍 ", "ok"}},
+		{"exact", "a b", 1, []string{"a", " b"}},
+		{"split", "one two three four five", 2, []string{"one two", " three four", " five"}},
+		{"leading and trailing space", " a  b\tc\n", 2, []string{" a  b", "\tc\n"}},
+		{"unicode", "café 💍 ok", 1, []string{"café", " 💍", " ok"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -326,5 +326,47 @@ func TestEntryCost(t *testing.T) {
 	want := empty + int64(len("application/json")+1000+10+20+1+len("openai")) + 2*sliceOverhead
 	if got := e.Cost(); got != want {
 		t.Errorf("Cost() = %d, want %d", got, want)
+	}
+}
+
+// TestReplayStoredStream: a stored stream is replayed as its own events;
+// without include_usage the usage chunk and every "usage" member go.
+func TestReplayStoredStream(t *testing.T) {
+	t.Parallel()
+	events := readSSE(t, "chat_stream.sse")
+	e := &Entry{Status: 200, Events: events}
+	with, err := e.StreamEvents(EndpointChatCompletions, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(with) != len(events) || string(with[len(with)-1]) != string(events[len(events)-1]) {
+		t.Errorf("with usage: %d events, want the %d stored", len(with), len(events))
+	}
+	without, err := e.StreamEvents(EndpointChatCompletions, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(without) != len(events)-1 {
+		t.Fatalf("without usage: %d events, want %d", len(without), len(events)-1)
+	}
+	for _, ev := range without {
+		if strings.Contains(string(ev), `"usage"`) {
+			t.Errorf("an event keeps usage: %s", ev)
+		}
+	}
+	// The replay with usage assembles to what the stored events do, the
+	// one without to an answer without usage.
+	want, _ := AssembleChat(events)
+	if got, err := AssembleChat(with); err != nil || string(got) != string(want) {
+		t.Errorf("replay with usage assembles to %s, %v", got, err)
+	}
+	if got, err := AssembleChat(without); err != nil || strings.Contains(string(got), `"usage"`) {
+		t.Errorf("replay without usage assembles to %s, %v", got, err)
+	}
+	// A stored stream without a usage chunk asked for with usage is
+	// synthesised instead, to carry "usage" on every chunk.
+	e = &Entry{Status: 200, Events: without}
+	if syn, err := e.StreamEvents(EndpointChatCompletions, true); err != nil || !strings.Contains(string(syn[0]), `"usage":null`) {
+		t.Errorf("synthesised %q, %v", syn, err)
 	}
 }

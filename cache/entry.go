@@ -1,10 +1,13 @@
 package cache
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"time"
 	"unsafe"
+
+	"github.com/wedsync/veil/internal/jsonfield"
 )
 
 // Entry is a cached answer.
@@ -80,13 +83,18 @@ func (e *Entry) JSONBody(endpoint string) ([]byte, error) {
 }
 
 // StreamEvents returns the SSE data payloads, without the final [DONE], that
-// replay the answer to a streamed request for endpoint. The events are always
-// synthesised from the plain answer, so that they follow includeUsage (the
-// request's stream_options.include_usage) whatever the stored request asked
-// for; a usage chunk is sent only when the answer reports usage.
+// replay the answer to a streamed request for endpoint. A streamed answer is
+// replayed as its own events; a plain one is turned into a stream of one
+// word a chunk. Either way the events follow includeUsage (the request's
+// stream_options.include_usage): with it, every chunk carries "usage" and a
+// last chunk without choices the usage, when the answer reports it; without
+// it, neither. The result must not be modified.
 func (e *Entry) StreamEvents(endpoint string, includeUsage bool) ([][]byte, error) {
 	if endpoint != EndpointChatCompletions && endpoint != EndpointCompletions {
 		return nil, fmt.Errorf("%w: streaming %s", ErrUnsupportedEndpoint, endpoint)
+	}
+	if e != nil && e.Body == nil && len(e.Events) > 0 && (!includeUsage || streamedUsage(e.Events)) {
+		return replay(e.Events, includeUsage)
 	}
 	body, err := e.JSONBody(endpoint)
 	if err != nil {
@@ -96,4 +104,40 @@ func (e *Entry) StreamEvents(endpoint string, includeUsage bool) ([][]byte, erro
 		return SynthesizeChatStream(body, includeUsage)
 	}
 	return SynthesizeCompletionStream(body, includeUsage)
+}
+
+// streamedUsage reports whether stored events carry the usage chunk.
+func streamedUsage(events [][]byte) bool {
+	return usageOnly(events[len(events)-1])
+}
+
+// usageOnly reports whether ev is the usage chunk of a stream: no choices,
+// a usage object.
+func usageOnly(ev []byte) bool {
+	choices, _, _ := jsonfield.Get(ev, "choices")
+	u, ok, _ := jsonfield.Get(ev, "usage")
+	return ok && len(u) > 0 && u[0] == '{' && string(bytes.TrimSpace(choices)) == "[]"
+}
+
+// replay returns stored events as includeUsage asks: as they are, or
+// without the usage chunk and the "usage" member of the others.
+func replay(events [][]byte, includeUsage bool) ([][]byte, error) {
+	if includeUsage {
+		return events, nil
+	}
+	out := make([][]byte, 0, len(events))
+	for _, ev := range events {
+		if usageOnly(ev) {
+			continue
+		}
+		if bytes.Contains(ev, []byte(`"usage"`)) {
+			trimmed, _, err := jsonfield.RemoveMember(nil, ev, "usage")
+			if err != nil {
+				return nil, fmt.Errorf("%w: %w", ErrInvalidAnswer, err)
+			}
+			ev = trimmed
+		}
+		out = append(out, ev)
+	}
+	return out, nil
 }

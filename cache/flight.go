@@ -3,6 +3,7 @@ package cache
 import (
 	"errors"
 	"sync"
+	"time"
 )
 
 // ErrFlightAborted is returned by Do to the callers that waited for a
@@ -12,7 +13,7 @@ var ErrFlightAborted = errors.New("cache: shared call aborted")
 // flightGroup collapses concurrent calls for the same slot into one.
 type flightGroup struct {
 	mu sync.Mutex
-	m  map[flightKey]*flight
+	m  map[flightKey]*Flight
 }
 
 type flightKey struct {
@@ -21,11 +22,69 @@ type flightKey struct {
 	key        Key
 }
 
-type flight struct {
+// Flight is one miss in progress, that identical concurrent requests may
+// wait for instead of each asking the provider (single flight). The request
+// that leads it stores the answer, if any, and ends it; the others Wait
+// and then look the key up again.
+type Flight struct {
+	g       *flightGroup
+	key     flightKey
 	done    chan struct{}
 	waiters int
 	entry   *Entry
 	err     error
+}
+
+// Begin returns the flight of k in scope and whether the caller leads it.
+// A leader must call End exactly once, after storing the answer or giving
+// up; a follower calls Wait.
+func (s *Store) Begin(scope string, k Key) (f *Flight, leader bool) {
+	return s.begin(scope, k, s.slot(scope, k))
+}
+
+func (s *Store) begin(scope string, k Key, sl slot) (*Flight, bool) {
+	fk := flightKey{scope: scope, epoch: sl.epoch, gen: sl.gen, key: k}
+	g := &s.flights
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if f, ok := g.m[fk]; ok {
+		f.waiters++
+		return f, false
+	}
+	if g.m == nil {
+		g.m = make(map[flightKey]*Flight)
+	}
+	f := &Flight{g: g, key: fk, done: make(chan struct{}), err: ErrFlightAborted}
+	g.m[fk] = f
+	return f, true
+}
+
+// End finishes a flight its leader began, handing e (nil when there is no
+// answer to share) to the followers.
+func (f *Flight) End(e *Entry) {
+	f.entry = e
+	f.g.mu.Lock()
+	delete(f.g.m, f.key)
+	f.g.mu.Unlock()
+	close(f.done)
+}
+
+// Wait blocks until the flight ends or timeout passes, and returns the
+// leader's answer: nil when it had none to share or the wait timed out.
+func (f *Flight) Wait(timeout time.Duration) *Entry {
+	select {
+	case <-f.done:
+		return f.entry
+	default:
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-f.done:
+		return f.entry
+	case <-t.C:
+		return nil
+	}
 }
 
 // Do returns the entry for k in scope, calling fn to produce it on a miss.
@@ -44,34 +103,18 @@ func (s *Store) Do(scope string, k Key, fn func() (*Entry, error)) (entry *Entry
 		return e, true, nil
 	}
 	s.misses.Add(1)
-
-	fk := flightKey{scope: scope, epoch: sl.epoch, gen: sl.gen, key: k}
-	g := &s.flights
-	g.mu.Lock()
-	if f, ok := g.m[fk]; ok {
-		f.waiters++
-		g.mu.Unlock()
+	f, leader := s.begin(scope, k, sl)
+	if !leader {
 		<-f.done
 		return f.entry, true, f.err
 	}
-	if g.m == nil {
-		g.m = make(map[flightKey]*flight)
-	}
-	f := &flight{done: make(chan struct{}), err: ErrFlightAborted}
-	g.m[fk] = f
-	g.mu.Unlock()
-
-	defer func() {
-		g.mu.Lock()
-		delete(g.m, fk)
-		g.mu.Unlock()
-		close(f.done)
-	}()
-	e, err := fn()
+	var e *Entry
+	defer func() { f.End(e) }()
+	e, err = fn()
 	if err == nil && e != nil {
 		s.set(scope, k, e, sl)
 	}
-	f.entry, f.err = e, err
+	f.err = err
 	return e, false, err
 }
 

@@ -491,3 +491,45 @@ func TestStoreConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestBeginEnd: the first caller of a key leads its flight and the others
+// follow until it ends; a purge starts a new flight; Wait gives up after
+// its timeout.
+func TestBeginEnd(t *testing.T) {
+	s := newStore(t, Options{})
+	k, _ := NewKey("bella", []byte(`{"model":"m"}`))
+	f, leader := s.Begin("bella", k)
+	if !leader {
+		t.Fatal("the first caller does not lead")
+	}
+	g, leader := s.Begin("bella", k)
+	if leader || g != f || s.waiting("bella", k) != 1 {
+		t.Fatalf("the second caller leads %v, same flight %v", leader, g == f)
+	}
+	if other, leader := s.Begin("rose", k); !leader {
+		t.Error("another scope shares the flight")
+	} else {
+		other.End(nil)
+	}
+	if g.Wait(time.Millisecond) != nil {
+		t.Error("Wait returned an answer before End")
+	}
+	s.Purge("bella")
+	if h, leader := s.Begin("bella", k); !leader {
+		t.Error("after a purge the old flight is still followed")
+	} else {
+		h.End(nil)
+	}
+	done := make(chan *Entry)
+	go func() { done <- g.Wait(time.Minute) }()
+	answer := &Entry{Status: 200, Body: []byte(`{}`)}
+	f.End(answer)
+	if got := <-done; got != answer {
+		t.Errorf("Wait got %v, want the leader's answer", got)
+	}
+	if h, leader := s.Begin("bella", k); !leader || s.waiting("bella", k) != 0 {
+		t.Error("an ended flight is still followed")
+	} else {
+		h.End(nil)
+	}
+}
