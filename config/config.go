@@ -137,6 +137,8 @@ type Config struct {
 	Store Store `yaml:"store"`
 	// Alerts configures where health alerts go besides the log.
 	Alerts Alerts `yaml:"alerts"`
+	// Cache configures the response cache.
+	Cache Cache `yaml:"cache"`
 
 	// source is the name given to Parse, used in error messages.
 	source string
@@ -391,6 +393,7 @@ func (c *Config) ApplyDefaults() {
 	c.applyUsageDefaults()
 	c.applyTierDefaults()
 	c.applyAlertDefaults()
+	c.applyCacheDefaults()
 }
 
 // Provider returns the provider with the given name.

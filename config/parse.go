@@ -240,7 +240,7 @@ func (w *walker) walk(use *yaml.Node, t reflect.Type, path string) {
 			return
 		}
 		w.decodes(n, t, path, "must be a string")
-	case t.Kind() == reflect.Int:
+	case t.Kind() == reflect.Int || t.Kind() == reflect.Int64:
 		switch {
 		case n.Kind == yaml.ScalarNode && n.ShortTag() == "!!float" && isDigits(strings.TrimLeft(n.Value, "+-")):
 			w.fail(n, path, "integer %s is out of range", n.Value)

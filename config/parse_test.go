@@ -144,6 +144,7 @@ callers:
 	want.applyUsageDefaults()
 	want.applyTierDefaults()
 	want.applyAlertDefaults()
+	want.applyCacheDefaults()
 	// Compare the exported fields only.
 	got := *c
 	got.source, got.lines, got.envs = "", nil, nil
@@ -217,7 +218,7 @@ func TestParseDecodeErrors(t *testing.T) {
 		{
 			name: "unknown top-level field",
 			doc:  okProviders + okCallers + "listner:\n  proxy: :8080\n",
-			want: []wantErr{{field: "listner", at: "listner:", msg: "unknown field; valid fields of the top level are: admin, alerts, aliases, audit, callers, jwt, keys, limits, listen, log, prices, providers, regions, routes, routing, seasons, store, suppliers, tiers, usage, vault"}},
+			want: []wantErr{{field: "listner", at: "listner:", msg: "unknown field; valid fields of the top level are: admin, alerts, aliases, audit, cache, callers, jwt, keys, limits, listen, log, prices, providers, regions, routes, routing, seasons, store, suppliers, tiers, usage, vault"}},
 		},
 		{
 			name: "unknown provider field",

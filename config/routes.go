@@ -21,6 +21,10 @@ type Route struct {
 	// AllowedModels, when set, are the only models the workflow may use;
 	// others are refused with 400.
 	AllowedModels []string `yaml:"allowed_models"`
+	// Cache is the route's cache scope: supplier (the default: suppliers
+	// never share an answer), shared (one answer for every supplier, for
+	// prompts that carry nothing of a supplier's own) or off.
+	Cache string `yaml:"cache"`
 }
 
 // Route returns the route of a workflow.

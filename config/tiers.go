@@ -50,6 +50,9 @@ type Tier struct {
 	// DefaultMaxTokens is the completion estimate reserved for a request
 	// without max_tokens. Default 1024.
 	DefaultMaxTokens int `yaml:"default_max_tokens"`
+	// Cache is on (the default) or off: off answers the tier's suppliers
+	// from their providers every time.
+	Cache string `yaml:"cache"`
 }
 
 // Store configures veil's shared state: the embedded store for a single

@@ -40,6 +40,7 @@ func (c *Config) Validate() error {
 	v.routes()
 	v.seasons()
 	v.alerts()
+	v.cache()
 	return errors.Join(v.errs...)
 }
 

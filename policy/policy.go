@@ -112,6 +112,9 @@ type Options struct {
 	DefaultTier string
 	// Regions maps supplier IDs to their region's provider replacements.
 	Regions map[string]map[string]string
+	// CacheOffTiers lists the tiers whose suppliers are never answered
+	// from the cache.
+	CacheOffTiers map[string]bool
 }
 
 // season is a compiled config.Season.
@@ -135,6 +138,7 @@ type route struct {
 	force     bool
 	providers []*provider.Provider
 	allowed   map[string]bool
+	cache     CacheMode
 }
 
 // Policy holds the compiled routing configuration.
@@ -151,6 +155,7 @@ type Policy struct {
 	tiers       map[string]string
 	defaultTier string
 	regions     map[string]map[*provider.Provider]*provider.Provider
+	cacheOff    map[string]bool
 }
 
 // New compiles a policy.
@@ -191,7 +196,7 @@ func New(o Options) (*Policy, error) {
 	if p.routes, err = p.compileRoutes(o.Routes); err != nil {
 		return nil, err
 	}
-	p.tiers, p.defaultTier = o.Tiers, o.DefaultTier
+	p.tiers, p.defaultTier, p.cacheOff = o.Tiers, o.DefaultTier, o.CacheOffTiers
 	for _, sc := range o.Seasons {
 		se := &season{cfg: sc, spreadTiers: map[string]bool{}}
 		if se.routes, err = p.compileRoutes(sc.Routes); err != nil {
@@ -226,7 +231,13 @@ func New(o Options) (*Policy, error) {
 func (p *Policy) compileRoutes(rcs []config.Route) (map[string]*route, error) {
 	routes := make(map[string]*route, len(rcs))
 	for _, rc := range rcs {
-		r := &route{workflow: rc.Workflow, model: p.resolve([]byte(rc.Model)), force: rc.Force}
+		r := &route{workflow: rc.Workflow, model: p.resolve([]byte(rc.Model)), force: rc.Force, cache: CacheSupplier}
+		switch rc.Cache {
+		case config.CacheShared:
+			r.cache = CacheShared
+		case config.CacheOff:
+			r.cache = CacheOff
+		}
 		for _, name := range rc.Providers {
 			pr := p.byName(name)
 			if pr == nil {
@@ -309,12 +320,7 @@ func (p *Policy) Plan(dst []Attempt, req *Request) ([]Attempt, error) {
 	}
 	model := req.Model
 	se := p.activeSeason(req.Now)
-	r := p.routes[string(req.Workflow)]
-	if se != nil {
-		if sr := se.routes[string(req.Workflow)]; sr != nil {
-			r = sr
-		}
-	}
+	r := p.route(se, req.Workflow)
 	if r != nil && len(r.model) > 0 && (r.force || len(model) == 0) {
 		model = r.model
 	}
@@ -344,6 +350,44 @@ func (p *Policy) Plan(dst []Attempt, req *Request) ([]Attempt, error) {
 		}
 	}
 	return withoutOpenBreakers(dst, n, req), nil
+}
+
+// route is the workflow's route in season se (nil: none), or nil.
+func (p *Policy) route(se *season, workflow []byte) *route {
+	r := p.routes[string(workflow)]
+	if se != nil {
+		if sr := se.routes[string(workflow)]; sr != nil {
+			r = sr
+		}
+	}
+	return r
+}
+
+// CacheMode says whether and how widely a request's answer may be cached.
+type CacheMode uint8
+
+// Cache modes.
+const (
+	// CacheOff: the answer is neither looked up nor stored.
+	CacheOff CacheMode = iota
+	// CacheSupplier: the answer is cached for the supplier alone.
+	CacheSupplier
+	// CacheShared: the answer is cached once for every supplier, where a
+	// route allows it.
+	CacheShared
+)
+
+// Cache returns the cache mode of a supplier's request in workflow at now:
+// off when the supplier's tier or the workflow's route turns caching off,
+// shared where the route shares answers, else per supplier.
+func (p *Policy) Cache(supplier, workflow []byte, now time.Time) CacheMode {
+	if len(p.cacheOff) > 0 && p.cacheOff[p.tierOf(supplier)] {
+		return CacheOff
+	}
+	if r := p.route(p.activeSeason(now), workflow); r != nil {
+		return r.cache
+	}
+	return CacheSupplier
 }
 
 // withoutOpenBreakers drops attempts on providers whose breaker is open,

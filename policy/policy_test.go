@@ -229,3 +229,35 @@ func TestPlanSeasonsAndRegions(t *testing.T) {
 		t.Error("season names")
 	}
 }
+
+func TestCache(t *testing.T) {
+	june := time.Date(2026, 6, 20, 12, 0, 0, 0, time.UTC)
+	p, err := New(Options{Providers: []*provider.Provider{mustProvider(t, "openai")},
+		Routes: []config.Route{{Workflow: "venue", Cache: config.CacheShared}, {Workflow: "planning", Cache: config.CacheOff},
+			{Workflow: "catering"}},
+		Seasons: []config.Season{{Name: "peak", From: "06-01", To: "06-30",
+			Routes: []config.Route{{Workflow: "catering", Cache: config.CacheOff}}}},
+		Tiers: map[string]string{"thrifty": "free"}, DefaultTier: "pro", CacheOffTiers: map[string]bool{"free": true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, supplier, workflow string
+		at                       time.Time
+		want                     CacheMode
+	}{
+		{"no route", "bella", "", june, CacheSupplier},
+		{"shared route", "bella", "venue", june, CacheShared},
+		{"route off", "bella", "planning", june, CacheOff},
+		{"season route off", "bella", "catering", june, CacheOff},
+		{"out of season", "bella", "catering", june.AddDate(0, 2, 0), CacheSupplier},
+		{"tier off wins over a shared route", "thrifty", "venue", june, CacheOff},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := p.Cache([]byte(tc.supplier), []byte(tc.workflow), tc.at); got != tc.want {
+				t.Errorf("Cache = %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
