@@ -57,6 +57,11 @@ type Options struct {
 	Prices Pricer
 	// Quota enforces suppliers' tiers on platform calls; nil: no limits.
 	Quota *quota.Enforcer
+	// Cache answers repeat deterministic calls; nil: no cache.
+	Cache Cache
+	// SingleFlight makes identical requests that miss the cache at once
+	// wait for the first one's answer.
+	SingleFlight bool
 }
 
 // Emitter takes usage records without blocking.
@@ -95,6 +100,9 @@ type Server struct {
 	keyHealth *health.KeyBreakers
 	usage     Emitter
 	interns   interner
+	cache     Cache
+	// singleFlight collapses identical concurrent cache misses.
+	singleFlight bool
 
 	idPrefix [8]byte
 	idSeq    atomic.Uint64
@@ -107,7 +115,8 @@ func New(o Options) (*Server, error) {
 	if o.Auth == nil || o.Policy == nil || o.Metrics == nil || o.Log == nil {
 		return nil, errors.New("proxy: auth, policy, metrics and log are required")
 	}
-	s := &Server{limits: o.Limits, keys: o.Keys, metrics: o.Metrics, log: o.Log, auditor: o.Audit, health: o.Health, usage: o.Usage}
+	s := &Server{limits: o.Limits, keys: o.Keys, metrics: o.Metrics, log: o.Log, auditor: o.Audit, health: o.Health, usage: o.Usage,
+		cache: o.Cache, singleFlight: o.SingleFlight}
 	if s.auditor == nil {
 		s.auditor = zap.NewNop()
 	}
@@ -178,6 +187,7 @@ type exchange struct {
 	reader        *sse.Reader
 	// resume is set for streams that may be resumed (limits.stream_resume).
 	resume *resumeState
+	cache  cacheState
 
 	// streaming
 	streamed    bool
@@ -203,7 +213,7 @@ func (s *Server) acquire() *exchange {
 func release(x *exchange) {
 	x.releaseResume()
 	*x = exchange{reqID: x.reqID[:0], supplier: x.supplier[:0], bodyBuf: x.bodyBuf[:0], respModel: x.respModel[:0],
-		scratch: x.scratch[:0], frame: x.frame[:0], held: x.held[:0]}
+		scratch: x.scratch[:0], frame: x.frame[:0], held: x.held[:0], cache: x.cache.reset()}
 	exchangePool.Put(x)
 }
 
@@ -271,6 +281,9 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, x *exchange) bool {
 		if b, err := jsonfield.SetString(x.bodyBuf[:0], x.body, "model", s.interns.get(plan[0].Model)); err == nil {
 			x.bodyBuf, x.body = b, b
 		}
+	}
+	if s.lookup(ctx, x, workflow) {
+		return false // answered from the cache: no quota spent, no provider asked
 	}
 	if x.rt.Quota != nil && x.plan[0].Source == policy.SourcePlatform {
 		if !s.admit(ctx, x) {
@@ -665,11 +678,15 @@ func (s *Server) deliver(ctx *fasthttp.RequestCtx, x *exchange, resp *fasthttp.R
 		if x.ep.understood && status/100 == 2 {
 			usage.FromBody(ctx.Response.Body(), &x.tokens)
 		}
+		if x.cache.store {
+			s.storePlain(x, &ctx.Response)
+		}
 		return false
 	}
 	copyResponseHeaders(&ctx.Response.Header, &resp.Header)
 	x.setServedHeaders(ctx)
 	if isEventStream(resp) {
+		x.cache.collect = x.cache.store && status == fasthttp.StatusOK
 		x.startResume(ctx)
 		x.upResp = resp
 		x.streamed = true
@@ -786,6 +803,9 @@ func (x *exchange) setServedHeaders(ctx *fasthttp.RequestCtx) {
 	if x.served != &x.plan[0] {
 		h.Set(HeaderFailover, "true")
 	}
+	if x.ep.understood {
+		h.Set(HeaderCache, x.cache.header())
+	}
 }
 
 var smallInts = [...]string{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"}
@@ -800,6 +820,10 @@ func smallInt(n int) string {
 // finish records the access line and metrics of a finished exchange and
 // returns it to the pool.
 func (s *Server) finish(x *exchange) {
+	if x.streamed {
+		s.storeStream(x)
+	}
+	x.endFlight()
 	elapsed := time.Since(x.start)
 	providerName := ""
 	if x.served != nil {
@@ -829,6 +853,7 @@ func (s *Server) finish(x *exchange) {
 			zap.Bool("stream", x.streamed),
 			zap.Int("status", x.status),
 			zap.Int("attempts", x.attempts),
+			zap.String("cache", x.cache.header()),
 			zap.String("error", x.err),
 			zap.String("interrupted", x.interrupted),
 			zap.Int64("prompt_tokens", x.tokens.Prompt),

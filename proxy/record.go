@@ -42,6 +42,19 @@ func (s *Server) record(x *exchange, providerName string, elapsed time.Duration)
 	if len(x.tokens.Model) > 0 {
 		r.Model = s.interns.get(x.tokens.Model)
 	}
+	if x.cache.outcome != "" {
+		r.Cache = x.cache.outcome
+	}
+	if e := x.cache.hit; e != nil {
+		// Nobody pays for an answer from the cache; the tokens it would
+		// have cost are reported as saved.
+		zero := 0.0
+		r.Provider, r.Model, r.Billed, r.CostUSD, r.SavedTokens = e.Provider, e.Model, usage.BilledNone, &zero, int64(e.TotalTokens)
+		if s.usage != nil {
+			s.usage.Emit(r)
+		}
+		return 0
+	}
 	if x.ttft > 0 {
 		r.TTFTMS = float64(x.ttft.Microseconds()) / 1000
 	}

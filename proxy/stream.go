@@ -95,8 +95,8 @@ func (x *exchange) pump(w *bufio.Writer) {
 		x.events++
 		x.bytesOut += len(x.held)
 		x.ttft = time.Since(x.start)
-		if x.resume != nil {
-			x.observeHeld()
+		if x.resume != nil || x.cache.collect {
+			x.replayHeld()
 		}
 		if _, err := w.Write(x.held); err != nil || w.Flush() != nil {
 			x.clientGone()
@@ -162,6 +162,9 @@ func (x *exchange) pump(w *bufio.Writer) {
 			}
 			lastEvent = time.Now()
 			ev := r.ev
+			if x.cache.collect {
+				x.collectEvent(ev)
+			}
 			if x.resume != nil {
 				if isErrorEvent(ev) && x.canResume() {
 					if !broken(cutUpstreamError, "upstream_stream_error", "veil: the provider's stream failed") {
@@ -177,6 +180,9 @@ func (x *exchange) pump(w *bufio.Writer) {
 			if out := x.relay(ev); out != nil {
 				if x.resume != nil {
 					x.resume.observe(ev.Data)
+				}
+				if x.cache.collect && x.sawDone {
+					s.storeStream(x)
 				}
 				x.events++
 				x.bytesOut += len(out)
@@ -222,15 +228,21 @@ func isErrorEvent(ev sse.Event) bool {
 	return ok && len(v) > 0 && v[0] == '{'
 }
 
-// observeHeld lets the resume state see the events hold sent first.
-func (x *exchange) observeHeld() {
+// replayHeld shows the events hold sent first to the resume state and
+// the cache, as later events are shown as they pass.
+func (x *exchange) replayHeld() {
 	rd := sse.NewReader(bytes.NewReader(x.held), len(x.held)+1)
 	for {
 		ev, err := rd.Next()
 		if err != nil {
 			return
 		}
-		x.resume.observe(ev.Data)
+		if x.resume != nil {
+			x.resume.observe(ev.Data)
+		}
+		if x.cache.collect {
+			x.collectEvent(ev)
+		}
 	}
 }
 

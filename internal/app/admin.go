@@ -34,6 +34,7 @@ func (a *App) adminEndpoints() []admin.Endpoint {
 		{Method: http.MethodGet, Path: "/admin/suppliers/{}", Handle: a.adminGetSupplier},
 		{Method: http.MethodPut, Path: "/admin/suppliers/{}", Handle: a.adminPutSupplier},
 		{Method: http.MethodDelete, Path: "/admin/suppliers/{}", Handle: a.adminDeleteSupplier},
+		{Method: http.MethodPost, Path: "/admin/cache/purge", Handle: a.adminCachePurge},
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/wedsync/veil/admin"
 	"github.com/wedsync/veil/alert"
+	"github.com/wedsync/veil/cache"
 	"github.com/wedsync/veil/config"
 	"github.com/wedsync/veil/health"
 	"github.com/wedsync/veil/internal/logging"
@@ -62,6 +63,7 @@ type App struct {
 	secrets  keys.Source
 	vault    *vault.Client
 	keys     *keys.Cache
+	cache    *cache.Store
 	usage    *usage.Emitter
 	prices   *usage.PriceTable
 	store    store.Store
@@ -152,13 +154,16 @@ func New(cfg *config.Config, o Options) (a *App, err error) {
 	if err := a.buildQuota(); err != nil {
 		return nil, err
 	}
+	if err := a.buildCache(); err != nil {
+		return nil, fmt.Errorf("cache: %w", err)
+	}
 	var emitter proxy.Emitter = a.usage
 	if o.UsageTap != nil {
 		emitter = tapEmitter{next: a.usage, tap: o.UsageTap}
 	}
 	a.proxy, err = proxy.New(proxy.Options{Limits: cfg.Limits, Auth: authn, Keys: a.keys, Policy: a.policy,
 		Metrics: a.metrics, Log: a.log, Audit: a.audit, Health: a.health, Usage: emitter, Prices: a.prices, Quota: a.quota,
-		Alert: a.alerts.Notify})
+		Alert: a.alerts.Notify, Cache: a.proxyCache(), SingleFlight: cfg.Cache.Collapse()})
 	if err != nil {
 		return nil, err
 	}
@@ -318,6 +323,9 @@ func (a *App) closeResources() {
 	}
 	if a.keys != nil {
 		a.keys.Close()
+	}
+	if a.cache != nil {
+		a.cache.Close() // no request is left to use it
 	}
 	a.settles.Wait()
 	if a.store != nil {

@@ -113,7 +113,7 @@ func (a *App) buildPolicy() (*policy.Policy, error) {
 	p, err := policy.New(policy.Options{Providers: a.providers, DefaultProvider: a.cfg.Routing.DefaultProvider,
 		DefaultMode: a.cfg.Suppliers.DefaultMode, Modes: modes, Preferred: preferred, PlatformFallback: fallback,
 		Routes: a.cfg.Routes, Aliases: a.cfg.Aliases, Seasons: a.cfg.Seasons, Tiers: tiers,
-		DefaultTier: a.cfg.Suppliers.DefaultTier, Regions: regions})
+		DefaultTier: a.cfg.Suppliers.DefaultTier, Regions: regions, CacheOffTiers: cacheOffTiers(a.cfg)})
 	if err != nil {
 		return nil, fmt.Errorf("routing: %w", err)
 	}
