@@ -217,8 +217,9 @@ type Limits struct {
 	StreamResume bool `yaml:"stream_resume"`
 	// MaxRetries is how often the last target left is tried again after a
 	// retryable failure (connection error, timeout, 408, 409, 429, 5xx,
-	// 529). Default 2; each retry also needs the provider's retry budget.
-	MaxRetries int `yaml:"max_retries"`
+	// 529). Default 2; 0 turns retries off; each retry also needs the
+	// provider's retry budget. Use Retries to read it.
+	MaxRetries *int `yaml:"max_retries"`
 	// RetryBackoff is the first backoff ceiling (full jitter, doubling).
 	// Default 100ms.
 	RetryBackoff time.Duration `yaml:"retry_backoff"`
@@ -252,6 +253,17 @@ type Limits struct {
 	// DisableProbes turns active probes off; breakers and passive
 	// statistics still apply.
 	DisableProbes bool `yaml:"disable_probes"`
+}
+
+// DefaultMaxRetries is how often the last target is retried by default.
+const DefaultMaxRetries = 2
+
+// Retries is MaxRetries, with absent read as the default.
+func (l Limits) Retries() int {
+	if l.MaxRetries == nil {
+		return DefaultMaxRetries
+	}
+	return *l.MaxRetries
 }
 
 // ErrorRate is BreakerErrorRate, with absent read as the default.
@@ -359,7 +371,6 @@ func (c *Config) ApplyDefaults() {
 	setInt(&l.BreakerFailures, 5)
 	setDuration(&l.TTFTTimeout, 30*time.Second)
 	setDuration(&l.AttemptTimeout, 2*time.Minute)
-	setInt(&l.MaxRetries, 2)
 	setDuration(&l.RetryBackoff, 100*time.Millisecond)
 	setDuration(&l.MaxRetryWait, 5*time.Second)
 	setDuration(&l.BreakerCooldown, 30*time.Second)

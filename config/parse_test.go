@@ -119,7 +119,6 @@ callers:
 			BreakerFailures:    5,
 			TTFTTimeout:        30 * time.Second,
 			AttemptTimeout:     2 * time.Minute,
-			MaxRetries:         2,
 			RetryBackoff:       100 * time.Millisecond,
 			MaxRetryWait:       5 * time.Second,
 			BreakerCooldown:    30 * time.Second,

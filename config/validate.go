@@ -143,8 +143,8 @@ func (v *validator) limits() {
 	v.timeout("limits.attempt_timeout", l.AttemptTimeout, false)
 	v.timeout("limits.retry_backoff", l.RetryBackoff, false)
 	v.timeout("limits.max_retry_wait", l.MaxRetryWait, false)
-	if l.MaxRetries < 0 {
-		v.fail("limits.max_retries", "must not be negative, got %d", l.MaxRetries)
+	if l.Retries() < 0 {
+		v.fail("limits.max_retries", "must not be negative, got %d", l.Retries())
 	}
 	v.timeout("limits.breaker_cooldown", l.BreakerCooldown, false)
 	v.timeout("limits.breaker_window", l.BreakerWindow, false)

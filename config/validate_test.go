@@ -581,3 +581,27 @@ func TestBreakerLimits(t *testing.T) {
 		}
 	})
 }
+
+// TestMaxRetries: an explicit max_retries of 0 turns retries off; absent
+// is the default; negative is refused.
+func TestMaxRetries(t *testing.T) {
+	for _, tc := range []struct {
+		limits string
+		want   int
+	}{{"", DefaultMaxRetries}, {"  max_retries: 0\n", 0}, {"  max_retries: 5\n", 5}} {
+		doc := okProviders + okCallers
+		if tc.limits != "" {
+			doc += "limits:\n" + tc.limits
+		}
+		c, err := ParseWithEnv([]byte(doc), "veil.yaml", noEnv)
+		if err != nil {
+			t.Fatalf("%q: %v", tc.limits, err)
+		}
+		if got := c.Limits.Retries(); got != tc.want {
+			t.Errorf("%q: retries %d, want %d", tc.limits, got, tc.want)
+		}
+	}
+	doc := okProviders + okCallers + "limits:\n  max_retries: -1\n"
+	_, err := ParseWithEnv([]byte(doc), "veil.yaml", noEnv)
+	checkErrors(t, doc, err, []wantErr{{field: "limits.max_retries", at: "max_retries", msg: "must not be negative, got -1"}})
+}

@@ -113,11 +113,6 @@ func TestFault429Persistent(t *testing.T) {
 			got := h.chat(chatBody)
 			took := time.Since(began)
 			want := 1 + maxRetries
-			if maxRetries == 0 && got.attempts == "3" {
-				// Remove this skip once zero is kept.
-				t.Skip("config: limits.max_retries: 0 becomes the default 2 (ApplyDefaults treats zero as unset), " +
-					"so retries on the last provider cannot be turned off")
-			}
 			if got.status != 429 || got.provider != "openai" || got.attempts != itoa(want) || got.failover != "" {
 				t.Errorf("%v, want 429 from openai after %d attempts, no failover", got, want)
 			}

@@ -485,7 +485,7 @@ func (s *Server) auditFallback(x *exchange, a *policy.Attempt, cause *Error) {
 // limits.max_retry_wait, never more than limits.max_retries times, and only
 // while the target's retry budget allows.
 func (s *Server) mayRetry(x *exchange, a *policy.Attempt, tries int, hint time.Duration) (time.Duration, bool) {
-	if tries >= s.limits.MaxRetries {
+	if tries >= s.limits.Retries() {
 		return 0, false
 	}
 	wait := hint
