@@ -88,6 +88,7 @@ var scenarios = []scenario{
 	{"venue's own key has an outage", venueKeyOutage},
 	{"wedding timeline (stream)", weddingTimeline},
 	{"menu similarity (embeddings)", menuEmbeddings},
+	{"the same menu note again", repeatMenu},
 	{"available models", listModels},
 	{"unknown caller", unknownCaller},
 }
@@ -327,6 +328,39 @@ func venueDescription(ctx context.Context, e *env) Result {
 		return r
 	}
 	r.Note = excerpt(resp.Choices[0].Message.Content)
+	return r
+}
+
+// repeatMenu asks for the same seeded menu note twice: the second answer
+// comes from veil's cache, without a provider call and billed to nobody.
+func repeatMenu(ctx context.Context, e *env) Result {
+	seed := 2026
+	req := openai.ChatCompletionRequest{Model: "gpt-4o-mini", Seed: &seed, Messages: []openai.ChatCompletionMessage{
+		{Role: openai.ChatMessageRoleUser, Content: "A one-line note on a late-summer tasting menu for 80 guests."},
+	}}
+	var warm Result
+	first, ok := askChat(ctx, e.client, req, &warm)
+	if !ok {
+		return warm
+	}
+	r := Result{Asked: "a seeded menu note asked a second time"}
+	calls := len(e.upstream.Requests())
+	resp, ok := askChat(ctx, e.client, req, &r)
+	if !ok {
+		return r
+	}
+	switch {
+	case resp.Header().Get("X-Veil-Cache") != "HIT":
+		r.Err = errors.New("the repeat was not answered from the cache: " + resp.Header().Get("X-Veil-Cache"))
+	case len(e.upstream.Requests()) != calls:
+		r.Err = errors.New("the repeat reached the provider")
+	case len(resp.Choices) == 0 || len(first.Choices) == 0 || resp.Choices[0].Message.Content != first.Choices[0].Message.Content:
+		r.Err = errors.New("the cached answer differs from the first")
+	default:
+		r.KeySource = "cache"
+		r.Note = fmt.Sprintf("answered from veil's cache: no provider call, billed to nobody, %d tokens saved",
+			resp.Usage.TotalTokens)
+	}
 	return r
 }
 

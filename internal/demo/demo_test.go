@@ -22,7 +22,7 @@ func TestRun(t *testing.T) {
 			t.Errorf("report lacks scenario %q", sc.name)
 		}
 	}
-	for _, want := range []string{"openai", "platform", "client", "401 (expected)", "all 7 scenarios behaved as expected"} {
+	for _, want := range []string{"openai", "platform", "client", "401 (expected)", "all 8 scenarios behaved as expected"} {
 		if !strings.Contains(report, want) {
 			t.Errorf("report lacks %q:\n%s", want, report)
 		}
