@@ -1,0 +1,167 @@
+package migrate
+
+import (
+	"math"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// rampAt returns a rig with a migration of "capture-moments" ramping at a
+// stage with share.
+func rampAt(t testing.TB, share float64) (*rig, *Migration) {
+	t.Helper()
+	r := newRig(t, openStore(t, "embedded"), "pod-a", nil)
+	stages := []Stage{{Share: share}}
+	if share < 1 {
+		stages = append(stages, Stage{Share: 1})
+	}
+	return r, startMigration(t, r, "capture-moments", stages)
+}
+
+// TestRouteShare: without user, the share of requests on the target is
+// the stage's, over many spreads, counters or not.
+func TestRouteShare(t *testing.T) {
+	const n = 200_000
+	for _, share := range []float64{0.01, 0.10, 0.50, 0.90, 1} {
+		t.Run(strconv.FormatFloat(share, 'g', -1, 64), func(t *testing.T) {
+			r, mg := rampAt(t, share)
+			supplier := []byte("capture-moments")
+			target := 0
+			for spread := range uint64(n) {
+				mode, id, ok := r.m.Route(supplier, nil, spread)
+				if !ok || id != mg.ID {
+					t.Fatalf("Route = %q, %q, %v", mode, id, ok)
+				}
+				if mode == ModeClient {
+					target++
+				}
+			}
+			got := float64(target) / n
+			// Five standard deviations of a binomial share.
+			tol := 5 * math.Sqrt(share*(1-share)/n)
+			if math.Abs(got-share) > tol {
+				t.Errorf("target share %.4f over %d spreads, want %.2f ± %.4f", got, n, share, tol)
+			}
+		})
+	}
+}
+
+// TestRouteStablePerUser: a user stays on one system whatever the spread,
+// users split by the share, and a user on the target at 10% is still on
+// it at 50%.
+func TestRouteStablePerUser(t *testing.T) {
+	r, _ := rampAt(t, 0.10)
+	supplier := []byte("capture-moments")
+	const users = 20_000
+	atTen := make([]bool, users)
+	onTarget := 0
+	for u := range users {
+		user := []byte("couple-" + strconv.Itoa(u))
+		first, _ := r.m.Decide(supplier, user, 0)
+		for spread := range uint64(20) {
+			d, ok := r.m.Decide(supplier, user, spread*7919+1)
+			if !ok || d.ToTarget != first.ToTarget {
+				t.Fatalf("user %s moved between systems with the spread", user)
+			}
+		}
+		atTen[u] = first.ToTarget
+		if first.ToTarget {
+			onTarget++
+			if first.Mode != ModeClient || first.Provider != "openai" || first.KeyRef != toClient.KeyRef {
+				t.Fatalf("target decision %+v", first)
+			}
+		} else if first.Mode != ModePlatform {
+			t.Fatalf("source decision %+v", first)
+		}
+	}
+	if got := float64(onTarget) / users; math.Abs(got-0.10) > 0.015 {
+		t.Errorf("users on the target: %.3f, want 0.10", got)
+	}
+	// Another supplier's same users hash elsewhere.
+	if a, b := userHash([]byte("capture-moments"), []byte("x")), userHash([]byte("capture-momentsx"), nil); a == b {
+		t.Error("supplier and user are not separated in the hash")
+	}
+
+	// The same supplier at 50%, in a migration of its own.
+	r2, _ := rampAt(t, 0.50)
+	for u := range users {
+		user := []byte("couple-" + strconv.Itoa(u))
+		d, _ := r2.m.Decide(supplier, user, 0)
+		if atTen[u] && !d.ToTarget {
+			t.Fatalf("user %s on the target at 10%% is back on the source at 50%%", user)
+		}
+	}
+}
+
+// TestRouteNoMigration: suppliers without a migration are left to policy.
+func TestRouteNoMigration(t *testing.T) {
+	r, _ := rampAt(t, 0.5)
+	if mode, id, ok := r.m.Route([]byte("bella-photography"), []byte("u"), 3); ok || mode != "" || id != "" {
+		t.Errorf("Route of a supplier without a migration = %q, %q, %v", mode, id, ok)
+	}
+}
+
+// TestHotPathAllocs: Route, Decide and Observe allocate nothing.
+func TestHotPathAllocs(t *testing.T) {
+	r, mg := rampAt(t, 0.5)
+	supplier, other, user := []byte("capture-moments"), []byte("bella-photography"), []byte("couple-42")
+	var spread uint64
+	for _, tc := range []struct {
+		name string
+		f    func()
+	}{
+		{"route by spread", func() { spread++; _, _, _ = r.m.Route(supplier, nil, spread) }},
+		{"route by user", func() { _, _, _ = r.m.Route(supplier, user, spread) }},
+		{"route without a migration", func() { _, _, _ = r.m.Route(other, user, spread) }},
+		{"decide", func() { _, _ = r.m.Decide(supplier, user, spread) }},
+		{"observe", func() { r.m.Observe(mg.ID, true, 200, 120*time.Millisecond, 0.0012) }},
+		{"observe unknown", func() { r.m.Observe("mig-00000000", false, 500, time.Second, 0) }},
+	} {
+		if n := testing.AllocsPerRun(1000, tc.f); n != 0 {
+			t.Errorf("%s: %v allocations per call, want 0", tc.name, n)
+		}
+	}
+}
+
+func BenchmarkRoute(b *testing.B) {
+	r, _ := rampAt(b, 0.5)
+	supplier, user := []byte("capture-moments"), []byte("couple-42")
+	b.Run("spread", func(b *testing.B) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			var spread uint64
+			for pb.Next() {
+				spread++
+				_, _, _ = r.m.Route(supplier, nil, spread)
+			}
+		})
+	})
+	b.Run("user", func(b *testing.B) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				_, _, _ = r.m.Route(supplier, user, 0)
+			}
+		})
+	})
+	b.Run("none", func(b *testing.B) {
+		b.ReportAllocs()
+		other := []byte("bella-photography")
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				_, _, _ = r.m.Route(other, user, 0)
+			}
+		})
+	})
+}
+
+func BenchmarkObserve(b *testing.B) {
+	r, mg := rampAt(b, 0.5)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			r.m.Observe(mg.ID, true, 200, 120*time.Millisecond, 0.0012)
+		}
+	})
+}

@@ -1,0 +1,183 @@
+package migrate
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+var clientKey = Target{Mode: ModeClient}
+
+// TestSwitch: scenario 1, a supplier out of platform quota moves to its own
+// key at once, as a completed migration, audited and alerted; further
+// calls return the same migration without probing again.
+func TestSwitch(t *testing.T) {
+	r := newRig(t, openStore(t, "embedded"), "pod-a", nil)
+	mg, err := r.m.Switch(t.Context(), "capture-moments", clientKey, "quota_exhausted")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mg.Status != StatusCompleted || mg.Reason != "quota_exhausted" || mg.From.Mode != ModePlatform || mg.To != clientKey ||
+		len(mg.Stages) != 1 || mg.Stages[0].Share != 1 || !mg.FinishedAt.Equal(t0) || len(mg.Events) != 1 ||
+		mg.Events[0].Kind != EventSwitched || mg.Estimate.BilledAfter != ModeClient {
+		t.Fatalf("switch %+v", mg)
+	}
+	for spread := range uint64(100) {
+		mode, id, ok := r.m.Route([]byte("capture-moments"), []byte("couple"), spread)
+		if !ok || mode != ModeClient || id != mg.ID {
+			t.Fatalf("Route after the switch = %q, %q, %v", mode, id, ok)
+		}
+	}
+	if alerts := r.alerts.all(); len(alerts) != 1 || !strings.HasPrefix(alerts[0], AlertSwitched+" capture-moments: ") ||
+		!strings.Contains(alerts[0], "quota_exhausted") {
+		t.Errorf("alerts %v", alerts)
+	}
+	lines := r.audit.FilterMessage("supplier switched").All()
+	if len(lines) != 1 || lines[0].ContextMap()["why"] != "quota_exhausted" || lines[0].ContextMap()["migration"] != mg.ID {
+		t.Errorf("audit %v", lines)
+	}
+	for range 2 {
+		again, err := r.m.Switch(t.Context(), "capture-moments", clientKey, "quota_exhausted")
+		if err != nil || again.ID != mg.ID {
+			t.Errorf("second Switch = %v, %v; want %s", again, err, mg.ID)
+		}
+	}
+	// From the store too, as another replica would find it.
+	fresh := newRig(t, r.st, "pod-b", r.clock)
+	if again, err := fresh.m.Switch(t.Context(), "capture-moments", clientKey, "quota_exhausted"); err != nil || again.ID != mg.ID {
+		t.Errorf("Switch on another replica = %v, %v; want %s", again, err, mg.ID)
+	}
+	if _, ok := decide(fresh.m, "capture-moments"); !ok {
+		t.Error("the other replica does not route by the switch it found")
+	}
+	if n := r.probe.calls.Load() + fresh.probe.calls.Load(); n != 1 {
+		t.Errorf("%d probes, want 1", n)
+	}
+	if list, _ := r.m.List(t.Context()); len(list) != 1 {
+		t.Errorf("%d migrations, want 1", len(list))
+	}
+	if len(r.alerts.all()) != 1 || len(fresh.alerts.all()) != 0 {
+		t.Errorf("alerts %v and %v, want the first only", r.alerts.all(), fresh.alerts.all())
+	}
+	// Rolled back, the supplier is on its configuration again.
+	if _, err := r.m.Rollback(t.Context(), mg.ID, "quota raised"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := decide(r.m, "capture-moments"); ok {
+		t.Error("still routed after rolling the switch back")
+	}
+}
+
+// TestSwitchConcurrent: many requests out of quota at once, on two replicas
+// sharing Redis, make one migration.
+func TestSwitchConcurrent(t *testing.T) {
+	stores := openStores(t, "redis", 2)
+	c := newClock()
+	rigs := []*rig{newRig(t, stores[0], "pod-a", c), newRig(t, stores[1], "pod-b", c)}
+	const callers = 16
+	ids := make([]string, callers)
+	var wg sync.WaitGroup
+	for i := range callers {
+		wg.Go(func() {
+			mg, err := rigs[i%2].m.Switch(t.Context(), "capture-moments", clientKey, "quota_exhausted")
+			if err != nil {
+				t.Errorf("Switch: %v", err)
+				return
+			}
+			ids[i] = mg.ID
+		})
+	}
+	wg.Wait()
+	if uniq := slices.Compact(slices.Sorted(slices.Values(ids))); len(uniq) != 1 {
+		t.Errorf("switches returned %d migrations: %v", len(uniq), uniq)
+	}
+	list, err := rigs[0].m.List(t.Context())
+	if err != nil || len(list) != 1 {
+		t.Fatalf("List = %d, %v; want 1 migration", len(list), err)
+	}
+	alerts := len(rigs[0].alerts.all()) + len(rigs[1].alerts.all())
+	if alerts != 1 {
+		t.Errorf("%d alerts, want 1", alerts)
+	}
+	for _, r := range rigs {
+		if d, ok := decide(r.m, "capture-moments"); !ok || d.ID != list[0].ID || d.Mode != ModeClient {
+			t.Errorf("%s routes %+v, %v", r.m.Holder(), d, ok)
+		}
+		// Each replica probes at most once: concurrent calls share one.
+		if n := r.probe.calls.Load(); n > 1 {
+			t.Errorf("%s probed %d times", r.m.Holder(), n)
+		}
+	}
+}
+
+// TestSwitchProbeFails: a refused key is not switched to, and the refusal
+// is remembered for SwitchBackoff before probing again.
+func TestSwitchProbeFails(t *testing.T) {
+	r := newRig(t, openStore(t, "embedded"), "pod-a", nil)
+	r.probe.fail.Store(true)
+	for range 3 {
+		if _, err := r.m.Switch(t.Context(), "capture-moments", clientKey, "quota_exhausted"); !errors.Is(err, ErrProbeFailed) {
+			t.Fatalf("Switch with a refused key: %v", err)
+		}
+	}
+	if n := r.probe.calls.Load(); n != 1 {
+		t.Errorf("%d probes within the backoff, want 1", n)
+	}
+	if _, ok := decide(r.m, "capture-moments"); ok || len(r.alerts.all()) != 0 {
+		t.Errorf("a refused switch routes or alerts: %v", r.alerts.all())
+	}
+	r.probe.fail.Store(false)
+	r.clock.Advance(DefaultSwitchBackoff)
+	if _, err := r.m.Switch(t.Context(), "capture-moments", clientKey, "quota_exhausted"); err != nil {
+		t.Fatalf("Switch after the backoff with a good key: %v", err)
+	}
+}
+
+// TestSwitchWithMigrations: a planned migration to the target completes at
+// once; one ramping there is returned as it is; one elsewhere refuses; a
+// supplier already on the target is refused.
+func TestSwitchWithMigrations(t *testing.T) {
+	t.Run("planned", func(t *testing.T) {
+		r := newRig(t, openStore(t, "embedded"), "pod-a", nil)
+		mg, err := r.m.Plan(t.Context(), PlanRequest{Supplier: "capture-moments", To: toClient})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.clock.Advance(time.Minute)
+		got, err := r.m.Switch(t.Context(), "capture-moments", clientKey, "quota_exhausted")
+		if err != nil || got.ID != mg.ID || got.Status != StatusCompleted || got.Stage != len(got.Stages)-1 ||
+			got.Events[len(got.Events)-1].Kind != EventSwitched {
+			t.Fatalf("Switch with a plan = %+v, %v", got, err)
+		}
+		if d, ok := decide(r.m, "capture-moments"); !ok || d.ID != mg.ID || d.Mode != ModeClient || d.Provider != "openai" {
+			t.Errorf("routes %+v, %v", d, ok)
+		}
+	})
+	t.Run("ramping", func(t *testing.T) {
+		r := newRig(t, openStore(t, "embedded"), "pod-a", nil)
+		mg := startMigration(t, r, "capture-moments", nil)
+		got, err := r.m.Switch(t.Context(), "capture-moments", clientKey, "quota_exhausted")
+		if err != nil || got.ID != mg.ID || got.Status != StatusRamping {
+			t.Fatalf("Switch while ramping = %+v, %v", got, err)
+		}
+	})
+	t.Run("elsewhere", func(t *testing.T) {
+		r := newRig(t, openStore(t, "embedded"), "pod-a", nil)
+		startMigration(t, r, "capture-moments", nil)
+		if _, err := r.m.Switch(t.Context(), "capture-moments", Target{Mode: ModeClient, Provider: "azure"}, "quota_exhausted"); !errors.Is(err, ErrActive) {
+			t.Errorf("Switch against another active migration: %v, want ErrActive", err)
+		}
+	})
+	t.Run("already there", func(t *testing.T) {
+		r := newRig(t, openStore(t, "embedded"), "pod-a", nil)
+		if _, err := r.m.Switch(t.Context(), "capture-moments", Target{Mode: ModePlatform}, "x"); !errors.Is(err, ErrNoChange) {
+			t.Errorf("Switch to the configured system: %v, want ErrNoChange", err)
+		}
+		if _, err := r.m.Switch(t.Context(), "capture-moments", Target{Mode: "hybrid"}, "x"); !errors.Is(err, ErrInvalid) {
+			t.Errorf("Switch to hybrid: %v, want ErrInvalid", err)
+		}
+	})
+}
