@@ -13,6 +13,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -228,6 +229,11 @@ func (n *Notifier) Notify(a health.Alert) {
 func (n *Notifier) logAlert(a health.Alert) {
 	fields := make([]zap.Field, 0, 6)
 	fields = append(fields, zap.String("provider", a.Target), zap.String("source", a.Source))
+	if a.Source == health.SourceMigration {
+		n.log.Warn("alert: "+strings.ReplaceAll(a.Target, "_", " "), zap.String("event", a.Target),
+			zap.String("supplier", a.Supplier), zap.String("message", a.Cause), zap.Time("at", a.At))
+		return
+	}
 	if a.Source == health.SourceSupplierKey {
 		fields = append(fields, zap.String("supplier", a.Supplier), zap.Time("at", a.At))
 		if a.Up {
@@ -431,6 +437,14 @@ func payload(m message, instance string) Payload {
 		p.Event, state = "provider_up", "back"
 	}
 	p.Text = "veil: provider " + m.Target + " is " + state
+	if m.Source == health.SourceMigration {
+		p.Event, p.Provider, p.Up = m.Target, "", true
+		p.Text = "veil: supplier " + m.Supplier + ": " + m.Cause
+		if instance != "" {
+			p.Text += " (on " + instance + ")"
+		}
+		return p
+	}
 	if m.Source == health.SourceSupplierKey {
 		p.Event, state = "supplier_key_down", "refused by "+m.Target+"; its calls fall back to platform keys"
 		if m.Up {

@@ -15,6 +15,10 @@ const (
 	// provider refused it and the supplier's calls fall back to platform
 	// keys (down), or it was accepted again (up).
 	SourceSupplierKey = "supplier_key"
+	// SourceMigration marks an alert about a supplier's migration between
+	// platform keys and its own: Target holds the event (such as
+	// migration_failed) and Cause what happened.
+	SourceMigration = "migration"
 )
 
 // Alert says that a target went down or came back, as active probes or

@@ -352,6 +352,9 @@ func (p *Policy) Plan(dst []Attempt, req *Request) ([]Attempt, error) {
 	return withoutOpenBreakers(dst, n, req), nil
 }
 
+// DefaultProvider is the provider that takes calls no other rule places.
+func (p *Policy) DefaultProvider() *provider.Provider { return p.fallback }
+
 // route is the workflow's route in season se (nil: none), or nil.
 func (p *Policy) route(se *season, workflow []byte) *route {
 	r := p.routes[string(workflow)]

@@ -266,11 +266,18 @@ func (p *Provider) Probe(deadline time.Time) (int, error) {
 	if p.platform == nil {
 		return 0, errors.New("no platform key to probe with")
 	}
+	return p.ProbeKey(p.platform.Next(time.Now()), deadline)
+}
+
+// ProbeKey asks the provider for its model list with key k, which spends
+// no tokens: it is how a key is validated live. It returns the status the
+// provider answered.
+func (p *Provider) ProbeKey(k *keys.Key, deadline time.Time) (int, error) {
 	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
 	req.Header.SetMethod(fasthttp.MethodGet)
-	if err := p.Prepare(req, &Call{Suffix: []byte("/models"), Key: p.platform.Next(time.Now())}); err != nil {
+	if err := p.Prepare(req, &Call{Suffix: []byte("/models"), Key: k}); err != nil {
 		return 0, err
 	}
 	if err := p.Do(req, resp, deadline, deadline); err != nil {

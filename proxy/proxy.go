@@ -62,6 +62,11 @@ type Options struct {
 	// SingleFlight makes identical requests that miss the cache at once
 	// wait for the first one's answer.
 	SingleFlight bool
+	// Migrations splits migrating suppliers' traffic; nil: none.
+	Migrations Migrations
+	// Shadows compare a supplier's two systems on a sample of its
+	// requests; nil: none.
+	Shadows Shadows
 }
 
 // Emitter takes usage records without blocking.
@@ -103,6 +108,10 @@ type Server struct {
 	cache     Cache
 	// singleFlight collapses identical concurrent cache misses.
 	singleFlight bool
+	migrations   Migrations
+	shadows      Shadows
+	// background counts shadow calls still running.
+	background sync.WaitGroup
 
 	idPrefix [8]byte
 	idSeq    atomic.Uint64
@@ -116,7 +125,7 @@ func New(o Options) (*Server, error) {
 		return nil, errors.New("proxy: auth, policy, metrics and log are required")
 	}
 	s := &Server{limits: o.Limits, keys: o.Keys, metrics: o.Metrics, log: o.Log, auditor: o.Audit, health: o.Health, usage: o.Usage,
-		cache: o.Cache, singleFlight: o.SingleFlight}
+		cache: o.Cache, singleFlight: o.SingleFlight, migrations: o.Migrations, shadows: o.Shadows}
 	if s.auditor == nil {
 		s.auditor = zap.NewNop()
 	}
@@ -139,9 +148,12 @@ func New(o Options) (*Server, error) {
 // Swap installs a new runtime; requests already running finish on theirs.
 func (s *Server) Swap(rt *Runtime) { s.rt.Store(rt) }
 
-// Wait blocks until every stream handed to fasthttp's body writer has
-// finished, so that a drain can wait for them.
-func (s *Server) Wait() { s.streams.Wait() }
+// Wait blocks until every stream handed to fasthttp's body writer, and
+// every shadow call, has finished, so that a drain can wait for them.
+func (s *Server) Wait() {
+	s.streams.Wait()
+	s.background.Wait()
+}
 
 // exchange is the state of one client request. It is pooled; a streamed
 // answer owns it until its body writer returns.
@@ -188,6 +200,10 @@ type exchange struct {
 	// resume is set for streams that may be resumed (limits.stream_resume).
 	resume *resumeState
 	cache  cacheState
+	// migration is the supplier's migration this request is part of.
+	migration migration
+	// shadow is set when the request is also sent to the other system.
+	shadow *shadowState
 
 	// streaming
 	streamed    bool
@@ -212,6 +228,9 @@ func (s *Server) acquire() *exchange {
 
 func release(x *exchange) {
 	x.releaseResume()
+	if x.shadow != nil {
+		fasthttp.ReleaseRequest(x.shadow.req)
+	}
 	*x = exchange{reqID: x.reqID[:0], supplier: x.supplier[:0], bodyBuf: x.bodyBuf[:0], respModel: x.respModel[:0],
 		scratch: x.scratch[:0], frame: x.frame[:0], held: x.held[:0], cache: x.cache.reset()}
 	exchangePool.Put(x)
@@ -257,8 +276,9 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, x *exchange) bool {
 	}
 	workflow := ctx.Request.Header.Peek("X-Workflow")
 	x.workflow = s.interns.get(workflow)
+	spread := s.spread.Add(1) * 0x9E3779B97F4A7C15
 	plan, err := x.rt.Policy.Plan(x.planBuf[:0], &policy.Request{Model: x.fields.Model, Understood: x.ep.understood,
-		Supplier: x.supplier, Workflow: workflow, Now: x.start, Spread: s.spread.Add(1) * 0x9E3779B97F4A7C15,
+		Supplier: x.supplier, Workflow: workflow, Now: x.start, Spread: spread, Source: s.route(x, spread),
 		Health: s.health})
 	switch {
 	case errors.Is(err, policy.ErrModelNotAllowed):
@@ -285,6 +305,7 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, x *exchange) bool {
 	if s.lookup(ctx, x, workflow) {
 		return false // answered from the cache: no quota spent, no provider asked
 	}
+	s.startShadow(ctx, x, spread)
 	if x.rt.Quota != nil && x.plan[0].Source == policy.SourcePlatform {
 		if !s.admit(ctx, x) {
 			return false
@@ -681,6 +702,9 @@ func (s *Server) deliver(ctx *fasthttp.RequestCtx, x *exchange, resp *fasthttp.R
 		if x.cache.store {
 			s.storePlain(x, &ctx.Response)
 		}
+		if x.shadow != nil {
+			x.shadow.shadowText(ctx.Response.Body(), false)
+		}
 		return false
 	}
 	copyResponseHeaders(&ctx.Response.Header, &resp.Header)
@@ -835,7 +859,10 @@ func (s *Server) finish(x *exchange) {
 	s.metrics.ObserveRequest(x.ep.name, providerName, x.fields.Model, x.status, elapsed.Seconds())
 	s.metrics.InFlight(-1)
 	if x.caller != nil {
-		s.settle(x, s.record(x, providerName, elapsed))
+		cost := s.record(x, providerName, elapsed)
+		s.settle(x, cost)
+		s.observeMigration(x, elapsed, cost)
+		s.finishShadow(x, elapsed, cost)
 	}
 	if ce := s.log.Check(zap.InfoLevel, "request"); ce != nil {
 		callerName := ""

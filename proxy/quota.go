@@ -34,6 +34,9 @@ func (s *Server) admit(ctx *fasthttp.RequestCtx, x *exchange) bool {
 		x.reason = "quota_exhausted:" + limit
 		s.log.Info("platform quota exhausted; serving on the supplier's own key", zap.ByteString("request_id", x.reqID),
 			zap.ByteString("supplier", x.supplier), zap.String("tier", refusal.Tier.Name), zap.String("limit", limit))
+		if s.migrations != nil {
+			s.migrations.Exhausted(s.interns.get(x.supplier), x.plan[0].Provider.Name())
+		}
 		return true
 	}
 	h := &ctx.Response.Header

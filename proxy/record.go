@@ -37,6 +37,7 @@ func (s *Server) record(x *exchange, providerName string, elapsed time.Duration)
 		Partial:          x.interrupted != "",
 		Error:            x.err,
 		Reason:           x.reason,
+		MigrationID:      x.migration.id,
 	}
 	r.Model = r.RequestedModel
 	if len(x.tokens.Model) > 0 {

@@ -95,7 +95,7 @@ func (x *exchange) pump(w *bufio.Writer) {
 		x.events++
 		x.bytesOut += len(x.held)
 		x.ttft = time.Since(x.start)
-		if x.resume != nil || x.cache.collect {
+		if x.resume != nil || x.cache.collect || x.shadow != nil {
 			x.replayHeld()
 		}
 		if _, err := w.Write(x.held); err != nil || w.Flush() != nil {
@@ -184,6 +184,9 @@ func (x *exchange) pump(w *bufio.Writer) {
 				if x.cache.collect && x.sawDone {
 					s.storeStream(x)
 				}
+				if x.shadow != nil {
+					x.shadow.shadowText(ev.Data, true)
+				}
 				x.events++
 				x.bytesOut += len(out)
 				if x.ttft == 0 {
@@ -242,6 +245,9 @@ func (x *exchange) replayHeld() {
 		}
 		if x.cache.collect {
 			x.collectEvent(ev)
+		}
+		if x.shadow != nil {
+			x.shadow.shadowText(ev.Data, true)
 		}
 	}
 }

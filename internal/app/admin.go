@@ -26,7 +26,7 @@ type PlatformKeys struct {
 }
 
 func (a *App) adminEndpoints() []admin.Endpoint {
-	return []admin.Endpoint{
+	return append(a.migrationEndpoints(), []admin.Endpoint{
 		{Method: http.MethodGet, Path: "/admin/keys", Handle: a.adminKeys},
 		{Method: http.MethodPost, Path: "/admin/suppliers/{}/keys/refresh", Handle: a.adminRefreshKeys},
 		{Method: http.MethodGet, Path: "/admin/usage", Handle: a.adminUsage},
@@ -35,7 +35,7 @@ func (a *App) adminEndpoints() []admin.Endpoint {
 		{Method: http.MethodPut, Path: "/admin/suppliers/{}", Handle: a.adminPutSupplier},
 		{Method: http.MethodDelete, Path: "/admin/suppliers/{}", Handle: a.adminDeleteSupplier},
 		{Method: http.MethodPost, Path: "/admin/cache/purge", Handle: a.adminCachePurge},
-	}
+	}...)
 }
 
 func (a *App) adminKeys(context.Context, admin.Call) (int, any) {

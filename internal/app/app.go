@@ -24,6 +24,7 @@ import (
 	"github.com/wedsync/veil/keys"
 	"github.com/wedsync/veil/keys/vault"
 	"github.com/wedsync/veil/metrics"
+	"github.com/wedsync/veil/migrate"
 	"github.com/wedsync/veil/policy"
 	"github.com/wedsync/veil/provider"
 	"github.com/wedsync/veil/proxy"
@@ -64,11 +65,18 @@ type App struct {
 	vault    *vault.Client
 	keys     *keys.Cache
 	cache    *cache.Store
-	usage    *usage.Emitter
-	prices   *usage.PriceTable
-	store    store.Store
-	quota    *quota.Enforcer
-	policy   *policy.Policy
+	// holder names this replica in leases; migrations and comparisons
+	// are driven and followed through the store.
+	holder         string
+	migrations     *migrate.Manager
+	compare        *migrate.Comparisons
+	stopMigrations context.CancelFunc
+	migrating      sync.WaitGroup
+	usage          *usage.Emitter
+	prices         *usage.PriceTable
+	store          store.Store
+	quota          *quota.Enforcer
+	policy         *policy.Policy
 	// mu guards the fields a reload replaces (cfg, providers, policy,
 	// prices, quota) for the admin handlers; the proxy reads its runtime.
 	mu       sync.RWMutex
@@ -157,13 +165,19 @@ func New(cfg *config.Config, o Options) (a *App, err error) {
 	if err := a.buildCache(); err != nil {
 		return nil, fmt.Errorf("cache: %w", err)
 	}
+	a.holder = holderName()
+	a.buildComparisons()
+	if err := a.buildMigrations(); err != nil {
+		return nil, fmt.Errorf("migrations: %w", err)
+	}
 	var emitter proxy.Emitter = a.usage
 	if o.UsageTap != nil {
 		emitter = tapEmitter{next: a.usage, tap: o.UsageTap}
 	}
 	a.proxy, err = proxy.New(proxy.Options{Limits: cfg.Limits, Auth: authn, Keys: a.keys, Policy: a.policy,
 		Metrics: a.metrics, Log: a.log, Audit: a.audit, Health: a.health, Usage: emitter, Prices: a.prices, Quota: a.quota,
-		Alert: a.alerts.Notify, Cache: a.proxyCache(), SingleFlight: cfg.Cache.Collapse()})
+		Alert: a.alerts.Notify, Cache: a.proxyCache(), SingleFlight: cfg.Cache.Collapse(),
+		Migrations: &migrations{a: a, switches: map[string]bool{}}, Shadows: shadows{a.compare}})
 	if err != nil {
 		return nil, err
 	}
@@ -239,6 +253,7 @@ func (a *App) Start() error {
 		go a.keys.Prewarm(context.Background(), a.cfg.Keys.Prewarm, names)
 	}
 	a.startProbes()
+	a.runMigrations()
 	a.serve(a.proxySrv, a.proxyLn, "proxy")
 	a.serve(a.adminSrv, a.adminLn, "admin")
 	a.log.Info("veil listening", zap.String("proxy", a.ProxyAddr()), zap.String("admin", a.AdminAddr()),
@@ -327,6 +342,10 @@ func (a *App) closeResources() {
 	if a.cache != nil {
 		a.cache.Close() // no request is left to use it
 	}
+	if a.stopMigrations != nil {
+		a.stopMigrations() // a last flush of their counts, then the lease is released
+	}
+	a.migrating.Wait()
 	a.settles.Wait()
 	if a.store != nil {
 		_ = a.store.Close()

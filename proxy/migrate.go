@@ -1,0 +1,56 @@
+package proxy
+
+import (
+	"time"
+)
+
+// Migrations splits a supplier's traffic between the system it pays with
+// now (platform keys or its own) and the one it moves to; see
+// migrate.Manager.
+type Migrations interface {
+	// Route says which system serves this request of a supplier with a
+	// migration under way: a policy mode, the migration's ID and whether
+	// that is the system the supplier moves to; ok is false for a supplier
+	// without one. user is the request's "user" field, so that a
+	// conversation stays on one side.
+	Route(supplier, user []byte, spread uint64) (mode, id string, toTarget, ok bool)
+	// Exhausted is told, without waiting, that a supplier's platform quota
+	// ran out on provider and its request was served on its own key: the
+	// supplier is moved to its own key for good (a migration with reason
+	// quota_exhausted) until someone rolls it back.
+	Exhausted(supplier, provider string)
+	// Observe records a request's outcome on one side of a migration, for
+	// its gates and its validation.
+	Observe(id string, toTarget bool, status int, latency time.Duration, costUSD float64)
+}
+
+// migration is what an exchange knows of its supplier's migration.
+type migration struct {
+	id       string
+	toTarget bool
+}
+
+// route asks the supplier's migration, if any, which system serves this
+// request, and returns the mode the plan must use ("" for the supplier's
+// own).
+func (s *Server) route(x *exchange, spread uint64) string {
+	if s.migrations == nil {
+		return ""
+	}
+	mode, id, toTarget, ok := s.migrations.Route(x.supplier, x.fields.User, spread)
+	if !ok {
+		return ""
+	}
+	x.migration = migration{id: id, toTarget: toTarget}
+	if toTarget {
+		x.reason = "migration"
+	}
+	return mode
+}
+
+// observeMigration feeds a finished request to its migration's gates.
+func (s *Server) observeMigration(x *exchange, elapsed time.Duration, costUSD float64) {
+	if x.migration.id != "" && x.served != nil {
+		s.migrations.Observe(x.migration.id, x.migration.toTarget, x.status, elapsed, costUSD)
+	}
+}

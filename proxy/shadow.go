@@ -1,0 +1,245 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/tidwall/gjson"
+	"github.com/valyala/fasthttp"
+	"go.uber.org/zap"
+
+	"github.com/wedsync/veil/internal/jsonfield"
+	"github.com/wedsync/veil/keys"
+	"github.com/wedsync/veil/policy"
+	"github.com/wedsync/veil/provider"
+	"github.com/wedsync/veil/usage"
+)
+
+// errNoPlatformKey says the shadow's provider has no platform key.
+var errNoPlatformKey = errors.New("the provider has no platform key")
+
+// Shadows are the running comparisons of a supplier's two systems (the
+// app adapts migrate.Comparisons).
+type Shadows interface {
+	// Shadow says whether this request is also to be sent to the other
+	// system, and which.
+	Shadow(supplier []byte, spread uint64) (id, other string, ok bool)
+	// Lookup returns where a running comparison's shadow calls go and who
+	// pays for them.
+	Lookup(id string) (ShadowSettings, bool)
+	// Record takes both answers of one shadowed request.
+	Record(id string, primary, shadow ShadowOutcome)
+}
+
+// ShadowSettings are a comparison's choices for its shadow calls.
+type ShadowSettings struct {
+	// Provider is the provider to shadow on; empty: the other system's
+	// first planned one.
+	Provider string
+	// Billed is who pays for a shadow call on platform keys: platform or
+	// client.
+	Billed string
+}
+
+// ShadowOutcome is one answer of a shadowed request, primary or shadow.
+type ShadowOutcome struct {
+	Status                         int
+	Latency, TTFT                  time.Duration
+	PromptTokens, CompletionTokens int64
+	CostUSD                        float64
+	// Text is the answer's text, for the similarity of the two.
+	Text string
+	Err  string
+}
+
+// shadowState is a request chosen for comparison: what the shadow call
+// needs once the primary answer is complete (the request context is off
+// limits by then), and the primary answer's text.
+type shadowState struct {
+	id, other string
+	req       *fasthttp.Request
+	text      []byte
+}
+
+// startShadow decides, once the request is planned, whether it is also
+// sent to the other system, and keeps a copy of it when it is.
+func (s *Server) startShadow(ctx *fasthttp.RequestCtx, x *exchange, spread uint64) {
+	if s.shadows == nil || (x.ep != epChat && x.ep != epCompletions) || x.fields.N > 1 {
+		return
+	}
+	id, other, ok := s.shadows.Shadow(x.supplier, spread)
+	if !ok || other == x.plan[0].Source {
+		return
+	}
+	sh := &shadowState{id: id, other: other, req: fasthttp.AcquireRequest()}
+	ctx.Request.Header.CopyTo(&sh.req.Header)
+	sh.req.SetBody(x.body)
+	x.shadow = sh
+}
+
+// shadowText keeps the primary answer's text from a plain body or one
+// stream chunk.
+func (sh *shadowState) shadowText(data []byte, stream bool) {
+	if stream {
+		sh.text = append(sh.text, gjson.GetBytes(data, "choices.0.delta.content").String()...)
+		sh.text = append(sh.text, gjson.GetBytes(data, "choices.0.text").String()...)
+		return
+	}
+	sh.text = append(sh.text, gjson.GetBytes(data, "choices.0.message.content").String()...)
+	sh.text = append(sh.text, gjson.GetBytes(data, "choices.0.text").String()...)
+}
+
+// finishShadow sends the shadow call in the background once the primary
+// answer is complete and successful; the client never waits for it.
+func (s *Server) finishShadow(x *exchange, elapsed time.Duration, costUSD float64) {
+	sh := x.shadow
+	if sh == nil {
+		return
+	}
+	x.shadow = nil
+	if x.status != fasthttp.StatusOK || x.interrupted != "" || x.served == nil {
+		fasthttp.ReleaseRequest(sh.req)
+		return
+	}
+	primary := ShadowOutcome{Status: x.status, Latency: elapsed, TTFT: x.ttft, PromptTokens: x.tokens.Prompt,
+		CompletionTokens: x.tokens.Completion, CostUSD: costUSD, Text: string(sh.text)}
+	job := shadowJob{sh: sh, rt: x.rt, supplier: string(x.supplier), model: append([]byte(nil), x.fields.Model...),
+		workflow: x.workflow, endpoint: x.ep, caller: x.caller.Name, reqID: string(x.reqID) + "-shadow", primary: primary}
+	s.background.Add(1)
+	go func() {
+		defer s.background.Done()
+		defer fasthttp.ReleaseRequest(sh.req)
+		s.runShadow(&job)
+	}()
+}
+
+// shadowJob is one shadow call's inputs, copied out of the exchange.
+type shadowJob struct {
+	sh       *shadowState
+	rt       *Runtime
+	supplier string
+	model    []byte
+	workflow string
+	endpoint endpoint
+	caller   string
+	reqID    string
+	primary  ShadowOutcome
+}
+
+// runShadow sends the request to the other system as a plain call, then
+// records both answers for the comparison and the shadow's usage.
+func (s *Server) runShadow(j *shadowJob) {
+	cr, ok := s.shadows.Lookup(j.sh.id)
+	if !ok {
+		return
+	}
+	start := time.Now()
+	out := ShadowOutcome{}
+	rec := &usage.Record{TS: start.UTC(), RequestID: j.reqID, Supplier: j.supplier, Caller: j.caller, Workflow: j.workflow,
+		Endpoint: j.endpoint.name, RequestedModel: string(j.model), Shadow: true, Cache: usage.CacheBypass,
+		MigrationID: j.sh.id, Billed: usage.BilledPlatform}
+	defer func() {
+		out.Latency = time.Since(start)
+		rec.LatencyMS = float64(out.Latency.Microseconds()) / 1000
+		rec.Status, rec.Error = out.Status, out.Err
+		s.shadows.Record(j.sh.id, j.primary, out)
+		if s.usage != nil {
+			s.usage.Emit(rec)
+		}
+	}()
+	plan, err := j.rt.Policy.Plan(nil, &policy.Request{Model: j.model, Understood: true, Supplier: []byte(j.supplier),
+		Workflow: []byte(j.workflow), Now: start, Source: j.sh.other, Health: s.health})
+	if err != nil || len(plan) == 0 {
+		out.Err = "no provider for the other system"
+		return
+	}
+	a := &plan[0]
+	if cr.Provider != "" {
+		for i := range plan {
+			if plan[i].Provider.Name() == cr.Provider {
+				a = &plan[i]
+			}
+		}
+	}
+	key, err := s.shadowKey(j.supplier, a)
+	if err != nil {
+		out.Err = err.Error()
+		return
+	}
+	rec.Provider, rec.KeySource = a.Provider.Name(), key.Source()
+	if cr.Billed == usage.BilledClient || key.Source() == keys.SourceClient {
+		rec.Billed = usage.BilledClient
+	}
+	body := j.sh.req.Body()
+	if b, err := jsonfield.SetRaw(nil, body, "stream", []byte("false")); err == nil {
+		body, _, _ = jsonfield.RemoveMember(nil, b, "stream_options")
+	}
+	if len(a.Model) > 0 {
+		if b, err := jsonfield.SetString(nil, body, "model", string(a.Model)); err == nil {
+			body = b
+		}
+	}
+	req := fasthttp.AcquireRequest()
+	defer fasthttp.ReleaseRequest(req)
+	copyRequestHeaders(&req.Header, &j.sh.req.Header, true)
+	req.SetBodyRaw(body)
+	suffix := "/chat/completions"
+	if j.endpoint == epCompletions {
+		suffix = "/completions"
+	}
+	call := provider.Call{Suffix: []byte(suffix), Model: a.Model, Key: key}
+	if err := a.Provider.Prepare(req, &call); err != nil {
+		out.Err = err.Error()
+		return
+	}
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseResponse(resp)
+	deadline := start.Add(s.limits.RequestTimeout)
+	if err := a.Provider.Do(req, resp, start.Add(s.limits.AttemptTimeout), deadline); err != nil {
+		out.Err = upstreamError(a.Provider.Name(), err).Code
+		return
+	}
+	out.Status = resp.StatusCode()
+	rec.Attempts = []usage.Attempt{{Provider: a.Provider.Name(), KeySource: key.Source(), Status: out.Status,
+		LatencyMS: msSince(start)}}
+	if out.Status != fasthttp.StatusOK {
+		out.Err = "upstream_status"
+		return
+	}
+	var t usage.Tokens
+	usage.FromBody(resp.Body(), &t)
+	out.PromptTokens, out.CompletionTokens = t.Prompt, t.Completion
+	rec.PromptTokens, rec.CompletionTokens, rec.CachedTokens, rec.TotalTokens = t.Prompt, t.Completion, t.Cached, t.Total
+	rec.Model = string(t.Model)
+	if rec.Model == "" {
+		rec.Model = rec.RequestedModel
+	}
+	if p := j.rt.Prices; p != nil && t.Total > 0 {
+		if cost, ok := p.Cost(a.Provider.Name(), rec.Model, start, t.Prompt, t.Cached, t.Completion); ok {
+			out.CostUSD, rec.CostUSD = cost, &cost
+		}
+	}
+	var sh shadowState
+	sh.shadowText(resp.Body(), false)
+	out.Text = string(sh.text)
+}
+
+// shadowKey is the key a shadow call uses: the provider's next platform
+// key, or the supplier's own from memory.
+func (s *Server) shadowKey(supplier string, a *policy.Attempt) (*keys.Key, error) {
+	if a.Source == policy.SourcePlatform {
+		if pool := a.Provider.Platform(); pool != nil {
+			return pool.Next(time.Now()), nil
+		}
+		return nil, errNoPlatformKey
+	}
+	if s.keys == nil {
+		return nil, keys.ErrKeyMissing
+	}
+	k, err := s.keys.Get(context.Background(), supplier, a.Provider.Name())
+	if err != nil {
+		s.log.Warn("shadow call without a supplier key", zap.String("supplier", supplier), zap.Error(err))
+	}
+	return k, err
+}
