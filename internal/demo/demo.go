@@ -1,13 +1,18 @@
 // Package demo runs veil end to end on one machine: an embedded fake
 // OpenAI upstream, a real veil on free loopback ports, real go-openai
-// clients, and a readable report of what each wedding scenario asked and
-// what served it.
+// clients and veil's admin API, and a readable report of what each
+// wedding scenario asked and what served it. The wedding stories (a
+// photographer out of June quota, a venue's key outage, a planner
+// comparing both systems and then ramping to its own key) each get a
+// section on what happened, what the supplier saw and who paid.
 package demo
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -52,6 +57,12 @@ type Result struct {
 	TTFT       time.Duration
 	Note       string
 	Err        error
+	// Title and Story tell a wedding story: its title, and a few lines on
+	// what happened, what the supplier saw and who paid. Detail, when set,
+	// is printed under the story as it is (the comparison's table).
+	Title  string
+	Story  []string
+	Detail string
 }
 
 // env is what every scenario gets: a client pointed at veil, and the fake
@@ -73,24 +84,48 @@ type env struct {
 	// WedSync's, so the outage can be switched on and off at the provider.
 	coordinator            *openai.Client
 	willowKey, platformKey string
+	// capture is the app acting for Capture Moments, a photographer on
+	// platform keys whose June tier runs out in scenario 1; captureKey is
+	// its own key.
+	capture    *openai.Client
+	captureKey string
+	// planner is the app acting for EverAfter Planning, on platform keys
+	// with its own key available: it compares both systems (scenario 3),
+	// then moves to its own key in a ramp. plannerKey is its own key and
+	// advice the comparison's recommendation.
+	planner    *openai.Client
+	plannerKey string
+	advice     string
+	// keys are every key the provider accepts, for the outage to take one
+	// away and give it back.
+	keys []string
+	// admin calls veil's admin API; records are the usage records veil
+	// emitted, by request ID.
+	admin   adminAPI
+	records *recorder
 }
 
-// scenario is one step of the demo.
+// scenario is one step of the demo. A scenario with a story title is one
+// of the wedding stories, explained in a section of its own.
 type scenario struct {
-	name string
-	run  func(ctx context.Context, e *env) Result
+	name  string
+	story string
+	run   func(ctx context.Context, e *env) Result
 }
 
 // scenarios are the demo's steps, in order. Each is one small function.
 var scenarios = []scenario{
-	{"venue description", venueDescription},
-	{"photo tags, supplier's own key", photoTagsOwnKey},
-	{"venue's own key has an outage", venueKeyOutage},
-	{"wedding timeline (stream)", weddingTimeline},
-	{"menu similarity (embeddings)", menuEmbeddings},
-	{"the same menu note again", repeatMenu},
-	{"available models", listModels},
-	{"unknown caller", unknownCaller},
+	{"venue description", "", venueDescription},
+	{"photo tags, supplier's own key", "", photoTagsOwnKey},
+	{"photographer's June limits", "Capture Moments, a photographer, reaches its platform limits in June", captureMomentsPeak},
+	{"venue's own key has an outage", "Willow Barn's own key has an outage, and comes back", venueKeyOutage},
+	{"planner compares both systems", "EverAfter Planning compares WedSync's keys with its own", plannerCompares},
+	{"planner ramps to its own key", "EverAfter Planning moves to its own key in a ramp", plannerRamp},
+	{"wedding timeline (stream)", "", weddingTimeline},
+	{"menu similarity (embeddings)", "", menuEmbeddings},
+	{"the same menu note again", "", repeatMenu},
+	{"available models", "", listModels},
+	{"unknown caller", "", unknownCaller},
 }
 
 // Run starts the fake upstream and veil, runs every scenario and writes the
@@ -100,13 +135,17 @@ func Run(ctx context.Context, o Options) error {
 		o.Out = io.Discard
 	}
 	platformKey, callerToken := "sk-wedsync-platform-"+randomHex(12), "veil-demo-app-"+randomHex(12)
+	adminToken := "veil-demo-admin-" + randomHex(12)
 	bellaKey := "sk-bella-photography-" + randomHex(12)
 	willowKey := "sk-willow-barn-" + randomHex(12)
+	captureKey := "sk-capture-moments-" + randomHex(12)
+	plannerKey := "sk-everafter-planning-" + randomHex(12)
+	allKeys := []string{platformKey, bellaKey, willowKey, captureKey, plannerKey}
 	up := fakeopenai.New(fakeopenai.Options{
 		Latency:    15 * time.Millisecond,
 		TTFT:       25 * time.Millisecond,
 		ChunkDelay: 4 * time.Millisecond,
-		Keys:       []string{platformKey, bellaKey, willowKey},
+		Keys:       allKeys,
 	})
 	if err := up.Start("127.0.0.1:0"); err != nil {
 		return fmt.Errorf("fake upstream: %w", err)
@@ -114,7 +153,8 @@ func Run(ctx context.Context, o Options) error {
 	defer func() { _ = up.Close() }()
 
 	secrets := map[string]string{"VEIL_DEMO_PLATFORM_KEY": platformKey, "VEIL_DEMO_CALLER_TOKEN": callerToken,
-		"VEIL_DEMO_BELLA_KEY": bellaKey, "VEIL_DEMO_WILLOW_KEY": willowKey}
+		"VEIL_DEMO_ADMIN_TOKEN": adminToken, "VEIL_DEMO_BELLA_KEY": bellaKey, "VEIL_DEMO_WILLOW_KEY": willowKey,
+		"VEIL_DEMO_CAPTURE_KEY": captureKey, "VEIL_DEMO_EVERAFTER_KEY": plannerKey}
 	lookup := func(name string) (string, bool) { v, ok := secrets[name]; return v, ok }
 	cfg, err := config.ParseWithEnv([]byte(demoConfig(up.URL())), "demo.yaml", lookup)
 	if err != nil {
@@ -129,14 +169,8 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	secretsSrc := keys.Sources{"env": keys.EnvSource{LookupEnv: lookup}}
-	records := map[string]*usage.Record{}
-	var recMu sync.Mutex
-	tap := func(r *usage.Record) {
-		recMu.Lock()
-		records[r.RequestID] = r
-		recMu.Unlock()
-	}
-	a, err := app.New(cfg, app.Options{Log: log, Audit: log, Version: "demo", Secrets: secretsSrc, UsageTap: tap})
+	records := &recorder{byID: map[string]*usage.Record{}}
+	a, err := app.New(cfg, app.Options{Log: log, Audit: log, Version: "demo", Secrets: secretsSrc, UsageTap: records.tap})
 	if err != nil {
 		return err
 	}
@@ -158,47 +192,36 @@ func Run(ctx context.Context, o Options) error {
 		coordinator:  newClient(a.ProxyAddr(), callerToken, "willow-barn"),
 		willowKey:    willowKey,
 		platformKey:  platformKey,
+		capture:      newClient(a.ProxyAddr(), callerToken, "capture-moments"),
+		captureKey:   captureKey,
+		planner:      newClient(a.ProxyAddr(), callerToken, "everafter-planning"),
+		plannerKey:   plannerKey,
+		keys:         allKeys,
+		admin:        adminAPI{base: "http://" + a.AdminAddr(), token: adminToken},
+		records:      records,
 	}
-	fmt.Fprintf(o.Out, "veil demo: veil on http://%s/v1, fake OpenAI upstream on %s\n\n", a.ProxyAddr(), up.URL())
+	fmt.Fprintf(o.Out, "veil demo: veil on http://%s/v1 (admin API on http://%s), fake OpenAI upstream on %s\n\n",
+		a.ProxyAddr(), a.AdminAddr(), up.URL())
 	var results []Result
 	for _, sc := range scenarios {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		r := sc.run(ctx, e)
-		r.Scenario = sc.name
+		r.Scenario, r.Title = sc.name, sc.story
 		results = append(results, r)
 	}
-	// Stream records are emitted when the stream ends, just after the
-	// client saw its last event: give them a moment.
-	deadline := time.Now().Add(2 * time.Second)
 	for i := range results {
 		r := &results[i]
-		if r.RequestID == "" {
+		if r.RequestID == "" || r.Pays != "" {
+			continue // no call, or a story that added up its calls itself
+		}
+		rec, err := records.wait(ctx, r.RequestID)
+		if err != nil {
+			r.Err = err
 			continue
 		}
-		for {
-			recMu.Lock()
-			rec := records[r.RequestID]
-			recMu.Unlock()
-			if rec != nil {
-				r.Pays = rec.Billed
-				switch {
-				case rec.TotalTokens == 0:
-					r.Cost = "-"
-				case rec.CostUSD != nil:
-					r.Cost = fmt.Sprintf("$%.8f", *rec.CostUSD)
-				default:
-					r.Cost = "unpriced"
-				}
-				break
-			}
-			if time.Now().After(deadline) {
-				r.Err = errors.New("no usage record was emitted for this call")
-				break
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+		r.Pays, r.Cost = rec.Billed, costText(rec)
 	}
 	report(o.Out, results)
 	var failed []string
@@ -218,8 +241,123 @@ func Run(ctx context.Context, o Options) error {
 	if len(failed) > 0 {
 		return fmt.Errorf("%d check(s) failed:\n  %s", len(failed), strings.Join(failed, "\n  "))
 	}
-	fmt.Fprintf(o.Out, "\nall %d scenarios behaved as expected; the upstream saw %d requests, each with a provider key (platform %s, Bella's %s) and none with the caller's token\n",
-		len(results), len(received), keys.Fingerprint(platformKey), keys.Fingerprint(bellaKey))
+	fmt.Fprintf(o.Out, "\nall %d scenarios behaved as expected; the upstream saw %d requests, each with a provider key "+
+		"(WedSync's platform key %s or a supplier's own) and none with the caller's token\n",
+		len(results), len(received), keys.Fingerprint(platformKey))
+	return nil
+}
+
+// recorder keeps the usage records veil emitted, by request ID.
+type recorder struct {
+	mu   sync.Mutex
+	byID map[string]*usage.Record
+}
+
+func (r *recorder) tap(rec *usage.Record) {
+	r.mu.Lock()
+	r.byID[rec.RequestID] = rec
+	r.mu.Unlock()
+}
+
+// wait returns the usage record of a request. Records are emitted as a
+// call ends, a stream's just after the client saw its last event, so it
+// waits a little (bounded) for one not there yet.
+func (r *recorder) wait(ctx context.Context, id string) (*usage.Record, error) {
+	var rec *usage.Record
+	err := until(ctx, 2*time.Second, 5*time.Millisecond, func() (bool, error) {
+		r.mu.Lock()
+		rec = r.byID[id]
+		r.mu.Unlock()
+		return rec != nil, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("no usage record was emitted for request %s: %w", id, err)
+	}
+	return rec, nil
+}
+
+// errGaveUp is what until returns when its condition did not come true in
+// time.
+var errGaveUp = errors.New("gave up waiting")
+
+// until calls done every interval until it reports true or an error, ctx
+// ends or within has passed (then errGaveUp). It bounds the demo's waits
+// for work veil does in the background; nothing is judged by how long it
+// took.
+func until(ctx context.Context, within, interval time.Duration, done func() (bool, error)) error {
+	deadline := time.Now().Add(within)
+	for {
+		ok, err := done()
+		if err != nil || ok {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return errGaveUp
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(interval):
+		}
+	}
+}
+
+// costText is a record's cost for the report.
+func costText(rec *usage.Record) string {
+	switch {
+	case rec.TotalTokens == 0:
+		return "-"
+	case rec.CostUSD != nil:
+		return fmt.Sprintf("$%.8f", *rec.CostUSD)
+	}
+	return "unpriced"
+}
+
+// adminAPI calls veil's admin listener with the admin token.
+type adminAPI struct{ base, token string }
+
+// call sends body (JSON, when not nil) to path and decodes the answer into
+// out (when not nil). An answer other than 2xx is an error with veil's
+// message.
+func (a adminAPI) call(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, a.base+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+a.token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		var e struct {
+			Error struct{ Code, Message string } `json:"error"`
+		}
+		_ = json.Unmarshal(data, &e)
+		return fmt.Errorf("%s %s: %s: %s %s", method, path, resp.Status, e.Error.Code, e.Error.Message)
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("%s %s: decoding the answer: %w", method, path, err)
+	}
 	return nil
 }
 
@@ -231,6 +369,8 @@ func demoConfig(upstream string) string {
 	return `listen:
   proxy: 127.0.0.1:0
   admin: 127.0.0.1:0
+admin:
+  token: env://VEIL_DEMO_ADMIN_TOKEN   # migrations and comparisons are driven through the admin API
 providers:
   - name: openai
     type: openai
@@ -242,6 +382,13 @@ callers:
   - name: wedsync-demo-app
     token: env://VEIL_DEMO_CALLER_TOKEN
     suppliers: ["*"]
+tiers:
+  # June is the height of the wedding season. In production a season
+  # (from: 06-01, to: 06-30) tightens a tier's limits; the demo gives
+  # Capture Moments the June limits directly, whatever today's date.
+  - name: peak-season
+    requests_per_minute: ` + fmt.Sprint(peakRPM) + `
+    on_exhausted: switch_to_client     # out of quota: the supplier's own key, for good
 suppliers:
   default_mode: platform
   entries:
@@ -254,6 +401,15 @@ suppliers:
       allow_platform_fallback: true
       keys:
         openai: env://VEIL_DEMO_WILLOW_KEY
+    - id: capture-moments       # a photographer on WedSync's keys, within the peak-season tier
+      mode: platform
+      tier: peak-season
+      keys:
+        openai: env://VEIL_DEMO_CAPTURE_KEY
+    - id: everafter-planning    # a planner on WedSync's keys, with its own key ready
+      mode: platform
+      keys:
+        openai: env://VEIL_DEMO_EVERAFTER_KEY
 usage:
   sinks: []                     # the report shows each call's record
 prices:
@@ -397,15 +553,14 @@ func venueKeyOutage(ctx context.Context, e *env) Result {
 		})
 		return &resp, err
 	}
-	var sources []string
+	var sources, attempts, ids []string
 	start := time.Now()
-	var heldOutAttempts string
 	for step := range 4 {
 		switch step {
 		case 1:
-			e.upstream.SetKeys(e.platformKey, e.bellaKey) // the provider refuses Willow's key
+			e.upstream.SetKeys(without(e.keys, e.willowKey)...) // the provider refuses Willow's key
 		case 3:
-			e.upstream.SetKeys(e.platformKey, e.bellaKey, e.willowKey) // and takes it back
+			e.upstream.SetKeys(e.keys...) // and takes it back
 			time.Sleep(demoCooldown)
 		}
 		resp, err := ask()
@@ -415,21 +570,66 @@ func venueKeyOutage(ctx context.Context, e *env) Result {
 		}
 		served(&r, resp.Header())
 		sources = append(sources, resp.Header().Get("X-Veil-Key-Source"))
-		if step == 2 {
-			heldOutAttempts = resp.Header().Get("X-Veil-Attempts")
-		}
+		attempts = append(attempts, resp.Header().Get("X-Veil-Attempts"))
+		ids = append(ids, r.RequestID)
 	}
 	r.Latency = time.Since(start)
 	r.Status = "200 x4"
+	r.KeySource = strings.Join(compact(sources), " -> ")
 	r.Note = "key source before, during and after the outage: " + strings.Join(sources, " -> ") +
-		"; while held out: " + heldOutAttempts + " attempt"
+		"; while held out: " + attempts[2] + " attempt"
+	var paid ledger
+	for _, id := range ids {
+		rec, err := e.records.wait(ctx, id)
+		if err != nil {
+			r.Err = err
+			return r
+		}
+		paid.add(rec)
+	}
+	r.Cost, r.Pays = paid.cost(), paid.payers()
+	r.Story = []string{
+		"What happened: Willow Barn, a venue, pays for its calls with its own OpenAI key and allows a fallback to " +
+			"WedSync's. Its coordinator noted table 7's dietary needs four times. Before the second note the provider " +
+			"started refusing Willow's key: veil tried it once (" + attempts[1] + " attempts), answered on WedSync's key and held " +
+			"Willow's key out, so the third note went straight to WedSync's key (" + attempts[2] + " attempt). Once the provider " +
+			"took the key back and its " + demoCooldown.String() + " cooldown had passed, the fourth note was on Willow's key again.",
+		"What the supplier saw: four answers, all 200, as quick as usual; only X-Veil-Key-Source said " +
+			strings.Join(sources, ", ") + ".",
+		"Who paid: " + paid.describe("Willow Barn's own OpenAI account, key "+keys.Fingerprint(e.willowKey)) +
+			". WedSync carried the outage; Willow paid again once its key worked.",
+	}
 	switch {
 	case strings.Join(sources, ",") != "client,platform,platform,client":
 		r.Err = errors.New("want client, then platform during the outage, then client again")
-	case heldOutAttempts != "1":
-		r.Err = fmt.Errorf("the refused key was tried again during the outage (%s attempts)", heldOutAttempts)
+	case attempts[2] != "1":
+		r.Err = fmt.Errorf("the refused key was tried again during the outage (%s attempts)", attempts[2])
+	case paid.calls["platform"] != 2 || paid.calls["client"] != 2:
+		r.Err = fmt.Errorf("want two calls billed to Willow and two to WedSync, got %s", paid.String())
 	}
 	return r
+}
+
+// without returns keys less drop.
+func without(keys []string, drop string) []string {
+	out := make([]string, 0, len(keys))
+	for _, k := range keys {
+		if k != drop {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// compact drops repeats that follow each other: a, a, b, a is a, b, a.
+func compact(s []string) []string {
+	var out []string
+	for _, v := range s {
+		if len(out) == 0 || out[len(out)-1] != v {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 func weddingTimeline(ctx context.Context, e *env) Result {
@@ -570,6 +770,48 @@ func report(w io.Writer, results []Result) {
 		if r.Err != nil {
 			fmt.Fprintf(w, "  %s: FAILED: %v\n", r.Scenario, r.Err)
 		}
+	}
+	n := 0
+	for _, r := range results {
+		if r.Title == "" {
+			continue
+		}
+		if n == 0 {
+			fmt.Fprint(w, "\nThe wedding stories\n===================\n")
+		}
+		n++
+		fmt.Fprintf(w, "\n%d. %s (%s)\n", n, r.Title, r.Scenario)
+		for _, line := range r.Story {
+			writeWrapped(w, "   ", "     ", line, 110)
+		}
+		if r.Detail != "" {
+			fmt.Fprintln(w)
+			for _, line := range strings.Split(strings.TrimRight(r.Detail, "\n"), "\n") {
+				fmt.Fprintln(w, strings.TrimRight("     "+line, " "))
+			}
+		}
+		if r.Err != nil {
+			writeWrapped(w, "   ", "     ", "FAILED: "+r.Err.Error(), 110)
+		}
+	}
+}
+
+// writeWrapped writes text in lines of at most width columns where it can,
+// the first after first and the others after rest.
+func writeWrapped(w io.Writer, first, rest, text string, width int) {
+	line, prefix := "", first
+	for _, word := range strings.Fields(text) {
+		if line != "" && len(prefix)+len(line)+1+len(word) > width {
+			fmt.Fprintln(w, prefix+line)
+			line, prefix = "", rest
+		}
+		if line != "" {
+			line += " "
+		}
+		line += word
+	}
+	if line != "" {
+		fmt.Fprintln(w, prefix+line)
 	}
 }
 
