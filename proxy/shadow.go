@@ -167,8 +167,11 @@ func (s *Server) runShadow(j *shadowJob) {
 		out.Err = err.Error()
 		return
 	}
+	// Who pays for a shadow is the comparison's choice (platform unless it
+	// says client), whichever key carried it: the comparison is WedSync's
+	// trial of the other system.
 	rec.Provider, rec.KeySource = a.Provider.Name(), key.Source()
-	if cr.Billed == usage.BilledClient || key.Source() == keys.SourceClient {
+	if cr.Billed == usage.BilledClient {
 		rec.Billed = usage.BilledClient
 	}
 	body := j.sh.req.Body()
