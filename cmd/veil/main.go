@@ -7,6 +7,10 @@
 //	                                      fetch keys through the configured sources and validate them live
 //	veil usage --config FILE [--supplier ID] [--from DAY] [--to DAY] [--group-by ...]
 //	                                      print a running veil's usage aggregates
+//	veil status --config FILE             print a running veil's targets, breakers and last reload
+//	veil migrate plan|start|status|rollback|validate|compare --config FILE ...
+//	                                      move a supplier between platform keys and its own key,
+//	                                      or compare the two systems, through a running veil
 //	veil fake-upstream --listen ADDR      run the fake OpenAI upstream alone
 //	veil version                          print the version
 package main
@@ -42,7 +46,7 @@ Usage:
   veil keys check --config FILE [--supplier ID] [--provider P]
   veil usage --config FILE [--supplier ID] [--from DAY] [--to DAY] [--group-by day,supplier,provider,model,key_source]
   veil status --config FILE
-  veil fake-upstream [--listen 127.0.0.1:8081] [--latency 0] [--ttft 0] [--chunk-delay 0]
+` + migrateUsage + `  veil fake-upstream [--listen 127.0.0.1:8081] [--latency 0] [--ttft 0] [--chunk-delay 0]
   veil version
 `
 
@@ -72,6 +76,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = usageCmd(args[1:], stdout, stderr)
 	case "status":
 		err = statusCmd(args[1:], stdout, stderr)
+	case "migrate":
+		err = migrateCmd(args[1:], stdout, stderr)
 	case "fake-upstream":
 		err = fakeUpstream(args[1:], stdout)
 	case "version", "--version":

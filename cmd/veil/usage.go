@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -80,21 +81,48 @@ func adminTarget(path string) (base, token string, err error) {
 
 // fetchAdmin GETs an admin endpoint and decodes its JSON into doc.
 func fetchAdmin(u, token string, doc any) error {
-	req, err := http.NewRequest(http.MethodGet, u, nil)
+	return callAdmin(http.MethodGet, u, token, nil, doc)
+}
+
+// callAdmin sends a request to an admin endpoint, with body as JSON unless
+// it is nil, and decodes a 2xx answer's JSON into doc. An error answer
+// becomes an error with the admin API's message.
+func callAdmin(method, u, token string, body, doc any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, u, rd)
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
 	if err != nil {
 		return fmt.Errorf("ask veil's admin listener: %w", err)
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("admin listener answered %d: %s", resp.StatusCode, strings.TrimSpace(string(body)))
+	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if resp.StatusCode/100 != 2 {
+		var e struct {
+			Error struct {
+				Code    string `json:"code"`
+				Message string `json:"message"`
+			} `json:"error"`
+		}
+		if json.Unmarshal(answer, &e) == nil && e.Error.Message != "" {
+			return fmt.Errorf("%s (admin API: %d %s)", e.Error.Message, resp.StatusCode, e.Error.Code)
+		}
+		return fmt.Errorf("admin listener answered %d: %s", resp.StatusCode, strings.TrimSpace(string(answer)))
 	}
-	if err := json.Unmarshal(body, doc); err != nil {
+	if err := json.Unmarshal(answer, doc); err != nil {
 		return fmt.Errorf("decode the answer of %s: %w", u, err)
 	}
 	return nil
