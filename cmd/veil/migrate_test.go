@@ -91,7 +91,7 @@ func TestMigrateCommands(t *testing.T) {
 	if id == "" {
 		t.Fatalf("the plan names no migration:\n%s", out)
 	}
-	wantAll(t, "plan", out, "Migration "+id+" for bella-photography: platform/openai -> client (planned)",
+	wantAll(t, "plan", out, "Migration "+id+" for bella-photography: platform/openai -> client/openai (planned)",
 		"Reason: the supplier asked to pay with its own key",
 		"Target key probe: ok (HTTP 200", "key fingerprint "+keys.Fingerprint(testBellaKey),
 		"Cost estimate over 30 days", "3 requests", "paid by WedSync (platform keys)", "paid by the supplier (its own key)",
@@ -131,7 +131,7 @@ func TestMigrateCommands(t *testing.T) {
 
 	out = mustRun(t, "migrate", "status", "--config", cfg, id)
 	wantAll(t, "status detail", out, "Migration "+id, "key fingerprint", "Cost estimate", "<- ramping",
-		"Now: ramping, stage 1 of 2", "Events:", "AT", "EVENT", "planned platform/openai -> client in 2 stages", "started")
+		"Now: ramping, stage 1 of 2", "Events:", "AT", "EVENT", "planned platform/openai -> client/openai in 2 stages", "started")
 
 	out = mustRun(t, "migrate", "rollback", "--config", cfg, id, "--reason", "the supplier's key hit its rate limit")
 	wantAll(t, "rollback", out, "Migration "+id+" for bella-photography: rolled back; all traffic on platform/openai",

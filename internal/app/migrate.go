@@ -219,6 +219,9 @@ func (a *App) adminPlanMigration(ctx context.Context, c admin.Call) (int, any) {
 			req.To.Mode = migrate.ModePlatform
 		}
 	}
+	if req.To.Provider == "" && req.Supplier != "" {
+		req.To.Provider = a.currentTarget(req.Supplier).Provider // the same provider, the other key
+	}
 	for _, st := range b.Stages {
 		d, err := time.ParseDuration(st.Dwell)
 		if err != nil && st.Dwell != "" {
