@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -352,22 +353,45 @@ func childEnv(home string) []string {
 	return env
 }
 
-// freePortPair returns a port p such that p and p+1 were both free.
+// freePortPair returns a port p such that p and p+1 were both free. It
+// looks below Linux's ephemeral range (32768 and up) first, where outgoing
+// connections never take ports, so that a busy machine, with thousands of
+// connections open or in TIME_WAIT, still has pairs to offer; then in the
+// ports the kernel hands out.
 func freePortPair() (int, error) {
+	for range 200 {
+		port := 20000 + mrand.IntN(12000)
+		if pairFree(port) {
+			return port, nil
+		}
+	}
 	for range 50 {
 		l1, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return 0, err
 		}
 		port := l1.Addr().(*net.TCPAddr).Port
-		l2, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port+1)))
 		l1.Close()
-		if err == nil {
-			l2.Close()
+		if pairFree(port) {
 			return port, nil
 		}
 	}
 	return 0, errors.New("no free port pair")
+}
+
+// pairFree reports whether port and port+1 can both be listened on.
+func pairFree(port int) bool {
+	l1, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		return false
+	}
+	defer l1.Close()
+	l2, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port+1)))
+	if err != nil {
+		return false
+	}
+	l2.Close()
+	return true
 }
 
 func randomHex(n int) string {
