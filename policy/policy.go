@@ -30,6 +30,7 @@ const (
 	ReasonPlatform    = "platform_fallback"
 	ReasonSpread      = "season_spread"
 	ReasonRegion      = "region"
+	ReasonMigration   = "migration_fallback"
 )
 
 // ModeHybrid tries the supplier's own key first and platform keys after.
@@ -64,6 +65,10 @@ type Request struct {
 	// Source, when set, overrides the supplier's mode: a tier out of
 	// platform quota switching the call to the supplier's own key.
 	Source string
+	// Fallback, when set, adds attempts with that key source after the
+	// others: a migration's target falling back to the system the supplier
+	// moves from, so that a broken target costs no request.
+	Fallback string
 	// Workflow is the X-Workflow hint; unknown workflows use the default
 	// routing.
 	Workflow []byte
@@ -338,6 +343,9 @@ func (p *Policy) Plan(dst []Attempt, req *Request) ([]Attempt, error) {
 	dst = p.candidates(dst, req, model, r, se, first, "")
 	if then != "" {
 		dst = p.candidates(dst, req, model, r, se, then, ReasonPlatform)
+	}
+	if fb := req.Fallback; fb != "" && fb != first && fb != then && (fb == SourcePlatform || fb == SourceClient) {
+		dst = p.candidates(dst, req, model, r, se, fb, ReasonMigration)
 	}
 	if len(dst) == n {
 		return dst, fmt.Errorf("model %q: %w", model, ErrNoProvider)

@@ -261,3 +261,35 @@ func TestCache(t *testing.T) {
 		})
 	}
 }
+
+// TestPlanFallback: a migration's target falls back to the source's
+// attempts; a fallback equal to the mode adds nothing.
+func TestPlanFallback(t *testing.T) {
+	p, _ := New(Options{Providers: []*provider.Provider{mustProvider(t, "openai")}})
+	tests := []struct {
+		name, source, fallback string
+		want                   []string
+	}{
+		{"to client, back to platform", SourceClient, SourcePlatform, []string{SourceClient, SourcePlatform}},
+		{"to platform, back to client", SourcePlatform, SourceClient, []string{SourcePlatform, SourceClient}},
+		{"fallback equal to the mode", SourcePlatform, SourcePlatform, []string{SourcePlatform}},
+		{"no fallback", SourceClient, "", []string{SourceClient}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := p.Plan(nil, &Request{Model: []byte("gpt-4o"), Understood: true, Supplier: []byte("bella"),
+				Source: tc.source, Fallback: tc.fallback})
+			if err != nil || len(got) != len(tc.want) {
+				t.Fatalf("plan %+v, %v", got, err)
+			}
+			for i, a := range got {
+				if a.Source != tc.want[i] {
+					t.Errorf("attempt %d: source %s, want %s", i, a.Source, tc.want[i])
+				}
+			}
+			if len(got) == 2 && got[1].Reason != ReasonMigration {
+				t.Errorf("fallback reason %q", got[1].Reason)
+			}
+		})
+	}
+}

@@ -2,6 +2,10 @@ package proxy
 
 import (
 	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/wedsync/veil/policy"
 )
 
 // Migrations splits a supplier's traffic between the system it pays with
@@ -32,25 +36,42 @@ type migration struct {
 
 // route asks the supplier's migration, if any, which system serves this
 // request, and returns the mode the plan must use ("" for the supplier's
-// own).
-func (s *Server) route(x *exchange, spread uint64) string {
+// own) and, for a request sent to the migration's target, the system to
+// fall back to when the target fails.
+func (s *Server) route(x *exchange, spread uint64) (mode, fallback string) {
 	if s.migrations == nil {
-		return ""
+		return "", ""
 	}
 	mode, id, toTarget, ok := s.migrations.Route(x.supplier, x.fields.User, spread)
 	if !ok {
-		return ""
+		return "", ""
 	}
 	x.migration = migration{id: id, toTarget: toTarget}
 	if toTarget {
 		x.reason = "migration"
+		fallback = policy.SourcePlatform
+		if mode == policy.SourcePlatform {
+			fallback = policy.SourceClient
+		}
 	}
-	return mode
+	return mode, fallback
 }
 
-// observeMigration feeds a finished request to its migration's gates.
+// observeMigration feeds a finished request to its migration's gates. A
+// request sent to the target and answered by the fallback counts as the
+// target's failure, with the status the target gave (503 when it was not
+// tried, its key being held out), though the client got its answer.
 func (s *Server) observeMigration(x *exchange, elapsed time.Duration, costUSD float64) {
-	if x.migration.id != "" && x.served != nil {
-		s.migrations.Observe(x.migration.id, x.migration.toTarget, x.status, elapsed, costUSD)
+	m := x.migration
+	if m.id == "" || x.served == nil {
+		return
 	}
+	status := x.status
+	if m.toTarget && x.served.Source != x.plan[0].Source {
+		status = fasthttp.StatusServiceUnavailable
+		if x.attemptCount > 0 && x.attemptLog[0].KeySource == x.plan[0].Source && x.attemptLog[0].Status >= 400 {
+			status = x.attemptLog[0].Status
+		}
+	}
+	s.migrations.Observe(m.id, m.toTarget, status, elapsed, costUSD)
 }

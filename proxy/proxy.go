@@ -277,8 +277,9 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, x *exchange) bool {
 	workflow := ctx.Request.Header.Peek("X-Workflow")
 	x.workflow = s.interns.get(workflow)
 	spread := s.spread.Add(1) * 0x9E3779B97F4A7C15
+	source, fallback := s.route(x, spread)
 	plan, err := x.rt.Policy.Plan(x.planBuf[:0], &policy.Request{Model: x.fields.Model, Understood: x.ep.understood,
-		Supplier: x.supplier, Workflow: workflow, Now: x.start, Spread: spread, Source: s.route(x, spread),
+		Supplier: x.supplier, Workflow: workflow, Now: x.start, Spread: spread, Source: source, Fallback: fallback,
 		Health: s.health})
 	switch {
 	case errors.Is(err, policy.ErrModelNotAllowed):
