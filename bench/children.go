@@ -155,9 +155,10 @@ type stack struct {
 }
 
 // startStack starts the fake upstream and veil from bin, with config and
-// log in dir, and waits until both are ready. On error everything already
-// started is stopped again.
-func startStack(ctx context.Context, dir, bin, logLevel string) (s *stack, err error) {
+// log in dir, and waits until both are ready; veil is restricted to
+// veilCPUs when that is not empty. On error everything already started is
+// stopped again.
+func startStack(ctx context.Context, dir, bin, logLevel string, veilCPUs []int) (s *stack, err error) {
 	s = &stack{LogPath: filepath.Join(dir, "veil.log")}
 	defer func() {
 		if err != nil {
@@ -194,7 +195,7 @@ func startStack(ctx context.Context, dir, bin, logLevel string) (s *stack, err e
 	if err := s.waitReady(ctx, s.fake, "http://"+s.FakeAddr+"/v1/models", false); err != nil {
 		return s, err
 	}
-	s.veil, err = startChild("veil", bin, []string{"serve", "--config", cfgPath},
+	s.veil, err = startPinned(veilCPUs, "veil", bin, []string{"serve", "--config", cfgPath},
 		[]string{"BENCH_PLATFORM_KEY=sk-bench-" + platformKey, "BENCH_CALLER_TOKEN=" + s.Token}, s.log)
 	if err != nil {
 		return s, err

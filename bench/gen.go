@@ -63,10 +63,12 @@ type Record struct {
 	Status uint16
 	// Outcome classifies the request.
 	Outcome Outcome
+	// Hit is set when the response said X-Veil-Cache: HIT.
+	Hit bool
 }
 
-// Target is one HTTP endpoint that the generator hits with an identical
-// POST request over and over.
+// Target is one HTTP endpoint that the generator hits with the same POST
+// request, or the same few in rotation, over and over.
 type Target struct {
 	// Addr is host:port; the host must be a loopback IP address.
 	Addr string
@@ -78,6 +80,9 @@ type Target struct {
 	Headers map[string]string
 	// Body is the JSON request body.
 	Body []byte
+	// Bodies, when not empty, replaces Body: request i sends
+	// Bodies[i%len(Bodies)].
+	Bodies [][]byte
 }
 
 // Options bounds the generator's concurrency and per-request time.
@@ -95,6 +100,7 @@ type Options struct {
 // its connections between runs, so a warm-up run primes the measured one.
 type Generator struct {
 	target  Target
+	bodies  [][]byte
 	opts    Options
 	client  *fasthttp.HostClient
 	uri     string
@@ -122,8 +128,13 @@ func NewGenerator(t Target, o Options) (*Generator, error) {
 	if o.Timeout <= 0 {
 		return nil, fmt.Errorf("timeout must be positive, got %v", o.Timeout)
 	}
+	bodies := t.Bodies
+	if len(bodies) == 0 {
+		bodies = [][]byte{t.Body}
+	}
 	return &Generator{
 		target: t,
+		bodies: bodies,
 		opts:   o,
 		uri:    "http://" + t.Addr + t.Path,
 		client: &fasthttp.HostClient{
@@ -161,7 +172,9 @@ func (g *Generator) Close() {
 	g.client.CloseIdleConnections()
 }
 
-// fill writes the fixed request into req once; workers reuse it.
+// fill writes the fixed request into req once; workers reuse it and swap
+// the body when the target rotates bodies. Bodies are set raw, without a
+// copy: every worker shares them, and nothing writes to them.
 func (g *Generator) fill(req *fasthttp.Request) {
 	req.Header.SetMethod(fasthttp.MethodPost)
 	req.SetRequestURI(g.uri)
@@ -172,19 +185,27 @@ func (g *Generator) fill(req *fasthttp.Request) {
 	for k, v := range g.target.Headers {
 		req.Header.Set(k, v)
 	}
-	req.SetBody(g.target.Body)
+	req.SetBodyRaw(g.bodies[0])
 }
 
-// Probe sends one request and returns its status and body; it is used to
-// fail early, with a useful message, when the target is misconfigured.
+// Probe sends each of the target's bodies once, in turn, and returns the
+// status and body of the first answer other than 200, or of the last; it
+// is used to fail early, with a useful message, when the target is
+// misconfigured (and, against a cache, stores every answer).
 func (g *Generator) Probe() (int, []byte, error) {
 	req := fasthttp.AcquireRequest()
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
 	g.fill(req)
-	if err := g.client.DoTimeout(req, resp, g.opts.Timeout); err != nil {
-		return 0, nil, fmt.Errorf("probe %s: %w", g.uri, err)
+	for _, b := range g.bodies {
+		req.SetBodyRaw(b)
+		if err := g.client.DoTimeout(req, resp, g.opts.Timeout); err != nil {
+			return 0, nil, fmt.Errorf("probe %s: %w", g.uri, err)
+		}
+		if resp.StatusCode() != fasthttp.StatusOK {
+			break
+		}
 	}
 	return resp.StatusCode(), append([]byte(nil), resp.Body()...), nil
 }
@@ -298,6 +319,9 @@ func (g *Generator) work(ctx context.Context, r *Run, slots <-chan int64, interv
 		if ctx.Err() != nil {
 			continue // leave it Unsent; drain until the pacer stops
 		}
+		if len(g.bodies) > 1 {
+			req.SetBodyRaw(g.bodies[i%int64(len(g.bodies))])
+		}
 		sched := r.Start.Add(time.Duration(float64(i) * interval))
 		sent := time.Now()
 		err := g.client.DoDeadline(req, resp, sched.Add(g.opts.Timeout))
@@ -311,6 +335,7 @@ func (g *Generator) work(ctx context.Context, r *Run, slots <-chan int64, interv
 		case resp.StatusCode() == fasthttp.StatusOK:
 			rec.Outcome = OK
 			rec.Status = fasthttp.StatusOK
+			rec.Hit = string(resp.Header.Peek(headerCache)) == "HIT"
 		default:
 			rec.Outcome = BadStatus
 			rec.Status = uint16(resp.StatusCode())
@@ -318,6 +343,10 @@ func (g *Generator) work(ctx context.Context, r *Run, slots <-chan int64, interv
 		}
 	}
 }
+
+// headerCache is veil's response header that says whether its cache
+// answered.
+const headerCache = "X-Veil-Cache"
 
 // noteErr remembers the latest error text of a kind; only failing requests
 // pay for it.

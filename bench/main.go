@@ -11,12 +11,22 @@
 //
 //	go run ./bench [-rate 2000 | -rates 1000,2000,5000] [-duration 10s]
 //	               [-warmup 2s] [-conns 256] [-workers 0] [-timeout 5s]
-//	               [-stream] [-json FILE] [-veil BINARY] [-keep]
+//	               [-stream] [-cache] [-cache-prompts 8] [-direct=false] [-json FILE]
+//	               [-veil-cpus LIST -gen-cpus LIST] [-veil BINARY] [-keep]
 //
 // The generator is open loop: request i is due at start + i/rate whatever
 // happened to earlier requests, and its latency is measured from that due
 // time, so a stall in the system under test shows up in the latency of
 // every request it delayed (no coordinated omission).
+//
+// With -cache the requests are deterministic (temperature 0) and rotate
+// over a small set of prompts, so that after the warm-up veil answers
+// nearly every one from its response cache: the report then measures the
+// cache hit path, and counts the hits (X-Veil-Cache: HIT) it saw.
+//
+// With -veil-cpus and -gen-cpus veil runs on CPUs of its own and the
+// generator and the fake upstream on the others, so that veil's capacity
+// can be told apart from the generator's.
 package main
 
 import (
@@ -29,6 +39,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -49,6 +60,40 @@ func requestBody(stream bool) []byte {
 	return []byte(chatBody + `}`)
 }
 
+// cacheBodies returns the n deterministic bodies of the cache scenario:
+// chatBody's request at temperature 0, each with its own month, so that
+// each has its own cache entry; streaming or not. veil's cache key leaves
+// "stream" out (a plain answer can be given as a stream and back), so the
+// streamed prompts differ from the plain ones: their entries are stored
+// from streamed misses and their hits replay the stored events.
+func cacheBodies(stream bool, n int) [][]byte {
+	out := make([][]byte, n)
+	kind := "wedding"
+	if stream {
+		kind = "summer wedding"
+	}
+	for i := range out {
+		b := `{"model":"gpt-4o-mini","messages":[` +
+			`{"role":"system","content":"You are a helpful wedding planning assistant for WedSync couples."},` +
+			`{"role":"user","content":"Write three short, friendly reminders for guests who have not yet replied to our ` + kind +
+			` invitation, for a wedding in month ` + strconv.Itoa(i+1) + `."}],"max_tokens":128,"temperature":0`
+		if stream {
+			b += `,"stream":true`
+		}
+		out[i] = []byte(b + `}`)
+	}
+	return out
+}
+
+// bodies returns the request bodies of a phase: the one pass-through
+// body, or the cache scenario's rotation.
+func (s *settings) bodies(stream bool) [][]byte {
+	if s.Cache {
+		return cacheBodies(stream, s.CachePrompts)
+	}
+	return [][]byte{requestBody(stream)}
+}
+
 // settings are the parsed command-line flags.
 type settings struct {
 	Rates    []float64     `json:"rates"`
@@ -58,12 +103,25 @@ type settings struct {
 	Workers  int           `json:"workers"`
 	Timeout  time.Duration `json:"-"`
 	Stream   bool          `json:"stream"`
-	LogLevel string        `json:"veil_log_level"`
-	BodySize int           `json:"body_bytes"`
+	// Cache runs the cache scenario: CachePrompts deterministic bodies in
+	// rotation, answered from veil's cache after the first of each.
+	Cache        bool `json:"cache"`
+	CachePrompts int  `json:"cache_prompts,omitempty"`
+	// Direct runs the direct-to-fake baseline before each veil phase.
+	Direct   bool   `json:"direct"`
+	LogLevel string `json:"veil_log_level"`
+	BodySize int    `json:"body_bytes"`
+
+	// VeilCPUs and GenCPUs pin veil, and the generator with the fake
+	// upstream, to CPU lists (empty: not pinned).
+	VeilCPUs string `json:"veil_cpus,omitempty"`
+	GenCPUs  string `json:"generator_cpus,omitempty"`
 
 	DurationS float64 `json:"duration_s"`
 	WarmupS   float64 `json:"warmup_s"`
 	TimeoutS  float64 `json:"timeout_s"`
+
+	veilCPUs, genCPUs []int
 
 	jsonPath   string
 	veilBin    string
@@ -83,6 +141,11 @@ func parseFlags(args []string, stderr io.Writer) (*settings, error) {
 	fs.IntVar(&s.Workers, "workers", 0, "sending goroutines, the cap on requests in flight (0: same as -conns)")
 	fs.DurationVar(&s.Timeout, "timeout", 5*time.Second, "per-request timeout, from the scheduled send time")
 	fs.BoolVar(&s.Stream, "stream", false, `also run the phases with "stream": true (latency to the full body)`)
+	fs.BoolVar(&s.Cache, "cache", false, "cache scenario: deterministic requests rotating over -cache-prompts prompts, hits after the first of each")
+	fs.IntVar(&s.CachePrompts, "cache-prompts", 8, "number of distinct prompts in the cache scenario")
+	fs.BoolVar(&s.Direct, "direct", true, "run each phase directly against the fake upstream too, as the baseline (false: through veil only)")
+	fs.StringVar(&s.VeilCPUs, "veil-cpus", "", "run veil on these CPUs only, e.g. 1 (needs -gen-cpus)")
+	fs.StringVar(&s.GenCPUs, "gen-cpus", "", "run the generator and the fake upstream on these CPUs only, e.g. 0 (needs -veil-cpus)")
 	fs.StringVar(&s.LogLevel, "log-level", "info", "veil's log level")
 	fs.StringVar(&s.jsonPath, "json", "", "also write the results as JSON to this file")
 	fs.StringVar(&s.veilBin, "veil", "", "use this veil binary instead of building ./cmd/veil")
@@ -121,11 +184,34 @@ func parseFlags(args []string, stderr io.Writer) (*settings, error) {
 		return nil, errors.New("-workers must not be negative")
 	case s.Timeout <= 0:
 		return nil, errors.New("-timeout must be positive")
+	case s.Cache && s.CachePrompts <= 0:
+		return nil, errors.New("-cache-prompts must be positive")
 	}
 	if s.Workers == 0 {
 		s.Workers = s.Conns
 	}
-	s.BodySize = len(requestBody(false))
+	if !s.Cache {
+		s.CachePrompts = 0
+	}
+	if (s.VeilCPUs == "") != (s.GenCPUs == "") {
+		return nil, errors.New("-veil-cpus and -gen-cpus go together")
+	}
+	if s.VeilCPUs != "" {
+		var err error
+		if s.veilCPUs, err = parseCPUList(s.VeilCPUs); err != nil {
+			return nil, fmt.Errorf("-veil-cpus: %w", err)
+		}
+		if s.genCPUs, err = parseCPUList(s.GenCPUs); err != nil {
+			return nil, fmt.Errorf("-gen-cpus: %w", err)
+		}
+		for _, c := range s.veilCPUs {
+			if slices.Contains(s.genCPUs, c) {
+				return nil, fmt.Errorf("CPU %d is in both -veil-cpus and -gen-cpus", c)
+			}
+		}
+		s.VeilCPUs, s.GenCPUs = formatCPUList(s.veilCPUs), formatCPUList(s.genCPUs)
+	}
+	s.BodySize = len(s.bodies(false)[0])
 	s.DurationS, s.WarmupS, s.TimeoutS = s.Duration.Seconds(), s.Warmup.Seconds(), s.Timeout.Seconds()
 	return s, nil
 }
@@ -183,7 +269,13 @@ func run(args []string, stdout, stderr io.Writer) (err error) {
 			return err
 		}
 	}
-	st, err := startStack(ctx, dir, bin, s.LogLevel)
+	if len(s.genCPUs) > 0 {
+		// Before the children start: the fake upstream inherits the mask.
+		if err := pinSelf(s.genCPUs); err != nil {
+			return err
+		}
+	}
+	st, err := startStack(ctx, dir, bin, s.LogLevel, s.veilCPUs)
 	if err != nil {
 		return err
 	}
@@ -194,6 +286,20 @@ func run(args []string, stdout, stderr io.Writer) (err error) {
 	}()
 	fmt.Fprintf(stderr, "bench: fake upstream on %s (pid %s), veil on %s (pid %s), log %s\n",
 		st.FakeAddr, st.FakePID(), st.ProxyAddr, st.VeilPID(), st.LogPath)
+	if len(s.veilCPUs) > 0 {
+		for _, c := range []struct{ name, pid, want string }{
+			{"veil", st.VeilPID(), s.VeilCPUs}, {"fake upstream", st.FakePID(), s.GenCPUs}, {"generator", "self", s.GenCPUs},
+		} {
+			got, err := allowedCPUs(c.pid)
+			if err != nil {
+				return err
+			}
+			if l, err := parseCPUList(got); err != nil || formatCPUList(l) != c.want {
+				return fmt.Errorf("%s runs on CPUs %s, want %s", c.name, got, c.want)
+			}
+			fmt.Fprintf(stderr, "bench: %s on CPUs %s\n", c.name, got)
+		}
+	}
 
 	rep := &report{
 		Machine: machine{
@@ -208,7 +314,7 @@ func run(args []string, stdout, stderr io.Writer) (err error) {
 phases:
 	for _, rate := range s.Rates {
 		for _, stream := range streamModes(s.Stream) {
-			for _, via := range []string{viaDirect, viaVeil} {
+			for _, via := range targets(s.Direct) {
 				p, err := runPhase(ctx, stderr, st, s, via, stream, rate)
 				if err != nil {
 					runErr = err
@@ -228,6 +334,14 @@ phases:
 		}
 	}
 	return runErr
+}
+
+// targets lists the phase targets to run, in order.
+func targets(direct bool) []string {
+	if direct {
+		return []string{viaDirect, viaVeil}
+	}
+	return []string{viaVeil}
 }
 
 // streamModes lists the stream settings to run.
@@ -268,6 +382,15 @@ func (p phase) OtherCores() float64 {
 	return other.Seconds() / p.Window.Seconds()
 }
 
+// Cores is the average number of CPUs that cpu kept busy over the
+// window.
+func (p phase) Cores(cpu time.Duration) float64 {
+	if p.Window <= 0 {
+		return 0
+	}
+	return cpu.Seconds() / p.Window.Seconds()
+}
+
 // Name is the phase's label in reports.
 func (p phase) Name() string {
 	if p.Stream {
@@ -280,7 +403,7 @@ func (p phase) Name() string {
 func runPhase(ctx context.Context, stderr io.Writer, st *stack, s *settings, via string, stream bool, rate float64) (phase, error) {
 	p := phase{Via: via, Stream: stream}
 	// The same headers go both ways, so both phases send the same bytes.
-	t := Target{Addr: st.FakeAddr, Path: "/v1/chat/completions", Token: "sk-bench-direct", Body: requestBody(stream),
+	t := Target{Addr: st.FakeAddr, Path: "/v1/chat/completions", Token: "sk-bench-direct", Bodies: s.bodies(stream),
 		Headers: map[string]string{"X-Supplier-ID": "bench-supplier"}}
 	if via == viaVeil {
 		t.Addr, t.Token = st.ProxyAddr, st.Token
@@ -299,8 +422,13 @@ func runPhase(ctx context.Context, stderr io.Writer, st *stack, s *settings, via
 	}
 	fmt.Fprintf(stderr, "bench: %-13s %6.0f req/s: warm-up %v, measure %v\n", p.Name(), rate, s.Warmup, s.Duration)
 	if s.Warmup > 0 {
-		if _, err := g.Run(ctx, rate, s.Warmup); err != nil {
+		w, err := g.Run(ctx, rate, s.Warmup)
+		if err != nil {
 			return p, fmt.Errorf("%s warm-up: %w", p.Name(), err)
+		}
+		if ws := summarize(w); s.Cache && via == viaVeil && ws.OK > 0 && ws.Hits == 0 {
+			return p, fmt.Errorf("%s: cache scenario, but none of %d warm-up answers was a cache hit (log %s)",
+				p.Name(), ws.OK, st.LogPath)
 		}
 	}
 	if err := ctx.Err(); err != nil {

@@ -33,41 +33,58 @@ var clockTicks = sync.OnceValue(func() float64 {
 // cpuTime returns the user plus system CPU time the process pid has used
 // so far ("self" for this process).
 func cpuTime(pid string) (time.Duration, error) {
+	total, _, err := cpuTimes(pid)
+	return total, err
+}
+
+// cpuTimes returns the user plus system CPU time the process pid has used
+// so far, and the user part of it.
+func cpuTimes(pid string) (total, user time.Duration, err error) {
 	b, err := os.ReadFile("/proc/" + pid + "/stat")
 	if err != nil {
-		return 0, fmt.Errorf("read cpu time: %w", err)
+		return 0, 0, fmt.Errorf("read cpu time: %w", err)
 	}
-	ticks, err := parseStatTicks(b)
+	utime, stime, err := parseStatTimes(b)
 	if err != nil {
-		return 0, fmt.Errorf("/proc/%s/stat: %w", pid, err)
+		return 0, 0, fmt.Errorf("/proc/%s/stat: %w", pid, err)
 	}
-	return time.Duration(float64(ticks) / clockTicks() * float64(time.Second)), nil
+	return ticksToDuration(utime + stime), ticksToDuration(utime), nil
+}
+
+// ticksToDuration converts clock ticks to a duration.
+func ticksToDuration(ticks uint64) time.Duration {
+	return time.Duration(float64(ticks) / clockTicks() * float64(time.Second))
 }
 
 // parseStatTicks returns utime+stime, in clock ticks, from the contents of
-// /proc/PID/stat. The command name (field 2) is in parentheses and may
-// itself contain spaces and parentheses, so fields are counted from the
-// last ')'.
+// /proc/PID/stat.
 func parseStatTicks(b []byte) (uint64, error) {
+	utime, stime, err := parseStatTimes(b)
+	return utime + stime, err
+}
+
+// parseStatTimes returns utime and stime, in clock ticks, from the
+// contents of /proc/PID/stat. The command name (field 2) is in parentheses
+// and may itself contain spaces and parentheses, so fields are counted
+// from the last ')'.
+func parseStatTimes(b []byte) (utime, stime uint64, err error) {
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return 0, errors.New("no ')' after the command name")
+		return 0, 0, errors.New("no ')' after the command name")
 	}
 	// After ')' come field 3 (state) onwards; utime and stime are fields
 	// 14 and 15.
 	f := strings.Fields(string(b[i+1:]))
 	if len(f) < 13 {
-		return 0, fmt.Errorf("only %d fields after the command name", len(f))
+		return 0, 0, fmt.Errorf("only %d fields after the command name", len(f))
 	}
-	utime, err := strconv.ParseUint(f[11], 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("utime: %w", err)
+	if utime, err = strconv.ParseUint(f[11], 10, 64); err != nil {
+		return 0, 0, fmt.Errorf("utime: %w", err)
 	}
-	stime, err := strconv.ParseUint(f[12], 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("stime: %w", err)
+	if stime, err = strconv.ParseUint(f[12], 10, 64); err != nil {
+		return 0, 0, fmt.Errorf("stime: %w", err)
 	}
-	return utime + stime, nil
+	return utime, stime, nil
 }
 
 // machineBusy returns the CPU time all CPUs of the machine have spent
@@ -148,6 +165,9 @@ func parseVmRSS(r io.Reader) (int64, error) {
 type Usage struct {
 	// CPU is user+system time spent in the window.
 	CPU time.Duration
+	// User is the user-space part of CPU; the rest is the kernel's work
+	// for the process (system calls, networking).
+	User time.Duration
 	// PeakRSS is the largest VmRSS sampled in the window, in bytes.
 	PeakRSS int64
 }
@@ -157,6 +177,7 @@ type Usage struct {
 type Meter struct {
 	pid      string
 	cpu0     time.Duration
+	user0    time.Duration
 	peak     int64
 	stop     context.CancelFunc
 	done     chan struct{}
@@ -165,12 +186,12 @@ type Meter struct {
 
 // StartMeter begins measuring pid ("self" for this process).
 func StartMeter(pid string) (*Meter, error) {
-	cpu0, err := cpuTime(pid)
+	cpu0, user0, err := cpuTimes(pid)
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	m := &Meter{pid: pid, cpu0: cpu0, stop: cancel, done: make(chan struct{})}
+	m := &Meter{pid: pid, cpu0: cpu0, user0: user0, stop: cancel, done: make(chan struct{})}
 	m.sample()
 	go m.loop(ctx)
 	return m, nil
@@ -206,14 +227,14 @@ func (m *Meter) Stop() (Usage, error) {
 	m.stop()
 	<-m.done
 	m.sample()
-	cpu1, err := cpuTime(m.pid)
+	cpu1, user1, err := cpuTimes(m.pid)
 	if err != nil {
 		return Usage{}, err
 	}
 	if m.firstErr != nil {
 		return Usage{}, m.firstErr
 	}
-	return Usage{CPU: cpu1 - m.cpu0, PeakRSS: m.peak}, nil
+	return Usage{CPU: cpu1 - m.cpu0, User: user1 - m.user0, PeakRSS: m.peak}, nil
 }
 
 // machine describes the host for the report header.

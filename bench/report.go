@@ -54,6 +54,12 @@ func (r *report) addedLatency() {
 
 // header is the note printed above the numbers.
 func (r *report) header() string {
+	if s := r.Settings; s != nil && s.VeilCPUs != "" {
+		return fmt.Sprintf(
+			"NOTE: veil runs alone on CPUs %s of this machine's %d; the load generator and the fake upstream share CPUs %s,\n"+
+				"      so the direct phases and the generator's lag are bounded by those CPUs, veil's capacity by its own.",
+			s.VeilCPUs, r.Machine.CPUs, s.GenCPUs)
+	}
 	return fmt.Sprintf(
 		"NOTE: the load generator, the fake upstream and veil all run on this machine and share its %d CPUs;\n"+
 			"      every number below includes that contention (veil alone would do better).",
@@ -66,33 +72,52 @@ func (r *report) print(w io.Writer) {
 	fmt.Fprintln(w, "veil load report: open loop, constant rate; latency from each request's scheduled send time (no coordinated omission)")
 	fmt.Fprintf(w, "machine: %d CPUs, %s, %s %s\n", r.Machine.CPUs, r.Machine.Model, r.Machine.Go, r.Machine.OS)
 	fmt.Fprintln(w, r.header())
-	fmt.Fprintf(w, "settings: warm-up %v + measured %v per phase, conns %d, workers %d, timeout %v, body %d B, veil log level %s\n\n",
+	fmt.Fprintf(w, "settings: warm-up %v + measured %v per phase, conns %d, workers %d, timeout %v, body %d B, veil log level %s\n",
 		s.Warmup, s.Duration, s.Conns, s.Workers, s.Timeout, s.BodySize, s.LogLevel)
+	if s.VeilCPUs != "" {
+		fmt.Fprintf(w, "pinned: veil on CPUs %s; the generator and the fake upstream on CPUs %s\n", s.VeilCPUs, s.GenCPUs)
+	}
+	if s.Cache {
+		fmt.Fprintf(w, "scenario: cache hits: %d deterministic prompts (temperature 0) in rotation, each stored by the probe before the warm-up;\n"+
+			"          hits = answers with X-Veil-Cache: HIT\n", s.CachePrompts)
+	}
+	fmt.Fprintln(w)
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "phase\ttarget/s\tsent/s\tok/s\trequests\tnon-200\ttransport\ttimeout\tp50\tp90\tp99\tp99.9\tmax\t")
+	hitsCol := ""
+	if s.Cache {
+		hitsCol = "hits\t"
+	}
+	fmt.Fprintln(tw, "phase\ttarget/s\tsent/s\tok/s\trequests\t"+hitsCol+"non-200\ttransport\ttimeout\tp50\tp90\tp99\tp99.9\tmax\t")
 	for _, p := range r.Phases {
-		fmt.Fprintf(tw, "%s\t%.0f\t%.1f\t%.1f\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t\n",
-			p.Name(), p.TargetRate, p.SentRate, p.OKRate, p.Requests, p.BadStatus, p.Transport, p.Timeout,
+		hits := ""
+		if s.Cache {
+			hits = fmtHits(p.Hits, p.OK) + "\t"
+		}
+		fmt.Fprintf(tw, "%s\t%.0f\t%.1f\t%.1f\t%d\t%s%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t\n",
+			p.Name(), p.TargetRate, p.SentRate, p.OKRate, p.Requests, hits, p.BadStatus, p.Transport, p.Timeout,
 			fmtDur(p.Latency.P50), fmtDur(p.Latency.P90), fmtDur(p.Latency.P99), fmtDur(p.Latency.P999), fmtDur(p.Latency.Max))
 	}
 	_ = tw.Flush()
 
 	fmt.Fprintln(w, "\nresources over the measured window (CPU = utime+stime from /proc/PID/stat per completed request; RSS = peak VmRSS sampled every 100ms)")
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "phase\ttarget/s\tveil RSS peak\tveil CPU/req\tupstream CPU/req\tgenerator CPU/req\tgen lag p99\tgen lag max\tother procs\t")
+	fmt.Fprintln(tw, "phase\ttarget/s\tveil RSS peak\tveil CPU/req\tveil user/req\tveil CPUs\tupstream CPU/req\tgenerator CPU/req\tgen lag p99\tgen lag max\tother procs\t")
 	for _, p := range r.Phases {
-		veilRSS, veilCPU := "-", "-"
+		veilRSS, veilCPU, veilUser, veilCores := "-", "-", "-", "-"
 		if p.Via == viaVeil {
 			veilRSS = fmtMiB(p.Veil.PeakRSS)
 			veilCPU = fmtCPU(p.Veil.CPU, p.Requests)
+			veilUser = fmtCPU(p.Veil.User, p.Requests)
+			veilCores = fmt.Sprintf("%.2f", p.Cores(p.Veil.CPU))
 		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%.2f CPUs\t\n",
-			p.Name(), p.TargetRate, veilRSS, veilCPU, fmtCPU(p.Fake.CPU, p.Requests), fmtCPU(p.Gen.CPU, p.Requests),
+		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.2f CPUs\t\n",
+			p.Name(), p.TargetRate, veilRSS, veilCPU, veilUser, veilCores, fmtCPU(p.Fake.CPU, p.Requests), fmtCPU(p.Gen.CPU, p.Requests),
 			fmtDur(p.LagP99), fmtDur(p.LagMax), p.OtherCores())
 	}
 	_ = tw.Flush()
-	fmt.Fprintln(w, "(gen lag: how late the generator sent requests vs. their schedule, included in latency; other procs: approx. average CPUs used by the rest of the machine, from /proc/stat)")
+	fmt.Fprintln(w, "(veil user/req: the user-space part of veil CPU/req, the rest is kernel time; veil CPUs: average CPUs veil kept busy;\n"+
+		" gen lag: how late the generator sent requests vs. their schedule, included in latency; other procs: approx. average CPUs used by the rest of the machine, from /proc/stat)")
 
 	if len(r.Added) > 0 {
 		fmt.Fprintln(w, "\nlatency added by veil (veil minus direct)")
@@ -125,6 +150,14 @@ func fmtDur(d time.Duration) string {
 		return fmt.Sprintf("%.3fms", ms)
 	}
 	return fmt.Sprintf("%.1fms", ms)
+}
+
+// fmtHits formats the share of OK answers that were cache hits.
+func fmtHits(hits, ok int) string {
+	if ok == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f%%", 100*float64(hits)/float64(ok))
 }
 
 // fmtMiB formats a byte count in MiB.
@@ -175,6 +208,7 @@ type (
 		OKRate            float64           `json:"ok_rate"`
 		Requests          int               `json:"requests"`
 		OK                int               `json:"ok"`
+		CacheHits         int               `json:"cache_hits"`
 		Errors            jsonErrors        `json:"errors"`
 		Unsent            int               `json:"unsent,omitempty"`
 		StatusCodes       map[string]int    `json:"status_codes,omitempty"`
@@ -184,6 +218,7 @@ type (
 		GenLagMax         float64           `json:"generator_lag_max_us"`
 		VeilPeakRSS       int64             `json:"veil_peak_rss_bytes,omitempty"`
 		VeilCPUPerReq     float64           `json:"veil_cpu_per_request_us,omitempty"`
+		VeilUserPerReq    float64           `json:"veil_user_cpu_per_request_us,omitempty"`
 		UpstreamCPUPerReq float64           `json:"upstream_cpu_per_request_us"`
 		GenCPUPerReq      float64           `json:"generator_cpu_per_request_us"`
 		WindowS           float64           `json:"window_s"`
@@ -208,7 +243,7 @@ func (r *report) writeJSON(path string) error {
 		jp := jsonPhase{
 			Name: p.Name(), Target: p.Via, Stream: p.Stream,
 			TargetRate: p.TargetRate, SentRate: p.SentRate, OKRate: p.OKRate,
-			Requests: p.Requests, OK: p.OK, Unsent: p.Unsent,
+			Requests: p.Requests, OK: p.OK, CacheHits: p.Hits, Unsent: p.Unsent,
 			Errors:        jsonErrors{Status: p.BadStatus, Transport: p.Transport, Timeout: p.Timeout},
 			ErrorExamples: p.Errors,
 			Latency: jsonLatency{
@@ -231,6 +266,7 @@ func (r *report) writeJSON(path string) error {
 		if p.Via == viaVeil {
 			jp.VeilPeakRSS = p.Veil.PeakRSS
 			jp.VeilCPUPerReq = cpuPerReq(p.Veil.CPU, p.Requests)
+			jp.VeilUserPerReq = cpuPerReq(p.Veil.User, p.Requests)
 		}
 		out.Phases = append(out.Phases, jp)
 	}

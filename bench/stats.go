@@ -43,6 +43,8 @@ type Summary struct {
 	// Requests counts sent requests (every outcome but Unsent).
 	Requests int
 	OK       int
+	// Hits counts the OK responses that veil's cache answered.
+	Hits int
 	// BadStatus, Transport and Timeout count the failures by kind.
 	BadStatus, Transport, Timeout int
 	// Unsent counts requests never sent because the run was cancelled.
@@ -82,6 +84,9 @@ func summarize(r *Run) Summary {
 			continue
 		case OK:
 			s.OK++
+			if rec.Hit {
+				s.Hits++
+			}
 		case BadStatus:
 			s.BadStatus++
 			if s.StatusCodes == nil {

@@ -77,6 +77,9 @@ func TestParseStatTicks(t *testing.T) {
 	if err != nil || got != 300 {
 		t.Errorf("got %d, %v; want 300", got, err)
 	}
+	if u, st, err := parseStatTimes([]byte(line)); err != nil || u != 250 || st != 50 {
+		t.Errorf("utime %d, stime %d, %v; want 250, 50", u, st, err)
+	}
 	if _, err := parseStatTicks([]byte("4242 (x) S 1 2")); err == nil {
 		t.Error("short line accepted")
 	}

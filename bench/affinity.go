@@ -1,0 +1,144 @@
+//go:build linux
+
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"unsafe"
+)
+
+// cpuSet is a CPU affinity mask as sched_setaffinity takes it.
+type cpuSet [16]uint64 // 1024 CPUs
+
+// parseCPUList parses a CPU list such as "1", "0,2" or "0-3" into sorted,
+// distinct CPU numbers.
+func parseCPUList(s string) ([]int, error) {
+	var cpus []int
+	for part := range strings.SplitSeq(s, ",") {
+		part = strings.TrimSpace(part)
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, err := strconv.Atoi(lo)
+		if err != nil {
+			return nil, fmt.Errorf("CPU list %q: %w", s, err)
+		}
+		b := a
+		if isRange {
+			if b, err = strconv.Atoi(hi); err != nil {
+				return nil, fmt.Errorf("CPU list %q: %w", s, err)
+			}
+		}
+		if a < 0 || b < a || b >= len(cpuSet{})*64 {
+			return nil, fmt.Errorf("CPU list %q: bad range %q", s, part)
+		}
+		for c := a; c <= b; c++ {
+			cpus = append(cpus, c)
+		}
+	}
+	slices.Sort(cpus)
+	return slices.Compact(cpus), nil
+}
+
+// formatCPUList writes cpus back as a comma-separated list.
+func formatCPUList(cpus []int) string {
+	s := make([]string, len(cpus))
+	for i, c := range cpus {
+		s[i] = strconv.Itoa(c)
+	}
+	return strings.Join(s, ",")
+}
+
+func maskOf(cpus []int) *cpuSet {
+	var m cpuSet
+	for _, c := range cpus {
+		m[c/64] |= 1 << (c % 64)
+	}
+	return &m
+}
+
+// setAffinity sets the CPU mask of thread tid (0: the calling thread).
+func setAffinity(tid int, m *cpuSet) error {
+	_, _, errno := syscall.RawSyscall(syscall.SYS_SCHED_SETAFFINITY, uintptr(tid), unsafe.Sizeof(*m), uintptr(unsafe.Pointer(m)))
+	if errno != 0 {
+		return errno
+	}
+	return nil
+}
+
+// getAffinity returns the CPU mask of the calling thread.
+func getAffinity() (*cpuSet, error) {
+	var m cpuSet
+	_, _, errno := syscall.RawSyscall(syscall.SYS_SCHED_GETAFFINITY, 0, unsafe.Sizeof(m), uintptr(unsafe.Pointer(&m)))
+	if errno != 0 {
+		return nil, errno
+	}
+	return &m, nil
+}
+
+// pinSelf restricts every thread of this process to cpus; threads started
+// later inherit the mask from the thread that starts them, and so do child
+// processes. GOMAXPROCS follows.
+func pinSelf(cpus []int) error {
+	m := maskOf(cpus)
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return fmt.Errorf("pin: %w", err)
+	}
+	for _, t := range tasks {
+		tid, err := strconv.Atoi(t.Name())
+		if err != nil {
+			continue
+		}
+		if err := setAffinity(tid, m); err != nil && err != syscall.ESRCH {
+			return fmt.Errorf("pin thread %d to CPUs %s: %w", tid, formatCPUList(cpus), err)
+		}
+	}
+	runtime.GOMAXPROCS(len(cpus))
+	return nil
+}
+
+// startPinned starts a child as startChild does, restricted to cpus: the
+// child inherits the mask of the thread that forks it, so that thread
+// takes the mask for the moment of the start.
+func startPinned(cpus []int, name, bin string, args, env []string, log io.Writer) (*child, error) {
+	if len(cpus) == 0 {
+		return startChild(name, bin, args, env, log)
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	old, err := getAffinity()
+	if err != nil {
+		return nil, fmt.Errorf("pin %s: %w", name, err)
+	}
+	if err := setAffinity(0, maskOf(cpus)); err != nil {
+		return nil, fmt.Errorf("pin %s to CPUs %s: %w", name, formatCPUList(cpus), err)
+	}
+	c, startErr := startChild(name, bin, args, env, log)
+	if err := setAffinity(0, old); err != nil {
+		if c != nil {
+			_ = c.Stop(stopGrace)
+		}
+		return nil, fmt.Errorf("restore CPU mask after starting %s: %w", name, err)
+	}
+	return c, startErr
+}
+
+// allowedCPUs returns the Cpus_allowed_list of process pid.
+func allowedCPUs(pid string) (string, error) {
+	b, err := os.ReadFile("/proc/" + pid + "/status")
+	if err != nil {
+		return "", err
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Cpus_allowed_list:"); ok {
+			return strings.TrimSpace(v), nil
+		}
+	}
+	return "", fmt.Errorf("/proc/%s/status: no Cpus_allowed_list", pid)
+}
