@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -31,6 +32,10 @@ type Entry struct {
 	PromptTokens, CompletionTokens, TotalTokens int
 	// StoredAt is when the answer was stored.
 	StoredAt time.Time
+
+	// bare is Events without usage, made on the first replay that needs
+	// it and kept, so that later hits do not strip every event again.
+	bare atomic.Pointer[[][]byte]
 }
 
 // entryOverhead is the memory an Entry takes besides its byte slices.
@@ -94,7 +99,17 @@ func (e *Entry) StreamEvents(endpoint string, includeUsage bool) ([][]byte, erro
 		return nil, fmt.Errorf("%w: streaming %s", ErrUnsupportedEndpoint, endpoint)
 	}
 	if e != nil && e.Body == nil && len(e.Events) > 0 && (!includeUsage || streamedUsage(e.Events)) {
-		return replay(e.Events, includeUsage)
+		if includeUsage {
+			return e.Events, nil
+		}
+		if b := e.bare.Load(); b != nil {
+			return *b, nil
+		}
+		events, err := replay(e.Events, false)
+		if err == nil {
+			e.bare.Store(&events)
+		}
+		return events, err
 	}
 	body, err := e.JSONBody(endpoint)
 	if err != nil {
