@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/dgraph-io/ristretto/v2"
+
+	"github.com/wedsync/veil/internal/mix"
 )
 
 // Defaults for the zero fields of Options.
@@ -126,18 +128,8 @@ func (s *Store) slot(scope string, k Key) slot {
 	}
 	epoch := s.epoch.Load()
 	h := binary.LittleEndian.Uint64(k[:8]) ^ maphash.String(s.seed, scope)
-	h = mix64(h ^ mix64(gen^mix64(epoch)))
+	h = mix.Mix64(h ^ mix.Mix64(gen^mix.Mix64(epoch)))
 	return slot{hash: h, epoch: epoch, gen: gen}
-}
-
-// mix64 is the splitmix64 finaliser.
-func mix64(x uint64) uint64 {
-	x ^= x >> 30
-	x *= 0xbf58476d1ce4e5b9
-	x ^= x >> 27
-	x *= 0x94d049bb133111eb
-	x ^= x >> 31
-	return x
 }
 
 // Get returns the entry stored for k in scope, if any. The entry is shared

@@ -19,6 +19,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/wedsync/veil/internal/mix"
 	"github.com/wedsync/veil/store"
 )
 
@@ -612,7 +613,7 @@ func (c *Comparisons) Shadow(supplier []byte, spread uint64) (id string, other s
 	if e.ends != 0 && c.now().UnixNano() >= e.ends {
 		return "", "", false
 	}
-	if !e.all && cmpMix(spread^e.seed) >= e.threshold {
+	if !e.all && mix.Mix64(spread^e.seed) >= e.threshold {
 		return "", "", false
 	}
 	if e.capped {
@@ -660,17 +661,6 @@ func (e *cmpEntry) freeze() int64 {
 			return int64(used)
 		}
 	}
-}
-
-// cmpMix is the finalizer of SplitMix64: it spreads any input over all
-// 64 bits, so a plain counter samples as well as a random number.
-func cmpMix(z uint64) uint64 {
-	z ^= z >> 30
-	z *= 0xbf58476d1ce4e5b9
-	z ^= z >> 27
-	z *= 0x94d049bb133111eb
-	z ^= z >> 31
-	return z
 }
 
 // Record records the two answers to one shadowed request: the primary's,

@@ -1,5 +1,7 @@
 package migrate
 
+import "github.com/wedsync/veil/internal/mix"
+
 // Decision is which system serves one request of a supplier with a
 // migration.
 type Decision struct {
@@ -77,7 +79,7 @@ func (m *Manager) Decide(supplier, user []byte, spread uint64) (Decision, bool) 
 	if len(user) > 0 {
 		h = userHash(supplier, user)
 	} else {
-		h = mix64(spread)
+		h = mix.Mix64(spread + mix.Gamma)
 	}
 	if h < e.threshold {
 		return e.target, true
@@ -112,16 +114,7 @@ func userHash(supplier, user []byte) uint64 {
 	for _, c := range user {
 		h = (h ^ uint64(c)) * fnvPrime
 	}
-	return mix64(h)
-}
-
-// mix64 is splitmix64's finalizer: it spreads a counter, or a weak hash,
-// over all 64 bits.
-func mix64(x uint64) uint64 {
-	x += 0x9e3779b97f4a7c15
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
-	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
-	return x ^ (x >> 31)
+	return mix.Mix64(h + mix.Gamma)
 }
 
 // decision returns the decision for t on behalf of migration mg.
