@@ -93,6 +93,16 @@ func (f adminFlags) parse(args []string, want, max int, what string) ([]string, 
 // target returns the admin listener's base URL and token, from --config.
 func (f adminFlags) target() (base, token string, err error) { return adminTarget(*f.config) }
 
+// open parses the command line as parse does, then finds the running
+// veil's admin listener and token.
+func (f adminFlags) open(args []string, want, max int, what string) (pos []string, base, token string, err error) {
+	if pos, err = f.parse(args, want, max, what); err != nil {
+		return nil, "", "", err
+	}
+	base, token, err = f.target()
+	return pos, base, token, err
+}
+
 // parseInterspersed parses flags that may come before, between or after
 // the arguments, and returns the arguments.
 func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
@@ -284,11 +294,7 @@ func printStages(w io.Writer, m *migrate.Migration) {
 
 func migrateStart(args []string, stdout, stderr io.Writer) error {
 	f := newAdminFlags("migrate start", stderr)
-	pos, err := f.parse(args, 1, 0, "needs the migration's ID")
-	if err != nil {
-		return err
-	}
-	base, token, err := f.target()
+	pos, base, token, err := f.open(args, 1, 0, "needs the migration's ID")
 	if err != nil {
 		return err
 	}
@@ -304,11 +310,7 @@ func migrateStart(args []string, stdout, stderr io.Writer) error {
 func migrateRollback(args []string, stdout, stderr io.Writer) error {
 	f := newAdminFlags("migrate rollback", stderr)
 	reason := f.fs.String("reason", "", "why, for the audit trail")
-	pos, err := f.parse(args, 1, 0, "needs the migration's ID")
-	if err != nil {
-		return err
-	}
-	base, token, err := f.target()
+	pos, base, token, err := f.open(args, 1, 0, "needs the migration's ID")
 	if err != nil {
 		return err
 	}
@@ -352,11 +354,7 @@ func describeState(m *migrate.Migration) string {
 
 func migrateStatus(args []string, stdout, stderr io.Writer) error {
 	f := newAdminFlags("migrate status", stderr)
-	pos, err := f.parse(args, 0, 1, "takes at most one migration ID")
-	if err != nil {
-		return err
-	}
-	base, token, err := f.target()
+	pos, base, token, err := f.open(args, 0, 1, "takes at most one migration ID")
 	if err != nil {
 		return err
 	}
@@ -412,11 +410,7 @@ func printMigration(w io.Writer, m *migrate.Migration) {
 
 func migrateValidate(args []string, stdout, stderr io.Writer) error {
 	f := newAdminFlags("migrate validate", stderr)
-	pos, err := f.parse(args, 1, 0, "needs the migration's ID")
-	if err != nil {
-		return err
-	}
-	base, token, err := f.target()
+	pos, base, token, err := f.open(args, 1, 0, "needs the migration's ID")
 	if err != nil {
 		return err
 	}
