@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/net/http/httpguts"
 
 	"github.com/wedsync/veil/health"
 )
@@ -170,7 +171,7 @@ func New(o Options) (*Notifier, error) {
 	n.url = u.String()
 	n.headers = make(http.Header, len(o.Headers))
 	for k, v := range o.Headers {
-		if !validHeader(k, v) {
+		if !httpguts.ValidHeaderFieldName(k) || !httpguts.ValidHeaderFieldValue(v) {
 			return nil, fmt.Errorf("alert webhook header %q: invalid name or value", k)
 		}
 		n.headers.Set(k, v)
@@ -473,25 +474,6 @@ func payload(m message, instance string) Payload {
 		p.Text += fmt.Sprintf(", after %d changes", m.Changes)
 	}
 	return p
-}
-
-// validHeader reports whether k is a header name and v a value net/http
-// will send.
-func validHeader(k, v string) bool {
-	if k == "" {
-		return false
-	}
-	for i := 0; i < len(k); i++ {
-		if c := k[i]; c <= ' ' || c >= 0x7f || c == ':' {
-			return false
-		}
-	}
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; c < ' ' && c != '\t' || c == 0x7f {
-			return false
-		}
-	}
-	return true
 }
 
 type nopObserver struct{}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/net/http/httpguts"
 )
 
 var (
@@ -143,7 +144,7 @@ func newWebhookSink(o WebhookOptions, tune webhookTuning) (*webhookSink, error) 
 		done:     make(chan struct{}),
 	}
 	for k, v := range o.Headers {
-		if !validHeader(k, v) {
+		if !httpguts.ValidHeaderFieldName(k) || !httpguts.ValidHeaderFieldValue(v) {
 			return nil, fmt.Errorf("usage webhook header %q: invalid name or value", k)
 		}
 		if http.CanonicalHeaderKey(k) == "Host" {
@@ -186,23 +187,6 @@ func keepPost(req *http.Request, via []*http.Request) error {
 		return http.ErrUseLastResponse
 	}
 	return nil
-}
-
-func validHeader(k, v string) bool {
-	if k == "" {
-		return false
-	}
-	for i := 0; i < len(k); i++ {
-		if c := k[i]; c <= ' ' || c >= 0x7f || c == ':' {
-			return false
-		}
-	}
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; c < ' ' && c != '\t' || c == 0x7f {
-			return false
-		}
-	}
-	return true
 }
 
 // Name returns "webhook".
