@@ -12,7 +12,6 @@
 package config
 
 import (
-	"slices"
 	"strings"
 	"time"
 )
@@ -77,16 +76,8 @@ const (
 )
 
 // ProviderTypeOpenAI is the provider type of the OpenAI API and of servers
-// that implement it.
+// that implement it without quirks.
 const ProviderTypeOpenAI = "openai"
-
-// providerTypes lists the values accepted in Provider.Type.
-var providerTypes = []string{ProviderTypeOpenAI}
-
-// SupportedProviderTypes returns the values accepted in Provider.Type.
-func SupportedProviderTypes() []string {
-	return slices.Clone(providerTypes)
-}
 
 // Config is the complete veil configuration.
 //
@@ -305,6 +296,12 @@ type Provider struct {
 	MaxConns int `yaml:"max_conns"`
 	// DialTimeout bounds connection establishment. Default 5s.
 	DialTimeout time.Duration `yaml:"dial_timeout"`
+	// Azure holds the settings of type azure.
+	Azure *Azure `yaml:"azure"`
+	// Anthropic holds the settings of type anthropic.
+	Anthropic *Anthropic `yaml:"anthropic"`
+	// Compat holds the quirks of type openaicompat.
+	Compat *Compat `yaml:"compat"`
 }
 
 // Routing selects a provider for each request.
@@ -389,10 +386,7 @@ func (c *Config) ApplyDefaults() {
 	setString(&c.Log.Format, DefaultLogFormat)
 
 	for i := range c.Providers {
-		p := &c.Providers[i]
-		p.BaseURL = trimTrailingSlashes(p.BaseURL)
-		setInt(&p.MaxConns, DefaultMaxConns)
-		setDuration(&p.DialTimeout, DefaultDialTimeout)
+		c.Providers[i].applyDefaults()
 	}
 	if c.Routing.DefaultProvider == "" && len(c.Providers) > 0 {
 		c.Routing.DefaultProvider = c.Providers[0].Name

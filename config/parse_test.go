@@ -228,7 +228,7 @@ func TestParseDecodeErrors(t *testing.T) {
     api_key: env://K
     apikey: env://K
 `,
-			want: []wantErr{{field: "providers[0].apikey", at: "apikey:", msg: "unknown field; valid fields of providers[0] are: api_key, api_keys, base_url"}},
+			want: []wantErr{{field: "providers[0].apikey", at: "apikey:", msg: "unknown field; valid fields of providers[0] are: anthropic, api_key, api_keys, azure, base_url"}},
 		},
 		{
 			name: "unknown fields everywhere are all reported",

@@ -224,6 +224,8 @@ func (v *validator) providers() {
 			for j, r := range p.APIKeys {
 				v.requiredRef(fmt.Sprintf("%s.api_keys[%d]", path, j), r)
 			}
+		case p.APIKey.IsZero() && !p.NeedsKey():
+			// A server without authentication (compat.auth: none).
 		default:
 			v.requiredRef(path+".api_key", p.APIKey)
 		}
@@ -249,6 +251,7 @@ func (v *validator) providers() {
 			v.fail(path+".max_conns", "must be positive, got %d", p.MaxConns)
 		}
 		v.timeout(path+".dial_timeout", p.DialTimeout, false)
+		v.providerSpecific(path, &v.c.Providers[i])
 	}
 }
 

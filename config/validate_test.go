@@ -89,11 +89,81 @@ routing:
 			name: "provider type unsupported",
 			doc: okCallers + `providers:
   - name: a
+    type: gemini
+    base_url: https://generativelanguage.googleapis.com/v1beta
+    api_key: env://K
+`,
+			want: []wantErr{{field: "providers[0].type", at: "type: gemini", msg: `unsupported provider type "gemini"; supported types: openai, azure, anthropic, openaicompat`}},
+		},
+		{
+			name: "azure without api_version",
+			doc: okCallers + `providers:
+  - name: a
+    type: azure
+    base_url: https://wedsync.openai.azure.com
+    api_key: env://K
+`,
+			want: []wantErr{{field: "providers[0].azure.api_version", at: "last:name: a", msg: "is required for type azure"}},
+		},
+		{
+			name: "azure api_version and deployment malformed",
+			doc: okCallers + `providers:
+  - name: a
+    type: azure
+    base_url: https://wedsync.openai.azure.com
+    api_key: env://K
+    azure:
+      api_version: "2024-10"
+      deployments:
+        gpt-4o: "my deployment"
+`,
+			want: []wantErr{
+				{field: "providers[0].azure.api_version", at: "api_version:", msg: `"2024-10" must look like 2024-10-21`},
+				{field: "providers[0].azure.deployments.gpt-4o", at: "gpt-4o:", msg: `deployment "my deployment" must be 1 to 64 characters`},
+			},
+		},
+		{
+			name: "settings of another type",
+			doc: okCallers + `providers:
+  - name: a
+    type: openai
+    base_url: https://api.openai.com/v1
+    api_key: env://K
+    anthropic:
+      max_tokens: 100
+`,
+			want: []wantErr{{field: "providers[0].anthropic", at: "anthropic:", msg: `is only for type anthropic, not "openai"`}},
+		},
+		{
+			name: "anthropic max_tokens negative",
+			doc: okCallers + `providers:
+  - name: a
     type: anthropic
     base_url: https://api.anthropic.com/v1
     api_key: env://K
+    anthropic:
+      max_tokens: -1
 `,
-			want: []wantErr{{field: "providers[0].type", at: "type: anthropic", msg: `unsupported provider type "anthropic"; supported types: openai`}},
+			want: []wantErr{{field: "providers[0].anthropic.max_tokens", at: "max_tokens:", msg: "must be positive, got -1"}},
+		},
+		{
+			name: "compat quirks invalid",
+			doc: okCallers + `providers:
+  - name: a
+    type: openaicompat
+    base_url: http://localhost:11434/v1
+    compat:
+      auth: basic
+      max_tokens_field: max_output_tokens
+      drop_fields: [user, n, "bad field"]
+`,
+			want: []wantErr{
+				{field: "providers[0].api_key", at: "last:name: a", msg: "is required"},
+				{field: "providers[0].compat.auth", at: "auth:", msg: `"basic" is not one of bearer, api-key, none`},
+				{field: "providers[0].compat.max_tokens_field", at: "max_tokens_field:", msg: "only max_tokens is supported"},
+				{field: "providers[0].compat.drop_fields[1]", at: "drop_fields:", msg: `"n" changes the answer and cannot be dropped`},
+				{field: "providers[0].compat.drop_fields[2]", at: "drop_fields:", msg: `"bad field" is not a request field name`},
+			},
 		},
 		{
 			name: "base_url missing",

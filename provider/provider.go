@@ -17,6 +17,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/wedsync/veil/config"
+	"github.com/wedsync/veil/internal/sse"
 	"github.com/wedsync/veil/keys"
 )
 
@@ -33,12 +34,42 @@ type Call struct {
 	Key *keys.Key
 }
 
-// Translator turns a call into one provider schema's upstream request. Each
-// provider type (openai now; azure, anthropic and others later) has one.
+// Translator is one provider schema's half of every call: it turns an
+// OpenAI-shaped request into the provider's wire request and the
+// provider's answer back into OpenAI's shape, so that clients cannot tell
+// which provider served them. Each provider type has one; see openai.go,
+// azure.go, anthropic.go and compat.go.
 type Translator interface {
-	// PrepareRequest sets the method-independent parts of dst that depend on
-	// the provider schema: URI, credentials and, where needed, the body.
-	PrepareRequest(dst *fasthttp.Request, p *Provider, c *Call) error
+	// Request sets what dst needs for the provider: URI, credentials and,
+	// where the schemas differ, the body. Headers and body copied from the
+	// client are already in dst. A *RequestError says the provider cannot
+	// serve the call as asked.
+	Request(dst *fasthttp.Request, p *Provider, c *Call) error
+	// Response rewrites an answer's status, headers and, unless it is an
+	// event stream, body into OpenAI's shape. A streamed body is read
+	// (bounded) and replaced when it is rewritten.
+	Response(resp *fasthttp.Response, c *Call) error
+	// Stream returns the events of a streamed answer as OpenAI chunks.
+	Stream(src sse.Source, c *Call) sse.Source
+}
+
+// RequestError says why a provider cannot serve a call as the client asked
+// for it, for example a parameter its schema has no place for whose loss
+// would change the answer. It is the client's to fix: veil answers it with
+// Status in OpenAI's error envelope, unless another planned provider can
+// serve the call.
+type RequestError struct {
+	Status  int
+	Code    string
+	Param   string
+	Message string
+}
+
+// Error returns the message.
+func (e *RequestError) Error() string { return e.Message }
+
+func unsupported(param, msg string) *RequestError {
+	return &RequestError{Status: fasthttp.StatusBadRequest, Code: "unsupported_parameter", Param: param, Message: msg}
 }
 
 // Provider is one configured upstream: its identity, its platform key and
@@ -71,9 +102,9 @@ type Options struct {
 // New builds a provider from its configuration and its resolved platform
 // keys (none when the provider only serves suppliers' own keys).
 func New(cfg config.Provider, platformKeys []keys.Secret, opts Options) (*Provider, error) {
-	tr, ok := translators[cfg.Type]
-	if !ok {
-		return nil, fmt.Errorf("provider %s: unsupported type %q", cfg.Name, cfg.Type)
+	tr, err := newTranslator(&cfg)
+	if err != nil {
+		return nil, fmt.Errorf("provider %s: %w", cfg.Name, err)
 	}
 	u, err := url.Parse(cfg.BaseURL)
 	if err != nil {
@@ -97,6 +128,11 @@ func New(cfg config.Provider, platformKeys []keys.Secret, opts Options) (*Provid
 		host:       []byte(u.Host),
 		basePath:   []byte(strings.TrimRight(u.Path, "/")),
 		translator: tr,
+	}
+	if len(platformKeys) == 0 && !cfg.NeedsKey() {
+		// A server without authentication: calls carry an empty key that
+		// the translator does not send.
+		platformKeys = []keys.Secret{{}}
 	}
 	if len(platformKeys) > 0 {
 		p.platform = NewPool(platformKeys)
@@ -170,10 +206,23 @@ func (p *Provider) Lists(model []byte) bool {
 	return ok
 }
 
-// Prepare fills dst for the call: URI, host and credentials. Headers and
-// body copied from the client must already be in dst.
+// Prepare fills dst for the call: URI, host, credentials and, where the
+// provider's schema is not OpenAI's, the body. Headers and body copied from
+// the client must already be in dst. A *RequestError says the provider
+// cannot serve the call as asked.
 func (p *Provider) Prepare(dst *fasthttp.Request, c *Call) error {
-	return p.translator.PrepareRequest(dst, p, c)
+	return p.translator.Request(dst, p, c)
+}
+
+// Translate rewrites an answer of the provider into OpenAI's shape: its
+// status, headers and, unless it is an event stream, its body.
+func (p *Provider) Translate(resp *fasthttp.Response, c *Call) error {
+	return p.translator.Response(resp, c)
+}
+
+// Events returns the events of a streamed answer as OpenAI chunks.
+func (p *Provider) Events(src sse.Source, c *Call) sse.Source {
+	return p.translator.Stream(src, c)
 }
 
 // Do sends req and reads the response headers (and the body unless
@@ -254,11 +303,22 @@ func (p *Provider) setURI(dst *fasthttp.Request, suffix, query []byte) {
 
 var pathPool bytebufferpool.Pool
 
-var translators = map[string]Translator{
-	"openai": openAI{},
+// newTranslator builds the translator of a provider's type.
+func newTranslator(cfg *config.Provider) (Translator, error) {
+	switch cfg.Type {
+	case config.ProviderTypeOpenAI:
+		return openAI{}, nil
+	case config.ProviderTypeAzure:
+		return newAzure(cfg)
+	case config.ProviderTypeAnthropic:
+		return newAnthropic(cfg), nil
+	case config.ProviderTypeOpenAICompat:
+		return newCompat(cfg), nil
+	}
+	return nil, fmt.Errorf("unsupported type %q", cfg.Type)
 }
 
-// Probe asks the provider for its model list (GET /v1/models) with a
+// Probe asks the provider for its model list (GET /models under its base) with a
 // platform key and returns the status it answered; it is how active health
 // checks see a provider without spending tokens. A provider without
 // platform keys cannot be probed.

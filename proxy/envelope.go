@@ -38,23 +38,7 @@ const (
 
 // AppendEnvelope appends the JSON envelope of e to dst.
 func (e *Error) AppendEnvelope(dst []byte) []byte {
-	dst = append(dst, `{"error":{"message":`...)
-	dst = jsonfield.AppendString(dst, e.Message)
-	dst = append(dst, `,"type":`...)
-	dst = jsonfield.AppendString(dst, e.Type)
-	dst = append(dst, `,"param":`...)
-	if e.Param == "" {
-		dst = append(dst, "null"...)
-	} else {
-		dst = jsonfield.AppendString(dst, e.Param)
-	}
-	dst = append(dst, `,"code":`...)
-	if e.Code == "" {
-		dst = append(dst, "null"...)
-	} else {
-		dst = jsonfield.AppendString(dst, e.Code)
-	}
-	return append(dst, "}}"...)
+	return jsonfield.AppendErrorEnvelope(dst, e.Message, e.Type, e.Param, e.Code)
 }
 
 // writeError answers the client with e, replacing any response so far but

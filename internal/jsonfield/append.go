@@ -52,3 +52,25 @@ func AppendStringBody(dst []byte, s string) []byte {
 	}
 	return append(dst, s[start:]...)
 }
+
+// AppendErrorEnvelope appends OpenAI's error envelope,
+// {"error":{"message","type","param","code"}}, with null for an empty param
+// or code.
+func AppendErrorEnvelope(dst []byte, message, typ, param, code string) []byte {
+	dst = append(dst, `{"error":{"message":`...)
+	dst = AppendString(dst, message)
+	dst = append(dst, `,"type":`...)
+	dst = AppendString(dst, typ)
+	dst = append(dst, `,"param":`...)
+	dst = appendNullable(dst, param)
+	dst = append(dst, `,"code":`...)
+	dst = appendNullable(dst, code)
+	return append(dst, "}}"...)
+}
+
+func appendNullable(dst []byte, s string) []byte {
+	if s == "" {
+		return append(dst, "null"...)
+	}
+	return AppendString(dst, s)
+}

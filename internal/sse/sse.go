@@ -65,6 +65,15 @@ type Event struct {
 	Comment bool
 }
 
+// Source yields the events of one stream; Next returns io.EOF at its
+// clean end. A Reader is one; a provider's translator wraps one to turn
+// another schema's events into OpenAI's.
+type Source interface {
+	Next() (Event, error)
+}
+
+var _ Source = (*Reader)(nil)
+
 // Reader reads events from an SSE stream. It is not safe for concurrent
 // use.
 type Reader struct {
