@@ -20,6 +20,7 @@ type gen struct {
 	created      int64
 	choices      []answer
 	legacy       bool // calls are rendered as the legacy function_call
+	azure        bool // with Azure's content filter results
 	includeUsage bool
 	promptTokens int
 	outputTokens int
@@ -44,25 +45,19 @@ func (s *Server) chatCompletions(ctx *fasthttp.RequestCtx, c *call) bool {
 		s.writeError(ctx, c, *e)
 		return false
 	}
-	g, stream, e := s.parseChat(root)
+	g, stream, e := s.parseChat(root, c.model)
 	if e != nil {
 		s.writeError(ctx, c, *e)
 		return false
 	}
 	g.id = s.token("chatcmpl-", 29, base62)
-	if !stream {
-		bp := getBuf()
-		*bp = g.appendChatCompletion(*bp)
-		s.writeJSON(ctx, c, fasthttp.StatusOK, *bp)
-		putBuf(bp)
-		return false
-	}
-	return s.startStream(ctx, c, sseContentType, g.run, appendDataError)
+	g.azure = c.dialect == dialectAzure
+	return s.answer(ctx, c, g, stream, appendDataError)
 }
 
 // parseChat validates a chat completion request and generates its answer.
-func (s *Server) parseChat(root gjson.Result) (*gen, bool, *apiError) {
-	model, e := requireModel(root)
+func (s *Server) parseChat(root gjson.Result, deployed string) (*gen, bool, *apiError) {
+	model, e := requireModel(root, deployed)
 	if e != nil {
 		return nil, false, e
 	}
@@ -106,7 +101,7 @@ func (s *Server) parseChat(root gjson.Result) (*gen, bool, *apiError) {
 	if e != nil {
 		return nil, false, e
 	}
-	if e := s.checkModel(model); e != nil {
+	if e := s.checkModel(model, deployed != ""); e != nil {
 		return nil, false, e
 	}
 	g := &gen{
@@ -269,26 +264,20 @@ func (s *Server) completions(ctx *fasthttp.RequestCtx, c *call) bool {
 		s.writeError(ctx, c, *e)
 		return false
 	}
-	g, stream, e := s.parseCompletion(root)
+	g, stream, e := s.parseCompletion(root, c.model)
 	if e != nil {
 		s.writeError(ctx, c, *e)
 		return false
 	}
 	g.id = s.token("cmpl-", 29, base62)
-	if !stream {
-		bp := getBuf()
-		*bp = g.appendTextCompletion(*bp)
-		s.writeJSON(ctx, c, fasthttp.StatusOK, *bp)
-		putBuf(bp)
-		return false
-	}
-	return s.startStream(ctx, c, sseContentType, g.run, appendDataError)
+	g.azure = c.dialect == dialectAzure
+	return s.answer(ctx, c, g, stream, appendDataError)
 }
 
 // parseCompletion validates a legacy completion request and generates its
 // answer. Like OpenAI, max_tokens defaults to 16.
-func (s *Server) parseCompletion(root gjson.Result) (*gen, bool, *apiError) {
-	model, e := requireModel(root)
+func (s *Server) parseCompletion(root gjson.Result, deployed string) (*gen, bool, *apiError) {
+	model, e := requireModel(root, deployed)
 	if e != nil {
 		return nil, false, e
 	}
@@ -347,7 +336,7 @@ func (s *Server) parseCompletion(root gjson.Result) (*gen, bool, *apiError) {
 	if e != nil {
 		return nil, false, e
 	}
-	if e := s.checkModel(model); e != nil {
+	if e := s.checkModel(model, deployed != ""); e != nil {
 		return nil, false, e
 	}
 	g := &gen{
@@ -395,6 +384,14 @@ func (g *gen) appendUsage(b []byte) []byte {
 	return append(b, '}')
 }
 
+// appendJSON appends the JSON of g not streamed.
+func (g *gen) appendJSON(b []byte) []byte {
+	if g.kind == routeChat {
+		return g.appendChatCompletion(b)
+	}
+	return g.appendTextCompletion(b)
+}
+
 // appendChatCompletion appends the JSON of a non-streamed chat completion.
 func (g *gen) appendChatCompletion(b []byte) []byte {
 	b = append(b, `{"id":`...)
@@ -418,13 +415,14 @@ func (g *gen) appendChatCompletion(b []byte) []byte {
 		}
 		b = append(b, `,"refusal":null,"annotations":[]},"logprobs":null,"finish_reason":"`...)
 		b = append(b, a.finish...)
-		b = append(b, `"}`...)
+		b = g.appendChoiceEnd(append(b, '"'), true)
 	}
 	b = append(b, `],"usage":`...)
 	b = g.appendUsage(b)
 	b = append(b, `,"service_tier":"default","system_fingerprint":"`...)
 	b = append(b, g.fingerprint...)
-	return append(b, `"}`...)
+	b = g.appendPromptFilter(append(b, '"'))
+	return append(b, '}')
 }
 
 // appendCalls appends null content and the calls of a message:
@@ -477,10 +475,11 @@ func (g *gen) appendTextCompletion(b []byte) []byte {
 		b = appendInt(b, int64(i))
 		b = append(b, `,"logprobs":null,"finish_reason":"`...)
 		b = append(b, a.finish...)
-		b = append(b, `"}`...)
+		b = g.appendChoiceEnd(append(b, '"'), true)
 	}
 	b = append(b, `],"usage":`...)
 	b = g.appendUsage(b)
+	b = g.appendPromptFilter(b)
 	return append(b, '}')
 }
 
@@ -518,6 +517,12 @@ func (g *gen) run(e *emitter) {
 	if !e.s.sleep(e.s.opts.TTFT) {
 		return
 	}
+	if g.azure {
+		e.buf = g.appendFilterChunk(e.buf)
+		if !e.flush() {
+			return
+		}
+	}
 	if g.kind == routeChat {
 		if !g.runChat(e) {
 			return
@@ -547,7 +552,8 @@ func (g *gen) runText(e *emitter) bool {
 			e.buf = appendJSONWords(e.buf, a.words[lo:min(lo+cw, len(a.words))], lo > 0)
 			e.buf = append(e.buf, `,"index":`...)
 			e.buf = appendInt(e.buf, int64(i))
-			e.buf = append(e.buf, `,"logprobs":null,"finish_reason":null}`...)
+			e.buf = append(e.buf, `,"logprobs":null,"finish_reason":null`...)
+			e.buf = g.appendChoiceEnd(e.buf, true)
 			e.buf = g.appendChunkEnd(e.buf)
 			if !e.flush() {
 				return false
@@ -615,10 +621,11 @@ func (g *gen) runChat(e *emitter) bool {
 		if len(a.calls) > 0 {
 			e.buf = append(e.buf, `,"delta":{"role":"assistant","content":null,`...)
 			e.buf = g.appendCallOpening(e.buf, a.calls[0], 0)
-			e.buf = append(e.buf, `,"refusal":null},"logprobs":null,"finish_reason":null}`...)
+			e.buf = append(e.buf, `,"refusal":null},"logprobs":null,"finish_reason":null`...)
 		} else {
-			e.buf = append(e.buf, `,"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}`...)
+			e.buf = append(e.buf, `,"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null`...)
 		}
+		e.buf = g.appendChoiceEnd(e.buf, false)
 		e.buf = g.appendChunkEnd(e.buf)
 		if !e.flush() {
 			return false
@@ -674,7 +681,8 @@ func (g *gen) runChat(e *emitter) bool {
 				e.buf = appendJSONPieces(e.buf, a.calls[it.call].pieces[it.lo:it.hi])
 				e.buf = append(e.buf, "}}]"...)
 			}
-			e.buf = append(e.buf, `},"logprobs":null,"finish_reason":null}`...)
+			e.buf = append(e.buf, `},"logprobs":null,"finish_reason":null`...)
+			e.buf = g.appendChoiceEnd(e.buf, true)
 			e.buf = g.appendChunkEnd(e.buf)
 			if !e.flush() {
 				return false
@@ -705,7 +713,7 @@ func (g *gen) runEnd(e *emitter) {
 			e.buf = append(e.buf, `,"logprobs":null,"finish_reason":"`...)
 		}
 		e.buf = append(e.buf, a.finish...)
-		e.buf = append(e.buf, `"}`...)
+		e.buf = g.appendChoiceEnd(append(e.buf, '"'), false)
 		e.buf = g.appendChunkEnd(e.buf)
 		if !e.flush() {
 			return

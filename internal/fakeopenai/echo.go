@@ -99,7 +99,7 @@ func (s *Server) audio(ctx *fasthttp.RequestCtx, c *call) {
 		s.writeError(ctx, c, *errMissingParam("file"))
 		return
 	}
-	if e := s.checkModel(model); e != nil {
+	if e := s.checkModel(model, false); e != nil {
 		s.writeError(ctx, c, *e)
 		return
 	}

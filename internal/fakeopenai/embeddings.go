@@ -26,7 +26,7 @@ func (s *Server) embeddings(ctx *fasthttp.RequestCtx, c *call) {
 		var inputs []textStats
 		var model, format string
 		var dims int
-		if inputs, model, format, dims, e = s.parseEmbeddings(root); e == nil {
+		if inputs, model, format, dims, e = s.parseEmbeddings(root, c.model); e == nil {
 			bp := getBuf()
 			*bp = appendEmbeddings(*bp, inputs, model, format, dims)
 			s.writeJSON(ctx, c, fasthttp.StatusOK, *bp)
@@ -38,8 +38,8 @@ func (s *Server) embeddings(ctx *fasthttp.RequestCtx, c *call) {
 }
 
 // parseEmbeddings validates an embeddings request.
-func (s *Server) parseEmbeddings(root gjson.Result) (inputs []textStats, model, format string, dims int, e *apiError) {
-	if model, e = requireModel(root); e != nil {
+func (s *Server) parseEmbeddings(root gjson.Result, deployed string) (inputs []textStats, model, format string, dims int, e *apiError) {
+	if model, e = requireModel(root, deployed); e != nil {
 		return nil, "", "", 0, e
 	}
 	in := root.Get("input")
@@ -104,7 +104,7 @@ func (s *Server) parseEmbeddings(root gjson.Result) (inputs []textStats, model, 
 		}
 		dims = int(v)
 	}
-	if e := s.checkModel(model); e != nil {
+	if e := s.checkModel(model, deployed != ""); e != nil {
 		return nil, "", "", 0, e
 	}
 	return inputs, model, format, dims, nil

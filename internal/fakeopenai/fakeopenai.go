@@ -17,6 +17,27 @@
 // parallel_tool_calls is not false. The rule is spelled out in full on
 // toolSpec.choose. Arguments are a JSON object built from the function's
 // parameters schema, with string values taken from the prompt.
+//
+// The same server also speaks two other dialects, so that translators to
+// them can be tested against it:
+//
+//   - The Anthropic Messages API: POST /v1/messages, authenticated by
+//     x-api-key (a bearer key is refused) with a required anthropic-version
+//     header, validated field by field the way the service does (unknown
+//     fields included), answered with text or tool_use blocks, streamed as
+//     Anthropic's named events, with Anthropic's error envelope, request-id
+//     and anthropic-ratelimit-* headers. GET /v1/models with an
+//     anthropic-version header lists the Anthropic models (see
+//     Options.AnthropicModels).
+//   - The Azure OpenAI URL shape: POST /openai/deployments/{deployment}/
+//     chat/completions, completions and embeddings, and GET /openai/models,
+//     with an api-version query parameter, authenticated by api-key (or a
+//     bearer token); the deployment decides the model (see
+//     Options.AzureDeployments), answers carry Azure's content filter
+//     results and headers, and Azure's own errors have its
+//     {"code","message"} envelope.
+//
+// Scripted faults apply to every dialect, answering in its shapes.
 package fakeopenai
 
 import (
@@ -50,7 +71,8 @@ type Options struct {
 	// streams that is the first event (the role chunk, immediately followed
 	// by the first content chunk); Responses streams send their
 	// response.created preamble at once and wait before the first
-	// response.output_text.delta.
+	// response.output_text.delta; Anthropic streams send message_start at
+	// once and wait before the first content_block_start.
 	TTFT time.Duration
 	// ChunkDelay is, for streams, the delay between two content chunks.
 	ChunkDelay time.Duration
@@ -70,8 +92,9 @@ type Options struct {
 	// instead of answering 404 model_not_found.
 	AllowUnknownModels bool
 	// Keys, when not empty, are the only API keys accepted (Authorization:
-	// Bearer KEY); other keys get 401 invalid_api_key. When empty any
-	// non-empty bearer key is accepted. See also SetKeys.
+	// Bearer KEY; x-api-key on Anthropic calls; api-key or a bearer token on
+	// Azure calls); other keys get 401 in the dialect's shape. When empty
+	// any non-empty key is accepted. See also SetKeys.
 	Keys []string
 	// DiscardBodies keeps request bodies out of the record (Received.Body is
 	// nil). Bodies are recorded by default.
@@ -79,6 +102,16 @@ type Options struct {
 	// NoRecord disables recording altogether; only Stats are kept. Use it for
 	// long load benchmarks, where the record would grow without bound.
 	NoRecord bool
+	// AnthropicModels lists the model IDs the Anthropic Messages API serves
+	// (and lists at GET /v1/models with an anthropic-version header). When
+	// empty DefaultAnthropicModels is used. AllowUnknownModels applies to
+	// them too.
+	AnthropicModels []string
+	// AzureDeployments maps the Azure OpenAI deployment names served under
+	// /openai/deployments/ to the models they run. When nil, a deployment
+	// named like a model of Models runs that model (any name does with
+	// AllowUnknownModels).
+	AzureDeployments map[string]string
 }
 
 // DefaultModels is the model list served when Options.Models is empty.
@@ -166,6 +199,9 @@ type Server struct {
 	modelList  []modelInfo
 	modelsJSON []byte
 
+	anthModels   map[string]anthropicModel
+	anthModelIDs []string
+
 	recMu   sync.Mutex // guards records and recWake
 	records []Received
 	recWake chan struct{} // closed and cleared when a request arrives
@@ -206,6 +242,7 @@ func New(opts Options) *Server {
 	s.idSeed = binary.LittleEndian.Uint64(seed[:])
 	s.SetKeys(opts.Keys...)
 	s.initModels()
+	s.initAnthropicModels()
 	s.srv = &fasthttp.Server{
 		Handler:                      s.Handler,
 		Name:                         "",

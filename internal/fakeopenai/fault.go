@@ -9,12 +9,18 @@ import (
 type FaultKind int
 
 const (
-	// KindStatus answers with the OpenAI error envelope and HTTP status
-	// Fault.Status (500 when zero) instead of serving the call.
+	// KindStatus answers with the error envelope and HTTP status
+	// Fault.Status (500 when zero) instead of serving the call. The envelope
+	// is the one of the call's dialect: OpenAI's; Anthropic's, whose error
+	// type follows the status (500 api_error, 529 overloaded_error...); or,
+	// on Azure paths, Azure's {"code","message"}. On Anthropic and Azure
+	// paths a 429 is answered as KindRateLimit.
 	KindStatus FaultKind = iota
-	// KindRateLimit answers 429 rate_limit_exceeded. When Fault.RetryAfter is
-	// positive the answer carries Retry-After (whole seconds, rounded up) and
-	// retry-after-ms headers.
+	// KindRateLimit answers 429 rate_limit_exceeded (Anthropic's
+	// rate_limit_error, Azure's code 429). When Fault.RetryAfter is positive
+	// the answer carries Retry-After (whole seconds, rounded up) and
+	// retry-after-ms headers; Anthropic and Azure answers always do, a
+	// second when Fault.RetryAfter is not positive.
 	KindRateLimit
 	// KindReset closes the TCP connection (with SO_LINGER 0, so the peer sees
 	// a reset where the platform allows it) before writing any response.
@@ -34,7 +40,9 @@ const (
 	// it sends an error event and ends the response cleanly but without
 	// data: [DONE]. Chat and legacy completion streams get
 	// data: {"error":{...}}; Responses streams get an "event: error" whose
-	// data has both the documented flat fields and a nested "error" object.
+	// data has both the documented flat fields and a nested "error" object;
+	// Anthropic streams get an "event: error" with an overloaded_error and
+	// no message_stop.
 	KindErrorEvent
 )
 

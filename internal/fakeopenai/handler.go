@@ -26,15 +26,68 @@ const (
 	routeResponses
 	routeAudio
 	routeEcho
+	routeMessages        // Anthropic POST /v1/messages
+	routeAnthropicModels // Anthropic GET /v1/models
+	routeAnthropicModel  // Anthropic GET /v1/models/{id}
+	routeAzureChat       // Azure POST /openai/deployments/{d}/chat/completions
+	routeAzureCompletions
+	routeAzureEmbeddings
+	routeAzureModels   // Azure GET /openai/models
+	routeAzureNotFound // any other path under /openai/
 )
 
 // streamable reports whether calls to r may ask for a stream.
 func (r route) streamable() bool {
-	return r == routeChat || r == routeCompletions || r == routeResponses
+	switch r {
+	case routeChat, routeCompletions, routeResponses, routeMessages, routeAzureChat, routeAzureCompletions:
+		return true
+	}
+	return false
 }
 
-// routeOf maps a method and path to a route.
-func routeOf(method, path []byte) route {
+// dialect is the API shape a call is answered in: its error envelopes,
+// headers and authentication.
+type dialect int
+
+const (
+	dialectOpenAI dialect = iota
+	dialectAnthropic
+	dialectAzure
+)
+
+// dialect returns the API shape of calls to r.
+func (r route) dialect() dialect {
+	switch r {
+	case routeMessages, routeAnthropicModels, routeAnthropicModel:
+		return dialectAnthropic
+	case routeAzureChat, routeAzureCompletions, routeAzureEmbeddings, routeAzureModels, routeAzureNotFound:
+		return dialectAzure
+	}
+	return dialectOpenAI
+}
+
+// routeOf maps a request to a route. Calls to /v1/models that carry an
+// anthropic-version header are Anthropic's; paths under /openai/ are
+// Azure OpenAI's.
+func routeOf(ctx *fasthttp.RequestCtx) route {
+	method, path := ctx.Method(), ctx.Path()
+	if bytes.HasPrefix(path, []byte("/openai/")) {
+		return azureRouteOf(method, path)
+	}
+	rt := openAIRouteOf(method, path)
+	if len(ctx.Request.Header.Peek(headerAnthropicVersion)) > 0 {
+		switch rt {
+		case routeModels:
+			return routeAnthropicModels
+		case routeModel:
+			return routeAnthropicModel
+		}
+	}
+	return rt
+}
+
+// openAIRouteOf maps a method and a path under /v1 to a route.
+func openAIRouteOf(method, path []byte) route {
 	if !bytes.HasPrefix(path, []byte("/v1")) || (len(path) > 3 && path[3] != '/') {
 		return routeNotFound
 	}
@@ -43,6 +96,8 @@ func routeOf(method, path []byte) route {
 	switch p := string(path); {
 	case post && p == "/v1/chat/completions":
 		return routeChat
+	case post && p == "/v1/messages":
+		return routeMessages
 	case post && p == "/v1/completions":
 		return routeCompletions
 	case post && p == "/v1/embeddings":
@@ -62,8 +117,14 @@ func routeOf(method, path []byte) route {
 
 // call is the per-request state shared by the endpoint handlers.
 type call struct {
-	start time.Time
-	reqID string
+	start   time.Time
+	reqID   string
+	rt      route
+	dialect dialect
+	// apiVersion, deployment and model are, for Azure calls, the
+	// api-version query parameter, the deployment named by the path and the
+	// model it serves, which overrides the body's model field.
+	apiVersion, deployment, model string
 	// fault is the scripted fault taken by this call, if hasFault. Faults
 	// acting before the headers are handled in Handler; stream faults are
 	// handed to the stream writer.
@@ -87,8 +148,13 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 	}()
 	s.record(ctx, start)
 
-	rt := routeOf(ctx.Method(), ctx.Path())
-	c := &call{start: start, reqID: s.requestID()}
+	rt := routeOf(ctx)
+	c := &call{start: start, rt: rt, dialect: rt.dialect()}
+	c.reqID = s.requestID(c.dialect)
+	if c.dialect == dialectAzure {
+		c.apiVersion = string(ctx.QueryArgs().Peek("api-version"))
+		c.deployment = azureDeployment(ctx.Path())
+	}
 
 	if s.nFaults.Load() > 0 {
 		stream := rt.streamable() && gjson.GetBytes(requestBody(ctx), "stream").Bool()
@@ -112,7 +178,11 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 			s.hijack(ctx, nil)
 			return
 		case KindStatus:
-			s.writeError(ctx, c, statusError(c.fault))
+			if c.fault.Status != fasthttp.StatusTooManyRequests || c.dialect == dialectOpenAI {
+				s.writeError(ctx, c, faultError(c, c.fault))
+				return
+			}
+			s.writeRateLimited(ctx, c, c.fault)
 			return
 		case KindRateLimit:
 			s.writeRateLimited(ctx, c, c.fault)
@@ -128,12 +198,20 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 		})
 		return
 	}
-	if e, ok := s.authenticate(ctx); !ok {
+	if e, ok := s.authenticate(ctx, c); !ok {
 		s.writeError(ctx, c, e)
 		return
 	}
 
 	switch rt {
+	case routeMessages:
+		handedOff = s.messages(ctx, c)
+	case routeAnthropicModels:
+		s.anthropicModels(ctx, c)
+	case routeAnthropicModel:
+		s.anthropicModel(ctx, c)
+	case routeAzureChat, routeAzureCompletions, routeAzureEmbeddings, routeAzureModels, routeAzureNotFound:
+		handedOff = s.azure(ctx, c, rt)
 	case routeChat:
 		handedOff = s.chatCompletions(ctx, c)
 	case routeCompletions:
@@ -199,8 +277,25 @@ func (s *Server) hijack(ctx *fasthttp.RequestCtx, f func(net.Conn)) {
 	})
 }
 
-// authenticate checks the bearer key.
-func (s *Server) authenticate(ctx *fasthttp.RequestCtx) (apiError, bool) {
+// authenticate checks the API key the way the call's dialect expects it.
+func (s *Server) authenticate(ctx *fasthttp.RequestCtx, c *call) (apiError, bool) {
+	switch c.dialect {
+	case dialectAnthropic:
+		return s.anthropicAuth(ctx)
+	case dialectAzure:
+		return s.azureAuth(ctx)
+	}
+	return s.bearerAuth(ctx)
+}
+
+// acceptsKey reports whether key is an accepted API key.
+func (s *Server) acceptsKey(key string) bool {
+	ks := *s.keys.Load()
+	return key != "" && (len(ks) == 0 || hasKey(ks, key))
+}
+
+// bearerAuth checks the bearer key of an OpenAI call.
+func (s *Server) bearerAuth(ctx *fasthttp.RequestCtx) (apiError, bool) {
 	auth := ctx.Request.Header.Peek(fasthttp.HeaderAuthorization)
 	const prefix = "bearer "
 	if len(auth) <= len(prefix) || !strings.EqualFold(string(auth[:len(prefix)]), prefix) {
@@ -214,8 +309,7 @@ func (s *Server) authenticate(ctx *fasthttp.RequestCtx) (apiError, bool) {
 		}, false
 	}
 	key := strings.TrimSpace(string(auth[len(prefix):]))
-	ks := *s.keys.Load()
-	if key != "" && (len(ks) == 0 || hasKey(ks, key)) {
+	if s.acceptsKey(key) {
 		return apiError{}, true
 	}
 	return apiError{
@@ -241,14 +335,18 @@ func maskKey(key string) string {
 	return key[:3] + strings.Repeat("*", min(len(key)-7, 20)) + key[len(key)-4:]
 }
 
-// apiError is an OpenAI error envelope and its HTTP status. Empty param and
-// code are rendered as null.
+// apiError is an error answer and its HTTP status. It is rendered as the
+// OpenAI envelope, where empty param and code are null; on Anthropic calls
+// as Anthropic's envelope (see appendAnthropicError); and on Azure calls,
+// when gateway is set, as the {"code","message"} envelope of Azure's
+// gateway.
 type apiError struct {
 	status  int
 	message string
 	typ     string
 	param   string
 	code    string
+	gateway bool
 }
 
 // appendEnvelope appends {"error":{...}} for e.
@@ -271,7 +369,18 @@ func (e apiError) appendObject(b []byte) []byte {
 	return append(b, '}')
 }
 
-// statusError returns the envelope of a KindStatus fault.
+// faultError returns the envelope of a KindStatus fault in the dialect of c.
+func faultError(c *call, f Fault) apiError {
+	switch c.dialect {
+	case dialectAnthropic:
+		return anthropicStatusError(f)
+	case dialectAzure:
+		return azureStatusError(f)
+	}
+	return statusError(f)
+}
+
+// statusError returns the OpenAI envelope of a KindStatus fault.
 func statusError(f Fault) apiError {
 	status := f.Status
 	if status == 0 {
@@ -363,25 +472,49 @@ func putBuf(bp *[]byte) {
 	}
 }
 
-// writeError writes the envelope of e.
+// writeError writes the envelope of e in the dialect of c.
 func (s *Server) writeError(ctx *fasthttp.RequestCtx, c *call, e apiError) {
+	s.writeErrorLimited(ctx, c, e, -1)
+}
+
+// writeErrorLimited writes the envelope of e in the dialect of c; a
+// non-negative reset marks the answer as rate limited, with that reset
+// time.
+func (s *Server) writeErrorLimited(ctx *fasthttp.RequestCtx, c *call, e apiError, reset time.Duration) {
 	bp := getBuf()
-	*bp = e.appendEnvelope(*bp)
-	s.writeJSON(ctx, c, e.status, *bp)
+	switch {
+	case c.dialect == dialectAnthropic:
+		*bp = appendAnthropicError(*bp, e, c.reqID)
+	case c.dialect == dialectAzure && e.gateway:
+		*bp = appendGatewayError(*bp, e)
+	default:
+		*bp = e.appendEnvelope(*bp)
+	}
+	s.writeJSONLimited(ctx, c, e.status, *bp, reset)
 	putBuf(bp)
 }
 
-// writeRateLimited writes a 429 answer for f.
+// writeRateLimited writes a 429 answer for f. OpenAI answers advertise
+// Retry-After only when f.RetryAfter is positive; Anthropic and Azure
+// always send it, a second when f.RetryAfter is not positive, and answer
+// KindStatus faults of status 429 this way too.
 func (s *Server) writeRateLimited(ctx *fasthttp.RequestCtx, c *call, f Fault) {
+	e := rateLimitError(f)
+	if c.dialect != dialectOpenAI {
+		if f.RetryAfter <= 0 {
+			f.RetryAfter = time.Second
+		}
+		e = anthropicRateLimitError(f)
+		if c.dialect == dialectAzure {
+			e = azureRateLimitError(c, f)
+		}
+	}
 	if f.RetryAfter > 0 {
 		secs := int64(math.Ceil(f.RetryAfter.Seconds()))
 		ctx.Response.Header.Set("Retry-After", strconv.FormatInt(secs, 10))
 		ctx.Response.Header.Set("Retry-After-Ms", strconv.FormatInt(f.RetryAfter.Milliseconds(), 10))
 	}
-	bp := getBuf()
-	*bp = rateLimitError(f).appendEnvelope(*bp)
-	s.writeJSONLimited(ctx, c, fasthttp.StatusTooManyRequests, *bp, f.RetryAfter)
-	putBuf(bp)
+	s.writeErrorLimited(ctx, c, e, f.RetryAfter)
 }
 
 // writeJSON writes a JSON answer with the OpenAI headers.
@@ -431,8 +564,14 @@ func (s *Server) openAIHeaders(c *call, reset time.Duration) [10]headerPair {
 	}
 }
 
-// setHeaders sets the OpenAI headers on the response.
+// setHeaders sets the headers of the call's dialect on the response.
 func (s *Server) setHeaders(ctx *fasthttp.RequestCtx, c *call, reset time.Duration) {
+	if c.dialect != dialectOpenAI {
+		for _, h := range s.dialectHeaders(c, reset) {
+			ctx.Response.Header.Set(h.k, h.v)
+		}
+		return
+	}
 	for _, h := range s.openAIHeaders(c, reset) {
 		ctx.Response.Header.Set(h.k, h.v)
 	}
@@ -448,19 +587,57 @@ func (s *Server) appendRawHead(b []byte, c *call, contentType string) []byte {
 	b = append(b, "\r\nTransfer-Encoding: chunked\r\nDate: "...)
 	b = time.Now().UTC().AppendFormat(b, "Mon, 02 Jan 2006 15:04:05 GMT")
 	b = append(b, "\r\n"...)
-	for _, h := range s.openAIHeaders(c, -1) {
+	if c.dialect != dialectOpenAI {
+		b = appendHeaderPairs(b, s.dialectHeaders(c, -1))
+		return append(b, "\r\n"...)
+	}
+	hs := s.openAIHeaders(c, -1)
+	b = appendHeaderPairs(b, hs[:])
+	b = append(b, "X-Ratelimit-Reset-Tokens: 2ms\r\nAccess-Control-Expose-Headers: X-Request-ID\r\n\r\n"...)
+	return b
+}
+
+// appendHeaderPairs appends hs as header lines.
+func appendHeaderPairs(b []byte, hs []headerPair) []byte {
+	for _, h := range hs {
 		b = append(b, h.k...)
 		b = append(b, ": "...)
 		b = append(b, h.v...)
 		b = append(b, "\r\n"...)
 	}
-	b = append(b, "X-Ratelimit-Reset-Tokens: 2ms\r\nAccess-Control-Expose-Headers: X-Request-ID\r\n\r\n"...)
 	return b
 }
 
-// requestID returns a fresh x-request-id value.
-func (s *Server) requestID() string {
+// dialectHeaders returns the headers Anthropic or Azure set on every
+// answer. A non-negative reset marks the answer as rate limited.
+func (s *Server) dialectHeaders(c *call, reset time.Duration) []headerPair {
+	if c.dialect == dialectAnthropic {
+		return anthropicHeaders(c, reset)
+	}
+	return azureHeaders(c, reset)
+}
+
+// requestID returns a fresh request ID in the form of dialect d: OpenAI's
+// x-request-id, Anthropic's request-id or Azure's apim-request-id (a
+// UUID).
+func (s *Server) requestID(d dialect) string {
+	switch d {
+	case dialectAnthropic:
+		return s.token("req_011C", 20, base62)
+	case dialectAzure:
+		return s.uuid()
+	}
 	return s.token("req_", 32, hexDigits)
+}
+
+// uuid returns a fresh random-looking version 4 UUID.
+func (s *Server) uuid() string {
+	return formatUUID(s.token("", 32, hexDigits))
+}
+
+// formatUUID formats 32 or more hex digits as a version 4 UUID.
+func formatUUID(h string) string {
+	return h[0:8] + "-" + h[8:12] + "-4" + h[13:16] + "-a" + h[17:20] + "-" + h[20:32]
 }
 
 const base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"

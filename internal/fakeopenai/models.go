@@ -77,9 +77,10 @@ func (s *Server) initModels() {
 }
 
 // checkModel answers 404 model_not_found for a model not served, unless
-// Options.AllowUnknownModels is set.
-func (s *Server) checkModel(model string) *apiError {
-	if s.opts.AllowUnknownModels {
+// Options.AllowUnknownModels is set or the model is that of an Azure
+// deployment (deployed is true).
+func (s *Server) checkModel(model string, deployed bool) *apiError {
+	if s.opts.AllowUnknownModels || deployed {
 		return nil
 	}
 	if _, ok := s.models[model]; ok {

@@ -145,8 +145,12 @@ func parseRoot(body []byte) (gjson.Result, *apiError) {
 	return root, nil
 }
 
-// requireModel returns the model field of root.
-func requireModel(root gjson.Result) (string, *apiError) {
+// requireModel returns the model field of root, or deployed when it is not
+// empty: an Azure deployment decides the model and the field is ignored.
+func requireModel(root gjson.Result, deployed string) (string, *apiError) {
+	if deployed != "" {
+		return deployed, nil
+	}
 	m := root.Get("model")
 	if !present(m) {
 		return "", errMissingModel()

@@ -137,7 +137,7 @@ func (s *Server) responses(ctx *fasthttp.RequestCtx, c *call) bool {
 
 // parseResponse validates a Responses API request and generates its answer.
 func (s *Server) parseResponse(root gjson.Result) (*respGen, bool, *apiError) {
-	model, e := requireModel(root)
+	model, e := requireModel(root, "")
 	if e != nil {
 		return nil, false, e
 	}
@@ -169,7 +169,7 @@ func (s *Server) parseResponse(root gjson.Result) (*respGen, bool, *apiError) {
 		return nil, false, e
 	}
 	stream := root.Get("stream").Bool()
-	if e := s.checkModel(model); e != nil {
+	if e := s.checkModel(model, false); e != nil {
 		return nil, false, e
 	}
 
@@ -248,7 +248,8 @@ func (g *respGen) item(status, text string) outputItem {
 // appendResponseError appends the error event of Responses API streams. It
 // carries both the documented flat fields and the nested error object the
 // service sends.
-func appendResponseError(b []byte, seq int, e apiError) []byte {
+func appendResponseError(b []byte, seq int, f Fault) []byte {
+	e := streamError(f)
 	b = append(b, "event: error\ndata: {\"type\":\"error\",\"sequence_number\":"...)
 	b = appendInt(b, int64(seq))
 	b = append(b, `,"code":`...)

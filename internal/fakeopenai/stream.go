@@ -44,14 +44,15 @@ func (s *chunkedSink) send(p []byte) error {
 	return err
 }
 
-// errorEventFunc appends the error event of a stream for e.
-type errorEventFunc func(b []byte, seq int, e apiError) []byte
+// errorEventFunc appends the error event a KindErrorEvent fault f sends; seq
+// is the number of events sent before it.
+type errorEventFunc func(b []byte, seq int, f Fault) []byte
 
 // appendDataError appends the error event of chat and legacy completion
 // streams: data: {"error":{...}}.
-func appendDataError(b []byte, _ int, e apiError) []byte {
+func appendDataError(b []byte, _ int, f Fault) []byte {
 	b = append(b, "data: "...)
-	b = e.appendEnvelope(b)
+	b = streamError(f).appendEnvelope(b)
 	return append(b, "\n\n"...)
 }
 
@@ -119,12 +120,34 @@ func (e *emitter) strike() bool {
 	case KindStallStream:
 		return e.s.stall(f.Stall)
 	case KindErrorEvent:
-		e.buf = e.errEvent(e.buf, e.seq, streamError(*f))
+		e.buf = e.errEvent(e.buf, e.seq, *f)
 		e.flush()
 		return false
 	default: // KindCut: the caller drops the connection.
 		return false
 	}
+}
+
+// reply is a generated answer, written whole or streamed.
+type reply interface {
+	// appendJSON appends the answer as one JSON object.
+	appendJSON(b []byte) []byte
+	// run streams the answer through e.
+	run(e *emitter)
+}
+
+// answer writes r, as JSON or, when stream is set, as a stream whose
+// KindErrorEvent faults errEvent writes. It reports whether the response
+// was handed off to a stream writer.
+func (s *Server) answer(ctx *fasthttp.RequestCtx, c *call, r reply, stream bool, errEvent errorEventFunc) bool {
+	if !stream {
+		bp := getBuf()
+		*bp = r.appendJSON(*bp)
+		s.writeJSON(ctx, c, fasthttp.StatusOK, *bp)
+		putBuf(bp)
+		return false
+	}
+	return s.startStream(ctx, c, sseContentType, r.run, errEvent)
 }
 
 // startStream answers with a stream produced by run and reports true: the

@@ -684,7 +684,7 @@ func (g *argGen) text(schema gjson.Result, key string) string {
 		var b []byte
 		b = appendHex64(b, g.next())
 		b = appendHex64(b, g.next())
-		return string(b[0:8]) + "-" + string(b[8:12]) + "-4" + string(b[13:16]) + "-a" + string(b[17:20]) + "-" + string(b[20:32])
+		return formatUUID(string(b))
 	case last == "id":
 		return strings.ToLower(g.word()) + "-" + strconv.Itoa(100+int(g.next()%900))
 	}
