@@ -292,6 +292,11 @@ type Provider struct {
 	APIKeys []SecretRef `yaml:"api_keys"`
 	// Models lists the models this provider serves; empty means any model.
 	Models []string `yaml:"models"`
+	// ModelMap serves a model other providers know by one of this
+	// provider's own, for example gpt-4o-mini by claude-haiku-4-5, so
+	// that a call can fail over across providers: the provider is then a
+	// candidate for the mapped model and is asked for its own.
+	ModelMap map[string]string `yaml:"model_map"`
 	// MaxConns limits the connections to the provider. Default 1024.
 	MaxConns int `yaml:"max_conns"`
 	// DialTimeout bounds connection establishment. Default 5s.

@@ -137,6 +137,20 @@ func (v *validator) providerSpecific(path string, p *Provider) {
 	if p.Compat != nil && p.Type != ProviderTypeOpenAICompat {
 		v.fail(path+".compat", "is only for type %s, not %q", ProviderTypeOpenAICompat, p.Type)
 	}
+	from := make([]string, 0, len(p.ModelMap))
+	for m := range p.ModelMap {
+		from = append(from, m)
+	}
+	sort.Strings(from)
+	for _, m := range from {
+		to := p.ModelMap[m]
+		switch {
+		case m == "" || strings.ContainsFunc(m, isSpaceOrControl):
+			v.fail(path+".model_map", "model %q must be non-empty, without whitespace or control characters", m)
+		case to == "" || strings.ContainsFunc(to, isSpaceOrControl):
+			v.fail(path+".model_map."+m, "model %q must be non-empty, without whitespace or control characters", to)
+		}
+	}
 	switch p.Type {
 	case ProviderTypeAzure:
 		if p.Azure == nil || p.Azure.APIVersion == "" {

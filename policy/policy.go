@@ -443,7 +443,7 @@ func (p *Policy) candidates(dst []Attempt, req *Request, model []byte, r *route,
 		if reason != "" {
 			why = reason
 		}
-		dst = append(dst, Attempt{Provider: pr, Model: model, Source: source, Reason: why})
+		dst = append(dst, Attempt{Provider: pr, Model: pr.ModelFor(model), Source: source, Reason: why})
 	}
 	n := len(dst)
 	if r != nil && len(r.providers) > 0 {

@@ -81,6 +81,8 @@ type Provider struct {
 	host     []byte
 	basePath []byte
 	models   map[string]struct{}
+	// modelMap holds the models served by another name (model_map).
+	modelMap map[string][]byte
 	platform *Pool
 
 	translator Translator
@@ -137,6 +139,12 @@ func New(cfg config.Provider, platformKeys []keys.Secret, opts Options) (*Provid
 	if len(platformKeys) > 0 {
 		p.platform = NewPool(platformKeys)
 	}
+	if len(cfg.ModelMap) > 0 {
+		p.modelMap = make(map[string][]byte, len(cfg.ModelMap))
+		for from, to := range cfg.ModelMap {
+			p.modelMap[from] = []byte(to)
+		}
+	}
 	if len(cfg.Models) > 0 {
 		p.models = make(map[string]struct{}, len(cfg.Models))
 		for _, m := range cfg.Models {
@@ -187,9 +195,12 @@ func (p *Provider) BaseURL() string {
 // Platform is the provider's pool of platform keys, or nil when it has none.
 func (p *Provider) Platform() *Pool { return p.platform }
 
-// Serves reports whether the provider lists the model; a provider without a
-// model list serves any model.
+// Serves reports whether the provider lists the model or maps it to one of
+// its own; a provider without a model list serves any model.
 func (p *Provider) Serves(model []byte) bool {
+	if _, ok := p.modelMap[string(model)]; ok {
+		return true
+	}
 	if p.models == nil {
 		return true
 	}
@@ -197,13 +208,26 @@ func (p *Provider) Serves(model []byte) bool {
 	return ok
 }
 
-// Lists reports whether the provider names the model explicitly.
+// Lists reports whether the provider names the model explicitly, in its
+// model list or its model map.
 func (p *Provider) Lists(model []byte) bool {
+	if _, ok := p.modelMap[string(model)]; ok {
+		return true
+	}
 	if p.models == nil {
 		return false
 	}
 	_, ok := p.models[string(model)]
 	return ok
+}
+
+// ModelFor is the model the provider is asked for when a call names model:
+// its model_map entry, else model itself.
+func (p *Provider) ModelFor(model []byte) []byte {
+	if to, ok := p.modelMap[string(model)]; ok {
+		return to
+	}
+	return model
 }
 
 // Prepare fills dst for the call: URI, host, credentials and, where the

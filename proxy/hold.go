@@ -9,6 +9,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/wedsync/veil/internal/sse"
+	"github.com/wedsync/veil/policy"
 )
 
 // errNoContent says why a stream was given up before its first content
@@ -22,9 +23,9 @@ var errNoContent = errors.New("no content before the stream ended")
 // time to first token), the caller can move to the next target. It returns
 // the reader, positioned after the held events, and the bytes to send
 // first.
-func (x *exchange) hold(resp *fasthttp.Response) (*sse.Reader, error) {
+func (x *exchange) hold(resp *fasthttp.Response, a *policy.Attempt) (sse.Source, error) {
 	s := x.s
-	rd := sse.NewReader(resp.BodyStream(), s.limits.MaxEventBytes)
+	rd := x.upstreamEvents(resp, a)
 	ttft := s.limits.TTFTTimeout
 	closed := make(chan struct{})
 	timer := time.AfterFunc(ttft, func() {
@@ -78,4 +79,10 @@ func isContent(ev sse.Event) bool {
 		}
 	}
 	return false
+}
+
+// upstreamEvents reads the server-sent events of a's streamed answer resp, in
+// OpenAI's shape whatever the provider's schema.
+func (x *exchange) upstreamEvents(resp *fasthttp.Response, a *policy.Attempt) sse.Source {
+	return a.Provider.Events(sse.NewReader(resp.BodyStream(), x.s.limits.MaxEventBytes), &x.call)
 }

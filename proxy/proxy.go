@@ -181,6 +181,7 @@ type exchange struct {
 	// rewrote it (to ask for stream usage).
 	body          []byte
 	bodyBuf       []byte
+	modelBody     []byte // the body for a fallback target's own model
 	injectedUsage bool
 	tokens        usage.Tokens
 	respModel     []byte
@@ -196,7 +197,7 @@ type exchange struct {
 	scratch       []byte
 	frame         []byte
 	held          []byte
-	reader        *sse.Reader
+	reader        sse.Source
 	// resume is set for streams that may be resumed (limits.stream_resume).
 	resume *resumeState
 	cache  cacheState
@@ -231,7 +232,7 @@ func release(x *exchange) {
 	if x.shadow != nil {
 		fasthttp.ReleaseRequest(x.shadow.req)
 	}
-	*x = exchange{reqID: x.reqID[:0], supplier: x.supplier[:0], bodyBuf: x.bodyBuf[:0], respModel: x.respModel[:0],
+	*x = exchange{reqID: x.reqID[:0], supplier: x.supplier[:0], bodyBuf: x.bodyBuf[:0], modelBody: x.modelBody[:0], respModel: x.respModel[:0],
 		scratch: x.scratch[:0], frame: x.frame[:0], held: x.held[:0], cache: x.cache.reset()}
 	exchangePool.Put(x)
 }
@@ -424,7 +425,7 @@ func (s *Server) attempt(ctx *fasthttp.RequestCtx, x *exchange, a *policy.Attemp
 		if stream && !lastPlanned && status/100 == 2 && isEventStream(resp) {
 			// Hold the client's answer until the first content event, so
 			// that a stream failing before it fails over invisibly.
-			rd, err := x.hold(resp)
+			rd, err := x.hold(resp, a)
 			if err != nil {
 				s.discard(ctx, x, resp, stream)
 				x.tokens = usage.Tokens{}
@@ -603,7 +604,15 @@ func (s *Server) send(ctx *fasthttp.RequestCtx, x *exchange, a *policy.Attempt, 
 		// Read the upstream answer straight into the client response.
 		resp = &ctx.Response
 	}
-	resp, e := s.roundTrip(x, a, key, &ctx.Request.Header, x.body, resp)
+	body := x.body
+	if x.ep.understood && len(a.Model) > 0 && !bytes.Equal(a.Model, x.plan[0].Model) {
+		// A fallback serving another model than the plan's first: the
+		// body names the model it asks.
+		if b, err := jsonfield.SetString(x.modelBody[:0], body, "model", s.interns.get(a.Model)); err == nil {
+			x.modelBody, body = b, b
+		}
+	}
+	resp, e := s.roundTrip(x, a, key, &ctx.Request.Header, body, resp)
 	if e != nil && !stream {
 		s.discard(ctx, x, resp, false)
 	}
@@ -624,6 +633,12 @@ func (s *Server) roundTrip(x *exchange, a *policy.Attempt, key *keys.Key, hdr *f
 	x.call.Key = key
 	if err := a.Provider.Prepare(req, &x.call); err != nil {
 		fasthttp.ReleaseRequest(req)
+		var re *provider.RequestError
+		if errors.As(err, &re) {
+			// The provider's schema cannot carry the call as asked: the
+			// client's to fix, unless a later planned target can serve it.
+			return resp, &Error{Status: re.Status, Type: typeInvalidRequest, Code: re.Code, Param: re.Param, Message: re.Message}
+		}
 		return resp, &Error{Status: fasthttp.StatusBadGateway, Type: typeServer, Code: "upstream_request_failed",
 			Message: "veil could not prepare the request for provider " + a.Provider.Name() + ": " + err.Error()}
 	}
@@ -635,6 +650,10 @@ func (s *Server) roundTrip(x *exchange, a *policy.Attempt, key *keys.Key, hdr *f
 	t0 := time.Now()
 	err := a.Provider.Do(req, resp, t0.Add(s.limits.AttemptTimeout), x.deadline)
 	fasthttp.ReleaseRequest(req)
+	if err == nil {
+		// From here on the answer is in OpenAI's shape, whoever gave it.
+		err = a.Provider.Translate(resp, &x.call)
+	}
 	if err != nil {
 		s.observeAttempt(a, 0, t0)
 		e := upstreamError(a.Provider.Name(), err)

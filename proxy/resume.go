@@ -181,7 +181,7 @@ func (x *exchange) resumeTarget() *policy.Attempt {
 // exchange's upstream response is the continuation's, and the reader to
 // pump from is returned; the caller has closed and released the broken
 // one.
-func (x *exchange) resumeStream(cause string) (*sse.Reader, error) {
+func (x *exchange) resumeStream(cause string) (sse.Source, error) {
 	s, rs := x.s, x.resume
 	rs.resumes++
 	// The broken attempt's tokens: what it reported, else estimated once
@@ -223,7 +223,7 @@ func (x *exchange) resumeStream(cause string) (*sse.Reader, error) {
 	x.upResp = resp
 	x.reason = "stream_resumed"
 	rs.skipping = true
-	return sse.NewReader(resp.BodyStream(), s.limits.MaxEventBytes), nil
+	return x.upstreamEvents(resp, a), nil
 }
 
 // rewriteContinuation turns one event of a continuation stream into what

@@ -38,7 +38,7 @@ type upstreamReader struct {
 	done    chan struct{}
 }
 
-func startReader(rd *sse.Reader) *upstreamReader {
+func startReader(rd sse.Source) *upstreamReader {
 	u := &upstreamReader{results: make(chan readResult), next: make(chan struct{}), stop: make(chan struct{}),
 		done: make(chan struct{})}
 	go func() {
@@ -88,7 +88,7 @@ func (x *exchange) pump(w *bufio.Writer) {
 
 	rd := x.reader
 	if rd == nil {
-		rd = sse.NewReader(x.upResp.BodyStream(), s.limits.MaxEventBytes)
+		rd = x.upstreamEvents(x.upResp, x.served)
 	}
 	if len(x.held) > 0 {
 		// What hold read before the first content event goes out first.

@@ -12,7 +12,11 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wedsync/veil/config"
+	"github.com/wedsync/veil/health"
+	"github.com/wedsync/veil/keys"
 	"github.com/wedsync/veil/metrics"
+	"github.com/wedsync/veil/policy"
+	"github.com/wedsync/veil/provider"
 )
 
 type brokenClient struct{}
@@ -24,8 +28,16 @@ func (brokenClient) Write([]byte) (int, error) { return 0, errors.New("connectio
 func pumpWith(t *testing.T, lim config.Limits, upstream io.Reader, client io.Writer) *metrics.Metrics {
 	t.Helper()
 	m := metrics.New()
-	s := &Server{limits: lim, metrics: m, log: zap.NewNop()}
+	s := &Server{limits: lim, metrics: m, log: zap.NewNop(), health: health.NewRegistry()}
 	x := s.acquire()
+	p, err := provider.New(config.Provider{Name: "openai", Type: config.ProviderTypeOpenAI, BaseURL: "http://127.0.0.1:1/v1"},
+		[]keys.Secret{keys.NewSecret("sk-test")}, provider.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x.planBuf[0] = policy.Attempt{Provider: p}
+	x.plan = x.planBuf[:1]
+	x.served = &x.plan[0]
 	x.upResp = fasthttp.AcquireResponse()
 	x.upResp.SetBodyStream(upstream, -1)
 	x.streamed = true
