@@ -94,9 +94,34 @@ func TestExampleDetails(t *testing.T) {
 		if len(c.Providers) < 2 {
 			t.Fatalf("want at least two providers, got %d", len(c.Providers))
 		}
+		types := map[string]bool{}
 		for _, p := range c.Providers {
-			if p.Type != ProviderTypeOpenAI || len(p.Models) == 0 {
-				t.Errorf("provider %s: type %q with %d models, want openai with a models list", p.Name, p.Type, len(p.Models))
+			types[p.Type] = true
+			if len(p.Models) == 0 {
+				t.Errorf("provider %s has no models list", p.Name)
+			}
+		}
+		for _, want := range SupportedProviderTypes() {
+			if !types[want] {
+				t.Errorf("no provider of type %s in the example", want)
+			}
+		}
+		if a, ok := c.Provider("anthropic"); !ok || a.ModelMap["gpt-4o-mini"] != "claude-haiku-4-5" || a.Anthropic.MaxTokens != 2048 {
+			t.Errorf("anthropic provider %+v, want gpt-4o-mini mapped to claude-haiku-4-5 and max_tokens 2048", a)
+		}
+		if z, ok := c.Provider("azure"); !ok || z.Azure.Deployments["gpt-4o-mini"] != "wedsync-mini" {
+			t.Errorf("azure provider %+v, want a deployment for gpt-4o-mini", z)
+		}
+		if o, ok := c.Provider("ollama"); !ok || o.NeedsKey() {
+			t.Errorf("ollama provider %+v, want one without a key", o)
+		}
+		priced := map[string]bool{}
+		for _, p := range c.Prices {
+			priced[p.Provider] = true
+		}
+		for _, want := range []string{"openai", "azure", "anthropic"} {
+			if !priced[want] {
+				t.Errorf("no prices for provider %s", want)
 			}
 		}
 	})

@@ -99,6 +99,9 @@ type streamed struct {
 	chunks int
 	finish openai.FinishReason
 	usage  *openai.Usage
+	// usageChunks counts the chunks with usage, bare those with neither
+	// choices nor usage.
+	usageChunks, bare int
 	// ids, models and created are the distinct values the chunks carried.
 	ids     map[string]bool
 	models  map[string]bool
@@ -109,6 +112,7 @@ type streamed struct {
 // from one generation to the next.
 func (s streamed) content() streamed {
 	s.ids, s.models, s.created = nil, nil, nil
+	s.usageChunks, s.bare = 0, 0
 	return s
 }
 
@@ -130,6 +134,12 @@ func readStream(t *testing.T, c *openai.Client, req openai.ChatCompletionRequest
 		t.Fatalf("stream: %v", err)
 	}
 	defer s.Close()
+	return recvAll(s)
+}
+
+// recvAll reads an open stream to its end and returns what came, and the
+// error that ended it early, if any.
+func recvAll(s *openai.ChatCompletionStream) (streamed, error) {
 	out := streamed{ids: map[string]bool{}, models: map[string]bool{}, created: map[int64]bool{}}
 	var b strings.Builder
 	for {
@@ -152,6 +162,9 @@ func readStream(t *testing.T, c *openai.Client, req openai.ChatCompletionRequest
 		}
 		if chunk.Usage != nil {
 			out.usage = chunk.Usage
+			out.usageChunks++
+		} else if len(chunk.Choices) == 0 {
+			out.bare++
 		}
 	}
 }

@@ -110,7 +110,8 @@ type setup struct {
 	fake   fakeopenai.Options
 	limits string // extra YAML under limits:
 	// providers replaces the default provider list (YAML items); %s is the
-	// fake's URL and the key is env://PLATFORM_KEY.
+	// fake's URL (ending in /v1), {root} the fake's URL without /v1, and
+	// the key is env://PLATFORM_KEY.
 	providers string
 	// callers are extra caller items (YAML) after the default caller.
 	callers string
@@ -155,7 +156,7 @@ admin:
 limits:
   keepalive_interval: 100ms
 ` + probes + s.limits + `
-providers:` + fmt.Sprintf(providers, h.up.URL()) + `
+providers:` + fillProviders(providers, h.up.URL()) + `
 callers:
   - name: wedsync-app
     token: env://CALLER_TOKEN
@@ -256,4 +257,15 @@ func ctxT(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// fillProviders puts the fake's URL into a provider list: {root} is the URL
+// without /v1, and the text is a format string with the URL as its one
+// argument only when it has verbs (%s or %[1]s).
+func fillProviders(text, url string) string {
+	text = strings.ReplaceAll(text, "{root}", strings.TrimSuffix(url, "/v1"))
+	if !strings.Contains(text, "%") {
+		return text
+	}
+	return fmt.Sprintf(text, url)
 }

@@ -41,6 +41,21 @@ func (t *tap) all() []*usage.Record {
 	return append([]*usage.Record(nil), t.recs...)
 }
 
+// wait waits for n records (stream records are emitted once the stream
+// has ended) and returns them; fewer or more fail the test.
+func (t *tap) wait(tb testing.TB, n int) []*usage.Record {
+	tb.Helper()
+	deadline := time.Now().Add(10 * time.Second) // failure guard only
+	for len(t.all()) < n && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	got := t.all()
+	if len(got) != n {
+		tb.Fatalf("%d usage records, want %d", len(got), n)
+	}
+	return got
+}
+
 // byID returns the records of one request ID.
 func (t *tap) byID(id string) []*usage.Record {
 	var out []*usage.Record

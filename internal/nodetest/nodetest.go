@@ -57,8 +57,8 @@ const Script = "test/node/sdk_check.mjs"
 // an X-Supplier-ID header, and returns its stdout. The test fails when the
 // script fails or does not finish within Timeout. When Node.js or the
 // openai package is missing the test fails if $CI is true and is skipped
-// otherwise.
-func Run(t testing.TB, mode, baseURL, apiKey, supplier string) []byte {
+// otherwise. env adds NAME=value settings, such as MODEL.
+func Run(t testing.TB, mode, baseURL, apiKey, supplier string, env ...string) []byte {
 	t.Helper()
 	nodeBin, root := locate(t)
 
@@ -72,6 +72,7 @@ func Run(t testing.TB, mode, baseURL, apiKey, supplier string) []byte {
 		"OPENAI_API_KEY="+apiKey,
 		"SUPPLIER="+supplier,
 	)
+	cmd.Env = append(cmd.Env, env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout = &stdout
 	cmd.Stderr = &stderr

@@ -17,11 +17,16 @@
 //     models         lists the models; prints {"object":"list","data":[...]}
 //     error          a chat completion that must fail with an APIError;
 //                    prints {"status":...,"code":...,"type":...}
+//     stream_tools   a streamed chat completion offering a tool, assembled
+//                    by the SDK's stream helper; then the tool's result is
+//                    sent back and the streamed answer assembled again;
+//                    prints one line per step
+//   MODEL            optional; the chat model (default gpt-4o-mini)
 //
 // It exits non-zero, with a message on stderr, on any unexpected error.
 import OpenAI from 'openai';
 
-const MODEL = 'gpt-4o-mini';
+const MODEL = process.env.MODEL || 'gpt-4o-mini';
 const EMBEDDING_MODEL = 'text-embedding-3-small';
 const MESSAGES = [
   { role: 'system', content: 'You are a helpful wedding-planning assistant.' },
@@ -110,6 +115,65 @@ async function expectError(client) {
   }
 }
 
+const TOOLS = [
+  {
+    type: 'function',
+    function: {
+      name: 'check_venue_availability',
+      description: 'Check whether a wedding venue is available on a date',
+      parameters: {
+        type: 'object',
+        properties: { venue: { type: 'string' }, date: { type: 'string' } },
+        required: ['venue', 'date'],
+      },
+    },
+  },
+];
+
+async function streamTools(client) {
+  const messages = [
+    { role: 'user', content: 'Is the venue Hartwell Barn available on 2027-06-12? Check venue availability.' },
+  ];
+  const runner = client.chat.completions.stream({
+    model: MODEL,
+    messages,
+    tools: TOOLS,
+    stream_options: { include_usage: true },
+  });
+  let chunks = 0;
+  runner.on('chunk', () => {
+    chunks++;
+  });
+  const first = await runner.finalChatCompletion();
+  const msg = first.choices[0].message;
+  const call = msg.tool_calls?.[0];
+  if (!call) {
+    throw new Error(`expected a tool call, got ${JSON.stringify(first)}`);
+  }
+  line({
+    step: 'tool_call',
+    chunks,
+    finish_reason: first.choices[0].finish_reason,
+    name: call.function.name,
+    arguments: JSON.parse(call.function.arguments),
+    id_present: typeof call.id === 'string' && call.id.length > 0,
+    usage: first.usage,
+  });
+  messages.push(
+    { role: 'assistant', content: msg.content, tool_calls: msg.tool_calls },
+    { role: 'tool', tool_call_id: call.id, content: JSON.stringify({ available: true }) },
+  );
+  const second = await client.chat.completions
+    .stream({ model: MODEL, messages, tools: TOOLS })
+    .finalChatCompletion();
+  line({
+    step: 'answer',
+    finish_reason: second.choices[0].finish_reason,
+    content: second.choices[0].message.content,
+    tool_calls: second.choices[0].message.tool_calls ?? [],
+  });
+}
+
 async function main() {
   const mode = env('MODE');
   const client = newClient();
@@ -126,6 +190,8 @@ async function main() {
       return models(client);
     case 'error':
       return expectError(client);
+    case 'stream_tools':
+      return streamTools(client);
     default:
       throw new Error(`unknown MODE ${JSON.stringify(mode)}`);
   }
