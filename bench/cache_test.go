@@ -5,7 +5,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"strings"
 	"sync"
 	"testing"
@@ -129,18 +128,9 @@ func TestCacheFlags(t *testing.T) {
 	}
 }
 
-func TestParseCPUList(t *testing.T) {
-	for in, want := range map[string]string{"1": "1", "0,2": "0,2", "0-3": "0,1,2,3", "3,1-2,1": "1,2,3"} {
-		got, err := parseCPUList(in)
-		if err != nil || formatCPUList(got) != want {
-			t.Errorf("%q: %v, %v; want %s", in, got, err, want)
-		}
-	}
-	for _, in := range []string{"", "a", "2-1", "-1", "0-99999"} {
-		if _, err := parseCPUList(in); err == nil {
-			t.Errorf("%q accepted", in)
-		}
-	}
+// TestCPUFlags: -veil-cpus and -gen-cpus go together, do not overlap, and
+// are normalised.
+func TestCPUFlags(t *testing.T) {
 	for _, args := range [][]string{{"-veil-cpus", "1"}, {"-veil-cpus", "0", "-gen-cpus", "0-1"}} {
 		if _, err := parseFlags(args, nil); err == nil {
 			t.Errorf("%q accepted", args)
@@ -149,34 +139,5 @@ func TestParseCPUList(t *testing.T) {
 	s, err := parseFlags([]string{"-veil-cpus", "1", "-gen-cpus", "0"}, nil)
 	if err != nil || s.VeilCPUs != "1" || s.GenCPUs != "0" {
 		t.Errorf("%+v, %v", s, err)
-	}
-}
-
-// TestStartPinned starts a child on one CPU and checks that it runs
-// there while this process keeps its own mask.
-func TestStartPinned(t *testing.T) {
-	before, err := allowedCPUs("self")
-	if err != nil {
-		t.Skip(err)
-	}
-	cpus, err := parseCPUList(before)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := cpus[len(cpus)-1:]
-	c, err := startPinned(want, "sleep", "/bin/sleep", []string{"5"}, nil, io.Discard)
-	if err != nil {
-		t.Skip(err)
-	}
-	defer func() { _ = c.Stop(stopGrace) }()
-	got, err := allowedCPUs(c.PID())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if l, _ := parseCPUList(got); formatCPUList(l) != formatCPUList(want) {
-		t.Errorf("child on CPUs %s, want %s", got, formatCPUList(want))
-	}
-	if after, _ := allowedCPUs("self"); after != before {
-		t.Errorf("this process went from CPUs %s to %s", before, after)
 	}
 }

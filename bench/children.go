@@ -4,141 +4,13 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
-	"syscall"
-	"time"
 
-	"github.com/valyala/fasthttp"
+	"github.com/wedsync/veil/bench/load"
 )
-
-// readyTimeout bounds how long a child may take to become ready.
-const readyTimeout = 20 * time.Second
-
-// stopGrace is how long a child gets to exit after SIGTERM before it is
-// killed.
-const stopGrace = 5 * time.Second
-
-// buildVeil compiles ./cmd/veil of the enclosing module into dir.
-func buildVeil(ctx context.Context, dir string) (string, error) {
-	gomod, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	root := filepath.Dir(strings.TrimSpace(string(gomod)))
-	if root == "." || root == "" || strings.TrimSpace(string(gomod)) == os.DevNull {
-		return "", errors.New("not inside a Go module: run from the veil repository")
-	}
-	bin := filepath.Join(dir, "veil")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/veil")
-	cmd.Dir = root
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("go build ./cmd/veil: %w\n%s", err, out)
-	}
-	return bin, nil
-}
-
-// freeAddr returns a loopback address with a port that was free a moment
-// ago (listen on :0, close). Another process could grab it in between;
-// readiness checks catch that.
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("find a free port: %w", err)
-	}
-	addr := l.Addr().String()
-	if err := l.Close(); err != nil {
-		return "", fmt.Errorf("find a free port: %w", err)
-	}
-	return addr, nil
-}
-
-// randomToken returns 32 random bytes in hex.
-func randomToken() (string, error) {
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return "", fmt.Errorf("random token: %w", err)
-	}
-	return hex.EncodeToString(b), nil
-}
-
-// child is a started subprocess.
-type child struct {
-	name string
-	cmd  *exec.Cmd
-	done chan struct{} // closed once the process has exited
-	err  error         // the result of Wait, valid after done
-}
-
-// startChild starts bin with args, extra environment and output to log.
-// The child gets its own process group, so a Ctrl-C in the terminal
-// reaches only the bench, which then stops the child in order; should the
-// bench die without cleaning up, the kernel kills the child (Pdeathsig).
-// Pdeathsig also fires if the OS thread that started the child exits,
-// which Go does only for goroutines that exit locked to their thread; the
-// bench locks none.
-func startChild(name, bin string, args, env []string, log io.Writer) (*child, error) {
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout = log
-	cmd.Stderr = log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	c := &child{name: name, cmd: cmd, done: make(chan struct{})}
-	go func() {
-		c.err = cmd.Wait()
-		close(c.done)
-	}()
-	return c, nil
-}
-
-// PID returns the child's process ID as a string, for /proc paths.
-func (c *child) PID() string { return strconv.Itoa(c.cmd.Process.Pid) }
-
-// exited reports whether the child has exited.
-func (c *child) exited() bool {
-	select {
-	case <-c.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// Stop sends SIGTERM, waits up to grace for the child to exit and kills
-// it otherwise. It returns an error only when the child had to be killed.
-func (c *child) Stop(grace time.Duration) error {
-	if c.exited() {
-		return nil
-	}
-	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return fmt.Errorf("stop %s: %w", c.name, err)
-	}
-	t := time.NewTimer(grace)
-	defer t.Stop()
-	select {
-	case <-c.done:
-		return nil
-	case <-t.C:
-	}
-	if err := c.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return fmt.Errorf("kill %s: %w", c.name, err)
-	}
-	<-c.done
-	return fmt.Errorf("%s did not exit within %v of SIGTERM and was killed", c.name, grace)
-}
 
 // stack is a fake upstream and a veil proxy in front of it, both child
 // processes of the bench.
@@ -151,7 +23,7 @@ type stack struct {
 	Token string
 
 	log        *os.File
-	fake, veil *child
+	fake, veil *load.Child
 }
 
 // startStack starts the fake upstream and veil from bin, with config and
@@ -170,14 +42,14 @@ func startStack(ctx context.Context, dir, bin, logLevel string, veilCPUs []int) 
 		return s, fmt.Errorf("create log: %w", err)
 	}
 	for _, p := range []*string{&s.FakeAddr, &s.ProxyAddr, &s.AdminAddr} {
-		if *p, err = freeAddr(); err != nil {
+		if *p, err = load.FreeAddr(); err != nil {
 			return s, err
 		}
 	}
-	if s.Token, err = randomToken(); err != nil {
+	if s.Token, err = load.RandomToken(); err != nil {
 		return s, err
 	}
-	platformKey, err := randomToken()
+	platformKey, err := load.RandomToken()
 	if err != nil {
 		return s, err
 	}
@@ -186,21 +58,21 @@ func startStack(ctx context.Context, dir, bin, logLevel string, veilCPUs []int) 
 		return s, fmt.Errorf("write config: %w", err)
 	}
 
-	s.fake, err = startChild("fake-upstream", bin,
+	s.fake, err = load.StartChild("fake-upstream", bin,
 		[]string{"fake-upstream", "--listen", s.FakeAddr, "--latency", "0", "--ttft", "0", "--chunk-delay", "0"},
 		nil, s.log)
 	if err != nil {
 		return s, err
 	}
-	if err := s.waitReady(ctx, s.fake, "http://"+s.FakeAddr+"/v1/models", false); err != nil {
+	if err := s.fake.WaitReady(ctx, "http://"+s.FakeAddr+"/v1/models", false, s.LogPath); err != nil {
 		return s, err
 	}
-	s.veil, err = startPinned(veilCPUs, "veil", bin, []string{"serve", "--config", cfgPath},
+	s.veil, err = load.StartPinned(veilCPUs, "veil", bin, []string{"serve", "--config", cfgPath},
 		[]string{"BENCH_PLATFORM_KEY=sk-bench-" + platformKey, "BENCH_CALLER_TOKEN=" + s.Token}, s.log)
 	if err != nil {
 		return s, err
 	}
-	if err := s.waitReady(ctx, s.veil, "http://"+s.AdminAddr+"/readyz", true); err != nil {
+	if err := s.veil.WaitReady(ctx, "http://"+s.AdminAddr+"/readyz", true, s.LogPath); err != nil {
 		return s, err
 	}
 	return s, nil
@@ -227,35 +99,6 @@ callers:
 `, proxy, admin, logLevel, fake)
 }
 
-// waitReady polls url until it answers (with 200 when need200) or
-// readyTimeout passes, failing early when the child exits.
-func (s *stack) waitReady(ctx context.Context, c *child, url string, need200 bool) error {
-	deadline := time.Now().Add(readyTimeout)
-	var last error
-	for {
-		if c.exited() {
-			return fmt.Errorf("%s exited during start-up (%v); log %s:\n%s", c.name, c.err, s.LogPath, tail(s.LogPath, 2048))
-		}
-		status, _, err := fasthttp.GetTimeout(nil, url, time.Second)
-		switch {
-		case err != nil:
-			last = err
-		case need200 && status != fasthttp.StatusOK:
-			last = fmt.Errorf("GET %s: status %d", url, status)
-		default:
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not ready after %v: %w; log %s", c.name, readyTimeout, last, s.LogPath)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for %s: %w", c.name, ctx.Err())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
 // VeilPID and FakePID return the children's process IDs.
 func (s *stack) VeilPID() string { return s.veil.PID() }
 
@@ -266,9 +109,9 @@ func (s *stack) FakePID() string { return s.fake.PID() }
 // safe on a partly started stack and more than once.
 func (s *stack) Close() error {
 	var errs []error
-	for _, c := range []*child{s.veil, s.fake} {
+	for _, c := range []*load.Child{s.veil, s.fake} {
 		if c != nil {
-			errs = append(errs, c.Stop(stopGrace))
+			errs = append(errs, c.Stop(load.StopGrace))
 		}
 	}
 	if s.log != nil {
@@ -280,26 +123,10 @@ func (s *stack) Close() error {
 
 // Alive returns an error when a child has exited unexpectedly.
 func (s *stack) Alive() error {
-	for _, c := range []*child{s.fake, s.veil} {
-		if c.exited() {
-			return fmt.Errorf("%s exited unexpectedly (%v); log %s:\n%s", c.name, c.err, s.LogPath, tail(s.LogPath, 2048))
+	for _, c := range []*load.Child{s.fake, s.veil} {
+		if err := c.Alive(s.LogPath); err != nil {
+			return err
 		}
 	}
 	return nil
-}
-
-// tail returns at most the last n bytes of the file at path.
-func tail(path string, n int64) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	if st, err := f.Stat(); err == nil && st.Size() > n {
-		if _, err := f.Seek(-n, io.SeekEnd); err != nil {
-			return ""
-		}
-	}
-	b, _ := io.ReadAll(f)
-	return string(b)
 }

@@ -4,15 +4,13 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
-	"os"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/wedsync/veil/bench/load"
 )
 
 // Outcome classifies one scheduled request.
@@ -110,7 +108,7 @@ type Generator struct {
 
 // NewGenerator checks the target and options and prepares a client.
 func NewGenerator(t Target, o Options) (*Generator, error) {
-	if err := checkLoopback(t.Addr); err != nil {
+	if err := load.CheckLoopback(t.Addr); err != nil {
 		return nil, err
 	}
 	if t.Path == "" || t.Path[0] != '/' {
@@ -148,23 +146,6 @@ func NewGenerator(t Target, o Options) (*Generator, error) {
 		},
 		lastErr: map[Outcome]string{},
 	}, nil
-}
-
-// checkLoopback returns an error unless addr is host:port with a loopback
-// IP literal as host: the bench must never load a remote system, and a
-// name such as localhost could resolve elsewhere.
-func checkLoopback(addr string) error {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("target address %q: %w", addr, err)
-	}
-	if port == "" {
-		return fmt.Errorf("target address %q has no port", addr)
-	}
-	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-		return fmt.Errorf("target address %q is not a loopback address", addr)
-	}
-	return nil
 }
 
 // Close drops the generator's idle connections.
@@ -260,7 +241,7 @@ func (g *Generator) Run(ctx context.Context, rate float64, d time.Duration) (*Ru
 	for range workers {
 		wg.Go(func() { g.work(ctx, r, slots, interval) })
 	}
-	wg.Go(func() { pace(ctx, r.Start, interval, n, slots) })
+	wg.Go(func() { load.Pace(ctx, r.Start, interval, n, slots) })
 	wg.Wait()
 	r.End = time.Now()
 	g.errMu.Lock()
@@ -270,42 +251,6 @@ func (g *Generator) Run(ctx context.Context, rate float64, d time.Duration) (*Ru
 	}
 	g.errMu.Unlock()
 	return r, nil
-}
-
-// pace sends the slot numbers 0..n-1 on slots, slot i at start+i*interval
-// (in nanoseconds), and closes slots. It waits with the nanosleep system
-// call rather than a Go timer: timers wake up to a millisecond late when
-// the process is otherwise idle (the netpoller waits in whole
-// milliseconds), which at these rates would be most of the measured
-// latency; nanosleep is typically within 100µs.
-func pace(ctx context.Context, start time.Time, interval float64, n int64, slots chan<- int64) {
-	defer close(slots)
-	done := ctx.Done()
-	for i := range n {
-		sched := start.Add(time.Duration(float64(i) * interval))
-		for {
-			wait := time.Until(sched)
-			if wait <= 0 {
-				break
-			}
-			if ctx.Err() != nil {
-				return
-			}
-			nanosleep(min(wait, 10*time.Millisecond))
-		}
-		select {
-		case slots <- i:
-		case <-done:
-			return
-		}
-	}
-}
-
-// nanosleep blocks the calling thread for d, resuming after signals.
-func nanosleep(d time.Duration) {
-	ts := syscall.NsecToTimespec(int64(d))
-	for syscall.Nanosleep(&ts, &ts) == syscall.EINTR {
-	}
 }
 
 // work is one worker: take the next due slot, send, record.
@@ -358,13 +303,7 @@ func (g *Generator) noteErr(o Outcome, msg string) {
 
 // classify sorts a client error into Timeout or Transport.
 func classify(err error) Outcome {
-	var ne net.Error
-	switch {
-	case errors.Is(err, fasthttp.ErrTimeout),
-		errors.Is(err, fasthttp.ErrDialTimeout),
-		errors.Is(err, fasthttp.ErrNoFreeConns), // waited MaxConnWaitTimeout
-		errors.Is(err, os.ErrDeadlineExceeded),
-		errors.As(err, &ne) && ne.Timeout():
+	if load.IsTimeout(err) {
 		return Timeout
 	}
 	return Transport

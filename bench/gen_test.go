@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/wedsync/veil/bench/load"
 )
 
 // serve runs h on a loopback listener for the duration of the test and
@@ -119,7 +121,7 @@ func TestRunIsOpenLoop(t *testing.T) {
 }
 
 func TestRunTransportErrors(t *testing.T) {
-	addr, err := freeAddr() // nothing listens there
+	addr, err := load.FreeAddr() // nothing listens there
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,28 +200,5 @@ func TestNewGeneratorChecks(t *testing.T) {
 	}
 	if _, err := g.Run(context.Background(), 0, time.Second); err == nil {
 		t.Error("rate 0 accepted")
-	}
-}
-
-func TestPaceHandsOutEverySlotInOrder(t *testing.T) {
-	slots := make(chan int64, 100)
-	pace(context.Background(), time.Now(), float64(time.Microsecond), 100, slots)
-	var want int64
-	for i := range slots {
-		if i != want {
-			t.Fatalf("slot %d, want %d", i, want)
-		}
-		want++
-	}
-	if want != 100 {
-		t.Errorf("%d slots, want 100", want)
-	}
-
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	slots = make(chan int64) // nobody receives: pace must give up on ctx
-	pace(ctx, time.Now(), float64(time.Microsecond), 100, slots)
-	if _, ok := <-slots; ok {
-		t.Error("slot handed out after cancel")
 	}
 }

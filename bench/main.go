@@ -44,6 +44,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/wedsync/veil/bench/load"
 )
 
 // chatBody is the non-streaming request body of every phase (~300 bytes).
@@ -198,10 +200,10 @@ func parseFlags(args []string, stderr io.Writer) (*settings, error) {
 	}
 	if s.VeilCPUs != "" {
 		var err error
-		if s.veilCPUs, err = parseCPUList(s.VeilCPUs); err != nil {
+		if s.veilCPUs, err = load.ParseCPUList(s.VeilCPUs); err != nil {
 			return nil, fmt.Errorf("-veil-cpus: %w", err)
 		}
-		if s.genCPUs, err = parseCPUList(s.GenCPUs); err != nil {
+		if s.genCPUs, err = load.ParseCPUList(s.GenCPUs); err != nil {
 			return nil, fmt.Errorf("-gen-cpus: %w", err)
 		}
 		for _, c := range s.veilCPUs {
@@ -209,7 +211,7 @@ func parseFlags(args []string, stderr io.Writer) (*settings, error) {
 				return nil, fmt.Errorf("CPU %d is in both -veil-cpus and -gen-cpus", c)
 			}
 		}
-		s.VeilCPUs, s.GenCPUs = formatCPUList(s.veilCPUs), formatCPUList(s.genCPUs)
+		s.VeilCPUs, s.GenCPUs = load.FormatCPUList(s.veilCPUs), load.FormatCPUList(s.genCPUs)
 	}
 	s.BodySize = len(s.bodies(false)[0])
 	s.DurationS, s.WarmupS, s.TimeoutS = s.Duration.Seconds(), s.Warmup.Seconds(), s.Timeout.Seconds()
@@ -265,13 +267,13 @@ func run(args []string, stdout, stderr io.Writer) (err error) {
 	bin := s.veilBin
 	if bin == "" {
 		fmt.Fprintln(stderr, "bench: building ./cmd/veil")
-		if bin, err = buildVeil(ctx, dir); err != nil {
+		if bin, err = load.BuildVeil(ctx, dir); err != nil {
 			return err
 		}
 	}
 	if len(s.genCPUs) > 0 {
 		// Before the children start: the fake upstream inherits the mask.
-		if err := pinSelf(s.genCPUs); err != nil {
+		if err := load.PinSelf(s.genCPUs); err != nil {
 			return err
 		}
 	}
@@ -290,11 +292,11 @@ func run(args []string, stdout, stderr io.Writer) (err error) {
 		for _, c := range []struct{ name, pid, want string }{
 			{"veil", st.VeilPID(), s.VeilCPUs}, {"fake upstream", st.FakePID(), s.GenCPUs}, {"generator", "self", s.GenCPUs},
 		} {
-			got, err := allowedCPUs(c.pid)
+			got, err := load.AllowedCPUs(c.pid)
 			if err != nil {
 				return err
 			}
-			if l, err := parseCPUList(got); err != nil || formatCPUList(l) != c.want {
+			if l, err := load.ParseCPUList(got); err != nil || load.FormatCPUList(l) != c.want {
 				return fmt.Errorf("%s runs on CPUs %s, want %s", c.name, got, c.want)
 			}
 			fmt.Fprintf(stderr, "bench: %s on CPUs %s\n", c.name, got)
@@ -302,12 +304,7 @@ func run(args []string, stdout, stderr io.Writer) (err error) {
 	}
 
 	rep := &report{
-		Machine: machine{
-			CPUs:  runtime.NumCPU(),
-			Model: cpuModel(),
-			Go:    runtime.Version(),
-			OS:    runtime.GOOS + "/" + runtime.GOARCH,
-		},
+		Machine:  load.Host(),
 		Settings: s,
 	}
 	var runErr error
@@ -365,7 +362,7 @@ type phase struct {
 	Summary
 	// Veil, Fake and Gen are the processes' resource use over the measured
 	// window (from the first scheduled send to the last completion).
-	Veil, Fake, Gen Usage
+	Veil, Fake, Gen load.Usage
 	// Window is the measured window's wall time; MachineBusy is the CPU
 	// time the whole machine was busy in it.
 	Window, MachineBusy time.Duration
@@ -438,25 +435,25 @@ func runPhase(ctx context.Context, stderr io.Writer, st *stack, s *settings, via
 		return p, err
 	}
 	runtime.GC() // the warm-up's garbage, not the measured window's
-	var meters [3]*Meter
+	var meters [3]*load.Meter
 	for i, pid := range []string{st.VeilPID(), st.FakePID(), "self"} {
-		if meters[i], err = StartMeter(pid); err != nil {
+		if meters[i], err = load.StartMeter(pid); err != nil {
 			return p, err
 		}
 	}
-	busy0, err := machineBusy()
+	busy0, err := load.MachineBusy()
 	if err != nil {
 		return p, err
 	}
 	start := time.Now()
 	r, runErr := g.Run(ctx, rate, s.Duration)
 	p.Window = time.Since(start)
-	busy1, err := machineBusy()
+	busy1, err := load.MachineBusy()
 	if err != nil && runErr == nil {
 		runErr = err
 	}
 	p.MachineBusy = busy1 - busy0
-	var usage [3]Usage
+	var usage [3]load.Usage
 	for i, m := range meters {
 		u, err := m.Stop()
 		if err != nil && runErr == nil {

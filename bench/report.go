@@ -12,11 +12,13 @@ import (
 	"strconv"
 	"text/tabwriter"
 	"time"
+
+	"github.com/wedsync/veil/bench/load"
 )
 
 // report is everything the bench prints.
 type report struct {
-	Machine  machine
+	Machine  load.Machine
 	Settings *settings
 	Phases   []phase
 	Added    []added
@@ -181,11 +183,11 @@ func fmtCPU(cpu time.Duration, reqs int) string {
 // JSON shapes: durations are float microseconds, sizes bytes.
 type (
 	jsonReport struct {
-		Machine  machine     `json:"machine"`
-		Note     string      `json:"note"`
-		Settings *settings   `json:"settings"`
-		Phases   []jsonPhase `json:"phases"`
-		Added    []jsonAdded `json:"added_latency"`
+		Machine  load.Machine `json:"machine"`
+		Note     string       `json:"note"`
+		Settings *settings    `json:"settings"`
+		Phases   []jsonPhase  `json:"phases"`
+		Added    []jsonAdded  `json:"added_latency"`
 	}
 	jsonLatency struct {
 		P50  float64 `json:"p50_us"`

@@ -3,39 +3,10 @@
 package main
 
 import (
-	"math"
-	"slices"
 	"time"
+
+	"github.com/wedsync/veil/bench/load"
 )
-
-// Percentiles are exact latency quantiles (nearest rank) of a sample.
-type Percentiles struct {
-	P50, P90, P99, P999, Max time.Duration
-}
-
-// percentile returns the nearest-rank q-quantile (0 < q <= 1) of sorted,
-// the smallest value v such that at least q of the sample is <= v. It
-// returns 0 for an empty sample.
-func percentile(sorted []time.Duration, q float64) time.Duration {
-	if len(sorted) == 0 {
-		return 0
-	}
-	rank := int(math.Ceil(q*float64(len(sorted)) - 1e-9))
-	rank = min(max(rank, 1), len(sorted))
-	return sorted[rank-1]
-}
-
-// computePercentiles sorts d in place and returns its quantiles.
-func computePercentiles(d []time.Duration) Percentiles {
-	slices.Sort(d)
-	return Percentiles{
-		P50:  percentile(d, 0.50),
-		P90:  percentile(d, 0.90),
-		P99:  percentile(d, 0.99),
-		P999: percentile(d, 0.999),
-		Max:  percentile(d, 1),
-	}
-}
 
 // Summary condenses a Run.
 type Summary struct {
@@ -59,7 +30,7 @@ type Summary struct {
 	OKRate float64
 	// Latency covers every sent request, failures included (as vegeta
 	// does), from its scheduled send time.
-	Latency Percentiles
+	Latency load.Percentiles
 	// LagP99 and LagMax describe how late the generator itself sent
 	// requests relative to their schedule.
 	LagP99, LagMax time.Duration
@@ -115,8 +86,8 @@ func summarize(r *Run) Summary {
 	if lastDone > 0 {
 		s.OKRate = float64(s.OK) / lastDone.Seconds()
 	}
-	s.Latency = computePercentiles(lat)
-	lp := computePercentiles(lag)
+	s.Latency = load.ComputePercentiles(lat)
+	lp := load.ComputePercentiles(lag)
 	s.LagP99, s.LagMax = lp.P99, lp.Max
 	return s
 }

@@ -4,40 +4,15 @@ package main
 
 import (
 	"encoding/json"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/wedsync/veil/bench/load"
 	"github.com/wedsync/veil/config"
 )
-
-func TestPercentiles(t *testing.T) {
-	d := make([]time.Duration, 1000)
-	for i := range d {
-		d[i] = time.Duration(i+1) * time.Millisecond
-	}
-	rand.Shuffle(len(d), func(i, j int) { d[i], d[j] = d[j], d[i] })
-	got := computePercentiles(d)
-	want := Percentiles{P50: 500 * time.Millisecond, P90: 900 * time.Millisecond, P99: 990 * time.Millisecond, P999: 999 * time.Millisecond, Max: time.Second}
-	if got != want {
-		t.Errorf("1..1000ms: got %+v, want %+v", got, want)
-	}
-
-	if got := computePercentiles(nil); got != (Percentiles{}) {
-		t.Errorf("empty: %+v", got)
-	}
-	one := []time.Duration{7}
-	if got := computePercentiles(one); got != (Percentiles{7, 7, 7, 7, 7}) {
-		t.Errorf("single: %+v", got)
-	}
-	ten := []time.Duration{10, 9, 8, 7, 6, 5, 4, 3, 2, 1}
-	if got := computePercentiles(ten); got != (Percentiles{P50: 5, P90: 9, P99: 10, P999: 10, Max: 10}) {
-		t.Errorf("1..10: %+v", got)
-	}
-}
 
 func TestSummarize(t *testing.T) {
 	r := &Run{
@@ -68,48 +43,6 @@ func TestSummarize(t *testing.T) {
 	}
 	if s.Latency.P50 != 3*time.Millisecond || s.Latency.Max != 9*time.Millisecond {
 		t.Errorf("latency %+v", s.Latency)
-	}
-}
-
-func TestParseStatTicks(t *testing.T) {
-	line := "4242 (odd) name (x)) S 1 4242 4242 0 -1 4194560 1 2 3 4 250 50 0 0 20 0 1 0 100 0 0\n"
-	got, err := parseStatTicks([]byte(line))
-	if err != nil || got != 300 {
-		t.Errorf("got %d, %v; want 300", got, err)
-	}
-	if u, st, err := parseStatTimes([]byte(line)); err != nil || u != 250 || st != 50 {
-		t.Errorf("utime %d, stime %d, %v; want 250, 50", u, st, err)
-	}
-	if _, err := parseStatTicks([]byte("4242 (x) S 1 2")); err == nil {
-		t.Error("short line accepted")
-	}
-	if _, err := os.Stat("/proc/self/stat"); err == nil {
-		if _, err := cpuTime("self"); err != nil {
-			t.Error(err)
-		}
-		if v, err := rss("self"); err != nil || v <= 0 {
-			t.Errorf("rss(self) = %d, %v", v, err)
-		}
-	}
-}
-
-func TestParseMachineBusy(t *testing.T) {
-	got, err := parseMachineBusy([]byte("cpu  100 2 30 5000 7 1 4 9 0 0\ncpu0 1 2 3 4 5 6 7 8 9 10\n"))
-	if err != nil || got != 137 {
-		t.Errorf("got %d, %v; want 137", got, err)
-	}
-	if _, err := parseMachineBusy([]byte("intr 1 2 3\n")); err == nil {
-		t.Error("bad first line accepted")
-	}
-}
-
-func TestParseVmRSS(t *testing.T) {
-	got, err := parseVmRSS(strings.NewReader("Name:\tveil\nVmPeak:\t 9999 kB\nVmRSS:\t   12345 kB\nThreads: 4\n"))
-	if err != nil || got != 12345*1024 {
-		t.Errorf("got %d, %v", got, err)
-	}
-	if _, err := parseVmRSS(strings.NewReader("Name:\tveil\n")); err == nil {
-		t.Error("missing VmRSS accepted")
 	}
 }
 
@@ -152,9 +85,9 @@ func TestReportJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := &report{Settings: s, Phases: []phase{
-		{Via: viaDirect, Summary: Summary{TargetRate: 1000, Requests: 10, OK: 10, Latency: Percentiles{P50: time.Millisecond}}},
-		{Via: viaVeil, Summary: Summary{TargetRate: 1000, Requests: 10, OK: 10, Latency: Percentiles{P50: 3 * time.Millisecond}},
-			Veil: Usage{CPU: time.Millisecond, PeakRSS: 1 << 20}},
+		{Via: viaDirect, Summary: Summary{TargetRate: 1000, Requests: 10, OK: 10, Latency: load.Percentiles{P50: time.Millisecond}}},
+		{Via: viaVeil, Summary: Summary{TargetRate: 1000, Requests: 10, OK: 10, Latency: load.Percentiles{P50: 3 * time.Millisecond}},
+			Veil: load.Usage{CPU: time.Millisecond, PeakRSS: 1 << 20}},
 	}}
 	r.addedLatency()
 	if len(r.Added) != 1 || r.Added[0].P50 != 2*time.Millisecond {

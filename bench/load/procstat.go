@@ -1,6 +1,6 @@
 //go:build linux
 
-package main
+package load
 
 import (
 	"bufio"
@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,21 +31,14 @@ var clockTicks = sync.OnceValue(func() float64 {
 	return 100
 })
 
-// cpuTime returns the user plus system CPU time the process pid has used
-// so far ("self" for this process).
-func cpuTime(pid string) (time.Duration, error) {
-	total, _, err := cpuTimes(pid)
-	return total, err
-}
-
-// cpuTimes returns the user plus system CPU time the process pid has used
-// so far, and the user part of it.
-func cpuTimes(pid string) (total, user time.Duration, err error) {
+// CPUTimes returns the user plus system CPU time the process pid ("self"
+// for this process) has used so far, and the user part of it.
+func CPUTimes(pid string) (total, user time.Duration, err error) {
 	b, err := os.ReadFile("/proc/" + pid + "/stat")
 	if err != nil {
 		return 0, 0, fmt.Errorf("read cpu time: %w", err)
 	}
-	utime, stime, err := parseStatTimes(b)
+	utime, stime, err := ParseStatTimes(b)
 	if err != nil {
 		return 0, 0, fmt.Errorf("/proc/%s/stat: %w", pid, err)
 	}
@@ -56,18 +50,11 @@ func ticksToDuration(ticks uint64) time.Duration {
 	return time.Duration(float64(ticks) / clockTicks() * float64(time.Second))
 }
 
-// parseStatTicks returns utime+stime, in clock ticks, from the contents of
-// /proc/PID/stat.
-func parseStatTicks(b []byte) (uint64, error) {
-	utime, stime, err := parseStatTimes(b)
-	return utime + stime, err
-}
-
-// parseStatTimes returns utime and stime, in clock ticks, from the
+// ParseStatTimes returns utime and stime, in clock ticks, from the
 // contents of /proc/PID/stat. The command name (field 2) is in parentheses
 // and may itself contain spaces and parentheses, so fields are counted
 // from the last ')'.
-func parseStatTimes(b []byte) (utime, stime uint64, err error) {
+func ParseStatTimes(b []byte) (utime, stime uint64, err error) {
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
 		return 0, 0, errors.New("no ')' after the command name")
@@ -87,24 +74,24 @@ func parseStatTimes(b []byte) (utime, stime uint64, err error) {
 	return utime, stime, nil
 }
 
-// machineBusy returns the CPU time all CPUs of the machine have spent
+// MachineBusy returns the CPU time all CPUs of the machine have spent
 // busy (not idle or waiting for I/O) since boot, from /proc/stat.
-func machineBusy() (time.Duration, error) {
+func MachineBusy() (time.Duration, error) {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
 		return 0, fmt.Errorf("read machine cpu time: %w", err)
 	}
-	ticks, err := parseMachineBusy(b)
+	ticks, err := ParseMachineBusy(b)
 	if err != nil {
 		return 0, fmt.Errorf("/proc/stat: %w", err)
 	}
 	return time.Duration(float64(ticks) / clockTicks() * float64(time.Second)), nil
 }
 
-// parseMachineBusy sums the busy fields of the aggregate "cpu" line of
+// ParseMachineBusy sums the busy fields of the aggregate "cpu" line of
 // /proc/stat: user, nice, system, irq and softirq; not idle, iowait or
 // steal, and not guest time, which user time already contains.
-func parseMachineBusy(b []byte) (uint64, error) {
+func ParseMachineBusy(b []byte) (uint64, error) {
 	line, _, _ := bytes.Cut(b, []byte{'\n'})
 	f := strings.Fields(string(line))
 	if len(f) < 9 || f[0] != "cpu" {
@@ -123,22 +110,22 @@ func parseMachineBusy(b []byte) (uint64, error) {
 	return busy, nil
 }
 
-// rss returns the resident set size (VmRSS) of the process pid in bytes.
-func rss(pid string) (int64, error) {
+// RSS returns the resident set size (VmRSS) of the process pid in bytes.
+func RSS(pid string) (int64, error) {
 	f, err := os.Open("/proc/" + pid + "/status")
 	if err != nil {
 		return 0, fmt.Errorf("read rss: %w", err)
 	}
 	defer f.Close()
-	v, err := parseVmRSS(f)
+	v, err := ParseVmRSS(f)
 	if err != nil {
 		return 0, fmt.Errorf("/proc/%s/status: %w", pid, err)
 	}
 	return v, nil
 }
 
-// parseVmRSS extracts VmRSS from /proc/PID/status contents, in bytes.
-func parseVmRSS(r io.Reader) (int64, error) {
+// ParseVmRSS extracts VmRSS from /proc/PID/status contents, in bytes.
+func ParseVmRSS(r io.Reader) (int64, error) {
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:")
@@ -186,7 +173,7 @@ type Meter struct {
 
 // StartMeter begins measuring pid ("self" for this process).
 func StartMeter(pid string) (*Meter, error) {
-	cpu0, user0, err := cpuTimes(pid)
+	cpu0, user0, err := CPUTimes(pid)
 	if err != nil {
 		return nil, err
 	}
@@ -212,7 +199,7 @@ func (m *Meter) loop(ctx context.Context) {
 }
 
 func (m *Meter) sample() {
-	v, err := rss(m.pid)
+	v, err := RSS(m.pid)
 	if err != nil {
 		if m.firstErr == nil {
 			m.firstErr = err
@@ -227,7 +214,7 @@ func (m *Meter) Stop() (Usage, error) {
 	m.stop()
 	<-m.done
 	m.sample()
-	cpu1, user1, err := cpuTimes(m.pid)
+	cpu1, user1, err := CPUTimes(m.pid)
 	if err != nil {
 		return Usage{}, err
 	}
@@ -237,17 +224,42 @@ func (m *Meter) Stop() (Usage, error) {
 	return Usage{CPU: cpu1 - m.cpu0, User: user1 - m.user0, PeakRSS: m.peak}, nil
 }
 
-// machine describes the host for the report header.
-type machine struct {
+// Machine describes the host for the report header.
+type Machine struct {
 	CPUs  int    `json:"cpus"`
 	Model string `json:"cpu_model"`
 	Go    string `json:"go_version"`
 	OS    string `json:"os_arch"`
 }
 
-// cpuModel returns the first "model name" from /proc/cpuinfo, or
+// Host describes this machine.
+func Host() Machine {
+	return Machine{
+		CPUs:  runtime.NumCPU(),
+		Model: CPUModel(),
+		Go:    runtime.Version(),
+		OS:    runtime.GOOS + "/" + runtime.GOARCH,
+	}
+}
+
+// OpenFDs returns the number of file descriptors the process pid has
+// open: the entries of /proc/PID/fd.
+func OpenFDs(pid string) (int, error) {
+	d, err := os.Open("/proc/" + pid + "/fd")
+	if err != nil {
+		return 0, fmt.Errorf("open fds: %w", err)
+	}
+	defer d.Close()
+	names, err := d.Readdirnames(-1)
+	if err != nil {
+		return 0, fmt.Errorf("open fds of %s: %w", pid, err)
+	}
+	return len(names), nil
+}
+
+// CPUModel returns the first "model name" from /proc/cpuinfo, or
 // "unknown".
-func cpuModel() string {
+func CPUModel() string {
 	b, err := os.ReadFile("/proc/cpuinfo")
 	if err != nil {
 		return "unknown"

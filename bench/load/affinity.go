@@ -1,6 +1,6 @@
 //go:build linux
 
-package main
+package load
 
 import (
 	"fmt"
@@ -17,9 +17,9 @@ import (
 // cpuSet is a CPU affinity mask as sched_setaffinity takes it.
 type cpuSet [16]uint64 // 1024 CPUs
 
-// parseCPUList parses a CPU list such as "1", "0,2" or "0-3" into sorted,
+// ParseCPUList parses a CPU list such as "1", "0,2" or "0-3" into sorted,
 // distinct CPU numbers.
-func parseCPUList(s string) ([]int, error) {
+func ParseCPUList(s string) ([]int, error) {
 	var cpus []int
 	for part := range strings.SplitSeq(s, ",") {
 		part = strings.TrimSpace(part)
@@ -45,8 +45,8 @@ func parseCPUList(s string) ([]int, error) {
 	return slices.Compact(cpus), nil
 }
 
-// formatCPUList writes cpus back as a comma-separated list.
-func formatCPUList(cpus []int) string {
+// FormatCPUList writes cpus back as a comma-separated list.
+func FormatCPUList(cpus []int) string {
 	s := make([]string, len(cpus))
 	for i, c := range cpus {
 		s[i] = strconv.Itoa(c)
@@ -81,10 +81,10 @@ func getAffinity() (*cpuSet, error) {
 	return &m, nil
 }
 
-// pinSelf restricts every thread of this process to cpus; threads started
+// PinSelf restricts every thread of this process to cpus; threads started
 // later inherit the mask from the thread that starts them, and so do child
 // processes. GOMAXPROCS follows.
-func pinSelf(cpus []int) error {
+func PinSelf(cpus []int) error {
 	m := maskOf(cpus)
 	tasks, err := os.ReadDir("/proc/self/task")
 	if err != nil {
@@ -96,19 +96,19 @@ func pinSelf(cpus []int) error {
 			continue
 		}
 		if err := setAffinity(tid, m); err != nil && err != syscall.ESRCH {
-			return fmt.Errorf("pin thread %d to CPUs %s: %w", tid, formatCPUList(cpus), err)
+			return fmt.Errorf("pin thread %d to CPUs %s: %w", tid, FormatCPUList(cpus), err)
 		}
 	}
 	runtime.GOMAXPROCS(len(cpus))
 	return nil
 }
 
-// startPinned starts a child as startChild does, restricted to cpus: the
+// StartPinned starts a child as StartChild does, restricted to cpus: the
 // child inherits the mask of the thread that forks it, so that thread
 // takes the mask for the moment of the start.
-func startPinned(cpus []int, name, bin string, args, env []string, log io.Writer) (*child, error) {
+func StartPinned(cpus []int, name, bin string, args, env []string, log io.Writer) (*Child, error) {
 	if len(cpus) == 0 {
-		return startChild(name, bin, args, env, log)
+		return StartChild(name, bin, args, env, log)
 	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
@@ -117,20 +117,20 @@ func startPinned(cpus []int, name, bin string, args, env []string, log io.Writer
 		return nil, fmt.Errorf("pin %s: %w", name, err)
 	}
 	if err := setAffinity(0, maskOf(cpus)); err != nil {
-		return nil, fmt.Errorf("pin %s to CPUs %s: %w", name, formatCPUList(cpus), err)
+		return nil, fmt.Errorf("pin %s to CPUs %s: %w", name, FormatCPUList(cpus), err)
 	}
-	c, startErr := startChild(name, bin, args, env, log)
+	c, startErr := StartChild(name, bin, args, env, log)
 	if err := setAffinity(0, old); err != nil {
 		if c != nil {
-			_ = c.Stop(stopGrace)
+			_ = c.Stop(StopGrace)
 		}
 		return nil, fmt.Errorf("restore CPU mask after starting %s: %w", name, err)
 	}
 	return c, startErr
 }
 
-// allowedCPUs returns the Cpus_allowed_list of process pid.
-func allowedCPUs(pid string) (string, error) {
+// AllowedCPUs returns the Cpus_allowed_list of process pid.
+func AllowedCPUs(pid string) (string, error) {
 	b, err := os.ReadFile("/proc/" + pid + "/status")
 	if err != nil {
 		return "", err
