@@ -53,6 +53,14 @@ type Tier struct {
 	// Cache is on (the default) or off: off answers the tier's suppliers
 	// from their providers every time.
 	Cache string `yaml:"cache"`
+	// MaxN caps the choices (n) one platform call may ask for; a call
+	// asking for more is refused with 400.
+	MaxN int `yaml:"max_n"`
+	// MaxTokens caps the output tokens one platform call may ask for
+	// (max_tokens, max_completion_tokens, max_output_tokens): a call asking
+	// for more is refused with 400, and a call asking for none is sent
+	// with this limit.
+	MaxTokens int `yaml:"max_tokens"`
 }
 
 // Store configures veil's shared state: the embedded store for a single
@@ -120,7 +128,8 @@ func (v *validator) tiers() {
 		} else {
 			names[t.Name] = i
 		}
-		if t.RequestsPerMinute < 0 || t.TokensPerMinute < 0 || t.Concurrent < 0 || t.MonthlyTokens < 0 || t.MonthlyCostUSD < 0 || t.DefaultMaxTokens < 0 {
+		if t.RequestsPerMinute < 0 || t.TokensPerMinute < 0 || t.Concurrent < 0 || t.MonthlyTokens < 0 || t.MonthlyCostUSD < 0 || t.DefaultMaxTokens < 0 ||
+			t.MaxN < 0 || t.MaxTokens < 0 {
 			v.fail(path, "limits must not be negative")
 		}
 		if !slices.Contains(exhaustedActions, t.OnExhausted) {

@@ -141,8 +141,17 @@ func (u *anthropicUsage) prompt() int64 {
 	return u.InputTokens + u.CacheCreationInputTokens + u.CacheReadInputTokens
 }
 
-// appendUsage appends OpenAI's usage object.
+// maxUsageTokens bounds each count a provider reports, so that a broken or
+// hostile answer's absurd numbers neither overflow nor reach the client.
+const maxUsageTokens = 1_000_000_000
+
+func boundTokens(n int64) int64 { return min(max(n, 0), maxUsageTokens) }
+
+// appendUsage appends OpenAI's usage object, each count bounded to
+// [0, maxUsageTokens].
 func (u *anthropicUsage) appendUsage(dst []byte) []byte {
+	u = &anthropicUsage{InputTokens: boundTokens(u.InputTokens), OutputTokens: boundTokens(u.OutputTokens),
+		CacheCreationInputTokens: boundTokens(u.CacheCreationInputTokens), CacheReadInputTokens: boundTokens(u.CacheReadInputTokens)}
 	p := u.prompt()
 	dst = append(dst, `{"prompt_tokens":`...)
 	dst = strconv.AppendInt(dst, p, 10)

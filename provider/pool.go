@@ -61,8 +61,15 @@ func (p *Pool) Other(k *keys.Key, now time.Time) *keys.Key {
 	return nil
 }
 
-// Cooldown rests k until now+d, typically a 429's Retry-After.
+// MaxCooldown is the longest a key rests, whatever the provider's
+// Retry-After says: a provider that asks for hours (or a hostile one) must
+// not take a key out of a pool for longer.
+const MaxCooldown = 5 * time.Minute
+
+// Cooldown rests k until now+d, typically a 429's Retry-After; d is
+// bounded to [0, MaxCooldown].
 func (p *Pool) Cooldown(k *keys.Key, now time.Time, d time.Duration) {
+	d = min(max(d, 0), MaxCooldown)
 	for i, pk := range p.keys {
 		if pk == k {
 			p.until[i].Store(now.Add(d).UnixNano())

@@ -1,6 +1,8 @@
 package provider
 
 import (
+	"encoding/json"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -89,5 +91,22 @@ func TestServes(t *testing.T) {
 	}
 	if any.Platform() != nil {
 		t.Error("a zero key gives no platform credential")
+	}
+}
+
+// TestAnthropicUsageBounded: absurd counts from a broken or hostile
+// answer neither overflow nor reach the client as they came.
+func TestAnthropicUsageBounded(t *testing.T) {
+	u := &anthropicUsage{InputTokens: math.MaxInt64, OutputTokens: -7, CacheCreationInputTokens: math.MaxInt64, CacheReadInputTokens: 5}
+	var got struct {
+		Prompt     int64 `json:"prompt_tokens"`
+		Completion int64 `json:"completion_tokens"`
+		Total      int64 `json:"total_tokens"`
+	}
+	if err := json.Unmarshal(u.appendUsage(nil), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Prompt != 2*maxUsageTokens+5 || got.Completion != 0 || got.Total != got.Prompt {
+		t.Errorf("usage %+v", got)
 	}
 }

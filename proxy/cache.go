@@ -126,11 +126,7 @@ func (s *Server) lookup(ctx *fasthttp.RequestCtx, x *exchange, workflow []byte) 
 func cacheControl(v []byte) (noCache, noStore bool) {
 	for len(v) > 0 {
 		var d []byte
-		if i := bytes.IndexByte(v, ','); i >= 0 {
-			d, v = v[:i], v[i+1:]
-		} else {
-			d, v = v, nil
-		}
+		d, v, _ = bytes.Cut(v, []byte{','})
 		d = bytes.TrimSpace(d)
 		switch {
 		case bytes.EqualFold(d, []byte("no-cache")):

@@ -17,13 +17,18 @@ const (
 )
 
 // dropRequestHeader reports whether a client request header must not reach
-// the upstream: client credentials, hop-by-hop headers, veil's own control
-// headers and headers fasthttp sets itself. Keys arrive normalized by
-// fasthttp ("Openai-Organization").
+// the upstream: client credentials (veil alone picks the key), hop-by-hop
+// headers, headers that say where a request came from or should go (a
+// provider's edge may route on them), veil's own control headers and
+// headers fasthttp sets itself. Keys arrive normalized by fasthttp
+// ("Openai-Organization").
 func dropRequestHeader(key []byte, understood bool) bool {
 	switch string(key) {
-	case "Authorization", "Api-Key", "X-Api-Key", "Openai-Organization", "Openai-Project",
+	case "Authorization", "Api-Key", "X-Api-Key", "Openai-Api-Key", "Ocp-Apim-Subscription-Key", "X-Goog-Api-Key",
+		"Openai-Organization", "Openai-Project",
 		"Proxy-Authorization", "Cookie",
+		"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Forwarded-Port", "X-Forwarded-Prefix",
+		"X-Real-Ip", "X-Original-Url", "X-Rewrite-Url", "X-Original-Host", "X-Host", "X-Http-Method-Override",
 		"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Te", "Trailer",
 		"Transfer-Encoding", "Upgrade",
 		"Host", "Content-Length",
@@ -66,11 +71,7 @@ func copyRequestHeaders(dst *fasthttp.RequestHeader, src *fasthttp.RequestHeader
 func listsToken(list, token []byte) bool {
 	for len(list) > 0 {
 		var item []byte
-		if i := bytes.IndexByte(list, ','); i >= 0 {
-			item, list = list[:i], list[i+1:]
-		} else {
-			item, list = list, nil
-		}
+		item, list, _ = bytes.Cut(list, []byte{','})
 		if bytes.EqualFold(bytes.TrimSpace(item), token) {
 			return true
 		}

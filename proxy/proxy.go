@@ -182,6 +182,7 @@ type exchange struct {
 	body          []byte
 	bodyBuf       []byte
 	modelBody     []byte // the body for a fallback target's own model
+	queryBuf      []byte // the client's query without credentials
 	injectedUsage bool
 	tokens        usage.Tokens
 	respModel     []byte
@@ -233,7 +234,7 @@ func release(x *exchange) {
 		fasthttp.ReleaseRequest(x.shadow.req)
 	}
 	*x = exchange{reqID: x.reqID[:0], supplier: x.supplier[:0], bodyBuf: x.bodyBuf[:0], modelBody: x.modelBody[:0], respModel: x.respModel[:0],
-		scratch: x.scratch[:0], frame: x.frame[:0], held: x.held[:0], cache: x.cache.reset()}
+		queryBuf: x.queryBuf[:0], scratch: x.scratch[:0], frame: x.frame[:0], held: x.held[:0], cache: x.cache.reset()}
 	exchangePool.Put(x)
 }
 
@@ -252,6 +253,11 @@ func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 // serve runs one request; it reports true when the answer is streamed and
 // the stream writer took over the exchange.
 func (s *Server) serve(ctx *fasthttp.RequestCtx, x *exchange) bool {
+	if e := framingError(ctx.Request.Header.RawHeaders()); e != nil {
+		x.fail(ctx, e)
+		ctx.SetConnectionClose()
+		return false
+	}
 	path := ctx.Path()
 	if !bytes.HasPrefix(path, []byte("/v1/")) {
 		x.fail(ctx, &Error{Status: fasthttp.StatusNotFound, Type: typeInvalidRequest, Code: "unknown_url",
@@ -268,10 +274,19 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, x *exchange) bool {
 	x.supplier = append(x.supplier[:0], id.Supplier...)
 	x.call.Suffix = path[len("/v1"):]
 	x.call.Query = ctx.URI().QueryString()
+	if len(x.call.Query) > 0 {
+		x.queryBuf = appendSafeQuery(x.queryBuf[:0], x.call.Query)
+		x.call.Query = x.queryBuf
+	}
 	x.ep = classify(ctx.Method(), x.call.Suffix)
 	if x.ep.understood {
 		if e := x.scanBody(ctx.PostBody()); e != nil {
 			x.fail(ctx, e)
+			return false
+		}
+		if len(x.fields.Model) > 0 && !validModel(x.fields.Model) {
+			x.fail(ctx, &Error{Status: fasthttp.StatusBadRequest, Type: typeInvalidRequest, Code: "invalid_model", Param: "model",
+				Message: "The model name is not valid: veil accepts up to 256 letters, digits and . _ - : / @ +, without empty, . or .. path segments."})
 			return false
 		}
 	}
@@ -309,6 +324,10 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, x *exchange) bool {
 	}
 	s.startShadow(ctx, x, spread)
 	if x.rt.Quota != nil && x.plan[0].Source == policy.SourcePlatform {
+		if e := s.capTier(x); e != nil {
+			x.fail(ctx, e)
+			return false
+		}
 		if !s.admit(ctx, x) {
 			return false
 		}
@@ -750,18 +769,34 @@ func (s *Server) deliver(ctx *fasthttp.RequestCtx, x *exchange, resp *fasthttp.R
 func retryAfter(h *fasthttp.ResponseHeader) time.Duration {
 	if v := h.Peek("Retry-After-Ms"); len(v) > 0 {
 		if ms, err := strconv.ParseFloat(string(v), 64); err == nil && ms >= 0 {
-			return time.Duration(ms * float64(time.Millisecond))
+			return clampHint(ms / 1000)
 		}
 	}
 	if v := h.Peek("Retry-After"); len(v) > 0 {
-		if secs, err := strconv.Atoi(string(v)); err == nil && secs >= 0 {
-			return time.Duration(secs) * time.Second
+		if secs, err := strconv.ParseUint(string(v), 10, 64); err == nil {
+			return clampHint(float64(secs))
 		}
 		if t, err := fasthttp.ParseHTTPDate(v); err == nil {
-			return max(time.Until(t), 0)
+			return clampHint(time.Until(t).Seconds())
 		}
 	}
 	return 5 * time.Second
+}
+
+// maxRetryHint bounds what a provider's retry hint can say: a day. Callers
+// bound it further (limits.max_retry_wait, provider.MaxCooldown).
+const maxRetryHint = 24 * time.Hour
+
+// clampHint turns a hint in seconds into a duration in [0, maxRetryHint],
+// so that absurd hints (1e300, an overflowing integer) cannot wrap around.
+func clampHint(secs float64) time.Duration {
+	switch {
+	case !(secs > 0): // negative, zero or NaN
+		return 0
+	case secs >= maxRetryHint.Seconds():
+		return maxRetryHint
+	}
+	return time.Duration(secs * float64(time.Second))
 }
 
 // logAttempt keeps an attempt for the usage record.

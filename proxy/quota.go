@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wedsync/veil/config"
+	"github.com/wedsync/veil/internal/jsonfield"
 	"github.com/wedsync/veil/policy"
 	"github.com/wedsync/veil/quota"
 )
@@ -55,6 +56,52 @@ func (s *Server) admit(ctx *fasthttp.RequestCtx, x *exchange) bool {
 	return false
 }
 
+// capTier holds a platform call to the caps of the supplier's tier: more
+// choices or output tokens than the tier allows are refused, and a call
+// that sets no output limit is sent with the tier's.
+func (s *Server) capTier(x *exchange) *Error {
+	if !x.ep.understood || x.ep == epEmbeddings {
+		return nil
+	}
+	t := x.rt.Quota.Tier(x.supplier, time.Now())
+	if t == nil {
+		return nil
+	}
+	if t.MaxN > 0 && x.fields.N > t.MaxN {
+		return &Error{Status: fasthttp.StatusBadRequest, Type: typeInvalidRequest, Code: "integer_above_max_value", Param: "n",
+			Message: "supplier " + string(x.supplier) + "'s " + t.Name + " tier allows at most n = " + strconv.Itoa(t.MaxN) +
+				" choices per call on WedSync's keys"}
+	}
+	if t.MaxTokens <= 0 {
+		return nil
+	}
+	if x.fields.MaxTokens > t.MaxTokens {
+		return &Error{Status: fasthttp.StatusBadRequest, Type: typeInvalidRequest, Code: "integer_above_max_value", Param: "max_tokens",
+			Message: "supplier " + string(x.supplier) + "'s " + t.Name + " tier allows at most " + strconv.Itoa(t.MaxTokens) +
+				" output tokens per call on WedSync's keys"}
+	}
+	if x.fields.MaxTokens > 0 {
+		return nil
+	}
+	field := "max_completion_tokens"
+	switch x.ep {
+	case epCompletions:
+		field = "max_tokens"
+	case epResponses:
+		field = "max_output_tokens"
+	}
+	var limit [20]byte
+	b, err := jsonfield.SetRaw(x.scratch[:0], x.body, field, strconv.AppendInt(limit[:0], int64(t.MaxTokens), 10))
+	if err != nil {
+		return nil // the body was scanned already; it cannot fail here
+	}
+	// x.body may live in bodyBuf: the two buffers swap roles.
+	x.bodyBuf, x.scratch = b, x.bodyBuf[:0]
+	x.body = b
+	x.fields.MaxTokens = t.MaxTokens
+	return nil
+}
+
 // quotaRequest is what an attempt is expected to take.
 func (s *Server) quotaRequest(x *exchange, a *policy.Attempt) quota.Request {
 	return quota.Request{
@@ -72,7 +119,9 @@ func (s *Server) quotaRequest(x *exchange, a *policy.Attempt) quota.Request {
 // (hybrid mode, or a client supplier allowed to fall back). Out of quota,
 // it is a 429 for this attempt; there is no client key left to switch to.
 func (s *Server) admitFallback(x *exchange, a *policy.Attempt) *Error {
-	x.admitted = true
+	if e := s.capTier(x); e != nil {
+		return e
+	}
 	ticket, refusal, err := x.rt.Quota.Admit(context.Background(), s.quotaRequest(x, a))
 	switch {
 	case err != nil:
@@ -83,7 +132,7 @@ func (s *Server) admitFallback(x *exchange, a *policy.Attempt) *Error {
 			Message: "supplier " + string(x.supplier) + "'s own key could not serve the call, and its " + refusal.Tier.Name +
 				" tier's " + limitText(refusal.Denial.Limit) + " for platform keys is used up"}
 	}
-	x.ticket = ticket
+	x.ticket, x.admitted = ticket, true
 	x.reason = "platform_fallback"
 	return nil
 }

@@ -211,7 +211,10 @@ func New(cfg *config.Config, o Options) (a *App, err error) {
 		DisablePreParseMultipartForm:  true,
 		CloseOnShutdown:               true,
 		DisableHeaderNamesNormalizing: false,
-		Logger:                        fasthttpLogger{a.log},
+		// Errors about malformed requests must not quote the request,
+		// whose headers hold the caller's token.
+		SecureErrorLogMessage: true,
+		Logger:                fasthttpLogger{a.log},
 	}
 	a.adminSrv = &fasthttp.Server{
 		Handler:               adm.Handle,
@@ -222,6 +225,7 @@ func New(cfg *config.Config, o Options) (a *App, err error) {
 		IdleTimeout:           time.Minute,
 		MaxRequestBodySize:    1 << 20,
 		CloseOnShutdown:       true,
+		SecureErrorLogMessage: true,
 		Logger:                fasthttpLogger{a.log},
 	}
 	// Supplier overrides made through the admin API (on any replica).
