@@ -488,8 +488,28 @@ func (s *Server) attempt(ctx *fasthttp.RequestCtx, x *exchange, a *policy.Attemp
 			}
 		}
 		x.served, x.key = a, key
+		if status == fasthttp.StatusUnauthorized {
+			// Providers quote part of a key they refuse ("Incorrect API
+			// key provided: sk-ab***wxyz"); the client learns nothing of
+			// any key but its fingerprint.
+			s.discard(ctx, x, resp, stream)
+			x.setServedHeaders(ctx)
+			x.fail(ctx, refusedKey(a, key))
+			return false, nil
+		}
 		return s.deliver(ctx, x, resp, status, stream), nil
 	}
+}
+
+// refusedKey is the answer to a key the provider refused, in OpenAI's
+// shape for it.
+func refusedKey(a *policy.Attempt, key *keys.Key) *Error {
+	whose := "WedSync's platform key"
+	if key.Source() == keys.SourceClient {
+		whose = "the supplier's own key"
+	}
+	return &Error{Status: fasthttp.StatusUnauthorized, Type: typeInvalidRequest, Code: "invalid_api_key",
+		Message: "Incorrect API key provided: provider " + a.Provider.Name() + " refused " + whose + " (fingerprint " + key.Fingerprint() + ")."}
 }
 
 func isEventStream(resp *fasthttp.Response) bool {
