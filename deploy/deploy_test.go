@@ -790,6 +790,7 @@ func metricLabels(t *testing.T) map[string][]string {
 	m.QuotaStoreUnavailable()
 	m.ConfigReloaded(true)
 	m.RetryDenied("openai")
+	m.Failover("openai", "anthropic")
 	m.AlertSent()
 	m.WatchCache(func() cache.Stats { return cache.Stats{} })
 	m.WatchHealth(health.NewRegistry("openai"))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -384,5 +385,9 @@ func TestFailoverOpenAIToAnthropic(t *testing.T) {
 	}
 	if failovers == 0 {
 		t.Error("no call failed over from OpenAI to Anthropic in the middle of the burst")
+	}
+	want := fmt.Sprintf(`veil_failovers_total{from="openai",to="anthropic"} %d`, failovers)
+	if _, body := h.admin("/metrics", ""); !strings.Contains(body, want) {
+		t.Errorf("metrics lack %s", want)
 	}
 }

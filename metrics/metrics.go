@@ -35,6 +35,7 @@ type Metrics struct {
 	quotaStoreDown  prometheus.Counter
 	reloads         *prometheus.CounterVec
 	retriesDenied   *prometheus.CounterVec
+	failovers       *prometheus.CounterVec
 	alerts          *prometheus.CounterVec
 
 	mu       sync.RWMutex
@@ -125,13 +126,17 @@ func New() *Metrics {
 		Name: "veil_retries_denied_total",
 		Help: "Retries the per-provider retry budget refused, by provider.",
 	}, []string{"provider"})
+	m.failovers = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "veil_failovers_total",
+		Help: "Answers served by another provider than the first planned, by the planned provider (from) and the one that answered (to).",
+	}, []string{"from", "to"})
 	m.alerts = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "veil_alerts_total",
 		Help: "Health alerts meant for the alert webhook, by outcome (sent, failed, dropped).",
 	}, []string{"outcome"})
 	m.Registry.MustRegister(m.requests, m.requestDuration, m.upstream, m.streamsCut, m.inflight,
 		m.keyFetches, m.keyRotations, m.keysStale, m.tokens, m.cost, m.sinkDepth, m.sinkEvents, m.quotaStoreDown, m.reloads,
-		m.retriesDenied, m.alerts,
+		m.retriesDenied, m.failovers, m.alerts,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -279,6 +284,11 @@ func (m *Metrics) ConfigReloaded(ok bool) {
 
 // RetryDenied counts a retry the provider's retry budget refused.
 func (m *Metrics) RetryDenied(provider string) { m.retriesDenied.WithLabelValues(provider).Inc() }
+
+// Failover counts an answer that provider to served instead of from, the
+// first planned. Both are configured provider names, so the series are
+// bounded.
+func (m *Metrics) Failover(from, to string) { m.failovers.WithLabelValues(from, to).Inc() }
 
 // AlertSent counts a health alert the alert webhook accepted.
 func (m *Metrics) AlertSent() { m.alerts.WithLabelValues("sent").Inc() }

@@ -930,6 +930,9 @@ func (s *Server) finish(x *exchange) {
 		if t := s.health.Target(providerName); t != nil && x.ttft > 0 {
 			t.FirstToken(x.start.Add(x.ttft).Sub(x.attemptStart))
 		}
+		if x.served != &x.plan[0] {
+			s.metrics.Failover(x.plan[0].Provider.Name(), providerName)
+		}
 	}
 	s.metrics.ObserveRequest(x.ep.name, providerName, x.fields.Model, x.status, elapsed.Seconds())
 	s.metrics.InFlight(-1)
