@@ -566,14 +566,7 @@ func TestFaultClientDisconnectNoLeak(t *testing.T) {
 			if tc.fault != nil {
 				h.up.Script(*tc.fault)
 			}
-			// fasthttp's housekeeping starts lazily and outlives a request
-			// by design (see TestClientGoneCancelsUpstream).
-			leakOpts := []goleak.Option{goleak.IgnoreCurrent(),
-				goleak.IgnoreTopFunction("github.com/valyala/fasthttp.(*workerPool).workerFunc"),
-				goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"),
-				goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*HostClient).connsCleaner"),
-				goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*TCPDialer).tcpAddrsClean"),
-				goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1")}
+			leakOpts := leakOptions()
 
 			conn, resp, r := h.openStreamWith(t, streamBody)
 			if p, f := resp.Header.Get("X-Veil-Provider"), resp.Header.Get("X-Veil-Failover"); p != tc.provider || f != tc.failover {

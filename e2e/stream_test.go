@@ -46,6 +46,19 @@ func (h *harness) openStream(t *testing.T) (net.Conn, *bufio.Reader) {
 
 // nextData reads SSE lines until a data line and returns its payload,
 // skipping comments and blank lines.
+// leakOptions are goleak's options for goroutines started from now on.
+// fasthttp's housekeeping (idle server workers, with nothing on top of
+// them, serve no one; pool and dialer cleaners; the server date ticker)
+// starts lazily and outlives a request by design.
+func leakOptions() []goleak.Option {
+	return []goleak.Option{goleak.IgnoreCurrent(),
+		goleak.IgnoreTopFunction("github.com/valyala/fasthttp.(*workerPool).workerFunc"),
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"),
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*HostClient).connsCleaner"),
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*TCPDialer).tcpAddrsClean"),
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1")}
+}
+
 func nextData(t *testing.T, r *bufio.Reader) (string, error) {
 	t.Helper()
 	for {
@@ -88,16 +101,8 @@ func TestClientGoneCancelsUpstream(t *testing.T) {
 	h := start(t, setup{})
 	h.up.Script(fakeopenai.Fault{Kind: fakeopenai.KindStallStream, After: 2, Stall: 2 * time.Second})
 	// Every goroutine the stream starts, in veil and in the fake provider,
-	// must be gone once the client is. fasthttp's housekeeping (idle
-	// server workers, with nothing on top of them, serve no one; pool and
-	// dialer cleaners; the server date ticker) starts lazily and outlives
-	// a request by design.
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent(),
-		goleak.IgnoreTopFunction("github.com/valyala/fasthttp.(*workerPool).workerFunc"),
-		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"),
-		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*HostClient).connsCleaner"),
-		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*TCPDialer).tcpAddrsClean"),
-		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"))
+	// must be gone once the client is.
+	defer goleak.VerifyNone(t, leakOptions()...)
 	conn, r := h.openStream(t)
 	if _, err := nextData(t, r); err != nil {
 		t.Fatal(err)

@@ -79,7 +79,7 @@ func New() *Metrics {
 		}, []string{"provider", "model", "status_class"}),
 		streamsCut: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "veil_streams_interrupted_total",
-			Help: "Streams that ended early, by reason (client_gone, upstream_error, idle_timeout).",
+			Help: "Streams that ended early, by reason (client_gone, upstream_error, idle_timeout, shutdown).",
 		}, []string{"reason"}),
 		inflight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "veil_requests_in_flight",

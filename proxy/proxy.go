@@ -117,6 +117,11 @@ type Server struct {
 	idSeq    atomic.Uint64
 	spread   atomic.Uint64
 	streams  sync.WaitGroup
+	open     atomic.Int64 // requests between Handle and finish
+	// stop is closed by EndStreams: open streams end with an in-band
+	// error.
+	stop     chan struct{}
+	stopOnce sync.Once
 }
 
 // New creates a proxy server.
@@ -125,7 +130,7 @@ func New(o Options) (*Server, error) {
 		return nil, errors.New("proxy: auth, policy, metrics and log are required")
 	}
 	s := &Server{limits: o.Limits, keys: o.Keys, metrics: o.Metrics, log: o.Log, auditor: o.Audit, health: o.Health, usage: o.Usage,
-		cache: o.Cache, singleFlight: o.SingleFlight, migrations: o.Migrations, shadows: o.Shadows}
+		cache: o.Cache, singleFlight: o.SingleFlight, migrations: o.Migrations, shadows: o.Shadows, stop: make(chan struct{})}
 	if s.auditor == nil {
 		s.auditor = zap.NewNop()
 	}
@@ -147,6 +152,15 @@ func New(o Options) (*Server, error) {
 
 // Swap installs a new runtime; requests already running finish on theirs.
 func (s *Server) Swap(rt *Runtime) { s.rt.Store(rt) }
+
+// EndStreams ends every open stream, and every stream that starts later,
+// with an in-band error event saying veil is shutting down; each still gets
+// its usage record. A drain calls it when its timeout passes.
+func (s *Server) EndStreams() { s.stopOnce.Do(func() { close(s.stop) }) }
+
+// Open is the number of requests in progress, streams included: received
+// and not yet finished with their usage record.
+func (s *Server) Open() int64 { return s.open.Load() }
 
 // Wait blocks until every stream handed to fasthttp's body writer, and
 // every shadow call, has finished, so that a drain can wait for them.
@@ -242,6 +256,7 @@ func release(x *exchange) {
 func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 	x := s.acquire()
 	s.metrics.InFlight(1)
+	s.open.Add(1)
 	x.setRequestID(ctx)
 	if s.serve(ctx, x) {
 		return // the stream writer finishes the exchange
@@ -936,6 +951,7 @@ func (s *Server) finish(x *exchange) {
 	}
 	s.metrics.ObserveRequest(x.ep.name, providerName, x.fields.Model, x.status, elapsed.Seconds())
 	s.metrics.InFlight(-1)
+	defer s.open.Add(-1) // after the usage record is handed on
 	if x.caller != nil {
 		cost := s.record(x, providerName, elapsed)
 		s.settle(x, cost)

@@ -20,6 +20,7 @@ const (
 	cutClientGone    = "client_gone"
 	cutUpstreamError = "upstream_error"
 	cutIdleTimeout   = "idle_timeout"
+	cutShutdown      = "shutdown"
 )
 
 // readResult is one event (or the end) handed from the upstream reader to
@@ -199,6 +200,12 @@ func (x *exchange) pump(w *bufio.Writer) {
 			}
 			u.next <- struct{}{}
 			timer.Reset(keepalive)
+		case <-s.stop:
+			// The drain timeout passed: the client learns in band that
+			// the answer is incomplete, rather than from a cut.
+			x.interrupt(w, cutShutdown, "server_shutting_down",
+				"veil is shutting down and ended the stream before the provider finished; the answer is incomplete")
+			return
 		case <-timer.C:
 			silence := time.Since(lastEvent)
 			if idle > 0 && silence >= idle {

@@ -98,6 +98,9 @@ type App struct {
 	serving   sync.WaitGroup
 	draining  atomic.Bool
 	shutdown  sync.Once
+	// conns are the proxy listener's open connections, closed when the
+	// drain timeout has passed and the requests on them have ended.
+	conns sync.Map // net.Conn -> *atomic.Int32 holding its fasthttp.ConnState
 }
 
 // New builds an App from a validated config. With Vault enabled it logs in
@@ -214,6 +217,7 @@ func New(cfg *config.Config, o Options) (a *App, err error) {
 		// Errors about malformed requests must not quote the request,
 		// whose headers hold the caller's token.
 		SecureErrorLogMessage: true,
+		ConnState:             a.trackConn,
 		Logger:                fasthttpLogger{a.log},
 	}
 	a.adminSrv = &fasthttp.Server{
@@ -284,32 +288,55 @@ func (a *App) AdminAddr() string { return a.adminLn.Addr().String() }
 // Metrics exposes the collectors, for tests and the demo report.
 func (a *App) Metrics() *metrics.Metrics { return a.metrics }
 
+// EndStreamsGrace is how long streams still open when the drain timeout
+// passes get to write their in-band error event and their usage record.
+const EndStreamsGrace = 2 * time.Second
+
 // Shutdown drains veil: readiness fails at once, the proxy listener stops
-// accepting, in-flight requests and streams finish until ctx ends, then
-// the admin listener closes.
+// accepting, in-flight requests and streams finish until ctx ends; streams
+// still open then end with an in-band error event. Usage records and
+// alerts are flushed, then the admin listener closes.
 func (a *App) Shutdown(ctx context.Context) error {
 	var err error
 	a.shutdown.Do(func() {
 		a.draining.Store(true)
 		a.log.Info("draining")
-		if e := a.proxySrv.ShutdownWithContext(ctx); e != nil {
-			err = fmt.Errorf("proxy drain: %w", e)
-		}
 		streamsDone := make(chan struct{})
-		go func() { a.proxy.Wait(); close(streamsDone) }()
+		go func() {
+			// Wait for the proxy listener first: a request still in the
+			// handler may yet hand its stream to the body writer.
+			_ = a.proxySrv.ShutdownWithContext(ctx)
+			a.proxy.Wait()
+			close(streamsDone)
+		}()
 		select {
 		case <-streamsDone:
 		case <-ctx.Done():
-			err = errors.Join(err, fmt.Errorf("streams still open: %w", ctx.Err()))
+			a.proxy.EndStreams()
+			if n := a.awaitRequests(streamsDone, EndStreamsGrace); n > 0 {
+				err = fmt.Errorf("proxy drain: %d requests still open after the drain timeout and %s: %w", n, EndStreamsGrace, ctx.Err())
+			} else {
+				a.log.Warn("drain timeout passed; open streams were ended with an in-band error")
+			}
+			// fasthttp keeps serving the connections it could not close
+			// in time; nothing more is served on them once their answers
+			// are written.
+			a.closeConns(EndStreamsGrace)
 		}
 		a.settles.Wait()
+		// Records and alerts are flushed even when the drain used up ctx.
+		fctx, cancel := ctx, context.CancelFunc(func() {})
+		if ctx.Err() != nil {
+			fctx, cancel = context.WithTimeout(context.Background(), FlushTimeout)
+		}
+		defer cancel()
 		if a.usage != nil {
-			if e := a.usage.Close(ctx); e != nil {
+			if e := a.usage.Close(fctx); e != nil {
 				err = errors.Join(err, fmt.Errorf("usage flush: %w", e))
 			}
 		}
 		if a.alerts != nil {
-			if e := a.alerts.Close(ctx); e != nil {
+			if e := a.alerts.Close(fctx); e != nil {
 				err = errors.Join(err, fmt.Errorf("alerts flush: %w", e))
 			}
 		}
@@ -321,6 +348,66 @@ func (a *App) Shutdown(ctx context.Context) error {
 		a.closeResources()
 	})
 	return err
+}
+
+// trackConn keeps the proxy listener's open connections and their states
+// in a.conns.
+func (a *App) trackConn(c net.Conn, state fasthttp.ConnState) {
+	switch state {
+	case fasthttp.StateClosed, fasthttp.StateHijacked:
+		a.conns.Delete(c)
+	default:
+		v, _ := a.conns.LoadOrStore(c, new(atomic.Int32))
+		v.(*atomic.Int32).Store(int32(state))
+	}
+}
+
+// closeConns closes the proxy connections as they go idle (their last
+// answer written), and after grace every one left.
+func (a *App) closeConns(grace time.Duration) {
+	deadline := time.Now().Add(grace)
+	for {
+		left := 0
+		a.conns.Range(func(c, v any) bool {
+			if fasthttp.ConnState(v.(*atomic.Int32).Load()) != fasthttp.StateActive || time.Now().After(deadline) {
+				_ = c.(net.Conn).Close()
+				a.conns.Delete(c)
+			} else {
+				left++
+			}
+			return true
+		})
+		if left == 0 {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// FlushTimeout bounds the flush of usage records and alerts when the drain
+// timeout has already passed.
+const FlushTimeout = 5 * time.Second
+
+// awaitRequests waits up to grace for the streams (done) and then every
+// request still in a handler to finish; it returns how many are left.
+func (a *App) awaitRequests(done <-chan struct{}, grace time.Duration) int64 {
+	deadline := time.NewTimer(grace)
+	defer deadline.Stop()
+	select {
+	case <-done:
+	case <-deadline.C:
+		return max(a.proxy.Open(), 1)
+	}
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for a.proxy.Open() > 0 {
+		select {
+		case <-tick.C:
+		case <-deadline.C:
+			return a.proxy.Open()
+		}
+	}
+	return 0
 }
 
 // closeResources stops background work and releases connections.
