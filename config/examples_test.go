@@ -89,6 +89,12 @@ func TestExampleDetails(t *testing.T) {
 			t.Errorf("want bella-photography in client mode, got %+v", bella)
 		}
 	})
+	t.Run("wedsync-peak", func(t *testing.T) {
+		c := load(t, "wedsync-peak.yaml")
+		if st, ok := c.Tier("starter"); !ok || st.MaxN != 1 || st.MaxTokens != 2048 {
+			t.Errorf("starter tier %+v, want caps of one choice and 2048 output tokens", st)
+		}
+	})
 	t.Run("multi-provider", func(t *testing.T) {
 		c := load(t, "multi-provider.yaml")
 		if len(c.Providers) < 2 {
