@@ -166,7 +166,7 @@ func New(o Options) (*Notifier, error) {
 		return nil, fmt.Errorf("alert webhook url: %w", err)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
-		return nil, errors.New("alert webhook url: want http(s)://host/...")
+		return nil, errors.New("alert webhook url: want http(s)://host/...") //nolint:revive,staticcheck // error-strings, ST1005: the dots are part of the URL pattern
 	}
 	n.url = u.String()
 	n.headers = make(http.Header, len(o.Headers))
@@ -337,7 +337,7 @@ func (n *Notifier) deliver(m message) {
 		}
 		// Equal jitter: replicas that saw the same outage do not retry in
 		// step.
-		d := wait/2 + rand.N(wait/2+1)
+		d := wait/2 + rand.N(wait/2+1) //nolint:gosec // G404: retry jitter, not a secret
 		wait = min(2*wait, maxBackoff)
 		t := time.NewTimer(d)
 		select {

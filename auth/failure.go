@@ -20,7 +20,7 @@ const (
 	CodeTokenExpired = "token_expired"
 	// CodeTokenNotYetValid means a JWT before its nbf or iat, leeway
 	// included (401).
-	CodeTokenNotYetValid = "token_not_yet_valid"
+	CodeTokenNotYetValid = "token_not_yet_valid" //nolint:gosec // G101: an error code, not a credential
 	// CodeSupplierRequired means a static caller sent no X-Supplier-ID (400).
 	CodeSupplierRequired = "supplier_required"
 	// CodeInvalidSupplierID means X-Supplier-ID is not a valid supplier ID
@@ -36,7 +36,7 @@ const (
 
 // Failure is a refused request, rendered by the proxy as an OpenAI error
 // envelope. Its message never contains the caller's credentials.
-type Failure struct {
+type Failure struct { //nolint:errname // an exported name used across packages; a rename is churn for no gain
 	// Status is the HTTP status: 400, 401 or 403.
 	Status int
 	// Code is one of the Code constants.

@@ -405,7 +405,7 @@ func TestDoPanic(t *testing.T) {
 	leaderDone := make(chan any)
 	go func() {
 		defer func() { leaderDone <- recover() }()
-		s.Do("a", k, func() (*Entry, error) {
+		_, _, _ = s.Do("a", k, func() (*Entry, error) {
 			close(started)
 			<-release
 			panic("boom")

@@ -145,7 +145,7 @@ func (c *Cache) Get(ctx context.Context, supplier, provider string) (*Key, error
 			return k, err
 		}
 	}
-	return c.load(ctx, slot{supplier, provider}, nil)
+	return c.load(ctx, slot{supplier, provider})
 }
 
 // usable answers from a loaded entry; ok is false when the entry must be
@@ -196,7 +196,7 @@ func (c *Cache) Rejected(ctx context.Context, supplier, provider string, key *Ke
 			return st.current, nil // someone already moved on
 		}
 	}
-	k, err := c.load(ctx, s, key)
+	k, err := c.load(ctx, s)
 	if err != nil {
 		return nil, err
 	}
@@ -209,10 +209,10 @@ func (c *Cache) Rejected(ctx context.Context, supplier, provider string, key *Ke
 // Refresh re-reads every cached key of a supplier now (all providers).
 func (c *Cache) Refresh(ctx context.Context, supplier string) error {
 	var errs []error
-	c.entries.Range(func(k, v any) bool {
+	c.entries.Range(func(k, _ any) bool {
 		s := k.(slot)
 		if s.supplier == supplier {
-			if _, err := c.load(ctx, s, v.(*entry).state.Load().currentOrNil()); err != nil && !errors.Is(err, ErrKeyMissing) {
+			if _, err := c.load(ctx, s); err != nil && !errors.Is(err, ErrKeyMissing) {
 				errs = append(errs, err)
 			}
 		}
@@ -232,17 +232,10 @@ func (c *Cache) Prewarm(ctx context.Context, suppliers, providers []string) {
 	}
 }
 
-func (st *state) currentOrNil() *Key {
-	if st == nil {
-		return nil
-	}
-	return st.current
-}
-
-// load fetches a slot's key, once at a time per slot. When replacing is
-// set, the fetched key replaces it (a rotation); otherwise the result is
-// stored as the first state.
-func (c *Cache) load(ctx context.Context, s slot, replacing *Key) (*Key, error) {
+// load fetches a slot's key, once at a time per slot. A fetched key with
+// another fingerprint than the current one replaces it (a rotation);
+// without a current key the result is stored as the first state.
+func (c *Cache) load(ctx context.Context, s slot) (*Key, error) {
 	f := &flight{done: make(chan struct{})}
 	if other, loaded := c.flights.LoadOrStore(s, f); loaded {
 		of := other.(*flight)
@@ -319,7 +312,7 @@ func (c *Cache) entry(s slot) *entry {
 
 // schedule sets the next check of e to now + Refresh ± 20%.
 func (c *Cache) schedule(e *entry, now time.Time) {
-	jitter := time.Duration((rand.Float64()*0.4 - 0.2) * float64(c.o.Refresh))
+	jitter := time.Duration((rand.Float64()*0.4 - 0.2) * float64(c.o.Refresh)) //nolint:gosec // G404: refresh jitter, not a secret
 	e.next.Store(now.Add(c.o.Refresh + jitter).UnixNano())
 }
 
@@ -376,7 +369,7 @@ func (c *Cache) check(e *entry, st *state) {
 		c.schedule(e, now)
 	case err == nil || errors.Is(err, ErrKeyMissing):
 		// A new version (or a source without versions): read it.
-		_, _ = c.load(ctx, e.slot, st.current)
+		_, _ = c.load(ctx, e.slot)
 		c.schedule(e, now)
 	default:
 		next := *st

@@ -701,7 +701,7 @@ func (c *Comparisons) Record(id string, primary, shadow Outcome) {
 	}
 	if len(st.Samples) < CompareMaxSamples {
 		st.Samples = append(st.Samples, s)
-	} else if i := mathrand.Int64N(st.Pairs); i < CompareMaxSamples {
+	} else if i := mathrand.Int64N(st.Pairs); i < CompareMaxSamples { //nolint:gosec // G404: reservoir sampling, not a secret
 		st.Samples[i] = s
 	}
 	e.gen++
@@ -736,8 +736,9 @@ func (c *Comparisons) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			defer cancel()
-			if err := c.Sync(fctx); err != nil {
+			err := c.Sync(fctx)
+			cancel()
+			if err != nil {
 				c.log.Warn("comparisons not flushed on shutdown", zap.Error(err))
 			}
 			return

@@ -45,7 +45,7 @@ type openAIError struct {
 }
 
 // appendEnvelope appends {"error":{"message","type","param","code"}}.
-func (e *openAIError) appendEnvelope(dst []byte) []byte {
+func (e *openAIError) appendEnvelope(dst []byte) []byte { //nolint:unparam // append-style, like strconv.AppendInt; callers pass nil today
 	return jsonfield.AppendErrorEnvelope(dst, e.Message, e.Type, e.Param, e.Code)
 }
 

@@ -78,8 +78,7 @@ func (t *compat) Request(dst *fasthttp.Request, p *Provider, c *Call) error {
 			if b.B, _, err = jsonfield.RemoveMember(b.B[:0], out, "max_completion_tokens"); err == nil {
 				a, b = b, a
 				if b.B, err = jsonfield.SetRaw(b.B[:0], a.B, "max_tokens", raw); err == nil {
-					a, b = b, a
-					out, changed = a.B, true
+					out, changed = b.B, true
 				}
 			}
 		}

@@ -81,15 +81,15 @@ func TestPrepareOpenAI(t *testing.T) {
 }
 
 func TestServes(t *testing.T) {
-	any, _ := New(config.Provider{Name: "a", Type: "openai", BaseURL: "http://x/v1"}, nil, Options{})
+	unlisted, _ := New(config.Provider{Name: "a", Type: "openai", BaseURL: "http://x/v1"}, nil, Options{})
 	listed, _ := New(config.Provider{Name: "b", Type: "openai", BaseURL: "http://x/v1", Models: []string{"m1"}}, nil, Options{})
-	if !any.Serves([]byte("whatever")) || any.Lists([]byte("whatever")) {
+	if !unlisted.Serves([]byte("whatever")) || unlisted.Lists([]byte("whatever")) {
 		t.Error("a provider without a list serves everything and lists nothing")
 	}
 	if !listed.Serves([]byte("m1")) || listed.Serves([]byte("m2")) || !listed.Lists([]byte("m1")) {
 		t.Error("listed provider")
 	}
-	if any.Platform() != nil {
+	if unlisted.Platform() != nil {
 		t.Error("a zero key gives no platform credential")
 	}
 }

@@ -101,7 +101,7 @@ func TestStoreUnavailable(t *testing.T) {
 	for _, closed := range []bool{false, true} {
 		obs := &countObserver{}
 		st, _ := store.NewEmbedded("")
-		defer st.Close()
+		t.Cleanup(func() { _ = st.Close() })
 		e, err := New(Options{Store: downStore{st}, Tiers: []config.Tier{{Name: "t", RequestsPerMinute: 1}}, DefaultTier: "t",
 			FailClosed: closed, Observer: obs})
 		if err != nil {

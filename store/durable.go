@@ -13,6 +13,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // durable is the part of Embedded that survives a restart: documents,
@@ -254,7 +255,7 @@ func boltErr(op string, err error) error {
 	if err == nil {
 		return nil
 	}
-	if errors.Is(err, bolt.ErrDatabaseNotOpen) {
+	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
 		return ErrClosed
 	}
 	return fmt.Errorf("store: %s: %w", op, err)

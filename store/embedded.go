@@ -244,7 +244,7 @@ func (e *Embedded) Used(ctx context.Context, subject string, limits []Limit, now
 }
 
 // AcquireSlot implements Slots.
-func (e *Embedded) AcquireSlot(ctx context.Context, subject string, max int64, ttl time.Duration, now time.Time) (Slot, bool, error) {
+func (e *Embedded) AcquireSlot(ctx context.Context, subject string, maxSlots int64, ttl time.Duration, now time.Time) (Slot, bool, error) {
 	if err := ctx.Err(); err != nil {
 		return Slot{}, false, fmt.Errorf("store: acquire slot: %w", err)
 	}
@@ -254,7 +254,7 @@ func (e *Embedded) AcquireSlot(ctx context.Context, subject string, max int64, t
 	if err := checkTTL(ttl); err != nil {
 		return Slot{}, false, err
 	}
-	if max <= 0 {
+	if maxSlots <= 0 {
 		return Slot{Subject: subject}, true, nil
 	}
 	e.mu.Lock()
@@ -269,7 +269,7 @@ func (e *Embedded) AcquireSlot(ctx context.Context, subject string, max int64, t
 			delete(held, id)
 		}
 	}
-	if int64(len(held)) >= max {
+	if int64(len(held)) >= maxSlots {
 		return Slot{}, false, nil
 	}
 	if held == nil {

@@ -6,8 +6,8 @@ import (
 )
 
 func TestWindow(t *testing.T) {
-	utc := func(y int, m time.Month, d, h, min, s int) time.Time {
-		return time.Date(y, m, d, h, min, s, 0, time.UTC)
+	utc := func(y int, m time.Month, d, h, minute, s int) time.Time {
+		return time.Date(y, m, d, h, minute, s, 0, time.UTC)
 	}
 	for _, tc := range []struct {
 		name       string

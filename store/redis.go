@@ -347,20 +347,20 @@ return 1
 `)
 
 // AcquireSlot implements Slots with one script run.
-func (s *Redis) AcquireSlot(ctx context.Context, subject string, max int64, ttl time.Duration, now time.Time) (Slot, bool, error) {
+func (s *Redis) AcquireSlot(ctx context.Context, subject string, maxSlots int64, ttl time.Duration, now time.Time) (Slot, bool, error) {
 	if err := checkSubject(subject); err != nil {
 		return Slot{}, false, err
 	}
 	if err := checkTTL(ttl); err != nil {
 		return Slot{}, false, err
 	}
-	if max <= 0 {
+	if maxSlots <= 0 {
 		return Slot{Subject: subject}, true, nil
 	}
 	slot := Slot{Subject: subject, ID: s.ids.next()}
 	ms := now.UnixMilli()
 	ok, err := acquireSlotScript.Run(ctx, s.client, []string{s.key("slot:", subject)},
-		ms, ms+ttl.Milliseconds(), max, slot.ID, keyTTL(ttl)).Bool()
+		ms, ms+ttl.Milliseconds(), maxSlots, slot.ID, keyTTL(ttl)).Bool()
 	if err != nil {
 		return Slot{}, false, s.redisErr(ctx, "acquire slot", err)
 	}

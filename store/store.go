@@ -159,11 +159,11 @@ type Quotas interface {
 
 // Slots bounds concurrent work per subject across replicas.
 type Slots interface {
-	// AcquireSlot takes one of at most max concurrent slots of subject
+	// AcquireSlot takes one of at most maxSlots concurrent slots of subject
 	// until now+ttl. It reports false when all are held. Slots of a
-	// crashed replica free themselves when they expire. max <= 0 means
+	// crashed replica free themselves when they expire. maxSlots <= 0 means
 	// unlimited: it returns a Slot holding nothing, without I/O.
-	AcquireSlot(ctx context.Context, subject string, max int64, ttl time.Duration, now time.Time) (Slot, bool, error)
+	AcquireSlot(ctx context.Context, subject string, maxSlots int64, ttl time.Duration, now time.Time) (Slot, bool, error)
 	// RenewSlot extends a held slot to now+ttl, for work that outlives
 	// the ttl it was acquired with. It reports false if the slot has
 	// already expired or been released: it may have been taken since.
@@ -391,9 +391,9 @@ func checkUsage(d Usage) error {
 }
 
 // isZero reports whether a usage delta adds nothing.
-func (d Usage) isZero() bool {
-	return d.Requests == 0 && d.PromptTokens == 0 && d.CompletionTokens == 0 &&
-		d.CachedTokens == 0 && d.CostMicros == 0
+func (u Usage) isZero() bool {
+	return u.Requests == 0 && u.PromptTokens == 0 && u.CompletionTokens == 0 &&
+		u.CachedTokens == 0 && u.CostMicros == 0
 }
 
 // add adds the counts of d to u.

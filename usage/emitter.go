@@ -459,7 +459,7 @@ func (w *worker) flush(batch []*Record) {
 // jitter returns a duration in [d/2, d].
 func jitter(d time.Duration) time.Duration {
 	half := d / 2
-	return half + rand.N(d-half+1)
+	return half + rand.N(d-half+1) //nolint:gosec // G404: retry jitter, not a secret
 }
 
 // giveUp overflows batch to the sink, or drops it.

@@ -128,7 +128,7 @@ func newWebhookSink(o WebhookOptions, tune webhookTuning) (*webhookSink, error) 
 		return nil, fmt.Errorf("usage webhook url: %w", err)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
-		return nil, errors.New("usage webhook url: want http(s)://host/...")
+		return nil, errors.New("usage webhook url: want http(s)://host/...") //nolint:revive,staticcheck // error-strings, ST1005: the dots are part of the URL pattern
 	}
 	if o.SpillDir == "" {
 		return nil, errors.New("usage webhook: a spill dir is required")

@@ -1194,8 +1194,8 @@ func (s *Server) anthropicModels(ctx *fasthttp.RequestCtx, c *call) {
 	}
 	b = append(b, `,"last_id":`...)
 	b = appendJSONStringOrNull(b, last)
-	*bp = append(b, '}')
-	s.writeJSON(ctx, c, fasthttp.StatusOK, *bp)
+	*bp = append(b, '}') //nolint:gocritic // appendAssign: b grew from *bp; the pooled buffer keeps the result
+	s.writeJSON(ctx, c, *bp)
 	putBuf(bp)
 }
 
@@ -1208,7 +1208,7 @@ func (s *Server) anthropicModel(ctx *fasthttp.RequestCtx, c *call) {
 	}
 	bp := getBuf()
 	*bp = s.appendAnthropicModel(*bp, id)
-	s.writeJSON(ctx, c, fasthttp.StatusOK, *bp)
+	s.writeJSON(ctx, c, *bp)
 	putBuf(bp)
 }
 

@@ -287,7 +287,7 @@ func (s *Server) azureModels(ctx *fasthttp.RequestCtx, c *call) {
 		b = appendInt(b, m.Created)
 		b = append(b, `,"object":"model"}`...)
 	}
-	*bp = append(b, `],"object":"list"}`...)
-	s.writeJSON(ctx, c, fasthttp.StatusOK, *bp)
+	*bp = append(b, `],"object":"list"}`...) //nolint:gocritic // appendAssign: b grew from *bp; the pooled buffer keeps the result
+	s.writeJSON(ctx, c, *bp)
 	putBuf(bp)
 }

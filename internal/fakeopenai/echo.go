@@ -63,7 +63,7 @@ func (s *Server) echo(ctx *fasthttp.RequestCtx, c *call) {
 		s.writeError(ctx, c, apiError{status: fasthttp.StatusInternalServerError, message: err.Error(), typ: "server_error"})
 		return
 	}
-	s.writeJSON(ctx, c, fasthttp.StatusOK, out)
+	s.writeJSON(ctx, c, out)
 }
 
 // sortedKeys returns the keys of m in order.
@@ -154,7 +154,7 @@ func (s *Server) writeJSONValue(ctx *fasthttp.RequestCtx, c *call, v any) {
 		s.writeError(ctx, c, apiError{status: fasthttp.StatusInternalServerError, message: err.Error(), typ: "server_error"})
 		return
 	}
-	s.writeJSON(ctx, c, fasthttp.StatusOK, out)
+	s.writeJSON(ctx, c, out)
 }
 
 // formValue returns the first value of a form field.

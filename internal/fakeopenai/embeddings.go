@@ -29,7 +29,7 @@ func (s *Server) embeddings(ctx *fasthttp.RequestCtx, c *call) {
 		if inputs, model, format, dims, e = s.parseEmbeddings(root, c.model); e == nil {
 			bp := getBuf()
 			*bp = appendEmbeddings(*bp, inputs, model, format, dims)
-			s.writeJSON(ctx, c, fasthttp.StatusOK, *bp)
+			s.writeJSON(ctx, c, *bp)
 			putBuf(bp)
 			return
 		}

@@ -25,7 +25,7 @@ func Example() {
 	req := openai.ChatCompletionRequest{
 		Model:     "gpt-4o-mini",
 		Messages:  []openai.ChatCompletionMessage{{Role: openai.ChatMessageRoleUser, Content: "When does it start?"}},
-		MaxTokens: 8,
+		MaxTokens: 8, //nolint:staticcheck // SA1019: clients still send the deprecated max_tokens; the fake must honour it
 	}
 
 	// The next call is rate limited.
@@ -39,7 +39,7 @@ func Example() {
 	// The answer is a deterministic function of the request.
 	resp, err := client.CreateChatCompletion(context.Background(), req)
 	if err != nil {
-		log.Fatal(err)
+		log.Fatal(err) //nolint:gocritic // exitAfterDefer: an example's failure path; the process ends there anyway
 	}
 	fmt.Println(resp.Choices[0].FinishReason, resp.Usage.CompletionTokens)
 	fmt.Println(len(s.Requests()), s.Requests()[1].Header.Get("Authorization"))

@@ -49,7 +49,7 @@ func TestGoOpenAIChat(t *testing.T) {
 		}(), wantN: 3, wantFinish: openai.FinishReasonStop},
 		{name: "max_tokens", req: func() openai.ChatCompletionRequest {
 			r := chatRequest("Tell me everything.")
-			r.MaxTokens = 5
+			r.MaxTokens = 5 //nolint:staticcheck // SA1019: clients still send the deprecated max_tokens; the fake must honour it
 			return r
 		}(), wantN: 1, wantFinish: openai.FinishReasonLength, wantTokens: 5},
 		{name: "max_completion_tokens", req: func() openai.ChatCompletionRequest {

@@ -221,7 +221,7 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 	case routeEmbeddings:
 		s.embeddings(ctx, c)
 	case routeModels:
-		s.writeJSON(ctx, c, fasthttp.StatusOK, s.modelsJSON)
+		s.writeJSON(ctx, c, s.modelsJSON)
 	case routeModel:
 		s.model(ctx, c)
 	case routeAudio:
@@ -517,9 +517,9 @@ func (s *Server) writeRateLimited(ctx *fasthttp.RequestCtx, c *call, f Fault) {
 	s.writeErrorLimited(ctx, c, e, f.RetryAfter)
 }
 
-// writeJSON writes a JSON answer with the OpenAI headers.
-func (s *Server) writeJSON(ctx *fasthttp.RequestCtx, c *call, status int, body []byte) {
-	s.writeJSONLimited(ctx, c, status, body, -1)
+// writeJSON writes a 200 JSON answer with the OpenAI headers.
+func (s *Server) writeJSON(ctx *fasthttp.RequestCtx, c *call, body []byte) {
+	s.writeJSONLimited(ctx, c, fasthttp.StatusOK, body, -1)
 }
 
 // writeJSONLimited writes a JSON answer; a non-negative reset marks the

@@ -107,5 +107,5 @@ func (s *Server) model(ctx *fasthttp.RequestCtx, c *call) {
 	if err != nil {
 		panic("fakeopenai: marshal model: " + err.Error())
 	}
-	s.writeJSON(ctx, c, fasthttp.StatusOK, body)
+	s.writeJSON(ctx, c, body)
 }

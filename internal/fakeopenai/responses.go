@@ -129,7 +129,7 @@ func (s *Server) responses(ctx *fasthttp.RequestCtx, c *call) bool {
 			s.writeError(ctx, c, apiError{status: fasthttp.StatusInternalServerError, message: err.Error(), typ: "server_error"})
 			return false
 		}
-		s.writeJSON(ctx, c, fasthttp.StatusOK, body)
+		s.writeJSON(ctx, c, body)
 		return false
 	}
 	return s.startStream(ctx, c, sseContentType, g.run, appendResponseError)

@@ -143,7 +143,7 @@ func (s *Server) answer(ctx *fasthttp.RequestCtx, c *call, r reply, stream bool,
 	if !stream {
 		bp := getBuf()
 		*bp = r.appendJSON(*bp)
-		s.writeJSON(ctx, c, fasthttp.StatusOK, *bp)
+		s.writeJSON(ctx, c, *bp)
 		putBuf(bp)
 		return false
 	}

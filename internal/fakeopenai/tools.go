@@ -645,11 +645,11 @@ func (g *argGen) array(schema gjson.Result, key string, depth int) {
 // integer returns an integer within minimum and maximum, 1 to 20 by
 // default.
 func (g *argGen) integer(schema gjson.Result) int64 {
-	lo, hi := int64(1), int64(0)
+	lo := int64(1)
 	if v := schema.Get("minimum"); v.Type == gjson.Number {
 		lo = v.Int()
 	}
-	hi = lo + 19
+	hi := lo + 19
 	if v := schema.Get("maximum"); v.Type == gjson.Number {
 		hi = v.Int()
 	}
@@ -817,8 +817,8 @@ func errNamePattern(param string) *apiError {
 func errToolWithoutCalls(i int) *apiError {
 	return &apiError{
 		status: fasthttp.StatusBadRequest,
-		// "preceeding" (sic) is the service's spelling.
-		message: "Invalid parameter: messages with role 'tool' must be a response to a preceeding message with 'tool_calls'.",
+		// The misspelt "preceding" (sic) is the service's own spelling.
+		message: "Invalid parameter: messages with role 'tool' must be a response to a preceeding message with 'tool_calls'.", //nolint:misspell // the service's exact message
 		typ:     "invalid_request_error",
 		param:   "messages.[" + itoa(i) + "].role",
 	}

@@ -64,7 +64,7 @@ func Run(t testing.TB, mode, baseURL, apiKey, supplier string, env ...string) []
 
 	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, nodeBin, filepath.FromSlash(Script))
+	cmd := exec.CommandContext(ctx, nodeBin, filepath.FromSlash(Script)) //nolint:gosec // G204: the test fixture runs the node binary it found
 	cmd.Dir = root
 	cmd.Env = append(childEnv(),
 		"MODE="+mode,
@@ -121,7 +121,7 @@ func locate(t testing.TB) (nodeBin, root string) {
 var (
 	rootOnce sync.Once
 	rootDir  string
-	rootErr  error
+	rootErr  error //nolint:errname // repoRoot's memoized result, not a sentinel
 )
 
 // repoRoot returns the directory holding go.mod, found by walking up from

@@ -56,7 +56,7 @@ func (p *Proc) WaitReady(timeout, interval time.Duration, ready func() error) er
 		}
 		select {
 		case <-p.exited:
-			return fmt.Errorf("%s exited: %v", p.name, p.waitErr)
+			return fmt.Errorf("%s exited: %v", p.name, p.waitErr) //nolint:errorlint // waitErr is nil after a clean exit, which %w would print as %!w(<nil>)
 		case <-time.After(interval):
 		}
 		if time.Now().After(deadline) {

@@ -8,6 +8,7 @@ package redistest
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -94,7 +95,7 @@ func (s *Server) startProcess(bin, dir string) error {
 		return err
 	}
 	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	cmd := exec.Command(bin,
+	cmd := exec.CommandContext(context.Background(), bin, //nolint:gosec // G204: the test fixture runs the redis-server binary it found
 		"--port", strconv.Itoa(port),
 		"--bind", "127.0.0.1",
 		"--protected-mode", "no",
@@ -142,7 +143,8 @@ func (s *Server) kill() {
 
 // ping sends PING to addr over a new connection and checks for PONG.
 func ping(addr string) error {
-	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	d := net.Dialer{Timeout: time.Second}
+	conn, err := d.DialContext(context.Background(), "tcp", addr)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package vaulttest
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -63,7 +64,8 @@ func (p *proxy) serve(ln net.Listener) {
 func (p *proxy) handle(conn net.Conn) {
 	defer p.wg.Done()
 	defer p.forget(conn)
-	up, err := net.DialTimeout("tcp", p.target, 5*time.Second)
+	d := net.Dialer{Timeout: 5 * time.Second}
+	up, err := d.DialContext(context.Background(), "tcp", p.target)
 	if err != nil {
 		return
 	}

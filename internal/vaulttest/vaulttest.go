@@ -63,7 +63,7 @@ func Binary(t testing.TB) string {
 		}
 		path = filepath.Join(dir, "vault-"+Version, "vault")
 	}
-	info, err := os.Stat(path)
+	info, err := os.Stat(path) //nolint:gosec // G703: the path is the test runner's own setting
 	if err == nil && (info.IsDir() || info.Mode().Perm()&0o111 == 0) {
 		err = errors.New("not an executable file")
 	}
@@ -152,7 +152,7 @@ func (s *Server) startProcess(bin, home string) (string, error) {
 		return "", err
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	cmd := exec.Command(bin, "server", "-dev",
+	cmd := exec.CommandContext(context.Background(), bin, "server", "-dev", //nolint:gosec // G204: the test fixture runs the Vault binary it was given
 		"-dev-root-token-id="+s.RootToken,
 		"-dev-listen-address="+addr,
 		"-dev-no-store-token")
@@ -164,7 +164,11 @@ func (s *Server) startProcess(bin, home string) (string, error) {
 	hc := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	defer hc.CloseIdleConnections()
 	err = s.proc.WaitReady(startTimeout, 50*time.Millisecond, func() error {
-		resp, err := hc.Get("http://" + addr + "/v1/sys/health")
+		req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, "http://"+addr+"/v1/sys/health", nil)
+		if err != nil {
+			return err
+		}
+		resp, err := hc.Do(req)
 		if err != nil {
 			return err
 		}
@@ -360,7 +364,7 @@ func childEnv(home string) []string {
 // ports the kernel hands out.
 func freePortPair() (int, error) {
 	for range 200 {
-		port := 20000 + mrand.IntN(12000)
+		port := 20000 + mrand.IntN(12000) //nolint:gosec // G404: a port to try, not a secret
 		if pairFree(port) {
 			return port, nil
 		}

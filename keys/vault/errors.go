@@ -106,7 +106,7 @@ func classify(ctx context.Context, op string, err error, redact func(string) str
 	if clean == msg {
 		e.cause = err
 	}
-	if e.kind == ErrUnreachable {
+	if e.kind == ErrUnreachable { //nolint:errorlint // kind holds a bare sentinel, never a wrapped error
 		e.detail = "unreachable: " + clean
 	} else {
 		e.detail = clean

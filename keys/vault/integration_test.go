@@ -82,7 +82,7 @@ func TestTokenAuthReads(t *testing.T) {
 	})
 
 	t.Run("Resolve", func(t *testing.T) {
-		var sources keys.Sources = keys.DefaultSources()
+		sources := keys.DefaultSources()
 		sources["vault"] = c
 		tests := []struct {
 			ref, want string

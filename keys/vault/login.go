@@ -415,7 +415,7 @@ func (b *backoff) next() time.Duration {
 		d = loginRetryMax
 	}
 	b.attempt++
-	return d/2 + rand.N(d/2+1)
+	return d/2 + rand.N(d/2+1) //nolint:gosec // G404: retry jitter, not a secret
 }
 
 func (b *backoff) reset() { b.attempt = 0 }

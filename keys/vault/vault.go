@@ -32,7 +32,7 @@ const DefaultTimeout = 5 * time.Second
 
 // DefaultServiceAccountTokenFile is where the Kubernetes method reads the
 // pod's service account token when Auth.TokenFile is empty.
-const DefaultServiceAccountTokenFile = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+const DefaultServiceAccountTokenFile = "/var/run/secrets/kubernetes.io/serviceaccount/token" //nolint:gosec // G101: a file path, not a credential
 
 // The authentication methods of Auth.Method.
 const (

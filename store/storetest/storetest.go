@@ -111,20 +111,20 @@ func checkUsed(t *testing.T, s store.Store, subject string, limits []store.Limit
 	}
 }
 
-func rpm(max, amount int64) store.Limit {
-	return store.Limit{Name: "rpm", Window: time.Minute, Max: max, Amount: amount}
+func rpm(maximum, amount int64) store.Limit { //nolint:unparam // a test helper, shaped like tpm and the others
+	return store.Limit{Name: "rpm", Window: time.Minute, Max: maximum, Amount: amount}
 }
 
-func tpm(max, amount int64) store.Limit {
-	return store.Limit{Name: "tpm", Window: time.Minute, Max: max, Amount: amount}
+func tpm(maximum, amount int64) store.Limit {
+	return store.Limit{Name: "tpm", Window: time.Minute, Max: maximum, Amount: amount}
 }
 
-func dayTokens(max, amount int64) store.Limit {
-	return store.Limit{Name: "day_tokens", Window: 24 * time.Hour, Max: max, Amount: amount}
+func dayTokens(maximum, amount int64) store.Limit {
+	return store.Limit{Name: "day_tokens", Window: 24 * time.Hour, Max: maximum, Amount: amount}
 }
 
-func monthCost(max, amount int64) store.Limit {
-	return store.Limit{Name: "month_cost_micros", Window: store.WindowMonth, Max: max, Amount: amount}
+func monthCost(maximum, amount int64) store.Limit {
+	return store.Limit{Name: "month_cost_micros", Window: store.WindowMonth, Max: maximum, Amount: amount}
 }
 
 func testReserve(t *testing.T, open Open) {
@@ -170,7 +170,9 @@ func testReserve(t *testing.T, open Open) {
 
 func testReservationWindows(t *testing.T, open Open) {
 	s := one(t, open)
-	utc := func(y int, m time.Month, d, h, min int) time.Time { return time.Date(y, m, d, h, min, 0, 0, time.UTC) }
+	utc := func(y int, m time.Month, d, h, minute int) time.Time {
+		return time.Date(y, m, d, h, minute, 0, 0, time.UTC)
+	}
 	for _, tc := range []struct {
 		name       string
 		limit      store.Limit
@@ -213,7 +215,7 @@ func testReservationWindows(t *testing.T, open Open) {
 func testWindowRoll(t *testing.T, open Open) {
 	s := one(t, open)
 	const subject = "supplier:bella-photography"
-	limits := []store.Limit{rpm(2, 1), store.Limit{Name: "tph", Window: time.Hour, Max: 3, Amount: 1}}
+	limits := []store.Limit{rpm(2, 1), {Name: "tph", Window: time.Hour, Max: 3, Amount: 1}}
 	reserve(t, s, subject, limits, t0)
 	reserve(t, s, subject, limits, t0)
 	last := t0.Add(39 * time.Second) // 14:30:59
@@ -462,16 +464,16 @@ func testInvalidArguments(t *testing.T, open Open) {
 }
 
 // acquire takes a slot and fails the test unless it got one as want says.
-func acquire(t *testing.T, s store.Store, subject string, max int64, ttl time.Duration, now time.Time, want bool) store.Slot {
+func acquire(t *testing.T, s store.Store, subject string, maxSlots int64, ttl time.Duration, now time.Time, want bool) store.Slot {
 	t.Helper()
-	slot, ok, err := s.AcquireSlot(t.Context(), subject, max, ttl, now)
+	slot, ok, err := s.AcquireSlot(t.Context(), subject, maxSlots, ttl, now)
 	if err != nil {
-		t.Fatalf("AcquireSlot(%s, %d) at %v: %v", subject, max, now, err)
+		t.Fatalf("AcquireSlot(%s, %d) at %v: %v", subject, maxSlots, now, err)
 	}
 	if ok != want {
-		t.Fatalf("AcquireSlot(%s, %d) at %v = %v, want %v", subject, max, now, ok, want)
+		t.Fatalf("AcquireSlot(%s, %d) at %v = %v, want %v", subject, maxSlots, now, ok, want)
 	}
-	if ok && max > 0 && (slot.Subject != subject || slot.ID == "") {
+	if ok && maxSlots > 0 && (slot.Subject != subject || slot.ID == "") {
 		t.Fatalf("AcquireSlot returned %+v", slot)
 	}
 	if !ok && slot != (store.Slot{}) {
@@ -595,7 +597,7 @@ func missing(t *testing.T, s store.Store, bucket, key string) {
 }
 
 // cas swaps and fails the test unless the outcome is as want says.
-func cas(t *testing.T, s store.Store, bucket, key string, old int64, value string, wantOK bool, wantVersion int64) int64 {
+func cas(t *testing.T, s store.Store, bucket, key string, old int64, value string, wantOK bool, wantVersion int64) int64 { //nolint:unparam // a test helper: the bucket reads at each call
 	t.Helper()
 	v, ok, err := s.CompareAndSwap(t.Context(), bucket, key, old, []byte(value))
 	if err != nil {
@@ -720,7 +722,7 @@ func testList(t *testing.T, open Open) {
 }
 
 // lease acquires a lease and fails the test unless the outcome is want.
-func lease(t *testing.T, s store.Store, name, holder string, ttl time.Duration, now time.Time, want bool) {
+func lease(t *testing.T, s store.Store, name, holder string, ttl time.Duration, now time.Time, want bool) { //nolint:unparam // a test helper: the ttl reads at each call
 	t.Helper()
 	ok, err := s.AcquireLease(t.Context(), name, holder, ttl, now)
 	if err != nil {
@@ -890,13 +892,13 @@ func testUsageInvalid(t *testing.T, open Open) {
 
 func testConcurrentReserve(t *testing.T, open Open) {
 	const (
-		workers  = 8 // per replica
-		attempts = 150
-		max      = 20_000
-		subject  = "supplier:busy-saturday"
+		workers   = 8 // per replica
+		attempts  = 150
+		maxTokens = 20_000
+		subject   = "supplier:busy-saturday"
 	)
 	replicas := open(t, 2)
-	limit := func(amount int64) []store.Limit { return []store.Limit{tpm(max, amount)} }
+	limit := func(amount int64) []store.Limit { return []store.Limit{tpm(maxTokens, amount)} }
 	var (
 		granted, grants, denials atomic.Int64
 		wg                       sync.WaitGroup
@@ -904,7 +906,7 @@ func testConcurrentReserve(t *testing.T, open Open) {
 		done                     = make(chan struct{})
 		watched                  = make(chan struct{})
 	)
-	// A watcher checks that the window never holds more than max.
+	// A watcher checks that the window never holds more than maxTokens.
 	go func() {
 		defer close(watched)
 		for {
@@ -915,11 +917,11 @@ func testConcurrentReserve(t *testing.T, open Open) {
 			}
 			used, err := replicas[0].Used(t.Context(), subject, limit(0), t0)
 			if err != nil {
-				errs <- fmt.Errorf("Used: %w", err)
+				errs <- fmt.Errorf("Used: %w", err) //nolint:staticcheck // ST1005: Used is the method's name
 				return
 			}
-			if used[0] > max {
-				errs <- fmt.Errorf("used %d > max %d while reserving", used[0], max)
+			if used[0] > maxTokens {
+				errs <- fmt.Errorf("used %d > max %d while reserving", used[0], maxTokens)
 				return
 			}
 		}
@@ -927,7 +929,7 @@ func testConcurrentReserve(t *testing.T, open Open) {
 	for r, s := range replicas {
 		for w := range workers {
 			wg.Go(func() {
-				rng := rand.New(rand.NewPCG(uint64(r), uint64(w)))
+				rng := rand.New(rand.NewPCG(uint64(r), uint64(w))) //nolint:gosec // G404: seeded test load, not a secret
 				for range attempts {
 					amount := rng.Int64N(300) + 1
 					res, d, err := s.Reserve(t.Context(), subject, limit(amount), t0)
@@ -936,15 +938,15 @@ func testConcurrentReserve(t *testing.T, open Open) {
 						return
 					}
 					if d != nil {
-						if d.Used+amount <= max {
-							errs <- fmt.Errorf("denied %d with %d used of %d", amount, d.Used, max)
+						if d.Used+amount <= maxTokens {
+							errs <- fmt.Errorf("denied %d with %d used of %d", amount, d.Used, maxTokens)
 							return
 						}
 						denials.Add(1)
 						continue
 					}
-					if res.Items[0].Used > max {
-						errs <- fmt.Errorf("granted %d, taking the window to %d > %d", amount, res.Items[0].Used, max)
+					if res.Items[0].Used > maxTokens {
+						errs <- fmt.Errorf("granted %d, taking the window to %d > %d", amount, res.Items[0].Used, maxTokens)
 						return
 					}
 					granted.Add(amount)
@@ -964,8 +966,8 @@ func testConcurrentReserve(t *testing.T, open Open) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if used[0] > max {
-		t.Errorf("used %d > max %d", used[0], max)
+	if used[0] > maxTokens {
+		t.Errorf("used %d > max %d", used[0], maxTokens)
 	}
 	if used[0] != granted.Load() {
 		t.Errorf("used %d, but the granted amounts sum to %d", used[0], granted.Load())
@@ -973,14 +975,14 @@ func testConcurrentReserve(t *testing.T, open Open) {
 	if denials.Load() == 0 || grants.Load() == 0 {
 		t.Errorf("%d grants and %d denials: the test did not contend for the limit", grants.Load(), denials.Load())
 	}
-	t.Logf("%d grants (%d tokens of %d), %d denials", grants.Load(), granted.Load(), max, denials.Load())
+	t.Logf("%d grants (%d tokens of %d), %d denials", grants.Load(), granted.Load(), maxTokens, denials.Load())
 }
 
 func testConcurrentSlots(t *testing.T, open Open) {
 	const (
 		workers  = 8 // per replica
 		attempts = 40
-		max      = 3
+		maxSlots = 3
 		subject  = "supplier:slots-contended"
 	)
 	replicas := open(t, 2)
@@ -993,7 +995,7 @@ func testConcurrentSlots(t *testing.T, open Open) {
 		for w := range workers {
 			wg.Go(func() {
 				for range attempts {
-					slot, ok, err := s.AcquireSlot(t.Context(), subject, max, time.Hour, t0)
+					slot, ok, err := s.AcquireSlot(t.Context(), subject, maxSlots, time.Hour, t0)
 					if err != nil {
 						errs <- fmt.Errorf("replica %d worker %d: AcquireSlot: %w", r, w, err)
 						return
@@ -1003,7 +1005,7 @@ func testConcurrentSlots(t *testing.T, open Open) {
 					}
 					acquired.Add(1)
 					n := holders.Add(1)
-					for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+					for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() { //nolint:revive // empty-block: a CAS loop; the work is in its condition
 					}
 					holders.Add(-1)
 					if err := s.ReleaseSlot(t.Context(), slot); err != nil {
@@ -1019,17 +1021,17 @@ func testConcurrentSlots(t *testing.T, open Open) {
 	for err := range errs {
 		t.Error(err)
 	}
-	if p := peak.Load(); p > max {
-		t.Errorf("%d concurrent holders, want at most %d", p, max)
+	if p := peak.Load(); p > maxSlots {
+		t.Errorf("%d concurrent holders, want at most %d", p, maxSlots)
 	}
 	if acquired.Load() == 0 {
 		t.Error("no slot acquired")
 	}
-	// Everything was released: all max slots are free.
-	for range max {
-		acquire(t, replicas[0], subject, max, time.Hour, t0, true)
+	// Everything was released: all the slots are free.
+	for range maxSlots {
+		acquire(t, replicas[0], subject, maxSlots, time.Hour, t0, true)
 	}
-	acquire(t, replicas[1], subject, max, time.Hour, t0, false)
+	acquire(t, replicas[1], subject, maxSlots, time.Hour, t0, false)
 }
 
 func testConcurrentCompareAndSwap(t *testing.T, open Open) {
