@@ -23,10 +23,22 @@ setup: ## Install what the tests need (idempotent, cached).
 	@bash scripts/setup.sh
 
 .PHONY: test
-test: setup ## Run every test with the race detector, after go vet and a gofmt check.
+test: setup static ## Run every test with the race detector, after the static checks, go vet and a gofmt check.
 	@bash scripts/check-format.sh
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+.PHONY: static
+static: setup ## Run golangci-lint, go mod tidy -diff and verify, and each fuzz target for 3s (STATIC_FUZZTIME).
+	@bash scripts/static-checks.sh
+
+.PHONY: lint
+lint: ## Run golangci-lint on the module (.golangci.yml; make setup installs it).
+	@bash scripts/static-checks.sh lint
+
+.PHONY: vuln
+vuln: ## Check dependencies with govulncheck (needs access to vuln.go.dev; not part of CI).
+	$(GO) run golang.org/x/vuln/cmd/govulncheck@latest $(PKGS)
 
 .PHONY: test-short
 test-short: ## Run the tests without the race detector (quick feedback).

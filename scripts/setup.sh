@@ -4,6 +4,8 @@
 #   - Go modules
 #   - the Vault server (built once from the Go module proxy, cached in
 #     ~/.cache/veil-tools; see scripts/install-vault.sh)
+#   - golangci-lint (built once from the Go module proxy into
+#     ~/.cache/veil-tools/bin; scripts/static-checks.sh runs it)
 #   - redis-server (Debian package, its service left stopped)
 #   - Node.js (Debian package, only when there is none) and the openai npm
 #     package in test/node/node_modules (npm ci)
@@ -24,6 +26,24 @@ if ! vault_bin=$(bash scripts/install-vault.sh 2>"$cache/install-vault.log"); th
 fi
 grep '^install-vault:' "$cache/install-vault.log" || true
 echo "setup: vault at $vault_bin ($("$vault_bin" version))"
+
+# golangci-lint v2, for scripts/static-checks.sh: built from the Go module
+# proxy into $cache/bin, unless the binary there reports this version.
+echo "setup: golangci-lint"
+golangci_version=2.15.0
+golangci_bin=$cache/bin/golangci-lint
+if [ -x "$golangci_bin" ] && "$golangci_bin" version 2>/dev/null | grep -q "has version $golangci_version "; then
+  golangci_status=present
+else
+  echo "setup: building golangci-lint v$golangci_version from the Go module proxy (a few minutes, once)"
+  if ! GOBIN=$cache/bin go install "github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v$golangci_version" >"$cache/install-golangci-lint.log" 2>&1; then
+    echo "setup: building golangci-lint failed; the end of $cache/install-golangci-lint.log:" >&2
+    tail -30 "$cache/install-golangci-lint.log" >&2
+    exit 1
+  fi
+  golangci_status=installed
+fi
+echo "setup: golangci-lint v$golangci_version at $golangci_bin ($golangci_status)"
 
 # Runs a command as root: directly when we are root (as in CI), else via sudo.
 as_root() {
