@@ -418,7 +418,7 @@ func TestRetryBudget(t *testing.T) {
 	}
 	attempts := h.up.Stats().Requests - before
 	t.Logf("%d requests made %d upstream attempts", n, attempts)
-	if limit := int64(n + n/5 + 5); int64(attempts) > limit {
+	if limit := int64(n + n/5 + 5); attempts > limit {
 		t.Errorf("%d attempts for %d requests, more than the budget allows (%d)", attempts, n, limit)
 	}
 	if _, body := h.admin("/metrics", ""); !strings.Contains(body, `veil_retries_denied_total{provider="openai"}`) {

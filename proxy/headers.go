@@ -54,16 +54,16 @@ func copyRequestHeaders(dst *fasthttp.RequestHeader, src *fasthttp.RequestHeader
 		dst.SetUserAgentBytes(ua)
 	}
 	conn := src.Peek(fasthttp.HeaderConnection)
-	src.VisitAll(func(k, v []byte) {
+	for k, v := range src.All() {
 		switch string(k) {
 		case "Content-Type", "User-Agent":
-			return
+			continue
 		}
 		if dropRequestHeader(k, understood) || (len(conn) > 0 && listsToken(conn, k)) {
-			return
+			continue
 		}
 		dst.AddBytesKV(k, v)
-	})
+	}
 }
 
 // listsToken reports whether the comma-separated list names token,
@@ -95,12 +95,12 @@ func dropResponseHeader(key []byte) bool {
 func copyResponseHeaders(dst *fasthttp.ResponseHeader, src *fasthttp.ResponseHeader) {
 	dst.SetStatusCode(src.StatusCode())
 	dst.SetContentTypeBytes(src.ContentType())
-	src.VisitAll(func(k, v []byte) {
+	for k, v := range src.All() {
 		if string(k) == "Content-Type" || dropResponseHeader(k) {
-			return
+			continue
 		}
 		dst.AddBytesKV(k, v)
-	})
+	}
 }
 
 // stripResponseHeaders removes hop-by-hop headers from a response that was

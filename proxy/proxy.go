@@ -568,7 +568,7 @@ func (s *Server) mayRetry(x *exchange, a *policy.Attempt, tries int, hint time.D
 	wait := hint
 	if wait <= 0 {
 		ceiling := s.limits.RetryBackoff << tries
-		wait = time.Duration(mrand.Int64N(int64(ceiling) + 1))
+		wait = time.Duration(mrand.Int64N(int64(ceiling) + 1)) //nolint:gosec // G404: backoff jitter, not a secret
 	}
 	now := time.Now()
 	if wait > s.limits.MaxRetryWait || now.Add(wait).After(x.deadline) {

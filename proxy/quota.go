@@ -91,14 +91,13 @@ func (s *Server) capTier(x *exchange) *Error {
 		field = "max_output_tokens"
 	}
 	var limit [20]byte
-	b, err := jsonfield.SetRaw(x.scratch[:0], x.body, field, strconv.AppendInt(limit[:0], int64(t.MaxTokens), 10))
-	if err != nil {
-		return nil // the body was scanned already; it cannot fail here
+	// The body was scanned already, so setting a member cannot fail.
+	if b, err := jsonfield.SetRaw(x.scratch[:0], x.body, field, strconv.AppendInt(limit[:0], int64(t.MaxTokens), 10)); err == nil {
+		// x.body may live in bodyBuf: the two buffers swap roles.
+		x.bodyBuf, x.scratch = b, x.bodyBuf[:0]
+		x.body = b
+		x.fields.MaxTokens = t.MaxTokens
 	}
-	// x.body may live in bodyBuf: the two buffers swap roles.
-	x.bodyBuf, x.scratch = b, x.bodyBuf[:0]
-	x.body = b
-	x.fields.MaxTokens = t.MaxTokens
 	return nil
 }
 

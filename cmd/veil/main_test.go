@@ -76,7 +76,7 @@ func TestREADMEConfigs(t *testing.T) {
 		t.Fatal("the README has no yaml block")
 	}
 	for i, b := range blocks {
-		body := b[:strings.Index(b, "```")]
+		body, _, _ := strings.Cut(b, "```")
 		if !strings.Contains(body, "providers:") {
 			// A fragment: check it inside a minimal config.
 			body = "providers:\n  - {name: openai, type: openai, base_url: \"https://api.openai.com/v1\", api_key: env://K}\n" +

@@ -71,17 +71,17 @@ func newAdminFlags(name string, stderr io.Writer) adminFlags {
 }
 
 // parse parses args, flags and arguments in any order, and checks that
-// there are from want to max arguments (exactly want when max < want) and
+// there are from want to most arguments (exactly want when most < want) and
 // a --config. It returns the arguments.
-func (f adminFlags) parse(args []string, want, max int, what string) ([]string, error) {
+func (f adminFlags) parse(args []string, want, most int, what string) ([]string, error) {
 	pos, err := parseInterspersed(f.fs, args)
 	if err != nil {
 		return nil, err
 	}
-	if max < want {
-		max = want
+	if most < want {
+		most = want
 	}
-	if len(pos) < want || len(pos) > max {
+	if len(pos) < want || len(pos) > most {
 		return nil, fmt.Errorf("%w: %s %s", errUsage, f.fs.Name(), what)
 	}
 	if *f.config == "" {
@@ -95,8 +95,8 @@ func (f adminFlags) target() (base, token string, err error) { return adminTarge
 
 // open parses the command line as parse does, then finds the running
 // veil's admin listener and token.
-func (f adminFlags) open(args []string, want, max int, what string) (pos []string, base, token string, err error) {
-	if pos, err = f.parse(args, want, max, what); err != nil {
+func (f adminFlags) open(args []string, want, most int, what string) (pos []string, base, token string, err error) {
+	if pos, err = f.parse(args, want, most, what); err != nil {
 		return nil, "", "", err
 	}
 	base, token, err = f.target()
@@ -158,7 +158,7 @@ func migratePlan(args []string, stdout, stderr io.Writer) error {
 	if *stages != "" {
 		st, err := parseStages(*stages)
 		if err != nil {
-			return fmt.Errorf("%w: --stages: %v", errUsage, err)
+			return fmt.Errorf("%w: --stages: %w", errUsage, err)
 		}
 		for _, s := range st {
 			dwell := ""

@@ -116,26 +116,26 @@ func (a *App) compile(base *config.Config, ov map[string]Override) (err error) {
 	return nil
 }
 
-// restartOnly lists the sections that differ between old and new and that
+// restartOnly lists the sections that differ between old and next and that
 // only a restart applies.
-func restartOnly(old, new *config.Config) []string {
+func restartOnly(old, next *config.Config) []string {
 	var changed []string
 	check := func(name string, a, b any) {
 		if !reflect.DeepEqual(a, b) {
 			changed = append(changed, name)
 		}
 	}
-	check("listen", old.Listen, new.Listen)
-	check("admin", old.Admin, new.Admin)
-	check("limits", old.Limits, new.Limits)
-	check("log", old.Log, new.Log)
-	check("vault", old.Vault, new.Vault)
-	check("keys", old.Keys, new.Keys)
-	check("store", old.Store, new.Store)
-	check("usage", old.Usage, new.Usage)
-	check("audit", old.Audit, new.Audit)
-	check("alerts", old.Alerts, new.Alerts)
-	check("suppliers' own key references", supplierKeyRefs(old), supplierKeyRefs(new))
+	check("listen", old.Listen, next.Listen)
+	check("admin", old.Admin, next.Admin)
+	check("limits", old.Limits, next.Limits)
+	check("log", old.Log, next.Log)
+	check("vault", old.Vault, next.Vault)
+	check("keys", old.Keys, next.Keys)
+	check("store", old.Store, next.Store)
+	check("usage", old.Usage, next.Usage)
+	check("audit", old.Audit, next.Audit)
+	check("alerts", old.Alerts, next.Alerts)
+	check("suppliers' own key references", supplierKeyRefs(old), supplierKeyRefs(next))
 	return changed
 }
 
