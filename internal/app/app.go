@@ -301,6 +301,10 @@ func (a *App) Shutdown(ctx context.Context) error {
 	a.shutdown.Do(func() {
 		a.draining.Store(true)
 		a.log.Info("draining")
+		// Closed here too, in case Shutdown comes before a listener's
+		// Serve has begun: fasthttp would not know the listener yet, and
+		// Serve would accept forever.
+		closeListener(a.proxyLn)
 		streamsDone := make(chan struct{})
 		go func() {
 			// Wait for the proxy listener first: a request still in the
@@ -343,6 +347,7 @@ func (a *App) Shutdown(ctx context.Context) error {
 		if e := a.adminSrv.Shutdown(); e != nil {
 			err = errors.Join(err, fmt.Errorf("admin shutdown: %w", e))
 		}
+		closeListener(a.adminLn)
 		a.serving.Wait()
 		a.log.Info("stopped")
 		a.closeResources()
@@ -381,6 +386,13 @@ func (a *App) closeConns(grace time.Duration) {
 			return
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// closeListener closes ln if Start opened it; closing it twice is harmless.
+func closeListener(ln net.Listener) {
+	if ln != nil {
+		_ = ln.Close()
 	}
 }
 
