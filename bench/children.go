@@ -80,14 +80,7 @@ func startStack(ctx context.Context, dir, bin, logLevel string, veilCPUs []int) 
 
 // veilConfig renders the proxy's YAML configuration.
 func veilConfig(proxy, admin, fake, logLevel string) string {
-	return fmt.Sprintf(`# Written by go run ./bench.
-listen:
-  proxy: %s
-  admin: %s
-log:
-  level: %s
-  format: json
-providers:
+	return load.VeilConfigHead("bench", proxy, admin, logLevel) + fmt.Sprintf(`providers:
   - name: openai
     type: openai
     base_url: http://%s/v1
@@ -96,7 +89,7 @@ callers:
   - name: bench
     token: env://BENCH_CALLER_TOKEN
     suppliers: ["*"]
-`, proxy, admin, logLevel, fake)
+`, fake)
 }
 
 // VeilPID and FakePID return the children's process IDs.

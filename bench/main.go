@@ -36,13 +36,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/wedsync/veil/bench/load"
@@ -218,16 +216,7 @@ func parseFlags(args []string, stderr io.Writer) (*settings, error) {
 	return s, nil
 }
 
-func main() {
-	err := run(os.Args[1:], os.Stdout, os.Stderr)
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		os.Exit(2)
-	case err != nil:
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(1)
-	}
-}
+func main() { load.Main("bench", run) }
 
 // run is the whole program; deferred clean-up runs before main exits.
 func run(args []string, stdout, stderr io.Writer) (err error) {
@@ -235,22 +224,12 @@ func run(args []string, stdout, stderr io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-
-	dir, err := os.MkdirTemp("", "veil-bench-")
+	ses, err := load.NewSession("bench", "config, binary, veil log")
 	if err != nil {
-		return fmt.Errorf("temp dir: %w", err)
+		return err
 	}
-	defer func() {
-		if s.keep || err != nil {
-			fmt.Fprintf(stderr, "bench: kept %s (config, binary, veil log)\n", dir)
-			return
-		}
-		if rmErr := os.RemoveAll(dir); rmErr != nil {
-			err = fmt.Errorf("remove temp dir: %w", rmErr)
-		}
-	}()
+	defer func() { err = errors.Join(err, ses.End(s.keep, err, stderr)) }()
+	ctx := ses.Ctx
 
 	if s.cpuProfile != "" {
 		f, err := os.Create(s.cpuProfile)
@@ -264,12 +243,9 @@ func run(args []string, stdout, stderr io.Writer) (err error) {
 		defer pprof.StopCPUProfile()
 	}
 
-	bin := s.veilBin
-	if bin == "" {
-		fmt.Fprintln(stderr, "bench: building ./cmd/veil")
-		if bin, err = load.BuildVeil(ctx, dir); err != nil {
-			return err
-		}
+	bin, err := ses.Veil(ctx, s.veilBin, stderr)
+	if err != nil {
+		return err
 	}
 	if len(s.genCPUs) > 0 {
 		// Before the children start: the fake upstream inherits the mask.
@@ -277,7 +253,7 @@ func run(args []string, stdout, stderr io.Writer) (err error) {
 			return err
 		}
 	}
-	st, err := startStack(ctx, dir, bin, s.LogLevel, s.veilCPUs)
+	st, err := startStack(ctx, ses.Dir, bin, s.LogLevel, s.veilCPUs)
 	if err != nil {
 		return err
 	}

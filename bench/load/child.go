@@ -12,11 +12,13 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -198,4 +200,99 @@ func Tail(path string, n int64) string {
 	}
 	b, _ := io.ReadAll(f)
 	return string(b)
+}
+
+// Main runs a load tool's run function on the command line and exits:
+// with 2 after -h, with 1 and the error on stderr after any other error.
+func Main(tool string, run func(args []string, stdout, stderr io.Writer) error) {
+	err := run(os.Args[1:], os.Stdout, os.Stderr)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		os.Exit(2)
+	case err != nil:
+		fmt.Fprintln(os.Stderr, tool+":", err)
+		os.Exit(1)
+	}
+}
+
+// Session is what a load tool's run holds from start to end: a context
+// that Ctrl-C or SIGTERM cancels, and a scratch directory.
+type Session struct {
+	// Ctx ends at Ctrl-C or SIGTERM.
+	Ctx context.Context
+	*Scratch
+	stop context.CancelFunc
+}
+
+// NewSession starts a session for tool; what describes the files of its
+// scratch directory.
+func NewSession(tool, what string) (*Session, error) {
+	sc, err := NewScratch(tool, what)
+	if err != nil {
+		return nil, err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	return &Session{Ctx: ctx, Scratch: sc, stop: stop}, nil
+}
+
+// End stops listening for signals and finishes the scratch directory (see
+// Scratch.Finish).
+func (s *Session) End(keep bool, runErr error, w io.Writer) error {
+	s.stop()
+	return s.Finish(keep, runErr, w)
+}
+
+// Scratch is a load tool's temporary directory: veil's binary, config and
+// log go there.
+type Scratch struct {
+	// Dir is the directory.
+	Dir        string
+	tool, what string
+}
+
+// NewScratch creates a temporary directory for tool, whose files are
+// described by what (for the message that keeps them).
+func NewScratch(tool, what string) (*Scratch, error) {
+	dir, err := os.MkdirTemp("", "veil-"+tool+"-")
+	if err != nil {
+		return nil, fmt.Errorf("temp dir: %w", err)
+	}
+	return &Scratch{Dir: dir, tool: tool, what: what}, nil
+}
+
+// Finish removes the directory, unless keep is set or the run failed
+// (runErr), when it says on w where the files are kept instead. It returns
+// the error of the removal.
+func (s *Scratch) Finish(keep bool, runErr error, w io.Writer) error {
+	if keep || runErr != nil {
+		fmt.Fprintf(w, "%s: kept %s (%s)\n", s.tool, s.Dir, s.what)
+		return nil
+	}
+	if err := os.RemoveAll(s.Dir); err != nil {
+		return fmt.Errorf("remove temp dir: %w", err)
+	}
+	return nil
+}
+
+// Veil returns bin when it is set, else a veil built from ./cmd/veil into
+// the directory, saying so on w.
+func (s *Scratch) Veil(ctx context.Context, bin string, w io.Writer) (string, error) {
+	if bin != "" {
+		return bin, nil
+	}
+	fmt.Fprintf(w, "%s: building ./cmd/veil\n", s.tool)
+	return BuildVeil(ctx, s.Dir)
+}
+
+// VeilConfigHead returns the start of a veil configuration written by
+// tool: the listen addresses and JSON logs at logLevel.
+func VeilConfigHead(tool, proxy, admin, logLevel string) string {
+	return fmt.Sprintf(`# Written by go run ./%s.
+listen:
+  proxy: %s
+  admin: %s
+log:
+  level: %s
+  format: json
+`, tool, proxy, admin, logLevel)
 }
