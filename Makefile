@@ -7,6 +7,9 @@ LDFLAGS   := -s -w -X main.version=$(VERSION)
 FUZZTIME  ?= 15s
 BENCH_RATE     ?= 2000
 BENCH_DURATION ?= 10s
+SOAK_DURATION  ?= 10m
+SOAK_RATE      ?= 300
+SOAK_FAULTS    ?= 0.05
 
 .DEFAULT_GOAL := help
 
@@ -52,6 +55,10 @@ fuzz: ## Run every fuzz target for FUZZTIME each (default 15s).
 bench: ## Run the Go benchmarks and the load report (BENCH_RATE, BENCH_DURATION).
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 	$(GO) run ./bench -rate $(BENCH_RATE) -duration $(BENCH_DURATION)
+
+.PHONY: soak
+soak: ## Soak veil at a constant rate with injected faults: RSS, goroutines, fds, p99 over time (SOAK_DURATION, SOAK_RATE, SOAK_FAULTS).
+	$(GO) run ./bench/soak -duration $(SOAK_DURATION) -rate $(SOAK_RATE) -fault-share $(SOAK_FAULTS)
 
 .PHONY: build
 build: ## Build bin/veil.
