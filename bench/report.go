@@ -279,7 +279,7 @@ func (r *report) writeJSON(path string) error {
 	if err != nil {
 		return fmt.Errorf("encode JSON report: %w", err)
 	}
-	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil { //nolint:gosec // G306: a report meant to be read and shared
 		return fmt.Errorf("write JSON report: %w", err)
 	}
 	return nil

@@ -3,6 +3,7 @@
 package load
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -64,7 +65,8 @@ func maskOf(cpus []int) *cpuSet {
 
 // setAffinity sets the CPU mask of thread tid (0: the calling thread).
 func setAffinity(tid int, m *cpuSet) error {
-	_, _, errno := syscall.RawSyscall(syscall.SYS_SCHED_SETAFFINITY, uintptr(tid), unsafe.Sizeof(*m), uintptr(unsafe.Pointer(m)))
+	// sched_setaffinity takes the mask by address; m outlives the call.
+	_, _, errno := syscall.RawSyscall(syscall.SYS_SCHED_SETAFFINITY, uintptr(tid), unsafe.Sizeof(*m), uintptr(unsafe.Pointer(m))) //nolint:gosec // G103: see above
 	if errno != 0 {
 		return errno
 	}
@@ -74,7 +76,7 @@ func setAffinity(tid int, m *cpuSet) error {
 // getAffinity returns the CPU mask of the calling thread.
 func getAffinity() (*cpuSet, error) {
 	var m cpuSet
-	_, _, errno := syscall.RawSyscall(syscall.SYS_SCHED_GETAFFINITY, 0, unsafe.Sizeof(m), uintptr(unsafe.Pointer(&m)))
+	_, _, errno := syscall.RawSyscall(syscall.SYS_SCHED_GETAFFINITY, 0, unsafe.Sizeof(m), uintptr(unsafe.Pointer(&m))) //nolint:gosec // G103: the kernel fills m by address
 	if errno != 0 {
 		return nil, errno
 	}
@@ -95,7 +97,7 @@ func PinSelf(cpus []int) error {
 		if err != nil {
 			continue
 		}
-		if err := setAffinity(tid, m); err != nil && err != syscall.ESRCH {
+		if err := setAffinity(tid, m); err != nil && !errors.Is(err, syscall.ESRCH) {
 			return fmt.Errorf("pin thread %d to CPUs %s: %w", tid, FormatCPUList(cpus), err)
 		}
 	}

@@ -46,7 +46,7 @@ func BuildVeil(ctx context.Context, dir string) (string, error) {
 		return "", errors.New("not inside a Go module: run from the veil repository")
 	}
 	bin := filepath.Join(dir, "veil")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/veil")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/veil") //nolint:gosec // G204: the output path is the tool's own temp dir
 	cmd.Dir = root
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -95,7 +95,9 @@ type Child struct {
 // which Go does only for goroutines that exit locked to their thread; the
 // load tools lock none.
 func StartChild(name, bin string, args, env []string, log io.Writer) (*Child, error) {
-	cmd := exec.Command(bin, args...)
+	// The child lives until Stop, not for a context: Stop signals it and
+	// waits, in order.
+	cmd := exec.Command(bin, args...) //nolint:gosec,noctx // G204: the tool's own binaries and flags; see above for the context
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout = log
 	cmd.Stderr = log
@@ -128,7 +130,7 @@ func (c *Child) exited() bool {
 // child has exited.
 func (c *Child) Alive(logPath string) error {
 	if c.exited() {
-		return fmt.Errorf("%s exited unexpectedly (%v); log %s:\n%s", c.name, c.err, logPath, Tail(logPath, 2048))
+		return fmt.Errorf("%s exited unexpectedly (%v); log %s:\n%s", c.name, c.err, logPath, Tail(logPath, 2048)) //nolint:errorlint // c.err is nil after a clean exit, which %w would print as %!w(<nil>)
 	}
 	return nil
 }
@@ -164,7 +166,7 @@ func (c *Child) WaitReady(ctx context.Context, url string, need200 bool, logPath
 	var last error
 	for {
 		if c.exited() {
-			return fmt.Errorf("%s exited during start-up (%v); log %s:\n%s", c.name, c.err, logPath, Tail(logPath, 2048))
+			return fmt.Errorf("%s exited during start-up (%v); log %s:\n%s", c.name, c.err, logPath, Tail(logPath, 2048)) //nolint:errorlint // c.err may be nil, as above
 		}
 		status, _, err := fasthttp.GetTimeout(nil, url, time.Second)
 		switch {
@@ -266,7 +268,7 @@ func NewScratch(tool, what string) (*Scratch, error) {
 func (s *Scratch) Finish(keep bool, runErr error, w io.Writer) error {
 	if keep || runErr != nil {
 		fmt.Fprintf(w, "%s: kept %s (%s)\n", s.tool, s.Dir, s.what)
-		return nil
+		return nil //nolint:nilerr // the run's error is the caller's; keeping the files is what it asks for
 	}
 	if err := os.RemoveAll(s.Dir); err != nil {
 		return fmt.Errorf("remove temp dir: %w", err)

@@ -49,7 +49,11 @@ func Pace(ctx context.Context, start time.Time, interval float64, n int64, slots
 // nanosleep blocks the calling thread for d, resuming after signals.
 func nanosleep(d time.Duration) {
 	ts := syscall.NsecToTimespec(int64(d))
-	for syscall.Nanosleep(&ts, &ts) == syscall.EINTR {
+	for {
+		// On EINTR, ts holds the time left.
+		if err := syscall.Nanosleep(&ts, &ts); !errors.Is(err, syscall.EINTR) {
+			return
+		}
 	}
 }
 

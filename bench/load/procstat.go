@@ -117,15 +117,15 @@ func RSS(pid string) (int64, error) {
 		return 0, fmt.Errorf("read rss: %w", err)
 	}
 	defer f.Close()
-	v, err := ParseVmRSS(f)
+	v, err := ParseVMRSS(f)
 	if err != nil {
 		return 0, fmt.Errorf("/proc/%s/status: %w", pid, err)
 	}
 	return v, nil
 }
 
-// ParseVmRSS extracts VmRSS from /proc/PID/status contents, in bytes.
-func ParseVmRSS(r io.Reader) (int64, error) {
+// ParseVMRSS extracts VmRSS from /proc/PID/status contents, in bytes.
+func ParseVMRSS(r io.Reader) (int64, error) {
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:")

@@ -40,12 +40,12 @@ func TestParseMachineBusy(t *testing.T) {
 	}
 }
 
-func TestParseVmRSS(t *testing.T) {
-	got, err := ParseVmRSS(strings.NewReader("Name:\tveil\nVmPeak:\t 9999 kB\nVmRSS:\t   12345 kB\nThreads: 4\n"))
+func TestParseVMRSS(t *testing.T) {
+	got, err := ParseVMRSS(strings.NewReader("Name:\tveil\nVmPeak:\t 9999 kB\nVmRSS:\t   12345 kB\nThreads: 4\n"))
 	if err != nil || got != 12345*1024 {
 		t.Errorf("got %d, %v", got, err)
 	}
-	if _, err := ParseVmRSS(strings.NewReader("Name:\tveil\n")); err == nil {
+	if _, err := ParseVMRSS(strings.NewReader("Name:\tveil\n")); err == nil {
 		t.Error("missing VmRSS accepted")
 	}
 }

@@ -554,7 +554,7 @@ func (r *report) writeMarkdown(path string) error {
 		b.WriteString(l + "\n")
 	}
 	b.WriteString("```\n")
-	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil { //nolint:gosec // G306: a report meant to be read and shared
 		return fmt.Errorf("write markdown: %w", err)
 	}
 	return nil
