@@ -9,6 +9,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/wedsync/veil/internal/jsonfield"
+	"github.com/wedsync/veil/usage"
 )
 
 // Response turns a Messages API answer into a chat completion, its model
@@ -141,14 +142,13 @@ func (u *anthropicUsage) prompt() int64 {
 	return u.InputTokens + u.CacheCreationInputTokens + u.CacheReadInputTokens
 }
 
-// maxUsageTokens bounds each count a provider reports, so that a broken or
-// hostile answer's absurd numbers neither overflow nor reach the client.
-const maxUsageTokens = 1_000_000_000
+// boundTokens bounds each count a provider reports to [0, usage.MaxTokens],
+// so that a broken or hostile answer's absurd numbers neither overflow nor
+// reach the client.
+func boundTokens(n int64) int64 { return min(max(n, 0), usage.MaxTokens) }
 
-func boundTokens(n int64) int64 { return min(max(n, 0), maxUsageTokens) }
-
-// appendUsage appends OpenAI's usage object, each count bounded to
-// [0, maxUsageTokens].
+// appendUsage appends OpenAI's usage object, each count bounded by
+// boundTokens.
 func (u *anthropicUsage) appendUsage(dst []byte) []byte {
 	u = &anthropicUsage{InputTokens: boundTokens(u.InputTokens), OutputTokens: boundTokens(u.OutputTokens),
 		CacheCreationInputTokens: boundTokens(u.CacheCreationInputTokens), CacheReadInputTokens: boundTokens(u.CacheReadInputTokens)}

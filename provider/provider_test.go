@@ -11,6 +11,7 @@ import (
 
 	"github.com/wedsync/veil/config"
 	"github.com/wedsync/veil/keys"
+	"github.com/wedsync/veil/usage"
 )
 
 func TestNew(t *testing.T) {
@@ -106,7 +107,7 @@ func TestAnthropicUsageBounded(t *testing.T) {
 	if err := json.Unmarshal(u.appendUsage(nil), &got); err != nil {
 		t.Fatal(err)
 	}
-	if got.Prompt != 2*maxUsageTokens+5 || got.Completion != 0 || got.Total != got.Prompt {
+	if got.Prompt != 2*usage.MaxTokens+5 || got.Completion != 0 || got.Total != got.Prompt {
 		t.Errorf("usage %+v", got)
 	}
 }

@@ -101,13 +101,13 @@ func readUsage(u []byte, t *Tokens) bool {
 	return found
 }
 
-// maxTokens bounds one count: a hostile or broken upstream's absurd
+// MaxTokens bounds one count: a hostile or broken upstream's absurd
 // numbers must not turn into absurd bills.
-const maxTokens = 1_000_000_000
+const MaxTokens = 1_000_000_000
 
 func count(raw []byte) int64 {
 	n, err := jsonfield.Int(raw)
-	if err != nil || n < 0 || n > maxTokens {
+	if err != nil || n < 0 || n > MaxTokens {
 		return 0
 	}
 	return n
