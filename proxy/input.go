@@ -133,20 +133,13 @@ func credentialParam(name []byte) bool {
 	if len(name) > 32 {
 		return false
 	}
-	var lower [32]byte
-	n := copy(lower[:], name)
-	for i := range n {
-		if c := lower[i]; c >= 'A' && c <= 'Z' {
-			lower[i] = c + 'a' - 'A'
-		}
-	}
-	if credentialParams[string(lower[:n])] {
-		return true
-	}
-	if bytes.IndexByte(name, '%') >= 0 || bytes.IndexByte(name, '+') >= 0 {
-		if s, err := url.QueryUnescape(string(name)); err != nil || credentialParams[strings.ToLower(s)] {
+	s := string(name) // only calls with a query get here
+	if strings.ContainsAny(s, "%+") {
+		u, err := url.QueryUnescape(s)
+		if err != nil {
 			return true // an undecodable name is dropped too
 		}
+		s = u
 	}
-	return false
+	return credentialParams[strings.ToLower(s)]
 }
