@@ -7,167 +7,24 @@ package proxy
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
-	"fmt"
 	mrand "math/rand/v2"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 
 	"github.com/wedsync/veil/auth"
-	"github.com/wedsync/veil/config"
-	"github.com/wedsync/veil/health"
 	"github.com/wedsync/veil/internal/jsonfield"
 	"github.com/wedsync/veil/internal/sse"
 	"github.com/wedsync/veil/keys"
-	"github.com/wedsync/veil/metrics"
 	"github.com/wedsync/veil/policy"
 	"github.com/wedsync/veil/provider"
 	"github.com/wedsync/veil/quota"
 	"github.com/wedsync/veil/usage"
 )
-
-// Options are the proxy's dependencies and limits.
-type Options struct {
-	Limits config.Limits
-	Auth   *auth.Authenticator
-	// Keys holds suppliers' own keys; nil when no supplier uses its own.
-	Keys    *keys.Cache
-	Policy  *policy.Policy
-	Metrics *metrics.Metrics
-	Log     *zap.Logger
-	// Audit receives one line per supplier key refusal and per fallback
-	// from a supplier's own key to platform keys; nil discards them.
-	Audit *zap.Logger
-	// Alert is told when a supplier's own key is held out after a refusal
-	// (its calls fall back to platform keys) and when it is accepted
-	// again; nil drops those alerts.
-	Alert func(health.Alert)
-	// Health receives every attempt's outcome; nil records nothing.
-	Health *health.Registry
-	// Usage receives one record per authenticated request; nil drops them.
-	Usage Emitter
-	// Prices turns tokens into cost; nil leaves cost_usd null.
-	Prices Pricer
-	// Quota enforces suppliers' tiers on platform calls; nil: no limits.
-	Quota *quota.Enforcer
-	// Cache answers repeat deterministic calls; nil: no cache.
-	Cache Cache
-	// SingleFlight makes identical requests that miss the cache at once
-	// wait for the first one's answer.
-	SingleFlight bool
-	// Migrations splits migrating suppliers' traffic; nil: none.
-	Migrations Migrations
-	// Shadows compare a supplier's two systems on a sample of its
-	// requests; nil: none.
-	Shadows Shadows
-}
-
-// Emitter takes usage records without blocking.
-type Emitter interface {
-	Emit(r *usage.Record)
-}
-
-// Pricer prices calls; see usage.PriceTable.
-type Pricer interface {
-	Cost(provider, model string, at time.Time, prompt, cached, completion int64) (float64, bool)
-	// Unknown reports true the first time an unpriced model is seen.
-	Unknown(provider, model string) bool
-}
-
-// Runtime is the part of the proxy compiled from configuration that a
-// reload replaces: who may call, how calls are planned, priced and
-// limited. A request keeps the Runtime it started with.
-type Runtime struct {
-	Auth   *auth.Authenticator
-	Policy *policy.Policy
-	Prices Pricer
-	Quota  *quota.Enforcer
-}
-
-// Server handles client requests on the proxy listener.
-type Server struct {
-	limits  config.Limits
-	rt      atomic.Pointer[Runtime]
-	keys    *keys.Cache
-	metrics *metrics.Metrics
-	log     *zap.Logger
-	auditor *zap.Logger
-	health  *health.Registry
-	// keyHealth holds out suppliers' own keys that a provider refused, for
-	// the breaker cooldown, when the plan can fall back.
-	keyHealth *health.KeyBreakers
-	usage     Emitter
-	interns   interner
-	cache     Cache
-	// singleFlight collapses identical concurrent cache misses.
-	singleFlight bool
-	migrations   Migrations
-	shadows      Shadows
-	// background counts shadow calls still running.
-	background sync.WaitGroup
-
-	idPrefix [8]byte
-	idSeq    atomic.Uint64
-	spread   atomic.Uint64
-	streams  sync.WaitGroup
-	open     atomic.Int64 // requests between Handle and finish
-	// stop is closed by EndStreams: open streams end with an in-band
-	// error.
-	stop     chan struct{}
-	stopOnce sync.Once
-}
-
-// New creates a proxy server.
-func New(o Options) (*Server, error) {
-	if o.Auth == nil || o.Policy == nil || o.Metrics == nil || o.Log == nil {
-		return nil, errors.New("proxy: auth, policy, metrics and log are required")
-	}
-	s := &Server{limits: o.Limits, keys: o.Keys, metrics: o.Metrics, log: o.Log, auditor: o.Audit, health: o.Health, usage: o.Usage,
-		cache: o.Cache, singleFlight: o.SingleFlight, migrations: o.Migrations, shadows: o.Shadows, stop: make(chan struct{})}
-	if s.auditor == nil {
-		s.auditor = zap.NewNop()
-	}
-	if s.limits.AttemptTimeout <= 0 {
-		s.limits.AttemptTimeout = s.limits.RequestTimeout
-	}
-	s.keyHealth = &health.KeyBreakers{Cooldown: o.Limits.BreakerCooldown, OnChange: o.Alert}
-	s.rt.Store(&Runtime{Auth: o.Auth, Policy: o.Policy, Prices: o.Prices, Quota: o.Quota})
-	if s.health == nil {
-		s.health = health.NewRegistry()
-	}
-	var b [4]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return nil, fmt.Errorf("proxy: request id prefix: %w", err)
-	}
-	hex.Encode(s.idPrefix[:], b[:])
-	return s, nil
-}
-
-// Swap installs a new runtime; requests already running finish on theirs.
-func (s *Server) Swap(rt *Runtime) { s.rt.Store(rt) }
-
-// EndStreams ends every open stream, and every stream that starts later,
-// with an in-band error event saying veil is shutting down; each still gets
-// its usage record. A drain calls it when its timeout passes.
-func (s *Server) EndStreams() { s.stopOnce.Do(func() { close(s.stop) }) }
-
-// Open is the number of requests in progress, streams included: received
-// and not yet finished with their usage record.
-func (s *Server) Open() int64 { return s.open.Load() }
-
-// Wait blocks until every stream handed to fasthttp's body writer, and
-// every shadow call, has finished, so that a drain can wait for them.
-func (s *Server) Wait() {
-	s.streams.Wait()
-	s.background.Wait()
-}
 
 // exchange is the state of one client request. It is pooled; a streamed
 // answer owns it until its body writer returns.
