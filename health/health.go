@@ -21,7 +21,9 @@ type Outcome uint8
 const (
 	// Success is a 2xx, or a 4xx that the client caused (the target is fine).
 	Success Outcome = iota
-	// Failure is a transport error, timeout, 5xx or a cut stream.
+	// Failure is a transport error, timeout, 5xx, 408, 409 or a cut
+	// stream: the target failed this call, and another target, or the
+	// same one later, may well succeed.
 	Failure
 	// RateLimited is a 429: the target is up but pushing back.
 	RateLimited
@@ -30,9 +32,11 @@ const (
 )
 
 // Classify maps an attempt's status (0 for a transport error) to an outcome.
+// It is the one classification of upstream statuses: the proxy fails over
+// and retries on the outcomes that are Transient, and health counts them.
 func Classify(status int) Outcome {
 	switch {
-	case status == 0 || status >= 500:
+	case status == 0 || status >= 500 || status == 408 || status == 409:
 		return Failure
 	case status == 429:
 		return RateLimited
@@ -42,6 +46,11 @@ func Classify(status int) Outcome {
 		return Success
 	}
 }
+
+// Transient reports whether the outcome is the target's passing trouble
+// (a failure or a rate limit) rather than the request's or the key's, so
+// that the call may be sent to another target or tried again.
+func (o Outcome) Transient() bool { return o == Failure || o == RateLimited }
 
 // ewmaWeight is the weight of a new latency sample in the moving average.
 const ewmaWeight = 0.1

@@ -7,11 +7,15 @@ import (
 )
 
 func TestClassify(t *testing.T) {
-	cases := map[int]Outcome{0: Failure, 200: Success, 201: Success, 400: Success, 404: Success,
-		401: KeyRejected, 403: KeyRejected, 429: RateLimited, 500: Failure, 503: Failure, 529: Failure}
+	cases := map[int]Outcome{0: Failure, 200: Success, 201: Success, 400: Success, 404: Success, 413: Success, 422: Success,
+		401: KeyRejected, 403: KeyRejected, 408: Failure, 409: Failure, 429: RateLimited, 500: Failure, 501: Failure,
+		502: Failure, 503: Failure, 504: Failure, 529: Failure}
 	for status, want := range cases {
 		if got := Classify(status); got != want {
 			t.Errorf("Classify(%d) = %d, want %d", status, got, want)
+		}
+		if transient := want == Failure || want == RateLimited; Classify(status).Transient() != transient {
+			t.Errorf("Classify(%d).Transient() = %v, want %v", status, !transient, transient)
 		}
 	}
 }

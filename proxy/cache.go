@@ -49,7 +49,31 @@ type cacheState struct {
 	// events collects a streamed answer's data payloads to store them.
 	events  [][]byte
 	collect bool
+	// done is set when the stream's [DONE] came.
+	done bool
+	// x is the exchange whose answer is collected.
+	x *exchange
 }
+
+var _ tap = (*cacheState)(nil)
+
+// event is the cache's tap: it keeps each event of a streamed answer on a
+// miss, and stores the answer when its [DONE] comes, before the client
+// has it, so that a client asking again at once finds it.
+func (c *cacheState) event(ev sse.Event) (sse.Event, error) {
+	switch {
+	case !c.collect || len(ev.Data) == 0:
+	case sse.IsDone(ev.Data):
+		c.done = true
+		c.x.s.storeStream(c.x)
+	default:
+		c.events = append(c.events, append([]byte(nil), ev.Data...))
+	}
+	return ev, nil
+}
+
+// stop ends the collection: a resumed answer is not stored.
+func (c *cacheState) stop() { c.collect = false }
 
 // reset keeps the event buffer for the next exchange.
 func (c *cacheState) reset() cacheState {
@@ -67,16 +91,22 @@ func (c *cacheState) header() string {
 	return "BYPASS"
 }
 
-// lookup answers the request from the cache when it can; it reports true
-// when the client has its answer. On a miss it remembers the key so that
+// lookup is admission's cache step: it answers the request from the cache
+// when it can, and then reports false, the client having its answer. On a miss it remembers the key so that
 // the answer is stored, and with single flight it either leads the
 // flight for the key or waits for the request that does.
-func (s *Server) lookup(ctx *fasthttp.RequestCtx, x *exchange, workflow []byte) bool {
+func (s *Server) lookup(ctx *fasthttp.RequestCtx, x *exchange) bool {
+	return !s.answerFromCache(ctx, x)
+}
+
+// answerFromCache is lookup's work; it reports true when the cache
+// answered.
+func (s *Server) answerFromCache(ctx *fasthttp.RequestCtx, x *exchange) bool {
 	c := &x.cache
 	if s.cache == nil || !x.ep.understood {
 		return false
 	}
-	mode := x.rt.Policy.Cache(x.supplier, workflow, x.start)
+	mode := x.rt.Policy.Cache(x.supplier, ctx.Request.Header.Peek("X-Workflow"), x.start)
 	if mode == policy.CacheOff || !cache.Cacheable(cache.Request{Endpoint: x.ep.name, Temperature: x.fields.Temperature,
 		Seed: x.fields.Seed, N: x.fields.N}) {
 		return false
@@ -152,13 +182,13 @@ func (s *Server) serveCached(ctx *fasthttp.RequestCtx, x *exchange, e *cache.Ent
 			return false
 		}
 		body := ctx.Response.BodyWriter()
-		buf := x.frame[:0]
+		buf := x.stream.out[:0]
 		for _, ev := range events {
 			buf = sse.AppendEvent(buf, ev)
 		}
 		buf = sse.AppendEvent(buf, []byte("[DONE]"))
 		_, _ = body.Write(buf)
-		x.frame = buf[:0]
+		x.stream.out = buf[:0]
 		ctx.Response.Header.SetContentType("text/event-stream; charset=utf-8")
 		ctx.Response.Header.Set(fasthttp.HeaderCacheControl, "no-cache")
 	} else {
@@ -195,21 +225,11 @@ func (s *Server) storePlain(x *exchange, resp *fasthttp.Response) {
 	s.storeEntry(x, e)
 }
 
-// collectEvent keeps one upstream event of a streamed answer on a miss.
-func (x *exchange) collectEvent(ev sse.Event) {
-	if len(ev.Data) == 0 || sse.IsDone(ev.Data) {
-		return
-	}
-	x.cache.events = append(x.cache.events, append([]byte(nil), ev.Data...))
-}
-
 // storeStream stores a streamed answer that ended cleanly with [DONE] and
-// was neither cut, resumed nor filtered. The pump calls it before it sends
-// [DONE], so that a client asking again at once finds the answer.
+// was neither cut, resumed nor filtered.
 func (s *Server) storeStream(x *exchange) {
 	c := &x.cache
-	if !c.collect || c.stored != nil || !x.sawDone || x.interrupted != "" || (x.resume != nil && x.resume.resumes > 0) ||
-		len(c.events) == 0 {
+	if !c.collect || c.stored != nil || !c.done || x.stream.interrupted != "" || len(c.events) == 0 {
 		return
 	}
 	for _, ev := range c.events {
@@ -225,12 +245,13 @@ func (s *Server) storeStream(x *exchange) {
 
 // entry starts the cache entry of the exchange's answer.
 func (x *exchange) entry() *cache.Entry {
-	model := x.s.interns.get(x.tokens.Model)
+	tokens := &x.usage.tokens
+	model := x.s.interns.get(tokens.Model)
 	if model == "" && x.served != nil {
 		model = x.s.interns.get(x.served.Model)
 	}
 	return &cache.Entry{Status: fasthttp.StatusOK, Model: model, Provider: x.served.Provider.Name(),
-		PromptTokens: int(x.tokens.Prompt), CompletionTokens: int(x.tokens.Completion), TotalTokens: int(x.tokens.Total),
+		PromptTokens: int(tokens.Prompt), CompletionTokens: int(tokens.Completion), TotalTokens: int(tokens.Total),
 		StoredAt: time.Now()}
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/wedsync/veil/internal/jsonfield"
 	"github.com/wedsync/veil/internal/sse"
 	"github.com/wedsync/veil/policy"
 )
@@ -21,9 +22,10 @@ var errNoContent = errors.New("no content before the stream ended")
 // with it. Nothing reaches the client yet, so when the stream fails first
 // (an error event, an empty 200, a break, or no first token within the
 // time to first token), the caller can move to the next target. It returns
-// the reader, positioned after the held events, and the bytes to send
-// first.
-func (x *exchange) hold(resp *fasthttp.Response, a *policy.Attempt) (sse.Source, error) {
+// the reader, positioned after the held events; the events themselves are
+// kept as they came, for the stream writer to pass through its taps and
+// send first.
+func (x *exchange) hold(resp *fasthttp.Response, a *policy.Attempt) (src sse.Source, err error) {
 	s := x.s
 	rd := x.upstreamEvents(resp, a)
 	ttft := s.limits.TTFTTimeout
@@ -33,24 +35,29 @@ func (x *exchange) hold(resp *fasthttp.Response, a *policy.Attempt) (sse.Source,
 		close(closed)
 	})
 	defer timer.Stop()
-	x.held = x.held[:0]
-	for {
-		ev, err := rd.Next()
+	held := x.stream.held[:0]
+	defer func() {
 		if err != nil {
+			held = held[:0] // nothing of a failed stream is sent
+		}
+		x.stream.held = held
+	}()
+	for {
+		ev, rerr := rd.Next()
+		if rerr != nil {
 			if !timer.Stop() {
 				<-closed // the timer's close is done before the caller releases resp
 				return nil, errors.New("no first token within " + ttft.String())
 			}
-			if errors.Is(err, io.EOF) {
+			if errors.Is(rerr, io.EOF) {
 				return nil, errNoContent
 			}
-			return nil, err
+			return nil, rerr
 		}
 		if isErrorEvent(ev) {
 			return nil, errors.New("an error event before any content")
 		}
-		out := x.relay(ev)
-		x.held = append(x.held, out...)
+		held = append(held, ev.Raw...)
 		if isContent(ev) {
 			return rd, nil
 		}
@@ -81,8 +88,12 @@ func isContent(ev sse.Event) bool {
 	return false
 }
 
-// upstreamEvents reads the server-sent events of a's streamed answer resp, in
-// OpenAI's shape whatever the provider's schema.
-func (x *exchange) upstreamEvents(resp *fasthttp.Response, a *policy.Attempt) sse.Source {
-	return a.Provider.Events(sse.NewReader(resp.BodyStream(), x.s.limits.MaxEventBytes), &x.call)
+// isErrorEvent reports whether an event is an in-band error
+// (data: {"error":{...}}).
+func isErrorEvent(ev sse.Event) bool {
+	if len(ev.Data) == 0 || sse.IsDone(ev.Data) {
+		return false
+	}
+	v, ok, _ := jsonfield.Get(ev.Data, "error")
+	return ok && len(v) > 0 && v[0] == '{'
 }

@@ -38,11 +38,11 @@ type migration struct {
 // request, and returns the mode the plan must use ("" for the supplier's
 // own) and, for a request sent to the migration's target, the system to
 // fall back to when the target fails.
-func (s *Server) route(x *exchange, spread uint64) (mode, fallback string) {
+func (s *Server) route(x *exchange) (mode, fallback string) {
 	if s.migrations == nil {
 		return "", ""
 	}
-	mode, id, toTarget, ok := s.migrations.Route(x.supplier, x.fields.User, spread)
+	mode, id, toTarget, ok := s.migrations.Route(x.supplier, x.fields.User, x.spread)
 	if !ok {
 		return "", ""
 	}

@@ -14,12 +14,29 @@ import (
 	"github.com/wedsync/veil/quota"
 )
 
-// admit reserves a platform call against the supplier's tier before it is
-// sent. Out of quota, a tier that switches to the client's key re-plans the
+// reserve is admission's quota step: a call planned on platform keys is
+// held to the caps of the supplier's tier and reserved against its quota.
+func (s *Server) reserve(ctx *fasthttp.RequestCtx, x *exchange) bool {
+	if x.rt.Quota == nil || x.plan[0].Source != policy.SourcePlatform {
+		return true
+	}
+	if e := s.capTier(x); e != nil {
+		x.fail(ctx, e)
+		return false
+	}
+	if !s.reserveQuota(ctx, x) {
+		return false
+	}
+	x.admitted = true
+	return true
+}
+
+// reserveQuota reserves a platform call against the supplier's tier before
+// it is sent. Out of quota, a tier that switches to the client's key re-plans the
 // call on the supplier's own key when it has one; otherwise the client gets
 // 429 with Retry-After and X-RateLimit-* headers. It reports false when it
 // answered the client itself.
-func (s *Server) admit(ctx *fasthttp.RequestCtx, x *exchange) bool {
+func (s *Server) reserveQuota(ctx *fasthttp.RequestCtx, x *exchange) bool {
 	ticket, refusal, err := x.rt.Quota.Admit(context.Background(), s.quotaRequest(x, &x.plan[0]))
 	if err != nil {
 		x.fail(ctx, &Error{Status: fasthttp.StatusServiceUnavailable, Type: typeUnavailable, Code: "quota_unavailable",
@@ -176,5 +193,5 @@ func (s *Server) settle(x *exchange, costUSD float64) {
 		return
 	}
 	ok := x.status/100 == 2 && x.err == ""
-	x.rt.Quota.SettleAsync(x.ticket, ok, x.tokens.Prompt, x.tokens.Completion, costUSD)
+	x.rt.Quota.SettleAsync(x.ticket, ok, x.usage.tokens.Prompt, x.usage.tokens.Completion, costUSD)
 }

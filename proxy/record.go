@@ -25,23 +25,23 @@ func (s *Server) record(x *exchange, providerName string, elapsed time.Duration)
 		RequestedModel:   s.interns.get(x.fields.Model),
 		Provider:         providerName,
 		KeySource:        keySource(x.key),
-		Stream:           x.streamed || x.fields.Stream,
+		Stream:           x.stream.streamed || x.fields.Stream,
 		Status:           x.status,
-		PromptTokens:     x.tokens.Prompt,
-		CompletionTokens: x.tokens.Completion,
-		CachedTokens:     x.tokens.Cached,
-		TotalTokens:      x.tokens.Total,
+		PromptTokens:     x.usage.tokens.Prompt,
+		CompletionTokens: x.usage.tokens.Completion,
+		CachedTokens:     x.usage.tokens.Cached,
+		TotalTokens:      x.usage.tokens.Total,
 		LatencyMS:        float64(elapsed.Microseconds()) / 1000,
 		Cache:            usage.CacheBypass,
-		Failover:         x.served != nil && x.served != &x.plan[0],
-		Partial:          x.interrupted != "",
+		Failover:         x.failedOver(),
+		Partial:          x.stream.interrupted != "",
 		Error:            x.err,
 		Reason:           x.reason,
 		MigrationID:      x.migration.id,
 	}
 	r.Model = r.RequestedModel
-	if len(x.tokens.Model) > 0 {
-		r.Model = s.interns.get(x.tokens.Model)
+	if len(x.usage.tokens.Model) > 0 {
+		r.Model = s.interns.get(x.usage.tokens.Model)
 	}
 	if x.cache.outcome != "" {
 		r.Cache = x.cache.outcome
@@ -56,8 +56,8 @@ func (s *Server) record(x *exchange, providerName string, elapsed time.Duration)
 		}
 		return 0
 	}
-	if x.ttft > 0 {
-		r.TTFTMS = float64(x.ttft.Microseconds()) / 1000
+	if x.stream.ttft > 0 {
+		r.TTFTMS = float64(x.stream.ttft.Microseconds()) / 1000
 	}
 	switch r.KeySource {
 	case keys.SourceClient:
@@ -85,7 +85,7 @@ func (s *Server) record(x *exchange, providerName string, elapsed time.Duration)
 		if r.CostUSD != nil {
 			cost = *r.CostUSD
 		}
-		s.metrics.ObserveUsage(providerName, x.tokens.Model, r.KeySource, r.PromptTokens, r.CompletionTokens, cost)
+		s.metrics.ObserveUsage(providerName, x.usage.tokens.Model, r.KeySource, r.PromptTokens, r.CompletionTokens, cost)
 	}
 	if s.usage != nil {
 		s.usage.Emit(r)

@@ -49,6 +49,40 @@ type resumeState struct {
 	// skipping drops the continuation's opening events (role chunk) until
 	// its first content.
 	skipping bool
+	// errorRelayed is set once an in-band error event went to the client.
+	errorRelayed bool
+	// deadline is the request's.
+	deadline time.Time
+}
+
+var _ tap = (*resumeState)(nil)
+
+// errErrorEvent says that the upstream sent an in-band error event where
+// the stream could still be resumed.
+var errErrorEvent = errors.New("the provider's stream failed")
+
+// event is the resume's tap: it turns a continuation's events into the
+// stream the client has been reading, keeps the text sent, and breaks
+// the stream at an in-band error while it can still be resumed.
+func (rs *resumeState) event(ev sse.Event) (sse.Event, error) {
+	if isErrorEvent(ev) && rs.resumable() {
+		return ev, errErrorEvent
+	}
+	if rs.resumes > 0 {
+		ev = rs.rewriteContinuation(ev)
+	}
+	rs.errorRelayed = rs.errorRelayed || isErrorEvent(ev)
+	if ev.Raw != nil {
+		rs.observe(ev.Data)
+	}
+	return ev, nil
+}
+
+// incomplete reports whether a stream that ended without error lacks its
+// end: no [DONE] (done), no error event relayed, and nothing that stops
+// it being resumed.
+func (rs *resumeState) incomplete(done bool) bool {
+	return !done && !rs.errorRelayed && !rs.blocked
 }
 
 // resumePart is the share of a resumed answer that one attempt streamed.
@@ -62,14 +96,15 @@ type resumePart struct {
 
 // startResume prepares a stream for resumption when config allows it and
 // the stream is a single-choice chat completion.
-func (x *exchange) startResume(ctx *fasthttp.RequestCtx) {
+func (x *exchange) startResume(ctx *fasthttp.RequestCtx) bool {
 	if !x.s.limits.StreamResume || x.ep != epChat || x.fields.N > 1 {
-		return
+		return false
 	}
-	rs := &resumeState{req: fasthttp.AcquireRequest()}
+	rs := &resumeState{req: fasthttp.AcquireRequest(), deadline: x.deadline}
 	ctx.Request.Header.CopyTo(&rs.req.Header)
 	rs.req.SetBody(x.body)
 	x.resume = rs
+	return true
 }
 
 // releaseResume returns what a resume state holds.
@@ -112,9 +147,14 @@ func (rs *resumeState) observe(data []byte) {
 
 // canResume reports whether the broken stream may be continued.
 func (x *exchange) canResume() bool {
-	rs := x.resume
-	return rs != nil && !rs.blocked && rs.id != nil && len(rs.text) > 0 && rs.resumes < maxResumes &&
-		time.Now().Before(x.deadline)
+	return x.resume != nil && x.resume.resumable()
+}
+
+// resumable reports whether the stream may be continued: it streamed text
+// of a single choice, did not finish, was resumed less than maxResumes
+// times and has time left.
+func (rs *resumeState) resumable() bool {
+	return !rs.blocked && rs.id != nil && len(rs.text) > 0 && rs.resumes < maxResumes && time.Now().Before(rs.deadline)
 }
 
 // resumeBody builds the continuation request: the client's body with the
@@ -190,11 +230,12 @@ func (x *exchange) resumeStream(cause string) (sse.Source, error) {
 	if n := len(rs.parts); n > 0 {
 		from = rs.parts[n-1].to
 	}
-	part := resumePart{log: x.attemptCount - 1, prompt: x.tokens.Prompt, completion: x.tokens.Completion,
-		cached: x.tokens.Cached, from: from, to: len(rs.text)}
+	tokens := &x.usage.tokens
+	part := resumePart{log: x.attemptCount - 1, prompt: tokens.Prompt, completion: tokens.Completion,
+		cached: tokens.Cached, from: from, to: len(rs.text)}
 	part.estimated = part.completion == 0
 	rs.parts = append(rs.parts, part)
-	x.tokens = usage.Tokens{Model: x.tokens.Model}
+	*tokens = usage.Tokens{Model: tokens.Model}
 
 	a := x.resumeTarget()
 	key, e := s.keyFor(x, a)
@@ -220,7 +261,7 @@ func (x *exchange) resumeStream(cause string) (sse.Source, error) {
 		zap.String("from", x.served.Provider.Name()), zap.String("to", a.Provider.Name()),
 		zap.String("cause", cause), zap.Int("text_bytes", len(rs.text)), zap.Object("key", key))
 	x.served, x.key = a, key
-	x.upResp = resp
+	x.stream.resp = resp
 	x.reason = "stream_resumed"
 	rs.skipping = true
 	return x.upstreamEvents(resp, a), nil
@@ -230,14 +271,13 @@ func (x *exchange) resumeStream(cause string) (sse.Source, error) {
 // the client expects next: nil for events before its first content (the
 // role chunk), otherwise the chunk with the id, created, model and
 // system_fingerprint of the stream the client has been reading.
-func (x *exchange) rewriteContinuation(ev sse.Event) sse.Event {
-	rs := x.resume
+func (rs *resumeState) rewriteContinuation(ev sse.Event) sse.Event {
 	if len(ev.Data) == 0 || sse.IsDone(ev.Data) || ev.Data[0] != '{' {
 		return ev
 	}
 	if rs.skipping {
 		if !isContent(ev) {
-			return sse.Event{Comment: true}
+			return sse.Event{Comment: true} // no Raw bytes: nothing is sent
 		}
 		rs.skipping = false
 	}
@@ -278,7 +318,7 @@ func (x *exchange) mergeResumed() {
 	if rs == nil || len(rs.parts) == 0 {
 		return
 	}
-	final := x.tokens
+	final := x.usage.tokens
 	last := rs.parts[len(rs.parts)-1]
 	perByte := 0.25 // about four bytes a token, when the continuation says nothing
 	if n := len(rs.text) - last.to; n > 0 && final.Completion > 0 {
@@ -297,13 +337,13 @@ func (x *exchange) mergeResumed() {
 				p.prompt = int64(math.Round(float64(final.Prompt) * float64(before) / grown))
 			}
 		}
-		x.tokens.Prompt += p.prompt
-		x.tokens.Completion += p.completion
-		x.tokens.Cached += p.cached
+		x.usage.tokens.Prompt += p.prompt
+		x.usage.tokens.Completion += p.completion
+		x.usage.tokens.Cached += p.cached
 		x.logTokens(p.log, p.prompt, p.completion, p.estimated)
 	}
 	x.logTokens(x.attemptCount-1, final.Prompt, final.Completion, false)
-	x.tokens.Total = x.tokens.Prompt + x.tokens.Completion
+	x.usage.tokens.Total = x.usage.tokens.Prompt + x.usage.tokens.Completion
 }
 
 // logTokens keeps an attempt's own tokens in the attempt log.

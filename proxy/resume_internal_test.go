@@ -88,16 +88,16 @@ func TestRewriteContinuation(t *testing.T) {
 	ev := func(data string) sse.Event {
 		return sse.Event{Data: []byte(data), Raw: sse.AppendEvent(nil, []byte(data))}
 	}
-	role := x.rewriteContinuation(ev(`{"id":"chatcmpl-second","created":200,"model":"gpt-4o-mini-2024","choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}`))
+	role := x.resume.rewriteContinuation(ev(`{"id":"chatcmpl-second","created":200,"model":"gpt-4o-mini-2024","choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}`))
 	if !role.Comment {
 		t.Errorf("the continuation's role chunk is not dropped: %q", role.Raw)
 	}
-	got := x.rewriteContinuation(ev(`{"id":"chatcmpl-second","object":"chat.completion.chunk","created":200,"model":"gpt-4o-mini-2024","system_fingerprint":"fp_b","choices":[{"index":0,"delta":{"content":" more"}}]}`))
+	got := x.resume.rewriteContinuation(ev(`{"id":"chatcmpl-second","object":"chat.completion.chunk","created":200,"model":"gpt-4o-mini-2024","system_fingerprint":"fp_b","choices":[{"index":0,"delta":{"content":" more"}}]}`))
 	want := `{"id":"chatcmpl-first","object":"chat.completion.chunk","created":100,"model":"gpt-4o-mini","system_fingerprint":"fp_a","choices":[{"index":0,"delta":{"content":" more"}}]}`
 	if string(got.Data) != want || string(got.Raw) != "data: "+want+"\n\n" {
 		t.Errorf("got %q\nwant %q", got.Raw, want)
 	}
-	if done := x.rewriteContinuation(ev("[DONE]")); string(done.Data) != "[DONE]" {
+	if done := x.resume.rewriteContinuation(ev("[DONE]")); string(done.Data) != "[DONE]" {
 		t.Errorf("[DONE] changed: %q", done.Data)
 	}
 }
@@ -109,7 +109,7 @@ func TestMergeResumed(t *testing.T) {
 	x.resume.req.SetBody(req)
 	x.resume.text = []byte("Dear friends and family, " + "welcome to the day we have waited for.") // 25 + 38 bytes
 	x.resume.parts = []resumePart{{log: 0, estimated: true, from: 0, to: 25}}
-	x.tokens.Prompt, x.tokens.Completion = 60, 19 // the continuation's own usage: 19 tokens for 38 bytes
+	x.usage.tokens.Prompt, x.usage.tokens.Completion = 60, 19 // the continuation's own usage: 19 tokens for 38 bytes
 	x.mergeResumed()
 	first, second := x.attemptLog[0], x.attemptLog[1]
 	// 25 bytes at the continuation's 0.5 tokens a byte; the prompt's share
@@ -121,7 +121,7 @@ func TestMergeResumed(t *testing.T) {
 	if second.PromptTokens != 60 || second.CompletionTokens != 19 || second.TokensEstimated {
 		t.Errorf("second attempt %+v", second)
 	}
-	if x.tokens.Prompt != 60+wantPrompt || x.tokens.Completion != 32 || x.tokens.Total != x.tokens.Prompt+32 {
-		t.Errorf("totals %+v", x.tokens)
+	if x.usage.tokens.Prompt != 60+wantPrompt || x.usage.tokens.Completion != 32 || x.usage.tokens.Total != x.usage.tokens.Prompt+32 {
+		t.Errorf("totals %+v", x.usage.tokens)
 	}
 }

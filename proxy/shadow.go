@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wedsync/veil/internal/jsonfield"
+	"github.com/wedsync/veil/internal/sse"
 	"github.com/wedsync/veil/keys"
 	"github.com/wedsync/veil/policy"
 	"github.com/wedsync/veil/provider"
@@ -62,20 +63,32 @@ type shadowState struct {
 	text      []byte
 }
 
-// startShadow decides, once the request is planned, whether it is also
-// sent to the other system, and keeps a copy of it when it is.
-func (s *Server) startShadow(ctx *fasthttp.RequestCtx, x *exchange, spread uint64) {
+var _ tap = (*shadowState)(nil)
+
+// startShadow is admission's comparison step: it decides, once the request
+// is planned, whether it is also sent to the other system, and keeps a
+// copy of it when it is. It never stops the request.
+func (s *Server) startShadow(ctx *fasthttp.RequestCtx, x *exchange) bool {
 	if s.shadows == nil || (x.ep != epChat && x.ep != epCompletions) || x.fields.N > 1 {
-		return
+		return true
 	}
-	id, other, ok := s.shadows.Shadow(x.supplier, spread)
+	id, other, ok := s.shadows.Shadow(x.supplier, x.spread)
 	if !ok || other == x.plan[0].Source {
-		return
+		return true
 	}
 	sh := &shadowState{id: id, other: other, req: fasthttp.AcquireRequest()}
 	ctx.Request.Header.CopyTo(&sh.req.Header)
 	sh.req.SetBody(x.body)
 	x.shadow = sh
+	return true
+}
+
+// event is the comparison's tap: it keeps the text of each chunk.
+func (sh *shadowState) event(ev sse.Event) (sse.Event, error) {
+	if len(ev.Data) > 0 && ev.Data[0] == '{' {
+		sh.shadowText(ev.Data, true)
+	}
+	return ev, nil
 }
 
 // shadowText keeps the primary answer's text from a plain body or one
@@ -98,12 +111,12 @@ func (s *Server) finishShadow(x *exchange, elapsed time.Duration, costUSD float6
 		return
 	}
 	x.shadow = nil
-	if x.status != fasthttp.StatusOK || x.interrupted != "" || x.served == nil {
+	if x.status != fasthttp.StatusOK || x.stream.interrupted != "" || x.served == nil {
 		fasthttp.ReleaseRequest(sh.req)
 		return
 	}
-	primary := ShadowOutcome{Status: x.status, Latency: elapsed, TTFT: x.ttft, PromptTokens: x.tokens.Prompt,
-		CompletionTokens: x.tokens.Completion, CostUSD: costUSD, Text: string(sh.text)}
+	primary := ShadowOutcome{Status: x.status, Latency: elapsed, TTFT: x.stream.ttft, PromptTokens: x.usage.tokens.Prompt,
+		CompletionTokens: x.usage.tokens.Completion, CostUSD: costUSD, Text: string(sh.text)}
 	job := shadowJob{sh: sh, rt: x.rt, supplier: string(x.supplier), model: append([]byte(nil), x.fields.Model...),
 		workflow: x.workflow, endpoint: x.ep, caller: x.caller.Name, reqID: string(x.reqID) + "-shadow", primary: primary}
 	s.background.Add(1)

@@ -38,9 +38,9 @@ func pumpWith(t *testing.T, lim config.Limits, upstream io.Reader, client io.Wri
 	x.planBuf[0] = policy.Attempt{Provider: p}
 	x.plan = x.planBuf[:1]
 	x.served = &x.plan[0]
-	x.upResp = fasthttp.AcquireResponse()
-	x.upResp.SetBodyStream(upstream, -1)
-	x.streamed = true
+	x.stream.resp = fasthttp.AcquireResponse()
+	x.stream.resp.SetBodyStream(upstream, -1)
+	x.stream.streamed = true
 	s.streams.Add(1)
 	done := make(chan struct{})
 	go func() {

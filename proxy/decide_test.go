@@ -1,0 +1,167 @@
+package proxy
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+// fixedRetrier grants retries while tries < max, always after wait.
+type fixedRetrier struct {
+	max   int
+	wait  time.Duration
+	asked int
+}
+
+func (r *fixedRetrier) retryWait(tries int, hint time.Duration) (time.Duration, bool) {
+	r.asked++
+	if tries >= r.max {
+		return 0, false
+	}
+	if hint > 0 {
+		return hint, true
+	}
+	return r.wait, true
+}
+
+// TestDecideStatuses runs every status class on a middle and on the last
+// planned target, with platform and supplier keys, with and without a
+// spare key.
+func TestDecideStatuses(t *testing.T) {
+	type want struct{ middle, last action }
+	transient := want{nextTarget, retry}
+	passes := want{deliver, deliver}
+	statuses := map[int]want{
+		200: passes, 201: passes, 204: passes, 301: passes,
+		400: passes, 404: passes, 413: passes, 422: passes,
+		408: transient, 409: transient, 429: transient,
+		500: transient, 501: transient, 502: transient, 503: transient, 504: transient, 529: transient,
+	}
+	for status, w := range statuses {
+		for _, client := range []bool{false, true} {
+			for _, last := range []bool{false, true} {
+				name := fmt.Sprintf("%d/client=%v/last=%v", status, client, last)
+				t.Run(name, func(t *testing.T) {
+					r := &fixedRetrier{max: 2, wait: time.Millisecond}
+					want := w.middle
+					if last {
+						want = w.last
+					}
+					o := outcome{status: status, client: client, last: last}
+					if got := decide(&o, r).act; got != want {
+						t.Errorf("decide = %v, want %v", got, want)
+					}
+				})
+			}
+		}
+	}
+}
+
+// TestDecideKeys covers refused and rate-limited keys: a spare key is
+// tried once, a supplier's refused key moves on to the fallback, a
+// platform key's refusal goes to the client.
+func TestDecideKeys(t *testing.T) {
+	cases := []struct {
+		name string
+		o    outcome
+		want action
+	}{
+		{"supplier key refused, newer version may exist", outcome{status: 401, client: true, spareKey: true}, swapKey},
+		{"supplier key refused after the swap, fallback planned", outcome{status: 401, client: true, spareKey: true, swapped: true}, nextTarget},
+		{"supplier key refused after the swap, last target", outcome{status: 401, client: true, spareKey: true, swapped: true, last: true}, deliver},
+		{"supplier key forbidden, fallback planned", outcome{status: 403, client: true}, nextTarget},
+		{"supplier key forbidden, last target", outcome{status: 403, client: true, last: true}, deliver},
+		{"supplier key rate-limited is the provider's, not swapped", outcome{status: 429, client: true, spareKey: true}, nextTarget},
+		{"platform key refused", outcome{status: 401, spareKey: true}, deliver},
+		{"platform key forbidden, fallback planned", outcome{status: 403}, deliver},
+		{"platform key rate-limited, pool has another", outcome{status: 429, spareKey: true}, swapKey},
+		{"platform key rate-limited, pool has another, already swapped", outcome{status: 429, spareKey: true, swapped: true, last: true}, retry},
+		{"platform key rate-limited, single key, last", outcome{status: 429, last: true}, retry},
+		{"server error with a spare key is not a key's fault", outcome{status: 500, spareKey: true, last: true}, retry},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := decide(&c.o, &fixedRetrier{max: 2}).act; got != c.want {
+				t.Errorf("decide = %v, want %v", got, c.want)
+			}
+		})
+	}
+}
+
+// TestDecideNoAnswer covers the attempts that got no status: transport
+// failures are retried on the last target, every other kind moves on or
+// is delivered as veil's error.
+func TestDecideNoAnswer(t *testing.T) {
+	cases := []struct {
+		failure      failure
+		middle, last action
+	}{
+		{failTransport, nextTarget, retry},
+		{failRequest, nextTarget, deliver},
+		{failKey, nextTarget, deliver},
+		{failStream, nextTarget, deliver},
+	}
+	for _, c := range cases {
+		t.Run(fmt.Sprintf("failure=%d", c.failure), func(t *testing.T) {
+			for _, last := range []bool{false, true} {
+				want := c.middle
+				if last {
+					want = c.last
+				}
+				o := outcome{failure: c.failure, last: last}
+				if got := decide(&o, &fixedRetrier{max: 1}).act; got != want {
+					t.Errorf("last=%v: decide = %v, want %v", last, got, want)
+				}
+			}
+		})
+	}
+}
+
+// TestDecideRetries checks that a retry carries the wait the retrier
+// gives (the provider's hint first), and that a retrier that declines
+// turns the retry into delivery.
+func TestDecideRetries(t *testing.T) {
+	r := &fixedRetrier{max: 2, wait: 40 * time.Millisecond}
+	o := outcome{status: 503, last: true, hint: 3 * time.Second}
+	if v := decide(&o, r); v.act != retry || v.wait != 3*time.Second {
+		t.Errorf("with a hint: %+v, want a retry after 3s", v)
+	}
+	o = outcome{status: 503, last: true, tries: 1}
+	if v := decide(&o, r); v.act != retry || v.wait != 40*time.Millisecond {
+		t.Errorf("backoff: %+v, want a retry after 40ms", v)
+	}
+	o = outcome{status: 503, last: true, tries: 2}
+	if v := decide(&o, r); v.act != deliver {
+		t.Errorf("retries used up: %+v, want deliver", v)
+	}
+	o = outcome{failure: failTransport, last: true, tries: 2}
+	if v := decide(&o, r); v.act != deliver {
+		t.Errorf("transport, retries used up: %+v, want deliver", v)
+	}
+	// Only transient outcomes on the last target ask the retrier, so that
+	// its budget is spent on nothing else.
+	r = &fixedRetrier{max: 2}
+	for _, o := range []outcome{{status: 200, last: true}, {status: 400, last: true}, {status: 503}, {status: 401, client: true, spareKey: true, last: true}} {
+		decide(&o, r)
+	}
+	if r.asked != 0 {
+		t.Errorf("the retrier was asked %d times for outcomes that are not retried", r.asked)
+	}
+}
+
+// TestSleepEndsOnDrain: a retry's wait ends as soon as veil drains, so a
+// drain never waits out a backoff.
+func TestSleepEndsOnDrain(t *testing.T) {
+	s := &Server{stop: make(chan struct{})}
+	x := &exchange{s: s}
+	done := make(chan bool)
+	go func() { done <- x.sleep(nil, time.Hour) }()
+	s.EndStreams()
+	if <-done {
+		t.Error("the wait ran to its end despite the drain")
+	}
+	s2 := &Server{stop: make(chan struct{})}
+	if !(&exchange{s: s2}).sleep(nil, time.Millisecond) {
+		t.Error("a short wait without a drain was cut short")
+	}
+}

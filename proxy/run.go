@@ -1,0 +1,505 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	mrand "math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/valyala/fasthttp"
+	"go.uber.org/zap"
+
+	"github.com/wedsync/veil/internal/jsonfield"
+	"github.com/wedsync/veil/keys"
+	"github.com/wedsync/veil/policy"
+	"github.com/wedsync/veil/provider"
+)
+
+// run sends an admitted request to its planned targets in order until one
+// answers for the client; it reports true when the answer is streamed and
+// the stream writer took over the exchange. What happens after each
+// attempt is decided by decide.
+func (s *Server) run(ctx *fasthttp.RequestCtx, x *exchange) bool {
+	var last *Error
+	for i := range x.plan {
+		a := &x.plan[i]
+		lastPlanned := i == len(x.plan)-1
+		if e, ok := s.available(x, a, lastPlanned, last); !ok {
+			if e != nil {
+				last = e
+			}
+			continue
+		}
+		s.health.Budget(a.Provider.Name()).Request(time.Now())
+		streamed, e := s.runTarget(ctx, x, a, lastPlanned)
+		if e == nil {
+			return streamed // x may belong to the stream writer now
+		}
+		last = e
+		s.log.Warn("upstream attempt failed", zap.ByteString("request_id", x.reqID),
+			zap.String("provider", a.Provider.Name()), zap.Int("attempt", x.attempts), zap.String("error", last.Message))
+	}
+	x.fail(ctx, last)
+	return false
+}
+
+// available is the one availability check of a planned target: its quota
+// (platform keys after the supplier's own), its key's health and its
+// provider's breaker. The last planned target is always tried, whatever
+// its breaker says, so that the client gets the provider's own answer. It
+// returns the reason a target is passed over when there is one to tell.
+func (s *Server) available(x *exchange, a *policy.Attempt, lastPlanned bool, last *Error) (*Error, bool) {
+	if a.Source == policy.SourcePlatform && x.rt.Quota != nil && !x.admitted {
+		// A client-first plan falling back to platform keys: the tier
+		// applies from here on.
+		if e := s.admitFallback(x, a); e != nil {
+			return e, false
+		}
+	}
+	now := time.Now()
+	if a.Source == policy.SourceClient && !lastPlanned && !s.keyHealth.Allow(a.Provider.Name(), x.supplier, now) {
+		// The provider refused this supplier's key moments ago: go
+		// straight to the fallback until the cooldown's probe.
+		return &Error{Status: fasthttp.StatusUnauthorized, Type: typeAuthentication, Code: "supplier_key_held_out",
+			Message: "veil: provider " + a.Provider.Name() + " refused the supplier's own key recently"}, false
+	}
+	if a != &x.plan[0] && a.Source == policy.SourcePlatform && x.plan[0].Source == policy.SourceClient {
+		x.reason = "platform_fallback"
+		if !x.fellBack {
+			x.fellBack = true
+			s.auditFallback(x, a, last)
+		}
+	}
+	if !lastPlanned && !s.health.Allow(a.Provider.Name(), now) {
+		return nil, false // its breaker's half-open probe is taken by another call
+	}
+	return nil, true
+}
+
+// runTarget sends the request to one planned target, as often as the
+// decision allows: with another key, or again after a wait. A nil error
+// means the client has its answer (or a stream writer will give it); an
+// error means nothing reached the client and the next target may run.
+func (s *Server) runTarget(ctx *fasthttp.RequestCtx, x *exchange, a *policy.Attempt, lastPlanned bool) (bool, *Error) {
+	stream := x.streamed()
+	r := targetRetrier{s: s, x: x, a: a}
+	for tries := 0; ; tries++ {
+		x.attempts++
+		o := outcome{last: lastPlanned, tries: tries}
+		key, resp, e, v := s.attempt(ctx, x, a, &o, &r, stream)
+		switch v.act {
+		case nextTarget:
+			if e == nil {
+				e = s.passOver(ctx, x, a, key, resp, o.status, stream)
+			}
+			return false, e
+		case retry:
+			if e == nil {
+				s.discard(ctx, x, resp, stream)
+				e = &Error{Status: o.status, Type: typeServer, Code: "upstream_status",
+					Message: "veil: provider " + a.Provider.Name() + " answered " + strconv.Itoa(o.status)}
+			}
+			if !x.sleep(ctx.Done(), v.wait) {
+				return false, e // the client left or veil is draining: no more tries
+			}
+			continue
+		}
+		if e != nil {
+			return false, e
+		}
+		return s.deliver(ctx, x, a, key, resp, o.status, stream), nil
+	}
+}
+
+// attempt makes one try of a target: it sends the call with the key the
+// target takes, once more with another key when the decision asks for
+// one, and holds a stream back until its first content. It fills in the
+// outcome and returns the decision on it, with the answer (nil when there
+// is none, e saying why).
+func (s *Server) attempt(ctx *fasthttp.RequestCtx, x *exchange, a *policy.Attempt, o *outcome, r retrier,
+	stream bool) (*keys.Key, *fasthttp.Response, *Error, verdict) {
+	key, e := s.keyFor(x, a)
+	if e != nil {
+		o.failure = failKey
+		return nil, nil, e, decide(o, r)
+	}
+	for {
+		resp, e := s.send(ctx, x, a, key, stream)
+		o.client = key.Source() == keys.SourceClient
+		if e != nil {
+			o.failure = failureOf(e)
+			return key, nil, e, decide(o, r)
+		}
+		o.failure, o.status, o.hint = answered, resp.StatusCode(), retryHint(&resp.Header)
+		o.spareKey = s.hasSpareKey(a, key)
+		if stream && !o.last && o.status/100 == 2 && isEventStream(resp) {
+			// Hold the client's answer until the first content event, so
+			// that a stream failing before it fails over invisibly.
+			if e = s.holdFirst(ctx, x, a, resp); e != nil {
+				o.failure = failStream
+				return key, nil, e, decide(o, r)
+			}
+		}
+		v := decide(o, r)
+		if v.act == swapKey {
+			o.swapped = true
+			if next := s.otherKey(x, a, key, resp); next != nil {
+				s.discard(ctx, x, resp, stream)
+				key = next
+				x.attempts++
+				continue
+			}
+			v = decide(o, r)
+		}
+		s.noteKey(x, a, key, o.status, o.last)
+		return key, resp, nil, v
+	}
+}
+
+// failureOf classifies an error of an attempt that got no answer.
+func failureOf(e *Error) failure {
+	if e.Code == "upstream_unavailable" || e.Code == "upstream_timeout" {
+		return failTransport
+	}
+	return failRequest
+}
+
+// holdFirst holds a stream's answer back until its first content event;
+// a stream that fails first is the target's failure.
+func (s *Server) holdFirst(ctx *fasthttp.RequestCtx, x *exchange, a *policy.Attempt, resp *fasthttp.Response) *Error {
+	rd, err := x.hold(resp, a)
+	if err == nil {
+		x.stream.reader = rd
+		return nil
+	}
+	s.discard(ctx, x, resp, true)
+	if t := s.health.Target(a.Provider.Name()); t != nil {
+		t.Record(0, 0, time.Now()) // a failure of the target, for its breaker
+	}
+	x.markLastAttempt("upstream_stream_error")
+	return &Error{Status: fasthttp.StatusBadGateway, Type: typeServer, Code: "upstream_stream_error",
+		Message: "veil: provider " + a.Provider.Name() + "'s stream failed before its first token: " + err.Error()}
+}
+
+// noteKey tells the supplier keys' breakers how the provider took a
+// supplier's own key.
+func (s *Server) noteKey(x *exchange, a *policy.Attempt, key *keys.Key, status int, lastPlanned bool) {
+	if key.Source() != keys.SourceClient {
+		return
+	}
+	refused := status == fasthttp.StatusUnauthorized || status == fasthttp.StatusForbidden
+	switch {
+	case !refused:
+		s.keyHealth.Served(a.Provider.Name(), x.supplier)
+	case !lastPlanned:
+		s.keyHealth.Refused(a.Provider.Name(), x.supplier, time.Now())
+		s.audit(x, "supplier key refused; falling back to the next planned key", a, key, status)
+	}
+}
+
+// passOver drops an answer the next planned target replaces, and says why.
+func (s *Server) passOver(ctx *fasthttp.RequestCtx, x *exchange, a *policy.Attempt, key *keys.Key, resp *fasthttp.Response,
+	status int, stream bool) *Error {
+	s.discard(ctx, x, resp, stream)
+	if key.Source() == keys.SourceClient && (status == fasthttp.StatusUnauthorized || status == fasthttp.StatusForbidden) {
+		return &Error{Status: status, Type: typeAuthentication, Code: "supplier_key_refused",
+			Message: "veil: provider " + a.Provider.Name() + " refused the supplier's own key"}
+	}
+	return &Error{Status: status, Type: typeServer, Code: "upstream_status",
+		Message: "veil: provider " + a.Provider.Name() + " answered " + strconv.Itoa(status)}
+}
+
+// sleep waits d before a retry; it reports false when the wait was cut
+// short: the request is done (its server shuts down) or veil is draining.
+func (x *exchange) sleep(done <-chan struct{}, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-done:
+		return false
+	case <-x.s.stop:
+		return false
+	}
+}
+
+// targetRetrier grants retries of the last planned target.
+type targetRetrier struct {
+	s *Server
+	x *exchange
+	a *policy.Attempt
+}
+
+var _ retrier = (*targetRetrier)(nil)
+
+// retryWait decides whether the last target left may be tried again, and
+// after how long: the upstream's Retry-After when it gave one, else full
+// jitter over an exponential backoff; never past the request's deadline or
+// limits.max_retry_wait, never more than limits.max_retries times, and only
+// while the target's retry budget allows.
+func (r *targetRetrier) retryWait(tries int, hint time.Duration) (time.Duration, bool) {
+	s := r.s
+	if tries >= s.limits.Retries() {
+		return 0, false
+	}
+	wait := hint
+	if wait <= 0 {
+		ceiling := s.limits.RetryBackoff << tries
+		wait = time.Duration(mrand.Int64N(int64(ceiling) + 1)) //nolint:gosec // G404: backoff jitter, not a secret
+	}
+	now := time.Now()
+	if wait > s.limits.MaxRetryWait || now.Add(wait).After(r.x.deadline) {
+		return 0, false
+	}
+	if !s.health.Budget(r.a.Provider.Name()).Retry(now) {
+		s.metrics.RetryDenied(r.a.Provider.Name())
+		return 0, false
+	}
+	return wait, true
+}
+
+// keyFor returns the key an attempt uses: the next platform key of the
+// provider's pool, or the supplier's own key from memory.
+func (s *Server) keyFor(x *exchange, a *policy.Attempt) (*keys.Key, *Error) {
+	if a.Source == policy.SourcePlatform {
+		return a.Provider.Platform().Next(time.Now()), nil
+	}
+	if s.keys == nil {
+		return nil, keyMissing(x.supplier, a.Provider.Name())
+	}
+	k, err := s.keys.Get(context.Background(), string(x.supplier), a.Provider.Name())
+	switch {
+	case err == nil:
+		return k, nil
+	case errors.Is(err, keys.ErrKeyMissing):
+		return nil, keyMissing(x.supplier, a.Provider.Name())
+	default:
+		s.log.Warn("supplier key unavailable", zap.ByteString("request_id", x.reqID), zap.ByteString("supplier", x.supplier),
+			zap.String("provider", a.Provider.Name()), zap.Error(err))
+		return nil, &Error{Status: fasthttp.StatusServiceUnavailable, Type: typeUnavailable, Code: "supplier_key_unavailable",
+			Message: "veil cannot currently load supplier " + string(x.supplier) + "'s own " + a.Provider.Name() +
+				" key: its key store has been unreachable for too long; try again later"}
+	}
+}
+
+func keyMissing(supplier []byte, providerName string) *Error {
+	return &Error{Status: fasthttp.StatusForbidden, Type: "permission_error", Code: "supplier_key_missing",
+		Message: "supplier " + string(supplier) + " uses its own " + providerName + " key, and none is stored for it; a Vault admin must add it"}
+}
+
+// hasSpareKey reports whether another key than key may serve a's calls: a
+// newer or previous version of a supplier's own key, or another key of
+// the platform pool.
+func (s *Server) hasSpareKey(a *policy.Attempt, key *keys.Key) bool {
+	if key.Source() == keys.SourceClient {
+		return s.keys != nil
+	}
+	return a.Provider.Platform().Len() > 1
+}
+
+// otherKey finds the key to send the call with instead of key, which the
+// provider refused (401) or rate-limited (429); nil when there is none.
+func (s *Server) otherKey(x *exchange, a *policy.Attempt, key *keys.Key, resp *fasthttp.Response) *keys.Key {
+	if key.Source() == keys.SourcePlatform {
+		now := time.Now()
+		pool := a.Provider.Platform()
+		pool.Cooldown(key, now, retryAfter(&resp.Header))
+		return pool.Other(key, now)
+	}
+	next, err := s.keys.Rejected(context.Background(), string(x.supplier), a.Provider.Name(), key)
+	if err == nil {
+		s.log.Info("supplier key refused by the provider; retrying with the newer version", zap.ByteString("request_id", x.reqID),
+			zap.ByteString("supplier", x.supplier), zap.Object("refused", key), zap.Object("next", next))
+		return next
+	}
+	if prev := s.keys.Previous(string(x.supplier), a.Provider.Name()); prev != nil && prev != key {
+		s.log.Info("supplier key refused by the provider; retrying with the previous version", zap.ByteString("request_id", x.reqID),
+			zap.ByteString("supplier", x.supplier), zap.Object("refused", key), zap.Object("previous", prev))
+		return prev
+	}
+	return nil
+}
+
+// send makes one upstream round trip with key. The answer's headers are
+// in; for a stream, its body is still to be read.
+func (s *Server) send(ctx *fasthttp.RequestCtx, x *exchange, a *policy.Attempt, key *keys.Key, stream bool) (*fasthttp.Response, *Error) {
+	var resp *fasthttp.Response
+	if !stream {
+		// Read the upstream answer straight into the client response.
+		resp = &ctx.Response
+	}
+	body := x.body
+	if x.ep.understood && len(a.Model) > 0 && !bytes.Equal(a.Model, x.plan[0].Model) {
+		// A fallback serving another model than the plan's first: the
+		// body names the model it asks.
+		if b, err := jsonfield.SetString(x.modelBody[:0], body, "model", s.interns.get(a.Model)); err == nil {
+			x.modelBody, body = b, b
+		}
+	}
+	resp, e := s.roundTrip(x, a, key, &ctx.Request.Header, body, resp)
+	if e != nil && !stream {
+		s.discard(ctx, x, resp, false)
+	}
+	return resp, e
+}
+
+// roundTrip sends body with the client's headers hdr to a's provider with
+// key, reading the answer into resp, or, when resp is nil, into a pooled
+// response whose body is streamed. It records the attempt in health,
+// metrics and the exchange's attempt log. A pooled response is released
+// when an error is returned.
+func (s *Server) roundTrip(x *exchange, a *policy.Attempt, key *keys.Key, hdr *fasthttp.RequestHeader, body []byte,
+	resp *fasthttp.Response) (*fasthttp.Response, *Error) {
+	req := fasthttp.AcquireRequest()
+	copyRequestHeaders(&req.Header, hdr, x.ep.understood)
+	req.SetBodyRaw(body)
+	x.call.Model = a.Model
+	x.call.Key = key
+	if err := a.Provider.Prepare(req, &x.call); err != nil {
+		fasthttp.ReleaseRequest(req)
+		return resp, prepareError(a, err)
+	}
+	pooled := resp == nil
+	if pooled {
+		resp = fasthttp.AcquireResponse()
+		resp.StreamBody = true
+	}
+	t0 := time.Now()
+	err := a.Provider.Do(req, resp, t0.Add(s.limits.AttemptTimeout), x.deadline)
+	fasthttp.ReleaseRequest(req)
+	if err == nil {
+		// From here on the answer is in OpenAI's shape, whoever gave it.
+		err = a.Provider.Translate(resp, &x.call)
+	}
+	if err != nil {
+		s.observeAttempt(a, 0, t0)
+		e := upstreamError(a.Provider.Name(), err)
+		x.logAttempt(a, key, 0, e.Code, t0)
+		if pooled {
+			_ = resp.CloseBodyStream()
+			fasthttp.ReleaseResponse(resp)
+			resp = nil
+		}
+		return resp, e
+	}
+	s.observeAttempt(a, resp.StatusCode(), t0)
+	x.logAttempt(a, key, resp.StatusCode(), "", t0)
+	if t := s.health.Target(a.Provider.Name()); t != nil && key.Source() == keys.SourcePlatform {
+		// The platform keys' capacity left, for peak-season monitoring.
+		t.Capacity(headerInt(&resp.Header, "X-Ratelimit-Remaining-Requests"), headerInt(&resp.Header, "X-Ratelimit-Remaining-Tokens"))
+	}
+	return resp, nil
+}
+
+// prepareError is veil's answer to a call a provider could not prepare.
+func prepareError(a *policy.Attempt, err error) *Error {
+	var re *provider.RequestError
+	if errors.As(err, &re) {
+		// The provider's schema cannot carry the call as asked: the
+		// client's to fix, unless a later planned target can serve it.
+		return &Error{Status: re.Status, Type: typeInvalidRequest, Code: re.Code, Param: re.Param, Message: re.Message}
+	}
+	return &Error{Status: fasthttp.StatusBadGateway, Type: typeServer, Code: "upstream_request_failed",
+		Message: "veil could not prepare the request for provider " + a.Provider.Name() + ": " + err.Error()}
+}
+
+// discard drops an upstream answer that will not reach the client.
+func (s *Server) discard(ctx *fasthttp.RequestCtx, x *exchange, resp *fasthttp.Response, stream bool) {
+	if stream {
+		_ = resp.CloseBodyStream()
+		fasthttp.ReleaseResponse(resp)
+		return
+	}
+	resp.Reset()
+	x.setRequestIDHeader(ctx)
+}
+
+// deliver hands the upstream answer to the client; it reports true when a
+// stream writer took over the exchange.
+func (s *Server) deliver(ctx *fasthttp.RequestCtx, x *exchange, a *policy.Attempt, key *keys.Key, resp *fasthttp.Response,
+	status int, stream bool) bool {
+	x.served, x.key = a, key
+	if status == fasthttp.StatusUnauthorized {
+		// Providers quote part of a key they refuse ("Incorrect API key
+		// provided: sk-ab***wxyz"); the client learns nothing of any key
+		// but its fingerprint.
+		s.discard(ctx, x, resp, stream)
+		x.setServedHeaders(ctx)
+		x.fail(ctx, refusedKey(a, key))
+		return false
+	}
+	if !stream {
+		stripResponseHeaders(&ctx.Response.Header)
+		x.setServedHeaders(ctx)
+		if x.ep.understood && status/100 == 2 {
+			x.usage.fromBody(ctx.Response.Body())
+		}
+		if x.cache.store {
+			s.storePlain(x, &ctx.Response)
+		}
+		if x.shadow != nil {
+			x.shadow.shadowText(ctx.Response.Body(), false)
+		}
+		return false
+	}
+	copyResponseHeaders(&ctx.Response.Header, &resp.Header)
+	x.setServedHeaders(ctx)
+	if isEventStream(resp) {
+		x.startStream(ctx, resp, status)
+		return true
+	}
+	// A streamed call that did not answer with SSE (an error, or a
+	// pass-through download): hand the body on as it arrives.
+	ctx.Response.SetBodyStream(&upstreamBody{resp: resp}, resp.Header.ContentLength())
+	return false
+}
+
+// refusedKey is the answer to a key the provider refused, in OpenAI's
+// shape for it.
+func refusedKey(a *policy.Attempt, key *keys.Key) *Error {
+	whose := "WedSync's platform key"
+	if key.Source() == keys.SourceClient {
+		whose = "the supplier's own key"
+	}
+	return &Error{Status: fasthttp.StatusUnauthorized, Type: typeInvalidRequest, Code: "invalid_api_key",
+		Message: "Incorrect API key provided: provider " + a.Provider.Name() + " refused " + whose + " (fingerprint " + key.Fingerprint() + ")."}
+}
+
+// observeAttempt records an attempt's status (0: no answer) and time to
+// response headers in metrics and health.
+func (s *Server) observeAttempt(a *policy.Attempt, status int, t0 time.Time) {
+	now := time.Now()
+	took := now.Sub(t0)
+	s.metrics.ObserveUpstream(a.Provider.Name(), a.Model, status, took.Seconds())
+	if t := s.health.Target(a.Provider.Name()); t != nil {
+		t.Record(status, took, now)
+	}
+}
+
+// upstreamError maps a transport failure to veil's own error.
+func upstreamError(name string, err error) *Error {
+	if errors.Is(err, fasthttp.ErrTimeout) || errors.Is(err, fasthttp.ErrDialTimeout) {
+		return &Error{Status: fasthttp.StatusGatewayTimeout, Type: typeServer, Code: "upstream_timeout",
+			Message: "veil: provider " + name + " did not answer in time"}
+	}
+	return &Error{Status: fasthttp.StatusBadGateway, Type: typeServer, Code: "upstream_unavailable",
+		Message: "veil: provider " + name + " is unreachable: " + err.Error()}
+}
+
+// upstreamBody hands a non-SSE streamed upstream body to the client and
+// releases the upstream response when fasthttp closes it.
+type upstreamBody struct {
+	resp *fasthttp.Response
+}
+
+func (b *upstreamBody) Read(p []byte) (int, error) { return b.resp.BodyStream().Read(p) }
+
+// Close closes the upstream stream and releases the response.
+func (b *upstreamBody) Close() error {
+	err := b.resp.CloseBodyStream()
+	fasthttp.ReleaseResponse(b.resp)
+	return err
+}
