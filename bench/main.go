@@ -376,8 +376,8 @@ func (p phase) Name() string {
 func runPhase(ctx context.Context, stderr io.Writer, st *stack, s *settings, via string, stream bool, rate float64) (phase, error) {
 	p := phase{Via: via, Stream: stream}
 	// The same headers go both ways, so both phases send the same bytes.
-	t := Target{Addr: st.FakeAddr, Path: "/v1/chat/completions", Token: "sk-bench-direct", //nolint:gosec // G101: the fake upstream's test key Bodies: s.bodies(stream),
-		Headers: map[string]string{"X-Supplier-ID": "bench-supplier"}}
+	t := Target{Addr: st.FakeAddr, Path: "/v1/chat/completions", Token: "sk-bench-direct", //nolint:gosec // G101: the fake upstream's test key
+		Bodies: s.bodies(stream), Headers: map[string]string{"X-Supplier-ID": "bench-supplier"}}
 	if via == viaVeil {
 		t.Addr, t.Token = st.ProxyAddr, st.Token
 	}
