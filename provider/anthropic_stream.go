@@ -61,6 +61,11 @@ type streamEvent struct {
 	} `json:"error"`
 }
 
+// Buffered reports whether the next chunk is ready without reading: a
+// Messages API event may translate to nothing, so only chunks already
+// translated count.
+func (s *anthropicEvents) Buffered() bool { return len(s.pending) > 0 || s.done }
+
 // Next returns the next chat completion chunk.
 func (s *anthropicEvents) Next() (sse.Event, error) {
 	for {

@@ -130,6 +130,10 @@ func (a *azure) Stream(src sse.Source, _ *Call) sse.Source { return azureEvents{
 
 type azureEvents struct{ src sse.Source }
 
+// Buffered reports whether the next event is already read (see
+// sse.Reader.Buffered).
+func (s azureEvents) Buffered() bool { return sse.Buffered(s.src) }
+
 func (s azureEvents) Next() (sse.Event, error) {
 	for {
 		ev, err := s.src.Next()

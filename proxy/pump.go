@@ -112,17 +112,19 @@ func (x *exchange) pump(w *bufio.Writer) {
 		if ev.Raw == nil || ev.Comment {
 			continue // veil sends its own keep-alives
 		}
-		if !x.emit(wd, ev.Raw) {
+		// Flushed at once, unless the next event is already in: then
+		// both leave together, a write saved and no time lost.
+		if !x.emit(wd, ev.Raw, !sse.Buffered(rd)) {
 			return
 		}
 	}
 }
 
-// emit writes one event to the client; it reports false when the client
-// is gone.
-func (x *exchange) emit(wd *watchdog, b []byte) bool {
+// emit writes one event to the client, flushed when flush is set; it
+// reports false when the client is gone.
+func (x *exchange) emit(wd *watchdog, b []byte, flush bool) bool {
 	st := &x.stream
-	if !wd.write(b) {
+	if !wd.write(b, flush) {
 		x.clientGone()
 		return false
 	}
@@ -156,7 +158,7 @@ func (x *exchange) relayHeld(wd *watchdog) bool {
 		}
 	}
 	st.out = out[:0]
-	return len(out) == 0 || x.emit(wd, out)
+	return len(out) == 0 || x.emit(wd, out, true)
 }
 
 // broken handles the end of the upstream's events: a clean end, a cut by
@@ -300,7 +302,7 @@ func (wd *watchdog) watch(keepalive, idle time.Duration, drain <-chan struct{}) 
 		}
 		quiet := time.Duration(now - wd.lastWrite.Load())
 		if quiet >= keepalive {
-			if !wd.write(sse.AppendComment(comment[:0], "keep-alive")) {
+			if !wd.write(sse.AppendComment(comment[:0], "keep-alive"), true) {
 				wd.cutUpstream(cutClientGone)
 				<-wd.quit
 				return
@@ -315,27 +317,27 @@ func (wd *watchdog) watch(keepalive, idle time.Duration, drain <-chan struct{}) 
 	}
 }
 
-// write sends b to the client and flushes it; it reports false when the
-// client is gone.
-func (wd *watchdog) write(b []byte) bool {
+// write sends b to the client, and flushes what was written when flush is
+// set; it reports false when the client is gone.
+func (wd *watchdog) write(b []byte, flush bool) bool {
 	wd.mu.Lock()
 	defer wd.mu.Unlock()
 	wd.lastWrite.Store(wd.now())
-	return wd.writeLocked(b)
+	return wd.writeLocked(b, flush)
 }
 
-// writeDirect writes b once the watchdog has stopped.
+// writeDirect writes and flushes b once the watchdog has stopped.
 func (wd *watchdog) writeDirect(b []byte) bool {
 	wd.mu.Lock()
 	defer wd.mu.Unlock()
-	return wd.writeLocked(b)
+	return wd.writeLocked(b, true)
 }
 
-func (wd *watchdog) writeLocked(b []byte) bool {
+func (wd *watchdog) writeLocked(b []byte, flush bool) bool {
 	if wd.cut == cutClientGone {
 		return false
 	}
-	if _, err := wd.w.Write(b); err != nil || wd.w.Flush() != nil {
+	if _, err := wd.w.Write(b); err != nil || (flush && wd.w.Flush() != nil) {
 		wd.cut = cutClientGone
 		if wd.resp != nil {
 			_ = wd.resp.CloseBodyStream()

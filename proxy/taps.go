@@ -91,36 +91,57 @@ func (u *usageTap) event(ev sse.Event) (sse.Event, error) {
 		u.done = true
 		return ev, nil
 	}
-	var t usage.Tokens
-	hasUsage, usageOnly := usage.FromChunk(ev.Data, &t)
-	if len(t.Model) > 0 {
-		u.model = append(u.model[:0], t.Model...)
-		u.tokens.Model = u.model
+	usageAt := bytes.Index(ev.Data, []byte(`"usage"`))
+	nullTail := usageAt >= 0 && usageAt == len(ev.Data)-len(nullUsageTail)+1 && bytes.HasSuffix(ev.Data, []byte(nullUsageTail))
+	usageOnly := false
+	if len(u.model) == 0 || (usageAt >= 0 && !nullTail) {
+		// The first chunk names the model; later ones are read only when
+		// they may carry usage.
+		var t usage.Tokens
+		var hasUsage bool
+		hasUsage, usageOnly = usage.FromChunk(ev.Data, &t)
+		if len(t.Model) > 0 {
+			u.model = append(u.model[:0], t.Model...)
+			u.tokens.Model = u.model
+		}
+		if hasUsage {
+			model := u.tokens.Model
+			u.tokens = t
+			u.tokens.Model = model
+		}
 	}
-	if hasUsage {
-		model := u.tokens.Model
-		u.tokens = t
-		u.tokens.Model = model
-	}
-	if !u.injected {
+	switch {
+	case !u.injected || usageAt < 0:
 		return ev, nil
-	}
-	if usageOnly {
+	case usageOnly:
 		return sse.Event{}, nil
+	case nullTail:
+		// The "usage":null OpenAI ends every other chunk with: cut off
+		// without reading the chunk again.
+		data := append(append(u.data[:0], ev.Data[:len(ev.Data)-len(nullUsageTail)]...), '}')
+		return u.reframe(ev, data), nil
 	}
 	return u.stripUsage(ev), nil
 }
 
+// nullUsageTail is how OpenAI ends every chunk but the usage chunk of a
+// stream asked for usage.
+const nullUsageTail = `,"usage":null}`
+
 // stripUsage returns ev without its "usage" member.
 func (u *usageTap) stripUsage(ev sse.Event) sse.Event {
-	if !bytes.Contains(ev.Data, []byte(`"usage"`)) {
-		return ev
-	}
 	data, removed, err := jsonfield.RemoveMember(u.data[:0], ev.Data, "usage")
-	u.data = data[:0]
 	if err != nil || !removed {
+		u.data = data[:0]
 		return ev
 	}
+	return u.reframe(ev, data)
+}
+
+// reframe returns ev carrying data instead of its own, data living in the
+// tap's buffer.
+func (u *usageTap) reframe(ev sse.Event, data []byte) sse.Event {
+	u.data = data[:0]
 	// Re-frame the event: its name and id lines, if any, then the data.
 	out := u.frame[:0]
 	if len(ev.Name) > 0 {

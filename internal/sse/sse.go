@@ -224,6 +224,42 @@ func (r *Reader) Next() (Event, error) {
 	}
 }
 
+// Buffered reports whether the next call to Next returns without reading
+// from the underlying reader: an error or the end of the stream is due, or
+// a whole event (up to its blank line) is in the buffer. A writer relaying
+// events can leave its output unflushed while Buffered is true, and still
+// flush each event as soon as no later one has arrived.
+func (r *Reader) Buffered() bool {
+	return r.err != nil || r.eof || hasBlankLine(r.buf[r.pos:r.end])
+}
+
+// Buffered reports whether src's next event is ready without reading
+// more: src, or the translator wrapping it, says so with a Buffered method.
+// A source that cannot tell is never buffered.
+func Buffered(src Source) bool {
+	b, ok := src.(interface{ Buffered() bool })
+	return ok && b.Buffered()
+}
+
+// hasBlankLine reports whether b holds two line endings in a row (LF, CR
+// or CRLF each), which end an event.
+func hasBlankLine(b []byte) bool {
+	for {
+		i := indexLineEnd(b)
+		if i < 0 {
+			return false
+		}
+		next := i + 1
+		if b[i] == '\r' && next < len(b) && b[next] == '\n' {
+			next++
+		}
+		if next < len(b) && (b[next] == '\n' || b[next] == '\r') {
+			return true
+		}
+		b = b[next:]
+	}
+}
+
 // fail records err as sticky and returns it.
 func (r *Reader) fail(err error) error {
 	r.err = err

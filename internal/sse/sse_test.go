@@ -592,3 +592,55 @@ func BenchmarkAppendEvent(b *testing.B) {
 		dst = AppendEvent(dst[:0], data)
 	}
 }
+
+// TestBuffered: the reader says a next event is ready only when a whole
+// event, an error or the end is already in its buffer, so that a relay
+// that waits for Buffered to turn false before flushing never holds an
+// event back while the upstream is silent.
+func TestBuffered(t *testing.T) {
+	cases := []struct {
+		name, in string
+		want     bool
+	}{
+		{"one event then a partial one", "data: a\n\ndata: b", false},
+		{"two whole events", "data: a\n\ndata: b\n\n", true},
+		{"CRLF endings", "data: a\r\n\r\ndata: b\r\n\r\n", true},
+		{"CR endings", "data: a\r\rdata: b\r\r", true},
+		{"mixed endings", "data: a\n\ndata: b\r\n\n", true},
+		{"a line end split from its blank line", "data: a\n\ndata: b\n", false},
+		{"end of stream", "data: a\n\n", true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var src io.Reader = strings.NewReader(c.in)
+			if c.name != "end of stream" {
+				src = &stallingReader{data: []byte(c.in)}
+			}
+			r := NewReader(src, 0)
+			if _, err := r.Next(); err != nil {
+				t.Fatal(err)
+			}
+			if c.name == "end of stream" {
+				_, _ = r.Next() // reads to the end
+			}
+			if got := r.Buffered(); got != c.want {
+				t.Errorf("Buffered() = %v, want %v", got, c.want)
+			}
+		})
+	}
+}
+
+// stallingReader hands out its data in one read, then blocks the test
+// with an error if read again (Buffered must not need another read).
+type stallingReader struct {
+	data []byte
+	read bool
+}
+
+func (s *stallingReader) Read(p []byte) (int, error) {
+	if s.read {
+		return 0, errors.New("read past the data: the upstream would block here")
+	}
+	s.read = true
+	return copy(p, s.data), nil
+}
