@@ -73,7 +73,7 @@ func (a *App) install(base *config.Config, ov map[string]generation.Override) er
 	}
 	// Old providers' pools serve the requests still running on them; their
 	// idle connections are closed once those are done.
-	a.rt.Swap(rt).Close(a.cfg.Limits.RequestTimeout)
+	a.rt.Swap(rt).Retire(a.cfg.Limits.RequestTimeout)
 	return nil
 }
 

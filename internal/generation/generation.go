@@ -68,9 +68,10 @@ func (rt *Runtime) Provider(name string) *provider.Provider {
 	return nil
 }
 
-// Close releases the providers' idle connections once the requests still
-// running on them are done, after grace.
-func (rt *Runtime) Close(grace time.Duration) {
+// Retire closes the providers' idle connections after grace, by when the
+// requests still running on this runtime are done; a runtime that has been
+// swapped out is retired once.
+func (rt *Runtime) Retire(grace time.Duration) {
 	time.AfterFunc(grace, func() {
 		for _, p := range rt.Providers {
 			p.Close()
