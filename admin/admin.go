@@ -1,5 +1,6 @@
 // Package admin serves veil's admin listener: liveness, readiness,
-// Prometheus metrics and token-protected /admin endpoints.
+// Prometheus metrics and token-protected /admin endpoints, each handler
+// built from the narrow interfaces it needs.
 package admin
 
 import (
@@ -44,8 +45,11 @@ type Endpoint struct {
 	// matched segment is passed to Handle.
 	Path string
 	// Handle answers with a status and a JSON document.
-	Handle func(ctx context.Context, c Call) (int, any)
+	Handle HandlerFunc
 }
+
+// HandlerFunc answers one /admin call with a status and a JSON document.
+type HandlerFunc func(ctx context.Context, c Call) (int, any)
 
 // Call is what an Endpoint's handler gets of the request.
 type Call struct {

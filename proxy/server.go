@@ -7,13 +7,13 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/wedsync/veil/auth"
 	"github.com/wedsync/veil/config"
 	"github.com/wedsync/veil/health"
+	"github.com/wedsync/veil/internal/generation"
 	"github.com/wedsync/veil/keys"
 	"github.com/wedsync/veil/metrics"
 	"github.com/wedsync/veil/policy"
@@ -24,7 +24,12 @@ import (
 // Options are the proxy's dependencies and limits.
 type Options struct {
 	Limits config.Limits
-	Auth   *auth.Authenticator
+	// Runtime, when set, is the runtime in force, shared with whoever
+	// swaps it on reload: every request loads it once. Auth, Policy,
+	// Prices and Quota are then ignored. When nil, the proxy keeps a
+	// runtime of its own made of those four.
+	Runtime *atomic.Pointer[Runtime]
+	Auth    *auth.Authenticator
 	// Keys holds suppliers' own keys; nil when no supplier uses its own.
 	Keys    *keys.Cache
 	Policy  *policy.Policy
@@ -63,26 +68,18 @@ type Emitter interface {
 }
 
 // Pricer prices calls; see usage.PriceTable.
-type Pricer interface {
-	Cost(provider, model string, at time.Time, prompt, cached, completion int64) (float64, bool)
-	// Unknown reports true the first time an unpriced model is seen.
-	Unknown(provider, model string) bool
-}
+type Pricer = generation.Pricer
 
 // Runtime is the part of the proxy compiled from configuration that a
 // reload replaces: who may call, how calls are planned, priced and
 // limited. A request keeps the Runtime it started with.
-type Runtime struct {
-	Auth   *auth.Authenticator
-	Policy *policy.Policy
-	Prices Pricer
-	Quota  *quota.Enforcer
-}
+type Runtime = generation.Runtime
 
 // Server handles client requests on the proxy listener.
 type Server struct {
-	limits  config.Limits
-	rt      atomic.Pointer[Runtime]
+	limits config.Limits
+	// rt is the runtime in force, possibly shared with the app.
+	rt      *atomic.Pointer[Runtime]
 	keys    *keys.Cache
 	metrics *metrics.Metrics
 	log     *zap.Logger
@@ -114,10 +111,15 @@ type Server struct {
 
 // New creates a proxy server.
 func New(o Options) (*Server, error) {
-	if o.Auth == nil || o.Policy == nil || o.Metrics == nil || o.Log == nil {
+	rt := o.Runtime
+	if rt == nil {
+		rt = new(atomic.Pointer[Runtime])
+		rt.Store(&Runtime{Auth: o.Auth, Policy: o.Policy, Prices: o.Prices, Quota: o.Quota})
+	}
+	if cur := rt.Load(); cur == nil || cur.Auth == nil || cur.Policy == nil || o.Metrics == nil || o.Log == nil {
 		return nil, errors.New("proxy: auth, policy, metrics and log are required")
 	}
-	s := &Server{limits: o.Limits, keys: o.Keys, metrics: o.Metrics, log: o.Log, auditor: o.Audit, health: o.Health, usage: o.Usage,
+	s := &Server{limits: o.Limits, rt: rt, keys: o.Keys, metrics: o.Metrics, log: o.Log, auditor: o.Audit, health: o.Health, usage: o.Usage,
 		cache: o.Cache, singleFlight: o.SingleFlight, migrations: o.Migrations, shadows: o.Shadows, stop: make(chan struct{})}
 	if s.auditor == nil {
 		s.auditor = zap.NewNop()
@@ -126,7 +128,6 @@ func New(o Options) (*Server, error) {
 		s.limits.AttemptTimeout = s.limits.RequestTimeout
 	}
 	s.keyHealth = &health.KeyBreakers{Cooldown: o.Limits.BreakerCooldown, OnChange: o.Alert}
-	s.rt.Store(&Runtime{Auth: o.Auth, Policy: o.Policy, Prices: o.Prices, Quota: o.Quota})
 	if s.health == nil {
 		s.health = health.NewRegistry()
 	}
@@ -138,7 +139,8 @@ func New(o Options) (*Server, error) {
 	return s, nil
 }
 
-// Swap installs a new runtime; requests already running finish on theirs.
+// Swap installs a new runtime in the pointer the proxy reads, shared or
+// its own; requests already running finish on theirs.
 func (s *Server) Swap(rt *Runtime) { s.rt.Store(rt) }
 
 // EndStreams ends every open stream, and every stream that starts later,

@@ -11,7 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/wedsync/veil/internal/app"
+	"github.com/wedsync/veil/admin"
 	"github.com/wedsync/veil/migrate"
 )
 
@@ -150,7 +150,7 @@ func migratePlan(args []string, stdout, stderr io.Writer) error {
 	if *to != "" && *to != migrate.ModeClient && *to != migrate.ModePlatform {
 		return fmt.Errorf("%w: --to is client or platform, not %q", errUsage, *to)
 	}
-	var body app.PlanBody
+	var body admin.PlanBody
 	body.Supplier = *supplier
 	body.To.Mode, body.To.Provider, body.To.KeyRef = *to, *prov, *keyRef
 	body.Gates = migrate.Gates{MaxErrorRate: *maxErr, MaxP95Ratio: *maxP95, MinSample: *minSample}
@@ -534,7 +534,7 @@ func migrateCompare(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "Read its report with: veil migrate compare --config %s --report %s\n", *f.config, c.ID)
 		return nil
 	case *supplier != "":
-		body := app.CompareStart{Supplier: *supplier, Other: *other, Provider: *prov, Requests: *requests,
+		body := admin.CompareStart{Supplier: *supplier, Other: *other, Provider: *prov, Requests: *requests,
 			Sample: *sample, Billed: *billed}
 		if *window > 0 {
 			body.Window = window.String()

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wedsync/veil/internal/app"
+	"github.com/wedsync/veil/admin"
 	"github.com/wedsync/veil/internal/fakeopenai"
 	"github.com/wedsync/veil/keys"
 	"github.com/wedsync/veil/migrate"
@@ -72,7 +72,7 @@ func TestMigrateCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 0; ; i++ { // the estimate reads usage aggregates, written in the background
-		var rep app.UsageReport
+		var rep admin.UsageReport
 		if err := fetchAdmin(base+"/admin/usage?supplier=bella-photography", token, &rep); err != nil {
 			t.Fatal(err)
 		}

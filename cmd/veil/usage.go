@@ -16,8 +16,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/wedsync/veil/admin"
 	"github.com/wedsync/veil/config"
-	"github.com/wedsync/veil/internal/app"
 	"github.com/wedsync/veil/keys"
 )
 
@@ -47,7 +47,7 @@ func usageCmd(args []string, stdout, stderr io.Writer) error {
 			q.Set(k, v)
 		}
 	}
-	var rep app.UsageReport
+	var rep admin.UsageReport
 	if err := fetchAdmin(base+"/admin/usage?"+q.Encode(), token, &rep); err != nil {
 		return err
 	}
@@ -148,7 +148,7 @@ func statusCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var st app.Status
+	var st admin.Status
 	if err := fetchAdmin(base+"/admin/status", token, &st); err != nil {
 		return err
 	}
@@ -192,12 +192,12 @@ func intOrDash(v *int64) string {
 	return strconv.FormatInt(*v, 10)
 }
 
-func printUsage(w io.Writer, rep *app.UsageReport) {
+func printUsage(w io.Writer, rep *admin.UsageReport) {
 	fmt.Fprintf(w, "usage from %s to %s, by %s\n\n", rep.From, rep.To, strings.Join(rep.GroupBy, ", "))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	cols := append(append([]string{}, rep.GroupBy...), "requests", "prompt", "completion", "cached", "cost USD")
 	fmt.Fprintln(tw, strings.ToUpper(strings.Join(cols, "\t"))+"\t")
-	line := func(r app.UsageRow, label bool) {
+	line := func(r admin.UsageRow, label bool) {
 		var cells []string
 		for _, g := range rep.GroupBy {
 			v := map[string]string{"day": r.Day, "supplier": r.Supplier, "provider": r.Provider, "model": r.Model, "key_source": r.KeySource}[g]

@@ -1,6 +1,6 @@
-// Package app assembles a running veil from a Config: it resolves secrets,
-// builds providers, policy, proxy and admin handlers, owns both listeners
-// and drains them on shutdown.
+// Package app runs a veil process from a Config: it opens the long-lived
+// resources, installs the runtime that package generation builds, wires the
+// proxy and the admin handlers, owns both listeners, reloads and drains.
 package app
 
 import (
@@ -20,15 +20,13 @@ import (
 	"github.com/wedsync/veil/cache"
 	"github.com/wedsync/veil/config"
 	"github.com/wedsync/veil/health"
+	"github.com/wedsync/veil/internal/generation"
 	"github.com/wedsync/veil/internal/logging"
 	"github.com/wedsync/veil/keys"
 	"github.com/wedsync/veil/keys/vault"
 	"github.com/wedsync/veil/metrics"
 	"github.com/wedsync/veil/migrate"
-	"github.com/wedsync/veil/policy"
-	"github.com/wedsync/veil/provider"
 	"github.com/wedsync/veil/proxy"
-	"github.com/wedsync/veil/quota"
 	"github.com/wedsync/veil/store"
 	"github.com/wedsync/veil/usage"
 )
@@ -50,8 +48,11 @@ type Options struct {
 	UsageTap func(*usage.Record)
 }
 
-// App is one veil process: a proxy listener and an admin listener.
+// App is one veil process: a proxy listener and an admin listener, the
+// long-lived resources they share, and the runtime that a reload swaps.
 type App struct {
+	// cfg is the config the process started with; its restart-only
+	// sections (listeners, limits, keys, store, ...) stay in force.
 	cfg      *config.Config
 	log      *zap.Logger
 	audit    *zap.Logger
@@ -65,6 +66,16 @@ type App struct {
 	vault    *vault.Client
 	keys     *keys.Cache
 	cache    *cache.Store
+	store    store.Store
+	usage    *usage.Emitter
+	// rt is the runtime in force, read by the proxy and the admin alike;
+	// only install swaps it.
+	rt atomic.Pointer[generation.Runtime]
+	// reloadMu serialises reloads and override changes; reloads counts the
+	// successful ones under it.
+	reloadMu   sync.Mutex
+	reloads    int
+	lastReload atomic.Pointer[admin.ReloadStatus]
 	// holder names this replica in leases; migrations and comparisons
 	// are driven and followed through the store.
 	holder         string
@@ -72,32 +83,17 @@ type App struct {
 	compare        *migrate.Comparisons
 	stopMigrations context.CancelFunc
 	migrating      sync.WaitGroup
-	usage          *usage.Emitter
-	prices         *usage.PriceTable
-	store          store.Store
-	quota          *quota.Enforcer
-	policy         *policy.Policy
-	// mu guards the fields a reload replaces (cfg, providers, policy,
-	// prices, quota) for the admin handlers; the proxy reads its runtime.
-	mu       sync.RWMutex
-	reloadMu sync.Mutex
-	reload   ReloadStatus
-	// base is the config as loaded; cfg is base with the supplier
-	// overrides from the store applied.
-	base      *config.Config
-	overrides map[string]Override
-	stopWatch chan struct{}
+	stopWatch      chan struct{}
 	// settles counts quota settlements of every enforcer, old ones too.
-	settles   *sync.WaitGroup
-	proxy     *proxy.Server
-	providers []*provider.Provider
-	proxySrv  *fasthttp.Server
-	adminSrv  *fasthttp.Server
-	proxyLn   net.Listener
-	adminLn   net.Listener
-	serving   sync.WaitGroup
-	draining  atomic.Bool
-	shutdown  sync.Once
+	settles  *sync.WaitGroup
+	proxy    *proxy.Server
+	proxySrv *fasthttp.Server
+	adminSrv *fasthttp.Server
+	proxyLn  net.Listener
+	adminLn  net.Listener
+	serving  sync.WaitGroup
+	draining atomic.Bool
+	shutdown sync.Once
 	// conns are the proxy listener's open connections, closed when the
 	// drain timeout has passed and the requests on them have ended.
 	conns sync.Map // net.Conn -> *atomic.Int32 holding its fasthttp.ConnState
@@ -108,7 +104,7 @@ type App struct {
 // the background and keeps /readyz failing, unless a secret in the config
 // itself lives in Vault, in which case New fails.
 func New(cfg *config.Config, o Options) (a *App, err error) {
-	a = &App{cfg: cfg, base: cfg, log: o.Log, audit: o.Audit, version: o.Version, metrics: metrics.New(), closeLog: func() {},
+	a = &App{cfg: cfg, log: o.Log, audit: o.Audit, version: o.Version, metrics: metrics.New(), closeLog: func() {},
 		stopWatch: make(chan struct{}), settles: &sync.WaitGroup{}}
 	if a.log == nil {
 		a.log = zap.NewNop()
@@ -126,30 +122,12 @@ func New(cfg *config.Config, o Options) (a *App, err error) {
 	if err := a.buildSecrets(o.Secrets); err != nil {
 		return nil, err
 	}
-	if err := a.buildProviders(); err != nil {
-		return nil, err
-	}
-	a.policy, err = a.buildPolicy()
-	if err != nil {
-		return nil, err
-	}
-	authn, err := a.buildAuth()
-	if err != nil {
-		return nil, err
-	}
-	var next keys.Fetcher
-	if a.vault != nil {
-		next = &vault.SupplierFetcher{Client: a.vault, Mount: cfg.Vault.KVMount, PathTemplate: cfg.Vault.SupplierPath}
-	}
-	if a.keys, err = a.buildKeyCache(next); err != nil {
-		return nil, err
-	}
-	names := make([]string, len(a.providers))
-	for i, p := range a.providers {
-		names[i] = p.Name()
-	}
 	if err := a.buildAlerts(); err != nil {
 		return nil, err
+	}
+	names := make([]string, len(cfg.Providers))
+	for i, pc := range cfg.Providers {
+		names[i] = pc.Name
 	}
 	lim := cfg.Limits
 	a.health = health.NewRegistryWithBreakers(health.BreakerOptions{Failures: lim.BreakerFailures,
@@ -162,7 +140,16 @@ func New(cfg *config.Config, o Options) (a *App, err error) {
 	if err := a.buildUsage(); err != nil {
 		return nil, err
 	}
-	if err := a.buildQuota(); err != nil {
+	rt, err := generation.Build(cfg, nil, a.deps())
+	if err != nil {
+		return nil, err
+	}
+	a.rt.Store(rt)
+	var next keys.Fetcher
+	if a.vault != nil {
+		next = &vault.SupplierFetcher{Client: a.vault, Mount: cfg.Vault.KVMount, PathTemplate: cfg.Vault.SupplierPath}
+	}
+	if a.keys, err = a.buildKeyCache(next); err != nil {
 		return nil, err
 	}
 	if err := a.buildCache(); err != nil {
@@ -177,8 +164,8 @@ func New(cfg *config.Config, o Options) (a *App, err error) {
 	if o.UsageTap != nil {
 		emitter = tapEmitter{next: a.usage, tap: o.UsageTap}
 	}
-	a.proxy, err = proxy.New(proxy.Options{Limits: cfg.Limits, Auth: authn, Keys: a.keys, Policy: a.policy,
-		Metrics: a.metrics, Log: a.log, Audit: a.audit, Health: a.health, Usage: emitter, Prices: a.prices, Quota: a.quota,
+	a.proxy, err = proxy.New(proxy.Options{Limits: cfg.Limits, Runtime: &a.rt, Keys: a.keys,
+		Metrics: a.metrics, Log: a.log, Audit: a.audit, Health: a.health, Usage: emitter,
 		Alert: a.alerts.Notify, Cache: a.proxyCache(), SingleFlight: cfg.Cache.Collapse(),
 		Migrations: &migrations{a: a, switches: map[string]bool{}}, Shadows: shadows{a.compare}})
 	if err != nil {
@@ -193,7 +180,7 @@ func New(cfg *config.Config, o Options) (a *App, err error) {
 	adm := admin.New(admin.Options{
 		Token:     adminToken,
 		Ready:     a.ready,
-		Status:    a.status,
+		Status:    admin.StatusOf(a, &a.rt, a.health),
 		Registry:  a.metrics.Registry,
 		Log:       a.audit,
 		Endpoints: a.adminEndpoints(),
@@ -235,7 +222,7 @@ func New(cfg *config.Config, o Options) (a *App, err error) {
 	// Supplier overrides made through the admin API (on any replica).
 	octx, cancel := context.WithTimeout(context.Background(), cfg.Keys.FetchTimeout)
 	defer cancel()
-	if err := a.applyOverrides(octx); err != nil {
+	if err := a.ApplyOverrides(octx); err != nil {
 		a.log.Warn("supplier overrides not applied at start", zap.Error(err))
 	}
 	go a.watchOverrides(a.stopWatch, 5*time.Second)
@@ -254,8 +241,9 @@ func (a *App) Start() error {
 	}
 	a.started = time.Now()
 	if a.keys != nil && len(a.cfg.Keys.Prewarm) > 0 {
-		names := make([]string, len(a.providers))
-		for i, p := range a.providers {
+		providers := a.rt.Load().Providers
+		names := make([]string, len(providers))
+		for i, p := range providers {
 			names[i] = p.Name()
 		}
 		go a.keys.Prewarm(context.Background(), a.cfg.Keys.Prewarm, names)
@@ -456,8 +444,10 @@ func (a *App) closeResources() {
 	if a.vault != nil {
 		a.vault.Close()
 	}
-	for _, p := range a.providers {
-		p.Close()
+	if rt := a.rt.Load(); rt != nil {
+		for _, p := range rt.Providers {
+			p.Close()
+		}
 	}
 	_ = a.audit.Sync()
 	a.closeLog()
@@ -479,53 +469,14 @@ func (a *App) ready() error {
 	return nil
 }
 
-// Status is the document served on /admin/status.
-type Status struct {
-	Version   string            `json:"version"`
-	Uptime    string            `json:"uptime"`
-	Draining  bool              `json:"draining"`
-	Listen    config.Listen     `json:"listen"`
-	Providers []ProviderStatus  `json:"providers"`
-	Callers   []string          `json:"callers"`
-	Health    []health.Snapshot `json:"health"`
-	Reload    ReloadStatus      `json:"reload"`
-}
-
-// ProviderStatus describes one configured provider, with its key shown only
-// as a fingerprint.
-type ProviderStatus struct {
-	Name            string   `json:"name"`
-	Type            string   `json:"type"`
-	BaseURL         string   `json:"base_url"`
-	Models          []string `json:"models,omitempty"`
-	KeyFingerprints []string `json:"key_fingerprints,omitempty"`
-	Default         bool     `json:"default"`
-}
-
-func (a *App) status() any {
-	a.mu.RLock()
-	defer a.mu.RUnlock()
-	st := Status{
-		Version:  a.version,
-		Uptime:   time.Since(a.started).Round(time.Second).String(),
-		Draining: a.draining.Load(),
-		Listen:   config.Listen{Proxy: a.ProxyAddr(), Admin: a.AdminAddr()},
+// Process reports the state of the process for /admin/status.
+func (a *App) Process() admin.Process {
+	p := admin.Process{Version: a.version, Started: a.started, Draining: a.draining.Load(),
+		Listen: config.Listen{Proxy: a.ProxyAddr(), Admin: a.AdminAddr()}}
+	if r := a.lastReload.Load(); r != nil {
+		p.Reload = *r
 	}
-	def := a.cfg.Routing.DefaultProvider
-	for i, pc := range a.cfg.Providers {
-		ps := ProviderStatus{Name: pc.Name, Type: pc.Type, BaseURL: pc.BaseURL, Models: pc.Models,
-			Default: pc.Name == def || (def == "" && i == 0)}
-		if pool := a.providers[i].Platform(); pool != nil {
-			ps.KeyFingerprints = pool.Fingerprints()
-		}
-		st.Providers = append(st.Providers, ps)
-	}
-	for _, c := range a.cfg.Callers {
-		st.Callers = append(st.Callers, c.Name)
-	}
-	st.Health = a.health.Snapshot()
-	st.Reload = a.reload
-	return st
+	return p
 }
 
 // fasthttpLogger sends fasthttp's own messages to zap at debug level: they
@@ -547,7 +498,7 @@ func (a *App) startProbes() {
 		return
 	}
 	checks := make(map[string]health.CheckFunc)
-	for _, p := range a.providers {
+	for _, p := range a.rt.Load().Providers {
 		if p.Platform() != nil {
 			checks[p.Name()] = p.Probe
 		}

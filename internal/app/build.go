@@ -2,22 +2,14 @@ package app
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/x509"
-	"encoding/base64"
-	"encoding/pem"
-	"errors"
 	"fmt"
 	"strings"
 
 	"go.uber.org/zap"
 
-	"github.com/wedsync/veil/auth"
 	"github.com/wedsync/veil/config"
 	"github.com/wedsync/veil/keys"
 	"github.com/wedsync/veil/keys/vault"
-	"github.com/wedsync/veil/policy"
-	"github.com/wedsync/veil/provider"
 )
 
 // resolve reads one secret reference.
@@ -25,175 +17,6 @@ func (a *App) resolve(ref config.SecretRef) (keys.Secret, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.Keys.FetchTimeout)
 	defer cancel()
 	return a.secrets.Resolve(ctx, string(ref))
-}
-
-// resolveMany reads a reference that may name a list: a Vault field such
-// as api_keys holding an array of keys becomes a pool.
-func (a *App) resolveMany(ref config.SecretRef) ([]keys.Secret, error) {
-	if a.vault == nil || ref.Scheme() != config.SchemeVault {
-		s, err := a.resolve(ref)
-		if err != nil {
-			return nil, err
-		}
-		return []keys.Secret{s}, nil
-	}
-	mount, path, field, err := vault.ParseRef(string(ref))
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.Keys.FetchTimeout)
-	defer cancel()
-	kv, err := a.vault.ReadKV(ctx, mount, path)
-	if err != nil {
-		return nil, err
-	}
-	ss := kv.Secrets(field)
-	if len(ss) == 0 {
-		return nil, fmt.Errorf("vault %s/%s version %d has no field %q: %w", mount, path, kv.Version, field, vault.ErrNotFound)
-	}
-	return ss, nil
-}
-
-// buildProviders resolves each provider's platform keys and builds it.
-func (a *App) buildProviders() error {
-	for _, pc := range a.cfg.Providers {
-		var secrets []keys.Secret
-		for i, ref := range pc.PlatformKeys() {
-			ss, err := a.resolveMany(ref)
-			if err != nil {
-				return fmt.Errorf("provider %s: platform key %d: %w", pc.Name, i, err)
-			}
-			secrets = append(secrets, ss...)
-		}
-		p, err := provider.New(pc, secrets, provider.Options{
-			MaxResponseBytes: a.cfg.Limits.MaxResponseBytes,
-			ReadBufferSize:   a.cfg.Limits.MaxHeaderBytes,
-		})
-		if err != nil {
-			return err
-		}
-		fps := []string{}
-		if p.Platform() != nil {
-			fps = p.Platform().Fingerprints()
-		}
-		a.audit.Info("platform keys loaded", zap.String("provider", pc.Name), zap.Strings("fingerprints", fps))
-		a.log.Info("provider configured", zap.String("provider", pc.Name), zap.String("type", pc.Type),
-			zap.String("base_url", pc.BaseURL), zap.Int("platform_keys", len(secrets)))
-		a.providers = append(a.providers, p)
-	}
-	return nil
-}
-
-// buildPolicy compiles routing and supplier modes.
-func (a *App) buildPolicy() (*policy.Policy, error) {
-	modes := make(map[string]string, len(a.cfg.Suppliers.Entries))
-	preferred := map[string]string{}
-	fallback := map[string]bool{}
-	tiers := map[string]string{}
-	regionMaps := map[string]map[string]string{}
-	for _, r := range a.cfg.Regions {
-		regionMaps[r.Name] = r.Providers
-	}
-	regions := map[string]map[string]string{}
-	for _, e := range a.cfg.Suppliers.Entries {
-		modes[e.ID] = e.Mode
-		if e.Tier != "" {
-			tiers[e.ID] = e.Tier
-		}
-		if e.Region != "" {
-			regions[e.ID] = regionMaps[e.Region]
-		}
-		if e.PreferredProvider != "" {
-			preferred[e.ID] = e.PreferredProvider
-		}
-		if e.AllowPlatformFallback {
-			fallback[e.ID] = true
-		}
-	}
-	p, err := policy.New(policy.Options{Providers: a.providers, DefaultProvider: a.cfg.Routing.DefaultProvider,
-		DefaultMode: a.cfg.Suppliers.DefaultMode, Modes: modes, Preferred: preferred, PlatformFallback: fallback,
-		Routes: a.cfg.Routes, Aliases: a.cfg.Aliases, Seasons: a.cfg.Seasons, Tiers: tiers,
-		DefaultTier: a.cfg.Suppliers.DefaultTier, Regions: regions, CacheOffTiers: cacheOffTiers(a.cfg)})
-	if err != nil {
-		return nil, fmt.Errorf("routing: %w", err)
-	}
-	return p, nil
-}
-
-// buildAuth makes the caller authenticator: static tokens and, when
-// configured, signed supplier tokens.
-func (a *App) buildAuth() (*auth.Authenticator, error) {
-	specs := make([]auth.CallerSpec, 0, len(a.cfg.Callers))
-	for _, c := range a.cfg.Callers {
-		var hash [32]byte
-		var err error
-		if c.TokenSHA256 != "" {
-			if hash, err = auth.ParseTokenHash(c.TokenSHA256); err != nil {
-				return nil, fmt.Errorf("caller %s: token_sha256: %w", c.Name, err)
-			}
-		} else {
-			tok, err := a.resolve(c.Token)
-			if err != nil {
-				return nil, fmt.Errorf("caller %s: token: %w", c.Name, err)
-			}
-			hash = auth.HashToken(tok.Reveal())
-		}
-		specs = append(specs, auth.CallerSpec{Name: c.Name, TokenHash: hash, Suppliers: c.Suppliers})
-	}
-	o := auth.Options{Callers: specs, Audit: a.audit}
-	if j := a.cfg.JWT; j.Enabled() {
-		jo := &auth.JWTOptions{Issuer: j.Issuer, Audience: j.Audience, SupplierClaim: j.SupplierClaim,
-			CallerClaim: j.CallerClaim, Leeway: j.Leeway, MaxTTL: j.MaxTTL}
-		for i, ref := range j.HS256Keys {
-			s, err := a.resolve(ref)
-			if err != nil {
-				return nil, fmt.Errorf("jwt.hs256_keys[%d]: %w", i, err)
-			}
-			jo.HS256Keys = append(jo.HS256Keys, s)
-		}
-		for i, ref := range j.Ed25519PublicKeys {
-			s, err := a.resolve(ref)
-			if err != nil {
-				return nil, fmt.Errorf("jwt.ed25519_public_keys[%d]: %w", i, err)
-			}
-			pub, err := ParseEd25519PublicKey(s.Reveal())
-			if err != nil {
-				return nil, fmt.Errorf("jwt.ed25519_public_keys[%d]: %w", i, err)
-			}
-			jo.Ed25519Keys = append(jo.Ed25519Keys, pub)
-		}
-		o.JWT = jo
-	}
-	au, err := auth.New(o)
-	if err != nil {
-		return nil, fmt.Errorf("callers: %w", err)
-	}
-	return au, nil
-}
-
-// ParseEd25519PublicKey reads an Ed25519 public key in PEM (PKIX) form or
-// as the base64 of its 32 raw bytes.
-func ParseEd25519PublicKey(s string) (ed25519.PublicKey, error) {
-	s = strings.TrimSpace(s)
-	if block, _ := pem.Decode([]byte(s)); block != nil {
-		k, err := x509.ParsePKIXPublicKey(block.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("parse public key: %w", err)
-		}
-		pub, ok := k.(ed25519.PublicKey)
-		if !ok {
-			return nil, errors.New("the PEM key is not an Ed25519 public key")
-		}
-		return pub, nil
-	}
-	raw, err := base64.StdEncoding.DecodeString(s)
-	if err != nil {
-		raw, err = base64.RawURLEncoding.DecodeString(s)
-	}
-	if err != nil || len(raw) != ed25519.PublicKeySize {
-		return nil, errors.New("want a PEM public key or the base64 of 32 raw bytes")
-	}
-	return ed25519.PublicKey(raw), nil
 }
 
 // buildKeyCache makes the supplier key cache: references from supplier

@@ -1,17 +1,7 @@
 package app
 
 import (
-	"context"
-	"encoding/json"
-	"errors"
-	"net/http"
-	"time"
-
-	"go.uber.org/zap"
-
-	"github.com/wedsync/veil/admin"
 	"github.com/wedsync/veil/migrate"
-	"github.com/wedsync/veil/policy"
 	"github.com/wedsync/veil/proxy"
 )
 
@@ -19,19 +9,7 @@ import (
 // kept in the store so that every replica follows them.
 func (a *App) buildComparisons() {
 	a.compare = migrate.NewComparisons(migrate.CompareOptions{Store: a.store, Log: a.log, Holder: a.holder,
-		Current: a.currentSystem})
-}
-
-// currentSystem is the system a supplier pays with now: platform or
-// client (a hybrid supplier's own key comes first).
-func (a *App) currentSystem(supplier string) string {
-	a.mu.RLock()
-	mode := a.policy.Mode([]byte(supplier))
-	a.mu.RUnlock()
-	if mode == policy.SourcePlatform {
-		return policy.SourcePlatform
-	}
-	return policy.SourceClient
+		Current: locator{&a.rt}.CurrentSystem})
 }
 
 // shadows adapts the comparisons to the proxy.
@@ -50,93 +28,4 @@ func (s shadows) Lookup(id string) (proxy.ShadowSettings, bool) {
 
 func (s shadows) Record(id string, primary, shadow proxy.ShadowOutcome) {
 	s.c.Record(id, migrate.Outcome(primary), migrate.Outcome(shadow))
-}
-
-// CompareStart is the body of POST /admin/comparisons.
-type CompareStart struct {
-	Supplier string  `json:"supplier"`
-	Other    string  `json:"other"`
-	Provider string  `json:"provider"`
-	Requests int     `json:"requests"`
-	Window   string  `json:"window"`
-	Sample   float64 `json:"sample"`
-	Billed   string  `json:"billed"`
-}
-
-func (a *App) adminStartComparison(ctx context.Context, c admin.Call) (int, any) {
-	var body CompareStart
-	if err := json.Unmarshal(c.Body, &body); err != nil {
-		return adminError(http.StatusBadRequest, "invalid_json", "the body must be a JSON object: "+err.Error())
-	}
-	req := migrate.CompareRequest{Supplier: body.Supplier, Other: body.Other, Provider: body.Provider, Requests: body.Requests,
-		Sample: body.Sample, Billed: body.Billed}
-	if body.Window != "" {
-		d, err := time.ParseDuration(body.Window)
-		if err != nil {
-			return adminError(http.StatusBadRequest, "invalid_window", "window must be a duration such as 30m: "+err.Error())
-		}
-		req.Window = d
-	}
-	if req.Other == "" && req.Supplier != "" {
-		req.Other = policy.SourceClient
-		if a.currentSystem(req.Supplier) == policy.SourceClient {
-			req.Other = policy.SourcePlatform
-		}
-	}
-	cmp, err := a.compare.Start(ctx, req)
-	if err != nil {
-		return compareError(err)
-	}
-	a.audit.Info("comparison started", zap.String("id", cmp.ID), zap.String("supplier", cmp.Supplier),
-		zap.String("other", cmp.Other))
-	return http.StatusCreated, cmp
-}
-
-func (a *App) adminListComparisons(ctx context.Context, _ admin.Call) (int, any) {
-	l, err := a.compare.List(ctx)
-	if err != nil {
-		return compareError(err)
-	}
-	return http.StatusOK, l
-}
-
-func (a *App) adminCompareReport(ctx context.Context, c admin.Call) (int, any) {
-	r, err := a.compare.Report(ctx, c.Param)
-	if err != nil {
-		return compareError(err)
-	}
-	return http.StatusOK, compareReportDoc{CompareReport: r, Text: r.Text()}
-}
-
-// compareReportDoc is a comparison's report with its table.
-type compareReportDoc struct {
-	migrate.CompareReport
-	Text string `json:"text"`
-}
-
-func (a *App) adminStopComparison(ctx context.Context, c admin.Call) (int, any) {
-	cmp, err := a.compare.Stop(ctx, c.Param)
-	if err != nil {
-		return compareError(err)
-	}
-	a.audit.Info("comparison stopped", zap.String("id", cmp.ID), zap.String("supplier", cmp.Supplier))
-	return http.StatusOK, cmp
-}
-
-// compareError maps a comparison error to its status.
-func compareError(err error) (int, any) {
-	switch {
-	case errors.Is(err, migrate.ErrCompareNotFound):
-		return adminError(http.StatusNotFound, "comparison_not_found", err.Error())
-	case errors.Is(err, migrate.ErrCompareInvalid):
-		return adminError(http.StatusBadRequest, "invalid_comparison", err.Error())
-	case errors.Is(err, migrate.ErrCompareRunning), errors.Is(err, migrate.ErrCompareConflict):
-		return adminError(http.StatusConflict, "comparison_running", err.Error())
-	}
-	return adminError(http.StatusServiceUnavailable, "store_unavailable", err.Error())
-}
-
-// adminError is an admin endpoint's error document.
-func adminError(status int, code, msg string) (int, any) {
-	return status, map[string]any{"error": map[string]string{"code": code, "message": msg}}
 }

@@ -8,17 +8,10 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/wedsync/veil/admin"
 	"github.com/wedsync/veil/config"
-	"github.com/wedsync/veil/proxy"
+	"github.com/wedsync/veil/internal/generation"
 )
-
-// ReloadStatus is the outcome of the last reload, shown on /admin/status.
-type ReloadStatus struct {
-	Generation int       `json:"generation"`
-	At         time.Time `json:"at,omitempty"`
-	OK         bool      `json:"ok"`
-	Error      string    `json:"error,omitempty"`
-}
 
 // Reload compiles cfg into a new runtime (providers, routing, callers,
 // suppliers' modes and tiers, routes, aliases, prices) and swaps it in at
@@ -45,75 +38,49 @@ func (a *App) ReloadFile(path string) error {
 
 func (a *App) reloadLocked(cfg *config.Config, loadErr error) (err error) {
 	defer func() {
-		a.mu.Lock()
-		a.reload.At = time.Now().UTC()
-		a.reload.OK = err == nil
-		a.reload.Error = ""
+		st := admin.ReloadStatus{Generation: a.reloads, At: time.Now().UTC(), OK: err == nil}
 		if err != nil {
-			a.reload.Error = err.Error()
+			st.Error = err.Error()
 			a.metrics.ConfigReloaded(false)
 			a.log.Error("config reload refused; keeping the running config", zap.Error(err))
 		} else {
-			a.reload.Generation++
+			a.reloads++
+			st.Generation = a.reloads
 			a.metrics.ConfigReloaded(true)
-			a.log.Info("config reloaded", zap.Int("generation", a.reload.Generation))
-			a.audit.Info("config reloaded", zap.Int("generation", a.reload.Generation))
+			a.log.Info("config reloaded", zap.Int("generation", a.reloads))
+			a.audit.Info("config reloaded", zap.Int("generation", a.reloads))
 		}
-		a.mu.Unlock()
+		a.lastReload.Store(&st)
 	}()
 	if loadErr != nil {
 		return loadErr
 	}
-	a.mu.RLock()
-	old, ov := a.base, a.overrides
-	a.mu.RUnlock()
-	if changed := restartOnly(old, cfg); len(changed) > 0 {
+	cur := a.rt.Load()
+	if changed := restartOnly(cur.Base, cfg); len(changed) > 0 {
 		return fmt.Errorf("%s changed; these need a restart", strings.Join(changed, ", "))
 	}
-	return a.compile(cfg, ov)
+	return a.install(cfg, cur.Overrides)
 }
 
-// compile builds the runtime of base with the supplier overrides ov and
-// swaps it in. The caller holds reloadMu.
-func (a *App) compile(base *config.Config, ov map[string]Override) (err error) {
-	cfg := withOverrides(base, ov)
-	if cfg != base {
-		if err := cfg.Validate(); err != nil {
-			return fmt.Errorf("with the supplier overrides: %w", err)
-		}
-	}
-	b := &App{cfg: cfg, log: a.log, audit: a.audit, metrics: a.metrics, secrets: a.secrets, vault: a.vault,
-		store: a.store, settles: a.settles, closeLog: func() {}}
-	if err := b.buildProviders(); err != nil {
-		return err
-	}
-	if b.policy, err = b.buildPolicy(); err != nil {
-		return err
-	}
-	authn, err := b.buildAuth()
+// install builds the generation of base with the supplier overrides ov
+// and swaps it in: the one place the runtime changes. A generation that
+// does not build leaves the running one in place. The caller holds
+// reloadMu.
+func (a *App) install(base *config.Config, ov map[string]generation.Override) error {
+	rt, err := generation.Build(base, ov, a.deps())
 	if err != nil {
 		return err
 	}
-	if err := b.buildPrices(); err != nil {
-		return err
-	}
-	if err := b.buildQuota(); err != nil {
-		return err
-	}
-	a.mu.Lock()
-	oldProviders := a.providers
-	a.base, a.overrides = base, ov
-	a.cfg, a.providers, a.policy, a.prices, a.quota = cfg, b.providers, b.policy, b.prices, b.quota
-	a.mu.Unlock()
-	a.proxy.Swap(&proxy.Runtime{Auth: authn, Policy: b.policy, Prices: b.prices, Quota: b.quota})
 	// Old providers' pools serve the requests still running on them; their
 	// idle connections are closed once those are done.
-	time.AfterFunc(cfg.Limits.RequestTimeout, func() {
-		for _, p := range oldProviders {
-			p.Close()
-		}
-	})
+	a.rt.Swap(rt).Retire(a.cfg.Limits.RequestTimeout)
 	return nil
+}
+
+// deps are the long-lived dependencies every generation is built with.
+func (a *App) deps() generation.Deps {
+	return generation.Deps{Secrets: a.secrets, Vault: a.vault, Store: a.store, Metrics: a.metrics,
+		Log: a.log, Audit: a.audit, Settles: a.settles}
 }
 
 // restartOnly lists the sections that differ between old and next and that

@@ -12,8 +12,7 @@ import (
 	"github.com/wedsync/veil/usage"
 )
 
-// buildUsage makes the usage emitter with the configured sinks, and the
-// price table.
+// buildUsage makes the usage emitter with the configured sinks.
 func (a *App) buildUsage() error {
 	u := a.cfg.Usage
 	var sinks []usage.Sink
@@ -31,23 +30,6 @@ func (a *App) buildUsage() error {
 	sinks = append(sinks, usage.NewStoreSink(a.store))
 	a.usage = usage.NewEmitter(usage.Options{QueueSize: u.QueueSize, BatchSize: u.BatchSize,
 		FlushInterval: u.FlushInterval, Observer: a.metrics, Log: a.log}, sinks...)
-
-	return a.buildPrices()
-}
-
-// buildPrices compiles the price table.
-func (a *App) buildPrices() error {
-	prices := make([]usage.Price, 0, len(a.cfg.Prices))
-	for _, p := range a.cfg.Prices {
-		at, _ := p.EffectiveTime() // checked by Validate
-		prices = append(prices, usage.Price{Provider: p.Provider, Model: p.Model, InputPerMTok: p.InputPerMTok,
-			CachedInputPerMTok: p.CachedInputPerMTok, OutputPerMTok: p.OutputPerMTok, Effective: at})
-	}
-	pt, err := usage.NewPriceTable(prices)
-	if err != nil {
-		return fmt.Errorf("prices: %w", err)
-	}
-	a.prices = pt
 	return nil
 }
 

@@ -4,7 +4,6 @@ import (
 	"fmt"
 
 	"github.com/wedsync/veil/keys"
-	"github.com/wedsync/veil/quota"
 	"github.com/wedsync/veil/store"
 )
 
@@ -33,27 +32,5 @@ func (a *App) buildStore() error {
 		}
 		a.store = e
 	}
-	return nil
-}
-
-// buildQuota makes the tier enforcer when tiers are configured.
-func (a *App) buildQuota() error {
-	if len(a.cfg.Tiers) == 0 {
-		return nil
-	}
-	supplierTiers := map[string]string{}
-	for _, e := range a.cfg.Suppliers.Entries {
-		if e.Tier != "" {
-			supplierTiers[e.ID] = e.Tier
-		}
-	}
-	q, err := quota.New(quota.Options{Store: a.store, Tiers: a.cfg.Tiers, DefaultTier: a.cfg.Suppliers.DefaultTier,
-		SupplierTiers: supplierTiers, Seasons: a.cfg.Seasons, Prices: a.prices, FailClosed: a.cfg.Store.OnUnavailable == "fail_closed",
-		Timeout: a.cfg.Store.Timeout, SlotTTL: a.cfg.Limits.RequestTimeout, Log: a.log, Observer: a.metrics,
-		Settles: a.settles})
-	if err != nil {
-		return err
-	}
-	a.quota = q
 	return nil
 }

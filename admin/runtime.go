@@ -1,0 +1,21 @@
+package admin
+
+import (
+	"github.com/wedsync/veil/internal/generation"
+)
+
+// RuntimeLoader loads the runtime in force; the shared
+// *atomic.Pointer[generation.Runtime] that the proxy reads is one.
+type RuntimeLoader interface {
+	Load() *generation.Runtime
+}
+
+// errorDoc is an admin endpoint's error document.
+func errorDoc(code, msg string) map[string]any {
+	return map[string]any{"error": map[string]string{"code": code, "message": msg}}
+}
+
+// fail is an admin endpoint's error answer.
+func fail(status int, code, msg string) (int, any) {
+	return status, errorDoc(code, msg)
+}
