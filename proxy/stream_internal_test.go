@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,7 +29,7 @@ func (brokenClient) Write([]byte) (int, error) { return 0, errors.New("connectio
 func pumpWith(t *testing.T, lim config.Limits, upstream io.Reader, client io.Writer) *metrics.Metrics {
 	t.Helper()
 	m := metrics.New()
-	s := &Server{limits: lim, metrics: m, log: zap.NewNop(), health: health.NewRegistry()}
+	s := &Server{limits: lim, metrics: m, log: zap.NewNop(), health: health.NewRegistry(), rt: new(atomic.Pointer[Runtime])}
 	x := s.acquire()
 	p, err := provider.New(config.Provider{Name: "openai", Type: config.ProviderTypeOpenAI, BaseURL: "http://127.0.0.1:1/v1"},
 		[]keys.Secret{keys.NewSecret("sk-test")}, provider.Options{})
