@@ -61,6 +61,7 @@ type exchange struct {
 	attemptCount int
 	attemptStart time.Time // start of the latest attempt
 	fellBack     bool      // the fallback to platform keys was audited
+	retrier      targetRetrier
 	status       int
 	err          string
 	reason       string

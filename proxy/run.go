@@ -84,11 +84,11 @@ func (s *Server) available(x *exchange, a *policy.Attempt, lastPlanned bool, las
 // error means nothing reached the client and the next target may run.
 func (s *Server) runTarget(ctx *fasthttp.RequestCtx, x *exchange, a *policy.Attempt, lastPlanned bool) (bool, *Error) {
 	stream := x.streamed()
-	r := targetRetrier{s: s, x: x, a: a}
+	x.retrier = targetRetrier{s: s, x: x, a: a}
 	for tries := 0; ; tries++ {
 		x.attempts++
 		o := outcome{last: lastPlanned, tries: tries}
-		key, resp, e, v := s.attempt(ctx, x, a, &o, &r, stream)
+		key, resp, e, v := s.attempt(ctx, x, a, &o, &x.retrier, stream)
 		switch v.act {
 		case nextTarget:
 			if e == nil {
