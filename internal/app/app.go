@@ -114,9 +114,12 @@ func New(cfg *config.Config, o Options) (a *App, err error) {
 			return nil, err
 		}
 	}
+	// The returns below set a to nil: the deferred close keeps its own
+	// reference.
+	built := a
 	defer func() {
 		if err != nil {
-			a.closeResources()
+			built.closeResources()
 		}
 	}()
 	if err := a.buildSecrets(o.Secrets); err != nil {
