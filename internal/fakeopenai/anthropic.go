@@ -244,7 +244,7 @@ func anthropicHeaders(c *call, reset time.Duration) []headerPair {
 
 // errAnthropic returns a 400 invalid_request_error saying msg.
 func errAnthropic(msg string) *apiError {
-	return &apiError{status: fasthttp.StatusBadRequest, message: msg, typ: "invalid_request_error"}
+	return invalidRequest("", "", msg)
 }
 
 // errAnthropicType reports that the field at path is not a valid what

@@ -91,12 +91,7 @@ func (s *Server) parseEmbeddings(root gjson.Result, deployed string) (inputs []t
 	dims = embeddingDims(model)
 	if d := root.Get("dimensions"); present(d) {
 		if model == "text-embedding-ada-002" {
-			return nil, "", "", 0, &apiError{
-				status:  fasthttp.StatusBadRequest,
-				message: "This model does not support specifying dimensions.",
-				typ:     "invalid_request_error",
-				param:   "dimensions",
-			}
+			return nil, "", "", 0, invalidRequest("dimensions", "", "This model does not support specifying dimensions.")
 		}
 		v, e := optInt(root, "dimensions", 0, 1, int64(dims))
 		if e != nil {

@@ -8,7 +8,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
-	"github.com/valyala/fasthttp"
 )
 
 // Limits OpenAI puts on function definitions.
@@ -754,91 +753,44 @@ func valueWords(text string, seed uint64, d *toolDef) []string {
 // Validation errors about functions, worded like OpenAI's.
 
 func errOnlyWith(param, needs string) *apiError {
-	return &apiError{
-		status:  fasthttp.StatusBadRequest,
-		message: "Invalid value for '" + param + "': '" + param + "' is only allowed when '" + needs + "' are specified.",
-		typ:     "invalid_request_error",
-		param:   param,
-	}
+	return invalidRequest(param, "", "Invalid value for '"+param+"': '"+param+"' is only allowed when '"+needs+"' are specified.")
 }
 
 func errUnsupported(param, got, supported string) *apiError {
-	return &apiError{
-		status:  fasthttp.StatusBadRequest,
-		message: "Invalid value: '" + got + "'. Supported values are: " + supported + ".",
-		typ:     "invalid_request_error",
-		param:   param,
-		code:    "invalid_value",
-	}
+	return invalidRequest(param, "invalid_value", "Invalid value: '"+got+"'. Supported values are: "+supported+".")
 }
 
 func errNoSuchFunction(param, name, list string) *apiError {
-	return &apiError{
-		status:  fasthttp.StatusBadRequest,
-		message: "Invalid value for '" + param + "': no function named '" + name + "' was specified in the '" + list + "' parameter.",
-		typ:     "invalid_request_error",
-		param:   param,
-	}
+	return invalidRequest(param, "", "Invalid value for '"+param+"': no function named '"+name+"' was specified in the '"+list+"' parameter.")
 }
 
 func errArrayTooLong(param string, maximum, got int) *apiError {
-	return &apiError{
-		status: fasthttp.StatusBadRequest,
-		message: "Invalid '" + param + "': array too long. Expected an array with maximum length " + itoa(maximum) +
-			", but got an array with length " + itoa(got) + " instead.",
-		typ:   "invalid_request_error",
-		param: param,
-		code:  "array_above_max_length",
-	}
+	return invalidRequest(param, "array_above_max_length", "Invalid '"+param+"': array too long. Expected an array with maximum length "+itoa(maximum)+
+		", but got an array with length "+itoa(got)+" instead.")
 }
 
 func errStringTooLong(param string, maximum, got int) *apiError {
-	return &apiError{
-		status: fasthttp.StatusBadRequest,
-		message: "Invalid '" + param + "': string too long. Expected a string with maximum length " + itoa(maximum) +
-			", but got a string with length " + itoa(got) + " instead.",
-		typ:   "invalid_request_error",
-		param: param,
-		code:  "string_above_max_length",
-	}
+	return invalidRequest(param, "string_above_max_length", "Invalid '"+param+"': string too long. Expected a string with maximum length "+itoa(maximum)+
+		", but got a string with length "+itoa(got)+" instead.")
 }
 
 func errNamePattern(param string) *apiError {
-	return &apiError{
-		status: fasthttp.StatusBadRequest,
-		message: "Invalid '" + param + "': string does not match pattern. Expected a string that matches the " +
-			"pattern '^[a-zA-Z0-9_-]+$'.",
-		typ:   "invalid_request_error",
-		param: param,
-		code:  "invalid_value",
-	}
+	return invalidRequest(param, "invalid_value", "Invalid '"+param+"': string does not match pattern. Expected a string that matches the "+
+		"pattern '^[a-zA-Z0-9_-]+$'.")
 }
 
 func errToolWithoutCalls(i int) *apiError {
-	return &apiError{
-		status: fasthttp.StatusBadRequest,
-		// The misspelt "preceding" (sic) is the service's own spelling.
-		message: "Invalid parameter: messages with role 'tool' must be a response to a preceeding message with 'tool_calls'.", //nolint:misspell // the service's exact message
-		typ:     "invalid_request_error",
-		param:   "messages.[" + itoa(i) + "].role",
-	}
+	// The misspelt "preceding" (sic) is the service's own spelling.
+	return invalidRequest("messages.["+itoa(i)+"].role", "",
+		"Invalid parameter: messages with role 'tool' must be a response to a preceeding message with 'tool_calls'.") //nolint:misspell // the service's exact message
 }
 
 func errUnknownCallID(i int, id string) *apiError {
-	return &apiError{
-		status:  fasthttp.StatusBadRequest,
-		message: "Invalid parameter: 'tool_call_id' of '" + id + "' not found in 'tool_calls' of previous message.",
-		typ:     "invalid_request_error",
-		param:   "messages.[" + itoa(i) + "].tool_call_id",
-	}
+	return invalidRequest("messages.["+itoa(i)+"].tool_call_id", "",
+		"Invalid parameter: 'tool_call_id' of '"+id+"' not found in 'tool_calls' of previous message.")
 }
 
 func errUnansweredCalls(i int, ids []string) *apiError {
-	return &apiError{
-		status: fasthttp.StatusBadRequest,
-		message: "An assistant message with 'tool_calls' must be followed by tool messages responding to each " +
-			"'tool_call_id'. The following tool_call_ids did not have response messages: " + strings.Join(ids, ", "),
-		typ:   "invalid_request_error",
-		param: "messages.[" + itoa(i) + "].role",
-	}
+	return invalidRequest("messages.["+itoa(i)+"].role", "", "An assistant message with 'tool_calls' must be followed by tool messages responding to each "+
+		"'tool_call_id'. The following tool_call_ids did not have response messages: "+strings.Join(ids, ", "))
 }
