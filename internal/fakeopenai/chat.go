@@ -281,45 +281,11 @@ func (s *Server) parseCompletion(root gjson.Result, deployed string) (*gen, bool
 	if e != nil {
 		return nil, false, e
 	}
-	var prompts []textStats
-	p := root.Get("prompt")
-	switch {
-	case !present(p):
-		prompts = append(prompts, newTextStats(model))
-	case p.Type == gjson.String:
-		ts := newTextStats(model)
-		ts.add(p.Str)
-		prompts = append(prompts, ts)
-	case p.IsArray():
-		tokens := newTextStats(model)
-		isTokens := false
-		p.ForEach(func(_, item gjson.Result) bool {
-			switch {
-			case item.Type == gjson.Number:
-				isTokens = true
-				tokens.add(item.Raw)
-			case item.Type == gjson.String:
-				ts := newTextStats(model)
-				ts.add(item.Str)
-				prompts = append(prompts, ts)
-			case item.IsArray():
-				ts := newTextStats(model)
-				item.ForEach(func(_, tok gjson.Result) bool {
-					ts.add(tok.Raw)
-					return true
-				})
-				prompts = append(prompts, ts)
-			}
-			return true
-		})
-		if isTokens {
-			prompts = append(prompts[:0], tokens)
+	prompts := []textStats{newTextStats(model)}
+	if p := root.Get("prompt"); present(p) {
+		if prompts, e = parseTexts(p, model, "prompt"); e != nil {
+			return nil, false, e
 		}
-		if len(prompts) == 0 {
-			return nil, false, errEmptyArray("prompt")
-		}
-	default:
-		return nil, false, errInvalidType("prompt", "a string or an array", p)
 	}
 	n, e := optInt(root, "n", 1, 1, maxChoices)
 	if e != nil {

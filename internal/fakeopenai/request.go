@@ -227,3 +227,49 @@ func newTextStats(model string) textStats {
 	t.hash = fnvString(t.hash, "\x00")
 	return t
 }
+
+// textOf returns the stats of the text s for model.
+func textOf(model, s string) textStats {
+	t := newTextStats(model)
+	t.add(s)
+	return t
+}
+
+// parseTexts reads the present text parameter param of a completion or
+// embeddings request as OpenAI does: a string, an array of strings, an
+// array of token IDs (one text) or an array of token arrays.
+func parseTexts(v gjson.Result, model, param string) ([]textStats, *apiError) {
+	switch {
+	case v.Type == gjson.String:
+		return []textStats{textOf(model, v.Str)}, nil
+	case !v.IsArray():
+		return nil, errInvalidType(param, "a string or an array", v)
+	}
+	var texts []textStats
+	tokens := newTextStats(model)
+	isTokens := false
+	v.ForEach(func(_, item gjson.Result) bool {
+		switch {
+		case item.Type == gjson.Number:
+			isTokens = true
+			tokens.add(item.Raw)
+		case item.Type == gjson.String:
+			texts = append(texts, textOf(model, item.Str))
+		case item.IsArray():
+			ts := newTextStats(model)
+			item.ForEach(func(_, tok gjson.Result) bool {
+				ts.add(tok.Raw)
+				return true
+			})
+			texts = append(texts, ts)
+		}
+		return true
+	})
+	if isTokens {
+		texts = append(texts[:0], tokens)
+	}
+	if len(texts) == 0 {
+		return nil, errEmptyArray(param)
+	}
+	return texts, nil
+}
