@@ -40,17 +40,25 @@ func (g *gen) finishGen() {
 // chatCompletions serves POST /v1/chat/completions. It reports whether the
 // response was handed off to a stream writer.
 func (s *Server) chatCompletions(ctx *fasthttp.RequestCtx, c *call) bool {
+	return s.generateAnswer(ctx, c, s.parseChat, "chatcmpl-")
+}
+
+// generateAnswer serves a chat or legacy completion request: parse
+// validates it and generates the answer, whose id is idPrefix and 29
+// random characters. It reports whether the response was handed off to a
+// stream writer.
+func (s *Server) generateAnswer(ctx *fasthttp.RequestCtx, c *call, parse func(gjson.Result, string) (*gen, bool, *apiError), idPrefix string) bool {
 	root, e := parseRoot(requestBody(ctx))
 	if e != nil {
 		s.writeError(ctx, c, *e)
 		return false
 	}
-	g, stream, e := s.parseChat(root, c.model)
+	g, stream, e := parse(root, c.model)
 	if e != nil {
 		s.writeError(ctx, c, *e)
 		return false
 	}
-	g.id = s.token("chatcmpl-", 29, base62)
+	g.id = s.token(idPrefix, 29, base62)
 	g.azure = c.dialect == dialectAzure
 	return s.answer(ctx, c, g, stream, appendDataError)
 }
@@ -259,19 +267,7 @@ func scanCalls(tc gjson.Result, i int, ts *textStats) ([]string, *apiError) {
 // completions serves POST /v1/completions. It reports whether the response
 // was handed off to a stream writer.
 func (s *Server) completions(ctx *fasthttp.RequestCtx, c *call) bool {
-	root, e := parseRoot(requestBody(ctx))
-	if e != nil {
-		s.writeError(ctx, c, *e)
-		return false
-	}
-	g, stream, e := s.parseCompletion(root, c.model)
-	if e != nil {
-		s.writeError(ctx, c, *e)
-		return false
-	}
-	g.id = s.token("cmpl-", 29, base62)
-	g.azure = c.dialect == dialectAzure
-	return s.answer(ctx, c, g, stream, appendDataError)
+	return s.generateAnswer(ctx, c, s.parseCompletion, "cmpl-")
 }
 
 // parseCompletion validates a legacy completion request and generates its
