@@ -356,12 +356,7 @@ func (g *gen) appendJSON(b []byte) []byte {
 
 // appendChatCompletion appends the JSON of a non-streamed chat completion.
 func (g *gen) appendChatCompletion(b []byte) []byte {
-	b = append(b, `{"id":`...)
-	b = appendJSONString(b, g.id)
-	b = append(b, `,"object":"chat.completion","created":`...)
-	b = appendInt(b, g.created)
-	b = append(b, `,"model":`...)
-	b = appendJSONString(b, g.model)
+	b = g.appendHead(b, "chat.completion")
 	b = append(b, `,"choices":[`...)
 	for i, a := range g.choices {
 		if i > 0 {
@@ -385,6 +380,19 @@ func (g *gen) appendChatCompletion(b []byte) []byte {
 	b = append(b, g.fingerprint...)
 	b = g.appendPromptFilter(append(b, '"'))
 	return append(b, '}')
+}
+
+// appendHead opens the JSON object of g with the fields every completion
+// and chunk starts with: id, object, created and model.
+func (g *gen) appendHead(b []byte, object string) []byte {
+	b = append(b, `{"id":`...)
+	b = appendJSONString(b, g.id)
+	b = append(b, `,"object":"`...)
+	b = append(b, object...)
+	b = append(b, `","created":`...)
+	b = appendInt(b, g.created)
+	b = append(b, `,"model":`...)
+	return appendJSONString(b, g.model)
 }
 
 // appendCalls appends null content and the calls of a message:
@@ -420,12 +428,7 @@ func appendFunction(b []byte, name, args string) []byte {
 
 // appendTextCompletion appends the JSON of a non-streamed legacy completion.
 func (g *gen) appendTextCompletion(b []byte) []byte {
-	b = append(b, `{"id":`...)
-	b = appendJSONString(b, g.id)
-	b = append(b, `,"object":"text_completion","created":`...)
-	b = appendInt(b, g.created)
-	b = append(b, `,"model":`...)
-	b = appendJSONString(b, g.model)
+	b = g.appendHead(b, "text_completion")
 	b = append(b, `,"choices":[`...)
 	for i, a := range g.choices {
 		if i > 0 {
@@ -448,16 +451,11 @@ func (g *gen) appendTextCompletion(b []byte) []byte {
 // appendChunkStart appends "data: " and the fields every chunk shares, up
 // to and including the opening bracket of choices.
 func (g *gen) appendChunkStart(b []byte) []byte {
-	b = append(b, `data: {"id":`...)
-	b = appendJSONString(b, g.id)
+	object := "text_completion"
 	if g.kind == routeChat {
-		b = append(b, `,"object":"chat.completion.chunk","created":`...)
-	} else {
-		b = append(b, `,"object":"text_completion","created":`...)
+		object = "chat.completion.chunk"
 	}
-	b = appendInt(b, g.created)
-	b = append(b, `,"model":`...)
-	b = appendJSONString(b, g.model)
+	b = g.appendHead(append(b, "data: "...), object)
 	if g.kind == routeChat {
 		b = append(b, `,"service_tier":"default","system_fingerprint":"`...)
 		b = append(b, g.fingerprint...)
