@@ -105,11 +105,8 @@ func (s *Server) parseChat(root gjson.Result, deployed string) (*gen, bool, *api
 			return nil, false, e
 		}
 	}
-	stream, includeUsage, e := streamFlags(root)
+	stream, includeUsage, e := s.streamFlags(root, model, deployed != "")
 	if e != nil {
-		return nil, false, e
-	}
-	if e := s.checkModel(model, deployed != ""); e != nil {
 		return nil, false, e
 	}
 	g := &gen{
@@ -294,11 +291,8 @@ func (s *Server) parseCompletion(root gjson.Result, deployed string) (*gen, bool
 	if limit == 0 {
 		limit = -1 // max_tokens 0 is allowed; echo-only in reality, empty here
 	}
-	stream, includeUsage, e := streamFlags(root)
+	stream, includeUsage, e := s.streamFlags(root, model, deployed != "")
 	if e != nil {
-		return nil, false, e
-	}
-	if e := s.checkModel(model, deployed != ""); e != nil {
 		return nil, false, e
 	}
 	g := &gen{

@@ -148,12 +148,18 @@ func optInt(root gjson.Result, name string, def, lo, hi int64) (int64, *apiError
 	return v, nil
 }
 
-// streamFlags returns the stream and stream_options.include_usage fields.
-func streamFlags(root gjson.Result) (stream, includeUsage bool, err *apiError) {
+// streamFlags returns the stream and stream_options.include_usage fields
+// of a chat or legacy completion request, then checks that its model is
+// served (deployed: named by an Azure deployment): the last checks of
+// both.
+func (s *Server) streamFlags(root gjson.Result, model string, deployed bool) (stream, includeUsage bool, err *apiError) {
 	stream = root.Get("stream").Bool()
 	so := root.Get("stream_options")
 	if present(so) && !stream {
 		return false, false, errStreamOptions()
+	}
+	if e := s.checkModel(model, deployed); e != nil {
+		return false, false, e
 	}
 	return stream, so.Get("include_usage").Bool(), nil
 }
