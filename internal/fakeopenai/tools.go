@@ -582,31 +582,25 @@ func (g *argGen) value(schema gjson.Result, key string, depth int) {
 // then the required names that have no property schema, as strings.
 func (g *argGen) object(schema gjson.Result, depth int) {
 	g.b = append(g.b, '{')
-	n := 0
 	done := make(map[string]bool)
-	schema.Get("properties").ForEach(func(k, v gjson.Result) bool {
-		if n > 0 {
+	key := func(name string) {
+		if len(done) > 0 {
 			g.b = append(g.b, ',')
 		}
-		n++
-		done[k.Str] = true
-		g.b = appendJSONString(g.b, k.Str)
+		done[name] = true
+		g.b = appendJSONString(g.b, name)
 		g.b = append(g.b, ':')
+	}
+	schema.Get("properties").ForEach(func(k, v gjson.Result) bool {
+		key(k.Str)
 		g.value(v, k.Str, depth+1)
 		return true
 	})
 	schema.Get("required").ForEach(func(_, k gjson.Result) bool {
-		if k.Type != gjson.String || done[k.Str] {
-			return true
+		if k.Type == gjson.String && !done[k.Str] {
+			key(k.Str)
+			g.b = appendJSONString(g.b, g.text(gjson.Result{}, k.Str))
 		}
-		if n > 0 {
-			g.b = append(g.b, ',')
-		}
-		n++
-		done[k.Str] = true
-		g.b = appendJSONString(g.b, k.Str)
-		g.b = append(g.b, ':')
-		g.b = appendJSONString(g.b, g.text(gjson.Result{}, k.Str))
 		return true
 	})
 	g.b = append(g.b, '}')
