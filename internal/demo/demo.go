@@ -276,6 +276,20 @@ func (r *recorder) wait(ctx context.Context, id string) (*usage.Record, error) {
 	return rec, nil
 }
 
+// waitAll returns the usage records of the requests ids, in their order,
+// waiting for each as wait does.
+func (r *recorder) waitAll(ctx context.Context, ids []string) ([]*usage.Record, error) {
+	recs := make([]*usage.Record, len(ids))
+	for i, id := range ids {
+		rec, err := r.wait(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		recs[i] = rec
+	}
+	return recs, nil
+}
+
 // errGaveUp is what until returns when its condition did not come true in
 // time.
 var errGaveUp = errors.New("gave up waiting")
@@ -588,15 +602,12 @@ func venueKeyOutage(ctx context.Context, e *env) Result {
 	r.KeySource = strings.Join(compact(sources), " -> ")
 	r.Note = "key source before, during and after the outage: " + strings.Join(sources, " -> ") +
 		"; while held out: " + attempts[2] + " attempt"
-	var paid ledger
-	for _, id := range ids {
-		rec, err := e.records.wait(ctx, id)
-		if err != nil {
-			r.Err = err
-			return r
-		}
-		paid.add(rec)
+	recs, err := e.records.waitAll(ctx, ids)
+	if err != nil {
+		r.Err = err
+		return r
 	}
+	paid := ledgerOf(recs)
 	r.Cost, r.Pays = paid.cost(), paid.payers()
 	r.Story = []string{
 		"What happened: Willow Barn, a venue, pays for its calls with its own OpenAI key and allows a fallback to " +
