@@ -96,40 +96,36 @@ func New() *Metrics {
 	return m
 }
 
-// counterVec registers a new counter vector with r.
-func counterVec(r *prometheus.Registry, name, help string, labels ...string) *prometheus.CounterVec {
-	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
+// register registers c with r and returns it.
+func register[C prometheus.Collector](r *prometheus.Registry, c C) C {
 	r.MustRegister(c)
 	return c
+}
+
+// counterVec registers a new counter vector with r.
+func counterVec(r *prometheus.Registry, name, help string, labels ...string) *prometheus.CounterVec {
+	return register(r, prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels))
 }
 
 // counter registers a new counter with r.
 func counter(r *prometheus.Registry, name, help string) prometheus.Counter {
-	c := prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
-	r.MustRegister(c)
-	return c
+	return register(r, prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help}))
 }
 
 // gaugeVec registers a new gauge vector with r.
 func gaugeVec(r *prometheus.Registry, name, help string, labels ...string) *prometheus.GaugeVec {
-	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, labels)
-	r.MustRegister(g)
-	return g
+	return register(r, prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, labels))
 }
 
 // gauge registers a new gauge with r.
 func gauge(r *prometheus.Registry, name, help string) prometheus.Gauge {
-	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
-	r.MustRegister(g)
-	return g
+	return register(r, prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help}))
 }
 
 // latencyVec registers with r a new histogram vector of durations in
 // seconds, over latencyBuckets.
 func latencyVec(r *prometheus.Registry, name, help string, labels ...string) *prometheus.HistogramVec {
-	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: name, Help: help, Buckets: latencyBuckets}, labels)
-	r.MustRegister(h)
-	return h
+	return register(r, prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: name, Help: help, Buckets: latencyBuckets}, labels))
 }
 
 // StatusClass maps a status code to its class label index (2 for 2xx);
