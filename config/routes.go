@@ -29,12 +29,7 @@ type Route struct {
 
 // Route returns the route of a workflow.
 func (c *Config) Route(workflow string) (*Route, bool) {
-	for i := range c.Routes {
-		if c.Routes[i].Workflow == workflow {
-			return &c.Routes[i], true
-		}
-	}
-	return nil, false
+	return find(c.Routes, func(r *Route) string { return r.Workflow }, workflow)
 }
 
 func (v *validator) routes() {

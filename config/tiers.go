@@ -85,12 +85,7 @@ type Store struct {
 
 // Tier returns the named tier.
 func (c *Config) Tier(name string) (*Tier, bool) {
-	for i := range c.Tiers {
-		if c.Tiers[i].Name == name {
-			return &c.Tiers[i], true
-		}
-	}
-	return nil, false
+	return find(c.Tiers, func(t *Tier) string { return t.Name }, name)
 }
 
 // Default window of a season named "peak" that sets no dates: the wedding
