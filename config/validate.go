@@ -190,11 +190,7 @@ func (v *validator) providers() {
 	names := map[string]int{}
 	for i, p := range v.c.Providers {
 		path := fmt.Sprintf("providers[%d]", i)
-		if p.Name == "" {
-			v.fail(path+".name", "is required")
-		} else {
-			v.uniqueName(path+".name", p.Name, i, providerNames, names, "duplicate provider name %q, also used by providers[%d]")
-		}
+		v.uniqueName(path+".name", p.Name, i, providerNames, names, "duplicate provider name %q, also used by providers[%d]")
 
 		supported := strings.Join(providerTypes, ", ")
 		switch {
@@ -301,11 +297,7 @@ func (v *validator) callers() {
 	tokens := map[string]int{}
 	for i, cl := range v.c.Callers {
 		path := fmt.Sprintf("callers[%d]", i)
-		if cl.Name == "" {
-			v.fail(path+".name", "is required")
-		} else {
-			v.uniqueName(path+".name", cl.Name, i, callerNames, names, "duplicate caller name %q, also used by callers[%d]")
-		}
+		v.uniqueName(path+".name", cl.Name, i, callerNames, names, "duplicate caller name %q, also used by callers[%d]")
 
 		var key, keyPath string
 		switch hasHash, hasRef := cl.TokenSHA256 != "", !cl.Token.IsZero(); {
@@ -348,11 +340,14 @@ var (
 	callerNames   = nameRule{isCallerName, "A-Z, a-z, 0-9, '_', '.' and '-'"}
 )
 
-// uniqueName checks the name of item i of a list, at field: it must follow
-// rule and not repeat a name in seen, where it is recorded. dup is the
-// message of a repeat, formatted with the name and the first item's index.
+// uniqueName checks the name of item i of a list, at field: it is
+// required, must follow rule and must not repeat a name in seen, where it
+// is recorded. dup is the message of a repeat, formatted with the name and
+// the first item's index.
 func (v *validator) uniqueName(field, name string, i int, rule nameRule, seen map[string]int, dup string) {
-	if !rule.valid(name) {
+	if name == "" {
+		v.fail(field, "is required")
+	} else if !rule.valid(name) {
 		v.fail(field, "%q must be 1 to %d characters of %s", name, maxNameLen, rule.charset)
 	} else if first, ok := seen[name]; ok {
 		v.fail(field, dup, name, first)
