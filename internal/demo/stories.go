@@ -240,20 +240,16 @@ func plannerCompares(ctx context.Context, e *env) Result {
 	}
 	e.advice = doc.Recommendation
 
-	shadowIDs := make([]string, len(ids))
-	for i, id := range ids {
-		shadowIDs[i] = id + "-shadow"
+	both := slices.Clone(ids) // the answers', then their shadows'
+	for _, id := range ids {
+		both = append(both, id+"-shadow")
 	}
-	recs, err := e.records.waitAll(ctx, ids)
+	all, err := e.records.waitAll(ctx, both)
 	if err != nil {
 		r.Err = err
 		return r
 	}
-	srecs, err := e.records.waitAll(ctx, shadowIDs)
-	if err != nil {
-		r.Err = err
-		return r
-	}
+	recs, srecs := all[:len(ids)], all[len(ids):]
 	for i, srec := range srecs {
 		if !srec.Shadow || srec.KeySource != "client" {
 			r.Err = fmt.Errorf("shadow of %s: want a shadow call on the planner's own key, got key source %s", ids[i], srec.KeySource)
