@@ -408,9 +408,14 @@ func (c *Config) ApplyDefaults() {
 
 // Provider returns the provider with the given name.
 func (c *Config) Provider(name string) (*Provider, bool) {
-	for i := range c.Providers {
-		if c.Providers[i].Name == name {
-			return &c.Providers[i], true
+	return find(c.Providers, func(p *Provider) string { return p.Name }, name)
+}
+
+// find returns the first of items whose key is want.
+func find[T any](items []T, key func(*T) string, want string) (*T, bool) {
+	for i := range items {
+		if key(&items[i]) == want {
+			return &items[i], true
 		}
 	}
 	return nil, false

@@ -188,12 +188,7 @@ type Audit struct {
 
 // Supplier returns the entry of a supplier, if it has one.
 func (c *Config) Supplier(id string) (*Supplier, bool) {
-	for i := range c.Suppliers.Entries {
-		if c.Suppliers.Entries[i].ID == id {
-			return &c.Suppliers.Entries[i], true
-		}
-	}
-	return nil, false
+	return find(c.Suppliers.Entries, func(s *Supplier) string { return s.ID }, id)
 }
 
 // SupplierKeyPath returns the KV path of a supplier's key for a provider.

@@ -29,25 +29,14 @@ type Route struct {
 
 // Route returns the route of a workflow.
 func (c *Config) Route(workflow string) (*Route, bool) {
-	for i := range c.Routes {
-		if c.Routes[i].Workflow == workflow {
-			return &c.Routes[i], true
-		}
-	}
-	return nil, false
+	return find(c.Routes, func(r *Route) string { return r.Workflow }, workflow)
 }
 
 func (v *validator) routes() {
 	seen := map[string]int{}
 	for i, r := range v.c.Routes {
 		path := fmt.Sprintf("routes[%d]", i)
-		if !isCallerName(r.Workflow) {
-			v.fail(path+".workflow", "%q must be 1 to %d characters of A-Z, a-z, 0-9, '_', '.' and '-'", r.Workflow, maxNameLen)
-		} else if first, dup := seen[r.Workflow]; dup {
-			v.fail(path+".workflow", "duplicate workflow %q, also routes[%d]", r.Workflow, first)
-		} else {
-			seen[r.Workflow] = i
-		}
+		v.uniqueName(path+".workflow", r.Workflow, i, callerNames, seen, "duplicate workflow %q, also routes[%d]")
 		if r.Force && r.Model == "" {
 			v.fail(path+".model", "is required when force is set")
 		}

@@ -85,12 +85,7 @@ type Store struct {
 
 // Tier returns the named tier.
 func (c *Config) Tier(name string) (*Tier, bool) {
-	for i := range c.Tiers {
-		if c.Tiers[i].Name == name {
-			return &c.Tiers[i], true
-		}
-	}
-	return nil, false
+	return find(c.Tiers, func(t *Tier) string { return t.Name }, name)
 }
 
 // Default window of a season named "peak" that sets no dates: the wedding
@@ -121,13 +116,7 @@ func (v *validator) tiers() {
 	names := map[string]int{}
 	for i, t := range v.c.Tiers {
 		path := fmt.Sprintf("tiers[%d]", i)
-		if !isProviderName(t.Name) {
-			v.fail(path+".name", "%q must be 1 to %d characters of a-z, 0-9, '_' and '-'", t.Name, maxNameLen)
-		} else if first, dup := names[t.Name]; dup {
-			v.fail(path+".name", "duplicate tier %q, also tiers[%d]", t.Name, first)
-		} else {
-			names[t.Name] = i
-		}
+		v.uniqueName(path+".name", t.Name, i, providerNames, names, "duplicate tier %q, also tiers[%d]")
 		if t.RequestsPerMinute < 0 || t.TokensPerMinute < 0 || t.Concurrent < 0 || t.MonthlyTokens < 0 || t.MonthlyCostUSD < 0 || t.DefaultMaxTokens < 0 ||
 			t.MaxN < 0 || t.MaxTokens < 0 {
 			v.fail(path, "limits must not be negative")

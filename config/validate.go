@@ -190,18 +190,7 @@ func (v *validator) providers() {
 	names := map[string]int{}
 	for i, p := range v.c.Providers {
 		path := fmt.Sprintf("providers[%d]", i)
-		switch {
-		case p.Name == "":
-			v.fail(path+".name", "is required")
-		case !isProviderName(p.Name):
-			v.fail(path+".name", "%q must be 1 to %d characters of a-z, 0-9, '_' and '-'", p.Name, maxNameLen)
-		default:
-			if first, dup := names[p.Name]; dup {
-				v.fail(path+".name", "duplicate provider name %q, also used by providers[%d]", p.Name, first)
-			} else {
-				names[p.Name] = i
-			}
-		}
+		v.uniqueName(path+".name", p.Name, i, providerNames, names, "duplicate provider name %q, also used by providers[%d]")
 
 		supported := strings.Join(providerTypes, ", ")
 		switch {
@@ -308,18 +297,7 @@ func (v *validator) callers() {
 	tokens := map[string]int{}
 	for i, cl := range v.c.Callers {
 		path := fmt.Sprintf("callers[%d]", i)
-		switch {
-		case cl.Name == "":
-			v.fail(path+".name", "is required")
-		case !isCallerName(cl.Name):
-			v.fail(path+".name", "%q must be 1 to %d characters of A-Z, a-z, 0-9, '_', '.' and '-'", cl.Name, maxNameLen)
-		default:
-			if first, dup := names[cl.Name]; dup {
-				v.fail(path+".name", "duplicate caller name %q, also used by callers[%d]", cl.Name, first)
-			} else {
-				names[cl.Name] = i
-			}
-		}
+		v.uniqueName(path+".name", cl.Name, i, callerNames, names, "duplicate caller name %q, also used by callers[%d]")
 
 		var key, keyPath string
 		switch hasHash, hasRef := cl.TokenSHA256 != "", !cl.Token.IsZero(); {
@@ -347,6 +325,34 @@ func (v *validator) callers() {
 				tokens[key] = i
 			}
 		}
+	}
+}
+
+// nameRule is what the names of a list must be.
+type nameRule struct {
+	valid   func(string) bool
+	charset string // the characters valid allows, for the message
+}
+
+// The names of providers and tiers, and of callers and workflows.
+var (
+	providerNames = nameRule{isProviderName, "a-z, 0-9, '_' and '-'"}
+	callerNames   = nameRule{isCallerName, "A-Z, a-z, 0-9, '_', '.' and '-'"}
+)
+
+// uniqueName checks the name of item i of a list, at field: it is
+// required, must follow rule and must not repeat a name in seen, where it
+// is recorded. dup is the message of a repeat, formatted with the name and
+// the first item's index.
+func (v *validator) uniqueName(field, name string, i int, rule nameRule, seen map[string]int, dup string) {
+	if name == "" {
+		v.fail(field, "is required")
+	} else if !rule.valid(name) {
+		v.fail(field, "%q must be 1 to %d characters of %s", name, maxNameLen, rule.charset)
+	} else if first, ok := seen[name]; ok {
+		v.fail(field, dup, name, first)
+	} else {
+		seen[name] = i
 	}
 }
 

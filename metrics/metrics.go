@@ -60,85 +60,72 @@ var latencyBuckets = []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 
 // New creates the collectors in a fresh registry, with Go and process
 // collectors included.
 func New() *Metrics {
-	m := &Metrics{
-		Registry: prometheus.NewRegistry(),
-		models:   make(map[string]string),
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "veil_requests_total",
-			Help: "Client requests served, by endpoint, provider, model and status class.",
-		}, []string{"endpoint", "provider", "model", "status_class"}),
-		requestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "veil_request_duration_seconds",
-			Help:    "Time from request start to the last byte sent to the client.",
-			Buckets: latencyBuckets,
-		}, []string{"endpoint", "provider", "model", "status_class"}),
-		upstream: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "veil_upstream_duration_seconds",
-			Help:    "Time from sending an upstream request to its response headers.",
-			Buckets: latencyBuckets,
-		}, []string{"provider", "model", "status_class"}),
-		streamsCut: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "veil_streams_interrupted_total",
-			Help: "Streams that ended early, by reason (client_gone, upstream_error, idle_timeout, shutdown).",
-		}, []string{"reason"}),
-		inflight: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "veil_requests_in_flight",
-			Help: "Client requests being served.",
-		}),
-	}
-	m.keyFetches = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "veil_key_fetches_total",
-		Help: "Supplier key fetches from their source, by result (ok, error).",
-	}, []string{"result"})
-	m.keyRotations = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "veil_key_rotations_total",
-		Help: "New supplier key versions picked up.",
-	})
-	m.keysStale = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "veil_keys_served_stale_total",
-		Help: "Requests served with a supplier key whose source has not answered for over two refresh intervals.",
-	})
-	m.tokens = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "veil_tokens_total",
-		Help: "Tokens used, by provider, model, key source and kind (prompt, completion).",
-	}, []string{"provider", "model", "key_source", "kind"})
-	m.cost = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "veil_cost_usd_total",
-		Help: "Cost of calls in US dollars from the price table, by provider, model and key source.",
-	}, []string{"provider", "model", "key_source"})
-	m.sinkDepth = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "veil_usage_sink_queue_depth",
-		Help: "Usage records waiting in a sink's queue.",
-	}, []string{"sink"})
-	m.sinkEvents = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "veil_usage_sink_records_total",
-		Help: "Usage records by sink and outcome (delivered, spilled, dropped), and write retries (retried).",
-	}, []string{"sink", "outcome"})
-	m.quotaStoreDown = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "veil_quota_store_unavailable_total",
-		Help: "Quota checks that could not reach the store (served without a check when failing open).",
-	})
-	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "veil_config_reloads_total",
-		Help: "Config reloads by result (applied, refused).",
-	}, []string{"result"})
-	m.retriesDenied = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "veil_retries_denied_total",
-		Help: "Retries the per-provider retry budget refused, by provider.",
-	}, []string{"provider"})
-	m.failovers = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "veil_failovers_total",
-		Help: "Answers served by another provider than the first planned, by the planned provider (from) and the one that answered (to).",
-	}, []string{"from", "to"})
-	m.alerts = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "veil_alerts_total",
-		Help: "Health alerts meant for the alert webhook, by outcome (sent, failed, dropped).",
-	}, []string{"outcome"})
-	m.Registry.MustRegister(m.requests, m.requestDuration, m.upstream, m.streamsCut, m.inflight,
-		m.keyFetches, m.keyRotations, m.keysStale, m.tokens, m.cost, m.sinkDepth, m.sinkEvents, m.quotaStoreDown, m.reloads,
-		m.retriesDenied, m.failovers, m.alerts,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	r := prometheus.NewRegistry()
+	m := &Metrics{Registry: r, models: make(map[string]string)}
+	m.requests = counterVec(r, "veil_requests_total",
+		"Client requests served, by endpoint, provider, model and status class.", "endpoint", "provider", "model", "status_class")
+	m.requestDuration = latencyVec(r, "veil_request_duration_seconds",
+		"Time from request start to the last byte sent to the client.", "endpoint", "provider", "model", "status_class")
+	m.upstream = latencyVec(r, "veil_upstream_duration_seconds",
+		"Time from sending an upstream request to its response headers.", "provider", "model", "status_class")
+	m.streamsCut = counterVec(r, "veil_streams_interrupted_total",
+		"Streams that ended early, by reason (client_gone, upstream_error, idle_timeout, shutdown).", "reason")
+	m.inflight = gauge(r, "veil_requests_in_flight", "Client requests being served.")
+	m.keyFetches = counterVec(r, "veil_key_fetches_total",
+		"Supplier key fetches from their source, by result (ok, error).", "result")
+	m.keyRotations = counter(r, "veil_key_rotations_total", "New supplier key versions picked up.")
+	m.keysStale = counter(r, "veil_keys_served_stale_total",
+		"Requests served with a supplier key whose source has not answered for over two refresh intervals.")
+	m.tokens = counterVec(r, "veil_tokens_total",
+		"Tokens used, by provider, model, key source and kind (prompt, completion).", "provider", "model", "key_source", "kind")
+	m.cost = counterVec(r, "veil_cost_usd_total",
+		"Cost of calls in US dollars from the price table, by provider, model and key source.", "provider", "model", "key_source")
+	m.sinkDepth = gaugeVec(r, "veil_usage_sink_queue_depth", "Usage records waiting in a sink's queue.", "sink")
+	m.sinkEvents = counterVec(r, "veil_usage_sink_records_total",
+		"Usage records by sink and outcome (delivered, spilled, dropped), and write retries (retried).", "sink", "outcome")
+	m.quotaStoreDown = counter(r, "veil_quota_store_unavailable_total",
+		"Quota checks that could not reach the store (served without a check when failing open).")
+	m.reloads = counterVec(r, "veil_config_reloads_total", "Config reloads by result (applied, refused).", "result")
+	m.retriesDenied = counterVec(r, "veil_retries_denied_total",
+		"Retries the per-provider retry budget refused, by provider.", "provider")
+	m.failovers = counterVec(r, "veil_failovers_total",
+		"Answers served by another provider than the first planned, by the planned provider (from) and the one that answered (to).", "from", "to")
+	m.alerts = counterVec(r, "veil_alerts_total",
+		"Health alerts meant for the alert webhook, by outcome (sent, failed, dropped).", "outcome")
+	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// register registers c with r and returns it.
+func register[C prometheus.Collector](r *prometheus.Registry, c C) C {
+	r.MustRegister(c)
+	return c
+}
+
+// counterVec registers a new counter vector with r.
+func counterVec(r *prometheus.Registry, name, help string, labels ...string) *prometheus.CounterVec {
+	return register(r, prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels))
+}
+
+// counter registers a new counter with r.
+func counter(r *prometheus.Registry, name, help string) prometheus.Counter {
+	return register(r, prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help}))
+}
+
+// gaugeVec registers a new gauge vector with r.
+func gaugeVec(r *prometheus.Registry, name, help string, labels ...string) *prometheus.GaugeVec {
+	return register(r, prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, labels))
+}
+
+// gauge registers a new gauge with r.
+func gauge(r *prometheus.Registry, name, help string) prometheus.Gauge {
+	return register(r, prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help}))
+}
+
+// latencyVec registers with r a new histogram vector of durations in
+// seconds, over latencyBuckets.
+func latencyVec(r *prometheus.Registry, name, help string, labels ...string) *prometheus.HistogramVec {
+	return register(r, prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: name, Help: help, Buckets: latencyBuckets}, labels))
 }
 
 // StatusClass maps a status code to its class label index (2 for 2xx);

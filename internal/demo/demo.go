@@ -276,6 +276,20 @@ func (r *recorder) wait(ctx context.Context, id string) (*usage.Record, error) {
 	return rec, nil
 }
 
+// waitAll returns the usage records of the requests ids, in their order,
+// waiting for each as wait does.
+func (r *recorder) waitAll(ctx context.Context, ids []string) ([]*usage.Record, error) {
+	recs := make([]*usage.Record, len(ids))
+	for i, id := range ids {
+		rec, err := r.wait(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		recs[i] = rec
+	}
+	return recs, nil
+}
+
 // errGaveUp is what until returns when its condition did not come true in
 // time.
 var errGaveUp = errors.New("gave up waiting")
@@ -450,19 +464,29 @@ func served(r *Result, h http.Header) {
 	r.Model = h.Get("X-Veil-Model")
 }
 
+// answered records the latency of a call started at start and, unless it
+// failed with err, its status and the routing headers h; it reports
+// whether the call succeeded.
+func (r *Result) answered(start time.Time, h http.Header, err error) bool {
+	r.Latency = time.Since(start)
+	if err != nil {
+		r.Status, r.Err = "error", err
+		return false
+	}
+	served(r, h)
+	r.Status = "200"
+	return true
+}
+
 // askChat sends one chat completion through c and fills r with its
 // latency, status, routing headers and tokens; ok is false when the call
 // failed (r then holds the error).
 func askChat(ctx context.Context, c *openai.Client, req openai.ChatCompletionRequest, r *Result) (resp openai.ChatCompletionResponse, ok bool) {
 	start := time.Now()
 	resp, err := c.CreateChatCompletion(ctx, req)
-	r.Latency = time.Since(start)
-	if err != nil {
-		r.Status, r.Err = "error", err
+	if !r.answered(start, resp.Header(), err) {
 		return resp, false
 	}
-	served(r, resp.Header())
-	r.Status = "200"
 	r.Tokens = fmt.Sprintf("%d in / %d out", resp.Usage.PromptTokens, resp.Usage.CompletionTokens)
 	return resp, true
 }
@@ -578,15 +602,12 @@ func venueKeyOutage(ctx context.Context, e *env) Result {
 	r.KeySource = strings.Join(compact(sources), " -> ")
 	r.Note = "key source before, during and after the outage: " + strings.Join(sources, " -> ") +
 		"; while held out: " + attempts[2] + " attempt"
-	var paid ledger
-	for _, id := range ids {
-		rec, err := e.records.wait(ctx, id)
-		if err != nil {
-			r.Err = err
-			return r
-		}
-		paid.add(rec)
+	recs, err := e.records.waitAll(ctx, ids)
+	if err != nil {
+		r.Err = err
+		return r
 	}
+	paid := ledgerOf(recs)
 	r.Cost, r.Pays = paid.cost(), paid.payers()
 	r.Story = []string{
 		"What happened: Willow Barn, a venue, pays for its calls with its own OpenAI key and allows a fallback to " +
@@ -687,13 +708,9 @@ func menuEmbeddings(ctx context.Context, e *env) Result {
 		Model: openai.SmallEmbedding3,
 		Input: []string{"lemon and elderflower cake", "slow-roast lamb with rosemary", "vegan mezze platter"},
 	})
-	r.Latency = time.Since(start)
-	if err != nil {
-		r.Status, r.Err = "error", err
+	if !r.answered(start, resp.Header(), err) {
 		return r
 	}
-	served(&r, resp.Header())
-	r.Status = "200"
 	r.Tokens = fmt.Sprintf("%d in", resp.Usage.PromptTokens)
 	if len(resp.Data) != 3 || len(resp.Data[0].Embedding) == 0 {
 		r.Err = fmt.Errorf("want 3 embeddings, got %d", len(resp.Data))
@@ -707,13 +724,9 @@ func listModels(ctx context.Context, e *env) Result {
 	r := Result{Asked: "which models can the app use"}
 	start := time.Now()
 	resp, err := e.client.ListModels(ctx)
-	r.Latency = time.Since(start)
-	if err != nil {
-		r.Status, r.Err = "error", err
+	if !r.answered(start, resp.Header(), err) {
 		return r
 	}
-	served(&r, resp.Header())
-	r.Status = "200"
 	ids := make([]string, 0, len(resp.Models))
 	for _, m := range resp.Models {
 		ids = append(ids, m.ID)

@@ -105,15 +105,14 @@ func captureMomentsPeak(ctx context.Context, e *env) Result {
 	r.KeySource = strings.Join(compact(sources), " -> ")
 	r.Tokens = tokens.String()
 
-	var paid ledger
+	recs, err := e.records.waitAll(ctx, ids)
+	if err != nil {
+		r.Err = err
+		return r
+	}
+	paid := ledgerOf(recs)
 	onPlatform, byQuota, byMigration := 0, 0, 0
-	for _, id := range ids {
-		rec, err := e.records.wait(ctx, id)
-		if err != nil {
-			r.Err = err
-			return r
-		}
-		paid.add(rec)
+	for _, rec := range recs {
 		switch {
 		case rec.KeySource == "platform":
 			onPlatform++
@@ -241,25 +240,23 @@ func plannerCompares(ctx context.Context, e *env) Result {
 	}
 	e.advice = doc.Recommendation
 
-	var paid, shadows ledger
+	both := slices.Clone(ids) // the answers', then their shadows'
 	for _, id := range ids {
-		rec, err := e.records.wait(ctx, id)
-		if err != nil {
-			r.Err = err
-			return r
-		}
-		paid.add(rec)
-		srec, err := e.records.wait(ctx, id+"-shadow")
-		if err != nil {
-			r.Err = err
-			return r
-		}
-		if !srec.Shadow || srec.KeySource != "client" {
-			r.Err = fmt.Errorf("shadow of %s: want a shadow call on the planner's own key, got key source %s", id, srec.KeySource)
-			return r
-		}
-		shadows.add(srec)
+		both = append(both, id+"-shadow")
 	}
+	all, err := e.records.waitAll(ctx, both)
+	if err != nil {
+		r.Err = err
+		return r
+	}
+	recs, srecs := all[:len(ids)], all[len(ids):]
+	for i, srec := range srecs {
+		if !srec.Shadow || srec.KeySource != "client" {
+			r.Err = fmt.Errorf("shadow of %s: want a shadow call on the planner's own key, got key source %s", ids[i], srec.KeySource)
+			return r
+		}
+	}
+	paid, shadows := ledgerOf(recs), ledgerOf(srecs)
 	r.Cost, r.Pays = paid.cost(), paid.payers()
 	r.Note = fmt.Sprintf("comparison %s: %d pairs, answers' mean similarity %.2f; recommendation: %s",
 		cmp.ID, doc.Similarity.Pairs, doc.Similarity.Mean, doc.Recommendation)
@@ -402,15 +399,12 @@ func plannerRamp(ctx context.Context, e *env) Result {
 		r.Err = err
 		return r
 	}
-	var paid ledger
-	for _, id := range ids {
-		rec, err := e.records.wait(ctx, id)
-		if err != nil {
-			r.Err = err
-			return r
-		}
-		paid.add(rec)
+	recs, err := e.records.waitAll(ctx, ids)
+	if err != nil {
+		r.Err = err
+		return r
 	}
+	paid := ledgerOf(recs)
 	r.Status, r.Tokens = fmt.Sprintf("200 x%d", len(ids)), tokens.String()
 	r.KeySource = "platform+client -> client"
 	r.Cost, r.Pays = paid.cost(), paid.payers()
@@ -486,6 +480,15 @@ type ledger struct {
 	calls map[string]int
 	usd   map[string]float64
 	order []string
+}
+
+// ledgerOf adds up recs.
+func ledgerOf(recs []*usage.Record) ledger {
+	var l ledger
+	for _, rec := range recs {
+		l.add(rec)
+	}
+	return l
 }
 
 func (l *ledger) add(rec *usage.Record) {

@@ -175,23 +175,23 @@ func anthropicStatusError(f Fault) apiError {
 		e.status = fasthttp.StatusInternalServerError
 	}
 	e.typ = anthropicType(e)
-	switch e.typ {
-	case "authentication_error":
-		e.message = "invalid x-api-key"
-	case "permission_error":
-		e.message = "Your API key does not have permission to use the specified resource."
-	case "not_found_error":
-		e.message = "The requested resource could not be found."
-	case "request_too_large":
-		e.message = "Request exceeds the maximum allowed number of bytes."
-	case "api_error":
-		e.message = "Internal server error"
-	case "overloaded_error":
-		e.message = "Overloaded"
-	default:
-		e.message = "There was an issue with the format or content of your request."
+	msg, ok := anthropicMessages[e.typ]
+	if !ok {
+		msg = "There was an issue with the format or content of your request."
 	}
+	e.message = msg
 	return e.override(f)
+}
+
+// anthropicMessages are Anthropic's messages for its error types; others
+// get the one of invalid_request_error.
+var anthropicMessages = map[string]string{
+	"authentication_error": "invalid x-api-key",
+	"permission_error":     "Your API key does not have permission to use the specified resource.",
+	"not_found_error":      "The requested resource could not be found.",
+	"request_too_large":    "Request exceeds the maximum allowed number of bytes.",
+	"api_error":            "Internal server error",
+	"overloaded_error":     "Overloaded",
 }
 
 // anthropicRateLimitError returns the envelope of a 429 answer to an
@@ -244,7 +244,7 @@ func anthropicHeaders(c *call, reset time.Duration) []headerPair {
 
 // errAnthropic returns a 400 invalid_request_error saying msg.
 func errAnthropic(msg string) *apiError {
-	return &apiError{status: fasthttp.StatusBadRequest, message: msg, typ: "invalid_request_error"}
+	return invalidRequest("", "", msg)
 }
 
 // errAnthropicType reports that the field at path is not a valid what

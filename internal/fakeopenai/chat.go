@@ -40,17 +40,25 @@ func (g *gen) finishGen() {
 // chatCompletions serves POST /v1/chat/completions. It reports whether the
 // response was handed off to a stream writer.
 func (s *Server) chatCompletions(ctx *fasthttp.RequestCtx, c *call) bool {
+	return s.generateAnswer(ctx, c, s.parseChat, "chatcmpl-")
+}
+
+// generateAnswer serves a chat or legacy completion request: parse
+// validates it and generates the answer, whose id is idPrefix and 29
+// random characters. It reports whether the response was handed off to a
+// stream writer.
+func (s *Server) generateAnswer(ctx *fasthttp.RequestCtx, c *call, parse func(gjson.Result, string) (*gen, bool, *apiError), idPrefix string) bool {
 	root, e := parseRoot(requestBody(ctx))
 	if e != nil {
 		s.writeError(ctx, c, *e)
 		return false
 	}
-	g, stream, e := s.parseChat(root, c.model)
+	g, stream, e := parse(root, c.model)
 	if e != nil {
 		s.writeError(ctx, c, *e)
 		return false
 	}
-	g.id = s.token("chatcmpl-", 29, base62)
+	g.id = s.token(idPrefix, 29, base62)
 	g.azure = c.dialect == dialectAzure
 	return s.answer(ctx, c, g, stream, appendDataError)
 }
@@ -97,11 +105,8 @@ func (s *Server) parseChat(root gjson.Result, deployed string) (*gen, bool, *api
 			return nil, false, e
 		}
 	}
-	stream, includeUsage, e := streamFlags(root)
+	stream, includeUsage, e := s.streamFlags(root, model, deployed != "")
 	if e != nil {
-		return nil, false, e
-	}
-	if e := s.checkModel(model, deployed != ""); e != nil {
 		return nil, false, e
 	}
 	g := &gen{
@@ -259,19 +264,7 @@ func scanCalls(tc gjson.Result, i int, ts *textStats) ([]string, *apiError) {
 // completions serves POST /v1/completions. It reports whether the response
 // was handed off to a stream writer.
 func (s *Server) completions(ctx *fasthttp.RequestCtx, c *call) bool {
-	root, e := parseRoot(requestBody(ctx))
-	if e != nil {
-		s.writeError(ctx, c, *e)
-		return false
-	}
-	g, stream, e := s.parseCompletion(root, c.model)
-	if e != nil {
-		s.writeError(ctx, c, *e)
-		return false
-	}
-	g.id = s.token("cmpl-", 29, base62)
-	g.azure = c.dialect == dialectAzure
-	return s.answer(ctx, c, g, stream, appendDataError)
+	return s.generateAnswer(ctx, c, s.parseCompletion, "cmpl-")
 }
 
 // parseCompletion validates a legacy completion request and generates its
@@ -281,45 +274,11 @@ func (s *Server) parseCompletion(root gjson.Result, deployed string) (*gen, bool
 	if e != nil {
 		return nil, false, e
 	}
-	var prompts []textStats
-	p := root.Get("prompt")
-	switch {
-	case !present(p):
-		prompts = append(prompts, newTextStats(model))
-	case p.Type == gjson.String:
-		ts := newTextStats(model)
-		ts.add(p.Str)
-		prompts = append(prompts, ts)
-	case p.IsArray():
-		tokens := newTextStats(model)
-		isTokens := false
-		p.ForEach(func(_, item gjson.Result) bool {
-			switch {
-			case item.Type == gjson.Number:
-				isTokens = true
-				tokens.add(item.Raw)
-			case item.Type == gjson.String:
-				ts := newTextStats(model)
-				ts.add(item.Str)
-				prompts = append(prompts, ts)
-			case item.IsArray():
-				ts := newTextStats(model)
-				item.ForEach(func(_, tok gjson.Result) bool {
-					ts.add(tok.Raw)
-					return true
-				})
-				prompts = append(prompts, ts)
-			}
-			return true
-		})
-		if isTokens {
-			prompts = append(prompts[:0], tokens)
+	prompts := []textStats{newTextStats(model)}
+	if p := root.Get("prompt"); present(p) {
+		if prompts, e = parseTexts(p, model, "prompt"); e != nil {
+			return nil, false, e
 		}
-		if len(prompts) == 0 {
-			return nil, false, errEmptyArray("prompt")
-		}
-	default:
-		return nil, false, errInvalidType("prompt", "a string or an array", p)
 	}
 	n, e := optInt(root, "n", 1, 1, maxChoices)
 	if e != nil {
@@ -332,11 +291,8 @@ func (s *Server) parseCompletion(root gjson.Result, deployed string) (*gen, bool
 	if limit == 0 {
 		limit = -1 // max_tokens 0 is allowed; echo-only in reality, empty here
 	}
-	stream, includeUsage, e := streamFlags(root)
+	stream, includeUsage, e := s.streamFlags(root, model, deployed != "")
 	if e != nil {
-		return nil, false, e
-	}
-	if e := s.checkModel(model, deployed != ""); e != nil {
 		return nil, false, e
 	}
 	g := &gen{
@@ -394,12 +350,7 @@ func (g *gen) appendJSON(b []byte) []byte {
 
 // appendChatCompletion appends the JSON of a non-streamed chat completion.
 func (g *gen) appendChatCompletion(b []byte) []byte {
-	b = append(b, `{"id":`...)
-	b = appendJSONString(b, g.id)
-	b = append(b, `,"object":"chat.completion","created":`...)
-	b = appendInt(b, g.created)
-	b = append(b, `,"model":`...)
-	b = appendJSONString(b, g.model)
+	b = g.appendHead(b, "chat.completion")
 	b = append(b, `,"choices":[`...)
 	for i, a := range g.choices {
 		if i > 0 {
@@ -423,6 +374,19 @@ func (g *gen) appendChatCompletion(b []byte) []byte {
 	b = append(b, g.fingerprint...)
 	b = g.appendPromptFilter(append(b, '"'))
 	return append(b, '}')
+}
+
+// appendHead opens the JSON object of g with the fields every completion
+// and chunk starts with: id, object, created and model.
+func (g *gen) appendHead(b []byte, object string) []byte {
+	b = append(b, `{"id":`...)
+	b = appendJSONString(b, g.id)
+	b = append(b, `,"object":"`...)
+	b = append(b, object...)
+	b = append(b, `","created":`...)
+	b = appendInt(b, g.created)
+	b = append(b, `,"model":`...)
+	return appendJSONString(b, g.model)
 }
 
 // appendCalls appends null content and the calls of a message:
@@ -458,12 +422,7 @@ func appendFunction(b []byte, name, args string) []byte {
 
 // appendTextCompletion appends the JSON of a non-streamed legacy completion.
 func (g *gen) appendTextCompletion(b []byte) []byte {
-	b = append(b, `{"id":`...)
-	b = appendJSONString(b, g.id)
-	b = append(b, `,"object":"text_completion","created":`...)
-	b = appendInt(b, g.created)
-	b = append(b, `,"model":`...)
-	b = appendJSONString(b, g.model)
+	b = g.appendHead(b, "text_completion")
 	b = append(b, `,"choices":[`...)
 	for i, a := range g.choices {
 		if i > 0 {
@@ -486,16 +445,11 @@ func (g *gen) appendTextCompletion(b []byte) []byte {
 // appendChunkStart appends "data: " and the fields every chunk shares, up
 // to and including the opening bracket of choices.
 func (g *gen) appendChunkStart(b []byte) []byte {
-	b = append(b, `data: {"id":`...)
-	b = appendJSONString(b, g.id)
+	object := "text_completion"
 	if g.kind == routeChat {
-		b = append(b, `,"object":"chat.completion.chunk","created":`...)
-	} else {
-		b = append(b, `,"object":"text_completion","created":`...)
+		object = "chat.completion.chunk"
 	}
-	b = appendInt(b, g.created)
-	b = append(b, `,"model":`...)
-	b = appendJSONString(b, g.model)
+	b = g.appendHead(append(b, "data: "...), object)
 	if g.kind == routeChat {
 		b = append(b, `,"service_tier":"default","system_fingerprint":"`...)
 		b = append(b, g.fingerprint...)

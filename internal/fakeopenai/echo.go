@@ -82,11 +82,7 @@ func sortedKeys[V any](m map[string]V) []string {
 func (s *Server) audio(ctx *fasthttp.RequestCtx, c *call) {
 	form, err := ctx.MultipartForm()
 	if err != nil {
-		s.writeError(ctx, c, apiError{
-			status:  fasthttp.StatusBadRequest,
-			message: "Could not parse multipart form",
-			typ:     "invalid_request_error",
-		})
+		s.writeError(ctx, c, *invalidRequest("", "", "Could not parse multipart form"))
 		return
 	}
 	model := formValue(form, "model")
@@ -106,7 +102,7 @@ func (s *Server) audio(ctx *fasthttp.RequestCtx, c *call) {
 	fh := files[0]
 	h, err := hashFile(newTextStats(model).hash, fh)
 	if err != nil {
-		s.writeError(ctx, c, apiError{status: fasthttp.StatusBadRequest, message: err.Error(), typ: "invalid_request_error", param: "file"})
+		s.writeError(ctx, c, *invalidRequest("file", "", err.Error()))
 		return
 	}
 	text := joinWords(generate(h, 0, 0).words)

@@ -43,43 +43,11 @@ func (s *Server) parseEmbeddings(root gjson.Result, deployed string) (inputs []t
 		return nil, "", "", 0, e
 	}
 	in := root.Get("input")
-	switch {
-	case !present(in):
+	if !present(in) {
 		return nil, "", "", 0, errMissingParam("input")
-	case in.Type == gjson.String:
-		ts := newTextStats(model)
-		ts.add(in.Str)
-		inputs = append(inputs, ts)
-	case in.IsArray():
-		tokens := newTextStats(model)
-		isTokens := false
-		in.ForEach(func(_, item gjson.Result) bool {
-			switch {
-			case item.Type == gjson.Number:
-				isTokens = true
-				tokens.add(item.Raw)
-			case item.Type == gjson.String:
-				ts := newTextStats(model)
-				ts.add(item.Str)
-				inputs = append(inputs, ts)
-			case item.IsArray():
-				ts := newTextStats(model)
-				item.ForEach(func(_, tok gjson.Result) bool {
-					ts.add(tok.Raw)
-					return true
-				})
-				inputs = append(inputs, ts)
-			}
-			return true
-		})
-		if isTokens {
-			inputs = append(inputs[:0], tokens)
-		}
-		if len(inputs) == 0 {
-			return nil, "", "", 0, errEmptyArray("input")
-		}
-	default:
-		return nil, "", "", 0, errInvalidType("input", "a string or an array", in)
+	}
+	if inputs, e = parseTexts(in, model, "input"); e != nil {
+		return nil, "", "", 0, e
 	}
 	format = "float"
 	if f := root.Get("encoding_format"); present(f) {
@@ -91,12 +59,7 @@ func (s *Server) parseEmbeddings(root gjson.Result, deployed string) (inputs []t
 	dims = embeddingDims(model)
 	if d := root.Get("dimensions"); present(d) {
 		if model == "text-embedding-ada-002" {
-			return nil, "", "", 0, &apiError{
-				status:  fasthttp.StatusBadRequest,
-				message: "This model does not support specifying dimensions.",
-				typ:     "invalid_request_error",
-				param:   "dimensions",
-			}
+			return nil, "", "", 0, invalidRequest("dimensions", "", "This model does not support specifying dimensions.")
 		}
 		v, e := optInt(root, "dimensions", 0, 1, int64(dims))
 		if e != nil {

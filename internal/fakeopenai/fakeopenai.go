@@ -204,7 +204,7 @@ type Server struct {
 
 	recMu   sync.Mutex // guards records and recWake
 	records []Received
-	recWake chan struct{} // closed and cleared when a request arrives
+	recWake signal // fired when a request arrives
 	waiters atomic.Int32
 
 	faultMu sync.Mutex // guards faults
@@ -462,10 +462,7 @@ func (s *Server) WaitRequests(ctx context.Context, n int) error {
 			s.recMu.Unlock()
 			return nil
 		}
-		if s.recWake == nil {
-			s.recWake = make(chan struct{})
-		}
-		wake := s.recWake
+		wake := s.recWake.next()
 		s.recMu.Unlock()
 		select {
 		case <-wake:
@@ -495,7 +492,7 @@ func (s *Server) record(ctx *fasthttp.RequestCtx, now time.Time) {
 		s.requests.Add(1)
 		if s.waiters.Load() > 0 {
 			s.recMu.Lock()
-			s.wakeLocked()
+			s.recWake.fire()
 			s.recMu.Unlock()
 		}
 		return
@@ -523,15 +520,29 @@ func (s *Server) record(ctx *fasthttp.RequestCtx, now time.Time) {
 	s.recMu.Lock()
 	s.records = append(s.records, r)
 	s.requests.Add(1)
-	s.wakeLocked()
+	s.recWake.fire()
 	s.recMu.Unlock()
 }
 
-// wakeLocked wakes WaitRequests callers; s.recMu must be held.
-func (s *Server) wakeLocked() {
-	if s.recWake != nil {
-		close(s.recWake)
-		s.recWake = nil
+// signal wakes the goroutines waiting for an event, each time it happens.
+// The mutex of the struct it is part of guards it.
+type signal struct {
+	ch chan struct{}
+}
+
+// next returns a channel closed when the event next happens.
+func (g *signal) next() <-chan struct{} {
+	if g.ch == nil {
+		g.ch = make(chan struct{})
+	}
+	return g.ch
+}
+
+// fire wakes the goroutines waiting for the event.
+func (g *signal) fire() {
+	if g.ch != nil {
+		close(g.ch)
+		g.ch = nil
 	}
 }
 
@@ -567,7 +578,7 @@ type tracker struct {
 	mu      sync.Mutex
 	n       int
 	closing bool
-	idle    chan struct{}
+	idle    signal // fired when n drops to zero
 }
 
 // add registers one piece of work; it returns false once closing.
@@ -586,9 +597,8 @@ func (t *tracker) done() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.n--
-	if t.n == 0 && t.idle != nil {
-		close(t.idle)
-		t.idle = nil
+	if t.n == 0 {
+		t.idle.fire()
 	}
 }
 
@@ -600,10 +610,7 @@ func (t *tracker) wait(ctx context.Context) error {
 		t.mu.Unlock()
 		return nil
 	}
-	if t.idle == nil {
-		t.idle = make(chan struct{})
-	}
-	idle := t.idle
+	idle := t.idle.next()
 	t.mu.Unlock()
 	select {
 	case <-idle:

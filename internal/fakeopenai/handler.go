@@ -380,43 +380,35 @@ func faultError(c *call, f Fault) apiError {
 	return statusError(f)
 }
 
+// statusErrors are OpenAI's envelopes for the statuses it documents, but
+// 429 (see rateLimitError); statusError fills in the status.
+var statusErrors = map[int]apiError{
+	fasthttp.StatusBadRequest:   {message: "Invalid request.", typ: "invalid_request_error"},
+	fasthttp.StatusUnauthorized: {message: "Incorrect API key provided.", typ: "invalid_request_error", code: "invalid_api_key"},
+	fasthttp.StatusForbidden: {message: "Country, region, or territory not supported", typ: "request_forbidden",
+		code: "unsupported_country_region_territory"},
+	fasthttp.StatusNotFound:           {message: "The requested resource does not exist.", typ: "invalid_request_error"},
+	fasthttp.StatusConflict:           {message: "The request conflicts with the current state of the resource.", typ: "invalid_request_error"},
+	fasthttp.StatusServiceUnavailable: {message: "The server is overloaded or not ready yet.", typ: "server_error"},
+	fasthttp.StatusBadGateway:         {message: "Bad gateway.", typ: "server_error"},
+	fasthttp.StatusGatewayTimeout:     {message: "Gateway timeout.", typ: "server_error"},
+}
+
 // statusError returns the OpenAI envelope of a KindStatus fault.
 func statusError(f Fault) apiError {
 	status := f.Status
 	if status == 0 {
 		status = fasthttp.StatusInternalServerError
 	}
-	e := apiError{status: status, typ: "invalid_request_error"}
+	e, known := statusErrors[status]
 	switch {
-	case status == fasthttp.StatusBadRequest:
-		e.message = "Invalid request."
-	case status == fasthttp.StatusUnauthorized:
-		e.message = "Incorrect API key provided."
-		e.code = "invalid_api_key"
-	case status == fasthttp.StatusForbidden:
-		e.message = "Country, region, or territory not supported"
-		e.typ = "request_forbidden"
-		e.code = "unsupported_country_region_territory"
-	case status == fasthttp.StatusNotFound:
-		e.message = "The requested resource does not exist."
-	case status == fasthttp.StatusConflict:
-		e.message = "The request conflicts with the current state of the resource."
 	case status == fasthttp.StatusTooManyRequests:
 		e = rateLimitError(f)
-	case status == fasthttp.StatusServiceUnavailable:
-		e.message = "The server is overloaded or not ready yet."
-		e.typ = "server_error"
-	case status == fasthttp.StatusBadGateway:
-		e.message = "Bad gateway."
-		e.typ = "server_error"
-	case status == fasthttp.StatusGatewayTimeout:
-		e.message = "Gateway timeout."
-		e.typ = "server_error"
+	case known:
 	case status >= 500:
-		e.message = "The server had an error while processing your request. Sorry about that!"
-		e.typ = "server_error"
+		e = apiError{message: "The server had an error while processing your request. Sorry about that!", typ: "server_error"}
 	default:
-		e.message = "The request failed with status " + strconv.Itoa(status) + "."
+		e = apiError{message: "The request failed with status " + strconv.Itoa(status) + ".", typ: "invalid_request_error"}
 	}
 	e.status = status
 	return e.override(f)

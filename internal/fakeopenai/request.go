@@ -10,95 +10,59 @@ import (
 
 // Request validation errors, worded like OpenAI's.
 
-func errInvalidJSON() *apiError {
+// invalidRequest returns a 400 invalid_request_error about param (none
+// when empty) with the given code (none when empty).
+func invalidRequest(param, code, message string) *apiError {
 	return &apiError{
-		status: fasthttp.StatusBadRequest,
-		message: "We could not parse the JSON body of your request. (HINT: This likely means you aren't using " +
-			"your HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not " +
-			"valid JSON. If you have trouble figuring out how to fix this, please contact us through our help " +
-			"center at help.openai.com.)",
-		typ: "invalid_request_error",
+		status:  fasthttp.StatusBadRequest,
+		message: message,
+		typ:     "invalid_request_error",
+		param:   param,
+		code:    code,
 	}
+}
+
+func errInvalidJSON() *apiError {
+	return invalidRequest("", "", "We could not parse the JSON body of your request. (HINT: This likely means you aren't using "+
+		"your HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not "+
+		"valid JSON. If you have trouble figuring out how to fix this, please contact us through our help "+
+		"center at help.openai.com.)")
 }
 
 func errMissingModel() *apiError {
-	return &apiError{
-		status:  fasthttp.StatusBadRequest,
-		message: "you must provide a model parameter",
-		typ:     "invalid_request_error",
-	}
+	return invalidRequest("", "", "you must provide a model parameter")
 }
 
 func errMissingParam(param string) *apiError {
-	return &apiError{
-		status:  fasthttp.StatusBadRequest,
-		message: "Missing required parameter: '" + param + "'.",
-		typ:     "invalid_request_error",
-		param:   param,
-		code:    "missing_required_parameter",
-	}
+	return invalidRequest(param, "missing_required_parameter", "Missing required parameter: '"+param+"'.")
 }
 
 func errInvalidType(param, want string, got gjson.Result) *apiError {
-	return &apiError{
-		status:  fasthttp.StatusBadRequest,
-		message: "Invalid type for '" + param + "': expected " + want + ", but got " + jsonTypeName(got) + " instead.",
-		typ:     "invalid_request_error",
-		param:   param,
-		code:    "invalid_type",
-	}
+	return invalidRequest(param, "invalid_type",
+		"Invalid type for '"+param+"': expected "+want+", but got "+jsonTypeName(got)+" instead.")
 }
 
 func errEmptyArray(param string) *apiError {
-	return &apiError{
-		status: fasthttp.StatusBadRequest,
-		message: "Invalid '" + param + "': empty array. Expected an array with minimum length 1, " +
-			"but got an empty array instead.",
-		typ:   "invalid_request_error",
-		param: param,
-		code:  "empty_array",
-	}
+	return invalidRequest(param, "empty_array", "Invalid '"+param+"': empty array. Expected an array with minimum length 1, "+
+		"but got an empty array instead.")
 }
 
 func errBelowMin(param string, minimum, got int64) *apiError {
-	return &apiError{
-		status: fasthttp.StatusBadRequest,
-		message: "Invalid '" + param + "': integer below minimum value. Expected a value >= " +
-			strconv.FormatInt(minimum, 10) + ", but got " + strconv.FormatInt(got, 10) + " instead.",
-		typ:   "invalid_request_error",
-		param: param,
-		code:  "integer_below_min_value",
-	}
+	return invalidRequest(param, "integer_below_min_value", "Invalid '"+param+"': integer below minimum value. Expected a value >= "+
+		strconv.FormatInt(minimum, 10)+", but got "+strconv.FormatInt(got, 10)+" instead.")
 }
 
 func errAboveMax(param string, maximum, got int64) *apiError {
-	return &apiError{
-		status: fasthttp.StatusBadRequest,
-		message: "Invalid '" + param + "': integer above maximum value. Expected a value <= " +
-			strconv.FormatInt(maximum, 10) + ", but got " + strconv.FormatInt(got, 10) + " instead.",
-		typ:   "invalid_request_error",
-		param: param,
-		code:  "integer_above_max_value",
-	}
+	return invalidRequest(param, "integer_above_max_value", "Invalid '"+param+"': integer above maximum value. Expected a value <= "+
+		strconv.FormatInt(maximum, 10)+", but got "+strconv.FormatInt(got, 10)+" instead.")
 }
 
 func errInvalidValue(param, got string) *apiError {
-	return &apiError{
-		status:  fasthttp.StatusBadRequest,
-		message: "Invalid value for '" + param + "': '" + got + "' is not supported.",
-		typ:     "invalid_request_error",
-		param:   param,
-		code:    "invalid_value",
-	}
+	return invalidRequest(param, "invalid_value", "Invalid value for '"+param+"': '"+got+"' is not supported.")
 }
 
 func errStreamOptions() *apiError {
-	return &apiError{
-		status:  fasthttp.StatusBadRequest,
-		message: "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
-		typ:     "invalid_request_error",
-		param:   "stream_options",
-	}
+	return invalidRequest("stream_options", "", "The 'stream_options' parameter is only allowed when 'stream' is enabled.")
 }
 
 func errModelNotFound(model string) *apiError {
@@ -184,12 +148,18 @@ func optInt(root gjson.Result, name string, def, lo, hi int64) (int64, *apiError
 	return v, nil
 }
 
-// streamFlags returns the stream and stream_options.include_usage fields.
-func streamFlags(root gjson.Result) (stream, includeUsage bool, err *apiError) {
+// streamFlags returns the stream and stream_options.include_usage fields
+// of a chat or legacy completion request, then checks that its model is
+// served (deployed: named by an Azure deployment): the last checks of
+// both.
+func (s *Server) streamFlags(root gjson.Result, model string, deployed bool) (stream, includeUsage bool, err *apiError) {
 	stream = root.Get("stream").Bool()
 	so := root.Get("stream_options")
 	if present(so) && !stream {
 		return false, false, errStreamOptions()
+	}
+	if e := s.checkModel(model, deployed); e != nil {
+		return false, false, e
 	}
 	return stream, so.Get("include_usage").Bool(), nil
 }
@@ -262,4 +232,50 @@ func newTextStats(model string) textStats {
 	t.hash = fnvString(t.hash, model)
 	t.hash = fnvString(t.hash, "\x00")
 	return t
+}
+
+// textOf returns the stats of the text s for model.
+func textOf(model, s string) textStats {
+	t := newTextStats(model)
+	t.add(s)
+	return t
+}
+
+// parseTexts reads the present text parameter param of a completion or
+// embeddings request as OpenAI does: a string, an array of strings, an
+// array of token IDs (one text) or an array of token arrays.
+func parseTexts(v gjson.Result, model, param string) ([]textStats, *apiError) {
+	switch {
+	case v.Type == gjson.String:
+		return []textStats{textOf(model, v.Str)}, nil
+	case !v.IsArray():
+		return nil, errInvalidType(param, "a string or an array", v)
+	}
+	var texts []textStats
+	tokens := newTextStats(model)
+	isTokens := false
+	v.ForEach(func(_, item gjson.Result) bool {
+		switch {
+		case item.Type == gjson.Number:
+			isTokens = true
+			tokens.add(item.Raw)
+		case item.Type == gjson.String:
+			texts = append(texts, textOf(model, item.Str))
+		case item.IsArray():
+			ts := newTextStats(model)
+			item.ForEach(func(_, tok gjson.Result) bool {
+				ts.add(tok.Raw)
+				return true
+			})
+			texts = append(texts, ts)
+		}
+		return true
+	})
+	if isTokens {
+		texts = append(texts[:0], tokens)
+	}
+	if len(texts) == 0 {
+		return nil, errEmptyArray(param)
+	}
+	return texts, nil
 }

@@ -8,7 +8,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
-	"github.com/valyala/fasthttp"
 )
 
 // Limits OpenAI puts on function definitions.
@@ -88,29 +87,17 @@ func parseTools(root gjson.Result) (toolSpec, *apiError) {
 // parseToolList validates tools, tool_choice and parallel_tool_calls.
 func parseToolList(tools, choice, parallel gjson.Result) (toolSpec, *apiError) {
 	ts := toolSpec{mode: toolAuto, parallel: true, raw: tools.Raw}
-	if !tools.IsArray() {
-		return ts, errInvalidType("tools", "an array", tools)
-	}
-	items := tools.Array()
-	switch {
-	case len(items) == 0:
-		return ts, errEmptyArray("tools")
-	case len(items) > maxTools:
-		return ts, errArrayTooLong("tools", maxTools, len(items))
+	items, e := listItems(tools, "tools")
+	if e != nil {
+		return ts, e
 	}
 	for i, t := range items {
 		path := "tools[" + itoa(i) + "]"
 		if !t.IsObject() {
 			return ts, errInvalidType(path, "an object", t)
 		}
-		typ := t.Get("type")
-		switch {
-		case !present(typ):
-			return ts, errMissingParam(path + ".type")
-		case typ.Type != gjson.String:
-			return ts, errInvalidType(path+".type", "a string", typ)
-		case typ.Str != "function":
-			return ts, errUnsupported(path+".type", typ.Str, "'function'")
+		if e := checkFunctionType(t.Get("type"), path+".type"); e != nil {
+			return ts, e
 		}
 		fn := t.Get("function")
 		if !present(fn) {
@@ -128,58 +115,22 @@ func parseToolList(tools, choice, parallel gjson.Result) (toolSpec, *apiError) {
 		}
 		ts.parallel = parallel.Bool()
 	}
-	switch {
-	case !present(choice):
-	case choice.Type == gjson.String:
-		switch choice.Str {
-		case "none":
-			ts.mode = toolNone
-		case "auto":
-			ts.mode = toolAuto
-		case "required":
-			ts.mode = toolRequired
-		default:
-			return ts, errUnsupported("tool_choice", choice.Str, "'none', 'auto', and 'required'")
+	if choice.IsObject() {
+		if e := checkFunctionType(choice.Get("type"), "tool_choice.type"); e != nil {
+			return ts, e
 		}
-	case choice.IsObject():
-		typ := choice.Get("type")
-		switch {
-		case !present(typ):
-			return ts, errMissingParam("tool_choice.type")
-		case typ.Type != gjson.String:
-			return ts, errInvalidType("tool_choice.type", "a string", typ)
-		case typ.Str != "function":
-			return ts, errUnsupported("tool_choice.type", typ.Str, "'function'")
-		}
-		name := choice.Get("function.name")
-		if !present(name) {
-			return ts, errMissingParam("tool_choice.function.name")
-		}
-		if name.Type != gjson.String {
-			return ts, errInvalidType("tool_choice.function.name", "a string", name)
-		}
-		if ts.named = ts.find(name.Str); ts.named < 0 {
-			return ts, errNoSuchFunction("tool_choice", name.Str, "tools")
-		}
-		ts.mode = toolNamed
-	default:
-		return ts, errInvalidType("tool_choice", "a string or an object", choice)
 	}
-	return ts, nil
+	e = ts.parseChoice(choice, "tool_choice", "tools", "function.name", "'none', 'auto', and 'required'",
+		"none", "auto", "required")
+	return ts, e
 }
 
 // parseFunctionList validates the legacy functions and function_call.
 func parseFunctionList(fns, call gjson.Result) (toolSpec, *apiError) {
 	ts := toolSpec{mode: toolAuto, legacy: true, raw: fns.Raw}
-	if !fns.IsArray() {
-		return ts, errInvalidType("functions", "an array", fns)
-	}
-	items := fns.Array()
-	switch {
-	case len(items) == 0:
-		return ts, errEmptyArray("functions")
-	case len(items) > maxTools:
-		return ts, errArrayTooLong("functions", maxTools, len(items))
+	items, e := listItems(fns, "functions")
+	if e != nil {
+		return ts, e
 	}
 	for i, fn := range items {
 		d, e := parseFunction(fn, "functions["+itoa(i)+"]")
@@ -188,33 +139,73 @@ func parseFunctionList(fns, call gjson.Result) (toolSpec, *apiError) {
 		}
 		ts.defs = append(ts.defs, d)
 	}
-	switch {
-	case !present(call):
-	case call.Type == gjson.String:
-		switch call.Str {
-		case "none":
-			ts.mode = toolNone
-		case "auto":
-			ts.mode = toolAuto
-		default:
-			return ts, errUnsupported("function_call", call.Str, "'none' and 'auto'")
-		}
-	case call.IsObject():
-		name := call.Get("name")
-		if !present(name) {
-			return ts, errMissingParam("function_call.name")
-		}
-		if name.Type != gjson.String {
-			return ts, errInvalidType("function_call.name", "a string", name)
-		}
-		if ts.named = ts.find(name.Str); ts.named < 0 {
-			return ts, errNoSuchFunction("function_call", name.Str, "functions")
-		}
-		ts.mode = toolNamed
-	default:
-		return ts, errInvalidType("function_call", "a string or an object", call)
+	e = ts.parseChoice(call, "function_call", "functions", "name", "'none' and 'auto'", "none", "auto")
+	return ts, e
+}
+
+// listItems returns the items of tools or functions, which must be an
+// array of 1 to maxTools items.
+func listItems(list gjson.Result, param string) ([]gjson.Result, *apiError) {
+	if !list.IsArray() {
+		return nil, errInvalidType(param, "an array", list)
 	}
-	return ts, nil
+	items := list.Array()
+	switch {
+	case len(items) == 0:
+		return nil, errEmptyArray(param)
+	case len(items) > maxTools:
+		return nil, errArrayTooLong(param, maxTools, len(items))
+	}
+	return items, nil
+}
+
+// checkFunctionType checks the type, found at path, of a tool or a named
+// tool_choice: "function" is the only one supported.
+func checkFunctionType(typ gjson.Result, path string) *apiError {
+	switch {
+	case !present(typ):
+		return errMissingParam(path)
+	case typ.Type != gjson.String:
+		return errInvalidType(path, "a string", typ)
+	case typ.Str != "function":
+		return errUnsupported(path, typ.Str, "'function'")
+	}
+	return nil
+}
+
+// toolModes are the modes tool_choice and function_call may name.
+var toolModes = map[string]toolMode{"none": toolNone, "auto": toolAuto, "required": toolRequired}
+
+// parseChoice sets the mode from choice, the param tool_choice or
+// function_call when present: one of modes (supported lists them for the
+// error), or an object naming, at namePath, one of the functions listed in
+// the param list.
+func (ts *toolSpec) parseChoice(choice gjson.Result, param, list, namePath, supported string, modes ...string) *apiError {
+	switch {
+	case !present(choice):
+		return nil
+	case choice.Type == gjson.String:
+		if !slices.Contains(modes, choice.Str) {
+			return errUnsupported(param, choice.Str, supported)
+		}
+		ts.mode = toolModes[choice.Str]
+		return nil
+	case !choice.IsObject():
+		return errInvalidType(param, "a string or an object", choice)
+	}
+	path := param + "." + namePath
+	name := choice.Get(namePath)
+	if !present(name) {
+		return errMissingParam(path)
+	}
+	if name.Type != gjson.String {
+		return errInvalidType(path, "a string", name)
+	}
+	if ts.named = ts.find(name.Str); ts.named < 0 {
+		return errNoSuchFunction(param, name.Str, list)
+	}
+	ts.mode = toolNamed
+	return nil
 }
 
 // parseFunction validates one function definition found at path.
@@ -591,31 +582,25 @@ func (g *argGen) value(schema gjson.Result, key string, depth int) {
 // then the required names that have no property schema, as strings.
 func (g *argGen) object(schema gjson.Result, depth int) {
 	g.b = append(g.b, '{')
-	n := 0
 	done := make(map[string]bool)
-	schema.Get("properties").ForEach(func(k, v gjson.Result) bool {
-		if n > 0 {
+	key := func(name string) {
+		if len(done) > 0 {
 			g.b = append(g.b, ',')
 		}
-		n++
-		done[k.Str] = true
-		g.b = appendJSONString(g.b, k.Str)
+		done[name] = true
+		g.b = appendJSONString(g.b, name)
 		g.b = append(g.b, ':')
+	}
+	schema.Get("properties").ForEach(func(k, v gjson.Result) bool {
+		key(k.Str)
 		g.value(v, k.Str, depth+1)
 		return true
 	})
 	schema.Get("required").ForEach(func(_, k gjson.Result) bool {
-		if k.Type != gjson.String || done[k.Str] {
-			return true
+		if k.Type == gjson.String && !done[k.Str] {
+			key(k.Str)
+			g.b = appendJSONString(g.b, g.text(gjson.Result{}, k.Str))
 		}
-		if n > 0 {
-			g.b = append(g.b, ',')
-		}
-		n++
-		done[k.Str] = true
-		g.b = appendJSONString(g.b, k.Str)
-		g.b = append(g.b, ':')
-		g.b = appendJSONString(g.b, g.text(gjson.Result{}, k.Str))
 		return true
 	})
 	g.b = append(g.b, '}')
@@ -754,91 +739,44 @@ func valueWords(text string, seed uint64, d *toolDef) []string {
 // Validation errors about functions, worded like OpenAI's.
 
 func errOnlyWith(param, needs string) *apiError {
-	return &apiError{
-		status:  fasthttp.StatusBadRequest,
-		message: "Invalid value for '" + param + "': '" + param + "' is only allowed when '" + needs + "' are specified.",
-		typ:     "invalid_request_error",
-		param:   param,
-	}
+	return invalidRequest(param, "", "Invalid value for '"+param+"': '"+param+"' is only allowed when '"+needs+"' are specified.")
 }
 
 func errUnsupported(param, got, supported string) *apiError {
-	return &apiError{
-		status:  fasthttp.StatusBadRequest,
-		message: "Invalid value: '" + got + "'. Supported values are: " + supported + ".",
-		typ:     "invalid_request_error",
-		param:   param,
-		code:    "invalid_value",
-	}
+	return invalidRequest(param, "invalid_value", "Invalid value: '"+got+"'. Supported values are: "+supported+".")
 }
 
 func errNoSuchFunction(param, name, list string) *apiError {
-	return &apiError{
-		status:  fasthttp.StatusBadRequest,
-		message: "Invalid value for '" + param + "': no function named '" + name + "' was specified in the '" + list + "' parameter.",
-		typ:     "invalid_request_error",
-		param:   param,
-	}
+	return invalidRequest(param, "", "Invalid value for '"+param+"': no function named '"+name+"' was specified in the '"+list+"' parameter.")
 }
 
 func errArrayTooLong(param string, maximum, got int) *apiError {
-	return &apiError{
-		status: fasthttp.StatusBadRequest,
-		message: "Invalid '" + param + "': array too long. Expected an array with maximum length " + itoa(maximum) +
-			", but got an array with length " + itoa(got) + " instead.",
-		typ:   "invalid_request_error",
-		param: param,
-		code:  "array_above_max_length",
-	}
+	return invalidRequest(param, "array_above_max_length", "Invalid '"+param+"': array too long. Expected an array with maximum length "+itoa(maximum)+
+		", but got an array with length "+itoa(got)+" instead.")
 }
 
 func errStringTooLong(param string, maximum, got int) *apiError {
-	return &apiError{
-		status: fasthttp.StatusBadRequest,
-		message: "Invalid '" + param + "': string too long. Expected a string with maximum length " + itoa(maximum) +
-			", but got a string with length " + itoa(got) + " instead.",
-		typ:   "invalid_request_error",
-		param: param,
-		code:  "string_above_max_length",
-	}
+	return invalidRequest(param, "string_above_max_length", "Invalid '"+param+"': string too long. Expected a string with maximum length "+itoa(maximum)+
+		", but got a string with length "+itoa(got)+" instead.")
 }
 
 func errNamePattern(param string) *apiError {
-	return &apiError{
-		status: fasthttp.StatusBadRequest,
-		message: "Invalid '" + param + "': string does not match pattern. Expected a string that matches the " +
-			"pattern '^[a-zA-Z0-9_-]+$'.",
-		typ:   "invalid_request_error",
-		param: param,
-		code:  "invalid_value",
-	}
+	return invalidRequest(param, "invalid_value", "Invalid '"+param+"': string does not match pattern. Expected a string that matches the "+
+		"pattern '^[a-zA-Z0-9_-]+$'.")
 }
 
 func errToolWithoutCalls(i int) *apiError {
-	return &apiError{
-		status: fasthttp.StatusBadRequest,
-		// The misspelt "preceding" (sic) is the service's own spelling.
-		message: "Invalid parameter: messages with role 'tool' must be a response to a preceeding message with 'tool_calls'.", //nolint:misspell // the service's exact message
-		typ:     "invalid_request_error",
-		param:   "messages.[" + itoa(i) + "].role",
-	}
+	// The misspelt "preceding" (sic) is the service's own spelling.
+	return invalidRequest("messages.["+itoa(i)+"].role", "",
+		"Invalid parameter: messages with role 'tool' must be a response to a preceeding message with 'tool_calls'.") //nolint:misspell // the service's exact message
 }
 
 func errUnknownCallID(i int, id string) *apiError {
-	return &apiError{
-		status:  fasthttp.StatusBadRequest,
-		message: "Invalid parameter: 'tool_call_id' of '" + id + "' not found in 'tool_calls' of previous message.",
-		typ:     "invalid_request_error",
-		param:   "messages.[" + itoa(i) + "].tool_call_id",
-	}
+	return invalidRequest("messages.["+itoa(i)+"].tool_call_id", "",
+		"Invalid parameter: 'tool_call_id' of '"+id+"' not found in 'tool_calls' of previous message.")
 }
 
 func errUnansweredCalls(i int, ids []string) *apiError {
-	return &apiError{
-		status: fasthttp.StatusBadRequest,
-		message: "An assistant message with 'tool_calls' must be followed by tool messages responding to each " +
-			"'tool_call_id'. The following tool_call_ids did not have response messages: " + strings.Join(ids, ", "),
-		typ:   "invalid_request_error",
-		param: "messages.[" + itoa(i) + "].role",
-	}
+	return invalidRequest("messages.["+itoa(i)+"].role", "", "An assistant message with 'tool_calls' must be followed by tool messages responding to each "+
+		"'tool_call_id'. The following tool_call_ids did not have response messages: "+strings.Join(ids, ", "))
 }

@@ -227,24 +227,19 @@ func (st *requestState) apply(r *Request, f field, v []byte) *FieldError {
 		}
 		r.HasStreamOptions = true
 		return scanStreamOptions(v, r)
-	case fieldTemperature:
-		r.Temperature = nil
+	case fieldTemperature, fieldTopP:
+		dst, name := &r.Temperature, "temperature"
+		if f == fieldTopP {
+			dst, name = &r.TopP, "top_p"
+		}
+		*dst = nil
 		if null {
 			return nil
 		}
 		if !isNumber(v) {
-			return &FieldError{Field: "temperature", Msg: msgNumber}
+			return &FieldError{Field: name, Msg: msgNumber}
 		}
-		r.Temperature = v
-	case fieldTopP:
-		r.TopP = nil
-		if null {
-			return nil
-		}
-		if !isNumber(v) {
-			return &FieldError{Field: "top_p", Msg: msgNumber}
-		}
-		r.TopP = v
+		*dst = v
 	case fieldSeed:
 		r.Seed = nil
 		if null {

@@ -303,15 +303,9 @@ func scanNumber(b []byte, i int) (int, error) {
 		return 0, unexpectedByte(b, i, "in numeric literal")
 	}
 	if i < len(b) && b[i] == '.' {
-		i++
-		if i >= len(b) {
-			return 0, unexpectedEnd(b)
-		}
-		if !isDigit(b[i]) {
-			return 0, unexpectedByte(b, i, "after decimal point in numeric literal")
-		}
-		for i < len(b) && isDigit(b[i]) {
-			i++
+		var err error
+		if i, err = scanDigits(b, i+1, "after decimal point in numeric literal"); err != nil {
+			return 0, err
 		}
 	}
 	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
@@ -319,15 +313,22 @@ func scanNumber(b []byte, i int) (int, error) {
 		if i < len(b) && (b[i] == '+' || b[i] == '-') {
 			i++
 		}
-		if i >= len(b) {
-			return 0, unexpectedEnd(b)
-		}
-		if !isDigit(b[i]) {
-			return 0, unexpectedByte(b, i, "in exponent of numeric literal")
-		}
-		for i < len(b) && isDigit(b[i]) {
-			i++
-		}
+		return scanDigits(b, i, "in exponent of numeric literal")
+	}
+	return i, nil
+}
+
+// scanDigits returns the end of the one or more digits that must start at
+// b[i]; where describes the place for the error when there are none.
+func scanDigits(b []byte, i int, where string) (int, error) {
+	if i >= len(b) {
+		return 0, unexpectedEnd(b)
+	}
+	if !isDigit(b[i]) {
+		return 0, unexpectedByte(b, i, where)
+	}
+	for i < len(b) && isDigit(b[i]) {
+		i++
 	}
 	return i, nil
 }

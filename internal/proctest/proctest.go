@@ -7,9 +7,12 @@ import (
 	"bytes"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
+	"strconv"
 	"sync"
 	"syscall"
+	"testing"
 	"time"
 )
 
@@ -42,8 +45,13 @@ func Start(name string, cmd *exec.Cmd) (*Proc, error) {
 // Exited is closed when the process has exited.
 func (p *Proc) Exited() <-chan struct{} { return p.exited }
 
-// Output is everything the process wrote so far.
-func (p *Proc) Output() string { return p.out.String() }
+// Output is everything the process wrote so far; nothing for a nil p.
+func (p *Proc) Output() string {
+	if p == nil {
+		return ""
+	}
+	return p.out.String()
+}
 
 // WaitReady calls ready every interval until it returns nil, failing when
 // the process exits first or timeout passes.
@@ -81,12 +89,40 @@ func (p *Proc) Stop(timeout time.Duration) (killed bool) {
 	return killed
 }
 
-// Kill kills the process at once and waits for it.
+// Finish stops the process as Stop does, fails t when it had to kill it
+// and logs the process's output when t has failed. A nil p does nothing.
+func (p *Proc) Finish(t testing.TB, timeout time.Duration) {
+	if p == nil {
+		return
+	}
+	if p.Stop(timeout) {
+		t.Errorf("%s did not stop within %v after SIGTERM; killed it", p.name, timeout)
+	}
+	if t.Failed() {
+		t.Logf("%s output:\n%s", p.name, p.Output())
+	}
+}
+
+// Kill kills the process at once and waits for it. A nil p does nothing.
 func (p *Proc) Kill() {
+	if p == nil {
+		return
+	}
 	p.stop.Do(func() {
 		_ = p.cmd.Process.Kill()
 		<-p.exited
 	})
+}
+
+// Unavailable ends the test for want of a tool, as msg explains: it fails
+// when $CI is true (tests that need a real server or tool must never be
+// skipped in CI) and is skipped otherwise.
+func Unavailable(t testing.TB, msg string) {
+	t.Helper()
+	if ci, _ := strconv.ParseBool(os.Getenv("CI")); ci {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
 }
 
 // FreePort returns a loopback TCP port that was free a moment ago.

@@ -11,7 +11,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -45,10 +44,7 @@ func Binary(t testing.TB) string {
 		}
 		msg := fmt.Sprintf("redistest: redis-server not found on PATH or at %s: run `make setup` "+
 			"(or apt-get install redis-server)", fallbackPath)
-		if ci, _ := strconv.ParseBool(os.Getenv("CI")); ci {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
+		proctest.Unavailable(t, msg)
 	}
 	return path
 }
@@ -76,11 +72,11 @@ func Start(t testing.TB) *Server {
 		if err == nil {
 			break
 		}
-		s.kill()
+		s.proc.Kill()
 		// Another process may take the free port between our probe and
 		// redis-server's bind: try another one.
-		if attempt == 3 || !strings.Contains(s.output(), "already in use") {
-			t.Fatalf("redistest: starting redis-server: %v\n%s", err, s.output())
+		if attempt == 3 || !strings.Contains(s.proc.Output(), "already in use") {
+			t.Fatalf("redistest: starting redis-server: %v\n%s", err, s.proc.Output())
 		}
 	}
 	t.Cleanup(s.Stop)
@@ -113,32 +109,13 @@ func (s *Server) startProcess(bin, dir string) error {
 	return s.proc.WaitReady(startTimeout, 20*time.Millisecond, func() error { return ping(s.Addr) })
 }
 
-func (s *Server) output() string {
-	if s.proc == nil {
-		return ""
-	}
-	return s.proc.Output()
-}
-
 // Stop stops the server: SIGTERM, then SIGKILL if it has not exited within
 // a guard time. It shows the server's output when the test failed. Start
 // registers it with t.Cleanup; calling it again does nothing.
 func (s *Server) Stop() {
 	s.stopOnce.Do(func() {
-		if s.proc != nil && s.proc.Stop(stopTimeout) {
-			s.t.Errorf("redistest: redis-server did not stop within %v after SIGTERM; killed it", stopTimeout)
-		}
-		if s.t.Failed() {
-			s.t.Logf("redis-server output:\n%s", s.output())
-		}
+		s.proc.Finish(s.t, stopTimeout)
 	})
-}
-
-// kill kills the process and waits for it.
-func (s *Server) kill() {
-	if s.proc != nil {
-		s.proc.Kill()
-	}
 }
 
 // ping sends PING to addr over a new connection and checks for PONG.

@@ -70,10 +70,7 @@ func Binary(t testing.TB) string {
 	if err != nil {
 		msg := fmt.Sprintf("vault %s binary unavailable at %s (%v): run `make setup` "+
 			"(or bash scripts/install-vault.sh), or set VEIL_VAULT_BIN", Version, path, err)
-		if ci, _ := strconv.ParseBool(os.Getenv("CI")); ci {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
+		proctest.Unavailable(t, msg)
 	}
 	return path
 }
@@ -112,9 +109,9 @@ func Start(t testing.TB) *Server {
 		if err == nil {
 			break
 		}
-		s.kill()
-		if attempt == 3 || !strings.Contains(s.output(), "address already in use") {
-			t.Fatalf("vaulttest: starting vault: %v\n%s", err, s.output())
+		s.proc.Kill()
+		if attempt == 3 || !strings.Contains(s.proc.Output(), "address already in use") {
+			t.Fatalf("vaulttest: starting vault: %v\n%s", err, s.proc.Output())
 		}
 	}
 	t.Cleanup(s.Stop)
@@ -181,13 +178,6 @@ func (s *Server) startProcess(bin, home string) (string, error) {
 	return addr, err
 }
 
-func (s *Server) output() string {
-	if s.proc == nil {
-		return ""
-	}
-	return s.proc.Output()
-}
-
 // Stop stops the proxy and the server: SIGTERM, then SIGKILL if it has
 // not exited within a guard time. It shows the server's output when the
 // test failed. Start registers it with t.Cleanup; calling it again does
@@ -202,20 +192,8 @@ func (s *Server) Stop() {
 				tr.CloseIdleConnections()
 			}
 		}
-		if s.proc != nil && s.proc.Stop(stopTimeout) {
-			s.t.Errorf("vaulttest: vault did not stop within %v after SIGTERM; killed it", stopTimeout)
-		}
-		if s.t.Failed() {
-			s.t.Logf("vault server output:\n%s", s.output())
-		}
+		s.proc.Finish(s.t, stopTimeout)
 	})
-}
-
-// kill kills the process and waits for it.
-func (s *Server) kill() {
-	if s.proc != nil {
-		s.proc.Kill()
-	}
 }
 
 // Block makes Vault unreachable through Addr: the proxy closes its open
