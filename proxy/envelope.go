@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"errors"
-	"time"
 
 	"github.com/valyala/bytebufferpool"
 	"github.com/valyala/fasthttp"
@@ -18,11 +17,6 @@ type Error struct {
 	Code    string
 	Param   string
 	Message string
-
-	// retry is set on an upstream failure that may be tried again on the
-	// same target after wait.
-	retry bool
-	wait  time.Duration
 }
 
 // Error returns the message.
