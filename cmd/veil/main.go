@@ -193,7 +193,8 @@ func fileStamp(path string) string {
 }
 
 // keysCmd runs `veil keys check`: fetch keys through the configured sources
-// and validate them live against their provider (GET /v1/models).
+// and validate them live, asking each key's provider for its model list as
+// veil's own health checks and migrations do.
 func keysCmd(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "check" {
 		return fmt.Errorf("%w: keys check --config FILE [--supplier ID] [--provider P]", errUsage)
