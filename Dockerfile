@@ -5,7 +5,8 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 ARG VERSION=dev
-RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/veil ./cmd/veil
+# -tags sidecar leaves the demo and the fake upstream out of the binary.
+RUN CGO_ENABLED=0 go build -tags sidecar -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/veil ./cmd/veil
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/veil /veil

@@ -61,8 +61,8 @@ soak: ## Soak veil at a constant rate with injected faults: RSS, goroutines, fds
 	$(GO) run ./bench/soak -duration $(SOAK_DURATION) -rate $(SOAK_RATE) -fault-share $(SOAK_FAULTS)
 
 .PHONY: build
-build: ## Build bin/veil.
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/veil ./cmd/veil
+build: ## Build bin/veil as the image has it: the sidecar, without the demo and the fake upstream.
+	CGO_ENABLED=0 $(GO) build -tags sidecar -trimpath -ldflags '$(LDFLAGS)' -o bin/veil ./cmd/veil
 
 .PHONY: vet
 vet: ## Run go vet.

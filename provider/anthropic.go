@@ -210,6 +210,20 @@ type toolChoice struct {
 // translate turns an OpenAI chat completion body into a Messages API body
 // for model.
 func (a *anthropic) translate(body []byte, model []byte) ([]byte, error) {
+	r, e := parseChatRequest(body)
+	if e != nil {
+		return nil, e
+	}
+	out, e := a.messagesFor(r, model)
+	if e != nil {
+		return nil, e
+	}
+	return encodeMessagesRequest(out)
+}
+
+// parseChatRequest reads a chat completion body, refusing the fields the
+// Messages API has no place for and the values it cannot honour.
+func parseChatRequest(body []byte) (*chatRequest, *RequestError) {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(body, &fields); err != nil {
 		return nil, &RequestError{Status: fasthttp.StatusBadRequest, Code: "invalid_json",
@@ -229,34 +243,67 @@ func (a *anthropic) translate(body []byte, model []byte) ([]byte, error) {
 	if e := refuseAnswerChanging(&r); e != nil {
 		return nil, e
 	}
-	out := messagesRequest{Model: string(model), Stream: r.Stream, TopP: r.TopP, MaxTokens: int64(a.maxTokens)}
-	switch {
-	case r.MaxCompletionTokens != nil:
-		out.MaxTokens = *r.MaxCompletionTokens
-	case r.MaxTokens != nil:
-		out.MaxTokens = *r.MaxTokens
+	return &r, nil
+}
+
+// messagesFor maps a chat completion request onto the Messages API's
+// fields, for model.
+func (a *anthropic) messagesFor(r *chatRequest, model []byte) (*messagesRequest, *RequestError) {
+	out := &messagesRequest{Model: string(model), Stream: r.Stream, TopP: r.TopP, Temperature: anthropicTemperature(r.Temperature)}
+	var e *RequestError
+	if out.MaxTokens, e = a.maxTokensFor(r); e != nil {
+		return nil, e
 	}
-	if out.MaxTokens <= 0 {
-		return nil, &RequestError{Status: fasthttp.StatusBadRequest, Code: "integer_below_min_value", Param: "max_tokens",
-			Message: "Invalid 'max_tokens': integer below minimum value; expected a value >= 1."}
+	if out.StopSequences, e = stopSequences(r.Stop); e != nil {
+		return nil, e
 	}
-	if t := r.Temperature; t != nil {
-		// OpenAI's range is 0 to 2, Anthropic's 0 to 1: hotter is capped.
-		v := min(max(*t, 0), 1)
-		out.Temperature = &v
-	}
-	stops, err := stopSequences(r.Stop)
-	if err != nil {
-		return nil, err
-	}
-	out.StopSequences = stops
 	if r.User != "" {
 		out.Metadata = &messageMetadata{UserID: r.User}
 	}
-	if out.System, out.Messages, err = translateMessages(r.Messages); err != nil {
-		return nil, err
+	if out.System, out.Messages, e = translateMessages(r.Messages); e != nil {
+		return nil, e
 	}
-	for i, t := range r.Tools {
+	if out.Tools, e = translateTools(r.Tools); e != nil {
+		return nil, e
+	}
+	if out.ToolChoice, e = toolChoiceFor(r, len(out.Tools) > 0); e != nil {
+		return nil, e
+	}
+	return out, nil
+}
+
+// maxTokensFor is the call's max_completion_tokens, else its max_tokens,
+// else the provider's default; the Messages API needs at least 1.
+func (a *anthropic) maxTokensFor(r *chatRequest) (int64, *RequestError) {
+	n := int64(a.maxTokens)
+	switch {
+	case r.MaxCompletionTokens != nil:
+		n = *r.MaxCompletionTokens
+	case r.MaxTokens != nil:
+		n = *r.MaxTokens
+	}
+	if n <= 0 {
+		return 0, &RequestError{Status: fasthttp.StatusBadRequest, Code: "integer_below_min_value", Param: "max_tokens",
+			Message: "Invalid 'max_tokens': integer below minimum value; expected a value >= 1."}
+	}
+	return n, nil
+}
+
+// anthropicTemperature maps OpenAI's temperature, 0 to 2, onto Anthropic's
+// range, 0 to 1: hotter is capped.
+func anthropicTemperature(t *float64) *float64 {
+	if t == nil {
+		return nil
+	}
+	v := min(max(*t, 0), 1)
+	return &v
+}
+
+// translateTools turns function tools into Messages API tools; a function
+// without parameters takes an empty object.
+func translateTools(tools []chatTool) ([]messagesTool, *RequestError) {
+	var out []messagesTool
+	for i, t := range tools {
 		if t.Type != "" && t.Type != "function" {
 			return nil, unsupported("tools["+strconv.Itoa(i)+"].type", "veil can send only function tools to Anthropic, not `"+t.Type+"`")
 		}
@@ -264,26 +311,38 @@ func (a *anthropic) translate(body []byte, model []byte) ([]byte, error) {
 		if len(schema) == 0 || string(schema) == "null" {
 			schema = json.RawMessage(`{"type":"object","properties":{}}`)
 		}
-		out.Tools = append(out.Tools, messagesTool{Name: t.Function.Name, Description: t.Function.Description, InputSchema: schema})
+		out = append(out, messagesTool{Name: t.Function.Name, Description: t.Function.Description, InputSchema: schema})
 	}
-	if out.ToolChoice, err = translateToolChoice(r.ToolChoice); err != nil {
-		return nil, err
+	return out, nil
+}
+
+// toolChoiceFor is the Messages API's tool_choice for the call: its
+// tool_choice translated, with parallel tool use turned off when
+// parallel_tool_calls is false, and none at all without tools, since
+// Anthropic refuses a choice without tools where OpenAI ignores it.
+func toolChoiceFor(r *chatRequest, haveTools bool) (*toolChoice, *RequestError) {
+	choice, e := translateToolChoice(r.ToolChoice)
+	if e != nil || !haveTools {
+		return nil, e
 	}
-	if r.ParallelToolCalls != nil && !*r.ParallelToolCalls && len(out.Tools) > 0 {
-		if out.ToolChoice == nil {
-			out.ToolChoice = &toolChoice{Type: "auto"}
+	if r.ParallelToolCalls != nil && !*r.ParallelToolCalls {
+		if choice == nil {
+			choice = &toolChoice{Type: "auto"}
 		}
-		if out.ToolChoice.Type != "none" {
-			out.ToolChoice.DisableParallelToolUse = true
+		if choice.Type != "none" {
+			choice.DisableParallelToolUse = true
 		}
 	}
-	if out.ToolChoice != nil && len(out.Tools) == 0 {
-		out.ToolChoice = nil // Anthropic refuses a choice without tools; OpenAI ignores it
-	}
+	return choice, nil
+}
+
+// encodeMessagesRequest writes the Messages API body, keeping prompts'
+// & and < as the client sent them.
+func encodeMessagesRequest(out *messagesRequest) ([]byte, error) {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false) // prompts keep their & and <, as the client sent them
-	if err := enc.Encode(&out); err != nil {
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(out); err != nil {
 		return nil, &RequestError{Status: fasthttp.StatusBadRequest, Code: "invalid_value", Message: "veil could not build the request for Anthropic: " + err.Error()}
 	}
 	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil

@@ -60,3 +60,61 @@ func TestProbe(t *testing.T) {
 		t.Errorf("provider without platform keys: %v", err)
 	}
 }
+
+// TestCheckKey: a key check asks each provider type for its model list the
+// way that type expects (Azure's /openai/models with api-version and
+// api-key, Anthropic's x-api-key and anthropic-version), so a working key
+// is accepted with the provider's model count and a revoked one is refused
+// with the provider's message.
+func TestCheckKey(t *testing.T) {
+	const good, revoked = "sk-check-good-0123456789", "sk-check-revoked-0123456789"
+	up := fakeopenai.New(fakeopenai.Options{Keys: []string{good}, Models: []string{"gpt-4o-mini", "gpt-4o"}})
+	if err := up.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = up.Close() })
+	root := strings.TrimSuffix(up.URL(), "/v1")
+	providers := []struct {
+		cfg        config.Provider
+		models     int
+		path       string
+		header     string
+		refusalMsg string
+	}{
+		{config.Provider{Name: "openai", Type: "openai", BaseURL: up.URL()}, 2, "/v1/models", "Authorization", "Incorrect API key"},
+		{config.Provider{Name: "azure", Type: "azure", BaseURL: root, Azure: &config.Azure{APIVersion: "2024-10-21"}},
+			2, "/openai/models", "api-key", "Access denied"},
+		{config.Provider{Name: "anthropic", Type: "anthropic", BaseURL: up.URL()},
+			len(fakeopenai.DefaultAnthropicModels), "/v1/models", "x-api-key", "invalid x-api-key"},
+		{config.Provider{Name: "compat", Type: "openaicompat", BaseURL: up.URL()}, 2, "/v1/models", "Authorization", "Incorrect API key"},
+	}
+	for _, pc := range providers {
+		p, err := New(pc.cfg, nil, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(p.Close)
+		for _, key := range []string{good, revoked} {
+			t.Run(pc.cfg.Name+"/"+key[len("sk-check-"):len(key)-len("-0123456789")], func(t *testing.T) {
+				before := len(up.Requests())
+				r, err := p.CheckKey(keys.NewKey(keys.NewSecret(key), keys.SourceClient, ""), time.Now().Add(10*time.Second))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if key == good && (!r.OK() || r.Models != pc.models || r.Message != "") {
+					t.Errorf("working key: %+v, want 200 with %d models", r, pc.models)
+				}
+				if key == revoked && (r.OK() || !r.Refused() || !strings.Contains(r.Message, pc.refusalMsg)) {
+					t.Errorf("revoked key: %+v, want refused with %q", r, pc.refusalMsg)
+				}
+				reqs := up.Requests()[before:]
+				if len(reqs) != 1 || reqs[0].Method != "GET" || reqs[0].Path != pc.path || reqs[0].Header.Get(pc.header) == "" {
+					t.Fatalf("upstream saw %+v, want one GET %s with %s", reqs, pc.path, pc.header)
+				}
+				if pc.cfg.Type == "anthropic" && reqs[0].Header.Get("anthropic-version") == "" {
+					t.Error("the Anthropic probe has no anthropic-version")
+				}
+			})
+		}
+	}
+}

@@ -4,6 +4,7 @@
 package provider
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -357,15 +358,73 @@ func (p *Provider) Probe(deadline time.Time) (int, error) {
 // no tokens: it is how a key is validated live. It returns the status the
 // provider answered.
 func (p *Provider) ProbeKey(k *keys.Key, deadline time.Time) (int, error) {
-	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-	defer fasthttp.ReleaseRequest(req)
+	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseResponse(resp)
-	req.Header.SetMethod(fasthttp.MethodGet)
-	if err := p.Prepare(req, &Call{Suffix: []byte("/models"), Key: k}); err != nil {
-		return 0, err
-	}
-	if err := p.Do(req, resp, deadline, deadline); err != nil {
+	if err := p.probe(resp, &Call{Suffix: modelsSuffix, Key: k}, deadline); err != nil {
 		return 0, err
 	}
 	return resp.StatusCode(), nil
+}
+
+// KeyProbe is what a provider answered when asked for its model list with
+// one key.
+type KeyProbe struct {
+	// Status is the HTTP status the provider answered.
+	Status int
+	// Models is how many models the answer listed when Status is 200.
+	Models int
+	// Message is the provider's error message when Status is not 200.
+	Message string
+}
+
+// OK reports whether the provider accepted the key.
+func (r KeyProbe) OK() bool { return r.Status == fasthttp.StatusOK }
+
+// Refused reports whether the provider refused the key itself (401 or
+// 403), rather than failing for another reason.
+func (r KeyProbe) Refused() bool {
+	return r.Status == fasthttp.StatusUnauthorized || r.Status == fasthttp.StatusForbidden
+}
+
+// CheckKey is ProbeKey that also reads the answer, in OpenAI's shape: how
+// many models the provider listed, or why it refused.
+func (p *Provider) CheckKey(k *keys.Key, deadline time.Time) (KeyProbe, error) {
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseResponse(resp)
+	c := &Call{Suffix: modelsSuffix, Key: k}
+	if err := p.probe(resp, c, deadline); err != nil {
+		return KeyProbe{}, err
+	}
+	r := KeyProbe{Status: resp.StatusCode()}
+	if err := p.Translate(resp, c); err != nil {
+		return r, fmt.Errorf("read the model list: %w", err)
+	}
+	if r.OK() {
+		var list struct {
+			Data []json.RawMessage `json:"data"`
+		}
+		if err := json.Unmarshal(resp.Body(), &list); err != nil {
+			return r, fmt.Errorf("read the model list: %w", err)
+		}
+		r.Models = len(list.Data)
+		return r, nil
+	}
+	if obj, ok := errorObject(resp.Body()); ok {
+		r.Message = fieldString(obj, "message")
+	}
+	return r, nil
+}
+
+// modelsSuffix is the path of the model list, which probes ask for.
+var modelsSuffix = []byte("/models")
+
+// probe sends GET /models for c and reads the answer into resp.
+func (p *Provider) probe(resp *fasthttp.Response, c *Call, deadline time.Time) error {
+	req := fasthttp.AcquireRequest()
+	defer fasthttp.ReleaseRequest(req)
+	req.Header.SetMethod(fasthttp.MethodGet)
+	if err := p.Prepare(req, c); err != nil {
+		return err
+	}
+	return p.Do(req, resp, deadline, deadline)
 }

@@ -13,6 +13,10 @@
 //	                                      or compare the two systems, through a running veil
 //	veil fake-upstream --listen ADDR      run the fake OpenAI upstream alone
 //	veil version                          print the version
+//
+// demo and fake-upstream are for developers: a build with the sidecar tag
+// (go build -tags sidecar), which is how the image and make build are
+// built, leaves them and the fake upstream they carry out of the binary.
 package main
 
 import (
@@ -29,8 +33,6 @@ import (
 
 	"github.com/wedsync/veil/config"
 	"github.com/wedsync/veil/internal/app"
-	"github.com/wedsync/veil/internal/demo"
-	"github.com/wedsync/veil/internal/fakeopenai"
 	"github.com/wedsync/veil/internal/logging"
 )
 
@@ -41,13 +43,11 @@ const usage = `veil: WedSync's AI-provider sidecar
 
 Usage:
   veil serve --config FILE [--dev] [--drain-timeout 30s]
-  veil demo [--verbose]
-  veil config validate FILE
+` + demoUsage + `  veil config validate FILE
   veil keys check --config FILE [--supplier ID] [--provider P]
   veil usage --config FILE [--supplier ID] [--from DAY] [--to DAY] [--group-by day,supplier,provider,model,key_source]
   veil status --config FILE
-` + migrateUsage + `  veil fake-upstream [--listen 127.0.0.1:8081] [--latency 0] [--ttft 0] [--chunk-delay 0]
-  veil version
+` + migrateUsage + fakeUpstreamUsage + `  veil version
 `
 
 func main() {
@@ -143,22 +143,6 @@ func serve(args []string, stderr io.Writer) error {
 	return a.Shutdown(dctx)
 }
 
-func runDemo(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	verbose := fs.Bool("verbose", false, "also print veil's own log lines")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	opts := demo.Options{Out: stdout}
-	if *verbose {
-		opts.Log = stderr
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	return demo.Run(ctx, opts)
-}
-
 func configCmd(args []string, stdout io.Writer) error {
 	if len(args) != 2 || args[0] != "validate" {
 		return fmt.Errorf("%w: config validate FILE", errUsage)
@@ -209,7 +193,8 @@ func fileStamp(path string) string {
 }
 
 // keysCmd runs `veil keys check`: fetch keys through the configured sources
-// and validate them live against their provider (GET /v1/models).
+// and validate them live, asking each key's provider for its model list as
+// veil's own health checks and migrations do.
 func keysCmd(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "check" {
 		return fmt.Errorf("%w: keys check --config FILE [--supplier ID] [--provider P]", errUsage)
@@ -270,23 +255,3 @@ type stringList []string
 
 func (l *stringList) String() string     { return fmt.Sprint(*l) }
 func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
-
-func fakeUpstream(args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("fake-upstream", flag.ContinueOnError)
-	listen := fs.String("listen", "127.0.0.1:8081", "address to listen on")
-	latency := fs.Duration("latency", 0, "delay before response headers")
-	ttft := fs.Duration("ttft", 0, "extra delay before the first streamed chunk")
-	chunk := fs.Duration("chunk-delay", 0, "delay between streamed chunks")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	s := fakeopenai.New(fakeopenai.Options{Latency: *latency, TTFT: *ttft, ChunkDelay: *chunk, NoRecord: true})
-	if err := s.Start(*listen); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "fake OpenAI upstream on %s (accepts any bearer key)\n", s.URL())
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	<-ctx.Done()
-	return s.Close()
-}

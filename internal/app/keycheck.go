@@ -2,16 +2,17 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
 
-	openai "github.com/sashabaranov/go-openai"
 	"go.uber.org/zap"
 
 	"github.com/wedsync/veil/config"
 	"github.com/wedsync/veil/keys"
 	"github.com/wedsync/veil/keys/vault"
+	"github.com/wedsync/veil/provider"
 )
 
 // KeyCheck is the result of checking one key: where it came from, which
@@ -24,14 +25,24 @@ type KeyCheck struct {
 	Fingerprint string
 	// Models is how many models the provider listed for the key.
 	Models int
-	// Err is why the key could not be fetched or was refused.
+	// Err is why the key could not be fetched or did not pass the check;
+	// it wraps ErrKeyRefused when the provider refused the key.
 	Err error
 }
 
+// ErrKeyRefused is what a KeyCheck's Err wraps when the provider refused
+// the key itself (401 or 403).
+var ErrKeyRefused = errors.New("the provider refused the key")
+
+// keyProbeTimeout bounds one key's probe.
+const keyProbeTimeout = 15 * time.Second
+
 // CheckKeys fetches keys through the configured sources, without starting
-// veil, and validates each live with GET /v1/models (which costs no
-// tokens): the supplier's own key for each provider when supplier is set,
-// otherwise every platform key. providers empty means all.
+// veil, and validates each live by asking its provider for the model list
+// (which costs no tokens), with the probe veil's health checks and
+// migrations use, so each provider type is asked as it expects: the
+// supplier's own key for each provider when supplier is set, otherwise
+// every platform key. providers empty means all.
 func CheckKeys(ctx context.Context, cfg *config.Config, o Options, supplier string, providers []string) ([]KeyCheck, error) {
 	a := &App{cfg: cfg, log: zap.NewNop(), audit: zap.NewNop(), closeLog: func() {}}
 	if o.Audit != nil {
@@ -60,31 +71,11 @@ func CheckKeys(ctx context.Context, cfg *config.Config, o Options, supplier stri
 		if len(providers) > 0 && !contains(providers, pc.Name) {
 			continue
 		}
-		if supplier != "" {
-			c := KeyCheck{Supplier: supplier, Provider: pc.Name, Source: keys.SourceClient}
-			fctx, cancel := context.WithTimeout(ctx, cfg.Keys.FetchTimeout)
-			k, err := fetcher.Fetch(fctx, supplier, pc.Name)
-			cancel()
-			if err != nil {
-				c.Err = err
-			} else {
-				c.Version, c.Fingerprint = k.Version(), k.Fingerprint()
-				c.Models, c.Err = probe(ctx, pc.BaseURL, k)
-			}
-			out = append(out, c)
-			continue
+		checks, err := a.checkProviderKeys(ctx, pc, fetcher, supplier)
+		if err != nil {
+			return nil, err
 		}
-		for i, ref := range pc.PlatformKeys() {
-			c := KeyCheck{Provider: pc.Name, Source: keys.SourcePlatform, Version: fmt.Sprintf("pool[%d]", i)}
-			s, err := a.resolve(ref)
-			if err != nil {
-				c.Err = err
-			} else {
-				c.Fingerprint = s.Fingerprint()
-				c.Models, c.Err = probe(ctx, pc.BaseURL, keys.NewKey(s, keys.SourcePlatform, ""))
-			}
-			out = append(out, c)
-		}
+		out = append(out, checks...)
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("no provider named %v", providers)
@@ -92,18 +83,72 @@ func CheckKeys(ctx context.Context, cfg *config.Config, o Options, supplier stri
 	return out, nil
 }
 
-// probe lists the provider's models with the key: a live check that costs
-// no tokens.
-func probe(ctx context.Context, baseURL string, k *keys.Key) (int, error) {
-	c := openai.DefaultConfig(k.Secret().Reveal())
-	c.BaseURL = baseURL
-	c.OrgID = k.Organization
-	c.HTTPClient = &http.Client{Timeout: 15 * time.Second}
-	models, err := openai.NewClientWithConfig(c).ListModels(ctx)
+// checkProviderKeys checks the supplier's own key for pc when supplier is
+// set, otherwise each of pc's platform keys.
+func (a *App) checkProviderKeys(ctx context.Context, pc config.Provider, fetcher keys.Fetcher, supplier string) ([]KeyCheck, error) {
+	p, err := provider.New(pc, nil, provider.Options{
+		MaxResponseBytes: a.cfg.Limits.MaxResponseBytes,
+		ReadBufferSize:   a.cfg.Limits.MaxHeaderBytes,
+	})
 	if err != nil {
-		return 0, fmt.Errorf("the provider refused the key: %w", err)
+		return nil, err
 	}
-	return len(models.Models), nil
+	defer p.Close()
+	if supplier != "" {
+		c := KeyCheck{Supplier: supplier, Provider: pc.Name, Source: keys.SourceClient}
+		fctx, cancel := context.WithTimeout(ctx, a.cfg.Keys.FetchTimeout)
+		k, err := fetcher.Fetch(fctx, supplier, pc.Name)
+		cancel()
+		if err != nil {
+			c.Err = err
+		} else {
+			c.Version, c.Fingerprint = k.Version(), k.Fingerprint()
+			c.Models, c.Err = checkKey(ctx, p, k)
+		}
+		return []KeyCheck{c}, nil
+	}
+	var out []KeyCheck
+	for i, ref := range pc.PlatformKeys() {
+		c := KeyCheck{Provider: pc.Name, Source: keys.SourcePlatform, Version: fmt.Sprintf("pool[%d]", i)}
+		s, err := a.resolve(ref)
+		if err != nil {
+			c.Err = err
+		} else {
+			c.Fingerprint = s.Fingerprint()
+			c.Models, c.Err = checkKey(ctx, p, keys.NewKey(s, keys.SourcePlatform, ""))
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// checkKey asks p for its model list with k and returns how many models it
+// listed, or why the key did not pass: ErrKeyRefused when the provider
+// refused it.
+func checkKey(ctx context.Context, p *provider.Provider, k *keys.Key) (int, error) {
+	deadline := time.Now().Add(keyProbeTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	r, err := p.CheckKey(k, deadline)
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("the provider did not answer the probe: %w", err)
+	case r.OK():
+		return r.Models, nil
+	case r.Refused():
+		return 0, fmt.Errorf("%w (%s)", ErrKeyRefused, statusText(r))
+	}
+	return 0, fmt.Errorf("the provider answered the probe with %s", statusText(r))
+}
+
+// statusText is a probe's status and the provider's message, if any.
+func statusText(r provider.KeyProbe) string {
+	s := fmt.Sprintf("%d %s", r.Status, http.StatusText(r.Status))
+	if r.Message != "" {
+		s += ": " + r.Message
+	}
+	return s
 }
 
 func supplierRefs(cfg *config.Config) map[string]map[string]string {

@@ -1,0 +1,59 @@
+//go:build !sidecar
+
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os/signal"
+	"syscall"
+
+	"github.com/wedsync/veil/internal/demo"
+	"github.com/wedsync/veil/internal/fakeopenai"
+)
+
+// The developer subcommands, demo and fake-upstream, which carry the fake
+// upstream; a build with the sidecar tag leaves them out (see sidecar.go).
+
+const (
+	demoUsage         = "  veil demo [--verbose]\n"
+	fakeUpstreamUsage = "  veil fake-upstream [--listen 127.0.0.1:8081] [--latency 0] [--ttft 0] [--chunk-delay 0]\n"
+)
+
+func runDemo(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	verbose := fs.Bool("verbose", false, "also print veil's own log lines")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	opts := demo.Options{Out: stdout}
+	if *verbose {
+		opts.Log = stderr
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	return demo.Run(ctx, opts)
+}
+
+func fakeUpstream(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("fake-upstream", flag.ContinueOnError)
+	listen := fs.String("listen", "127.0.0.1:8081", "address to listen on")
+	latency := fs.Duration("latency", 0, "delay before response headers")
+	ttft := fs.Duration("ttft", 0, "extra delay before the first streamed chunk")
+	chunk := fs.Duration("chunk-delay", 0, "delay between streamed chunks")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	s := fakeopenai.New(fakeopenai.Options{Latency: *latency, TTFT: *ttft, ChunkDelay: *chunk, NoRecord: true})
+	if err := s.Start(*listen); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "fake OpenAI upstream on %s (accepts any bearer key)\n", s.URL())
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	<-ctx.Done()
+	return s.Close()
+}
