@@ -14,6 +14,8 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/wedsync/veil/billing"
 )
 
 // memFetcher is an in-memory key source with versions, failures on demand
@@ -59,7 +61,7 @@ func (m *memFetcher) Fetch(ctx context.Context, supplier, provider string) (*Key
 	if len(vs) == 0 {
 		return nil, ErrKeyMissing
 	}
-	return NewKey(NewSecret(vs[len(vs)-1]), SourceClient, strconv.Itoa(len(vs))), nil
+	return NewKey(NewSecret(vs[len(vs)-1]), billing.ClientKey, strconv.Itoa(len(vs))), nil
 }
 
 func (m *memFetcher) Version(ctx context.Context, supplier, provider string) (string, error) {
@@ -126,7 +128,7 @@ func TestCacheFirstFetchIsShared(t *testing.T) {
 		t.Errorf("%d fetches for 50 concurrent first requests, want 1", n)
 	}
 	for _, k := range keys {
-		if k == nil || k.Secret().Reveal() != "sk-bella-1" || k.Source() != SourceClient {
+		if k == nil || k.Secret().Reveal() != "sk-bella-1" || k.Source() != billing.ClientKey {
 			t.Fatalf("key %v", k)
 		}
 	}
@@ -262,7 +264,7 @@ func TestCacheSnapshotShowsFingerprintsOnly(t *testing.T) {
 }
 
 func TestKeyNeverPrints(t *testing.T) {
-	k := NewKey(NewSecret("sk-do-not-print"), SourcePlatform, "3")
+	k := NewKey(NewSecret("sk-do-not-print"), billing.PlatformKey, "3")
 	for _, s := range []string{fmt.Sprint(k), fmt.Sprintf("%+v %#v %s %q %x", k, k, k, k, k), fmt.Sprintf("%v", []*Key{k})} {
 		if strings.Contains(s, "sk-do-not") || strings.Contains(s, "6b2d646f") {
 			t.Errorf("printed %q", s)
@@ -310,7 +312,7 @@ func TestCacheFollowsRewrittenFile(t *testing.T) {
 	c := newTestCache(t, f, clk, nil)
 	ctx := context.Background()
 	k1, err := c.Get(ctx, "bella", "openai")
-	if err != nil || k1.Secret().Reveal() != "sk-file-v1" || k1.Source() != SourceClient {
+	if err != nil || k1.Secret().Reveal() != "sk-file-v1" || k1.Source() != billing.ClientKey {
 		t.Fatalf("first read: %v %v", k1, err)
 	}
 	if err := os.WriteFile(path, []byte("sk-file-v2\n"), 0o600); err != nil {

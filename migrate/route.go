@@ -1,6 +1,9 @@
 package migrate
 
-import "github.com/wedsync/veil/internal/mix"
+import (
+	"github.com/wedsync/veil/billing"
+	"github.com/wedsync/veil/internal/mix"
+)
 
 // Decision is which system serves one request of a supplier with a
 // migration.
@@ -13,9 +16,9 @@ type Decision struct {
 	Status Status
 	Stage  int
 	Share  float64
-	// Mode is "platform" or "client": the key source for the request
-	// (policy.Request.Source).
-	Mode string
+	// Mode is the chosen system, platform or client, whose key source
+	// serves the request (policy.Request.Source).
+	Mode billing.Mode
 	// Provider and KeyRef are the chosen system's, empty when it names
 	// none.
 	Provider string
@@ -52,18 +55,9 @@ func shareThreshold(share float64) uint64 {
 	return uint64(share*(1<<53)) << 11
 }
 
-// Decide returns which system serves a request of supplier, and false when
-// the supplier has no migration that routes it (its policy decides). While
-// a migration ramps, the target serves a request with probability the
-// stage's share: decided by a hash of supplier and user when user (the
-// request's "user" field) is not empty, so that one conversation stays on
-// one system, and by spread (any per-request number, such as a counter or
-// a random value) otherwise. Because a request goes to the target when its
-// hash is below the share, a user on the target at 10% is still on it at
-// 50%. A completed migration always says target; a planned one, or one
-// rolled back or failed, routes nothing of its own (see Decision.ID). It
-// takes no lock and does not allocate.
-func (m *Manager) Decide(supplier, user []byte, spread uint64) (Decision, bool) {
+// decide returns the decision for a request of supplier, and false when
+// the supplier has no migration that routes it; see Route.
+func (m *Manager) decide(supplier, user []byte, spread uint64) (Decision, bool) {
 	t := m.table.Load()
 	if t == nil {
 		return Decision{}, false
@@ -87,14 +81,25 @@ func (m *Manager) Decide(supplier, user []byte, spread uint64) (Decision, bool) 
 	return e.source, true
 }
 
-// Route returns the mode ("platform" or "client") that serves a request of
-// supplier and the migration that decides it, or ok false when the
-// supplier has no migration routing it; see Decide, which also returns the
-// provider, the key reference and the path for Observe. It takes no lock
-// and does not allocate.
-func (m *Manager) Route(supplier []byte, user []byte, spread uint64) (mode string, id string, ok bool) {
-	d, ok := m.Decide(supplier, user, spread)
-	return d.Mode, d.ID, ok
+// Route returns the key source that serves a request of supplier, the
+// migration that decides it and whether that is the migration's target
+// (the path to give Observe), or ok false when the supplier has no
+// migration routing it (its policy decides). While a migration ramps, the
+// target serves a request with probability the stage's share: decided by
+// a hash of supplier and user when user (the request's "user" field) is
+// not empty, so that one conversation stays on one system, and by spread
+// (any per-request number, such as a counter or a random value)
+// otherwise. Because a request goes to the target when its hash is below
+// the share, a user on the target at 10% is still on it at 50%. A
+// completed migration always says target; a planned one, or one rolled
+// back or failed, routes nothing of its own (see Decision.ID). It takes
+// no lock and does not allocate.
+func (m *Manager) Route(supplier, user []byte, spread uint64) (source billing.KeySource, id string, toTarget, ok bool) {
+	d, ok := m.decide(supplier, user, spread)
+	if !ok {
+		return "", "", false, false
+	}
+	return d.Mode.First(), d.ID, d.ToTarget, true
 }
 
 // FNV-1a, 64 bits.

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wedsync/veil/auth"
+	"github.com/wedsync/veil/billing"
 	"github.com/wedsync/veil/internal/jsonfield"
 	"github.com/wedsync/veil/internal/sse"
 	"github.com/wedsync/veil/keys"
@@ -195,7 +196,7 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, x *exchange) bool {
 		return false // answered from the cache: no quota spent, no provider asked
 	}
 	s.startShadow(ctx, x, spread)
-	if x.rt.Quota != nil && x.plan[0].Source == policy.SourcePlatform {
+	if x.rt.Quota != nil && x.plan[0].Source == billing.PlatformKey {
 		if e := s.capTier(x); e != nil {
 			x.fail(ctx, e)
 			return false
@@ -218,7 +219,7 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, x *exchange) bool {
 	var last *Error
 	for i := range x.plan {
 		a := &x.plan[i]
-		if a.Source == policy.SourcePlatform && x.rt.Quota != nil && !x.admitted {
+		if a.Source == billing.PlatformKey && x.rt.Quota != nil && !x.admitted {
 			// A client-first plan falling back to platform keys: the tier
 			// applies from here on.
 			if last = s.admitFallback(x, a); last != nil {
@@ -226,14 +227,14 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, x *exchange) bool {
 			}
 		}
 		lastPlanned := i == len(x.plan)-1
-		if a.Source == policy.SourceClient && !lastPlanned && !s.keyHealth.Allow(a.Provider.Name(), x.supplier, time.Now()) {
+		if a.Source == billing.ClientKey && !lastPlanned && !s.keyHealth.Allow(a.Provider.Name(), x.supplier, time.Now()) {
 			// The provider refused this supplier's key moments ago: go
 			// straight to the fallback until the cooldown's probe.
 			last = &Error{Status: fasthttp.StatusUnauthorized, Type: typeAuthentication, Code: "supplier_key_held_out",
 				Message: "veil: provider " + a.Provider.Name() + " refused the supplier's own key recently"}
 			continue
 		}
-		if i > 0 && a.Source == policy.SourcePlatform && x.plan[0].Source == policy.SourceClient {
+		if i > 0 && a.Source == billing.PlatformKey && x.plan[0].Source == billing.ClientKey {
 			x.reason = "platform_fallback"
 			if !x.fellBack {
 				x.fellBack = true
@@ -331,7 +332,7 @@ func (s *Server) attempt(ctx *fasthttp.RequestCtx, x *exchange, a *policy.Attemp
 			}
 			x.reader = rd
 		}
-		if !lastPlanned && key.Source() == keys.SourceClient && (status == fasthttp.StatusUnauthorized || status == fasthttp.StatusForbidden) {
+		if !lastPlanned && key.Source() == billing.ClientKey && (status == fasthttp.StatusUnauthorized || status == fasthttp.StatusForbidden) {
 			// The supplier's own key is refused even after a refresh: the
 			// plan's platform attempts (hybrid, or a permitted fallback)
 			// take over.
@@ -341,7 +342,7 @@ func (s *Server) attempt(ctx *fasthttp.RequestCtx, x *exchange, a *policy.Attemp
 			return false, &Error{Status: status, Type: typeAuthentication, Code: "supplier_key_refused",
 				Message: "veil: provider " + a.Provider.Name() + " refused the supplier's own key"}
 		}
-		if key.Source() == keys.SourceClient && status != fasthttp.StatusUnauthorized && status != fasthttp.StatusForbidden {
+		if key.Source() == billing.ClientKey && status != fasthttp.StatusUnauthorized && status != fasthttp.StatusForbidden {
 			s.keyHealth.Served(a.Provider.Name(), x.supplier)
 		}
 		if failsOver(status) {
@@ -377,7 +378,7 @@ func (s *Server) attempt(ctx *fasthttp.RequestCtx, x *exchange, a *policy.Attemp
 // shape for it.
 func refusedKey(a *policy.Attempt, key *keys.Key) *Error {
 	whose := "WedSync's platform key"
-	if key.Source() == keys.SourceClient {
+	if key.Source() == billing.ClientKey {
 		whose = "the supplier's own key"
 	}
 	return &Error{Status: fasthttp.StatusUnauthorized, Type: typeInvalidRequest, Code: "invalid_api_key",
@@ -410,7 +411,7 @@ func (s *Server) auditFallback(x *exchange, a *policy.Attempt, cause *Error) {
 	}
 	s.auditWarn("supplier call falls back to platform keys", zap.ByteString("request_id", x.reqID),
 		zap.ByteString("supplier", x.supplier), zap.String("provider", a.Provider.Name()), zap.ByteString("model", a.Model),
-		zap.String("cause", why), zap.Int("status", status), zap.String("billed", usage.BilledPlatform))
+		zap.String("cause", why), zap.Int("status", status), zap.String("billed", string(billing.PaidByPlatform)))
 }
 
 // mayRetry decides whether the last target left may be tried again, and
@@ -481,7 +482,7 @@ func failsOver(status int) bool {
 // keyFor returns the key an attempt uses: the next platform key of the
 // provider's pool, or the supplier's own key from memory.
 func (s *Server) keyFor(x *exchange, a *policy.Attempt) (*keys.Key, *Error) {
-	if a.Source == policy.SourcePlatform {
+	if a.Source == billing.PlatformKey {
 		return a.Provider.Platform().Next(time.Now()), nil
 	}
 	if s.keys == nil {
@@ -578,7 +579,7 @@ func (s *Server) roundTrip(x *exchange, a *policy.Attempt, key *keys.Key, hdr *f
 	}
 	s.observeAttempt(a, resp.StatusCode(), t0)
 	x.logAttempt(a, key, resp.StatusCode(), "", t0)
-	if t := s.health.Target(a.Provider.Name()); t != nil && key.Source() == keys.SourcePlatform {
+	if t := s.health.Target(a.Provider.Name()); t != nil && key.Source() == billing.PlatformKey {
 		// The platform keys' capacity left, for peak-season monitoring.
 		t.Capacity(headerInt(&resp.Header, "X-Ratelimit-Remaining-Requests"), headerInt(&resp.Header, "X-Ratelimit-Remaining-Tokens"))
 	}
@@ -589,7 +590,7 @@ func (s *Server) roundTrip(x *exchange, a *policy.Attempt, key *keys.Key, hdr *f
 // out, and returns the replacement.
 func (s *Server) swapKey(x *exchange, a *policy.Attempt, key *keys.Key, resp *fasthttp.Response) *keys.Key {
 	switch status := resp.StatusCode(); {
-	case status == fasthttp.StatusUnauthorized && key.Source() == keys.SourceClient && s.keys != nil:
+	case status == fasthttp.StatusUnauthorized && key.Source() == billing.ClientKey && s.keys != nil:
 		next, err := s.keys.Rejected(context.Background(), string(x.supplier), a.Provider.Name(), key)
 		if err == nil {
 			s.log.Info("supplier key refused by the provider; retrying with the newer version", zap.ByteString("request_id", x.reqID),
@@ -601,7 +602,7 @@ func (s *Server) swapKey(x *exchange, a *policy.Attempt, key *keys.Key, resp *fa
 				zap.ByteString("supplier", x.supplier), zap.Object("refused", key), zap.Object("previous", prev))
 			return prev
 		}
-	case status == fasthttp.StatusTooManyRequests && key.Source() == keys.SourcePlatform && a.Provider.Platform().Len() > 1:
+	case status == fasthttp.StatusTooManyRequests && key.Source() == billing.PlatformKey && a.Provider.Platform().Len() > 1:
 		now := time.Now()
 		pool := a.Provider.Platform()
 		pool.Cooldown(key, now, retryAfter(&resp.Header))
@@ -769,7 +770,7 @@ func (x *exchange) setServedHeaders(ctx *fasthttp.RequestCtx) {
 	if len(x.served.Model) > 0 {
 		h.SetBytesV(HeaderModel, x.served.Model)
 	}
-	h.Set(HeaderKeySource, x.key.Source())
+	h.Set(HeaderKeySource, string(x.key.Source()))
 	h.Set(HeaderAttempts, smallInt(x.attempts))
 	if x.served != &x.plan[0] {
 		h.Set(HeaderFailover, "true")
@@ -824,7 +825,7 @@ func (s *Server) finish(x *exchange) {
 			zap.ByteString("request_id", x.reqID),
 			zap.String("caller", callerName),
 			zap.ByteString("supplier", x.supplier),
-			zap.String("key_source", keySource(x.key)),
+			zap.String("key_source", string(keySource(x.key))),
 			zap.String("endpoint", x.ep.name),
 			zap.String("provider", providerName),
 			zap.ByteString("model", x.fields.Model),
@@ -843,7 +844,7 @@ func (s *Server) finish(x *exchange) {
 	release(x)
 }
 
-func keySource(k *keys.Key) string {
+func keySource(k *keys.Key) billing.KeySource {
 	if k == nil {
 		return ""
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 
+	"github.com/wedsync/veil/billing"
 	"github.com/wedsync/veil/config"
 	"github.com/wedsync/veil/internal/jsonfield"
 	"github.com/wedsync/veil/policy"
@@ -146,7 +147,7 @@ func (s *Server) switchToClient(x *exchange) bool {
 		return false
 	}
 	plan, err := x.rt.Policy.Plan(x.planBuf[:0], &policy.Request{Model: x.fields.Model, Understood: x.ep.understood,
-		Supplier: x.supplier, Source: policy.SourceClient, Workflow: []byte(x.workflow), Now: x.start})
+		Supplier: x.supplier, Source: billing.ClientKey, Workflow: []byte(x.workflow), Now: x.start})
 	if err != nil {
 		return false
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/wedsync/veil/admin"
+	"github.com/wedsync/veil/billing"
 	"github.com/wedsync/veil/keys"
 	"github.com/wedsync/veil/policy"
 	"github.com/wedsync/veil/quota"
@@ -182,7 +183,7 @@ type Explanation struct {
 	Supplier string           `json:"supplier"`
 	Workflow string           `json:"workflow,omitempty"`
 	Model    string           `json:"requested_model,omitempty"`
-	Mode     string           `json:"mode"`
+	Mode     billing.Mode     `json:"mode"`
 	Season   string           `json:"season,omitempty"`
 	Tier     *TierExplanation `json:"tier,omitempty"`
 	Attempts []AttemptPlan    `json:"attempts"`
@@ -199,10 +200,10 @@ type TierExplanation struct {
 
 // AttemptPlan is one planned attempt.
 type AttemptPlan struct {
-	Provider  string `json:"provider"`
-	Model     string `json:"model"`
-	KeySource string `json:"key_source"`
-	Reason    string `json:"reason"`
+	Provider  string            `json:"provider"`
+	Model     string            `json:"model"`
+	KeySource billing.KeySource `json:"key_source"`
+	Reason    string            `json:"reason"`
 }
 
 // adminExplain answers GET /admin/explain?supplier=&workflow=&model=.

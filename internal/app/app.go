@@ -18,6 +18,7 @@ import (
 	"github.com/wedsync/veil/admin"
 	"github.com/wedsync/veil/alert"
 	"github.com/wedsync/veil/cache"
+	"github.com/wedsync/veil/compare"
 	"github.com/wedsync/veil/config"
 	"github.com/wedsync/veil/health"
 	"github.com/wedsync/veil/internal/logging"
@@ -69,7 +70,7 @@ type App struct {
 	// are driven and followed through the store.
 	holder         string
 	migrations     *migrate.Manager
-	compare        *migrate.Comparisons
+	compare        *compare.Comparisons
 	stopMigrations context.CancelFunc
 	migrating      sync.WaitGroup
 	usage          *usage.Emitter
@@ -180,7 +181,7 @@ func New(cfg *config.Config, o Options) (a *App, err error) {
 	a.proxy, err = proxy.New(proxy.Options{Limits: cfg.Limits, Auth: authn, Keys: a.keys, Policy: a.policy,
 		Metrics: a.metrics, Log: a.log, Audit: a.audit, Health: a.health, Usage: emitter, Prices: a.prices, Quota: a.quota,
 		Alert: a.alerts.Notify, Cache: a.proxyCache(), SingleFlight: cfg.Cache.Collapse(),
-		Migrations: &migrations{a: a, switches: map[string]bool{}}, Shadows: shadows{a.compare}})
+		Migrations: a.migrations, Shadows: a.compare})
 	if err != nil {
 		return nil, err
 	}

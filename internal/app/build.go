@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wedsync/veil/auth"
+	"github.com/wedsync/veil/billing"
 	"github.com/wedsync/veil/config"
 	"github.com/wedsync/veil/keys"
 	"github.com/wedsync/veil/keys/vault"
@@ -86,7 +87,7 @@ func (a *App) buildProviders() error {
 
 // buildPolicy compiles routing and supplier modes.
 func (a *App) buildPolicy() (*policy.Policy, error) {
-	modes := make(map[string]string, len(a.cfg.Suppliers.Entries))
+	modes := make(map[string]billing.Mode, len(a.cfg.Suppliers.Entries))
 	preferred := map[string]string{}
 	fallback := map[string]bool{}
 	tiers := map[string]string{}

@@ -10,57 +10,38 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wedsync/veil/admin"
-	"github.com/wedsync/veil/migrate"
-	"github.com/wedsync/veil/policy"
-	"github.com/wedsync/veil/proxy"
+	"github.com/wedsync/veil/billing"
+	"github.com/wedsync/veil/compare"
 )
 
 // buildComparisons makes the shadow comparisons of suppliers' two systems,
 // kept in the store so that every replica follows them.
 func (a *App) buildComparisons() {
-	a.compare = migrate.NewComparisons(migrate.CompareOptions{Store: a.store, Log: a.log, Holder: a.holder,
+	a.compare = compare.New(compare.Options{Store: a.store, Log: a.log, Holder: a.holder,
 		Current: a.currentSystem})
 }
 
 // currentSystem is the system a supplier pays with now: platform or
 // client (a hybrid supplier's own key comes first).
-func (a *App) currentSystem(supplier string) string {
+func (a *App) currentSystem(supplier string) billing.Mode {
 	a.mu.RLock()
 	mode := a.policy.Mode([]byte(supplier))
 	a.mu.RUnlock()
-	if mode == policy.SourcePlatform {
-		return policy.SourcePlatform
+	if mode == billing.ModePlatform {
+		return billing.ModePlatform
 	}
-	return policy.SourceClient
-}
-
-// shadows adapts the comparisons to the proxy.
-type shadows struct{ c *migrate.Comparisons }
-
-var _ proxy.Shadows = shadows{}
-
-func (s shadows) Shadow(supplier []byte, spread uint64) (string, string, bool) {
-	return s.c.Shadow(supplier, spread)
-}
-
-func (s shadows) Lookup(id string) (proxy.ShadowSettings, bool) {
-	r, ok := s.c.Lookup(id)
-	return proxy.ShadowSettings{Provider: r.Provider, Billed: r.Billed}, ok
-}
-
-func (s shadows) Record(id string, primary, shadow proxy.ShadowOutcome) {
-	s.c.Record(id, migrate.Outcome(primary), migrate.Outcome(shadow))
+	return billing.ModeClient
 }
 
 // CompareStart is the body of POST /admin/comparisons.
 type CompareStart struct {
-	Supplier string  `json:"supplier"`
-	Other    string  `json:"other"`
-	Provider string  `json:"provider"`
-	Requests int     `json:"requests"`
-	Window   string  `json:"window"`
-	Sample   float64 `json:"sample"`
-	Billed   string  `json:"billed"`
+	Supplier string        `json:"supplier"`
+	Other    billing.Mode  `json:"other"`
+	Provider string        `json:"provider"`
+	Requests int           `json:"requests"`
+	Window   string        `json:"window"`
+	Sample   float64       `json:"sample"`
+	Billed   billing.Payer `json:"billed"`
 }
 
 func (a *App) adminStartComparison(ctx context.Context, c admin.Call) (int, any) {
@@ -68,7 +49,7 @@ func (a *App) adminStartComparison(ctx context.Context, c admin.Call) (int, any)
 	if err := json.Unmarshal(c.Body, &body); err != nil {
 		return adminError(http.StatusBadRequest, "invalid_json", "the body must be a JSON object: "+err.Error())
 	}
-	req := migrate.CompareRequest{Supplier: body.Supplier, Other: body.Other, Provider: body.Provider, Requests: body.Requests,
+	req := compare.Request{Supplier: body.Supplier, Other: body.Other, Provider: body.Provider, Requests: body.Requests,
 		Sample: body.Sample, Billed: body.Billed}
 	if body.Window != "" {
 		d, err := time.ParseDuration(body.Window)
@@ -78,9 +59,9 @@ func (a *App) adminStartComparison(ctx context.Context, c admin.Call) (int, any)
 		req.Window = d
 	}
 	if req.Other == "" && req.Supplier != "" {
-		req.Other = policy.SourceClient
-		if a.currentSystem(req.Supplier) == policy.SourceClient {
-			req.Other = policy.SourcePlatform
+		req.Other = billing.ModeClient
+		if a.currentSystem(req.Supplier) == billing.ModeClient {
+			req.Other = billing.ModePlatform
 		}
 	}
 	cmp, err := a.compare.Start(ctx, req)
@@ -88,7 +69,7 @@ func (a *App) adminStartComparison(ctx context.Context, c admin.Call) (int, any)
 		return compareError(err)
 	}
 	a.audit.Info("comparison started", zap.String("id", cmp.ID), zap.String("supplier", cmp.Supplier),
-		zap.String("other", cmp.Other))
+		zap.String("other", string(cmp.Other)))
 	return http.StatusCreated, cmp
 }
 
@@ -105,12 +86,12 @@ func (a *App) adminCompareReport(ctx context.Context, c admin.Call) (int, any) {
 	if err != nil {
 		return compareError(err)
 	}
-	return http.StatusOK, compareReportDoc{CompareReport: r, Text: r.Text()}
+	return http.StatusOK, compareReportDoc{Report: r, Text: r.Text()}
 }
 
 // compareReportDoc is a comparison's report with its table.
 type compareReportDoc struct {
-	migrate.CompareReport
+	compare.Report
 	Text string `json:"text"`
 }
 
@@ -126,11 +107,11 @@ func (a *App) adminStopComparison(ctx context.Context, c admin.Call) (int, any) 
 // compareError maps a comparison error to its status.
 func compareError(err error) (int, any) {
 	switch {
-	case errors.Is(err, migrate.ErrCompareNotFound):
+	case errors.Is(err, compare.ErrNotFound):
 		return adminError(http.StatusNotFound, "comparison_not_found", err.Error())
-	case errors.Is(err, migrate.ErrCompareInvalid):
+	case errors.Is(err, compare.ErrInvalid):
 		return adminError(http.StatusBadRequest, "invalid_comparison", err.Error())
-	case errors.Is(err, migrate.ErrCompareRunning), errors.Is(err, migrate.ErrCompareConflict):
+	case errors.Is(err, compare.ErrRunning), errors.Is(err, compare.ErrConflict):
 		return adminError(http.StatusConflict, "comparison_running", err.Error())
 	}
 	return adminError(http.StatusServiceUnavailable, "store_unavailable", err.Error())

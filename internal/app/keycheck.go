@@ -9,6 +9,7 @@ import (
 	openai "github.com/sashabaranov/go-openai"
 	"go.uber.org/zap"
 
+	"github.com/wedsync/veil/billing"
 	"github.com/wedsync/veil/config"
 	"github.com/wedsync/veil/keys"
 	"github.com/wedsync/veil/keys/vault"
@@ -19,7 +20,7 @@ import (
 type KeyCheck struct {
 	Supplier    string
 	Provider    string
-	Source      string
+	Source      billing.KeySource
 	Version     string
 	Fingerprint string
 	// Models is how many models the provider listed for the key.
@@ -61,7 +62,7 @@ func CheckKeys(ctx context.Context, cfg *config.Config, o Options, supplier stri
 			continue
 		}
 		if supplier != "" {
-			c := KeyCheck{Supplier: supplier, Provider: pc.Name, Source: keys.SourceClient}
+			c := KeyCheck{Supplier: supplier, Provider: pc.Name, Source: billing.ClientKey}
 			fctx, cancel := context.WithTimeout(ctx, cfg.Keys.FetchTimeout)
 			k, err := fetcher.Fetch(fctx, supplier, pc.Name)
 			cancel()
@@ -75,13 +76,13 @@ func CheckKeys(ctx context.Context, cfg *config.Config, o Options, supplier stri
 			continue
 		}
 		for i, ref := range pc.PlatformKeys() {
-			c := KeyCheck{Provider: pc.Name, Source: keys.SourcePlatform, Version: fmt.Sprintf("pool[%d]", i)}
+			c := KeyCheck{Provider: pc.Name, Source: billing.PlatformKey, Version: fmt.Sprintf("pool[%d]", i)}
 			s, err := a.resolve(ref)
 			if err != nil {
 				c.Err = err
 			} else {
 				c.Fingerprint = s.Fingerprint()
-				c.Models, c.Err = probe(ctx, pc.BaseURL, keys.NewKey(s, keys.SourcePlatform, ""))
+				c.Models, c.Err = probe(ctx, pc.BaseURL, keys.NewKey(s, billing.PlatformKey, ""))
 			}
 			out = append(out, c)
 		}

@@ -8,18 +8,16 @@ import (
 	"errors"
 	"net/http"
 	"os"
-	"sync"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/wedsync/veil/admin"
+	"github.com/wedsync/veil/billing"
 	"github.com/wedsync/veil/health"
 	"github.com/wedsync/veil/keys"
 	"github.com/wedsync/veil/migrate"
-	"github.com/wedsync/veil/policy"
 	"github.com/wedsync/veil/provider"
-	"github.com/wedsync/veil/proxy"
 )
 
 // holderName is this replica's name in leases: the host and a random
@@ -93,7 +91,7 @@ func (a *App) probeTarget(ctx context.Context, supplier string, to migrate.Targe
 	}
 	var key *keys.Key
 	switch to.Mode {
-	case migrate.ModePlatform:
+	case billing.ModePlatform:
 		if p.Platform() == nil {
 			r.Error = "provider " + p.Name() + " has no platform key"
 			return r
@@ -135,67 +133,13 @@ func (a *App) migrationAlert(kind, supplier, message string) {
 		At: time.Now()})
 }
 
-// migrations adapts the manager to the proxy.
-type migrations struct {
-	a        *App
-	mu       sync.Mutex
-	switches map[string]bool
-}
-
-var _ proxy.Migrations = (*migrations)(nil)
-
-func (m *migrations) Route(supplier, user []byte, spread uint64) (string, string, bool, bool) {
-	d, ok := m.a.migrations.Decide(supplier, user, spread)
-	if !ok {
-		return "", "", false, false
-	}
-	return d.Mode, d.ID, d.ToTarget, true
-}
-
-func (m *migrations) Observe(id string, toTarget bool, status int, latency time.Duration, costUSD float64) {
-	m.a.migrations.Observe(id, toTarget, status, latency, costUSD)
-}
-
-// Exhausted moves a supplier whose platform quota ran out to its own key
-// (scenario 1), in the background and once at a time per supplier.
-func (m *migrations) Exhausted(supplier, providerName string) {
-	m.mu.Lock()
-	if m.switches[supplier] {
-		m.mu.Unlock()
-		return
-	}
-	m.switches[supplier] = true
-	m.mu.Unlock()
-	m.a.migrating.Add(1)
-	go func() {
-		defer m.a.migrating.Done()
-		defer func() {
-			m.mu.Lock()
-			delete(m.switches, supplier)
-			m.mu.Unlock()
-		}()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		mig, err := m.a.migrations.Switch(ctx, supplier, migrate.Target{Mode: migrate.ModeClient, Provider: providerName},
-			"quota_exhausted")
-		if err != nil && !errors.Is(err, migrate.ErrNoChange) {
-			m.a.log.Warn("supplier not switched to its own key", zap.String("supplier", supplier), zap.Error(err))
-			return
-		}
-		if mig != nil {
-			m.a.log.Info("supplier switched to its own key for good", zap.String("supplier", supplier),
-				zap.String("migration", mig.ID))
-		}
-	}()
-}
-
 // PlanBody is the body of POST /admin/migrations.
 type PlanBody struct {
 	Supplier string `json:"supplier"`
 	To       struct {
-		Mode     string `json:"mode"`
-		Provider string `json:"provider"`
-		KeyRef   string `json:"key_ref"`
+		Mode     billing.Mode `json:"mode"`
+		Provider string       `json:"provider"`
+		KeyRef   string       `json:"key_ref"`
 	} `json:"to"`
 	Stages []struct {
 		Share float64 `json:"share"`
@@ -214,9 +158,9 @@ func (a *App) adminPlanMigration(ctx context.Context, c admin.Call) (int, any) {
 	req := migrate.PlanRequest{Supplier: b.Supplier, To: migrate.Target{Mode: b.To.Mode, Provider: b.To.Provider, KeyRef: b.To.KeyRef},
 		Gates: b.Gates, Days: b.Days, Reason: b.Reason}
 	if req.To.Mode == "" && req.Supplier != "" {
-		req.To.Mode = migrate.ModeClient
-		if a.currentSystem(req.Supplier) == policy.SourceClient {
-			req.To.Mode = migrate.ModePlatform
+		req.To.Mode = billing.ModeClient
+		if a.currentSystem(req.Supplier) == billing.ModeClient {
+			req.To.Mode = billing.ModePlatform
 		}
 	}
 	if req.To.Provider == "" && req.Supplier != "" {

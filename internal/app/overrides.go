@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wedsync/veil/admin"
+	"github.com/wedsync/veil/billing"
 	"github.com/wedsync/veil/config"
 	"github.com/wedsync/veil/store"
 )
@@ -24,20 +25,20 @@ const overridesBucket = "suppliers"
 // API, kept in the store so every replica applies them. Unset fields keep
 // the config's value.
 type Override struct {
-	Mode                  *string `json:"mode,omitempty"`
-	Tier                  *string `json:"tier,omitempty"`
-	PreferredProvider     *string `json:"preferred_provider,omitempty"`
-	AllowPlatformFallback *bool   `json:"allow_platform_fallback,omitempty"`
+	Mode                  *billing.Mode `json:"mode,omitempty"`
+	Tier                  *string       `json:"tier,omitempty"`
+	PreferredProvider     *string       `json:"preferred_provider,omitempty"`
+	AllowPlatformFallback *bool         `json:"allow_platform_fallback,omitempty"`
 }
 
 // SupplierSettings is the document of GET /admin/suppliers/{id}.
 type SupplierSettings struct {
-	ID                    string    `json:"id"`
-	Mode                  string    `json:"mode"`
-	Tier                  string    `json:"tier,omitempty"`
-	PreferredProvider     string    `json:"preferred_provider,omitempty"`
-	AllowPlatformFallback bool      `json:"allow_platform_fallback"`
-	Override              *Override `json:"override,omitempty"`
+	ID                    string       `json:"id"`
+	Mode                  billing.Mode `json:"mode"`
+	Tier                  string       `json:"tier,omitempty"`
+	PreferredProvider     string       `json:"preferred_provider,omitempty"`
+	AllowPlatformFallback bool         `json:"allow_platform_fallback"`
+	Override              *Override    `json:"override,omitempty"`
 }
 
 // withOverrides returns base with the overrides applied to its supplier
