@@ -155,7 +155,7 @@ func New(cfg *config.Config, o Options) (a *App, err error) {
 	lim := cfg.Limits
 	a.health = health.NewRegistryWithBreakers(health.BreakerOptions{Failures: lim.BreakerFailures,
 		Cooldown: lim.BreakerCooldown, Window: lim.BreakerWindow, MinRequests: lim.BreakerMinRequests,
-		ErrorRate: lim.ErrorRate(), OnChange: a.alerts.Notify}, names...)
+		ErrorRate: lim.ErrorRate(), OnChange: a.alerts.Health}, names...)
 	a.metrics.WatchHealth(a.health)
 	if err := a.buildStore(); err != nil {
 		return nil, err
@@ -180,7 +180,7 @@ func New(cfg *config.Config, o Options) (a *App, err error) {
 	}
 	a.proxy, err = proxy.New(proxy.Options{Limits: cfg.Limits, Auth: authn, Keys: a.keys, Policy: a.policy,
 		Metrics: a.metrics, Log: a.log, Audit: a.audit, Health: a.health, Usage: emitter, Prices: a.prices, Quota: a.quota,
-		Alert: a.alerts.Notify, Cache: a.proxyCache(), SingleFlight: cfg.Cache.Collapse(),
+		Alert: a.alerts.Health, Cache: a.proxyCache(), SingleFlight: cfg.Cache.Collapse(),
 		Migrations: a.migrations, Shadows: a.compare})
 	if err != nil {
 		return nil, err
@@ -557,7 +557,7 @@ func (a *App) startProbes() {
 		return
 	}
 	pr := &health.Prober{Registry: a.health, Checks: checks, Interval: lim.ProbeInterval,
-		Timeout: min(lim.ProbeInterval, 5*time.Second), Fails: lim.ProbeFailures, Passes: 1, Alert: a.alerts.Notify}
+		Timeout: min(lim.ProbeInterval, 5*time.Second), Fails: lim.ProbeFailures, Passes: 1, Alert: a.alerts.Health}
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
 		<-a.stopWatch

@@ -14,7 +14,6 @@ import (
 
 	"github.com/wedsync/veil/admin"
 	"github.com/wedsync/veil/billing"
-	"github.com/wedsync/veil/health"
 	"github.com/wedsync/veil/keys"
 	"github.com/wedsync/veil/migrate"
 	"github.com/wedsync/veil/provider"
@@ -33,7 +32,7 @@ func holderName() string {
 // key probes, the price table and the supplier's current system.
 func (a *App) buildMigrations() error {
 	m, err := migrate.New(migrate.Options{Store: a.store, Probe: a.probeTarget, Prices: a.prices, Current: a.currentTarget,
-		Holder: a.holder, Log: a.log, Audit: a.audit, Alert: a.migrationAlert})
+		Holder: a.holder, Log: a.log, Audit: a.audit, Alert: a.alerts.Migration})
 	if err != nil {
 		return err
 	}
@@ -125,12 +124,6 @@ func (a *App) probeTarget(ctx context.Context, supplier string, to migrate.Targe
 		r.OK = true
 	}
 	return r
-}
-
-// migrationAlert sends a migration's event where operators watch alerts.
-func (a *App) migrationAlert(kind, supplier, message string) {
-	a.alerts.Notify(health.Alert{Source: health.SourceMigration, Target: kind, Supplier: supplier, Cause: message,
-		At: time.Now()})
 }
 
 // PlanBody is the body of POST /admin/migrations.
