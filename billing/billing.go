@@ -9,6 +9,10 @@ package billing
 
 import "time"
 
+// MaxTokens bounds one token count a provider reports: a hostile or broken
+// upstream's absurd numbers must not turn into absurd bills.
+const MaxTokens = 1_000_000_000
+
 // KeySource is where the key of a call comes from.
 type KeySource string
 
