@@ -26,7 +26,7 @@ type Options struct {
 	Limits config.Limits
 	Auth   *auth.Authenticator
 	// Keys holds suppliers' own keys; nil when no supplier uses its own.
-	Keys    *keys.Cache
+	Keys    *keys.SupplierKeys
 	Policy  *policy.Policy
 	Metrics *metrics.Metrics
 	Log     *zap.Logger
@@ -83,7 +83,7 @@ type Runtime struct {
 type Server struct {
 	limits  config.Limits
 	rt      atomic.Pointer[Runtime]
-	keys    *keys.Cache
+	keys    *keys.SupplierKeys
 	metrics *metrics.Metrics
 	log     *zap.Logger
 	auditor *zap.Logger

@@ -64,8 +64,8 @@ type App struct {
 	alerts   *alert.Notifier
 	secrets  keys.Source
 	vault    *vault.Client
-	keys     *keys.Cache
-	cache    *cache.Store
+	keys     *keys.SupplierKeys
+	cache    *cache.Answers
 	// holder names this replica in leases; migrations and comparisons
 	// are driven and followed through the store.
 	holder         string

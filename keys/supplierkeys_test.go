@@ -89,9 +89,9 @@ func newClock() *clock {
 func (c *clock) now() time.Time          { return time.Unix(0, c.ns.Load()).UTC() }
 func (c *clock) advance(d time.Duration) { c.ns.Add(int64(d)) }
 
-func newTestCache(t *testing.T, f Fetcher, clk *clock, audit *zap.Logger) *Cache {
+func newTestCache(t *testing.T, f Fetcher, clk *clock, audit *zap.Logger) *SupplierKeys {
 	t.Helper()
-	c, err := NewCache(CacheOptions{Fetcher: f, Refresh: time.Hour, MaxStaleness: 3 * time.Hour, Grace: 30 * time.Minute,
+	c, err := NewSupplierKeys(SupplierKeysOptions{Fetcher: f, Refresh: time.Hour, MaxStaleness: 3 * time.Hour, Grace: 30 * time.Minute,
 		FetchTimeout: 5 * time.Second, Audit: audit, Now: clk.now})
 	if err != nil {
 		t.Fatal(err)
@@ -277,7 +277,7 @@ func TestKeyNeverPrints(t *testing.T) {
 func TestCacheBackgroundLoop(t *testing.T) {
 	f := newMemFetcher()
 	f.put("bella", "openai", "sk-1")
-	c, err := NewCache(CacheOptions{Fetcher: f, Refresh: 100 * time.Millisecond, MaxStaleness: time.Minute, FetchTimeout: time.Second})
+	c, err := NewSupplierKeys(SupplierKeysOptions{Fetcher: f, Refresh: 100 * time.Millisecond, MaxStaleness: time.Minute, FetchTimeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
