@@ -469,17 +469,8 @@ func (p *Policy) candidates(dst []Attempt, req *Request, model []byte, r *route,
 	}
 	if pr := p.preferred[string(supplier)]; pr != nil && pr.Serves(model) && usable(pr, source) {
 		add(pr, ReasonPreferred)
-	} else if se != nil && se.total > 0 && se.spreadTiers[p.tierOf(supplier)] {
-		pick := int(req.Spread % uint64(se.total))
-		for _, w := range se.weighted {
-			if pick < w.weight {
-				if w.provider.Serves(model) && usable(w.provider, source) {
-					add(w.provider, ReasonSpread)
-				}
-				break
-			}
-			pick -= w.weight
-		}
+	} else if pr := p.spread(se, supplier, req.Spread); pr != nil && pr.Serves(model) && usable(pr, source) {
+		add(pr, ReasonSpread)
 	}
 	for _, pr := range p.providers {
 		if pr.Lists(model) && usable(pr, source) && !contains(dst[n:], pr) {
@@ -494,6 +485,23 @@ func (p *Policy) candidates(dst []Attempt, req *Request, model []byte, r *route,
 		add(p.fallback, why)
 	}
 	return dst
+}
+
+// spread is the provider that season se's weights pick for a supplier whose
+// tier it spreads, by the request's spread number; nil when se spreads
+// nothing of the supplier's.
+func (p *Policy) spread(se *season, supplier []byte, spread uint64) *provider.Provider {
+	if se == nil || se.total == 0 || !se.spreadTiers[p.tierOf(supplier)] {
+		return nil
+	}
+	pick := int(spread % uint64(se.total))
+	for _, w := range se.weighted {
+		if pick < w.weight {
+			return w.provider
+		}
+		pick -= w.weight
+	}
+	return nil
 }
 
 // Mode is a supplier's mode: platform, client or hybrid.
