@@ -185,21 +185,11 @@ func New(o Options) (*Manager, error) {
 	if o.Alert == nil {
 		o.Alert = func(string, string, string) {}
 	}
-	if o.Interval == 0 {
-		o.Interval = DefaultInterval
-	}
-	if o.LeaseTTL == 0 {
-		o.LeaseTTL = max(DefaultLeaseTTL, 3*o.Interval)
-	}
-	if o.Dwell == 0 {
-		o.Dwell = DefaultDwell
-	}
-	if o.ProbeTimeout == 0 {
-		o.ProbeTimeout = DefaultProbeTimeout
-	}
-	if o.SwitchBackoff == 0 {
-		o.SwitchBackoff = DefaultSwitchBackoff
-	}
+	orDefault(&o.Interval, DefaultInterval)
+	orDefault(&o.LeaseTTL, max(DefaultLeaseTTL, 3*o.Interval))
+	orDefault(&o.Dwell, DefaultDwell)
+	orDefault(&o.ProbeTimeout, DefaultProbeTimeout)
+	orDefault(&o.SwitchBackoff, DefaultSwitchBackoff)
 	switch {
 	case o.Interval < 0:
 		return nil, fmt.Errorf("migrate: negative interval %v", o.Interval)

@@ -160,15 +160,9 @@ type Gates struct {
 
 // withDefaults fills zero gates with the defaults and checks the rest.
 func (g Gates) withDefaults() (Gates, error) {
-	if g.MaxErrorRate == 0 {
-		g.MaxErrorRate = DefaultMaxErrorRate
-	}
-	if g.MaxP95Ratio == 0 {
-		g.MaxP95Ratio = DefaultMaxP95Ratio
-	}
-	if g.MinSample == 0 {
-		g.MinSample = DefaultMinSample
-	}
+	orDefault(&g.MaxErrorRate, DefaultMaxErrorRate)
+	orDefault(&g.MaxP95Ratio, DefaultMaxP95Ratio)
+	orDefault(&g.MinSample, DefaultMinSample)
 	switch {
 	case !(g.MaxErrorRate > 0 && g.MaxErrorRate <= 1):
 		return g, fmt.Errorf("%w: max error rate %v is not in (0, 1]", ErrInvalid, g.MaxErrorRate)
@@ -408,4 +402,12 @@ func (m *Migration) check() error {
 		return nil
 	}
 	return fmt.Errorf("unknown status %q", m.Status)
+}
+
+// orDefault sets a zero *v to def.
+func orDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
 }
