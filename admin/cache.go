@@ -17,7 +17,7 @@ type CachePurge struct {
 	Stats  cache.Stats `json:"stats"`
 }
 
-// CachePurger drops cached answers; *cache.Store is one.
+// CachePurger drops cached answers; *cache.Answers is one.
 type CachePurger interface {
 	Purge(supplier string)
 	PurgeAll()

@@ -7,49 +7,49 @@ import (
 	"net/http"
 	"time"
 
-	"go.uber.org/zap"
+	"github.com/wedsync/veil/billing"
+	"github.com/wedsync/veil/compare"
 
-	"github.com/wedsync/veil/migrate"
-	"github.com/wedsync/veil/policy"
+	"go.uber.org/zap"
 )
 
 // CompareStart is the body of POST /admin/comparisons.
 type CompareStart struct {
-	Supplier string  `json:"supplier"`
-	Other    string  `json:"other"`
-	Provider string  `json:"provider"`
-	Requests int     `json:"requests"`
-	Window   string  `json:"window"`
-	Sample   float64 `json:"sample"`
-	Billed   string  `json:"billed"`
+	Supplier string        `json:"supplier"`
+	Other    billing.Mode  `json:"other"`
+	Provider string        `json:"provider"`
+	Requests int           `json:"requests"`
+	Window   string        `json:"window"`
+	Sample   float64       `json:"sample"`
+	Billed   billing.Payer `json:"billed"`
 }
 
-// ComparisonStarter starts a shadow comparison; *migrate.Comparisons is
+// ComparisonStarter starts a shadow comparison; *compare.Comparisons is
 // one.
 type ComparisonStarter interface {
-	Start(ctx context.Context, r migrate.CompareRequest) (*migrate.Comparison, error)
+	Start(ctx context.Context, r compare.Request) (*compare.Comparison, error)
 }
 
-// ComparisonLister lists comparisons; *migrate.Comparisons is one.
+// ComparisonLister lists comparisons; *compare.Comparisons is one.
 type ComparisonLister interface {
-	List(ctx context.Context) ([]*migrate.Comparison, error)
+	List(ctx context.Context) ([]*compare.Comparison, error)
 }
 
-// ComparisonReporter reports a comparison's outcome; *migrate.Comparisons
+// ComparisonReporter reports a comparison's outcome; *compare.Comparisons
 // is one.
 type ComparisonReporter interface {
-	Report(ctx context.Context, id string) (migrate.CompareReport, error)
+	Report(ctx context.Context, id string) (compare.Report, error)
 }
 
-// ComparisonStopper stops a comparison; *migrate.Comparisons is one.
+// ComparisonStopper stops a comparison; *compare.Comparisons is one.
 type ComparisonStopper interface {
-	Stop(ctx context.Context, id string) (*migrate.Comparison, error)
+	Stop(ctx context.Context, id string) (*compare.Comparison, error)
 }
 
 // SystemLocator says which system a supplier pays with now:
-// policy.SourcePlatform or policy.SourceClient.
+// billing.ModePlatform or billing.ModeClient.
 type SystemLocator interface {
-	CurrentSystem(supplier string) string
+	CurrentSystem(supplier string) billing.Mode
 }
 
 // StartComparison answers POST /admin/comparisons; a comparison without
@@ -64,7 +64,7 @@ func StartComparison(s ComparisonStarter, cur SystemLocator, audit *zap.Logger) 
 		if err := json.Unmarshal(c.Body, &body); err != nil {
 			return fail(http.StatusBadRequest, "invalid_json", "the body must be a JSON object: "+err.Error())
 		}
-		req := migrate.CompareRequest{Supplier: body.Supplier, Other: body.Other, Provider: body.Provider, Requests: body.Requests,
+		req := compare.Request{Supplier: body.Supplier, Other: body.Other, Provider: body.Provider, Requests: body.Requests,
 			Sample: body.Sample, Billed: body.Billed}
 		if body.Window != "" {
 			d, err := time.ParseDuration(body.Window)
@@ -74,9 +74,9 @@ func StartComparison(s ComparisonStarter, cur SystemLocator, audit *zap.Logger) 
 			req.Window = d
 		}
 		if req.Other == "" && req.Supplier != "" {
-			req.Other = policy.SourceClient
-			if cur.CurrentSystem(req.Supplier) == policy.SourceClient {
-				req.Other = policy.SourcePlatform
+			req.Other = billing.ModeClient
+			if cur.CurrentSystem(req.Supplier) == billing.ModeClient {
+				req.Other = billing.ModePlatform
 			}
 		}
 		cmp, err := s.Start(ctx, req)
@@ -84,7 +84,7 @@ func StartComparison(s ComparisonStarter, cur SystemLocator, audit *zap.Logger) 
 			return compareError(err)
 		}
 		audit.Info("comparison started", zap.String("id", cmp.ID), zap.String("supplier", cmp.Supplier),
-			zap.String("other", cmp.Other))
+			zap.String("other", string(cmp.Other)))
 		return http.StatusCreated, cmp
 	}
 }
@@ -103,7 +103,7 @@ func ListComparisons(l ComparisonLister) HandlerFunc {
 // CompareReportDoc is a comparison's report with its table, the document
 // of GET /admin/comparisons/{id}.
 type CompareReportDoc struct {
-	migrate.CompareReport
+	compare.Report
 	Text string `json:"text"`
 }
 
@@ -114,7 +114,7 @@ func ReportComparison(r ComparisonReporter) HandlerFunc {
 		if err != nil {
 			return compareError(err)
 		}
-		return http.StatusOK, CompareReportDoc{CompareReport: rep, Text: rep.Text()}
+		return http.StatusOK, CompareReportDoc{Report: rep, Text: rep.Text()}
 	}
 }
 
@@ -137,11 +137,11 @@ func StopComparison(s ComparisonStopper, audit *zap.Logger) HandlerFunc {
 // compareError maps a comparison error to its status.
 func compareError(err error) (int, any) {
 	switch {
-	case errors.Is(err, migrate.ErrCompareNotFound):
+	case errors.Is(err, compare.ErrNotFound):
 		return fail(http.StatusNotFound, "comparison_not_found", err.Error())
-	case errors.Is(err, migrate.ErrCompareInvalid):
+	case errors.Is(err, compare.ErrInvalid):
 		return fail(http.StatusBadRequest, "invalid_comparison", err.Error())
-	case errors.Is(err, migrate.ErrCompareRunning), errors.Is(err, migrate.ErrCompareConflict):
+	case errors.Is(err, compare.ErrRunning), errors.Is(err, compare.ErrConflict):
 		return fail(http.StatusConflict, "comparison_running", err.Error())
 	}
 	return fail(http.StatusServiceUnavailable, "store_unavailable", err.Error())

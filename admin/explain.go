@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/wedsync/veil/billing"
+
 	"github.com/wedsync/veil/policy"
 	"github.com/wedsync/veil/quota"
 )
@@ -15,7 +17,7 @@ type Explanation struct {
 	Supplier string           `json:"supplier"`
 	Workflow string           `json:"workflow,omitempty"`
 	Model    string           `json:"requested_model,omitempty"`
-	Mode     string           `json:"mode"`
+	Mode     billing.Mode     `json:"mode"`
 	Season   string           `json:"season,omitempty"`
 	Tier     *TierExplanation `json:"tier,omitempty"`
 	Attempts []AttemptPlan    `json:"attempts"`
@@ -32,10 +34,10 @@ type TierExplanation struct {
 
 // AttemptPlan is one planned attempt.
 type AttemptPlan struct {
-	Provider  string `json:"provider"`
-	Model     string `json:"model"`
-	KeySource string `json:"key_source"`
-	Reason    string `json:"reason"`
+	Provider  string            `json:"provider"`
+	Model     string            `json:"model"`
+	KeySource billing.KeySource `json:"key_source"`
+	Reason    string            `json:"reason"`
 }
 
 // Explain answers GET /admin/explain?supplier=&workflow=&model= with the

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wedsync/veil/billing"
+
 	"github.com/wedsync/veil/admin"
 	"github.com/wedsync/veil/cache"
 	"github.com/wedsync/veil/config"
@@ -231,13 +233,13 @@ func TestPlanMigration(t *testing.T) {
 	}{
 		{name: "from platform to the supplier's own key", current: migrate.Target{Mode: "platform", Provider: "openai"},
 			body: `{"supplier":"bella","stages":[{"share":0.1,"dwell":"10m"}]}`, wantStatus: http.StatusCreated,
-			wantTo: migrate.Target{Mode: migrate.ModeClient, Provider: "openai"}},
+			wantTo: migrate.Target{Mode: billing.ModeClient, Provider: "openai"}},
 		{name: "from the supplier's own key to platform", current: migrate.Target{Mode: "client", Provider: "anthropic"},
 			body: `{"supplier":"bella"}`, wantStatus: http.StatusCreated,
-			wantTo: migrate.Target{Mode: migrate.ModePlatform, Provider: "anthropic"}},
+			wantTo: migrate.Target{Mode: billing.ModePlatform, Provider: "anthropic"}},
 		{name: "a target given in full", current: migrate.Target{Mode: "client", Provider: "anthropic"},
 			body: `{"supplier":"bella","to":{"mode":"client","provider":"openai"}}`, wantStatus: http.StatusCreated,
-			wantTo: migrate.Target{Mode: migrate.ModeClient, Provider: "openai"}},
+			wantTo: migrate.Target{Mode: billing.ModeClient, Provider: "openai"}},
 		{name: "not JSON", body: `{`, wantStatus: http.StatusBadRequest, wantCode: "invalid_json"},
 		{name: "a bad dwell", body: `{"supplier":"bella","stages":[{"share":0.1,"dwell":"ten"}]}`,
 			wantStatus: http.StatusBadRequest, wantCode: "invalid_dwell"},

@@ -19,13 +19,13 @@ type PlatformKeys struct {
 	Fingerprints []string `json:"fingerprints"`
 }
 
-// KeyLister lists the suppliers' keys held, as fingerprints; *keys.Cache
+// KeyLister lists the suppliers' keys held, as fingerprints; *keys.SupplierKeys
 // is one.
 type KeyLister interface {
 	Snapshot() []keys.Status
 }
 
-// KeyRefresher fetches a supplier's keys again; *keys.Cache is one.
+// KeyRefresher fetches a supplier's keys again; *keys.SupplierKeys is one.
 type KeyRefresher interface {
 	KeyLister
 	Refresh(ctx context.Context, supplier string) error

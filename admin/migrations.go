@@ -7,17 +7,18 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/wedsync/veil/billing"
+
 	"github.com/wedsync/veil/migrate"
-	"github.com/wedsync/veil/policy"
 )
 
 // PlanBody is the body of POST /admin/migrations.
 type PlanBody struct {
 	Supplier string `json:"supplier"`
 	To       struct {
-		Mode     string `json:"mode"`
-		Provider string `json:"provider"`
-		KeyRef   string `json:"key_ref"`
+		Mode     billing.Mode `json:"mode"`
+		Provider string       `json:"provider"`
+		KeyRef   string       `json:"key_ref"`
 	} `json:"to"`
 	Stages []struct {
 		Share float64 `json:"share"`
@@ -56,7 +57,7 @@ type MigrationValidator interface {
 }
 
 // TargetLocator says where a supplier's calls go now: the system it pays
-// with (policy.SourcePlatform or policy.SourceClient) and the provider its
+// with (billing.ModePlatform or billing.ModeClient) and the provider its
 // calls go to first.
 type TargetLocator interface {
 	CurrentTarget(supplier string) migrate.Target
@@ -76,9 +77,9 @@ func PlanMigration(p MigrationPlanner, cur TargetLocator) HandlerFunc {
 		if req.Supplier != "" && (req.To.Mode == "" || req.To.Provider == "") {
 			now := cur.CurrentTarget(req.Supplier)
 			if req.To.Mode == "" {
-				req.To.Mode = migrate.ModeClient
-				if now.Mode == policy.SourceClient {
-					req.To.Mode = migrate.ModePlatform
+				req.To.Mode = billing.ModeClient
+				if now.Mode == billing.ModeClient {
+					req.To.Mode = billing.ModePlatform
 				}
 			}
 			if req.To.Provider == "" {

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/wedsync/veil/billing"
+
 	"github.com/wedsync/veil/config"
 	"github.com/wedsync/veil/internal/generation"
 )
@@ -14,7 +16,7 @@ import (
 // SupplierSettings is the document of GET /admin/suppliers/{id}.
 type SupplierSettings struct {
 	ID                    string               `json:"id"`
-	Mode                  string               `json:"mode"`
+	Mode                  billing.Mode         `json:"mode"`
 	Tier                  string               `json:"tier,omitempty"`
 	PreferredProvider     string               `json:"preferred_provider,omitempty"`
 	AllowPlatformFallback bool                 `json:"allow_platform_fallback"`

@@ -1,6 +1,8 @@
-// Package alert delivers health alerts: each one is a log line at once
-// and, when a webhook is configured, a JSON POST, debounced per target and
-// retried with backoff, from a bounded queue that never blocks the caller.
+// Package alert delivers the events operators watch (providers and
+// suppliers' keys going down or coming back, migrations failing, rolling
+// back, completing or switching): each one is a log line at once and, when
+// a webhook is configured, a JSON POST, debounced per subject and retried
+// with backoff, from a bounded queue that never blocks the caller.
 package alert
 
 import (
@@ -20,8 +22,6 @@ import (
 
 	"go.uber.org/zap"
 	"golang.org/x/net/http/httpguts"
-
-	"github.com/wedsync/veil/health"
 )
 
 // Defaults of Options.
@@ -111,8 +111,8 @@ type Payload struct {
 	Text string `json:"text"`
 }
 
-// Notifier takes health alerts from probes and breakers without blocking
-// them, logs each one, and sends them to the webhook.
+// Notifier takes events from probes, breakers and migrations without
+// blocking them, logs each one, and sends them to the webhook.
 type Notifier struct {
 	url      string
 	headers  http.Header
@@ -127,7 +127,7 @@ type Notifier struct {
 	now      func() time.Time
 	deb      *debouncer
 
-	in     chan health.Alert
+	in     chan Event
 	outbox chan message
 	stop   chan struct{}
 	done   chan struct{}
@@ -197,7 +197,7 @@ func New(o Options) (*Notifier, error) {
 		n.client = &http.Client{Transport: n.own}
 	}
 	n.deb = newDebouncer(o.Debounce)
-	n.in = make(chan health.Alert, size)
+	n.in = make(chan Event, size)
 	n.outbox = make(chan message, size)
 	n.stop, n.done = make(chan struct{}), make(chan struct{})
 	n.ctx, n.cancel = context.WithCancel(context.Background())
@@ -209,7 +209,7 @@ func New(o Options) (*Notifier, error) {
 // Notify logs a and queues it for the webhook. It never blocks: when the
 // queue is full, or after Close, the webhook does not get a, which is
 // counted as dropped; the log line is written either way.
-func (n *Notifier) Notify(a health.Alert) {
+func (n *Notifier) Notify(a Event) {
 	n.logAlert(a)
 	if n.in == nil {
 		return
@@ -227,15 +227,15 @@ func (n *Notifier) Notify(a health.Alert) {
 
 // logAlert writes the alert's line: "alert: provider is down" at error
 // level with its cause, "alert: provider is back" at warn level.
-func (n *Notifier) logAlert(a health.Alert) {
+func (n *Notifier) logAlert(a Event) {
 	fields := make([]zap.Field, 0, 6)
-	fields = append(fields, zap.String("provider", a.Target), zap.String("source", a.Source))
-	if a.Source == health.SourceMigration {
-		n.log.Warn("alert: "+strings.ReplaceAll(a.Target, "_", " "), zap.String("event", a.Target),
+	fields = append(fields, zap.String("provider", a.Provider), zap.String("source", a.Source))
+	if a.Source == SourceMigration {
+		n.log.Warn("alert: "+strings.ReplaceAll(a.Kind, "_", " "), zap.String("event", a.Kind),
 			zap.String("supplier", a.Supplier), zap.String("message", a.Cause), zap.Time("at", a.At))
 		return
 	}
-	if a.Source == health.SourceSupplierKey {
+	if a.Source == SourceSupplierKey {
 		fields = append(fields, zap.String("supplier", a.Supplier), zap.Time("at", a.At))
 		if a.Up {
 			n.log.Warn("alert: supplier key is accepted again", fields...)
@@ -288,7 +288,7 @@ func (n *Notifier) debounceLoop() {
 }
 
 // take runs a through the debounce.
-func (n *Notifier) take(a health.Alert) {
+func (n *Notifier) take(a Event) {
 	if m, ok := n.deb.add(a, n.now()); ok {
 		n.post(m)
 	}
@@ -321,7 +321,7 @@ func (n *Notifier) deliver(m message) {
 	body, err := json.Marshal(payload(m, n.instance))
 	if err != nil {
 		n.obs.AlertFailed()
-		n.log.Error("alert webhook: encoding the alert failed", zap.String("provider", m.Target), zap.Error(err))
+		n.log.Error("alert webhook: encoding the alert failed", zap.String("provider", m.Provider), zap.Error(err))
 		return
 	}
 	wait := n.backoff
@@ -350,7 +350,7 @@ func (n *Notifier) deliver(m message) {
 		n.undelivered.Add(1)
 	}
 	n.obs.AlertFailed()
-	n.log.Error("alert webhook: delivery failed", zap.String("provider", m.Target), zap.String("source", m.Source),
+	n.log.Error("alert webhook: delivery failed", zap.String("provider", m.Provider), zap.String("source", m.Source),
 		zap.Bool("up", m.Up), zap.Error(err))
 }
 
@@ -431,25 +431,25 @@ func (n *Notifier) Close(ctx context.Context) error {
 
 // payload is the webhook body of m.
 func payload(m message, instance string) Payload {
-	p := Payload{Event: "provider_down", Provider: m.Target, Supplier: m.Supplier, Up: m.Up, Source: m.Source,
+	p := Payload{Event: "provider_down", Provider: m.Provider, Supplier: m.Supplier, Up: m.Up, Source: m.Source,
 		Breaker: m.Breaker, Cause: m.Cause, At: m.At.UTC(), Changes: m.Changes, Instance: instance}
 	state := "down"
 	if m.Up {
 		p.Event, state = "provider_up", "back"
 	}
-	p.Text = "veil: provider " + m.Target + " is " + state
-	if m.Source == health.SourceMigration {
-		p.Event, p.Provider, p.Up = m.Target, "", true
+	p.Text = "veil: provider " + m.Provider + " is " + state
+	if m.Source == SourceMigration {
+		p.Event, p.Provider, p.Up = m.Kind, "", true
 		p.Text = "veil: supplier " + m.Supplier + ": " + m.Cause
 		if instance != "" {
 			p.Text += " (on " + instance + ")"
 		}
 		return p
 	}
-	if m.Source == health.SourceSupplierKey {
-		p.Event, state = "supplier_key_down", "refused by "+m.Target+"; its calls fall back to platform keys"
+	if m.Source == SourceSupplierKey {
+		p.Event, state = "supplier_key_down", "refused by "+m.Provider+"; its calls fall back to platform keys"
 		if m.Up {
-			p.Event, state = "supplier_key_up", "accepted by "+m.Target+" again"
+			p.Event, state = "supplier_key_up", "accepted by "+m.Provider+" again"
 		}
 		p.Text = "veil: supplier " + m.Supplier + "'s own key is " + state
 		if instance != "" {
@@ -461,9 +461,9 @@ func payload(m message, instance string) Payload {
 		p.Text += " on " + instance
 	}
 	switch {
-	case m.Source == health.SourceBreaker && m.Cause != "":
+	case m.Source == SourceBreaker && m.Cause != "":
 		p.Text += " (breaker " + m.Breaker + ": " + m.Cause + ")"
-	case m.Source == health.SourceBreaker:
+	case m.Source == SourceBreaker:
 		p.Text += " (breaker " + m.Breaker + ")"
 	case m.Cause != "":
 		p.Text += " (" + m.Source + ": " + m.Cause + ")"

@@ -94,11 +94,11 @@ func closeNow(t *testing.T, n *Notifier) {
 
 var (
 	at0       = time.Date(2026, 6, 20, 12, 0, 0, 0, time.UTC)
-	openaiOut = health.Alert{Target: "openai", Source: health.SourceBreaker, Breaker: health.Open,
+	openaiOut = Event{Provider: "openai", Source: SourceBreaker, Breaker: health.Open,
 		Cause: "5 consecutive failures", At: at0}
-	openaiBack = health.Alert{Target: "openai", Source: health.SourceBreaker, Breaker: health.Closed, Up: true,
+	openaiBack = Event{Provider: "openai", Source: SourceBreaker, Breaker: health.Closed, Up: true,
 		At: at0.Add(time.Minute)}
-	azureOut = health.Alert{Target: "azure", Source: health.SourceProbe, Cause: "status 503", At: at0}
+	azureOut = Event{Provider: "azure", Source: SourceProbe, Cause: "status 503", At: at0}
 )
 
 func TestNotifierPosts(t *testing.T) {
@@ -140,7 +140,7 @@ func TestNotifierSupplierKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bella := health.Alert{Target: "openai", Supplier: "bella-photography", Source: health.SourceSupplierKey, Breaker: "open",
+	bella := Event{Provider: "openai", Supplier: "bella-photography", Source: SourceSupplierKey, Breaker: "open",
 		Cause: "refused", At: at0}
 	rose := bella
 	rose.Supplier = "rose-venue"
@@ -264,7 +264,7 @@ func TestNotifierDropsWhenFull(t *testing.T) {
 	}
 	const total = 50
 	for i := range total { // each target is quiet, so each alert is due at once
-		n.Notify(health.Alert{Target: fmt.Sprintf("p%d", i), Source: health.SourceProbe})
+		n.Notify(Event{Provider: fmt.Sprintf("p%d", i), Source: SourceProbe})
 	}
 	close(release)
 	closeNow(t, n)

@@ -2,8 +2,6 @@ package alert
 
 import (
 	"time"
-
-	"github.com/wedsync/veil/health"
 )
 
 // maxHoldPeriods bounds how long a target that keeps changing state is
@@ -15,7 +13,7 @@ const maxHoldPeriods = 4
 // changes it stands for (more than one when the debounce folded a flap
 // into its latest state).
 type message struct {
-	health.Alert
+	Event
 	Changes int
 }
 
@@ -32,7 +30,7 @@ type debouncer struct {
 	targets map[key]*entry
 }
 
-type key struct{ source, target, supplier string }
+type key struct{ source, subject, supplier string }
 
 type entry struct {
 	lastSent   time.Time // zero: never sent
@@ -47,8 +45,8 @@ func newDebouncer(every time.Duration) *debouncer {
 
 // add takes a change seen at now and returns the message to send at once,
 // if any.
-func (d *debouncer) add(a health.Alert, now time.Time) (message, bool) {
-	k := key{a.Source, a.Target, a.Supplier}
+func (d *debouncer) add(a Event, now time.Time) (message, bool) {
+	k := key{a.Source, a.subject(), a.Supplier}
 	e := d.targets[k]
 	if e == nil {
 		e = &entry{}
@@ -57,12 +55,12 @@ func (d *debouncer) add(a health.Alert, now time.Time) (message, bool) {
 	quiet := e.held == nil && (e.lastSent.IsZero() || now.Sub(e.lastSent) >= d.every)
 	if d.every <= 0 || quiet {
 		e.lastSent = now
-		return message{Alert: a, Changes: 1}, true
+		return message{Event: a, Changes: 1}, true
 	}
 	if e.held == nil {
 		e.held, e.firstHeld = &message{}, now
 	}
-	e.held.Alert = a
+	e.held.Event = a
 	e.held.Changes++
 	e.lastChange = now
 	return message{}, false

@@ -10,18 +10,18 @@ import (
 func TestDebouncer(t *testing.T) {
 	start := time.Date(2026, 6, 20, 12, 0, 0, 0, time.UTC)
 	at := func(s int) time.Time { return start.Add(time.Duration(s) * time.Second) }
-	down := func(target string) health.Alert {
-		return health.Alert{Target: target, Source: health.SourceBreaker, Breaker: health.Open}
+	down := func(target string) Event {
+		return Event{Provider: target, Source: SourceBreaker, Breaker: health.Open}
 	}
-	up := func(target string) health.Alert {
-		return health.Alert{Target: target, Source: health.SourceBreaker, Breaker: health.Closed, Up: true}
+	up := func(target string) Event {
+		return Event{Provider: target, Source: SourceBreaker, Breaker: health.Closed, Up: true}
 	}
 	type event struct {
-		at    int          // seconds after start
-		alert health.Alert // zero Target: call due instead
-		want  []message    // what goes out at that moment
+		at    int       // seconds after start
+		alert Event     // zero Target: call due instead
+		want  []message // what goes out at that moment
 	}
-	due := health.Alert{}
+	due := Event{}
 	tests := []struct {
 		name   string
 		every  time.Duration
@@ -59,8 +59,8 @@ func TestDebouncer(t *testing.T) {
 		}},
 		{"targets and sources are debounced separately", 30 * time.Second, []event{
 			{0, down("openai"), []message{{down("openai"), 1}}},
-			{1, health.Alert{Target: "openai", Source: health.SourceProbe, Cause: "status 503"},
-				[]message{{health.Alert{Target: "openai", Source: health.SourceProbe, Cause: "status 503"}, 1}}},
+			{1, Event{Provider: "openai", Source: SourceProbe, Cause: "status 503"},
+				[]message{{Event{Provider: "openai", Source: SourceProbe, Cause: "status 503"}, 1}}},
 			{2, down("azure"), []message{{down("azure"), 1}}},
 			{3, up("openai"), nil},
 		}},
@@ -74,7 +74,7 @@ func TestDebouncer(t *testing.T) {
 			d := newDebouncer(tc.every)
 			for i, ev := range tc.events {
 				var got []message
-				if ev.alert.Target == "" {
+				if ev.alert.Provider == "" {
 					got = d.due(at(ev.at))
 				} else if m, ok := d.add(ev.alert, at(ev.at)); ok {
 					got = []message{m}
@@ -93,8 +93,8 @@ func TestDebouncerNextAndFlush(t *testing.T) {
 	if !d.next().IsZero() {
 		t.Fatal("next with nothing held")
 	}
-	d.add(health.Alert{Target: "openai", Source: health.SourceProbe}, start)
-	d.add(health.Alert{Target: "openai", Source: health.SourceProbe, Up: true}, start.Add(5*time.Second))
+	d.add(Event{Provider: "openai", Source: SourceProbe}, start)
+	d.add(Event{Provider: "openai", Source: SourceProbe, Up: true}, start.Add(5*time.Second))
 	if got, want := d.next(), start.Add(35*time.Second); !got.Equal(want) {
 		t.Errorf("next %v, want %v", got, want)
 	}

@@ -11,13 +11,13 @@
 //     share answers; a platform-wide scope only where configuration allows
 //     it) and the canonical form of the JSON body, leaving out the top-level
 //     fields listed in IgnoredFields.
-//  3. Store.Get looks the answer up; on a miss, Store.Do (or Store.Set after
+//  3. Answers.Get looks the answer up; on a miss, Answers.Do (or Answers.Set after
 //     the upstream call) stores the Entry built from the upstream answer.
 //  4. Entry.JSONBody and Entry.StreamEvents give the answer in the form the
 //     client asked for, whichever form was stored.
 //
 // The scope given to NewKey should cover everything outside the body that
 // changes the answer: the tenant, and where it matters the endpoint or the
-// upstream the request is routed to. The scope given to the Store groups
-// entries for Store.Purge; it is usually the tenant alone.
+// upstream the request is routed to. The scope given to Answers groups
+// entries for Answers.Purge; it is usually the tenant alone.
 package cache

@@ -44,7 +44,7 @@ const entryOverhead = int64(unsafe.Sizeof(Entry{}))
 // sliceOverhead is the memory a slice header takes.
 const sliceOverhead = int64(unsafe.Sizeof([]byte(nil)))
 
-// Cost returns the approximate memory the entry takes, in bytes; the Store
+// Cost returns the approximate memory the entry takes, in bytes; Answers
 // uses it as the entry's ristretto cost.
 func (e *Entry) Cost() int64 {
 	if e == nil {

@@ -38,11 +38,11 @@ type Flight struct {
 // Begin returns the flight of k in scope and whether the caller leads it.
 // A leader must call End exactly once, after storing the answer or giving
 // up; a follower calls Wait.
-func (s *Store) Begin(scope string, k Key) (f *Flight, leader bool) {
+func (s *Answers) Begin(scope string, k Key) (f *Flight, leader bool) {
 	return s.begin(scope, k, s.slot(scope, k))
 }
 
-func (s *Store) begin(scope string, k Key, sl slot) (*Flight, bool) {
+func (s *Answers) begin(scope string, k Key, sl slot) (*Flight, bool) {
 	fk := flightKey{scope: scope, epoch: sl.epoch, gen: sl.gen, key: k}
 	g := &s.flights
 	g.mu.Lock()
@@ -96,7 +96,7 @@ func (f *Flight) Wait(timeout time.Duration) *Entry {
 // flight and nothing is stored; fn should therefore not depend on the
 // context of one client's request, and may return (nil, nil) to store
 // nothing while sharing no answer.
-func (s *Store) Do(scope string, k Key, fn func() (*Entry, error)) (entry *Entry, shared bool, err error) {
+func (s *Answers) Do(scope string, k Key, fn func() (*Entry, error)) (entry *Entry, shared bool, err error) {
 	sl := s.slot(scope, k)
 	if e, ok := s.get(scope, k, sl); ok {
 		s.hits.Add(1)
@@ -119,7 +119,7 @@ func (s *Store) Do(scope string, k Key, fn func() (*Entry, error)) (entry *Entry
 }
 
 // waiting returns how many callers wait for the flight of k in scope.
-func (s *Store) waiting(scope string, k Key) int {
+func (s *Answers) waiting(scope string, k Key) int {
 	sl := s.slot(scope, k)
 	g := &s.flights
 	g.mu.Lock()

@@ -356,8 +356,8 @@ func Default() *Config {
 // Parse calls it; call it yourself on a Config built in code before
 // Validate.
 func (c *Config) ApplyDefaults() {
-	setString(&c.Listen.Proxy, DefaultProxyListen)
-	setString(&c.Listen.Admin, DefaultAdminListen)
+	setDefault(&c.Listen.Proxy, DefaultProxyListen)
+	setDefault(&c.Listen.Admin, DefaultAdminListen)
 
 	l := &c.Limits
 	setInt(&l.MaxBodyBytes, DefaultMaxBodyBytes)
@@ -387,8 +387,8 @@ func (c *Config) ApplyDefaults() {
 
 	c.Log.Level = strings.ToLower(c.Log.Level)
 	c.Log.Format = strings.ToLower(c.Log.Format)
-	setString(&c.Log.Level, DefaultLogLevel)
-	setString(&c.Log.Format, DefaultLogFormat)
+	setDefault(&c.Log.Level, DefaultLogLevel)
+	setDefault(&c.Log.Format, DefaultLogFormat)
 
 	for i := range c.Providers {
 		c.Providers[i].applyDefaults()
@@ -430,7 +430,8 @@ func trimTrailingSlashes(s string) string {
 	return t
 }
 
-func setString(v *string, def string) {
+// setDefault sets an empty string value to def.
+func setDefault[T ~string](v *T, def T) {
 	if *v == "" {
 		*v = def
 	}

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/wedsync/veil/billing"
 )
 
 // exampleFiles returns the example configurations shipped in deploy/examples.
@@ -85,7 +87,7 @@ func TestExampleDetails(t *testing.T) {
 		if !c.Vault.Enabled || c.Vault.Auth.Method != "kubernetes" || c.Vault.Auth.TokenFile == "" {
 			t.Errorf("vault = %+v, want kubernetes auth with the service account token", c.Vault)
 		}
-		if bella, ok := c.Supplier("bella-photography"); !ok || bella.Mode != ModeClient {
+		if bella, ok := c.Supplier("bella-photography"); !ok || bella.Mode != billing.ModeClient {
 			t.Errorf("want bella-photography in client mode, got %+v", bella)
 		}
 	})

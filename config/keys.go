@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/wedsync/veil/billing"
 )
 
 // Defaults of the Vault, supplier and JWT sections.
@@ -26,8 +28,8 @@ const (
 	DefaultKeyFetchTimeout = 5 * time.Second
 	// DefaultVaultAuthMethod is the Vault auth method used when none is set.
 	DefaultVaultAuthMethod = "token"
-	// DefaultSupplierMode is the key source of suppliers without an entry.
-	DefaultSupplierMode = ModePlatform
+	// DefaultSupplierMode is the mode of suppliers without an entry.
+	DefaultSupplierMode = billing.ModePlatform
 	// DefaultJWTSupplierClaim is the claim that carries the supplier ID.
 	DefaultJWTSupplierClaim = "supplier_id"
 	// DefaultJWTCallerClaim is the claim that names the caller.
@@ -40,19 +42,8 @@ const (
 	DefaultAuditOutput = "stderr"
 )
 
-// Supplier modes: whose key pays for a supplier's calls.
-const (
-	// ModePlatform uses WedSync's platform keys.
-	ModePlatform = "platform"
-	// ModeClient uses the supplier's own key.
-	ModeClient = "client"
-	// ModeHybrid uses the supplier's own key first and platform keys as
-	// the fallback.
-	ModeHybrid = "hybrid"
-)
-
 var (
-	supplierModes    = []string{ModePlatform, ModeClient, ModeHybrid}
+	supplierModes    = modeNames(billing.Modes())
 	vaultAuthMethods = []string{"token", "approle", "kubernetes"}
 )
 
@@ -124,8 +115,8 @@ type Keys struct {
 // Suppliers holds per-supplier settings.
 type Suppliers struct {
 	// DefaultMode is the mode of suppliers without an entry: platform
-	// (default) or client.
-	DefaultMode string `yaml:"default_mode"`
+	// (default), client or hybrid.
+	DefaultMode billing.Mode `yaml:"default_mode"`
 	// DefaultTier is the tier of suppliers without one; empty means no
 	// limits.
 	DefaultTier string `yaml:"default_tier"`
@@ -137,8 +128,9 @@ type Suppliers struct {
 type Supplier struct {
 	// ID is the supplier ID sent in X-Supplier-ID.
 	ID string `yaml:"id"`
-	// Mode is platform or client; empty means Suppliers.DefaultMode.
-	Mode string `yaml:"mode"`
+	// Mode is platform, client or hybrid; empty means
+	// Suppliers.DefaultMode.
+	Mode billing.Mode `yaml:"mode"`
 	// Keys maps a provider name to a reference of the supplier's own key
 	// for it. Without an entry the key is read from Vault at SupplierPath.
 	Keys map[string]SecretRef `yaml:"keys"`
@@ -199,31 +191,31 @@ func (v Vault) SupplierKeyPath(supplier, provider string) string {
 func (c *Config) applyKeyDefaults() {
 	v := &c.Vault
 	setDuration(&v.Timeout, DefaultKeyFetchTimeout)
-	setString(&v.KVMount, DefaultVaultKVMount)
-	setString(&v.SupplierPath, DefaultSupplierPath)
+	setDefault(&v.KVMount, DefaultVaultKVMount)
+	setDefault(&v.SupplierPath, DefaultSupplierPath)
 	v.Auth.Method = strings.ToLower(v.Auth.Method)
-	setString(&v.Auth.Method, DefaultVaultAuthMethod)
+	setDefault(&v.Auth.Method, DefaultVaultAuthMethod)
 	if v.Auth.Method == "kubernetes" {
-		setString(&v.Auth.TokenFile, "/var/run/secrets/kubernetes.io/serviceaccount/token")
+		setDefault(&v.Auth.TokenFile, "/var/run/secrets/kubernetes.io/serviceaccount/token")
 	}
 	if v.Auth.Method != "token" {
-		setString(&v.Auth.Mount, v.Auth.Method)
+		setDefault(&v.Auth.Mount, v.Auth.Method)
 	}
 	k := &c.Keys
 	setDuration(&k.RefreshInterval, DefaultKeyRefreshInterval)
 	setDuration(&k.MaxStaleness, DefaultKeyMaxStaleness)
 	setDuration(&k.GracePeriod, DefaultKeyGracePeriod)
 	setDuration(&k.FetchTimeout, DefaultKeyFetchTimeout)
-	setString(&c.Suppliers.DefaultMode, DefaultSupplierMode)
+	setDefault(&c.Suppliers.DefaultMode, DefaultSupplierMode)
 	for i := range c.Suppliers.Entries {
-		setString(&c.Suppliers.Entries[i].Mode, c.Suppliers.DefaultMode)
+		setDefault(&c.Suppliers.Entries[i].Mode, c.Suppliers.DefaultMode)
 	}
 	j := &c.JWT
-	setString(&j.SupplierClaim, DefaultJWTSupplierClaim)
-	setString(&j.CallerClaim, DefaultJWTCallerClaim)
+	setDefault(&j.SupplierClaim, DefaultJWTSupplierClaim)
+	setDefault(&j.CallerClaim, DefaultJWTCallerClaim)
 	setDuration(&j.Leeway, DefaultJWTLeeway)
 	setDuration(&j.MaxTTL, DefaultJWTMaxTTL)
-	setString(&c.Audit.Output, DefaultAuditOutput)
+	setDefault(&c.Audit.Output, DefaultAuditOutput)
 }
 
 // IsSupplierID reports whether s is a valid supplier ID: 1 to 128
@@ -282,7 +274,7 @@ func (v *validator) keys() {
 	}
 
 	s := v.c.Suppliers
-	if !slices.Contains(supplierModes, s.DefaultMode) {
+	if !slices.Contains(billing.Modes(), s.DefaultMode) {
 		v.fail("suppliers.default_mode", "must be one of %s, got %q", strings.Join(supplierModes, ", "), s.DefaultMode)
 	}
 	ids := map[string]int{}
@@ -297,7 +289,7 @@ func (v *validator) keys() {
 			}
 			ids[e.ID] = i
 		}
-		if !slices.Contains(supplierModes, e.Mode) {
+		if !slices.Contains(billing.Modes(), e.Mode) {
 			v.fail(path+".mode", "must be one of %s, got %q", strings.Join(supplierModes, ", "), e.Mode)
 		}
 		for prov, ref := range e.Keys {
@@ -311,11 +303,11 @@ func (v *validator) keys() {
 				v.fail(path+".preferred_provider", "%q does not name a provider", e.PreferredProvider)
 			}
 		}
-		if e.Mode != ModePlatform && len(e.Keys) == 0 && !vc.Enabled {
+		if e.Mode != billing.ModePlatform && len(e.Keys) == 0 && !vc.Enabled {
 			v.fail(path, "supplier %q uses its own keys but has no keys and Vault is not enabled", e.ID)
 		}
 	}
-	if s.DefaultMode != ModePlatform && !vc.Enabled {
+	if s.DefaultMode != billing.ModePlatform && !vc.Enabled {
 		v.fail("suppliers.default_mode", "a client or hybrid default mode needs vault.enabled: true, where supplier keys live")
 	}
 
@@ -375,4 +367,13 @@ func checkVaultAddress(s string) error {
 		return fmt.Errorf("%w (the Vault address)", err)
 	}
 	return nil
+}
+
+// modeNames returns the modes as the strings configuration spells them.
+func modeNames(modes []billing.Mode) []string {
+	names := make([]string, len(modes))
+	for i, m := range modes {
+		names[i] = string(m)
+	}
+	return names
 }

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wedsync/veil/billing"
 )
 
 func TestKeysDefaults(t *testing.T) {
@@ -17,7 +19,7 @@ func TestKeysDefaults(t *testing.T) {
 	if c.Keys.RefreshInterval != time.Minute || c.Keys.MaxStaleness != 15*time.Minute || c.Keys.GracePeriod != 5*time.Minute {
 		t.Errorf("keys defaults %+v", c.Keys)
 	}
-	if c.Suppliers.DefaultMode != ModePlatform || c.JWT.SupplierClaim != "supplier_id" || c.JWT.Enabled() || c.Audit.Output != "stderr" {
+	if c.Suppliers.DefaultMode != billing.ModePlatform || c.JWT.SupplierClaim != "supplier_id" || c.JWT.Enabled() || c.Audit.Output != "stderr" {
 		t.Errorf("defaults: suppliers %+v jwt %+v audit %+v", c.Suppliers, c.JWT, c.Audit)
 	}
 	if got := c.Vault.SupplierKeyPath("bella-photo", "openai"); got != "wedsync/suppliers/bella-photo/openai" {
@@ -68,11 +70,11 @@ jwt:
 		t.Errorf("vault %+v keys %+v", c.Vault.Auth, c.Keys)
 	}
 	bella, ok := c.Supplier("bella-photo")
-	if !ok || bella.Mode != ModeClient {
+	if !ok || bella.Mode != billing.ModeClient {
 		t.Errorf("bella %+v", bella)
 	}
 	rose, _ := c.Supplier("rose-venue")
-	if rose.Mode != ModePlatform || rose.Keys["openai"] != "env://ROSE_OPENAI_KEY" {
+	if rose.Mode != billing.ModePlatform || rose.Keys["openai"] != "env://ROSE_OPENAI_KEY" {
 		t.Errorf("rose %+v", rose)
 	}
 	if !c.JWT.Enabled() {

@@ -101,14 +101,14 @@ func (p *Provider) applyDefaults() {
 		if p.Anthropic == nil {
 			p.Anthropic = &Anthropic{}
 		}
-		setString(&p.Anthropic.Version, DefaultAnthropicVersion)
+		setDefault(&p.Anthropic.Version, DefaultAnthropicVersion)
 		setInt(&p.Anthropic.MaxTokens, DefaultAnthropicMaxTokens)
 	case ProviderTypeOpenAICompat:
 		if p.Compat == nil {
 			p.Compat = &Compat{}
 		}
 		p.Compat.Auth = strings.ToLower(p.Compat.Auth)
-		setString(&p.Compat.Auth, DefaultCompatAuth)
+		setDefault(&p.Compat.Auth, DefaultCompatAuth)
 	}
 }
 

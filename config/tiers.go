@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/wedsync/veil/billing"
 )
 
 // What a tier does when a platform limit is reached.
@@ -103,12 +105,12 @@ func (c *Config) applyTierDefaults() {
 	}
 	for i := range c.Tiers {
 		t := &c.Tiers[i]
-		setString(&t.OnExhausted, ExhaustedReject)
+		setDefault(&t.OnExhausted, ExhaustedReject)
 		setInt(&t.DefaultMaxTokens, DefaultTierMaxTokens)
 	}
 	s := &c.Store
-	setString(&s.Type, DefaultStoreType)
-	setString(&s.OnUnavailable, DefaultStoreOnUnavailable)
+	setDefault(&s.Type, DefaultStoreType)
+	setDefault(&s.OnUnavailable, DefaultStoreOnUnavailable)
 	setDuration(&s.Timeout, 500*time.Millisecond)
 }
 
@@ -161,11 +163,11 @@ func (v *validator) tiers() {
 // client default mode, Vault enabled, or a supplier in client mode or with
 // keys of its own.
 func (c *Config) UsesSupplierKeys() bool {
-	if c.Suppliers.DefaultMode != ModePlatform || c.Vault.Enabled {
+	if c.Suppliers.DefaultMode != billing.ModePlatform || c.Vault.Enabled {
 		return true
 	}
 	for _, e := range c.Suppliers.Entries {
-		if e.Mode != ModePlatform || len(e.Keys) > 0 {
+		if e.Mode != billing.ModePlatform || len(e.Keys) > 0 {
 			return true
 		}
 	}

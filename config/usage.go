@@ -113,7 +113,7 @@ func (c *Config) applyUsageDefaults() {
 			setInt(&s.MaxBytes, DefaultUsageFileMaxBytes)
 			setInt(&s.Keep, DefaultUsageFileKeep)
 		case SinkRedis:
-			setString(&s.Stream, DefaultRedisStream)
+			setDefault(&s.Stream, DefaultRedisStream)
 			setInt(&s.MaxLen, DefaultRedisMaxLen)
 		}
 	}

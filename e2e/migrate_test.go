@@ -14,6 +14,7 @@ import (
 
 	openai "github.com/sashabaranov/go-openai"
 
+	"github.com/wedsync/veil/billing"
 	"github.com/wedsync/veil/config"
 	"github.com/wedsync/veil/internal/app"
 	"github.com/wedsync/veil/internal/fakeopenai"
@@ -280,13 +281,13 @@ func checkRecords(t *testing.T, tp *tap, migID string, served map[string]string)
 	for rid, source := range served {
 		r := tp.one(t, rid)
 		s.add(source)
-		if r.MigrationID != migID || r.KeySource != source {
+		if r.MigrationID != migID || string(r.KeySource) != source {
 			t.Errorf("record %s: migration %q key source %q, want %q and %q", rid, r.MigrationID, r.KeySource, migID, source)
 		}
-		if source == "client" && (r.Billed != usage.BilledClient || r.Reason != "migration") {
+		if source == "client" && (r.Billed != billing.PaidByClient || r.Reason != "migration") {
 			t.Errorf("record %s on the client key: billed %q reason %q", rid, r.Billed, r.Reason)
 		}
-		if source == "platform" && r.Billed != usage.BilledPlatform {
+		if source == "platform" && r.Billed != billing.PaidByPlatform {
 			t.Errorf("record %s on the platform key: billed %q", rid, r.Billed)
 		}
 	}
@@ -519,7 +520,7 @@ func TestMigrationGateRollsBack(t *testing.T) {
 		if got := h.lastAuth(); got != "Bearer "+h.platformKey {
 			t.Fatalf("request %d after the failure did not carry the platform key", i)
 		}
-		if r := tp.one(t, a.id); r.MigrationID != "" || r.Billed != usage.BilledPlatform {
+		if r := tp.one(t, a.id); r.MigrationID != "" || r.Billed != billing.PaidByPlatform {
 			t.Errorf("record after the failure: migration %q billed %q", r.MigrationID, r.Billed)
 		}
 	}
@@ -785,12 +786,12 @@ suppliers:
 		switch source {
 		case "platform":
 			platform++
-			if r.MigrationID != "" || r.Billed != usage.BilledPlatform {
+			if r.MigrationID != "" || r.Billed != billing.PaidByPlatform {
 				t.Errorf("platform record %s: migration %q billed %q", rid, r.MigrationID, r.Billed)
 			}
 		case "client":
 			client++
-			if r.Billed != usage.BilledClient || (r.Reason != "quota_exhausted:rpm" && r.MigrationID != mig.ID) {
+			if r.Billed != billing.PaidByClient || (r.Reason != "quota_exhausted:rpm" && r.MigrationID != mig.ID) {
 				t.Errorf("client record %s: reason %q billed %q migration %q", rid, r.Reason, r.Billed, r.MigrationID)
 			}
 		default:
@@ -808,7 +809,7 @@ suppliers:
 		if a.err != nil || a.source != "client" || h.lastAuth() != "Bearer "+bellaKey {
 			t.Fatalf("request %d after the switch: %q %v", i, a.source, a.err)
 		}
-		if r := tp.one(t, a.id); r.MigrationID != mig.ID || r.Billed != usage.BilledClient {
+		if r := tp.one(t, a.id); r.MigrationID != mig.ID || r.Billed != billing.PaidByClient {
 			t.Errorf("record after the switch: migration %q billed %q", r.MigrationID, r.Billed)
 		}
 	}
@@ -934,7 +935,7 @@ func TestCompareReport(t *testing.T) {
 			t.Fatalf("shadow record %s matches no client request", sr.RequestID)
 		}
 		pr := tp.one(t, rid)
-		if pr.Shadow || pr.KeySource != "platform" || pr.Billed != usage.BilledPlatform {
+		if pr.Shadow || pr.KeySource != "platform" || pr.Billed != billing.PaidByPlatform {
 			t.Errorf("primary record %s: shadow %v key source %q billed %q", rid, pr.Shadow, pr.KeySource, pr.Billed)
 		}
 		if pr.PromptTokens != int64(resp.Usage.PromptTokens) || pr.CompletionTokens != int64(resp.Usage.CompletionTokens) {
@@ -950,7 +951,7 @@ func TestCompareReport(t *testing.T) {
 			t.Errorf("shadow record %s: status %d key source %q provider %q comparison %q", sr.RequestID, sr.Status, sr.KeySource,
 				sr.Provider, sr.MigrationID)
 		}
-		if sr.Billed != usage.BilledPlatform {
+		if sr.Billed != billing.PaidByPlatform {
 			t.Errorf("shadow record %s billed %q; a comparison's shadow is billed platform unless it says client", sr.RequestID, sr.Billed)
 		}
 		sPrompt += sr.PromptTokens

@@ -15,14 +15,11 @@ const (
 	// provider refused it and the supplier's calls fall back to platform
 	// keys (down), or it was accepted again (up).
 	SourceSupplierKey = "supplier_key"
-	// SourceMigration marks an alert about a supplier's migration between
-	// platform keys and its own: Target holds the event (such as
-	// migration_failed) and Cause what happened.
-	SourceMigration = "migration"
 )
 
-// Alert says that a target went down or came back, as active probes or
-// its circuit breaker saw it.
+// Alert says that a target, or one supplier's own key on it, went down or
+// came back, as active probes or a circuit breaker saw it. Package alert
+// turns it into the event operators are told.
 type Alert struct {
 	Target string
 	// Supplier is the supplier whose own key a SourceSupplierKey alert is

@@ -3,6 +3,8 @@ package keys
 import (
 	"context"
 	"fmt"
+
+	"github.com/wedsync/veil/billing"
 )
 
 // RefFetcher serves suppliers' keys that config names by reference
@@ -34,7 +36,7 @@ func (f *RefFetcher) Fetch(ctx context.Context, supplier, provider string) (*Key
 	if err != nil {
 		return nil, fmt.Errorf("supplier %s, provider %s: %w", supplier, provider, err)
 	}
-	return NewKey(s, SourceClient, s.Fingerprint()), nil
+	return NewKey(s, billing.ClientKey, s.Fingerprint()), nil
 }
 
 // Version is the referenced key's fingerprint, since references have no

@@ -5,14 +5,8 @@ import (
 	"io"
 
 	"go.uber.org/zap/zapcore"
-)
 
-// Key sources: who pays for a call.
-const (
-	// SourcePlatform is a WedSync platform key.
-	SourcePlatform = "platform"
-	// SourceClient is the supplier's own key.
-	SourceClient = "client"
+	"github.com/wedsync/veil/billing"
 )
 
 // Key is a provider credential ready for the request path: the secret, its
@@ -22,16 +16,16 @@ const (
 type Key struct {
 	secret  Secret
 	bearer  []byte
-	source  string
+	source  billing.KeySource
 	version string
 	// Organization and Project are the optional OpenAI-Organization and
 	// OpenAI-Project values that go with a supplier's key.
 	Organization, Project string
 }
 
-// NewKey wraps a secret as a key of source ("platform" or "client") and
-// version (opaque: a Vault KV version, or empty).
-func NewKey(s Secret, source, version string) *Key {
+// NewKey wraps a secret as a key of source and version (opaque: a Vault KV
+// version, or empty).
+func NewKey(s Secret, source billing.KeySource, version string) *Key {
 	return &Key{secret: s, bearer: []byte("Bearer " + s.Reveal()), source: source, version: version}
 }
 
@@ -42,8 +36,8 @@ func (k *Key) Secret() Secret { return k.secret }
 // modify or log it.
 func (k *Key) Bearer() []byte { return k.bearer }
 
-// Source is "platform" or "client".
-func (k *Key) Source() string { return k.source }
+// Source is where the key comes from: platform or client.
+func (k *Key) Source() billing.KeySource { return k.source }
 
 // Version is the key's version at its source, or empty.
 func (k *Key) Version() string { return k.version }
@@ -56,7 +50,7 @@ func (k *Key) String() string {
 	if k == nil {
 		return "key:none"
 	}
-	s := "key:" + k.source + ":" + k.secret.Fingerprint()
+	s := "key:" + string(k.source) + ":" + k.secret.Fingerprint()
 	if k.version != "" {
 		s += "@v" + k.version
 	}
@@ -72,7 +66,7 @@ func (k *Key) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, k.String())
 
 // MarshalLogObject shows the key's source, version and fingerprint only.
 func (k *Key) MarshalLogObject(enc zapcore.ObjectEncoder) error {
-	enc.AddString("source", k.source)
+	enc.AddString("source", string(k.source))
 	enc.AddString("fingerprint", k.secret.Fingerprint())
 	if k.version != "" {
 		enc.AddString("version", k.version)

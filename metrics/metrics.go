@@ -9,6 +9,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/wedsync/veil/billing"
 )
 
 // MaxModels is how many distinct model label values are kept; later ones
@@ -223,16 +225,16 @@ func (m *Metrics) KeyRotated() { m.keyRotations.Inc() }
 func (m *Metrics) KeyServedStale() { m.keysStale.Inc() }
 
 // ObserveUsage counts a call's tokens and cost.
-func (m *Metrics) ObserveUsage(provider string, model []byte, keySource string, prompt, completion int64, costUSD float64) {
-	mod := m.model(model)
+func (m *Metrics) ObserveUsage(provider string, model []byte, keySource billing.KeySource, prompt, completion int64, costUSD float64) {
+	mod, source := m.model(model), string(keySource)
 	if prompt > 0 {
-		m.tokens.WithLabelValues(provider, mod, keySource, "prompt").Add(float64(prompt))
+		m.tokens.WithLabelValues(provider, mod, source, "prompt").Add(float64(prompt))
 	}
 	if completion > 0 {
-		m.tokens.WithLabelValues(provider, mod, keySource, "completion").Add(float64(completion))
+		m.tokens.WithLabelValues(provider, mod, source, "completion").Add(float64(completion))
 	}
 	if costUSD > 0 {
-		m.cost.WithLabelValues(provider, mod, keySource).Add(costUSD)
+		m.cost.WithLabelValues(provider, mod, source).Add(costUSD)
 	}
 }
 

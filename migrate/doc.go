@@ -12,9 +12,10 @@
 // line and an alert; Rollback does the same on request, also after
 // completion. Validate compares the two paths from what Observe recorded.
 // Switch records a completed migration at once, for a supplier whose
-// platform quota ran out (scenario 1). Comparisons, apart from migrations,
-// shadow a sample of a supplier's requests on the other system and report
-// how the two compare (docs/adr/0012-shadow-compare.md).
+// platform quota ran out (scenario 1); Exhausted does so in the background
+// when the proxy reports it. Package compare, apart from migrations,
+// shadows a sample of a supplier's requests on the other system and
+// reports how the two compare.
 //
 // # State
 //
@@ -29,7 +30,7 @@
 //
 // # Hot path
 //
-// Route (or Decide) and Observe are called for every request. Both read an
+// Route and Observe are called for every request. Both read an
 // immutable table behind an atomic pointer, rebuilt on every change, and
 // neither locks nor allocates. Observe adds to atomic counters and a fixed
 // latency histogram; Step writes them to the store.

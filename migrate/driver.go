@@ -14,9 +14,10 @@ import (
 const releaseTimeout = 2 * time.Second
 
 // Run steps every Interval until ctx ends, then writes its counts one last
-// time and gives the lease up, so that another replica drives at once.
-// Every replica runs it; only the lease holder drives. Errors are logged
-// (once each until they change) and retried at the next step.
+// time, gives the lease up, so that another replica drives at once, and
+// waits for the switches Exhausted started. Every replica runs it; only
+// the lease holder drives. Errors are logged (once each until they change)
+// and retried at the next step.
 func (m *Manager) Run(ctx context.Context) {
 	tick := time.NewTicker(m.o.Interval)
 	defer tick.Stop()
@@ -25,6 +26,7 @@ func (m *Manager) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			m.stop(context.WithoutCancel(ctx))
+			m.background.Wait()
 			return
 		case <-tick.C:
 		}

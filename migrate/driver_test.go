@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wedsync/veil/billing"
 )
 
 // TestRampPassingGates ramps a supplier 10% -> 50% -> 100% -> completed
@@ -48,8 +50,8 @@ func TestRampPassingGates(t *testing.T) {
 				}
 			}
 			for spread := range uint64(200) {
-				mode, id, ok := r.m.Route([]byte("capture-moments"), nil, spread)
-				if !ok || mode != ModeClient || id != mg.ID {
+				mode, id, _, ok := r.m.Route([]byte("capture-moments"), nil, spread)
+				if !ok || mode != billing.ClientKey || id != mg.ID {
 					t.Fatalf("completed: Route = %q, %q, %v; want client, %s", mode, id, ok, mg.ID)
 				}
 			}
@@ -314,7 +316,7 @@ func TestTwoInstancesShareRedis(t *testing.T) {
 		t.Error("a holds the lease again while b's is live")
 	}
 	agreeDone := func(r *rig) {
-		if d, ok := decide(r.m, "capture-moments"); !ok || d.Status != StatusCompleted || d.Mode != ModeClient {
+		if d, ok := decide(r.m, "capture-moments"); !ok || d.Status != StatusCompleted || d.Mode != billing.ModeClient {
 			t.Errorf("%s: %+v, %v; want completed on client", r.m.Holder(), d, ok)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/wedsync/veil/billing"
 	"github.com/wedsync/veil/store"
 )
 
@@ -22,7 +23,7 @@ func (m *Manager) estimate(ctx context.Context, supplier string, from, to Target
 	if err != nil {
 		return CostEstimate{}, fmt.Errorf("migrate: reading the usage of %s: %w", supplier, err)
 	}
-	e := CostEstimate{Days: days, From: first, To: last, BilledNow: from.Mode, BilledAfter: to.Mode}
+	e := CostEstimate{Days: days, From: first, To: last, BilledNow: from.Mode.Payer(), BilledAfter: to.Mode.Payer()}
 	type key struct{ provider, model string }
 	byModel := make(map[key]*ModelEstimate)
 	for _, r := range rows {
@@ -68,8 +69,8 @@ func (m *Manager) estimate(ctx context.Context, supplier string, from, to Target
 		return cmp.Or(cmp.Compare(b.CurrentUSD, a.CurrentUSD), cmp.Compare(a.Provider, b.Provider), cmp.Compare(a.Model, b.Model))
 	})
 	e.DeltaUSD = e.TargetUSD - e.CurrentUSD
-	e.PlatformDeltaUSD = billed(ModePlatform, to.Mode, e.TargetUSD) - billed(ModePlatform, from.Mode, e.CurrentUSD)
-	e.ClientDeltaUSD = billed(ModeClient, to.Mode, e.TargetUSD) - billed(ModeClient, from.Mode, e.CurrentUSD)
+	e.PlatformDeltaUSD = billed(billing.PaidByPlatform, to.Mode, e.TargetUSD) - billed(billing.PaidByPlatform, from.Mode, e.CurrentUSD)
+	e.ClientDeltaUSD = billed(billing.PaidByClient, to.Mode, e.TargetUSD) - billed(billing.PaidByClient, from.Mode, e.CurrentUSD)
 	return e, nil
 }
 
@@ -82,8 +83,8 @@ func (m *Manager) price(provider, model string, at time.Time, r store.Usage) (fl
 }
 
 // billed returns usd when party pays for a system in mode, else 0.
-func billed(party, mode string, usd float64) float64 {
-	if party == mode {
+func billed(party billing.Payer, mode billing.Mode, usd float64) float64 {
+	if party == mode.Payer() {
 		return usd
 	}
 	return 0

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/wedsync/veil/billing"
 	"github.com/wedsync/veil/internal/redistest"
 	"github.com/wedsync/veil/store"
 )
@@ -118,7 +119,7 @@ func newRig(t testing.TB, st Store, holder string, c *clock, opts ...rigOption) 
 		Now:     c.Now,
 		Audit:   zap.New(core),
 		Alert:   r.alerts.Alert,
-		Current: func(string) Target { return Target{Mode: ModePlatform} },
+		Current: func(string) Target { return Target{Mode: billing.ModePlatform} },
 	}
 	for _, f := range opts {
 		f(&o)
@@ -229,7 +230,7 @@ func feed(m *Manager, id string, toTarget bool, n, failures int, latency time.Du
 }
 
 // toClient is the usual target: the supplier's own key on OpenAI.
-var toClient = Target{Mode: ModeClient, Provider: "openai", KeyRef: "secret/data/wedsync/suppliers/capture-moments/openai"}
+var toClient = Target{Mode: billing.ModeClient, Provider: "openai", KeyRef: "secret/data/wedsync/suppliers/capture-moments/openai"}
 
 // plan plans and starts a migration of supplier to the client system.
 func startMigration(t testing.TB, r *rig, supplier string, stages []Stage) *Migration {
@@ -246,6 +247,6 @@ func startMigration(t testing.TB, r *rig, supplier string, stages []Stage) *Migr
 }
 
 // decide returns the decision for a request without user of supplier.
-func decide(m *Manager, supplier string) (Decision, bool) {
-	return m.Decide([]byte(supplier), nil, 1)
+func decide(m *Manager, supplier string) (decision, bool) {
+	return m.decide([]byte(supplier), nil, 1)
 }

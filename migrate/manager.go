@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/wedsync/veil/billing"
 	"github.com/wedsync/veil/store"
 )
 
@@ -39,6 +40,13 @@ const (
 
 // casTries bounds the read-modify-write loops on one document.
 const casTries = 5
+
+// exhaustedTimeout bounds one switch that Exhausted starts.
+const exhaustedTimeout = 30 * time.Second
+
+// ReasonQuotaExhausted is the reason of a switch that Exhausted makes: the
+// supplier's platform quota ran out.
+const ReasonQuotaExhausted = "quota_exhausted"
 
 // Store is what a Manager keeps its state in: documents, the driver's
 // lease and the usage aggregates cost estimates read.
@@ -124,9 +132,11 @@ type Manager struct {
 	live   map[string]*liveStats
 	gen    uint64 // counts local writes, so a refresh never undoes one
 
-	switchMu sync.Mutex
-	flights  map[string]*flight
-	refused  map[string]refusal
+	switchMu   sync.Mutex
+	flights    map[string]*flight
+	refused    map[string]refusal
+	exhausting map[string]bool // suppliers Exhausted is switching, guarded by switchMu
+	background sync.WaitGroup  // the switches Exhausted started
 
 	lastErr string // the last Step error logged, guarded by stepMu
 }
@@ -175,21 +185,11 @@ func New(o Options) (*Manager, error) {
 	if o.Alert == nil {
 		o.Alert = func(string, string, string) {}
 	}
-	if o.Interval == 0 {
-		o.Interval = DefaultInterval
-	}
-	if o.LeaseTTL == 0 {
-		o.LeaseTTL = max(DefaultLeaseTTL, 3*o.Interval)
-	}
-	if o.Dwell == 0 {
-		o.Dwell = DefaultDwell
-	}
-	if o.ProbeTimeout == 0 {
-		o.ProbeTimeout = DefaultProbeTimeout
-	}
-	if o.SwitchBackoff == 0 {
-		o.SwitchBackoff = DefaultSwitchBackoff
-	}
+	orDefault(&o.Interval, DefaultInterval)
+	orDefault(&o.LeaseTTL, max(DefaultLeaseTTL, 3*o.Interval))
+	orDefault(&o.Dwell, DefaultDwell)
+	orDefault(&o.ProbeTimeout, DefaultProbeTimeout)
+	orDefault(&o.SwitchBackoff, DefaultSwitchBackoff)
 	switch {
 	case o.Interval < 0:
 		return nil, fmt.Errorf("migrate: negative interval %v", o.Interval)
@@ -200,11 +200,12 @@ func New(o Options) (*Manager, error) {
 	}
 	m := &Manager{
 		o: o, st: o.Store,
-		migs:    make(map[string]*Migration),
-		claims:  make(map[string]claim),
-		live:    make(map[string]*liveStats),
-		flights: make(map[string]*flight),
-		refused: make(map[string]refusal),
+		migs:       make(map[string]*Migration),
+		claims:     make(map[string]claim),
+		live:       make(map[string]*liveStats),
+		flights:    make(map[string]*flight),
+		refused:    make(map[string]refusal),
+		exhausting: make(map[string]bool),
 	}
 	m.table.Store(&table{})
 	return m, nil
@@ -564,6 +565,40 @@ func (m *Manager) Switch(ctx context.Context, supplier string, to Target, reason
 	return f.mig.clone(), nil
 }
 
+// Exhausted moves a supplier whose platform quota ran out on provider to
+// its own key there for good (Switch with reason quota_exhausted), in the
+// background and once at a time per supplier; it never waits. Run waits
+// for the switches under way when it ends.
+func (m *Manager) Exhausted(supplier, provider string) {
+	m.switchMu.Lock()
+	if m.exhausting[supplier] {
+		m.switchMu.Unlock()
+		return
+	}
+	m.exhausting[supplier] = true
+	m.background.Add(1)
+	m.switchMu.Unlock()
+	go func() {
+		defer m.background.Done()
+		defer func() {
+			m.switchMu.Lock()
+			delete(m.exhausting, supplier)
+			m.switchMu.Unlock()
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), exhaustedTimeout)
+		defer cancel()
+		mg, err := m.Switch(ctx, supplier, Target{Mode: billing.ModeClient, Provider: provider}, ReasonQuotaExhausted)
+		if err != nil && !errors.Is(err, ErrNoChange) {
+			m.o.Log.Warn("supplier not switched to its own key", zap.String("supplier", supplier), zap.Error(err))
+			return
+		}
+		if mg != nil {
+			m.o.Log.Info("supplier switched to its own key for good", zap.String("supplier", supplier),
+				zap.String("migration", mg.ID))
+		}
+	}()
+}
+
 // switched returns, from memory, the supplier's migration when it already
 // ramps to or completed on a system covering to.
 func (m *Manager) switched(supplier string, to Target) *Migration {
@@ -640,7 +675,7 @@ func (m *Manager) doSwitch(ctx context.Context, supplier string, to Target, reas
 		mg := &Migration{
 			Plan: Plan{Supplier: supplier, From: cur.from, To: to, Stages: []Stage{{Share: 1}},
 				Probe: probe, Reason: reason, Base: cur.base, CreatedAt: now,
-				Estimate: CostEstimate{BilledNow: cur.from.Mode, BilledAfter: to.Mode}},
+				Estimate: CostEstimate{BilledNow: cur.from.Mode.Payer(), BilledAfter: to.Mode.Payer()}},
 			Status: StatusCompleted, StageStarted: now, FinishedAt: now,
 		}
 		if g, err := (Gates{}).withDefaults(); err == nil {
@@ -677,11 +712,11 @@ func (m *Manager) switchDone(ctx context.Context, mg *Migration, msg, reason str
 }
 
 // otherMode returns the mode that is not mode.
-func otherMode(mode string) string {
-	if mode == ModeClient {
-		return ModePlatform
+func otherMode(mode billing.Mode) billing.Mode {
+	if mode == billing.ModeClient {
+		return billing.ModePlatform
 	}
-	return ModeClient
+	return billing.ModeClient
 }
 
 // currentState is where a supplier stands, from its claim.

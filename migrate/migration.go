@@ -6,12 +6,8 @@ import (
 	"math"
 	"slices"
 	"time"
-)
 
-// Modes a Target can have: the systems a supplier moves between.
-const (
-	ModePlatform = "platform"
-	ModeClient   = "client"
+	"github.com/wedsync/veil/billing"
 )
 
 // Statuses of a migration.
@@ -101,8 +97,8 @@ var (
 
 // Target is a system a supplier is on or moves to.
 type Target struct {
-	// Mode is ModePlatform or ModeClient.
-	Mode string `json:"mode"`
+	// Mode is billing.ModePlatform or billing.ModeClient.
+	Mode billing.Mode `json:"mode"`
 	// Provider is the provider that serves the supplier; empty means the
 	// one its policy chooses.
 	Provider string `json:"provider,omitempty"`
@@ -114,7 +110,7 @@ type Target struct {
 // String returns the target as "mode", "mode/provider" or
 // "mode/provider (key_ref)".
 func (t Target) String() string {
-	s := t.Mode
+	s := string(t.Mode)
 	if t.Provider != "" {
 		s += "/" + t.Provider
 	}
@@ -132,8 +128,8 @@ func (t Target) covers(want Target) bool {
 }
 
 func (t Target) validate(what string) error {
-	if t.Mode != ModePlatform && t.Mode != ModeClient {
-		return fmt.Errorf("%w: %s mode %q is neither %q nor %q", ErrInvalid, what, t.Mode, ModePlatform, ModeClient)
+	if t.Mode != billing.ModePlatform && t.Mode != billing.ModeClient {
+		return fmt.Errorf("%w: %s mode %q is neither %q nor %q", ErrInvalid, what, t.Mode, billing.ModePlatform, billing.ModeClient)
 	}
 	return nil
 }
@@ -164,15 +160,9 @@ type Gates struct {
 
 // withDefaults fills zero gates with the defaults and checks the rest.
 func (g Gates) withDefaults() (Gates, error) {
-	if g.MaxErrorRate == 0 {
-		g.MaxErrorRate = DefaultMaxErrorRate
-	}
-	if g.MaxP95Ratio == 0 {
-		g.MaxP95Ratio = DefaultMaxP95Ratio
-	}
-	if g.MinSample == 0 {
-		g.MinSample = DefaultMinSample
-	}
+	orDefault(&g.MaxErrorRate, DefaultMaxErrorRate)
+	orDefault(&g.MaxP95Ratio, DefaultMaxP95Ratio)
+	orDefault(&g.MinSample, DefaultMinSample)
 	switch {
 	case !(g.MaxErrorRate > 0 && g.MaxErrorRate <= 1):
 		return g, fmt.Errorf("%w: max error rate %v is not in (0, 1]", ErrInvalid, g.MaxErrorRate)
@@ -273,8 +263,8 @@ type CostEstimate struct {
 
 	// BilledNow and BilledAfter are who pays, before and after:
 	// "platform" (WedSync) or "client" (the supplier).
-	BilledNow   string `json:"billed_now"`
-	BilledAfter string `json:"billed_after"`
+	BilledNow   billing.Payer `json:"billed_now"`
+	BilledAfter billing.Payer `json:"billed_after"`
 	// PlatformDeltaUSD and ClientDeltaUSD are the change in what WedSync
 	// and the supplier pay over the period; negative is a saving.
 	PlatformDeltaUSD float64 `json:"platform_delta_usd"`
@@ -412,4 +402,12 @@ func (m *Migration) check() error {
 		return nil
 	}
 	return fmt.Errorf("unknown status %q", m.Status)
+}
+
+// orDefault sets a zero *v to def.
+func orDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
 }

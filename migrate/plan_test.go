@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wedsync/veil/billing"
 	"github.com/wedsync/veil/store"
 	"github.com/wedsync/veil/usage"
 )
@@ -52,7 +53,7 @@ func TestPlanEstimate(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := newRig(t, st, "pod-a", nil, func(o *Options) { o.Prices = prices })
-	to := Target{Mode: ModeClient, Provider: "azure"}
+	to := Target{Mode: billing.ModeClient, Provider: "azure"}
 	mg, err := r.m.Plan(t.Context(), PlanRequest{Supplier: "capture-moments", To: to})
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +84,7 @@ func TestPlanEstimate(t *testing.T) {
 	if e.Unpriced != 10 || e.Days != 30 || !e.From.Equal(utcDay(day(29))) || !e.To.Equal(utcDay(t0)) {
 		t.Errorf("unpriced %d, days %d from %v to %v", e.Unpriced, e.Days, e.From, e.To)
 	}
-	if e.BilledNow != ModePlatform || e.BilledAfter != ModeClient {
+	if e.BilledNow != billing.PaidByPlatform || e.BilledAfter != billing.PaidByClient {
 		t.Errorf("billed %s now, %s after", e.BilledNow, e.BilledAfter)
 	}
 	if len(e.Models) != 2 || e.Models[0].Model != "gpt-4o" || e.Models[0].Priced ||
@@ -112,8 +113,8 @@ func TestPlanWithoutPrices(t *testing.T) {
 		Model: "gpt-4o-mini", KeySource: "client", Requests: 4, PromptTokens: 4000, CostMicros: 1234}); err != nil {
 		t.Fatal(err)
 	}
-	r := newRig(t, st, "pod-a", nil, func(o *Options) { o.Current = func(string) Target { return Target{Mode: ModeClient} } })
-	mg, err := r.m.Plan(t.Context(), PlanRequest{Supplier: "capture-moments", To: Target{Mode: ModePlatform}})
+	r := newRig(t, st, "pod-a", nil, func(o *Options) { o.Current = func(string) Target { return Target{Mode: billing.ModeClient} } })
+	mg, err := r.m.Plan(t.Context(), PlanRequest{Supplier: "capture-moments", To: Target{Mode: billing.ModePlatform}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +155,7 @@ func TestPlanDefaults(t *testing.T) {
 	if mg.Gates != (Gates{MaxErrorRate: 0.05, MaxP95Ratio: 1.5, MinSample: 20}) {
 		t.Errorf("gates %+v", mg.Gates)
 	}
-	if mg.Status != StatusPlanned || mg.From != (Target{Mode: ModePlatform}) || mg.To != toClient || !mg.CreatedAt.Equal(r.clock.Now()) ||
+	if mg.Status != StatusPlanned || mg.From != (Target{Mode: billing.ModePlatform}) || mg.To != toClient || !mg.CreatedAt.Equal(r.clock.Now()) ||
 		!mg.Probe.OK || mg.Probe.Fingerprint != "5f1c2a9e" || mg.Estimate.Days != DefaultDays {
 		t.Errorf("plan %+v", mg)
 	}
@@ -211,7 +212,7 @@ func TestPlanRefused(t *testing.T) {
 		{"error rate above 1", r, PlanRequest{Supplier: "s", To: toClient, Gates: Gates{MaxErrorRate: 2}}, ErrInvalid},
 		{"negative sample", r, PlanRequest{Supplier: "s", To: toClient, Gates: Gates{MinSample: -1}}, ErrInvalid},
 		{"too many days", r, PlanRequest{Supplier: "s", To: toClient, Days: 400}, ErrInvalid},
-		{"already there", r, PlanRequest{Supplier: "s", To: Target{Mode: ModePlatform}}, ErrNoChange},
+		{"already there", r, PlanRequest{Supplier: "s", To: Target{Mode: billing.ModePlatform}}, ErrNoChange},
 		{"unknown current system", noCurrent, PlanRequest{Supplier: "s", To: toClient}, ErrInvalid},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -221,7 +222,7 @@ func TestPlanRefused(t *testing.T) {
 		})
 	}
 	// From given when Options.Current does not know.
-	if mg, err := noCurrent.m.Plan(t.Context(), PlanRequest{Supplier: "s", To: toClient, From: Target{Mode: ModePlatform}}); err != nil || mg.From.Mode != ModePlatform {
+	if mg, err := noCurrent.m.Plan(t.Context(), PlanRequest{Supplier: "s", To: toClient, From: Target{Mode: billing.ModePlatform}}); err != nil || mg.From.Mode != billing.ModePlatform {
 		t.Errorf("Plan with From = %v, %v", mg, err)
 	}
 
@@ -235,7 +236,7 @@ func TestPlanRefused(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		_, err := r.m.Plan(t.Context(), PlanRequest{Supplier: "capture-moments", To: Target{Mode: ModeClient, Provider: "azure"}})
+		_, err := r.m.Plan(t.Context(), PlanRequest{Supplier: "capture-moments", To: Target{Mode: billing.ModeClient, Provider: "azure"}})
 		if !errors.Is(err, ErrActive) {
 			t.Errorf("second plan while the first is %s: %v, want ErrActive", state, err)
 		}

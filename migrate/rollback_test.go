@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wedsync/veil/billing"
 )
 
 // inState returns a rig with a migration of "capture-moments" in status s.
@@ -90,7 +92,7 @@ func TestRollbackFromEachState(t *testing.T) {
 			}
 			// At once on this replica, without a step.
 			for spread := range uint64(100) {
-				if mode, id, ok := r.m.Route([]byte("capture-moments"), nil, spread); ok {
+				if mode, id, _, ok := r.m.Route([]byte("capture-moments"), nil, spread); ok {
 					t.Fatalf("after rollback Route = %q, %q; want the supplier's policy (platform)", mode, id)
 				}
 			}
@@ -145,7 +147,7 @@ func TestRollbackChain(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.clock.Advance(time.Hour)
-	back, err := r.m.Plan(t.Context(), PlanRequest{Supplier: "capture-moments", To: Target{Mode: ModePlatform}})
+	back, err := r.m.Plan(t.Context(), PlanRequest{Supplier: "capture-moments", To: Target{Mode: billing.ModePlatform}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +155,7 @@ func TestRollbackChain(t *testing.T) {
 		t.Fatalf("plan back: from %v base %q; want from the switch's target, base %s", back.From, back.Base, first.ID)
 	}
 	// While the plan is only planned, the switch still routes.
-	if d, ok := decide(r.m, "capture-moments"); !ok || d.ID != first.ID || d.Mode != ModeClient {
+	if d, ok := decide(r.m, "capture-moments"); !ok || d.ID != first.ID || d.Mode != billing.ModeClient {
 		t.Fatalf("planned: %+v, %v", d, ok)
 	}
 	if _, err := r.m.Start(t.Context(), back.ID); err != nil {
@@ -164,13 +166,13 @@ func TestRollbackChain(t *testing.T) {
 	}
 	src, tgt := 0, 0
 	for spread := range uint64(1000) {
-		d, ok := r.m.Decide([]byte("capture-moments"), nil, spread)
+		d, ok := r.m.decide([]byte("capture-moments"), nil, spread)
 		switch {
 		case !ok || d.ID != back.ID:
 			t.Fatalf("ramping back: %+v, %v", d, ok)
-		case d.ToTarget && d.Mode == ModePlatform:
+		case d.ToTarget && d.Mode == billing.ModePlatform:
 			tgt++
-		case !d.ToTarget && d.Mode == ModeClient:
+		case !d.ToTarget && d.Mode == billing.ModeClient:
 			src++
 		default:
 			t.Fatalf("decision %+v", d)
@@ -182,7 +184,7 @@ func TestRollbackChain(t *testing.T) {
 	if _, err := r.m.Rollback(t.Context(), back.ID, "requested"); err != nil {
 		t.Fatal(err)
 	}
-	if d, ok := decide(r.m, "capture-moments"); !ok || d.ID != first.ID || d.Mode != ModeClient {
+	if d, ok := decide(r.m, "capture-moments"); !ok || d.ID != first.ID || d.Mode != billing.ModeClient {
 		t.Errorf("after rolling the way back back: %+v, %v; want the switch's client", d, ok)
 	}
 	if _, err := r.m.Rollback(t.Context(), first.ID, "requested"); err != nil {
@@ -193,7 +195,7 @@ func TestRollbackChain(t *testing.T) {
 	}
 	// The supplier is back on its configuration.
 	again, err := r.m.Plan(t.Context(), PlanRequest{Supplier: "capture-moments", To: toClient})
-	if err != nil || again.From.Mode != ModePlatform || again.Base != "" {
+	if err != nil || again.From.Mode != billing.ModePlatform || again.Base != "" {
 		t.Errorf("plan after both: %+v, %v", again, err)
 	}
 }

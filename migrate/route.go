@@ -1,10 +1,13 @@
 package migrate
 
-import "github.com/wedsync/veil/internal/mix"
+import (
+	"github.com/wedsync/veil/billing"
+	"github.com/wedsync/veil/internal/mix"
+)
 
-// Decision is which system serves one request of a supplier with a
+// decision is which system serves one request of a supplier with a
 // migration.
-type Decision struct {
+type decision struct {
 	// ID is the migration whose state decides: the ramping or completed
 	// one, or, while a newer one is planned or after it rolled back, the
 	// completed migration that put the supplier on its current system.
@@ -13,9 +16,9 @@ type Decision struct {
 	Status Status
 	Stage  int
 	Share  float64
-	// Mode is "platform" or "client": the key source for the request
-	// (policy.Request.Source).
-	Mode string
+	// Mode is the chosen system, platform or client, whose key source
+	// serves the request (policy.Request.Source).
+	Mode billing.Mode
 	// Provider and KeyRef are the chosen system's, empty when it names
 	// none.
 	Provider string
@@ -39,8 +42,8 @@ type entry struct {
 	split     bool
 	all       bool
 	threshold uint64
-	source    Decision
-	target    Decision
+	source    decision
+	target    decision
 }
 
 // shareThreshold returns the hash threshold below which a request goes to
@@ -52,25 +55,16 @@ func shareThreshold(share float64) uint64 {
 	return uint64(share*(1<<53)) << 11
 }
 
-// Decide returns which system serves a request of supplier, and false when
-// the supplier has no migration that routes it (its policy decides). While
-// a migration ramps, the target serves a request with probability the
-// stage's share: decided by a hash of supplier and user when user (the
-// request's "user" field) is not empty, so that one conversation stays on
-// one system, and by spread (any per-request number, such as a counter or
-// a random value) otherwise. Because a request goes to the target when its
-// hash is below the share, a user on the target at 10% is still on it at
-// 50%. A completed migration always says target; a planned one, or one
-// rolled back or failed, routes nothing of its own (see Decision.ID). It
-// takes no lock and does not allocate.
-func (m *Manager) Decide(supplier, user []byte, spread uint64) (Decision, bool) {
+// decide returns the decision for a request of supplier, and false when
+// the supplier has no migration that routes it; see Route.
+func (m *Manager) decide(supplier, user []byte, spread uint64) (decision, bool) {
 	t := m.table.Load()
 	if t == nil {
-		return Decision{}, false
+		return decision{}, false
 	}
 	e := t.suppliers[string(supplier)]
 	if e == nil {
-		return Decision{}, false
+		return decision{}, false
 	}
 	if !e.split || e.all {
 		return e.target, true
@@ -87,14 +81,26 @@ func (m *Manager) Decide(supplier, user []byte, spread uint64) (Decision, bool) 
 	return e.source, true
 }
 
-// Route returns the mode ("platform" or "client") that serves a request of
-// supplier and the migration that decides it, or ok false when the
-// supplier has no migration routing it; see Decide, which also returns the
-// provider, the key reference and the path for Observe. It takes no lock
-// and does not allocate.
-func (m *Manager) Route(supplier []byte, user []byte, spread uint64) (mode string, id string, ok bool) {
-	d, ok := m.Decide(supplier, user, spread)
-	return d.Mode, d.ID, ok
+// Route returns the key source that serves a request of supplier, the
+// migration that decides it and whether that is the migration's target
+// (the path to give Observe), or ok false when the supplier has no
+// migration routing it (its policy decides). While a migration ramps, the
+// target serves a request with probability the stage's share: decided by
+// a hash of supplier and user when user (the request's "user" field) is
+// not empty, so that one conversation stays on one system, and by spread
+// (any per-request number, such as a counter or a random value)
+// otherwise. Because a request goes to the target when its hash is below
+// the share, a user on the target at 10% is still on it at 50%. A
+// completed migration always says target; a planned one, or one rolled
+// back or failed, routes nothing of its own: the completed migration it
+// was planned from, if any, routes instead. It takes no lock and does not
+// allocate.
+func (m *Manager) Route(supplier, user []byte, spread uint64) (source billing.KeySource, id string, toTarget, ok bool) {
+	d, ok := m.decide(supplier, user, spread)
+	if !ok {
+		return "", "", false, false
+	}
+	return d.Mode.First(), d.ID, d.ToTarget, true
 }
 
 // FNV-1a, 64 bits.
@@ -117,9 +123,9 @@ func userHash(supplier, user []byte) uint64 {
 	return mix.Mix64(h + mix.Gamma)
 }
 
-// decision returns the decision for t on behalf of migration mg.
-func decision(mg *Migration, t Target, toTarget bool) Decision {
-	return Decision{ID: mg.ID, Status: mg.Status, Stage: mg.Stage, Share: mg.Share(),
+// decisionOf returns the decision for t on behalf of migration mg.
+func decisionOf(mg *Migration, t Target, toTarget bool) decision {
+	return decision{ID: mg.ID, Status: mg.Status, Stage: mg.Stage, Share: mg.Share(),
 		Mode: t.Mode, Provider: t.Provider, KeyRef: t.KeyRef, ToTarget: toTarget}
 }
 
@@ -130,9 +136,9 @@ func routeOf(mg *Migration, migs map[string]*Migration) *entry {
 	case StatusRamping:
 		share := mg.Stages[mg.Stage].Share
 		return &entry{split: true, all: share >= 1, threshold: shareThreshold(share),
-			source: decision(mg, mg.From, false), target: decision(mg, mg.To, true)}
+			source: decisionOf(mg, mg.From, false), target: decisionOf(mg, mg.To, true)}
 	case StatusCompleted:
-		d := decision(mg, mg.To, true)
+		d := decisionOf(mg, mg.To, true)
 		return &entry{source: d, target: d}
 	}
 	// Planned, rolled back or failed: the supplier stays on, or returns to,
@@ -142,6 +148,6 @@ func routeOf(mg *Migration, migs map[string]*Migration) *entry {
 	if mg.Base == "" || base == nil || base.Status != StatusCompleted {
 		return nil
 	}
-	d := decision(base, base.To, true)
+	d := decisionOf(base, base.To, true)
 	return &entry{source: d, target: d}
 }

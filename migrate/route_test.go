@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/wedsync/veil/billing"
 )
 
 // rampAt returns a rig with a migration of "capture-moments" ramping at a
@@ -29,11 +31,11 @@ func TestRouteShare(t *testing.T) {
 			supplier := []byte("capture-moments")
 			target := 0
 			for spread := range uint64(n) {
-				mode, id, ok := r.m.Route(supplier, nil, spread)
+				mode, id, _, ok := r.m.Route(supplier, nil, spread)
 				if !ok || id != mg.ID {
 					t.Fatalf("Route = %q, %q, %v", mode, id, ok)
 				}
-				if mode == ModeClient {
+				if mode == billing.ClientKey {
 					target++
 				}
 			}
@@ -58,9 +60,9 @@ func TestRouteStablePerUser(t *testing.T) {
 	onTarget := 0
 	for u := range users {
 		user := []byte("couple-" + strconv.Itoa(u))
-		first, _ := r.m.Decide(supplier, user, 0)
+		first, _ := r.m.decide(supplier, user, 0)
 		for spread := range uint64(20) {
-			d, ok := r.m.Decide(supplier, user, spread*7919+1)
+			d, ok := r.m.decide(supplier, user, spread*7919+1)
 			if !ok || d.ToTarget != first.ToTarget {
 				t.Fatalf("user %s moved between systems with the spread", user)
 			}
@@ -68,10 +70,10 @@ func TestRouteStablePerUser(t *testing.T) {
 		atTen[u] = first.ToTarget
 		if first.ToTarget {
 			onTarget++
-			if first.Mode != ModeClient || first.Provider != "openai" || first.KeyRef != toClient.KeyRef {
+			if first.Mode != billing.ModeClient || first.Provider != "openai" || first.KeyRef != toClient.KeyRef {
 				t.Fatalf("target decision %+v", first)
 			}
-		} else if first.Mode != ModePlatform {
+		} else if first.Mode != billing.ModePlatform {
 			t.Fatalf("source decision %+v", first)
 		}
 	}
@@ -87,7 +89,7 @@ func TestRouteStablePerUser(t *testing.T) {
 	r2, _ := rampAt(t, 0.50)
 	for u := range users {
 		user := []byte("couple-" + strconv.Itoa(u))
-		d, _ := r2.m.Decide(supplier, user, 0)
+		d, _ := r2.m.decide(supplier, user, 0)
 		if atTen[u] && !d.ToTarget {
 			t.Fatalf("user %s on the target at 10%% is back on the source at 50%%", user)
 		}
@@ -97,7 +99,7 @@ func TestRouteStablePerUser(t *testing.T) {
 // TestRouteNoMigration: suppliers without a migration are left to policy.
 func TestRouteNoMigration(t *testing.T) {
 	r, _ := rampAt(t, 0.5)
-	if mode, id, ok := r.m.Route([]byte("bella-photography"), []byte("u"), 3); ok || mode != "" || id != "" {
+	if mode, id, _, ok := r.m.Route([]byte("bella-photography"), []byte("u"), 3); ok || mode != "" || id != "" {
 		t.Errorf("Route of a supplier without a migration = %q, %q, %v", mode, id, ok)
 	}
 }
@@ -111,10 +113,10 @@ func TestHotPathAllocs(t *testing.T) {
 		name string
 		f    func()
 	}{
-		{"route by spread", func() { spread++; _, _, _ = r.m.Route(supplier, nil, spread) }},
-		{"route by user", func() { _, _, _ = r.m.Route(supplier, user, spread) }},
-		{"route without a migration", func() { _, _, _ = r.m.Route(other, user, spread) }},
-		{"decide", func() { _, _ = r.m.Decide(supplier, user, spread) }},
+		{"route by spread", func() { spread++; _, _, _, _ = r.m.Route(supplier, nil, spread) }},
+		{"route by user", func() { _, _, _, _ = r.m.Route(supplier, user, spread) }},
+		{"route without a migration", func() { _, _, _, _ = r.m.Route(other, user, spread) }},
+		{"decide", func() { _, _ = r.m.decide(supplier, user, spread) }},
 		{"observe", func() { r.m.Observe(mg.ID, true, 200, 120*time.Millisecond, 0.0012) }},
 		{"observe unknown", func() { r.m.Observe("mig-00000000", false, 500, time.Second, 0) }},
 	} {
@@ -133,7 +135,7 @@ func BenchmarkRoute(b *testing.B) {
 			var spread uint64
 			for pb.Next() {
 				spread++
-				_, _, _ = r.m.Route(supplier, nil, spread)
+				_, _, _, _ = r.m.Route(supplier, nil, spread)
 			}
 		})
 	})
@@ -141,7 +143,7 @@ func BenchmarkRoute(b *testing.B) {
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
-				_, _, _ = r.m.Route(supplier, user, 0)
+				_, _, _, _ = r.m.Route(supplier, user, 0)
 			}
 		})
 	})
@@ -150,7 +152,7 @@ func BenchmarkRoute(b *testing.B) {
 		other := []byte("bella-photography")
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
-				_, _, _ = r.m.Route(other, user, 0)
+				_, _, _, _ = r.m.Route(other, user, 0)
 			}
 		})
 	})

@@ -7,9 +7,11 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/wedsync/veil/billing"
 )
 
-var clientKey = Target{Mode: ModeClient}
+var clientKey = Target{Mode: billing.ModeClient}
 
 // TestSwitch: scenario 1, a supplier out of platform quota moves to its own
 // key at once, as a completed migration, audited and alerted; further
@@ -20,14 +22,14 @@ func TestSwitch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if mg.Status != StatusCompleted || mg.Reason != "quota_exhausted" || mg.From.Mode != ModePlatform || mg.To != clientKey ||
+	if mg.Status != StatusCompleted || mg.Reason != "quota_exhausted" || mg.From.Mode != billing.ModePlatform || mg.To != clientKey ||
 		len(mg.Stages) != 1 || mg.Stages[0].Share != 1 || !mg.FinishedAt.Equal(t0) || len(mg.Events) != 1 ||
-		mg.Events[0].Kind != EventSwitched || mg.Estimate.BilledAfter != ModeClient {
+		mg.Events[0].Kind != EventSwitched || mg.Estimate.BilledAfter != billing.PaidByClient {
 		t.Fatalf("switch %+v", mg)
 	}
 	for spread := range uint64(100) {
-		mode, id, ok := r.m.Route([]byte("capture-moments"), []byte("couple"), spread)
-		if !ok || mode != ModeClient || id != mg.ID {
+		mode, id, _, ok := r.m.Route([]byte("capture-moments"), []byte("couple"), spread)
+		if !ok || mode != billing.ClientKey || id != mg.ID {
 			t.Fatalf("Route after the switch = %q, %q, %v", mode, id, ok)
 		}
 	}
@@ -103,7 +105,7 @@ func TestSwitchConcurrent(t *testing.T) {
 		t.Errorf("%d alerts, want 1", alerts)
 	}
 	for _, r := range rigs {
-		if d, ok := decide(r.m, "capture-moments"); !ok || d.ID != list[0].ID || d.Mode != ModeClient {
+		if d, ok := decide(r.m, "capture-moments"); !ok || d.ID != list[0].ID || d.Mode != billing.ModeClient {
 			t.Errorf("%s routes %+v, %v", r.m.Holder(), d, ok)
 		}
 		// Each replica probes at most once: concurrent calls share one.
@@ -152,7 +154,7 @@ func TestSwitchWithMigrations(t *testing.T) {
 			got.Events[len(got.Events)-1].Kind != EventSwitched {
 			t.Fatalf("Switch with a plan = %+v, %v", got, err)
 		}
-		if d, ok := decide(r.m, "capture-moments"); !ok || d.ID != mg.ID || d.Mode != ModeClient || d.Provider != "openai" {
+		if d, ok := decide(r.m, "capture-moments"); !ok || d.ID != mg.ID || d.Mode != billing.ModeClient || d.Provider != "openai" {
 			t.Errorf("routes %+v, %v", d, ok)
 		}
 	})
@@ -167,17 +169,43 @@ func TestSwitchWithMigrations(t *testing.T) {
 	t.Run("elsewhere", func(t *testing.T) {
 		r := newRig(t, openStore(t, "embedded"), "pod-a", nil)
 		startMigration(t, r, "capture-moments", nil)
-		if _, err := r.m.Switch(t.Context(), "capture-moments", Target{Mode: ModeClient, Provider: "azure"}, "quota_exhausted"); !errors.Is(err, ErrActive) {
+		if _, err := r.m.Switch(t.Context(), "capture-moments", Target{Mode: billing.ModeClient, Provider: "azure"}, "quota_exhausted"); !errors.Is(err, ErrActive) {
 			t.Errorf("Switch against another active migration: %v, want ErrActive", err)
 		}
 	})
 	t.Run("already there", func(t *testing.T) {
 		r := newRig(t, openStore(t, "embedded"), "pod-a", nil)
-		if _, err := r.m.Switch(t.Context(), "capture-moments", Target{Mode: ModePlatform}, "x"); !errors.Is(err, ErrNoChange) {
+		if _, err := r.m.Switch(t.Context(), "capture-moments", Target{Mode: billing.ModePlatform}, "x"); !errors.Is(err, ErrNoChange) {
 			t.Errorf("Switch to the configured system: %v, want ErrNoChange", err)
 		}
 		if _, err := r.m.Switch(t.Context(), "capture-moments", Target{Mode: "hybrid"}, "x"); !errors.Is(err, ErrInvalid) {
 			t.Errorf("Switch to hybrid: %v, want ErrInvalid", err)
 		}
 	})
+}
+
+// TestExhausted: a supplier reported out of platform quota is switched to
+// its own key on that provider in the background, once however often it
+// is reported.
+func TestExhausted(t *testing.T) {
+	r := newRig(t, openStore(t, "embedded"), "pod-a", nil)
+	for range 5 {
+		r.m.Exhausted("capture-moments", "openai")
+	}
+	r.m.background.Wait()
+	list, err := r.m.List(t.Context())
+	if err != nil || len(list) != 1 {
+		t.Fatalf("List = %v, %v; want one migration", list, err)
+	}
+	mg := list[0]
+	if mg.Status != StatusCompleted || mg.Reason != ReasonQuotaExhausted || mg.To.Mode != billing.ModeClient || mg.To.Provider != "openai" {
+		t.Errorf("migration %+v", mg)
+	}
+	source, id, toTarget, ok := r.m.Route([]byte("capture-moments"), nil, 1)
+	if !ok || source != billing.ClientKey || id != mg.ID || !toTarget {
+		t.Errorf("Route = %q, %q, %v, %v; want client, %s, true, true", source, id, toTarget, ok, mg.ID)
+	}
+	if n := r.probe.calls.Load(); n != 1 {
+		t.Errorf("%d probes, want 1", n)
+	}
 }

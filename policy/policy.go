@@ -8,15 +8,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/wedsync/veil/billing"
 	"github.com/wedsync/veil/config"
-	"github.com/wedsync/veil/keys"
 	"github.com/wedsync/veil/provider"
-)
-
-// Key sources an attempt can use.
-const (
-	SourcePlatform = keys.SourcePlatform
-	SourceClient   = keys.SourceClient
 )
 
 // Reasons explain why an attempt is in a plan.
@@ -33,9 +27,6 @@ const (
 	ReasonMigration   = "migration_fallback"
 )
 
-// ModeHybrid tries the supplier's own key first and platform keys after.
-const ModeHybrid = "hybrid"
-
 // ErrNoProvider means no configured provider can serve the request.
 var ErrNoProvider = errors.New("no provider can serve the request")
 
@@ -48,7 +39,7 @@ type Attempt struct {
 	// Model is the model to ask the provider for; it aliases the request.
 	Model []byte
 	// Source is the key source the attempt uses: platform or client.
-	Source string
+	Source billing.KeySource
 	// Reason says why the attempt is in the plan.
 	Reason string
 }
@@ -62,13 +53,14 @@ type Request struct {
 	Understood bool
 	// Supplier is the supplier the call is for.
 	Supplier []byte
-	// Source, when set, overrides the supplier's mode: a tier out of
-	// platform quota switching the call to the supplier's own key.
-	Source string
+	// Source, when set, overrides the supplier's mode: every attempt uses
+	// keys of this source, such as a tier out of platform quota switching
+	// the call to the supplier's own key.
+	Source billing.KeySource
 	// Fallback, when set, adds attempts with that key source after the
 	// others: a migration's target falling back to the system the supplier
 	// moves from, so that a broken target costs no request.
-	Fallback string
+	Fallback billing.KeySource
 	// Workflow is the X-Workflow hint; unknown workflows use the default
 	// routing.
 	Workflow []byte
@@ -94,11 +86,11 @@ type Options struct {
 	// DefaultProvider takes models no provider lists and pass-through
 	// calls; empty means the first provider.
 	DefaultProvider string
-	// DefaultMode is the mode of suppliers not in Modes: SourcePlatform
-	// (or empty) or SourceClient.
-	DefaultMode string
+	// DefaultMode is the mode of suppliers not in Modes: platform (or
+	// empty), client or hybrid.
+	DefaultMode billing.Mode
 	// Modes maps supplier IDs to their mode (platform, client, hybrid).
-	Modes map[string]string
+	Modes map[string]billing.Mode
 	// Preferred maps supplier IDs to the provider tried first.
 	Preferred map[string]string
 	// PlatformFallback lists client-mode suppliers whose calls may fall
@@ -150,8 +142,8 @@ type route struct {
 type Policy struct {
 	providers   []*provider.Provider
 	fallback    *provider.Provider
-	defaultMode string
-	modes       map[string]string
+	defaultMode billing.Mode
+	modes       map[string]billing.Mode
 	preferred   map[string]*provider.Provider
 	fallbackOK  map[string]bool
 	routes      map[string]*route
@@ -169,8 +161,8 @@ func New(o Options) (*Policy, error) {
 	if len(providers) == 0 {
 		return nil, ErrNoProvider
 	}
-	p := &Policy{providers: providers, defaultMode: SourcePlatform, modes: o.Modes}
-	if o.DefaultMode == SourceClient || o.DefaultMode == ModeHybrid {
+	p := &Policy{providers: providers, defaultMode: billing.ModePlatform, modes: o.Modes}
+	if o.DefaultMode == billing.ModeClient || o.DefaultMode == billing.ModeHybrid {
 		p.defaultMode = o.DefaultMode
 	}
 	for _, pr := range providers {
@@ -304,32 +296,18 @@ func (p *Policy) resolve(model []byte) []byte {
 // serves the model. A platform-mode supplier's attempts use platform keys
 // and skip providers without any; a client-mode supplier's use its own.
 func (p *Policy) Plan(dst []Attempt, req *Request) ([]Attempt, error) {
-	mode := p.Mode(req.Supplier)
-	if req.Source != "" {
-		mode = req.Source
-	}
-	first, then := mode, ""
-	switch {
-	case mode == ModeHybrid:
-		first, then = SourceClient, SourcePlatform
-	case mode == SourceClient && p.fallbackOK[string(req.Supplier)] && req.Source == "":
-		then = SourcePlatform
-	}
+	first, then := p.sources(req)
 	if !req.Understood {
-		for _, src := range [...]string{first, then} {
+		for _, src := range [...]billing.KeySource{first, then} {
 			if src != "" && usable(p.fallback, src) {
 				return append(dst, Attempt{Provider: p.fallback, Model: req.Model, Source: src, Reason: ReasonPassThrough}), nil
 			}
 		}
 		return dst, ErrNoProvider
 	}
-	model := req.Model
 	se := p.activeSeason(req.Now)
 	r := p.route(se, req.Workflow)
-	if r != nil && len(r.model) > 0 && (r.force || len(model) == 0) {
-		model = r.model
-	}
-	model = p.resolve(model)
+	model := p.model(req.Model, r)
 	if len(model) == 0 {
 		if !usable(p.fallback, first) {
 			return dst, ErrNoProvider
@@ -344,20 +322,55 @@ func (p *Policy) Plan(dst []Attempt, req *Request) ([]Attempt, error) {
 	if then != "" {
 		dst = p.candidates(dst, req, model, r, se, then, ReasonPlatform)
 	}
-	if fb := req.Fallback; fb != "" && fb != first && fb != then && (fb == SourcePlatform || fb == SourceClient) {
+	if fb := req.Fallback; fb.Valid() && fb != first && fb != then {
 		dst = p.candidates(dst, req, model, r, se, fb, ReasonMigration)
 	}
 	if len(dst) == n {
 		return dst, fmt.Errorf("model %q: %w", model, ErrNoProvider)
 	}
-	if rm := p.regions[string(req.Supplier)]; rm != nil {
-		for i := n; i < len(dst); i++ {
-			if to := rm[dst[i].Provider]; to != nil && usable(to, dst[i].Source) {
-				dst[i].Provider, dst[i].Reason = to, ReasonRegion
-			}
+	p.inRegion(dst[n:], req.Supplier)
+	return withoutOpenBreakers(dst, n, req), nil
+}
+
+// sources returns the key source a request's attempts use first and the
+// one its plan falls back to after them, if any: the request's own source
+// alone when it sets one, else the supplier's mode's, with platform keys
+// after the supplier's own for a hybrid supplier or a client one allowed
+// to fall back.
+func (p *Policy) sources(req *Request) (first, then billing.KeySource) {
+	if req.Source != "" {
+		return req.Source, ""
+	}
+	switch mode := p.Mode(req.Supplier); {
+	case mode == billing.ModeHybrid, mode == billing.ModeClient && p.fallbackOK[string(req.Supplier)]:
+		return billing.ClientKey, billing.PlatformKey
+	default:
+		return mode.First(), ""
+	}
+}
+
+// model is the model a request asks for once its workflow's route and the
+// aliases had their say: the route's model when it forces one or the
+// request names none.
+func (p *Policy) model(requested []byte, r *route) []byte {
+	if r != nil && len(r.model) > 0 && (r.force || len(requested) == 0) {
+		requested = r.model
+	}
+	return p.resolve(requested)
+}
+
+// inRegion replaces the providers of the attempts with the supplier's
+// regional ones, where the replacement can serve with the attempt's keys.
+func (p *Policy) inRegion(as []Attempt, supplier []byte) {
+	rm := p.regions[string(supplier)]
+	if rm == nil {
+		return
+	}
+	for i := range as {
+		if to := rm[as[i].Provider]; to != nil && usable(to, as[i].Source) {
+			as[i].Provider, as[i].Reason = to, ReasonRegion
 		}
 	}
-	return withoutOpenBreakers(dst, n, req), nil
 }
 
 // DefaultProvider is the provider that takes calls no other rule places.
@@ -429,15 +442,15 @@ func (p *Policy) tierOf(supplier []byte) string {
 }
 
 // usable reports whether a provider can serve with keys of source.
-func usable(pr *provider.Provider, source string) bool {
-	return source == SourceClient || pr.Platform() != nil
+func usable(pr *provider.Provider, source billing.KeySource) bool {
+	return source == billing.ClientKey || pr.Platform() != nil
 }
 
 // candidates appends the providers that can serve model with keys of
 // source: the workflow's chain, or the supplier's preferred provider, the
 // providers listing the model, then the default provider. A non-empty
 // reason replaces each attempt's own.
-func (p *Policy) candidates(dst []Attempt, req *Request, model []byte, r *route, se *season, source, reason string) []Attempt {
+func (p *Policy) candidates(dst []Attempt, req *Request, model []byte, r *route, se *season, source billing.KeySource, reason string) []Attempt {
 	supplier := req.Supplier
 	add := func(pr *provider.Provider, why string) {
 		if reason != "" {
@@ -456,17 +469,8 @@ func (p *Policy) candidates(dst []Attempt, req *Request, model []byte, r *route,
 	}
 	if pr := p.preferred[string(supplier)]; pr != nil && pr.Serves(model) && usable(pr, source) {
 		add(pr, ReasonPreferred)
-	} else if se != nil && se.total > 0 && se.spreadTiers[p.tierOf(supplier)] {
-		pick := int(req.Spread % uint64(se.total))
-		for _, w := range se.weighted {
-			if pick < w.weight {
-				if w.provider.Serves(model) && usable(w.provider, source) {
-					add(w.provider, ReasonSpread)
-				}
-				break
-			}
-			pick -= w.weight
-		}
+	} else if pr := p.spread(se, supplier, req.Spread); pr != nil && pr.Serves(model) && usable(pr, source) {
+		add(pr, ReasonSpread)
 	}
 	for _, pr := range p.providers {
 		if pr.Lists(model) && usable(pr, source) && !contains(dst[n:], pr) {
@@ -483,15 +487,32 @@ func (p *Policy) candidates(dst []Attempt, req *Request, model []byte, r *route,
 	return dst
 }
 
-// Mode is a supplier's mode: SourcePlatform, SourceClient or ModeHybrid.
-func (p *Policy) Mode(supplier []byte) string {
+// spread is the provider that season se's weights pick for a supplier whose
+// tier it spreads, by the request's spread number; nil when se spreads
+// nothing of the supplier's.
+func (p *Policy) spread(se *season, supplier []byte, spread uint64) *provider.Provider {
+	if se == nil || se.total == 0 || !se.spreadTiers[p.tierOf(supplier)] {
+		return nil
+	}
+	pick := int(spread % uint64(se.total))
+	for _, w := range se.weighted {
+		if pick < w.weight {
+			return w.provider
+		}
+		pick -= w.weight
+	}
+	return nil
+}
+
+// Mode is a supplier's mode: platform, client or hybrid.
+func (p *Policy) Mode(supplier []byte) billing.Mode {
 	switch m, ok := p.modes[string(supplier)]; {
 	case !ok:
 		return p.defaultMode
-	case m == SourceClient || m == ModeHybrid:
+	case m == billing.ModeClient || m == billing.ModeHybrid:
 		return m
 	default:
-		return SourcePlatform
+		return billing.ModePlatform
 	}
 }
 

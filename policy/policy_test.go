@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wedsync/veil/billing"
 	"github.com/wedsync/veil/config"
 	"github.com/wedsync/veil/keys"
 	"github.com/wedsync/veil/provider"
@@ -61,7 +62,7 @@ func TestPlan(t *testing.T) {
 				t.Errorf("plan %s, want %s", names(got), tc.want)
 			}
 			for _, a := range got {
-				if a.Source != SourcePlatform {
+				if a.Source != billing.PlatformKey {
 					t.Errorf("attempt %s has source %v", a.Provider.Name(), a.Source)
 				}
 			}
@@ -92,12 +93,12 @@ func TestPlanClientMode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, _ := New(Options{Providers: []*provider.Provider{noPlatform}, Modes: map[string]string{"bella": SourceClient, "rose": SourcePlatform}})
+	p, _ := New(Options{Providers: []*provider.Provider{noPlatform}, Modes: map[string]billing.Mode{"bella": billing.ModeClient, "rose": billing.ModePlatform}})
 	if _, err := p.Plan(nil, &Request{Model: []byte("gpt-4o"), Understood: true, Supplier: []byte("rose")}); !errors.Is(err, ErrNoProvider) {
 		t.Errorf("platform mode without platform keys: %v", err)
 	}
 	got, err := p.Plan(nil, &Request{Model: []byte("gpt-4o"), Understood: true, Supplier: []byte("bella")})
-	if err != nil || len(got) != 1 || got[0].Source != SourceClient {
+	if err != nil || len(got) != 1 || got[0].Source != billing.ClientKey {
 		t.Errorf("client mode: %+v %v", got, err)
 	}
 }
@@ -149,7 +150,7 @@ func TestPlanSupplierModes(t *testing.T) {
 	azure := mustProvider(t, "azure")
 	p, err := New(Options{
 		Providers:        []*provider.Provider{openai, azure},
-		Modes:            map[string]string{"hy": ModeHybrid, "cl": SourceClient, "fb": SourceClient, "pref": SourcePlatform},
+		Modes:            map[string]billing.Mode{"hy": billing.ModeHybrid, "cl": billing.ModeClient, "fb": billing.ModeClient, "pref": billing.ModePlatform},
 		Preferred:        map[string]string{"pref": "azure"},
 		PlatformFallback: map[string]bool{"fb": true},
 	})
@@ -170,7 +171,7 @@ func TestPlanSupplierModes(t *testing.T) {
 		}
 		var b []string
 		for _, a := range got {
-			b = append(b, a.Provider.Name()+":"+a.Source+"/"+a.Reason)
+			b = append(b, a.Provider.Name()+":"+string(a.Source)+"/"+a.Reason)
 		}
 		if s := strings.Join(b, ","); s != tc.want {
 			t.Errorf("%s: %s, want %s", tc.supplier, s, tc.want)
@@ -267,13 +268,14 @@ func TestCache(t *testing.T) {
 func TestPlanFallback(t *testing.T) {
 	p, _ := New(Options{Providers: []*provider.Provider{mustProvider(t, "openai")}})
 	tests := []struct {
-		name, source, fallback string
-		want                   []string
+		name             string
+		source, fallback billing.KeySource
+		want             []billing.KeySource
 	}{
-		{"to client, back to platform", SourceClient, SourcePlatform, []string{SourceClient, SourcePlatform}},
-		{"to platform, back to client", SourcePlatform, SourceClient, []string{SourcePlatform, SourceClient}},
-		{"fallback equal to the mode", SourcePlatform, SourcePlatform, []string{SourcePlatform}},
-		{"no fallback", SourceClient, "", []string{SourceClient}},
+		{"to client, back to platform", billing.ClientKey, billing.PlatformKey, []billing.KeySource{billing.ClientKey, billing.PlatformKey}},
+		{"to platform, back to client", billing.PlatformKey, billing.ClientKey, []billing.KeySource{billing.PlatformKey, billing.ClientKey}},
+		{"fallback equal to the mode", billing.PlatformKey, billing.PlatformKey, []billing.KeySource{billing.PlatformKey}},
+		{"no fallback", billing.ClientKey, "", []billing.KeySource{billing.ClientKey}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

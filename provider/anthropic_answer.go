@@ -8,8 +8,8 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/wedsync/veil/billing"
 	"github.com/wedsync/veil/internal/jsonfield"
-	"github.com/wedsync/veil/usage"
 )
 
 // Response turns a Messages API answer into a chat completion, its model
@@ -142,10 +142,10 @@ func (u *anthropicUsage) prompt() int64 {
 	return u.InputTokens + u.CacheCreationInputTokens + u.CacheReadInputTokens
 }
 
-// boundTokens bounds each count a provider reports to [0, usage.MaxTokens],
+// boundTokens bounds each count a provider reports to [0, billing.MaxTokens],
 // so that a broken or hostile answer's absurd numbers neither overflow nor
 // reach the client.
-func boundTokens(n int64) int64 { return min(max(n, 0), usage.MaxTokens) }
+func boundTokens(n int64) int64 { return min(max(n, 0), billing.MaxTokens) }
 
 // appendUsage appends OpenAI's usage object, each count bounded by
 // boundTokens.

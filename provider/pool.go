@@ -4,6 +4,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/wedsync/veil/billing"
 	"github.com/wedsync/veil/keys"
 )
 
@@ -19,7 +20,7 @@ type Pool struct {
 func NewPool(secrets []keys.Secret) *Pool {
 	p := &Pool{keys: make([]*keys.Key, len(secrets)), until: make([]atomic.Int64, len(secrets))}
 	for i, s := range secrets {
-		p.keys[i] = keys.NewKey(s, keys.SourcePlatform, "")
+		p.keys[i] = keys.NewKey(s, billing.PlatformKey, "")
 	}
 	return p
 }

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wedsync/veil/billing"
+
 	"github.com/wedsync/veil/config"
 	"github.com/wedsync/veil/internal/fakeopenai"
 	"github.com/wedsync/veil/keys"
@@ -97,7 +99,7 @@ func TestCheckKey(t *testing.T) {
 		for _, key := range []string{good, revoked} {
 			t.Run(pc.cfg.Name+"/"+key[len("sk-check-"):len(key)-len("-0123456789")], func(t *testing.T) {
 				before := len(up.Requests())
-				r, err := p.CheckKey(keys.NewKey(keys.NewSecret(key), keys.SourceClient, ""), time.Now().Add(10*time.Second))
+				r, err := p.CheckKey(keys.NewKey(keys.NewSecret(key), billing.ClientKey, ""), time.Now().Add(10*time.Second))
 				if err != nil {
 					t.Fatal(err)
 				}

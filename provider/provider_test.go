@@ -9,9 +9,9 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/wedsync/veil/billing"
 	"github.com/wedsync/veil/config"
 	"github.com/wedsync/veil/keys"
-	"github.com/wedsync/veil/usage"
 )
 
 func TestNew(t *testing.T) {
@@ -107,7 +107,7 @@ func TestAnthropicUsageBounded(t *testing.T) {
 	if err := json.Unmarshal(u.appendUsage(nil), &got); err != nil {
 		t.Fatal(err)
 	}
-	if got.Prompt != 2*usage.MaxTokens+5 || got.Completion != 0 || got.Total != got.Prompt {
+	if got.Prompt != 2*billing.MaxTokens+5 || got.Completion != 0 || got.Total != got.Prompt {
 		t.Errorf("usage %+v", got)
 	}
 }

@@ -1,9 +1,9 @@
 package proxy
 
 import (
+	"github.com/wedsync/veil/billing"
 	"github.com/wedsync/veil/keys"
 	"github.com/wedsync/veil/policy"
-	"github.com/wedsync/veil/usage"
 	"go.uber.org/zap"
 )
 
@@ -29,5 +29,5 @@ func (s *Server) auditFallback(x *exchange, a *policy.Attempt, cause *Error) {
 	}
 	s.auditWarn("supplier call falls back to platform keys", zap.ByteString("request_id", x.reqID),
 		zap.ByteString("supplier", x.supplier), zap.String("provider", a.Provider.Name()), zap.ByteString("model", a.Model),
-		zap.String("cause", why), zap.Int("status", status), zap.String("billed", usage.BilledPlatform))
+		zap.String("cause", why), zap.Int("status", status), zap.String("billed", string(billing.PaidByPlatform)))
 }

@@ -21,7 +21,7 @@ const HeaderCache = "X-Veil-Cache"
 const sharedScope = "\x00shared"
 
 // Cache is the response cache the proxy answers repeat deterministic
-// calls from; see cache.Store.
+// calls from; see cache.Answers.
 type Cache interface {
 	Get(scope string, k cache.Key) (*cache.Entry, bool)
 	Set(scope string, k cache.Key, e *cache.Entry) bool
@@ -30,7 +30,7 @@ type Cache interface {
 	Wait()
 }
 
-var _ Cache = (*cache.Store)(nil)
+var _ Cache = (*cache.Answers)(nil)
 
 // cacheState is what an exchange knows of its request's cache entry.
 type cacheState struct {

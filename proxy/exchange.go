@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wedsync/veil/auth"
+	"github.com/wedsync/veil/billing"
 	"github.com/wedsync/veil/internal/jsonfield"
 	"github.com/wedsync/veil/internal/sse"
 	"github.com/wedsync/veil/keys"
@@ -140,7 +141,7 @@ func (x *exchange) setServedHeaders(ctx *fasthttp.RequestCtx) {
 	if len(x.served.Model) > 0 {
 		h.SetBytesV(HeaderModel, x.served.Model)
 	}
-	h.Set(HeaderKeySource, x.key.Source())
+	h.Set(HeaderKeySource, string(x.key.Source()))
 	h.Set(HeaderAttempts, smallInt(x.attempts))
 	if x.failedOver() {
 		h.Set(HeaderFailover, "true")
@@ -232,7 +233,7 @@ func (s *Server) logAccess(x *exchange, providerName string, elapsed time.Durati
 		zap.ByteString("request_id", x.reqID),
 		zap.String("caller", callerName),
 		zap.ByteString("supplier", x.supplier),
-		zap.String("key_source", keySource(x.key)),
+		zap.String("key_source", string(keySource(x.key))),
 		zap.String("endpoint", x.ep.name),
 		zap.String("provider", providerName),
 		zap.ByteString("model", x.fields.Model),
@@ -249,7 +250,7 @@ func (s *Server) logAccess(x *exchange, providerName string, elapsed time.Durati
 	ce.Write(fields[:]...)
 }
 
-func keySource(k *keys.Key) string {
+func keySource(k *keys.Key) billing.KeySource {
 	if k == nil {
 		return ""
 	}

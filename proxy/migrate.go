@@ -5,7 +5,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/wedsync/veil/policy"
+	"github.com/wedsync/veil/billing"
 )
 
 // Migrations splits a supplier's traffic between the system it pays with
@@ -13,11 +13,11 @@ import (
 // migrate.Manager.
 type Migrations interface {
 	// Route says which system serves this request of a supplier with a
-	// migration under way: a policy mode, the migration's ID and whether
+	// migration under way: its key source, the migration's ID and whether
 	// that is the system the supplier moves to; ok is false for a supplier
 	// without one. user is the request's "user" field, so that a
 	// conversation stays on one side.
-	Route(supplier, user []byte, spread uint64) (mode, id string, toTarget, ok bool)
+	Route(supplier, user []byte, spread uint64) (source billing.KeySource, id string, toTarget, ok bool)
 	// Exhausted is told, without waiting, that a supplier's platform quota
 	// ran out on provider and its request was served on its own key: the
 	// supplier is moved to its own key for good (a migration with reason
@@ -35,10 +35,10 @@ type migration struct {
 }
 
 // route asks the supplier's migration, if any, which system serves this
-// request, and returns the mode the plan must use ("" for the supplier's
-// own) and, for a request sent to the migration's target, the system to
-// fall back to when the target fails.
-func (s *Server) route(x *exchange) (mode, fallback string) {
+// request, and returns the key source the plan must use ("" for the
+// supplier's mode's) and, for a request sent to the migration's target,
+// the one to fall back to when the target fails.
+func (s *Server) route(x *exchange) (mode, fallback billing.KeySource) {
 	if s.migrations == nil {
 		return "", ""
 	}
@@ -49,9 +49,9 @@ func (s *Server) route(x *exchange) (mode, fallback string) {
 	x.migration = migration{id: id, toTarget: toTarget}
 	if toTarget {
 		x.reason = "migration"
-		fallback = policy.SourcePlatform
-		if mode == policy.SourcePlatform {
-			fallback = policy.SourceClient
+		fallback = billing.PlatformKey
+		if mode == billing.PlatformKey {
+			fallback = billing.ClientKey
 		}
 	}
 	return mode, fallback

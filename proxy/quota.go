@@ -8,6 +8,7 @@ import (
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 
+	"github.com/wedsync/veil/billing"
 	"github.com/wedsync/veil/config"
 	"github.com/wedsync/veil/internal/jsonfield"
 	"github.com/wedsync/veil/policy"
@@ -17,7 +18,7 @@ import (
 // reserve is admission's quota step: a call planned on platform keys is
 // held to the caps of the supplier's tier and reserved against its quota.
 func (s *Server) reserve(ctx *fasthttp.RequestCtx, x *exchange) bool {
-	if x.rt.Quota == nil || x.plan[0].Source != policy.SourcePlatform {
+	if x.rt.Quota == nil || x.plan[0].Source != billing.PlatformKey {
 		return true
 	}
 	if e := s.capTier(x); e != nil {
@@ -163,7 +164,7 @@ func (s *Server) switchToClient(x *exchange) bool {
 		return false
 	}
 	plan, err := x.rt.Policy.Plan(x.planBuf[:0], &policy.Request{Model: x.fields.Model, Understood: x.ep.understood,
-		Supplier: x.supplier, Source: policy.SourceClient, Workflow: []byte(x.workflow), Now: x.start})
+		Supplier: x.supplier, Source: billing.ClientKey, Workflow: []byte(x.workflow), Now: x.start})
 	if err != nil {
 		return false
 	}

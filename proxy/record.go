@@ -6,7 +6,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/wedsync/veil/keys"
+	"github.com/wedsync/veil/billing"
 	"github.com/wedsync/veil/usage"
 )
 
@@ -50,7 +50,7 @@ func (s *Server) record(x *exchange, providerName string, elapsed time.Duration)
 		// Nobody pays for an answer from the cache; the tokens it would
 		// have cost are reported as saved.
 		zero := 0.0
-		r.Provider, r.Model, r.Billed, r.CostUSD, r.SavedTokens = e.Provider, e.Model, usage.BilledNone, &zero, int64(e.TotalTokens)
+		r.Provider, r.Model, r.Billed, r.CostUSD, r.SavedTokens = e.Provider, e.Model, billing.PaidByNone, &zero, int64(e.TotalTokens)
 		if s.usage != nil {
 			s.usage.Emit(r)
 		}
@@ -60,10 +60,10 @@ func (s *Server) record(x *exchange, providerName string, elapsed time.Duration)
 		r.TTFTMS = float64(x.stream.ttft.Microseconds()) / 1000
 	}
 	switch r.KeySource {
-	case keys.SourceClient:
-		r.Billed = usage.BilledClient
+	case billing.ClientKey:
+		r.Billed = billing.PaidByClient
 	default:
-		r.Billed = usage.BilledPlatform
+		r.Billed = billing.PaidByPlatform
 	}
 	if n := min(x.attemptCount, len(x.attemptLog)); n > 0 {
 		r.Attempts = append(make([]usage.Attempt, 0, n), x.attemptLog[:n]...)

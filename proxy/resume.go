@@ -11,6 +11,7 @@ import (
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 
+	"github.com/wedsync/veil/billing"
 	"github.com/wedsync/veil/internal/jsonfield"
 	"github.com/wedsync/veil/internal/sse"
 	"github.com/wedsync/veil/policy"
@@ -209,7 +210,7 @@ func (x *exchange) resumeTarget() *policy.Attempt {
 		if a.Source != x.served.Source || !s.health.Allow(a.Provider.Name(), now) {
 			continue
 		}
-		if a.Source == policy.SourceClient && !s.keyHealth.Allow(a.Provider.Name(), x.supplier, now) {
+		if a.Source == billing.ClientKey && !s.keyHealth.Allow(a.Provider.Name(), x.supplier, now) {
 			continue
 		}
 		return a

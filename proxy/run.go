@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/wedsync/veil/billing"
+
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 
@@ -51,7 +53,7 @@ func (s *Server) run(ctx *fasthttp.RequestCtx, x *exchange) bool {
 // its breaker says, so that the client gets the provider's own answer. It
 // returns the reason a target is passed over when there is one to tell.
 func (s *Server) available(x *exchange, a *policy.Attempt, lastPlanned bool, last *Error) (*Error, bool) {
-	if a.Source == policy.SourcePlatform && x.rt.Quota != nil && !x.admitted {
+	if a.Source == billing.PlatformKey && x.rt.Quota != nil && !x.admitted {
 		// A client-first plan falling back to platform keys: the tier
 		// applies from here on.
 		if e := s.admitFallback(x, a); e != nil {
@@ -59,13 +61,13 @@ func (s *Server) available(x *exchange, a *policy.Attempt, lastPlanned bool, las
 		}
 	}
 	now := time.Now()
-	if a.Source == policy.SourceClient && !lastPlanned && !s.keyHealth.Allow(a.Provider.Name(), x.supplier, now) {
+	if a.Source == billing.ClientKey && !lastPlanned && !s.keyHealth.Allow(a.Provider.Name(), x.supplier, now) {
 		// The provider refused this supplier's key moments ago: go
 		// straight to the fallback until the cooldown's probe.
 		return &Error{Status: fasthttp.StatusUnauthorized, Type: typeAuthentication, Code: "supplier_key_held_out",
 			Message: "veil: provider " + a.Provider.Name() + " refused the supplier's own key recently"}, false
 	}
-	if a != &x.plan[0] && a.Source == policy.SourcePlatform && x.plan[0].Source == policy.SourceClient {
+	if a != &x.plan[0] && a.Source == billing.PlatformKey && x.plan[0].Source == billing.ClientKey {
 		x.reason = "platform_fallback"
 		if !x.fellBack {
 			x.fellBack = true
@@ -127,7 +129,7 @@ func (s *Server) attempt(ctx *fasthttp.RequestCtx, x *exchange, a *policy.Attemp
 	}
 	for {
 		resp, e := s.send(ctx, x, a, key, stream)
-		o.client = key.Source() == keys.SourceClient
+		o.client = key.Source() == billing.ClientKey
 		if e != nil {
 			o.failure = failureOf(e)
 			return key, nil, e, decide(o, r)
@@ -186,7 +188,7 @@ func (s *Server) holdFirst(ctx *fasthttp.RequestCtx, x *exchange, a *policy.Atte
 // noteKey tells the supplier keys' breakers how the provider took a
 // supplier's own key.
 func (s *Server) noteKey(x *exchange, a *policy.Attempt, key *keys.Key, status int, lastPlanned bool) {
-	if key.Source() != keys.SourceClient {
+	if key.Source() != billing.ClientKey {
 		return
 	}
 	refused := status == fasthttp.StatusUnauthorized || status == fasthttp.StatusForbidden
@@ -203,7 +205,7 @@ func (s *Server) noteKey(x *exchange, a *policy.Attempt, key *keys.Key, status i
 func (s *Server) passOver(ctx *fasthttp.RequestCtx, x *exchange, a *policy.Attempt, key *keys.Key, resp *fasthttp.Response,
 	status int, stream bool) *Error {
 	s.discard(ctx, x, resp, stream)
-	if key.Source() == keys.SourceClient && (status == fasthttp.StatusUnauthorized || status == fasthttp.StatusForbidden) {
+	if key.Source() == billing.ClientKey && (status == fasthttp.StatusUnauthorized || status == fasthttp.StatusForbidden) {
 		return &Error{Status: status, Type: typeAuthentication, Code: "supplier_key_refused",
 			Message: "veil: provider " + a.Provider.Name() + " refused the supplier's own key"}
 	}
@@ -264,7 +266,7 @@ func (r *targetRetrier) retryWait(tries int, hint time.Duration) (time.Duration,
 // keyFor returns the key an attempt uses: the next platform key of the
 // provider's pool, or the supplier's own key from memory.
 func (s *Server) keyFor(x *exchange, a *policy.Attempt) (*keys.Key, *Error) {
-	if a.Source == policy.SourcePlatform {
+	if a.Source == billing.PlatformKey {
 		return a.Provider.Platform().Next(time.Now()), nil
 	}
 	if s.keys == nil {
@@ -294,7 +296,7 @@ func keyMissing(supplier []byte, providerName string) *Error {
 // newer or previous version of a supplier's own key, or another key of
 // the platform pool.
 func (s *Server) hasSpareKey(a *policy.Attempt, key *keys.Key) bool {
-	if key.Source() == keys.SourceClient {
+	if key.Source() == billing.ClientKey {
 		return s.keys != nil
 	}
 	return a.Provider.Platform().Len() > 1
@@ -303,7 +305,7 @@ func (s *Server) hasSpareKey(a *policy.Attempt, key *keys.Key) bool {
 // otherKey finds the key to send the call with instead of key, which the
 // provider refused (401) or rate-limited (429); nil when there is none.
 func (s *Server) otherKey(x *exchange, a *policy.Attempt, key *keys.Key, resp *fasthttp.Response) *keys.Key {
-	if key.Source() == keys.SourcePlatform {
+	if key.Source() == billing.PlatformKey {
 		now := time.Now()
 		pool := a.Provider.Platform()
 		pool.Cooldown(key, now, retryAfter(&resp.Header))
@@ -387,7 +389,7 @@ func (s *Server) roundTrip(x *exchange, a *policy.Attempt, key *keys.Key, hdr *f
 	}
 	s.observeAttempt(a, resp.StatusCode(), t0)
 	x.logAttempt(a, key, resp.StatusCode(), "", t0)
-	if t := s.health.Target(a.Provider.Name()); t != nil && key.Source() == keys.SourcePlatform {
+	if t := s.health.Target(a.Provider.Name()); t != nil && key.Source() == billing.PlatformKey {
 		// The platform keys' capacity left, for peak-season monitoring.
 		t.Capacity(headerInt(&resp.Header, "X-Ratelimit-Remaining-Requests"), headerInt(&resp.Header, "X-Ratelimit-Remaining-Tokens"))
 	}
@@ -461,7 +463,7 @@ func (s *Server) deliver(ctx *fasthttp.RequestCtx, x *exchange, a *policy.Attemp
 // shape for it.
 func refusedKey(a *policy.Attempt, key *keys.Key) *Error {
 	whose := "WedSync's platform key"
-	if key.Source() == keys.SourceClient {
+	if key.Source() == billing.ClientKey {
 		whose = "the supplier's own key"
 	}
 	return &Error{Status: fasthttp.StatusUnauthorized, Type: typeInvalidRequest, Code: "invalid_api_key",

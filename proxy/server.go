@@ -31,7 +31,7 @@ type Options struct {
 	Runtime *atomic.Pointer[Runtime]
 	Auth    *auth.Authenticator
 	// Keys holds suppliers' own keys; nil when no supplier uses its own.
-	Keys    *keys.Cache
+	Keys    *keys.SupplierKeys
 	Policy  *policy.Policy
 	Metrics *metrics.Metrics
 	Log     *zap.Logger
@@ -80,7 +80,7 @@ type Server struct {
 	limits config.Limits
 	// rt is the runtime in force, possibly shared with the app.
 	rt      *atomic.Pointer[Runtime]
-	keys    *keys.Cache
+	keys    *keys.SupplierKeys
 	metrics *metrics.Metrics
 	log     *zap.Logger
 	auditor *zap.Logger

@@ -9,6 +9,7 @@ import (
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 
+	"github.com/wedsync/veil/billing"
 	"github.com/wedsync/veil/internal/jsonfield"
 	"github.com/wedsync/veil/internal/sse"
 	"github.com/wedsync/veil/keys"
@@ -20,47 +21,27 @@ import (
 // errNoPlatformKey says the shadow's provider has no platform key.
 var errNoPlatformKey = errors.New("the provider has no platform key")
 
-// Shadows are the running comparisons of a supplier's two systems (the
-// app adapts migrate.Comparisons).
+// Shadows are the running comparisons of a supplier's two systems; see
+// compare.Comparisons.
 type Shadows interface {
 	// Shadow says whether this request is also to be sent to the other
 	// system, and which.
-	Shadow(supplier []byte, spread uint64) (id, other string, ok bool)
-	// Lookup returns where a running comparison's shadow calls go and who
-	// pays for them.
-	Lookup(id string) (ShadowSettings, bool)
+	Shadow(supplier []byte, spread uint64) (id string, other billing.KeySource, ok bool)
+	// Lookup returns where a running comparison's shadow calls go (empty:
+	// the other system's first planned provider) and who pays for them.
+	Lookup(id string) (provider string, billed billing.Payer, ok bool)
 	// Record takes both answers of one shadowed request.
-	Record(id string, primary, shadow ShadowOutcome)
-}
-
-// ShadowSettings are a comparison's choices for its shadow calls.
-type ShadowSettings struct {
-	// Provider is the provider to shadow on; empty: the other system's
-	// first planned one.
-	Provider string
-	// Billed is who pays for a shadow call on platform keys: platform or
-	// client.
-	Billed string
-}
-
-// ShadowOutcome is one answer of a shadowed request, primary or shadow.
-type ShadowOutcome struct {
-	Status                         int
-	Latency, TTFT                  time.Duration
-	PromptTokens, CompletionTokens int64
-	CostUSD                        float64
-	// Text is the answer's text, for the similarity of the two.
-	Text string
-	Err  string
+	Record(id string, primary, shadow billing.Outcome)
 }
 
 // shadowState is a request chosen for comparison: what the shadow call
 // needs once the primary answer is complete (the request context is off
 // limits by then), and the primary answer's text.
 type shadowState struct {
-	id, other string
-	req       *fasthttp.Request
-	text      []byte
+	id    string
+	other billing.KeySource
+	req   *fasthttp.Request
+	text  []byte
 }
 
 var _ tap = (*shadowState)(nil)
@@ -115,7 +96,7 @@ func (s *Server) finishShadow(x *exchange, elapsed time.Duration, costUSD float6
 		fasthttp.ReleaseRequest(sh.req)
 		return
 	}
-	primary := ShadowOutcome{Status: x.status, Latency: elapsed, TTFT: x.stream.ttft, PromptTokens: x.usage.tokens.Prompt,
+	primary := billing.Outcome{Status: x.status, Latency: elapsed, TTFT: x.stream.ttft, PromptTokens: x.usage.tokens.Prompt,
 		CompletionTokens: x.usage.tokens.Completion, CostUSD: costUSD, Text: string(sh.text)}
 	job := shadowJob{sh: sh, rt: x.rt, supplier: string(x.supplier), model: append([]byte(nil), x.fields.Model...),
 		workflow: x.workflow, endpoint: x.ep, caller: x.caller.Name, reqID: string(x.reqID) + "-shadow", primary: primary}
@@ -137,21 +118,21 @@ type shadowJob struct {
 	endpoint endpoint
 	caller   string
 	reqID    string
-	primary  ShadowOutcome
+	primary  billing.Outcome
 }
 
 // runShadow sends the request to the other system as a plain call, then
 // records both answers for the comparison and the shadow's usage.
 func (s *Server) runShadow(j *shadowJob) {
-	cr, ok := s.shadows.Lookup(j.sh.id)
+	onProvider, billed, ok := s.shadows.Lookup(j.sh.id)
 	if !ok {
 		return
 	}
 	start := time.Now()
-	out := ShadowOutcome{}
+	out := billing.Outcome{}
 	rec := &usage.Record{TS: start.UTC(), RequestID: j.reqID, Supplier: j.supplier, Caller: j.caller, Workflow: j.workflow,
 		Endpoint: j.endpoint.name, RequestedModel: string(j.model), Shadow: true, Cache: usage.CacheBypass,
-		MigrationID: j.sh.id, Billed: usage.BilledPlatform}
+		MigrationID: j.sh.id, Billed: billing.PaidByPlatform}
 	defer func() {
 		out.Latency = time.Since(start)
 		rec.LatencyMS = float64(out.Latency.Microseconds()) / 1000
@@ -168,9 +149,9 @@ func (s *Server) runShadow(j *shadowJob) {
 		return
 	}
 	a := &plan[0]
-	if cr.Provider != "" {
+	if onProvider != "" {
 		for i := range plan {
-			if plan[i].Provider.Name() == cr.Provider {
+			if plan[i].Provider.Name() == onProvider {
 				a = &plan[i]
 			}
 		}
@@ -184,8 +165,8 @@ func (s *Server) runShadow(j *shadowJob) {
 	// says client), whichever key carried it: the comparison is WedSync's
 	// trial of the other system.
 	rec.Provider, rec.KeySource = a.Provider.Name(), key.Source()
-	if cr.Billed == usage.BilledClient {
-		rec.Billed = usage.BilledClient
+	if billed == billing.PaidByClient {
+		rec.Billed = billing.PaidByClient
 	}
 	body := j.sh.req.Body()
 	if b, err := jsonfield.SetRaw(nil, body, "stream", []byte("false")); err == nil {
@@ -244,7 +225,7 @@ func (s *Server) runShadow(j *shadowJob) {
 // shadowKey is the key a shadow call uses: the provider's next platform
 // key, or the supplier's own from memory.
 func (s *Server) shadowKey(supplier string, a *policy.Attempt) (*keys.Key, error) {
-	if a.Source == policy.SourcePlatform {
+	if a.Source == billing.PlatformKey {
 		if pool := a.Provider.Platform(); pool != nil {
 			return pool.Next(time.Now()), nil
 		}

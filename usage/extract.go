@@ -1,6 +1,7 @@
 package usage
 
 import (
+	"github.com/wedsync/veil/billing"
 	"github.com/wedsync/veil/internal/jsonfield"
 )
 
@@ -101,13 +102,9 @@ func readUsage(u []byte, t *Tokens) bool {
 	return found
 }
 
-// MaxTokens bounds one count: a hostile or broken upstream's absurd
-// numbers must not turn into absurd bills.
-const MaxTokens = 1_000_000_000
-
 func count(raw []byte) int64 {
 	n, err := jsonfield.Int(raw)
-	if err != nil || n < 0 || n > MaxTokens {
+	if err != nil || n < 0 || n > billing.MaxTokens {
 		return 0
 	}
 	return n

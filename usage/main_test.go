@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/wedsync/veil/billing"
 )
 
 func TestMain(m *testing.M) {
@@ -80,7 +82,7 @@ func rec(i int) *Record {
 		Model:            "gpt-4o-mini",
 		Provider:         "openai",
 		KeySource:        "platform",
-		Billed:           BilledPlatform,
+		Billed:           billing.PaidByPlatform,
 		Status:           200,
 		PromptTokens:     int64(100 + i),
 		CompletionTokens: 20,

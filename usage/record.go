@@ -3,15 +3,10 @@
 // Redis stream) without ever blocking the request.
 package usage
 
-import "time"
+import (
+	"time"
 
-// Billed parties: who pays for a call.
-const (
-	BilledPlatform = "platform"
-	BilledClient   = "client"
-	BilledShadow   = "shadow"
-	// BilledNone is a call nobody pays for: a cache hit.
-	BilledNone = "none"
+	"github.com/wedsync/veil/billing"
 )
 
 // Cache outcomes.
@@ -23,24 +18,25 @@ const (
 
 // Record is the usage of one client request, as one JSON line.
 type Record struct {
-	TS             time.Time `json:"ts"`
-	RequestID      string    `json:"request_id"`
-	Supplier       string    `json:"supplier"`
-	Caller         string    `json:"caller"`
-	Workflow       string    `json:"workflow,omitempty"`
-	Endpoint       string    `json:"endpoint"`
-	RequestedModel string    `json:"requested_model"`
-	Model          string    `json:"model"`
-	Provider       string    `json:"provider"`
-	KeySource      string    `json:"key_source"`
-	// Billed is the party that pays: platform, client or shadow.
-	Billed           string `json:"billed"`
-	Stream           bool   `json:"stream"`
-	Status           int    `json:"status"`
-	PromptTokens     int64  `json:"prompt_tokens"`
-	CompletionTokens int64  `json:"completion_tokens"`
-	CachedTokens     int64  `json:"cached_tokens"`
-	TotalTokens      int64  `json:"total_tokens"`
+	TS             time.Time         `json:"ts"`
+	RequestID      string            `json:"request_id"`
+	Supplier       string            `json:"supplier"`
+	Caller         string            `json:"caller"`
+	Workflow       string            `json:"workflow,omitempty"`
+	Endpoint       string            `json:"endpoint"`
+	RequestedModel string            `json:"requested_model"`
+	Model          string            `json:"model"`
+	Provider       string            `json:"provider"`
+	KeySource      billing.KeySource `json:"key_source"`
+	// Billed is the party that pays: platform, client, or none for a
+	// cache hit.
+	Billed           billing.Payer `json:"billed"`
+	Stream           bool          `json:"stream"`
+	Status           int           `json:"status"`
+	PromptTokens     int64         `json:"prompt_tokens"`
+	CompletionTokens int64         `json:"completion_tokens"`
+	CachedTokens     int64         `json:"cached_tokens"`
+	TotalTokens      int64         `json:"total_tokens"`
 	// CostUSD is nil when the model has no price.
 	CostUSD   *float64 `json:"cost_usd"`
 	LatencyMS float64  `json:"latency_ms"`
@@ -65,11 +61,11 @@ type Record struct {
 
 // Attempt is one upstream try within a request.
 type Attempt struct {
-	Provider  string  `json:"provider"`
-	KeySource string  `json:"key_source"`
-	Status    int     `json:"status"`
-	Error     string  `json:"error,omitempty"`
-	LatencyMS float64 `json:"latency_ms"`
+	Provider  string            `json:"provider"`
+	KeySource billing.KeySource `json:"key_source"`
+	Status    int               `json:"status"`
+	Error     string            `json:"error,omitempty"`
+	LatencyMS float64           `json:"latency_ms"`
 	// PromptTokens and CompletionTokens are the attempt's own tokens,
 	// given when several attempts streamed parts of one answer (a resumed
 	// stream); TokensEstimated says they were estimated because the

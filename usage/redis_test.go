@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/wedsync/veil/billing"
 	"github.com/wedsync/veil/internal/redistest"
 	"github.com/wedsync/veil/keys"
 	"github.com/wedsync/veil/usage"
@@ -57,7 +58,7 @@ func redisRecord(id string, ts time.Time) *usage.Record {
 		Model:            "gpt-4o-mini-2024-07-18",
 		Provider:         "openai",
 		KeySource:        "client",
-		Billed:           usage.BilledClient,
+		Billed:           billing.PaidByClient,
 		Stream:           true,
 		Status:           200,
 		PromptTokens:     42,

@@ -31,10 +31,10 @@ func (k *storeSink) Write(batch []*Record) error {
 			continue
 		}
 		day := r.TS.UTC().Truncate(24 * time.Hour)
-		k := key{day.Unix(), r.Supplier, r.Provider, r.Model, r.KeySource}
+		k := key{day.Unix(), r.Supplier, r.Provider, r.Model, string(r.KeySource)}
 		d := deltas[k]
 		if d == nil {
-			d = &store.Usage{Day: day, Supplier: r.Supplier, Provider: r.Provider, Model: r.Model, KeySource: r.KeySource}
+			d = &store.Usage{Day: day, Supplier: r.Supplier, Provider: r.Provider, Model: r.Model, KeySource: string(r.KeySource)}
 			deltas[k] = d
 		}
 		d.Requests++

@@ -31,8 +31,8 @@ func (r *Record) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddString("requested_model", r.RequestedModel)
 	enc.AddString("model", r.Model)
 	enc.AddString("provider", r.Provider)
-	enc.AddString("key_source", r.KeySource)
-	enc.AddString("billed", r.Billed)
+	enc.AddString("key_source", string(r.KeySource))
+	enc.AddString("billed", string(r.Billed))
 	enc.AddBool("stream", r.Stream)
 	enc.AddInt("status", r.Status)
 	enc.AddInt64("prompt_tokens", r.PromptTokens)
@@ -77,7 +77,7 @@ func (r *Record) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 // MarshalLogObject encodes a for zap with the names of its JSON form.
 func (a Attempt) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddString("provider", a.Provider)
-	enc.AddString("key_source", a.KeySource)
+	enc.AddString("key_source", string(a.KeySource))
 	enc.AddInt("status", a.Status)
 	if a.Error != "" {
 		enc.AddString("error", a.Error)

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/wedsync/veil/admin"
+	"github.com/wedsync/veil/billing"
+	"github.com/wedsync/veil/compare"
 	"github.com/wedsync/veil/migrate"
 )
 
@@ -147,12 +149,12 @@ func migratePlan(args []string, stdout, stderr io.Writer) error {
 	if *supplier == "" {
 		return fmt.Errorf("%w: migrate plan needs --supplier ID", errUsage)
 	}
-	if *to != "" && *to != migrate.ModeClient && *to != migrate.ModePlatform {
+	if m := billing.Mode(*to); m != "" && m != billing.ModeClient && m != billing.ModePlatform {
 		return fmt.Errorf("%w: --to is client or platform, not %q", errUsage, *to)
 	}
 	var body admin.PlanBody
 	body.Supplier = *supplier
-	body.To.Mode, body.To.Provider, body.To.KeyRef = *to, *prov, *keyRef
+	body.To.Mode, body.To.Provider, body.To.KeyRef = billing.Mode(*to), *prov, *keyRef
 	body.Gates = migrate.Gates{MaxErrorRate: *maxErr, MaxP95Ratio: *maxP95, MinSample: *minSample}
 	body.Days, body.Reason = *days, *reason
 	if *stages != "" {
@@ -507,7 +509,7 @@ func migrateCompare(args []string, stdout, stderr io.Writer) error {
 	if set > 1 {
 		return fmt.Errorf("%w: migrate compare takes one of --supplier, --report and --stop", errUsage)
 	}
-	if *other != "" && *other != migrate.ModeClient && *other != migrate.ModePlatform {
+	if m := billing.Mode(*other); m != "" && m != billing.ModeClient && m != billing.ModePlatform {
 		return fmt.Errorf("%w: --other is client or platform, not %q", errUsage, *other)
 	}
 	base, token, err := f.target()
@@ -525,7 +527,7 @@ func migrateCompare(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprint(stdout, doc.Text)
 		return nil
 	case *stop != "":
-		var c migrate.Comparison
+		var c compare.Comparison
 		if err := callAdmin("POST", base+"/admin/comparisons/"+url.PathEscape(*stop)+"/stop", token, struct{}{}, &c); err != nil {
 			return err
 		}
@@ -534,12 +536,12 @@ func migrateCompare(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "Read its report with: veil migrate compare --config %s --report %s\n", *f.config, c.ID)
 		return nil
 	case *supplier != "":
-		body := admin.CompareStart{Supplier: *supplier, Other: *other, Provider: *prov, Requests: *requests,
-			Sample: *sample, Billed: *billed}
+		body := admin.CompareStart{Supplier: *supplier, Other: billing.Mode(*other), Provider: *prov, Requests: *requests,
+			Sample: *sample, Billed: billing.Payer(*billed)}
 		if *window > 0 {
 			body.Window = window.String()
 		}
-		var c migrate.Comparison
+		var c compare.Comparison
 		if err := callAdmin("POST", base+"/admin/comparisons", token, body, &c); err != nil {
 			return err
 		}
@@ -548,7 +550,7 @@ func migrateCompare(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "Read its report with: veil migrate compare --config %s --report %s\n", *f.config, c.ID)
 		return nil
 	}
-	var list []migrate.Comparison
+	var list []compare.Comparison
 	if err := fetchAdmin(base+"/admin/comparisons", token, &list); err != nil {
 		return err
 	}
@@ -560,7 +562,7 @@ func migrateCompare(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintln(tw, "ID\tSUPPLIER\tPRIMARY -> SHADOW\tSTATUS\tSHADOWED\tPAIRS\tSTARTED")
 	for _, c := range list {
 		status := c.Status
-		if c.Reason != "" && c.Status != migrate.CompareRunning {
+		if c.Reason != "" && c.Status != compare.Running {
 			status += " (" + c.Reason + ")"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s -> %s\t%s\t%d\t%d\t%s\n", c.ID, c.Supplier, c.Primary, c.Other, status, c.Shadowed,
@@ -570,7 +572,7 @@ func migrateCompare(args []string, stdout, stderr io.Writer) error {
 }
 
 // compareLimits says when a comparison stops.
-func compareLimits(c *migrate.Comparison) string {
+func compareLimits(c *compare.Comparison) string {
 	var l []string
 	if c.Requests > 0 {
 		l = append(l, fmt.Sprintf("after %d shadowed requests", c.Requests))
@@ -582,14 +584,14 @@ func compareLimits(c *migrate.Comparison) string {
 }
 
 // payer names who pays on a system.
-func payer(billed string) string {
+func payer(billed billing.Payer) string {
 	switch billed {
-	case migrate.ModePlatform:
+	case billing.PaidByPlatform:
 		return "WedSync (platform keys)"
-	case migrate.ModeClient:
+	case billing.PaidByClient:
 		return "the supplier (its own key)"
 	}
-	return dashIfEmpty(billed)
+	return dashIfEmpty(string(billed))
 }
 
 func fmtUSD(v float64) string { return "$" + strconv.FormatFloat(v, 'f', 6, 64) }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/wedsync/veil/admin"
+	"github.com/wedsync/veil/compare"
 	"github.com/wedsync/veil/internal/fakeopenai"
 	"github.com/wedsync/veil/keys"
 	"github.com/wedsync/veil/migrate"
@@ -210,7 +211,7 @@ func TestMigrateCompareCommands(t *testing.T) {
 	out = mustRun(t, "migrate", "compare", "--config", cfg, "--report", id)
 	wantAll(t, "report", out, "Comparison "+id+" for rose-venue: platform (primary) against client (shadow), running",
 		"platform (primary)", "client (shadow)", "requests", "latency p95", "cost per 1,000 requests",
-		"Recommendation: "+migrate.CompareCollectMore)
+		"Recommendation: "+compare.CollectMore)
 
 	out = mustRun(t, "migrate", "compare", "--config", cfg)
 	wantAll(t, "comparison list", out, "ID", "PRIMARY -> SHADOW", id, "rose-venue", "platform -> client", "running")

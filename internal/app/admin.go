@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"sync/atomic"
 
+	"github.com/wedsync/veil/compare"
+
 	"github.com/wedsync/veil/admin"
 	"github.com/wedsync/veil/cache"
 	"github.com/wedsync/veil/health"
@@ -18,18 +20,18 @@ var (
 	_ admin.RuntimeLoader       = (*atomic.Pointer[generation.Runtime])(nil)
 	_ admin.ProcessReporter     = (*App)(nil)
 	_ admin.HealthSnapshotter   = (*health.Registry)(nil)
-	_ admin.KeyRefresher        = (*keys.Cache)(nil)
+	_ admin.KeyRefresher        = (*keys.SupplierKeys)(nil)
 	_ admin.UsageQuerier        = store.Store(nil)
-	_ admin.CachePurger         = (*cache.Store)(nil)
+	_ admin.CachePurger         = (*cache.Answers)(nil)
 	_ admin.MigrationPlanner    = (*migrate.Manager)(nil)
 	_ admin.MigrationReader     = (*migrate.Manager)(nil)
 	_ admin.MigrationStarter    = (*migrate.Manager)(nil)
 	_ admin.MigrationRollbacker = (*migrate.Manager)(nil)
 	_ admin.MigrationValidator  = (*migrate.Manager)(nil)
-	_ admin.ComparisonStarter   = (*migrate.Comparisons)(nil)
-	_ admin.ComparisonLister    = (*migrate.Comparisons)(nil)
-	_ admin.ComparisonReporter  = (*migrate.Comparisons)(nil)
-	_ admin.ComparisonStopper   = (*migrate.Comparisons)(nil)
+	_ admin.ComparisonStarter   = (*compare.Comparisons)(nil)
+	_ admin.ComparisonLister    = (*compare.Comparisons)(nil)
+	_ admin.ComparisonReporter  = (*compare.Comparisons)(nil)
+	_ admin.ComparisonStopper   = (*compare.Comparisons)(nil)
 )
 
 // adminEndpoints wires the /admin routes to the app's resources.

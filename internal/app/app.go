@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/wedsync/veil/compare"
+
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 
@@ -64,8 +66,8 @@ type App struct {
 	alerts   *alert.Notifier
 	secrets  keys.Source
 	vault    *vault.Client
-	keys     *keys.Cache
-	cache    *cache.Store
+	keys     *keys.SupplierKeys
+	cache    *cache.Answers
 	store    store.Store
 	usage    *usage.Emitter
 	// rt is the runtime in force, read by the proxy and the admin alike;
@@ -80,7 +82,7 @@ type App struct {
 	// are driven and followed through the store.
 	holder         string
 	migrations     *migrate.Manager
-	compare        *migrate.Comparisons
+	compare        *compare.Comparisons
 	stopMigrations context.CancelFunc
 	migrating      sync.WaitGroup
 	stopWatch      chan struct{}
@@ -135,7 +137,7 @@ func New(cfg *config.Config, o Options) (a *App, err error) {
 	lim := cfg.Limits
 	a.health = health.NewRegistryWithBreakers(health.BreakerOptions{Failures: lim.BreakerFailures,
 		Cooldown: lim.BreakerCooldown, Window: lim.BreakerWindow, MinRequests: lim.BreakerMinRequests,
-		ErrorRate: lim.ErrorRate(), OnChange: a.alerts.Notify}, names...)
+		ErrorRate: lim.ErrorRate(), OnChange: a.alerts.Health}, names...)
 	a.metrics.WatchHealth(a.health)
 	if err := a.buildStore(); err != nil {
 		return nil, err
@@ -169,8 +171,8 @@ func New(cfg *config.Config, o Options) (a *App, err error) {
 	}
 	a.proxy, err = proxy.New(proxy.Options{Limits: cfg.Limits, Runtime: &a.rt, Keys: a.keys,
 		Metrics: a.metrics, Log: a.log, Audit: a.audit, Health: a.health, Usage: emitter,
-		Alert: a.alerts.Notify, Cache: a.proxyCache(), SingleFlight: cfg.Cache.Collapse(),
-		Migrations: &migrations{a: a, switches: map[string]bool{}}, Shadows: shadows{a.compare}})
+		Alert: a.alerts.Health, Cache: a.proxyCache(), SingleFlight: cfg.Cache.Collapse(),
+		Migrations: a.migrations, Shadows: a.compare})
 	if err != nil {
 		return nil, err
 	}
@@ -510,7 +512,7 @@ func (a *App) startProbes() {
 		return
 	}
 	pr := &health.Prober{Registry: a.health, Checks: checks, Interval: lim.ProbeInterval,
-		Timeout: min(lim.ProbeInterval, 5*time.Second), Fails: lim.ProbeFailures, Passes: 1, Alert: a.alerts.Notify}
+		Timeout: min(lim.ProbeInterval, 5*time.Second), Fails: lim.ProbeFailures, Passes: 1, Alert: a.alerts.Health}
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
 		<-a.stopWatch

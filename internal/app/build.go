@@ -21,13 +21,13 @@ func (a *App) resolve(ref config.SecretRef) (keys.Secret, error) {
 
 // buildKeyCache makes the supplier key cache: references from supplier
 // entries first, then Vault's supplier path when Vault is on.
-func (a *App) buildKeyCache(next keys.Fetcher) (*keys.Cache, error) {
+func (a *App) buildKeyCache(next keys.Fetcher) (*keys.SupplierKeys, error) {
 	if !a.cfg.UsesSupplierKeys() {
 		return nil, nil
 	}
 	refs := supplierRefs(a.cfg)
 	k := a.cfg.Keys
-	return keys.NewCache(keys.CacheOptions{
+	return keys.NewSupplierKeys(keys.SupplierKeysOptions{
 		Fetcher:      &keys.RefFetcher{Refs: refs, Sources: a.secrets, Next: next},
 		Refresh:      k.RefreshInterval,
 		MaxStaleness: k.MaxStaleness,

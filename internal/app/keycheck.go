@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/wedsync/veil/billing"
+
 	"go.uber.org/zap"
 
 	"github.com/wedsync/veil/config"
@@ -20,7 +22,7 @@ import (
 type KeyCheck struct {
 	Supplier    string
 	Provider    string
-	Source      string
+	Source      billing.KeySource
 	Version     string
 	Fingerprint string
 	// Models is how many models the provider listed for the key.
@@ -95,7 +97,7 @@ func (a *App) checkProviderKeys(ctx context.Context, pc config.Provider, fetcher
 	}
 	defer p.Close()
 	if supplier != "" {
-		c := KeyCheck{Supplier: supplier, Provider: pc.Name, Source: keys.SourceClient}
+		c := KeyCheck{Supplier: supplier, Provider: pc.Name, Source: billing.ClientKey}
 		fctx, cancel := context.WithTimeout(ctx, a.cfg.Keys.FetchTimeout)
 		k, err := fetcher.Fetch(fctx, supplier, pc.Name)
 		cancel()
@@ -109,13 +111,13 @@ func (a *App) checkProviderKeys(ctx context.Context, pc config.Provider, fetcher
 	}
 	var out []KeyCheck
 	for i, ref := range pc.PlatformKeys() {
-		c := KeyCheck{Provider: pc.Name, Source: keys.SourcePlatform, Version: fmt.Sprintf("pool[%d]", i)}
+		c := KeyCheck{Provider: pc.Name, Source: billing.PlatformKey, Version: fmt.Sprintf("pool[%d]", i)}
 		s, err := a.resolve(ref)
 		if err != nil {
 			c.Err = err
 		} else {
 			c.Fingerprint = s.Fingerprint()
-			c.Models, c.Err = checkKey(ctx, p, keys.NewKey(s, keys.SourcePlatform, ""))
+			c.Models, c.Err = checkKey(ctx, p, keys.NewKey(s, billing.PlatformKey, ""))
 		}
 		out = append(out, c)
 	}

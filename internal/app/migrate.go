@@ -4,22 +4,19 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"net/http"
 	"os"
-	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/wedsync/veil/billing"
 
 	"go.uber.org/zap"
 
 	"github.com/wedsync/veil/admin"
-	"github.com/wedsync/veil/health"
 	"github.com/wedsync/veil/internal/generation"
 	"github.com/wedsync/veil/keys"
 	"github.com/wedsync/veil/migrate"
-	"github.com/wedsync/veil/policy"
-	"github.com/wedsync/veil/proxy"
 )
 
 // holderName is this replica's name in leases: the host and a random
@@ -35,7 +32,7 @@ func holderName() string {
 // key probes, the price table and the supplier's current system.
 func (a *App) buildMigrations() error {
 	m, err := migrate.New(migrate.Options{Store: a.store, Probe: a.probeTarget, Prices: a.rt.Load().Prices, Current: locator{&a.rt}.CurrentTarget,
-		Holder: a.holder, Log: a.log, Audit: a.audit, Alert: a.migrationAlert})
+		Holder: a.holder, Log: a.log, Audit: a.audit, Alert: a.alerts.Migration})
 	if err != nil {
 		return err
 	}
@@ -69,11 +66,11 @@ var (
 
 // CurrentSystem is the system a supplier pays with now: platform or
 // client (a hybrid supplier's own key comes first).
-func (l locator) CurrentSystem(supplier string) string {
-	if l.rt.Load().Policy.Mode([]byte(supplier)) == policy.SourcePlatform {
-		return policy.SourcePlatform
+func (l locator) CurrentSystem(supplier string) billing.Mode {
+	if l.rt.Load().Policy.Mode([]byte(supplier)) == billing.ModePlatform {
+		return billing.ModePlatform
 	}
-	return policy.SourceClient
+	return billing.ModeClient
 }
 
 // CurrentTarget is the system a supplier pays with now, on the provider
@@ -97,7 +94,7 @@ func (a *App) probeTarget(ctx context.Context, supplier string, to migrate.Targe
 	}
 	var key *keys.Key
 	switch to.Mode {
-	case migrate.ModePlatform:
+	case billing.ModePlatform:
 		if p.Platform() == nil {
 			r.Error = "provider " + p.Name() + " has no platform key"
 			return r
@@ -131,64 +128,4 @@ func (a *App) probeTarget(ctx context.Context, supplier string, to migrate.Targe
 		r.OK = true
 	}
 	return r
-}
-
-// migrationAlert sends a migration's event where operators watch alerts.
-func (a *App) migrationAlert(kind, supplier, message string) {
-	a.alerts.Notify(health.Alert{Source: health.SourceMigration, Target: kind, Supplier: supplier, Cause: message,
-		At: time.Now()})
-}
-
-// migrations adapts the manager to the proxy.
-type migrations struct {
-	a        *App
-	mu       sync.Mutex
-	switches map[string]bool
-}
-
-var _ proxy.Migrations = (*migrations)(nil)
-
-func (m *migrations) Route(supplier, user []byte, spread uint64) (string, string, bool, bool) {
-	d, ok := m.a.migrations.Decide(supplier, user, spread)
-	if !ok {
-		return "", "", false, false
-	}
-	return d.Mode, d.ID, d.ToTarget, true
-}
-
-func (m *migrations) Observe(id string, toTarget bool, status int, latency time.Duration, costUSD float64) {
-	m.a.migrations.Observe(id, toTarget, status, latency, costUSD)
-}
-
-// Exhausted moves a supplier whose platform quota ran out to its own key
-// (scenario 1), in the background and once at a time per supplier.
-func (m *migrations) Exhausted(supplier, providerName string) {
-	m.mu.Lock()
-	if m.switches[supplier] {
-		m.mu.Unlock()
-		return
-	}
-	m.switches[supplier] = true
-	m.mu.Unlock()
-	m.a.migrating.Add(1)
-	go func() {
-		defer m.a.migrating.Done()
-		defer func() {
-			m.mu.Lock()
-			delete(m.switches, supplier)
-			m.mu.Unlock()
-		}()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		mig, err := m.a.migrations.Switch(ctx, supplier, migrate.Target{Mode: migrate.ModeClient, Provider: providerName},
-			"quota_exhausted")
-		if err != nil && !errors.Is(err, migrate.ErrNoChange) {
-			m.a.log.Warn("supplier not switched to its own key", zap.String("supplier", supplier), zap.Error(err))
-			return
-		}
-		if mig != nil {
-			m.a.log.Info("supplier switched to its own key for good", zap.String("supplier", supplier),
-				zap.String("migration", mig.ID))
-		}
-	}()
 }

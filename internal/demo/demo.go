@@ -221,7 +221,7 @@ func Run(ctx context.Context, o Options) error {
 			r.Err = err
 			continue
 		}
-		r.Pays, r.Cost = rec.Billed, costText(rec)
+		r.Pays, r.Cost = string(rec.Billed), costText(rec)
 	}
 	report(o.Out, results)
 	var failed []string

@@ -10,6 +10,8 @@ import (
 
 	openai "github.com/sashabaranov/go-openai"
 
+	"github.com/wedsync/veil/billing"
+	"github.com/wedsync/veil/compare"
 	"github.com/wedsync/veil/keys"
 	"github.com/wedsync/veil/migrate"
 	"github.com/wedsync/veil/usage"
@@ -29,8 +31,8 @@ const (
 const (
 	plannerID = "everafter-planning"
 	// planRequests is how many planning questions the comparison pairs:
-	// migrate.CompareMinPairs, the fewest a recommendation is made on.
-	planRequests = migrate.CompareMinPairs
+	// compare.MinPairs, the fewest a recommendation is made on.
+	planRequests = compare.MinPairs
 	// rampSample is the ramp's gate sample: the requests each path needs
 	// within a stage before the stage may advance.
 	rampSample = 5
@@ -160,7 +162,7 @@ func captureMomentsPeak(ctx context.Context, e *env) Result {
 		r.Err = fmt.Errorf("no call was served on the supplier's own key because the quota ran out")
 	case sources[len(sources)-1] != "client" || byMigration == 0:
 		r.Err = fmt.Errorf("the caption after the switch was not routed by migration %s", mig.ID)
-	case mig.Reason != "quota_exhausted" || mig.To.Mode != migrate.ModeClient:
+	case mig.Reason != "quota_exhausted" || mig.To.Mode != billing.ModeClient:
 		r.Err = fmt.Errorf("migration %s: want reason quota_exhausted towards client, got %s towards %s", mig.ID, mig.Reason, mig.To)
 	case ownCalls != onOwn:
 		r.Err = fmt.Errorf("the provider saw %d calls on Capture Moments' key, want %d", ownCalls, onOwn)
@@ -170,7 +172,7 @@ func captureMomentsPeak(ctx context.Context, e *env) Result {
 
 // compareDoc is GET /admin/comparisons/{id}: the report and its table.
 type compareDoc struct {
-	migrate.CompareReport
+	compare.Report
 	Text string `json:"text"`
 }
 
@@ -184,7 +186,7 @@ func plannerCompares(ctx context.Context, e *env) Result {
 	// comparison capped by a request count lets each replica shadow only
 	// the part of the count it has claimed, and claims more only at its
 	// next pass (every few seconds), which a demo need not wait for.
-	var cmp migrate.Comparison
+	var cmp compare.Comparison
 	if err := e.admin.call(ctx, http.MethodPost, "/admin/comparisons",
 		map[string]any{"supplier": plannerID, "sample": 1, "window": "1m"}, &cmp); err != nil {
 		r.Err = err
@@ -270,7 +272,7 @@ func plannerCompares(ctx context.Context, e *env) Result {
 			planRequests, planRequests, doc.Recommendation),
 		fmt.Sprintf("What the supplier saw: %d answers, all 200, all from WedSync's key as before. The shadow answers "+
 			"were compared and dropped, never returned, and no one waited for them.", len(ids)),
-		"Who paid: " + paid.describe("EverAfter") + " for the answers it got. " + shadowBilling(shadows, doc.Comparison.Billed),
+		"Who paid: " + paid.describe("EverAfter") + " for the answers it got. " + shadowBilling(shadows, string(doc.Comparison.Billed)),
 	}
 	c := doc.Comparison
 	switch {
@@ -312,7 +314,7 @@ func plannerRamp(ctx context.Context, e *env) Result {
 	r := Result{Asked: "guest questions while the share ramps"}
 	body := map[string]any{
 		"supplier": plannerID,
-		"to":       map[string]string{"mode": migrate.ModeClient},
+		"to":       map[string]string{"mode": string(billing.ModeClient)},
 		"stages":   []map[string]any{{"share": 0.5, "dwell": "100ms"}, {"share": 1, "dwell": "100ms"}},
 		"gates":    map[string]any{"min_sample": rampSample, "max_p95_ratio": rampP95Ratio},
 		"reason":   "the comparison recommended: " + dash(e.advice),
@@ -495,12 +497,13 @@ func (l *ledger) add(rec *usage.Record) {
 	if l.calls == nil {
 		l.calls, l.usd = map[string]int{}, map[string]float64{}
 	}
-	if l.calls[rec.Billed] == 0 {
-		l.order = append(l.order, rec.Billed)
+	payer := string(rec.Billed)
+	if l.calls[payer] == 0 {
+		l.order = append(l.order, payer)
 	}
-	l.calls[rec.Billed]++
+	l.calls[payer]++
 	if rec.CostUSD != nil {
-		l.usd[rec.Billed] += *rec.CostUSD
+		l.usd[payer] += *rec.CostUSD
 	}
 }
 

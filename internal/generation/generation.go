@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/wedsync/veil/billing"
+
 	"go.uber.org/zap"
 
 	"github.com/wedsync/veil/auth"
@@ -224,7 +226,7 @@ func (b builder) providers() ([]*provider.Provider, error) {
 // policy compiles routing and supplier modes.
 func (b builder) policy(providers []*provider.Provider) (*policy.Policy, error) {
 	cfg := b.cfg
-	modes := make(map[string]string, len(cfg.Suppliers.Entries))
+	modes := make(map[string]billing.Mode, len(cfg.Suppliers.Entries))
 	preferred := map[string]string{}
 	fallback := map[string]bool{}
 	tiers := map[string]string{}

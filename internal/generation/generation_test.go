@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wedsync/veil/billing"
+
 	"github.com/wedsync/veil/config"
 	"github.com/wedsync/veil/internal/generation"
 	"github.com/wedsync/veil/keys"
@@ -66,7 +68,7 @@ func TestBuild(t *testing.T) {
 	}{
 		{name: "the config as loaded", yaml: baseYAML},
 		{name: "with a supplier override", yaml: baseYAML,
-			overrides: map[string]generation.Override{"bella-photography": {Mode: ptr("platform"), Tier: ptr("pro")}}},
+			overrides: map[string]generation.Override{"bella-photography": {Mode: ptr(billing.ModePlatform), Tier: ptr("pro")}}},
 		{name: "an override naming an unknown tier", yaml: baseYAML,
 			overrides: map[string]generation.Override{"bella-photography": {Tier: ptr("gold")}},
 			wantErr:   "with the supplier overrides"},
@@ -147,7 +149,7 @@ func TestWithOverrides(t *testing.T) {
 		want config.Supplier
 	}{
 		{name: "none", want: config.Supplier{ID: "bella-photography", Mode: "platform", PreferredProvider: "openai"}},
-		{name: "mode only", ov: map[string]generation.Override{"bella-photography": {Mode: ptr("hybrid")}},
+		{name: "mode only", ov: map[string]generation.Override{"bella-photography": {Mode: ptr(billing.ModeHybrid)}},
 			want: config.Supplier{ID: "bella-photography", Mode: "hybrid", PreferredProvider: "openai"}},
 		{name: "fallback and tier", ov: map[string]generation.Override{"bella-photography": {
 			AllowPlatformFallback: ptr(true), Tier: ptr("pro"), PreferredProvider: ptr("")}},

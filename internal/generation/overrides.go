@@ -1,15 +1,18 @@
 package generation
 
-import "github.com/wedsync/veil/config"
+import (
+	"github.com/wedsync/veil/billing"
+	"github.com/wedsync/veil/config"
+)
 
 // Override is a supplier's settings changed at run time through the admin
 // API, kept in the store so every replica applies them. Unset fields keep
 // the config's value.
 type Override struct {
-	Mode                  *string `json:"mode,omitempty"`
-	Tier                  *string `json:"tier,omitempty"`
-	PreferredProvider     *string `json:"preferred_provider,omitempty"`
-	AllowPlatformFallback *bool   `json:"allow_platform_fallback,omitempty"`
+	Mode                  *billing.Mode `json:"mode,omitempty"`
+	Tier                  *string       `json:"tier,omitempty"`
+	PreferredProvider     *string       `json:"preferred_provider,omitempty"`
+	AllowPlatformFallback *bool         `json:"allow_platform_fallback,omitempty"`
 }
 
 // WithOverrides returns base with the overrides applied to its supplier

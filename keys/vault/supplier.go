@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/wedsync/veil/billing"
 	"github.com/wedsync/veil/keys"
 )
 
@@ -35,7 +36,7 @@ func (f *SupplierFetcher) Fetch(ctx context.Context, supplier, provider string) 
 	if !ok {
 		return nil, fmt.Errorf("supplier %s, provider %s: the secret has no %s field: %w", supplier, provider, DefaultField, keys.ErrKeyMissing)
 	}
-	k := keys.NewKey(key, keys.SourceClient, strconv.Itoa(kv.Version))
+	k := keys.NewKey(key, billing.ClientKey, strconv.Itoa(kv.Version))
 	if org, ok := kv.Field("organization"); ok {
 		k.Organization = org.Reveal()
 	}

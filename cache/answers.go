@@ -22,7 +22,7 @@ const (
 	DefaultBufferItems     = 64
 )
 
-// Options configures a Store. The zero value of a field selects its default.
+// Options configure New. The zero value of a field selects its default.
 type Options struct {
 	// MaxCostBytes bounds the memory the entries take, as measured by
 	// Entry.Cost. The default is DefaultMaxCostBytes.
@@ -42,10 +42,10 @@ type Options struct {
 // ErrInvalidOptions is returned by New for negative sizes.
 var ErrInvalidOptions = errors.New("cache: invalid options")
 
-// Store holds cached answers in a ristretto cache, grouped by scope so that
+// Answers holds cached answers in a ristretto cache, grouped by scope so that
 // one scope's entries can be purged at once. It is safe for concurrent use,
 // except that Close must not overlap other calls.
-type Store struct {
+type Answers struct {
 	c       *ristretto.Cache[uint64, *item]
 	o       Options       // with defaults applied
 	ttl     time.Duration // as ristretto takes it: 0 for no expiry
@@ -83,8 +83,8 @@ type item struct {
 // with ristretto's bookkeeping for it.
 const itemOverhead = 160
 
-// New returns a Store configured by o.
-func New(o Options) (*Store, error) {
+// New returns the answer cache configured by o.
+func New(o Options) (*Answers, error) {
 	if o.MaxCostBytes < 0 || o.ExpectedEntries < 0 || o.BufferItems < 0 {
 		return nil, fmt.Errorf("%w: negative size in %+v", ErrInvalidOptions, o)
 	}
@@ -111,7 +111,7 @@ func New(o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cache: creating ristretto cache: %w", err)
 	}
-	return &Store{c: c, o: o, ttl: ttl, maxCost: o.MaxCostBytes, seed: maphash.MakeSeed()}, nil
+	return &Answers{c: c, o: o, ttl: ttl, maxCost: o.MaxCostBytes, seed: maphash.MakeSeed()}, nil
 }
 
 // slot is where a scope and key live now: the ristretto key and the epoch
@@ -121,7 +121,7 @@ type slot struct {
 	epoch, gen uint64
 }
 
-func (s *Store) slot(scope string, k Key) slot {
+func (s *Answers) slot(scope string, k Key) slot {
 	var gen uint64
 	if v, ok := s.gens.Load(scope); ok {
 		gen = v.(*atomic.Uint64).Load()
@@ -134,7 +134,7 @@ func (s *Store) slot(scope string, k Key) slot {
 
 // Get returns the entry stored for k in scope, if any. The entry is shared
 // and must not be modified.
-func (s *Store) Get(scope string, k Key) (*Entry, bool) {
+func (s *Answers) Get(scope string, k Key) (*Entry, bool) {
 	e, ok := s.get(scope, k, s.slot(scope, k))
 	if ok {
 		s.hits.Add(1)
@@ -144,7 +144,7 @@ func (s *Store) Get(scope string, k Key) (*Entry, bool) {
 	return e, ok
 }
 
-func (s *Store) get(scope string, k Key, sl slot) (*Entry, bool) {
+func (s *Answers) get(scope string, k Key, sl slot) (*Entry, bool) {
 	it, ok := s.c.Get(sl.hash)
 	if !ok || it == nil || it.key != k || it.gen != sl.gen || it.epoch != sl.epoch || it.scope != scope {
 		return nil, false
@@ -159,11 +159,11 @@ func (s *Store) get(scope string, k Key, sl slot) (*Entry, bool) {
 // return true for an entry that the admission policy then declines, which
 // Stats counts as Rejected. Writes are applied asynchronously; Wait makes
 // them visible.
-func (s *Store) Set(scope string, k Key, e *Entry) bool {
+func (s *Answers) Set(scope string, k Key, e *Entry) bool {
 	return s.set(scope, k, e, s.slot(scope, k))
 }
 
-func (s *Store) set(scope string, k Key, e *Entry, sl slot) bool {
+func (s *Answers) set(scope string, k Key, e *Entry, sl slot) bool {
 	if e == nil {
 		s.dropped.Add(1)
 		return false
@@ -188,7 +188,7 @@ func (s *Store) set(scope string, k Key, e *Entry, sl slot) bool {
 // runs concurrently with Purge may store its entry in either generation; Do
 // stores its result in the generation that was current when Do began, so an
 // answer fetched before a Purge is never served after it.
-func (s *Store) Purge(scope string) {
+func (s *Answers) Purge(scope string) {
 	v, ok := s.gens.Load(scope)
 	if !ok {
 		v, _ = s.gens.LoadOrStore(scope, new(atomic.Uint64))
@@ -197,7 +197,7 @@ func (s *Store) Purge(scope string) {
 }
 
 // PurgeAll drops every entry and frees their memory at once.
-func (s *Store) PurgeAll() {
+func (s *Answers) PurgeAll() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -210,7 +210,7 @@ func (s *Store) PurgeAll() {
 	s.c.Clear()
 }
 
-// Stats are a Store's counters. Hits, Misses, Sets, Dropped, Rejected and
+// Stats are the counters of Answers. Hits, Misses, Sets, Dropped, Rejected and
 // Evictions only grow; Entries and CostBytes are current.
 type Stats struct {
 	// Hits and Misses count Get calls (and the lookups of Do).
@@ -233,7 +233,7 @@ type Stats struct {
 }
 
 // Stats returns the store's counters.
-func (s *Store) Stats() Stats {
+func (s *Answers) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := Stats{
@@ -259,11 +259,11 @@ func (s *Store) Stats() Stats {
 
 // Wait blocks until every Set so far is applied, so that tests can observe
 // its effect.
-func (s *Store) Wait() { s.c.Wait() }
+func (s *Answers) Wait() { s.c.Wait() }
 
 // Close stops the store's goroutines and frees its entries. Afterwards Get
 // misses and Set drops. Close must not overlap other calls on the store.
-func (s *Store) Close() {
+func (s *Answers) Close() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {

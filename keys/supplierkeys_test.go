@@ -14,6 +14,8 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/wedsync/veil/billing"
 )
 
 // memFetcher is an in-memory key source with versions, failures on demand
@@ -59,7 +61,7 @@ func (m *memFetcher) Fetch(ctx context.Context, supplier, provider string) (*Key
 	if len(vs) == 0 {
 		return nil, ErrKeyMissing
 	}
-	return NewKey(NewSecret(vs[len(vs)-1]), SourceClient, strconv.Itoa(len(vs))), nil
+	return NewKey(NewSecret(vs[len(vs)-1]), billing.ClientKey, strconv.Itoa(len(vs))), nil
 }
 
 func (m *memFetcher) Version(ctx context.Context, supplier, provider string) (string, error) {
@@ -87,9 +89,9 @@ func newClock() *clock {
 func (c *clock) now() time.Time          { return time.Unix(0, c.ns.Load()).UTC() }
 func (c *clock) advance(d time.Duration) { c.ns.Add(int64(d)) }
 
-func newTestCache(t *testing.T, f Fetcher, clk *clock, audit *zap.Logger) *Cache {
+func newTestCache(t *testing.T, f Fetcher, clk *clock, audit *zap.Logger) *SupplierKeys {
 	t.Helper()
-	c, err := NewCache(CacheOptions{Fetcher: f, Refresh: time.Hour, MaxStaleness: 3 * time.Hour, Grace: 30 * time.Minute,
+	c, err := NewSupplierKeys(SupplierKeysOptions{Fetcher: f, Refresh: time.Hour, MaxStaleness: 3 * time.Hour, Grace: 30 * time.Minute,
 		FetchTimeout: 5 * time.Second, Audit: audit, Now: clk.now})
 	if err != nil {
 		t.Fatal(err)
@@ -126,7 +128,7 @@ func TestCacheFirstFetchIsShared(t *testing.T) {
 		t.Errorf("%d fetches for 50 concurrent first requests, want 1", n)
 	}
 	for _, k := range keys {
-		if k == nil || k.Secret().Reveal() != "sk-bella-1" || k.Source() != SourceClient {
+		if k == nil || k.Secret().Reveal() != "sk-bella-1" || k.Source() != billing.ClientKey {
 			t.Fatalf("key %v", k)
 		}
 	}
@@ -262,7 +264,7 @@ func TestCacheSnapshotShowsFingerprintsOnly(t *testing.T) {
 }
 
 func TestKeyNeverPrints(t *testing.T) {
-	k := NewKey(NewSecret("sk-do-not-print"), SourcePlatform, "3")
+	k := NewKey(NewSecret("sk-do-not-print"), billing.PlatformKey, "3")
 	for _, s := range []string{fmt.Sprint(k), fmt.Sprintf("%+v %#v %s %q %x", k, k, k, k, k), fmt.Sprintf("%v", []*Key{k})} {
 		if strings.Contains(s, "sk-do-not") || strings.Contains(s, "6b2d646f") {
 			t.Errorf("printed %q", s)
@@ -275,7 +277,7 @@ func TestKeyNeverPrints(t *testing.T) {
 func TestCacheBackgroundLoop(t *testing.T) {
 	f := newMemFetcher()
 	f.put("bella", "openai", "sk-1")
-	c, err := NewCache(CacheOptions{Fetcher: f, Refresh: 100 * time.Millisecond, MaxStaleness: time.Minute, FetchTimeout: time.Second})
+	c, err := NewSupplierKeys(SupplierKeysOptions{Fetcher: f, Refresh: 100 * time.Millisecond, MaxStaleness: time.Minute, FetchTimeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,7 +312,7 @@ func TestCacheFollowsRewrittenFile(t *testing.T) {
 	c := newTestCache(t, f, clk, nil)
 	ctx := context.Background()
 	k1, err := c.Get(ctx, "bella", "openai")
-	if err != nil || k1.Secret().Reveal() != "sk-file-v1" || k1.Source() != SourceClient {
+	if err != nil || k1.Secret().Reveal() != "sk-file-v1" || k1.Source() != billing.ClientKey {
 		t.Fatalf("first read: %v %v", k1, err)
 	}
 	if err := os.WriteFile(path, []byte("sk-file-v2\n"), 0o600); err != nil {

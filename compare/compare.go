@@ -1,4 +1,4 @@
-package migrate
+package compare
 
 import (
 	"context"
@@ -19,106 +19,107 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/wedsync/veil/billing"
 	"github.com/wedsync/veil/internal/mix"
 	"github.com/wedsync/veil/store"
 )
 
-// CompareBucket is the store bucket of comparisons. A comparison is kept
+// Bucket is the store bucket of comparisons. A comparison is kept
 // under its ID; the comparison running for a supplier is named under
 // "supplier/" and the supplier's ID.
-const CompareBucket = "comparisons"
+const Bucket = "comparisons"
 
 // Comparison statuses.
 const (
-	// CompareRunning is a comparison that still shadows requests.
-	CompareRunning = "running"
-	// CompareDone is a comparison whose window or request count is used
+	// Running is a comparison that still shadows requests.
+	Running = "running"
+	// Done is a comparison whose window or request count is used
 	// up.
-	CompareDone = "done"
-	// CompareStopped is a comparison stopped by Stop.
-	CompareStopped = "stopped"
+	Done = "done"
+	// Stopped is a comparison stopped by Stop.
+	Stopped = "stopped"
 )
 
-// Recommendations of a CompareReport.
+// Recommendations of a Report.
 const (
-	// CompareMigrate recommends moving the supplier to the other system.
-	CompareMigrate = "migrate"
-	// CompareStay recommends keeping the supplier on its current system.
-	CompareStay = "stay"
-	// CompareCollectMore says the data is not enough to recommend either.
-	CompareCollectMore = "collect more data"
+	// Migrate recommends moving the supplier to the other system.
+	Migrate = "migrate"
+	// Stay recommends keeping the supplier on its current system.
+	Stay = "stay"
+	// CollectMore says the data is not enough to recommend either.
+	CollectMore = "collect more data"
 )
 
 // Defaults and limits of comparisons.
 const (
-	// CompareDefaultSample is the share of the supplier's requests
-	// shadowed when a CompareRequest gives none.
-	CompareDefaultSample = 0.2
-	// CompareDefaultInterval is how often Run flushes and refreshes when
-	// CompareOptions gives no Interval.
-	CompareDefaultInterval = 5 * time.Second
-	// CompareMaxSamples is the number of answer pairs each replica keeps
+	// DefaultSample is the share of the supplier's requests
+	// shadowed when a Request gives none.
+	DefaultSample = 0.2
+	// DefaultInterval is how often Run flushes and refreshes when
+	// Options gives no Interval.
+	DefaultInterval = 5 * time.Second
+	// MaxSamples is the number of answer pairs each replica keeps
 	// per comparison for percentiles (a uniform reservoir once more are
 	// recorded). Counts, token and cost totals and the similarity mean are
 	// exact whatever the number of pairs.
-	CompareMaxSamples = 1000
-	// CompareStaleAfter is how long a replica may go without renewing its
+	MaxSamples = 1000
+	// StaleAfter is how long a replica may go without renewing its
 	// claim on part of a comparison's request count before the unused
 	// part is written off as spent (the replica may have shadowed some of
 	// it without flushing), so that the comparison can end. A replica that
 	// has not used its claim for that long gives the rest back.
-	CompareStaleAfter = time.Minute
-	// CompareRecordGrace is how long after a comparison ended a replica
+	StaleAfter = time.Minute
+	// RecordGrace is how long after a comparison ended a replica
 	// still accepts Record calls for it: the shadow answers of requests
 	// sent before the end.
-	CompareRecordGrace = 15 * time.Minute
+	RecordGrace = 15 * time.Minute
 )
 
-// Recommendation thresholds of a CompareReport.
+// Recommendation thresholds of a Report.
 const (
-	// CompareMinPairs is the number of recorded answer pairs below which
+	// MinPairs is the number of recorded answer pairs below which
 	// the recommendation is to collect more data.
-	CompareMinPairs = 30
-	// CompareErrorMargin is how far, as a share of requests, the other
+	MinPairs = 30
+	// ErrorMargin is how far, as a share of requests, the other
 	// system's error rate may exceed the primary's: 0.02 is two
 	// percentage points. Beyond it the recommendation is to stay.
-	CompareErrorMargin = 0.02
-	// CompareLatencyFactor is how many times the primary's p95 latency
+	ErrorMargin = 0.02
+	// LatencyFactor is how many times the primary's p95 latency
 	// the other system's may be. Beyond it the recommendation is to stay.
-	CompareLatencyFactor = 1.5
-	// CompareMinSimilarity is the least mean answer similarity. Below it
+	LatencyFactor = 1.5
+	// MinSimilarity is the least mean answer similarity. Below it
 	// the recommendation is to stay.
-	CompareMinSimilarity = 0.8
-	// CompareSimilarThreshold is the similarity at or above which a pair
-	// of answers counts as similar in CompareSimilarity.Similar.
-	CompareSimilarThreshold = 0.8
-	// CompareCostMargin is how much more, as a share, the other system
+	MinSimilarity = 0.8
+	// SimilarThreshold is the similarity at or above which a pair
+	// of answers counts as similar in SimilarityStats.Similar.
+	SimilarThreshold = 0.8
+	// CostMargin is how much more, as a share, the other system
 	// may cost per 1,000 requests than the primary and still be
 	// recommended. Beyond it the recommendation is to stay.
-	CompareCostMargin = 0.05
+	CostMargin = 0.05
 )
 
 var (
-	// ErrCompareInvalid means a CompareRequest was not valid.
-	ErrCompareInvalid = errors.New("migrate: invalid comparison")
-	// ErrCompareRunning means the supplier already has a running
+	// ErrInvalid means a Request was not valid.
+	ErrInvalid = errors.New("compare: invalid comparison")
+	// ErrRunning means the supplier already has a running
 	// comparison.
-	ErrCompareRunning = errors.New("migrate: a comparison is already running for the supplier")
-	// ErrCompareNotFound means there is no comparison with the ID.
-	ErrCompareNotFound = errors.New("migrate: comparison not found")
-	// ErrCompareConflict means a comparison's document kept changing
+	ErrRunning = errors.New("compare: a comparison is already running for the supplier")
+	// ErrNotFound means there is no comparison with the ID.
+	ErrNotFound = errors.New("compare: comparison not found")
+	// ErrConflict means a comparison's document kept changing
 	// under concurrent writers; trying again is safe.
-	ErrCompareConflict = errors.New("migrate: comparison changed concurrently")
+	ErrConflict = errors.New("compare: comparison changed concurrently")
 )
 
-// CompareRequest asks for a shadow comparison of one supplier's current
+// Request asks for a shadow comparison of one supplier's current
 // system against the other.
-type CompareRequest struct {
+type Request struct {
 	// Supplier is the supplier compared.
 	Supplier string `json:"supplier"`
-	// Other is the system shadowed: "platform" or "client". It must not
-	// be the supplier's current system.
-	Other string `json:"other"`
+	// Other is the system shadowed: platform or client. It must not be
+	// the supplier's current system.
+	Other billing.Mode `json:"other"`
 	// Provider, when set, is the provider the shadow requests go to.
 	Provider string `json:"provider,omitempty"`
 	// Requests stops the comparison after that many shadowed requests,
@@ -129,26 +130,26 @@ type CompareRequest struct {
 	// Requests and Window must be set.
 	Window time.Duration `json:"window,omitempty"`
 	// Sample is the share of the supplier's requests shadowed, in (0, 1];
-	// zero means CompareDefaultSample.
+	// zero means DefaultSample.
 	Sample float64 `json:"sample"`
-	// Billed is who pays for the shadow requests: "platform" (the
-	// default) or "client". Their usage records are marked shadow.
-	Billed string `json:"billed"`
+	// Billed is who pays for the shadow requests: platform (the default)
+	// or client. Their usage records are marked shadow.
+	Billed billing.Payer `json:"billed"`
 }
 
 // Comparison is a shadow comparison and how far it has come.
 type Comparison struct {
 	// ID identifies the comparison.
 	ID string `json:"id"`
-	CompareRequest
+	Request
 	// Primary is the supplier's current system, whose answers the callers
-	// get: "platform", "client" or "hybrid".
-	Primary string `json:"primary"`
+	// get: platform, client or hybrid.
+	Primary billing.Mode `json:"primary"`
 	// Started is when the comparison started; Ends is when its window
 	// ends (zero without a window).
 	Started time.Time `json:"started"`
 	Ends    time.Time `json:"ends,omitzero"`
-	// Status is CompareRunning, CompareDone or CompareStopped.
+	// Status is Running, Done or Stopped.
 	Status string `json:"status"`
 	// Ended is when the comparison stopped shadowing (zero while it
 	// runs), and Reason why: "requests", "window" or "stopped".
@@ -162,9 +163,9 @@ type Comparison struct {
 	Recorded int64 `json:"recorded"`
 }
 
-// CompareOptions configure Comparisons.
-type CompareOptions struct {
-	// Store keeps the comparisons, in CompareBucket, shared by replicas.
+// Options configure Comparisons.
+type Options struct {
+	// Store keeps the comparisons, in Bucket, shared by replicas.
 	Store store.Documents
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -174,36 +175,13 @@ type CompareOptions struct {
 	// Holder names this replica in the comparisons' documents; it must be
 	// unique among the replicas sharing Store. Empty means a random name.
 	Holder string
-	// Current returns the supplier's current system ("platform",
-	// "client" or "hybrid"). Nil, or an empty answer, takes the system
-	// that is not CompareRequest.Other.
-	Current func(supplier string) string
+	// Current returns the supplier's current system (platform, client or
+	// hybrid). Nil, or an empty answer, takes the system
+	// that is not Request.Other.
+	Current func(supplier string) billing.Mode
 	// Interval is how often Run flushes and refreshes; zero means
-	// CompareDefaultInterval.
+	// DefaultInterval.
 	Interval time.Duration
-}
-
-// Outcome is one system's answer to a request, as Record takes it.
-type Outcome struct {
-	// Status is the HTTP status of the answer; anything but 2xx, or a
-	// non-empty Err, is an error.
-	Status int
-	// Latency is the time to the complete answer and TTFT the time to its
-	// first token (zero when the answer was not streamed).
-	Latency, TTFT time.Duration
-	// PromptTokens and CompletionTokens are the tokens of the answer.
-	PromptTokens, CompletionTokens int64
-	// CostUSD is the answer's cost.
-	CostUSD float64
-	// Text is the answer's text; it is compared, never stored.
-	Text string
-	// Err is the error, if the request failed.
-	Err string
-}
-
-// failed reports whether the outcome is an error.
-func (o Outcome) failed() bool {
-	return o.Err != "" || o.Status < 200 || o.Status > 299
 }
 
 // Comparisons runs shadow comparisons: for a supplier, for a number of
@@ -211,14 +189,14 @@ func (o Outcome) failed() bool {
 // other system (by the caller, after the primary answer is complete),
 // and both answers are recorded and compared. Its state lives in the
 // store so that every replica shadows the running comparisons and a
-// report covers all of them. Create it with NewComparisons; its methods
+// report covers all of them. Create it with New; its methods
 // are safe for concurrent use.
 type Comparisons struct {
 	st       store.Documents
 	now      func() time.Time
 	log      *zap.Logger
 	holder   string
-	current  func(string) string
+	current  func(string) billing.Mode
 	interval time.Duration
 
 	// active is the set Shadow reads, replaced whole (copy on write).
@@ -239,7 +217,7 @@ type cmpSet struct {
 // read without a lock, and what Record collected.
 type cmpEntry struct {
 	id    string
-	req   CompareRequest
+	req   Request
 	start time.Time
 	ends  int64  // unix nanoseconds; 0: no window
 	seq   uint64 // Comparisons.seq when it was created
@@ -268,8 +246,8 @@ type cmpEntry struct {
 // cmpDoc is a comparison as stored.
 type cmpDoc struct {
 	ID       string                 `json:"id"`
-	Request  CompareRequest         `json:"request"`
-	Primary  string                 `json:"primary"`
+	Request  Request                `json:"request"`
+	Primary  billing.Mode           `json:"primary"`
 	Started  time.Time              `json:"started"`
 	Ends     time.Time              `json:"ends,omitzero"`
 	Status   string                 `json:"status"`
@@ -294,7 +272,7 @@ type cmpStats struct {
 	Primary cmpSide `json:"primary"`
 	Shadow  cmpSide `json:"shadow"`
 	// Compared counts the pairs with both answers, SimSum their
-	// similarities and Similar those at or above CompareSimilarThreshold.
+	// similarities and Similar those at or above SimilarThreshold.
 	Compared int64       `json:"compared"`
 	SimSum   float64     `json:"sim_sum"`
 	Similar  int64       `json:"similar"`
@@ -332,9 +310,9 @@ func cmpSupplierKey(supplier string) string { return "supplier/" + supplier }
 // supplier's name.
 func cmpIsID(key string) bool { return key != "" && !strings.HasPrefix(key, "supplier/") }
 
-// NewComparisons returns the comparisons kept in o.Store. Call Run to
+// New returns the comparisons kept in o.Store. Call Run to
 // flush and follow them.
-func NewComparisons(o CompareOptions) *Comparisons {
+func New(o Options) *Comparisons {
 	c := &Comparisons{
 		st:       o.Store,
 		now:      o.Now,
@@ -354,35 +332,35 @@ func NewComparisons(o CompareOptions) *Comparisons {
 		c.holder = "replica-" + strings.ToLower(rand.Text()[:10])
 	}
 	if c.interval <= 0 {
-		c.interval = CompareDefaultInterval
+		c.interval = DefaultInterval
 	}
 	c.active.Store(&cmpSet{})
 	return c
 }
 
 // normalize fills in the defaults of r and validates it.
-func (r *CompareRequest) normalize() error {
+func (r *Request) normalize() error {
 	if r.Sample == 0 {
-		r.Sample = CompareDefaultSample
+		r.Sample = DefaultSample
 	}
 	if r.Billed == "" {
-		r.Billed = "platform"
+		r.Billed = billing.PaidByPlatform
 	}
 	switch {
 	case r.Supplier == "":
-		return fmt.Errorf("%w: no supplier", ErrCompareInvalid)
-	case r.Other != "platform" && r.Other != "client":
-		return fmt.Errorf("%w: other system %q is neither platform nor client", ErrCompareInvalid, r.Other)
+		return fmt.Errorf("%w: no supplier", ErrInvalid)
+	case r.Other != billing.ModePlatform && r.Other != billing.ModeClient:
+		return fmt.Errorf("%w: other system %q is neither platform nor client", ErrInvalid, r.Other)
 	case r.Requests < 0 || r.Requests > math.MaxInt32:
-		return fmt.Errorf("%w: request count %d is not in [0, %d]", ErrCompareInvalid, r.Requests, math.MaxInt32)
+		return fmt.Errorf("%w: request count %d is not in [0, %d]", ErrInvalid, r.Requests, math.MaxInt32)
 	case r.Window < 0:
-		return fmt.Errorf("%w: negative window %v", ErrCompareInvalid, r.Window)
+		return fmt.Errorf("%w: negative window %v", ErrInvalid, r.Window)
 	case r.Requests == 0 && r.Window == 0:
-		return fmt.Errorf("%w: neither a request count nor a window", ErrCompareInvalid)
+		return fmt.Errorf("%w: neither a request count nor a window", ErrInvalid)
 	case !(r.Sample > 0 && r.Sample <= 1):
-		return fmt.Errorf("%w: sample %v is not in (0, 1]", ErrCompareInvalid, r.Sample)
-	case r.Billed != "platform" && r.Billed != "client":
-		return fmt.Errorf("%w: billed %q is neither platform nor client", ErrCompareInvalid, r.Billed)
+		return fmt.Errorf("%w: sample %v is not in (0, 1]", ErrInvalid, r.Sample)
+	case !r.Billed.Valid():
+		return fmt.Errorf("%w: billed %q is neither platform nor client", ErrInvalid, r.Billed)
 	}
 	return nil
 }
@@ -390,24 +368,24 @@ func (r *CompareRequest) normalize() error {
 // Start starts a comparison: from now on, this replica shadows r.Sample
 // of the supplier's requests, and the others do from their next refresh.
 // A supplier has one running comparison at a time: a second Start fails
-// with ErrCompareRunning. An invalid request fails with
-// ErrCompareInvalid.
-func (c *Comparisons) Start(ctx context.Context, r CompareRequest) (*Comparison, error) {
+// with ErrRunning. An invalid request fails with
+// ErrInvalid.
+func (c *Comparisons) Start(ctx context.Context, r Request) (*Comparison, error) {
 	if err := r.normalize(); err != nil {
 		return nil, err
 	}
-	primary := ""
+	var primary billing.Mode
 	if c.current != nil {
 		primary = c.current(r.Supplier)
 	}
 	if primary == "" {
-		primary = "platform"
-		if r.Other == "platform" {
-			primary = "client"
+		primary = billing.ModePlatform
+		if r.Other == billing.ModePlatform {
+			primary = billing.ModeClient
 		}
 	}
 	if primary == r.Other {
-		return nil, fmt.Errorf("%w: supplier %s already uses %s", ErrCompareInvalid, r.Supplier, r.Other)
+		return nil, fmt.Errorf("%w: supplier %s already uses %s", ErrInvalid, r.Supplier, r.Other)
 	}
 	now := c.now()
 	d := &cmpDoc{
@@ -415,7 +393,7 @@ func (c *Comparisons) Start(ctx context.Context, r CompareRequest) (*Comparison,
 		Request:  r,
 		Primary:  primary,
 		Started:  now,
-		Status:   CompareRunning,
+		Status:   Running,
 		Replicas: map[string]*cmpReplica{},
 	}
 	if r.Window > 0 {
@@ -430,12 +408,12 @@ func (c *Comparisons) Start(ctx context.Context, r CompareRequest) (*Comparison,
 	}
 	value, err := json.Marshal(d)
 	if err != nil {
-		return nil, fmt.Errorf("migrate: encoding comparison: %w", err)
+		return nil, fmt.Errorf("compare: encoding comparison: %w", err)
 	}
-	if _, ok, err := c.st.CompareAndSwap(ctx, CompareBucket, d.ID, 0, value); err != nil {
-		return nil, fmt.Errorf("migrate: storing comparison: %w", err)
+	if _, ok, err := c.st.CompareAndSwap(ctx, Bucket, d.ID, 0, value); err != nil {
+		return nil, fmt.Errorf("compare: storing comparison: %w", err)
 	} else if !ok {
-		return nil, fmt.Errorf("%w: comparison ID %s taken", ErrCompareConflict, d.ID)
+		return nil, fmt.Errorf("%w: comparison ID %s taken", ErrConflict, d.ID)
 	}
 	c.mu.Lock()
 	e := c.entryLocked(d)
@@ -446,8 +424,8 @@ func (c *Comparisons) Start(ctx context.Context, r CompareRequest) (*Comparison,
 	c.publishLocked(now)
 	c.mu.Unlock()
 	c.log.Info("comparison started", zap.String("comparison", d.ID), zap.String("supplier", r.Supplier),
-		zap.String("primary", primary), zap.String("other", r.Other), zap.Int("requests", r.Requests),
-		zap.Duration("window", r.Window), zap.Float64("sample", r.Sample), zap.String("billed", r.Billed))
+		zap.String("primary", string(primary)), zap.String("other", string(r.Other)), zap.Int("requests", r.Requests),
+		zap.Duration("window", r.Window), zap.Float64("sample", r.Sample), zap.String("billed", string(r.Billed)))
 	return c.view(d, now), nil
 }
 
@@ -456,39 +434,39 @@ func (c *Comparisons) Start(ctx context.Context, r CompareRequest) (*Comparison,
 func (c *Comparisons) claimSupplier(ctx context.Context, supplier, id string, now time.Time) error {
 	key := cmpSupplierKey(supplier)
 	for range 5 {
-		old, version, err := c.st.Get(ctx, CompareBucket, key)
+		old, version, err := c.st.Get(ctx, Bucket, key)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 			version = 0
 		case err != nil:
-			return fmt.Errorf("migrate: reading the supplier's comparison: %w", err)
+			return fmt.Errorf("compare: reading the supplier's comparison: %w", err)
 		default:
-			value, _, err := c.st.Get(ctx, CompareBucket, string(old))
+			value, _, err := c.st.Get(ctx, Bucket, string(old))
 			if err != nil && !errors.Is(err, store.ErrNotFound) {
-				return fmt.Errorf("migrate: reading the supplier's comparison: %w", err)
+				return fmt.Errorf("compare: reading the supplier's comparison: %w", err)
 			}
 			if err == nil {
 				var prev cmpDoc
-				if json.Unmarshal(value, &prev) == nil && prev.Status == CompareRunning && prev.endedBy(now) == "" {
-					return fmt.Errorf("%w: %s", ErrCompareRunning, prev.ID)
+				if json.Unmarshal(value, &prev) == nil && prev.Status == Running && prev.endedBy(now) == "" {
+					return fmt.Errorf("%w: %s", ErrRunning, prev.ID)
 				}
 			}
 		}
-		_, ok, err := c.st.CompareAndSwap(ctx, CompareBucket, key, version, []byte(id))
+		_, ok, err := c.st.CompareAndSwap(ctx, Bucket, key, version, []byte(id))
 		if err != nil {
-			return fmt.Errorf("migrate: naming the supplier's comparison: %w", err)
+			return fmt.Errorf("compare: naming the supplier's comparison: %w", err)
 		}
 		if ok {
 			return nil
 		}
 	}
-	return fmt.Errorf("%w: supplier %s", ErrCompareConflict, supplier)
+	return fmt.Errorf("%w: supplier %s", ErrConflict, supplier)
 }
 
 // endedBy returns why d, running, is over at now ("window" or
 // "requests"), or "" if it is not. The request count is used up when the
 // replicas shadowed it, counting as spent the unused claims of replicas
-// that have not renewed them for CompareStaleAfter.
+// that have not renewed them for StaleAfter.
 func (d *cmpDoc) endedBy(now time.Time) string {
 	if !d.Ends.IsZero() && !now.Before(d.Ends) {
 		return "window"
@@ -497,7 +475,7 @@ func (d *cmpDoc) endedBy(now time.Time) string {
 		var n int64
 		for _, r := range d.Replicas {
 			n += r.Shadowed
-			if r.Claimed > r.Shadowed && now.Sub(r.Seen) > CompareStaleAfter {
+			if r.Claimed > r.Shadowed && now.Sub(r.Seen) > StaleAfter {
 				n += r.Claimed - r.Shadowed
 			}
 		}
@@ -513,15 +491,15 @@ func (d *cmpDoc) endedBy(now time.Time) string {
 // longer running returns it unchanged.
 func (c *Comparisons) Stop(ctx context.Context, id string) (*Comparison, error) {
 	if !cmpIsID(id) {
-		return nil, fmt.Errorf("%w: %s", ErrCompareNotFound, id)
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
 	now := c.now()
 	d, err := c.update(ctx, id, nil, 0, func(d *cmpDoc) bool {
 		changed := c.flushOwn(d, now)
-		if d.Status == CompareRunning {
-			d.Status, d.Ended, d.Reason = CompareStopped, now, "stopped"
+		if d.Status == Running {
+			d.Status, d.Ended, d.Reason = Stopped, now, "stopped"
 			if why := d.endedBy(now); why != "" {
-				d.Status, d.Reason = CompareDone, why
+				d.Status, d.Reason = Done, why
 				if why == "window" {
 					d.Ended = d.Ends
 				}
@@ -557,9 +535,9 @@ func (c *Comparisons) Get(ctx context.Context, id string) (*Comparison, error) {
 
 // List returns every comparison, newest first.
 func (c *Comparisons) List(ctx context.Context) ([]*Comparison, error) {
-	docs, err := c.st.List(ctx, CompareBucket)
+	docs, err := c.st.List(ctx, Bucket)
 	if err != nil {
-		return nil, fmt.Errorf("migrate: listing comparisons: %w", err)
+		return nil, fmt.Errorf("compare: listing comparisons: %w", err)
 	}
 	now := c.now()
 	var out []*Comparison
@@ -583,15 +561,15 @@ func (c *Comparisons) List(ctx context.Context) ([]*Comparison, error) {
 	return out, nil
 }
 
-// Lookup returns the request of a comparison running on this replica,
-// from memory: the provider and the billing of a shadow request that
-// Shadow chose.
-func (c *Comparisons) Lookup(id string) (CompareRequest, bool) {
+// Lookup returns, from memory, where the shadow requests of a comparison
+// running on this replica go (empty: the other system's first planned
+// provider) and who pays for them.
+func (c *Comparisons) Lookup(id string) (provider string, billed billing.Payer, ok bool) {
 	e := c.active.Load().byID[id]
 	if e == nil {
-		return CompareRequest{}, false
+		return "", "", false
 	}
-	return e.req, true
+	return e.req.Provider, e.req.Billed, true
 }
 
 // Shadow reports whether this request of supplier is also to be sent to
@@ -605,7 +583,7 @@ func (c *Comparisons) Lookup(id string) (CompareRequest, bool) {
 // at the pass after their first sampled request), and only while its
 // passes renew the claim. One with a Window
 // chooses none from its end on. Shadow is lock-free and allocation-free.
-func (c *Comparisons) Shadow(supplier []byte, spread uint64) (id string, other string, ok bool) {
+func (c *Comparisons) Shadow(supplier []byte, spread uint64) (id string, other billing.KeySource, ok bool) {
 	e := c.active.Load().bySupplier[string(supplier)]
 	if e == nil {
 		return "", "", false
@@ -630,7 +608,7 @@ func (c *Comparisons) Shadow(supplier []byte, spread uint64) (id string, other s
 	} else {
 		e.used.Add(1)
 	}
-	return e.id, e.req.Other, true
+	return e.id, e.req.Other.First(), true
 }
 
 // shadowed returns the number of requests e shadowed on this replica.
@@ -666,8 +644,8 @@ func (e *cmpEntry) freeze() int64 {
 // Record records the two answers to one shadowed request: the primary's,
 // which the caller got, and the shadow's. Call it once both are complete,
 // off the request's path. Answers of a comparison this replica no longer
-// knows (ended more than CompareRecordGrace ago) are dropped.
-func (c *Comparisons) Record(id string, primary, shadow Outcome) {
+// knows (ended more than RecordGrace ago) are dropped.
+func (c *Comparisons) Record(id string, primary, shadow billing.Outcome) {
 	c.mu.Lock()
 	e := c.entries[id]
 	c.mu.Unlock()
@@ -675,7 +653,7 @@ func (c *Comparisons) Record(id string, primary, shadow Outcome) {
 		c.log.Debug("answers of an unknown comparison dropped", zap.String("comparison", id))
 		return
 	}
-	pe, se := primary.failed(), shadow.failed()
+	pe, se := primary.Failed(), shadow.Failed()
 	s := cmpSample{PE: pe, SE: se, Both: !pe && !se}
 	if !pe {
 		s.PL, s.PT = int64(primary.Latency), int64(primary.TTFT)
@@ -695,13 +673,13 @@ func (c *Comparisons) Record(id string, primary, shadow Outcome) {
 	if s.Both {
 		st.Compared++
 		st.SimSum += s.Sim
-		if s.Sim >= CompareSimilarThreshold {
+		if s.Sim >= SimilarThreshold {
 			st.Similar++
 		}
 	}
-	if len(st.Samples) < CompareMaxSamples {
+	if len(st.Samples) < MaxSamples {
 		st.Samples = append(st.Samples, s)
-	} else if i := mathrand.Int64N(st.Pairs); i < CompareMaxSamples { //nolint:gosec // G404: reservoir sampling, not a secret
+	} else if i := mathrand.Int64N(st.Pairs); i < MaxSamples { //nolint:gosec // G404: reservoir sampling, not a secret
 		st.Samples[i] = s
 	}
 	e.gen++
@@ -709,7 +687,7 @@ func (c *Comparisons) Record(id string, primary, shadow Outcome) {
 
 // add adds one answer to the totals of a side: tokens of answers that
 // did not fail (the means are per answer), costs of all.
-func (s *cmpSide) add(o Outcome, failed bool) {
+func (s *cmpSide) add(o billing.Outcome, failed bool) {
 	s.Requests++
 	if failed {
 		s.Errors++
@@ -753,9 +731,9 @@ func (c *Comparisons) Sync(ctx context.Context) error {
 	c.mu.Lock()
 	before := c.seq // entries created after the listing may be missing from it
 	c.mu.Unlock()
-	docs, err := c.st.List(ctx, CompareBucket)
+	docs, err := c.st.List(ctx, Bucket)
 	if err != nil {
-		return fmt.Errorf("migrate: listing comparisons: %w", err)
+		return fmt.Errorf("compare: listing comparisons: %w", err)
 	}
 	now := c.now()
 	var errs []error
@@ -766,17 +744,17 @@ func (c *Comparisons) Sync(ctx context.Context) error {
 		}
 		var d cmpDoc
 		if err := json.Unmarshal(doc.Value, &d); err != nil {
-			errs = append(errs, fmt.Errorf("migrate: reading comparison %s: %w", doc.Key, err))
+			errs = append(errs, fmt.Errorf("compare: reading comparison %s: %w", doc.Key, err))
 			continue
 		}
 		seen[d.ID] = true
 		c.mu.Lock()
 		e := c.entries[d.ID]
-		if e == nil && d.Status == CompareRunning && d.endedBy(now) == "" {
+		if e == nil && d.Status == Running && d.endedBy(now) == "" {
 			e = c.entryLocked(&d)
 		}
 		c.mu.Unlock()
-		if e == nil && d.Status != CompareRunning {
+		if e == nil && d.Status != Running {
 			continue
 		}
 		var dm cmpDemand
@@ -796,7 +774,7 @@ func (c *Comparisons) Sync(ctx context.Context) error {
 		}
 		c.mu.Lock()
 		c.flushedLocked(e, nd)
-		if nd.Status == CompareRunning {
+		if nd.Status == Running {
 			c.setClaimLocked(e, nd)
 		} else {
 			if e.ended.IsZero() {
@@ -816,7 +794,7 @@ func (c *Comparisons) Sync(ctx context.Context) error {
 		switch {
 		case !seen[id] && e.seq <= before:
 			delete(c.entries, id) // deleted from the store
-		case !e.ended.IsZero() && now.Sub(e.ended) > CompareRecordGrace && idle:
+		case !e.ended.IsZero() && now.Sub(e.ended) > RecordGrace && idle:
 			delete(c.entries, id)
 		}
 	}
@@ -850,17 +828,17 @@ func (e *cmpEntry) demand(now time.Time) cmpDemand {
 // request claims. A replica claims part of the request count when it
 // shadows or wants to, renews its claim while it holds some, and gives
 // the unused part back when it has had no use for it for
-// CompareStaleAfter and nothing is left unclaimed. It never takes another
+// StaleAfter and nothing is left unclaimed. It never takes another
 // replica's claim: what that replica shadowed since its last write is
 // unknown. e is nil when this replica does not run the comparison. It
 // reports whether d changed.
 func (c *Comparisons) syncDoc(d *cmpDoc, e *cmpEntry, dm cmpDemand, now time.Time) bool {
 	changed := c.flushOwn(d, now)
-	if d.Status != CompareRunning {
+	if d.Status != Running {
 		return changed
 	}
 	if why := d.endedBy(now); why != "" {
-		d.Status, d.Reason, d.Ended = CompareDone, why, now
+		d.Status, d.Reason, d.Ended = Done, why, now
 		if why == "window" {
 			d.Ended = d.Ends
 		}
@@ -884,14 +862,14 @@ func (c *Comparisons) syncDoc(d *cmpDoc, e *cmpEntry, dm cmpDemand, now time.Tim
 	demand := dm.recent + dm.denied
 	want := cmpWant(total, unclaimed, demand)
 	switch {
-	case demand == 0 && remaining > 0 && unclaimed == 0 && now.Sub(dm.active) >= CompareStaleAfter:
+	case demand == 0 && remaining > 0 && unclaimed == 0 && now.Sub(dm.active) >= StaleAfter:
 		// Idle: leave the rest to replicas with traffic. Freezing first
 		// keeps a request arriving now within what is written.
 		own.Shadowed = max(own.Shadowed, e.freeze())
 		own.Claimed = own.Shadowed
 		return true
 	case demand == 0 || remaining >= (want+1)/2:
-		if remaining > 0 && now.Sub(own.Seen) > CompareStaleAfter/4 {
+		if remaining > 0 && now.Sub(own.Seen) > StaleAfter/4 {
 			own.Seen = now // still holding a claim
 			changed = true
 		}
@@ -968,18 +946,18 @@ func (c *Comparisons) flushedLocked(e *cmpEntry, d *cmpDoc) {
 func (c *Comparisons) update(ctx context.Context, id string, value []byte, version int64, fn func(*cmpDoc) bool) (*cmpDoc, error) {
 	for range 10 {
 		if version == 0 {
-			v, ver, err := c.st.Get(ctx, CompareBucket, id)
+			v, ver, err := c.st.Get(ctx, Bucket, id)
 			if errors.Is(err, store.ErrNotFound) {
-				return nil, fmt.Errorf("%w: %s", ErrCompareNotFound, id)
+				return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
 			}
 			if err != nil {
-				return nil, fmt.Errorf("migrate: reading comparison %s: %w", id, err)
+				return nil, fmt.Errorf("compare: reading comparison %s: %w", id, err)
 			}
 			value, version = v, ver
 		}
 		d := new(cmpDoc)
 		if err := json.Unmarshal(value, d); err != nil {
-			return nil, fmt.Errorf("migrate: reading comparison %s: %w", id, err)
+			return nil, fmt.Errorf("compare: reading comparison %s: %w", id, err)
 		}
 		if d.Replicas == nil {
 			d.Replicas = map[string]*cmpReplica{}
@@ -989,35 +967,35 @@ func (c *Comparisons) update(ctx context.Context, id string, value []byte, versi
 		}
 		next, err := json.Marshal(d)
 		if err != nil {
-			return nil, fmt.Errorf("migrate: encoding comparison %s: %w", id, err)
+			return nil, fmt.Errorf("compare: encoding comparison %s: %w", id, err)
 		}
-		_, ok, err := c.st.CompareAndSwap(ctx, CompareBucket, id, version, next)
+		_, ok, err := c.st.CompareAndSwap(ctx, Bucket, id, version, next)
 		if err != nil {
-			return nil, fmt.Errorf("migrate: writing comparison %s: %w", id, err)
+			return nil, fmt.Errorf("compare: writing comparison %s: %w", id, err)
 		}
 		if ok {
 			return d, nil
 		}
 		version = 0
 	}
-	return nil, fmt.Errorf("%w: %s", ErrCompareConflict, id)
+	return nil, fmt.Errorf("%w: %s", ErrConflict, id)
 }
 
 // load reads comparison id.
 func (c *Comparisons) load(ctx context.Context, id string) (*cmpDoc, error) {
 	if !cmpIsID(id) {
-		return nil, fmt.Errorf("%w: %q", ErrCompareNotFound, id)
+		return nil, fmt.Errorf("%w: %q", ErrNotFound, id)
 	}
-	value, _, err := c.st.Get(ctx, CompareBucket, id)
+	value, _, err := c.st.Get(ctx, Bucket, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, fmt.Errorf("%w: %s", ErrCompareNotFound, id)
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("migrate: reading comparison %s: %w", id, err)
+		return nil, fmt.Errorf("compare: reading comparison %s: %w", id, err)
 	}
 	d := new(cmpDoc)
 	if err := json.Unmarshal(value, d); err != nil {
-		return nil, fmt.Errorf("migrate: reading comparison %s: %w", id, err)
+		return nil, fmt.Errorf("compare: reading comparison %s: %w", id, err)
 	}
 	return d, nil
 }
@@ -1142,24 +1120,24 @@ func (s *cmpSide) merge(o cmpSide) {
 func (c *Comparisons) view(d *cmpDoc, now time.Time) *Comparison {
 	shadowed, stats := c.merged(d)
 	v := &Comparison{
-		ID:             d.ID,
-		CompareRequest: d.Request,
-		Primary:        d.Primary,
-		Started:        d.Started,
-		Ends:           d.Ends,
-		Status:         d.Status,
-		Ended:          d.Ended,
-		Reason:         d.Reason,
-		Shadowed:       shadowed,
-		Recorded:       stats.Pairs,
+		ID:       d.ID,
+		Request:  d.Request,
+		Primary:  d.Primary,
+		Started:  d.Started,
+		Ends:     d.Ends,
+		Status:   d.Status,
+		Ended:    d.Ended,
+		Reason:   d.Reason,
+		Shadowed: shadowed,
+		Recorded: stats.Pairs,
 	}
-	if v.Status == CompareRunning {
+	if v.Status == Running {
 		// Over but not yet marked so by a replica's pass.
 		switch why := d.endedBy(now); {
 		case why == "window":
-			v.Status, v.Reason, v.Ended = CompareDone, why, d.Ends
+			v.Status, v.Reason, v.Ended = Done, why, d.Ends
 		case why != "" || (d.Request.Requests > 0 && shadowed >= int64(d.Request.Requests)):
-			v.Status, v.Reason = CompareDone, "requests"
+			v.Status, v.Reason = Done, "requests"
 		}
 	}
 	return v
@@ -1207,27 +1185,27 @@ func cmpTerms(s string) map[string]int64 {
 	return tf
 }
 
-// CompareReport is the outcome of a comparison: each side's figures over
+// Report is the outcome of a comparison: each side's figures over
 // the recorded pairs, their answers' similarity and a recommendation.
-type CompareReport struct {
+type Report struct {
 	Comparison Comparison `json:"comparison"`
 	// Primary is the supplier's current system, Shadow the other.
-	Primary CompareSide `json:"primary"`
-	Shadow  CompareSide `json:"shadow"`
+	Primary Side `json:"primary"`
+	Shadow  Side `json:"shadow"`
 	// Similarity compares the pairs where both sides answered.
-	Similarity CompareSimilarity `json:"similarity"`
-	// Recommendation is CompareMigrate, CompareStay or CompareCollectMore,
+	Similarity SimilarityStats `json:"similarity"`
+	// Recommendation is Migrate, Stay or CollectMore,
 	// and Reasons say why, as sentences.
 	Recommendation string   `json:"recommendation"`
 	Reasons        []string `json:"reasons"`
 }
 
-// CompareSide are one system's figures in a CompareReport. Percentiles are
+// Side are one system's figures in a Report. Percentiles are
 // nearest-rank over the answers that did not fail (over a uniform sample
-// of CompareMaxSamples pairs per replica when there were more).
-type CompareSide struct {
-	// System is "platform", "client" or "hybrid".
-	System string `json:"system"`
+// of MaxSamples pairs per replica when there were more).
+type Side struct {
+	// System is platform, client or hybrid.
+	System billing.Mode `json:"system"`
 	// Requests is the number of recorded requests, Errors those that
 	// failed and ErrorRate their share.
 	Requests  int64   `json:"requests"`
@@ -1249,9 +1227,9 @@ type CompareSide struct {
 	CostPer1K float64 `json:"cost_per_1k_usd"`
 }
 
-// CompareSimilarity is the similarity (see Similarity) of the pairs of
+// SimilarityStats is the similarity (see Similarity) of the pairs of
 // answers where both sides answered.
-type CompareSimilarity struct {
+type SimilarityStats struct {
 	// Pairs is the number of pairs compared.
 	Pairs int64 `json:"pairs"`
 	// Mean is their mean similarity and P10 the worst decile's bound (the
@@ -1259,21 +1237,21 @@ type CompareSimilarity struct {
 	Mean float64 `json:"mean"`
 	P10  float64 `json:"p10"`
 	// Similar is the share of pairs at or above Threshold
-	// (CompareSimilarThreshold).
+	// (SimilarThreshold).
 	Similar   float64 `json:"similar"`
 	Threshold float64 `json:"threshold"`
 }
 
 // Report returns the figures and the recommendation of a comparison so
 // far, with what this replica recorded and has not flushed yet.
-func (c *Comparisons) Report(ctx context.Context, id string) (CompareReport, error) {
+func (c *Comparisons) Report(ctx context.Context, id string) (Report, error) {
 	d, err := c.load(ctx, id)
 	if err != nil {
-		return CompareReport{}, err
+		return Report{}, err
 	}
 	now := c.now()
 	_, stats := c.merged(d)
-	r := CompareReport{Comparison: *c.view(d, now)}
+	r := Report{Comparison: *c.view(d, now)}
 	var pl, pt, sl, st []int64
 	var simf []float64
 	for _, s := range stats.Samples {
@@ -1295,7 +1273,7 @@ func (c *Comparisons) Report(ctx context.Context, id string) (CompareReport, err
 	}
 	r.Primary = cmpSideReport(d.Primary, stats.Primary, pl, pt)
 	r.Shadow = cmpSideReport(d.Request.Other, stats.Shadow, sl, st)
-	r.Similarity = CompareSimilarity{Pairs: stats.Compared, Threshold: CompareSimilarThreshold}
+	r.Similarity = SimilarityStats{Pairs: stats.Compared, Threshold: SimilarThreshold}
 	if stats.Compared > 0 {
 		r.Similarity.Mean = stats.SimSum / float64(stats.Compared)
 		r.Similarity.Similar = float64(stats.Similar) / float64(stats.Compared)
@@ -1308,8 +1286,8 @@ func (c *Comparisons) Report(ctx context.Context, id string) (CompareReport, err
 
 // cmpSideReport returns a side's figures from its totals and latency
 // samples.
-func cmpSideReport(system string, s cmpSide, lat, ttft []int64) CompareSide {
-	out := CompareSide{System: system, Requests: s.Requests, Errors: s.Errors}
+func cmpSideReport(system billing.Mode, s cmpSide, lat, ttft []int64) Side {
+	out := Side{System: system, Requests: s.Requests, Errors: s.Errors}
 	if s.Requests > 0 {
 		out.ErrorRate = float64(s.Errors) / float64(s.Requests)
 		out.CostPer1K = float64(s.CostNanos) * 1000 / float64(s.Requests) / 1e9
@@ -1340,65 +1318,65 @@ func cmpRank[T int64 | float64](sorted []T, p float64) T {
 }
 
 // cmpRecommend decides a report's recommendation and gives its reasons.
-func cmpRecommend(r *CompareReport) (string, []string) {
+func cmpRecommend(r *Report) (string, []string) {
 	p, s, sim := r.Primary, r.Shadow, r.Similarity
 	pn, sn := p.System, s.System
-	if r.Comparison.Recorded < CompareMinPairs {
+	if r.Comparison.Recorded < MinPairs {
 		reasons := []string{fmt.Sprintf("Only %d pairs of answers were recorded; at least %d are needed.",
-			r.Comparison.Recorded, CompareMinPairs)}
-		if r.Comparison.Status == CompareRunning {
+			r.Comparison.Recorded, MinPairs)}
+		if r.Comparison.Status == Running {
 			reasons = append(reasons, "The comparison is still running.")
 		}
-		return CompareCollectMore, reasons
+		return CollectMore, reasons
 	}
 	var stay, good []string
-	if s.ErrorRate > p.ErrorRate+CompareErrorMargin {
+	if s.ErrorRate > p.ErrorRate+ErrorMargin {
 		stay = append(stay, fmt.Sprintf("%s failed %s of requests against %s on %s, more than %s points above.",
-			sn, cmpPct(s.ErrorRate), cmpPct(p.ErrorRate), pn, cmpNum(CompareErrorMargin*100)))
+			sn, cmpPct(s.ErrorRate), cmpPct(p.ErrorRate), pn, cmpNum(ErrorMargin*100)))
 	} else {
 		good = append(good, fmt.Sprintf("%s failed %s of requests against %s on %s, within %s points.",
-			sn, cmpPct(s.ErrorRate), cmpPct(p.ErrorRate), pn, cmpNum(CompareErrorMargin*100)))
+			sn, cmpPct(s.ErrorRate), cmpPct(p.ErrorRate), pn, cmpNum(ErrorMargin*100)))
 	}
 	if p.LatencyP95 > 0 && s.LatencyP95 > 0 {
 		ratio := float64(s.LatencyP95) / float64(p.LatencyP95)
-		if ratio > CompareLatencyFactor {
+		if ratio > LatencyFactor {
 			stay = append(stay, fmt.Sprintf("%s's p95 latency is %s, %.2f times %s's %s, more than %s times.",
-				sn, cmpDur(s.LatencyP95), ratio, pn, cmpDur(p.LatencyP95), cmpNum(CompareLatencyFactor)))
+				sn, cmpDur(s.LatencyP95), ratio, pn, cmpDur(p.LatencyP95), cmpNum(LatencyFactor)))
 		} else {
 			good = append(good, fmt.Sprintf("%s's p95 latency is %s against %s's %s, within %s times.",
-				sn, cmpDur(s.LatencyP95), pn, cmpDur(p.LatencyP95), cmpNum(CompareLatencyFactor)))
+				sn, cmpDur(s.LatencyP95), pn, cmpDur(p.LatencyP95), cmpNum(LatencyFactor)))
 		}
 	}
-	if sim.Pairs >= CompareMinPairs {
-		if sim.Mean < CompareMinSimilarity {
-			stay = append(stay, fmt.Sprintf("The answers' mean similarity is %.2f, below %.2f.", sim.Mean, CompareMinSimilarity))
+	if sim.Pairs >= MinPairs {
+		if sim.Mean < MinSimilarity {
+			stay = append(stay, fmt.Sprintf("The answers' mean similarity is %.2f, below %.2f.", sim.Mean, MinSimilarity))
 		} else {
-			good = append(good, fmt.Sprintf("The answers' mean similarity is %.2f, at least %.2f.", sim.Mean, CompareMinSimilarity))
+			good = append(good, fmt.Sprintf("The answers' mean similarity is %.2f, at least %.2f.", sim.Mean, MinSimilarity))
 		}
 	}
 	switch {
-	case s.CostPer1K > p.CostPer1K*(1+CompareCostMargin):
+	case s.CostPer1K > p.CostPer1K*(1+CostMargin):
 		more := "more"
 		if p.CostPer1K > 0 {
 			more = fmt.Sprintf("%s more", cmpPct(s.CostPer1K/p.CostPer1K-1))
 		}
 		stay = append(stay, fmt.Sprintf("%s costs %s per 1,000 requests against %s on %s, %s, beyond the %s margin.",
-			sn, cmpUSD(s.CostPer1K), cmpUSD(p.CostPer1K), pn, more, cmpPct(CompareCostMargin)))
+			sn, cmpUSD(s.CostPer1K), cmpUSD(p.CostPer1K), pn, more, cmpPct(CostMargin)))
 	case s.CostPer1K < p.CostPer1K:
 		good = append(good, fmt.Sprintf("%s costs %s per 1,000 requests against %s on %s, %s less.",
 			sn, cmpUSD(s.CostPer1K), cmpUSD(p.CostPer1K), pn, cmpPct(1-s.CostPer1K/p.CostPer1K)))
 	default:
 		good = append(good, fmt.Sprintf("%s costs %s per 1,000 requests against %s on %s, within the %s margin.",
-			sn, cmpUSD(s.CostPer1K), cmpUSD(p.CostPer1K), pn, cmpPct(CompareCostMargin)))
+			sn, cmpUSD(s.CostPer1K), cmpUSD(p.CostPer1K), pn, cmpPct(CostMargin)))
 	}
 	if len(stay) > 0 {
-		return CompareStay, stay
+		return Stay, stay
 	}
-	if sim.Pairs < CompareMinPairs {
-		return CompareCollectMore, []string{fmt.Sprintf("Only %d pairs had two answers to compare; at least %d are needed.",
-			sim.Pairs, CompareMinPairs)}
+	if sim.Pairs < MinPairs {
+		return CollectMore, []string{fmt.Sprintf("Only %d pairs had two answers to compare; at least %d are needed.",
+			sim.Pairs, MinPairs)}
 	}
-	return CompareMigrate, good
+	return Migrate, good
 }
 
 // cmpPct formats a share as a percentage.
@@ -1420,12 +1398,12 @@ func cmpDur(d time.Duration) string {
 
 // Text renders the report as a readable table with fixed-width columns,
 // followed by the recommendation and its reasons.
-func (r CompareReport) Text() string {
+func (r Report) Text() string {
 	var b strings.Builder
 	c := r.Comparison
 	fmt.Fprintf(&b, "Comparison %s for %s: %s (primary) against %s (shadow), %s",
 		c.ID, c.Supplier, c.Primary, c.Other, c.Status)
-	if c.Reason != "" && c.Status != CompareRunning {
+	if c.Reason != "" && c.Status != Running {
 		fmt.Fprintf(&b, " (%s)", c.Reason)
 	}
 	b.WriteString("\n")
@@ -1445,11 +1423,11 @@ func (r CompareReport) Text() string {
 	b.WriteString("\n\n")
 	const row = "%-26s %20s %20s\n"
 	fmt.Fprintf(&b, row, "", r.Primary.System+" (primary)", r.Shadow.System+" (shadow)")
-	side := func(name string, f func(CompareSide) string) {
+	side := func(name string, f func(Side) string) {
 		fmt.Fprintf(&b, row, name, f(r.Primary), f(r.Shadow))
 	}
-	side("requests", func(s CompareSide) string { return strconv.FormatInt(s.Requests, 10) })
-	side("errors", func(s CompareSide) string {
+	side("requests", func(s Side) string { return strconv.FormatInt(s.Requests, 10) })
+	side("errors", func(s Side) string {
 		return fmt.Sprintf("%d (%s)", s.Errors, cmpPct(s.ErrorRate))
 	})
 	lat := func(d time.Duration) string {
@@ -1458,17 +1436,17 @@ func (r CompareReport) Text() string {
 		}
 		return cmpDur(d)
 	}
-	side("latency p50", func(s CompareSide) string { return lat(s.LatencyP50) })
-	side("latency p95", func(s CompareSide) string { return lat(s.LatencyP95) })
+	side("latency p50", func(s Side) string { return lat(s.LatencyP50) })
+	side("latency p95", func(s Side) string { return lat(s.LatencyP95) })
 	if r.Primary.TTFTP50 > 0 || r.Shadow.TTFTP50 > 0 {
-		side("time to first token p50", func(s CompareSide) string { return lat(s.TTFTP50) })
+		side("time to first token p50", func(s Side) string { return lat(s.TTFTP50) })
 	}
-	side("mean prompt tokens", func(s CompareSide) string { return strconv.FormatFloat(s.MeanPromptTokens, 'f', 1, 64) })
-	side("mean completion tokens", func(s CompareSide) string {
+	side("mean prompt tokens", func(s Side) string { return strconv.FormatFloat(s.MeanPromptTokens, 'f', 1, 64) })
+	side("mean completion tokens", func(s Side) string {
 		return strconv.FormatFloat(s.MeanCompletionTokens, 'f', 1, 64)
 	})
-	side("total cost", func(s CompareSide) string { return cmpUSD(s.CostUSD) })
-	side("cost per 1,000 requests", func(s CompareSide) string { return cmpUSD(s.CostPer1K) })
+	side("total cost", func(s Side) string { return cmpUSD(s.CostUSD) })
+	side("cost per 1,000 requests", func(s Side) string { return cmpUSD(s.CostPer1K) })
 	b.WriteString("\n")
 	if sim := r.Similarity; sim.Pairs > 0 {
 		fmt.Fprintf(&b, "Answer similarity over %d pairs: mean %.2f, p10 %.2f, %s at or above %.2f\n",

@@ -1,4 +1,4 @@
-package migrate
+package compare
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wedsync/veil/billing"
 	"github.com/wedsync/veil/store"
 )
 
@@ -40,15 +41,15 @@ func newCmpStore(t testing.TB) *store.Embedded {
 // newCmp returns comparisons of replica holder on st, with every supplier
 // on platform.
 func newCmp(st store.Documents, clock *cmpClock, holder string) *Comparisons {
-	return NewComparisons(CompareOptions{
+	return New(Options{
 		Store:   st,
 		Now:     clock.Now,
 		Holder:  holder,
-		Current: func(string) string { return "platform" },
+		Current: func(string) billing.Mode { return billing.ModePlatform },
 	})
 }
 
-func mustStart(t testing.TB, c *Comparisons, r CompareRequest) *Comparison {
+func mustStart(t testing.TB, c *Comparisons, r Request) *Comparison {
 	t.Helper()
 	cmp, err := c.Start(context.Background(), r)
 	if err != nil {
@@ -103,30 +104,30 @@ func TestSimilarity(t *testing.T) {
 func TestCompareStartValidates(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
-		current string
-		req     CompareRequest
+		current billing.Mode
+		req     Request
 		want    error
 	}{
-		{"no supplier", "platform", CompareRequest{Other: "client", Requests: 10}, ErrCompareInvalid},
-		{"unknown other", "platform", CompareRequest{Supplier: "s", Other: "shadow", Requests: 10}, ErrCompareInvalid},
-		{"other is current", "client", CompareRequest{Supplier: "s", Other: "client", Requests: 10}, ErrCompareInvalid},
-		{"no limit", "platform", CompareRequest{Supplier: "s", Other: "client"}, ErrCompareInvalid},
-		{"negative requests", "platform", CompareRequest{Supplier: "s", Other: "client", Requests: -1, Window: time.Hour}, ErrCompareInvalid},
-		{"negative window", "platform", CompareRequest{Supplier: "s", Other: "client", Requests: 5, Window: -time.Hour}, ErrCompareInvalid},
-		{"sample above one", "platform", CompareRequest{Supplier: "s", Other: "client", Requests: 5, Sample: 1.5}, ErrCompareInvalid},
-		{"negative sample", "platform", CompareRequest{Supplier: "s", Other: "client", Requests: 5, Sample: -0.1}, ErrCompareInvalid},
-		{"NaN sample", "platform", CompareRequest{Supplier: "s", Other: "client", Requests: 5, Sample: math.NaN()}, ErrCompareInvalid},
-		{"unknown billing", "platform", CompareRequest{Supplier: "s", Other: "client", Requests: 5, Billed: "shadow"}, ErrCompareInvalid},
-		{"requests only", "platform", CompareRequest{Supplier: "s", Other: "client", Requests: 5}, nil},
-		{"window only", "client", CompareRequest{Supplier: "s", Other: "platform", Window: time.Hour}, nil},
-		{"hybrid to client", "hybrid", CompareRequest{Supplier: "s", Other: "client", Window: time.Hour, Billed: "client"}, nil},
-		{"no current mode", "", CompareRequest{Supplier: "s", Other: "platform", Window: time.Hour}, nil},
+		{"no supplier", "platform", Request{Other: "client", Requests: 10}, ErrInvalid},
+		{"unknown other", "platform", Request{Supplier: "s", Other: "shadow", Requests: 10}, ErrInvalid},
+		{"other is current", "client", Request{Supplier: "s", Other: "client", Requests: 10}, ErrInvalid},
+		{"no limit", "platform", Request{Supplier: "s", Other: "client"}, ErrInvalid},
+		{"negative requests", "platform", Request{Supplier: "s", Other: "client", Requests: -1, Window: time.Hour}, ErrInvalid},
+		{"negative window", "platform", Request{Supplier: "s", Other: "client", Requests: 5, Window: -time.Hour}, ErrInvalid},
+		{"sample above one", "platform", Request{Supplier: "s", Other: "client", Requests: 5, Sample: 1.5}, ErrInvalid},
+		{"negative sample", "platform", Request{Supplier: "s", Other: "client", Requests: 5, Sample: -0.1}, ErrInvalid},
+		{"NaN sample", "platform", Request{Supplier: "s", Other: "client", Requests: 5, Sample: math.NaN()}, ErrInvalid},
+		{"unknown billing", "platform", Request{Supplier: "s", Other: "client", Requests: 5, Billed: "shadow"}, ErrInvalid},
+		{"requests only", "platform", Request{Supplier: "s", Other: "client", Requests: 5}, nil},
+		{"window only", "client", Request{Supplier: "s", Other: "platform", Window: time.Hour}, nil},
+		{"hybrid to client", "hybrid", Request{Supplier: "s", Other: "client", Window: time.Hour, Billed: "client"}, nil},
+		{"no current mode", "", Request{Supplier: "s", Other: "platform", Window: time.Hour}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			clock := newCmpClock()
-			c := NewComparisons(CompareOptions{
+			c := New(Options{
 				Store: newCmpStore(t), Now: clock.Now,
-				Current: func(string) string { return tc.current },
+				Current: func(string) billing.Mode { return tc.current },
 			})
 			cmp, err := c.Start(context.Background(), tc.req)
 			if !errors.Is(err, tc.want) {
@@ -139,14 +140,14 @@ func TestCompareStartValidates(t *testing.T) {
 			if wantPrimary == "" {
 				wantPrimary = "client"
 			}
-			if cmp.Primary != wantPrimary || cmp.Status != CompareRunning || !cmp.Started.Equal(clock.Now()) {
+			if cmp.Primary != wantPrimary || cmp.Status != Running || !cmp.Started.Equal(clock.Now()) {
 				t.Errorf("comparison %+v", cmp)
 			}
 			wantBilled := tc.req.Billed
 			if wantBilled == "" {
 				wantBilled = "platform"
 			}
-			if cmp.Sample != CompareDefaultSample || cmp.Billed != wantBilled {
+			if cmp.Sample != DefaultSample || cmp.Billed != wantBilled {
 				t.Errorf("defaults: sample %v, billed %q", cmp.Sample, cmp.Billed)
 			}
 			if (tc.req.Window > 0) != !cmp.Ends.IsZero() || (tc.req.Window > 0 && !cmp.Ends.Equal(clock.Now().Add(tc.req.Window))) {
@@ -161,34 +162,34 @@ func TestCompareOnePerSupplier(t *testing.T) {
 	clock := newCmpClock()
 	st := newCmpStore(t)
 	a, b := newCmp(st, clock, "a"), newCmp(st, clock, "b")
-	first := mustStart(t, a, CompareRequest{Supplier: "bella", Other: "client", Requests: 50})
-	if _, err := b.Start(ctx, CompareRequest{Supplier: "bella", Other: "client", Window: time.Hour}); !errors.Is(err, ErrCompareRunning) {
-		t.Fatalf("second Start on another replica: %v, want ErrCompareRunning", err)
+	first := mustStart(t, a, Request{Supplier: "bella", Other: "client", Requests: 50})
+	if _, err := b.Start(ctx, Request{Supplier: "bella", Other: "client", Window: time.Hour}); !errors.Is(err, ErrRunning) {
+		t.Fatalf("second Start on another replica: %v, want ErrRunning", err)
 	}
-	mustStart(t, b, CompareRequest{Supplier: "other-supplier", Other: "client", Requests: 50})
+	mustStart(t, b, Request{Supplier: "other-supplier", Other: "client", Requests: 50})
 	stopped, err := b.Stop(ctx, first.ID)
 	if err != nil {
 		t.Fatalf("Stop: %v", err)
 	}
-	if stopped.Status != CompareStopped || stopped.Reason != "stopped" || !stopped.Ended.Equal(clock.Now()) {
+	if stopped.Status != Stopped || stopped.Reason != "stopped" || !stopped.Ended.Equal(clock.Now()) {
 		t.Errorf("stopped: %+v", stopped)
 	}
 	again, err := b.Stop(ctx, first.ID)
-	if err != nil || again.Status != CompareStopped {
+	if err != nil || again.Status != Stopped {
 		t.Errorf("Stop again: %+v, %v", again, err)
 	}
-	second := mustStart(t, b, CompareRequest{Supplier: "bella", Other: "client", Window: time.Hour, Sample: 1})
+	second := mustStart(t, b, Request{Supplier: "bella", Other: "client", Window: time.Hour, Sample: 1})
 	list, err := a.List(ctx)
 	if err != nil || len(list) != 3 {
 		t.Fatalf("List: %d comparisons, %v", len(list), err)
 	}
-	if _, err := a.Get(ctx, "cmp_missing"); !errors.Is(err, ErrCompareNotFound) {
+	if _, err := a.Get(ctx, "cmp_missing"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Get of a missing comparison: %v", err)
 	}
-	if _, err := a.Get(ctx, "supplier/bella"); !errors.Is(err, ErrCompareNotFound) {
+	if _, err := a.Get(ctx, "supplier/bella"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Get of a supplier key: %v", err)
 	}
-	if _, err := a.Stop(ctx, "supplier/bella"); !errors.Is(err, ErrCompareNotFound) {
+	if _, err := a.Stop(ctx, "supplier/bella"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Stop of a supplier key: %v", err)
 	}
 	// The replica that started the first one stops shadowing it at its next
@@ -197,10 +198,10 @@ func TestCompareOnePerSupplier(t *testing.T) {
 	if id, other, ok := a.Shadow([]byte("bella"), 1); !ok || id != second.ID || other != "client" {
 		t.Errorf("Shadow after the restart: %q %q %v, want %s", id, other, ok, second.ID)
 	}
-	if req, ok := a.Lookup(second.ID); !ok || req.Billed != "platform" || req.Other != "client" {
-		t.Errorf("Lookup: %+v %v", req, ok)
+	if provider, billed, ok := a.Lookup(second.ID); !ok || billed != "platform" || provider != "" {
+		t.Errorf("Lookup: %q %q %v", provider, billed, ok)
 	}
-	if _, ok := a.Lookup(first.ID); ok {
+	if _, _, ok := a.Lookup(first.ID); ok {
 		t.Error("Lookup finds a stopped comparison")
 	}
 }
@@ -218,7 +219,7 @@ func TestShadowSampling(t *testing.T) {
 			t.Run(fmt.Sprintf("%v/%s", sample, spreads.name), func(t *testing.T) {
 				clock := newCmpClock()
 				c := newCmp(newCmpStore(t), clock, "a")
-				cmp := mustStart(t, c, CompareRequest{Supplier: "bella", Other: "client", Window: time.Hour, Sample: sample})
+				cmp := mustStart(t, c, Request{Supplier: "bella", Other: "client", Window: time.Hour, Sample: sample})
 				hits := 0
 				for i := range uint64(n) {
 					id, other, ok := c.Shadow([]byte("bella"), spreads.f(i))
@@ -259,7 +260,7 @@ func TestShadowRequestsCap(t *testing.T) {
 			for i := range cs {
 				cs[i] = newCmp(st, clock, fmt.Sprintf("r%d", i))
 			}
-			cmp := mustStart(t, cs[0], CompareRequest{Supplier: "bella", Other: "client", Requests: requests, Sample: 1})
+			cmp := mustStart(t, cs[0], Request{Supplier: "bella", Other: "client", Requests: requests, Sample: 1})
 			var shadowed atomic.Int64
 			for round := 0; round < 200; round++ {
 				var wg sync.WaitGroup
@@ -279,7 +280,7 @@ func TestShadowRequestsCap(t *testing.T) {
 				})
 				wg.Wait()
 				mustSync(t, cs...)
-				if got, _ := cs[0].Get(context.Background(), cmp.ID); got.Status != CompareRunning {
+				if got, _ := cs[0].Get(context.Background(), cmp.ID); got.Status != Running {
 					break
 				}
 			}
@@ -288,7 +289,7 @@ func TestShadowRequestsCap(t *testing.T) {
 			}
 			for _, c := range cs {
 				got, err := c.Get(context.Background(), cmp.ID)
-				if err != nil || got.Status != CompareDone || got.Reason != "requests" || got.Shadowed != requests {
+				if err != nil || got.Status != Done || got.Reason != "requests" || got.Shadowed != requests {
 					t.Errorf("after the count: %+v, %v", got, err)
 				}
 				if _, _, ok := c.Shadow([]byte("bella"), 1); ok {
@@ -304,7 +305,7 @@ func TestShadowStaleClaimWrittenOff(t *testing.T) {
 	clock := newCmpClock()
 	st := newCmpStore(t)
 	a, b := newCmp(st, clock, "a"), newCmp(st, clock, "b")
-	cmp := mustStart(t, a, CompareRequest{Supplier: "bella", Other: "client", Requests: requests, Sample: 1})
+	cmp := mustStart(t, a, Request{Supplier: "bella", Other: "client", Requests: requests, Sample: 1})
 	total := 0
 	shadow := func(c *Comparisons, n int) {
 		for i := range n {
@@ -321,16 +322,16 @@ func TestShadowStaleClaimWrittenOff(t *testing.T) {
 		shadow(b, 50)
 	}
 	got, _ := b.Get(context.Background(), cmp.ID)
-	if total != 81 || got.Status != CompareRunning {
+	if total != 81 || got.Status != Running {
 		t.Fatalf("%d shadowed while a held its claim, comparison %+v", total, got)
 	}
 	// Once a's claim is stale it counts as spent: b may not take it, as a
 	// may have used some of it, so the comparison ends short of its count.
-	clock.Advance(CompareStaleAfter + time.Second)
+	clock.Advance(StaleAfter + time.Second)
 	mustSync(t, b)
 	shadow(b, 50)
 	got, _ = b.Get(context.Background(), cmp.ID)
-	if total != 81 || got.Status != CompareDone || got.Reason != "requests" || got.Shadowed != 80 {
+	if total != 81 || got.Status != Done || got.Reason != "requests" || got.Shadowed != 80 {
 		t.Errorf("%d shadowed, comparison %+v", total, got)
 	}
 }
@@ -342,7 +343,7 @@ func TestShadowIdleClaimGivenBack(t *testing.T) {
 	// a starts the comparison and holds the first claim, but the
 	// supplier's traffic goes to b.
 	a, b := newCmp(st, clock, "a"), newCmp(st, clock, "b")
-	cmp := mustStart(t, a, CompareRequest{Supplier: "bella", Other: "client", Requests: requests, Sample: 1})
+	cmp := mustStart(t, a, Request{Supplier: "bella", Other: "client", Requests: requests, Sample: 1})
 	total := 0
 	pass := func() {
 		mustSync(t, a, b)
@@ -364,7 +365,7 @@ func TestShadowIdleClaimGivenBack(t *testing.T) {
 	}
 	mustSync(t, a, b)
 	got, _ := a.Get(context.Background(), cmp.ID)
-	if total != requests || got.Status != CompareDone || got.Shadowed != requests {
+	if total != requests || got.Status != Done || got.Shadowed != requests {
 		t.Errorf("%d shadowed, comparison %+v", total, got)
 	}
 }
@@ -374,7 +375,7 @@ func TestCompareWindow(t *testing.T) {
 	clock := newCmpClock()
 	st := newCmpStore(t)
 	c := newCmp(st, clock, "a")
-	cmp := mustStart(t, c, CompareRequest{Supplier: "bella", Other: "client", Window: time.Hour, Sample: 1})
+	cmp := mustStart(t, c, Request{Supplier: "bella", Other: "client", Window: time.Hour, Sample: 1})
 	start := clock.Now()
 	if _, _, ok := c.Shadow([]byte("bella"), 1); !ok {
 		t.Fatal("not shadowed at the start")
@@ -388,27 +389,27 @@ func TestCompareWindow(t *testing.T) {
 		t.Fatal("shadowed at the end of the window, before any pass")
 	}
 	got, _ := c.Get(ctx, cmp.ID)
-	if got.Status != CompareDone || got.Reason != "window" || got.Shadowed != 2 {
+	if got.Status != Done || got.Reason != "window" || got.Shadowed != 2 {
 		t.Errorf("Get at the end, before a pass: %+v", got)
 	}
 	clock.Advance(time.Minute)
 	mustSync(t, c)
 	got, _ = c.Get(ctx, cmp.ID)
-	if got.Status != CompareDone || got.Reason != "window" || !got.Ended.Equal(start.Add(time.Hour)) || got.Shadowed != 2 {
+	if got.Status != Done || got.Reason != "window" || !got.Ended.Equal(start.Add(time.Hour)) || got.Shadowed != 2 {
 		t.Errorf("after a pass: %+v", got)
 	}
 	// Late answers are still recorded, then flushed.
-	c.Record(cmp.ID, Outcome{Status: 200, Text: "a"}, Outcome{Status: 200, Text: "a"})
+	c.Record(cmp.ID, billing.Outcome{Status: 200, Text: "a"}, billing.Outcome{Status: 200, Text: "a"})
 	mustSync(t, c)
 	if g, _ := newCmp(st, clock, "b").Get(ctx, cmp.ID); g.Recorded != 1 {
 		t.Errorf("late answer not flushed: %+v", g)
 	}
 	// The supplier may be compared again.
-	mustStart(t, c, CompareRequest{Supplier: "bella", Other: "client", Window: time.Hour})
+	mustStart(t, c, Request{Supplier: "bella", Other: "client", Window: time.Hour})
 	// Long after the end, the replica forgets the comparison.
-	clock.Advance(CompareRecordGrace + time.Minute)
+	clock.Advance(RecordGrace + time.Minute)
 	mustSync(t, c)
-	c.Record(cmp.ID, Outcome{Status: 200}, Outcome{Status: 200})
+	c.Record(cmp.ID, billing.Outcome{Status: 200}, billing.Outcome{Status: 200})
 	mustSync(t, c)
 	if g, _ := c.Get(ctx, cmp.ID); g.Recorded != 1 {
 		t.Errorf("answer after the grace recorded: %+v", g)
@@ -419,16 +420,16 @@ func TestCompareEndedWhileNoReplicaRan(t *testing.T) {
 	ctx := context.Background()
 	clock := newCmpClock()
 	st := newCmpStore(t)
-	cmp := mustStart(t, newCmp(st, clock, "a"), CompareRequest{Supplier: "bella", Other: "client", Window: time.Hour})
+	cmp := mustStart(t, newCmp(st, clock, "a"), Request{Supplier: "bella", Other: "client", Window: time.Hour})
 	clock.Advance(3 * time.Hour) // every replica was down meanwhile
 	b := newCmp(st, clock, "b")
 	mustSync(t, b)
-	value, _, err := st.Get(ctx, CompareBucket, cmp.ID)
+	value, _, err := st.Get(ctx, Bucket, cmp.ID)
 	if err != nil || !strings.Contains(string(value), `"status":"done"`) {
 		t.Errorf("stored comparison not marked done: %s, %v", value, err)
 	}
 	got, _ := b.Get(ctx, cmp.ID)
-	if got.Status != CompareDone || got.Reason != "window" || !got.Ended.Equal(cmp.Ends) {
+	if got.Status != Done || got.Reason != "window" || !got.Ended.Equal(cmp.Ends) {
 		t.Errorf("comparison %+v", got)
 	}
 	if _, _, ok := b.Shadow([]byte("bella"), 1); ok {
@@ -440,11 +441,11 @@ func TestCompareEndedWhileNoReplicaRan(t *testing.T) {
 // ms, TTFT i/10 ms, 800 prompt and i completion tokens at $0.002, the
 // same text on both sides; shadow the same at 1 ms more and $0.0015.
 // edit changes them.
-func cmpPairs(n int, edit func(i int, p, s *Outcome)) [][2]Outcome {
-	out := make([][2]Outcome, 0, n)
+func cmpPairs(n int, edit func(i int, p, s *billing.Outcome)) [][2]billing.Outcome {
+	out := make([][2]billing.Outcome, 0, n)
 	for i := 1; i <= n; i++ {
 		text := fmt.Sprintf("Congratulations on your wedding, booking %d is confirmed", i)
-		p := Outcome{Status: 200, Latency: time.Duration(i) * time.Millisecond, TTFT: time.Duration(i) * 100 * time.Microsecond,
+		p := billing.Outcome{Status: 200, Latency: time.Duration(i) * time.Millisecond, TTFT: time.Duration(i) * 100 * time.Microsecond,
 			PromptTokens: 800, CompletionTokens: int64(i), CostUSD: 0.002, Text: text}
 		s := p
 		s.Latency += time.Millisecond
@@ -452,7 +453,7 @@ func cmpPairs(n int, edit func(i int, p, s *Outcome)) [][2]Outcome {
 		if edit != nil {
 			edit(i, &p, &s)
 		}
-		out = append(out, [2]Outcome{p, s})
+		out = append(out, [2]billing.Outcome{p, s})
 	}
 	return out
 }
@@ -460,67 +461,67 @@ func cmpPairs(n int, edit func(i int, p, s *Outcome)) [][2]Outcome {
 func TestCompareReport(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
-		pairs  [][2]Outcome
+		pairs  [][2]billing.Outcome
 		want   string
 		reason string // a reason contains it
-		check  func(t *testing.T, r CompareReport)
+		check  func(t *testing.T, r Report)
 	}{
 		{
-			name: "cheaper and as good: migrate", pairs: cmpPairs(100, nil), want: CompareMigrate, reason: "25.0% less",
-			check: func(t *testing.T, r CompareReport) {
-				want := CompareSide{System: "platform", Requests: 100, LatencyP50: 50 * time.Millisecond, LatencyP95: 95 * time.Millisecond,
+			name: "cheaper and as good: migrate", pairs: cmpPairs(100, nil), want: Migrate, reason: "25.0% less",
+			check: func(t *testing.T, r Report) {
+				want := Side{System: "platform", Requests: 100, LatencyP50: 50 * time.Millisecond, LatencyP95: 95 * time.Millisecond,
 					TTFTP50: 5 * time.Millisecond, MeanPromptTokens: 800, MeanCompletionTokens: 50.5, CostUSD: 0.2, CostPer1K: 2}
 				if r.Primary != want {
 					t.Errorf("primary\n got %+v\nwant %+v", r.Primary, want)
 				}
-				want = CompareSide{System: "client", Requests: 100, LatencyP50: 51 * time.Millisecond, LatencyP95: 96 * time.Millisecond,
+				want = Side{System: "client", Requests: 100, LatencyP50: 51 * time.Millisecond, LatencyP95: 96 * time.Millisecond,
 					TTFTP50: 5 * time.Millisecond, MeanPromptTokens: 800, MeanCompletionTokens: 50.5, CostUSD: 0.15, CostPer1K: 1.5}
 				if r.Shadow != want {
 					t.Errorf("shadow\n got %+v\nwant %+v", r.Shadow, want)
 				}
-				if want := (CompareSimilarity{Pairs: 100, Mean: 1, P10: 1, Similar: 1, Threshold: CompareSimilarThreshold}); r.Similarity != want {
+				if want := (SimilarityStats{Pairs: 100, Mean: 1, P10: 1, Similar: 1, Threshold: SimilarThreshold}); r.Similarity != want {
 					t.Errorf("similarity %+v, want %+v", r.Similarity, want)
 				}
 			},
 		},
 		{
-			name: "dearer within the margin: migrate", want: CompareMigrate, reason: "within the 5.0% margin",
-			pairs: cmpPairs(100, func(i int, p, s *Outcome) { s.CostUSD = 0.00204 }),
-			check: func(t *testing.T, r CompareReport) {
+			name: "dearer within the margin: migrate", want: Migrate, reason: "within the 5.0% margin",
+			pairs: cmpPairs(100, func(i int, p, s *billing.Outcome) { s.CostUSD = 0.00204 }),
+			check: func(t *testing.T, r Report) {
 				if r.Shadow.CostPer1K != 2.04 || r.Shadow.CostUSD != 0.204 {
 					t.Errorf("shadow cost %v, per 1,000 %v", r.Shadow.CostUSD, r.Shadow.CostPer1K)
 				}
 			},
 		},
 		{
-			name: "a worst decile, similar on the whole: migrate", want: CompareMigrate, reason: "similarity is 0.90",
-			pairs: cmpPairs(100, func(i int, p, s *Outcome) {
+			name: "a worst decile, similar on the whole: migrate", want: Migrate, reason: "similarity is 0.90",
+			pairs: cmpPairs(100, func(i int, p, s *billing.Outcome) {
 				if i%10 == 0 {
 					s.Text = "Sorry, I cannot help with that."
 				}
 			}),
-			check: func(t *testing.T, r CompareReport) {
-				if want := (CompareSimilarity{Pairs: 100, Mean: 0.9, P10: 0, Similar: 0.9, Threshold: CompareSimilarThreshold}); r.Similarity != want {
+			check: func(t *testing.T, r Report) {
+				if want := (SimilarityStats{Pairs: 100, Mean: 0.9, P10: 0, Similar: 0.9, Threshold: SimilarThreshold}); r.Similarity != want {
 					t.Errorf("similarity %+v, want %+v", r.Similarity, want)
 				}
 			},
 		},
 		{
-			name: "too few pairs: collect more data", pairs: cmpPairs(CompareMinPairs-1, nil), want: CompareCollectMore, reason: "Only 29 pairs",
-			check: func(t *testing.T, r CompareReport) {
+			name: "too few pairs: collect more data", pairs: cmpPairs(MinPairs-1, nil), want: CollectMore, reason: "Only 29 pairs",
+			check: func(t *testing.T, r Report) {
 				if r.Primary.Requests != 29 || r.Primary.LatencyP50 != 15*time.Millisecond || r.Primary.LatencyP95 != 28*time.Millisecond {
 					t.Errorf("primary %+v", r.Primary)
 				}
 			},
 		},
 		{
-			name: "more errors: stay", want: CompareStay, reason: "failed 10.0% of requests against 0.0% on platform",
-			pairs: cmpPairs(100, func(i int, p, s *Outcome) {
+			name: "more errors: stay", want: Stay, reason: "failed 10.0% of requests against 0.0% on platform",
+			pairs: cmpPairs(100, func(i int, p, s *billing.Outcome) {
 				if i%10 == 0 {
-					*s = Outcome{Status: 503, Latency: time.Second, Err: "upstream_unavailable"}
+					*s = billing.Outcome{Status: 503, Latency: time.Second, Err: "upstream_unavailable"}
 				}
 			}),
-			check: func(t *testing.T, r CompareReport) {
+			check: func(t *testing.T, r Report) {
 				s := r.Shadow
 				// 90 answers: latencies i+1 ms for i not a multiple of ten;
 				// the 45th is 50 ms, the 86th 96 ms.
@@ -537,42 +538,42 @@ func TestCompareReport(t *testing.T) {
 			},
 		},
 		{
-			name: "slower: stay", want: CompareStay, reason: "2.00 times platform's 95ms",
-			pairs: cmpPairs(100, func(i int, p, s *Outcome) { s.Latency = 2 * p.Latency }),
-			check: func(t *testing.T, r CompareReport) {
+			name: "slower: stay", want: Stay, reason: "2.00 times platform's 95ms",
+			pairs: cmpPairs(100, func(i int, p, s *billing.Outcome) { s.Latency = 2 * p.Latency }),
+			check: func(t *testing.T, r Report) {
 				if r.Shadow.LatencyP95 != 190*time.Millisecond || r.Shadow.LatencyP50 != 100*time.Millisecond {
 					t.Errorf("shadow %+v", r.Shadow)
 				}
 			},
 		},
 		{
-			name: "different answers: stay", want: CompareStay, reason: "similarity is 0.50, below 0.80",
-			pairs: cmpPairs(100, func(i int, p, s *Outcome) {
+			name: "different answers: stay", want: Stay, reason: "similarity is 0.50, below 0.80",
+			pairs: cmpPairs(100, func(i int, p, s *billing.Outcome) {
 				if i%2 == 0 {
 					s.Text = "Sorry, I cannot help with that."
 				}
 			}),
-			check: func(t *testing.T, r CompareReport) {
-				if want := (CompareSimilarity{Pairs: 100, Mean: 0.5, P10: 0, Similar: 0.5, Threshold: CompareSimilarThreshold}); r.Similarity != want {
+			check: func(t *testing.T, r Report) {
+				if want := (SimilarityStats{Pairs: 100, Mean: 0.5, P10: 0, Similar: 0.5, Threshold: SimilarThreshold}); r.Similarity != want {
 					t.Errorf("similarity %+v, want %+v", r.Similarity, want)
 				}
 			},
 		},
 		{
-			name: "dearer: stay", want: CompareStay, reason: "25.0% more, beyond the 5.0% margin",
-			pairs: cmpPairs(100, func(i int, p, s *Outcome) { s.CostUSD = 0.0025 }),
-			check: func(t *testing.T, r CompareReport) {
+			name: "dearer: stay", want: Stay, reason: "25.0% more, beyond the 5.0% margin",
+			pairs: cmpPairs(100, func(i int, p, s *billing.Outcome) { s.CostUSD = 0.0025 }),
+			check: func(t *testing.T, r Report) {
 				if r.Shadow.CostPer1K != 2.5 || r.Primary.CostPer1K != 2 {
 					t.Errorf("cost per 1,000: %v against %v", r.Shadow.CostPer1K, r.Primary.CostPer1K)
 				}
 			},
 		},
 		{
-			name: "too few pairs to compare: collect more data", want: CompareCollectMore, reason: "Only 20 pairs had two answers",
-			pairs: cmpPairs(40, func(i int, p, s *Outcome) {
+			name: "too few pairs to compare: collect more data", want: CollectMore, reason: "Only 20 pairs had two answers",
+			pairs: cmpPairs(40, func(i int, p, s *billing.Outcome) {
 				if i%2 == 0 { // both fail: the error rates are equal
-					*p = Outcome{Status: 500, Err: "upstream_error"}
-					*s = Outcome{Status: 500, Err: "upstream_error"}
+					*p = billing.Outcome{Status: 500, Err: "upstream_error"}
+					*s = billing.Outcome{Status: 500, Err: "upstream_error"}
 				}
 			}),
 		},
@@ -580,7 +581,7 @@ func TestCompareReport(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			clock := newCmpClock()
 			c := newCmp(newCmpStore(t), clock, "a")
-			cmp := mustStart(t, c, CompareRequest{Supplier: "bella", Other: "client", Window: 24 * time.Hour})
+			cmp := mustStart(t, c, Request{Supplier: "bella", Other: "client", Window: 24 * time.Hour})
 			for _, p := range tc.pairs {
 				c.Record(cmp.ID, p[0], p[1])
 			}
@@ -611,7 +612,7 @@ func TestCompareReport(t *testing.T) {
 func TestCompareReportText(t *testing.T) {
 	clock := newCmpClock()
 	c := newCmp(newCmpStore(t), clock, "a")
-	cmp := mustStart(t, c, CompareRequest{Supplier: "bella", Other: "client", Requests: 500, Window: 24 * time.Hour, Provider: "azure"})
+	cmp := mustStart(t, c, Request{Supplier: "bella", Other: "client", Requests: 500, Window: 24 * time.Hour, Provider: "azure"})
 	for _, p := range cmpPairs(100, nil) {
 		c.Record(cmp.ID, p[0], p[1])
 	}
@@ -651,7 +652,7 @@ func TestComparePersistence(t *testing.T) {
 	clock := newCmpClock()
 	st := newCmpStore(t)
 	a := newCmp(st, clock, "a")
-	cmp := mustStart(t, a, CompareRequest{Supplier: "bella", Other: "client", Requests: 1000, Sample: 1})
+	cmp := mustStart(t, a, Request{Supplier: "bella", Other: "client", Requests: 1000, Sample: 1})
 	for i := range 40 {
 		if _, _, ok := a.Shadow([]byte("bella"), uint64(i)); !ok {
 			t.Fatalf("request %d not shadowed", i)
@@ -732,12 +733,12 @@ func TestComparePersistence(t *testing.T) {
 func TestCompareRunFlushesOnShutdown(t *testing.T) {
 	clock := newCmpClock()
 	st := newCmpStore(t)
-	a := NewComparisons(CompareOptions{Store: st, Now: clock.Now, Holder: "a", Interval: time.Hour})
-	cmp := mustStart(t, a, CompareRequest{Supplier: "bella", Other: "client", Window: time.Hour})
+	a := New(Options{Store: st, Now: clock.Now, Holder: "a", Interval: time.Hour})
+	cmp := mustStart(t, a, Request{Supplier: "bella", Other: "client", Window: time.Hour})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { a.Run(ctx); close(done) }()
-	a.Record(cmp.ID, Outcome{Status: 200, Text: "yes"}, Outcome{Status: 200, Text: "yes"})
+	a.Record(cmp.ID, billing.Outcome{Status: 200, Text: "yes"}, billing.Outcome{Status: 200, Text: "yes"})
 	cancel()
 	<-done
 	if got, _ := newCmp(st, clock, "b").Get(context.Background(), cmp.ID); got.Recorded != 1 {
@@ -748,8 +749,8 @@ func TestCompareRunFlushesOnShutdown(t *testing.T) {
 func TestShadowAllocs(t *testing.T) {
 	clock := newCmpClock()
 	c := newCmp(newCmpStore(t), clock, "a")
-	mustStart(t, c, CompareRequest{Supplier: "capped", Other: "client", Requests: 1 << 30, Window: time.Hour, Sample: 1})
-	mustStart(t, c, CompareRequest{Supplier: "sampled", Other: "client", Window: time.Hour})
+	mustStart(t, c, Request{Supplier: "capped", Other: "client", Requests: 1 << 30, Window: time.Hour, Sample: 1})
+	mustStart(t, c, Request{Supplier: "sampled", Other: "client", Window: time.Hour})
 	for _, supplier := range []string{"capped", "sampled", "not-compared"} {
 		s := []byte(supplier)
 		var i uint64
@@ -762,7 +763,7 @@ func TestShadowAllocs(t *testing.T) {
 func BenchmarkShadow(b *testing.B) {
 	clock := newCmpClock()
 	c := newCmp(newCmpStore(b), clock, "a")
-	mustStart(b, c, CompareRequest{Supplier: "bella", Other: "client", Window: time.Hour})
+	mustStart(b, c, Request{Supplier: "bella", Other: "client", Window: time.Hour})
 	for _, supplier := range []string{"bella", "not-compared"} {
 		b.Run(supplier, func(b *testing.B) {
 			s := []byte(supplier)

@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-func newStore(t *testing.T, o Options) *Store {
+func newStore(t *testing.T, o Options) *Answers {
 	t.Helper()
 	s, err := New(o)
 	if err != nil {
@@ -30,7 +30,7 @@ func testEntry(body string) *Entry {
 }
 
 // setAndWait stores e and waits until the write is applied.
-func setAndWait(t *testing.T, s *Store, scope string, k Key, e *Entry) {
+func setAndWait(t *testing.T, s *Answers, scope string, k Key, e *Entry) {
 	t.Helper()
 	if !s.Set(scope, k, e) {
 		t.Fatalf("Set(%q, %v) dropped the entry", scope, k)

@@ -43,8 +43,8 @@ type Observer interface {
 	KeyServedStale()
 }
 
-// CacheOptions configure a Cache.
-type CacheOptions struct {
+// SupplierKeysOptions configure NewSupplierKeys.
+type SupplierKeysOptions struct {
 	Fetcher Fetcher
 	// Refresh is how often each key's version is checked (with ±20% jitter).
 	Refresh time.Duration
@@ -66,12 +66,12 @@ type CacheOptions struct {
 	Now func() time.Time
 }
 
-// Cache holds suppliers' keys in memory. Requests read it without I/O once
+// SupplierKeys holds suppliers' keys in memory. Requests read it without I/O once
 // a key is loaded; a background loop checks each key's version on a
 // jittered interval and swaps in new versions atomically, keeping the
 // previous one for a grace period.
-type Cache struct {
-	o       CacheOptions
+type SupplierKeys struct {
+	o       SupplierKeysOptions
 	entries sync.Map // slot -> *entry
 	flights sync.Map // slot -> *flight
 	stop    chan struct{}
@@ -107,8 +107,9 @@ type flight struct {
 	err  error
 }
 
-// NewCache creates a cache and starts its refresh loop; Close stops it.
-func NewCache(o CacheOptions) (*Cache, error) {
+// NewSupplierKeys creates the key cache and starts its refresh loop; Close
+// stops it.
+func NewSupplierKeys(o SupplierKeysOptions) (*SupplierKeys, error) {
 	if o.Fetcher == nil {
 		return nil, errors.New("keys: cache needs a fetcher")
 	}
@@ -124,13 +125,13 @@ func NewCache(o CacheOptions) (*Cache, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	c := &Cache{o: o, stop: make(chan struct{}), done: make(chan struct{})}
+	c := &SupplierKeys{o: o, stop: make(chan struct{}), done: make(chan struct{})}
 	go c.loop()
 	return c, nil
 }
 
 // Close stops the refresh loop.
-func (c *Cache) Close() {
+func (c *SupplierKeys) Close() {
 	c.once.Do(func() { close(c.stop) })
 	<-c.done
 }
@@ -139,7 +140,7 @@ func (c *Cache) Close() {
 // returned without I/O, also while its source is unreachable, up to the
 // maximum staleness (then ErrStale). The first request for a supplier waits
 // for one fetch, shared by every request that asks at the same time.
-func (c *Cache) Get(ctx context.Context, supplier, provider string) (*Key, error) {
+func (c *SupplierKeys) Get(ctx context.Context, supplier, provider string) (*Key, error) {
 	if e, ok := c.entries.Load(slot{supplier, provider}); ok {
 		if k, ok, err := c.usable(e.(*entry)); ok {
 			return k, err
@@ -150,7 +151,7 @@ func (c *Cache) Get(ctx context.Context, supplier, provider string) (*Key, error
 
 // usable answers from a loaded entry; ok is false when the entry must be
 // fetched (no state yet, or a remembered miss that expired).
-func (c *Cache) usable(e *entry) (*Key, bool, error) {
+func (c *SupplierKeys) usable(e *entry) (*Key, bool, error) {
 	st := e.state.Load()
 	if st == nil {
 		return nil, false, nil
@@ -173,7 +174,7 @@ func (c *Cache) usable(e *entry) (*Key, bool, error) {
 
 // Previous returns the key version replaced last, while its grace period
 // lasts, for a retry when the new version is refused.
-func (c *Cache) Previous(supplier, provider string) *Key {
+func (c *SupplierKeys) Previous(supplier, provider string) *Key {
 	e, ok := c.entries.Load(slot{supplier, provider})
 	if !ok {
 		return nil
@@ -189,7 +190,7 @@ func (c *Cache) Previous(supplier, provider string) *Key {
 // the entry at once (one refresh shared by every request that saw the
 // same rejection) and returns the newer key, or an error when the source
 // has nothing newer.
-func (c *Cache) Rejected(ctx context.Context, supplier, provider string, key *Key) (*Key, error) {
+func (c *SupplierKeys) Rejected(ctx context.Context, supplier, provider string, key *Key) (*Key, error) {
 	s := slot{supplier, provider}
 	if e, ok := c.entries.Load(s); ok {
 		if st := e.(*entry).state.Load(); st != nil && st.current != nil && st.current != key {
@@ -207,7 +208,7 @@ func (c *Cache) Rejected(ctx context.Context, supplier, provider string, key *Ke
 }
 
 // Refresh re-reads every cached key of a supplier now (all providers).
-func (c *Cache) Refresh(ctx context.Context, supplier string) error {
+func (c *SupplierKeys) Refresh(ctx context.Context, supplier string) error {
 	var errs []error
 	c.entries.Range(func(k, _ any) bool {
 		s := k.(slot)
@@ -222,7 +223,7 @@ func (c *Cache) Refresh(ctx context.Context, supplier string) error {
 }
 
 // Prewarm fetches the keys of suppliers for providers, logging failures.
-func (c *Cache) Prewarm(ctx context.Context, suppliers, providers []string) {
+func (c *SupplierKeys) Prewarm(ctx context.Context, suppliers, providers []string) {
 	for _, s := range suppliers {
 		for _, p := range providers {
 			if _, err := c.Get(ctx, s, p); err != nil && !errors.Is(err, ErrKeyMissing) {
@@ -235,7 +236,7 @@ func (c *Cache) Prewarm(ctx context.Context, suppliers, providers []string) {
 // load fetches a slot's key, once at a time per slot. A fetched key with
 // another fingerprint than the current one replaces it (a rotation);
 // without a current key the result is stored as the first state.
-func (c *Cache) load(ctx context.Context, s slot) (*Key, error) {
+func (c *SupplierKeys) load(ctx context.Context, s slot) (*Key, error) {
 	f := &flight{done: make(chan struct{})}
 	if other, loaded := c.flights.LoadOrStore(s, f); loaded {
 		of := other.(*flight)
@@ -302,7 +303,7 @@ func (c *Cache) load(ctx context.Context, s slot) (*Key, error) {
 	return st.current, nil
 }
 
-func (c *Cache) entry(s slot) *entry {
+func (c *SupplierKeys) entry(s slot) *entry {
 	if e, ok := c.entries.Load(s); ok {
 		return e.(*entry)
 	}
@@ -311,14 +312,14 @@ func (c *Cache) entry(s slot) *entry {
 }
 
 // schedule sets the next check of e to now + Refresh ± 20%.
-func (c *Cache) schedule(e *entry, now time.Time) {
+func (c *SupplierKeys) schedule(e *entry, now time.Time) {
 	jitter := time.Duration((rand.Float64()*0.4 - 0.2) * float64(c.o.Refresh)) //nolint:gosec // G404: refresh jitter, not a secret
 	e.next.Store(now.Add(c.o.Refresh + jitter).UnixNano())
 }
 
 // loop checks due entries; it wakes often enough to honour short
 // refresh intervals in tests and cheap when nothing is due.
-func (c *Cache) loop() {
+func (c *SupplierKeys) loop() {
 	defer close(c.done)
 	tick := c.o.Refresh / 10
 	tick = max(tick, 50*time.Millisecond)
@@ -337,7 +338,7 @@ func (c *Cache) loop() {
 
 // checkDue checks the version of every entry that is due, fetching the key
 // again when the version changed.
-func (c *Cache) checkDue() {
+func (c *SupplierKeys) checkDue() {
 	now := c.o.Now()
 	c.entries.Range(func(_, v any) bool {
 		e := v.(*entry)
@@ -355,7 +356,7 @@ func (c *Cache) checkDue() {
 	})
 }
 
-func (c *Cache) check(e *entry, st *state) {
+func (c *SupplierKeys) check(e *entry, st *state) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.o.FetchTimeout)
 	defer cancel()
 	now := c.o.Now()
@@ -401,7 +402,7 @@ type Status struct {
 }
 
 // Snapshot lists every cached key, sorted by supplier and provider.
-func (c *Cache) Snapshot() []Status {
+func (c *SupplierKeys) Snapshot() []Status {
 	now := c.o.Now()
 	var out []Status
 	c.entries.Range(func(_, v any) bool {
