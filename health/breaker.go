@@ -89,45 +89,37 @@ func (b *Breaker) current() string {
 // Allow reports whether the target may be tried at now. In half-open, only
 // one probe at a time is allowed.
 func (b *Breaker) Allow(now time.Time) bool {
-	if b.off() {
-		return true
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	switch b.state {
-	case Open:
-		if now.Sub(b.openedAt) < b.Cooldown {
-			return false
-		}
-		b.state, b.probing = HalfOpen, true
-		return true
-	case HalfOpen:
-		if b.probing {
-			return false
-		}
-		b.probing = true
-		return true
-	default:
-		return true
-	}
+	return b.pass(now, true)
 }
 
 // Available reports whether Allow would let a call through at now, without
 // taking the half-open probe.
 func (b *Breaker) Available(now time.Time) bool {
+	return b.pass(now, false)
+}
+
+// pass reports whether a call may go through at now; with take, a call
+// that goes through while the breaker is not closed is its half-open
+// probe.
+func (b *Breaker) pass(now time.Time, take bool) bool {
 	if b.off() {
 		return true
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	var ok bool
 	switch b.state {
 	case Open:
-		return now.Sub(b.openedAt) >= b.Cooldown
+		ok = now.Sub(b.openedAt) >= b.Cooldown
 	case HalfOpen:
-		return !b.probing
+		ok = !b.probing
 	default:
 		return true
 	}
+	if ok && take {
+		b.state, b.probing = HalfOpen, true
+	}
+	return ok
 }
 
 // Record updates the breaker with an attempt's outcome.
