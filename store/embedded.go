@@ -248,14 +248,8 @@ func (e *Embedded) AcquireSlot(ctx context.Context, subject string, maxSlots int
 	if err := ctx.Err(); err != nil {
 		return Slot{}, false, fmt.Errorf("store: acquire slot: %w", err)
 	}
-	if err := checkSubject(subject); err != nil {
-		return Slot{}, false, err
-	}
-	if err := checkTTL(ttl); err != nil {
-		return Slot{}, false, err
-	}
-	if maxSlots <= 0 {
-		return Slot{Subject: subject}, true, nil
+	if slot, done, err := answerSlot(subject, maxSlots, ttl); done {
+		return slot, err == nil, err
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()

@@ -323,14 +323,8 @@ return 1
 
 // AcquireSlot implements Slots with one script run.
 func (s *Redis) AcquireSlot(ctx context.Context, subject string, maxSlots int64, ttl time.Duration, now time.Time) (Slot, bool, error) {
-	if err := checkSubject(subject); err != nil {
-		return Slot{}, false, err
-	}
-	if err := checkTTL(ttl); err != nil {
-		return Slot{}, false, err
-	}
-	if maxSlots <= 0 {
-		return Slot{Subject: subject}, true, nil
+	if slot, done, err := answerSlot(subject, maxSlots, ttl); done {
+		return slot, err == nil, err
 	}
 	slot := Slot{Subject: subject, ID: s.ids.next()}
 	ms := now.UnixMilli()
