@@ -107,12 +107,9 @@ func NewWebhookSink(o WebhookOptions) (Sink, error) {
 }
 
 func newWebhookSink(o WebhookOptions, tune webhookTuning) (*webhookSink, error) {
-	timeout := o.Timeout
-	if timeout <= 0 {
-		timeout = DefaultWebhookTimeout
-	}
 	hook, err := webhook.New(webhook.Options{Name: "usage webhook", URL: o.URL, Headers: o.Headers,
-		ContentType: "application/x-ndjson", ContentEncoding: "gzip", Timeout: timeout, Client: o.Client})
+		ContentType: "application/x-ndjson", ContentEncoding: "gzip",
+		Timeout: positive(o.Timeout, DefaultWebhookTimeout), Client: o.Client})
 	if err != nil {
 		return nil, err
 	}
@@ -122,13 +119,10 @@ func newWebhookSink(o WebhookOptions, tune webhookTuning) (*webhookSink, error) 
 	s := &webhookSink{
 		hook:     hook,
 		log:      o.Log,
-		interval: o.ResendInterval,
+		interval: positive(o.ResendInterval, DefaultWebhookResendInterval),
 		tune:     tune,
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
-	}
-	if s.interval <= 0 {
-		s.interval = DefaultWebhookResendInterval
 	}
 	s.maxWait = max(s.interval, min(32*s.interval, time.Minute))
 	if s.log == nil {
