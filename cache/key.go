@@ -494,23 +494,15 @@ var plain = func() (t [256]bool) {
 	return t
 }()
 
+// shortEscapes maps the runes that JSON escapes with a backslash and one
+// letter to that letter.
+var shortEscapes = [...]byte{'"': '"', '\\': '\\', '\b': 'b', '\f': 'f', '\n': 'n', '\r': 'r', '\t': 't'}
+
 // appendRune writes the canonical form of an unescaped rune.
 func (c *canon) appendRune(r rune, key bool) {
 	switch {
-	case r == '"':
-		c.out = append(c.out, '\\', '"')
-	case r == '\\':
-		c.out = append(c.out, '\\', '\\')
-	case r == '\b':
-		c.out = append(c.out, '\\', 'b')
-	case r == '\f':
-		c.out = append(c.out, '\\', 'f')
-	case r == '\n':
-		c.out = append(c.out, '\\', 'n')
-	case r == '\r':
-		c.out = append(c.out, '\\', 'r')
-	case r == '\t':
-		c.out = append(c.out, '\\', 't')
+	case r >= 0 && r < rune(len(shortEscapes)) && shortEscapes[r] != 0:
+		c.out = append(c.out, '\\', shortEscapes[r])
 	case r < 0x20 || utf16.IsSurrogate(r):
 		c.out = append(c.out, '\\', 'u',
 			hexDigits[r>>12&0xf], hexDigits[r>>8&0xf], hexDigits[r>>4&0xf], hexDigits[r&0xf])
