@@ -71,17 +71,23 @@ type toolFunction struct {
 	Arguments string `json:"arguments"`
 }
 
-// chunkHead is what a streamed chunk of either kind carries beside its
-// choices.
-type chunkHead struct {
+// chunkID is what identifies a chunk of either kind, in the order a
+// chunk's JSON starts with.
+type chunkID struct {
 	ID                string          `json:"id"`
 	Object            string          `json:"object"`
 	Created           int64           `json:"created"`
 	Model             string          `json:"model"`
 	ServiceTier       json.RawMessage `json:"service_tier,omitempty"`
 	SystemFingerprint json.RawMessage `json:"system_fingerprint,omitempty"`
-	Usage             json.RawMessage `json:"usage,omitempty"`
-	Error             json.RawMessage `json:"error,omitempty"`
+}
+
+// chunkHead is what a streamed chunk of either kind carries beside its
+// choices.
+type chunkHead struct {
+	chunkID
+	Usage json.RawMessage `json:"usage,omitempty"`
+	Error json.RawMessage `json:"error,omitempty"`
 }
 
 // streamChunk is a streamed chunk as read: a chat completion chunk with
@@ -237,14 +243,9 @@ func (a *chatAcc) choice(index int) (chatChoice, error) {
 
 // chunkOut is a synthesised chunk of either kind of completion.
 type chunkOut struct {
-	ID                string          `json:"id"`
-	Object            string          `json:"object"`
-	Created           int64           `json:"created"`
-	Model             string          `json:"model"`
-	ServiceTier       json.RawMessage `json:"service_tier,omitempty"`
-	SystemFingerprint json.RawMessage `json:"system_fingerprint,omitempty"`
-	Choices           any             `json:"choices"`
-	Usage             json.RawMessage `json:"usage,omitempty"`
+	chunkID
+	Choices any             `json:"choices"`
+	Usage   json.RawMessage `json:"usage,omitempty"`
 }
 
 type chatChoiceOut struct {
@@ -268,10 +269,10 @@ func SynthesizeChatStream(body []byte, includeUsage bool) ([][]byte, error) {
 		return nil, err
 	}
 	s := synth{
-		head: chunkOut{
+		head: chunkOut{chunkID: chunkID{
 			ID: cc.ID, Object: objectChatCompletionChunk, Created: cc.Created, Model: cc.Model,
 			ServiceTier: cc.ServiceTier, SystemFingerprint: cc.SystemFingerprint,
-		},
+		}},
 		includeUsage: includeUsage,
 	}
 	for _, c := range cc.Choices {
@@ -435,10 +436,10 @@ func SynthesizeCompletionStream(body []byte, includeUsage bool) ([][]byte, error
 		return nil, err
 	}
 	s := synth{
-		head: chunkOut{
+		head: chunkOut{chunkID: chunkID{
 			ID: tc.ID, Object: objectTextCompletion, Created: tc.Created, Model: tc.Model,
 			SystemFingerprint: tc.SystemFingerprint,
-		},
+		}},
 		includeUsage: includeUsage,
 	}
 	for _, c := range tc.Choices {
