@@ -6,22 +6,18 @@
 package alert
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"math/rand/v2"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
-	"golang.org/x/net/http/httpguts"
+
+	"github.com/wedsync/veil/internal/webhook"
 )
 
 // Defaults of Options.
@@ -75,6 +71,7 @@ type Options struct {
 	// Instance names this veil in the payload (the pod's host name).
 	Instance string
 	// Client sends the POSTs; nil means a client of the notifier's own.
+	// Redirects that would turn the POST into a GET are not followed.
 	Client *http.Client
 	// Log receives one line per alert and the webhook's delivery errors;
 	// nil means none.
@@ -114,14 +111,8 @@ type Payload struct {
 // Notifier takes events from probes, breakers and migrations without
 // blocking them, logs each one, and sends them to the webhook.
 type Notifier struct {
-	url      string
-	headers  http.Header
-	timeout  time.Duration
-	attempts int
-	backoff  time.Duration
+	hook     *webhook.Poster
 	instance string
-	client   *http.Client
-	own      *http.Transport // closed by Close when the client is the notifier's
 	log      *zap.Logger
 	obs      Observer
 	now      func() time.Time
@@ -157,44 +148,26 @@ func New(o Options) (*Notifier, error) {
 	if o.URL == "" {
 		return n, nil
 	}
-	u, err := url.Parse(o.URL)
+	timeout, attempts, backoff := o.Timeout, o.Attempts, o.Backoff
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	if attempts <= 0 {
+		attempts = DefaultAttempts
+	}
+	if backoff <= 0 {
+		backoff = DefaultBackoff
+	}
+	hook, err := webhook.New(webhook.Options{Name: "alert webhook", URL: o.URL, Headers: o.Headers,
+		ContentType: "application/json", Timeout: timeout, Client: o.Client,
+		Attempts: attempts, Backoff: backoff, MaxBackoff: maxBackoff})
 	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err // ue would print the URL, which may hold a secret
-		}
-		return nil, fmt.Errorf("alert webhook url: %w", err)
+		return nil, err
 	}
-	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
-		return nil, errors.New("alert webhook url: want http(s)://host/...") //nolint:revive,staticcheck // error-strings, ST1005: the dots are part of the URL pattern
-	}
-	n.url = u.String()
-	n.headers = make(http.Header, len(o.Headers))
-	for k, v := range o.Headers {
-		if !httpguts.ValidHeaderFieldName(k) || !httpguts.ValidHeaderFieldValue(v) {
-			return nil, fmt.Errorf("alert webhook header %q: invalid name or value", k)
-		}
-		n.headers.Set(k, v)
-	}
-	n.timeout, n.attempts, n.backoff = o.Timeout, o.Attempts, o.Backoff
-	if n.timeout <= 0 {
-		n.timeout = DefaultTimeout
-	}
-	if n.attempts <= 0 {
-		n.attempts = DefaultAttempts
-	}
-	if n.backoff <= 0 {
-		n.backoff = DefaultBackoff
-	}
+	n.hook = hook
 	size := o.QueueSize
 	if size <= 0 {
 		size = DefaultQueueSize
-	}
-	if o.Client != nil {
-		n.client = o.Client
-	} else {
-		n.own = http.DefaultTransport.(*http.Transport).Clone()
-		n.client = &http.Client{Transport: n.own}
 	}
 	n.deb = newDebouncer(o.Debounce)
 	n.in = make(chan Event, size)
@@ -324,27 +297,9 @@ func (n *Notifier) deliver(m message) {
 		n.log.Error("alert webhook: encoding the alert failed", zap.String("provider", m.Provider), zap.Error(err))
 		return
 	}
-	wait := n.backoff
-	for try := 1; ; try++ {
-		err = n.send(body)
-		if err == nil {
-			n.obs.AlertSent()
-			return
-		}
-		var pe *permanentError
-		if errors.As(err, &pe) || try >= n.attempts || n.ctx.Err() != nil {
-			break
-		}
-		// Equal jitter: replicas that saw the same outage do not retry in
-		// step.
-		d := wait/2 + rand.N(wait/2+1) //nolint:gosec // G404: retry jitter, not a secret
-		wait = min(2*wait, maxBackoff)
-		t := time.NewTimer(d)
-		select {
-		case <-t.C:
-		case <-n.ctx.Done():
-			t.Stop()
-		}
+	if err = n.hook.Send(n.ctx, body); err == nil {
+		n.obs.AlertSent()
+		return
 	}
 	if n.ctx.Err() != nil {
 		n.undelivered.Add(1)
@@ -355,52 +310,7 @@ func (n *Notifier) deliver(m message) {
 }
 
 // StatusError is a webhook answer other than 2xx.
-type StatusError struct {
-	StatusCode int
-}
-
-// Error returns the status.
-func (e *StatusError) Error() string {
-	return fmt.Sprintf("alert webhook answered %d %s", e.StatusCode, http.StatusText(e.StatusCode))
-}
-
-// permanentError is a failure that trying again would not mend.
-type permanentError struct{ err error }
-
-func (e *permanentError) Error() string { return e.err.Error() }
-func (e *permanentError) Unwrap() error { return e.err }
-
-// send POSTs one body; the error never holds the URL or a header.
-func (n *Notifier) send(body []byte) error {
-	ctx, cancel := context.WithTimeout(n.ctx, n.timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, n.url, bytes.NewReader(body))
-	if err != nil {
-		return &permanentError{fmt.Errorf("alert webhook request: %w", err)}
-	}
-	for k, v := range n.headers {
-		req.Header[k] = v
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := n.client.Do(req)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err // ue would print the URL, which may hold a secret
-		}
-		return fmt.Errorf("alert webhook post: %w", err)
-	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	_ = resp.Body.Close()
-	switch code := resp.StatusCode; {
-	case code >= 200 && code < 300:
-		return nil
-	case code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500:
-		return &StatusError{StatusCode: code}
-	default:
-		return &permanentError{&StatusError{StatusCode: code}}
-	}
-}
+type StatusError = webhook.StatusError
 
 // Close stops taking alerts for the webhook and delivers the ones queued
 // or held by the debounce, until ctx ends; what is left then is counted as
@@ -422,9 +332,7 @@ func (n *Notifier) Close(ctx context.Context) error {
 		if k := n.undelivered.Load(); k > 0 {
 			n.closeErr = fmt.Errorf("alert webhook: %d alerts not delivered: %w", k, context.Cause(ctx))
 		}
-		if n.own != nil {
-			n.own.CloseIdleConnections()
-		}
+		n.hook.Close()
 	})
 	return n.closeErr
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/dgraph-io/ristretto/v2"
 
+	"github.com/wedsync/veil/internal/flight"
 	"github.com/wedsync/veil/internal/mix"
 )
 
@@ -66,7 +67,7 @@ type Answers struct {
 	// base holds the ristretto metrics that PurgeAll's Clear reset.
 	base struct{ rejected, evicted uint64 }
 
-	flights flightGroup
+	flights flight.Group[flightKey, *Entry]
 }
 
 // item is what the store keeps in ristretto. The ristretto key is a 64-bit

@@ -503,8 +503,8 @@ func TestBeginEnd(t *testing.T) {
 		t.Fatal("the first caller does not lead")
 	}
 	g, leader := s.Begin("bella", k)
-	if leader || g != f || s.waiting("bella", k) != 1 {
-		t.Fatalf("the second caller leads %v, same flight %v", leader, g == f)
+	if leader || g.c != f.c || s.waiting("bella", k) != 1 {
+		t.Fatalf("the second caller leads %v, same flight %v", leader, g.c == f.c)
 	}
 	if other, leader := s.Begin("rose", k); !leader {
 		t.Error("another scope shares the flight")

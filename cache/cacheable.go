@@ -112,13 +112,10 @@ func scanNumber(b []byte, i int) (p numParts, end int, ok bool) {
 	p.intEnd = i
 	p.fracStart, p.fracEnd = i, i
 	if i < len(b) && b[i] == '.' {
-		i++
-		p.fracStart = i
-		i = skipDigits(b, i)
-		if i == p.fracStart {
-			return p, i, false
+		if p.fracStart, p.fracEnd, ok = digits(b, i+1); !ok {
+			return p, p.fracEnd, false
 		}
-		p.fracEnd = i
+		i = p.fracEnd
 	}
 	p.expStart, p.expEnd = i, i
 	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
@@ -127,14 +124,19 @@ func scanNumber(b []byte, i int) (p numParts, end int, ok bool) {
 			p.expNeg = b[i] == '-'
 			i++
 		}
-		p.expStart = i
-		i = skipDigits(b, i)
-		if i == p.expStart {
-			return p, i, false
+		if p.expStart, p.expEnd, ok = digits(b, i); !ok {
+			return p, p.expEnd, false
 		}
-		p.expEnd = i
+		i = p.expEnd
 	}
 	return p, i, true
+}
+
+// digits finds the run of digits that starts at b[i]: it returns where
+// the run starts and ends, and whether it holds a digit at all.
+func digits(b []byte, i int) (start, end int, ok bool) {
+	end = skipDigits(b, i)
+	return i, end, end > i
 }
 
 // skipDigits returns the index of the first non-digit at or after b[i].

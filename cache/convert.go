@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"unicode"
@@ -70,17 +71,30 @@ type toolFunction struct {
 	Arguments string `json:"arguments"`
 }
 
-// chatChunk is a chat completion chunk, read and written.
-type chatChunk struct {
-	ID                string            `json:"id"`
-	Object            string            `json:"object"`
-	Created           int64             `json:"created"`
-	Model             string            `json:"model"`
-	ServiceTier       json.RawMessage   `json:"service_tier,omitempty"`
-	SystemFingerprint json.RawMessage   `json:"system_fingerprint,omitempty"`
-	Choices           []chatChunkChoice `json:"choices"`
-	Usage             json.RawMessage   `json:"usage,omitempty"`
-	Error             json.RawMessage   `json:"error,omitempty"`
+// chunkID is what identifies a chunk of either kind, in the order a
+// chunk's JSON starts with.
+type chunkID struct {
+	ID                string          `json:"id"`
+	Object            string          `json:"object"`
+	Created           int64           `json:"created"`
+	Model             string          `json:"model"`
+	ServiceTier       json.RawMessage `json:"service_tier,omitempty"`
+	SystemFingerprint json.RawMessage `json:"system_fingerprint,omitempty"`
+}
+
+// chunkHead is what a streamed chunk of either kind carries beside its
+// choices.
+type chunkHead struct {
+	chunkID
+	Usage json.RawMessage `json:"usage,omitempty"`
+	Error json.RawMessage `json:"error,omitempty"`
+}
+
+// streamChunk is a streamed chunk as read: a chat completion chunk with
+// chatChunkChoice choices, or a completion chunk with textChoice ones.
+type streamChunk[C any] struct {
+	chunkHead
+	Choices []C `json:"choices"`
 }
 
 type chatChunkChoice struct {
@@ -125,21 +139,25 @@ type chatLogprobs struct {
 	Refusal []json.RawMessage `json:"refusal"`
 }
 
+// extend appends the arrays of a further chunk's logprobs.
+func (l *chatLogprobs) extend(more *chatLogprobs) {
+	l.Content = append(l.Content, more.Content...)
+	l.Refusal = append(l.Refusal, more.Refusal...)
+}
+
 // chatAcc accumulates one choice of a streamed chat completion.
 type chatAcc struct {
-	index        int
 	role         string
 	content      strings.Builder
 	sawContent   bool
 	refusal      strings.Builder
 	sawRefusal   bool
-	tools        []*toolAcc
+	tools        map[int]*toolAcc // by tool call index
 	finishReason *string
 	logprobs     *chatLogprobs
 }
 
 type toolAcc struct {
-	index     int
 	id, typ   string
 	name      strings.Builder
 	arguments strings.Builder
@@ -151,64 +169,15 @@ type toolAcc struct {
 // joined per choice, with the role and finish reason, logprobs are
 // concatenated, and usage is taken from the chunk that carries it.
 func AssembleChat(events [][]byte) ([]byte, error) {
-	var (
-		out  chatCompletion
-		accs []*chatAcc
-		seen bool
-	)
-	for i, ev := range events {
-		if skipEvent(ev) {
-			continue
-		}
-		var ch chatChunk
-		if err := json.Unmarshal(ev, &ch); err != nil {
-			return nil, fmt.Errorf("%w: event %d: %w", ErrInvalidAnswer, i, err)
-		}
-		if !isNull(ch.Error) {
-			return nil, fmt.Errorf("%w: event %d carries an error", ErrInvalidAnswer, i)
-		}
-		if ch.Object != "" && ch.Object != objectChatCompletionChunk {
-			return nil, fmt.Errorf("%w: event %d is a %q", ErrInvalidAnswer, i, ch.Object)
-		}
-		seen = true
-		mergeHeader(&out.ID, &out.Created, &out.Model, ch.ID, ch.Created, ch.Model)
-		mergeRaw(&out.ServiceTier, ch.ServiceTier)
-		mergeRaw(&out.SystemFingerprint, ch.SystemFingerprint)
-		if !isNull(ch.Usage) {
-			out.Usage = ch.Usage
-		}
-		for _, c := range ch.Choices {
-			acc := chatChoiceAcc(&accs, c.Index)
-			if err := acc.add(c); err != nil {
-				return nil, fmt.Errorf("%w: event %d: %w", ErrInvalidAnswer, i, err)
-			}
-		}
+	head, choices, err := assemble[chatChunkChoice, chatChoice, chatAcc](events, objectChatCompletionChunk)
+	if err != nil {
+		return nil, err
 	}
-	if !seen {
-		return nil, fmt.Errorf("%w: no events", ErrInvalidAnswer)
-	}
-	out.Object = objectChatCompletion
-	slices.SortFunc(accs, func(a, b *chatAcc) int { return a.index - b.index })
-	out.Choices = make([]chatChoice, 0, len(accs))
-	for _, acc := range accs {
-		c, err := acc.choice()
-		if err != nil {
-			return nil, err
-		}
-		out.Choices = append(out.Choices, c)
-	}
-	return marshal(out)
-}
-
-func chatChoiceAcc(accs *[]*chatAcc, index int) *chatAcc {
-	for _, a := range *accs {
-		if a.index == index {
-			return a
-		}
-	}
-	a := &chatAcc{index: index}
-	*accs = append(*accs, a)
-	return a
+	return marshal(chatCompletion{
+		ID: head.ID, Object: objectChatCompletion, Created: head.Created, Model: head.Model,
+		Choices: choices, Usage: head.Usage,
+		ServiceTier: head.ServiceTier, SystemFingerprint: head.SystemFingerprint,
+	})
 }
 
 func (a *chatAcc) add(c chatChunkChoice) error {
@@ -225,7 +194,10 @@ func (a *chatAcc) add(c chatChunkChoice) error {
 		a.sawRefusal = true
 	}
 	for _, td := range d.ToolCalls {
-		t := a.tool(td.Index)
+		if a.tools == nil {
+			a.tools = make(map[int]*toolAcc)
+		}
+		t := accumulator(a.tools, td.Index)
 		if td.ID != "" {
 			t.id = td.ID
 		}
@@ -240,33 +212,12 @@ func (a *chatAcc) add(c chatChunkChoice) error {
 	if c.FinishReason != nil {
 		a.finishReason = c.FinishReason
 	}
-	if !isNull(c.Logprobs) {
-		var lp chatLogprobs
-		if err := json.Unmarshal(c.Logprobs, &lp); err != nil {
-			return fmt.Errorf("logprobs: %w", err)
-		}
-		if a.logprobs == nil {
-			a.logprobs = &chatLogprobs{}
-		}
-		a.logprobs.Content = append(a.logprobs.Content, lp.Content...)
-		a.logprobs.Refusal = append(a.logprobs.Refusal, lp.Refusal...)
-	}
-	return nil
+	return addLogprobs(&a.logprobs, c.Logprobs)
 }
 
-func (a *chatAcc) tool(index int) *toolAcc {
-	for _, t := range a.tools {
-		if t.index == index {
-			return t
-		}
-	}
-	t := &toolAcc{index: index}
-	a.tools = append(a.tools, t)
-	return t
-}
-
-func (a *chatAcc) choice() (chatChoice, error) {
-	c := chatChoice{Index: a.index, FinishReason: a.finishReason}
+// choice is the assembled choice of the given index.
+func (a *chatAcc) choice(index int) (chatChoice, error) {
+	c := chatChoice{Index: index, FinishReason: a.finishReason}
 	c.Message.Role = a.role
 	if c.Message.Role == "" {
 		c.Message.Role = "assistant"
@@ -278,33 +229,23 @@ func (a *chatAcc) choice() (chatChoice, error) {
 	if a.sawRefusal {
 		c.Message.Refusal = ptr(a.refusal.String())
 	}
-	slices.SortFunc(a.tools, func(x, y *toolAcc) int { return x.index - y.index })
-	for _, t := range a.tools {
+	for _, i := range slices.Sorted(maps.Keys(a.tools)) {
+		t := a.tools[i]
 		c.Message.ToolCalls = append(c.Message.ToolCalls, toolCall{
 			ID: t.id, Type: t.typ,
 			Function: toolFunction{Name: t.name.String(), Arguments: t.arguments.String()},
 		})
 	}
-	if a.logprobs != nil {
-		raw, err := marshal(a.logprobs)
-		if err != nil {
-			return c, err
-		}
-		c.Logprobs = raw
-	}
-	return c, nil
+	var err error
+	c.Logprobs, err = marshal(a.logprobs) // null when there were none
+	return c, err
 }
 
 // chunkOut is a synthesised chunk of either kind of completion.
 type chunkOut struct {
-	ID                string          `json:"id"`
-	Object            string          `json:"object"`
-	Created           int64           `json:"created"`
-	Model             string          `json:"model"`
-	ServiceTier       json.RawMessage `json:"service_tier,omitempty"`
-	SystemFingerprint json.RawMessage `json:"system_fingerprint,omitempty"`
-	Choices           any             `json:"choices"`
-	Usage             json.RawMessage `json:"usage,omitempty"`
+	chunkID
+	Choices any             `json:"choices"`
+	Usage   json.RawMessage `json:"usage,omitempty"`
 }
 
 type chatChoiceOut struct {
@@ -324,17 +265,14 @@ type chatChoiceOut struct {
 // as OpenAI does for stream_options.include_usage.
 func SynthesizeChatStream(body []byte, includeUsage bool) ([][]byte, error) {
 	var cc chatCompletion
-	if err := json.Unmarshal(body, &cc); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidAnswer, err)
-	}
-	if cc.Object != "" && cc.Object != objectChatCompletion {
-		return nil, fmt.Errorf("%w: body is a %q", ErrInvalidAnswer, cc.Object)
+	if err := decodeAnswer(body, &cc, &cc.Object, objectChatCompletion); err != nil {
+		return nil, err
 	}
 	s := synth{
-		head: chunkOut{
+		head: chunkOut{chunkID: chunkID{
 			ID: cc.ID, Object: objectChatCompletionChunk, Created: cc.Created, Model: cc.Model,
 			ServiceTier: cc.ServiceTier, SystemFingerprint: cc.SystemFingerprint,
-		},
+		}},
 		includeUsage: includeUsage,
 	}
 	for _, c := range cc.Choices {
@@ -372,12 +310,8 @@ func SynthesizeChatStream(body []byte, includeUsage bool) ([][]byte, error) {
 				}}})
 			}
 		}
-		logprobs := c.Logprobs
-		if isNull(logprobs) {
-			logprobs = jsonNull
-		}
 		s.emit([]chatChoiceOut{{
-			Index: c.Index, Delta: struct{}{}, Logprobs: logprobs, FinishReason: c.FinishReason,
+			Index: c.Index, Delta: struct{}{}, Logprobs: orNull(c.Logprobs), FinishReason: c.FinishReason,
 		}}, nil)
 	}
 	s.finish(cc.Usage)
@@ -421,8 +355,8 @@ func (s *synth) finish(usage json.RawMessage) {
 	}
 }
 
-// textCompletion is a plain completion or a completion chunk, read and
-// written; both have the object text_completion.
+// textCompletion is a plain completion, read and written; its chunks have
+// the same object, text_completion.
 type textCompletion struct {
 	ID                string          `json:"id"`
 	Object            string          `json:"object"`
@@ -431,7 +365,6 @@ type textCompletion struct {
 	Choices           []textChoice    `json:"choices"`
 	Usage             json.RawMessage `json:"usage,omitempty"`
 	SystemFingerprint json.RawMessage `json:"system_fingerprint,omitempty"`
-	Error             json.RawMessage `json:"error,omitempty"`
 }
 
 type textChoice struct {
@@ -449,8 +382,15 @@ type textLogprobs struct {
 	TextOffset    []json.RawMessage `json:"text_offset"`
 }
 
+// extend appends the arrays of a further chunk's logprobs.
+func (l *textLogprobs) extend(more *textLogprobs) {
+	l.Tokens = append(l.Tokens, more.Tokens...)
+	l.TokenLogprobs = append(l.TokenLogprobs, more.TokenLogprobs...)
+	l.TopLogprobs = append(l.TopLogprobs, more.TopLogprobs...)
+	l.TextOffset = append(l.TextOffset, more.TextOffset...)
+}
+
 type textAcc struct {
-	index        int
 	text         strings.Builder
 	finishReason *string
 	logprobs     *textLogprobs
@@ -461,82 +401,28 @@ type textAcc struct {
 // text_completion JSON: the text is joined per choice, logprobs are
 // concatenated, and usage is taken from the chunk that carries it.
 func AssembleCompletion(events [][]byte) ([]byte, error) {
-	var (
-		out  textCompletion
-		accs []*textAcc
-		seen bool
-	)
-	for i, ev := range events {
-		if skipEvent(ev) {
-			continue
-		}
-		var ch textCompletion
-		if err := json.Unmarshal(ev, &ch); err != nil {
-			return nil, fmt.Errorf("%w: event %d: %w", ErrInvalidAnswer, i, err)
-		}
-		if !isNull(ch.Error) {
-			return nil, fmt.Errorf("%w: event %d carries an error", ErrInvalidAnswer, i)
-		}
-		if ch.Object != "" && ch.Object != objectTextCompletion {
-			return nil, fmt.Errorf("%w: event %d is a %q", ErrInvalidAnswer, i, ch.Object)
-		}
-		seen = true
-		mergeHeader(&out.ID, &out.Created, &out.Model, ch.ID, ch.Created, ch.Model)
-		mergeRaw(&out.SystemFingerprint, ch.SystemFingerprint)
-		if !isNull(ch.Usage) {
-			out.Usage = ch.Usage
-		}
-		for _, c := range ch.Choices {
-			acc := textChoiceAcc(&accs, c.Index)
-			acc.text.WriteString(c.Text)
-			if c.FinishReason != nil {
-				acc.finishReason = c.FinishReason
-			}
-			if isNull(c.Logprobs) {
-				continue
-			}
-			var lp textLogprobs
-			if err := json.Unmarshal(c.Logprobs, &lp); err != nil {
-				return nil, fmt.Errorf("%w: event %d: logprobs: %w", ErrInvalidAnswer, i, err)
-			}
-			if acc.logprobs == nil {
-				acc.logprobs = &textLogprobs{}
-			}
-			acc.logprobs.Tokens = append(acc.logprobs.Tokens, lp.Tokens...)
-			acc.logprobs.TokenLogprobs = append(acc.logprobs.TokenLogprobs, lp.TokenLogprobs...)
-			acc.logprobs.TopLogprobs = append(acc.logprobs.TopLogprobs, lp.TopLogprobs...)
-			acc.logprobs.TextOffset = append(acc.logprobs.TextOffset, lp.TextOffset...)
-		}
+	head, choices, err := assemble[textChoice, textChoice, textAcc](events, objectTextCompletion)
+	if err != nil {
+		return nil, err
 	}
-	if !seen {
-		return nil, fmt.Errorf("%w: no events", ErrInvalidAnswer)
-	}
-	out.Object = objectTextCompletion
-	slices.SortFunc(accs, func(a, b *textAcc) int { return a.index - b.index })
-	out.Choices = make([]textChoice, 0, len(accs))
-	for _, acc := range accs {
-		c := textChoice{Text: acc.text.String(), Index: acc.index, Logprobs: jsonNull, FinishReason: acc.finishReason}
-		if acc.logprobs != nil {
-			raw, err := marshal(acc.logprobs)
-			if err != nil {
-				return nil, err
-			}
-			c.Logprobs = raw
-		}
-		out.Choices = append(out.Choices, c)
-	}
-	return marshal(out)
+	return marshal(textCompletion{
+		ID: head.ID, Object: objectTextCompletion, Created: head.Created, Model: head.Model,
+		Choices: choices, Usage: head.Usage, SystemFingerprint: head.SystemFingerprint,
+	})
 }
 
-func textChoiceAcc(accs *[]*textAcc, index int) *textAcc {
-	for _, a := range *accs {
-		if a.index == index {
-			return a
-		}
+func (a *textAcc) add(c textChoice) error {
+	a.text.WriteString(c.Text)
+	if c.FinishReason != nil {
+		a.finishReason = c.FinishReason
 	}
-	a := &textAcc{index: index}
-	*accs = append(*accs, a)
-	return a
+	return addLogprobs(&a.logprobs, c.Logprobs)
+}
+
+// choice is the assembled choice of the given index.
+func (a *textAcc) choice(index int) (textChoice, error) {
+	lp, err := marshal(a.logprobs) // null when there were none
+	return textChoice{Text: a.text.String(), Index: index, Logprobs: lp, FinishReason: a.finishReason}, err
 }
 
 // SynthesizeCompletionStream turns a plain completion into the data payloads
@@ -546,31 +432,44 @@ func textChoiceAcc(accs *[]*textAcc, index int) *textAcc {
 // SynthesizeChatStream.
 func SynthesizeCompletionStream(body []byte, includeUsage bool) ([][]byte, error) {
 	var tc textCompletion
-	if err := json.Unmarshal(body, &tc); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidAnswer, err)
-	}
-	if tc.Object != "" && tc.Object != objectTextCompletion {
-		return nil, fmt.Errorf("%w: body is a %q", ErrInvalidAnswer, tc.Object)
+	if err := decodeAnswer(body, &tc, &tc.Object, objectTextCompletion); err != nil {
+		return nil, err
 	}
 	s := synth{
-		head: chunkOut{
+		head: chunkOut{chunkID: chunkID{
 			ID: tc.ID, Object: objectTextCompletion, Created: tc.Created, Model: tc.Model,
 			SystemFingerprint: tc.SystemFingerprint,
-		},
+		}},
 		includeUsage: includeUsage,
 	}
 	for _, c := range tc.Choices {
 		for _, part := range splitWords(c.Text, wordsPerChunk) {
 			s.emit([]textChoice{{Text: part, Index: c.Index, Logprobs: jsonNull}}, nil)
 		}
-		logprobs := c.Logprobs
-		if isNull(logprobs) {
-			logprobs = jsonNull
-		}
-		s.emit([]textChoice{{Index: c.Index, Logprobs: logprobs, FinishReason: c.FinishReason}}, nil)
+		s.emit([]textChoice{{Index: c.Index, Logprobs: orNull(c.Logprobs), FinishReason: c.FinishReason}}, nil)
 	}
 	s.finish(tc.Usage)
 	return s.events, s.err
+}
+
+// decodeAnswer decodes body, a plain answer, into v, whose object field
+// is at object; an object other than want is ErrInvalidAnswer.
+func decodeAnswer(body []byte, v any, object *string, want string) error {
+	if err := json.Unmarshal(body, v); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidAnswer, err)
+	}
+	if *object != "" && *object != want {
+		return fmt.Errorf("%w: body is a %q", ErrInvalidAnswer, *object)
+	}
+	return nil
+}
+
+// orNull returns raw, or null when it is absent.
+func orNull(raw json.RawMessage) json.RawMessage {
+	if isNull(raw) {
+		return jsonNull
+	}
+	return raw
 }
 
 // skipEvent reports whether an event payload carries no chunk: empty, or
@@ -580,17 +479,89 @@ func skipEvent(ev []byte) bool {
 	return len(ev) == 0 || string(ev) == "[DONE]"
 }
 
-// mergeHeader fills the id, created and model of an assembled answer from
-// the first chunk that has them.
-func mergeHeader(id *string, created *int64, model *string, chID string, chCreated int64, chModel string) {
-	if *id == "" {
-		*id = chID
+// streamChoice is a choice of a streamed chunk.
+type streamChoice interface {
+	// choiceIndex is the index of the choice the chunk adds to.
+	choiceIndex() int
+}
+
+func (c chatChunkChoice) choiceIndex() int { return c.Index }
+func (c textChoice) choiceIndex() int      { return c.Index }
+
+// choiceAcc is a pointer to an accumulator A of one choice: it takes the
+// streamed choices C of its index and makes the assembled choice O.
+type choiceAcc[A any, C streamChoice, O any] interface {
+	*A
+	add(c C) error
+	choice(index int) (O, error)
+}
+
+// assemble reads the events of a stream as chunks with choices of type C,
+// skipping empty events and [DONE], and accumulates the choices per index
+// in an A each. It returns the chunks' merged head (see merge) and the
+// assembled choices in the order of their index. It fails with
+// ErrInvalidAnswer on invalid JSON, an error event, a chunk of another
+// object than the given one, a choice that cannot be added, and a stream
+// without chunks.
+func assemble[C streamChoice, O, A any, PA choiceAcc[A, C, O]](events [][]byte, object string) (chunkHead, []O, error) {
+	var (
+		head chunkHead
+		accs = make(map[int]PA)
+		seen bool
+	)
+	for i, ev := range events {
+		if skipEvent(ev) {
+			continue
+		}
+		var ch streamChunk[C]
+		if err := json.Unmarshal(ev, &ch); err != nil {
+			return head, nil, fmt.Errorf("%w: event %d: %w", ErrInvalidAnswer, i, err)
+		}
+		if !isNull(ch.Error) {
+			return head, nil, fmt.Errorf("%w: event %d carries an error", ErrInvalidAnswer, i)
+		}
+		if ch.Object != "" && ch.Object != object {
+			return head, nil, fmt.Errorf("%w: event %d is a %q", ErrInvalidAnswer, i, ch.Object)
+		}
+		seen = true
+		head.merge(&ch.chunkHead)
+		for _, c := range ch.Choices {
+			if err := accumulator(accs, c.choiceIndex()).add(c); err != nil {
+				return head, nil, fmt.Errorf("%w: event %d: %w", ErrInvalidAnswer, i, err)
+			}
+		}
 	}
-	if *created == 0 {
-		*created = chCreated
+	if !seen {
+		return head, nil, fmt.Errorf("%w: no events", ErrInvalidAnswer)
 	}
-	if *model == "" {
-		*model = chModel
+	choices := make([]O, 0, len(accs))
+	for _, i := range slices.Sorted(maps.Keys(accs)) {
+		c, err := accs[i].choice(i)
+		if err != nil {
+			return head, nil, err
+		}
+		choices = append(choices, c)
+	}
+	return head, choices, nil
+}
+
+// merge takes into h what a further chunk ch says: the id, created and
+// model of the first chunk that has them, the first non-null service tier
+// and system fingerprint, and the usage of the last chunk that carries it.
+func (h *chunkHead) merge(ch *chunkHead) {
+	if h.ID == "" {
+		h.ID = ch.ID
+	}
+	if h.Created == 0 {
+		h.Created = ch.Created
+	}
+	if h.Model == "" {
+		h.Model = ch.Model
+	}
+	mergeRaw(&h.ServiceTier, ch.ServiceTier)
+	mergeRaw(&h.SystemFingerprint, ch.SystemFingerprint)
+	if !isNull(ch.Usage) {
+		h.Usage = ch.Usage
 	}
 }
 
@@ -599,6 +570,38 @@ func mergeRaw(dst *json.RawMessage, v json.RawMessage) {
 	if isNull(*dst) && len(v) > 0 {
 		*dst = v
 	}
+}
+
+// addLogprobs appends the logprobs of a streamed choice, raw, to those
+// of its accumulator, *dst, which it creates on the first ones; absent or
+// null logprobs add nothing.
+func addLogprobs[L any, PL interface {
+	*L
+	extend(more *L)
+}](dst *PL, raw json.RawMessage) error {
+	if isNull(raw) {
+		return nil
+	}
+	var lp L
+	if err := json.Unmarshal(raw, &lp); err != nil {
+		return fmt.Errorf("logprobs: %w", err)
+	}
+	if *dst == nil {
+		*dst = new(L)
+	}
+	(*dst).extend(&lp)
+	return nil
+}
+
+// accumulator returns the accumulator of index in accs, adding a new one
+// when there is none.
+func accumulator[P interface{ *A }, A any](accs map[int]P, index int) P {
+	a, ok := accs[index]
+	if !ok {
+		a = new(A)
+		accs[index] = a
+	}
+	return a
 }
 
 // splitWords splits s into parts of at most n words each, keeping all the

@@ -1,20 +1,14 @@
 package cache
 
 import (
-	"errors"
-	"sync"
 	"time"
+
+	"github.com/wedsync/veil/internal/flight"
 )
 
 // ErrFlightAborted is returned by Do to the callers that waited for a
 // call of fn that panicked or exited its goroutine.
-var ErrFlightAborted = errors.New("cache: shared call aborted")
-
-// flightGroup collapses concurrent calls for the same slot into one.
-type flightGroup struct {
-	mu sync.Mutex
-	m  map[flightKey]*Flight
-}
+var ErrFlightAborted = flight.ErrAborted
 
 type flightKey struct {
 	scope      string
@@ -27,61 +21,37 @@ type flightKey struct {
 // that leads it stores the answer, if any, and ends it; the others Wait
 // and then look the key up again.
 type Flight struct {
-	g       *flightGroup
-	key     flightKey
-	done    chan struct{}
-	waiters int
-	entry   *Entry
-	err     error
+	c *flight.Call[flightKey, *Entry]
 }
 
 // Begin returns the flight of k in scope and whether the caller leads it.
 // A leader must call End exactly once, after storing the answer or giving
 // up; a follower calls Wait.
 func (s *Answers) Begin(scope string, k Key) (f *Flight, leader bool) {
-	return s.begin(scope, k, s.slot(scope, k))
-}
-
-func (s *Answers) begin(scope string, k Key, sl slot) (*Flight, bool) {
-	fk := flightKey{scope: scope, epoch: sl.epoch, gen: sl.gen, key: k}
-	g := &s.flights
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if f, ok := g.m[fk]; ok {
-		f.waiters++
-		return f, false
-	}
-	if g.m == nil {
-		g.m = make(map[flightKey]*Flight)
-	}
-	f := &Flight{g: g, key: fk, done: make(chan struct{}), err: ErrFlightAborted}
-	g.m[fk] = f
-	return f, true
+	sl := s.slot(scope, k)
+	c, leader := s.flights.Begin(flightKey{scope: scope, epoch: sl.epoch, gen: sl.gen, key: k})
+	return &Flight{c: c}, leader
 }
 
 // End finishes a flight its leader began, handing e (nil when there is no
 // answer to share) to the followers.
-func (f *Flight) End(e *Entry) {
-	f.entry = e
-	f.g.mu.Lock()
-	delete(f.g.m, f.key)
-	f.g.mu.Unlock()
-	close(f.done)
-}
+func (f *Flight) End(e *Entry) { f.c.End(e, nil) }
 
 // Wait blocks until the flight ends or timeout passes, and returns the
 // leader's answer: nil when it had none to share or the wait timed out.
 func (f *Flight) Wait(timeout time.Duration) *Entry {
 	select {
-	case <-f.done:
-		return f.entry
+	case <-f.c.Done():
+		e, _ := f.c.Result()
+		return e
 	default:
 	}
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {
-	case <-f.done:
-		return f.entry
+	case <-f.c.Done():
+		e, _ := f.c.Result()
+		return e
 	case <-t.C:
 		return nil
 	}
@@ -103,29 +73,17 @@ func (s *Answers) Do(scope string, k Key, fn func() (*Entry, error)) (entry *Ent
 		return e, true, nil
 	}
 	s.misses.Add(1)
-	f, leader := s.begin(scope, k, sl)
-	if !leader {
-		<-f.done
-		return f.entry, true, f.err
-	}
-	var e *Entry
-	defer func() { f.End(e) }()
-	e, err = fn()
-	if err == nil && e != nil {
-		s.set(scope, k, e, sl)
-	}
-	f.err = err
-	return e, false, err
+	return s.flights.Do(flightKey{scope: scope, epoch: sl.epoch, gen: sl.gen, key: k}, func() (*Entry, error) {
+		e, err := fn()
+		if err == nil && e != nil {
+			s.set(scope, k, e, sl)
+		}
+		return e, err
+	})
 }
 
 // waiting returns how many callers wait for the flight of k in scope.
 func (s *Answers) waiting(scope string, k Key) int {
 	sl := s.slot(scope, k)
-	g := &s.flights
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if f, ok := g.m[flightKey{scope: scope, epoch: sl.epoch, gen: sl.gen, key: k}]; ok {
-		return f.waiters
-	}
-	return 0
+	return s.flights.Waiting(flightKey{scope: scope, epoch: sl.epoch, gen: sl.gen, key: k})
 }

@@ -214,18 +214,33 @@ func (c *canon) enter() error {
 	return nil
 }
 
-func (c *canon) array() error {
+// open enters the array or object whose opening bracket is at c.i,
+// copying the bracket. When the container is empty, that is end follows,
+// it copies end too, leaves the container and reports done.
+func (c *canon) open(end byte) (done bool, err error) {
 	if err := c.enter(); err != nil {
-		return err
+		return false, err
 	}
-	c.i++ // '['
-	c.out = append(c.out, '[')
+	c.out = append(c.out, c.src[c.i])
+	c.i++
 	c.skipSpace()
-	if c.i < len(c.src) && c.src[c.i] == ']' {
-		c.i++
-		c.out = append(c.out, ']')
-		c.depth--
-		return nil
+	if c.i < len(c.src) && c.src[c.i] == end {
+		c.leave()
+		return true, nil
+	}
+	return false, nil
+}
+
+// leave copies the closing bracket at c.i and leaves its container.
+func (c *canon) leave() {
+	c.out = append(c.out, c.src[c.i])
+	c.i++
+	c.depth--
+}
+
+func (c *canon) array() error {
+	if done, err := c.open(']'); done || err != nil {
+		return err
 	}
 	for {
 		if err := c.value(); err != nil {
@@ -240,9 +255,7 @@ func (c *canon) array() error {
 			c.i++
 			c.out = append(c.out, ',')
 		case ']':
-			c.i++
-			c.out = append(c.out, ']')
-			c.depth--
+			c.leave()
 			return nil
 		default:
 			return c.errorf(ErrInvalidJSON, "expected ',' or ']'")
@@ -251,17 +264,8 @@ func (c *canon) array() error {
 }
 
 func (c *canon) object(top bool) error {
-	if err := c.enter(); err != nil {
+	if done, err := c.open('}'); done || err != nil {
 		return err
-	}
-	c.i++ // '{'
-	c.out = append(c.out, '{')
-	c.skipSpace()
-	if c.i < len(c.src) && c.src[c.i] == '}' {
-		c.i++
-		c.out = append(c.out, '}')
-		c.depth--
-		return nil
 	}
 	base, arenaBase, contentStart := len(c.members), len(c.arena), len(c.out)
 	kept := 0
@@ -490,23 +494,15 @@ var plain = func() (t [256]bool) {
 	return t
 }()
 
+// shortEscapes maps the runes that JSON escapes with a backslash and one
+// letter to that letter.
+var shortEscapes = [...]byte{'"': '"', '\\': '\\', '\b': 'b', '\f': 'f', '\n': 'n', '\r': 'r', '\t': 't'}
+
 // appendRune writes the canonical form of an unescaped rune.
 func (c *canon) appendRune(r rune, key bool) {
 	switch {
-	case r == '"':
-		c.out = append(c.out, '\\', '"')
-	case r == '\\':
-		c.out = append(c.out, '\\', '\\')
-	case r == '\b':
-		c.out = append(c.out, '\\', 'b')
-	case r == '\f':
-		c.out = append(c.out, '\\', 'f')
-	case r == '\n':
-		c.out = append(c.out, '\\', 'n')
-	case r == '\r':
-		c.out = append(c.out, '\\', 'r')
-	case r == '\t':
-		c.out = append(c.out, '\\', 't')
+	case r >= 0 && r < rune(len(shortEscapes)) && shortEscapes[r] != 0:
+		c.out = append(c.out, '\\', shortEscapes[r])
 	case r < 0x20 || utf16.IsSurrogate(r):
 		c.out = append(c.out, '\\', 'u',
 			hexDigits[r>>12&0xf], hexDigits[r>>8&0xf], hexDigits[r>>4&0xf], hexDigits[r&0xf])

@@ -40,7 +40,7 @@ type Breaker struct {
 	consecutive int
 	openedAt    time.Time
 	probing     bool
-	recent      rateWindow
+	recent      counts // guarded by mu
 }
 
 // trigger says why a breaker opened.
@@ -89,45 +89,37 @@ func (b *Breaker) current() string {
 // Allow reports whether the target may be tried at now. In half-open, only
 // one probe at a time is allowed.
 func (b *Breaker) Allow(now time.Time) bool {
-	if b.off() {
-		return true
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	switch b.state {
-	case Open:
-		if now.Sub(b.openedAt) < b.Cooldown {
-			return false
-		}
-		b.state, b.probing = HalfOpen, true
-		return true
-	case HalfOpen:
-		if b.probing {
-			return false
-		}
-		b.probing = true
-		return true
-	default:
-		return true
-	}
+	return b.pass(now, true)
 }
 
 // Available reports whether Allow would let a call through at now, without
 // taking the half-open probe.
 func (b *Breaker) Available(now time.Time) bool {
+	return b.pass(now, false)
+}
+
+// pass reports whether a call may go through at now; with take, a call
+// that goes through while the breaker is not closed is its half-open
+// probe.
+func (b *Breaker) pass(now time.Time, take bool) bool {
 	if b.off() {
 		return true
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	var ok bool
 	switch b.state {
 	case Open:
-		return now.Sub(b.openedAt) >= b.Cooldown
+		ok = now.Sub(b.openedAt) >= b.Cooldown
 	case HalfOpen:
-		return !b.probing
+		ok = !b.probing
 	default:
 		return true
 	}
+	if ok && take {
+		b.state, b.probing = HalfOpen, true
+	}
+	return ok
 }
 
 // Record updates the breaker with an attempt's outcome.
@@ -146,11 +138,11 @@ func (b *Breaker) record(o Outcome, now time.Time) change {
 	switch o {
 	case Success:
 		if c.from != Closed {
-			b.recent = rateWindow{} // a closed breaker starts a fresh window
+			b.recent.reset() // a closed breaker starts a fresh window
 		}
 		b.state, b.consecutive, b.probing = Closed, 0, false
 		if b.rateOn() {
-			b.recent.add(false, now, b.Window)
+			b.recent.add(false, now, b.rateSlot())
 		}
 	case Failure:
 		b.consecutive++
@@ -167,15 +159,15 @@ func (b *Breaker) record(o Outcome, now time.Time) change {
 			if !b.rateOn() {
 				break
 			}
-			b.recent.add(true, now, b.Window)
-			failed, total := b.recent.sum(now, b.Window)
+			b.recent.add(true, now, b.rateSlot())
+			failed, total := b.rateCounts(now)
 			if total >= max(b.MinRequests, 1) && float64(failed) >= b.ErrorRate*float64(total) {
 				c.trigger, c.failed, c.total = byErrorRate, failed, total
 			}
 		}
 		if c.trigger != noTrigger {
 			b.state, b.openedAt, b.probing = Open, now, false
-			b.recent = rateWindow{}
+			b.recent.reset()
 		}
 	}
 	c.to = b.current()
@@ -196,53 +188,12 @@ func (b *Breaker) State() string {
 // window slides by a tenth of its span.
 const rateBuckets = 10
 
-// rateWindow counts a closed breaker's answered attempts in fixed slots of
-// a tenth of its span. It is guarded by the breaker's lock.
-type rateWindow struct {
-	buckets [rateBuckets]rateBucket
-}
+// rateSlot is the width of a slot of the error-rate window.
+func (b *Breaker) rateSlot() time.Duration { return b.Window / rateBuckets }
 
-type rateBucket struct {
-	n      int64 // slot number + 1; 0 unused
-	ok     int
-	failed int
-}
-
-// slotOf numbers the slot of now for a window of span.
-func slotOf(now time.Time, span time.Duration) int64 {
-	w := int64(span / rateBuckets)
-	if w <= 0 {
-		w = 1
-	}
-	return now.UnixNano()/w + 1
-}
-
-func (w *rateWindow) add(failed bool, now time.Time, span time.Duration) {
-	n := slotOf(now, span)
-	i := n % rateBuckets
-	if i < 0 {
-		i += rateBuckets
-	}
-	b := &w.buckets[i]
-	if b.n != n {
-		*b = rateBucket{n: n}
-	}
-	if failed {
-		b.failed++
-	} else {
-		b.ok++
-	}
-}
-
-// sum adds the slots of the window ending at now.
-func (w *rateWindow) sum(now time.Time, span time.Duration) (failed, total int) {
-	n := slotOf(now, span)
-	for i := range w.buckets {
-		b := &w.buckets[i]
-		if b.n > n-rateBuckets && b.n <= n {
-			failed += b.failed
-			total += b.ok + b.failed
-		}
-	}
-	return failed, total
+// rateCounts returns the failures and all answered attempts of the
+// error-rate window ending at now. The caller holds mu.
+func (b *Breaker) rateCounts(now time.Time) (failed, total int) {
+	ok, bad := b.recent.sum(now, b.rateSlot(), rateBuckets)
+	return int(bad), int(ok + bad)
 }

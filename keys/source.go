@@ -100,8 +100,12 @@ func ValidScheme(s string) bool {
 	return true
 }
 
-// refRest checks that ref has the scheme want and returns the rest.
-func refRest(ref, want string) (string, error) {
+// refRest checks that ctx is not done and that ref has the scheme want,
+// and returns the rest of ref.
+func refRest(ctx context.Context, ref, want string) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
 	scheme, rest, err := splitRef(ref)
 	if err != nil {
 		return "", err
@@ -121,10 +125,7 @@ type EnvSource struct {
 // Resolve returns the value of the variable named by ref. An unset or empty
 // variable is an error naming the variable.
 func (e EnvSource) Resolve(ctx context.Context, ref string) (Secret, error) {
-	if err := ctx.Err(); err != nil {
-		return Secret{}, err
-	}
-	name, err := refRest(ref, "env")
+	name, err := refRest(ctx, ref, "env")
 	if err != nil {
 		return Secret{}, err
 	}
@@ -157,10 +158,7 @@ type FileSource struct {
 // Resolve returns the contents of the file named by ref. A missing,
 // unreadable, oversized or empty file is an error naming the path.
 func (f FileSource) Resolve(ctx context.Context, ref string) (Secret, error) {
-	if err := ctx.Err(); err != nil {
-		return Secret{}, err
-	}
-	path, err := refRest(ref, "file")
+	path, err := refRest(ctx, ref, "file")
 	if err != nil {
 		return Secret{}, err
 	}

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/wedsync/veil/internal/flight"
 )
 
 var (
@@ -73,7 +75,7 @@ type SupplierKeysOptions struct {
 type SupplierKeys struct {
 	o       SupplierKeysOptions
 	entries sync.Map // slot -> *entry
-	flights sync.Map // slot -> *flight
+	flights flight.Group[slot, *Key]
 	stop    chan struct{}
 	done    chan struct{}
 	once    sync.Once
@@ -99,12 +101,6 @@ type state struct {
 	fetchedAt     time.Time // the current key was read
 	checkedAt     time.Time // the source last answered
 	lastErr       string
-}
-
-type flight struct {
-	done chan struct{}
-	key  *Key
-	err  error
 }
 
 // NewSupplierKeys creates the key cache and starts its refresh loop; Close
@@ -233,24 +229,26 @@ func (c *SupplierKeys) Prewarm(ctx context.Context, suppliers, providers []strin
 	}
 }
 
-// load fetches a slot's key, once at a time per slot. A fetched key with
-// another fingerprint than the current one replaces it (a rotation);
-// without a current key the result is stored as the first state.
+// load fetches a slot's key, once at a time per slot: a caller that
+// finds a fetch of the slot in progress waits for it, until ctx ends, and
+// shares its result.
 func (c *SupplierKeys) load(ctx context.Context, s slot) (*Key, error) {
-	f := &flight{done: make(chan struct{})}
-	if other, loaded := c.flights.LoadOrStore(s, f); loaded {
-		of := other.(*flight)
+	f, leader := c.flights.Begin(s)
+	if !leader {
 		select {
-		case <-of.done:
-			return of.key, of.err
+		case <-f.Done():
+			return f.Result()
 		case <-ctx.Done():
 			return nil, fmt.Errorf("supplier %s, provider %s: waiting for the key: %w", s.supplier, s.provider, ctx.Err())
 		}
 	}
-	defer func() {
-		c.flights.Delete(s)
-		close(f.done)
-	}()
+	return f.Run(func() (*Key, error) { return c.fetch(ctx, s) })
+}
+
+// fetch reads a slot's key and updates its entry. A fetched key with
+// another fingerprint than the current one replaces it (a rotation);
+// without a current key the result is stored as the first state.
+func (c *SupplierKeys) fetch(ctx context.Context, s slot) (*Key, error) {
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.o.FetchTimeout)
 	defer cancel()
 	k, err := c.o.Fetcher.Fetch(fctx, s.supplier, s.provider)
@@ -265,7 +263,6 @@ func (c *SupplierKeys) load(ctx context.Context, s slot) (*Key, error) {
 			c.o.Audit.Warn("supplier key missing", zap.String("supplier", s.supplier), zap.String("provider", s.provider))
 			e.missingUntil.Store(now.Add(c.o.MissingTTL).UnixNano())
 			e.state.Store(&state{checkedAt: now, lastErr: "missing"})
-			f.err = err
 			return nil, err
 		}
 		c.o.Audit.Warn("supplier key fetch failed", zap.String("supplier", s.supplier), zap.String("provider", s.provider), zap.Error(err))
@@ -275,11 +272,9 @@ func (c *SupplierKeys) load(ctx context.Context, s slot) (*Key, error) {
 			e.state.Store(&st)
 			// Serve what we have until it is stale.
 			if k, ok, uerr := c.usable(e); ok {
-				f.key, f.err = k, uerr
 				return k, uerr
 			}
 		}
-		f.err = err
 		return nil, err
 	}
 	old := e.state.Load()
@@ -299,7 +294,6 @@ func (c *SupplierKeys) load(ctx context.Context, s slot) (*Key, error) {
 	e.state.Store(st)
 	e.staleWarned.Store(false)
 	c.schedule(e, now)
-	f.key = st.current
 	return st.current, nil
 }
 

@@ -127,11 +127,10 @@ func (e *Embedded) Reserve(ctx context.Context, subject string, limits []Limit, 
 		r.Items = make([]Reserved, 0, n)
 	}
 
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.closed {
-		return Reservation{}, nil, ErrClosed
+	if err := e.lock(); err != nil {
+		return Reservation{}, nil, err
 	}
+	defer e.mu.Unlock()
 	e.sweep(now)
 	for _, l := range limits {
 		if l.Max <= 0 {
@@ -199,11 +198,10 @@ func (e *Embedded) settle(ctx context.Context, op string, r Reservation, actual 
 		return err
 	}
 	deltas := settleDeltas(r, actual, refund)
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.closed {
-		return ErrClosed
+	if err := e.lock(); err != nil {
+		return err
 	}
+	defer e.mu.Unlock()
 	for i, it := range r.Items {
 		if deltas[i] == 0 {
 			continue
@@ -229,11 +227,10 @@ func (e *Embedded) Used(ctx context.Context, subject string, limits []Limit, now
 		return nil, err
 	}
 	used := make([]int64, len(limits))
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.closed {
-		return nil, ErrClosed
+	if err := e.lock(); err != nil {
+		return nil, err
 	}
+	defer e.mu.Unlock()
 	for i, l := range limits {
 		start, _ := window(l.Window, now)
 		if c := e.counters[counterKey{subject, l.Name, start.Unix()}]; c != nil {
@@ -248,20 +245,13 @@ func (e *Embedded) AcquireSlot(ctx context.Context, subject string, maxSlots int
 	if err := ctx.Err(); err != nil {
 		return Slot{}, false, fmt.Errorf("store: acquire slot: %w", err)
 	}
-	if err := checkSubject(subject); err != nil {
+	if slot, done, err := answerSlot(subject, maxSlots, ttl); done {
+		return slot, err == nil, err
+	}
+	if err := e.lock(); err != nil {
 		return Slot{}, false, err
 	}
-	if err := checkTTL(ttl); err != nil {
-		return Slot{}, false, err
-	}
-	if maxSlots <= 0 {
-		return Slot{Subject: subject}, true, nil
-	}
-	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.closed {
-		return Slot{}, false, ErrClosed
-	}
 	held := e.slots[subject]
 	ns := now.UnixNano()
 	for id, exp := range held {
@@ -292,11 +282,10 @@ func (e *Embedded) RenewSlot(ctx context.Context, s Slot, ttl time.Duration, now
 	if s.ID == "" {
 		return true, nil
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.closed {
-		return false, ErrClosed
+	if err := e.lock(); err != nil {
+		return false, err
 	}
+	defer e.mu.Unlock()
 	ns := now.UnixNano()
 	held := e.slots[s.Subject]
 	exp, ok := held[s.ID]
@@ -315,11 +304,10 @@ func (e *Embedded) ReleaseSlot(ctx context.Context, s Slot) error {
 	if s.ID == "" {
 		return nil
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.closed {
-		return ErrClosed
+	if err := e.lock(); err != nil {
+		return err
 	}
+	defer e.mu.Unlock()
 	if held := e.slots[s.Subject]; held != nil {
 		delete(held, s.ID)
 		if len(held) == 0 {
@@ -340,11 +328,10 @@ func (e *Embedded) AcquireLease(ctx context.Context, name, holder string, ttl ti
 	if err := checkTTL(ttl); err != nil {
 		return false, err
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.closed {
-		return false, ErrClosed
+	if err := e.lock(); err != nil {
+		return false, err
 	}
+	defer e.mu.Unlock()
 	ns := now.UnixNano()
 	if cur, ok := e.leases[name]; ok && cur.holder != holder && cur.expires > ns {
 		return false, nil
@@ -361,11 +348,10 @@ func (e *Embedded) ReleaseLease(ctx context.Context, name, holder string) error 
 	if err := checkLease(name, holder); err != nil {
 		return err
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.closed {
-		return ErrClosed
+	if err := e.lock(); err != nil {
+		return err
 	}
+	defer e.mu.Unlock()
 	if cur, ok := e.leases[name]; ok && cur.holder == holder {
 		delete(e.leases, name)
 	}
@@ -464,9 +450,19 @@ func (e *Embedded) Ping(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("store: ping: %w", err)
 	}
-	e.mu.Lock()
+	if err := e.lock(); err != nil {
+		return err
+	}
 	defer e.mu.Unlock()
+	return nil
+}
+
+// lock takes e.mu unless the store is closed (ErrClosed); when it returns
+// nil the caller holds the lock and releases it.
+func (e *Embedded) lock() error {
+	e.mu.Lock()
 	if e.closed {
+		e.mu.Unlock()
 		return ErrClosed
 	}
 	return nil

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/wedsync/veil/internal/redisconn"
 	"github.com/wedsync/veil/keys"
 )
 
@@ -74,42 +74,17 @@ var _ Store = (*Redis)(nil)
 // than after go-redis's default 5 dials 100ms apart, so that a quota check
 // fails fast when Redis is down.
 func NewRedis(o RedisOptions) (*Redis, error) {
-	if o.Addr == "" {
-		return nil, fmt.Errorf("%w: redis: no address", ErrInvalid)
-	}
-	if _, _, err := net.SplitHostPort(o.Addr); err != nil {
-		return nil, fmt.Errorf("%w: redis: address %q: %w", ErrInvalid, o.Addr, err)
-	}
-	if o.DB < 0 {
-		return nil, fmt.Errorf("%w: redis: negative database %d", ErrInvalid, o.DB)
-	}
-	if o.Timeout < 0 {
-		return nil, fmt.Errorf("%w: redis: negative timeout %v", ErrInvalid, o.Timeout)
-	}
-	if o.PoolSize < 0 {
-		return nil, fmt.Errorf("%w: redis: negative pool size %d", ErrInvalid, o.PoolSize)
+	conn := redisconn.Options{Addr: o.Addr, Password: o.Password, DB: o.DB, Timeout: o.Timeout, PoolSize: o.PoolSize}
+	if err := conn.Check(); err != nil {
+		return nil, fmt.Errorf("%w: redis: %w", ErrInvalid, err)
 	}
 	if o.Prefix == "" {
 		o.Prefix = DefaultRedisPrefix
 	}
-	if o.Timeout == 0 {
-		o.Timeout = DefaultRedisTimeout
+	if conn.Timeout == 0 {
+		conn.Timeout = DefaultRedisTimeout
 	}
-	client := redis.NewClient(&redis.Options{
-		Addr:                  o.Addr,
-		Password:              o.Password.Reveal(),
-		DB:                    o.DB,
-		DialTimeout:           o.Timeout,
-		ReadTimeout:           o.Timeout,
-		WriteTimeout:          o.Timeout,
-		PoolTimeout:           o.Timeout,
-		PoolSize:              o.PoolSize,
-		ContextTimeoutEnabled: true,
-		MaxRetries:            -1,
-		// One dial per attempt, without go-redis's default 5 dials 100ms
-		// apart: a quota check must fail fast when Redis is down.
-		DialerRetries: 1,
-	})
+	client := redisconn.NewClient(conn)
 	return &Redis{client: client, prefix: o.Prefix, ids: newIDGen()}, nil
 }
 
@@ -348,14 +323,8 @@ return 1
 
 // AcquireSlot implements Slots with one script run.
 func (s *Redis) AcquireSlot(ctx context.Context, subject string, maxSlots int64, ttl time.Duration, now time.Time) (Slot, bool, error) {
-	if err := checkSubject(subject); err != nil {
-		return Slot{}, false, err
-	}
-	if err := checkTTL(ttl); err != nil {
-		return Slot{}, false, err
-	}
-	if maxSlots <= 0 {
-		return Slot{Subject: subject}, true, nil
+	if slot, done, err := answerSlot(subject, maxSlots, ttl); done {
+		return slot, err == nil, err
 	}
 	slot := Slot{Subject: subject, ID: s.ids.next()}
 	ms := now.UnixMilli()

@@ -338,6 +338,22 @@ func checkTTL(ttl time.Duration) error {
 	return nil
 }
 
+// answerSlot answers AcquireSlot without asking the store when it can:
+// with an error for invalid arguments, or with a slot that holds nothing
+// when maxSlots sets no limit. done reports that it answered.
+func answerSlot(subject string, maxSlots int64, ttl time.Duration) (slot Slot, done bool, err error) {
+	if err := checkSubject(subject); err != nil {
+		return Slot{}, true, err
+	}
+	if err := checkTTL(ttl); err != nil {
+		return Slot{}, true, err
+	}
+	if maxSlots <= 0 {
+		return Slot{Subject: subject}, true, nil
+	}
+	return Slot{}, false, nil
+}
+
 // checkDoc validates a bucket and a key.
 func checkDoc(bucket, key string) error {
 	if err := checkBucket(bucket); err != nil {

@@ -81,27 +81,12 @@ type Options struct {
 }
 
 func (o Options) withDefaults() Options {
-	if o.QueueSize <= 0 {
-		o.QueueSize = DefaultQueueSize
-	}
-	if o.BatchSize <= 0 {
-		o.BatchSize = DefaultBatchSize
-	}
-	if o.FlushInterval <= 0 {
-		o.FlushInterval = DefaultFlushInterval
-	}
-	if o.MaxAttempts <= 0 {
-		o.MaxAttempts = DefaultMaxAttempts
-	}
-	if o.MinBackoff <= 0 {
-		o.MinBackoff = DefaultMinBackoff
-	}
-	if o.MaxBackoff <= 0 {
-		o.MaxBackoff = DefaultMaxBackoff
-	}
-	if o.MaxBackoff < o.MinBackoff {
-		o.MaxBackoff = o.MinBackoff
-	}
+	o.QueueSize = positive(o.QueueSize, DefaultQueueSize)
+	o.BatchSize = positive(o.BatchSize, DefaultBatchSize)
+	o.FlushInterval = positive(o.FlushInterval, DefaultFlushInterval)
+	o.MaxAttempts = positive(o.MaxAttempts, DefaultMaxAttempts)
+	o.MinBackoff = positive(o.MinBackoff, DefaultMinBackoff)
+	o.MaxBackoff = max(positive(o.MaxBackoff, DefaultMaxBackoff), o.MinBackoff)
 	if o.Observer == nil {
 		o.Observer = nopObserver{}
 	}
@@ -109,6 +94,14 @@ func (o Options) withDefaults() Options {
 		o.Log = zap.NewNop()
 	}
 	return o
+}
+
+// positive returns v, or def when v is not positive.
+func positive[T int | time.Duration](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
 }
 
 type nopObserver struct{}

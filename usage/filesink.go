@@ -148,13 +148,8 @@ func (s *fileSink) write(seg []byte) error {
 // rotate syncs and closes the file, shifts the older ones and opens a new
 // one.
 func (s *fileSink) rotate() error {
-	err := s.f.Sync()
-	if cerr := s.f.Close(); err == nil {
-		err = cerr
-	}
-	s.f = nil
-	if err != nil {
-		return fmt.Errorf("rotate usage file: %w", err)
+	if err := s.closeFile("rotate"); err != nil {
+		return err
 	}
 	if s.keep == 0 {
 		if err := os.Remove(s.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -189,13 +184,19 @@ func (s *fileSink) Close() error {
 	if s.f == nil {
 		return nil
 	}
+	return s.closeFile("close")
+}
+
+// closeFile syncs and closes the file, which it forgets either way; op
+// names the step in the error.
+func (s *fileSink) closeFile(op string) error {
 	err := s.f.Sync()
 	if cerr := s.f.Close(); err == nil {
 		err = cerr
 	}
 	s.f = nil
 	if err != nil {
-		return fmt.Errorf("close usage file: %w", err)
+		return fmt.Errorf("%s usage file: %w", op, err)
 	}
 	return nil
 }

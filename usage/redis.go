@@ -3,13 +3,12 @@ package usage
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"net"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/wedsync/veil/internal/redisconn"
 	"github.com/wedsync/veil/keys"
 )
 
@@ -57,20 +56,12 @@ type redisSink struct {
 // as an error from Write, which the emitter retries, not here. It fails
 // only on invalid options.
 func NewRedisSink(o RedisOptions) (Sink, error) {
-	if o.Addr == "" {
-		return nil, errors.New("usage: redis sink: no address")
-	}
-	if _, _, err := net.SplitHostPort(o.Addr); err != nil {
-		return nil, fmt.Errorf("usage: redis sink: address %q: %w", o.Addr, err)
-	}
-	if o.DB < 0 {
-		return nil, fmt.Errorf("usage: redis sink: negative database %d", o.DB)
+	conn := redisconn.Options{Addr: o.Addr, Password: o.Password, DB: o.DB, Timeout: o.Timeout}
+	if err := conn.Check(); err != nil {
+		return nil, fmt.Errorf("usage: redis sink: %w", err)
 	}
 	if o.MaxLen < 0 {
 		return nil, fmt.Errorf("usage: redis sink: negative max length %d", o.MaxLen)
-	}
-	if o.Timeout < 0 {
-		return nil, fmt.Errorf("usage: redis sink: negative timeout %v", o.Timeout)
 	}
 	if o.Stream == "" {
 		o.Stream = DefaultRedisStream
@@ -78,23 +69,12 @@ func NewRedisSink(o RedisOptions) (Sink, error) {
 	if o.MaxLen == 0 {
 		o.MaxLen = DefaultRedisMaxLen
 	}
-	if o.Timeout == 0 {
-		o.Timeout = DefaultRedisTimeout
+	if conn.Timeout == 0 {
+		conn.Timeout = DefaultRedisTimeout
 	}
-	client := redis.NewClient(&redis.Options{
-		Addr:                  o.Addr,
-		Password:              o.Password.Reveal(),
-		DB:                    o.DB,
-		DialTimeout:           o.Timeout,
-		ReadTimeout:           o.Timeout,
-		WriteTimeout:          o.Timeout,
-		ContextTimeoutEnabled: true,
-		// XADD is not idempotent: a retried pipeline whose first try
-		// reached Redis would add its records twice. The emitter retries
-		// failed batches instead.
-		MaxRetries: -1,
-	})
-	return &redisSink{client: client, stream: o.Stream, maxLen: o.MaxLen, timeout: o.Timeout}, nil
+	// XADD is not idempotent: the client does not retry; the emitter
+	// retries failed batches instead.
+	return &redisSink{client: redisconn.NewClient(conn), stream: o.Stream, maxLen: o.MaxLen, timeout: conn.Timeout}, nil
 }
 
 // Name implements Sink.

@@ -10,14 +10,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
 	"go.uber.org/zap"
-	"golang.org/x/net/http/httpguts"
+
+	"github.com/wedsync/veil/internal/webhook"
 )
 
 var (
@@ -54,14 +54,7 @@ type WebhookOptions struct {
 }
 
 // StatusError is a webhook answer other than 2xx.
-type StatusError struct {
-	StatusCode int
-}
-
-// Error returns the status.
-func (e *StatusError) Error() string {
-	return fmt.Sprintf("usage webhook answered %d %s", e.StatusCode, http.StatusText(e.StatusCode))
-}
+type StatusError = webhook.StatusError
 
 // webhookTuning holds what tests shrink.
 type webhookTuning struct {
@@ -79,12 +72,7 @@ var defaultWebhookTuning = webhookTuning{
 }
 
 type webhookSink struct {
-	url      string
-	host     string
-	headers  http.Header
-	timeout  time.Duration
-	client   *http.Client
-	own      *http.Transport // closed by Close when the client is veil's
+	hook     *webhook.Poster
 	log      *zap.Logger
 	interval time.Duration
 	maxWait  time.Duration
@@ -119,74 +107,32 @@ func NewWebhookSink(o WebhookOptions) (Sink, error) {
 }
 
 func newWebhookSink(o WebhookOptions, tune webhookTuning) (*webhookSink, error) {
-	u, err := url.Parse(o.URL)
+	hook, err := webhook.New(webhook.Options{Name: "usage webhook", URL: o.URL, Headers: o.Headers,
+		ContentType: "application/x-ndjson", ContentEncoding: "gzip",
+		Timeout: positive(o.Timeout, DefaultWebhookTimeout), Client: o.Client})
 	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err // ue would print the URL, which may hold a secret
-		}
-		return nil, fmt.Errorf("usage webhook url: %w", err)
-	}
-	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
-		return nil, errors.New("usage webhook url: want http(s)://host/...") //nolint:revive,staticcheck // error-strings, ST1005: the dots are part of the URL pattern
+		return nil, err
 	}
 	if o.SpillDir == "" {
 		return nil, errors.New("usage webhook: a spill dir is required")
 	}
 	s := &webhookSink{
-		url:      u.String(),
-		headers:  make(http.Header, len(o.Headers)),
-		timeout:  o.Timeout,
+		hook:     hook,
 		log:      o.Log,
-		interval: o.ResendInterval,
+		interval: positive(o.ResendInterval, DefaultWebhookResendInterval),
 		tune:     tune,
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
-	}
-	for k, v := range o.Headers {
-		if !httpguts.ValidHeaderFieldName(k) || !httpguts.ValidHeaderFieldValue(v) {
-			return nil, fmt.Errorf("usage webhook header %q: invalid name or value", k)
-		}
-		if http.CanonicalHeaderKey(k) == "Host" {
-			s.host = v
-			continue
-		}
-		s.headers.Set(k, v)
-	}
-	if s.timeout <= 0 {
-		s.timeout = DefaultWebhookTimeout
-	}
-	if s.interval <= 0 {
-		s.interval = DefaultWebhookResendInterval
 	}
 	s.maxWait = max(s.interval, min(32*s.interval, time.Minute))
 	if s.log == nil {
 		s.log = zap.NewNop()
 	}
-	var c http.Client
-	if o.Client != nil {
-		c = *o.Client
-	} else {
-		s.own = http.DefaultTransport.(*http.Transport).Clone()
-		c.Transport = s.own
-	}
-	c.CheckRedirect = keepPost
-	s.client = &c
-
 	if s.spill, err = openSpill(o.SpillDir, tune.rollRecords, tune.rollBytes); err != nil {
 		return nil, fmt.Errorf("usage webhook: %w", err)
 	}
 	go s.resendLoop()
 	return s, nil
-}
-
-// keepPost follows only redirects that keep the POST and its body (307,
-// 308): one that turns it into a GET would lose the batch yet answer 2xx.
-func keepPost(req *http.Request, via []*http.Request) error {
-	if req.Method != http.MethodPost || len(via) >= 10 {
-		return http.ErrUseLastResponse
-	}
-	return nil
 }
 
 // Name returns "webhook".
@@ -229,9 +175,7 @@ func (s *webhookSink) Close() error {
 		<-s.done
 		s.closeErr = s.spill.close()
 		s.spill.release()
-		if s.own != nil {
-			s.own.CloseIdleConnections()
-		}
+		s.hook.Close()
 	})
 	return s.closeErr
 }
@@ -255,41 +199,15 @@ func gzipBody(write func(io.Writer) error) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// post sends one gzip-compressed NDJSON body. The body is not reused after
+// post sends one gzip-compressed NDJSON body; a failure that trying
+// again would not mend wraps ErrPermanent. The body is not reused after
 // post returns: the transport may still hold it.
 func (s *webhookSink) post(body []byte) error {
-	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url, bytes.NewReader(body))
-	if err != nil {
-		return fmt.Errorf("usage webhook request: %w", err)
+	err := s.hook.Post(context.Background(), body)
+	if err != nil && webhook.Permanent(err) {
+		return fmt.Errorf("%w: %w", ErrPermanent, err)
 	}
-	for k, v := range s.headers {
-		req.Header[k] = v
-	}
-	req.Header.Set("Content-Type", "application/x-ndjson")
-	req.Header.Set("Content-Encoding", "gzip")
-	if s.host != "" {
-		req.Host = s.host
-	}
-	resp, err := s.client.Do(req)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err // ue would print the URL, which may hold a secret
-		}
-		return fmt.Errorf("usage webhook post: %w", err)
-	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	_ = resp.Body.Close()
-	switch code := resp.StatusCode; {
-	case code >= 200 && code < 300:
-		return nil
-	case code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500:
-		return &StatusError{StatusCode: code}
-	default:
-		return fmt.Errorf("%w: %w", ErrPermanent, &StatusError{StatusCode: code})
-	}
+	return err
 }
 
 // resendLoop re-sends spilled files every interval until Close, waiting
