@@ -183,6 +183,28 @@ func (s *Answers) set(scope string, k Key, e *Entry, sl slot) bool {
 	return true
 }
 
+// Recost charges the cache again for e, stored for k in scope, after a
+// hit made it keep more memory (see Entry.MemoBytes): e is stored anew with
+// its current cost and the time it has left to live, so that the cache's
+// bound holds and the answer does not outlive its TTL. It reports whether
+// the cache took the new cost.
+func (s *Answers) Recost(scope string, k Key, e *Entry) bool {
+	left := s.ttl - time.Since(e.StoredAt)
+	if s.ttl > 0 && left <= 0 {
+		return false
+	}
+	if s.ttl <= 0 {
+		left = 0
+	}
+	sl := s.slot(scope, k)
+	cost := e.Cost() + itemOverhead + int64(len(scope))
+	if cost > s.maxCost {
+		return false
+	}
+	it := &item{scope: scope, epoch: sl.epoch, gen: sl.gen, key: k, entry: e}
+	return s.c.SetWithTTL(sl.hash, it, cost, left)
+}
+
 // Purge drops every entry of scope in O(1): it moves the scope to a new
 // generation, so that entries stored before are never returned again. Their
 // memory is reclaimed as ristretto evicts them or their TTL ends. A Set that

@@ -533,3 +533,60 @@ func TestBeginEnd(t *testing.T) {
 		h.End(nil)
 	}
 }
+
+// TestStreamFromPlainIsKeptAndCharged: the stream made from a plain answer
+// on its first streamed hit is kept in the entry, counted in its cost, and
+// Recost charges the cache for it without extending the entry's life.
+func TestStreamFromPlainIsKeptAndCharged(t *testing.T) {
+	t.Parallel()
+	body := `{"id":"c","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant",` +
+		`"content":"The lakeside pavilion seats eighty guests under fairy lights, with a barbecue at dusk.","refusal":null},` +
+		`"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":17,"total_tokens":26}}`
+	e := testEntry(body)
+	e.StoredAt = time.Now().Add(-time.Minute)
+	before := e.Cost()
+	for _, includeUsage := range []bool{false, true} {
+		first, err := e.StreamEvents(EndpointChatCompletions, includeUsage)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := e.StreamEvents(EndpointChatCompletions, includeUsage)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(first) < 4 || &first[0] != &again[0] {
+			t.Errorf("usage %v: the second replay made the stream again (%d events)", includeUsage, len(first))
+		}
+		fresh, err := SynthesizeChatStream([]byte(body), includeUsage)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(fresh) != fmt.Sprint(first) {
+			t.Errorf("usage %v: the kept stream differs from a fresh one", includeUsage)
+		}
+	}
+	kept := e.MemoBytes()
+	if kept == 0 || e.Cost() != before+kept {
+		t.Errorf("cost %d before, %d after, %d kept: the kept streams are not counted", before, e.Cost(), kept)
+	}
+
+	s := newStore(t, Options{TTL: 10 * time.Minute})
+	k := testKey(t, 1)
+	setAndWait(t, s, "a", k, testEntry(body))
+	if !s.Recost("a", k, e) {
+		t.Fatal("Recost declined the entry")
+	}
+	s.Wait()
+	got, ok := s.Get("a", k)
+	if !ok || got != e {
+		t.Fatal("the recosted entry is not the one served")
+	}
+	if ttl, ok := s.c.GetTTL(s.slot("a", k).hash); !ok || ttl > 9*time.Minute+time.Second {
+		t.Errorf("TTL after Recost = %v, want what the entry had left (at most 9m)", ttl)
+	}
+	old := testEntry(body)
+	old.StoredAt = time.Now().Add(-time.Hour)
+	if s.Recost("a", k, old) {
+		t.Error("Recost stored an entry whose TTL had passed")
+	}
+}

@@ -36,6 +36,12 @@ type Entry struct {
 	// bare is Events without usage, made on the first replay that needs
 	// it and kept, so that later hits do not strip every event again.
 	bare atomic.Pointer[[][]byte]
+	// synthesized are the streams made from Body, without and with usage,
+	// made on the first streamed hit that needs each and kept.
+	synthesized [2]atomic.Pointer[[][]byte]
+	// memo is the memory bare and synthesized hold, in bytes; it is part
+	// of Cost, so that Answers.Recost can charge the cache for it.
+	memo atomic.Int64
 }
 
 // entryOverhead is the memory an Entry takes besides its byte slices.
@@ -54,7 +60,25 @@ func (e *Entry) Cost() int64 {
 	for _, ev := range e.Events {
 		n += sliceOverhead + int64(len(ev))
 	}
-	return n
+	return n + e.memo.Load()
+}
+
+// MemoBytes is the memory held by the streams kept for replays, in bytes;
+// it grows when a hit makes one.
+func (e *Entry) MemoBytes() int64 { return e.memo.Load() }
+
+// keep stores events in p, unless another hit stored them first, and
+// counts their memory; it returns the events kept.
+func (e *Entry) keep(p *atomic.Pointer[[][]byte], events [][]byte) [][]byte {
+	if !p.CompareAndSwap(nil, &events) {
+		return *p.Load()
+	}
+	n := int64(0)
+	for _, ev := range events {
+		n += sliceOverhead + int64(len(ev))
+	}
+	e.memo.Add(n)
+	return events
 }
 
 var (
@@ -106,19 +130,35 @@ func (e *Entry) StreamEvents(endpoint string, includeUsage bool) ([][]byte, erro
 			return *b, nil
 		}
 		events, err := replay(e.Events, false)
-		if err == nil {
-			e.bare.Store(&events)
+		if err != nil {
+			return nil, err
 		}
-		return events, err
+		return e.keep(&e.bare, events), nil
+	}
+	var memo *atomic.Pointer[[][]byte]
+	if e != nil && e.Body != nil {
+		memo = &e.synthesized[0]
+		if includeUsage {
+			memo = &e.synthesized[1]
+		}
+		if m := memo.Load(); m != nil {
+			return *m, nil
+		}
 	}
 	body, err := e.JSONBody(endpoint)
 	if err != nil {
 		return nil, err
 	}
+	var events [][]byte
 	if endpoint == EndpointChatCompletions {
-		return SynthesizeChatStream(body, includeUsage)
+		events, err = SynthesizeChatStream(body, includeUsage)
+	} else {
+		events, err = SynthesizeCompletionStream(body, includeUsage)
 	}
-	return SynthesizeCompletionStream(body, includeUsage)
+	if err != nil || memo == nil {
+		return events, err
+	}
+	return e.keep(memo, events), nil
 }
 
 // streamedUsage reports whether stored events carry the usage chunk.

@@ -26,6 +26,9 @@ type Cache interface {
 	Get(scope string, k cache.Key) (*cache.Entry, bool)
 	Set(scope string, k cache.Key, e *cache.Entry) bool
 	Begin(scope string, k cache.Key) (*cache.Flight, bool)
+	// Recost charges the cache again for an entry that keeps more
+	// memory after a hit.
+	Recost(scope string, k cache.Key, e *cache.Entry) bool
 	// Wait makes the sets so far visible to Get.
 	Wait()
 }
@@ -177,9 +180,15 @@ func cacheControl(v []byte) (noCache, noStore bool) {
 func (s *Server) serveCached(ctx *fasthttp.RequestCtx, x *exchange, e *cache.Entry) bool {
 	stream := x.ep.streams && x.fields.Stream
 	if stream {
+		kept := e.MemoBytes()
 		events, err := e.StreamEvents(x.ep.name, x.fields.IncludeUsage)
 		if err != nil {
 			return false
+		}
+		if e.MemoBytes() != kept {
+			// The entry now keeps the stream for later hits: the cache
+			// is charged for that memory.
+			s.cache.Recost(x.cache.scope, x.cache.key, e)
 		}
 		body := ctx.Response.BodyWriter()
 		buf := x.stream.out[:0]

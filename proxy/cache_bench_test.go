@@ -144,7 +144,8 @@ func BenchmarkCacheHit(b *testing.B) {
 		{"stream", cacheStreamBody, cacheStreamBody},
 		{"stream_include_usage", cacheStreamUsageBody, cacheStreamUsageBody},
 		// A stream asked for after a plain miss: the stored plain answer
-		// is turned into a stream of one word a chunk on every hit.
+		// is turned into a stream of a few words a chunk on the first hit
+		// and kept in the entry for the later ones.
 		{"stream_from_plain", cacheBody, cacheStreamBody},
 	} {
 		b.Run(bm.name, func(b *testing.B) {
@@ -196,5 +197,15 @@ func TestCacheHitAllocs(t *testing.T) {
 		if allocs > maxAllocsPerHit {
 			t.Errorf("%.1f allocations per cache hit (usage %v), budget %d", allocs, withUsage, maxAllocsPerHit)
 		}
+	}
+	// A stream replayed from a plain answer costs a plain hit once the
+	// entry keeps the stream it made.
+	s, token := cacheProxy(t, fakeUpstream(t), false)
+	ctx := newCacheCtx(token, cacheStreamBody)
+	warmCache(t, s, ctx, cacheBody)
+	allocs := testing.AllocsPerRun(200, func() { serveHit(t, s, ctx) })
+	t.Logf("%.1f allocations per stream replayed from a plain answer", allocs)
+	if allocs > maxAllocsPerHit {
+		t.Errorf("%.1f allocations per stream replayed from a plain answer, budget %d", allocs, maxAllocsPerHit)
 	}
 }
