@@ -93,10 +93,7 @@ func StartComparison(s ComparisonStarter, cur SystemLocator, audit *zap.Logger) 
 func ListComparisons(l ComparisonLister) HandlerFunc {
 	return func(ctx context.Context, _ Call) (int, any) {
 		list, err := l.List(ctx)
-		if err != nil {
-			return compareError(err)
-		}
-		return http.StatusOK, list
+		return respond(list, err, http.StatusOK, compareError)
 	}
 }
 

@@ -94,10 +94,7 @@ func PlanMigration(p MigrationPlanner, cur TargetLocator) HandlerFunc {
 			req.Stages = append(req.Stages, migrate.Stage{Share: st.Share, Dwell: d})
 		}
 		m, err := p.Plan(ctx, req)
-		if err != nil {
-			return migrationError(err)
-		}
-		return http.StatusCreated, m
+		return respond(m, err, http.StatusCreated, migrationError)
 	}
 }
 
@@ -105,10 +102,7 @@ func PlanMigration(p MigrationPlanner, cur TargetLocator) HandlerFunc {
 func ListMigrations(r MigrationReader) HandlerFunc {
 	return func(ctx context.Context, _ Call) (int, any) {
 		l, err := r.List(ctx)
-		if err != nil {
-			return migrationError(err)
-		}
-		return http.StatusOK, l
+		return respond(l, err, http.StatusOK, migrationError)
 	}
 }
 
@@ -116,10 +110,7 @@ func ListMigrations(r MigrationReader) HandlerFunc {
 func GetMigration(r MigrationReader) HandlerFunc {
 	return func(ctx context.Context, c Call) (int, any) {
 		m, err := r.Get(ctx, c.Param)
-		if err != nil {
-			return migrationError(err)
-		}
-		return http.StatusOK, m
+		return respond(m, err, http.StatusOK, migrationError)
 	}
 }
 
@@ -127,10 +118,7 @@ func GetMigration(r MigrationReader) HandlerFunc {
 func StartMigration(s MigrationStarter) HandlerFunc {
 	return func(ctx context.Context, c Call) (int, any) {
 		m, err := s.Start(ctx, c.Param)
-		if err != nil {
-			return migrationError(err)
-		}
-		return http.StatusOK, m
+		return respond(m, err, http.StatusOK, migrationError)
 	}
 }
 
@@ -150,10 +138,7 @@ func RollbackMigration(r MigrationRollbacker) HandlerFunc {
 			b.Reason = "rolled back through the admin API"
 		}
 		m, err := r.Rollback(ctx, c.Param, b.Reason)
-		if err != nil {
-			return migrationError(err)
-		}
-		return http.StatusOK, m
+		return respond(m, err, http.StatusOK, migrationError)
 	}
 }
 
@@ -161,10 +146,7 @@ func RollbackMigration(r MigrationRollbacker) HandlerFunc {
 func ValidateMigration(v MigrationValidator) HandlerFunc {
 	return func(ctx context.Context, c Call) (int, any) {
 		res, err := v.Validate(ctx, c.Param)
-		if err != nil {
-			return migrationError(err)
-		}
-		return http.StatusOK, res
+		return respond(res, err, http.StatusOK, migrationError)
 	}
 }
 

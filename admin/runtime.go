@@ -19,3 +19,12 @@ func errorDoc(code, msg string) map[string]any {
 func fail(status int, code, msg string) (int, any) {
 	return status, errorDoc(code, msg)
 }
+
+// respond answers with status and v, or, when err is set, with what
+// failure makes of it.
+func respond[T any](v T, err error, status int, failure func(error) (int, any)) (int, any) {
+	if err != nil {
+		return failure(err)
+	}
+	return status, v
+}

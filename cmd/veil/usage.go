@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -88,48 +86,9 @@ func fetchAdmin(u, token string, doc any) error {
 // it is nil, and decodes a 2xx answer's JSON into doc. An error answer
 // becomes an error with the admin API's message.
 func callAdmin(method, u, token string, body, doc any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	// The admin URL is the operator's own (--admin or the config's
-	// listen.admin), not input from a request.
-	req, err := http.NewRequestWithContext(ctx, method, u, rd) //nolint:gosec // G704: see above
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req) //nolint:gosec // G704: the operator's admin URL, as above
-	if err != nil {
-		return fmt.Errorf("ask veil's admin listener: %w", err)
-	}
-	defer resp.Body.Close()
-	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if resp.StatusCode/100 != 2 {
-		var e struct {
-			Error struct {
-				Code    string `json:"code"`
-				Message string `json:"message"`
-			} `json:"error"`
-		}
-		if json.Unmarshal(answer, &e) == nil && e.Error.Message != "" {
-			return fmt.Errorf("%s (admin API: %d %s)", e.Error.Message, resp.StatusCode, e.Error.Code)
-		}
-		return fmt.Errorf("admin listener answered %d: %s", resp.StatusCode, strings.TrimSpace(string(answer)))
-	}
-	if err := json.Unmarshal(answer, doc); err != nil {
-		return fmt.Errorf("decode the answer of %s: %w", u, err)
-	}
-	return nil
+	return admin.Client{Token: token}.Call(ctx, method, u, body, doc)
 }
 
 // statusCmd runs `veil status`: a running veil's providers, their health

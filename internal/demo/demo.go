@@ -8,11 +8,9 @@
 package demo
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +19,8 @@ import (
 	"sync"
 	"text/tabwriter"
 	"time"
+
+	"github.com/wedsync/veil/admin"
 
 	openai "github.com/sashabaranov/go-openai"
 
@@ -101,7 +101,7 @@ type env struct {
 	keys []string
 	// admin calls veil's admin API; records are the usage records veil
 	// emitted, by request ID.
-	admin   adminAPI
+	admin   admin.Client
 	records *recorder
 }
 
@@ -197,7 +197,7 @@ func Run(ctx context.Context, o Options) error {
 		planner:      newClient(a.ProxyAddr(), callerToken, "everafter-planning"),
 		plannerKey:   plannerKey,
 		keys:         allKeys,
-		admin:        adminAPI{base: "http://" + a.AdminAddr(), token: adminToken},
+		admin:        admin.Client{Base: "http://" + a.AdminAddr(), Token: adminToken},
 		records:      records,
 	}
 	fmt.Fprintf(o.Out, "veil demo: veil on http://%s/v1 (admin API on http://%s), fake OpenAI upstream on %s\n\n",
@@ -325,54 +325,6 @@ func costText(rec *usage.Record) string {
 		return fmt.Sprintf("$%.8f", *rec.CostUSD)
 	}
 	return "unpriced"
-}
-
-// adminAPI calls veil's admin listener with the admin token.
-type adminAPI struct{ base, token string }
-
-// call sends body (JSON, when not nil) to path and decodes the answer into
-// out (when not nil). An answer other than 2xx is an error with veil's
-// message.
-func (a adminAPI) call(ctx context.Context, method, path string, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, a.base+path, rd)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+a.token)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	defer func() { _ = resp.Body.Close() }()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	if resp.StatusCode/100 != 2 {
-		var e struct {
-			Error struct{ Code, Message string } `json:"error"`
-		}
-		_ = json.Unmarshal(data, &e)
-		return fmt.Errorf("%s %s: %s: %s %s", method, path, resp.Status, e.Error.Code, e.Error.Message)
-	}
-	if out == nil {
-		return nil
-	}
-	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("%s %s: decoding the answer: %w", method, path, err)
-	}
-	return nil
 }
 
 // demoCooldown is how long the demo holds out a refused supplier key

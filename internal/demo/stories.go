@@ -84,7 +84,7 @@ func captureMomentsPeak(ctx context.Context, e *env) Result {
 	var mig migrate.Migration
 	err := until(ctx, 5*time.Second, 10*time.Millisecond, func() (bool, error) {
 		var list []migrate.Migration
-		if err := e.admin.call(ctx, http.MethodGet, "/admin/migrations", nil, &list); err != nil {
+		if err := e.admin.Call(ctx, http.MethodGet, "/admin/migrations", nil, &list); err != nil {
 			return false, err
 		}
 		for _, m := range list {
@@ -187,7 +187,7 @@ func plannerCompares(ctx context.Context, e *env) Result {
 	// the part of the count it has claimed, and claims more only at its
 	// next pass (every few seconds), which a demo need not wait for.
 	var cmp compare.Comparison
-	if err := e.admin.call(ctx, http.MethodPost, "/admin/comparisons",
+	if err := e.admin.Call(ctx, http.MethodPost, "/admin/comparisons",
 		map[string]any{"supplier": plannerID, "sample": 1, "window": "1m"}, &cmp); err != nil {
 		r.Err = err
 		return r
@@ -223,7 +223,7 @@ func plannerCompares(ctx context.Context, e *env) Result {
 	var doc compareDoc
 	path := "/admin/comparisons/" + cmp.ID
 	err := until(ctx, 5*time.Second, 10*time.Millisecond, func() (bool, error) {
-		if err := e.admin.call(ctx, http.MethodGet, path, nil, &doc); err != nil {
+		if err := e.admin.Call(ctx, http.MethodGet, path, nil, &doc); err != nil {
 			return false, err
 		}
 		return doc.Comparison.Recorded >= planRequests, nil
@@ -232,11 +232,11 @@ func plannerCompares(ctx context.Context, e *env) Result {
 		r.Err = fmt.Errorf("comparison %s recorded %d of %d pairs: %w", cmp.ID, doc.Comparison.Recorded, planRequests, err)
 		return r
 	}
-	if err := e.admin.call(ctx, http.MethodPost, path+"/stop", nil, nil); err != nil {
+	if err := e.admin.Call(ctx, http.MethodPost, path+"/stop", nil, nil); err != nil {
 		r.Err = err
 		return r
 	}
-	if err := e.admin.call(ctx, http.MethodGet, path, nil, &doc); err != nil {
+	if err := e.admin.Call(ctx, http.MethodGet, path, nil, &doc); err != nil {
 		r.Err = err
 		return r
 	}
@@ -320,13 +320,13 @@ func plannerRamp(ctx context.Context, e *env) Result {
 		"reason":   "the comparison recommended: " + dash(e.advice),
 	}
 	var mig migrate.Migration
-	if err := e.admin.call(ctx, http.MethodPost, "/admin/migrations", body, &mig); err != nil {
+	if err := e.admin.Call(ctx, http.MethodPost, "/admin/migrations", body, &mig); err != nil {
 		r.Err = err
 		return r
 	}
 	planned := mig
 	path := "/admin/migrations/" + mig.ID
-	if err := e.admin.call(ctx, http.MethodPost, path+"/start", nil, &mig); err != nil {
+	if err := e.admin.Call(ctx, http.MethodPost, path+"/start", nil, &mig); err != nil {
 		r.Err = err
 		return r
 	}
@@ -363,7 +363,7 @@ func plannerRamp(ctx context.Context, e *env) Result {
 	start := time.Now()
 	n := 0
 	err := until(ctx, 10*time.Second, 20*time.Millisecond, func() (bool, error) {
-		if err := e.admin.call(ctx, http.MethodGet, path, nil, &mig); err != nil {
+		if err := e.admin.Call(ctx, http.MethodGet, path, nil, &mig); err != nil {
 			return false, err
 		}
 		if mig.Status != migrate.StatusRamping {
@@ -397,7 +397,7 @@ func plannerRamp(ctx context.Context, e *env) Result {
 		}
 	}
 	var v migrate.Validation
-	if err := e.admin.call(ctx, http.MethodGet, path+"/validate", nil, &v); err != nil {
+	if err := e.admin.Call(ctx, http.MethodGet, path+"/validate", nil, &v); err != nil {
 		r.Err = err
 		return r
 	}
