@@ -511,8 +511,13 @@ func TestBeginEnd(t *testing.T) {
 	} else {
 		other.End(nil)
 	}
-	if g.Wait(time.Millisecond) != nil {
-		t.Error("Wait returned an answer before End")
+	select {
+	case <-g.Done():
+		t.Error("the flight is done before End")
+	default:
+	}
+	if g.Answer() != nil {
+		t.Error("Answer returned an answer before End")
 	}
 	s.Purge("bella")
 	if h, leader := s.Begin("bella", k); !leader {
@@ -521,11 +526,11 @@ func TestBeginEnd(t *testing.T) {
 		h.End(nil)
 	}
 	done := make(chan *Entry)
-	go func() { done <- g.Wait(time.Minute) }()
+	go func() { <-g.Done(); done <- g.Answer() }()
 	answer := &Entry{Status: 200, Body: []byte(`{}`)}
 	f.End(answer)
 	if got := <-done; got != answer {
-		t.Errorf("Wait got %v, want the leader's answer", got)
+		t.Errorf("Answer got %v, want the leader's answer", got)
 	}
 	if h, leader := s.Begin("bella", k); !leader || s.waiting("bella", k) != 0 {
 		t.Error("an ended flight is still followed")

@@ -1,8 +1,6 @@
 package cache
 
 import (
-	"time"
-
 	"github.com/wedsync/veil/internal/flight"
 )
 
@@ -37,22 +35,17 @@ func (s *Answers) Begin(scope string, k Key) (f *Flight, leader bool) {
 // answer to share) to the followers.
 func (f *Flight) End(e *Entry) { f.c.End(e, nil) }
 
-// Wait blocks until the flight ends or timeout passes, and returns the
-// leader's answer: nil when it had none to share or the wait timed out.
-func (f *Flight) Wait(timeout time.Duration) *Entry {
+// Done is closed when the flight ends; Answer then returns its answer.
+func (f *Flight) Done() <-chan struct{} { return f.c.Done() }
+
+// Answer returns the answer of an ended flight: nil when the leader had
+// none to share, or when the flight has not ended yet.
+func (f *Flight) Answer() *Entry {
 	select {
 	case <-f.c.Done():
 		e, _ := f.c.Result()
 		return e
 	default:
-	}
-	t := time.NewTimer(timeout)
-	defer t.Stop()
-	select {
-	case <-f.c.Done():
-		e, _ := f.c.Result()
-		return e
-	case <-t.C:
 		return nil
 	}
 }

@@ -151,8 +151,10 @@ func (s *Server) answerFromCache(ctx *fasthttp.RequestCtx, x *exchange) bool {
 		c.flight = f
 		return false
 	}
-	if e := f.Wait(time.Until(x.deadline)); e != nil {
-		return s.serveCached(ctx, x, e)
+	if x.wait(ctx.Done(), f.Done(), time.Until(x.deadline)) == waitReady {
+		if e := f.Answer(); e != nil {
+			return s.serveCached(ctx, x, e)
+		}
 	}
 	return false // the leader had nothing to share: ask the provider
 }

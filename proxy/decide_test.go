@@ -149,19 +149,30 @@ func TestDecideRetries(t *testing.T) {
 	}
 }
 
-// TestSleepEndsOnDrain: a retry's wait ends as soon as veil drains, so a
-// drain never waits out a backoff.
-func TestSleepEndsOnDrain(t *testing.T) {
+// TestWaitEnds: a wait ends on what it waits for, its timer, the request's
+// end or veil's drain, so a drain never waits out a backoff.
+func TestWaitEnds(t *testing.T) {
 	s := &Server{stop: make(chan struct{})}
 	x := &exchange{s: s}
-	done := make(chan bool)
-	go func() { done <- x.sleep(nil, time.Hour) }()
+	done := make(chan waitEnd)
+	go func() { done <- x.wait(nil, nil, time.Hour) }()
 	s.EndStreams()
-	if <-done {
-		t.Error("the wait ran to its end despite the drain")
+	if got := <-done; got != waitCut {
+		t.Errorf("a wait during a drain ended with %d, want cut", got)
 	}
 	s2 := &Server{stop: make(chan struct{})}
-	if !(&exchange{s: s2}).sleep(nil, time.Millisecond) {
-		t.Error("a short wait without a drain was cut short")
+	x2 := &exchange{s: s2}
+	if got := x2.wait(nil, nil, time.Millisecond); got != waitTimeout {
+		t.Errorf("a short wait without a drain ended with %d, want its timeout", got)
+	}
+	ready := make(chan struct{})
+	close(ready)
+	if got := x2.wait(nil, ready, time.Hour); got != waitReady {
+		t.Errorf("a wait for something done ended with %d, want ready", got)
+	}
+	cancelled := make(chan struct{})
+	close(cancelled)
+	if got := x2.wait(cancelled, nil, time.Hour); got != waitCut {
+		t.Errorf("a wait of a finished request ended with %d, want cut", got)
 	}
 }

@@ -103,7 +103,7 @@ func (s *Server) runTarget(ctx *fasthttp.RequestCtx, x *exchange, a *policy.Atte
 				e = &Error{Status: o.status, Type: typeServer, Code: "upstream_status",
 					Message: "veil: provider " + a.Provider.Name() + " answered " + strconv.Itoa(o.status)}
 			}
-			if !x.sleep(ctx.Done(), v.wait) {
+			if x.wait(ctx.Done(), nil, v.wait) != waitTimeout {
 				return false, e // the client left or veil is draining: no more tries
 			}
 			continue
@@ -213,18 +213,33 @@ func (s *Server) passOver(ctx *fasthttp.RequestCtx, x *exchange, a *policy.Attem
 		Message: "veil: provider " + a.Provider.Name() + " answered " + strconv.Itoa(status)}
 }
 
-// sleep waits d before a retry; it reports false when the wait was cut
-// short: the request is done (its server shuts down) or veil is draining.
-func (x *exchange) sleep(done <-chan struct{}, d time.Duration) bool {
+// waitEnd says how a wait ended.
+type waitEnd uint8
+
+const (
+	// waitReady: what the wait was for happened.
+	waitReady waitEnd = iota
+	// waitTimeout: its time passed.
+	waitTimeout
+	// waitCut: the request is done (its server shuts down) or veil is
+	// draining.
+	waitCut
+)
+
+// wait is the request path's one way to wait: until ready is closed (nil:
+// never), d passes, done (the request's context) ends or veil drains.
+func (x *exchange) wait(done, ready <-chan struct{}, d time.Duration) waitEnd {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
+	case <-ready:
+		return waitReady
 	case <-t.C:
-		return true
+		return waitTimeout
 	case <-done:
-		return false
+		return waitCut
 	case <-x.s.stop:
-		return false
+		return waitCut
 	}
 }
 
