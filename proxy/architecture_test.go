@@ -21,7 +21,7 @@ func TestArchitectureMapMatchesTheCode(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A file, then one or more declarations each after ": " or ", ".
-	refs := regexp.MustCompile("([a-z/]+\\.go): ([A-Za-z][A-Za-z0-9_.]*)")
+	refs := regexp.MustCompile(`([a-z/]+\.go): ([A-Za-z][A-Za-z0-9_.]*)`)
 	text := strings.Join(strings.Fields(string(doc)), " ") // references may wrap
 	found := 0
 	for _, m := range refs.FindAllStringSubmatch(text, -1) {
