@@ -103,6 +103,10 @@ type Fault struct {
 	// Message, Type and Code override the error envelope of KindStatus,
 	// KindRateLimit and KindErrorEvent when not empty.
 	Message, Type, Code string
+	// Key, when set, restricts the fault to calls made with this API key
+	// (bearer, x-api-key or api-key): one customer's key failing while
+	// the others are served.
+	Key string
 }
 
 // Status returns a KindStatus fault answering code for the next times calls.
@@ -149,6 +153,12 @@ func (f Fault) OnPath(path string) Fault {
 	return f
 }
 
+// ForKey returns a copy of f restricted to calls made with key.
+func (f Fault) ForKey(key string) Fault {
+	f.Key = key
+	return f
+}
+
 // Repeat returns a copy of f applied to the next n matching calls; a
 // negative n applies it to every matching call until Reset.
 func (f Fault) Repeat(n int) Fault {
@@ -157,8 +167,8 @@ func (f Fault) Repeat(n int) Fault {
 }
 
 // matches reports whether f applies to a call to path.
-func (f *Fault) matches(path string, stream bool) bool {
-	if f.Kind.streamOnly() && !stream {
+func (f *Fault) matches(path, key string, stream bool) bool {
+	if f.Kind.streamOnly() && !stream || f.Key != "" && f.Key != key {
 		return false
 	}
 	switch {
@@ -194,8 +204,8 @@ func (s *Server) Script(f ...Fault) {
 }
 
 // takeFault consumes and returns the first pending fault matching a call to
-// path.
-func (s *Server) takeFault(path string, stream bool) (Fault, bool) {
+// path with key.
+func (s *Server) takeFault(path, key string, stream bool) (Fault, bool) {
 	if s.nFaults.Load() == 0 {
 		return Fault{}, false
 	}
@@ -203,7 +213,7 @@ func (s *Server) takeFault(path string, stream bool) (Fault, bool) {
 	defer s.faultMu.Unlock()
 	for i := range s.faults {
 		pf := &s.faults[i]
-		if !pf.f.matches(path, stream) {
+		if !pf.f.matches(path, key, stream) {
 			continue
 		}
 		f := pf.f

@@ -158,7 +158,7 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 
 	if s.nFaults.Load() > 0 {
 		stream := rt.streamable() && gjson.GetBytes(requestBody(ctx), "stream").Bool()
-		c.fault, c.hasFault = s.takeFault(string(ctx.Path()), stream)
+		c.fault, c.hasFault = s.takeFault(string(ctx.Path()), presentedKey(ctx), stream)
 	}
 
 	if !s.sleep(s.opts.Latency) {
@@ -649,4 +649,20 @@ func (s *Server) token(prefix string, n int, alphabet string) string {
 		r >>= 8
 	}
 	return string(b)
+}
+
+// presentedKey is the API key a call carries: the bearer token, or the
+// x-api-key (Anthropic) or api-key (Azure) header.
+func presentedKey(ctx *fasthttp.RequestCtx) string {
+	if k := ctx.Request.Header.Peek("x-api-key"); len(k) > 0 {
+		return string(k)
+	}
+	if k := ctx.Request.Header.Peek("api-key"); len(k) > 0 {
+		return string(k)
+	}
+	auth := ctx.Request.Header.Peek(fasthttp.HeaderAuthorization)
+	if len(auth) > 7 && strings.EqualFold(string(auth[:7]), "bearer ") {
+		return string(auth[7:])
+	}
+	return ""
 }
