@@ -17,6 +17,8 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/wedsync/veil/health"
+
 	"github.com/wedsync/veil/internal/webhook"
 )
 
@@ -214,6 +216,10 @@ func (n *Notifier) logAlert(a Event) {
 			n.log.Warn("alert: supplier key is accepted again", fields...)
 			return
 		}
+		if keyFault(a.Cause) != string(health.KeyRefused) {
+			n.log.Error("alert: supplier key is out", append(fields, zap.String("cause", a.Cause))...)
+			return
+		}
 		n.log.Error("alert: supplier key refused; falling back to platform keys", fields...)
 		return
 	}
@@ -355,7 +361,7 @@ func payload(m message, instance string) Payload {
 		return p
 	}
 	if m.Source == SourceSupplierKey {
-		p.Event, state = "supplier_key_down", "refused by "+m.Provider+"; its calls fall back to platform keys"
+		p.Event, state = "supplier_key_down", keyState(m.Provider, m.Cause)
 		if m.Up {
 			p.Event, state = "supplier_key_up", "accepted by "+m.Provider+" again"
 		}
@@ -389,3 +395,26 @@ type nopObserver struct{}
 func (nopObserver) AlertSent()    {}
 func (nopObserver) AlertFailed()  {}
 func (nopObserver) AlertDropped() {}
+
+// keyFault is the fault a supplier key's cause starts with ("refused",
+// "out_of_quota", "failing"); "refused" when it names none.
+func keyFault(cause string) string {
+	for _, f := range [...]health.KeyFault{health.KeyOutOfQuota, health.KeyFailing} {
+		if strings.HasPrefix(cause, string(f)) {
+			return string(f)
+		}
+	}
+	return string(health.KeyRefused)
+}
+
+// keyState says what happened to a supplier's own key, for the payload's
+// text.
+func keyState(provider, cause string) string {
+	switch keyFault(cause) {
+	case string(health.KeyOutOfQuota):
+		return "out of quota at " + provider + "; its calls fall back to platform keys where allowed"
+	case string(health.KeyFailing):
+		return "failing at " + provider + " while other keys are served; its calls fall back to platform keys where allowed"
+	}
+	return "refused by " + provider + "; its calls fall back to platform keys"
+}

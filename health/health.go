@@ -65,6 +65,7 @@ type Target struct {
 	failures       atomic.Uint64
 	rateLimited    atomic.Uint64
 	keyRejected    atomic.Uint64
+	keyFaults      atomic.Uint64
 	consecutive    atomic.Uint64
 	latencyEWMA    atomic.Uint64 // float64 bits, seconds
 	ttftEWMA       atomic.Uint64 // float64 bits, seconds
@@ -131,6 +132,17 @@ func (t *Target) Record(status int, latency time.Duration, now time.Time) {
 	addEWMA(&t.latencyEWMA, latency.Seconds())
 }
 
+// RecordKeyFault adds one attempt that failed with a supplier's own key:
+// it is counted and timed, but moves neither the target's breaker nor its
+// success rate, as it says nothing about the provider's other keys.
+func (t *Target) RecordKeyFault(status int, latency time.Duration, now time.Time) {
+	t.lastStatusSeen.Store(int64(status))
+	t.keyFaults.Add(1)
+	if status != 0 {
+		addEWMA(&t.latencyEWMA, latency.Seconds())
+	}
+}
+
 // FirstToken adds one stream's time from the start of the attempt that
 // served it to its first content event.
 func (t *Target) FirstToken(d time.Duration) {
@@ -159,11 +171,14 @@ func (t *Target) ConsecutiveFailures() uint64 { return t.consecutive.Load() }
 
 // Snapshot is a point-in-time copy of a target's statistics.
 type Snapshot struct {
-	Target              string  `json:"target"`
-	Successes           uint64  `json:"successes"`
-	Failures            uint64  `json:"failures"`
-	RateLimited         uint64  `json:"rate_limited"`
-	KeyRejected         uint64  `json:"key_rejected"`
+	Target      string `json:"target"`
+	Successes   uint64 `json:"successes"`
+	Failures    uint64 `json:"failures"`
+	RateLimited uint64 `json:"rate_limited"`
+	KeyRejected uint64 `json:"key_rejected"`
+	// KeyFaults counts attempts that failed with a supplier's own key and
+	// were charged to that key, not to the target.
+	KeyFaults           uint64  `json:"supplier_key_faults"`
 	ConsecutiveFailures uint64  `json:"consecutive_failures"`
 	LatencyEWMAms       float64 `json:"latency_ewma_ms"`
 	// TTFTEWMAms is the moving average of the time to first token of the
@@ -204,6 +219,7 @@ func (t *Target) SnapshotAt(now time.Time) Snapshot {
 		Failures:            t.failures.Load(),
 		RateLimited:         t.rateLimited.Load(),
 		KeyRejected:         t.keyRejected.Load(),
+		KeyFaults:           t.keyFaults.Load(),
 		ConsecutiveFailures: t.consecutive.Load(),
 		LatencyEWMAms:       toMS(t.latencyEWMA.Load()),
 		TTFTEWMAms:          toMS(t.ttftEWMA.Load()),

@@ -1,6 +1,7 @@
 package health
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -91,5 +92,50 @@ func TestKeyBreakersAlert(t *testing.T) {
 	}
 	if up.Source != SourceSupplierKey || !up.Up || up.Target != "openai" || up.Supplier != "bella-photography" || up.Breaker != Closed {
 		t.Errorf("up alert %+v", up)
+	}
+}
+
+// TestKeyFaults: a refusal or a used-up account holds a supplier's key out
+// at once, server errors only after Failures in a row; each opening is one
+// alert naming the fault, and a served call closes the breaker.
+func TestKeyFaults(t *testing.T) {
+	now := time.Date(2026, 6, 20, 14, 0, 0, 0, time.UTC)
+	cases := []struct {
+		fault KeyFault
+		opens int // faults in a row that hold the key out
+	}{
+		{KeyRefused, 1},
+		{KeyOutOfQuota, 1},
+		{KeyFailing, 3},
+	}
+	for _, c := range cases {
+		t.Run(string(c.fault), func(t *testing.T) {
+			var alerts []Alert
+			k := &KeyBreakers{Cooldown: time.Minute, Failures: 3, OnChange: func(a Alert) { alerts = append(alerts, a) }}
+			for i := 1; i <= c.opens; i++ {
+				k.Failed("openai", []byte("bella"), c.fault, now)
+				if held := !k.Allow("openai", []byte("bella"), now); held != (i == c.opens) {
+					t.Fatalf("after %d faults held out = %v", i, held)
+				}
+			}
+			if !k.Allow("openai", []byte("rose"), now) {
+				t.Error("another supplier's key is held out")
+			}
+			k.Failed("openai", []byte("bella"), c.fault, now) // while open: no second alert
+			if len(alerts) != 1 || alerts[0].Supplier != "bella" || !strings.HasPrefix(alerts[0].Cause, string(c.fault)) {
+				t.Fatalf("alerts %+v, want one for bella naming %s", alerts, c.fault)
+			}
+			k.Served("openai", []byte("bella"))
+			if !k.Allow("openai", []byte("bella"), now) || len(alerts) != 2 || !alerts[1].Up {
+				t.Errorf("after a served call: allowed %v, alerts %+v", k.Allow("openai", []byte("bella"), now), alerts)
+			}
+		})
+	}
+	// Server errors, then a refusal: out at once, not after three more.
+	k := &KeyBreakers{Cooldown: time.Minute, Failures: 3}
+	k.Failed("openai", []byte("bella"), KeyFailing, now)
+	k.Failed("openai", []byte("bella"), KeyRefused, now)
+	if k.Allow("openai", []byte("bella"), now) {
+		t.Error("a refusal after a server error did not hold the key out")
 	}
 }

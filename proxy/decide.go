@@ -66,6 +66,10 @@ type outcome struct {
 	// hint is how long the provider asked to wait (Retry-After); 0 when
 	// it said nothing.
 	hint time.Duration
+	// exhausted is set on a 429 that says the key's account is used up
+	// (insufficient_quota): waiting will not help, another key or target
+	// may.
+	exhausted bool
 }
 
 // verdict is the decision on one attempt.
@@ -102,6 +106,12 @@ func decide(o *outcome, r retrier) verdict {
 		return verdict{act: swapKey}
 	}
 	switch {
+	case o.exhausted && o.spareKey && !o.swapped && !o.client:
+		return verdict{act: swapKey}
+	case o.exhausted && !o.last:
+		return verdict{act: nextTarget}
+	case o.exhausted:
+		return verdict{act: deliver}
 	case class == health.KeyRejected && o.client && !o.last:
 		// The supplier's own key is refused even after a refresh: the
 		// plan's later targets (platform keys, when allowed) take over.

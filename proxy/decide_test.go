@@ -78,6 +78,10 @@ func TestDecideKeys(t *testing.T) {
 		{"platform key rate-limited, pool has another, already swapped", outcome{status: 429, spareKey: true, swapped: true, last: true}, retry},
 		{"platform key rate-limited, single key, last", outcome{status: 429, last: true}, retry},
 		{"server error with a spare key is not a key's fault", outcome{status: 500, spareKey: true, last: true}, retry},
+		{"supplier's account used up, fallback planned", outcome{status: 429, client: true, exhausted: true}, nextTarget},
+		{"supplier's account used up, last target: not retried", outcome{status: 429, client: true, exhausted: true, last: true}, deliver},
+		{"platform account used up, pool has another", outcome{status: 429, spareKey: true, exhausted: true, last: true}, swapKey},
+		{"platform account used up after the swap, last target", outcome{status: 429, spareKey: true, swapped: true, exhausted: true, last: true}, deliver},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/wedsync/veil/billing"
+	"github.com/wedsync/veil/health"
 
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
@@ -132,15 +133,18 @@ func (s *Server) attempt(ctx *fasthttp.RequestCtx, x *exchange, a *policy.Attemp
 		o.client = key.Source() == billing.ClientKey
 		if e != nil {
 			o.failure = failureOf(e)
+			s.noteKey(x, a, key, o, e)
 			return key, nil, e, decide(o, r)
 		}
 		o.failure, o.status, o.hint = answered, resp.StatusCode(), retryHint(&resp.Header)
 		o.spareKey = s.hasSpareKey(a, key)
+		o.exhausted = o.status == fasthttp.StatusTooManyRequests && !stream && accountExhausted(resp.Body())
 		if stream && !o.last && o.status/100 == 2 && isEventStream(resp) {
 			// Hold the client's answer until the first content event, so
 			// that a stream failing before it fails over invisibly.
-			if e = s.holdFirst(ctx, x, a, resp); e != nil {
+			if e = s.holdFirst(ctx, x, a, key, resp); e != nil {
 				o.failure = failStream
+				s.noteKey(x, a, key, o, e)
 				return key, nil, e, decide(o, r)
 			}
 		}
@@ -155,7 +159,7 @@ func (s *Server) attempt(ctx *fasthttp.RequestCtx, x *exchange, a *policy.Attemp
 			}
 			v = decide(o, r)
 		}
-		s.noteKey(x, a, key, o.status, o.last)
+		s.noteKey(x, a, key, o, nil)
 		return key, resp, nil, v
 	}
 }
@@ -170,7 +174,7 @@ func failureOf(e *Error) failure {
 
 // holdFirst holds a stream's answer back until its first content event;
 // a stream that fails first is the target's failure.
-func (s *Server) holdFirst(ctx *fasthttp.RequestCtx, x *exchange, a *policy.Attempt, resp *fasthttp.Response) *Error {
+func (s *Server) holdFirst(ctx *fasthttp.RequestCtx, x *exchange, a *policy.Attempt, key *keys.Key, resp *fasthttp.Response) *Error {
 	rd, err := x.hold(resp, a)
 	if err == nil {
 		x.stream.reader = rd
@@ -178,27 +182,50 @@ func (s *Server) holdFirst(ctx *fasthttp.RequestCtx, x *exchange, a *policy.Atte
 	}
 	s.discard(ctx, x, resp, true)
 	if t := s.health.Target(a.Provider.Name()); t != nil {
-		t.Record(0, 0, time.Now()) // a failure of the target, for its breaker
+		if key.Source() == billing.ClientKey {
+			t.RecordKeyFault(0, 0, time.Now()) // the supplier key's, see noteKey
+		} else {
+			t.Record(0, 0, time.Now()) // a failure of the target, for its breaker
+		}
 	}
 	x.markLastAttempt("upstream_stream_error")
 	return &Error{Status: fasthttp.StatusBadGateway, Type: typeServer, Code: "upstream_stream_error",
 		Message: "veil: provider " + a.Provider.Name() + "'s stream failed before its first token: " + err.Error()}
 }
 
-// noteKey tells the supplier keys' breakers how the provider took a
-// supplier's own key.
-func (s *Server) noteKey(x *exchange, a *policy.Attempt, key *keys.Key, status int, lastPlanned bool) {
-	if key.Source() != billing.ClientKey {
+// noteKey tells the supplier keys' breakers how an attempt with a
+// supplier's own key went: a refusal, a used-up account or a failure of
+// the provider with this key (e says why there was no answer) is the
+// key's fault, held against the key alone; an answer closes its breaker.
+// Requests the client got wrong (400, 404, ...) say nothing of the key.
+func (s *Server) noteKey(x *exchange, a *policy.Attempt, key *keys.Key, o *outcome, e *Error) {
+	if key == nil || key.Source() != billing.ClientKey {
 		return
 	}
-	refused := status == fasthttp.StatusUnauthorized || status == fasthttp.StatusForbidden
-	switch {
-	case !refused:
+	now := time.Now()
+	switch class := health.Classify(o.status); {
+	case o.failure == failRequest && e != nil && e.Code != "upstream_request_failed":
+		// The provider's schema cannot carry the call: not the key's fault.
+	case class == health.KeyRejected:
+		s.keyHealth.Failed(a.Provider.Name(), x.supplier, health.KeyRefused, now)
+		if !o.last {
+			s.audit(x, "supplier key refused; falling back to the next planned key", a, key, o.status)
+		}
+	case o.exhausted:
+		s.keyHealth.Failed(a.Provider.Name(), x.supplier, health.KeyOutOfQuota, now)
+		s.audit(x, "supplier's own account is out of quota; falling back to the next planned key", a, key, o.status)
+	case class == health.Failure:
+		s.keyHealth.Failed(a.Provider.Name(), x.supplier, health.KeyFailing, now)
+	case class == health.Success:
 		s.keyHealth.Served(a.Provider.Name(), x.supplier)
-	case !lastPlanned:
-		s.keyHealth.Refused(a.Provider.Name(), x.supplier, time.Now())
-		s.audit(x, "supplier key refused; falling back to the next planned key", a, key, status)
 	}
+}
+
+// accountExhausted reports whether a 429 body says the key's account is
+// used up (OpenAI's insufficient_quota, a billing limit) rather than that
+// the caller is going too fast: waiting will not help.
+func accountExhausted(body []byte) bool {
+	return bytes.Contains(body, []byte(`"insufficient_quota"`)) || bytes.Contains(body, []byte(`"billing_hard_limit_reached"`))
 }
 
 // passOver drops an answer the next planned target replaces, and says why.
@@ -392,7 +419,7 @@ func (s *Server) roundTrip(x *exchange, a *policy.Attempt, key *keys.Key, hdr *f
 		err = a.Provider.Translate(resp, &x.call)
 	}
 	if err != nil {
-		s.observeAttempt(a, 0, t0)
+		s.observeAttempt(a, key, 0, t0)
 		e := upstreamError(a.Provider.Name(), err)
 		x.logAttempt(a, key, 0, e.Code, t0)
 		if pooled {
@@ -402,7 +429,7 @@ func (s *Server) roundTrip(x *exchange, a *policy.Attempt, key *keys.Key, hdr *f
 		}
 		return resp, e
 	}
-	s.observeAttempt(a, resp.StatusCode(), t0)
+	s.observeAttempt(a, key, resp.StatusCode(), t0)
 	x.logAttempt(a, key, resp.StatusCode(), "", t0)
 	if t := s.health.Target(a.Provider.Name()); t != nil && key.Source() == billing.PlatformKey {
 		// The platform keys' capacity left, for peak-season monitoring.
@@ -486,12 +513,19 @@ func refusedKey(a *policy.Attempt, key *keys.Key) *Error {
 }
 
 // observeAttempt records an attempt's status (0: no answer) and time to
-// response headers in metrics and health.
-func (s *Server) observeAttempt(a *policy.Attempt, status int, t0 time.Time) {
+// response headers in metrics and health. A failure with a supplier's own
+// key is that key's (see noteKey), not the provider's: it does not move
+// the provider's breaker, which every supplier shares.
+func (s *Server) observeAttempt(a *policy.Attempt, key *keys.Key, status int, t0 time.Time) {
 	now := time.Now()
 	took := now.Sub(t0)
 	s.metrics.ObserveUpstream(a.Provider.Name(), a.Model, status, took.Seconds())
-	if t := s.health.Target(a.Provider.Name()); t != nil {
+	t := s.health.Target(a.Provider.Name())
+	switch {
+	case t == nil:
+	case key.Source() == billing.ClientKey && health.Classify(status) != health.Success:
+		t.RecordKeyFault(status, took, now)
+	default:
 		t.Record(status, took, now)
 	}
 }

@@ -127,7 +127,7 @@ func New(o Options) (*Server, error) {
 	if s.limits.AttemptTimeout <= 0 {
 		s.limits.AttemptTimeout = s.limits.RequestTimeout
 	}
-	s.keyHealth = &health.KeyBreakers{Cooldown: o.Limits.BreakerCooldown, OnChange: o.Alert}
+	s.keyHealth = &health.KeyBreakers{Cooldown: o.Limits.BreakerCooldown, Failures: o.Limits.BreakerFailures, OnChange: o.Alert}
 	if s.health == nil {
 		s.health = health.NewRegistry()
 	}
