@@ -56,8 +56,12 @@ const (
 	// DefaultBreakerErrorRate is the default failure share that opens a breaker.
 	DefaultBreakerErrorRate = 0.5
 
-	// DefaultMaxConns is the default connection limit per provider.
-	DefaultMaxConns = 1024
+	// DefaultMaxConns is the default connection limit per provider: enough
+	// for 10,000 slow streams at once.
+	DefaultMaxConns = 10000
+	// DefaultConnWait is how long a call waits for a free upstream
+	// connection by default.
+	DefaultConnWait = time.Second
 	// DefaultDialTimeout is the default dial timeout per provider.
 	DefaultDialTimeout = 5 * time.Second
 )
@@ -297,8 +301,13 @@ type Provider struct {
 	// that a call can fail over across providers: the provider is then a
 	// candidate for the mapped model and is asked for its own.
 	ModelMap map[string]string `yaml:"model_map"`
-	// MaxConns limits the connections to the provider. Default 1024.
+	// MaxConns limits the connections to the provider. Default 10000, so
+	// that as many slow streams can run at once.
 	MaxConns int `yaml:"max_conns"`
+	// ConnWait bounds how long a call waits for a free connection when
+	// MaxConns are busy, before it is answered 503 overloaded (or moves to
+	// the next planned provider). Default 1s.
+	ConnWait time.Duration `yaml:"conn_wait"`
 	// DialTimeout bounds connection establishment. Default 5s.
 	DialTimeout time.Duration `yaml:"dial_timeout"`
 	// Azure holds the settings of type azure.

@@ -38,7 +38,8 @@ func TestParseDefaults(t *testing.T) {
 		{"limits.max_response_bytes", c.Limits.MaxResponseBytes, 64 << 20},
 		{"log.level", c.Log.Level, "info"},
 		{"log.format", c.Log.Format, "json"},
-		{"providers[0].max_conns", p.MaxConns, 1024},
+		{"providers[0].max_conns", p.MaxConns, 10000},
+		{"providers[0].conn_wait", p.ConnWait, time.Second},
 		{"providers[0].dial_timeout", p.DialTimeout, 5 * time.Second},
 		{"providers[0].models", len(p.Models), 0},
 		{"routing.default_provider", c.Routing.DefaultProvider, "openai"},
@@ -130,8 +131,8 @@ callers:
 		},
 		Log: Log{Level: "debug", Format: "console"},
 		Providers: []Provider{
-			{Name: "openai", Type: "openai", BaseURL: "https://api.openai.com/v1", APIKey: "env://OPENAI_API_KEY", Models: []string{"gpt-4o", "gpt-4o-mini"}, MaxConns: 8, DialTimeout: 250 * time.Millisecond},
-			{Name: "local", Type: "openai", BaseURL: "http://localhost:8000", APIKey: "file:///run/secrets/local", MaxConns: DefaultMaxConns, DialTimeout: DefaultDialTimeout},
+			{Name: "openai", Type: "openai", BaseURL: "https://api.openai.com/v1", APIKey: "env://OPENAI_API_KEY", Models: []string{"gpt-4o", "gpt-4o-mini"}, MaxConns: 8, ConnWait: DefaultConnWait, DialTimeout: 250 * time.Millisecond},
+			{Name: "local", Type: "openai", BaseURL: "http://localhost:8000", APIKey: "file:///run/secrets/local", MaxConns: DefaultMaxConns, ConnWait: DefaultConnWait, DialTimeout: DefaultDialTimeout},
 		},
 		Routing: Routing{DefaultProvider: "local"},
 		Callers: []Caller{

@@ -96,6 +96,7 @@ func (p *Provider) applyDefaults() {
 	p.BaseURL = trimTrailingSlashes(p.BaseURL)
 	setInt(&p.MaxConns, DefaultMaxConns)
 	setDuration(&p.DialTimeout, DefaultDialTimeout)
+	setDuration(&p.ConnWait, DefaultConnWait)
 	switch p.Type {
 	case ProviderTypeAnthropic:
 		if p.Anthropic == nil {

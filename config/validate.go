@@ -240,6 +240,7 @@ func (v *validator) providers() {
 			v.fail(path+".max_conns", "must be positive, got %d", p.MaxConns)
 		}
 		v.timeout(path+".dial_timeout", p.DialTimeout, false)
+		v.timeout(path+".conn_wait", p.ConnWait, false)
 		v.providerSpecific(path, &v.c.Providers[i])
 	}
 }

@@ -1,9 +1,11 @@
 package e2e
 
 import (
+	"io"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/wedsync/veil/internal/fakeopenai"
 )
@@ -128,4 +130,61 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestOverloadIsShedNot502: when every connection to the provider is busy
+// (here the one allowed, held by a stalled call), a call waits
+// conn_wait and is answered 503 overloaded with Retry-After, naming the
+// provider it could not reach and the attempt; it is counted, and the
+// provider, which did nothing wrong, is not held against.
+func TestOverloadIsShedNot502(t *testing.T) {
+	tp := &tap{}
+	h := start(t, setup{
+		tap: tp.add,
+		providers: `
+  - name: openai
+    type: openai
+    base_url: %s
+    api_key: env://PLATFORM_KEY
+    max_conns: 1
+    conn_wait: 50ms`,
+		limits: "  breaker_failures: 1\n",
+	})
+	h.up.Script(fakeopenai.Stall(1500 * time.Millisecond))
+	held := make(chan int, 1)
+	go func() {
+		resp := h.do("POST", "/v1/chat/completions", chatBody, nil)
+		_ = resp.Body.Close()
+		held <- resp.StatusCode
+	}()
+	for i := 0; len(h.up.Requests()) == 0; i++ {
+		if i > 500 {
+			t.Fatal("the first call never reached the fake")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	resp := h.do("POST", "/v1/chat/completions", chatBody, nil)
+	body, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != 503 || !strings.Contains(string(body), `"code":"overloaded"`) || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("a call beyond capacity: %d %s (Retry-After %q), want 503 overloaded", resp.StatusCode, body,
+			resp.Header.Get("Retry-After"))
+	}
+	if resp.Header.Get("X-Veil-Provider") != "openai" || resp.Header.Get("X-Veil-Attempts") != "1" ||
+		resp.Header.Get("X-Request-Id") == "" {
+		t.Errorf("veil's error headers: provider %q attempts %q request id %q", resp.Header.Get("X-Veil-Provider"),
+			resp.Header.Get("X-Veil-Attempts"), resp.Header.Get("X-Request-Id"))
+	}
+	if r := tp.one(t, resp.Header.Get("X-Request-Id")); r.Provider != "openai" || r.Error != "overloaded" || r.Status != 503 {
+		t.Errorf("record provider %q error %q status %d", r.Provider, r.Error, r.Status)
+	}
+	if code := <-held; code != 200 {
+		t.Errorf("the call holding the connection got %d", code)
+	}
+	if _, m := h.admin("/metrics", ""); !strings.Contains(m, `veil_overloaded_total{provider="openai"} 1`) {
+		t.Errorf("the shed call is not counted:\n%s", grepLines(m, "overloaded"))
+	}
+	if strings.Contains(h.logs.String(), "alert: provider is down") {
+		t.Error("a full connection pool took the provider out")
+	}
 }

@@ -37,6 +37,7 @@ type Metrics struct {
 	quotaStoreDown  prometheus.Counter
 	reloads         *prometheus.CounterVec
 	retriesDenied   *prometheus.CounterVec
+	overloaded      *prometheus.CounterVec
 	failovers       *prometheus.CounterVec
 	alerts          *prometheus.CounterVec
 
@@ -90,6 +91,8 @@ func New() *Metrics {
 	m.reloads = counterVec(r, "veil_config_reloads_total", "Config reloads by result (applied, refused).", "result")
 	m.retriesDenied = counterVec(r, "veil_retries_denied_total",
 		"Retries the per-provider retry budget refused, by provider.", "provider")
+	m.overloaded = counterVec(r, "veil_overloaded_total",
+		"Attempts that found no free upstream connection within limits.upstream_wait, answered 503 overloaded unless another planned provider took the call, by provider.", "provider")
 	m.failovers = counterVec(r, "veil_failovers_total",
 		"Answers served by another provider than the first planned, by the planned provider (from) and the one that answered (to).", "from", "to")
 	m.alerts = counterVec(r, "veil_alerts_total",
@@ -273,6 +276,10 @@ func (m *Metrics) ConfigReloaded(ok bool) {
 
 // RetryDenied counts a retry the provider's retry budget refused.
 func (m *Metrics) RetryDenied(provider string) { m.retriesDenied.WithLabelValues(provider).Inc() }
+
+// Overloaded counts an attempt that found no free connection to provider
+// in time.
+func (m *Metrics) Overloaded(provider string) { m.overloaded.WithLabelValues(provider).Inc() }
 
 // Failover counts an answer that provider to served instead of from, the
 // first planned. Both are configured provider names, so the series are

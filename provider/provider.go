@@ -166,6 +166,7 @@ func New(cfg config.Provider, platformKeys []keys.Secret, opts Options) (*Provid
 		Name:                      "veil",
 		NoDefaultUserAgentHeader:  true,
 		MaxConns:                  cfg.MaxConns,
+		MaxConnWaitTimeout:        cfg.ConnWait,
 		MaxIdleConnDuration:       90 * time.Second,
 		MaxIdemponentCallAttempts: 1,
 		ReadBufferSize:            readBuf,

@@ -44,6 +44,9 @@ const (
 	// failStream: a stream held back from the client failed before its
 	// first content.
 	failStream
+	// failOverload: no connection to the provider was free in time: veil
+	// is at capacity there, the provider did nothing wrong.
+	failOverload
 )
 
 // outcome is everything the decision looks at in one attempt.

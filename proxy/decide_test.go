@@ -104,6 +104,7 @@ func TestDecideNoAnswer(t *testing.T) {
 		{failRequest, nextTarget, deliver},
 		{failKey, nextTarget, deliver},
 		{failStream, nextTarget, deliver},
+		{failOverload, nextTarget, deliver},
 	}
 	for _, c := range cases {
 		t.Run(fmt.Sprintf("failure=%d", c.failure), func(t *testing.T) {

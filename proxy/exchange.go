@@ -56,6 +56,7 @@ type exchange struct {
 	// What the run records.
 	call         provider.Call
 	served       *policy.Attempt
+	tried        *policy.Attempt // the last target an attempt went to
 	key          *keys.Key
 	attempts     int
 	attemptLog   [4]usage.Attempt
@@ -197,6 +198,9 @@ func (s *Server) finish(x *exchange) {
 	x.endFlight()
 	elapsed := time.Since(x.start)
 	providerName := ""
+	if x.served == nil && x.tried != nil {
+		providerName = x.tried.Provider.Name() // veil's own error names what it tried
+	}
 	if x.served != nil {
 		providerName = x.served.Provider.Name()
 		if t := s.health.Target(providerName); t != nil && x.stream.ttft > 0 {

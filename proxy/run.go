@@ -36,6 +36,7 @@ func (s *Server) run(ctx *fasthttp.RequestCtx, x *exchange) bool {
 			continue
 		}
 		s.health.Budget(a.Provider.Name()).Request(time.Now())
+		x.tried = a
 		streamed, e := s.runTarget(ctx, x, a, lastPlanned)
 		if e == nil {
 			return streamed // x may belong to the stream writer now
@@ -44,8 +45,23 @@ func (s *Server) run(ctx *fasthttp.RequestCtx, x *exchange) bool {
 		s.log.Warn("upstream attempt failed", zap.ByteString("request_id", x.reqID),
 			zap.String("provider", a.Provider.Name()), zap.Int("attempt", x.attempts), zap.String("error", last.Message))
 	}
-	x.fail(ctx, last)
+	x.failAfterAttempts(ctx, last)
 	return false
+}
+
+// failAfterAttempts answers with veil's error once no planned target
+// served: it names the last provider tried and the attempts made, and
+// tells a shed call when to come back.
+func (x *exchange) failAfterAttempts(ctx *fasthttp.RequestCtx, last *Error) {
+	h := &ctx.Response.Header
+	if x.tried != nil {
+		h.Set(HeaderProvider, x.tried.Provider.Name())
+		h.Set(HeaderAttempts, smallInt(x.attempts))
+	}
+	if last != nil && last.Code == codeOverloaded {
+		h.Set(fasthttp.HeaderRetryAfter, "1")
+	}
+	x.fail(ctx, last)
 }
 
 // available is the one availability check of a planned target: its quota
@@ -166,11 +182,18 @@ func (s *Server) attempt(ctx *fasthttp.RequestCtx, x *exchange, a *policy.Attemp
 
 // failureOf classifies an error of an attempt that got no answer.
 func failureOf(e *Error) failure {
-	if e.Code == "upstream_unavailable" || e.Code == "upstream_timeout" {
+	switch e.Code {
+	case "upstream_unavailable", "upstream_timeout":
 		return failTransport
+	case codeOverloaded:
+		return failOverload
 	}
 	return failRequest
 }
+
+// codeOverloaded is the error code of a call veil sheds because no
+// upstream connection was free in time.
+const codeOverloaded = "overloaded"
 
 // holdFirst holds a stream's answer back until its first content event;
 // a stream that fails first is the target's failure.
@@ -417,6 +440,18 @@ func (s *Server) roundTrip(x *exchange, a *policy.Attempt, key *keys.Key, hdr *f
 	if err == nil {
 		// From here on the answer is in OpenAI's shape, whoever gave it.
 		err = a.Provider.Translate(resp, &x.call)
+	}
+	if errors.Is(err, fasthttp.ErrNoFreeConns) {
+		// veil's own pool to the provider is full: shed the call, and
+		// keep it out of the provider's health.
+		s.metrics.Overloaded(a.Provider.Name())
+		x.logAttempt(a, key, 0, codeOverloaded, t0)
+		if pooled {
+			fasthttp.ReleaseResponse(resp)
+			resp = nil
+		}
+		return resp, &Error{Status: fasthttp.StatusServiceUnavailable, Type: typeUnavailable, Code: codeOverloaded,
+			Message: "veil is at capacity for provider " + a.Provider.Name() + "; retry in a moment"}
 	}
 	if err != nil {
 		s.observeAttempt(a, key, 0, t0)
