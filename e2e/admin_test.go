@@ -26,7 +26,13 @@ func (h *harness) admin(path, token string) (int, string) {
 }
 
 func TestAdminListener(t *testing.T) {
-	h := start(t, setup{})
+	// The model label takes only the model names the config lists.
+	h := start(t, setup{providers: `
+  - name: openai
+    type: openai
+    base_url: %s
+    api_key: env://PLATFORM_KEY
+    models: [gpt-4o-mini]`})
 	if _, err := h.client().CreateChatCompletion(ctxT(t), weddingChat); err != nil {
 		t.Fatal(err)
 	}

@@ -1,10 +1,12 @@
 // Package metrics owns veil's Prometheus collectors. Labels are bounded:
-// there is never a supplier label, and model names are capped so a client
-// cannot grow the series count without limit.
+// there is never a supplier label, and a model label is one of the model
+// names the config lists or "other", so no request can add a series.
 package metrics
 
 import (
 	"sync"
+	"sync/atomic"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -13,9 +15,8 @@ import (
 	"github.com/wedsync/veil/billing"
 )
 
-// MaxModels is how many distinct model label values are kept; later ones
-// are reported as "other".
-const MaxModels = 64
+// OtherModel is the model label of every model the config does not name.
+const OtherModel = "other"
 
 // Metrics holds the collectors veil records into.
 type Metrics struct {
@@ -41,8 +42,10 @@ type Metrics struct {
 	failovers       *prometheus.CounterVec
 	alerts          *prometheus.CounterVec
 
-	mu       sync.RWMutex
-	models   map[string]string
+	// models maps each model name the config lists to itself, so that a
+	// label is a string the map already holds. The map is never changed
+	// once stored; SetModels stores a new one.
+	models   atomic.Pointer[map[string]string]
 	series   sync.Map // seriesKey -> *series
 	upSeries sync.Map // seriesKey without endpoint -> prometheus.Observer
 }
@@ -64,7 +67,7 @@ var latencyBuckets = []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 
 // collectors included.
 func New() *Metrics {
 	r := prometheus.NewRegistry()
-	m := &Metrics{Registry: r, models: make(map[string]string)}
+	m := &Metrics{Registry: r}
 	m.requests = counterVec(r, "veil_requests_total",
 		"Client requests served, by endpoint, provider, model and status class.", "endpoint", "provider", "model", "status_class")
 	m.requestDuration = latencyVec(r, "veil_request_duration_seconds",
@@ -144,29 +147,34 @@ func StatusClass(status int) int {
 
 var classNames = [...]string{"none", "1xx", "2xx", "3xx", "4xx", "5xx"}
 
-// model bounds the model label: known names are interned, new ones are
-// admitted until MaxModels, the rest become "other".
+// SetModels replaces the model names that are their own model label: the
+// names the config in force lists. Every other name is reported as
+// OtherModel. Empty names and names that are not valid UTF-8 are left out.
+// It is safe to call while requests are observed; until the first call
+// every model is reported as OtherModel.
+func (m *Metrics) SetModels(names []string) {
+	set := make(map[string]string, len(names))
+	for _, n := range names {
+		if n != "" && utf8.ValidString(n) {
+			set[n] = n
+		}
+	}
+	m.models.Store(&set)
+}
+
+// model is the label of the model name: the name itself when the config
+// lists it, OtherModel when it does not, and empty when the request named
+// no model. It neither locks nor allocates.
 func (m *Metrics) model(name []byte) string {
 	if len(name) == 0 {
 		return ""
 	}
-	m.mu.RLock()
-	s, ok := m.models[string(name)]
-	m.mu.RUnlock()
-	if ok {
-		return s
+	if set := m.models.Load(); set != nil {
+		if s, ok := (*set)[string(name)]; ok {
+			return s
+		}
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if s, ok := m.models[string(name)]; ok {
-		return s
-	}
-	if len(m.models) >= MaxModels {
-		return "other"
-	}
-	s = string(name)
-	m.models[s] = s
-	return s
+	return OtherModel
 }
 
 func (m *Metrics) requestSeries(endpoint, provider string, model []byte, status int) *series {

@@ -1,28 +1,150 @@
 package metrics
 
 import (
-	"fmt"
+	"math/rand/v2"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
-func TestModelLabelIsBounded(t *testing.T) {
+// configured are the model names a test config lists.
+var configured = []string{"gpt-4o-mini", "gpt-4o", "claude-haiku-4-5", "wedsync-fast", "text-embedding-3-small"}
+
+func TestModelLabelIsConfiguredOrOther(t *testing.T) {
 	m := New()
-	for i := 0; i < MaxModels+10; i++ {
-		m.ObserveRequest("chat_completions", "openai", []byte(fmt.Sprintf("model-%d", i)), 200, 0.01)
+	m.SetModels(configured)
+	cases := []struct {
+		name, model, want string
+	}{
+		{"configured", "gpt-4o-mini", "gpt-4o-mini"},
+		{"configured alias", "wedsync-fast", "wedsync-fast"},
+		{"no model", "", ""},
+		{"unlisted", "gpt-5-turbo", OtherModel},
+		{"configured prefix", "gpt-4o-mini-2024-07-18", OtherModel},
+		{"configured with CR LF", "gpt-4o-mini\r\n", OtherModel},
+		{"header split", "gpt-4o\r\nX-Injected: 1", OtherModel},
+		{"line feed", "\n", OtherModel},
+		{"path climb", "../../admin", OtherModel},
+		{"path climb after a name", "gpt-4o/../../admin", OtherModel},
+		{"encoded path", "..%2f..%2fadmin", OtherModel},
+		{"query", "gpt-4o?api-version=1", OtherModel},
+		{"NUL", "gpt-4o\x00", OtherModel},
+		{"invalid UTF-8", "\xff\xfe", OtherModel},
+		{"case", "GPT-4O-MINI", OtherModel},
+		{"the other label itself", "other", OtherModel},
+		{"long", strings.Repeat("a", 10000), OtherModel},
 	}
-	if got := testutil.CollectAndCount(m.requests); got != MaxModels+1 {
-		t.Errorf("%d series, want %d (capped models plus other)", got, MaxModels+1)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := m.model([]byte(c.model)); got != c.want {
+				t.Errorf("model(%q) = %q, want %q", c.model, got, c.want)
+			}
+		})
 	}
-	if got := testutil.ToFloat64(m.requests.WithLabelValues("chat_completions", "openai", "other", "2xx")); got != 10 {
-		t.Errorf("other = %v, want 10", got)
+}
+
+func TestRandomModelsAddNoSeries(t *testing.T) {
+	m := New()
+	m.SetModels(configured)
+	rng := rand.New(rand.NewPCG(1, 2))
+	name := make([]byte, 0, 64)
+	for i := 0; i < 10000; i++ {
+		name = name[:0]
+		for n := 1 + rng.IntN(63); n > 0; n-- {
+			name = append(name, byte(rng.IntN(256)))
+		}
+		if slices.Contains(configured, string(name)) {
+			continue
+		}
+		m.ObserveRequest("chat_completions", "openai", name, 200, 0.01)
+		m.ObserveUpstream("openai", name, 200, 0.01)
+		m.ObserveUsage("openai", name, "platform", 1, 1, 0.001)
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.upstream, m.cost} {
+		if got := testutil.CollectAndCount(c); got != 1 {
+			t.Errorf("%d series, want 1 (other)", got)
+		}
+	}
+	if got := testutil.ToFloat64(m.requests.WithLabelValues("chat_completions", "openai", OtherModel, "2xx")); got != 10000 {
+		t.Errorf("other = %v, want 10000", got)
+	}
+}
+
+func TestNoModelsBeforeTheConfig(t *testing.T) {
+	m := New()
+	if got := m.model([]byte("gpt-4o-mini")); got != OtherModel {
+		t.Errorf("before SetModels: %q, want %q", got, OtherModel)
+	}
+}
+
+func TestSetModelsReplacesTheSet(t *testing.T) {
+	m := New()
+	m.SetModels([]string{"gpt-4o-mini", "gpt-4o"})
+	m.SetModels([]string{"gpt-4o", "claude-haiku-4-5"})
+	for model, want := range map[string]string{
+		"gpt-4o-mini":      OtherModel,
+		"gpt-4o":           "gpt-4o",
+		"claude-haiku-4-5": "claude-haiku-4-5",
+	} {
+		if got := m.model([]byte(model)); got != want {
+			t.Errorf("after the second set, model(%q) = %q, want %q", model, got, want)
+		}
+	}
+	m.SetModels([]string{"", "\xff", "gpt-4o"})
+	if got := m.model([]byte("\xff")); got != OtherModel {
+		t.Errorf("invalid UTF-8 in the set: %q, want %q", got, OtherModel)
+	}
+}
+
+func TestSetModelsWhileObserving(t *testing.T) {
+	m := New()
+	m.SetModels(configured)
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			model := []byte(configured[i])
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					if got := m.model(model); got != string(model) && got != OtherModel {
+						t.Errorf("model(%q) = %q", model, got)
+						return
+					}
+				}
+			}
+		}()
+	}
+	for i := 0; i < 200; i++ {
+		m.SetModels(configured[i%len(configured):])
+	}
+	close(stop)
+	wg.Wait()
+}
+
+func TestModelLabelAllocs(t *testing.T) {
+	m := New()
+	m.SetModels(configured)
+	known, unknown := []byte("gpt-4o-mini"), []byte("../../admin\r\n")
+	if a := testing.AllocsPerRun(1000, func() { _ = m.model(known) }); a != 0 {
+		t.Errorf("%.1f allocations per configured name", a)
+	}
+	if a := testing.AllocsPerRun(1000, func() { _ = m.model(unknown) }); a != 0 {
+		t.Errorf("%.1f allocations per other name", a)
 	}
 }
 
 func TestObserve(t *testing.T) {
 	m := New()
+	m.SetModels(configured)
 	m.ObserveRequest("embeddings", "openai", []byte("text-embedding-3-small"), 200, 0.02)
 	m.ObserveRequest("embeddings", "openai", []byte("text-embedding-3-small"), 200, 0.02)
 	m.ObserveRequest("chat_completions", "", nil, 401, 0.001)
@@ -54,6 +176,7 @@ func TestObserve(t *testing.T) {
 
 func TestObserveAllocs(t *testing.T) {
 	m := New()
+	m.SetModels(configured)
 	model := []byte("gpt-4o-mini")
 	m.ObserveRequest("chat_completions", "openai", model, 200, 0.01)
 	if a := testing.AllocsPerRun(100, func() { m.ObserveRequest("chat_completions", "openai", model, 200, 0.01) }); a > 1 {

@@ -149,6 +149,7 @@ func New(cfg *config.Config, o Options) (a *App, err error) {
 	if err != nil {
 		return nil, err
 	}
+	a.metrics.SetModels(rt.Models)
 	a.rt.Store(rt)
 	var next keys.Fetcher
 	if a.vault != nil {

@@ -54,6 +54,9 @@ type Runtime struct {
 	Base *config.Config
 	// Overrides are the supplier overrides from the store applied to Base.
 	Overrides map[string]Override
+	// Models are the model names Config lists (see ModelNames): the model
+	// label values of the metrics while this generation is in force.
+	Models []string
 }
 
 // Provider is the named provider, or the default one when name is empty;
@@ -122,7 +125,7 @@ func Build(base *config.Config, ov map[string]Override, d Deps) (rt *Runtime, er
 		}
 	}
 	b := builder{cfg: cfg, d: d}
-	rt = &Runtime{Config: cfg, Base: base, Overrides: ov}
+	rt = &Runtime{Config: cfg, Base: base, Overrides: ov, Models: ModelNames(cfg)}
 	defer func() {
 		if err != nil {
 			for _, p := range rt.Providers {
