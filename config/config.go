@@ -62,6 +62,9 @@ const (
 	// DefaultConnWait is how long a call waits for a free upstream
 	// connection by default.
 	DefaultConnWait = time.Second
+	// DefaultSupplierInFlight is one supplier's default cap on calls in
+	// flight to one provider.
+	DefaultSupplierInFlight = 1000
 	// DefaultDialTimeout is the default dial timeout per provider.
 	DefaultDialTimeout = 5 * time.Second
 )
@@ -224,6 +227,12 @@ type Limits struct {
 	// BreakerFailures is how many consecutive failures (connection errors,
 	// timeouts, 5xx) open a provider's circuit breaker. Default 5.
 	BreakerFailures int `yaml:"breaker_failures"`
+	// SupplierInFlight caps one supplier's calls in flight to one provider
+	// (streams included), so that its slow or stalled calls cannot take
+	// more than its share of the provider's connections; a tier's
+	// upstream_in_flight overrides it. Default 1000, a tenth of a
+	// provider's default max_conns.
+	SupplierInFlight int `yaml:"supplier_in_flight"`
 	// BreakerCooldown is how long an open breaker refuses the provider
 	// before one probe may try it. Default 30s.
 	BreakerCooldown time.Duration `yaml:"breaker_cooldown"`
@@ -380,6 +389,7 @@ func (c *Config) ApplyDefaults() {
 	setInt(&l.MaxEventBytes, DefaultMaxEventBytes)
 	setInt(&l.MaxResponseBytes, DefaultMaxResponseBytes)
 	setInt(&l.BreakerFailures, 5)
+	setInt(&l.SupplierInFlight, DefaultSupplierInFlight)
 	setDuration(&l.TTFTTimeout, 30*time.Second)
 	setDuration(&l.AttemptTimeout, 2*time.Minute)
 	setDuration(&l.RetryBackoff, 100*time.Millisecond)

@@ -118,6 +118,7 @@ callers:
 			MaxEventBytes:      DefaultMaxEventBytes,
 			MaxResponseBytes:   DefaultMaxResponseBytes,
 			BreakerFailures:    5,
+			SupplierInFlight:   DefaultSupplierInFlight,
 			TTFTTimeout:        30 * time.Second,
 			AttemptTimeout:     2 * time.Minute,
 			RetryBackoff:       100 * time.Millisecond,

@@ -63,6 +63,10 @@ type Tier struct {
 	// for more is refused with 400, and a call asking for none is sent
 	// with this limit.
 	MaxTokens int `yaml:"max_tokens"`
+	// UpstreamInFlight caps the calls one of the tier's suppliers may have
+	// in flight to one provider, on any key; zero means
+	// limits.supplier_in_flight.
+	UpstreamInFlight int `yaml:"upstream_in_flight"`
 }
 
 // Store configures veil's shared state: the embedded store for a single
@@ -120,7 +124,7 @@ func (v *validator) tiers() {
 		path := fmt.Sprintf("tiers[%d]", i)
 		v.uniqueName(path+".name", t.Name, i, providerNames, names, "duplicate tier %q, also tiers[%d]")
 		if t.RequestsPerMinute < 0 || t.TokensPerMinute < 0 || t.Concurrent < 0 || t.MonthlyTokens < 0 || t.MonthlyCostUSD < 0 || t.DefaultMaxTokens < 0 ||
-			t.MaxN < 0 || t.MaxTokens < 0 {
+			t.MaxN < 0 || t.MaxTokens < 0 || t.UpstreamInFlight < 0 {
 			v.fail(path, "limits must not be negative")
 		}
 		if !slices.Contains(exhaustedActions, t.OnExhausted) {

@@ -139,6 +139,7 @@ func (v *validator) limits() {
 	v.size("limits.max_event_bytes", l.MaxEventBytes)
 	v.size("limits.max_response_bytes", l.MaxResponseBytes)
 	v.size("limits.breaker_failures", l.BreakerFailures)
+	v.size("limits.supplier_in_flight", l.SupplierInFlight)
 	v.timeout("limits.ttft_timeout", l.TTFTTimeout, false)
 	v.timeout("limits.attempt_timeout", l.AttemptTimeout, false)
 	v.timeout("limits.retry_backoff", l.RetryBackoff, false)

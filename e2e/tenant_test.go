@@ -188,3 +188,64 @@ func TestOverloadIsShedNot502(t *testing.T) {
 		t.Error("a full connection pool took the provider out")
 	}
 }
+
+// TestStalledSupplierKeepsToItsShare: a supplier whose calls stall can have
+// no more than its cap of calls in flight to a provider; the call beyond is
+// refused at once with 429 and Retry-After, while another supplier's calls
+// to the same provider are served throughout.
+func TestStalledSupplierKeepsToItsShare(t *testing.T) {
+	stalled := secret("sk-stalled-own-")
+	tp := &tap{}
+	h := start(t, setup{
+		fake:   fakeopenai.Options{Keys: []string{stalled}},
+		env:    map[string]string{"STALLED_KEY": stalled},
+		tap:    tp.add,
+		limits: "  supplier_in_flight: 2\n",
+		extra: `suppliers:
+  entries:
+    - id: slow-studio
+      mode: client
+      keys:
+        openai: env://STALLED_KEY
+`})
+	h.up.Script(fakeopenai.Stall(1500 * time.Millisecond).ForKey(stalled).Repeat(2))
+	done := make(chan int, 2)
+	for range 2 {
+		go func() {
+			resp := h.do("POST", "/v1/chat/completions", chatBody, map[string]string{"X-Supplier-ID": "slow-studio"})
+			_ = resp.Body.Close()
+			done <- resp.StatusCode
+		}()
+	}
+	for i := 0; len(h.up.Requests()) < 2; i++ {
+		if i > 500 {
+			t.Fatal("the stalled calls never reached the fake")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	resp := h.do("POST", "/v1/chat/completions", chatBody, map[string]string{"X-Supplier-ID": "slow-studio"})
+	body, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != 429 || !strings.Contains(string(body), "supplier_in_flight_limit") || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("the third stalled-supplier call: %d %s (Retry-After %q), want 429 supplier_in_flight_limit",
+			resp.StatusCode, body, resp.Header.Get("Retry-After"))
+	}
+	for range 5 {
+		if resp := h.do("POST", "/v1/chat/completions", chatBody, nil); resp.StatusCode != 200 {
+			t.Errorf("another supplier got %d while one stalled", resp.StatusCode)
+		} else {
+			_ = resp.Body.Close()
+		}
+	}
+	for range 2 {
+		if code := <-done; code != 200 {
+			t.Errorf("a stalled call ended with %d", code)
+		}
+	}
+	// The slots are back: the supplier may call again.
+	if resp := h.do("POST", "/v1/chat/completions", chatBody, map[string]string{"X-Supplier-ID": "slow-studio"}); resp.StatusCode != 200 {
+		t.Errorf("after its calls finished the supplier got %d", resp.StatusCode)
+	} else {
+		_ = resp.Body.Close()
+	}
+}

@@ -57,6 +57,8 @@ type exchange struct {
 	call         provider.Call
 	served       *policy.Attempt
 	tried        *policy.Attempt // the last target an attempt went to
+	slot         inflightKey     // the supplier's slot at the provider tried
+	holdsSlot    bool
 	key          *keys.Key
 	attempts     int
 	attemptLog   [4]usage.Attempt
@@ -192,6 +194,7 @@ func msSince(t time.Time) float64 { return float64(time.Since(t).Microseconds())
 // finish records the access line, metrics, usage record and quota
 // settlement of a finished exchange and returns it to the pool.
 func (s *Server) finish(x *exchange) {
+	s.releaseSlot(x)
 	if x.stream.streamed {
 		s.storeStream(x)
 	}

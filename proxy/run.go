@@ -35,16 +35,24 @@ func (s *Server) run(ctx *fasthttp.RequestCtx, x *exchange) bool {
 			}
 			continue
 		}
+		if e := s.takeSlot(x, a); e != nil {
+			last = e // this supplier's share of the provider is taken
+			continue
+		}
 		s.health.Budget(a.Provider.Name()).Request(time.Now())
 		x.tried = a
 		streamed, e := s.runTarget(ctx, x, a, lastPlanned)
 		if e == nil {
+			if !streamed {
+				s.releaseSlot(x) // a stream gives its slot back when it ends
+			}
 			return streamed // x may belong to the stream writer now
 		}
 		last = e
 		s.log.Warn("upstream attempt failed", zap.ByteString("request_id", x.reqID),
 			zap.String("provider", a.Provider.Name()), zap.Int("attempt", x.attempts), zap.String("error", last.Message))
 	}
+	s.releaseSlot(x)
 	x.failAfterAttempts(ctx, last)
 	return false
 }
@@ -58,7 +66,7 @@ func (x *exchange) failAfterAttempts(ctx *fasthttp.RequestCtx, last *Error) {
 		h.Set(HeaderProvider, x.tried.Provider.Name())
 		h.Set(HeaderAttempts, smallInt(x.attempts))
 	}
-	if last != nil && last.Code == codeOverloaded {
+	if last != nil && (last.Code == codeOverloaded || last.Code == codeSupplierInFlight) {
 		h.Set(fasthttp.HeaderRetryAfter, "1")
 	}
 	x.fail(ctx, last)

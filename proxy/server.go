@@ -101,6 +101,8 @@ type Server struct {
 	idPrefix [8]byte
 	idSeq    atomic.Uint64
 	spread   atomic.Uint64
+	// inflight counts each supplier's calls in flight per provider.
+	inflight inflight
 	streams  sync.WaitGroup
 	open     atomic.Int64 // requests between Handle and finish
 	// stop is closed by EndStreams: open streams end with an in-band
