@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,14 +23,82 @@ var (
 	// ErrUnreachable means the key source could not be asked (network,
 	// timeout, sealed); a cached key keeps being served until it is stale.
 	ErrUnreachable = errors.New("keys: the key source is unreachable")
-	// ErrStale means the source has been unreachable for longer than the
-	// maximum staleness, so the cached key is no longer served.
+	// ErrCredentialsRejected means the key source answered but refused
+	// veil's own credentials (for Vault: permission denied, or a token that
+	// is revoked or expired); a cached key keeps being served until it is
+	// stale, as when the source is unreachable.
+	ErrCredentialsRejected = errors.New("keys: the key source rejected veil's credentials")
+	// ErrNotLoaded means no key of the supplier for the provider has been
+	// loaded since veil started (or since the key was found missing), and
+	// the key source failed when asked; the error also wraps why.
+	ErrNotLoaded = errors.New("keys: the supplier's key is not loaded yet")
+	// ErrStale means the source has not answered for longer than the
+	// maximum staleness, so the cached key is no longer served; the error
+	// also wraps the source's last failure.
 	ErrStale = errors.New("keys: the cached key is older than the maximum staleness")
 )
 
+// UnavailableError is why a supplier's key cannot be served for now,
+// although the supplier may have one: no key was loaded yet, or the one
+// cached is stale. It matches its State (ErrNotLoaded or ErrStale) with
+// errors.Is, and the key source's last failure, Cause, which wraps
+// ErrUnreachable or ErrCredentialsRejected when that is what failed.
+type UnavailableError struct {
+	// Supplier and Provider name the key.
+	Supplier, Provider string
+	// State is ErrNotLoaded or ErrStale.
+	State error
+	// LastAnswer is when the key source last answered for this key; zero
+	// when it never did.
+	LastAnswer time.Time
+	// Age is how long the source has been silent, for a stale key.
+	Age time.Duration
+	// MaxStaleness is the cache's maximum staleness, for a stale key.
+	MaxStaleness time.Duration
+	// Cause is the key source's last error; it may be nil for a stale key
+	// whose source was never asked again.
+	Cause error
+}
+
+// Error says which key is unavailable, why and since when, without any
+// part of a key.
+func (e *UnavailableError) Error() string {
+	var b strings.Builder
+	b.WriteString("supplier ")
+	b.WriteString(e.Supplier)
+	b.WriteString(", provider ")
+	b.WriteString(e.Provider)
+	b.WriteString(": ")
+	if errors.Is(e.State, ErrStale) {
+		b.WriteString("key source silent for ")
+		b.WriteString(e.Age.Round(time.Second).String())
+		b.WriteString(", longer than the maximum staleness of ")
+		b.WriteString(e.MaxStaleness.String())
+	} else {
+		b.WriteString("no key loaded yet")
+	}
+	if e.Cause != nil {
+		b.WriteString(": ")
+		b.WriteString(e.Cause.Error())
+	}
+	return b.String()
+}
+
+// Unwrap returns the error's State and Cause.
+func (e *UnavailableError) Unwrap() []error {
+	errs := make([]error, 0, 2)
+	if e.State != nil {
+		errs = append(errs, e.State)
+	}
+	if e.Cause != nil {
+		errs = append(errs, e.Cause)
+	}
+	return errs
+}
+
 // Fetcher reads suppliers' keys from where they live (Vault, or references
-// in config). Errors wrap ErrKeyMissing or ErrUnreachable where they apply
-// and never contain a key.
+// in config). Errors wrap ErrKeyMissing, ErrUnreachable or
+// ErrCredentialsRejected where they apply and never contain a key.
 type Fetcher interface {
 	// Fetch reads the current key of a supplier for a provider.
 	Fetch(ctx context.Context, supplier, provider string) (*Key, error)
@@ -59,7 +128,8 @@ type SupplierKeysOptions struct {
 	// MissingTTL is how long "no key" is remembered before asking again;
 	// default Refresh.
 	MissingTTL time.Duration
-	// Audit receives fetches, rotations and staleness warnings (with
+	// Audit receives fetches, rotations, staleness warnings and the key
+	// source's failures and recoveries, one line per change (with
 	// fingerprints only).
 	Audit *zap.Logger
 	// Observer is told about events; nil means none.
@@ -79,7 +149,26 @@ type SupplierKeys struct {
 	stop    chan struct{}
 	done    chan struct{}
 	once    sync.Once
+	source  sourceHealth
 }
+
+// sourceHealth follows whether the key source answers, so that its
+// failures and its recovery are audited once per change rather than once
+// per request or per key.
+type sourceHealth struct {
+	failing  atomic.Bool // read without the lock on every answer
+	mu       sync.Mutex
+	kind     string    // what fails: failUnreachable or failRejected
+	since    time.Time // the first failure
+	failures int       // failed calls since
+}
+
+// What a failure of the key source is, in audit lines.
+const (
+	failUnreachable = "unreachable"
+	failRejected    = "credentials_rejected"
+	failOther       = "error"
+)
 
 type slot struct{ supplier, provider string }
 
@@ -91,6 +180,13 @@ type entry struct {
 	next         atomic.Int64
 	staleWarned  atomic.Bool
 	missingUntil atomic.Int64
+	// expired is set once the key is past the maximum staleness, so that
+	// this is audited once; an answer of the source clears it.
+	expired atomic.Bool
+	// failing is set while fetches of this key fail for a reason other
+	// than the source's being unreachable or refusing veil, so that each
+	// such failure is audited once.
+	failing atomic.Bool
 }
 
 // state is an immutable snapshot of one entry.
@@ -100,7 +196,8 @@ type state struct {
 	previousUntil time.Time
 	fetchedAt     time.Time // the current key was read
 	checkedAt     time.Time // the source last answered
-	lastErr       string
+	lastErr       error     // the source's last failure, nil after an answer
+	missing       bool      // the source answered that there is no key
 }
 
 // NewSupplierKeys creates the key cache and starts its refresh loop; Close
@@ -133,9 +230,15 @@ func (c *SupplierKeys) Close() {
 }
 
 // Get returns the supplier's current key for the provider. A cached key is
-// returned without I/O, also while its source is unreachable, up to the
-// maximum staleness (then ErrStale). The first request for a supplier waits
-// for one fetch, shared by every request that asks at the same time.
+// returned without I/O, also while its source fails, up to the maximum
+// staleness. The first request for a supplier waits for one fetch, shared
+// by every request that asks at the same time.
+//
+// Errors match ErrKeyMissing when the source has no key; otherwise they
+// are an *UnavailableError matching ErrNotLoaded (no key loaded yet and
+// the source failed) or ErrStale (past the maximum staleness), and
+// ErrCredentialsRejected or ErrUnreachable when that is why the source
+// failed.
 func (c *SupplierKeys) Get(ctx context.Context, supplier, provider string) (*Key, error) {
 	if e, ok := c.entries.Load(slot{supplier, provider}); ok {
 		if k, ok, err := c.usable(e.(*entry)); ok {
@@ -160,8 +263,11 @@ func (c *SupplierKeys) usable(e *entry) (*Key, bool, error) {
 		return nil, false, nil
 	}
 	if age := now.Sub(st.checkedAt); age > c.o.MaxStaleness {
-		return nil, true, fmt.Errorf("supplier %s, provider %s: key source silent for %s: %w",
-			e.slot.supplier, e.slot.provider, age.Round(time.Second), ErrStale)
+		if !e.expired.Load() {
+			c.expire(e, st, age)
+		}
+		return nil, true, &UnavailableError{Supplier: e.slot.supplier, Provider: e.slot.provider, State: ErrStale,
+			LastAnswer: st.checkedAt, Age: age, MaxStaleness: c.o.MaxStaleness, Cause: st.lastErr}
 	} else if age > c.o.Refresh*2 && c.o.Observer != nil {
 		c.o.Observer.KeyServedStale()
 	}
@@ -260,23 +366,29 @@ func (c *SupplierKeys) fetch(ctx context.Context, s slot) (*Key, error) {
 	if err != nil {
 		old := e.state.Load()
 		if errors.Is(err, ErrKeyMissing) {
+			c.answered(e)
 			c.o.Audit.Warn("supplier key missing", zap.String("supplier", s.supplier), zap.String("provider", s.provider))
 			e.missingUntil.Store(now.Add(c.o.MissingTTL).UnixNano())
-			e.state.Store(&state{checkedAt: now, lastErr: "missing"})
+			e.state.Store(&state{checkedAt: now, missing: true})
 			return nil, err
 		}
-		c.o.Audit.Warn("supplier key fetch failed", zap.String("supplier", s.supplier), zap.String("provider", s.provider), zap.Error(err))
+		c.failed(e, err)
 		if old != nil && old.current != nil {
 			st := *old
-			st.lastErr = err.Error()
+			st.lastErr = err
 			e.state.Store(&st)
 			// Serve what we have until it is stale.
 			if k, ok, uerr := c.usable(e); ok {
 				return k, uerr
 			}
 		}
-		return nil, err
+		ue := &UnavailableError{Supplier: s.supplier, Provider: s.provider, State: ErrNotLoaded, Cause: err}
+		if old != nil {
+			ue.LastAnswer = old.checkedAt
+		}
+		return nil, ue
 	}
+	c.answered(e)
 	old := e.state.Load()
 	st := &state{current: k, fetchedAt: now, checkedAt: now}
 	if old != nil && old.current != nil && old.current.Fingerprint() != k.Fingerprint() {
@@ -357,8 +469,9 @@ func (c *SupplierKeys) check(e *entry, st *state) {
 	v, err := c.o.Fetcher.Version(ctx, e.slot.supplier, e.slot.provider)
 	switch {
 	case err == nil && v == st.current.Version() && v != "":
+		c.answered(e)
 		next := *st
-		next.checkedAt, next.lastErr = now, ""
+		next.checkedAt, next.lastErr = now, nil
 		e.state.CompareAndSwap(st, &next)
 		e.staleWarned.Store(false)
 		c.schedule(e, now)
@@ -367,10 +480,15 @@ func (c *SupplierKeys) check(e *entry, st *state) {
 		_, _ = c.load(ctx, e.slot)
 		c.schedule(e, now)
 	default:
+		c.failed(e, err)
 		next := *st
-		next.lastErr = err.Error()
+		next.lastErr = err
 		e.state.CompareAndSwap(st, &next)
-		if now.Sub(st.checkedAt) > c.o.Refresh*2 && !e.staleWarned.Swap(true) {
+		if age := now.Sub(st.checkedAt); age > c.o.MaxStaleness {
+			if !e.expired.Load() {
+				c.expire(e, &next, age)
+			}
+		} else if age > c.o.Refresh*2 && !e.staleWarned.Swap(true) {
 			c.o.Audit.Warn("serving a cached supplier key while its source is unreachable",
 				zap.String("supplier", e.slot.supplier), zap.String("provider", e.slot.provider),
 				zap.Time("last_checked", st.checkedAt), zap.Duration("max_staleness", c.o.MaxStaleness), zap.Error(err))
@@ -406,7 +524,13 @@ func (c *SupplierKeys) Snapshot() []Status {
 			return true
 		}
 		s := Status{Supplier: e.slot.supplier, Provider: e.slot.provider, FetchedAt: st.fetchedAt, CheckedAt: st.checkedAt,
-			Missing: st.current == nil, LastError: st.lastErr, Stale: now.Sub(st.checkedAt) > c.o.Refresh*2}
+			Missing: st.current == nil, Stale: now.Sub(st.checkedAt) > c.o.Refresh*2}
+		switch {
+		case st.lastErr != nil:
+			s.LastError = st.lastErr.Error()
+		case st.missing:
+			s.LastError = "missing"
+		}
 		if st.current != nil {
 			s.Version, s.Fingerprint = st.current.Version(), st.current.Fingerprint()
 		}
@@ -423,4 +547,83 @@ func (c *SupplierKeys) Snapshot() []Status {
 		return out[i].Provider < out[j].Provider
 	})
 	return out
+}
+
+// failKind says what kind of failure of the key source err is.
+func failKind(err error) string {
+	switch {
+	case errors.Is(err, ErrCredentialsRejected):
+		return failRejected
+	case errors.Is(err, ErrUnreachable), errors.Is(err, context.DeadlineExceeded):
+		return failUnreachable
+	}
+	return failOther
+}
+
+// failed records a failed call of the source for e. The source's being
+// unreachable or refusing veil is audited when it starts and when it
+// changes from one to the other; any other failure once per key until the
+// key is read again.
+func (c *SupplierKeys) failed(e *entry, err error) {
+	kind := failKind(err)
+	if kind == failOther {
+		if !e.failing.Swap(true) {
+			c.o.Audit.Warn("supplier key fetch failed", zap.String("supplier", e.slot.supplier),
+				zap.String("provider", e.slot.provider), zap.Error(err))
+		}
+		return
+	}
+	h := &c.source
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.failures++
+	if h.failing.Load() && h.kind == kind {
+		return
+	}
+	if !h.failing.Load() {
+		h.since = c.o.Now()
+	}
+	h.kind = kind
+	h.failing.Store(true)
+	msg := "supplier key source unreachable; cached keys are served until they are stale"
+	if kind == failRejected {
+		msg = "supplier key source rejected veil's credentials; cached keys are served until they are stale"
+	}
+	c.o.Audit.Warn(msg, zap.String("reason", kind), zap.String("supplier", e.slot.supplier),
+		zap.String("provider", e.slot.provider), zap.Duration("max_staleness", c.o.MaxStaleness), zap.Error(err))
+}
+
+// answered records an answer of the source for e (a key, a version, or
+// "missing"), auditing the source's recovery after failures.
+func (c *SupplierKeys) answered(e *entry) {
+	e.expired.Store(false)
+	e.failing.Store(false)
+	h := &c.source
+	if !h.failing.Load() {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.failing.Load() {
+		return
+	}
+	h.failing.Store(false)
+	c.o.Audit.Info("supplier key source recovered", zap.String("after", h.kind),
+		zap.Duration("failing_for", c.o.Now().Sub(h.since)), zap.Int("failed_calls", h.failures))
+	h.kind, h.since, h.failures = "", time.Time{}, 0
+}
+
+// expire audits, once until the source answers again, that e's key is past
+// the maximum staleness and no longer served.
+func (c *SupplierKeys) expire(e *entry, st *state, age time.Duration) {
+	if e.expired.Swap(true) {
+		return
+	}
+	fields := []zap.Field{zap.String("supplier", e.slot.supplier), zap.String("provider", e.slot.provider),
+		zap.Object("key", st.current), zap.Time("last_answer", st.checkedAt),
+		zap.Duration("silent_for", age.Round(time.Second)), zap.Duration("max_staleness", c.o.MaxStaleness)}
+	if st.lastErr != nil {
+		fields = append(fields, zap.String("reason", failKind(st.lastErr)), zap.Error(st.lastErr))
+	}
+	c.o.Audit.Warn("supplier key past its maximum staleness; no longer served", fields...)
 }

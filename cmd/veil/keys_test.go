@@ -8,14 +8,19 @@ import (
 
 	"github.com/wedsync/veil/internal/fakeopenai"
 	"github.com/wedsync/veil/internal/vaulttest"
+	"github.com/wedsync/veil/keys"
 )
 
 // TestKeysCheck: `veil keys check` reads a supplier's key from a real
 // Vault, validates it live against the provider, and prints only its
-// fingerprint; a key the provider refuses fails the command.
+// fingerprint; a key the provider refuses fails the command, and although
+// the provider's refusal quotes the key's first and last characters, no
+// part of the key is printed.
 func TestKeysCheck(t *testing.T) {
 	v := vaulttest.Start(t)
-	good, refused := "sk-check-good-0123456789", "sk-check-refused-0123456789"
+	// Every run of 4 characters of the refused key holds a letter beyond
+	// f, and none is an English word, so none can be printed by chance.
+	good, refused := "sk-check-good-0123456789", "sk-Wq9xZ2vLp7TnJRbXYcKMdW"
 	v.WriteKV(t, "wedsync/suppliers/bella-photography/openai", map[string]any{"api_key": good})
 	v.WriteKV(t, "wedsync/suppliers/rose-venue/openai", map[string]any{"api_key": refused})
 	up := fakeopenai.New(fakeopenai.Options{Keys: []string{good, "sk-platform-check-0123456789"}})
@@ -50,8 +55,14 @@ vault:
 		t.Errorf("good key: exit %d\n%s%s", code, out, errOut)
 	}
 	code, out, errOut = runCmd("keys", "check", "--config", cfg, "--supplier", "rose-venue", "--provider", "openai")
-	if code != 1 || !strings.Contains(out, "FAILED") {
-		t.Errorf("refused key: exit %d\n%s%s", code, out, errOut)
+	if code != 1 || !strings.Contains(out, "FAILED") || !strings.Contains(out, "401 Unauthorized") ||
+		strings.Count(out, keys.Fingerprint(refused)) != 2 {
+		t.Errorf("refused key: exit %d, want the status and the refused key's fingerprint in its column and its result\n%s%s", code, out, errOut)
+	}
+	for i := 0; i+4 <= len(refused); i++ {
+		if f := refused[i : i+4]; strings.Contains(out+errOut, f) {
+			t.Errorf("refused key: the output holds %q, part of the key\n%s%s", f, out, errOut)
+		}
 	}
 	code, out, errOut = runCmd("keys", "check", "--config", cfg)
 	if code != 0 || !strings.Contains(out, "platform") {

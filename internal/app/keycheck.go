@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/wedsync/veil/billing"
 
@@ -18,7 +21,9 @@ import (
 )
 
 // KeyCheck is the result of checking one key: where it came from, which
-// version, its fingerprint, and what the provider said of it.
+// version, its fingerprint, and what the provider answered. Nothing in it
+// holds any part of the key: the provider's own words about a key it
+// refuses, which quote part of it, are left out.
 type KeyCheck struct {
 	Supplier    string
 	Provider    string
@@ -28,7 +33,8 @@ type KeyCheck struct {
 	// Models is how many models the provider listed for the key.
 	Models int
 	// Err is why the key could not be fetched or did not pass the check;
-	// it wraps ErrKeyRefused when the provider refused the key.
+	// it wraps ErrKeyRefused when the provider refused the key, and then
+	// says only the provider's status and the refused key's fingerprint.
 	Err error
 }
 
@@ -126,7 +132,10 @@ func (a *App) checkProviderKeys(ctx context.Context, pc config.Provider, fetcher
 
 // checkKey asks p for its model list with k and returns how many models it
 // listed, or why the key did not pass: ErrKeyRefused when the provider
-// refused it.
+// refused it. The provider's message about a refused key is never passed
+// on, since providers quote part of the key they refuse (OpenAI:
+// "Incorrect API key provided: sk-ab***wxyz"); other messages are passed
+// on with whatever looks like a key removed.
 func checkKey(ctx context.Context, p *provider.Provider, k *keys.Key) (int, error) {
 	deadline := time.Now().Add(keyProbeTimeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
@@ -139,18 +148,71 @@ func checkKey(ctx context.Context, p *provider.Provider, k *keys.Key) (int, erro
 	case r.OK():
 		return r.Models, nil
 	case r.Refused():
-		return 0, fmt.Errorf("%w (%s)", ErrKeyRefused, statusText(r))
+		return 0, fmt.Errorf("%w (%s, key %s)", ErrKeyRefused, statusText(r.Status), k.Fingerprint())
 	}
-	return 0, fmt.Errorf("the provider answered the probe with %s", statusText(r))
+	msg := statusText(r.Status)
+	if m := scrubKeys(r.Message, k.Secret().Reveal()); m != "" {
+		msg += ": " + m
+	}
+	return 0, fmt.Errorf("the provider answered the probe with %s", msg)
 }
 
-// statusText is a probe's status and the provider's message, if any.
-func statusText(r provider.KeyProbe) string {
-	s := fmt.Sprintf("%d %s", r.Status, http.StatusText(r.Status))
-	if r.Message != "" {
-		s += ": " + r.Message
+// statusText is an HTTP status and its name.
+func statusText(status int) string {
+	return fmt.Sprintf("%d %s", status, http.StatusText(status))
+}
+
+// maxProbeMessage bounds the part of a probe's error that comes from the
+// provider.
+const maxProbeMessage = 200
+
+// keyWord matches a word that looks like a credential or part of one: a
+// masked fragment (sk-ab***wxyz, ****), a prefixed key (sk-..., key-...,
+// sk_live_...) or a long run of letters and digits.
+var keyWord = regexp.MustCompile(`[A-Za-z0-9_\-.]*\*[A-Za-z0-9_\-.*]*|\b(?:sk|pk|rk|key|api|ak)[-_][A-Za-z0-9_\-]{8,}|[A-Za-z0-9_\-]{20,}`)
+
+// keyEcho matches a header or field that echoes a credential
+// ("x-api-key: ...", "token=..."), and the value after it.
+var keyEcho = regexp.MustCompile(`(?i)\b(x-api-key|api[-_]key|subscription[-_]key|authorization|token)(["']?\s*[:=]\s*)(?:bearer\s+)?("[^"]*"|'[^']*'|\S+)`)
+
+// bearerEcho matches a bearer credential.
+var bearerEcho = regexp.MustCompile(`(?i)\b(bearer\s+)\S+`)
+
+// scrubKeys returns a provider's message without anything that looks like
+// a key or a fragment of secret (four characters or more), bounded in
+// length.
+func scrubKeys(msg, secret string) string {
+	msg = strings.Join(strings.Fields(msg), " ")
+	if msg == "" {
+		return ""
 	}
-	return s
+	msg = keyEcho.ReplaceAllString(msg, "$1$2[redacted]")
+	msg = bearerEcho.ReplaceAllString(msg, "$1[redacted]")
+	msg = keyWord.ReplaceAllString(msg, "[redacted]")
+	for _, w := range strings.Fields(msg) {
+		if w != "[redacted]" && sharesFragment(w, secret, 4) {
+			msg = strings.ReplaceAll(msg, w, "[redacted]")
+		}
+	}
+	if len(msg) > maxProbeMessage {
+		cut := maxProbeMessage
+		for cut > 0 && !utf8.RuneStart(msg[cut]) {
+			cut--
+		}
+		msg = msg[:cut] + "…"
+	}
+	return msg
+}
+
+// sharesFragment reports whether s and secret have n or more characters
+// in a row in common.
+func sharesFragment(s, secret string, n int) bool {
+	for i := 0; i+n <= len(secret); i++ {
+		if strings.Contains(s, secret[i:i+n]) {
+			return true
+		}
+	}
+	return false
 }
 
 func supplierRefs(cfg *config.Config) map[string]map[string]string {

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/hashicorp/vault/api"
+
+	"github.com/wedsync/veil/keys"
 )
 
 var (
@@ -71,6 +73,21 @@ func (e *opError) Unwrap() []error {
 		errs = append(errs, e.cause)
 	}
 	return errs
+}
+
+// Is makes the error match the key cache's sentinels too:
+// keys.ErrUnreachable when Vault could not be reached, and
+// keys.ErrCredentialsRejected when it refused veil's token, so that keys
+// read through vault:// references are classified like those read by a
+// SupplierFetcher.
+func (e *opError) Is(target error) bool {
+	switch target {
+	case keys.ErrUnreachable:
+		return e.kind == ErrUnreachable
+	case keys.ErrCredentialsRejected:
+		return e.kind == ErrForbidden
+	}
+	return false
 }
 
 // newOpError returns an error of kind for op with a detail message.

@@ -74,13 +74,14 @@ func (c *Client) run(ctx context.Context, secret *api.Secret, err error) {
 	var retry, tokenRetry backoff
 	var lastLogin time.Time
 	for {
+		last := ""
 		for err != nil {
 			if ctx.Err() != nil {
 				return // Close, not a failure worth logging
 			}
 			d := retry.next()
-			c.log.Warn("vault login failed", zap.String("method", c.method),
-				zap.Error(err), zap.Duration("retry_in", d))
+			c.loginFailed(err, last, d)
+			last = err.Error()
 			if !sleep(ctx, d) {
 				return
 			}
@@ -109,6 +110,25 @@ func (c *Client) run(ctx context.Context, secret *api.Secret, err error) {
 		}
 		secret, err = c.login(ctx)
 	}
+}
+
+// loginFailed logs a failed login (token method: a failed check of the
+// token) that will be retried in d: at warn level when it failed
+// differently from the attempt before (whose error said last), else at
+// debug level, so that a login failing the same way for hours is one
+// warning. A token of the token method that Vault refuses is logged as
+// rejected.
+func (c *Client) loginFailed(err error, last string, d time.Duration) {
+	msg := "vault login failed"
+	if c.method == MethodToken && errors.Is(err, ErrForbidden) {
+		msg = "vault token rejected"
+	}
+	fields := []zap.Field{zap.String("method", c.method), zap.Error(err), zap.Duration("retry_in", d)}
+	if err.Error() == last {
+		c.log.Debug(msg, fields...)
+		return
+	}
+	c.log.Warn(msg, fields...)
 }
 
 // Why keepAlive returned, logged with re-logins.
@@ -153,6 +173,7 @@ func (c *Client) keepAlive(ctx context.Context, secret *api.Secret) (reason stri
 	}
 	var lastCheck time.Time
 	capped := false
+	rejected := false // the token method's token was found rejected and logged
 	for {
 		select {
 		case <-ctx.Done():
@@ -185,12 +206,22 @@ func (c *Client) keepAlive(ctx context.Context, secret *api.Secret) (reason stri
 			c.log.Info("vault token near the end of its lifetime", fields...)
 			return reasonLifetimeEnd, renewed
 		case <-c.nudge:
-			if c.method == MethodToken || time.Since(lastCheck) < nudgeInterval {
+			if time.Since(lastCheck) < nudgeInterval {
 				continue
 			}
 			lastCheck = time.Now()
 			_, err := c.api.Auth().Token().LookupSelfWithContext(ctx)
-			if err = c.classify(ctx, "look up token", err); errors.Is(err, ErrForbidden) {
+			err = c.classify(ctx, "look up token", err)
+			switch {
+			case errors.Is(err, ErrForbidden) && c.method == MethodToken:
+				// The token cannot be replaced: say so once, and keep
+				// watching it.
+				if !rejected {
+					rejected = true
+					c.log.Warn("vault token rejected", zap.String("method", c.method),
+						zap.String("accessor", c.currentAccessor()), zap.Error(err))
+				}
+			case errors.Is(err, ErrForbidden):
 				c.log.Warn("vault token rejected", zap.String("method", c.method),
 					zap.String("accessor", c.currentAccessor()), zap.Error(err))
 				return reasonRejected, renewed

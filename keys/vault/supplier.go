@@ -56,14 +56,31 @@ func (f *SupplierFetcher) Version(ctx context.Context, supplier, provider string
 }
 
 // fetchError maps Vault's errors onto the key cache's: not found is a
-// missing key, unreachable stays unreachable (cached keys keep serving).
+// missing key; unreachable stays unreachable; a refused read, or a login
+// that Vault answered with a refusal, means Vault rejected veil's
+// credentials. In the last two cases cached keys keep serving until they
+// are stale.
 func fetchError(supplier, provider string, err error) error {
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return fmt.Errorf("supplier %s, provider %s: %w", supplier, provider, keys.ErrKeyMissing)
-	case IsUnreachable(err) || errors.Is(err, ErrNotReady):
+	case IsUnreachable(err):
+		return fmt.Errorf("supplier %s, provider %s: %w: %w", supplier, provider, keys.ErrUnreachable, err)
+	case errors.Is(err, ErrForbidden), errors.Is(err, ErrNotReady) && loginRefused(err):
+		return fmt.Errorf("supplier %s, provider %s: %w: %w", supplier, provider, keys.ErrCredentialsRejected, err)
+	case errors.Is(err, ErrNotReady):
+		// Not logged in yet, and no login has failed: Vault has not
+		// answered yet.
 		return fmt.Errorf("supplier %s, provider %s: %w: %w", supplier, provider, keys.ErrUnreachable, err)
 	default:
 		return fmt.Errorf("supplier %s, provider %s: %w", supplier, provider, err)
 	}
+}
+
+// loginRefused reports whether err, an ErrNotReady error, comes with the
+// error of a login that failed for another reason than Vault's being
+// unreachable: Vault refused the credentials.
+func loginRefused(err error) bool {
+	var oe *opError
+	return errors.As(err, &oe) && oe.cause != nil && !IsUnreachable(oe.cause)
 }

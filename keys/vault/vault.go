@@ -109,8 +109,9 @@ type Client struct {
 	auth   Auth
 
 	// nudge asks the background loop to check the token after Vault
-	// refused a read (AppRole and Kubernetes: a revoked token is replaced
-	// at once rather than when its lease would end).
+	// refused a read: with AppRole and Kubernetes a revoked token is
+	// replaced at once rather than when its lease would end; with the
+	// token method, which cannot replace it, its rejection is logged once.
 	nudge chan struct{}
 
 	secretsMu sync.RWMutex
