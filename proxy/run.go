@@ -49,8 +49,11 @@ func (s *Server) run(ctx *fasthttp.RequestCtx, x *exchange) bool {
 			return streamed // x may belong to the stream writer now
 		}
 		last = e
-		s.log.Warn("upstream attempt failed", zap.ByteString("request_id", x.reqID),
-			zap.String("provider", a.Provider.Name()), zap.Int("attempt", x.attempts), zap.String("error", last.Message))
+		if ok, repeated := s.quiet.Allow("upstream attempt failed:" + a.Provider.Name() + ":" + e.Code); ok {
+			s.log.Warn("upstream attempt failed", zap.ByteString("request_id", x.reqID),
+				zap.String("provider", a.Provider.Name()), zap.Int("attempt", x.attempts), zap.String("error", last.Message),
+				zap.Uint64("repeated", repeated))
+		}
 	}
 	s.releaseSlot(x)
 	x.failAfterAttempts(ctx, last)
@@ -351,13 +354,28 @@ func (s *Server) keyFor(x *exchange, a *policy.Attempt) (*keys.Key, *Error) {
 		return k, nil
 	case errors.Is(err, keys.ErrKeyMissing):
 		return nil, keyMissing(x.supplier, a.Provider.Name())
-	default:
+	}
+	why, logKey := unavailableWhy(err)
+	if ok, _ := s.quiet.Allow(logKey); ok {
 		s.log.Warn("supplier key unavailable", zap.ByteString("request_id", x.reqID), zap.ByteString("supplier", x.supplier),
 			zap.String("provider", a.Provider.Name()), zap.Error(err))
-		return nil, &Error{Status: fasthttp.StatusServiceUnavailable, Type: typeUnavailable, Code: "supplier_key_unavailable",
-			Message: "veil cannot currently load supplier " + string(x.supplier) + "'s own " + a.Provider.Name() +
-				" key: its key store has been unreachable for too long; try again later"}
 	}
+	return nil, &Error{Status: fasthttp.StatusServiceUnavailable, Type: typeUnavailable, Code: "supplier_key_unavailable",
+		Message: "veil cannot currently load supplier " + string(x.supplier) + "'s own " + a.Provider.Name() + " key: " + why}
+}
+
+// unavailableWhy says which case a supplier key that cannot be had is in,
+// for the client, and the key its warnings are rate-limited under.
+func unavailableWhy(err error) (why, logKey string) {
+	switch {
+	case errors.Is(err, keys.ErrCredentialsRejected):
+		return "its key store refuses veil's own credentials; an operator must renew them", "supplier_key_unavailable:credentials"
+	case errors.Is(err, keys.ErrNotLoaded):
+		return "veil has not loaded it yet and its key store cannot be reached; try again later", "supplier_key_unavailable:not_loaded"
+	case errors.Is(err, keys.ErrStale):
+		return "its key store has not answered for longer than keys.max_staleness; try again later", "supplier_key_unavailable:stale"
+	}
+	return "its key store is unreachable; try again later", "supplier_key_unavailable:unreachable"
 }
 
 func keyMissing(supplier []byte, providerName string) *Error {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/wedsync/veil/config"
 	"github.com/wedsync/veil/health"
 	"github.com/wedsync/veil/internal/generation"
+	"github.com/wedsync/veil/internal/logging"
 	"github.com/wedsync/veil/keys"
 	"github.com/wedsync/veil/metrics"
 	"github.com/wedsync/veil/policy"
@@ -103,8 +105,11 @@ type Server struct {
 	spread   atomic.Uint64
 	// inflight counts each supplier's calls in flight per provider.
 	inflight inflight
-	streams  sync.WaitGroup
-	open     atomic.Int64 // requests between Handle and finish
+	// quiet writes repeated warnings (a key store down, a provider
+	// failing) once, then once a minute with a count, not once a request.
+	quiet   *logging.Limiter
+	streams sync.WaitGroup
+	open    atomic.Int64 // requests between Handle and finish
 	// stop is closed by EndStreams: open streams end with an in-band
 	// error.
 	stop     chan struct{}
@@ -129,6 +134,7 @@ func New(o Options) (*Server, error) {
 	if s.limits.AttemptTimeout <= 0 {
 		s.limits.AttemptTimeout = s.limits.RequestTimeout
 	}
+	s.quiet = logging.NewLimiter(s.log, logging.LimiterOptions{Every: time.Minute})
 	s.keyHealth = &health.KeyBreakers{Cooldown: o.Limits.BreakerCooldown, Failures: o.Limits.BreakerFailures, OnChange: o.Alert}
 	if s.health == nil {
 		s.health = health.NewRegistry()
