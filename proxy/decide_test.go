@@ -2,8 +2,15 @@ package proxy
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/wedsync/veil/billing"
+	"github.com/wedsync/veil/config"
+	"github.com/wedsync/veil/keys"
+	"github.com/wedsync/veil/policy"
+	"github.com/wedsync/veil/provider"
 )
 
 // fixedRetrier grants retries while tries < max, always after wait.
@@ -179,5 +186,27 @@ func TestWaitEnds(t *testing.T) {
 	close(cancelled)
 	if got := x2.wait(cancelled, nil, time.Hour); got != waitCut {
 		t.Errorf("a wait of a finished request ended with %d, want cut", got)
+	}
+}
+
+// TestRefusedKeyNamesTheRefusedVersion: a supplier key refused, then its
+// other version refused too, is answered with the fingerprint of the one
+// refused first, the key to replace, and the other one tried.
+func TestRefusedKeyNamesTheRefusedVersion(t *testing.T) {
+	p, err := provider.New(config.Provider{Name: "openai", Type: config.ProviderTypeOpenAI, BaseURL: "http://127.0.0.1:1/v1"},
+		[]keys.Secret{keys.NewSecret("sk-platform-test")}, provider.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &policy.Attempt{Provider: p}
+	current := keys.NewKey(keys.NewSecret("sk-current-version-0123456789"), billing.ClientKey, "3")
+	previous := keys.NewKey(keys.NewSecret("sk-previous-version-0123456789"), billing.ClientKey, "2")
+	e := refusedKey(a, current, previous)
+	if !strings.Contains(e.Message, current.Fingerprint()+", and the other version tried, "+previous.Fingerprint()) {
+		t.Errorf("message %q does not name the refused key first", e.Message)
+	}
+	if e := refusedKey(a, nil, current); !strings.Contains(e.Message, "fingerprint "+current.Fingerprint()+")") ||
+		strings.Contains(e.Message, "sk-") {
+		t.Errorf("message %q", e.Message)
 	}
 }

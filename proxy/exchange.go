@@ -57,6 +57,7 @@ type exchange struct {
 	call         provider.Call
 	served       *policy.Attempt
 	tried        *policy.Attempt // the last target an attempt went to
+	swappedFrom  *keys.Key       // a refused or rate-limited key swapped for another
 	slot         inflightKey     // the supplier's slot at the provider tried
 	holdsSlot    bool
 	key          *keys.Key

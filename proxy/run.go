@@ -180,6 +180,7 @@ func (s *Server) attempt(ctx *fasthttp.RequestCtx, x *exchange, a *policy.Attemp
 			o.swapped = true
 			if next := s.otherKey(x, a, key, resp); next != nil {
 				s.discard(ctx, x, resp, stream)
+				x.swappedFrom = key
 				key = next
 				x.attempts++
 				continue
@@ -533,7 +534,7 @@ func (s *Server) deliver(ctx *fasthttp.RequestCtx, x *exchange, a *policy.Attemp
 		// but its fingerprint.
 		s.discard(ctx, x, resp, stream)
 		x.setServedHeaders(ctx)
-		x.fail(ctx, refusedKey(a, key))
+		x.fail(ctx, refusedKey(a, x.swappedFrom, key))
 		return false
 	}
 	if !stream {
@@ -563,14 +564,20 @@ func (s *Server) deliver(ctx *fasthttp.RequestCtx, x *exchange, a *policy.Attemp
 }
 
 // refusedKey is the answer to a key the provider refused, in OpenAI's
-// shape for it.
-func refusedKey(a *policy.Attempt, key *keys.Key) *Error {
+// shape for it. first, when set, is the key refused before key was tried
+// in its place (the supplier's current version before its previous one):
+// it is the one named first, as the one to replace.
+func refusedKey(a *policy.Attempt, first, key *keys.Key) *Error {
 	whose := "WedSync's platform key"
 	if key.Source() == billing.ClientKey {
 		whose = "the supplier's own key"
 	}
+	which := "fingerprint " + key.Fingerprint()
+	if first != nil && first != key && first.Source() == key.Source() {
+		which = "fingerprint " + first.Fingerprint() + ", and the other version tried, " + key.Fingerprint()
+	}
 	return &Error{Status: fasthttp.StatusUnauthorized, Type: typeInvalidRequest, Code: "invalid_api_key",
-		Message: "Incorrect API key provided: provider " + a.Provider.Name() + " refused " + whose + " (fingerprint " + key.Fingerprint() + ")."}
+		Message: "Incorrect API key provided: provider " + a.Provider.Name() + " refused " + whose + " (" + which + ")."}
 }
 
 // observeAttempt records an attempt's status (0: no answer) and time to
