@@ -63,6 +63,13 @@ type Tier struct {
 	// for more is refused with 400, and a call asking for none is sent
 	// with this limit.
 	MaxTokens int `yaml:"max_tokens"`
+	// FallbackTier names the tier whose limits hold a supplier's calls
+	// that fall back from its own key to platform keys (its key refused,
+	// failing or out of quota), counted apart from its platform calls;
+	// empty: fallback calls are held to no tier, allow_platform_fallback
+	// alone decides. A client-mode supplier's own platform tier is
+	// usually too small to carry its traffic through an outage.
+	FallbackTier string `yaml:"fallback_tier"`
 	// UpstreamInFlight caps the calls one of the tier's suppliers may have
 	// in flight to one provider, on any key; zero means
 	// limits.supplier_in_flight.
@@ -143,6 +150,9 @@ func (v *validator) tiers() {
 		}
 	}
 	tierRef("suppliers.default_tier", v.c.Suppliers.DefaultTier)
+	for i, t := range v.c.Tiers {
+		tierRef(fmt.Sprintf("tiers[%d].fallback_tier", i), t.FallbackTier)
+	}
 	for i, e := range v.c.Suppliers.Entries {
 		tierRef(fmt.Sprintf("suppliers.entries[%d].tier", i), e.Tier)
 	}

@@ -139,7 +139,12 @@ func (s *Server) admitFallback(x *exchange, a *policy.Attempt) *Error {
 	if e := s.capTier(x); e != nil {
 		return e
 	}
-	ticket, refusal, err := x.rt.Quota.Admit(context.Background(), s.quotaRequest(x, a))
+	req := s.quotaRequest(x, a)
+	// A client-mode supplier's own key failing: its calls are held to its
+	// tier's fallback allowance, not its (usually small) platform tier. A
+	// hybrid supplier's platform calls are its platform tier's.
+	req.Fallback = x.rt.Policy.Mode(x.supplier) == billing.ModeClient
+	ticket, refusal, err := x.rt.Quota.Admit(context.Background(), req)
 	switch {
 	case err != nil:
 		return &Error{Status: fasthttp.StatusServiceUnavailable, Type: typeUnavailable, Code: "quota_unavailable",

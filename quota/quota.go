@@ -132,6 +132,16 @@ func (e *Enforcer) Tier(supplier []byte, now time.Time) *config.Tier {
 	return e.tiers[name]
 }
 
+// fallbackTier is the tier that holds a supplier's fallback calls at now,
+// or nil when they are held to none.
+func (e *Enforcer) fallbackTier(supplier []byte, now time.Time) *config.Tier {
+	t := e.Tier(supplier, now)
+	if t == nil || t.FallbackTier == "" {
+		return nil
+	}
+	return e.tiers[t.FallbackTier]
+}
+
 // Request is what a call is expected to take.
 type Request struct {
 	Supplier []byte
@@ -144,7 +154,10 @@ type Request struct {
 	// Completion reports whether the endpoint generates tokens
 	// (embeddings do not).
 	Completion bool
-	Now        time.Time
+	// Fallback marks a call falling back from the supplier's own key to
+	// platform keys: it is held to its tier's fallback_tier, counted apart.
+	Fallback bool
+	Now      time.Time
 }
 
 // Ticket is an admitted call's reservation, settled after the call.
@@ -181,7 +194,10 @@ func (r *Refusal) RetryAfterSeconds() int {
 // store cannot be asked and the store fails closed. A supplier without a
 // tier is admitted with an inactive ticket.
 func (e *Enforcer) Admit(ctx context.Context, r Request) (Ticket, *Refusal, error) {
-	tier := e.Tier(r.Supplier, r.Now)
+	tier, subject := e.Tier(r.Supplier, r.Now), "supplier:"+string(r.Supplier)
+	if r.Fallback {
+		tier, subject = e.fallbackTier(r.Supplier, r.Now), "fallback:"+string(r.Supplier)
+	}
 	if tier == nil {
 		return Ticket{}, nil, nil
 	}
@@ -194,7 +210,6 @@ func (e *Enforcer) Admit(ctx context.Context, r Request) (Ticket, *Refusal, erro
 	}
 	estTokens := r.Prompt + completion
 	limits := e.limits(tier, estTokens, e.costMicros(r.Provider, r.Model, r.Now, r.Prompt, completion))
-	subject := "supplier:" + string(r.Supplier)
 	ctx, cancel := context.WithTimeout(ctx, e.o.Timeout)
 	defer cancel()
 

@@ -119,3 +119,37 @@ func TestStoreUnavailable(t *testing.T) {
 		}
 	}
 }
+
+// TestFallbackAllowance: a supplier's calls falling back from its own key
+// are held to its tier's fallback_tier, counted apart from its platform
+// calls, and to no tier when its tier names none.
+func TestFallbackAllowance(t *testing.T) {
+	e, _ := newEnforcer(t, Options{
+		Tiers: []config.Tier{
+			{Name: "starter", RequestsPerMinute: 2, OnExhausted: "reject", FallbackTier: "outage"},
+			{Name: "outage", RequestsPerMinute: 5, OnExhausted: "reject"},
+			{Name: "plain", RequestsPerMinute: 1, OnExhausted: "reject"},
+		},
+		DefaultTier:   "starter",
+		SupplierTiers: map[string]string{"rose": "plain"},
+	})
+	ctx := context.Background()
+	admitted := func(supplier string, fallback bool, n int) int {
+		ok := 0
+		for range n {
+			if _, ref, err := e.Admit(ctx, Request{Supplier: []byte(supplier), Provider: "openai", Fallback: fallback, Now: june}); err == nil && ref == nil {
+				ok++
+			}
+		}
+		return ok
+	}
+	if got := admitted("bella", false, 4); got != 2 {
+		t.Errorf("platform calls admitted %d, want the starter tier's 2", got)
+	}
+	if got := admitted("bella", true, 8); got != 5 {
+		t.Errorf("fallback calls admitted %d, want the outage tier's 5, apart from the platform calls", got)
+	}
+	if got := admitted("rose", true, 10); got != 10 {
+		t.Errorf("fallback calls of a tier without fallback_tier admitted %d, want all 10", got)
+	}
+}
