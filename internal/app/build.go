@@ -71,7 +71,7 @@ func (a *App) buildSecrets(override keys.Source) error {
 		ClientKey: vc.ClientKey, TLSServerName: vc.TLSServerName, Namespace: vc.Namespace, Timeout: vc.Timeout,
 		Auth: au, Log: a.audit})
 	if err != nil {
-		return fmt.Errorf("vault: %w", err)
+		return err // it names vault
 	}
 	a.secrets = withVault{base: base, vault: a.vault}
 	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.Keys.FetchTimeout)
