@@ -2,7 +2,8 @@
 //
 //	veil serve --config FILE [--dev]      run the proxy and admin listeners
 //	veil demo                             run the wedding scenarios against an embedded fake upstream
-//	veil config validate FILE             check a config file
+//	veil config validate [--online] FILE  check a config file; --online also
+//	                                      resolves its secrets and reaches Vault and the store
 //	veil keys check --config FILE [--supplier ID] [--provider P]
 //	                                      fetch keys through the configured sources and validate them live
 //	veil usage --config FILE [--supplier ID] [--from DAY] [--to DAY] [--group-by ...]
@@ -44,7 +45,7 @@ const usage = `veil: WedSync's AI-provider sidecar
 
 Usage:
   veil serve --config FILE [--dev] [--drain-timeout 30s]
-` + demoUsage + `  veil config validate FILE
+` + demoUsage + `  veil config validate [--online] FILE
   veil keys check --config FILE [--supplier ID] [--provider P]
   veil usage --config FILE [--supplier ID] [--from DAY] [--to DAY] [--group-by day,supplier,provider,model,key_source]
   veil status --config FILE
@@ -173,12 +174,15 @@ func serve(args []string, stdout io.Writer) error {
 	return a.Shutdown(dctx)
 }
 
+// configCmd runs `veil config validate`: the offline checks of the file
+// and, with --online, the checks against the services it names.
 func configCmd(args []string, stdout io.Writer) error {
-	const synopsis = "config validate FILE"
+	const synopsis = "config validate [--online] FILE"
 	if len(args) == 0 || args[0] != "validate" {
 		return fmt.Errorf("%w: %s", errUsage, synopsis)
 	}
 	fs := flag.NewFlagSet("config validate", flag.ContinueOnError)
+	online := fs.Bool("online", false, "also resolve every secret reference (printing fingerprints only), log in to Vault and reach the store")
 	pos, err := parseFlags(fs, synopsis, args[1:], stdout)
 	if err != nil {
 		return err
@@ -193,7 +197,14 @@ func configCmd(args []string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "%s: ok (%d providers, %d callers, proxy on %s, admin on %s)\n",
 		path, len(cfg.Providers), len(cfg.Callers), cfg.Listen.Proxy, cfg.Listen.Admin)
-	return nil
+	if !*online {
+		return nil
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, onlineTimeout)
+	defer cancel()
+	return printOnline(stdout, checkOnline(ctx, cfg))
 }
 
 // reloadOnChange reloads the config file on SIGHUP, and when the file
