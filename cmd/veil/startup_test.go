@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wedsync/veil/internal/fakeopenai"
 	"github.com/wedsync/veil/internal/vaulttest"
 )
 
@@ -193,4 +194,14 @@ func runProcess(t *testing.T, env []string, args ...string) (int, string) {
 		t.Fatal(err)
 	}
 	return 0, string(out)
+}
+
+// TestStartWithoutRedis: an unreachable Redis store does not stop veil
+// from starting; quotas follow store.on_unavailable until it is back.
+func TestStartWithoutRedis(t *testing.T) {
+	up := startFake(t, fakeopenai.Options{})
+	v := startVeil(t, up.URL(), "store:\n  type: redis\n  addr: "+freeAddr(t)+"\n  on_unavailable: fail_open\n")
+	if resp := v.post(t, "rose-venue", "gpt-4o-mini"); resp.StatusCode != 200 {
+		t.Errorf("status %d with the store down and fail_open", resp.StatusCode)
+	}
 }
