@@ -60,7 +60,7 @@ func checkOnline(ctx context.Context, cfg *config.Config) []onlineCheck {
 		c := onlineCheck{item: r.field, what: string(r.ref)}
 		switch {
 		case r.ref.Scheme() == config.SchemeVault && client == nil:
-			c.result = "not checked: vault is not reachable"
+			c.result = "not checked: no vault login"
 		default:
 			rctx, cancel := context.WithTimeout(ctx, cfg.Keys.FetchTimeout)
 			s, err := sources.Resolve(rctx, string(r.ref))

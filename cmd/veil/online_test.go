@@ -105,7 +105,7 @@ store:
 		}},
 		{name: "vault token rejected", config: strings.Replace(good, "env://ONLINE_VAULT_TOKEN", "env://ONLINE_BAD_TOKEN", 1), fail: true, rows: [][]string{
 			{"vault", "FAILED: login:", "permission denied"},
-			{"providers[0].api_keys[0]", "not checked: vault is not reachable"},
+			{"providers[0].api_keys[0]", "not checked: no vault login"},
 		}},
 		{name: "vault unreachable", config: strings.Replace(good, v.Addr, "http://"+closed, 1), fail: true, rows: [][]string{
 			{"vault", "FAILED: login:", "connection refused"},
