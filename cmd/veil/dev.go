@@ -24,9 +24,8 @@ const (
 
 func runDemo(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	verbose := fs.Bool("verbose", false, "also print veil's own log lines")
-	if err := fs.Parse(args); err != nil {
+	if _, err := parseFlags(fs, "demo [--verbose]", args, stdout); err != nil {
 		return err
 	}
 	opts := demo.Options{Out: stdout}
@@ -44,7 +43,7 @@ func fakeUpstream(args []string, stdout io.Writer) error {
 	latency := fs.Duration("latency", 0, "delay before response headers")
 	ttft := fs.Duration("ttft", 0, "extra delay before the first streamed chunk")
 	chunk := fs.Duration("chunk-delay", 0, "delay between streamed chunks")
-	if err := fs.Parse(args); err != nil {
+	if _, err := parseFlags(fs, "fake-upstream [--listen 127.0.0.1:8081] [--latency 0] [--ttft 0] [--chunk-delay 0]", args, stdout); err != nil {
 		return err
 	}
 	s := fakeopenai.New(fakeopenai.Options{Latency: *latency, TTFT: *ttft, ChunkDelay: *chunk, NoRecord: true})

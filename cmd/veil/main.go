@@ -2,7 +2,8 @@
 //
 //	veil serve --config FILE [--dev]      run the proxy and admin listeners
 //	veil demo                             run the wedding scenarios against an embedded fake upstream
-//	veil config validate FILE             check a config file
+//	veil config validate [--online] FILE  check a config file; --online also
+//	                                      resolves its secrets and reaches Vault and the store
 //	veil keys check --config FILE [--supplier ID] [--provider P]
 //	                                      fetch keys through the configured sources and validate them live
 //	veil usage --config FILE [--supplier ID] [--from DAY] [--to DAY] [--group-by ...]
@@ -27,6 +28,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -43,7 +45,7 @@ const usage = `veil: WedSync's AI-provider sidecar
 
 Usage:
   veil serve --config FILE [--dev] [--drain-timeout 30s]
-` + demoUsage + `  veil config validate FILE
+` + demoUsage + `  veil config validate [--online] FILE
   veil keys check --config FILE [--supplier ID] [--provider P]
   veil usage --config FILE [--supplier ID] [--from DAY] [--to DAY] [--group-by day,supplier,provider,model,key_source]
   veil status --config FILE
@@ -65,17 +67,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var err error
 	switch args[0] {
 	case "serve":
-		err = serve(args[1:], stderr)
+		err = serve(args[1:], stdout)
 	case "demo":
 		err = runDemo(args[1:], stdout, stderr)
 	case "config":
 		err = configCmd(args[1:], stdout)
 	case "keys":
-		err = keysCmd(args[1:], stdout, stderr)
+		err = keysCmd(args[1:], stdout)
 	case "usage":
-		err = usageCmd(args[1:], stdout, stderr)
+		err = usageCmd(args[1:], stdout)
 	case "status":
-		err = statusCmd(args[1:], stdout, stderr)
+		err = statusCmd(args[1:], stdout)
 	case "migrate":
 		err = migrateCmd(args[1:], stdout, stderr)
 	case "fake-upstream":
@@ -87,28 +89,57 @@ func run(args []string, stdout, stderr io.Writer) int {
 	default:
 		err = fmt.Errorf("%w: unknown command %q", errUsage, args[0])
 	}
-	if errors.Is(err, errUsage) || errors.Is(err, flag.ErrHelp) {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(stderr, "veil:", err)
-		}
-		fmt.Fprint(stderr, usage)
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp): // help was printed
+		return 0
+	case errors.Is(err, errUsage):
+		fmt.Fprintln(stderr, "veil:", oneLine(err.Error())+"; veil help shows the usage")
 		return 2
-	}
-	if err != nil {
+	case args[0] == "config":
+		// A config's problems are listed one a line.
 		fmt.Fprintln(stderr, "veil:", err)
 		return 1
+	default:
+		fmt.Fprintln(stderr, "veil:", oneLine(err.Error()))
+		return 1
 	}
-	return 0
 }
 
-func serve(args []string, stderr io.Writer) error {
+// oneLine joins the lines of a message (several joined errors) with "; ",
+// so that a failure is reported on one line.
+func oneLine(msg string) string {
+	return strings.Join(strings.FieldsFunc(msg, func(r rune) bool { return r == '\n' }), "; ")
+}
+
+// parseFlags parses args into fs. Help (-h, --help) prints the synopsis and
+// the flags to stdout and returns flag.ErrHelp; any other problem is a usage
+// error of one line. Flags and arguments may come in any order; the
+// arguments are returned.
+func parseFlags(fs *flag.FlagSet, synopsis string, args []string, stdout io.Writer) ([]string, error) {
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	pos, err := parseInterspersed(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintf(stdout, "Usage: veil %s\n", synopsis)
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		return nil, err
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", errUsage, fs.Name(), err)
+	}
+	return pos, nil
+}
+
+func serve(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	path := fs.String("config", "", "config file (YAML)")
 	dev := fs.Bool("dev", false, "console logs at debug level")
 	drain := fs.Duration("drain-timeout", 30*time.Second, "how long in-flight requests may take to finish on SIGTERM")
-	if err := fs.Parse(args); err != nil {
+	if pos, err := parseFlags(fs, "serve --config FILE [--dev] [--drain-timeout 30s]", args, stdout); err != nil {
 		return err
+	} else if len(pos) > 0 {
+		return fmt.Errorf("%w: serve takes no arguments, got %q", errUsage, pos[0])
 	}
 	if *path == "" {
 		return fmt.Errorf("%w: serve needs --config FILE", errUsage)
@@ -143,17 +174,37 @@ func serve(args []string, stderr io.Writer) error {
 	return a.Shutdown(dctx)
 }
 
+// configCmd runs `veil config validate`: the offline checks of the file
+// and, with --online, the checks against the services it names.
 func configCmd(args []string, stdout io.Writer) error {
-	if len(args) != 2 || args[0] != "validate" {
-		return fmt.Errorf("%w: config validate FILE", errUsage)
+	const synopsis = "config validate [--online] FILE"
+	if len(args) == 0 || args[0] != "validate" {
+		return fmt.Errorf("%w: %s", errUsage, synopsis)
 	}
-	cfg, err := config.Load(args[1])
+	fs := flag.NewFlagSet("config validate", flag.ContinueOnError)
+	online := fs.Bool("online", false, "also resolve every secret reference (printing fingerprints only), log in to Vault and reach the store")
+	pos, err := parseFlags(fs, synopsis, args[1:], stdout)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return fmt.Errorf("%w: %s", errUsage, synopsis)
+	}
+	path := pos[0]
+	cfg, err := config.Load(path)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "%s: ok (%d providers, %d callers, proxy on %s, admin on %s)\n",
-		args[1], len(cfg.Providers), len(cfg.Callers), cfg.Listen.Proxy, cfg.Listen.Admin)
-	return nil
+		path, len(cfg.Providers), len(cfg.Callers), cfg.Listen.Proxy, cfg.Listen.Admin)
+	if !*online {
+		return nil
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, onlineTimeout)
+	defer cancel()
+	return printOnline(stdout, checkOnline(ctx, cfg))
 }
 
 // reloadOnChange reloads the config file on SIGHUP, and when the file
@@ -195,18 +246,19 @@ func fileStamp(path string) string {
 // keysCmd runs `veil keys check`: fetch keys through the configured sources
 // and validate them live, asking each key's provider for its model list as
 // veil's own health checks and migrations do.
-func keysCmd(args []string, stdout, stderr io.Writer) error {
+func keysCmd(args []string, stdout io.Writer) error {
 	if len(args) == 0 || args[0] != "check" {
 		return fmt.Errorf("%w: keys check --config FILE [--supplier ID] [--provider P]", errUsage)
 	}
 	fs := flag.NewFlagSet("keys check", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	path := fs.String("config", "", "config file (YAML)")
 	supplier := fs.String("supplier", "", "check this supplier's own keys; without it, the platform keys")
 	var providers stringList
 	fs.Var(&providers, "provider", "only this provider (repeatable)")
-	if err := fs.Parse(args[1:]); err != nil {
+	if pos, err := parseFlags(fs, "keys check --config FILE [--supplier ID] [--provider P]", args[1:], stdout); err != nil {
 		return err
+	} else if len(pos) > 0 {
+		return fmt.Errorf("%w: keys check takes no arguments, got %q", errUsage, pos[0])
 	}
 	if *path == "" {
 		return fmt.Errorf("%w: keys check needs --config FILE", errUsage)

@@ -64,6 +64,29 @@ func TestUsage(t *testing.T) {
 	}
 }
 
+// TestSubcommandHelp: -h and --help after a subcommand print its usage to
+// stdout and exit 0; they are never taken for a file name.
+func TestSubcommandHelp(t *testing.T) {
+	for _, args := range [][]string{
+		{"config", "validate", "--help"},
+		{"config", "validate", "-h"},
+		{"serve", "--help"},
+		{"keys", "check", "--help"},
+		{"usage", "-h"},
+		{"status", "--help"},
+	} {
+		code, out, errOut := runCmd(args...)
+		want := "Usage: veil " + strings.Join(args[:len(args)-1], " ")
+		if code != 0 || !strings.HasPrefix(out, want) || errOut != "" {
+			t.Errorf("%v: exit %d, out %q, err %q", args, code, out, errOut)
+		}
+	}
+	code, _, errOut := runCmd("config", "validate", "--frobnicate", "veil.yaml")
+	if code != 2 || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, "flag provided but not defined") {
+		t.Errorf("an unknown flag: exit %d, %q", code, errOut)
+	}
+}
+
 // TestREADMEConfigs: every YAML block in the README is a config that
 // validates, so the README cannot drift from the code.
 func TestREADMEConfigs(t *testing.T) {

@@ -172,7 +172,7 @@ func TestMigrateCommands(t *testing.T) {
 			{"migrate", "plan", "--config", cfg, "--supplier", "bella-photography", "--stages", "half"},
 			{"migrate", "compare", "--config", cfg, "--report", "a", "--stop", "b"},
 		} {
-			if code, _, errOut := runCmd(args...); code != 2 || !strings.Contains(errOut, "Usage") {
+			if code, _, errOut := runCmd(args...); code != 2 || !strings.HasPrefix(errOut, "veil: usage: ") || strings.Count(errOut, "\n") != 1 {
 				t.Errorf("veil %s: exit %d, %q", strings.Join(args, " "), code, errOut)
 			}
 		}

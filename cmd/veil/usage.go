@@ -21,16 +21,17 @@ import (
 
 // usageCmd runs `veil usage`: asks a running veil's admin listener for the
 // usage aggregates and prints them as a table.
-func usageCmd(args []string, stdout, stderr io.Writer) error {
+func usageCmd(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("usage", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	path := fs.String("config", "", "the running veil's config file (for the admin address and token)")
 	supplier := fs.String("supplier", "", "one supplier; all when empty")
 	from := fs.String("from", "", "first day, YYYY-MM-DD (default: the first of this month)")
 	to := fs.String("to", "", "last day, YYYY-MM-DD (default: today)")
 	groupBy := fs.String("group-by", "", "comma-separated: day, supplier, provider, model, key_source")
-	if err := fs.Parse(args); err != nil {
+	if pos, err := parseFlags(fs, "usage --config FILE [--supplier ID] [--from DAY] [--to DAY] [--group-by ...]", args, stdout); err != nil {
 		return err
+	} else if len(pos) > 0 {
+		return fmt.Errorf("%w: usage takes no arguments, got %q", errUsage, pos[0])
 	}
 	if *path == "" {
 		return fmt.Errorf("%w: usage needs --config FILE", errUsage)
@@ -93,12 +94,13 @@ func callAdmin(method, u, token string, body, doc any) error {
 
 // statusCmd runs `veil status`: a running veil's providers, their health
 // and breakers, and its last reload, as a table.
-func statusCmd(args []string, stdout, stderr io.Writer) error {
+func statusCmd(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	path := fs.String("config", "", "the running veil's config file (for the admin address and token)")
-	if err := fs.Parse(args); err != nil {
+	if pos, err := parseFlags(fs, "status --config FILE", args, stdout); err != nil {
 		return err
+	} else if len(pos) > 0 {
+		return fmt.Errorf("%w: status takes no arguments, got %q", errUsage, pos[0])
 	}
 	if *path == "" {
 		return fmt.Errorf("%w: status needs --config FILE", errUsage)

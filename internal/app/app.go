@@ -235,14 +235,19 @@ func New(cfg *config.Config, o Options) (a *App, err error) {
 	return a, nil
 }
 
-// Start opens both listeners and serves them in the background.
+// Start opens both listeners and serves them in the background. When a
+// listener cannot be opened, Start releases what New opened (the store,
+// Vault, the usage sinks...) and returns the error; a later Shutdown does
+// nothing.
 func (a *App) Start() error {
 	var err error
 	if a.proxyLn, err = net.Listen("tcp", a.cfg.Listen.Proxy); err != nil {
+		a.shutdown.Do(a.closeResources)
 		return fmt.Errorf("proxy listener: %w", err)
 	}
 	if a.adminLn, err = net.Listen("tcp", a.cfg.Listen.Admin); err != nil {
 		_ = a.proxyLn.Close()
+		a.shutdown.Do(a.closeResources)
 		return fmt.Errorf("admin listener: %w", err)
 	}
 	a.started = time.Now()

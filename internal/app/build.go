@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/wedsync/veil/config"
 	"github.com/wedsync/veil/keys"
@@ -67,11 +69,13 @@ func (a *App) buildSecrets(override keys.Source) error {
 	if err != nil {
 		return fmt.Errorf("vault auth: %w", err)
 	}
+	held := new(atomic.Bool)
+	vlog := a.audit.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return heldCore{Core: c, open: held} }))
 	a.vault, err = vault.New(vault.Options{Address: vc.Address, CACert: vc.CACert, ClientCert: vc.ClientCert,
 		ClientKey: vc.ClientKey, TLSServerName: vc.TLSServerName, Namespace: vc.Namespace, Timeout: vc.Timeout,
-		Auth: au, Log: a.audit})
+		Auth: au, Log: vlog})
 	if err != nil {
-		return fmt.Errorf("vault: %w", err)
+		return err // it names vault
 	}
 	a.secrets = withVault{base: base, vault: a.vault}
 	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.Keys.FetchTimeout)
@@ -82,7 +86,28 @@ func (a *App) buildSecrets(override keys.Source) error {
 		}
 		a.log.Warn("vault login failed; retrying in the background, not ready until it succeeds", zap.Error(err))
 	}
+	held.Store(true)
 	return nil
+}
+
+// heldCore passes only entries below warn level until open is set. The
+// Vault client's background loop also logs the failure of the first login,
+// which New reports itself: as its error, when veil cannot start without
+// Vault, or as its own warning.
+type heldCore struct {
+	zapcore.Core
+	open *atomic.Bool
+}
+
+func (c heldCore) With(fields []zapcore.Field) zapcore.Core {
+	return heldCore{Core: c.Core.With(fields), open: c.open}
+}
+
+func (c heldCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	if e.Level >= zapcore.WarnLevel && !c.open.Load() {
+		return ce
+	}
+	return c.Core.Check(e, ce)
 }
 
 // withVault resolves vault:// references with Vault and the rest with base.

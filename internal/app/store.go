@@ -22,13 +22,13 @@ func (a *App) buildStore() error {
 		}
 		r, err := store.NewRedis(store.RedisOptions{Addr: sc.Addr, Password: pw, DB: sc.DB, Prefix: sc.Prefix, Timeout: sc.Timeout})
 		if err != nil {
-			return fmt.Errorf("store: %w", err)
+			return fmt.Errorf("store.addr: %w", err)
 		}
 		a.store = r
 	default:
 		e, err := store.NewEmbedded(sc.DataDir)
 		if err != nil {
-			return fmt.Errorf("store: %w", err)
+			return fmt.Errorf("store.data_dir: %w", err)
 		}
 		a.store = e
 	}
