@@ -54,7 +54,7 @@ func checkOnline(ctx context.Context, cfg *config.Config) []onlineCheck {
 	checks = append(checks, vaultCheck)
 	if client != nil {
 		defer client.Close()
-		sources = vaultSources{base: keys.DefaultSources(), vault: client}
+		sources = vault.Sources{Base: keys.DefaultSources(), Client: client}
 	}
 	for _, r := range secretRefs(cfg) {
 		c := onlineCheck{item: r.field, what: string(r.ref)}
@@ -126,20 +126,6 @@ func methodName(m string) string {
 		return "token"
 	}
 	return m
-}
-
-// vaultSources resolves vault:// references with Vault and the rest with
-// base.
-type vaultSources struct {
-	base  keys.Source
-	vault *vault.Client
-}
-
-func (s vaultSources) Resolve(ctx context.Context, ref string) (keys.Secret, error) {
-	if strings.HasPrefix(ref, "vault://") {
-		return s.vault.Resolve(ctx, ref)
-	}
-	return s.base.Resolve(ctx, ref)
 }
 
 // checkStore reaches the store: a PING to Redis, or a look at the embedded

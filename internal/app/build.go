@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync/atomic"
 
 	"go.uber.org/zap"
@@ -77,7 +76,7 @@ func (a *App) buildSecrets(override keys.Source) error {
 	if err != nil {
 		return err // it names vault
 	}
-	a.secrets = withVault{base: base, vault: a.vault}
+	a.secrets = vault.Sources{Base: base, Client: a.vault}
 	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.Keys.FetchTimeout)
 	defer cancel()
 	if err := a.vault.Start(ctx); err != nil {
@@ -108,19 +107,6 @@ func (c heldCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.Chec
 		return ce
 	}
 	return c.Core.Check(e, ce)
-}
-
-// withVault resolves vault:// references with Vault and the rest with base.
-type withVault struct {
-	base  keys.Source
-	vault *vault.Client
-}
-
-func (w withVault) Resolve(ctx context.Context, ref string) (keys.Secret, error) {
-	if strings.HasPrefix(ref, "vault://") {
-		return w.vault.Resolve(ctx, ref)
-	}
-	return w.base.Resolve(ctx, ref)
 }
 
 // configUsesVault reports whether a secret the config names directly (not a
