@@ -128,6 +128,10 @@ type SupplierKeysOptions struct {
 	// MissingTTL is how long "no key" is remembered before asking again;
 	// default Refresh.
 	MissingTTL time.Duration
+	// RefusedTTL is how long the source's "no other key" for a refused
+	// key is shared by later refusals before it is asked again; default,
+	// and at most, Refresh.
+	RefusedTTL time.Duration
 	// Audit receives fetches, rotations, staleness warnings and the key
 	// source's failures and recoveries, one line per change (with
 	// fingerprints only).
@@ -187,6 +191,12 @@ type entry struct {
 	// than the source's being unreachable or refusing veil, so that each
 	// such failure is audited once.
 	failing atomic.Bool
+	// refused is the fingerprint of the key a provider refused when the
+	// source had no other, and refusedAt when the source said so: until
+	// Refresh has passed, or the source moves on, later refusals of that
+	// key are answered without asking the source again.
+	refused   atomic.Pointer[string]
+	refusedAt atomic.Int64
 }
 
 // state is an immutable snapshot of one entry.
@@ -211,6 +221,9 @@ func NewSupplierKeys(o SupplierKeysOptions) (*SupplierKeys, error) {
 	}
 	if o.MissingTTL <= 0 {
 		o.MissingTTL = o.Refresh
+	}
+	if o.RefusedTTL <= 0 || o.RefusedTTL > o.Refresh {
+		o.RefusedTTL = o.Refresh
 	}
 	if o.Audit == nil {
 		o.Audit = zap.NewNop()
@@ -294,19 +307,32 @@ func (c *SupplierKeys) Previous(supplier, provider string) *Key {
 // has nothing newer.
 func (c *SupplierKeys) Rejected(ctx context.Context, supplier, provider string, key *Key) (*Key, error) {
 	s := slot{supplier, provider}
-	if e, ok := c.entries.Load(s); ok {
-		if st := e.(*entry).state.Load(); st != nil && st.current != nil && st.current != key {
-			return st.current, nil // someone already moved on
-		}
+	e := c.entry(s)
+	if st := e.state.Load(); st != nil && st.current != nil && st.current != key {
+		return st.current, nil // someone already moved on
+	}
+	fp := key.Fingerprint()
+	if r := e.refused.Load(); r != nil && *r == fp && c.o.Now().Sub(time.Unix(0, e.refusedAt.Load())) < c.o.RefusedTTL {
+		// The source said moments ago that it has no other key: one read
+		// per refresh interval, however many calls are refused.
+		return nil, noOtherKey(supplier, provider, fp)
 	}
 	k, err := c.load(ctx, s)
 	if err != nil {
 		return nil, err
 	}
-	if k == key || k.Fingerprint() == key.Fingerprint() {
-		return nil, fmt.Errorf("supplier %s, provider %s: the provider refused key %s and the source has no other", supplier, provider, key.Fingerprint())
+	if k == key || k.Fingerprint() == fp {
+		e.refused.Store(&fp)
+		e.refusedAt.Store(c.o.Now().UnixNano())
+		return nil, noOtherKey(supplier, provider, fp)
 	}
 	return k, nil
+}
+
+// noOtherKey is Rejected's answer when the source has no other key than
+// the refused one.
+func noOtherKey(supplier, provider, fingerprint string) error {
+	return fmt.Errorf("supplier %s, provider %s: the provider refused key %s and the source has no other", supplier, provider, fingerprint)
 }
 
 // Refresh re-reads every cached key of a supplier now (all providers).

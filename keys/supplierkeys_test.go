@@ -181,20 +181,33 @@ func TestCacheRotation(t *testing.T) {
 func TestCacheRejected(t *testing.T) {
 	f := newMemFetcher()
 	f.put("bella", "openai", "sk-bella-1")
-	c := newTestCache(t, f, newClock(), nil)
+	clk := newClock()
+	c := newTestCache(t, f, clk, nil)
 	ctx := context.Background()
 	k1, _ := c.Get(ctx, "bella", "openai")
 	if _, err := c.Rejected(ctx, "bella", "openai", k1); err == nil {
 		t.Error("a rejected key with nothing newer must be an error")
 	}
+	// Within the refresh interval the source's answer is shared: a flood
+	// of refused calls costs one read, not one each.
+	n := f.fetches.Load()
+	for range 100 {
+		if _, err := c.Rejected(ctx, "bella", "openai", k1); err == nil {
+			t.Fatal("a refusal within the interval did not get the shared answer")
+		}
+	}
+	if f.fetches.Load() != n {
+		t.Errorf("100 refusals within the refresh interval read the source %d times", f.fetches.Load()-n)
+	}
 	f.put("bella", "openai", "sk-bella-2")
+	clk.advance(time.Hour) // a refresh interval later the source is asked again
 	k2, err := c.Rejected(ctx, "bella", "openai", k1)
 	if err != nil || k2.Secret().Reveal() != "sk-bella-2" {
 		t.Fatalf("after rejection: %v %v", k2, err)
 	}
 	// A second request that saw the old key rejected gets the new one
 	// without another fetch.
-	n := f.fetches.Load()
+	n = f.fetches.Load()
 	if k, err := c.Rejected(ctx, "bella", "openai", k1); err != nil || k != k2 || f.fetches.Load() != n {
 		t.Errorf("second rejection: %v %v, fetches %d -> %d", k, err, n, f.fetches.Load())
 	}

@@ -34,8 +34,11 @@ func (a *App) buildKeyCache(next keys.Fetcher) (*keys.SupplierKeys, error) {
 		MaxStaleness: k.MaxStaleness,
 		Grace:        k.GracePeriod,
 		FetchTimeout: k.FetchTimeout,
-		Audit:        a.audit,
-		Observer:     a.metrics,
+		// A refused key's "no other version" is shared for the key
+		// breaker's cooldown, after which one call tries the key again.
+		RefusedTTL: a.cfg.Limits.BreakerCooldown,
+		Audit:      a.audit,
+		Observer:   a.metrics,
 	})
 }
 
