@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"io"
+	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -247,5 +249,36 @@ func TestStalledSupplierKeepsToItsShare(t *testing.T) {
 		t.Errorf("after its calls finished the supplier got %d", resp.StatusCode)
 	} else {
 		_ = resp.Body.Close()
+	}
+}
+
+// TestClientGoneWhileWaitingStopsTheTries: a client that hangs up while
+// veil waits for a provider's answer headers costs no further upstream
+// attempt: no retry, no other target; the record says client_gone.
+func TestClientGoneWhileWaitingStopsTheTries(t *testing.T) {
+	tp := &tap{}
+	h := start(t, setup{
+		tap:    tp.add,
+		limits: "  attempt_timeout: 600ms\n  max_retries: 2\n  retry_backoff: 10ms\n",
+	})
+	h.up.Script(fakeopenai.Stall(3 * time.Second).Repeat(-1))
+	conn, err := net.Dial("tcp", h.app.ProxyAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := "POST /v1/chat/completions HTTP/1.1\r\nHost: veil\r\nAuthorization: Bearer " + h.token +
+		"\r\nX-Supplier-ID: " + testSupplier + "\r\nX-Request-ID: gone-client-1\r\nContent-Type: application/json\r\nContent-Length: " +
+		strconv.Itoa(len(chatBody)) + "\r\n\r\n" + chatBody
+	if _, err := io.WriteString(conn, req); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	_ = conn.Close() // the app gives up on its call
+	r := tp.one(t, "gone-client-1")
+	if n := len(h.up.Requests()); n != 1 {
+		t.Errorf("%d upstream requests for a call whose client had left, want 1 (no retry)", n)
+	}
+	if !r.Partial || r.Error != "client_gone" || len(r.Attempts) != 1 {
+		t.Errorf("record: partial %v error %q attempts %+v, want client_gone after one attempt", r.Partial, r.Error, r.Attempts)
 	}
 }

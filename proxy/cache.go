@@ -151,7 +151,7 @@ func (s *Server) answerFromCache(ctx *fasthttp.RequestCtx, x *exchange) bool {
 		c.flight = f
 		return false
 	}
-	if x.wait(ctx.Done(), f.Done(), time.Until(x.deadline)) == waitReady {
+	if x.wait(ctx.Done(), f.Done(), time.Until(x.deadline), nil) == waitReady {
 		if e := f.Answer(); e != nil {
 			return s.serveCached(ctx, x, e)
 		}

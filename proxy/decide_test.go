@@ -3,6 +3,7 @@ package proxy
 import (
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -167,25 +168,30 @@ func TestWaitEnds(t *testing.T) {
 	s := &Server{stop: make(chan struct{})}
 	x := &exchange{s: s}
 	done := make(chan waitEnd)
-	go func() { done <- x.wait(nil, nil, time.Hour) }()
+	go func() { done <- x.wait(nil, nil, time.Hour, nil) }()
 	s.EndStreams()
 	if got := <-done; got != waitCut {
 		t.Errorf("a wait during a drain ended with %d, want cut", got)
 	}
 	s2 := &Server{stop: make(chan struct{})}
 	x2 := &exchange{s: s2}
-	if got := x2.wait(nil, nil, time.Millisecond); got != waitTimeout {
+	if got := x2.wait(nil, nil, time.Millisecond, nil); got != waitTimeout {
 		t.Errorf("a short wait without a drain ended with %d, want its timeout", got)
 	}
 	ready := make(chan struct{})
 	close(ready)
-	if got := x2.wait(nil, ready, time.Hour); got != waitReady {
+	if got := x2.wait(nil, ready, time.Hour, nil); got != waitReady {
 		t.Errorf("a wait for something done ended with %d, want ready", got)
 	}
 	cancelled := make(chan struct{})
 	close(cancelled)
-	if got := x2.wait(cancelled, nil, time.Hour); got != waitCut {
+	if got := x2.wait(cancelled, nil, time.Hour, nil); got != waitCut {
 		t.Errorf("a wait of a finished request ended with %d, want cut", got)
+	}
+	var left atomic.Bool
+	go func() { time.Sleep(10 * time.Millisecond); left.Store(true) }()
+	if got := x2.wait(nil, nil, time.Hour, left.Load); got != waitCut {
+		t.Errorf("a wait whose client left ended with %d, want cut", got)
 	}
 }
 

@@ -49,6 +49,13 @@ func (s *Server) run(ctx *fasthttp.RequestCtx, x *exchange) bool {
 			return streamed // x may belong to the stream writer now
 		}
 		last = e
+		if departed(ctx) {
+			// The client hung up while the target kept it waiting: no
+			// other target is asked for an answer nobody will read.
+			s.releaseSlot(x)
+			x.clientLeft(ctx)
+			return false
+		}
 		if ok, repeated := s.quiet.Allow("upstream attempt failed:" + a.Provider.Name() + ":" + e.Code); ok {
 			s.log.Warn("upstream attempt failed", zap.ByteString("request_id", x.reqID),
 				zap.String("provider", a.Provider.Name()), zap.Int("attempt", x.attempts), zap.String("error", last.Message),
@@ -131,7 +138,7 @@ func (s *Server) runTarget(ctx *fasthttp.RequestCtx, x *exchange, a *policy.Atte
 				e = &Error{Status: o.status, Type: typeServer, Code: "upstream_status",
 					Message: "veil: provider " + a.Provider.Name() + " answered " + strconv.Itoa(o.status)}
 			}
-			if x.wait(ctx.Done(), nil, v.wait) != waitTimeout {
+			if x.wait(ctx.Done(), nil, v.wait, func() bool { return departed(ctx) }) != waitTimeout || departed(ctx) {
 				return false, e // the client left or veil is draining: no more tries
 			}
 			continue
@@ -289,21 +296,51 @@ const (
 )
 
 // wait is the request path's one way to wait: until ready is closed (nil:
-// never), d passes, done (the request's context) ends or veil drains.
-func (x *exchange) wait(done, ready <-chan struct{}, d time.Duration) waitEnd {
+// never), d passes, done (the request's context) ends, veil drains or,
+// when gone is set, it reports the client gone (asked every
+// clientCheckInterval).
+func (x *exchange) wait(done, ready <-chan struct{}, d time.Duration, gone func() bool) waitEnd {
 	t := time.NewTimer(d)
 	defer t.Stop()
-	select {
-	case <-ready:
-		return waitReady
-	case <-t.C:
-		return waitTimeout
-	case <-done:
-		return waitCut
-	case <-x.s.stop:
-		return waitCut
+	var check <-chan time.Time
+	if gone != nil {
+		tick := time.NewTicker(clientCheckInterval)
+		defer tick.Stop()
+		check = tick.C
+	}
+	for {
+		select {
+		case <-ready:
+			return waitReady
+		case <-t.C:
+			return waitTimeout
+		case <-done:
+			return waitCut
+		case <-x.s.stop:
+			return waitCut
+		case <-check:
+			if gone() {
+				return waitCut
+			}
+		}
 	}
 }
+
+// clientCheckInterval is how often a wait looks whether its client left.
+const clientCheckInterval = 200 * time.Millisecond
+
+// clientLeft ends a request whose client closed its connection before its
+// answer: nothing more is sent upstream, and its record says so.
+func (x *exchange) clientLeft(ctx *fasthttp.RequestCtx) {
+	x.stream.interrupted = cutClientGone
+	x.s.metrics.StreamInterrupted(cutClientGone)
+	x.fail(ctx, &Error{Status: statusClientClosed, Type: typeInvalidRequest, Code: cutClientGone,
+		Message: "the client closed its connection before the answer"})
+}
+
+// statusClientClosed is the status recorded for a request whose client
+// left before its answer (as nginx records it; no client sees it).
+const statusClientClosed = 499
 
 // targetRetrier grants retries of the last planned target.
 type targetRetrier struct {
