@@ -36,6 +36,8 @@ type stream struct {
 	held      []byte
 	heldBytes bytes.Reader
 	heldRd    *sse.Reader
+	// ctx is the request's, for a look at its client's connection.
+	ctx *fasthttp.RequestCtx
 	// out is a buffer for what veil itself writes to the stream.
 	out      []byte
 	events   int
@@ -66,6 +68,7 @@ func (x *exchange) startStream(ctx *fasthttp.RequestCtx, resp *fasthttp.Response
 		x.taps.add(x.shadow)
 	}
 	x.stream.resp = resp
+	x.stream.ctx = ctx
 	x.stream.streamed = true
 	x.status = status
 	x.s.streams.Add(1)
@@ -91,7 +94,11 @@ func (x *exchange) pump(w *bufio.Writer) {
 	}
 	// The watchdog starts once the reader holds the body stream it may
 	// close.
-	wd := startWatchdog(w, st.resp, s.limits.KeepAliveInterval, s.limits.StreamIdleTimeout, s.stop)
+	var gone func() bool
+	if ctx := st.ctx; ctx != nil {
+		gone = func() bool { return departed(ctx) }
+	}
+	wd := startWatchdog(w, st.resp, s.limits.KeepAliveInterval, s.limits.StreamIdleTimeout, s.stop, gone)
 	defer func() {
 		wd.stop()
 		x.endUpstream(wd)
@@ -261,15 +268,20 @@ type watchdog struct {
 	lastEvent atomic.Int64
 	lastWrite atomic.Int64
 	start     time.Time
-	quit      chan struct{}
-	done      chan struct{}
-	stopOnce  sync.Once
+	// gone, when set, says whether the client closed its connection; it is
+	// asked on each tick, so that a client that left is noticed within a
+	// keep-alive interval even before a write to it fails.
+	gone     func() bool
+	quit     chan struct{}
+	done     chan struct{}
+	stopOnce sync.Once
 }
 
 // startWatchdog starts keeping time for a stream writing to w and reading
 // resp.
-func startWatchdog(w *bufio.Writer, resp *fasthttp.Response, keepalive, idle time.Duration, drain <-chan struct{}) *watchdog {
-	wd := &watchdog{w: w, resp: resp, start: time.Now(), quit: make(chan struct{}), done: make(chan struct{})}
+func startWatchdog(w *bufio.Writer, resp *fasthttp.Response, keepalive, idle time.Duration, drain <-chan struct{},
+	gone func() bool) *watchdog {
+	wd := &watchdog{w: w, resp: resp, start: time.Now(), gone: gone, quit: make(chan struct{}), done: make(chan struct{})}
 	go wd.watch(keepalive, idle, drain)
 	return wd
 }
@@ -294,6 +306,11 @@ func (wd *watchdog) watch(keepalive, idle time.Duration, drain <-chan struct{}) 
 			<-wd.quit
 			return
 		case <-timer.C:
+		}
+		if wd.gone != nil && wd.gone() {
+			wd.cutUpstream(cutClientGone)
+			<-wd.quit
+			return
 		}
 		now := wd.now()
 		silence := time.Duration(now - wd.lastEvent.Load())
