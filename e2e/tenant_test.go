@@ -30,6 +30,8 @@ func TestOneSuppliersKeyFaultStaysWithIt(t *testing.T) {
 			Code: "insufficient_quota", Message: "You exceeded your current quota, please check your plan and billing details."},
 			"out_of_quota"},
 		{"connection resets", fakeopenai.ConnReset(), "failing"},
+		{"stalls past the attempt timeout", fakeopenai.Stall(3 * time.Second), "failing"},
+		{"refusals", fakeopenai.Status(401, 0), "refused"},
 	}
 	for _, fc := range faults {
 		t.Run(fc.name, func(t *testing.T) {
@@ -39,7 +41,7 @@ func TestOneSuppliersKeyFaultStaysWithIt(t *testing.T) {
 				fake:   fakeopenai.Options{Keys: []string{badKey, roseKey, lilyKey}},
 				env:    map[string]string{"BAD_KEY": badKey, "ROSE_KEY": roseKey, "LILY_KEY": lilyKey},
 				tap:    tp.add,
-				limits: "  breaker_failures: 3\n  breaker_cooldown: 1m\n  max_retries: 1\n",
+				limits: "  breaker_failures: 3\n  breaker_cooldown: 1m\n  max_retries: 1\n  attempt_timeout: 300ms\n",
 				extra: `suppliers:
   entries:
     - id: bad-bakery
@@ -103,8 +105,12 @@ func TestOneSuppliersKeyFaultStaysWithIt(t *testing.T) {
 			if strings.Contains(logs, "alert: provider is down") || strings.Contains(logs, `"breaker":"open"`) {
 				t.Errorf("one supplier's key took the provider out:\n%s", grepLines(logs, "alert"))
 			}
-			if alerts := grepLines(logs, "alert: supplier key is out"); strings.Count(alerts, "\n") != 0 ||
-				!strings.Contains(alerts, `"supplier":"bad-bakery"`) || !strings.Contains(alerts, fc.cause) {
+			alerts := grepLines(logs, "alert: supplier key is out")
+			if fc.cause == "refused" {
+				alerts = grepLines(logs, "alert: supplier key refused")
+			}
+			if strings.Count(alerts, "\n") != 0 || !strings.Contains(alerts, `"supplier":"bad-bakery"`) ||
+				fc.cause != "refused" && !strings.Contains(alerts, fc.cause) {
 				t.Errorf("want one supplier key alert for bad-bakery with cause %q:\n%s", fc.cause, grepLines(logs, "alert"))
 			}
 			// Once the key is held out, the failing supplier's calls go
