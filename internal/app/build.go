@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync/atomic"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -34,9 +35,11 @@ func (a *App) buildKeyCache(next keys.Fetcher) (*keys.SupplierKeys, error) {
 		MaxStaleness: k.MaxStaleness,
 		Grace:        k.GracePeriod,
 		FetchTimeout: k.FetchTimeout,
-		// A refused key's "no other version" is shared for the key
-		// breaker's cooldown, after which one call tries the key again.
-		RefusedTTL: a.cfg.Limits.BreakerCooldown,
+		// A refused key's "no other version" is shared for a second: a
+		// flood of refused calls reads the key store once a second, not
+		// once a call, and a key rotated after a refusal is picked up
+		// within that second.
+		RefusedTTL: time.Second,
 		Audit:      a.audit,
 		Observer:   a.metrics,
 	})
