@@ -288,3 +288,55 @@ func TestClientGoneWhileWaitingStopsTheTries(t *testing.T) {
 		t.Errorf("record: partial %v error %q attempts %+v, want client_gone after one attempt", r.Partial, r.Error, r.Attempts)
 	}
 }
+
+// TestClientGoneWhileHeldStopsTheStream: a client that hangs up while veil
+// holds its stream back for the first token (another target being
+// planned) has the upstream cancelled at once and no other target asked.
+func TestClientGoneWhileHeldStopsTheStream(t *testing.T) {
+	tp := &tap{}
+	h := start(t, setup{
+		fake: fakeopenai.Options{TTFT: 4 * time.Second},
+		tap:  tp.add,
+		providers: `
+  - name: openai
+    type: openai
+    base_url: %s
+    api_key: env://PLATFORM_KEY
+    models: [gpt-4o-mini]
+  - name: backup
+    type: openaicompat
+    base_url: {root}/v1
+    api_key: env://PLATFORM_KEY
+    models: [gpt-4o-mini]`,
+		limits: "  ttft_timeout: 30s\n",
+	})
+	conn, err := net.Dial("tcp", h.app.ProxyAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := "POST /v1/chat/completions HTTP/1.1\r\nHost: veil\r\nAuthorization: Bearer " + h.token +
+		"\r\nX-Supplier-ID: " + testSupplier + "\r\nX-Request-ID: gone-held-1\r\nContent-Type: application/json\r\nContent-Length: " +
+		strconv.Itoa(len(streamBody)) + "\r\n\r\n" + streamBody
+	if _, err := io.WriteString(conn, req); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; len(h.up.Requests()) == 0; i++ {
+		if i > 500 {
+			t.Fatal("the stream never reached the fake")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	_ = conn.Close()
+	select {
+	case <-h.up.Cancelled():
+	case <-time.After(20 * time.Second): // a failure guard, not a timing assertion
+		t.Fatal("the held upstream stream was never cancelled")
+	}
+	r := tp.one(t, "gone-held-1")
+	if n := len(h.up.Requests()); n != 1 {
+		t.Errorf("%d upstream requests, want 1: no other target for a client that left", n)
+	}
+	if r.Error != "client_gone" || len(r.Attempts) != 1 {
+		t.Errorf("record: error %q attempts %+v, want client_gone after one attempt", r.Error, r.Attempts)
+	}
+}

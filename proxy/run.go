@@ -217,12 +217,18 @@ const codeOverloaded = "overloaded"
 // holdFirst holds a stream's answer back until its first content event;
 // a stream that fails first is the target's failure.
 func (s *Server) holdFirst(ctx *fasthttp.RequestCtx, x *exchange, a *policy.Attempt, key *keys.Key, resp *fasthttp.Response) *Error {
-	rd, err := x.hold(resp, a)
+	rd, err := x.hold(resp, a, func() bool { return departed(ctx) })
 	if err == nil {
 		x.stream.reader = rd
 		return nil
 	}
 	s.discard(ctx, x, resp, true)
+	if errors.Is(err, errClientLeft) {
+		// Nobody's fault but the departed client's: the run stops.
+		x.markLastAttempt(cutClientGone)
+		return &Error{Status: statusClientClosed, Type: typeInvalidRequest, Code: cutClientGone,
+			Message: "the client closed its connection before the answer"}
+	}
 	if t := s.health.Target(a.Provider.Name()); t != nil {
 		if key.Source() == billing.ClientKey {
 			t.RecordKeyFault(0, 0, time.Now()) // the supplier key's, see noteKey
@@ -241,7 +247,7 @@ func (s *Server) holdFirst(ctx *fasthttp.RequestCtx, x *exchange, a *policy.Atte
 // key's fault, held against the key alone; an answer closes its breaker.
 // Requests the client got wrong (400, 404, ...) say nothing of the key.
 func (s *Server) noteKey(x *exchange, a *policy.Attempt, key *keys.Key, o *outcome, e *Error) {
-	if key == nil || key.Source() != billing.ClientKey {
+	if key == nil || key.Source() != billing.ClientKey || e != nil && e.Code == cutClientGone {
 		return
 	}
 	now := time.Now()
@@ -256,7 +262,7 @@ func (s *Server) noteKey(x *exchange, a *policy.Attempt, key *keys.Key, o *outco
 	case o.exhausted:
 		s.keyHealth.Failed(a.Provider.Name(), x.supplier, health.KeyOutOfQuota, now)
 		s.audit(x, "supplier's own account is out of quota; falling back to the next planned key", a, key, o.status)
-	case class == health.Failure:
+	case class == health.Failure, o.failure == failStream:
 		s.keyHealth.Failed(a.Provider.Name(), x.supplier, health.KeyFailing, now)
 	case class == health.Success:
 		s.keyHealth.Served(a.Provider.Name(), x.supplier)
