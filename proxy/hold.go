@@ -50,7 +50,7 @@ func (x *exchange) hold(resp *fasthttp.Response, a *policy.Attempt, gone func() 
 			}
 			return nil, rerr
 		case isErrorEvent(ev):
-			w.stop()
+			_ = w.stop()
 			return nil, errors.New("an error event before any content")
 		}
 		held = append(held, ev.Raw...)
