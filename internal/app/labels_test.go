@@ -1,48 +1,19 @@
 package app
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"testing"
-	"time"
-
-	"go.uber.org/zap"
-
-	"github.com/wedsync/veil/config"
-	"github.com/wedsync/veil/keys"
 )
 
 // TestModelLabelsFollowTheConfig: the model label values are the names the
 // config in force lists, from the first generation on; an applied reload
 // replaces them and a refused one does not.
 func TestModelLabelsFollowTheConfig(t *testing.T) {
-	env := map[string]string{"K": "sk-test", "T": "veil-test"}
-	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	env := testEnv{"K": "sk-test", "T": "veil-test"}
+	parse := env.parse
 	first := strings.Replace(reloadYAML, `api_key: env://K}`, `api_key: env://K, models: [gpt-4o-mini]}`, 1)
-	parse := func(t *testing.T, yaml string) *config.Config {
-		t.Helper()
-		cfg, err := config.ParseWithEnv([]byte(yaml), "veil.yaml", lookup)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return cfg
-	}
-	a, err := New(parse(t, first), Options{Log: zap.NewNop(), Audit: zap.NewNop(), Version: "test",
-		Secrets: keys.Sources{"env": keys.EnvSource{LookupEnv: lookup}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := a.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	}()
+	a := env.start(t, first)
 	// label observes one upstream attempt for model under a provider name
 	// of its own and returns the model label the series got.
 	calls := 0

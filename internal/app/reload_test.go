@@ -1,16 +1,9 @@
 package app
 
 import (
-	"context"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
-
-	"go.uber.org/zap"
-
-	"github.com/wedsync/veil/config"
-	"github.com/wedsync/veil/keys"
 )
 
 const reloadYAML = `listen:
@@ -31,31 +24,9 @@ usage:
 // running runtime in place; a good one swaps it, for the proxy and the
 // admin alike, and counts as the next generation.
 func TestReloadSwapsOnlyAWholeGeneration(t *testing.T) {
-	env := map[string]string{"K": "sk-test", "T": "veil-test", "T2": "veil-second"}
-	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
-	parse := func(t *testing.T, yaml string) *config.Config {
-		t.Helper()
-		cfg, err := config.ParseWithEnv([]byte(yaml), "veil.yaml", lookup)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return cfg
-	}
-	a, err := New(parse(t, reloadYAML), Options{Log: zap.NewNop(), Audit: zap.NewNop(), Version: "test",
-		Secrets: keys.Sources{"env": keys.EnvSource{LookupEnv: lookup}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := a.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	}()
+	env := testEnv{"K": "sk-test", "T": "veil-test", "T2": "veil-second"}
+	parse := env.parse
+	a := env.start(t, reloadYAML)
 	// secondAdmitted reports whether the proxy lets the second caller in.
 	secondAdmitted := func(t *testing.T) bool {
 		t.Helper()

@@ -54,24 +54,8 @@ usage:
 // key whose variable is unset) is returned, not a panic, and what New had
 // opened is closed.
 func TestNewFailsCleanlyOnAMissingSecret(t *testing.T) {
-	lookup := func(k string) (string, bool) { v, ok := map[string]string{"T": "veil-test"}[k]; return v, ok }
-	cfg, err := config.ParseWithEnv([]byte(`listen:
-  proxy: 127.0.0.1:0
-  admin: 127.0.0.1:0
-limits:
-  disable_probes: true
-providers:
-  - {name: openai, type: openai, base_url: "http://127.0.0.1:1/v1", api_key: env://OPENAI_API_KEY}
-callers:
-  - {name: app, token: env://T, suppliers: ["*"]}
-usage:
-  sinks: []
-`), "veil.yaml", lookup)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := New(cfg, Options{Log: zap.NewNop(), Audit: zap.NewNop(), Version: "test",
-		Secrets: keys.Sources{"env": keys.EnvSource{LookupEnv: lookup}}})
+	env := testEnv{"T": "veil-test"}
+	a, err := env.newApp(t, strings.Replace(reloadYAML, "env://K}", "env://OPENAI_API_KEY}", 1))
 	if err == nil || a != nil {
 		t.Fatalf("New = %v, %v; want an error and no app", a, err)
 	}
