@@ -170,7 +170,10 @@ func (s *Server) attempt(ctx *fasthttp.RequestCtx, x *exchange, a *policy.Attemp
 			s.noteKey(x, a, key, o, e)
 			return key, nil, e, decide(o, r)
 		}
-		o.failure, o.status, o.hint = answered, resp.StatusCode(), retryHint(&resp.Header)
+		o.failure, o.status = answered, resp.StatusCode()
+		if health.Classify(o.status).Transient() {
+			o.hint = retryHint(&resp.Header) // only a retry reads it
+		}
 		o.spareKey = s.hasSpareKey(a, key)
 		o.exhausted = o.status == fasthttp.StatusTooManyRequests && !stream && accountExhausted(resp.Body())
 		if stream && !o.last && o.status/100 == 2 && isEventStream(resp) {
@@ -226,8 +229,7 @@ func (s *Server) holdFirst(ctx *fasthttp.RequestCtx, x *exchange, a *policy.Atte
 	if errors.Is(err, errClientLeft) {
 		// Nobody's fault but the departed client's: the run stops.
 		x.markLastAttempt(cutClientGone)
-		return &Error{Status: statusClientClosed, Type: typeInvalidRequest, Code: cutClientGone,
-			Message: "the client closed its connection before the answer"}
+		return errClientGone
 	}
 	if t := s.health.Target(a.Provider.Name()); t != nil {
 		if key.Source() == billing.ClientKey {
@@ -340,9 +342,13 @@ const clientCheckInterval = 200 * time.Millisecond
 func (x *exchange) clientLeft(ctx *fasthttp.RequestCtx) {
 	x.stream.interrupted = cutClientGone
 	x.s.metrics.StreamInterrupted(cutClientGone)
-	x.fail(ctx, &Error{Status: statusClientClosed, Type: typeInvalidRequest, Code: cutClientGone,
-		Message: "the client closed its connection before the answer"})
+	x.fail(ctx, errClientGone)
 }
+
+// errClientGone is veil's answer, for the record, to a client that left
+// before its answer.
+var errClientGone = &Error{Status: statusClientClosed, Type: typeInvalidRequest, Code: cutClientGone,
+	Message: "the client closed its connection before the answer"}
 
 // statusClientClosed is the status recorded for a request whose client
 // left before its answer (as nginx records it; no client sees it).
