@@ -268,16 +268,7 @@ func TestClientGoneWhileWaitingStopsTheTries(t *testing.T) {
 		limits: "  attempt_timeout: 600ms\n  max_retries: 2\n  retry_backoff: 10ms\n",
 	})
 	h.up.Script(fakeopenai.Stall(3 * time.Second).Repeat(-1))
-	conn, err := net.Dial("tcp", h.app.ProxyAddr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	req := "POST /v1/chat/completions HTTP/1.1\r\nHost: veil\r\nAuthorization: Bearer " + h.token +
-		"\r\nX-Supplier-ID: " + testSupplier + "\r\nX-Request-ID: gone-client-1\r\nContent-Type: application/json\r\nContent-Length: " +
-		strconv.Itoa(len(chatBody)) + "\r\n\r\n" + chatBody
-	if _, err := io.WriteString(conn, req); err != nil {
-		t.Fatal(err)
-	}
+	conn := rawChat(t, h, "gone-client-1", chatBody)
 	time.Sleep(100 * time.Millisecond)
 	_ = conn.Close() // the app gives up on its call
 	r := tp.one(t, "gone-client-1")
@@ -286,6 +277,34 @@ func TestClientGoneWhileWaitingStopsTheTries(t *testing.T) {
 	}
 	if !r.Partial || r.Error != "client_gone" || len(r.Attempts) != 1 {
 		t.Errorf("record: partial %v error %q attempts %+v, want client_gone after one attempt", r.Partial, r.Error, r.Attempts)
+	}
+}
+
+// TestClientGoneWhileAwaitingHeadersCutsTheCall: a client that hangs up
+// while veil waits for a provider's response headers has the upstream
+// call cut (the provider sees its connection closed, long before the
+// attempt timeout), and no retry is made.
+func TestClientGoneWhileAwaitingHeadersCutsTheCall(t *testing.T) {
+	tp := &tap{}
+	h := start(t, setup{
+		tap:    tp.add,
+		limits: "  attempt_timeout: 60s\n  max_retries: 2\n",
+	})
+	h.up.Script(fakeopenai.Stall(0).Repeat(-1)) // no headers until the fake closes
+	conn := rawChat(t, h, "gone-awaiting-1", chatBody)
+	if err := h.up.WaitRequests(t.Context(), 1); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.Close() // the app gives up on its call
+	r := tp.one(t, "gone-awaiting-1")
+	for i := 0; h.up.Stats().Abandoned == 0 && i < 2000; i++ {
+		time.Sleep(5 * time.Millisecond) // the fake looks at its connections every 20ms
+	}
+	if st := h.up.Stats(); st.Abandoned != 1 || st.Requests != 1 {
+		t.Errorf("upstream: %d requests, %d given up by veil; want the one call cut", st.Requests, st.Abandoned)
+	}
+	if r.Error != "client_gone" || r.Status != 499 || len(r.Attempts) != 1 {
+		t.Errorf("record: status %d error %q attempts %+v, want 499 client_gone after one attempt", r.Status, r.Error, r.Attempts)
 	}
 }
 
@@ -310,16 +329,7 @@ func TestClientGoneWhileHeldStopsTheStream(t *testing.T) {
     models: [gpt-4o-mini]`,
 		limits: "  ttft_timeout: 30s\n",
 	})
-	conn, err := net.Dial("tcp", h.app.ProxyAddr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	req := "POST /v1/chat/completions HTTP/1.1\r\nHost: veil\r\nAuthorization: Bearer " + h.token +
-		"\r\nX-Supplier-ID: " + testSupplier + "\r\nX-Request-ID: gone-held-1\r\nContent-Type: application/json\r\nContent-Length: " +
-		strconv.Itoa(len(streamBody)) + "\r\n\r\n" + streamBody
-	if _, err := io.WriteString(conn, req); err != nil {
-		t.Fatal(err)
-	}
+	conn := rawChat(t, h, "gone-held-1", streamBody)
 	for i := 0; len(h.up.Requests()) == 0; i++ {
 		if i > 500 {
 			t.Fatal("the stream never reached the fake")
@@ -339,4 +349,22 @@ func TestClientGoneWhileHeldStopsTheStream(t *testing.T) {
 	if r.Error != "client_gone" || len(r.Attempts) != 1 {
 		t.Errorf("record: error %q attempts %+v, want client_gone after one attempt", r.Error, r.Attempts)
 	}
+}
+
+// rawChat sends a chat call for the test supplier with request ID id on a
+// connection of its own, which the caller closes to hang up.
+func rawChat(t *testing.T, h *harness, id, body string) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", h.app.ProxyAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	req := "POST /v1/chat/completions HTTP/1.1\r\nHost: veil\r\nAuthorization: Bearer " + h.token +
+		"\r\nX-Supplier-ID: " + testSupplier + "\r\nX-Request-ID: " + id + "\r\nContent-Type: application/json\r\nContent-Length: " +
+		strconv.Itoa(len(body)) + "\r\n\r\n" + body
+	if _, err := io.WriteString(conn, req); err != nil {
+		t.Fatal(err)
+	}
+	return conn
 }

@@ -4,11 +4,11 @@
 package provider
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -90,8 +90,13 @@ type Provider struct {
 	client     *fasthttp.HostClient
 	// conns holds the open upstream connections by local address, so that
 	// a streamed answer's read deadline can be moved from its header
-	// deadline to the call's deadline once the headers are in.
-	conns sync.Map // netip.AddrPort -> net.Conn
+	// deadline to the call's deadline once the headers are in, and a
+	// marked call's connection found to cut it (see Cut).
+	conns sync.Map // netip.AddrPort -> *trackedConn
+	// tlsConfig is the TLS configuration of an https provider (veil dials
+	// TLS itself, so that its connections see the plain request); nil for
+	// http.
+	tlsConfig *tls.Config
 }
 
 // Options tunes the connection pool of a provider.
@@ -125,6 +130,7 @@ func New(cfg config.Provider, platformKeys []keys.Secret, opts Options) (*Provid
 		addr = net.JoinHostPort(u.Hostname(), port)
 	}
 	p := &Provider{
+		tlsConfig:  tlsConfigFor(u),
 		name:       cfg.Name,
 		typ:        cfg.Type,
 		scheme:     []byte(u.Scheme),
@@ -172,13 +178,7 @@ func New(cfg config.Provider, platformKeys []keys.Secret, opts Options) (*Provid
 		ReadBufferSize:            readBuf,
 		WriteBufferSize:           16 << 10,
 		MaxResponseBodySize:       opts.MaxResponseBytes,
-		Dial: func(a string) (net.Conn, error) {
-			c, err := fasthttp.DialTimeout(a, dialTimeout)
-			if err != nil {
-				return nil, err
-			}
-			return p.track(c), nil
-		},
+		Dial:                      func(a string) (net.Conn, error) { return p.dial(a, dialTimeout) },
 	}
 	return p, nil
 }
@@ -266,48 +266,6 @@ func (p *Provider) Do(req *fasthttp.Request, resp *fasthttp.Response, headerDead
 		p.extend(resp.LocalAddr(), deadline)
 	}
 	return nil
-}
-
-// track registers an upstream connection by its local address until it
-// closes.
-func (p *Provider) track(c net.Conn) net.Conn {
-	key, ok := addrKey(c.LocalAddr())
-	if !ok {
-		return c
-	}
-	tc := &trackedConn{Conn: c, key: key, conns: &p.conns}
-	p.conns.Store(key, c)
-	return tc
-}
-
-// extend moves the read deadline of the connection at local to deadline.
-func (p *Provider) extend(local net.Addr, deadline time.Time) {
-	if key, ok := addrKey(local); ok {
-		if c, ok := p.conns.Load(key); ok {
-			_ = c.(net.Conn).SetReadDeadline(deadline)
-		}
-	}
-}
-
-func addrKey(a net.Addr) (netip.AddrPort, bool) {
-	if t, ok := a.(*net.TCPAddr); ok {
-		return t.AddrPort(), true
-	}
-	return netip.AddrPort{}, false
-}
-
-// trackedConn forgets its registration when it closes.
-type trackedConn struct {
-	net.Conn
-	key   netip.AddrPort
-	conns *sync.Map
-	once  sync.Once
-}
-
-// Close closes the connection and drops it from the registry.
-func (c *trackedConn) Close() error {
-	c.once.Do(func() { c.conns.CompareAndDelete(c.key, c.Conn) })
-	return c.Conn.Close()
 }
 
 // Close releases idle upstream connections.

@@ -65,7 +65,8 @@ type exchange struct {
 	attemptLog   [4]usage.Attempt
 	attemptCount int
 	attemptStart time.Time // start of the latest attempt
-	fellBack     bool      // the fallback to platform keys was audited
+	headerWait   headerWait
+	fellBack     bool // the fallback to platform keys was audited
 	retrier      targetRetrier
 	status       int
 	err          string

@@ -248,7 +248,7 @@ func (x *exchange) resumeStream(cause string) (sse.Source, error) {
 		return nil, err
 	}
 	x.attempts++
-	resp, e := s.roundTrip(x, a, key, &rs.req.Header, body, nil)
+	resp, e := s.roundTrip(x.stream.ctx, x, a, key, &rs.req.Header, body, nil)
 	if e != nil {
 		return nil, errors.New(e.Message)
 	}

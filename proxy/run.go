@@ -49,7 +49,7 @@ func (s *Server) run(ctx *fasthttp.RequestCtx, x *exchange) bool {
 			return streamed // x may belong to the stream writer now
 		}
 		last = e
-		if departed(ctx) {
+		if e == errClientGone || departed(ctx) {
 			// The client hung up while the target kept it waiting: no
 			// other target is asked for an answer nobody will read.
 			s.releaseSlot(x)
@@ -482,7 +482,7 @@ func (s *Server) send(ctx *fasthttp.RequestCtx, x *exchange, a *policy.Attempt, 
 			x.modelBody, body = b, b
 		}
 	}
-	resp, e := s.roundTrip(x, a, key, &ctx.Request.Header, body, resp)
+	resp, e := s.roundTrip(ctx, x, a, key, &ctx.Request.Header, body, resp)
 	if e != nil && !stream {
 		s.discard(ctx, x, resp, false)
 	}
@@ -493,8 +493,10 @@ func (s *Server) send(ctx *fasthttp.RequestCtx, x *exchange, a *policy.Attempt, 
 // key, reading the answer into resp, or, when resp is nil, into a pooled
 // response whose body is streamed. It records the attempt in health,
 // metrics and the exchange's attempt log. A pooled response is released
-// when an error is returned.
-func (s *Server) roundTrip(x *exchange, a *policy.Attempt, key *keys.Key, hdr *fasthttp.RequestHeader, body []byte,
+// when an error is returned. When client (optional) leaves while the
+// provider's headers are awaited, the call is cut and errClientGone
+// returned.
+func (s *Server) roundTrip(client *fasthttp.RequestCtx, x *exchange, a *policy.Attempt, key *keys.Key, hdr *fasthttp.RequestHeader, body []byte,
 	resp *fasthttp.Response) (*fasthttp.Response, *Error) {
 	req := fasthttp.AcquireRequest()
 	copyRequestHeaders(&req.Header, hdr, x.ep.understood)
@@ -511,8 +513,16 @@ func (s *Server) roundTrip(x *exchange, a *policy.Attempt, key *keys.Key, hdr *f
 		resp.StreamBody = true
 	}
 	t0 := time.Now()
-	err := a.Provider.Do(req, resp, t0.Add(s.limits.AttemptTimeout), x.deadline)
+	err := s.do(client, x, a, req, resp, t0)
 	fasthttp.ReleaseRequest(req)
+	if errors.Is(err, errCut) {
+		x.logAttempt(a, key, 0, cutClientGone, t0)
+		if pooled {
+			fasthttp.ReleaseResponse(resp)
+			resp = nil
+		}
+		return resp, errClientGone
+	}
 	if err == nil {
 		// From here on the answer is in OpenAI's shape, whoever gave it.
 		err = a.Provider.Translate(resp, &x.call)
@@ -548,6 +558,26 @@ func (s *Server) roundTrip(x *exchange, a *policy.Attempt, key *keys.Key, hdr *f
 	}
 	return resp, nil
 }
+
+// do makes the upstream call of roundTrip, watching client, when set,
+// while the headers are awaited. It returns errCut when the client left
+// and the call was cut.
+func (s *Server) do(client *fasthttp.RequestCtx, x *exchange, a *policy.Attempt, req *fasthttp.Request,
+	resp *fasthttp.Response, t0 time.Time) error {
+	headerDeadline := t0.Add(s.limits.AttemptTimeout)
+	if client == nil {
+		return a.Provider.Do(req, resp, headerDeadline, x.deadline)
+	}
+	s.waits.begin(&x.headerWait, client, a.Provider, a.Provider.Mark(req), t0)
+	err := a.Provider.Do(req, resp, headerDeadline, x.deadline)
+	if s.waits.end(&x.headerWait) && err != nil {
+		return errCut
+	}
+	return err
+}
+
+// errCut says that an upstream call was cut because its client left.
+var errCut = errors.New("the client left: upstream call cut")
 
 // prepareError is veil's answer to a call a provider could not prepare.
 func prepareError(a *policy.Attempt, err error) *Error {

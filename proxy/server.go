@@ -105,6 +105,9 @@ type Server struct {
 	spread   atomic.Uint64
 	// inflight counts each supplier's calls in flight per provider.
 	inflight inflight
+	// waits are the attempts waiting for response headers, watched for
+	// their clients leaving.
+	waits headerWaits
 	// quiet writes repeated warnings (a key store down, a provider
 	// failing) once, then once a minute with a count, not once a request.
 	quiet   *logging.Limiter

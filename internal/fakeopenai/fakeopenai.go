@@ -55,6 +55,7 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+	"github.com/wedsync/veil/internal/connpeek"
 )
 
 // ErrClosed is returned by Start and Serve once the server has been closed.
@@ -169,6 +170,10 @@ type Stats struct {
 	// StreamsCancelled is the number of streams whose client went away
 	// mid-stream: a write or flush to it failed.
 	StreamsCancelled int64
+	// Abandoned is the number of calls whose client closed its
+	// connection before the response headers (while the call waited out
+	// its latency or a stall), which the server then gave up.
+	Abandoned int64
 	// InFlight is the number of requests whose response is not finished.
 	InFlight int64
 	// Faults is the number of scripted faults applied.
@@ -214,6 +219,7 @@ type Server struct {
 	requests      atomic.Int64
 	streams       atomic.Int64
 	cancelledN    atomic.Int64
+	abandoned     atomic.Int64
 	inFlight      atomic.Int64
 	faultsApplied atomic.Int64
 	cancelled     chan struct{}
@@ -413,6 +419,7 @@ func (s *Server) Stats() Stats {
 		Requests:         s.requests.Load(),
 		Streams:          s.streams.Load(),
 		StreamsCancelled: s.cancelledN.Load(),
+		Abandoned:        s.abandoned.Load(),
 		InFlight:         s.inFlight.Load(),
 		Faults:           s.faultsApplied.Load(),
 	}
@@ -572,6 +579,56 @@ func (s *Server) stall(d time.Duration) bool {
 	return false
 }
 
+// wait is how a wait before a call's headers ended.
+type wait int
+
+const (
+	// waitDone: the wait is over, the call goes on.
+	waitDone wait = iota
+	// waitClosed: the server is closing.
+	waitClosed
+	// waitAbandoned: the client closed its connection meanwhile.
+	waitAbandoned
+)
+
+// abandonCheck is how often a wait before a call's headers looks whether
+// its client is still there.
+const abandonCheck = 20 * time.Millisecond
+
+// waitCall waits d before a call's headers (until Close when forever),
+// the time a provider works on an answer. Like a provider, it gives the
+// call up when its client closes the connection meanwhile, which counts
+// in Stats.Abandoned.
+func (s *Server) waitCall(ctx *fasthttp.RequestCtx, d time.Duration, forever bool) wait {
+	if d <= 0 && !forever {
+		if s.isClosed() {
+			return waitClosed
+		}
+		return waitDone
+	}
+	var timeout <-chan time.Time
+	if !forever {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		timeout = t.C
+	}
+	tick := time.NewTicker(abandonCheck)
+	defer tick.Stop()
+	for {
+		select {
+		case <-timeout:
+			return waitDone
+		case <-s.done:
+			return waitClosed
+		case <-tick.C:
+			if connpeek.Closed(ctx.Conn()) {
+				s.abandoned.Add(1)
+				return waitAbandoned
+			}
+		}
+	}
+}
+
 // tracker counts background work (stream writers and hijacked connections)
 // so that Close can wait for it.
 type tracker struct {
@@ -659,6 +716,9 @@ type trackedConn struct {
 	once sync.Once
 	err  error
 }
+
+// NetConn returns the connection it wraps.
+func (c *trackedConn) NetConn() net.Conn { return c.Conn }
 
 // Close implements net.Conn; closing twice is not an error.
 func (c *trackedConn) Close() error {

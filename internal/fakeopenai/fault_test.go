@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -163,6 +164,50 @@ func TestStallFault(t *testing.T) {
 			t.Fatal("stalled call not released by Close")
 		}
 	})
+}
+
+// TestStallAbandonedByTheClient: like a provider, the fake gives a call
+// up when its client hangs up while it waits before the headers, and
+// counts it.
+func TestStallAbandonedByTheClient(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		opts  Options
+		fault []Fault
+	}{
+		{"stall until close", Options{}, []Fault{Stall(0)}},
+		{"long stall", Options{}, []Fault{Stall(time.Hour)}},
+		{"latency", Options{Latency: time.Hour}, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := startServer(t, tt.opts)
+			s.Script(tt.fault...)
+			conn, err := net.Dial("tcp", s.Addr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			body := `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`
+			_, err = fmt.Fprintf(conn, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"+
+				"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", testKey, len(body), body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.WaitRequests(testContext(t), 1); err != nil {
+				t.Fatal(err)
+			}
+			_ = conn.Close()
+			for end := time.Now().Add(safety); s.Stats().Abandoned != 1; time.Sleep(5 * time.Millisecond) {
+				if time.Now().After(end) {
+					t.Fatal("the call was never given up")
+				}
+			}
+			for end := time.Now().Add(safety); s.Stats().InFlight != 0; time.Sleep(5 * time.Millisecond) {
+				if time.Now().After(end) {
+					t.Fatal("the abandoned call stays in flight")
+				}
+			}
+		})
+	}
 }
 
 // rawStream sends a streaming request over a raw connection and returns a

@@ -161,16 +161,14 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 		c.fault, c.hasFault = s.takeFault(string(ctx.Path()), presentedKey(ctx), stream)
 	}
 
-	if !s.sleep(s.opts.Latency) {
-		s.shuttingDown(ctx, c)
+	if !s.waited(ctx, c, s.opts.Latency, false) {
 		return
 	}
 	if c.hasFault {
 		switch c.fault.Kind {
 		case KindStall:
 			c.hasFault = false
-			if !s.stall(c.fault.Stall) {
-				s.shuttingDown(ctx, c)
+			if !s.waited(ctx, c, c.fault.Stall, c.fault.Stall == 0) {
 				return
 			}
 		case KindReset:
@@ -245,6 +243,21 @@ func requestBody(ctx *fasthttp.RequestCtx) []byte {
 }
 
 // shuttingDown answers a call interrupted by Close.
+// waited makes the call wait d (until Close when forever) before its
+// headers; it reports whether the call goes on, having answered it (or
+// given it up) when not.
+func (s *Server) waited(ctx *fasthttp.RequestCtx, c *call, d time.Duration, forever bool) bool {
+	switch s.waitCall(ctx, d, forever) {
+	case waitClosed:
+		s.shuttingDown(ctx, c)
+		return false
+	case waitAbandoned:
+		ctx.SetConnectionClose() // nobody reads the answer
+		return false
+	}
+	return true
+}
+
 func (s *Server) shuttingDown(ctx *fasthttp.RequestCtx, c *call) {
 	ctx.SetConnectionClose()
 	s.writeError(ctx, c, apiError{
