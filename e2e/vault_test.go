@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"os"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	openai "github.com/sashabaranov/go-openai"
 	"github.com/wedsync/veil/internal/fakeopenai"
 	"github.com/wedsync/veil/internal/vaulttest"
 	"github.com/wedsync/veil/usage"
@@ -311,6 +313,41 @@ func TestVaultAppRoleAndReadiness(t *testing.T) {
 	waitFor(t, refreshed)
 }
 
+// TestRefusedKeyReadsVaultOnce: a flood of calls whose supplier key the
+// provider refuses, with nothing newer in Vault, reads the key once, not
+// once a call; the supplier's calls get the provider's 401.
+func TestRefusedKeyReadsVaultOnce(t *testing.T) {
+	v, token := vaultSetup(t)
+	v.WriteKV(t, "wedsync/suppliers/bella-photography/openai", map[string]any{"api_key": secret("sk-bella-revoked-")})
+	h := start(t, setup{env: map[string]string{"VAULT_TOKEN": token}, extra: vaultYAML(v, "1m", "10m")})
+	c := h.clientFor("bella-photography")
+	refused := func() {
+		_, err := c.CreateChatCompletion(ctxT(t), weddingChat)
+		var apiErr *openai.APIError
+		if !errors.As(err, &apiErr) || apiErr.HTTPStatusCode != http.StatusUnauthorized {
+			t.Errorf("a call with the refused key: %v, want the provider's 401", err)
+		}
+	}
+	refused() // reads the key, meets the refusal, reads Vault once more
+	before := h.app.Metrics().KeyFetches("ok")
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Go(func() {
+			for range 20 {
+				refused()
+			}
+		})
+	}
+	wg.Wait()
+	time.Sleep(1500 * time.Millisecond) // the answer is shared however long the refusals go on
+	for range 20 {
+		refused()
+	}
+	if n := h.app.Metrics().KeyFetches("ok") - before; n != 0 {
+		t.Errorf("220 refused calls read Vault %v times, want none: the first refusal's answer is shared", n)
+	}
+}
+
 // TestVaultNotReadyUntilLogin: with Vault unreachable at start, veil starts
 // but is not ready; once Vault answers, it becomes ready without restart.
 func TestVaultNotReadyUntilLogin(t *testing.T) {
@@ -399,7 +436,7 @@ func TestVaultClientKeyOutageFallsBackToPlatform(t *testing.T) {
 	v, token := vaultSetup(t)
 	oldKey, newKey := secret("sk-bella-v1-"), secret("sk-bella-v2-")
 	v.WriteKV(t, "wedsync/suppliers/bella-photography/openai", map[string]any{"api_key": oldKey})
-	yaml := strings.Replace(vaultYAML(v, "1m", "10m"), "    - id: bella-photography\n      mode: client\n",
+	yaml := strings.Replace(vaultYAML(v, "1s", "10m"), "    - id: bella-photography\n      mode: client\n",
 		"    - id: bella-photography\n      mode: client\n      allow_platform_fallback: true\n", 1)
 	tp := &tap{}
 	h := start(t, setup{
@@ -449,8 +486,8 @@ func TestVaultClientKeyOutageFallsBackToPlatform(t *testing.T) {
 	// A Vault admin stores a new key that the provider accepts.
 	h.up.SetKeys(newKey, h.platformKey)
 	v.WriteKV(t, "wedsync/suppliers/bella-photography/openai", map[string]any{"api_key": newKey})
-	// Once the cooldown is over, one call tries bella's key again, meets
-	// the refusal of the old version, refreshes from Vault and is served.
+	// The refresh (every keys.refresh_interval) sees the new version; once
+	// the cooldown is over, the probe call uses it and is served.
 	waitFor(t, func() bool { return call("after the fix").KeySource == "client" })
 	if r := call("after the fix"); r.KeySource != "client" || r.Billed != "client" || r.Reason != "" {
 		t.Errorf("after the fix: key source %q billed %q reason %q", r.KeySource, r.Billed, r.Reason)

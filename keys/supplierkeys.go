@@ -128,10 +128,6 @@ type SupplierKeysOptions struct {
 	// MissingTTL is how long "no key" is remembered before asking again;
 	// default Refresh.
 	MissingTTL time.Duration
-	// RefusedTTL is how long the source's "no other key" for a refused
-	// key is shared by later refusals before it is asked again; default,
-	// and at most, Refresh.
-	RefusedTTL time.Duration
 	// Audit receives fetches, rotations, staleness warnings and the key
 	// source's failures and recoveries, one line per change (with
 	// fingerprints only).
@@ -192,11 +188,10 @@ type entry struct {
 	// such failure is audited once.
 	failing atomic.Bool
 	// refused is the fingerprint of the key a provider refused when the
-	// source had no other, and refusedAt when the source said so: until
-	// Refresh has passed, or the source moves on, later refusals of that
-	// key are answered without asking the source again.
-	refused   atomic.Pointer[string]
-	refusedAt atomic.Int64
+	// source had no other: until the source's version changes (which the
+	// refresh loop sees), later refusals of that key are answered without
+	// asking the source again.
+	refused atomic.Pointer[string]
 }
 
 // state is an immutable snapshot of one entry.
@@ -221,9 +216,6 @@ func NewSupplierKeys(o SupplierKeysOptions) (*SupplierKeys, error) {
 	}
 	if o.MissingTTL <= 0 {
 		o.MissingTTL = o.Refresh
-	}
-	if o.RefusedTTL <= 0 || o.RefusedTTL > o.Refresh {
-		o.RefusedTTL = o.Refresh
 	}
 	if o.Audit == nil {
 		o.Audit = zap.NewNop()
@@ -312,9 +304,12 @@ func (c *SupplierKeys) Rejected(ctx context.Context, supplier, provider string, 
 		return st.current, nil // someone already moved on
 	}
 	fp := key.Fingerprint()
-	if r := e.refused.Load(); r != nil && *r == fp && c.o.Now().Sub(time.Unix(0, e.refusedAt.Load())) < c.o.RefusedTTL {
-		// The source said moments ago that it has no other key: one read
-		// per refresh interval, however many calls are refused.
+	if r := e.refused.Load(); r != nil && *r == fp {
+		// The source said it has no other key than this refused one, and
+		// its version has not changed since (the refresh loop, which
+		// checks it every refresh interval, would have replaced the
+		// current key above): however many calls are refused, the source
+		// is read once.
 		return nil, noOtherKey(supplier, provider, fp)
 	}
 	k, err := c.load(ctx, s)
@@ -323,7 +318,6 @@ func (c *SupplierKeys) Rejected(ctx context.Context, supplier, provider string, 
 	}
 	if k == key || k.Fingerprint() == fp {
 		e.refused.Store(&fp)
-		e.refusedAt.Store(c.o.Now().UnixNano())
 		return nil, noOtherKey(supplier, provider, fp)
 	}
 	return k, nil

@@ -188,19 +188,25 @@ func TestCacheRejected(t *testing.T) {
 	if _, err := c.Rejected(ctx, "bella", "openai", k1); err == nil {
 		t.Error("a rejected key with nothing newer must be an error")
 	}
-	// Within the refresh interval the source's answer is shared: a flood
-	// of refused calls costs one read, not one each.
+	// Until the key's version changes the source's answer is shared: a
+	// flood of refused calls costs one read, not one each, however long
+	// it lasts.
 	n := f.fetches.Load()
 	for range 100 {
+		clk.advance(time.Minute)
 		if _, err := c.Rejected(ctx, "bella", "openai", k1); err == nil {
-			t.Fatal("a refusal within the interval did not get the shared answer")
+			t.Fatal("a refusal of an unchanged key did not get the shared answer")
 		}
 	}
 	if f.fetches.Load() != n {
-		t.Errorf("100 refusals within the refresh interval read the source %d times", f.fetches.Load()-n)
+		t.Errorf("100 refusals over 100 minutes read the source %d times", f.fetches.Load()-n)
 	}
+	// A new version, seen by a refresh (the loop's, every refresh
+	// interval, or one asked for), replaces the refused key.
 	f.put("bella", "openai", "sk-bella-2")
-	clk.advance(time.Hour) // a refresh interval later the source is asked again
+	if err := c.Refresh(ctx, "bella"); err != nil {
+		t.Fatal(err)
+	}
 	k2, err := c.Rejected(ctx, "bella", "openai", k1)
 	if err != nil || k2.Secret().Reveal() != "sk-bella-2" {
 		t.Fatalf("after rejection: %v %v", k2, err)

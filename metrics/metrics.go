@@ -220,6 +220,16 @@ func (m *Metrics) InterruptedStreams(reason string) float64 {
 	return pb.GetCounter().GetValue()
 }
 
+// KeyFetches is how many supplier key fetches ended with result ("ok" or
+// "error"): reads of the key store's secrets, for tests and reports.
+func (m *Metrics) KeyFetches(result string) float64 {
+	var pb dto.Metric
+	if err := m.keyFetches.WithLabelValues(result).Write(&pb); err != nil {
+		return 0
+	}
+	return pb.GetCounter().GetValue()
+}
+
 // KeyFetched counts a supplier key fetch.
 func (m *Metrics) KeyFetched(ok bool) {
 	if ok {

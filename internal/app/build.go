@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sync/atomic"
-	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -35,13 +34,8 @@ func (a *App) buildKeyCache(next keys.Fetcher) (*keys.SupplierKeys, error) {
 		MaxStaleness: k.MaxStaleness,
 		Grace:        k.GracePeriod,
 		FetchTimeout: k.FetchTimeout,
-		// A refused key's "no other version" is shared for a second: a
-		// flood of refused calls reads the key store once a second, not
-		// once a call, and a key rotated after a refusal is picked up
-		// within that second.
-		RefusedTTL: time.Second,
-		Audit:      a.audit,
-		Observer:   a.metrics,
+		Audit:        a.audit,
+		Observer:     a.metrics,
 	})
 }
 
