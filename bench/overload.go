@@ -208,7 +208,10 @@ func runStreams(ctx context.Context, stderr io.Writer, dir, bin string, s *setti
 		return err
 	}
 	fds := startFDPeak(st.VeilPID())
-	h := newStreamHolder(st.ProxyAddr, st.Token, o.Streams+16, 30*time.Second)
+	// A stream's whole answer must arrive within the read timeout: its
+	// words, and the ramp for the veil that is slow to accept under load.
+	whole := time.Duration(o.StreamWords)*o.ChunkDelay + o.StreamRamp + time.Minute
+	h := newStreamHolder(st.ProxyAddr, st.Token, o.Streams+16, whole)
 	res := h.run(ctx, o.Streams, o.StreamRamp)
 	rep.StreamsFDs = fds.stop()
 	u, err := m.Stop()

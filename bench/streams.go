@@ -103,7 +103,8 @@ type streamHolder struct {
 }
 
 // newStreamHolder prepares a client that can hold n streams to addr at
-// once, each read until its end or until no byte comes for readTimeout.
+// once, each read until its end; readTimeout bounds a whole stream (the
+// client sets the read deadline once per response).
 func newStreamHolder(addr, token string, n int, readTimeout time.Duration) *streamHolder {
 	return &streamHolder{
 		uri:   "http://" + addr + "/v1/chat/completions",
