@@ -10,6 +10,8 @@ BENCH_DURATION ?= 10s
 SOAK_DURATION  ?= 10m
 SOAK_RATE      ?= 300
 SOAK_FAULTS    ?= 0.05
+OVERLOAD_CAPACITY ?= 0
+OVERLOAD_STREAMS  ?= 10000
 
 .DEFAULT_GOAL := help
 
@@ -59,6 +61,10 @@ bench: ## Run the Go benchmarks and the load report (BENCH_RATE, BENCH_DURATION)
 .PHONY: soak
 soak: ## Soak veil at a constant rate with injected faults: RSS, goroutines, fds, p99 over time (SOAK_DURATION, SOAK_RATE, SOAK_FAULTS).
 	$(GO) run ./bench/soak -duration $(SOAK_DURATION) -rate $(SOAK_RATE) -fault-share $(SOAK_FAULTS)
+
+.PHONY: overload
+overload: ## Load veil at twice its capacity with shedding, then hold slow streams (OVERLOAD_CAPACITY, 0 measures it; OVERLOAD_STREAMS).
+	$(GO) run ./bench -overload -capacity $(OVERLOAD_CAPACITY) -streams $(OVERLOAD_STREAMS)
 
 .PHONY: build
 build: ## Build bin/veil as the image has it: the sidecar, without the demo and the fake upstream.

@@ -8,6 +8,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/wedsync/veil/bench/load"
 )
@@ -26,11 +29,32 @@ type stack struct {
 	fake, veil *load.Child
 }
 
+// stackOptions shape the fake upstream and veil's configuration.
+type stackOptions struct {
+	// LogLevel is veil's log level.
+	LogLevel string
+	// VeilCPUs, when not empty, restricts veil to these CPUs.
+	VeilCPUs []int
+	// Latency, ChunkDelay and ReplyWords are the fake upstream's delay
+	// before each answer, between streamed chunks and its answers' length
+	// in words (0: its default, a few sentences).
+	Latency, ChunkDelay time.Duration
+	ReplyWords          int
+	// Limits and Provider are YAML lines added under veil's limits: and
+	// under its one provider's entry, indented to fit; empty: defaults.
+	Limits, Provider string
+}
+
+// fakeArgs are the fake upstream's command-line arguments.
+func (o stackOptions) fakeArgs(addr string) []string {
+	return []string{"fake-upstream", "--listen", addr, "--latency", o.Latency.String(), "--ttft", "0",
+		"--chunk-delay", o.ChunkDelay.String(), "--reply-words", strconv.Itoa(o.ReplyWords)}
+}
+
 // startStack starts the fake upstream and veil from bin, with config and
-// log in dir, and waits until both are ready; veil is restricted to
-// veilCPUs when that is not empty. On error everything already started is
-// stopped again.
-func startStack(ctx context.Context, dir, bin, logLevel string, veilCPUs []int) (s *stack, err error) {
+// log in dir, and waits until both are ready. On error everything already
+// started is stopped again.
+func startStack(ctx context.Context, dir, bin string, o stackOptions) (s *stack, err error) {
 	s = &stack{LogPath: filepath.Join(dir, "veil.log")}
 	defer func() {
 		if err != nil {
@@ -54,20 +78,18 @@ func startStack(ctx context.Context, dir, bin, logLevel string, veilCPUs []int) 
 		return s, err
 	}
 	cfgPath := filepath.Join(dir, "veil.yaml")
-	if err := os.WriteFile(cfgPath, []byte(veilConfig(s.ProxyAddr, s.AdminAddr, s.FakeAddr, logLevel)), 0o600); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(veilConfig(s.ProxyAddr, s.AdminAddr, s.FakeAddr, o)), 0o600); err != nil {
 		return s, fmt.Errorf("write config: %w", err)
 	}
 
-	s.fake, err = load.StartChild("fake-upstream", bin,
-		[]string{"fake-upstream", "--listen", s.FakeAddr, "--latency", "0", "--ttft", "0", "--chunk-delay", "0"},
-		nil, s.log)
+	s.fake, err = load.StartChild("fake-upstream", bin, o.fakeArgs(s.FakeAddr), nil, s.log)
 	if err != nil {
 		return s, err
 	}
 	if err := s.fake.WaitReady(ctx, "http://"+s.FakeAddr+"/v1/models", false, s.LogPath); err != nil {
 		return s, err
 	}
-	s.veil, err = load.StartPinned(veilCPUs, "veil", bin, []string{"serve", "--config", cfgPath},
+	s.veil, err = load.StartPinned(o.VeilCPUs, "veil", bin, []string{"serve", "--config", cfgPath},
 		[]string{"BENCH_PLATFORM_KEY=sk-bench-" + platformKey, "BENCH_CALLER_TOKEN=" + s.Token}, s.log)
 	if err != nil {
 		return s, err
@@ -79,17 +101,31 @@ func startStack(ctx context.Context, dir, bin, logLevel string, veilCPUs []int) 
 }
 
 // veilConfig renders the proxy's YAML configuration.
-func veilConfig(proxy, admin, fake, logLevel string) string {
-	return load.VeilConfigHead("bench", proxy, admin, logLevel) + fmt.Sprintf(`providers:
+func veilConfig(proxy, admin, fake string, o stackOptions) string {
+	c := load.VeilConfigHead("bench", proxy, admin, o.LogLevel)
+	if o.Limits != "" {
+		c += "limits:\n" + indent(o.Limits, "  ")
+	}
+	return c + fmt.Sprintf(`providers:
   - name: openai
     type: openai
     base_url: http://%s/v1
     api_key: env://BENCH_PLATFORM_KEY
-callers:
+%scallers:
   - name: bench
     token: env://BENCH_CALLER_TOKEN
     suppliers: ["*"]
-`, fake)
+`, fake, indent(o.Provider, "    "))
+}
+
+// indent puts prefix before each line of the YAML lines in s, and ends
+// them with a newline.
+func indent(s, prefix string) string {
+	var b strings.Builder
+	for line := range strings.Lines(s) {
+		b.WriteString(prefix + strings.TrimRight(line, "\n") + "\n")
+	}
+	return b.String()
 }
 
 // VeilPID and FakePID return the children's process IDs.

@@ -123,6 +123,9 @@ type settings struct {
 
 	veilCPUs, genCPUs []int
 
+	// overload holds the overload scenario's flags.
+	overload *overloadSettings
+
 	jsonPath   string
 	veilBin    string
 	keep       bool
@@ -151,7 +154,11 @@ func parseFlags(args []string, stderr io.Writer) (*settings, error) {
 	fs.StringVar(&s.veilBin, "veil", "", "use this veil binary instead of building ./cmd/veil")
 	fs.BoolVar(&s.keep, "keep", false, "keep the temporary directory (config, binary, veil log)")
 	fs.StringVar(&s.cpuProfile, "cpuprofile", "", "write the generator's own CPU profile to this file")
+	s.overload = addOverloadFlags(fs)
 	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if err := s.overload.check(); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
@@ -247,13 +254,16 @@ func run(args []string, stdout, stderr io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
+	if s.overload.On {
+		return runOverload(ctx, stdout, stderr, ses.Dir, bin, s)
+	}
 	if len(s.genCPUs) > 0 {
 		// Before the children start: the fake upstream inherits the mask.
 		if err := load.PinSelf(s.genCPUs); err != nil {
 			return err
 		}
 	}
-	st, err := startStack(ctx, ses.Dir, bin, s.LogLevel, s.veilCPUs)
+	st, err := startStack(ctx, ses.Dir, bin, stackOptions{LogLevel: s.LogLevel, VeilCPUs: s.veilCPUs})
 	if err != nil {
 		return err
 	}
@@ -374,6 +384,19 @@ func (p phase) Name() string {
 
 // runPhase warms up and then measures one target at one rate.
 func runPhase(ctx context.Context, stderr io.Writer, st *stack, s *settings, via string, stream bool, rate float64) (phase, error) {
+	p, _, err := measurePhase(ctx, stderr, st, s, via, stream, rate)
+	return p, err
+}
+
+// runPhaseRecords is runPhase through veil, without streams, that also
+// returns the measured requests' records.
+func runPhaseRecords(ctx context.Context, stderr io.Writer, st *stack, s *settings, rate float64) (phase, []Record, error) {
+	return measurePhase(ctx, stderr, st, s, viaVeil, false, rate)
+}
+
+// measurePhase warms up, then measures one target at one rate and returns
+// the phase and the measured requests' records.
+func measurePhase(ctx context.Context, stderr io.Writer, st *stack, s *settings, via string, stream bool, rate float64) (phase, []Record, error) {
 	p := phase{Via: via, Stream: stream}
 	// The same headers go both ways, so both phases send the same bytes.
 	t := Target{Addr: st.FakeAddr, Path: "/v1/chat/completions", Token: "sk-bench-direct", //nolint:gosec // G101: the fake upstream's test key
@@ -383,43 +406,43 @@ func runPhase(ctx context.Context, stderr io.Writer, st *stack, s *settings, via
 	}
 	g, err := NewGenerator(t, Options{Conns: s.Conns, Workers: s.Workers, Timeout: s.Timeout})
 	if err != nil {
-		return p, err
+		return p, nil, err
 	}
 	defer g.Close()
 	status, body, err := g.Probe()
 	if err != nil {
-		return p, fmt.Errorf("%s: %w", p.Name(), err)
+		return p, nil, fmt.Errorf("%s: %w", p.Name(), err)
 	}
 	if status != 200 {
-		return p, fmt.Errorf("%s: probe request got status %d: %.300s (log %s)", p.Name(), status, body, st.LogPath)
+		return p, nil, fmt.Errorf("%s: probe request got status %d: %.300s (log %s)", p.Name(), status, body, st.LogPath)
 	}
 	fmt.Fprintf(stderr, "bench: %-13s %6.0f req/s: warm-up %v, measure %v\n", p.Name(), rate, s.Warmup, s.Duration)
 	if s.Warmup > 0 {
 		w, err := g.Run(ctx, rate, s.Warmup)
 		if err != nil {
-			return p, fmt.Errorf("%s warm-up: %w", p.Name(), err)
+			return p, nil, fmt.Errorf("%s warm-up: %w", p.Name(), err)
 		}
 		if ws := summarize(w); s.Cache && via == viaVeil && ws.OK > 0 && ws.Hits == 0 {
-			return p, fmt.Errorf("%s: cache scenario, but none of %d warm-up answers was a cache hit (log %s)",
+			return p, nil, fmt.Errorf("%s: cache scenario, but none of %d warm-up answers was a cache hit (log %s)",
 				p.Name(), ws.OK, st.LogPath)
 		}
 	}
 	if err := ctx.Err(); err != nil {
-		return p, fmt.Errorf("%s: interrupted: %w", p.Name(), err)
+		return p, nil, fmt.Errorf("%s: interrupted: %w", p.Name(), err)
 	}
 	if err := st.Alive(); err != nil {
-		return p, err
+		return p, nil, err
 	}
 	runtime.GC() // the warm-up's garbage, not the measured window's
 	var meters [3]*load.Meter
 	for i, pid := range []string{st.VeilPID(), st.FakePID(), "self"} {
 		if meters[i], err = load.StartMeter(pid); err != nil {
-			return p, err
+			return p, nil, err
 		}
 	}
 	busy0, err := load.MachineBusy()
 	if err != nil {
-		return p, err
+		return p, nil, err
 	}
 	start := time.Now()
 	r, runErr := g.Run(ctx, rate, s.Duration)
@@ -438,15 +461,15 @@ func runPhase(ctx context.Context, stderr io.Writer, st *stack, s *settings, via
 		usage[i] = u
 	}
 	if runErr != nil {
-		return p, fmt.Errorf("%s: %w", p.Name(), runErr)
+		return p, nil, fmt.Errorf("%s: %w", p.Name(), runErr)
 	}
 	if err := ctx.Err(); err != nil {
-		return p, fmt.Errorf("%s: interrupted: %w", p.Name(), err)
+		return p, nil, fmt.Errorf("%s: interrupted: %w", p.Name(), err)
 	}
 	if err := st.Alive(); err != nil {
-		return p, err
+		return p, nil, err
 	}
 	p.Veil, p.Fake, p.Gen = usage[0], usage[1], usage[2]
 	p.Summary = summarize(r)
-	return p, nil
+	return p, r.Records, nil
 }

@@ -66,16 +66,32 @@ func TestRequestBody(t *testing.T) {
 	}
 }
 
-// TestVeilConfigValid checks the generated config against veil's own
-// parser and validator.
+// TestVeilConfigValid checks the generated configs, the defaults and the
+// overload run's, against veil's own parser and validator.
 func TestVeilConfigValid(t *testing.T) {
-	yaml := veilConfig("127.0.0.1:18080", "127.0.0.1:19090", "127.0.0.1:18081", "info")
-	c, err := config.ParseWithEnv([]byte(yaml), "bench.yaml", nil)
-	if err != nil {
-		t.Fatalf("%v\n%s", err, yaml)
+	cases := []struct {
+		name                  string
+		o                     stackOptions
+		maxInFlight, maxConns int
+	}{
+		{"defaults", stackOptions{LogLevel: "info"}, 0, config.DefaultMaxConns},
+		{"overload", stackOptions{LogLevel: "warn", Limits: "max_in_flight: 300\n", Provider: "max_conns: 400\nconn_wait: 1s\n"}, 300, 400},
 	}
-	if c.Listen.Proxy != "127.0.0.1:18080" || c.Listen.Admin != "127.0.0.1:19090" || len(c.Providers) != 1 || len(c.Callers) != 1 {
-		t.Errorf("parsed %+v", c)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			yaml := veilConfig("127.0.0.1:18080", "127.0.0.1:19090", "127.0.0.1:18081", tc.o)
+			c, err := config.ParseWithEnv([]byte(yaml), "bench.yaml", nil)
+			if err != nil {
+				t.Fatalf("%v\n%s", err, yaml)
+			}
+			if c.Listen.Proxy != "127.0.0.1:18080" || c.Listen.Admin != "127.0.0.1:19090" || len(c.Providers) != 1 || len(c.Callers) != 1 {
+				t.Errorf("parsed %+v", c)
+			}
+			if c.Limits.MaxInFlight != tc.maxInFlight || c.Providers[0].MaxConns != tc.maxConns {
+				t.Errorf("max_in_flight %d, max_conns %d; want %d, %d\n%s", c.Limits.MaxInFlight, c.Providers[0].MaxConns,
+					tc.maxInFlight, tc.maxConns, yaml)
+			}
+		})
 	}
 }
 

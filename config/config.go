@@ -233,6 +233,14 @@ type Limits struct {
 	// upstream_in_flight overrides it. Default 1000, a tenth of a
 	// provider's default max_conns.
 	SupplierInFlight int `yaml:"supplier_in_flight"`
+	// MaxInFlight caps the requests the proxy listener serves at once
+	// (streams count until they end). A request that arrives while that
+	// many are in flight is answered at once, before its body is parsed,
+	// with 503 overloaded and Retry-After: 1, and counted in
+	// veil_overloaded_total{reason="listener"}. It bounds veil's memory
+	// and CPU under a flood that the upstream pools and per-supplier caps
+	// would let queue. 0 or absent: no cap. Must not be negative.
+	MaxInFlight int `yaml:"max_in_flight"`
 	// BreakerCooldown is how long an open breaker refuses the provider
 	// before one probe may try it. Default 30s.
 	BreakerCooldown time.Duration `yaml:"breaker_cooldown"`

@@ -36,6 +36,7 @@ func TestParseDefaults(t *testing.T) {
 		{"limits.keepalive_interval", c.Limits.KeepAliveInterval, time.Second},
 		{"limits.max_event_bytes", c.Limits.MaxEventBytes, 4 << 20},
 		{"limits.max_response_bytes", c.Limits.MaxResponseBytes, 64 << 20},
+		{"limits.max_in_flight", c.Limits.MaxInFlight, 0},
 		{"log.level", c.Log.Level, "info"},
 		{"log.format", c.Log.Format, "json"},
 		{"providers[0].max_conns", p.MaxConns, 10000},
@@ -74,6 +75,7 @@ limits:
   request_timeout: 1h
   stream_idle_timeout: 500ms
   keepalive_interval: 2s
+  max_in_flight: 500
 log:
   level: DEBUG
   format: Console
@@ -119,6 +121,7 @@ callers:
 			MaxResponseBytes:   DefaultMaxResponseBytes,
 			BreakerFailures:    5,
 			SupplierInFlight:   DefaultSupplierInFlight,
+			MaxInFlight:        500,
 			TTFTTimeout:        30 * time.Second,
 			AttemptTimeout:     2 * time.Minute,
 			RetryBackoff:       100 * time.Millisecond,

@@ -140,6 +140,9 @@ func (v *validator) limits() {
 	v.size("limits.max_response_bytes", l.MaxResponseBytes)
 	v.size("limits.breaker_failures", l.BreakerFailures)
 	v.size("limits.supplier_in_flight", l.SupplierInFlight)
+	if l.MaxInFlight < 0 {
+		v.fail("limits.max_in_flight", "must not be negative (0 means no cap), got %d", l.MaxInFlight)
+	}
 	v.timeout("limits.ttft_timeout", l.TTFTTimeout, false)
 	v.timeout("limits.attempt_timeout", l.AttemptTimeout, false)
 	v.timeout("limits.retry_backoff", l.RetryBackoff, false)

@@ -326,6 +326,7 @@ admin:
   keepalive_interval: -1s
   max_event_bytes: -1
   max_response_bytes: -1
+  max_in_flight: -1
 `,
 			want: []wantErr{
 				{field: "limits.max_body_bytes", at: "max_body_bytes", msg: "must be a positive number of bytes, got -1"},
@@ -338,6 +339,7 @@ admin:
 				{field: "limits.keepalive_interval", at: "keepalive_interval", msg: "must not be negative"},
 				{field: "limits.max_event_bytes", at: "max_event_bytes", msg: "must be a positive number of bytes"},
 				{field: "limits.max_response_bytes", at: "max_response_bytes", msg: "must be a positive number of bytes"},
+				{field: "limits.max_in_flight", at: "max_in_flight", msg: "must not be negative (0 means no cap), got -1"},
 			},
 		},
 		{

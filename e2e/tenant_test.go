@@ -189,7 +189,7 @@ func TestOverloadIsShedNot502(t *testing.T) {
 	if code := <-held; code != 200 {
 		t.Errorf("the call holding the connection got %d", code)
 	}
-	if _, m := h.admin("/metrics", ""); !strings.Contains(m, `veil_overloaded_total{provider="openai"} 1`) {
+	if _, m := h.admin("/metrics", ""); !strings.Contains(m, `veil_overloaded_total{provider="openai",reason="upstream_pool"} 1`) {
 		t.Errorf("the shed call is not counted:\n%s", grepLines(m, "overloaded"))
 	}
 	if strings.Contains(h.logs.String(), "alert: provider is down") {

@@ -39,6 +39,7 @@ type Metrics struct {
 	reloads         *prometheus.CounterVec
 	retriesDenied   *prometheus.CounterVec
 	overloaded      *prometheus.CounterVec
+	listenerShed    prometheus.Counter
 	failovers       *prometheus.CounterVec
 	alerts          *prometheus.CounterVec
 
@@ -95,7 +96,11 @@ func New() *Metrics {
 	m.retriesDenied = counterVec(r, "veil_retries_denied_total",
 		"Retries the per-provider retry budget refused, by provider.", "provider")
 	m.overloaded = counterVec(r, "veil_overloaded_total",
-		"Attempts that found no free upstream connection within limits.upstream_wait, answered 503 overloaded unless another planned provider took the call, by provider.", "provider")
+		"Calls veil shed, by provider and reason: listener (limits.max_in_flight requests already in flight, answered 503 overloaded; "+
+			"provider empty), upstream_pool (no free upstream connection within providers[].conn_wait, answered 503 overloaded "+
+			"unless another planned provider took the call), supplier_in_flight (the supplier at its cap of calls in flight to "+
+			"the provider, answered 429).", "provider", "reason")
+	m.listenerShed = m.overloaded.WithLabelValues("", OverloadListener)
 	m.failovers = counterVec(r, "veil_failovers_total",
 		"Answers served by another provider than the first planned, by the planned provider (from) and the one that answered (to).", "from", "to")
 	m.alerts = counterVec(r, "veil_alerts_total",
@@ -295,9 +300,35 @@ func (m *Metrics) ConfigReloaded(ok bool) {
 // RetryDenied counts a retry the provider's retry budget refused.
 func (m *Metrics) RetryDenied(provider string) { m.retriesDenied.WithLabelValues(provider).Inc() }
 
+// Reasons of veil_overloaded_total: where a call was shed.
+const (
+	// OverloadListener: limits.max_in_flight requests were in flight on
+	// the proxy listener when it arrived.
+	OverloadListener = "listener"
+	// OverloadUpstreamPool: no connection to the provider freed within
+	// its conn_wait.
+	OverloadUpstreamPool = "upstream_pool"
+	// OverloadSupplierInFlight: the supplier had its cap of calls in
+	// flight to the provider.
+	OverloadSupplierInFlight = "supplier_in_flight"
+)
+
 // Overloaded counts an attempt that found no free connection to provider
 // in time.
-func (m *Metrics) Overloaded(provider string) { m.overloaded.WithLabelValues(provider).Inc() }
+func (m *Metrics) Overloaded(provider string) {
+	m.overloaded.WithLabelValues(provider, OverloadUpstreamPool).Inc()
+}
+
+// SupplierOverloaded counts a call refused because its supplier had its
+// cap of calls in flight to provider.
+func (m *Metrics) SupplierOverloaded(provider string) {
+	m.overloaded.WithLabelValues(provider, OverloadSupplierInFlight).Inc()
+}
+
+// ListenerOverloaded counts a request the proxy listener shed because
+// limits.max_in_flight requests were in flight. Its series exists from
+// the start, at zero, and counting it allocates nothing.
+func (m *Metrics) ListenerOverloaded() { m.listenerShed.Inc() }
 
 // Failover counts an answer that provider to served instead of from, the
 // first planned. Both are configured provider names, so the series are

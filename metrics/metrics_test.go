@@ -196,3 +196,33 @@ func TestAlertCounts(t *testing.T) {
 		}
 	}
 }
+
+func TestOverloadedReasons(t *testing.T) {
+	m := New()
+	if got := testutil.ToFloat64(m.overloaded.WithLabelValues("", OverloadListener)); got != 0 {
+		t.Errorf("listener series at start = %v, want 0", got)
+	}
+	m.ListenerOverloaded()
+	m.ListenerOverloaded()
+	m.Overloaded("openai")
+	m.SupplierOverloaded("openai")
+	m.SupplierOverloaded("openai")
+	m.SupplierOverloaded("openai")
+	for _, tc := range []struct {
+		provider, reason string
+		want             float64
+	}{
+		{"", OverloadListener, 2},
+		{"openai", OverloadUpstreamPool, 1},
+		{"openai", OverloadSupplierInFlight, 3},
+	} {
+		t.Run(tc.reason, func(t *testing.T) {
+			if got := testutil.ToFloat64(m.overloaded.WithLabelValues(tc.provider, tc.reason)); got != tc.want {
+				t.Errorf("veil_overloaded_total{provider=%q,reason=%q} = %v, want %v", tc.provider, tc.reason, got, tc.want)
+			}
+		})
+	}
+	if a := testing.AllocsPerRun(100, m.ListenerOverloaded); a != 0 {
+		t.Errorf("%.1f allocations per listener shed", a)
+	}
+}

@@ -15,11 +15,13 @@ import (
 // answered the client itself (an error, a cached answer, a refusal).
 type admissionStep func(s *Server, ctx *fasthttp.RequestCtx, x *exchange) bool
 
-// admission is the order in which a request is admitted: its framing, its
-// caller, its body, its plan, the cache, the shadow comparison and the
-// quota. A request that passes every step is a ticket: a plan of targets,
-// the body to send them and, on platform keys, a quota reservation.
+// admission is the order in which a request is admitted: room on the
+// listener, its framing, its caller, its body, its plan, the cache, the
+// shadow comparison and the quota. A request that passes every step is a
+// ticket: a plan of targets, the body to send them and, on platform keys, a
+// quota reservation.
 var admission = [...]admissionStep{
+	(*Server).shed,
 	(*Server).checkFraming,
 	(*Server).identify,
 	(*Server).scan,

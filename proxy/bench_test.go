@@ -81,6 +81,7 @@ func benchProxyWith(tb testing.TB, upstream string, withUsage bool) (*proxy.Serv
 	enc := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
 	log := zap.New(zapcore.NewCore(enc, zapcore.AddSync(discard{}), zap.InfoLevel))
 	lim := config.Default().Limits
+	lim.MaxInFlight = 1 << 20 // far above any load here, so that its check is on the measured path
 	o := proxy.Options{Limits: lim, Auth: authn, Policy: pol, Metrics: metrics.New(), Log: log}
 	if withUsage {
 		pt, err := usage.NewPriceTable([]usage.Price{{Provider: "openai", Model: "gpt-4o-mini", InputPerMTok: 0.15, OutputPerMTok: 0.6}})

@@ -79,7 +79,7 @@ func (s *Server) takeSlot(x *exchange, a *policy.Attempt) *Error {
 	k := inflightKey{provider: a.Provider.Name(), supplier: s.interns.get(x.supplier)}
 	limit := s.inFlightLimit(x)
 	if !s.inflight.acquire(k, limit) {
-		s.metrics.Overloaded(a.Provider.Name())
+		s.metrics.SupplierOverloaded(a.Provider.Name())
 		return &Error{Status: fasthttp.StatusTooManyRequests, Type: "requests", Code: codeSupplierInFlight,
 			Message: "supplier " + string(x.supplier) + " already has " + strconv.Itoa(limit) + " calls in flight to provider " +
 				a.Provider.Name() + "; retry when some have finished"}

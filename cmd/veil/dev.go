@@ -19,7 +19,7 @@ import (
 
 const (
 	demoUsage         = "  veil demo [--verbose]\n"
-	fakeUpstreamUsage = "  veil fake-upstream [--listen 127.0.0.1:8081] [--latency 0] [--ttft 0] [--chunk-delay 0]\n"
+	fakeUpstreamUsage = "  veil fake-upstream [--listen 127.0.0.1:8081] [--latency 0] [--ttft 0] [--chunk-delay 0] [--reply-words 0]\n"
 )
 
 func runDemo(args []string, stdout, stderr io.Writer) error {
@@ -43,10 +43,11 @@ func fakeUpstream(args []string, stdout io.Writer) error {
 	latency := fs.Duration("latency", 0, "delay before response headers")
 	ttft := fs.Duration("ttft", 0, "extra delay before the first streamed chunk")
 	chunk := fs.Duration("chunk-delay", 0, "delay between streamed chunks")
-	if _, err := parseFlags(fs, "fake-upstream [--listen 127.0.0.1:8081] [--latency 0] [--ttft 0] [--chunk-delay 0]", args, stdout); err != nil {
+	words := fs.Int("reply-words", 0, "words in every answer, one streamed chunk each (0: two to four sentences)")
+	if _, err := parseFlags(fs, "fake-upstream [--listen 127.0.0.1:8081] [--latency 0] [--ttft 0] [--chunk-delay 0] [--reply-words 0]", args, stdout); err != nil {
 		return err
 	}
-	s := fakeopenai.New(fakeopenai.Options{Latency: *latency, TTFT: *ttft, ChunkDelay: *chunk, NoRecord: true})
+	s := fakeopenai.New(fakeopenai.Options{Latency: *latency, TTFT: *ttft, ChunkDelay: *chunk, ReplyWords: *words, NoRecord: true})
 	if err := s.Start(*listen); err != nil {
 		return err
 	}
