@@ -56,7 +56,7 @@ type RedisOptions struct {
 //	usage:<YYYY-MM-DD>:<supplier>                     aggregates (hash: "<provider>|<model>|<key source>|<count>" -> int)
 //	usage-suppliers:<YYYY-MM-DD>                      suppliers with aggregates that day (set)
 type Redis struct {
-	client *redis.Client
+	client redis.UniversalClient
 	prefix string
 	ids    *idGen
 	closed atomic.Bool

@@ -41,7 +41,7 @@ type RedisOptions struct {
 
 // redisSink appends records to a Redis stream.
 type redisSink struct {
-	client  *redis.Client
+	client  redis.UniversalClient
 	stream  string
 	maxLen  int64
 	timeout time.Duration
