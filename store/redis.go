@@ -22,13 +22,23 @@ const (
 	DefaultRedisTimeout = 500 * time.Millisecond
 )
 
-// RedisOptions configures a Redis store.
+// RedisOptions configures a Redis store. Exactly one of Addr, Addrs and
+// SentinelMaster names the servers.
 type RedisOptions struct {
-	// Addr is the server's host:port.
+	// Addr is a single server's host:port.
 	Addr string
-	// Password is the server's password (AUTH); optional.
+	// Addrs are some nodes (host:port) of a Redis Cluster.
+	Addrs []string
+	// SentinelMaster is the name under which the sentinels at
+	// SentinelAddrs (host:port) monitor the primary; the store follows
+	// their failovers. SentinelPassword is the sentinels' own password, if
+	// they have one.
+	SentinelMaster   string
+	SentinelAddrs    []string
+	SentinelPassword keys.Secret
+	// Password is the servers' password (AUTH); optional.
 	Password keys.Secret
-	// DB is the database number.
+	// DB is the database number; a Cluster has only database 0.
 	DB int
 	// Prefix starts every key; DefaultRedisPrefix when empty. Stores with
 	// different prefixes share nothing.
@@ -74,7 +84,7 @@ var _ Store = (*Redis)(nil)
 // than after go-redis's default 5 dials 100ms apart, so that a quota check
 // fails fast when Redis is down.
 func NewRedis(o RedisOptions) (*Redis, error) {
-	conn := redisconn.Options{Addr: o.Addr, Password: o.Password, DB: o.DB, Timeout: o.Timeout, PoolSize: o.PoolSize}
+	conn := o.conn()
 	if err := conn.Check(); err != nil {
 		return nil, fmt.Errorf("%w: redis: %w", ErrInvalid, err)
 	}
@@ -86,6 +96,26 @@ func NewRedis(o RedisOptions) (*Redis, error) {
 	}
 	client := redisconn.NewClient(conn)
 	return &Redis{client: client, prefix: o.Prefix, ids: newIDGen()}, nil
+}
+
+// conn returns the connection options of o.
+func (o RedisOptions) conn() redisconn.Options {
+	return redisconn.Options{
+		Addr:     o.Addr,
+		Addrs:    o.Addrs,
+		Sentinel: redisconn.Sentinel{Master: o.SentinelMaster, Addrs: o.SentinelAddrs, Password: o.SentinelPassword},
+		Password: o.Password,
+		DB:       o.DB,
+		Timeout:  o.Timeout,
+		PoolSize: o.PoolSize,
+	}
+}
+
+// Servers describes the servers of o for logs and checks, without
+// passwords: "host:port", "cluster host:port,..." or "sentinel master
+// <name> via host:port,...".
+func (o RedisOptions) Servers() string {
+	return o.conn().String()
 }
 
 // redisErr wraps an error of the Redis client for op: ErrClosed once
