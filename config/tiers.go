@@ -84,11 +84,23 @@ type Store struct {
 	// DataDir keeps the embedded store's durable state (bbolt); empty
 	// keeps everything in memory.
 	DataDir string `yaml:"data_dir"`
-	// Addr, Password, DB and Prefix configure Redis.
-	Addr     string    `yaml:"addr"`
+	// Addr is the host:port of a single Redis server (a primary without
+	// automatic failover). Exactly one of addr, addrs and sentinel is
+	// required for the redis store.
+	Addr string `yaml:"addr"`
+	// Addrs are some nodes (host:port) of a Redis Cluster; veil learns
+	// the others from them. Keys of one supplier share a hash slot.
+	Addrs []string `yaml:"addrs"`
+	// Sentinel finds the primary through Redis Sentinel and follows its
+	// failovers.
+	Sentinel RedisSentinel `yaml:"sentinel"`
+	// Password references the Redis servers' password, if any.
 	Password SecretRef `yaml:"password"`
-	DB       int       `yaml:"db"`
-	Prefix   string    `yaml:"prefix"`
+	// DB is the database number; a Redis Cluster has only 0.
+	DB int `yaml:"db"`
+	// Prefix starts every key (default "veil:"); it must not contain '{'
+	// or '}', which veil uses for Redis Cluster hash tags.
+	Prefix string `yaml:"prefix"`
 	// Timeout bounds one store call on the request path. Default 500ms.
 	Timeout time.Duration `yaml:"timeout"`
 	// OnUnavailable is fail_open (default: serve without quota checks,
@@ -163,8 +175,14 @@ func (v *validator) tiers() {
 	if !slices.Contains(storeFailModes, s.OnUnavailable) {
 		v.fail("store.on_unavailable", "must be one of %s, got %q", strings.Join(storeFailModes, ", "), s.OnUnavailable)
 	}
-	if s.Type == "redis" && s.Addr == "" {
-		v.fail("store.addr", "is required for the redis store (host:port)")
+	if s.Type == "redis" {
+		v.redisServers("store", redisServers{addr: s.Addr, addrs: s.Addrs, sentinel: s.Sentinel, db: s.DB})
+	}
+	if strings.ContainsAny(s.Prefix, "{}") {
+		v.fail("store.prefix", "must not contain '{' or '}': veil puts Redis Cluster hash tags in its keys, got %q", s.Prefix)
+	}
+	if s.DB < 0 {
+		v.fail("store.db", "must not be negative, got %d", s.DB)
 	}
 	if s.DataDir != "" && !strings.HasPrefix(s.DataDir, "/") {
 		v.fail("store.data_dir", "must be an absolute directory, got %q", s.DataDir)

@@ -2,7 +2,6 @@ package config
 
 import (
 	"fmt"
-	"net"
 	"strings"
 	"time"
 )
@@ -66,9 +65,16 @@ type UsageSink struct {
 	// SpillDir holds webhook records that could not be delivered yet
 	// (absolute); they are re-sent later.
 	SpillDir string `yaml:"spill_dir"`
-	// Addr is the Redis server (host:port).
+	// Addr is a single Redis server (host:port). Exactly one of addr,
+	// addrs and sentinel is required for the redis sink.
 	Addr string `yaml:"addr"`
-	// Password references the Redis password, if any.
+	// Addrs are some nodes (host:port) of a Redis Cluster; the stream is
+	// one key, on the master of its slot.
+	Addrs []string `yaml:"addrs"`
+	// Sentinel finds the primary through Redis Sentinel and follows its
+	// failovers.
+	Sentinel RedisSentinel `yaml:"sentinel"`
+	// Password references the Redis servers' password, if any.
 	Password SecretRef `yaml:"password"`
 	// Stream is the Redis stream. Default "veil:usage".
 	Stream string `yaml:"stream"`
@@ -145,9 +151,7 @@ func (v *validator) usage() {
 			}
 			v.headers(path+".headers", s.Headers)
 		case SinkRedis:
-			if _, _, err := net.SplitHostPort(s.Addr); err != nil || s.Addr == "" {
-				v.fail(path+".addr", "must be host:port, got %q", s.Addr)
-			}
+			v.redisServers(path, redisServers{addr: s.Addr, addrs: s.Addrs, sentinel: s.Sentinel})
 			v.optionalRef(path+".password", s.Password)
 		default:
 			v.fail(path+".type", "must be one of %s, got %q", strings.Join(sinkTypes, ", "), s.Type)

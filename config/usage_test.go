@@ -79,6 +79,28 @@ func TestUsageValidation(t *testing.T) {
       headers:
         Authorization: Bearer abc
 `, "usage.sinks[0].headers.Authorization", "secret reference"},
+		{"redis sink without servers", `usage:
+  sinks:
+    - type: redis
+`, "usage.sinks[0].addr", "is required"},
+		{"redis sink address", `usage:
+  sinks:
+    - type: redis
+      addr: redis
+`, "usage.sinks[0].addr", `must be host:port, got "redis"`},
+		{"redis sink addr and sentinel", `usage:
+  sinks:
+    - type: redis
+      addr: redis:6379
+      sentinel:
+        master: m
+        addrs: [s:26379]
+`, "usage.sinks[0]", "exclusive"},
+		{"redis sink cluster address", `usage:
+  sinks:
+    - type: redis
+      addrs: [redis-0:6379, redis-1]
+`, "usage.sinks[0].addrs[1]", "host:port"},
 		{"unknown sink", `usage:
   sinks:
     - type: kafka

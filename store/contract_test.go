@@ -43,12 +43,19 @@ var prefixes atomic.Int64
 // openRedis returns a storetest.Open of Redis stores on the server at
 // addr: n clients, as n replicas, under a prefix of their own.
 func openRedis(addr string) storetest.Open {
+	return openRedisWith(store.RedisOptions{Addr: addr})
+}
+
+// openRedisWith returns a storetest.Open of Redis stores with options o:
+// n clients, as n replicas, under a prefix of their own.
+func openRedisWith(o store.RedisOptions) storetest.Open {
 	return func(t testing.TB, n int) []store.Store {
 		t.Helper()
-		prefix := fmt.Sprintf("test%d:", prefixes.Add(1))
+		o := o
+		o.Prefix = fmt.Sprintf("test%d:", prefixes.Add(1))
 		stores := make([]store.Store, n)
 		for i := range stores {
-			stores[i] = newRedis(t, store.RedisOptions{Addr: addr, Prefix: prefix})
+			stores[i] = newRedis(t, o)
 		}
 		return stores
 	}

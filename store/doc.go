@@ -6,8 +6,9 @@
 //   - Embedded (NewEmbedded), the default for a single replica: counters,
 //     slots and leases in memory; documents and aggregates in a bbolt file,
 //     dataDir/veil.db, or in memory when dataDir is empty.
-//   - Redis (NewRedis), for many replicas: everything in one Redis server,
-//     every check-and-update a Lua script.
+//   - Redis (NewRedis), for many replicas: everything in Redis (one
+//     server, a primary behind Sentinel, or a Redis Cluster), every
+//     check-and-update a Lua script on the keys of one hash slot.
 //
 // Both pass the same contract suite, package storetest.
 //
@@ -126,7 +127,34 @@
 // are not idempotent) and dials once per attempt, so a down server shows as
 // ErrUnavailable at once rather than after go-redis's dial back-off. Scripts
 // run with EVALSHA, falling back to EVAL after a SCRIPT FLUSH or a restart.
-// The scripts touch several keys, so the store needs a single Redis primary
-// (standalone or behind Sentinel), not Redis Cluster. The key layout is
+// Every key carries a Redis Cluster hash tag on what its scripts group (a
+// subject, a bucket, a supplier), so the store runs on one server, behind
+// Sentinel or on a Cluster alike; work across groups (QueryUsage, the
+// day's supplier index) reads one key per command. The key layout is
 // described on Redis.
+//
+// # Redis failover
+//
+// With Sentinel, the client asks the sentinels for the primary and follows
+// a failover without a restart; calls during it fail with ErrUnavailable,
+// and the caller applies its store-failure policy (veil's
+// store.on_unavailable: fail_open or fail_closed). Replication is
+// asynchronous, so increments the old primary acknowledged in its last
+// moments, before they reached the replica, are lost: quota is
+// under-counted by at most what was in flight in the replication lag, and
+// usage aggregates likewise. Slots and leases carry their expiry and free
+// themselves by their TTL; documents written in that lag are lost too. A
+// call that failed may still have run, once: none is resent (a
+// non-idempotent write resent after a lost reply would count twice), on
+// a Cluster either, where only MOVED and ASK redirects, which mean the
+// command did not run, are followed.
+//
+// With Cluster, a master whose replica takes over behaves the same. A
+// master without a replica takes its slots down: their calls fail with
+// ErrUnavailable, and with cluster-require-full-coverage yes (Redis's
+// default) the whole cluster refuses commands after cluster-node-timeout.
+//
+// Earlier versions kept the same keys without hash tags: after an upgrade
+// counters count afresh (the old ones expire), and documents are moved to
+// the tagged keys the first time their bucket is touched.
 package store

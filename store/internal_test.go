@@ -99,3 +99,22 @@ func TestEmbeddedSlotsForgetIdleSubjects(t *testing.T) {
 		t.Errorf("%d subjects with slots after the last release, want 0", n)
 	}
 }
+
+func TestHashTag(t *testing.T) {
+	for _, tc := range []struct {
+		name, group, want string
+	}{
+		{"plain", "supplier:bella", "supplier:bella"},
+		{"closing brace", "a}b", "a%7Db"},
+		{"opening brace", "{x", "%7Bx"},
+		{"leading closing brace", "}", "%7D"},
+		{"percent", "50%", "50%25"},
+		{"escape lookalike", "%7D", "%257D"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := hashTag(tc.group); got != tc.want {
+				t.Errorf("hashTag(%q) = %q, want %q", tc.group, got, tc.want)
+			}
+		})
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -22,13 +23,23 @@ const (
 	DefaultRedisTimeout = 500 * time.Millisecond
 )
 
-// RedisOptions configures a Redis store.
+// RedisOptions configures a Redis store. Exactly one of Addr, Addrs and
+// SentinelMaster names the servers.
 type RedisOptions struct {
-	// Addr is the server's host:port.
+	// Addr is a single server's host:port.
 	Addr string
-	// Password is the server's password (AUTH); optional.
+	// Addrs are some nodes (host:port) of a Redis Cluster.
+	Addrs []string
+	// SentinelMaster is the name under which the sentinels at
+	// SentinelAddrs (host:port) monitor the primary; the store follows
+	// their failovers. SentinelPassword is the sentinels' own password, if
+	// they have one.
+	SentinelMaster   string
+	SentinelAddrs    []string
+	SentinelPassword keys.Secret
+	// Password is the servers' password (AUTH); optional.
 	Password keys.Secret
-	// DB is the database number.
+	// DB is the database number; a Cluster has only database 0.
 	DB int
 	// Prefix starts every key; DefaultRedisPrefix when empty. Stores with
 	// different prefixes share nothing.
@@ -41,25 +52,40 @@ type RedisOptions struct {
 	PoolSize int
 }
 
-// Redis is the Store shared by many replicas, kept in one Redis server (a
-// primary, or behind Sentinel; not Redis Cluster, since scripts touch
-// several keys of different slots). Create it with NewRedis. Its methods
-// are safe for concurrent use.
+// Redis is the Store shared by many replicas, kept in Redis: one server, a
+// primary found through Sentinel, or a Redis Cluster. Create it with
+// NewRedis. Its methods are safe for concurrent use.
 //
-// Keys, after the prefix:
+// Keys, after the prefix; the braces are Redis Cluster hash tags, so that
+// the keys each script touches (the counters of one subject, a bucket's
+// documents and sequence) hash to one slot. The part in braces is escaped
+// (hashTag): '%', '{' and '}' become %25, %7B and %7D.
 //
-//	q:<subject>:<limit>:<window start, unix seconds>  quota counter (string), expires CounterGrace after its window
-//	slot:<subject>                                    slots (sorted set of IDs scored by expiry, unix ms)
-//	lease:<name>                                      lease (hash: holder, expires in unix ms)
-//	kv:<bucket>                                       documents (hash: key -> "<version>:<value>")
-//	kvseq:<bucket>                                    last version given in the bucket (string)
-//	usage:<YYYY-MM-DD>:<supplier>                     aggregates (hash: "<provider>|<model>|<key source>|<count>" -> int)
-//	usage-suppliers:<YYYY-MM-DD>                      suppliers with aggregates that day (set)
+//	q:{<subject>}:<limit>:<window start, unix seconds>  quota counter (string), expires CounterGrace after its window
+//	slot:{<subject>}                                    slots (sorted set of IDs scored by expiry, unix ms)
+//	lease:{<name>}                                      lease (hash: holder, expires in unix ms)
+//	kv:{<bucket>}                                       documents (hash: key -> "<version>:<value>")
+//	kvseq:{<bucket>}                                    last version given in the bucket (string)
+//	usage:{<supplier>}:<YYYY-MM-DD>                     aggregates (hash: "<provider>|<model>|<key source>|<count>" -> int)
+//	usage-suppliers:<YYYY-MM-DD>                        suppliers with aggregates that day (set)
+//
+// Earlier versions used the same keys without braces (q:<subject>:...,
+// kv:<bucket>, usage:<day>:<supplier>). Counters, slots and leases of that
+// layout are left to expire: after an upgrade quotas count afresh, within
+// the current windows. Documents are moved to the new layout the first time
+// a store touches their bucket (upgradeDocs); usage aggregates of the old
+// layout are not read.
 type Redis struct {
-	client *redis.Client
+	client redis.UniversalClient
 	prefix string
 	ids    *idGen
 	closed atomic.Bool
+	// cluster is set on a Redis Cluster, where documents of the untagged
+	// layout cannot exist (scripts spanning slots never worked there).
+	cluster bool
+	// upgraded holds the buckets whose documents of the untagged layout
+	// this store has moved, or found none of.
+	upgraded sync.Map
 }
 
 var _ Store = (*Redis)(nil)
@@ -74,9 +100,12 @@ var _ Store = (*Redis)(nil)
 // than after go-redis's default 5 dials 100ms apart, so that a quota check
 // fails fast when Redis is down.
 func NewRedis(o RedisOptions) (*Redis, error) {
-	conn := redisconn.Options{Addr: o.Addr, Password: o.Password, DB: o.DB, Timeout: o.Timeout, PoolSize: o.PoolSize}
+	conn := o.conn()
 	if err := conn.Check(); err != nil {
 		return nil, fmt.Errorf("%w: redis: %w", ErrInvalid, err)
+	}
+	if strings.ContainsAny(o.Prefix, "{}") {
+		return nil, fmt.Errorf("%w: redis: prefix %q: '{' and '}' would change the keys' hash tags", ErrInvalid, o.Prefix)
 	}
 	if o.Prefix == "" {
 		o.Prefix = DefaultRedisPrefix
@@ -85,7 +114,27 @@ func NewRedis(o RedisOptions) (*Redis, error) {
 		conn.Timeout = DefaultRedisTimeout
 	}
 	client := redisconn.NewClient(conn)
-	return &Redis{client: client, prefix: o.Prefix, ids: newIDGen()}, nil
+	return &Redis{client: client, prefix: o.Prefix, ids: newIDGen(), cluster: conn.Kind() == redisconn.KindCluster}, nil
+}
+
+// conn returns the connection options of o.
+func (o RedisOptions) conn() redisconn.Options {
+	return redisconn.Options{
+		Addr:     o.Addr,
+		Addrs:    o.Addrs,
+		Sentinel: redisconn.Sentinel{Master: o.SentinelMaster, Addrs: o.SentinelAddrs, Password: o.SentinelPassword},
+		Password: o.Password,
+		DB:       o.DB,
+		Timeout:  o.Timeout,
+		PoolSize: o.PoolSize,
+	}
+}
+
+// Servers describes the servers of o for logs and checks, without
+// passwords: "host:port", "cluster host:port,..." or "sentinel master
+// <name> via host:port,...".
+func (o RedisOptions) Servers() string {
+	return o.conn().String()
 }
 
 // redisErr wraps an error of the Redis client for op: ErrClosed once
@@ -136,11 +185,65 @@ func (s *Redis) key(parts ...string) string {
 	return b.String()
 }
 
+// tagged returns the key "<prefix><kind>:{<group>}<rest>": the braces are
+// a Redis Cluster hash tag, so that every key of one group (a subject, a
+// bucket, a supplier) hashes to one slot, as the scripts that touch
+// several of them need. The group is escaped by hashTag.
+func (s *Redis) tagged(kind, group string, rest ...string) string {
+	parts := make([]string, 0, 4+len(rest))
+	parts = append(parts, kind, ":{", hashTag(group), "}")
+	return s.key(append(parts, rest...)...)
+}
+
+// hashTag escapes a group for a hash tag: '%', '{' and '}' become %25,
+// %7B and %7D. Redis hashes what lies between the first '{' and the next
+// '}', so a '}' in a subject would end the tag early (an empty tag hashes
+// the whole key, spreading one subject's keys over several slots); and the
+// escape is one to one, so different groups keep different keys.
+func hashTag(group string) string {
+	if !strings.ContainsAny(group, "%{}") {
+		return group
+	}
+	var b strings.Builder
+	b.Grow(len(group) + 8)
+	for i := 0; i < len(group); i++ {
+		switch c := group[i]; c {
+		case '%':
+			b.WriteString("%25")
+		case '{':
+			b.WriteString("%7B")
+		case '}':
+			b.WriteString("%7D")
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
 // counterKey returns the key of the counter of a window.
 func (s *Redis) counterKey(subject, name string, start time.Time) string {
 	var buf [20]byte
-	return s.key("q:", subject, ":", name, ":", string(strconv.AppendInt(buf[:0], start.Unix(), 10)))
+	return s.tagged("q", subject, ":", name, ":", string(strconv.AppendInt(buf[:0], start.Unix(), 10)))
 }
+
+// slotKey returns the key of a subject's slots.
+func (s *Redis) slotKey(subject string) string { return s.tagged("slot", subject) }
+
+// leaseKey returns the key of a lease.
+func (s *Redis) leaseKey(name string) string { return s.tagged("lease", name) }
+
+// docKeys returns the keys of a bucket: its documents and its sequence,
+// in one slot.
+func (s *Redis) docKeys(bucket string) []string {
+	return []string{s.tagged("kv", bucket), s.tagged("kvseq", bucket)}
+}
+
+// usageKey returns the key of a supplier's aggregates of a day.
+func (s *Redis) usageKey(supplier, day string) string { return s.tagged("usage", supplier, ":", day) }
+
+// usageSuppliersKey returns the key of the set of a day's suppliers.
+func (s *Redis) usageSuppliersKey(day string) string { return s.key("usage-suppliers:", day) }
 
 // reserveScript checks then adds every amount. KEYS: one counter per
 // limit. ARGV: max, amount and counter ttl (ms) per limit. It returns
@@ -328,7 +431,7 @@ func (s *Redis) AcquireSlot(ctx context.Context, subject string, maxSlots int64,
 	}
 	slot := Slot{Subject: subject, ID: s.ids.next()}
 	ms := now.UnixMilli()
-	ok, err := acquireSlotScript.Run(ctx, s.client, []string{s.key("slot:", subject)},
+	ok, err := acquireSlotScript.Run(ctx, s.client, []string{s.slotKey(subject)},
 		ms, ms+ttl.Milliseconds(), maxSlots, slot.ID, keyTTL(ttl)).Bool()
 	if err != nil {
 		return Slot{}, false, s.redisErr(ctx, "acquire slot", err)
@@ -355,7 +458,7 @@ func (s *Redis) RenewSlot(ctx context.Context, slot Slot, ttl time.Duration, now
 		return true, nil
 	}
 	ms := now.UnixMilli()
-	ok, err := renewSlotScript.Run(ctx, s.client, []string{s.key("slot:", slot.Subject)},
+	ok, err := renewSlotScript.Run(ctx, s.client, []string{s.slotKey(slot.Subject)},
 		ms, ms+ttl.Milliseconds(), slot.ID, keyTTL(ttl)).Bool()
 	if err != nil {
 		return false, s.redisErr(ctx, "renew slot", err)
@@ -368,7 +471,7 @@ func (s *Redis) ReleaseSlot(ctx context.Context, slot Slot) error {
 	if slot.ID == "" {
 		return nil
 	}
-	return s.redisErr(ctx, "release slot", s.client.ZRem(ctx, s.key("slot:", slot.Subject), slot.ID).Err())
+	return s.redisErr(ctx, "release slot", s.client.ZRem(ctx, s.slotKey(slot.Subject), slot.ID).Err())
 }
 
 // acquireLeaseScript takes or renews a lease whose holder is the caller,
@@ -404,7 +507,7 @@ func (s *Redis) AcquireLease(ctx context.Context, name, holder string, ttl time.
 		return false, err
 	}
 	ms := now.UnixMilli()
-	ok, err := acquireLeaseScript.Run(ctx, s.client, []string{s.key("lease:", name)},
+	ok, err := acquireLeaseScript.Run(ctx, s.client, []string{s.leaseKey(name)},
 		holder, ms, ms+ttl.Milliseconds(), keyTTL(ttl)).Bool()
 	if err != nil {
 		return false, s.redisErr(ctx, "acquire lease", err)
@@ -417,7 +520,7 @@ func (s *Redis) ReleaseLease(ctx context.Context, name, holder string) error {
 	if err := checkLease(name, holder); err != nil {
 		return err
 	}
-	err := releaseLeaseScript.Run(ctx, s.client, []string{s.key("lease:", name)}, holder).Err()
+	err := releaseLeaseScript.Run(ctx, s.client, []string{s.leaseKey(name)}, holder).Err()
 	return s.redisErr(ctx, "release lease", err)
 }
 
@@ -446,6 +549,55 @@ redis.call('HSET', KEYS[1], ARGV[1], string.format('%d:', v) .. ARGV[3])
 return {1, v}
 `)
 
+// upgradeDocsScript moves a bucket from the untagged layout
+// (kv:<bucket>, kvseq:<bucket>) to the tagged one. KEYS: the old hash and
+// sequence, the new hash and sequence. Documents already in the new hash
+// win over old ones of the same key; the new sequence becomes at least the
+// old one, so versions are still never reused. It returns 1 if it moved
+// documents.
+var upgradeDocsScript = redis.NewScript(`
+local moved = 0
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  if redis.call('EXISTS', KEYS[3]) == 0 then
+    redis.call('RENAME', KEYS[1], KEYS[3])
+  else
+    local old = redis.call('HGETALL', KEYS[1])
+    for i = 1, #old, 2 do
+      redis.call('HSETNX', KEYS[3], old[i], old[i+1])
+    end
+    redis.call('DEL', KEYS[1])
+  end
+  moved = 1
+end
+local seq = redis.call('GET', KEYS[2])
+if seq then
+  if tonumber(seq) > tonumber(redis.call('GET', KEYS[4]) or '0') then
+    redis.call('SET', KEYS[4], seq)
+  end
+  redis.call('DEL', KEYS[2])
+end
+return moved
+`)
+
+// upgradeDocs moves the documents of a bucket kept in the untagged layout
+// of earlier versions, the first time this store touches the bucket, so
+// that supplier overrides and migration state survive the upgrade. It
+// does nothing on a Cluster, which the untagged layout never ran on.
+func (s *Redis) upgradeDocs(ctx context.Context, bucket string) error {
+	if s.cluster {
+		return nil
+	}
+	if _, done := s.upgraded.Load(bucket); done {
+		return nil
+	}
+	keys := append([]string{s.key("kv:", bucket), s.key("kvseq:", bucket)}, s.docKeys(bucket)...)
+	if err := upgradeDocsScript.Run(ctx, s.client, keys).Err(); err != nil {
+		return s.redisErr(ctx, "upgrade documents", err)
+	}
+	s.upgraded.Store(bucket, struct{}{})
+	return nil
+}
+
 // decodeRedisDoc splits a stored "<version>:<value>".
 func decodeRedisDoc(stored string) ([]byte, int64, error) {
 	ver, value, ok := strings.Cut(stored, ":")
@@ -464,7 +616,10 @@ func (s *Redis) Get(ctx context.Context, bucket, key string) ([]byte, int64, err
 	if err := checkDoc(bucket, key); err != nil {
 		return nil, 0, err
 	}
-	stored, err := s.client.HGet(ctx, s.key("kv:", bucket), key).Result()
+	if err := s.upgradeDocs(ctx, bucket); err != nil {
+		return nil, 0, err
+	}
+	stored, err := s.client.HGet(ctx, s.docKeys(bucket)[0], key).Result()
 	if errors.Is(err, redis.Nil) {
 		return nil, 0, notFound(bucket, key)
 	}
@@ -483,7 +638,10 @@ func (s *Redis) Put(ctx context.Context, bucket, key string, value []byte) (int6
 	if err := checkDoc(bucket, key); err != nil {
 		return 0, err
 	}
-	v, err := putScript.Run(ctx, s.client, []string{s.key("kv:", bucket), s.key("kvseq:", bucket)}, key, value).Int64()
+	if err := s.upgradeDocs(ctx, bucket); err != nil {
+		return 0, err
+	}
+	v, err := putScript.Run(ctx, s.client, s.docKeys(bucket), key, value).Int64()
 	if err != nil {
 		return 0, s.redisErr(ctx, "put", err)
 	}
@@ -498,7 +656,10 @@ func (s *Redis) CompareAndSwap(ctx context.Context, bucket, key string, oldVersi
 	if oldVersion < 0 {
 		return 0, false, fmt.Errorf("%w: negative version %d", ErrInvalid, oldVersion)
 	}
-	res, err := casScript.Run(ctx, s.client, []string{s.key("kv:", bucket), s.key("kvseq:", bucket)},
+	if err := s.upgradeDocs(ctx, bucket); err != nil {
+		return 0, false, err
+	}
+	res, err := casScript.Run(ctx, s.client, s.docKeys(bucket),
 		key, oldVersion, value).Int64Slice()
 	if err != nil {
 		return 0, false, s.redisErr(ctx, "compare and swap", err)
@@ -515,7 +676,10 @@ func (s *Redis) Delete(ctx context.Context, bucket, key string) error {
 	if err := checkDoc(bucket, key); err != nil {
 		return err
 	}
-	return s.redisErr(ctx, "delete", s.client.HDel(ctx, s.key("kv:", bucket), key).Err())
+	if err := s.upgradeDocs(ctx, bucket); err != nil {
+		return err
+	}
+	return s.redisErr(ctx, "delete", s.client.HDel(ctx, s.docKeys(bucket)[0], key).Err())
 }
 
 // List implements Documents with one HGETALL.
@@ -523,7 +687,10 @@ func (s *Redis) List(ctx context.Context, bucket string) ([]Doc, error) {
 	if err := checkBucket(bucket); err != nil {
 		return nil, err
 	}
-	all, err := s.client.HGetAll(ctx, s.key("kv:", bucket)).Result()
+	if err := s.upgradeDocs(ctx, bucket); err != nil {
+		return nil, err
+	}
+	all, err := s.client.HGetAll(ctx, s.docKeys(bucket)[0]).Result()
 	if err != nil {
 		return nil, s.redisErr(ctx, "list", err)
 	}
@@ -546,23 +713,26 @@ func (s *Redis) List(ctx context.Context, bucket string) ([]Doc, error) {
 // order of addUsageScript's ARGV.
 var usageCounts = [...]string{"requests", "prompt_tokens", "completion_tokens", "cached_tokens", "cost_micros"}
 
-// addUsageScript adds the non-zero counts of an aggregate and indexes its
-// supplier under its day. KEYS: the day+supplier hash, the day's index.
-// ARGV: supplier, "<provider>|<model>|<key source>|", then the counts in
-// the order of usageCounts.
+// addUsageScript adds the non-zero counts of an aggregate. KEYS[1]: the
+// supplier+day hash. ARGV: "<provider>|<model>|<key source>|", then the
+// counts in the order of usageCounts.
 var addUsageScript = redis.NewScript(`
 local names = {'requests', 'prompt_tokens', 'completion_tokens', 'cached_tokens', 'cost_micros'}
 for i = 1, 5 do
-  if ARGV[i+2] ~= '0' then
-    redis.call('HINCRBY', KEYS[1], ARGV[2] .. names[i], ARGV[i+2])
+  if ARGV[i+1] ~= '0' then
+    redis.call('HINCRBY', KEYS[1], ARGV[1] .. names[i], ARGV[i+1])
   end
 end
-redis.call('SADD', KEYS[2], ARGV[1])
 return 0
 `)
 
-// AddUsage implements Aggregates with one script run. Aggregates never
-// expire: Redis's persistence (RDB or AOF) is what makes them durable.
+// AddUsage implements Aggregates with an SADD that indexes the supplier
+// under its day, then one script run that adds the counts. The two keys
+// lie in different slots of a Cluster, so they are two commands, in this
+// order: SADD is idempotent, so a failure between them leaves at worst a
+// supplier indexed with nothing counted, never counts that a query over
+// all suppliers misses. Aggregates never expire: Redis's persistence (RDB
+// or AOF) is what makes them durable.
 func (s *Redis) AddUsage(ctx context.Context, d Usage) error {
 	if err := checkUsage(d); err != nil {
 		return err
@@ -571,15 +741,18 @@ func (s *Redis) AddUsage(ctx context.Context, d Usage) error {
 		return nil
 	}
 	day := utcDay(d.Day).Format(dayLayout)
-	err := addUsageScript.Run(ctx, s.client,
-		[]string{s.key("usage:", day, ":", d.Supplier), s.key("usage-suppliers:", day)},
-		d.Supplier, d.Provider+"|"+d.Model+"|"+d.KeySource+"|",
+	if err := s.client.SAdd(ctx, s.usageSuppliersKey(day), d.Supplier).Err(); err != nil {
+		return s.redisErr(ctx, "add usage", err)
+	}
+	err := addUsageScript.Run(ctx, s.client, []string{s.usageKey(d.Supplier, day)},
+		d.Provider+"|"+d.Model+"|"+d.KeySource+"|",
 		d.Requests, d.PromptTokens, d.CompletionTokens, d.CachedTokens, d.CostMicros).Err()
 	return s.redisErr(ctx, "add usage", err)
 }
 
 // QueryUsage implements Aggregates in two pipelined round trips: the
-// suppliers of each day (unless q names one), then their aggregates.
+// suppliers of each day (unless q names one), then their aggregates. Every
+// command reads one key, so on a Cluster the pipeline is split by node.
 func (s *Redis) QueryUsage(ctx context.Context, q UsageQuery) ([]Usage, error) {
 	from, to, err := checkQuery(q)
 	if err != nil {
@@ -600,7 +773,7 @@ func (s *Redis) QueryUsage(ctx context.Context, q UsageQuery) ([]Usage, error) {
 		_, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for d := from; !d.After(to); d = d.AddDate(0, 0, 1) {
 				days = append(days, d)
-				cmds = append(cmds, p.SMembers(ctx, s.key("usage-suppliers:", d.Format(dayLayout))))
+				cmds = append(cmds, p.SMembers(ctx, s.usageSuppliersKey(d.Format(dayLayout))))
 			}
 			return nil
 		})
@@ -621,7 +794,7 @@ func (s *Redis) QueryUsage(ctx context.Context, q UsageQuery) ([]Usage, error) {
 	cmds := make([]*redis.MapStringStringCmd, len(pairs))
 	_, err = s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, ds := range pairs {
-			cmds[i] = p.HGetAll(ctx, s.key("usage:", ds.day.Format(dayLayout), ":", ds.supplier))
+			cmds[i] = p.HGetAll(ctx, s.usageKey(ds.supplier, ds.day.Format(dayLayout)))
 		}
 		return nil
 	})

@@ -33,6 +33,10 @@ func TestNewRedisInvalidOptions(t *testing.T) {
 		{"negative database", store.RedisOptions{Addr: "localhost:6379", DB: -1}},
 		{"negative timeout", store.RedisOptions{Addr: "localhost:6379", Timeout: -time.Second}},
 		{"negative pool size", store.RedisOptions{Addr: "localhost:6379", PoolSize: -1}},
+		{"addr and cluster", store.RedisOptions{Addr: "localhost:6379", Addrs: []string{"localhost:7000"}}},
+		{"sentinel without master", store.RedisOptions{SentinelAddrs: []string{"localhost:26379"}}},
+		{"cluster database", store.RedisOptions{Addrs: []string{"localhost:7000"}, DB: 1}},
+		{"prefix with a hash tag", store.RedisOptions{Addr: "localhost:6379", Prefix: "{veil}:"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if r, err := store.NewRedis(tc.o); !errors.Is(err, store.ErrInvalid) {
@@ -118,8 +122,8 @@ func TestRedisKeys(t *testing.T) {
 		value  string
 		maxTTL time.Duration
 	}{
-		{"veil:q:supplier:bella:tpm:" + strconv.FormatInt(minute, 10), "120", 40*time.Second + store.CounterGrace},
-		{"veil:q:supplier:bella:month_cost_micros:" + strconv.FormatInt(month, 10), "2500",
+		{"veil:q:{supplier:bella}:tpm:" + strconv.FormatInt(minute, 10), "120", 40*time.Second + store.CounterGrace},
+		{"veil:q:{supplier:bella}:month_cost_micros:" + strconv.FormatInt(month, 10), "2500",
 			17*24*time.Hour + 9*time.Hour + 29*time.Minute + 40*time.Second + store.CounterGrace},
 	} {
 		if v, err := raw.Get(ctx, tc.key).Result(); err != nil || v != tc.value {
@@ -134,7 +138,7 @@ func TestRedisKeys(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatalf("AcquireSlot = %v, %v", ok, err)
 	}
-	if score, err := raw.ZScore(ctx, "veil:slot:supplier:bella", slot.ID).Result(); err != nil || int64(score) != t0.Add(time.Minute).UnixMilli() {
+	if score, err := raw.ZScore(ctx, "veil:slot:{supplier:bella}", slot.ID).Result(); err != nil || int64(score) != t0.Add(time.Minute).UnixMilli() {
 		t.Errorf("slot score = %v, %v; want its expiry %d", score, err, t0.Add(time.Minute).UnixMilli())
 	}
 
@@ -142,18 +146,18 @@ func TestRedisKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, err := raw.HGet(ctx, "veil:kv:overrides", "bella").Result(); err != nil || got != strconv.FormatInt(v, 10)+`:{"tier":"gold"}` {
-		t.Errorf("HGET veil:kv:overrides bella = %q, %v", got, err)
+	if got, err := raw.HGet(ctx, "veil:kv:{overrides}", "bella").Result(); err != nil || got != strconv.FormatInt(v, 10)+`:{"tier":"gold"}` {
+		t.Errorf("HGET veil:kv:{overrides} bella = %q, %v", got, err)
 	}
 
 	if err := s.AddUsage(ctx, store.Usage{Day: t0, Supplier: "bella", Provider: "openai", Model: "gpt-4o",
 		KeySource: "platform", Requests: 1, CostMicros: 4500}); err != nil {
 		t.Fatal(err)
 	}
-	fields, err := raw.HGetAll(ctx, "veil:usage:2026-06-13:bella").Result()
+	fields, err := raw.HGetAll(ctx, "veil:usage:{bella}:2026-06-13").Result()
 	if err != nil || len(fields) != 2 || fields["openai|gpt-4o|platform|requests"] != "1" ||
 		fields["openai|gpt-4o|platform|cost_micros"] != "4500" {
-		t.Errorf("HGETALL veil:usage:2026-06-13:bella = %v, %v", fields, err)
+		t.Errorf("HGETALL veil:usage:{bella}:2026-06-13 = %v, %v", fields, err)
 	}
 	if ok, err := raw.SIsMember(ctx, "veil:usage-suppliers:2026-06-13", "bella").Result(); err != nil || !ok {
 		t.Errorf("bella not in veil:usage-suppliers:2026-06-13: %v", err)
@@ -190,5 +194,43 @@ func TestRedisPassword(t *testing.T) {
 	bad := newRedis(t, store.RedisOptions{Addr: srv.Addr, Password: keys.NewSecret("wrong")})
 	if err := bad.Ping(t.Context()); err == nil {
 		t.Error("Ping with a wrong password succeeded")
+	}
+}
+
+// Documents written in the untagged layout of earlier versions (kv:<bucket>,
+// kvseq:<bucket>) are moved on the first touch of their bucket: they read
+// back with their versions, and new versions continue above the old ones.
+func TestRedisUpgradesUntaggedDocuments(t *testing.T) {
+	srv := redistest.Start(t)
+	raw := rawRedis(t, srv.Addr)
+	ctx := t.Context()
+	for k, v := range map[string]string{"bella": `7:{"tier":"gold"}`, "corin": `9:{"mode":"client"}`} {
+		if err := raw.HSet(ctx, "veil:kv:overrides", k, v).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := raw.Set(ctx, "veil:kvseq:overrides", 9, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	s := newRedis(t, store.RedisOptions{Addr: srv.Addr})
+	docs, err := s.List(ctx, "overrides")
+	if err != nil || len(docs) != 2 || docs[0].Key != "bella" || docs[0].Version != 7 || string(docs[1].Value) != `{"mode":"client"}` {
+		t.Fatalf("List after upgrade = %+v, %v", docs, err)
+	}
+	if v, err := s.Put(ctx, "overrides", "dario", []byte("{}")); err != nil || v != 10 {
+		t.Errorf("Put after upgrade = %d, %v; want version 10, above the old sequence", v, err)
+	}
+	if _, ok, err := s.CompareAndSwap(ctx, "overrides", "bella", 7, []byte(`{"tier":"pro"}`)); err != nil || !ok {
+		t.Errorf("CompareAndSwap on the old version = %v, %v", ok, err)
+	}
+	if n, err := raw.Exists(ctx, "veil:kv:overrides", "veil:kvseq:overrides").Result(); err != nil || n != 0 {
+		t.Errorf("old keys left: %d, %v", n, err)
+	}
+
+	// Another replica, started after the move, finds the documents too.
+	other := newRedis(t, store.RedisOptions{Addr: srv.Addr})
+	if value, v, err := other.Get(ctx, "overrides", "corin"); err != nil || v != 9 || string(value) != `{"mode":"client"}` {
+		t.Errorf("Get from another store = %q, %d, %v", value, v, err)
 	}
 }

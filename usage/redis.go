@@ -19,13 +19,24 @@ const (
 	DefaultRedisTimeout = 2 * time.Second
 )
 
-// RedisOptions configures the Redis Stream sink.
+// RedisOptions configures the Redis Stream sink. Exactly one of Addr,
+// Addrs and SentinelMaster names the servers.
 type RedisOptions struct {
-	// Addr is the server's host:port.
+	// Addr is a single server's host:port.
 	Addr string
-	// Password is the server's password (AUTH); optional.
+	// Addrs are some nodes (host:port) of a Redis Cluster; the stream is
+	// one key, so it lives on the master of its slot.
+	Addrs []string
+	// SentinelMaster is the name under which the sentinels at
+	// SentinelAddrs (host:port) monitor the primary; the sink follows
+	// their failovers. SentinelPassword is the sentinels' own password, if
+	// they have one.
+	SentinelMaster   string
+	SentinelAddrs    []string
+	SentinelPassword keys.Secret
+	// Password is the servers' password (AUTH); optional.
 	Password keys.Secret
-	// DB is the database number.
+	// DB is the database number; a Cluster has only database 0.
 	DB int
 	// Stream is the stream's key; DefaultRedisStream when empty.
 	Stream string
@@ -41,7 +52,7 @@ type RedisOptions struct {
 
 // redisSink appends records to a Redis stream.
 type redisSink struct {
-	client  *redis.Client
+	client  redis.UniversalClient
 	stream  string
 	maxLen  int64
 	timeout time.Duration
@@ -56,7 +67,14 @@ type redisSink struct {
 // as an error from Write, which the emitter retries, not here. It fails
 // only on invalid options.
 func NewRedisSink(o RedisOptions) (Sink, error) {
-	conn := redisconn.Options{Addr: o.Addr, Password: o.Password, DB: o.DB, Timeout: o.Timeout}
+	conn := redisconn.Options{
+		Addr:     o.Addr,
+		Addrs:    o.Addrs,
+		Sentinel: redisconn.Sentinel{Master: o.SentinelMaster, Addrs: o.SentinelAddrs, Password: o.SentinelPassword},
+		Password: o.Password,
+		DB:       o.DB,
+		Timeout:  o.Timeout,
+	}
 	if err := conn.Check(); err != nil {
 		return nil, fmt.Errorf("usage: redis sink: %w", err)
 	}

@@ -273,3 +273,17 @@ func TestNewRedisSinkInvalid(t *testing.T) {
 		})
 	}
 }
+
+// The stream is one key, so on a Redis Cluster it lives on the master of
+// its slot and a batch is one pipeline to it.
+func TestRedisSinkCluster(t *testing.T) {
+	c := redistest.StartCluster(t)
+	s := newRedisSink(t, usage.RedisOptions{Addrs: c.Addrs, Stream: "veil:usage"})
+	ts := time.Date(2026, 6, 13, 14, 30, 0, 0, time.UTC)
+	if err := s.Write([]*usage.Record{redisRecord("req-1", ts), redisRecord("req-2", ts)}); err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	if n, err := c.Client(t).XLen(redisCtx(t), "veil:usage").Result(); err != nil || n != 2 {
+		t.Errorf("XLEN = %d, %v; want 2", n, err)
+	}
+}

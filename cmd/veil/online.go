@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wedsync/veil/config"
+	"github.com/wedsync/veil/internal/app"
 	"github.com/wedsync/veil/keys"
 	"github.com/wedsync/veil/keys/vault"
 	"github.com/wedsync/veil/store"
@@ -134,22 +135,22 @@ func methodName(m string) string {
 func checkStore(ctx context.Context, cfg *config.Config) onlineCheck {
 	sc := cfg.Store
 	if sc.Type == "redis" {
-		c := onlineCheck{item: "store", what: "redis " + sc.Addr}
-		var pw keys.Secret
-		if !sc.Password.IsZero() {
+		resolve := func(ref config.SecretRef) (keys.Secret, error) {
 			rctx, cancel := context.WithTimeout(ctx, cfg.Keys.FetchTimeout)
-			s, err := keys.DefaultSources().Resolve(rctx, string(sc.Password))
-			cancel()
-			if err != nil {
-				c.err = fmt.Errorf("password: %w", err)
-				return c
-			}
-			pw = s
+			defer cancel()
+			return keys.DefaultSources().Resolve(rctx, string(ref))
+		}
+		where := store.RedisOptions{Addr: sc.Addr, Addrs: sc.Addrs, SentinelMaster: sc.Sentinel.Master, SentinelAddrs: sc.Sentinel.Addrs}
+		c := onlineCheck{item: "store", what: "redis " + where.Servers()}
+		o, err := app.RedisStoreOptions(sc, resolve)
+		if err != nil {
+			c.err = err
+			return c
 		}
 		// The failure is reported on the store's line; go-redis would
 		// also print it.
 		redis.SetLogger(quietRedis{})
-		r, err := store.NewRedis(store.RedisOptions{Addr: sc.Addr, Password: pw, DB: sc.DB, Prefix: sc.Prefix, Timeout: sc.Timeout})
+		r, err := store.NewRedis(o)
 		if err != nil {
 			c.err = err
 			return c

@@ -3,6 +3,7 @@ package app
 import (
 	"fmt"
 
+	"github.com/wedsync/veil/config"
 	"github.com/wedsync/veil/keys"
 	"github.com/wedsync/veil/store"
 )
@@ -12,17 +13,13 @@ func (a *App) buildStore() error {
 	sc := a.cfg.Store
 	switch sc.Type {
 	case "redis":
-		var pw keys.Secret
-		if !sc.Password.IsZero() {
-			s, err := a.resolve(sc.Password)
-			if err != nil {
-				return fmt.Errorf("store.password: %w", err)
-			}
-			pw = s
-		}
-		r, err := store.NewRedis(store.RedisOptions{Addr: sc.Addr, Password: pw, DB: sc.DB, Prefix: sc.Prefix, Timeout: sc.Timeout})
+		o, err := RedisStoreOptions(sc, a.resolve)
 		if err != nil {
-			return fmt.Errorf("store.addr: %w", err)
+			return err
+		}
+		r, err := store.NewRedis(o)
+		if err != nil {
+			return fmt.Errorf("store: %w", err)
 		}
 		a.store = r
 	default:
@@ -33,4 +30,37 @@ func (a *App) buildStore() error {
 		a.store = e
 	}
 	return nil
+}
+
+// RedisStoreOptions returns the options of the Redis store that sc
+// configures, with its passwords resolved by resolve; its errors name the
+// field of the reference that failed.
+func RedisStoreOptions(sc config.Store, resolve func(config.SecretRef) (keys.Secret, error)) (store.RedisOptions, error) {
+	pw, err := resolveOptional(sc.Password, resolve)
+	if err != nil {
+		return store.RedisOptions{}, fmt.Errorf("store.password: %w", err)
+	}
+	spw, err := resolveOptional(sc.Sentinel.Password, resolve)
+	if err != nil {
+		return store.RedisOptions{}, fmt.Errorf("store.sentinel.password: %w", err)
+	}
+	return store.RedisOptions{
+		Addr:             sc.Addr,
+		Addrs:            sc.Addrs,
+		SentinelMaster:   sc.Sentinel.Master,
+		SentinelAddrs:    sc.Sentinel.Addrs,
+		SentinelPassword: spw,
+		Password:         pw,
+		DB:               sc.DB,
+		Prefix:           sc.Prefix,
+		Timeout:          sc.Timeout,
+	}, nil
+}
+
+// resolveOptional resolves ref with resolve, unless it is empty.
+func resolveOptional(ref config.SecretRef, resolve func(config.SecretRef) (keys.Secret, error)) (keys.Secret, error) {
+	if ref.IsZero() {
+		return keys.Secret{}, nil
+	}
+	return resolve(ref)
 }

@@ -47,14 +47,17 @@ func (a *App) buildSink(sc config.UsageSink) (usage.Sink, error) {
 		}
 		return usage.NewWebhookSink(usage.WebhookOptions{URL: sc.URL, Headers: headers, SpillDir: sc.SpillDir, Log: a.log})
 	case config.SinkRedis:
-		o := usage.RedisOptions{Addr: sc.Addr, Stream: sc.Stream, MaxLen: int64(sc.MaxLen)}
-		if !sc.Password.IsZero() {
-			pw, err := a.resolve(sc.Password)
-			if err != nil {
-				return nil, fmt.Errorf("password: %w", err)
-			}
-			o.Password = pw
+		pw, err := resolveOptional(sc.Password, a.resolve)
+		if err != nil {
+			return nil, fmt.Errorf("password: %w", err)
 		}
+		spw, err := resolveOptional(sc.Sentinel.Password, a.resolve)
+		if err != nil {
+			return nil, fmt.Errorf("sentinel.password: %w", err)
+		}
+		o := usage.RedisOptions{Addr: sc.Addr, Addrs: sc.Addrs, SentinelMaster: sc.Sentinel.Master,
+			SentinelAddrs: sc.Sentinel.Addrs, SentinelPassword: spw, Password: pw,
+			Stream: sc.Stream, MaxLen: int64(sc.MaxLen)}
 		redis.SetLogger(redisLogger{a.log})
 		return usage.NewRedisSink(o)
 	}

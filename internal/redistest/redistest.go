@@ -1,6 +1,8 @@
-// Package redistest runs a real redis-server for tests: in memory only (no
-// RDB snapshots, no AOF), on a free loopback port, stopped when the test
-// ends.
+// Package redistest runs real redis-servers for tests: in memory only (no
+// RDB snapshots, no AOF), on free loopback ports, stopped when the test
+// ends. Start runs one server, StartCluster a Redis Cluster of three
+// masters, StartSentinel a primary, a replica and three sentinels (the
+// same binary, run with --sentinel) whose primary a test can kill.
 //
 // redis-server is installed by scripts/setup.sh (make setup); tests skip
 // without it, except in CI, where they fail.
@@ -64,11 +66,22 @@ type Server struct {
 // in memory only and has no password.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	return start(t, "redis-server", nil)
+}
+
+// args returns the arguments of a redis-server or sentinel that listens on
+// port and works in dir; it may write files there.
+type args func(port int, dir string) ([]string, error)
+
+// start starts a redis-server with the arguments more returns (none when
+// nil) after the common ones, as Start does.
+func start(t testing.TB, name string, more args) *Server {
+	t.Helper()
 	bin := Binary(t)
 	s := &Server{t: t}
 	dir := t.TempDir()
 	for attempt := 1; ; attempt++ {
-		err := s.startProcess(bin, dir)
+		err := s.startProcess(bin, dir, name, more)
 		if err == nil {
 			break
 		}
@@ -76,7 +89,7 @@ func Start(t testing.TB) *Server {
 		// Another process may take the free port between our probe and
 		// redis-server's bind: try another one.
 		if attempt == 3 || !strings.Contains(s.proc.Output(), "already in use") {
-			t.Fatalf("redistest: starting redis-server: %v\n%s", err, s.proc.Output())
+			t.Fatalf("redistest: starting %s: %v\n%s", name, err, s.proc.Output())
 		}
 	}
 	t.Cleanup(s.Stop)
@@ -85,13 +98,19 @@ func Start(t testing.TB) *Server {
 
 // startProcess starts redis-server on a free port and waits until it
 // answers PING.
-func (s *Server) startProcess(bin, dir string) error {
+func (s *Server) startProcess(bin, dir, name string, more args) error {
 	port, err := proctest.FreePort()
 	if err != nil {
 		return err
 	}
 	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	cmd := exec.CommandContext(context.Background(), bin, //nolint:gosec // G204: the test fixture runs the redis-server binary it found
+	var pre []string
+	if more != nil {
+		if pre, err = more(port, dir); err != nil {
+			return err
+		}
+	}
+	argv := append(pre, //nolint:gocritic // appendAssign: argv is pre and the common arguments
 		"--port", strconv.Itoa(port),
 		"--bind", "127.0.0.1",
 		"--protected-mode", "no",
@@ -102,11 +121,23 @@ func (s *Server) startProcess(bin, dir string) error {
 		"--logfile", "",
 		"--loglevel", "notice",
 	)
+	cmd := exec.CommandContext(context.Background(), bin, argv...) //nolint:gosec // G204: the test fixture runs the redis-server binary it found
 	cmd.Dir = dir
-	if s.proc, err = proctest.Start("redis-server", cmd); err != nil {
+	if s.proc, err = proctest.Start(name, cmd); err != nil {
 		return err
 	}
 	return s.proc.WaitReady(startTimeout, 20*time.Millisecond, func() error { return ping(s.Addr) })
+}
+
+// Kill kills the server at once (SIGKILL), as a crash would; the server
+// gets no chance to tell anyone. Stop then does nothing.
+func (s *Server) Kill() {
+	s.stopOnce.Do(func() {
+		s.proc.Kill()
+		if s.t.Failed() {
+			s.t.Logf("killed redis-server output:\n%s", s.proc.Output())
+		}
+	})
 }
 
 // Stop stops the server: SIGTERM, then SIGKILL if it has not exited within
