@@ -13,8 +13,9 @@ import (
 )
 
 // TestOneSuppliersKeyFaultStaysWithIt: one supplier's own key fails in each
-// way a key fails (server errors, a used-up account, resets) while three
-// other suppliers, on their own keys and on platform keys, keep calling. The
+// way a key fails (server errors, a used-up account, resets, stalls,
+// refusals) at 50 calls a second while three other suppliers, on their own
+// keys and on platform keys, keep calling at 20 a second each. The
 // failing supplier is served on platform keys (it may fall back), billed to
 // the platform; the others lose no call, none of theirs moves to another key
 // or is billed to anyone else, and the provider, which serves every other
@@ -62,27 +63,31 @@ func TestOneSuppliersKeyFaultStaysWithIt(t *testing.T) {
 `})
 			h.up.Script(fc.fault.ForKey(badKey).Repeat(-1))
 			bystanders := map[string]string{"rose-venue": "client", "lily-florist": "client", "pat-planner": "platform"}
-			const calls = 12
+			// Open loop: the failing supplier at 50 calls a second, the
+			// others at 20 each, whatever happens to earlier calls.
+			rates := map[string]int{"bad-bakery": 50, "rose-venue": 20, "lily-florist": 20, "pat-planner": 20}
+			const period = 2 * time.Second
 			type result struct {
 				supplier, source, failover, id string
 				err                            error
 			}
-			results := make(chan result, calls*4)
+			results := make(chan result, 4*110)
 			var wg sync.WaitGroup
-			for _, sup := range []string{"bad-bakery", "rose-venue", "lily-florist", "pat-planner"} {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					c := h.clientFor(sup)
-					for range calls {
+			for sup, rate := range rates {
+				c := h.clientFor(sup)
+				n := rate * int(period/time.Second)
+				for i := range n {
+					wg.Go(func() {
+						time.Sleep(time.Duration(i) * time.Second / time.Duration(rate))
 						resp, err := c.CreateChatCompletion(ctxT(t), weddingChat)
 						results <- result{supplier: sup, source: resp.Header().Get("X-Veil-Key-Source"),
 							failover: resp.Header().Get("X-Veil-Failover"), id: resp.Header().Get("X-Request-Id"), err: err}
-					}
-				}()
+					})
+				}
 			}
 			wg.Wait()
 			close(results)
+			calls := rates["bad-bakery"] * int(period/time.Second)
 			for r := range results {
 				if r.err != nil {
 					t.Errorf("%s: a call failed: %v", r.supplier, r.err)
