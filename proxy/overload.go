@@ -1,11 +1,24 @@
 package proxy
 
-import "github.com/valyala/fasthttp"
+import (
+	"errors"
+	"syscall"
+
+	"github.com/valyala/fasthttp"
+)
 
 // overloaded is the answer to a call veil sheds because it is at
 // capacity: 503 overloaded, which clients retry after Retry-After.
 func overloaded(message string) *Error {
 	return &Error{Status: fasthttp.StatusServiceUnavailable, Type: typeUnavailable, Code: codeOverloaded, Message: message}
+}
+
+// atCapacity reports whether an upstream call failed for lack of veil's
+// own resources rather than the provider's: no free connection in the
+// provider's pool within conn_wait, or no file descriptor for a new one
+// (the process's or the system's limit).
+func atCapacity(err error) bool {
+	return errors.Is(err, fasthttp.ErrNoFreeConns) || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)
 }
 
 // errListenerFull is the answer to a request beyond limits.max_in_flight.

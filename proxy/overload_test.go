@@ -2,6 +2,10 @@ package proxy
 
 import (
 	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"syscall"
 	"testing"
 
 	"github.com/valyala/fasthttp"
@@ -108,4 +112,30 @@ func listenerShed(t *testing.T, m *metrics.Metrics) float64 {
 	}
 	t.Fatal("no veil_overloaded_total{reason=listener} series")
 	return 0
+}
+
+func TestAtCapacity(t *testing.T) {
+	dialErr := func(errno syscall.Errno) error {
+		return &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("socket", errno)}
+	}
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"no free connection in the pool", fasthttp.ErrNoFreeConns, true},
+		{"out of file descriptors", dialErr(syscall.EMFILE), true},
+		{"the system out of file descriptors", dialErr(syscall.ENFILE), true},
+		{"wrapped", fmt.Errorf("provider openai: %w", dialErr(syscall.EMFILE)), true},
+		{"connection refused", dialErr(syscall.ECONNREFUSED), false},
+		{"timeout", fasthttp.ErrTimeout, false},
+		{"none", nil, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := atCapacity(tt.err); got != tt.want {
+				t.Fatalf("atCapacity(%v) = %v, want %v", tt.err, got, tt.want)
+			}
+		})
+	}
 }

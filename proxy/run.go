@@ -527,17 +527,17 @@ func (s *Server) roundTrip(client *fasthttp.RequestCtx, x *exchange, a *policy.A
 		// From here on the answer is in OpenAI's shape, whoever gave it.
 		err = a.Provider.Translate(resp, &x.call)
 	}
-	if errors.Is(err, fasthttp.ErrNoFreeConns) {
-		// veil's own pool to the provider is full: shed the call, and
-		// keep it out of the provider's health.
+	if atCapacity(err) {
+		// veil's own pool to the provider is full, or veil is out of
+		// file descriptors: shed the call, and keep it out of the
+		// provider's health.
 		s.metrics.Overloaded(a.Provider.Name())
 		x.logAttempt(a, key, 0, codeOverloaded, t0)
 		if pooled {
 			fasthttp.ReleaseResponse(resp)
 			resp = nil
 		}
-		return resp, &Error{Status: fasthttp.StatusServiceUnavailable, Type: typeUnavailable, Code: codeOverloaded,
-			Message: "veil is at capacity for provider " + a.Provider.Name() + "; retry in a moment"}
+		return resp, overloaded("veil is at capacity for provider " + a.Provider.Name() + "; retry in a moment")
 	}
 	if err != nil {
 		s.observeAttempt(a, key, 0, t0)
