@@ -105,6 +105,9 @@ type Deps struct {
 	Settles *sync.WaitGroup
 }
 
+// upstreamReadBuffer is the read buffer of each upstream connection.
+const upstreamReadBuffer = 8 << 10
+
 // Build compiles base with the supplier overrides ov into a Runtime. It
 // touches nothing shared: on error nothing is left open, and whatever runs
 // keeps running on its own Runtime.
@@ -209,7 +212,9 @@ func (b builder) providers() ([]*provider.Provider, error) {
 		}
 		p, err := provider.New(pc, secrets, provider.Options{
 			MaxResponseBytes: b.cfg.Limits.MaxResponseBytes,
-			ReadBufferSize:   b.cfg.Limits.MaxHeaderBytes,
+			// Held for a stream's whole life; bounds the provider's
+			// response headers (OpenAI's are under 2 KiB).
+			ReadBufferSize: upstreamReadBuffer,
 		})
 		if err != nil {
 			return out, err

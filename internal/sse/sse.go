@@ -20,7 +20,7 @@ import (
 const DefaultMaxEventBytes = 4 << 20
 
 const (
-	initialBufferSize = 4 << 10
+	initialBufferSize = 1 << 10
 	// maxRetainedBuffer is the largest buffer that Reset keeps, so that
 	// pooled readers do not pin the memory of one huge event.
 	maxRetainedBuffer = 64 << 10
