@@ -66,11 +66,13 @@ type exchange struct {
 	attemptCount int
 	attemptStart time.Time // start of the latest attempt
 	headerWait   headerWait
-	fellBack     bool // the fallback to platform keys was audited
-	retrier      targetRetrier
-	status       int
-	err          string
-	reason       string
+	// upstreamID is the provider's ID of its latest answer.
+	upstreamID []byte
+	fellBack   bool // the fallback to platform keys was audited
+	retrier    targetRetrier
+	status     int
+	err        string
+	reason     string
 
 	// The answer: its stream, and the taps that see its events.
 	stream stream
@@ -103,7 +105,7 @@ func release(x *exchange) {
 		fasthttp.ReleaseRequest(x.shadow.req)
 	}
 	*x = exchange{reqID: x.reqID[:0], supplier: x.supplier[:0], bodyBuf: x.bodyBuf[:0], modelBody: x.modelBody[:0],
-		queryBuf: x.queryBuf[:0], scratch: x.scratch[:0], stream: x.stream.reset(), usage: x.usage.reset(), cache: x.cache.reset()}
+		queryBuf: x.queryBuf[:0], scratch: x.scratch[:0], upstreamID: x.upstreamID[:0], stream: x.stream.reset(), usage: x.usage.reset(), cache: x.cache.reset()}
 	exchangePool.Put(x)
 }
 
@@ -119,8 +121,28 @@ func (x *exchange) setRequestID(ctx *fasthttp.RequestCtx) {
 	x.setRequestIDHeader(ctx)
 }
 
+// setRequestIDHeader gives the response veil's request ID, replacing the
+// provider's (which goes to X-Veil-Upstream-Request-Id), so that there is
+// exactly one.
 func (x *exchange) setRequestIDHeader(ctx *fasthttp.RequestCtx) {
-	ctx.Response.Header.SetBytesV(HeaderRequestID, x.reqID)
+	h := &ctx.Response.Header
+	h.Del(HeaderRequestID)
+	h.SetBytesV(HeaderRequestID, x.reqID)
+	if len(x.upstreamID) > 0 {
+		h.SetBytesV(HeaderUpstreamRequestID, x.upstreamID)
+	}
+}
+
+// noteUpstreamID keeps the provider's ID of its answer: OpenAI's and
+// Azure's X-Request-Id, Anthropic's Request-Id.
+func (x *exchange) noteUpstreamID(h *fasthttp.ResponseHeader) {
+	id := h.Peek(HeaderRequestID)
+	if len(id) == 0 {
+		id = h.Peek("Request-Id")
+	}
+	if len(id) > 0 && len(id) <= 256 {
+		x.upstreamID = append(x.upstreamID[:0], id...)
+	}
 }
 
 // validRequestID accepts 1 to 128 characters of [A-Za-z0-9._:-].
@@ -254,6 +276,7 @@ func (s *Server) logAccess(x *exchange, providerName string, elapsed time.Durati
 		zap.String("interrupted", x.stream.interrupted),
 		zap.Int64("prompt_tokens", x.usage.tokens.Prompt),
 		zap.Int64("completion_tokens", x.usage.tokens.Completion),
+		zap.ByteString("upstream_request_id", x.upstreamID),
 		zap.Duration("latency", elapsed),
 	}
 	ce.Write(fields[:]...)

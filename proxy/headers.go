@@ -14,6 +14,8 @@ const (
 	HeaderKeySource = "X-Veil-Key-Source"
 	HeaderAttempts  = "X-Veil-Attempts"
 	HeaderFailover  = "X-Veil-Failover"
+	// HeaderUpstreamRequestID carries the provider's own ID of its answer.
+	HeaderUpstreamRequestID = "X-Veil-Upstream-Request-Id"
 )
 
 // dropRequestHeader reports whether a client request header must not reach

@@ -39,6 +39,9 @@ func (s *Server) record(x *exchange, providerName string, elapsed time.Duration)
 		Reason:           x.reason,
 		MigrationID:      x.migration.id,
 	}
+	if len(x.upstreamID) > 0 {
+		r.UpstreamRequestID = string(x.upstreamID)
+	}
 	r.Model = r.RequestedModel
 	if len(x.usage.tokens.Model) > 0 {
 		r.Model = s.interns.get(x.usage.tokens.Model)
@@ -59,12 +62,7 @@ func (s *Server) record(x *exchange, providerName string, elapsed time.Duration)
 	if x.stream.ttft > 0 {
 		r.TTFTMS = float64(x.stream.ttft.Microseconds()) / 1000
 	}
-	switch r.KeySource {
-	case billing.ClientKey:
-		r.Billed = billing.PaidByClient
-	default:
-		r.Billed = billing.PaidByPlatform
-	}
+	r.Billed = payer(x)
 	if n := min(x.attemptCount, len(x.attemptLog)); n > 0 {
 		r.Attempts = append(make([]usage.Attempt, 0, n), x.attemptLog[:n]...)
 	}
@@ -94,6 +92,27 @@ func (s *Server) record(x *exchange, providerName string, elapsed time.Duration)
 		return *r.CostUSD
 	}
 	return 0
+}
+
+// payer is who pays for the exchange's call: the owner of the key it was
+// made with, or nobody when no provider was asked, because veil refused
+// the call itself (a bad request, a quota, a missing key, overload) or
+// the client left first.
+func payer(x *exchange) billing.Payer {
+	asked := false
+	for _, a := range x.attemptLog[:min(x.attemptCount, len(x.attemptLog))] {
+		if a.Error != codeOverloaded {
+			asked = true
+			break
+		}
+	}
+	switch {
+	case !asked && x.attemptCount <= len(x.attemptLog):
+		return billing.PaidByNone
+	case keySource(x.key) == billing.ClientKey:
+		return billing.PaidByClient
+	}
+	return billing.PaidByPlatform
 }
 
 // interner shares the strings of values that repeat (supplier IDs, model

@@ -552,6 +552,7 @@ func (s *Server) roundTrip(client *fasthttp.RequestCtx, x *exchange, a *policy.A
 	}
 	s.observeAttempt(a, key, resp.StatusCode(), t0)
 	x.logAttempt(a, key, resp.StatusCode(), "", t0)
+	x.noteUpstreamID(&resp.Header)
 	if t := s.health.Target(a.Provider.Name()); t != nil && key.Source() == billing.PlatformKey {
 		// The platform keys' capacity left, for peak-season monitoring.
 		t.Capacity(headerInt(&resp.Header, "X-Ratelimit-Remaining-Requests"), headerInt(&resp.Header, "X-Ratelimit-Remaining-Tokens"))

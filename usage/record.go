@@ -28,8 +28,8 @@ type Record struct {
 	Model          string            `json:"model"`
 	Provider       string            `json:"provider"`
 	KeySource      billing.KeySource `json:"key_source"`
-	// Billed is the party that pays: platform, client, or none for a
-	// cache hit.
+	// Billed is the party that pays: platform, client, or none when no
+	// provider was asked (a cache hit, or veil refused the call itself).
 	Billed           billing.Payer `json:"billed"`
 	Stream           bool          `json:"stream"`
 	Status           int           `json:"status"`
@@ -57,6 +57,9 @@ type Record struct {
 	// Reason says why the call was served unlike planned, such as
 	// "quota_exhausted:tpm" when a tier switched it to the client's key.
 	Reason string `json:"reason,omitempty"`
+	// UpstreamRequestID is the provider's own ID of its last answer (its
+	// X-Request-Id, such as req_...), for a support case with it.
+	UpstreamRequestID string `json:"upstream_request_id,omitempty"`
 }
 
 // Attempt is one upstream try within a request.
