@@ -11,16 +11,19 @@ import (
 
 // UsageRow is one line of GET /admin/usage.
 type UsageRow struct {
-	Day              string  `json:"day,omitempty"`
-	Supplier         string  `json:"supplier,omitempty"`
-	Provider         string  `json:"provider,omitempty"`
-	Model            string  `json:"model,omitempty"`
-	KeySource        string  `json:"key_source,omitempty"`
-	Requests         int64   `json:"requests"`
-	PromptTokens     int64   `json:"prompt_tokens"`
-	CompletionTokens int64   `json:"completion_tokens"`
-	CachedTokens     int64   `json:"cached_tokens"`
-	CostUSD          float64 `json:"cost_usd"`
+	Day              string `json:"day,omitempty"`
+	Supplier         string `json:"supplier,omitempty"`
+	Provider         string `json:"provider,omitempty"`
+	Model            string `json:"model,omitempty"`
+	KeySource        string `json:"key_source,omitempty"`
+	Requests         int64  `json:"requests"`
+	PromptTokens     int64  `json:"prompt_tokens"`
+	CompletionTokens int64  `json:"completion_tokens"`
+	CachedTokens     int64  `json:"cached_tokens"`
+	// CostMicros is the cost in micro-dollars, summed exactly; CostUSD is
+	// the same in dollars, for display.
+	CostMicros int64   `json:"cost_micros"`
+	CostUSD    float64 `json:"cost_usd"`
 }
 
 // UsageReport is the document of GET /admin/usage.
@@ -101,9 +104,13 @@ func QueryUsage(u UsageQuerier) HandlerFunc {
 				r.PromptTokens += u.PromptTokens
 				r.CompletionTokens += u.CompletionTokens
 				r.CachedTokens += u.CachedTokens
-				r.CostUSD += float64(u.CostMicros) / 1e6
+				r.CostMicros += u.CostMicros
 			}
 		}
+		for i := range rep.Rows {
+			rep.Rows[i].CostUSD = float64(rep.Rows[i].CostMicros) / 1e6
+		}
+		rep.Total.CostUSD = float64(rep.Total.CostMicros) / 1e6
 		return http.StatusOK, rep
 	}
 }

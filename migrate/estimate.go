@@ -79,7 +79,8 @@ func (m *Manager) price(provider, model string, at time.Time, r store.Usage) (fl
 	if m.o.Prices == nil {
 		return 0, false
 	}
-	return m.o.Prices.Cost(provider, model, at, r.PromptTokens, r.CachedTokens, r.CompletionTokens)
+	micros, ok := m.o.Prices.CostMicros(provider, model, at, r.PromptTokens, r.CachedTokens, r.CompletionTokens)
+	return float64(micros) / 1e6, ok
 }
 
 // billed returns usd when party pays for a system in mode, else 0.

@@ -58,7 +58,7 @@ type Store interface {
 
 // Pricer prices tokens, as usage.PriceTable does.
 type Pricer interface {
-	Cost(provider, model string, at time.Time, prompt, cached, completion int64) (float64, bool)
+	CostMicros(provider, model string, at time.Time, prompt, cached, completion int64) (int64, bool)
 }
 
 // Options configure a Manager.

@@ -241,8 +241,9 @@ func (s *Server) finish(x *exchange) {
 	s.metrics.InFlight(-1)
 	defer s.open.Add(-1) // after the usage record is handed on
 	if x.caller != nil {
-		cost := s.record(x, providerName, elapsed)
-		s.settle(x, cost)
+		micros := s.record(x, providerName, elapsed)
+		s.settle(x, micros)
+		cost := usage.MicrosToUSD(micros) // for the comparisons' display
 		s.observeMigration(x, elapsed, cost)
 		s.finishShadow(x, elapsed, cost)
 	}

@@ -194,10 +194,10 @@ func limitText(limit string) string {
 }
 
 // settle hands the call's real usage to the quota, in the background.
-func (s *Server) settle(x *exchange, costUSD float64) {
+func (s *Server) settle(x *exchange, costMicros int64) {
 	if x.rt.Quota == nil || !x.ticket.Active() {
 		return
 	}
 	ok := x.status/100 == 2 && x.err == ""
-	x.rt.Quota.SettleAsync(x.ticket, ok, x.usage.tokens.Prompt, x.usage.tokens.Completion, costUSD)
+	x.rt.Quota.SettleAsync(x.ticket, ok, x.usage.tokens.Prompt, x.usage.tokens.Completion, costMicros)
 }

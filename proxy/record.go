@@ -11,8 +11,9 @@ import (
 )
 
 // record builds the exchange's usage record, prices it, counts its tokens
-// and cost in metrics and hands it to the emitter.
-func (s *Server) record(x *exchange, providerName string, elapsed time.Duration) (costUSD float64) {
+// and cost in metrics and hands it to the emitter. It returns the cost in
+// micro-dollars.
+func (s *Server) record(x *exchange, providerName string, elapsed time.Duration) (costMicros int64) {
 	now := time.Now()
 	x.mergeResumed()
 	r := &usage.Record{
@@ -52,8 +53,8 @@ func (s *Server) record(x *exchange, providerName string, elapsed time.Duration)
 	if e := x.cache.hit; e != nil {
 		// Nobody pays for an answer from the cache; the tokens it would
 		// have cost are reported as saved.
-		zero := 0.0
-		r.Provider, r.Model, r.Billed, r.CostUSD, r.SavedTokens = e.Provider, e.Model, billing.PaidByNone, &zero, int64(e.TotalTokens)
+		r.Provider, r.Model, r.Billed, r.SavedTokens = e.Provider, e.Model, billing.PaidByNone, int64(e.TotalTokens)
+		r.SetCost(0)
 		if s.usage != nil {
 			s.usage.Emit(r)
 		}
@@ -67,12 +68,12 @@ func (s *Server) record(x *exchange, providerName string, elapsed time.Duration)
 		r.Attempts = append(make([]usage.Attempt, 0, n), x.attemptLog[:n]...)
 	}
 	if prices := x.rt.Prices; prices != nil && providerName != "" && r.TotalTokens > 0 {
-		cost, ok := prices.Cost(providerName, r.Model, now, r.PromptTokens, r.CachedTokens, r.CompletionTokens)
+		micros, ok := prices.CostMicros(providerName, r.Model, now, r.PromptTokens, r.CachedTokens, r.CompletionTokens)
 		if !ok && r.Model != r.RequestedModel {
-			cost, ok = prices.Cost(providerName, r.RequestedModel, now, r.PromptTokens, r.CachedTokens, r.CompletionTokens)
+			micros, ok = prices.CostMicros(providerName, r.RequestedModel, now, r.PromptTokens, r.CachedTokens, r.CompletionTokens)
 		}
 		if ok {
-			r.CostUSD = &cost
+			r.SetCost(micros)
 		} else if prices.Unknown(providerName, r.Model) {
 			s.log.Warn("no price for model; usage records carry a null cost", zap.String("provider", providerName),
 				zap.String("model", r.Model))
@@ -88,8 +89,8 @@ func (s *Server) record(x *exchange, providerName string, elapsed time.Duration)
 	if s.usage != nil {
 		s.usage.Emit(r)
 	}
-	if r.CostUSD != nil {
-		return *r.CostUSD
+	if r.CostMicros != nil {
+		return *r.CostMicros
 	}
 	return 0
 }

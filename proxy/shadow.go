@@ -213,8 +213,9 @@ func (s *Server) runShadow(j *shadowJob) {
 		rec.Model = rec.RequestedModel
 	}
 	if p := j.rt.Prices; p != nil && t.Total > 0 {
-		if cost, ok := p.Cost(a.Provider.Name(), rec.Model, start, t.Prompt, t.Cached, t.Completion); ok {
-			out.CostUSD, rec.CostUSD = cost, &cost
+		if micros, ok := p.CostMicros(a.Provider.Name(), rec.Model, start, t.Prompt, t.Cached, t.Completion); ok {
+			rec.SetCost(micros)
+			out.CostUSD = *rec.CostUSD
 		}
 	}
 	var sh shadowState

@@ -34,7 +34,7 @@ var ErrUnavailable = errors.New("quota: the store is unavailable")
 
 // Pricer estimates the cost of a call; see usage.PriceTable.
 type Pricer interface {
-	Cost(provider, model string, at time.Time, prompt, cached, completion int64) (float64, bool)
+	CostMicros(provider, model string, at time.Time, prompt, cached, completion int64) (int64, bool)
 }
 
 // Observer is told when the store could not be asked.
@@ -256,11 +256,11 @@ func (e *Enforcer) costMicros(provider, model string, at time.Time, prompt, comp
 	if e.o.Prices == nil {
 		return 0
 	}
-	usd, ok := e.o.Prices.Cost(provider, model, at, prompt, 0, completion)
+	micros, ok := e.o.Prices.CostMicros(provider, model, at, prompt, 0, completion)
 	if !ok {
 		return 0
 	}
-	return int64(math.Ceil(usd * 1e6))
+	return micros
 }
 
 func (e *Enforcer) unavailable(err error, tier *config.Tier) (Ticket, *Refusal, error) {
@@ -288,7 +288,7 @@ func (e *Enforcer) release(s store.Slot) {
 // Settle replaces the reservation with what the call used: its real tokens
 // and cost when it succeeded, nothing but the request itself otherwise; and
 // frees the concurrency slot.
-func (e *Enforcer) Settle(t *Ticket, ok bool, promptTokens, completionTokens int64, costUSD float64) {
+func (e *Enforcer) Settle(t *Ticket, ok bool, promptTokens, completionTokens, costMicros int64) {
 	if !t.active {
 		return
 	}
@@ -296,7 +296,7 @@ func (e *Enforcer) Settle(t *Ticket, ok bool, promptTokens, completionTokens int
 	ctx, cancel := context.WithTimeout(context.Background(), e.o.Timeout)
 	defer cancel()
 	tokens := promptTokens + completionTokens
-	cost := int64(math.Ceil(costUSD * 1e6))
+	cost := costMicros
 	if !ok {
 		tokens, cost = 0, 0
 	}
@@ -330,14 +330,14 @@ func (e *Enforcer) Used(ctx context.Context, supplier []byte, now time.Time) (ma
 
 // SettleAsync settles in the background, so that a remote store's round
 // trip does not delay the answer; Wait waits for every such settlement.
-func (e *Enforcer) SettleAsync(t Ticket, ok bool, promptTokens, completionTokens int64, costUSD float64) {
+func (e *Enforcer) SettleAsync(t Ticket, ok bool, promptTokens, completionTokens, costMicros int64) {
 	if !t.active {
 		return
 	}
 	e.settles.Add(1)
 	go func() {
 		defer e.settles.Done()
-		e.Settle(&t, ok, promptTokens, completionTokens, costUSD)
+		e.Settle(&t, ok, promptTokens, completionTokens, costMicros)
 	}()
 }
 

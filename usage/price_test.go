@@ -160,3 +160,47 @@ func TestNilPriceTable(t *testing.T) {
 		t.Error("a nil table reported unknown")
 	}
 }
+
+// TestCostMicrosIsExact: costs are integer micro-dollars, summed in
+// picodollars and rounded once per call, so totals carry no float noise.
+func TestCostMicrosIsExact(t *testing.T) {
+	at := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	pt, err := NewPriceTable([]Price{
+		{Provider: "openai", Model: "gpt-4o-mini", InputPerMTok: 0.15, CachedInputPerMTok: 0.075, OutputPerMTok: 0.60},
+		{Provider: "openai", Model: "gpt-4o", InputPerMTok: 2.50, OutputPerMTok: 10},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name                       string
+		model                      string
+		prompt, cached, completion int64
+		want                       int64
+	}{
+		{"a short call", "gpt-4o-mini", 16, 0, 41, 27},                // 2.4 + 24.6 µ$
+		{"cached prompt tokens", "gpt-4o-mini", 1000, 400, 0, 120},    // 600*0.15 + 400*0.075
+		{"half a micro-dollar rounds up", "gpt-4o-mini", 10, 0, 0, 2}, // 1.5 µ$
+		{"under half rounds down", "gpt-4o-mini", 3, 0, 0, 0},         // 0.45 µ$
+		{"a long answer", "gpt-4o", 1200, 0, 800, 11000},
+		{"negative counts are zero", "gpt-4o", -5, -1, -7, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := pt.CostMicros("openai", tt.model, at, tt.prompt, tt.cached, tt.completion)
+			if !ok || got != tt.want {
+				t.Fatalf("CostMicros = %d, %v; want %d", got, ok, tt.want)
+			}
+		})
+	}
+	var sum int64
+	for range 1000 {
+		m, _ := pt.CostMicros("openai", "gpt-4o-mini", at, 16, 0, 41)
+		sum += m
+	}
+	if sum != 27_000 {
+		t.Fatalf("1000 calls cost %d micro-dollars, want exactly 27000", sum)
+	}
+	if huge, ok := pt.CostMicros("openai", "gpt-4o", at, 1<<40, 0, 1<<40); !ok || huge <= 0 {
+		t.Fatalf("a huge count priced %d, %v: want a clamped positive cost, not an overflow", huge, ok)
+	}
+}

@@ -37,11 +37,21 @@ type Record struct {
 	CompletionTokens int64         `json:"completion_tokens"`
 	CachedTokens     int64         `json:"cached_tokens"`
 	TotalTokens      int64         `json:"total_tokens"`
-	// CostUSD is nil when the model has no price.
-	CostUSD   *float64 `json:"cost_usd"`
-	LatencyMS float64  `json:"latency_ms"`
-	TTFTMS    float64  `json:"ttft_ms,omitempty"`
-	Cache     string   `json:"cache"`
+	// CostMicros is the call's cost in micro-dollars, the unit every sum
+	// of money is kept in; nil when the model has no price. SetCost sets
+	// it with CostUSD.
+	CostMicros *int64 `json:"cost_micros"`
+	// CostUSD is CostMicros in dollars, for display only; nil with it.
+	CostUSD *float64 `json:"cost_usd"`
+	// cost holds what SetCost points CostMicros and CostUSD at, so that
+	// pricing a record allocates nothing more.
+	cost struct {
+		micros int64
+		usd    float64
+	}
+	LatencyMS float64 `json:"latency_ms"`
+	TTFTMS    float64 `json:"ttft_ms,omitempty"`
+	Cache     string  `json:"cache"`
 	// SavedTokens are the tokens a cache hit did not spend: the total the
 	// provider reported when the answer was stored.
 	SavedTokens int64     `json:"saved_tokens,omitempty"`
@@ -60,6 +70,13 @@ type Record struct {
 	// UpstreamRequestID is the provider's own ID of its last answer (its
 	// X-Request-Id, such as req_...), for a support case with it.
 	UpstreamRequestID string `json:"upstream_request_id,omitempty"`
+}
+
+// SetCost sets the record's cost, micros micro-dollars, in CostMicros and
+// (for display) CostUSD.
+func (r *Record) SetCost(micros int64) {
+	r.cost.micros, r.cost.usd = micros, MicrosToUSD(micros)
+	r.CostMicros, r.CostUSD = &r.cost.micros, &r.cost.usd
 }
 
 // Attempt is one upstream try within a request.

@@ -44,6 +44,11 @@ func (r *Record) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	} else if err := enc.AddReflected("cost_usd", nil); err != nil {
 		return err
 	}
+	if r.CostMicros != nil {
+		enc.AddInt64("cost_micros", *r.CostMicros)
+	} else if err := enc.AddReflected("cost_micros", nil); err != nil {
+		return err
+	}
 	enc.AddFloat64("latency_ms", r.LatencyMS)
 	if r.TTFTMS != 0 {
 		enc.AddFloat64("ttft_ms", r.TTFTMS)
@@ -70,6 +75,9 @@ func (r *Record) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	}
 	if r.Reason != "" {
 		enc.AddString("reason", r.Reason)
+	}
+	if r.UpstreamRequestID != "" {
+		enc.AddString("upstream_request_id", r.UpstreamRequestID)
 	}
 	return nil
 }

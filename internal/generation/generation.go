@@ -28,7 +28,7 @@ import (
 
 // Pricer prices calls; see usage.PriceTable.
 type Pricer interface {
-	Cost(provider, model string, at time.Time, prompt, cached, completion int64) (float64, bool)
+	CostMicros(provider, model string, at time.Time, prompt, cached, completion int64) (int64, bool)
 	// Unknown reports true the first time an unpriced model is seen.
 	Unknown(provider, model string) bool
 }

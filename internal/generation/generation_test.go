@@ -114,7 +114,7 @@ func TestBuild(t *testing.T) {
 			if p := rt.Provider(""); p == nil || p.Name() != "openai" {
 				t.Errorf("default provider %v", p)
 			}
-			if _, ok := rt.Prices.Cost("openai", "gpt-4o-mini", time.Now(), 1_000_000, 0, 0); !ok {
+			if _, ok := rt.Prices.CostMicros("openai", "gpt-4o-mini", time.Now(), 1_000_000, 0, 0); !ok {
 				t.Errorf("gpt-4o-mini is not priced")
 			}
 			if len(tt.overrides) == 0 {
