@@ -41,8 +41,10 @@ type exchange struct {
 	spread   uint64
 	plan     []policy.Attempt
 	planBuf  [4]policy.Attempt
-	ticket   quota.Ticket
-	admitted bool
+	// quotaLater holds the targets a reservation is priced over.
+	quotaLater [4]quota.Target
+	ticket     quota.Ticket
+	admitted   bool
 	// body is what goes upstream: the client's body, or bodyBuf when veil
 	// rewrote it (the real model, a tier's output cap, stream usage).
 	body      []byte

@@ -119,8 +119,15 @@ func (s *Server) capTier(x *exchange) *Error {
 	return nil
 }
 
-// quotaRequest is what an attempt is expected to take.
+// quotaRequest is what an attempt is expected to take, priced at the
+// costliest of it and the platform targets planned after it.
 func (s *Server) quotaRequest(x *exchange, a *policy.Attempt) quota.Request {
+	later := x.quotaLater[:0]
+	for i := range x.plan {
+		if b := &x.plan[i]; b != a && b.Source == billing.PlatformKey && len(later) < cap(later) {
+			later = append(later, quota.Target{Provider: b.Provider.Name(), Model: s.interns.get(b.Model)})
+		}
+	}
 	return quota.Request{
 		Supplier:   x.supplier,
 		Provider:   a.Provider.Name(),
@@ -128,6 +135,7 @@ func (s *Server) quotaRequest(x *exchange, a *policy.Attempt) quota.Request {
 		Prompt:     int64(len(x.body) / 4), // about four bytes of JSON per prompt token
 		MaxTokens:  int64(x.fields.MaxTokens),
 		Completion: x.ep != epEmbeddings,
+		Later:      later,
 		Now:        time.Now(),
 	}
 }

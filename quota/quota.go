@@ -157,7 +157,17 @@ type Request struct {
 	// Fallback marks a call falling back from the supplier's own key to
 	// platform keys: it is held to its tier's fallback_tier, counted apart.
 	Fallback bool
-	Now      time.Time
+	// Later are the targets the call may fail over to on platform keys
+	// after Provider and Model: the reservation is priced at the
+	// costliest, so that a failover to a dearer provider cannot take a
+	// budget past its limit by more than one call.
+	Later []Target
+	Now   time.Time
+}
+
+// Target is a provider and the model it is asked for.
+type Target struct {
+	Provider, Model string
 }
 
 // Ticket is an admitted call's reservation, settled after the call.
@@ -209,7 +219,11 @@ func (e *Enforcer) Admit(ctx context.Context, r Request) (Ticket, *Refusal, erro
 		}
 	}
 	estTokens := r.Prompt + completion
-	limits := e.limits(tier, estTokens, e.costMicros(r.Provider, r.Model, r.Now, r.Prompt, completion))
+	cost := e.costMicros(r.Provider, r.Model, r.Now, r.Prompt, completion)
+	for _, t := range r.Later {
+		cost = max(cost, e.costMicros(t.Provider, t.Model, r.Now, r.Prompt, completion))
+	}
+	limits := e.limits(tier, estTokens, cost)
 	ctx, cancel := context.WithTimeout(ctx, e.o.Timeout)
 	defer cancel()
 

@@ -153,3 +153,46 @@ func TestFallbackAllowance(t *testing.T) {
 		t.Errorf("fallback calls of a tier without fallback_tier admitted %d, want all 10", got)
 	}
 }
+
+// fixedPrices prices every token of a provider at its rate, in
+// micro-dollars.
+type fixedPrices map[string]int64
+
+func (p fixedPrices) CostMicros(provider, _ string, _ time.Time, prompt, _, completion int64) (int64, bool) {
+	rate, ok := p[provider]
+	return rate * (prompt + completion), ok
+}
+
+// TestReservationPricedAtTheCostliestTarget: a call that may fail over to
+// a dearer provider reserves that provider's price, so that a monthly
+// budget cannot be overrun by failovers.
+func TestReservationPricedAtTheCostliestTarget(t *testing.T) {
+	e, _ := newEnforcer(t, Options{
+		Tiers:       []config.Tier{{Name: "budget", MonthlyCostUSD: 0.001, DefaultMaxTokens: 100, OnExhausted: "reject"}},
+		DefaultTier: "budget",
+		Prices:      fixedPrices{"openai": 1, "backup": 3}, // micro-dollars per token
+	})
+	// 200 tokens: 200 µ$ at openai, 600 µ$ at the backup; the budget is 1000 µ$.
+	req := Request{Supplier: []byte("bella"), Provider: "openai", Model: "gpt-4o-mini", Prompt: 100, Completion: true, Now: june}
+	for i, want := range []bool{true, true, true, true, true, false} {
+		_, ref, err := e.Admit(context.Background(), req)
+		if err != nil || (ref == nil) != want {
+			t.Fatalf("openai-only call %d: refusal %+v, err %v; want admitted %v", i, ref, err, want)
+		}
+	}
+	e2, _ := newEnforcer(t, Options{
+		Tiers:       []config.Tier{{Name: "budget", MonthlyCostUSD: 0.001, DefaultMaxTokens: 100, OnExhausted: "reject"}},
+		DefaultTier: "budget",
+		Prices:      fixedPrices{"openai": 1, "backup": 3},
+	})
+	req.Later = []Target{{Provider: "backup", Model: "gpt-4o"}}
+	for i, want := range []bool{true, false} {
+		_, ref, err := e2.Admit(context.Background(), req)
+		if err != nil || (ref == nil) != want {
+			t.Fatalf("call %d that may fail over to the backup: refusal %+v, err %v; want admitted %v", i, ref, err, want)
+		}
+		if ref != nil && ref.Denial.Limit != LimitMonthCost {
+			t.Fatalf("refused by %s, want the monthly budget", ref.Denial.Limit)
+		}
+	}
+}
