@@ -14,6 +14,7 @@ import (
 // and cost in metrics and hands it to the emitter.
 func (s *Server) record(x *exchange, providerName string, elapsed time.Duration) (costUSD float64) {
 	now := time.Now()
+	x.estimateDelivered()
 	x.mergeResumed()
 	r := &usage.Record{
 		TS:               now.UTC(),
@@ -34,6 +35,7 @@ func (s *Server) record(x *exchange, providerName string, elapsed time.Duration)
 		LatencyMS:        float64(elapsed.Microseconds()) / 1000,
 		Cache:            usage.CacheBypass,
 		Failover:         x.failedOver(),
+		TokensEstimated:  x.usage.estimated,
 		Partial:          x.stream.interrupted != "",
 		Error:            x.err,
 		Reason:           x.reason,
