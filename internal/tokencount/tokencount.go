@@ -130,7 +130,8 @@ func (e Encoding) CountBytes(text []byte) int {
 const (
 	tokensPerMessage = 3
 	tokensPerName    = 1
-	replyPriming     = 3
+	// ReplyPriming is what a chat prompt adds after its messages.
+	ReplyPriming = 3
 )
 
 // Messages returns the prompt tokens of a chat completion's messages (a
@@ -143,7 +144,7 @@ func (e Encoding) Messages(msgs gjson.Result) int {
 	if !msgs.IsArray() {
 		return 0
 	}
-	n := replyPriming
+	n := ReplyPriming
 	msgs.ForEach(func(_, m gjson.Result) bool {
 		n += e.Message(m)
 		return true
@@ -153,16 +154,24 @@ func (e Encoding) Messages(msgs gjson.Result) int {
 
 // Message returns the tokens one chat message adds to a prompt.
 func (e Encoding) Message(m gjson.Result) int {
-	n := tokensPerMessage + e.Count(m.Get("role").Str) + e.Content(m.Get("content"))
-	if name := m.Get("name"); name.Type == gjson.String {
-		n += e.Count(name.Str) + tokensPerName
-	}
+	n := e.Overhead(m.Get("role").Str, m.Get("name")) + e.Content(m.Get("content"))
 	m.Get("tool_calls").ForEach(func(_, c gjson.Result) bool {
 		n += e.Count(c.Get("function.name").Str) + e.Count(c.Get("function.arguments").Str)
 		return true
 	})
 	if fc := m.Get("function_call"); fc.IsObject() {
 		n += e.Count(fc.Get("name").Str) + e.Count(fc.Get("arguments").Str)
+	}
+	return n
+}
+
+// Overhead returns the tokens a chat message adds besides its content and
+// calls: tokensPerMessage, its role, and its name (when a string) with
+// tokensPerName.
+func (e Encoding) Overhead(role string, name gjson.Result) int {
+	n := tokensPerMessage + e.Count(role)
+	if name.Type == gjson.String {
+		n += e.Count(name.Str) + tokensPerName
 	}
 	return n
 }
