@@ -3,9 +3,12 @@ package e2e
 import (
 	"bufio"
 	"encoding/json"
+	"math"
 	"strings"
 	"testing"
 	"time"
+
+	openai "github.com/sashabaranov/go-openai"
 
 	"github.com/wedsync/veil/internal/fakeopenai"
 	"github.com/wedsync/veil/internal/tokencount"
@@ -160,4 +163,77 @@ func TestNothingDeliveredNothingBilled(t *testing.T) {
 		t.Errorf("record %d tokens, estimated %v, want none", rec.TotalTokens, rec.TokensEstimated)
 	}
 	waitFor(t, func() bool { return h.monthTokensUsed(t) == 0 })
+}
+
+// TestOwnCountMatchesProvider: for complete answers, plain and streamed, on
+// two model families, veil's own count of the text the client received and
+// of the request is within 2% of the usage the provider reported, the
+// accuracy a stream cut short is billed with.
+func TestOwnCountMatchesProvider(t *testing.T) {
+	tp := &tap{}
+	h := start(t, setup{tap: tp.add})
+	c := h.client()
+	prompts := [][]openai.ChatCompletionMessage{
+		{{Role: openai.ChatMessageRoleUser, Content: "When does the ceremony start?"}},
+		weddingChat.Messages,
+		{{Role: openai.ChatMessageRoleSystem, Content: "You write wedding speeches for nervous best men."},
+			{Role: openai.ChatMessageRoleUser, Name: "best_man", Content: "Write a toast about the couple's trip to Lisbon, " +
+				"the lost luggage, the tram ride and the café where they got engaged. Keep it warm — and short!"}},
+	}
+	worst, calls := 0.0, 0
+	for _, model := range []string{"gpt-4o-mini", "gpt-3.5-turbo"} {
+		enc := tokencount.ForModel(model)
+		for i, msgs := range prompts {
+			req := openai.ChatCompletionRequest{Model: model, Messages: msgs}
+			body, err := json.Marshal(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, stream := range []bool{false, true} {
+				var text string
+				if stream {
+					req.Stream = true
+					s, err := c.CreateChatCompletionStream(ctxT(t), req)
+					if err != nil {
+						t.Fatal(err)
+					}
+					var b strings.Builder
+					for {
+						chunk, err := s.Recv()
+						if err != nil {
+							break
+						}
+						if len(chunk.Choices) > 0 {
+							b.WriteString(chunk.Choices[0].Delta.Content)
+						}
+					}
+					s.Close()
+					text = b.String()
+				} else {
+					resp, err := c.CreateChatCompletion(ctxT(t), req)
+					if err != nil {
+						t.Fatal(err)
+					}
+					text = resp.Choices[0].Message.Content
+				}
+				calls++
+				r := tp.wait(t, calls)[calls-1]
+				for _, p := range [...]struct {
+					what      string
+					own, said int64
+				}{{"prompt", int64(enc.Request(body)), r.PromptTokens}, {"completion", int64(enc.Count(text)), r.CompletionTokens}} {
+					off := math.Abs(float64(p.own-p.said)) / float64(p.said)
+					worst = max(worst, off)
+					if p.said == 0 || off > 0.02 {
+						t.Errorf("%s prompt %d stream %v: own count %d %s tokens, the provider said %d", model, i, stream, p.own,
+							p.what, p.said)
+					}
+				}
+				if r.TokensEstimated || r.Partial {
+					t.Errorf("a complete answer's record is estimated %v, partial %v", r.TokensEstimated, r.Partial)
+				}
+			}
+		}
+	}
+	t.Logf("largest difference between veil's count and the provider's usage: %.2f%%", worst*100)
 }
