@@ -187,6 +187,13 @@ func (x *exchange) broken(wd *watchdog, err error) sse.Source {
 			"veil: the provider sent nothing for "+x.s.limits.StreamIdleTimeout.String()+"; the stream was ended")
 	}
 	if errors.Is(err, io.EOF) {
+		if x.usage.failed && !x.usage.done {
+			// The provider's error event was relayed as it came: the
+			// answer is incomplete, and the client knows.
+			x.stream.interrupted = cutUpstreamError
+			x.s.metrics.StreamInterrupted(cutUpstreamError)
+			return nil
+		}
 		if x.resume == nil || !x.resume.incomplete(x.usage.done) {
 			return nil
 		}

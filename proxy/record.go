@@ -15,6 +15,7 @@ import (
 // micro-dollars.
 func (s *Server) record(x *exchange, providerName string, elapsed time.Duration) (costMicros int64) {
 	now := time.Now()
+	x.estimateDelivered()
 	x.mergeResumed()
 	r := &usage.Record{
 		TS:               now.UTC(),
@@ -35,6 +36,7 @@ func (s *Server) record(x *exchange, providerName string, elapsed time.Duration)
 		LatencyMS:        float64(elapsed.Microseconds()) / 1000,
 		Cache:            usage.CacheBypass,
 		Failover:         x.failedOver(),
+		TokensEstimated:  x.usage.estimated,
 		Partial:          x.stream.interrupted != "",
 		Error:            x.err,
 		Reason:           x.reason,

@@ -237,6 +237,7 @@ func (x *exchange) resumeStream(cause string) (sse.Source, error) {
 	part.estimated = part.completion == 0
 	rs.parts = append(rs.parts, part)
 	*tokens = usage.Tokens{Model: tokens.Model}
+	x.usage.from = len(x.usage.delivered)
 
 	a := x.resumeTarget()
 	key, e := s.keyFor(x, a)
@@ -343,7 +344,7 @@ func (x *exchange) mergeResumed() {
 		x.usage.tokens.Cached += p.cached
 		x.logTokens(p.log, p.prompt, p.completion, p.estimated)
 	}
-	x.logTokens(x.attemptCount-1, final.Prompt, final.Completion, false)
+	x.logTokens(x.attemptCount-1, final.Prompt, final.Completion, x.usage.estimated)
 	x.usage.tokens.Total = x.usage.tokens.Prompt + x.usage.tokens.Completion
 }
 

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"encoding/binary"
 
 	"github.com/wedsync/veil/internal/jsonfield"
 	"github.com/wedsync/veil/internal/sse"
@@ -65,15 +66,36 @@ type usageTap struct {
 	done bool
 	// injected is set when veil asked for stream usage for itself.
 	injected bool
-	data     []byte
-	frame    []byte
+	// failed is set once an in-band error event passed.
+	failed bool
+	// delivered keeps the data of each event passed on, each behind its
+	// length as a uvarint, so that a stream that ends without the
+	// provider's usage is billed for what reached the client (see
+	// estimateDelivered). It is only copied here; it is read only then.
+	delivered []byte
+	// from is where in delivered the serving attempt's events start: a
+	// resumed stream's earlier attempts are accounted for apart.
+	from int
+	// estimated is set when the tokens were counted by veil, the
+	// provider having reported none.
+	estimated bool
+	data      []byte
+	frame     []byte
 }
+
+// maxKeptDelivered bounds the delivered buffer an exchange keeps for the
+// next one; a longer stream's buffer is left to the collector.
+const maxKeptDelivered = 64 << 10
 
 var _ tap = (*usageTap)(nil)
 
 // reset keeps the tap's buffers for the next exchange.
 func (u *usageTap) reset() usageTap {
-	return usageTap{model: u.model[:0], data: u.data[:0], frame: u.frame[:0]}
+	delivered := u.delivered[:0]
+	if cap(delivered) > maxKeptDelivered {
+		delivered = nil
+	}
+	return usageTap{model: u.model[:0], delivered: delivered, data: u.data[:0], frame: u.frame[:0]}
 }
 
 // fromBody reads the usage of a plain answer.
@@ -90,6 +112,10 @@ func (u *usageTap) event(ev sse.Event) (sse.Event, error) {
 	if sse.IsDone(ev.Data) {
 		u.done = true
 		return ev, nil
+	}
+	u.delivered = append(binary.AppendUvarint(u.delivered, uint64(len(ev.Data))), ev.Data...)
+	if bytes.Contains(ev.Data, []byte(`"error"`)) && isErrorEvent(ev) {
+		u.failed = true
 	}
 	usageAt := bytes.Index(ev.Data, []byte(`"usage"`))
 	nullTail := usageAt >= 0 && usageAt == len(ev.Data)-len(nullUsageTail)+1 && bytes.HasSuffix(ev.Data, []byte(nullUsageTail))

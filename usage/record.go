@@ -59,8 +59,13 @@ type Record struct {
 	Failover    bool      `json:"failover"`
 	MigrationID string    `json:"migration_id,omitempty"`
 	Shadow      bool      `json:"shadow"`
-	// Partial is set when the client went away or the stream was cut, so
-	// the tokens counted are what was seen, not the whole answer.
+	// TokensEstimated is set when the provider reported no usage (a stream
+	// that ended early) and veil counted the tokens itself: the completion
+	// from the text that reached the client, the prompt from the request.
+	TokensEstimated bool `json:"tokens_estimated,omitempty"`
+	// Partial is set when the client went away or the stream was cut or
+	// failed, so the tokens counted are what was delivered, not the whole
+	// answer.
 	Partial bool `json:"partial"`
 	// Error is veil's error code when veil answered itself.
 	Error string `json:"error,omitempty"`

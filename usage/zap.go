@@ -69,6 +69,9 @@ func (r *Record) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 		enc.AddString("migration_id", r.MigrationID)
 	}
 	enc.AddBool("shadow", r.Shadow)
+	if r.TokensEstimated {
+		enc.AddBool("tokens_estimated", true)
+	}
 	enc.AddBool("partial", r.Partial)
 	if r.Error != "" {
 		enc.AddString("error", r.Error)

@@ -438,7 +438,7 @@ func (s *Server) parseMessages(root gjson.Result) (*anthMsg, bool, *apiError) {
 	}
 	if spec.offered() {
 		ts.hash = fnvString(ts.hash, spec.raw)
-		ts.words += jsonTokens(spec.raw)
+		ts.tokens += ts.enc.Count(spec.raw)
 	}
 	info, known := s.anthModels[model]
 	if !known && !s.opts.AllowUnknownModels {
@@ -448,13 +448,13 @@ func (s *Server) parseMessages(root gjson.Result) (*anthMsg, bool, *apiError) {
 		return nil, false, errAnthropic("max_tokens: " + strconv.FormatInt(limit, 10) + " > " +
 			strconv.FormatInt(info.maxOutput, 10) + ", which is the maximum allowed number of output tokens for " + model)
 	}
-	m := &anthMsg{model: model, inputTokens: max(ts.words+scan.images*imageTokens, 1)}
+	m := &anthMsg{model: model, inputTokens: max(ts.tokens+scan.images*imageTokens, 1)}
 	var picks []int
 	if spec.offered() {
 		picks = spec.choose(ts.hash, scan.userText, scan.afterResults)
 	}
 	if len(picks) == 0 {
-		m.answerText(generate(ts.hash, s.opts.ReplyWords, 0).words, s.opts.ReplyWords, scan.images, stops, int(limit))
+		m.answerText(generate(ts.hash, s.opts.ReplyWords, 0, ts.enc).words, s.opts.ReplyWords, scan.images, stops, int(limit))
 	} else {
 		m.answerCalls(s, &spec, picks, ts.hash, scan.userText, int(limit))
 	}

@@ -6,6 +6,8 @@ import (
 
 	"github.com/tidwall/gjson"
 	"github.com/valyala/fasthttp"
+
+	"github.com/wedsync/veil/internal/tokencount"
 )
 
 // maxChoices bounds n (OpenAI allows up to 128).
@@ -24,12 +26,14 @@ type gen struct {
 	includeUsage bool
 	promptTokens int
 	outputTokens int
+	// enc counts the answer's tokens, in the model's encoding.
+	enc tokencount.Encoding
 }
 
 // finishGen fills the token counts of g.
 func (g *gen) finishGen() {
 	for _, a := range g.choices {
-		g.outputTokens += len(a.words)
+		g.outputTokens += g.enc.Count(joinWords(a.words))
 		for _, c := range a.calls {
 			g.outputTokens += len(c.pieces)
 		}
@@ -90,7 +94,7 @@ func (s *Server) parseChat(root gjson.Result, deployed string) (*gen, bool, *api
 	}
 	if spec.offered() {
 		ts.hash = fnvString(ts.hash, spec.raw)
-		ts.words += jsonTokens(spec.raw)
+		ts.tokens += ts.enc.Count(spec.raw)
 	}
 	n, e := optInt(root, "n", 1, 1, maxChoices)
 	if e != nil {
@@ -117,7 +121,8 @@ func (s *Server) parseChat(root gjson.Result, deployed string) (*gen, bool, *api
 		choices:      make([]answer, n),
 		legacy:       spec.legacy,
 		includeUsage: includeUsage,
-		promptTokens: ts.words,
+		promptTokens: ts.tokens + tokencount.ReplyPriming,
+		enc:          ts.enc,
 	}
 	var picks []int
 	if spec.offered() {
@@ -126,7 +131,7 @@ func (s *Server) parseChat(root gjson.Result, deployed string) (*gen, bool, *api
 	for i := range g.choices {
 		seed := choiceSeed(ts.hash, i)
 		if len(picks) == 0 {
-			g.choices[i] = generate(seed, s.opts.ReplyWords, int(limit))
+			g.choices[i] = generate(seed, s.opts.ReplyWords, int(limit), ts.enc)
 			continue
 		}
 		calls := make([]toolCall, len(picks))
@@ -180,6 +185,7 @@ func scanMessages(msgs gjson.Result, ts *textStats) (promptScan, *apiError) {
 			ids, callsAt = nil, -1
 		}
 		content := m.Get("content")
+		ts.tokens += ts.enc.Overhead(role, m.Get("name"))
 		ts.hash = fnvString(ts.hash, role)
 		ts.addContent(content)
 		switch role {
@@ -303,11 +309,12 @@ func (s *Server) parseCompletion(root gjson.Result, deployed string) (*gen, bool
 		includeUsage: includeUsage,
 	}
 	for _, ts := range prompts {
-		g.promptTokens += ts.words
+		g.promptTokens += ts.tokens
+		g.enc = ts.enc
 		for i := range int(n) {
 			a := answer{finish: "length"}
 			if limit > 0 {
-				a = generate(choiceSeed(ts.hash, i), s.opts.ReplyWords, int(limit))
+				a = generate(choiceSeed(ts.hash, i), s.opts.ReplyWords, int(limit), ts.enc)
 			}
 			g.choices = append(g.choices, a)
 		}

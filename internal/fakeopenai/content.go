@@ -1,6 +1,10 @@
 package fakeopenai
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/wedsync/veil/internal/tokencount"
+)
 
 // sentences is the corpus every generated answer is drawn from. One sentence
 // carries non-ASCII text so that proxies get exercised with multi-byte UTF-8.
@@ -70,25 +74,6 @@ func splitmix(x *uint64) uint64 {
 	return z ^ (z >> 31)
 }
 
-// countWords returns the number of whitespace-separated pieces in s. It is
-// the fake's token count.
-func countWords(s string) int {
-	n := 0
-	inWord := false
-	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case ' ', '\t', '\n', '\r', '\v', '\f':
-			inWord = false
-		default:
-			if !inWord {
-				n++
-				inWord = true
-			}
-		}
-	}
-	return n
-}
-
 // answer is one generated choice: text, or function calls when calls is
 // not empty.
 type answer struct {
@@ -99,9 +84,9 @@ type answer struct {
 
 // generate returns the deterministic answer for seed. When target > 0 the
 // answer has exactly target words; otherwise it has two to four sentences.
-// When limit > 0 and the answer is longer, it is cut to limit words and
-// finishes with "length".
-func generate(seed uint64, target, limit int) answer {
+// When limit > 0 and the answer is longer than limit tokens of enc, it is
+// cut to the words that fit (at least one) and finishes with "length".
+func generate(seed uint64, target, limit int, enc tokencount.Encoding) answer {
 	x := seed
 	sentencesWanted := 2 + int(splitmix(&x)%3)
 	words := make([]string, 0, 48)
@@ -125,11 +110,30 @@ func generate(seed uint64, target, limit int) answer {
 		words = words[:target]
 	}
 	a := answer{words: words, finish: "stop"}
-	if limit > 0 && len(a.words) > limit {
-		a.words = a.words[:limit]
-		a.finish = "length"
+	if limit > 0 && len(a.words) > 0 {
+		if n := fitWords(a.words, limit, enc); n < len(a.words) {
+			a.words = a.words[:n]
+			a.finish = "length"
+		}
 	}
 	return a
+}
+
+// fitWords returns how many leading words, joined by spaces, fit in limit
+// tokens of enc (at least one). tiktoken's encodings never merge across a
+// space before a word, so the tokens of the joined words are the sum of
+// each word's, counted with its leading space.
+func fitWords(words []string, limit int, enc tokencount.Encoding) int {
+	n := enc.Count(words[0])
+	for i := 1; i < len(words); i++ {
+		if n += enc.Count(" " + words[i]); n > limit {
+			return i
+		}
+	}
+	if n > limit {
+		return 1
+	}
+	return len(words)
 }
 
 // choiceSeed derives the seed of choice i from the request seed.

@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/wedsync/veil/internal/tokencount"
 )
 
 // echoReply is the answer of the catch-all /v1/* route.
@@ -105,7 +107,7 @@ func (s *Server) audio(ctx *fasthttp.RequestCtx, c *call) {
 		s.writeError(ctx, c, *invalidRequest("file", "", err.Error()))
 		return
 	}
-	text := joinWords(generate(h, 0, 0).words)
+	text := joinWords(generate(h, 0, 0, tokencount.Encoding{}).words)
 	task := "transcribe"
 	if strings.HasSuffix(string(ctx.Path()), "/translations") {
 		task = "translate"

@@ -99,7 +99,7 @@ func appendEmbeddings(b []byte, inputs []textStats, model, format string, dims i
 	words := 0
 	var raw []byte
 	for i, in := range inputs {
-		words += in.words
+		words += in.tokens
 		if i > 0 {
 			b = append(b, ',')
 		}

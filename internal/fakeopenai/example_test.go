@@ -36,7 +36,9 @@ func Example() {
 		fmt.Println(apiErr.HTTPStatusCode, apiErr.Code)
 	}
 
-	// The answer is a deterministic function of the request.
+	// The answer is a deterministic function of the request, cut at the
+	// last whole word within max_tokens, counted as the model's tokenizer
+	// counts them.
 	resp, err := client.CreateChatCompletion(context.Background(), req)
 	if err != nil {
 		log.Fatal(err) //nolint:gocritic // exitAfterDefer: an example's failure path; the process ends there anyway
@@ -45,6 +47,6 @@ func Example() {
 	fmt.Println(len(s.Requests()), s.Requests()[1].Header.Get("Authorization"))
 	// Output:
 	// 429 rate_limit_exceeded
-	// length 8
+	// length 5
 	// 2 Bearer sk-demo
 }

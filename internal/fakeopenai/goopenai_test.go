@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	openai "github.com/sashabaranov/go-openai"
+
+	"github.com/wedsync/veil/internal/tokencount"
 )
 
 // goOpenAI returns a go-openai client for s.
@@ -39,7 +41,7 @@ func TestGoOpenAIChat(t *testing.T) {
 		req        openai.ChatCompletionRequest
 		wantN      int
 		wantFinish openai.FinishReason
-		wantTokens int // completion tokens per choice; 0 = unchecked
+		maxTokens  int // the most completion tokens per choice; 0 = unchecked
 	}{
 		{name: "plain", req: chatRequest("When is the ceremony?"), wantN: 1, wantFinish: openai.FinishReasonStop},
 		{name: "n=3", req: func() openai.ChatCompletionRequest {
@@ -51,12 +53,12 @@ func TestGoOpenAIChat(t *testing.T) {
 			r := chatRequest("Tell me everything.")
 			r.MaxTokens = 5 //nolint:staticcheck // SA1019: clients still send the deprecated max_tokens; the fake must honour it
 			return r
-		}(), wantN: 1, wantFinish: openai.FinishReasonLength, wantTokens: 5},
+		}(), wantN: 1, wantFinish: openai.FinishReasonLength, maxTokens: 5},
 		{name: "max_completion_tokens", req: func() openai.ChatCompletionRequest {
 			r := chatRequest("Tell me everything.")
 			r.MaxCompletionTokens = 3
 			return r
-		}(), wantN: 1, wantFinish: openai.FinishReasonLength, wantTokens: 3},
+		}(), wantN: 1, wantFinish: openai.FinishReasonLength, maxTokens: 3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -70,7 +72,7 @@ func TestGoOpenAIChat(t *testing.T) {
 			if len(resp.Choices) != tt.wantN {
 				t.Fatalf("got %d choices, want %d", len(resp.Choices), tt.wantN)
 			}
-			words := 0
+			tokens, enc := 0, tokencount.ForModel(tt.req.Model)
 			for i, ch := range resp.Choices {
 				if ch.Index != i || ch.Message.Role != openai.ChatMessageRoleAssistant || ch.Message.Content == "" {
 					t.Errorf("choice %d = %+v", i, ch)
@@ -78,15 +80,15 @@ func TestGoOpenAIChat(t *testing.T) {
 				if ch.FinishReason != tt.wantFinish {
 					t.Errorf("choice %d finish_reason = %q, want %q", i, ch.FinishReason, tt.wantFinish)
 				}
-				n := len(strings.Fields(ch.Message.Content))
-				if tt.wantTokens > 0 && n != tt.wantTokens {
-					t.Errorf("choice %d has %d words, want %d", i, n, tt.wantTokens)
+				n := enc.Count(ch.Message.Content)
+				if tt.maxTokens > 0 && (n > tt.maxTokens || n == 0) {
+					t.Errorf("choice %d has %d tokens, want 1 to %d", i, n, tt.maxTokens)
 				}
-				words += n
+				tokens += n
 			}
 			u := resp.Usage
-			if u.CompletionTokens != words || u.TotalTokens != u.PromptTokens+u.CompletionTokens || u.PromptTokens == 0 {
-				t.Errorf("usage = %+v, want %d completion tokens", u, words)
+			if u.CompletionTokens != tokens || u.TotalTokens != u.PromptTokens+u.CompletionTokens || u.PromptTokens == 0 {
+				t.Errorf("usage = %+v, want %d completion tokens", u, tokens)
 			}
 			if u.PromptTokensDetails == nil || u.CompletionTokensDetails == nil {
 				t.Errorf("usage details missing: %+v", u)
@@ -195,11 +197,11 @@ func TestGoOpenAICompletion(t *testing.T) {
 		name       string
 		maxTokens  int
 		wantFinish string
-		wantWords  int
+		limit      int // the most completion tokens; 0 = unchecked
 	}{
-		{name: "default max_tokens is 16", maxTokens: 0, wantFinish: "length", wantWords: 16},
+		{name: "default max_tokens is 16", maxTokens: 0, wantFinish: "length", limit: 16},
 		{name: "roomy", maxTokens: 500, wantFinish: "stop"},
-		{name: "short", maxTokens: 4, wantFinish: "length", wantWords: 4},
+		{name: "short", maxTokens: 4, wantFinish: "length", limit: 4},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -215,12 +217,12 @@ func TestGoOpenAICompletion(t *testing.T) {
 			if ch.FinishReason != tt.wantFinish {
 				t.Errorf("finish_reason = %q, want %q", ch.FinishReason, tt.wantFinish)
 			}
-			words := len(strings.Fields(ch.Text))
-			if tt.wantWords > 0 && words != tt.wantWords {
-				t.Errorf("got %d words, want %d", words, tt.wantWords)
+			tokens := tokencount.ForModel(req.Model).Count(ch.Text)
+			if tt.limit > 0 && (tokens > tt.limit || tokens < tt.limit-4) {
+				t.Errorf("got %d tokens, want at most %d, the whole words that fit", tokens, tt.limit)
 			}
-			if resp.Usage.CompletionTokens != words {
-				t.Errorf("completion_tokens = %d, want %d", resp.Usage.CompletionTokens, words)
+			if resp.Usage.CompletionTokens != tokens {
+				t.Errorf("completion_tokens = %d, want %d", resp.Usage.CompletionTokens, tokens)
 			}
 
 			req.Stream = true

@@ -12,6 +12,8 @@ import (
 	"github.com/openai/openai-go/v3/packages/ssestream"
 	"github.com/openai/openai-go/v3/responses"
 	"github.com/openai/openai-go/v3/shared"
+
+	"github.com/wedsync/veil/internal/tokencount"
 )
 
 // openAIGo returns an openai-go client for s that never retries.
@@ -157,7 +159,7 @@ func TestOpenAIGoResponses(t *testing.T) {
 	if text == "" || resp.Status != "completed" || !strings.HasPrefix(resp.ID, "resp_") {
 		t.Fatalf("response = %+v", resp)
 	}
-	if resp.Usage.OutputTokens != int64(len(strings.Fields(text))) {
+	if resp.Usage.OutputTokens != int64(tokencount.ForModel(params.Model).Count(text)) {
 		t.Errorf("output_tokens = %d for %q", resp.Usage.OutputTokens, text)
 	}
 

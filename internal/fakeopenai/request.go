@@ -6,6 +6,8 @@ import (
 
 	"github.com/tidwall/gjson"
 	"github.com/valyala/fasthttp"
+
+	"github.com/wedsync/veil/internal/tokencount"
 )
 
 // Request validation errors, worded like OpenAI's.
@@ -164,17 +166,19 @@ func (s *Server) streamFlags(root gjson.Result, model string, deployed bool) (st
 	return stream, so.Get("include_usage").Bool(), nil
 }
 
-// textStats folds text into the prompt hash and word count.
+// textStats folds text into the prompt hash and token count, counted in
+// the encoding of the model asked for, as the provider counts them.
 type textStats struct {
-	hash  uint64
-	words int
+	hash   uint64
+	tokens int
+	enc    tokencount.Encoding
 }
 
 // add folds s in.
 func (t *textStats) add(s string) {
 	t.hash = fnvString(t.hash, s)
 	t.hash = fnvString(t.hash, "\x00")
-	t.words += countWords(s)
+	t.tokens += t.enc.Count(s)
 }
 
 // addContent folds a message content (a string or an array of parts with
@@ -205,7 +209,7 @@ func (t *textStats) addCall(name, args string) {
 	t.hash = fnvString(t.hash, "\x00")
 	t.hash = fnvString(t.hash, args)
 	t.hash = fnvString(t.hash, "\x00")
-	t.words += 1 + jsonTokens(args)
+	t.tokens += t.enc.Count(name) + t.enc.Count(args)
 }
 
 // contentText returns the text of a message content: the string, or the
@@ -228,7 +232,7 @@ func contentText(content gjson.Result) string {
 
 // newTextStats starts a prompt hash for model.
 func newTextStats(model string) textStats {
-	t := textStats{hash: fnvOffset64}
+	t := textStats{hash: fnvOffset64, enc: tokencount.ForModel(model)}
 	t.hash = fnvString(t.hash, model)
 	t.hash = fnvString(t.hash, "\x00")
 	return t

@@ -175,8 +175,8 @@ func (s *Server) parseResponse(root gjson.Result) (*respGen, bool, *apiError) {
 
 	g := &respGen{
 		msgID:  s.token("msg_", 48, hexDigits),
-		answer: generate(choiceSeed(ts.hash, 0), s.opts.ReplyWords, int(limit)),
-		input:  max(ts.words, 1),
+		answer: generate(choiceSeed(ts.hash, 0), s.opts.ReplyWords, int(limit), ts.enc),
+		input:  max(ts.tokens, 1),
 	}
 	o := &g.obj
 	o.ID = s.token("resp_", 48, hexDigits)
@@ -211,11 +211,8 @@ func (s *Server) parseResponse(root gjson.Result) (*respGen, bool, *apiError) {
 		item.Status = "incomplete"
 	}
 	o.Output = []outputItem{item}
-	o.Usage = &respUsage{
-		InputTokens:  g.input,
-		OutputTokens: len(g.answer.words),
-		TotalTokens:  g.input + len(g.answer.words),
-	}
+	output := ts.enc.Count(joinWords(g.answer.words))
+	o.Usage = &respUsage{InputTokens: g.input, OutputTokens: output, TotalTokens: g.input + output}
 	return g, stream, nil
 }
 
