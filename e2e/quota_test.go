@@ -232,3 +232,81 @@ store:
 		})
 	}
 }
+
+// TestBudgetAcrossReplicasWithFailover: four veils sharing one Redis serve
+// one supplier with a tiny monthly budget while the first provider fails
+// every call, so that each fails over to a provider three times dearer.
+// Reservations are priced at the costliest target, so the budget is
+// overrun by at most one call's cost.
+func TestBudgetAcrossReplicasWithFailover(t *testing.T) {
+	rs := redistest.Start(t)
+	const budgetMicros = 2500 // $0.0025
+	backupKey := secret("sk-backup-")
+	extra := `tiers:
+  - name: budget
+    monthly_cost_usd: 0.0025
+    default_max_tokens: 60
+suppliers:
+  default_tier: budget
+store:
+  type: redis
+  addr: ` + rs.Addr + `
+prices:
+  - {provider: openai, model: gpt-4o-mini, input_per_mtok: 0.15, output_per_mtok: 0.60}
+  - {provider: backup, model: gpt-4o-mini, input_per_mtok: 0.45, output_per_mtok: 1.80}
+`
+	providers := `
+  - name: openai
+    type: openai
+    base_url: %s
+    api_key: env://PLATFORM_KEY
+    models: [gpt-4o-mini]
+  - name: backup
+    type: openaicompat
+    base_url: {root}/v1
+    api_key: env://BACKUP_KEY
+    models: [gpt-4o-mini]`
+	var replicas []*harness
+	tp := &tap{}
+	for range 4 {
+		h := start(t, setup{extra: extra, providers: providers, tap: tp.add, env: map[string]string{"BACKUP_KEY": backupKey},
+			fake: fakeopenai.Options{Keys: []string{backupKey}}})
+		h.up.Script(fakeopenai.Status(500, 0).ForKey(h.platformKey).Repeat(-1))
+		replicas = append(replicas, h)
+	}
+	var wg sync.WaitGroup
+	for _, h := range replicas {
+		for range 10 {
+			wg.Go(func() {
+				c := h.client()
+				for range 10 {
+					_, _ = c.CreateChatCompletion(ctxT(t), weddingChat) // 429 once the budget is spent
+				}
+			})
+		}
+	}
+	wg.Wait()
+	var spent, biggest int64
+	granted, refused := 0, 0
+	for _, r := range tp.all() {
+		switch {
+		case r.Status == 200:
+			granted++
+			if r.Provider != "backup" || r.CostMicros == nil {
+				t.Fatalf("a granted call was served by %s with cost %v; want the backup, priced", r.Provider, r.CostMicros)
+			}
+			spent += *r.CostMicros
+			biggest = max(biggest, *r.CostMicros)
+		case r.Status == 429 && r.Error == "quota_exceeded":
+			refused++
+		}
+	}
+	t.Logf("400 calls: %d granted on the dearer provider, %d refused; spent %d µ$ of a %d µ$ budget (largest call %d µ$)",
+		granted, refused, spent, budgetMicros, biggest)
+	if granted == 0 || refused == 0 {
+		t.Fatalf("%d granted, %d refused: the budget was not reached", granted, refused)
+	}
+	if spent > budgetMicros+biggest {
+		t.Errorf("spent %d µ$ of a %d µ$ budget: an overrun of more than one call (%d µ$)", spent, budgetMicros, biggest)
+	}
+}
