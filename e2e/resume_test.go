@@ -2,12 +2,14 @@ package e2e
 
 import (
 	"encoding/json"
+	"math"
 	"strings"
 	"testing"
 
 	openai "github.com/sashabaranov/go-openai"
 
 	"github.com/wedsync/veil/internal/fakeopenai"
+	"github.com/wedsync/veil/usage"
 )
 
 // continuation decodes the messages of a continuation request.
@@ -85,6 +87,43 @@ func TestStreamResume(t *testing.T) {
 				t.Errorf("record provider %q failover %v", rec.Provider, rec.Failover)
 			}
 		})
+	}
+}
+
+// TestStreamResumePricedPerSegment: a stream cut on one provider and
+// finished on another is priced per part, each at the price of the
+// provider that produced it, and says its tokens are partly estimated.
+func TestStreamResumePricedPerSegment(t *testing.T) {
+	recs := &tap{}
+	h := start(t, setup{providers: twoProviders, tap: recs.add,
+		limits: "  stream_resume: true\n",
+		extra: `prices:
+  - {provider: primary, model: gpt-4o-mini, input_per_mtok: 0.15, output_per_mtok: 0.60}
+  - {provider: secondary, model: gpt-4o-mini, input_per_mtok: 2.50, output_per_mtok: 10}
+`})
+	h.up.Script(fakeopenai.Cut(3))
+	req := openai.ChatCompletionRequest{Model: "gpt-4o-mini", Stream: true,
+		Messages: []openai.ChatCompletionMessage{{Role: "user", Content: "Write a long wedding speech."}}}
+	if got, err := readStream(t, h.client(), req); err != nil {
+		t.Fatalf("the client saw an error: %v (text %q)", err, got.text)
+	}
+	waitFor(t, func() bool { return len(recs.all()) == 1 })
+	rec := recs.all()[0]
+	if len(rec.Attempts) != 2 || rec.CostMicros == nil || !rec.TokensEstimated {
+		t.Fatalf("record: attempts %+v cost %v tokens estimated %v", rec.Attempts, rec.CostMicros, rec.TokensEstimated)
+	}
+	first, second := rec.Attempts[0], rec.Attempts[1]
+	price := func(in, out float64, a usage.Attempt) int64 {
+		return int64(math.Round(float64(a.PromptTokens)*in + float64(a.CompletionTokens)*out))
+	}
+	if want := price(0.15, 0.60, first); first.CostMicros != want {
+		t.Errorf("the primary's part cost %d µ$, want %d at its price", first.CostMicros, want)
+	}
+	if want := price(2.50, 10, second); second.CostMicros != want {
+		t.Errorf("the secondary's part cost %d µ$, want %d at its price", second.CostMicros, want)
+	}
+	if *rec.CostMicros != first.CostMicros+second.CostMicros || first.Model != "gpt-4o-mini" || second.Provider != "secondary" {
+		t.Errorf("record cost %d µ$, parts %+v %+v", *rec.CostMicros, first, second)
 	}
 }
 

@@ -202,8 +202,8 @@ func (x *exchange) fail(ctx *fasthttp.RequestCtx, e *Error) {
 func (x *exchange) logAttempt(a *policy.Attempt, key *keys.Key, status int, code string, t0 time.Time) {
 	x.attemptStart = t0
 	if x.attemptCount < len(x.attemptLog) {
-		x.attemptLog[x.attemptCount] = usage.Attempt{Provider: a.Provider.Name(), KeySource: key.Source(), Status: status,
-			Error: code, LatencyMS: msSince(t0)}
+		x.attemptLog[x.attemptCount] = usage.Attempt{Provider: a.Provider.Name(), Model: x.s.interns.get(a.Model),
+			KeySource: key.Source(), Status: status, Error: code, LatencyMS: msSince(t0)}
 	}
 	x.attemptCount++
 }

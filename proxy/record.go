@@ -70,15 +70,10 @@ func (s *Server) record(x *exchange, providerName string, elapsed time.Duration)
 		r.Attempts = append(make([]usage.Attempt, 0, n), x.attemptLog[:n]...)
 	}
 	if prices := x.rt.Prices; prices != nil && providerName != "" && r.TotalTokens > 0 {
-		micros, ok := prices.CostMicros(providerName, r.Model, now, r.PromptTokens, r.CachedTokens, r.CompletionTokens)
-		if !ok && r.Model != r.RequestedModel {
-			micros, ok = prices.CostMicros(providerName, r.RequestedModel, now, r.PromptTokens, r.CachedTokens, r.CompletionTokens)
-		}
-		if ok {
-			r.SetCost(micros)
-		} else if prices.Unknown(providerName, r.Model) {
-			s.log.Warn("no price for model; usage records carry a null cost", zap.String("provider", providerName),
-				zap.String("model", r.Model))
+		if x.resume != nil && len(x.resume.parts) > 0 {
+			s.priceSegments(prices, r, now)
+		} else {
+			s.priceCall(prices, r, providerName, r.Model, now)
 		}
 	}
 	if r.TotalTokens > 0 {
@@ -95,6 +90,52 @@ func (s *Server) record(x *exchange, providerName string, elapsed time.Duration)
 		return *r.CostMicros
 	}
 	return 0
+}
+
+// priceCall prices the record's tokens at provider's price for model (the
+// model the client asked for when model has none).
+func (s *Server) priceCall(prices Pricer, r *usage.Record, provider, model string, now time.Time) {
+	if micros, ok := s.cost(prices, provider, model, r.RequestedModel, now, r.PromptTokens, r.CachedTokens, r.CompletionTokens); ok {
+		r.SetCost(micros)
+	}
+}
+
+// priceSegments prices a resumed answer per attempt: each part at the
+// price of the provider and model that produced it. The record has no
+// cost when any part has no price.
+func (s *Server) priceSegments(prices Pricer, r *usage.Record, now time.Time) {
+	var total int64
+	for i := range r.Attempts {
+		a := &r.Attempts[i]
+		if a.PromptTokens == 0 && a.CompletionTokens == 0 {
+			continue
+		}
+		r.TokensEstimated = r.TokensEstimated || a.TokensEstimated
+		model := a.Model
+		if model == "" {
+			model = r.Model
+		}
+		micros, ok := s.cost(prices, a.Provider, model, r.RequestedModel, now, a.PromptTokens, 0, a.CompletionTokens)
+		if !ok {
+			return
+		}
+		a.CostMicros = micros
+		total += micros
+	}
+	r.SetCost(total)
+}
+
+// cost prices tokens at provider's price for model, else for the model the
+// client asked for; an unpriced model is warned about once.
+func (s *Server) cost(prices Pricer, provider, model, requested string, now time.Time, prompt, cached, completion int64) (int64, bool) {
+	micros, ok := prices.CostMicros(provider, model, now, prompt, cached, completion)
+	if !ok && model != requested {
+		micros, ok = prices.CostMicros(provider, requested, now, prompt, cached, completion)
+	}
+	if !ok && prices.Unknown(provider, model) {
+		s.log.Warn("no price for model; usage records carry a null cost", zap.String("provider", provider), zap.String("model", model))
+	}
+	return micros, ok
 }
 
 // payer is who pays for the exchange's call: the owner of the key it was

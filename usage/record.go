@@ -86,7 +86,9 @@ func (r *Record) SetCost(micros int64) {
 
 // Attempt is one upstream try within a request.
 type Attempt struct {
-	Provider  string            `json:"provider"`
+	Provider string `json:"provider"`
+	// Model is the model the attempt asked the provider for.
+	Model     string            `json:"model,omitempty"`
 	KeySource billing.KeySource `json:"key_source"`
 	Status    int               `json:"status"`
 	Error     string            `json:"error,omitempty"`
@@ -98,6 +100,9 @@ type Attempt struct {
 	PromptTokens     int64 `json:"prompt_tokens,omitempty"`
 	CompletionTokens int64 `json:"completion_tokens,omitempty"`
 	TokensEstimated  bool  `json:"tokens_estimated,omitempty"`
+	// CostMicros is the attempt's own cost, given with its own tokens, at
+	// its provider's price for its model.
+	CostMicros int64 `json:"cost_micros,omitempty"`
 }
 
 // Sink receives batches of records. Write is called from one goroutine per

@@ -88,6 +88,9 @@ func (r *Record) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 // MarshalLogObject encodes a for zap with the names of its JSON form.
 func (a Attempt) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddString("provider", a.Provider)
+	if a.Model != "" {
+		enc.AddString("model", a.Model)
+	}
 	enc.AddString("key_source", string(a.KeySource))
 	enc.AddInt("status", a.Status)
 	if a.Error != "" {
@@ -102,6 +105,9 @@ func (a Attempt) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	}
 	if a.TokensEstimated {
 		enc.AddBool("tokens_estimated", true)
+	}
+	if a.CostMicros != 0 {
+		enc.AddInt64("cost_micros", a.CostMicros)
 	}
 	return nil
 }
