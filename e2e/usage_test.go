@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -119,9 +120,10 @@ func TestUsageRecordsMatchProvider(t *testing.T) {
 		}
 		r := tp.one(t, resp.Header().Get("X-Request-Id"))
 		checkTokens(t, r, resp.Usage.PromptTokens, resp.Usage.CompletionTokens)
-		want := (float64(resp.Usage.PromptTokens)*0.15 + float64(resp.Usage.CompletionTokens)*0.60) / 1e6
-		if r.CostUSD == nil || *r.CostUSD < want*0.999 || *r.CostUSD > want*1.001 {
-			t.Errorf("cost %v, want %v", r.CostUSD, want)
+		// Money is integer micro-dollars, rounded once per call.
+		want := int64(math.Round(float64(resp.Usage.PromptTokens)*0.15 + float64(resp.Usage.CompletionTokens)*0.60))
+		if r.CostMicros == nil || *r.CostMicros != want || r.CostUSD == nil || *r.CostUSD != float64(want)/1e6 {
+			t.Errorf("cost %v µ$ (%v $), want %d µ$", r.CostMicros, r.CostUSD, want)
 		}
 		if r.Supplier != testSupplier || r.Caller != "wedsync-app" || r.KeySource != "platform" || r.Billed != "platform" ||
 			r.Endpoint != "chat_completions" || r.Provider != "openai" || r.Status != 200 || r.Stream || r.Partial {

@@ -48,6 +48,7 @@ Usage:
 ` + demoUsage + `  veil config validate [--online] FILE
   veil keys check --config FILE [--supplier ID] [--provider P]
   veil usage --config FILE [--supplier ID] [--from DAY] [--to DAY] [--group-by day,supplier,provider,model,key_source]
+  veil usage reconcile --config FILE [--from DAY] [--to DAY] RECORDS.jsonl...
   veil status --config FILE
 ` + migrateUsage + fakeUpstreamUsage + `  veil version
 `

@@ -22,6 +22,9 @@ import (
 // usageCmd runs `veil usage`: asks a running veil's admin listener for the
 // usage aggregates and prints them as a table.
 func usageCmd(args []string, stdout io.Writer) error {
+	if len(args) > 0 && args[0] == "reconcile" {
+		return reconcileCmd(args[1:], stdout)
+	}
 	fs := flag.NewFlagSet("usage", flag.ContinueOnError)
 	path := fs.String("config", "", "the running veil's config file (for the admin address and token)")
 	supplier := fs.String("supplier", "", "one supplier; all when empty")

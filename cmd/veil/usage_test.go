@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -63,5 +65,49 @@ func TestStatusCommand(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("status lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// TestUsageReconcile: `veil usage reconcile` finds the records of a file
+// sink equal to a running veil's aggregates, and names an aggregate that
+// differs (exit 1).
+func TestUsageReconcile(t *testing.T) {
+	up := startFake(t, fakeopenai.Options{})
+	t.Setenv("TEST_ADMIN_TOKEN", "veil-reconcile-test-admin-0123456789")
+	records := filepath.Join(t.TempDir(), "usage.jsonl")
+	v := startVeil(t, up.URL(), "admin:\n  token: env://TEST_ADMIN_TOKEN\n"+
+		"usage:\n  flush_interval: 10ms\n  sinks:\n    - {type: file, path: "+records+"}\n"+
+		"prices:\n  - {provider: openai, model: gpt-4o-mini, input_per_mtok: 0.15, output_per_mtok: 0.6}\n")
+	for _, supplier := range []string{"bella-photography", "bella-photography", "rose-venue"} {
+		v.post(t, supplier, "gpt-4o-mini")
+	}
+	var code int
+	var out, errOut string
+	for range 200 { // records and aggregates are written in the background
+		code, out, errOut = runCmd("usage", "reconcile", "--config", v.config, records)
+		if code == 0 && strings.Contains(out, "2 aggregates from the records, 2 in the store") {
+			break
+		}
+		sleepBriefly()
+	}
+	if code != 0 || !strings.Contains(out, "2 aggregates from the records, 2 in the store") || !strings.Contains(out, "no differences") {
+		t.Fatalf("exit %d: %s%s", code, out, errOut)
+	}
+	// A record the store never saw.
+	data, err := os.ReadFile(records)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(strings.TrimSpace(string(data)), "\n")
+	extra := strings.Replace(lines[0], `"rose-venue"`, `"lily-florist"`, 1)
+	extra = strings.Replace(extra, `"bella-photography"`, `"lily-florist"`, 1)
+	doctored := filepath.Join(t.TempDir(), "doctored.jsonl")
+	if err := os.WriteFile(doctored, []byte(string(data)+strings.TrimSpace(extra)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ = runCmd("usage", "reconcile", "--config", v.config, doctored)
+	if code != 1 || !strings.Contains(out, "lily-florist openai gpt-4o-mini platform: records 1 requests") ||
+		!strings.Contains(out, "store 0 requests") {
+		t.Fatalf("exit %d, want 1 naming lily-florist's aggregate:\n%s", code, out)
 	}
 }

@@ -1,0 +1,188 @@
+package main
+
+import (
+	"bufio"
+	"cmp"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/wedsync/veil/admin"
+	usagerec "github.com/wedsync/veil/usage"
+)
+
+// errDifferences says that reconcile found differences (exit status 1).
+var errDifferences = errors.New("the records and the store's aggregates differ")
+
+// aggKey is one daily aggregate: what the store sums records by.
+type aggKey struct {
+	Day, Supplier, Provider, Model, KeySource string
+}
+
+// aggSums are an aggregate's sums.
+type aggSums struct {
+	Requests, Prompt, Completion, Cached, CostMicros int64
+}
+
+// reconcileCmd runs `veil usage reconcile`: it sums the usage records of
+// record files (the file sink's JSON lines) by day, supplier, provider,
+// model and key source, as the store's aggregates are kept, asks a
+// running veil for the aggregates of the same days, and prints every
+// difference. It fails (exit status 1) when there is one.
+func reconcileCmd(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("usage reconcile", flag.ContinueOnError)
+	path := fs.String("config", "", "the running veil's config file (for the admin address and token)")
+	from := fs.String("from", "", "first day, YYYY-MM-DD (default: the first of this month)")
+	to := fs.String("to", "", "last day, YYYY-MM-DD (default: today)")
+	synopsis := "usage reconcile --config FILE [--from DAY] [--to DAY] RECORDS.jsonl..."
+	files, err := parseFlags(fs, synopsis, args, stdout)
+	if err != nil {
+		return err
+	}
+	if *path == "" || len(files) == 0 {
+		return fmt.Errorf("%w: %s", errUsage, synopsis)
+	}
+	first, last, err := dayRange(*from, *to, time.Now().UTC())
+	if err != nil {
+		return fmt.Errorf("%w: %w", errUsage, err)
+	}
+	records, err := sumRecordFiles(files, first, last)
+	if err != nil {
+		return err
+	}
+	base, token, err := adminTarget(*path)
+	if err != nil {
+		return err
+	}
+	q := url.Values{"from": {first.Format(time.DateOnly)}, "to": {last.Format(time.DateOnly)},
+		"group_by": {"day,supplier,provider,model,key_source"}}
+	var rep admin.UsageReport
+	if err := fetchAdmin(base+"/admin/usage?"+q.Encode(), token, &rep); err != nil {
+		return err
+	}
+	stored := map[aggKey]aggSums{}
+	for _, r := range rep.Rows {
+		stored[aggKey{r.Day, r.Supplier, r.Provider, r.Model, r.KeySource}] = aggSums{r.Requests, r.PromptTokens,
+			r.CompletionTokens, r.CachedTokens, r.CostMicros}
+	}
+	diffs := compareAggregates(records, stored)
+	fmt.Fprintf(stdout, "records %s to %s: %d aggregates from the records, %d in the store\n",
+		first.Format(time.DateOnly), last.Format(time.DateOnly), len(records), len(stored))
+	for _, d := range diffs {
+		fmt.Fprintln(stdout, d)
+	}
+	if len(diffs) > 0 {
+		return fmt.Errorf("%w: %d differences", errDifferences, len(diffs))
+	}
+	fmt.Fprintln(stdout, "no differences")
+	return nil
+}
+
+// dayRange parses the --from and --to days (defaults: this month so far).
+func dayRange(from, to string, now time.Time) (first, last time.Time, err error) {
+	first = time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
+	last = now.Truncate(24 * time.Hour)
+	if from != "" {
+		if first, err = time.Parse(time.DateOnly, from); err != nil {
+			return first, last, fmt.Errorf("--from %q is not a day such as 2026-06-01", from)
+		}
+	}
+	if to != "" {
+		if last, err = time.Parse(time.DateOnly, to); err != nil {
+			return first, last, fmt.Errorf("--to %q is not a day such as 2026-06-30", to)
+		}
+	}
+	if last.Before(first) {
+		return first, last, errors.New("--to is before --from")
+	}
+	return first, last, nil
+}
+
+// sumRecordFiles sums the records of the days first to last in files as
+// the store sink does: records without a supplier are not aggregated.
+func sumRecordFiles(files []string, first, last time.Time) (map[aggKey]aggSums, error) {
+	sums := map[aggKey]aggSums{}
+	end := last.Add(24 * time.Hour)
+	for _, name := range files {
+		if err := sumRecordFile(name, first, end, sums); err != nil {
+			return nil, err
+		}
+	}
+	return sums, nil
+}
+
+func sumRecordFile(name string, first, end time.Time, sums map[aggKey]aggSums) error {
+	f, err := os.Open(name)
+	if err != nil {
+		return fmt.Errorf("records: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
+	for line := 1; sc.Scan(); line++ {
+		if len(strings.TrimSpace(sc.Text())) == 0 {
+			continue
+		}
+		var r usagerec.Record
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			return fmt.Errorf("records: %s:%d: %w", name, line, err)
+		}
+		if r.Supplier == "" || r.TS.Before(first) || !r.TS.Before(end) {
+			continue
+		}
+		k := aggKey{r.TS.UTC().Format(time.DateOnly), r.Supplier, r.Provider, r.Model, string(r.KeySource)}
+		s := sums[k]
+		s.Requests++
+		s.Prompt += r.PromptTokens
+		s.Completion += r.CompletionTokens
+		s.Cached += r.CachedTokens
+		if r.CostMicros != nil {
+			s.CostMicros += *r.CostMicros
+		}
+		sums[k] = s
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("records: %s: %w", name, err)
+	}
+	return nil
+}
+
+// compareAggregates lists every aggregate whose sums differ between the
+// records and the store, one line each, sorted.
+func compareAggregates(records, stored map[aggKey]aggSums) []string {
+	keys := make([]aggKey, 0, len(records)+len(stored))
+	for k := range records {
+		keys = append(keys, k)
+	}
+	for k := range stored {
+		if _, ok := records[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	slices.SortFunc(keys, func(a, b aggKey) int {
+		return cmp.Or(cmp.Compare(a.Day, b.Day), cmp.Compare(a.Supplier, b.Supplier), cmp.Compare(a.Provider, b.Provider),
+			cmp.Compare(a.Model, b.Model), cmp.Compare(a.KeySource, b.KeySource))
+	})
+	var out []string
+	for _, k := range keys {
+		r, s := records[k], stored[k]
+		if r == s {
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s %s %s %s %s: records %s, store %s", k.Day, k.Supplier, k.Provider, k.Model,
+			k.KeySource, r, s))
+	}
+	return out
+}
+
+// String shows the sums compactly.
+func (s aggSums) String() string {
+	return fmt.Sprintf("%d requests, %d+%d tokens (%d cached), %d µ$", s.Requests, s.Prompt, s.Completion, s.Cached, s.CostMicros)
+}
