@@ -2,9 +2,11 @@ package usage
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"time"
 
 	"github.com/wedsync/veil/store"
@@ -46,18 +48,24 @@ func (k *storeSink) Write(batch []*Record) error {
 		}
 	}
 	// Each delta is tried a few times on its own: retrying the whole batch
-	// would add the deltas that did go through twice. Aggregates are
-	// derived from the records, so what still fails is reported as
-	// permanent (counted as dropped for this sink) rather than doubled.
+	// would give its deltas new ids. What still fails is reported as
+	// permanent (counted as dropped for this sink).
+	// Each delta has an id, the batch's and its index, that the store
+	// applies at most once: a retry after a timeout that had reached the
+	// store does not count twice.
+	batchID := rand.Text()
 	var errs []error
+	i := 0
 	for _, d := range deltas {
+		id := batchID + "." + strconv.Itoa(i)
+		i++
 		var err error
 		for attempt := range 3 {
 			if attempt > 0 {
 				time.Sleep(time.Duration(attempt) * 100 * time.Millisecond)
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			err = k.s.AddUsage(ctx, *d)
+			err = k.s.AddUsage(ctx, id, *d)
 			cancel()
 			if err == nil {
 				break
