@@ -744,12 +744,14 @@ return 1
 
 // AddUsage implements Aggregates with an SADD that indexes the supplier
 // under its day, then one script run that checks and sets the delta's
-// marker and adds the counts. The index lies in another slot of a
-// Cluster, so it is a command of its own, first: SADD is idempotent, so a
+// marker and adds the counts. SADD is idempotent and comes first, so a
 // failure between them leaves at worst a supplier indexed with nothing
-// counted, never counts that a query over all suppliers misses.
-// Aggregates never expire: Redis's persistence (RDB or AOF) is what makes
-// them durable; markers expire AppliedTTL after they were set.
+// counted, never counts that a query over all suppliers misses. On one
+// server (or behind Sentinel) both go in one pipeline, run in order in
+// one round trip; on a Cluster the index lies in another slot, maybe on
+// another node, so it is a command of its own. Aggregates never expire:
+// Redis's persistence (RDB or AOF) is what makes them durable; markers
+// expire AppliedTTL after they were set.
 func (s *Redis) AddUsage(ctx context.Context, id string, d Usage) error {
 	if err := checkUsageID(id); err != nil {
 		return err
@@ -761,13 +763,26 @@ func (s *Redis) AddUsage(ctx context.Context, id string, d Usage) error {
 		return nil
 	}
 	day := utcDay(d.Day).Format(dayLayout)
-	if err := s.client.SAdd(ctx, s.usageSuppliersKey(day), d.Supplier).Err(); err != nil {
-		return s.redisErr(ctx, "add usage", err)
-	}
-	err := addUsageScript.Run(ctx, s.client, []string{s.usageKey(d.Supplier, day), s.usageAppliedKey(d.Supplier, id)},
-		d.Provider+"|"+d.Model+"|"+d.KeySource+"|",
+	keys := []string{s.usageKey(d.Supplier, day), s.usageAppliedKey(d.Supplier, id)}
+	args := []any{d.Provider + "|" + d.Model + "|" + d.KeySource + "|",
 		d.Requests, d.PromptTokens, d.CompletionTokens, d.CachedTokens, d.CostMicros,
-		int64(AppliedTTL/time.Second)).Err()
+		int64(AppliedTTL / time.Second)}
+	if s.cluster {
+		if err := s.client.SAdd(ctx, s.usageSuppliersKey(day), d.Supplier).Err(); err != nil {
+			return s.redisErr(ctx, "add usage", err)
+		}
+	} else {
+		_, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+			p.SAdd(ctx, s.usageSuppliersKey(day), d.Supplier)
+			addUsageScript.EvalSha(ctx, p, keys, args...)
+			return nil
+		})
+		if err == nil || !redis.HasErrorPrefix(err, "NOSCRIPT") {
+			return s.redisErr(ctx, "add usage", err)
+		}
+		// The server does not have the script (yet): SADD did its part.
+	}
+	err := addUsageScript.Run(ctx, s.client, keys, args...).Err()
 	return s.redisErr(ctx, "add usage", err)
 }
 
