@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -89,6 +90,24 @@ func (f *flakyAggregates) AddUsage(ctx context.Context, id string, d store.Usage
 		}
 	}
 	return err
+}
+
+// waitCalls waits until AddUsage was called n times.
+func (f *flakyAggregates) waitCalls(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.Now().Add(guard)
+	for {
+		f.mu.Lock()
+		calls := f.calls
+		f.mu.Unlock()
+		if calls >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %d calls", n)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // testStoreSink returns a store sink over s with short retries.
@@ -202,5 +221,46 @@ func TestStoreSinkCountsWhatIsNotApplied(t *testing.T) {
 				t.Errorf("the emitter retried %d writes, want none: the sink retries its deltas itself", r)
 			}
 		})
+	}
+}
+
+// Close is bounded by its context while the sink retries; the retries end
+// when the store closes, and their records count as dropped.
+func TestStoreSinkCloseWhileRetrying(t *testing.T) {
+	st := newEmbedded(t)
+	var down atomic.Bool
+	down.Store(true)
+	f := &flakyAggregates{Aggregates: st, fail: func(int, string) (bool, error) {
+		if down.Load() {
+			return false, store.ErrUnavailable
+		}
+		return true, nil // the store answers ErrClosed
+	}}
+	obs := newCountObserver()
+	s := &storeSink{s: f, budget: StoreRetryBudget, attemptTimeout: time.Second, minBackoff: time.Millisecond, maxBackoff: 10 * time.Millisecond}
+	em := NewEmitter(Options{BatchSize: 10, FlushInterval: time.Millisecond, Observer: obs}, s)
+	for _, r := range recs(10) {
+		em.Emit(r)
+	}
+	f.waitCalls(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if err := em.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Close = %v, want the context's deadline", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("Close took %v with a 50ms context", d)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	down.Store(false)
+	em.wait()
+	if d := obs.get("aggregates/dropped"); d != 10 {
+		t.Errorf("dropped %d, want 10", d)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("the sink stopped %v after Close, want within a backoff of the store closing", d)
 	}
 }
