@@ -203,9 +203,9 @@ func (m *memDurable) sweepApplied(now int64) {
 			delete(m.applied, a.id)
 		}
 	}
-	if n > 0 {
-		m.expiries = slices.Delete(m.expiries, 0, n)
-	}
+	// Resliced, not shifted: append moves the live part when it grows.
+	clear(m.expiries[:n])
+	m.expiries = m.expiries[n:]
 }
 
 func (m *memDurable) queryUsage(supplier string, from, to time.Time) ([]Usage, error) {
