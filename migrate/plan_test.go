@@ -2,6 +2,7 @@ package migrate
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"regexp"
 	"sync"
@@ -23,7 +24,7 @@ func near(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
 func TestPlanEstimate(t *testing.T) {
 	st := openStore(t, "embedded")
 	day := func(daysAgo int) time.Time { return t0.AddDate(0, 0, -daysAgo) }
-	for _, u := range []store.Usage{
+	for i, u := range []store.Usage{
 		{Day: day(0), Supplier: "capture-moments", Provider: "openai", Model: "gpt-4o-mini", KeySource: "platform",
 			Requests: 100, PromptTokens: 1_000_000, CachedTokens: 200_000, CompletionTokens: 500_000, CostMicros: 450_000},
 		{Day: day(29), Supplier: "capture-moments", Provider: "openai", Model: "gpt-4o-mini", KeySource: "platform",
@@ -36,7 +37,7 @@ func TestPlanEstimate(t *testing.T) {
 		{Day: day(0), Supplier: "bella-photography", Provider: "openai", Model: "gpt-4o-mini", KeySource: "client",
 			Requests: 7, PromptTokens: 70_000, CostMicros: 7_000},
 	} {
-		if err := st.AddUsage(t.Context(), u); err != nil {
+		if err := st.AddUsage(t.Context(), fmt.Sprintf("plan.%d", i), u); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -109,7 +110,7 @@ func TestPlanEstimate(t *testing.T) {
 // TestPlanWithoutPrices estimates at recorded costs.
 func TestPlanWithoutPrices(t *testing.T) {
 	st := openStore(t, "embedded")
-	if err := st.AddUsage(t.Context(), store.Usage{Day: t0, Supplier: "capture-moments", Provider: "openai",
+	if err := st.AddUsage(t.Context(), "plan.0", store.Usage{Day: t0, Supplier: "capture-moments", Provider: "openai",
 		Model: "gpt-4o-mini", KeySource: "client", Requests: 4, PromptTokens: 4000, CostMicros: 1234}); err != nil {
 		t.Fatal(err)
 	}

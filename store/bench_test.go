@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"strconv"
 	"testing"
 	"time"
 
@@ -88,6 +89,26 @@ func BenchmarkSettle(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				if err := bs.s.Settle(ctx, r, actual); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkAddUsage measures adding one delta of the usage sink, with its
+// id checked and recorded.
+func BenchmarkAddUsage(b *testing.B) {
+	d := store.Usage{Day: t0, Supplier: "bella-photography", Provider: "openai", Model: "gpt-4o",
+		KeySource: "platform", Requests: 3, PromptTokens: 4200, CompletionTokens: 900, CostMicros: 21000}
+	for _, bs := range benchStores(b) {
+		b.Run(bs.name, func(b *testing.B) {
+			ctx := b.Context()
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				i++
+				if err := bs.s.AddUsage(ctx, "Q2VQFZ3XK7M4WJ5TNB6YHC8RDA."+strconv.Itoa(i), d); err != nil {
 					b.Fatal(err)
 				}
 			}

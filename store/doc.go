@@ -103,6 +103,19 @@
 // a set of the day's suppliers for queries over all of them. Aggregates
 // never expire.
 //
+// Every delta comes with an id (veil's usage sink: a random id of the
+// batch and the delta's index), and AddUsage applies an id at most once:
+// the check, the record of the id and the addition are one atomic step, so
+// a call whose outcome the caller did not see (a timeout that reached the
+// server, a stalled server that runs the command when it resumes) can be
+// sent again without counting twice. Redis sets a marker key, with the
+// hash tag of the supplier's aggregates, in the script that adds the
+// counts (SET NX EX, then HINCRBY); Embedded records the id in the same
+// bbolt transaction, in a bucket by id and one by expiry that each
+// AddUsage sweeps. Ids are remembered for AppliedTTL (an hour), far beyond
+// any retry: one per delta applied in the hour, about 180 bytes each in
+// Redis.
+//
 // # Errors
 //
 // ErrUnavailable wraps network errors, timeouts and a server that cannot
@@ -123,8 +136,9 @@
 //
 // # Redis specifics
 //
-// The client never retries by itself (Reserve, Settle, Refund and AddUsage
-// are not idempotent) and dials once per attempt, so a down server shows as
+// The client never retries by itself (Reserve, Settle and Refund are not
+// idempotent; AddUsage is, per id, and its caller retries) and dials once
+// per attempt, so a down server shows as
 // ErrUnavailable at once rather than after go-redis's dial back-off. Scripts
 // run with EVALSHA, falling back to EVAL after a SCRIPT FLUSH or a restart.
 // Every key carries a Redis Cluster hash tag on what its scripts group (a

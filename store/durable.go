@@ -25,8 +25,10 @@ type durable interface {
 	compareAndSwap(bucket, key string, oldVersion int64, value []byte) (int64, bool, error)
 	delete(bucket, key string) error
 	list(bucket string) ([]Doc, error)
-	// addUsage adds d, whose Day is midnight UTC.
-	addUsage(d Usage) error
+	// addUsage adds d, whose Day is midnight UTC, unless id was applied
+	// less than AppliedTTL before now; it then records id as applied at
+	// now, and forgets ids applied AppliedTTL before.
+	addUsage(id string, d Usage, now time.Time) error
 	// queryUsage returns the sorted aggregates from one UTC midnight to
 	// another, both included, of supplier or of all if it is empty.
 	queryUsage(supplier string, from, to time.Time) ([]Usage, error)
@@ -46,6 +48,17 @@ type memDurable struct {
 	closed  bool
 	buckets map[string]*memBucket
 	usage   map[usageKey]*Usage
+	// applied maps the id of each delta applied to its expiry (unix
+	// nanoseconds); expiries lists them in the order they were applied,
+	// for the sweep.
+	applied  map[string]int64
+	expiries []appliedID
+}
+
+// appliedID is an applied delta's id and its expiry.
+type appliedID struct {
+	id     string
+	expiry int64 // unix nanoseconds
 }
 
 // memBucket is one bucket of documents.
@@ -67,7 +80,7 @@ type usageKey struct {
 }
 
 func newMemDurable() *memDurable {
-	return &memDurable{buckets: make(map[string]*memBucket), usage: make(map[usageKey]*Usage)}
+	return &memDurable{buckets: make(map[string]*memBucket), usage: make(map[usageKey]*Usage), applied: make(map[string]int64)}
 }
 
 func (m *memDurable) get(bucket, key string) ([]byte, int64, error) {
@@ -155,12 +168,20 @@ func (m *memDurable) list(bucket string) ([]Doc, error) {
 	return docs, nil
 }
 
-func (m *memDurable) addUsage(d Usage) error {
+func (m *memDurable) addUsage(id string, d Usage, now time.Time) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
 		return ErrClosed
 	}
+	t := now.UnixNano()
+	m.sweepApplied(t)
+	if exp, ok := m.applied[id]; ok && exp > t {
+		return nil
+	}
+	exp := t + int64(AppliedTTL)
+	m.applied[id] = exp
+	m.expiries = append(m.expiries, appliedID{id, exp})
 	k := usageKey{d.Day.Unix(), d.Supplier, d.Provider, d.Model, d.KeySource}
 	u := m.usage[k]
 	if u == nil {
@@ -169,6 +190,22 @@ func (m *memDurable) addUsage(d Usage) error {
 	}
 	u.add(d)
 	return nil
+}
+
+// sweepApplied forgets the ids that expired by now (unix nanoseconds).
+// Expiries are listed in the order they were set, which is their order
+// unless the wall clock stepped back: an id may then be kept longer.
+func (m *memDurable) sweepApplied(now int64) {
+	n := 0
+	for ; n < len(m.expiries) && m.expiries[n].expiry <= now; n++ {
+		a := m.expiries[n]
+		if m.applied[a.id] == a.expiry { // else applied again since
+			delete(m.applied, a.id)
+		}
+	}
+	// Resliced, not shifted: append moves the live part when it grows.
+	clear(m.expiries[:n])
+	m.expiries = m.expiries[n:]
 }
 
 func (m *memDurable) queryUsage(supplier string, from, to time.Time) ([]Usage, error) {
@@ -196,7 +233,7 @@ func (m *memDurable) close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.closed = true
-	m.buckets, m.usage = nil, nil
+	m.buckets, m.usage, m.applied, m.expiries = nil, nil, nil, nil
 	return nil
 }
 
@@ -210,6 +247,12 @@ var (
 	// to the five counts (8 bytes each, big-endian), so that a cursor
 	// walks aggregates in the order QueryUsage returns them.
 	boltUsage = []byte("usage")
+	// boltApplied maps the id of each delta added to the aggregates to
+	// its expiry (unix nanoseconds, 8 bytes, big-endian);
+	// boltAppliedByExpiry holds the same as keys "<expiry><id>" with
+	// empty values, so that the sweep walks them oldest first.
+	boltApplied         = []byte("usage_applied")
+	boltAppliedByExpiry = []byte("usage_applied_by_expiry")
 	// boltMeta holds the snapshot of quota counters under boltCounters.
 	boltMeta     = []byte("meta")
 	boltCounters = []byte("quota_counters")
@@ -237,7 +280,7 @@ func openBolt(dataDir string) (*boltDurable, error) {
 		return nil, fmt.Errorf("store: opening %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{boltDocs, boltUsage, boltMeta} {
+		for _, name := range [][]byte{boltDocs, boltUsage, boltApplied, boltAppliedByExpiry, boltMeta} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
@@ -366,9 +409,34 @@ func usageBoltKey(d Usage) []byte {
 	}, "\x00"))
 }
 
-func (s *boltDurable) addUsage(d Usage) error {
+// sweepBatch bounds the expired ids one addUsage forgets: each call
+// records one, so the sweep keeps up while no transaction grows long.
+const sweepBatch = 64
+
+func (s *boltDurable) addUsage(id string, d Usage, now time.Time) error {
+	t := now.UnixNano()
 	// Batch may run the function more than once; it only touches tx.
 	return boltErr("add usage", s.db.Batch(func(tx *bolt.Tx) error {
+		if err := sweepApplied(tx, t); err != nil {
+			return err
+		}
+		applied, byExpiry := tx.Bucket(boltApplied), tx.Bucket(boltAppliedByExpiry)
+		if v := applied.Get([]byte(id)); len(v) == 8 {
+			old := int64(binary.BigEndian.Uint64(v))
+			if old > t {
+				return nil
+			}
+			if err := byExpiry.Delete(appliedExpiryKey(old, id)); err != nil {
+				return err
+			}
+		}
+		exp := t + int64(AppliedTTL)
+		if err := applied.Put([]byte(id), binary.BigEndian.AppendUint64(nil, uint64(exp))); err != nil {
+			return err
+		}
+		if err := byExpiry.Put(appliedExpiryKey(exp, id), nil); err != nil {
+			return err
+		}
 		b := tx.Bucket(boltUsage)
 		k := usageBoltKey(d)
 		var u Usage
@@ -378,6 +446,36 @@ func (s *boltDurable) addUsage(d Usage) error {
 		u.add(d)
 		return b.Put(k, encodeUsage(u))
 	}))
+}
+
+// appliedExpiryKey returns the key of an applied id in
+// boltAppliedByExpiry.
+func appliedExpiryKey(expiry int64, id string) []byte {
+	return append(binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(id)), uint64(expiry)), id...)
+}
+
+// sweepApplied forgets up to sweepBatch ids that expired by now (unix
+// nanoseconds), oldest first.
+func sweepApplied(tx *bolt.Tx, now int64) error {
+	applied, byExpiry := tx.Bucket(boltApplied), tx.Bucket(boltAppliedByExpiry)
+	var expired [][]byte
+	c := byExpiry.Cursor()
+	for k, _ := c.First(); k != nil && len(expired) < sweepBatch; k, _ = c.Next() {
+		if len(k) < 8 || int64(binary.BigEndian.Uint64(k)) > now {
+			break
+		}
+		expired = append(expired, bytes.Clone(k))
+	}
+	// Deleted after the walk: deleting under a cursor may skip keys.
+	for _, k := range expired {
+		if err := byExpiry.Delete(k); err != nil {
+			return err
+		}
+		if err := applied.Delete(k[8:]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // encodeUsage encodes the counts of u.

@@ -416,12 +416,16 @@ func (e *Embedded) List(ctx context.Context, bucket string) ([]Doc, error) {
 	return e.docs.list(bucket)
 }
 
-// AddUsage implements Aggregates. With a data directory, concurrent calls
-// share one transaction and one fsync (bbolt's Batch), so a call may wait
-// up to 10ms for others to join.
-func (e *Embedded) AddUsage(ctx context.Context, d Usage) error {
+// AddUsage implements Aggregates. The id is recorded with the counts, in
+// the same transaction, and forgotten AppliedTTL later by the wall clock.
+// With a data directory, concurrent calls share one transaction and one
+// fsync (bbolt's Batch), so a call may wait up to 10ms for others to join.
+func (e *Embedded) AddUsage(ctx context.Context, id string, d Usage) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("store: add usage: %w", err)
+	}
+	if err := checkUsageID(id); err != nil {
+		return err
 	}
 	if err := checkUsage(d); err != nil {
 		return err
@@ -430,7 +434,7 @@ func (e *Embedded) AddUsage(ctx context.Context, d Usage) error {
 		return nil
 	}
 	d.Day = utcDay(d.Day)
-	return e.docs.addUsage(d)
+	return e.docs.addUsage(id, d, time.Now())
 }
 
 // QueryUsage implements Aggregates.

@@ -48,7 +48,7 @@ func TestEmbeddedReopen(t *testing.T) {
 			t.Fatalf("Reserve = %+v, %v", d, err)
 		}
 	}
-	if err := e.AddUsage(ctx, usage); err != nil {
+	if err := e.AddUsage(ctx, "batch-1.0", usage); err != nil {
 		t.Fatal(err)
 	}
 	if ok, err := e.AcquireLease(ctx, "migration", "pod-a", time.Hour, t0); err != nil || !ok {
@@ -83,6 +83,11 @@ func TestEmbeddedReopen(t *testing.T) {
 	}
 	if v, err := e.Put(ctx, "overrides", "closed-business", []byte(`{}`)); err != nil || v <= vGone {
 		t.Errorf("Put after reopen = version %d, %v; want > %d (versions never reused)", v, err, vGone)
+	}
+	// The delta's id was saved with it: a retry after a restart does not
+	// count again.
+	if err := e.AddUsage(ctx, "batch-1.0", usage); err != nil {
+		t.Fatal(err)
 	}
 	rows, err := e.QueryUsage(ctx, store.UsageQuery{From: t0, To: t0})
 	usage.Day = time.Date(2026, time.June, 13, 0, 0, 0, 0, time.UTC)

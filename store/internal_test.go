@@ -1,8 +1,11 @@
 package store
 
 import (
+	"strconv"
 	"testing"
 	"time"
+
+	bbolt "go.etcd.io/bbolt"
 )
 
 func TestWindow(t *testing.T) {
@@ -117,4 +120,69 @@ func TestHashTag(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The ids of applied deltas are remembered for AppliedTTL, then forgotten
+// and swept, in memory and in the bbolt file.
+func TestAppliedIDsExpire(t *testing.T) {
+	t0 := time.Date(2026, time.June, 13, 14, 30, 20, 0, time.UTC)
+	day := time.Date(2026, time.June, 13, 0, 0, 0, 0, time.UTC)
+	bolt, err := openBolt(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = bolt.close() })
+	for name, d := range map[string]durable{"memory": newMemDurable(), "bolt": bolt} {
+		t.Run(name, func(t *testing.T) {
+			add := func(id string, at time.Duration) {
+				t.Helper()
+				if err := d.addUsage(id, Usage{Day: day, Supplier: "bella", Requests: 1}, t0.Add(at)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// More ids than one sweep forgets.
+			for i := range sweepBatch + 10 {
+				add(strconv.Itoa(i), 0)
+			}
+			add("0", AppliedTTL-time.Nanosecond) // remembered: nothing
+			add("late", time.Minute)
+			add("0", AppliedTTL) // forgotten: counts again, remembered anew
+			add("0", AppliedTTL+time.Minute)
+			add("late", AppliedTTL+time.Minute) // forgotten
+			rows, err := d.queryUsage("bella", day, day)
+			if err != nil || len(rows) != 1 || rows[0].Requests != sweepBatch+10+1+2 {
+				t.Fatalf("queryUsage = %+v, %v; want %d requests", rows, err, sweepBatch+10+1+2)
+			}
+			// By now the sweeps forgot everything but "0" and "late", the
+			// two applied again.
+			if n := appliedIDs(t, d); n != 2 {
+				t.Errorf("%d ids remembered, want 2", n)
+			}
+		})
+	}
+}
+
+// appliedIDs returns how many ids d remembers, checking that its two
+// indexes agree.
+func appliedIDs(t *testing.T, d durable) int {
+	t.Helper()
+	switch d := d.(type) {
+	case *memDurable:
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return len(d.applied)
+	case *boltDurable:
+		var byID, byExpiry int
+		err := d.db.View(func(tx *bbolt.Tx) error {
+			byID = tx.Bucket(boltApplied).Stats().KeyN
+			byExpiry = tx.Bucket(boltAppliedByExpiry).Stats().KeyN
+			return nil
+		})
+		if err != nil || byID != byExpiry {
+			t.Fatalf("ids %d, by expiry %d, %v", byID, byExpiry, err)
+		}
+		return byID
+	}
+	t.Fatalf("unknown durable %T", d)
+	return 0
 }

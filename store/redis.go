@@ -68,6 +68,7 @@ type RedisOptions struct {
 //	kvseq:{<bucket>}                                    last version given in the bucket (string)
 //	usage:{<supplier>}:<YYYY-MM-DD>                     aggregates (hash: "<provider>|<model>|<key source>|<count>" -> int)
 //	usage-suppliers:<YYYY-MM-DD>                        suppliers with aggregates that day (set)
+//	usage-applied:{<supplier>}:<id>                     a delta applied to the supplier's aggregates (string), expires AppliedTTL after it is set
 //
 // Earlier versions used the same keys without braces (q:<subject>:...,
 // kv:<bucket>, usage:<day>:<supplier>). Counters, slots and leases of that
@@ -94,9 +95,10 @@ var _ Store = (*Redis)(nil)
 // unreachable server shows up as ErrUnavailable from the methods (and
 // Ping), not here. It fails only on invalid options.
 //
-// The client never retries by itself: Reserve, Settle, Refund and
-// AddUsage are not idempotent, so a retried call that had reached the
-// server would count twice; and a refused connection fails at once rather
+// The client never retries by itself: Reserve, Settle and Refund are not
+// idempotent, so a retried call that had reached the server would count
+// twice (AddUsage is, per delta id, but its caller chooses when to
+// retry); and a refused connection fails at once rather
 // than after go-redis's default 5 dials 100ms apart, so that a quota check
 // fails fast when Redis is down.
 func NewRedis(o RedisOptions) (*Redis, error) {
@@ -713,27 +715,47 @@ func (s *Redis) List(ctx context.Context, bucket string) ([]Doc, error) {
 // order of addUsageScript's ARGV.
 var usageCounts = [...]string{"requests", "prompt_tokens", "completion_tokens", "cached_tokens", "cost_micros"}
 
-// addUsageScript adds the non-zero counts of an aggregate. KEYS[1]: the
-// supplier+day hash. ARGV: "<provider>|<model>|<key source>|", then the
-// counts in the order of usageCounts.
+// usageAppliedKey returns the key marking a supplier's delta id applied.
+// It has the hash tag of the supplier's aggregates, so that one script
+// touches both on a Cluster.
+func (s *Redis) usageAppliedKey(supplier, id string) string {
+	return s.tagged("usage-applied", supplier, ":", id)
+}
+
+// addUsageScript adds the non-zero counts of an aggregate unless its delta
+// was applied already. KEYS[1]: the supplier+day hash; KEYS[2]: the
+// delta's marker. ARGV: "<provider>|<model>|<key source>|", the counts in
+// the order of usageCounts, then the marker's ttl in seconds. It returns 1
+// when it added, 0 when the marker was there. The script runs whole or not
+// at all, and is replicated as its effects, so a replica promoted by a
+// failover has the marker if and only if it has the counts.
 var addUsageScript = redis.NewScript(`
+if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[7]) then
+  return 0
+end
 local names = {'requests', 'prompt_tokens', 'completion_tokens', 'cached_tokens', 'cost_micros'}
 for i = 1, 5 do
   if ARGV[i+1] ~= '0' then
     redis.call('HINCRBY', KEYS[1], ARGV[1] .. names[i], ARGV[i+1])
   end
 end
-return 0
+return 1
 `)
 
 // AddUsage implements Aggregates with an SADD that indexes the supplier
-// under its day, then one script run that adds the counts. The two keys
-// lie in different slots of a Cluster, so they are two commands, in this
-// order: SADD is idempotent, so a failure between them leaves at worst a
-// supplier indexed with nothing counted, never counts that a query over
-// all suppliers misses. Aggregates never expire: Redis's persistence (RDB
-// or AOF) is what makes them durable.
-func (s *Redis) AddUsage(ctx context.Context, d Usage) error {
+// under its day, then one script run that checks and sets the delta's
+// marker and adds the counts. SADD is idempotent and comes first, so a
+// failure between them leaves at worst a supplier indexed with nothing
+// counted, never counts that a query over all suppliers misses. On one
+// server (or behind Sentinel) both go in one pipeline, run in order in
+// one round trip; on a Cluster the index lies in another slot, maybe on
+// another node, so it is a command of its own. Aggregates never expire:
+// Redis's persistence (RDB or AOF) is what makes them durable; markers
+// expire AppliedTTL after they were set.
+func (s *Redis) AddUsage(ctx context.Context, id string, d Usage) error {
+	if err := checkUsageID(id); err != nil {
+		return err
+	}
 	if err := checkUsage(d); err != nil {
 		return err
 	}
@@ -741,12 +763,26 @@ func (s *Redis) AddUsage(ctx context.Context, d Usage) error {
 		return nil
 	}
 	day := utcDay(d.Day).Format(dayLayout)
-	if err := s.client.SAdd(ctx, s.usageSuppliersKey(day), d.Supplier).Err(); err != nil {
-		return s.redisErr(ctx, "add usage", err)
+	keys := []string{s.usageKey(d.Supplier, day), s.usageAppliedKey(d.Supplier, id)}
+	args := []any{d.Provider + "|" + d.Model + "|" + d.KeySource + "|",
+		d.Requests, d.PromptTokens, d.CompletionTokens, d.CachedTokens, d.CostMicros,
+		int64(AppliedTTL / time.Second)}
+	if s.cluster {
+		if err := s.client.SAdd(ctx, s.usageSuppliersKey(day), d.Supplier).Err(); err != nil {
+			return s.redisErr(ctx, "add usage", err)
+		}
+	} else {
+		_, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+			p.SAdd(ctx, s.usageSuppliersKey(day), d.Supplier)
+			addUsageScript.EvalSha(ctx, p, keys, args...)
+			return nil
+		})
+		if err == nil || !redis.HasErrorPrefix(err, "NOSCRIPT") {
+			return s.redisErr(ctx, "add usage", err)
+		}
+		// The server does not have the script (yet): SADD did its part.
 	}
-	err := addUsageScript.Run(ctx, s.client, []string{s.usageKey(d.Supplier, day)},
-		d.Provider+"|"+d.Model+"|"+d.KeySource+"|",
-		d.Requests, d.PromptTokens, d.CompletionTokens, d.CachedTokens, d.CostMicros).Err()
+	err := addUsageScript.Run(ctx, s.client, keys, args...).Err()
 	return s.redisErr(ctx, "add usage", err)
 }
 

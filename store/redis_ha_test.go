@@ -150,7 +150,7 @@ func testClusterManySubjects(t *testing.T, c *redistest.Cluster, raw *redis.Clus
 		if err != nil || used[0] != 1 || used[1] != 420 {
 			t.Fatalf("Used %s = %v, %v", subject, used, err)
 		}
-		if err := s.AddUsage(ctx, store.Usage{Day: t0, Supplier: subject, Provider: "openai", Model: "gpt-4o",
+		if err := s.AddUsage(ctx, subject+".0", store.Usage{Day: t0, Supplier: subject, Provider: "openai", Model: "gpt-4o",
 			KeySource: "platform", Requests: 1, PromptTokens: 420}); err != nil {
 			t.Fatalf("AddUsage %s: %v", subject, err)
 		}

@@ -76,7 +76,7 @@ func TestRedisUnavailable(t *testing.T) {
 		{"compare and swap", func() error { _, _, err := s.CompareAndSwap(ctx, "overrides", "a", 0, nil); return err }},
 		{"list", func() error { _, err := s.List(ctx, "overrides"); return err }},
 		{"acquire lease", func() error { _, err := s.AcquireLease(ctx, "m", "pod-a", time.Minute, t0); return err }},
-		{"add usage", func() error { return s.AddUsage(ctx, store.Usage{Day: t0, Supplier: "a", Requests: 1}) }},
+		{"add usage", func() error { return s.AddUsage(ctx, "b.0", store.Usage{Day: t0, Supplier: "a", Requests: 1}) }},
 		{"query usage", func() error { _, err := s.QueryUsage(ctx, store.UsageQuery{From: t0, To: t0}); return err }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -150,9 +150,12 @@ func TestRedisKeys(t *testing.T) {
 		t.Errorf("HGET veil:kv:{overrides} bella = %q, %v", got, err)
 	}
 
-	if err := s.AddUsage(ctx, store.Usage{Day: t0, Supplier: "bella", Provider: "openai", Model: "gpt-4o",
+	if err := s.AddUsage(ctx, "b7.3", store.Usage{Day: t0, Supplier: "bella", Provider: "openai", Model: "gpt-4o",
 		KeySource: "platform", Requests: 1, CostMicros: 4500}); err != nil {
 		t.Fatal(err)
+	}
+	if ttl, err := raw.TTL(ctx, "veil:usage-applied:{bella}:b7.3").Result(); err != nil || ttl <= 0 || ttl > store.AppliedTTL {
+		t.Errorf("TTL veil:usage-applied:{bella}:b7.3 = %v, %v; want up to %v", ttl, err, store.AppliedTTL)
 	}
 	fields, err := raw.HGetAll(ctx, "veil:usage:{bella}:2026-06-13").Result()
 	if err != nil || len(fields) != 2 || fields["openai|gpt-4o|platform|requests"] != "1" ||

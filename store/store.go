@@ -210,9 +210,15 @@ type Leases interface {
 // Aggregates keeps durable usage totals per UTC day, supplier, provider,
 // model and key source.
 type Aggregates interface {
-	// AddUsage adds the counts of d to its day's aggregate. A delta of
-	// only zeros does nothing.
-	AddUsage(ctx context.Context, d Usage) error
+	// AddUsage adds the counts of d to its day's aggregate, at most once
+	// per id: the check that id was not applied yet and the addition are
+	// one atomic step, and a later call with the same id (within
+	// AppliedTTL) does nothing and returns nil. So a call that failed,
+	// even a timeout that may have reached the store, can be retried with
+	// the same id without counting twice. id is 1 to MaxUsageIDLen
+	// printable ASCII bytes, unique per delta: a random batch id and the
+	// delta's index, say. A delta of only zeros does nothing.
+	AddUsage(ctx context.Context, id string, d Usage) error
 	// QueryUsage returns the aggregates of q, sorted by day, supplier,
 	// provider, model and key source.
 	QueryUsage(ctx context.Context, q UsageQuery) ([]Usage, error)
@@ -388,6 +394,29 @@ const dayLayout = "2006-01-02"
 func utcDay(t time.Time) time.Time {
 	y, m, d := t.UTC().Date()
 	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+}
+
+// AppliedTTL is how long a store remembers the id of a delta it applied,
+// and so how long a retry of it is recognized. A retry comes within the
+// caller's retry budget (veil's usage sink gives up after 30 seconds);
+// the margin covers an attempt held up in the network or in a stalled
+// server, which would otherwise be applied after its id was forgotten.
+const AppliedTTL = time.Hour
+
+// MaxUsageIDLen is the longest id AddUsage takes.
+const MaxUsageIDLen = 64
+
+// checkUsageID validates the id of a usage delta.
+func checkUsageID(id string) error {
+	if id == "" || len(id) > MaxUsageIDLen {
+		return fmt.Errorf("%w: usage id of %d bytes, want 1 to %d", ErrInvalid, len(id), MaxUsageIDLen)
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] <= ' ' || id[i] > '~' {
+			return fmt.Errorf("%w: usage id %q: not printable ASCII", ErrInvalid, id)
+		}
+	}
+	return nil
 }
 
 // checkUsage validates a usage delta.

@@ -30,6 +30,23 @@ const warnEvery = 10 * time.Second
 // it to the sink's Overflow at once, or drops it when the sink has none.
 var ErrPermanent = errors.New("permanent sink error")
 
+// PartialError is a Write error for a batch that was written in part: the
+// records in Failed were not written, the others were. The emitter does
+// not retry it: it counts the others as delivered and overflows or drops
+// Failed alone, as for ErrPermanent. A sink that retries by itself (the
+// store sink) returns it so that what is counted as dropped is exactly
+// what was lost.
+type PartialError struct {
+	Failed []*Record
+	Err    error
+}
+
+func (e *PartialError) Error() string {
+	return fmt.Sprintf("%d records not written: %v", len(e.Failed), e.Err)
+}
+
+func (e *PartialError) Unwrap() error { return e.Err }
+
 // Overflower is implemented by a sink that can keep records it cannot take
 // now, such as the webhook sink spilling them to disk. The emitter calls
 // Overflow when the sink's queue is full, when a batch failed every attempt
@@ -390,11 +407,11 @@ func (w *worker) abandon(held []*Record) {
 func (w *worker) finish() {
 	close(w.drained)
 	if w.inflight != nil {
-		if err := <-w.writeRes; err != nil {
+		if err := <-w.writeRes; err == nil {
+			w.opts.Observer.Delivered(w.name, len(w.inflight))
+		} else if !w.partial(w.inflight, err) {
 			w.logError("usage sink write failed while closing", err, len(w.inflight))
 			w.giveUp(w.inflight, "emitter closing")
-		} else {
-			w.opts.Observer.Delivered(w.name, len(w.inflight))
 		}
 		w.inflight = nil
 	}
@@ -429,6 +446,9 @@ func (w *worker) flush(batch []*Record) {
 			w.opts.Observer.Delivered(w.name, len(batch))
 			return
 		}
+		if w.partial(batch, err) {
+			return
+		}
 		if errors.Is(err, ErrPermanent) || attempt >= w.opts.MaxAttempts {
 			w.logError("usage sink write failed", err, len(batch), zap.Int("attempts", attempt))
 			w.giveUp(batch, "write failed")
@@ -447,6 +467,22 @@ func (w *worker) flush(batch []*Record) {
 		}
 		backoff = min(2*backoff, w.opts.MaxBackoff)
 	}
+}
+
+// partial handles a Write error that is a *PartialError: it counts the
+// records written as delivered and gives up the others. It reports
+// whether err was one.
+func (w *worker) partial(batch []*Record, err error) bool {
+	var pe *PartialError
+	if !errors.As(err, &pe) {
+		return false
+	}
+	if n := len(batch) - len(pe.Failed); n > 0 {
+		w.opts.Observer.Delivered(w.name, n)
+	}
+	w.logError("usage sink write failed in part", err, len(pe.Failed))
+	w.giveUp(pe.Failed, "write failed")
+	return true
 }
 
 // jitter returns a duration in [d/2, d].

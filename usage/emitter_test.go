@@ -217,6 +217,21 @@ func TestEmitterRetries(t *testing.T) {
 			write:     func(int, []*Record) error { return perm },
 			wantCalls: 1, wantSpilled: 5,
 		},
+		{
+			name: "partial error: only the failed records dropped, not retried",
+			write: func(_ int, batch []*Record) error {
+				return &PartialError{Failed: batch[1:3], Err: errWrite}
+			},
+			wantCalls: 1, wantDropped: 2, wantDelivers: 3,
+		},
+		{
+			name:     "partial error: only the failed records overflowed",
+			overflow: true,
+			write: func(_ int, batch []*Record) error {
+				return fmt.Errorf("wrapped: %w", &PartialError{Failed: batch[:1], Err: errWrite})
+			},
+			wantCalls: 1, wantSpilled: 1, wantDelivers: 4,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -103,6 +103,15 @@ func (p *Proc) Finish(t testing.TB, timeout time.Duration) {
 	}
 }
 
+// Signal sends sig to the process, such as SIGSTOP and SIGCONT to pause
+// and resume it.
+func (p *Proc) Signal(sig os.Signal) error {
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		return fmt.Errorf("signal %v to %s: %w", sig, p.name, err)
+	}
+	return nil
+}
+
 // Kill kills the process at once and waits for it. A nil p does nothing.
 func (p *Proc) Kill() {
 	if p == nil {

@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -59,6 +60,9 @@ type Server struct {
 	t        testing.TB
 	proc     *proctest.Proc
 	stopOnce sync.Once
+
+	mu     sync.Mutex // guards paused
+	paused bool
 }
 
 // Start starts a redis-server on a free loopback port, waits until it
@@ -129,6 +133,37 @@ func (s *Server) startProcess(bin, dir, name string, more args) error {
 	return s.proc.WaitReady(startTimeout, 20*time.Millisecond, func() error { return ping(s.Addr) })
 }
 
+// Pause stops the server (SIGSTOP), as a long garbage collection, a
+// swapped-out or a frozen VM would: it keeps its connections and its
+// listening socket, and the kernel still accepts connections and buffers
+// commands, but nothing is answered until Resume. Stop resumes a paused
+// server before stopping it.
+func (s *Server) Pause() {
+	s.t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.proc.Signal(syscall.SIGSTOP); err != nil {
+		s.t.Fatalf("redistest: pausing: %v", err)
+	}
+	s.paused = true
+}
+
+// Resume resumes a paused server (SIGCONT): it then reads and runs the
+// commands that reached it meanwhile. Resuming a server that is not paused
+// does nothing.
+func (s *Server) Resume() {
+	s.t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.paused {
+		return
+	}
+	if err := s.proc.Signal(syscall.SIGCONT); err != nil {
+		s.t.Errorf("redistest: resuming: %v", err)
+	}
+	s.paused = false
+}
+
 // Kill kills the server at once (SIGKILL), as a crash would; the server
 // gets no chance to tell anyone. Stop then does nothing.
 func (s *Server) Kill() {
@@ -145,6 +180,7 @@ func (s *Server) Kill() {
 // registers it with t.Cleanup; calling it again does nothing.
 func (s *Server) Stop() {
 	s.stopOnce.Do(func() {
+		s.Resume()
 		s.proc.Finish(s.t, stopTimeout)
 	})
 }

@@ -97,3 +97,32 @@ func TestStop(t *testing.T) {
 		t.Fatalf("%s still accepts connections after Stop", s.Addr)
 	}
 }
+
+func TestPauseResume(t *testing.T) {
+	s := redistest.Start(t)
+	conn, err := net.DialTimeout("tcp", s.Addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	s.Pause()
+	// A command sent while paused is not answered...
+	if err := conn.SetDeadline(time.Now().Add(200 * time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Write([]byte("INCR guests\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(conn)
+	if line, err := r.ReadString('\n'); err == nil {
+		t.Fatalf("paused server answered %q", line)
+	}
+	// ...but runs once the server resumes, although its caller gave up.
+	s.Resume()
+	s.Resume() // does nothing
+	if got := doLines(t, s.Addr, "GET guests", 2); got[1] != "1" {
+		t.Fatalf("GET after resume = %q, want the INCR sent while paused applied", got)
+	}
+	// Stop resumes a paused server before stopping it.
+	s.Pause()
+}

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -53,6 +54,7 @@ func Run(t *testing.T, open Open) {
 		{"Leases", testLeases},
 		{"Usage", testUsage},
 		{"UsageInvalid", testUsageInvalid},
+		{"UsageAppliedOnce", testUsageAppliedOnce},
 		{"ConcurrentReserve", testConcurrentReserve},
 		{"ConcurrentSlots", testConcurrentSlots},
 		{"ConcurrentCompareAndSwap", testConcurrentCompareAndSwap},
@@ -789,7 +791,7 @@ func testUsage(t *testing.T, open Open) {
 	}
 	for i, d := range deltas {
 		s := replicas[i%2]
-		if err := s.AddUsage(t.Context(), d); err != nil {
+		if err := s.AddUsage(t.Context(), fmt.Sprintf("contract.%d", i), d); err != nil {
 			t.Fatalf("AddUsage(%+v): %v", d, err)
 		}
 	}
@@ -858,6 +860,62 @@ func formatUsage(rows []store.Usage) string {
 	return b.String()
 }
 
+// testUsageAppliedOnce adds deltas twice, as a retry after a timeout that
+// had reached the store would, from one replica and from another, and
+// concurrently: each id counts once.
+func testUsageAppliedOnce(t *testing.T, open Open) {
+	replicas := open(t, 2)
+	day := time.Date(2026, time.June, 13, 0, 0, 0, 0, time.UTC)
+	delta := func(supplier, model string, requests int64) store.Usage {
+		return store.Usage{Day: day, Supplier: supplier, Provider: "openai", Model: model, KeySource: "platform",
+			Requests: requests, PromptTokens: 10 * requests, CostMicros: 7 * requests}
+	}
+	add := func(s store.Store, id string, d store.Usage) {
+		t.Helper()
+		if err := s.AddUsage(t.Context(), id, d); err != nil {
+			t.Fatalf("AddUsage(%s): %v", id, err)
+		}
+	}
+	// The same id twice, on one replica and then on the other.
+	add(replicas[0], "b1.0", delta("bella-photography", "gpt-4o", 2))
+	add(replicas[0], "b1.0", delta("bella-photography", "gpt-4o", 2))
+	add(replicas[1], "b1.0", delta("bella-photography", "gpt-4o", 2))
+	// Other ids count, for the same aggregate and for others.
+	add(replicas[1], "b1.1", delta("bella-photography", "gpt-4o", 3))
+	add(replicas[0], "b2.0", delta("bella-photography", "gpt-4o", 1))
+	add(replicas[0], "b2.1", delta("aisle-and-altar", "gpt-4o-mini", 5))
+	add(replicas[1], "b2.1", delta("aisle-and-altar", "gpt-4o-mini", 5))
+	// A zero delta records nothing: its id stays free.
+	add(replicas[0], "b3.0", store.Usage{Day: day, Supplier: "aisle-and-altar", Model: "gpt-4o-mini"})
+	add(replicas[0], "b3.0", delta("aisle-and-altar", "gpt-4o-mini", 1))
+	// Concurrent attempts of one id: exactly one counts.
+	const attempts = 16
+	var wg sync.WaitGroup
+	errs := make(chan error, attempts)
+	for i := range attempts {
+		wg.Go(func() {
+			errs <- replicas[i%2].AddUsage(t.Context(), "b4.0", delta("aisle-and-altar", "gpt-4o-mini", 100))
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("concurrent AddUsage: %v", err)
+		}
+	}
+	want := []store.Usage{delta("aisle-and-altar", "gpt-4o-mini", 106), delta("bella-photography", "gpt-4o", 6)}
+	for i, s := range replicas {
+		got, err := s.QueryUsage(t.Context(), store.UsageQuery{From: day, To: day})
+		if err != nil {
+			t.Fatalf("replica %d: QueryUsage: %v", i, err)
+		}
+		if !usageEqual(got, want) {
+			t.Errorf("replica %d: QueryUsage =\n%s\nwant\n%s", i, formatUsage(got), formatUsage(want))
+		}
+	}
+}
+
 func testUsageInvalid(t *testing.T, open Open) {
 	s := one(t, open)
 	day := time.Date(2026, time.June, 13, 0, 0, 0, 0, time.UTC)
@@ -865,14 +923,19 @@ func testUsageInvalid(t *testing.T, open Open) {
 		name string
 		call func() error
 	}{
-		{"no supplier", func() error { return s.AddUsage(t.Context(), store.Usage{Day: day, Requests: 1}) }},
-		{"no day", func() error { return s.AddUsage(t.Context(), store.Usage{Supplier: "s", Requests: 1}) }},
+		{"no supplier", func() error { return s.AddUsage(t.Context(), "a.0", store.Usage{Day: day, Requests: 1}) }},
+		{"no day", func() error { return s.AddUsage(t.Context(), "a.1", store.Usage{Supplier: "s", Requests: 1}) }},
 		{"pipe in model", func() error {
-			return s.AddUsage(t.Context(), store.Usage{Day: day, Supplier: "s", Model: "a|b", Requests: 1})
+			return s.AddUsage(t.Context(), "a.2", store.Usage{Day: day, Supplier: "s", Model: "a|b", Requests: 1})
 		}},
 		{"NUL in provider", func() error {
-			return s.AddUsage(t.Context(), store.Usage{Day: day, Supplier: "s", Provider: "a\x00b", Requests: 1})
+			return s.AddUsage(t.Context(), "a.3", store.Usage{Day: day, Supplier: "s", Provider: "a\x00b", Requests: 1})
 		}},
+		{"no id", func() error { return s.AddUsage(t.Context(), "", store.Usage{Day: day, Supplier: "s", Requests: 1}) }},
+		{"id too long", func() error {
+			return s.AddUsage(t.Context(), strings.Repeat("x", store.MaxUsageIDLen+1), store.Usage{Day: day, Supplier: "s", Requests: 1})
+		}},
+		{"space in id", func() error { return s.AddUsage(t.Context(), "a 4", store.Usage{Day: day, Supplier: "s", Requests: 1}) }},
 		{"query ends before it starts", func() error {
 			_, err := s.QueryUsage(t.Context(), store.UsageQuery{From: day, To: day.AddDate(0, 0, -1)})
 			return err
@@ -1110,7 +1173,7 @@ func testClose(t *testing.T, open Open) {
 		{"list", func() error { _, err := s.List(ctx, "b"); return err }},
 		{"lease", func() error { _, err := s.AcquireLease(ctx, "m", "h", time.Minute, t0); return err }},
 		{"add usage", func() error {
-			return s.AddUsage(ctx, store.Usage{Day: t0, Supplier: "s", Requests: 1})
+			return s.AddUsage(ctx, "closed.0", store.Usage{Day: t0, Supplier: "s", Requests: 1})
 		}},
 		{"query usage", func() error { _, err := s.QueryUsage(ctx, store.UsageQuery{From: t0, To: t0}); return err }},
 	} {
