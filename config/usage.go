@@ -46,6 +46,13 @@ type Usage struct {
 	BatchSize int `yaml:"batch_size"`
 	// FlushInterval is how often a partial batch is written. Default 200ms.
 	FlushInterval time.Duration `yaml:"flush_interval"`
+	// SpoolDir, when set, is the directory of the records' write-ahead
+	// log: each record is written there before its call is answered and
+	// shipped to the sinks from there, and what the sinks had not handled
+	// when veil was killed is replayed to them on the next start. It needs
+	// a writable volume that outlives the process (an emptyDir outlives a
+	// container's restart). Off when empty.
+	SpoolDir string `yaml:"spool_dir"`
 }
 
 // UsageSink is one destination of usage records.

@@ -68,6 +68,8 @@ type exchange struct {
 	attemptCount int
 	attemptStart time.Time // start of the latest attempt
 	headerWait   headerWait
+	// completed is set once the exchange is recorded (see complete).
+	completed bool
 	// upstreamID is the provider's ID of its latest answer.
 	upstreamID []byte
 	fellBack   bool // the fallback to platform keys was audited
@@ -217,9 +219,22 @@ func (x *exchange) markLastAttempt(code string) {
 
 func msSince(t time.Time) float64 { return float64(time.Since(t).Microseconds()) / 1000 }
 
-// finish records the access line, metrics, usage record and quota
-// settlement of a finished exchange and returns it to the pool.
+// finish completes the exchange, unless a stream's end did already, and
+// returns it to the pool.
 func (s *Server) finish(x *exchange) {
+	if !x.completed {
+		s.complete(x)
+	}
+	s.open.Add(-1) // after the usage record is handed on
+	release(x)
+}
+
+// complete records the access line, metrics, usage record and quota
+// settlement of an exchange whose answer is complete. A stream completes
+// as its [DONE] passes, before it is sent, so that its usage record is
+// spooled before the client has the whole answer.
+func (s *Server) complete(x *exchange) {
+	x.completed = true
 	s.releaseSlot(x)
 	if x.stream.streamed {
 		s.storeStream(x)
@@ -241,7 +256,6 @@ func (s *Server) finish(x *exchange) {
 	}
 	s.metrics.ObserveRequest(x.ep.name, providerName, x.fields.Model, x.status, elapsed.Seconds())
 	s.metrics.InFlight(-1)
-	defer s.open.Add(-1) // after the usage record is handed on
 	if x.caller != nil {
 		micros := s.record(x, providerName, elapsed)
 		s.settle(x, micros)
@@ -250,7 +264,6 @@ func (s *Server) finish(x *exchange) {
 		s.finishShadow(x, elapsed, cost)
 	}
 	s.logAccess(x, providerName, elapsed)
-	release(x)
 }
 
 // logAccess writes the request's access line.

@@ -119,6 +119,9 @@ func (x *exchange) pump(w *bufio.Writer) {
 		if ev.Raw == nil || ev.Comment {
 			continue // veil sends its own keep-alives
 		}
+		if x.usage.done && !x.completed {
+			s.complete(x) // recorded before the client has [DONE]
+		}
 		// Flushed at once, unless the next event is already in: then
 		// both leave together, a write saved and no time lost.
 		if !x.emit(wd, ev.Raw, !sse.Buffered(rd)) {

@@ -64,3 +64,34 @@ func BenchmarkMarshalLogObject(b *testing.B) {
 		buf.Free()
 	}
 }
+
+// BenchmarkEmitSpool measures what the write-ahead spool adds to Emit:
+// the record's JSON and one write to the spool file, side by side with
+// the spool off. Each record is a fresh copy, as on the request path.
+func BenchmarkEmitSpool(b *testing.B) {
+	tmpl := rec(1)
+	for _, on := range []bool{false, true} {
+		name := "off"
+		if on {
+			name = "on"
+		}
+		b.Run(name, func(b *testing.B) {
+			o := Options{QueueSize: 1 << 20}
+			if on {
+				sp, err := OpenSpool(b.TempDir(), 0)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer sp.Close()
+				o.Spool = sp
+			}
+			e := NewEmitter(o, discardSink{})
+			defer closeEmitter(b, e)
+			b.ReportAllocs()
+			for b.Loop() {
+				r := *tmpl
+				e.Emit(&r)
+			}
+		})
+	}
+}

@@ -95,6 +95,25 @@ type Options struct {
 	// Log receives sink errors; nil means none. Record contents are never
 	// logged.
 	Log *zap.Logger
+	// Spool, when set, is the records' write-ahead log: Emit appends each
+	// record to it before queueing it, each sink's handled records move
+	// its cursor, and NewEmitter replays to each sink what it had not
+	// handled when the last process ended.
+	Spool *Spool
+}
+
+// Stopper is implemented by a sink that retries on its own: Stop, called
+// when Close starts, ends those retries, so that a sink whose destination
+// is down does not hold the close up.
+type Stopper interface {
+	Stop()
+}
+
+// Resumer is implemented by a sink that can tell, from what it wrote
+// itself, the spool sequence number of the last record it holds, so that
+// a replay after a crash does not repeat a record it wrote just before.
+type Resumer interface {
+	LastSpoolSeq() uint64
 }
 
 func (o Options) withDefaults() Options {
@@ -145,6 +164,8 @@ type Emitter struct {
 	mu     sync.RWMutex
 	closed bool
 
+	spoolWarn limiter
+
 	abort     chan struct{} // closed when Close's context ends
 	closing   atomic.Bool
 	closeDone chan struct{}
@@ -183,7 +204,37 @@ func NewEmitter(o Options, sinks ...Sink) *Emitter {
 		go w.writer()
 		go w.run()
 	}
+	if o.Spool != nil {
+		for _, w := range e.workers {
+			w.replay(o.Spool)
+		}
+	}
 	return e
+}
+
+// replay queues for w the spooled records it had not handled when the last
+// process ended, waiting for room in its queue: nothing is emitted before
+// NewEmitter returns, so they come first and in order.
+func (w *worker) replay(sp *Spool) {
+	after, err := sp.Cursor(w.name)
+	if err != nil {
+		w.opts.Log.Error("usage spool: no cursor; records are not replayed", zap.String("sink", w.name), zap.Error(err))
+		return
+	}
+	if rs, ok := w.sink.(Resumer); ok {
+		after = max(after, rs.LastSpoolSeq())
+	}
+	n := 0
+	err = sp.Replay(after, func(r *Record, seq uint64) {
+		r.SpoolSeq = seq
+		w.q <- r
+		n++
+	})
+	if err != nil {
+		w.opts.Log.Error("usage spool: replay stopped", zap.String("sink", w.name), zap.Int("replayed", n), zap.Error(err))
+	} else if n > 0 {
+		w.opts.Log.Info("usage spool: records replayed", zap.String("sink", w.name), zap.Int("records", n))
+	}
 }
 
 // Emit hands r to every sink's queue and returns at once. A sink whose
@@ -194,6 +245,13 @@ func NewEmitter(o Options, sinks ...Sink) *Emitter {
 func (e *Emitter) Emit(r *Record) {
 	if r == nil {
 		return
+	}
+	if sp := e.opts.Spool; sp != nil {
+		seq, err := sp.Append(r)
+		if err != nil {
+			e.spoolFailed(err)
+		}
+		r.SpoolSeq = seq
 	}
 	e.mu.RLock()
 	if e.closed {
@@ -219,6 +277,15 @@ func (e *Emitter) Emit(r *Record) {
 	e.mu.RUnlock()
 }
 
+// spoolFailed reports a record the spool could not keep (it still goes to
+// the sinks), at most every warnEvery.
+func (e *Emitter) spoolFailed(err error) {
+	e.opts.Observer.Dropped("spool", 1)
+	if e.spoolWarn.allow(time.Now()) {
+		e.opts.Log.Error("usage spool: a record was not spooled", zap.Error(err))
+	}
+}
+
 // Close stops accepting records, writes what every queue holds, and closes
 // every sink. When ctx ends first, the records still queued or waiting for
 // a retry are overflowed or dropped (counted), and Close returns an error
@@ -240,6 +307,11 @@ func (e *Emitter) Close(ctx context.Context) error {
 }
 
 func (e *Emitter) close(ctx context.Context) error {
+	for _, w := range e.workers {
+		if st, ok := w.sink.(Stopper); ok {
+			st.Stop()
+		}
+	}
 	e.mu.Lock()
 	e.closed = true
 	for _, w := range e.workers {
@@ -444,14 +516,17 @@ func (w *worker) flush(batch []*Record) {
 		}
 		if err == nil {
 			w.opts.Observer.Delivered(w.name, len(batch))
+			w.ack(batch)
 			return
 		}
 		if w.partial(batch, err) {
+			w.ack(batch)
 			return
 		}
 		if errors.Is(err, ErrPermanent) || attempt >= w.opts.MaxAttempts {
 			w.logError("usage sink write failed", err, len(batch), zap.Int("attempts", attempt))
 			w.giveUp(batch, "write failed")
+			w.ack(batch)
 			return
 		}
 		w.opts.Observer.Retried(w.name)
@@ -466,6 +541,26 @@ func (w *worker) flush(batch []*Record) {
 			return
 		}
 		backoff = min(2*backoff, w.opts.MaxBackoff)
+	}
+}
+
+// ack moves the sink's spool cursor past batch, which the sink has handled
+// (written, overflowed or given up for good). Batches given up because the
+// emitter is closing are not acknowledged: the next start replays them.
+func (w *worker) ack(batch []*Record) {
+	sp := w.opts.Spool
+	if sp == nil || len(batch) == 0 {
+		return
+	}
+	var last uint64
+	for _, r := range batch {
+		last = max(last, r.SpoolSeq)
+	}
+	if last == 0 {
+		return
+	}
+	if err := sp.Ack(w.name, last); err != nil && w.errWarn.allow(time.Now()) {
+		w.opts.Log.Error("usage spool: cursor not written", zap.String("sink", w.name), zap.Error(err))
 	}
 }
 

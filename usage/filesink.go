@@ -1,6 +1,7 @@
 package usage
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,7 +28,13 @@ type fileSink struct {
 	resumeFirst *Record
 	resumeLen   int
 	resumeDone  int
+
+	// lastSeq is the spool sequence number of the last record in the
+	// files when the sink was opened.
+	lastSeq uint64
 }
+
+var _ Resumer = (*fileSink)(nil)
 
 // NewFileSink returns a sink appending records to path as NDJSON, one
 // encoding/json line per record, in a file of mode 0600. Before a line would
@@ -46,7 +53,43 @@ func NewFileSink(path string, maxBytes int64, keep int) (Sink, error) {
 	if err := s.open(); err != nil {
 		return nil, err
 	}
+	s.lastSeq = lastSpoolSeq(path)
+	if s.lastSeq == 0 && keep > 0 {
+		s.lastSeq = lastSpoolSeq(path + ".1") // rotated just before the end
+	}
 	return s, nil
+}
+
+// LastSpoolSeq is the spool sequence number of the last record the files
+// held when the sink was opened: a spool replays only what comes after.
+func (s *fileSink) LastSpoolSeq() uint64 { return s.lastSeq }
+
+// lastSpoolSeq reads the spool_seq of the last whole line of the file at
+// path; 0 when there is none.
+func lastSpoolSeq(path string) uint64 {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil || st.Size() == 0 {
+		return 0
+	}
+	const tail = 64 << 10
+	off := max(st.Size()-tail, 0)
+	buf := make([]byte, st.Size()-off)
+	if _, err := f.ReadAt(buf, off); err != nil {
+		return 0
+	}
+	lines := bytes.Split(bytes.TrimRight(buf, "\n"), []byte("\n"))
+	var r struct {
+		SpoolSeq uint64 `json:"spool_seq"`
+	}
+	if json.Unmarshal(lines[len(lines)-1], &r) != nil {
+		return 0
+	}
+	return r.SpoolSeq
 }
 
 func (s *fileSink) open() error {

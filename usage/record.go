@@ -75,6 +75,10 @@ type Record struct {
 	// UpstreamRequestID is the provider's own ID of its last answer (its
 	// X-Request-Id, such as req_...), for a support case with it.
 	UpstreamRequestID string `json:"upstream_request_id,omitempty"`
+	// SpoolSeq is the record's place in its replica's usage spool (0
+	// without one). A record replayed after a crash keeps it, so that a
+	// consumer can tell a record it has seen.
+	SpoolSeq uint64 `json:"spool_seq,omitempty"`
 }
 
 // SetCost sets the record's cost, micros micro-dollars, in CostMicros and

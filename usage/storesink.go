@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/wedsync/veil/store"
@@ -44,8 +45,14 @@ func NewStoreSink(s store.Aggregates) Sink {
 		minBackoff: storeMinBackoff, maxBackoff: storeMaxBackoff}
 }
 
+var _ Stopper = (*storeSink)(nil)
+
 type storeSink struct {
 	s store.Aggregates
+	// stop is closed when the emitter closes: retries end at once. It is
+	// made on first use (stopCh).
+	stop             chan struct{}
+	stopMake, stopDo sync.Once
 
 	budget, attemptTimeout, minBackoff, maxBackoff time.Duration
 }
@@ -104,6 +111,7 @@ func (k *storeSink) Write(batch []*Record) error {
 // budget that then runs a stale attempt).
 func (k *storeSink) add(id string, u store.Usage, deadline time.Time) error {
 	backoff := k.minBackoff
+	afterStop := 0
 	for {
 		end := time.Now().Add(k.attemptTimeout)
 		if end.After(deadline) {
@@ -115,11 +123,24 @@ func (k *storeSink) add(id string, u store.Usage, deadline time.Time) error {
 		if err == nil || errors.Is(err, store.ErrInvalid) || errors.Is(err, store.ErrClosed) {
 			return err
 		}
+		if k.stopping() {
+			// veil is stopping: a few more tries at once, no waits, then
+			// what is not applied is reported.
+			if afterStop++; afterStop > stopTries {
+				return err
+			}
+			continue
+		}
 		wait := jitter(backoff)
 		if !time.Now().Add(wait).Before(deadline) {
 			return err
 		}
-		time.Sleep(wait)
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-k.stopCh():
+			t.Stop()
+		}
 		backoff = min(2*backoff, k.maxBackoff)
 	}
 }
@@ -160,3 +181,23 @@ func foldDeltas(batch []*Record) []storeDelta {
 }
 
 func (k *storeSink) Close() error { return nil }
+
+// Stop ends the retries of a store that does not answer: veil is stopping.
+func (k *storeSink) Stop() { ch := k.stopCh(); k.stopDo.Do(func() { close(ch) }) }
+
+// stopTries is how many more tries a delta gets once veil is stopping.
+const stopTries = 2
+
+func (k *storeSink) stopping() bool {
+	select {
+	case <-k.stopCh():
+		return true
+	default:
+		return false
+	}
+}
+
+func (k *storeSink) stopCh() chan struct{} {
+	k.stopMake.Do(func() { k.stop = make(chan struct{}) })
+	return k.stop
+}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -224,17 +223,12 @@ func TestStoreSinkCountsWhatIsNotApplied(t *testing.T) {
 	}
 }
 
-// Close is bounded by its context while the sink retries; the retries end
-// when the store closes, and their records count as dropped.
+// Close ends the retries of a store that does not answer: the close is not
+// held up, and the records not applied count as dropped.
 func TestStoreSinkCloseWhileRetrying(t *testing.T) {
 	st := newEmbedded(t)
-	var down atomic.Bool
-	down.Store(true)
 	f := &flakyAggregates{Aggregates: st, fail: func(int, string) (bool, error) {
-		if down.Load() {
-			return false, store.ErrUnavailable
-		}
-		return true, nil // the store answers ErrClosed
+		return false, store.ErrUnavailable
 	}}
 	obs := newCountObserver()
 	s := &storeSink{s: f, budget: StoreRetryBudget, attemptTimeout: time.Second, minBackoff: time.Millisecond, maxBackoff: 10 * time.Millisecond}
@@ -243,24 +237,12 @@ func TestStoreSinkCloseWhileRetrying(t *testing.T) {
 		em.Emit(r)
 	}
 	f.waitCalls(t, 3)
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), guard)
 	defer cancel()
-	start := time.Now()
-	if err := em.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Close = %v, want the context's deadline", err)
+	if err := em.Close(ctx); err != nil {
+		t.Fatalf("Close = %v, want the retries ended and the sink closed", err)
 	}
-	if d := time.Since(start); d > time.Second {
-		t.Errorf("Close took %v with a 50ms context", d)
-	}
-	if err := st.Close(); err != nil {
-		t.Fatal(err)
-	}
-	down.Store(false)
-	em.wait()
 	if d := obs.get("aggregates/dropped"); d != 10 {
 		t.Errorf("dropped %d, want 10", d)
-	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("the sink stopped %v after Close, want within a backoff of the store closing", d)
 	}
 }

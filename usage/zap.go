@@ -82,6 +82,9 @@ func (r *Record) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	if r.UpstreamRequestID != "" {
 		enc.AddString("upstream_request_id", r.UpstreamRequestID)
 	}
+	if r.SpoolSeq != 0 {
+		enc.AddUint64("spool_seq", r.SpoolSeq)
+	}
 	return nil
 }
 

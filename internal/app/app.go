@@ -70,6 +70,7 @@ type App struct {
 	cache    *cache.Answers
 	store    store.Store
 	usage    *usage.Emitter
+	spool    *usage.Spool
 	// rt is the runtime in force, read by the proxy and the admin alike;
 	// only install swaps it.
 	rt atomic.Pointer[generation.Runtime]
@@ -438,6 +439,9 @@ func (a *App) closeResources() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_ = a.usage.Close(ctx) // idempotent; Shutdown already flushed
 		cancel()
+	}
+	if a.spool != nil {
+		_ = a.spool.Close() // after the emitter: its last cursors are written
 	}
 	if a.alerts != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

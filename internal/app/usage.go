@@ -28,8 +28,18 @@ func (a *App) buildUsage() error {
 	}
 	// Daily aggregates in the store, for the usage report and tier budgets.
 	sinks = append(sinks, usage.NewStoreSink(a.store))
+	if u.SpoolDir != "" {
+		sp, err := usage.OpenSpool(u.SpoolDir, 0)
+		if err != nil {
+			for _, done := range sinks {
+				_ = done.Close()
+			}
+			return fmt.Errorf("usage.spool_dir: %w", err)
+		}
+		a.spool = sp
+	}
 	a.usage = usage.NewEmitter(usage.Options{QueueSize: u.QueueSize, BatchSize: u.BatchSize,
-		FlushInterval: u.FlushInterval, Observer: a.metrics, Log: a.log}, sinks...)
+		FlushInterval: u.FlushInterval, Observer: a.metrics, Log: a.log, Spool: a.spool}, sinks...)
 	return nil
 }
 

@@ -1,0 +1,205 @@
+package usage
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+)
+
+func openSpool(t *testing.T, dir string, segment int64) *Spool {
+	t.Helper()
+	sp, err := OpenSpool(dir, segment)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sp.Close() })
+	return sp
+}
+
+// replayed returns the request IDs the spool holds after seq.
+func replayed(t *testing.T, sp *Spool, after uint64) []string {
+	t.Helper()
+	var out []string
+	if err := sp.Replay(after, func(r *Record, _ uint64) { out = append(out, r.RequestID) }); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestSpoolAppendReplayAck: records are numbered in order, survive a
+// reopen, replay from a cursor, and segments every sink has passed are
+// deleted.
+func TestSpoolAppendReplayAck(t *testing.T) {
+	dir := t.TempDir()
+	sp := openSpool(t, dir, 600) // a few records per segment
+	for i := range 10 {
+		seq, err := sp.Append(rec(i))
+		if err != nil || seq != uint64(i+1) {
+			t.Fatalf("append %d: seq %d, %v", i, seq, err)
+		}
+	}
+	if _, err := sp.Cursor("file"); err != nil {
+		t.Fatal(err)
+	}
+	if err := sp.Ack("file", 4); err != nil {
+		t.Fatal(err)
+	}
+	if got := replayed(t, sp, 4); !slices.Equal(got, ids(recs(10))[4:]) {
+		t.Fatalf("replay after 4: %v", got)
+	}
+	before, _ := filepath.Glob(filepath.Join(dir, "*.spool"))
+	if err := sp.Ack("file", 9); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := filepath.Glob(filepath.Join(dir, "*.spool"))
+	if len(after) >= len(before) {
+		t.Errorf("segments %d before the ack, %d after: none deleted", len(before), len(after))
+	}
+	_ = sp.Close()
+
+	sp = openSpool(t, dir, 600)
+	if c, err := sp.Cursor("file"); err != nil || c != 9 {
+		t.Fatalf("cursor after reopen %d, %v; want 9", c, err)
+	}
+	if got := replayed(t, sp, 9); !slices.Equal(got, []string{rec(9).RequestID}) {
+		t.Fatalf("replay after reopen: %v", got)
+	}
+	if seq, _ := sp.Append(rec(10)); seq != 11 {
+		t.Fatalf("the numbering did not go on after reopen: %d", seq)
+	}
+}
+
+// TestSpoolDropsATornRecord: a record cut short at a segment's end (the
+// process died in the write) is dropped and the numbering goes on.
+func TestSpoolDropsATornRecord(t *testing.T) {
+	dir := t.TempDir()
+	sp := openSpool(t, dir, 0)
+	for i := range 3 {
+		if _, err := sp.Append(rec(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = sp.Close()
+	segs, _ := filepath.Glob(filepath.Join(dir, "*.spool"))
+	f, err := os.OpenFile(segs[0], os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(`0000000000000004 {"request_id":"req-torn","sup`); err != nil {
+		t.Fatal(err)
+	}
+	_ = f.Close()
+	sp = openSpool(t, dir, 0)
+	if got := replayed(t, sp, 0); !slices.Equal(got, ids(recs(3))) {
+		t.Fatalf("replay: %v, want the three whole records", got)
+	}
+	if seq, _ := sp.Append(rec(3)); seq != 4 {
+		t.Fatalf("seq %d after a torn record, want 4", seq)
+	}
+	if got := replayed(t, sp, 3); !slices.Equal(got, []string{rec(3).RequestID}) {
+		t.Fatalf("replay after the torn record: %v", got)
+	}
+}
+
+// TestEmitterReplaysWhatASinkDidNotTake: records a sink had not handled
+// when its emitter ended without flushing (as in a crash) reach it after a
+// restart on the same spool, once; records it had handled do not come
+// again.
+func TestEmitterReplaysWhatASinkDidNotTake(t *testing.T) {
+	dir := t.TempDir()
+	sp := openSpool(t, dir, 0)
+	first := &testSink{name: "s"}
+	e := NewEmitter(fast(Options{Spool: sp}), first)
+	all := recs(20)
+	for _, r := range all[:10] {
+		e.Emit(r)
+	}
+	first.n.waitUntil(t, "the first ten written", func() bool { return len(first.got) == 10 })
+	// The sink stops taking records; the emitter ends without them.
+	release := make(chan struct{})
+	first.write = func(int, []*Record) error { <-release; return errWrite }
+	for _, r := range all[10:] {
+		e.Emit(r)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_ = e.Close(ctx)
+	close(release)
+	e.wait()
+	_ = sp.Close()
+
+	sp = openSpool(t, dir, 0)
+	second := &testSink{name: "s"}
+	e = NewEmitter(fast(Options{Spool: sp}), second)
+	closeEmitter(t, e)
+	checkOnce(t, ids(second.written()), all[10:])
+}
+
+// TestFileSinkResumesAfterItsLastRecord: a file sink that wrote records
+// whose cursor the spool had not yet moved past (the process died between
+// the two) gets only the records after them on replay.
+func TestFileSinkResumesAfterItsLastRecord(t *testing.T) {
+	dir := t.TempDir()
+	sp := openSpool(t, filepath.Join(dir, "spool"), 0)
+	all := recs(6)
+	for _, r := range all {
+		seq, err := sp.Append(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.SpoolSeq = seq
+	}
+	path := filepath.Join(dir, "usage.ndjson")
+	fs, err := NewFileSink(path, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fs.Write(all[:4]); err != nil { // written, never acknowledged
+		t.Fatal(err)
+	}
+	_ = fs.Close()
+
+	fs, err = NewFileSink(path, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fs.(Resumer).LastSpoolSeq(); got != 4 {
+		t.Fatalf("LastSpoolSeq = %d, want 4", got)
+	}
+	e := NewEmitter(fast(Options{Spool: sp}), fs)
+	closeEmitter(t, e)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, line := range splitLines(data) {
+		got = append(got, lineRequestID(t, line))
+	}
+	checkOnce(t, got, all)
+}
+
+// splitLines splits NDJSON into its lines.
+func splitLines(data []byte) [][]byte {
+	var out [][]byte
+	for _, l := range bytes.Split(bytes.TrimSpace(data), []byte("\n")) {
+		if len(l) > 0 {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// lineRequestID reads a record line's request ID.
+func lineRequestID(t *testing.T, line []byte) string {
+	t.Helper()
+	var r Record
+	if err := json.Unmarshal(line, &r); err != nil {
+		t.Fatalf("line %q: %v", line, err)
+	}
+	return r.RequestID
+}
