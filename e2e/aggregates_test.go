@@ -5,9 +5,11 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wedsync/veil/admin"
 	"github.com/wedsync/veil/billing"
+	"github.com/wedsync/veil/usage"
 )
 
 // postWorkflow sends body to veil's chat endpoint as supplier, in a
@@ -127,5 +129,37 @@ suppliers:
 	}
 	if r := got[group{string(billing.PaidByNone), "venue"}]; r.CostMicros != 0 || r.PromptTokens != 0 {
 		t.Errorf("the refusal costs %+v", r)
+	}
+}
+
+// TestShadowWithoutKeyBillsNobody: a comparison's shadow call that never
+// reached a provider (the supplier has no key of its own to try) is
+// recorded billed to nobody.
+func TestShadowWithoutKeyBillsNobody(t *testing.T) {
+	tp := &tap{}
+	h := start(t, setup{tap: tp.add, extra: usagePrices + `suppliers:
+  entries:
+    - id: rose-venue
+      mode: platform
+`})
+	h.adminJSON(t, "POST", "/admin/comparisons", `{"supplier":"rose-venue","other":"client","requests":2,"sample":1}`, 201, nil)
+	var shadow *usage.Record
+	for i := 0; shadow == nil && i < 200; i++ {
+		if status, _ := postWorkflow(t, h, "rose-venue", "", chatBody); status != http.StatusOK {
+			t.Fatalf("request %d: status %d", i, status)
+		}
+		time.Sleep(20 * time.Millisecond)
+		for _, r := range tp.all() {
+			if r.Shadow {
+				shadow = r
+			}
+		}
+	}
+	if shadow == nil {
+		t.Fatal("no shadow record")
+	}
+	if shadow.Billed != billing.PaidByNone || shadow.Error == "" || shadow.TotalTokens != 0 {
+		t.Errorf("shadow record: billed %q, error %q, %d tokens; want billed none for a call no provider got",
+			shadow.Billed, shadow.Error, shadow.TotalTokens)
 	}
 }
