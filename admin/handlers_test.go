@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"testing"
 	"time"
 
@@ -91,6 +92,67 @@ func TestQueryUsage(t *testing.T) {
 				t.Errorf("store asked from %v", f.got.From)
 			}
 		})
+	}
+}
+
+// TestQueryUsageBilledAndWorkflow: usage groups by who pays and by
+// workflow, and by default keeps who pays apart from whose key it was.
+func TestQueryUsageBilledAndWorkflow(t *testing.T) {
+	day := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	u := func(keySource, billed, workflow string, requests, micros int64) store.Usage {
+		return store.Usage{Day: day, Supplier: "bella", Provider: "openai", Model: "gpt-4o-mini", KeySource: keySource,
+			Billed: billed, Workflow: workflow, Requests: requests, CostMicros: micros}
+	}
+	f := &fakeUsage{rows: []store.Usage{
+		u("client", "client", "photography", 2, 200),
+		u("client", "platform", "photography", 40, 4000), // shadow calls WedSync pays for
+		u("client", "client", "venue", 1, 100),
+		u("platform", "none", "venue", 5, 0), // cache hits
+		u("platform", "platform", "", 3, 300),
+	}}
+	report := func(query string) admin.UsageReport {
+		t.Helper()
+		q, _ := url.ParseQuery(query)
+		status, doc := admin.QueryUsage(f)(context.Background(), admin.Call{Query: q})
+		if status != http.StatusOK {
+			t.Fatalf("%s: status %d: %+v", query, status, doc)
+		}
+		return doc.(admin.UsageReport)
+	}
+	type row struct {
+		keySource, billed, workflow string
+		requests, micros            int64
+	}
+	rows := func(rep admin.UsageReport) []row {
+		var out []row
+		for _, r := range rep.Rows {
+			out = append(out, row{r.KeySource, r.Billed, r.Workflow, r.Requests, r.CostMicros})
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		query string
+		want  []row
+	}{
+		{"from=2026-06-01&group_by=billed,workflow", []row{
+			{"", "client", "photography", 2, 200}, {"", "platform", "photography", 40, 4000}, {"", "client", "venue", 1, 100},
+			{"", "none", "venue", 5, 0}, {"", "platform", "", 3, 300}}},
+		{"from=2026-06-01&group_by=billed", []row{{"", "client", "", 3, 300}, {"", "platform", "", 43, 4300}, {"", "none", "", 5, 0}}},
+		{"from=2026-06-01&group_by=workflow", []row{{"", "", "photography", 42, 4200}, {"", "", "venue", 6, 100}, {"", "", "", 3, 300}}},
+		{"from=2026-06-01&group_by=key_source", []row{{"client", "", "", 43, 4300}, {"platform", "", "", 8, 300}}},
+		{"from=2026-06-01", []row{{"client", "client", "", 3, 300}, {"client", "platform", "", 40, 4000},
+			{"platform", "none", "", 5, 0}, {"platform", "platform", "", 3, 300}}},
+	} {
+		rep := report(tc.query)
+		if got := rows(rep); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: rows %+v, want %+v", tc.query, got, tc.want)
+		}
+		if rep.Total.Requests != 51 || rep.Total.CostMicros != 4600 {
+			t.Errorf("%s: total %+v", tc.query, rep.Total)
+		}
+	}
+	if g := report("from=2026-06-01").GroupBy; !slices.Equal(g, []string{"supplier", "provider", "model", "key_source", "billed"}) {
+		t.Errorf("default group_by %v", g)
 	}
 }
 

@@ -11,11 +11,19 @@ import (
 
 // UsageRow is one line of GET /admin/usage.
 type UsageRow struct {
-	Day              string `json:"day,omitempty"`
-	Supplier         string `json:"supplier,omitempty"`
-	Provider         string `json:"provider,omitempty"`
-	Model            string `json:"model,omitempty"`
-	KeySource        string `json:"key_source,omitempty"`
+	Day       string `json:"day,omitempty"`
+	Supplier  string `json:"supplier,omitempty"`
+	Provider  string `json:"provider,omitempty"`
+	Model     string `json:"model,omitempty"`
+	KeySource string `json:"key_source,omitempty"`
+	// Billed is who pays: platform, client, or none when no provider was
+	// asked (cache hits, veil's own refusals). It differs from KeySource
+	// for a comparison's shadow calls on a supplier's key, which the
+	// platform pays for.
+	Billed string `json:"billed,omitempty"`
+	// Workflow is the requests' workflow (X-Workflow); absent when they
+	// named none.
+	Workflow         string `json:"workflow,omitempty"`
 	Requests         int64  `json:"requests"`
 	PromptTokens     int64  `json:"prompt_tokens"`
 	CompletionTokens int64  `json:"completion_tokens"`
@@ -40,11 +48,25 @@ type UsageQuerier interface {
 	QueryUsage(ctx context.Context, q store.UsageQuery) ([]store.Usage, error)
 }
 
-var usageGroups = map[string]bool{"day": true, "supplier": true, "provider": true, "model": true, "key_source": true}
+// usageGroups are the dimensions group_by takes, each with what it copies
+// from an aggregate into a row's key.
+var usageGroups = map[string]func(k *UsageRow, u *store.Usage){
+	"day":        func(k *UsageRow, u *store.Usage) { k.Day = u.Day.Format(time.DateOnly) },
+	"supplier":   func(k *UsageRow, u *store.Usage) { k.Supplier = u.Supplier },
+	"provider":   func(k *UsageRow, u *store.Usage) { k.Provider = u.Provider },
+	"model":      func(k *UsageRow, u *store.Usage) { k.Model = u.Model },
+	"key_source": func(k *UsageRow, u *store.Usage) { k.KeySource = u.KeySource },
+	"billed":     func(k *UsageRow, u *store.Usage) { k.Billed = u.Billed },
+	"workflow":   func(k *UsageRow, u *store.Usage) { k.Workflow = u.Workflow },
+}
+
+// defaultUsageGroups is the grouping of GET /admin/usage without group_by.
+var defaultUsageGroups = []string{"supplier", "provider", "model", "key_source", "billed"}
 
 // QueryUsage answers GET /admin/usage?supplier=&from=&to=&group_by=: the
 // daily aggregates of the range (default: this month so far), grouped by
-// the listed dimensions (default supplier,provider,model,key_source).
+// the listed dimensions: day, supplier, provider, model, key_source,
+// billed and workflow (default supplier,provider,model,key_source,billed).
 func QueryUsage(u UsageQuerier) HandlerFunc {
 	return func(ctx context.Context, c Call) (int, any) {
 		q := c.Query
@@ -62,12 +84,13 @@ func QueryUsage(u UsageQuerier) HandlerFunc {
 				return fail(http.StatusBadRequest, "bad_to", "to must be a date such as 2026-06-30")
 			}
 		}
-		groups := []string{"supplier", "provider", "model", "key_source"}
+		groups := defaultUsageGroups
 		if v := q.Get("group_by"); v != "" {
 			groups = strings.Split(v, ",")
 			for _, g := range groups {
-				if !usageGroups[g] {
-					return fail(http.StatusBadRequest, "bad_group_by", "group_by takes day, supplier, provider, model and key_source")
+				if usageGroups[g] == nil {
+					return fail(http.StatusBadRequest, "bad_group_by",
+						"group_by takes day, supplier, provider, model, key_source, billed and workflow")
 				}
 			}
 		}
@@ -80,18 +103,7 @@ func QueryUsage(u UsageQuerier) HandlerFunc {
 		for _, u := range rows {
 			var k UsageRow
 			for _, g := range groups {
-				switch g {
-				case "day":
-					k.Day = u.Day.Format(time.DateOnly)
-				case "supplier":
-					k.Supplier = u.Supplier
-				case "provider":
-					k.Provider = u.Provider
-				case "model":
-					k.Model = u.Model
-				case "key_source":
-					k.KeySource = u.KeySource
-				}
+				usageGroups[g](&k, &u)
 			}
 			i, ok := index[k]
 			if !ok {

@@ -14,6 +14,7 @@ import (
 
 	openai "github.com/sashabaranov/go-openai"
 
+	"github.com/wedsync/veil/admin"
 	"github.com/wedsync/veil/billing"
 	"github.com/wedsync/veil/config"
 	"github.com/wedsync/veil/internal/app"
@@ -963,6 +964,25 @@ func TestCompareReport(t *testing.T) {
 		sCompletion += sr.CompletionTokens
 		if sr.CostUSD != nil {
 			sCost += *sr.CostUSD
+		}
+	}
+
+	// The daily aggregates keep the shadow calls, on bella's key, as
+	// WedSync's spend, not bella's.
+	agg := h.usageReport(t, "supplier="+testSupplier+"&group_by=key_source,billed", func(rep admin.UsageReport) bool {
+		for _, r := range rep.Rows {
+			if r.KeySource == "client" && r.Billed == "platform" {
+				return r.Requests >= n
+			}
+		}
+		return false
+	})
+	for _, r := range agg.Rows {
+		switch {
+		case r.KeySource == "client" && (r.Billed != "platform" || r.Requests != n):
+			t.Errorf("aggregate on bella's key: %+v; want the %d shadow calls billed platform", r, n)
+		case r.KeySource == "platform" && r.Billed != "platform":
+			t.Errorf("aggregate on the platform's keys billed %q", r.Billed)
 		}
 	}
 

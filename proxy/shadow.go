@@ -132,7 +132,7 @@ func (s *Server) runShadow(j *shadowJob) {
 	out := billing.Outcome{}
 	rec := &usage.Record{TS: start.UTC(), RequestID: j.reqID, Supplier: j.supplier, Caller: j.caller, Workflow: j.workflow,
 		Endpoint: j.endpoint.name, RequestedModel: string(j.model), Shadow: true, Cache: usage.CacheBypass,
-		MigrationID: j.sh.id, Billed: billing.PaidByPlatform}
+		MigrationID: j.sh.id, Billed: billing.PaidByNone}
 	defer func() {
 		out.Latency = time.Since(start)
 		rec.LatencyMS = float64(out.Latency.Microseconds()) / 1000
@@ -161,13 +161,7 @@ func (s *Server) runShadow(j *shadowJob) {
 		out.Err = err.Error()
 		return
 	}
-	// Who pays for a shadow is the comparison's choice (platform unless it
-	// says client), whichever key carried it: the comparison is WedSync's
-	// trial of the other system.
 	rec.Provider, rec.KeySource = a.Provider.Name(), key.Source()
-	if billed == billing.PaidByClient {
-		rec.Billed = billing.PaidByClient
-	}
 	body := j.sh.req.Body()
 	if b, err := jsonfield.SetRaw(nil, body, "stream", []byte("false")); err == nil {
 		body, _, _ = jsonfield.RemoveMember(nil, b, "stream_options")
@@ -189,6 +183,14 @@ func (s *Server) runShadow(j *shadowJob) {
 	if err := a.Provider.Prepare(req, &call); err != nil {
 		out.Err = err.Error()
 		return
+	}
+	// Who pays for a shadow the provider is asked is the comparison's
+	// choice (platform unless it says client), whichever key carried it:
+	// the comparison is WedSync's trial of the other system. One that
+	// never reached a provider stays billed to none.
+	rec.Billed = billing.PaidByPlatform
+	if billed == billing.PaidByClient {
+		rec.Billed = billing.PaidByClient
 	}
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseResponse(resp)

@@ -93,15 +93,29 @@
 // # Usage aggregates
 //
 // One type, Usage, is both the delta AddUsage adds and the row QueryUsage
-// returns. Money is in integer micros so that sums do not drift. Supplier,
-// provider, model and key source must not contain '|' or NUL, the
-// separators of the stored keys. Embedded keys aggregates
-// "day\x00supplier\x00provider\x00model\x00key_source", so a cursor walks
-// them in the order QueryUsage returns, and adds them with bbolt's Batch,
-// so that concurrent writers share one fsync. Redis keeps one hash per day
-// and supplier, HINCRBY-ed by "provider|model|key_source|count" fields, and
-// a set of the day's suppliers for queries over all of them. Aggregates
-// never expire.
+// returns. An aggregate is a day, supplier, provider, model, key source,
+// payer (billed: platform, client or none) and workflow: who pays is kept
+// apart from whose key carried the call, since a comparison's shadow call
+// on a supplier's key is paid by the platform. Money is in integer micros
+// so that sums do not drift. Supplier, provider, model, key source and
+// billed must not contain '|' or NUL, the separators of the stored keys;
+// a workflow may hold anything, and is escaped in the keys ('%', '|' and
+// NUL become %25, %7C and %00). Embedded keys aggregates
+// "day\x00supplier\x00provider\x00model\x00key_source\x00billed\x00workflow",
+// so a cursor walks a range of days, and adds them with bbolt's Batch, so
+// that concurrent writers share one fsync. Redis keeps one hash per day
+// and supplier, HINCRBY-ed by "provider|model|key_source|billed|workflow|count"
+// fields, and a set of the day's suppliers for queries over all of them.
+// Aggregates never expire.
+//
+// Aggregates written before billed and workflow were kept (Embedded keys
+// of five parts, Redis fields of four) are still read: with the payer
+// derived from the key source (LegacyBilled: platform for the platform
+// key, client for the client's, none known for any other) and no
+// workflow, summed with any newer aggregate they then equal. Calls nobody
+// paid for (cache hits, veil's own refusals) mostly carry no key source
+// and so no payer; one refused after its key was chosen is read as paid by
+// that key's owner. Nothing rewrites them.
 //
 // Every delta comes with an id (veil's usage sink: a random id of the
 // batch and the delta's index), and AddUsage applies an id at most once:

@@ -75,8 +75,8 @@ type memDoc struct {
 
 // usageKey identifies a usage aggregate.
 type usageKey struct {
-	day                               int64 // unix seconds
-	supplier, provider, model, keySrc string
+	day                                                 int64 // unix seconds
+	supplier, provider, model, keySrc, billed, workflow string
 }
 
 func newMemDurable() *memDurable {
@@ -182,10 +182,11 @@ func (m *memDurable) addUsage(id string, d Usage, now time.Time) error {
 	exp := t + int64(AppliedTTL)
 	m.applied[id] = exp
 	m.expiries = append(m.expiries, appliedID{id, exp})
-	k := usageKey{d.Day.Unix(), d.Supplier, d.Provider, d.Model, d.KeySource}
+	k := usageKey{d.Day.Unix(), d.Supplier, d.Provider, d.Model, d.KeySource, d.Billed, d.Workflow}
 	u := m.usage[k]
 	if u == nil {
-		u = &Usage{Day: d.Day, Supplier: d.Supplier, Provider: d.Provider, Model: d.Model, KeySource: d.KeySource}
+		u = &Usage{Day: d.Day, Supplier: d.Supplier, Provider: d.Provider, Model: d.Model, KeySource: d.KeySource,
+			Billed: d.Billed, Workflow: d.Workflow}
 		m.usage[k] = u
 	}
 	u.add(d)
@@ -243,9 +244,12 @@ var (
 	// the version (8 bytes, big-endian) followed by the document, and the
 	// nested bucket's sequence gives the versions.
 	boltDocs = []byte("docs")
-	// boltUsage maps "day\x00supplier\x00provider\x00model\x00key_source"
-	// to the five counts (8 bytes each, big-endian), so that a cursor
-	// walks aggregates in the order QueryUsage returns them.
+	// boltUsage maps
+	// "day\x00supplier\x00provider\x00model\x00key_source\x00billed\x00workflow"
+	// (the workflow escaped by escapeWorkflow) to the five counts (8 bytes
+	// each, big-endian), so that a cursor walks a range of days. Keys of
+	// five parts, without billed and workflow, were written by earlier
+	// versions: they are read with LegacyBilled and no workflow.
 	boltUsage = []byte("usage")
 	// boltApplied maps the id of each delta added to the aggregates to
 	// its expiry (unix nanoseconds, 8 bytes, big-endian);
@@ -405,7 +409,7 @@ func (s *boltDurable) list(bucket string) (docs []Doc, err error) {
 // usageBoltKey returns the key of d's aggregate.
 func usageBoltKey(d Usage) []byte {
 	return []byte(strings.Join([]string{
-		d.Day.Format(dayLayout), d.Supplier, d.Provider, d.Model, d.KeySource,
+		d.Day.Format(dayLayout), d.Supplier, d.Provider, d.Model, d.KeySource, d.Billed, escapeWorkflow(d.Workflow),
 	}, "\x00"))
 }
 
@@ -499,7 +503,7 @@ func (s *boltDurable) queryUsage(supplier string, from, to time.Time) (rows []Us
 		c := tx.Bucket(boltUsage).Cursor()
 		for k, v := c.Seek([]byte(from.Format(dayLayout))); k != nil; k, v = c.Next() {
 			parts := strings.Split(string(k), "\x00")
-			if len(parts) != 5 || len(v) != usageWidth {
+			if (len(parts) != 7 && len(parts) != 5) || len(v) != usageWidth {
 				return fmt.Errorf("malformed aggregate %q", k)
 			}
 			if parts[0] > last {
@@ -514,11 +518,22 @@ func (s *boltDurable) queryUsage(supplier string, from, to time.Time) (rows []Us
 			}
 			u := decodeUsage(v)
 			u.Day, u.Supplier, u.Provider, u.Model, u.KeySource = day, parts[1], parts[2], parts[3], parts[4]
+			if len(parts) == 5 {
+				u.Billed = LegacyBilled(u.KeySource)
+			} else {
+				u.Billed = parts[5]
+				if u.Workflow, err = unescapeWorkflow(parts[6]); err != nil {
+					return fmt.Errorf("malformed aggregate %q: %w", k, err)
+				}
+			}
 			rows = append(rows, u)
 		}
 		return nil
 	})
-	return rows, boltErr("query usage", err)
+	if err != nil {
+		return nil, boltErr("query usage", err)
+	}
+	return sortUsage(rows), nil
 }
 
 func (s *boltDurable) saveCounters(data []byte) error {

@@ -1,12 +1,15 @@
 package store_test
 
 import (
+	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
 	"time"
+
+	bbolt "go.etcd.io/bbolt"
 
 	"github.com/wedsync/veil/store"
 )
@@ -128,5 +131,67 @@ func TestEmbeddedBadDataDir(t *testing.T) {
 	if e, err := store.NewEmbedded(file); err == nil {
 		_ = e.Close()
 		t.Fatal("NewEmbedded on a file succeeded")
+	}
+}
+
+// TestEmbeddedReadsAggregatesWithoutBilled: aggregates written before
+// billed and workflow were kept (keys of five parts) are read with the
+// payer derived from the key source and no workflow, and summed with the
+// newer aggregate they are.
+func TestEmbeddedReadsAggregatesWithoutBilled(t *testing.T) {
+	dir := t.TempDir()
+	e, err := store.NewEmbedded(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	day := time.Date(2026, time.June, 13, 0, 0, 0, 0, time.UTC)
+	newer := store.Usage{Day: day, Supplier: "bella-photography", Provider: "openai", Model: "gpt-4o",
+		KeySource: "platform", Billed: "platform", Requests: 1, PromptTokens: 10, CostMicros: 7}
+	if err := e.AddUsage(t.Context(), "new.0", newer); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := bbolt.Open(filepath.Join(dir, "veil.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := func(n ...int64) []byte {
+		var v []byte
+		for _, x := range n {
+			v = binary.BigEndian.AppendUint64(v, uint64(x))
+		}
+		return v
+	}
+	err = db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket([]byte("usage"))
+		for k, v := range map[string][]byte{
+			"2026-06-13\x00bella-photography\x00openai\x00gpt-4o\x00platform": counts(2, 20, 4, 0, 14),
+			"2026-06-13\x00bella-photography\x00openai\x00gpt-4o\x00client":   counts(3, 30, 6, 0, 0),
+		} {
+			if err := b.Put([]byte(k), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if cerr := db.Close(); err != nil || cerr != nil {
+		t.Fatal(err, cerr)
+	}
+	e, err = store.NewEmbedded(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Close() })
+	rows, err := e.QueryUsage(t.Context(), store.UsageQuery{From: day, To: day})
+	want := []store.Usage{
+		{Day: day, Supplier: "bella-photography", Provider: "openai", Model: "gpt-4o", KeySource: "client", Billed: "client",
+			Requests: 3, PromptTokens: 30, CompletionTokens: 6},
+		{Day: day, Supplier: "bella-photography", Provider: "openai", Model: "gpt-4o", KeySource: "platform", Billed: "platform",
+			Requests: 3, PromptTokens: 30, CompletionTokens: 4, CostMicros: 21},
+	}
+	if err != nil || !slices.Equal(rows, want) {
+		t.Errorf("QueryUsage = %+v, %v; want %+v", rows, err, want)
 	}
 }

@@ -66,7 +66,7 @@ type RedisOptions struct {
 //	lease:{<name>}                                      lease (hash: holder, expires in unix ms)
 //	kv:{<bucket>}                                       documents (hash: key -> "<version>:<value>")
 //	kvseq:{<bucket>}                                    last version given in the bucket (string)
-//	usage:{<supplier>}:<YYYY-MM-DD>                     aggregates (hash: "<provider>|<model>|<key source>|<count>" -> int)
+//	usage:{<supplier>}:<YYYY-MM-DD>                     aggregates (hash: "<provider>|<model>|<key source>|<billed>|<workflow>|<count>" -> int)
 //	usage-suppliers:<YYYY-MM-DD>                        suppliers with aggregates that day (set)
 //	usage-applied:{<supplier>}:<id>                     a delta applied to the supplier's aggregates (string), expires AppliedTTL after it is set
 //
@@ -75,7 +75,12 @@ type RedisOptions struct {
 // layout are left to expire: after an upgrade quotas count afresh, within
 // the current windows. Documents are moved to the new layout the first time
 // a store touches their bucket (upgradeDocs); usage aggregates of the old
-// layout are not read.
+// layout are not read. Aggregate fields of four parts,
+// "<provider>|<model>|<key source>|<count>", were written before billed and
+// workflow were kept: they are read with LegacyBilled and no workflow, and
+// summed with the new fields of the same aggregate. The workflow is
+// escaped (escapeWorkflow: '%', '|' and NUL become %25, %7C and %00), so a
+// field always splits into its parts at '|'.
 type Redis struct {
 	client redis.UniversalClient
 	prefix string
@@ -724,7 +729,8 @@ func (s *Redis) usageAppliedKey(supplier, id string) string {
 
 // addUsageScript adds the non-zero counts of an aggregate unless its delta
 // was applied already. KEYS[1]: the supplier+day hash; KEYS[2]: the
-// delta's marker. ARGV: "<provider>|<model>|<key source>|", the counts in
+// delta's marker. ARGV: "<provider>|<model>|<key source>|<billed>|<workflow>|"
+// (usageFieldPrefix), the counts in
 // the order of usageCounts, then the marker's ttl in seconds. It returns 1
 // when it added, 0 when the marker was there. The script runs whole or not
 // at all, and is replicated as its effects, so a replica promoted by a
@@ -764,7 +770,7 @@ func (s *Redis) AddUsage(ctx context.Context, id string, d Usage) error {
 	}
 	day := utcDay(d.Day).Format(dayLayout)
 	keys := []string{s.usageKey(d.Supplier, day), s.usageAppliedKey(d.Supplier, id)}
-	args := []any{d.Provider + "|" + d.Model + "|" + d.KeySource + "|",
+	args := []any{usageFieldPrefix(d),
 		d.Requests, d.PromptTokens, d.CompletionTokens, d.CachedTokens, d.CostMicros,
 		int64(AppliedTTL / time.Second)}
 	if s.cluster {
@@ -839,33 +845,35 @@ func (s *Redis) QueryUsage(ctx context.Context, q UsageQuery) ([]Usage, error) {
 	}
 	var rows []Usage
 	for i, c := range cmds {
-		byKey := make(map[[3]string]*Usage)
+		byKey := make(map[[5]string]*Usage)
 		for field, val := range c.Val() {
-			parts := strings.Split(field, "|")
-			if len(parts) != 4 {
-				return nil, fmt.Errorf("store: redis query usage: malformed field %q", field)
+			k, count, err := parseUsageField(field)
+			if err != nil {
+				return nil, err
 			}
 			n, err := strconv.ParseInt(val, 10, 64)
 			if err != nil {
 				return nil, fmt.Errorf("store: redis query usage: field %q: %w", field, err)
 			}
-			k := [3]string{parts[0], parts[1], parts[2]}
 			u := byKey[k]
 			if u == nil {
-				u = &Usage{Day: pairs[i].day, Supplier: pairs[i].supplier, Provider: parts[0], Model: parts[1], KeySource: parts[2]}
+				u = &Usage{Day: pairs[i].day, Supplier: pairs[i].supplier, Provider: k[0], Model: k[1], KeySource: k[2],
+					Billed: k[3], Workflow: k[4]}
 				byKey[k] = u
 			}
-			switch parts[3] {
+			// Added, not set: a field of the earlier layout and one of
+			// the current may count the same aggregate.
+			switch count {
 			case usageCounts[0]:
-				u.Requests = n
+				u.Requests += n
 			case usageCounts[1]:
-				u.PromptTokens = n
+				u.PromptTokens += n
 			case usageCounts[2]:
-				u.CompletionTokens = n
+				u.CompletionTokens += n
 			case usageCounts[3]:
-				u.CachedTokens = n
+				u.CachedTokens += n
 			case usageCounts[4]:
-				u.CostMicros = n
+				u.CostMicros += n
 			}
 		}
 		for _, u := range byKey {
@@ -874,6 +882,31 @@ func (s *Redis) QueryUsage(ctx context.Context, q UsageQuery) ([]Usage, error) {
 	}
 	slices.SortFunc(rows, usageCompare)
 	return rows, nil
+}
+
+// usageFieldPrefix returns the part of d's hash fields before the count's
+// name: "<provider>|<model>|<key source>|<billed>|<workflow>|".
+func usageFieldPrefix(d Usage) string {
+	return d.Provider + "|" + d.Model + "|" + d.KeySource + "|" + d.Billed + "|" + escapeWorkflow(d.Workflow) + "|"
+}
+
+// parseUsageField splits a hash field of aggregates into its aggregate
+// (provider, model, key source, billed, workflow) and its count's name. A
+// field of the earlier layout, without billed and workflow, is read with
+// LegacyBilled and no workflow.
+func parseUsageField(field string) (k [5]string, count string, err error) {
+	parts := strings.Split(field, "|")
+	switch len(parts) {
+	case 4:
+		return [5]string{parts[0], parts[1], parts[2], LegacyBilled(parts[2]), ""}, parts[3], nil
+	case 6:
+		w, err := unescapeWorkflow(parts[4])
+		if err != nil {
+			return k, "", fmt.Errorf("store: redis query usage: malformed field %q: %w", field, err)
+		}
+		return [5]string{parts[0], parts[1], parts[2], parts[3], w}, parts[5], nil
+	}
+	return k, "", fmt.Errorf("store: redis query usage: malformed field %q", field)
 }
 
 // Ping implements Store with one PING.

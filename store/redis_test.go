@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -151,15 +152,15 @@ func TestRedisKeys(t *testing.T) {
 	}
 
 	if err := s.AddUsage(ctx, "b7.3", store.Usage{Day: t0, Supplier: "bella", Provider: "openai", Model: "gpt-4o",
-		KeySource: "platform", Requests: 1, CostMicros: 4500}); err != nil {
+		KeySource: "client", Billed: "platform", Workflow: "venue|50%", Requests: 1, CostMicros: 4500}); err != nil {
 		t.Fatal(err)
 	}
 	if ttl, err := raw.TTL(ctx, "veil:usage-applied:{bella}:b7.3").Result(); err != nil || ttl <= 0 || ttl > store.AppliedTTL {
 		t.Errorf("TTL veil:usage-applied:{bella}:b7.3 = %v, %v; want up to %v", ttl, err, store.AppliedTTL)
 	}
 	fields, err := raw.HGetAll(ctx, "veil:usage:{bella}:2026-06-13").Result()
-	if err != nil || len(fields) != 2 || fields["openai|gpt-4o|platform|requests"] != "1" ||
-		fields["openai|gpt-4o|platform|cost_micros"] != "4500" {
+	if err != nil || len(fields) != 2 || fields["openai|gpt-4o|client|platform|venue%7C50%25|requests"] != "1" ||
+		fields["openai|gpt-4o|client|platform|venue%7C50%25|cost_micros"] != "4500" {
 		t.Errorf("HGETALL veil:usage:{bella}:2026-06-13 = %v, %v", fields, err)
 	}
 	if ok, err := raw.SIsMember(ctx, "veil:usage-suppliers:2026-06-13", "bella").Result(); err != nil || !ok {
@@ -235,5 +236,41 @@ func TestRedisUpgradesUntaggedDocuments(t *testing.T) {
 	other := newRedis(t, store.RedisOptions{Addr: srv.Addr})
 	if value, v, err := other.Get(ctx, "overrides", "corin"); err != nil || v != 9 || string(value) != `{"mode":"client"}` {
 		t.Errorf("Get from another store = %q, %d, %v", value, v, err)
+	}
+}
+
+// TestRedisReadsAggregatesWithoutBilled: aggregate fields written before
+// billed and workflow were kept ("<provider>|<model>|<key source>|<count>")
+// are read with the payer derived from the key source and no workflow,
+// and summed with the newer fields of the same aggregate.
+func TestRedisReadsAggregatesWithoutBilled(t *testing.T) {
+	srv := redistest.Start(t)
+	s := newRedis(t, store.RedisOptions{Addr: srv.Addr, Prefix: "legacy:"})
+	raw := rawRedis(t, srv.Addr)
+	ctx := t.Context()
+	day := time.Date(2026, time.June, 13, 0, 0, 0, 0, time.UTC)
+	if err := raw.HSet(ctx, "legacy:usage:{bella}:2026-06-13",
+		"openai|gpt-4o|platform|requests", "2", "openai|gpt-4o|platform|cost_micros", "14",
+		"openai|gpt-4o|client|requests", "3", "openai|gpt-4o|client|prompt_tokens", "30").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := raw.SAdd(ctx, "legacy:usage-suppliers:2026-06-13", "bella").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddUsage(ctx, "new.0", store.Usage{Day: day, Supplier: "bella", Provider: "openai", Model: "gpt-4o",
+		KeySource: "platform", Billed: "platform", Requests: 1, PromptTokens: 10, CostMicros: 7}); err != nil {
+		t.Fatal(err)
+	}
+	want := []store.Usage{
+		{Day: day, Supplier: "bella", Provider: "openai", Model: "gpt-4o", KeySource: "client", Billed: "client",
+			Requests: 3, PromptTokens: 30},
+		{Day: day, Supplier: "bella", Provider: "openai", Model: "gpt-4o", KeySource: "platform", Billed: "platform",
+			Requests: 3, PromptTokens: 10, CostMicros: 21},
+	}
+	for _, q := range []store.UsageQuery{{From: day, To: day}, {Supplier: "bella", From: day, To: day}} {
+		rows, err := s.QueryUsage(ctx, q)
+		if err != nil || !slices.Equal(rows, want) {
+			t.Errorf("QueryUsage(%+v) = %+v, %v; want %+v", q, rows, err, want)
+		}
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
@@ -103,8 +105,9 @@ type Doc struct {
 }
 
 // Usage is a usage aggregate: added to by AddUsage (a delta) and returned
-// by QueryUsage (a total). Supplier, Provider, Model and KeySource must not
-// contain '|' or NUL; Supplier must not be empty.
+// by QueryUsage (a total). Supplier, Provider, Model, KeySource and Billed
+// must not contain '|' or NUL; Supplier must not be empty. Workflow may
+// hold any text: the stores escape it.
 type Usage struct {
 	// Day is the UTC day; AddUsage takes any time of the day, in any
 	// location, and QueryUsage returns midnight UTC.
@@ -113,6 +116,14 @@ type Usage struct {
 	Provider  string
 	Model     string
 	KeySource string
+	// Billed is who pays: platform, client, or none when no provider was
+	// asked. It may differ from KeySource: a comparison's shadow call on a
+	// supplier's key is paid by the platform. Aggregates written before
+	// veil kept it are read with Billed derived from KeySource (LegacyBilled).
+	Billed string
+	// Workflow is the requests' workflow (X-Workflow); empty when they
+	// named none, and for aggregates written before veil kept it.
+	Workflow string
 
 	Requests         int64
 	PromptTokens     int64
@@ -208,7 +219,7 @@ type Leases interface {
 }
 
 // Aggregates keeps durable usage totals per UTC day, supplier, provider,
-// model and key source.
+// model, key source, payer (billed) and workflow.
 type Aggregates interface {
 	// AddUsage adds the counts of d to its day's aggregate, at most once
 	// per id: the check that id was not applied yet and the addition are
@@ -220,7 +231,7 @@ type Aggregates interface {
 	// delta's index, say. A delta of only zeros does nothing.
 	AddUsage(ctx context.Context, id string, d Usage) error
 	// QueryUsage returns the aggregates of q, sorted by day, supplier,
-	// provider, model and key source.
+	// provider, model, key source, billed and workflow.
 	QueryUsage(ctx context.Context, q UsageQuery) ([]Usage, error)
 }
 
@@ -427,7 +438,7 @@ func checkUsage(d Usage) error {
 	if d.Day.IsZero() {
 		return fmt.Errorf("%w: usage without a day", ErrInvalid)
 	}
-	for _, s := range [...]string{d.Supplier, d.Provider, d.Model, d.KeySource} {
+	for _, s := range [...]string{d.Supplier, d.Provider, d.Model, d.KeySource, d.Billed} {
 		if strings.ContainsAny(s, "|\x00") {
 			return fmt.Errorf("%w: usage field %q contains '|' or NUL", ErrInvalid, s)
 		}
@@ -463,18 +474,64 @@ func checkQuery(q UsageQuery) (from, to time.Time, err error) {
 	return from, to, nil
 }
 
-// usageCompare orders usage rows by day, supplier, provider, model and key
-// source.
+// usageCompare orders usage rows by day, supplier, provider, model, key
+// source, billed and workflow.
 func usageCompare(a, b Usage) int {
 	if c := a.Day.Compare(b.Day); c != 0 {
 		return c
 	}
 	for _, p := range [...][2]string{
 		{a.Supplier, b.Supplier}, {a.Provider, b.Provider}, {a.Model, b.Model}, {a.KeySource, b.KeySource},
+		{a.Billed, b.Billed}, {a.Workflow, b.Workflow},
 	} {
 		if c := strings.Compare(p[0], p[1]); c != 0 {
 			return c
 		}
 	}
 	return 0
+}
+
+// sortUsage sorts rows as QueryUsage returns them and merges the rows of
+// one aggregate: an aggregate written before veil kept billed and
+// workflow is read as the same aggregate as a newer one when its derived
+// payer matches and the newer one has no workflow.
+func sortUsage(rows []Usage) []Usage {
+	slices.SortFunc(rows, usageCompare)
+	out := rows[:0]
+	for _, u := range rows {
+		if n := len(out); n > 0 && usageCompare(out[n-1], u) == 0 {
+			out[n-1].add(u)
+			continue
+		}
+		out = append(out, u)
+	}
+	return out
+}
+
+// LegacyBilled is the payer an aggregate written before veil kept one is
+// read with: platform for the platform key source, client for the
+// client's, empty (not known) for anything else, such as the empty key
+// source of a cache hit.
+func LegacyBilled(keySource string) string {
+	switch keySource {
+	case "platform", "client":
+		return keySource
+	}
+	return ""
+}
+
+// workflowEscaper encodes a workflow for the stored keys and fields: '%',
+// '|' and NUL become %25, %7C and %00, so that the separators never occur
+// in it.
+var workflowEscaper = strings.NewReplacer("%", "%25", "|", "%7C", "\x00", "%00")
+
+// escapeWorkflow encodes a workflow with workflowEscaper.
+func escapeWorkflow(w string) string { return workflowEscaper.Replace(w) }
+
+// unescapeWorkflow decodes a workflow encoded by escapeWorkflow.
+func unescapeWorkflow(w string) (string, error) {
+	if !strings.Contains(w, "%") {
+		return w, nil
+	}
+	return url.PathUnescape(w)
 }

@@ -28,7 +28,8 @@ const (
 )
 
 // NewStoreSink returns a sink that adds every record to the store's daily
-// usage aggregates (per supplier, provider, model and key source), which
+// usage aggregates (per supplier, provider, model, key source, payer and
+// workflow), which
 // the admin usage report and monthly tier budgets read.
 //
 // Each record is counted at most once: a batch is folded into one delta
@@ -149,8 +150,8 @@ func (k *storeSink) add(id string, u store.Usage, deadline time.Time) error {
 // aggregate, in the order of their first records.
 func foldDeltas(batch []*Record) []storeDelta {
 	type key struct {
-		day                                  int64
-		supplier, provider, model, keySource string
+		day                                                    int64
+		supplier, provider, model, keySource, billed, workflow string
 	}
 	index := map[key]int{}
 	var deltas []storeDelta
@@ -159,13 +160,13 @@ func foldDeltas(batch []*Record) []storeDelta {
 			continue
 		}
 		day := r.TS.UTC().Truncate(24 * time.Hour)
-		k := key{day.Unix(), r.Supplier, r.Provider, r.Model, string(r.KeySource)}
+		k := key{day.Unix(), r.Supplier, r.Provider, r.Model, string(r.KeySource), string(r.Billed), r.Workflow}
 		i, ok := index[k]
 		if !ok {
 			i = len(deltas)
 			index[k] = i
 			deltas = append(deltas, storeDelta{u: store.Usage{Day: day, Supplier: r.Supplier, Provider: r.Provider,
-				Model: r.Model, KeySource: string(r.KeySource)}})
+				Model: r.Model, KeySource: k.keySource, Billed: k.billed, Workflow: r.Workflow}})
 		}
 		d := &deltas[i]
 		d.records = append(d.records, r)

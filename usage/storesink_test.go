@@ -3,11 +3,13 @@ package usage
 import (
 	"context"
 	"errors"
+	"maps"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/wedsync/veil/billing"
 	"github.com/wedsync/veil/store"
 )
 
@@ -54,6 +56,41 @@ func TestStoreSinkAggregates(t *testing.T) {
 	}
 	if len(rows) != 1 || rows[0].Requests != 2 || rows[0].PromptTokens != 12 || rows[0].CompletionTokens != 20 || rows[0].CostMicros != 500000 {
 		t.Errorf("rows %+v", rows)
+	}
+}
+
+// TestStoreSinkBilledAndWorkflow: the sink keeps apart who pays and the
+// workflow: shadow calls on a supplier's key that the platform pays for
+// are not the supplier's spend.
+func TestStoreSinkBilledAndWorkflow(t *testing.T) {
+	st := newEmbedded(t)
+	day := time.Date(2026, 6, 20, 15, 0, 0, 0, time.UTC)
+	rec := func(billed billing.Payer, workflow string) *Record {
+		r := &Record{TS: day, Supplier: "bella", Provider: "openai", Model: "gpt-4o-mini", KeySource: billing.ClientKey,
+			Billed: billed, Workflow: workflow, PromptTokens: 10, TotalTokens: 10}
+		r.SetCost(3)
+		return r
+	}
+	batch := []*Record{rec(billing.PaidByClient, "photography"), rec(billing.PaidByPlatform, "photography"),
+		rec(billing.PaidByPlatform, "photography"), rec(billing.PaidByClient, "venue"), rec(billing.PaidByClient, "")}
+	if err := NewStoreSink(st).Write(batch); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := st.QueryUsage(context.Background(), store.UsageQuery{From: day, To: day})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type dims struct{ billed, workflow string }
+	got := map[dims]int64{}
+	for _, r := range rows {
+		if r.KeySource != "client" {
+			t.Errorf("row %+v: key source %q, want client", r, r.KeySource)
+		}
+		got[dims{r.Billed, r.Workflow}] += r.Requests
+	}
+	want := map[dims]int64{{"client", "photography"}: 1, {"platform", "photography"}: 2, {"client", "venue"}: 1, {"client", ""}: 1}
+	if len(rows) != len(want) || !maps.Equal(got, want) {
+		t.Errorf("aggregates %v, want %v", got, want)
 	}
 }
 

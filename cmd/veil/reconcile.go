@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/wedsync/veil/admin"
+	"github.com/wedsync/veil/store"
 	usagerec "github.com/wedsync/veil/usage"
 )
 
@@ -23,7 +24,7 @@ var errDifferences = errors.New("the records and the store's aggregates differ")
 
 // aggKey is one daily aggregate: what the store sums records by.
 type aggKey struct {
-	Day, Supplier, Provider, Model, KeySource string
+	Day, Supplier, Provider, Model, KeySource, Billed, Workflow string
 }
 
 // aggSums are an aggregate's sums.
@@ -33,7 +34,8 @@ type aggSums struct {
 
 // reconcileCmd runs `veil usage reconcile`: it sums the usage records of
 // record files (the file sink's JSON lines) by day, supplier, provider,
-// model and key source, as the store's aggregates are kept, asks a
+// model, key source, payer (billed) and workflow, as the store's
+// aggregates are kept, asks a
 // running veil for the aggregates of the same days, and prints every
 // difference. It fails (exit status 1) when there is one.
 func reconcileCmd(args []string, stdout io.Writer) error {
@@ -62,14 +64,14 @@ func reconcileCmd(args []string, stdout io.Writer) error {
 		return err
 	}
 	q := url.Values{"from": {first.Format(time.DateOnly)}, "to": {last.Format(time.DateOnly)},
-		"group_by": {"day,supplier,provider,model,key_source"}}
+		"group_by": {"day,supplier,provider,model,key_source,billed,workflow"}}
 	var rep admin.UsageReport
 	if err := fetchAdmin(base+"/admin/usage?"+q.Encode(), token, &rep); err != nil {
 		return err
 	}
 	stored := map[aggKey]aggSums{}
 	for _, r := range rep.Rows {
-		stored[aggKey{r.Day, r.Supplier, r.Provider, r.Model, r.KeySource}] = aggSums{r.Requests, r.PromptTokens,
+		stored[aggKey{r.Day, r.Supplier, r.Provider, r.Model, r.KeySource, r.Billed, r.Workflow}] = aggSums{r.Requests, r.PromptTokens,
 			r.CompletionTokens, r.CachedTokens, r.CostMicros}
 	}
 	diffs := compareAggregates(records, stored)
@@ -106,7 +108,10 @@ func dayRange(from, to string, now time.Time) (first, last time.Time, err error)
 }
 
 // sumRecordFiles sums the records of the days first to last in files as
-// the store sink does: records without a supplier are not aggregated.
+// the store sink does: records without a supplier are not aggregated. A
+// record without a payer, written before records had one, is summed with
+// the payer the store reads its aggregates of then with
+// (store.LegacyBilled).
 func sumRecordFiles(files []string, first, last time.Time) (map[aggKey]aggSums, error) {
 	sums := map[aggKey]aggSums{}
 	end := last.Add(24 * time.Hour)
@@ -137,7 +142,11 @@ func sumRecordFile(name string, first, end time.Time, sums map[aggKey]aggSums) e
 		if r.Supplier == "" || r.TS.Before(first) || !r.TS.Before(end) {
 			continue
 		}
-		k := aggKey{r.TS.UTC().Format(time.DateOnly), r.Supplier, r.Provider, r.Model, string(r.KeySource)}
+		billed := string(r.Billed)
+		if billed == "" {
+			billed = store.LegacyBilled(string(r.KeySource))
+		}
+		k := aggKey{r.TS.UTC().Format(time.DateOnly), r.Supplier, r.Provider, r.Model, string(r.KeySource), billed, r.Workflow}
 		s := sums[k]
 		s.Requests++
 		s.Prompt += r.PromptTokens
@@ -168,7 +177,8 @@ func compareAggregates(records, stored map[aggKey]aggSums) []string {
 	}
 	slices.SortFunc(keys, func(a, b aggKey) int {
 		return cmp.Or(cmp.Compare(a.Day, b.Day), cmp.Compare(a.Supplier, b.Supplier), cmp.Compare(a.Provider, b.Provider),
-			cmp.Compare(a.Model, b.Model), cmp.Compare(a.KeySource, b.KeySource))
+			cmp.Compare(a.Model, b.Model), cmp.Compare(a.KeySource, b.KeySource), cmp.Compare(a.Billed, b.Billed),
+			cmp.Compare(a.Workflow, b.Workflow))
 	})
 	var out []string
 	for _, k := range keys {
@@ -176,8 +186,8 @@ func compareAggregates(records, stored map[aggKey]aggSums) []string {
 		if r == s {
 			continue
 		}
-		out = append(out, fmt.Sprintf("%s %s %s %s %s: records %s, store %s", k.Day, k.Supplier, k.Provider, k.Model,
-			k.KeySource, r, s))
+		out = append(out, fmt.Sprintf("%s %s %s %s %s billed %s workflow %s: records %s, store %s", k.Day, k.Supplier,
+			k.Provider, k.Model, dashIfEmpty(k.KeySource), dashIfEmpty(k.Billed), dashIfEmpty(k.Workflow), r, s))
 	}
 	return out
 }

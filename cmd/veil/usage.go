@@ -30,7 +30,7 @@ func usageCmd(args []string, stdout io.Writer) error {
 	supplier := fs.String("supplier", "", "one supplier; all when empty")
 	from := fs.String("from", "", "first day, YYYY-MM-DD (default: the first of this month)")
 	to := fs.String("to", "", "last day, YYYY-MM-DD (default: today)")
-	groupBy := fs.String("group-by", "", "comma-separated: day, supplier, provider, model, key_source")
+	groupBy := fs.String("group-by", "", "comma-separated: day, supplier, provider, model, key_source, billed, workflow")
 	if pos, err := parseFlags(fs, "usage --config FILE [--supplier ID] [--from DAY] [--to DAY] [--group-by ...]", args, stdout); err != nil {
 		return err
 	} else if len(pos) > 0 {
@@ -164,7 +164,8 @@ func printUsage(w io.Writer, rep *admin.UsageReport) {
 	line := func(r admin.UsageRow, label bool) {
 		var cells []string
 		for _, g := range rep.GroupBy {
-			v := map[string]string{"day": r.Day, "supplier": r.Supplier, "provider": r.Provider, "model": r.Model, "key_source": r.KeySource}[g]
+			v := map[string]string{"day": r.Day, "supplier": r.Supplier, "provider": r.Provider, "model": r.Model,
+				"key_source": r.KeySource, "billed": r.Billed, "workflow": r.Workflow}[g]
 			if label {
 				v = ""
 			}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -69,8 +70,8 @@ func TestStatusCommand(t *testing.T) {
 }
 
 // TestUsageReconcile: `veil usage reconcile` finds the records of a file
-// sink equal to a running veil's aggregates, and names an aggregate that
-// differs (exit 1).
+// sink equal to a running veil's aggregates, by payer and workflow too,
+// and names an aggregate that differs (exit 1).
 func TestUsageReconcile(t *testing.T) {
 	up := startFake(t, fakeopenai.Options{})
 	t.Setenv("TEST_ADMIN_TOKEN", "veil-reconcile-test-admin-0123456789")
@@ -78,36 +79,99 @@ func TestUsageReconcile(t *testing.T) {
 	v := startVeil(t, up.URL(), "admin:\n  token: env://TEST_ADMIN_TOKEN\n"+
 		"usage:\n  flush_interval: 10ms\n  sinks:\n    - {type: file, path: "+records+"}\n"+
 		"prices:\n  - {provider: openai, model: gpt-4o-mini, input_per_mtok: 0.15, output_per_mtok: 0.6}\n")
-	for _, supplier := range []string{"bella-photography", "bella-photography", "rose-venue"} {
-		v.post(t, supplier, "gpt-4o-mini")
+	for _, c := range []struct{ supplier, workflow string }{
+		{"bella-photography", "photography"}, {"bella-photography", "photography"}, {"bella-photography", "venue"},
+		{"rose-venue", ""},
+	} {
+		postWorkflow(t, v, c.supplier, c.workflow)
 	}
+	const counted = "3 aggregates from the records, 3 in the store"
 	var code int
 	var out, errOut string
 	for range 200 { // records and aggregates are written in the background
 		code, out, errOut = runCmd("usage", "reconcile", "--config", v.config, records)
-		if code == 0 && strings.Contains(out, "2 aggregates from the records, 2 in the store") {
+		if code == 0 && strings.Contains(out, counted) {
 			break
 		}
 		sleepBriefly()
 	}
-	if code != 0 || !strings.Contains(out, "2 aggregates from the records, 2 in the store") || !strings.Contains(out, "no differences") {
+	if code != 0 || !strings.Contains(out, counted) || !strings.Contains(out, "no differences") {
 		t.Fatalf("exit %d: %s%s", code, out, errOut)
 	}
-	// A record the store never saw.
 	data, err := os.ReadFile(records)
 	if err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.SplitAfter(strings.TrimSpace(string(data)), "\n")
+	reconcile := func(doctored string) (int, string) {
+		t.Helper()
+		name := filepath.Join(t.TempDir(), "doctored.jsonl")
+		if err := os.WriteFile(name, []byte(doctored), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		code, out, _ := runCmd("usage", "reconcile", "--config", v.config, name)
+		return code, out
+	}
+	// A record the store never saw.
 	extra := strings.Replace(lines[0], `"rose-venue"`, `"lily-florist"`, 1)
 	extra = strings.Replace(extra, `"bella-photography"`, `"lily-florist"`, 1)
-	doctored := filepath.Join(t.TempDir(), "doctored.jsonl")
-	if err := os.WriteFile(doctored, []byte(string(data)+strings.TrimSpace(extra)+"\n"), 0o600); err != nil {
+	code, out = reconcile(string(data) + strings.TrimSpace(extra) + "\n")
+	if code != 1 || !strings.Contains(out, "lily-florist openai gpt-4o-mini platform billed platform workflow ") ||
+		!strings.Contains(out, ": records 1 requests") || !strings.Contains(out, "store 0 requests") {
+		t.Fatalf("exit %d, want 1 naming lily-florist's aggregate:\n%s", code, out)
+	}
+	// A record of rose's billed to the client instead: both of its
+	// payers' aggregates differ.
+	var doctored strings.Builder
+	for _, l := range lines {
+		if strings.Contains(l, `"rose-venue"`) {
+			l = strings.Replace(l, `"billed":"platform"`, `"billed":"client"`, 1)
+		}
+		doctored.WriteString(l)
+	}
+	code, out = reconcile(doctored.String() + "\n")
+	for _, want := range []string{
+		"rose-venue openai gpt-4o-mini platform billed client workflow -: records 1 requests",
+		"rose-venue openai gpt-4o-mini platform billed platform workflow -: records 0 requests",
+	} {
+		if code != 1 || !strings.Contains(out, want) {
+			t.Errorf("exit %d, want 1 and %q:\n%s", code, want, out)
+		}
+	}
+	// `veil usage` shows the same by payer and workflow.
+	code, out, errOut = runCmd("usage", "--config", v.config, "--group-by", "billed,workflow")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{"BILLED", "WORKFLOW", "photography", "venue", "TOTAL"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.Fields(l); len(f) > 2 && f[0] == "platform" && f[1] == "photography" && f[2] != "2" {
+			t.Errorf("2 requests of the photography workflow: %q", l)
+		}
+	}
+}
+
+// postWorkflow sends a chat completion for supplier with the caller token,
+// in a workflow when it is not empty, and wants it answered.
+func postWorkflow(t *testing.T, v *veilProc, supplier, workflow string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", "http://"+v.proxy+"/v1/chat/completions",
+		strings.NewReader(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"a toast"}]}`))
+	req.Header.Set("Authorization", "Bearer "+testCallerToken)
+	req.Header.Set("X-Supplier-ID", supplier)
+	if workflow != "" {
+		req.Header.Set("X-Workflow", workflow)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
 		t.Fatal(err)
 	}
-	code, out, _ = runCmd("usage", "reconcile", "--config", v.config, doctored)
-	if code != 1 || !strings.Contains(out, "lily-florist openai gpt-4o-mini platform: records 1 requests") ||
-		!strings.Contains(out, "store 0 requests") {
-		t.Fatalf("exit %d, want 1 naming lily-florist's aggregate:\n%s", code, out)
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("%s %s: status %d", supplier, workflow, resp.StatusCode)
 	}
 }

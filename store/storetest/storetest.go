@@ -55,6 +55,7 @@ func Run(t *testing.T, open Open) {
 		{"Usage", testUsage},
 		{"UsageInvalid", testUsageInvalid},
 		{"UsageAppliedOnce", testUsageAppliedOnce},
+		{"UsageBilledAndWorkflow", testUsageBilledAndWorkflow},
 		{"ConcurrentReserve", testConcurrentReserve},
 		{"ConcurrentSlots", testConcurrentSlots},
 		{"ConcurrentCompareAndSwap", testConcurrentCompareAndSwap},
@@ -850,14 +851,65 @@ func usageEqual(a, b []store.Usage) bool {
 func formatUsage(rows []store.Usage) string {
 	var b bytes.Buffer
 	for _, r := range rows {
-		fmt.Fprintf(&b, "  %s %s %s %s %s: %d req, %d+%d tok (%d cached), %d micros\n",
-			r.Day.Format(time.DateOnly), r.Supplier, r.Provider, r.Model, r.KeySource,
+		fmt.Fprintf(&b, "  %s %s %s %s %s billed %q workflow %q: %d req, %d+%d tok (%d cached), %d micros\n",
+			r.Day.Format(time.DateOnly), r.Supplier, r.Provider, r.Model, r.KeySource, r.Billed, r.Workflow,
 			r.Requests, r.PromptTokens, r.CompletionTokens, r.CachedTokens, r.CostMicros)
 	}
 	if b.Len() == 0 {
 		return "  (none)"
 	}
 	return b.String()
+}
+
+// testUsageBilledAndWorkflow keeps aggregates apart by who pays and by
+// workflow: a shadow call on the supplier's key paid by the platform is
+// not the supplier's spend, and a workflow with the stores' separators in
+// it comes back as it was given.
+func testUsageBilledAndWorkflow(t *testing.T, open Open) {
+	replicas := open(t, 2)
+	day := time.Date(2026, time.June, 13, 0, 0, 0, 0, time.UTC)
+	u := func(keySource, billed, workflow string, requests int64) store.Usage {
+		return store.Usage{Day: day, Supplier: "bella-photography", Provider: "openai", Model: "gpt-4o",
+			KeySource: keySource, Billed: billed, Workflow: workflow,
+			Requests: requests, PromptTokens: 100 * requests, CompletionTokens: 10 * requests, CostMicros: 7 * requests}
+	}
+	odd := []string{"a|b", "50%", "%7C", "nul\x00in", "a\x00b|c%00"}
+	deltas := []store.Usage{
+		u("client", "client", "photography", 2),
+		u("client", "platform", "photography", 40), // shadow calls WedSync pays for
+		u("client", "client", "venue", 1),
+		u("platform", "platform", "", 3),
+		u("platform", "none", "", 5), // cache hits
+		u("client", "client", "photography", 1),
+	}
+	for i, w := range odd {
+		deltas = append(deltas, u("platform", "platform", w, int64(i+1)))
+	}
+	for i, d := range deltas {
+		if err := replicas[i%2].AddUsage(t.Context(), fmt.Sprintf("dims.%d", i), d); err != nil {
+			t.Fatalf("AddUsage(%+v): %v", d, err)
+		}
+	}
+	want := []store.Usage{
+		u("client", "client", "photography", 3),
+		u("client", "client", "venue", 1),
+		u("client", "platform", "photography", 40),
+		u("platform", "none", "", 5),
+		u("platform", "platform", "", 3),
+	}
+	for i, w := range odd {
+		want = append(want, u("platform", "platform", w, int64(i+1)))
+	}
+	slices.SortStableFunc(want[5:], func(a, b store.Usage) int { return strings.Compare(a.Workflow, b.Workflow) })
+	for i, s := range replicas {
+		got, err := s.QueryUsage(t.Context(), store.UsageQuery{From: day, To: day})
+		if err != nil {
+			t.Fatalf("replica %d: QueryUsage: %v", i, err)
+		}
+		if !usageEqual(got, want) {
+			t.Errorf("replica %d: QueryUsage =\n%s\nwant\n%s", i, formatUsage(got), formatUsage(want))
+		}
+	}
 }
 
 // testUsageAppliedOnce adds deltas twice, as a retry after a timeout that
@@ -927,6 +979,9 @@ func testUsageInvalid(t *testing.T, open Open) {
 		{"no day", func() error { return s.AddUsage(t.Context(), "a.1", store.Usage{Supplier: "s", Requests: 1}) }},
 		{"pipe in model", func() error {
 			return s.AddUsage(t.Context(), "a.2", store.Usage{Day: day, Supplier: "s", Model: "a|b", Requests: 1})
+		}},
+		{"pipe in billed", func() error {
+			return s.AddUsage(t.Context(), "a.5", store.Usage{Day: day, Supplier: "s", Billed: "platform|client", Requests: 1})
 		}},
 		{"NUL in provider", func() error {
 			return s.AddUsage(t.Context(), "a.3", store.Usage{Day: day, Supplier: "s", Provider: "a\x00b", Requests: 1})
