@@ -174,7 +174,9 @@ func foldDeltas(batch []*Record) []storeDelta {
 		d.u.PromptTokens += r.PromptTokens
 		d.u.CompletionTokens += r.CompletionTokens
 		d.u.CachedTokens += r.CachedTokens
-		if r.CostUSD != nil {
+		if r.CostMicros != nil {
+			d.u.CostMicros += *r.CostMicros
+		} else if r.CostUSD != nil { // a record made before costs were kept in micro-dollars
 			d.u.CostMicros += int64(math.Round(*r.CostUSD * 1e6))
 		}
 	}
