@@ -1,12 +1,9 @@
 package proxy
 
 import (
-	"encoding/binary"
-	"strings"
+	"bytes"
 
-	"github.com/tidwall/gjson"
-	"github.com/valyala/bytebufferpool"
-
+	"github.com/wedsync/veil/internal/jsonfield"
 	"github.com/wedsync/veil/internal/tokencount"
 )
 
@@ -24,14 +21,9 @@ func (x *exchange) estimateDelivered() {
 		u.from >= len(u.delivered) {
 		return
 	}
-	buf := bytebufferpool.Get()
-	defer bytebufferpool.Put(buf)
-	buf.B = appendDeliveredText(buf.B[:0], u.delivered[u.from:])
-	if len(buf.B) == 0 {
-		return
-	}
+	text := u.delivered[u.from:]
 	enc := tokencount.ForModel(x.servedModel())
-	u.tokens.Completion = int64(enc.CountBytes(buf.B))
+	u.tokens.Completion = int64(enc.CountBytes(text))
 	u.tokens.Prompt = int64(x.promptTokens(enc))
 	u.tokens.Total = u.tokens.Prompt + u.tokens.Completion
 	u.estimated = true
@@ -63,48 +55,58 @@ func (x *exchange) promptTokens(enc tokencount.Encoding) int {
 	return n
 }
 
-// appendDeliveredText appends the answer text of the events kept in
-// delivered (each a uvarint length and the event's data): chat chunks'
-// content, refusal, reasoning and call names and arguments, legacy
-// completion text, and the deltas of Responses events.
-func appendDeliveredText(b, delivered []byte) []byte {
-	for len(delivered) > 0 {
-		n, k := binary.Uvarint(delivered)
-		if k <= 0 || uint64(len(delivered)-k) < n {
-			break
+// appendEventText appends the answer text of one event's data: chat
+// chunks' content, refusal, reasoning and call names and arguments, legacy
+// completion text, and the deltas of Responses events. It runs on every
+// event of a stream, so it only looks for the members' keys and takes the
+// string that follows (unescaped only when it has escapes), without
+// parsing the event or allocating. An event naming several choices has
+// only each key's first string taken.
+func appendEventText(b, data []byte) []byte {
+	if bytes.HasPrefix(data, []byte(`{"type":"response.`)) || bytes.Contains(data, []byte(`"type":"response.`)) {
+		// Responses events: only the deltas carry new text.
+		if typ := memberString(data, []byte(`"type":"`)); !bytes.HasSuffix(typ, []byte(".delta")) {
+			return b
 		}
-		data := delivered[k : k+int(n)]
-		delivered = delivered[k+int(n):]
-		if len(data) == 0 || data[0] != '{' {
-			continue
-		}
-		b = appendEventText(b, data)
+		return append(b, memberString(data, []byte(`"delta":"`))...)
+	}
+	for _, k := range textKeys {
+		b = append(b, memberString(data, k)...)
+	}
+	if bytes.Contains(data, []byte(`"tool_calls"`)) || bytes.Contains(data, []byte(`"function_call"`)) {
+		b = append(b, memberString(data, []byte(`"name":"`))...)
+		b = append(b, memberString(data, []byte(`"arguments":"`))...)
 	}
 	return b
 }
 
-// appendEventText appends the answer text of one event's data.
-func appendEventText(b, data []byte) []byte {
-	r := gjson.GetManyBytes(data, "choices", "type", "delta")
-	if r[0].IsArray() {
-		r[0].ForEach(func(_, c gjson.Result) bool {
-			d := c.Get("delta")
-			for _, v := range gjson.GetMany(d.Raw, "content", "refusal", "reasoning_content",
-				"function_call.name", "function_call.arguments") {
-				b = append(b, v.Str...)
+// textKeys are the members whose strings are answer text in chat and
+// legacy completion chunks.
+var textKeys = [][]byte{[]byte(`"content":"`), []byte(`"refusal":"`), []byte(`"reasoning_content":"`), []byte(`"text":"`)}
+
+// memberString returns the string value that follows the first key in
+// data (key ending with the opening quote), unescaped; nil when there is
+// none or it is cut short.
+func memberString(data, key []byte) []byte {
+	i := bytes.Index(data, key)
+	if i < 0 {
+		return nil
+	}
+	start := i + len(key) - 1 // the opening quote
+	end := start + 1
+	for end < len(data) {
+		switch data[end] {
+		case '\\':
+			end += 2
+			continue
+		case '"':
+			s, err := jsonfield.String(data[start : end+1])
+			if err != nil {
+				return nil
 			}
-			d.Get("tool_calls").ForEach(func(_, call gjson.Result) bool {
-				b = append(b, call.Get("function.name").Str...)
-				b = append(b, call.Get("function.arguments").Str...)
-				return true
-			})
-			b = append(b, c.Get("text").Str...)
-			return true
-		})
-		return b
+			return s
+		}
+		end++
 	}
-	if r[2].Type == gjson.String && strings.HasSuffix(r[1].Str, ".delta") {
-		b = append(b, r[2].Str...)
-	}
-	return b
+	return nil
 }

@@ -1,9 +1,6 @@
 package proxy
 
-import (
-	"encoding/binary"
-	"testing"
-)
+import "testing"
 
 func TestDeliveredText(t *testing.T) {
 	var kept []byte
@@ -15,17 +12,12 @@ func TestDeliveredText(t *testing.T) {
 		`{"id":"c","choices":[{"index":0,"text":" cake"}]}`,
 		`{"type":"response.output_text.delta","delta":" and lemon"}`,
 		`{"type":"response.completed","response":{"output_text":"not again"}}`,
-		`: a comment`,
 		`{"error":{"message":"boom"}}`,
 	} {
-		kept = append(binary.AppendUvarint(kept, uint64(len(data))), data...)
+		kept = appendEventText(kept, []byte(data))
 	}
 	want := `The ceremony begins at four.seat{"table": cake and lemon`
-	if got := string(appendDeliveredText(nil, kept)); got != want {
+	if got := string(kept); got != want {
 		t.Errorf("delivered text %q, want %q", got, want)
-	}
-	// A buffer cut short yields what it holds whole.
-	if got := string(appendDeliveredText(nil, kept[:40])); got != "" {
-		t.Errorf("a torn buffer gave %q", got)
 	}
 }

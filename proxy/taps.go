@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bytes"
-	"encoding/binary"
 
 	"github.com/wedsync/veil/internal/jsonfield"
 	"github.com/wedsync/veil/internal/sse"
@@ -68,10 +67,10 @@ type usageTap struct {
 	injected bool
 	// failed is set once an in-band error event passed.
 	failed bool
-	// delivered keeps the data of each event passed on, each behind its
-	// length as a uvarint, so that a stream that ends without the
-	// provider's usage is billed for what reached the client (see
-	// estimateDelivered). It is only copied here; it is read only then.
+	// delivered keeps the answer text of the events passed on (not their
+	// JSON), so that a stream that ends without the provider's usage is
+	// billed for what reached the client (see estimateDelivered); it is
+	// counted only then.
 	delivered []byte
 	// from is where in delivered the serving attempt's events start: a
 	// resumed stream's earlier attempts are accounted for apart.
@@ -113,7 +112,9 @@ func (u *usageTap) event(ev sse.Event) (sse.Event, error) {
 		u.done = true
 		return ev, nil
 	}
-	u.delivered = append(binary.AppendUvarint(u.delivered, uint64(len(ev.Data))), ev.Data...)
+	if ev.Data[0] == '{' {
+		u.delivered = appendEventText(u.delivered, ev.Data)
+	}
 	if bytes.Contains(ev.Data, []byte(`"error"`)) && isErrorEvent(ev) {
 		u.failed = true
 	}
