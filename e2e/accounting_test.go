@@ -92,3 +92,25 @@ suppliers:
 		})
 	}
 }
+
+// TestUnknownWorkflowRecordedAsOther: a workflow the config does not know
+// is recorded as "other", so that callers cannot make up aggregates; a
+// built-in or configured one is recorded as named.
+func TestUnknownWorkflowRecordedAsOther(t *testing.T) {
+	tp := &tap{}
+	h := start(t, setup{tap: tp.add, extra: `routes:
+  - workflow: seating-charts
+    model: gpt-4o-mini
+`})
+	for _, tc := range []struct{ sent, recorded string }{
+		{"venue", "venue"}, {"seating-charts", "seating-charts"}, {"../../admin", "other"}, {strings.Repeat("x", 500), "other"}, {"", ""},
+	} {
+		status, id := postWorkflow(t, h, testSupplier, tc.sent, chatBody)
+		if status != http.StatusOK {
+			t.Fatalf("workflow %q: status %d", tc.sent, status)
+		}
+		if r := tp.one(t, id); r.Workflow != tc.recorded {
+			t.Errorf("workflow %q recorded as %q, want %q", tc.sent, r.Workflow, tc.recorded)
+		}
+	}
+}

@@ -91,7 +91,7 @@ func (s *Server) identify(ctx *fasthttp.RequestCtx, x *exchange) bool {
 		x.call.Query = x.queryBuf
 	}
 	x.ep = classify(ctx.Method(), x.call.Suffix)
-	x.workflow = s.interns.get(ctx.Request.Header.Peek("X-Workflow"))
+	x.workflow = s.workflowName(x.rt, ctx.Request.Header.Peek("X-Workflow"))
 	x.body = ctx.PostBody()
 	return true
 }
@@ -172,4 +172,30 @@ func (x *exchange) askStreamUsage() {
 		x.bodyBuf, x.scratch = b, x.bodyBuf[:0]
 		x.body, x.usage.injected = b, true
 	}
+}
+
+// builtinWorkflows are the workflows every config knows.
+var builtinWorkflows = map[string]bool{"photography": true, "venue": true, "catering": true, "planning": true}
+
+// workflowOther is the workflow recorded for a name that is neither built
+// in nor configured, so that a caller cannot make up aggregates and label
+// values.
+const workflowOther = "other"
+
+// workflowName is the workflow a request is recorded under: its
+// X-Workflow when that names a built-in or configured workflow, "other"
+// for any other name, empty for none.
+func (s *Server) workflowName(rt *Runtime, h []byte) string {
+	if len(h) == 0 {
+		return ""
+	}
+	if builtinWorkflows[string(h)] {
+		return s.interns.get(h)
+	}
+	if rt != nil && rt.Config != nil {
+		if _, ok := rt.Config.Route(string(h)); ok {
+			return s.interns.get(h)
+		}
+	}
+	return workflowOther
 }
