@@ -136,6 +136,7 @@ func (s *Server) quotaRequest(x *exchange, a *policy.Attempt) quota.Request {
 		MaxTokens:  int64(x.fields.MaxTokens),
 		Completion: x.ep != epEmbeddings,
 		Later:      later,
+		ID:         string(x.reqID),
 		Now:        time.Now(),
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
+	"strconv"
 	"sync"
 
 	"time"
@@ -52,6 +54,10 @@ type Options struct {
 	// Seasons replace tiers' limits in their calendar windows.
 	Seasons []config.Season
 	Prices  Pricer
+	// Journal, when set, keeps the reservations this process holds, so
+	// that a process killed before settling them has them settled when it
+	// starts again.
+	Journal Journal
 	// FailClosed refuses requests when the store cannot be asked;
 	// otherwise they are served without quota checks (counted and logged).
 	FailClosed bool
@@ -157,6 +163,9 @@ type Request struct {
 	// Fallback marks a call falling back from the supplier's own key to
 	// platform keys: it is held to its tier's fallback_tier, counted apart.
 	Fallback bool
+	// ID is the request's ID, under which the journal keeps the
+	// reservation.
+	ID string
 	// Later are the targets the call may fail over to on platform keys
 	// after Provider and Model: the reservation is priced at the
 	// costliest, so that a failover to a dearer provider cannot take a
@@ -172,6 +181,7 @@ type Target struct {
 
 // Ticket is an admitted call's reservation, settled after the call.
 type Ticket struct {
+	id     string // in the journal, when there is one
 	res    store.Reservation
 	slot   store.Slot
 	active bool
@@ -239,7 +249,17 @@ func (e *Enforcer) Admit(ctx context.Context, r Request) (Ticket, *Refusal, erro
 		}
 		slot = s
 	}
-	res, denial, err := e.o.Store.Reserve(ctx, subject, limits, r.Now)
+	resID := reservationID()
+	journaled := e.o.Journal != nil && r.ID != ""
+	if journaled {
+		// Journaled before it is made: a kill at any moment leaves it
+		// to be settled (or found never made) at the next start.
+		e.o.Journal.Opened(r.ID, store.PlanReservation(resID, subject, limits, r.Now))
+	}
+	res, denial, err := e.o.Store.ReserveAs(ctx, resID, subject, limits, r.Now)
+	if journaled && (err != nil || denial != nil) {
+		e.o.Journal.Closed(r.ID)
+	}
 	if err != nil {
 		e.release(slot)
 		return e.unavailable(err, tier)
@@ -253,7 +273,16 @@ func (e *Enforcer) Admit(ctx context.Context, r Request) (Ticket, *Refusal, erro
 		}
 		return Ticket{}, ref, nil
 	}
-	return Ticket{res: res, slot: slot, active: true, prompt: r.Prompt, tier: tier}, nil, nil
+	t := Ticket{res: res, slot: slot, active: true, prompt: r.Prompt, tier: tier}
+	if journaled {
+		t.id = r.ID
+	}
+	return t, nil, nil
+}
+
+// reservationID is a new reservation's ID: 64 random bits.
+func reservationID() string {
+	return strconv.FormatUint(rand.Uint64(), 36) //nolint:gosec // G404: an ID, not a secret
 }
 
 // limits are the tier's limits for a call taking tokens and cost.
@@ -318,7 +347,48 @@ func (e *Enforcer) Settle(t *Ticket, ok bool, promptTokens, completionTokens, co
 	if err := e.o.Store.Settle(ctx, t.res, actual); err != nil {
 		e.o.Log.Warn("quota settlement failed; the reservation stands", zap.String("subject", t.res.Subject), zap.Error(err))
 	}
+	if e.o.Journal != nil && t.id != "" {
+		// After the store: a kill in between leaves the reservation in
+		// the journal, and settling it again applies once (its ID).
+		e.o.Journal.Closed(t.id)
+	}
 	e.release(t.slot)
+}
+
+// Used is what a call used, as its usage record says.
+type Used struct {
+	// OK is set when the call succeeded (a 2xx answer and no error).
+	OK                             bool
+	PromptTokens, CompletionTokens int64
+	CostMicros                     int64
+}
+
+// Reconcile settles reservations a killed process left open: each with
+// what its call used, as found by used (from the call's usage record),
+// or, when its call has no record (it was never answered), by giving the
+// estimate back. It returns how many were settled from records and how
+// many refunded.
+func (e *Enforcer) Reconcile(ctx context.Context, left []OpenReservation, used func(id string) (Used, bool)) (settled, refunded int, err error) {
+	for _, o := range left {
+		u, found := used(o.ID)
+		tokens, cost := int64(0), int64(0)
+		if found && u.OK {
+			tokens, cost = u.PromptTokens+u.CompletionTokens, u.CostMicros
+		}
+		cctx, cancel := context.WithTimeout(ctx, e.o.Timeout)
+		if found {
+			err = e.o.Store.Settle(cctx, o.Reservation, map[string]int64{LimitTokens: tokens, LimitMonthTokens: tokens, LimitMonthCost: cost})
+			settled++
+		} else {
+			err = e.o.Store.Refund(cctx, o.Reservation)
+			refunded++
+		}
+		cancel()
+		if err != nil {
+			return settled, refunded, fmt.Errorf("quota: reconcile reservation of %s: %w", o.ID, err)
+		}
+	}
+	return settled, refunded, nil
 }
 
 // Used reports the supplier's current use of its tier's per-minute and

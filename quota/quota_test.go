@@ -93,6 +93,10 @@ func (downStore) Reserve(context.Context, string, []store.Limit, time.Time) (sto
 	return store.Reservation{}, nil, store.ErrUnavailable
 }
 
+func (downStore) ReserveAs(context.Context, string, string, []store.Limit, time.Time) (store.Reservation, *store.Denial, error) {
+	return store.Reservation{}, nil, store.ErrUnavailable
+}
+
 type countObserver struct{ n int }
 
 func (c *countObserver) QuotaStoreUnavailable() { c.n++ }

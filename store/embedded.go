@@ -27,6 +27,9 @@ type Embedded struct {
 	nextSweep int64                       // unix nanoseconds of the injected clock
 	slots     map[string]map[string]int64 // subject -> slot ID -> expiry (unix nanoseconds)
 	leases    map[string]lease
+	// held holds the IDs of the reservations not yet settled, for at most
+	// ReservationTTL (expiry, unix nanoseconds of the wall clock).
+	held map[string]int64
 }
 
 // counterKey identifies the counter of one window of a limit.
@@ -107,6 +110,14 @@ func (e *Embedded) loadCounters() error {
 
 // Reserve implements Quotas.
 func (e *Embedded) Reserve(ctx context.Context, subject string, limits []Limit, now time.Time) (Reservation, *Denial, error) {
+	return e.ReserveAs(ctx, e.ids.next(), subject, limits, now)
+}
+
+// ReserveAs implements Quotas.
+func (e *Embedded) ReserveAs(ctx context.Context, id, subject string, limits []Limit, now time.Time) (Reservation, *Denial, error) {
+	if err := checkID(id); err != nil {
+		return Reservation{}, nil, err
+	}
 	if err := ctx.Err(); err != nil {
 		return Reservation{}, nil, fmt.Errorf("store: reserve: %w", err)
 	}
@@ -122,7 +133,7 @@ func (e *Embedded) Reserve(ctx context.Context, subject string, limits []Limit, 
 			n++
 		}
 	}
-	r := Reservation{Subject: subject}
+	r := Reservation{Subject: subject, ID: id}
 	if n > 0 {
 		r.Items = make([]Reserved, 0, n)
 	}
@@ -159,6 +170,7 @@ func (e *Embedded) Reserve(ctx context.Context, subject string, limits []Limit, 
 		c.used += it.Amount
 		it.Used = c.used
 	}
+	e.hold(id)
 	return r, nil, nil
 }
 
@@ -202,6 +214,9 @@ func (e *Embedded) settle(ctx context.Context, op string, r Reservation, actual 
 		return err
 	}
 	defer e.mu.Unlock()
+	if !e.take(r.ID) {
+		return nil
+	}
 	for i, it := range r.Items {
 		if deltas[i] == 0 {
 			continue
@@ -213,6 +228,33 @@ func (e *Embedded) settle(ctx context.Context, op string, r Reservation, actual 
 		c.used = max(c.used+deltas[i], 0)
 	}
 	return nil
+}
+
+// hold keeps reservation id until it is settled. Called with e.mu held.
+func (e *Embedded) hold(id string) {
+	now := time.Now().UnixNano()
+	if e.held == nil {
+		e.held = map[string]int64{}
+	}
+	if len(e.held) >= 4096 && len(e.held)%4096 == 0 {
+		for k, exp := range e.held {
+			if exp <= now {
+				delete(e.held, k)
+			}
+		}
+	}
+	e.held[id] = now + int64(ReservationTTL)
+}
+
+// take reports whether reservation id is to be settled: the store holds it
+// (and lets it go), or it has no ID. Called with e.mu held.
+func (e *Embedded) take(id string) bool {
+	if id == "" {
+		return true
+	}
+	exp, ok := e.held[id]
+	delete(e.held, id)
+	return ok && exp > time.Now().UnixNano()
 }
 
 // Used implements Quotas.

@@ -234,6 +234,10 @@ func (s *Redis) counterKey(subject, name string, start time.Time) string {
 	return s.tagged("q", subject, ":", name, ":", string(strconv.AppendInt(buf[:0], start.Unix(), 10)))
 }
 
+// reservationKey returns the key that holds reservation r until it is
+// settled, in its subject's slot.
+func (s *Redis) reservationKey(r Reservation) string { return s.tagged("res", r.Subject, ":", r.ID) }
+
 // slotKey returns the key of a subject's slots.
 func (s *Redis) slotKey(subject string) string { return s.tagged("slot", subject) }
 
@@ -252,30 +256,40 @@ func (s *Redis) usageKey(supplier, day string) string { return s.tagged("usage",
 // usageSuppliersKey returns the key of the set of a day's suppliers.
 func (s *Redis) usageSuppliersKey(day string) string { return s.key("usage-suppliers:", day) }
 
-// reserveScript checks then adds every amount. KEYS: one counter per
-// limit. ARGV: max, amount and counter ttl (ms) per limit. It returns
-// {0, index of the first limit without room (1-based), its usage} or
-// {1, usage of each counter after adding}. Amounts go to INCRBY as the
-// strings they came as: Lua would print large numbers as floats.
+// reserveScript checks then adds every amount, and keeps the
+// reservation's ID. KEYS: one counter per limit, then the reservation's
+// key. ARGV: max, amount and counter ttl (ms) per limit, then the
+// reservation key's ttl (ms). It returns {0, index of the first limit
+// without room (1-based), its usage} or {1, usage of each counter after
+// adding}. Amounts go to INCRBY as the strings they came as: Lua would
+// print large numbers as floats.
 var reserveScript = redis.NewScript(`
-for i = 1, #KEYS do
+local n = #KEYS - 1
+for i = 1, n do
   local used = tonumber(redis.call('GET', KEYS[i]) or '0')
   if used + tonumber(ARGV[3*i-1]) > tonumber(ARGV[3*i-2]) then
     return {0, i, used}
   end
 end
 local out = {1}
-for i = 1, #KEYS do
+for i = 1, n do
   out[i+1] = redis.call('INCRBY', KEYS[i], ARGV[3*i-1])
   redis.call('PEXPIRE', KEYS[i], ARGV[3*i])
 end
+redis.call('SET', KEYS[#KEYS], '1', 'PX', ARGV[#ARGV])
 return out
 `)
 
 // settleScript adds a delta to each counter that still exists, never
-// taking one below zero. KEYS: counters. ARGV: deltas.
+// taking one below zero, once per reservation. KEYS: counters, then the
+// reservation's key. ARGV: deltas, then "1" to settle only a reservation
+// the store holds (taking it), "0" to settle regardless. It returns 1 when
+// the reservation was not there (never made, or settled already).
 var settleScript = redis.NewScript(`
-for i = 1, #KEYS do
+if ARGV[#ARGV] == '1' and redis.call('DEL', KEYS[#KEYS]) == 0 then
+  return 1
+end
+for i = 1, #KEYS - 1 do
   if ARGV[i] ~= '0' and redis.call('EXISTS', KEYS[i]) == 1 then
     if redis.call('INCRBY', KEYS[i], ARGV[i]) < 0 then
       redis.call('SET', KEYS[i], '0', 'KEEPTTL')
@@ -287,13 +301,21 @@ return 0
 
 // Reserve implements Quotas with one script run.
 func (s *Redis) Reserve(ctx context.Context, subject string, limits []Limit, now time.Time) (Reservation, *Denial, error) {
+	return s.ReserveAs(ctx, s.ids.next(), subject, limits, now)
+}
+
+// ReserveAs implements Quotas with one script run.
+func (s *Redis) ReserveAs(ctx context.Context, id, subject string, limits []Limit, now time.Time) (Reservation, *Denial, error) {
 	if err := checkSubject(subject); err != nil {
 		return Reservation{}, nil, err
 	}
 	if err := checkLimits(limits, true); err != nil {
 		return Reservation{}, nil, err
 	}
-	r := Reservation{Subject: subject}
+	if err := checkID(id); err != nil {
+		return Reservation{}, nil, err
+	}
+	r := Reservation{Subject: subject, ID: id}
 	n := 0
 	for _, l := range limits {
 		if l.Max > 0 {
@@ -318,6 +340,8 @@ func (s *Redis) Reserve(ctx context.Context, subject string, limits []Limit, now
 		args = append(args, l.Max, l.Amount, (end.Sub(now) + CounterGrace).Milliseconds())
 		checked = append(checked, l)
 	}
+	keys = append(keys, s.reservationKey(r))
+	args = append(args, ReservationTTL.Milliseconds())
 	res, err := reserveScript.Run(ctx, s.client, keys, args...).Int64Slice()
 	if err != nil {
 		return Reservation{}, nil, s.redisErr(ctx, "reserve", err)
@@ -363,9 +387,15 @@ func (s *Redis) settle(ctx context.Context, op string, r Reservation, actual map
 			args = append(args, deltas[i])
 		}
 	}
-	if len(keys) == 0 {
+	if len(keys) == 0 && r.ID == "" {
 		return nil
 	}
+	keys = append(keys, s.reservationKey(r))
+	held := "0"
+	if r.ID != "" {
+		held = "1"
+	}
+	args = append(args, held)
 	return s.redisErr(ctx, op, settleScript.Run(ctx, s.client, keys, args...).Err())
 }
 

@@ -61,6 +61,32 @@ type Limit struct {
 type Reservation struct {
 	Subject string     `json:"subject"`
 	Items   []Reserved `json:"items"`
+	// ID names the reservation: the store keeps it until it is settled
+	// or refunded, and settles a reservation it holds, only once. A
+	// process can so settle what it reserved, after a kill, from its own
+	// journal: a reservation that was never made, or already settled, is
+	// left alone. Without an ID, Settle and Refund apply every time.
+	ID string `json:"id,omitempty"`
+}
+
+// ReservationTTL is how long a store keeps an unsettled reservation's ID:
+// long enough for a killed process to be restarted and settle what it
+// left open.
+const ReservationTTL = 24 * time.Hour
+
+// PlanReservation is the Reservation that ReserveAs(id, subject, limits,
+// now) makes when it succeeds, without its Used: what a caller journals
+// before reserving.
+func PlanReservation(id, subject string, limits []Limit, now time.Time) Reservation {
+	r := Reservation{Subject: subject, ID: id}
+	for _, l := range limits {
+		if l.Max <= 0 {
+			continue
+		}
+		start, end := window(l.Window, now)
+		r.Items = append(r.Items, Reserved{Name: l.Name, Start: start, End: end, Amount: l.Amount})
+	}
+	return r
 }
 
 // Reserved is the part of a Reservation for one limit.
@@ -153,12 +179,17 @@ type Quotas interface {
 	// nothing is added and the first limit without room is described.
 	// Limits with Max <= 0 are skipped and absent from the Reservation.
 	Reserve(ctx context.Context, subject string, limits []Limit, now time.Time) (Reservation, *Denial, error)
+	// ReserveAs is Reserve with the reservation's ID chosen by the caller
+	// (1 to 64 printable ASCII bytes), so that it can journal the
+	// reservation (PlanReservation) before making it.
+	ReserveAs(ctx context.Context, id, subject string, limits []Limit, now time.Time) (Reservation, *Denial, error)
 	// Settle replaces reserved amounts with actual ones, by limit name.
 	// Names absent from actual keep their reserved amount; names not in
 	// the reservation are ignored. The result may exceed the maximum:
 	// settling never fails for being over. A window whose counter has
-	// expired (CounterGrace after its end) is left alone. Settle is not
-	// idempotent: call it, or Refund, once per reservation.
+	// expired (CounterGrace after its end) is left alone. A reservation
+	// with an ID is settled (or refunded) once, and only when the store
+	// made it (see Reservation.ID).
 	Settle(ctx context.Context, r Reservation, actual map[string]int64) error
 	// Refund gives a reservation back, as Settle with every actual amount
 	// zero.
@@ -426,6 +457,14 @@ func checkUsageID(id string) error {
 		if id[i] <= ' ' || id[i] > '~' {
 			return fmt.Errorf("%w: usage id %q: not printable ASCII", ErrInvalid, id)
 		}
+	}
+	return nil
+}
+
+// checkID validates a reservation's ID: as a usage delta's.
+func checkID(id string) error {
+	if err := checkUsageID(id); err != nil {
+		return fmt.Errorf("%w: reservation id %q", ErrInvalid, id)
 	}
 	return nil
 }

@@ -13,19 +13,25 @@ import (
 	"time"
 
 	"github.com/wedsync/veil/internal/fakeopenai"
+	"github.com/wedsync/veil/internal/redistest"
 )
 
 // TestKill9UnderLoadLosesNoRecord: veil is killed with SIGKILL under mixed
 // load (plain calls, streams, calls retried after the provider's 500s) and
 // started again on the same usage spool; every call that was answered in
-// full has exactly one record in the file sink, and no record is there
-// twice.
+// full has exactly one record in the file sink, no record is there twice,
+// and the supplier's monthly token count equals its records' tokens: the
+// reservations the killed process left open are settled from the records.
 func TestKill9UnderLoadLosesNoRecord(t *testing.T) {
+	t.Setenv("TEST_ADMIN_TOKEN", "veil-kill-test-admin-0123456789")
 	up := startFake(t, fakeopenai.Options{NoRecord: true, Latency: 2 * time.Millisecond})
 	dir := t.TempDir()
 	usageFile := filepath.Join(dir, "usage.ndjson")
 	extra := "usage:\n  spool_dir: " + filepath.Join(dir, "spool") + "\n  flush_interval: 300ms\n" +
-		"  sinks:\n    - type: file\n      path: " + usageFile + "\n"
+		"  sinks:\n    - type: file\n      path: " + usageFile + "\n" +
+		"admin:\n  token: env://TEST_ADMIN_TOKEN\n" +
+		"tiers:\n  - name: big\n    monthly_tokens: 1000000000\nsuppliers:\n  default_tier: big\n" +
+		"store:\n  type: redis\n  addr: " + redistest.Start(t).Addr + "\n"
 	v := startVeil(t, up.URL(), extra)
 
 	var mu sync.Mutex
@@ -85,7 +91,7 @@ func TestKill9UnderLoadLosesNoRecord(t *testing.T) {
 	wg.Wait()
 
 	// The same spool and usage file, on new listeners.
-	startVeil(t, up.URL(), extra)
+	v2 := startVeil(t, up.URL(), extra)
 	var seen map[string]int
 	missing, doubled := 0, 0
 	for range 500 { // replayed records reach the file in the background
@@ -110,6 +116,65 @@ func TestKill9UnderLoadLosesNoRecord(t *testing.T) {
 	if missing > 0 || doubled > 0 {
 		t.Errorf("%d answered calls have no record, %d records are there twice or more", missing, doubled)
 	}
+	recorded := recordedTokens(t, usageFile)
+	var used int64
+	for range 100 { // settlements are written in the background
+		used = monthTokens(t, v2, "rose-venue")
+		if used == recorded {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("the supplier's month: %d tokens counted, %d in its records", used, recorded)
+	if used != recorded {
+		t.Errorf("the quota counts %d tokens for the month, the records %d\n%s", used, recorded, grepLog(v2.logs.String(), "quota"))
+	}
+}
+
+// recordedTokens sums the tokens of the successful calls' records in a
+// usage file, as the quota settles them.
+func recordedTokens(t *testing.T, path string) int64 {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum int64
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var rec struct {
+			Status      int    `json:"status"`
+			Error       string `json:"error"`
+			TotalTokens int64  `json:"total_tokens"`
+		}
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("bad usage line %q: %v", line, err)
+		}
+		if rec.Status/100 == 2 && rec.Error == "" {
+			sum += rec.TotalTokens
+		}
+	}
+	return sum
+}
+
+// monthTokens asks a running veil for a supplier's tokens this month.
+func monthTokens(t *testing.T, v *veilProc, supplier string) int64 {
+	t.Helper()
+	req, _ := http.NewRequest("GET", "http://"+v.admin+"/admin/explain?supplier="+supplier, nil)
+	req.Header.Set("Authorization", "Bearer veil-kill-test-admin-0123456789")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var ex struct {
+		Tier struct {
+			Used map[string]int64 `json:"used"`
+		} `json:"tier"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&ex); err != nil {
+		t.Fatal(err)
+	}
+	return ex.Tier.Used["month_tokens"]
 }
 
 // readRecordIDs counts the records of each request ID in a usage file.
@@ -133,4 +198,15 @@ func readRecordIDs(t *testing.T, path string) map[string]int {
 		seen[rec.RequestID]++
 	}
 	return seen
+}
+
+// grepLog returns the lines of a log that contain sub.
+func grepLog(log, sub string) string {
+	var out []string
+	for _, l := range strings.Split(log, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

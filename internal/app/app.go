@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/wedsync/veil/compare"
+	"github.com/wedsync/veil/quota"
 
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
@@ -71,6 +72,10 @@ type App struct {
 	store    store.Store
 	usage    *usage.Emitter
 	spool    *usage.Spool
+	// journal keeps the open quota reservations beside the spool; left
+	// holds those a killed process left open, until they are reconciled.
+	journal *quota.FileJournal
+	left    []quota.OpenReservation
 	// rt is the runtime in force, read by the proxy and the admin alike;
 	// only install swaps it.
 	rt atomic.Pointer[generation.Runtime]
@@ -152,6 +157,7 @@ func New(cfg *config.Config, o Options) (a *App, err error) {
 	}
 	a.metrics.SetModels(rt.Models)
 	a.rt.Store(rt)
+	a.reconcileReservations(rt)
 	var next keys.Fetcher
 	if a.vault != nil {
 		next = &vault.SupplierFetcher{Client: a.vault, Mount: cfg.Vault.KVMount, PathTemplate: cfg.Vault.SupplierPath}
@@ -442,6 +448,9 @@ func (a *App) closeResources() {
 	}
 	if a.spool != nil {
 		_ = a.spool.Close() // after the emitter: its last cursors are written
+	}
+	if a.journal != nil {
+		_ = a.journal.Close()
 	}
 	if a.alerts != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

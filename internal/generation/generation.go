@@ -103,6 +103,9 @@ type Deps struct {
 	// Settles counts quota settlements of every generation, so that a drain
 	// waits for old ones too; nil counts nothing.
 	Settles *sync.WaitGroup
+	// Journal keeps the open quota reservations of every generation; nil
+	// keeps none.
+	Journal quota.Journal
 }
 
 // upstreamReadBuffer is the read buffer of each upstream connection.
@@ -361,6 +364,9 @@ func (b builder) quota(prices *usage.PriceTable) (*quota.Enforcer, error) {
 	o := quota.Options{Store: b.d.Store, Tiers: cfg.Tiers, DefaultTier: cfg.Suppliers.DefaultTier,
 		SupplierTiers: supplierTiers, Seasons: cfg.Seasons, Prices: prices, FailClosed: cfg.Store.OnUnavailable == "fail_closed",
 		Timeout: cfg.Store.Timeout, SlotTTL: cfg.Limits.RequestTimeout, Log: b.d.Log, Settles: b.d.Settles}
+	if b.d.Journal != nil {
+		o.Journal = b.d.Journal
+	}
 	if b.d.Metrics != nil {
 		o.Observer = b.d.Metrics
 	}

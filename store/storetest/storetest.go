@@ -356,10 +356,48 @@ func testRefund(t *testing.T, open Open) {
 		if err := s.Settle(t.Context(), r, map[string]int64{"tpm": 10}); err != nil {
 			t.Fatalf("Settle: %v", err)
 		}
-		if err := s.Refund(t.Context(), r); err != nil { // a caller's bug: both
+		if err := s.Refund(t.Context(), r); err != nil { // settled already: nothing changes
+			t.Fatalf("Refund: %v", err)
+		}
+		checkUsed(t, s, subject, limits, t0, 1, 10, 2000)
+		anon := r
+		anon.ID = "" // a reservation without an ID settles every time
+		if err := s.Refund(t.Context(), anon); err != nil {
 			t.Fatalf("Refund: %v", err)
 		}
 		checkUsed(t, s, subject, limits, t0, 0, 0, 0)
+	})
+	t.Run("settled once", func(t *testing.T) {
+		const subject = "supplier:settle-once"
+		r := reserve(t, s, subject, limits, t0)
+		if r.ID == "" {
+			t.Fatal("a reservation has no ID")
+		}
+		for range 3 { // a killed process's reservation settled again from its journal
+			if err := s.Settle(t.Context(), r, map[string]int64{"tpm": 10}); err != nil {
+				t.Fatalf("Settle: %v", err)
+			}
+		}
+		checkUsed(t, s, subject, limits, t0, 1, 10, 2000)
+	})
+	t.Run("never made, not settled", func(t *testing.T) {
+		const subject = "supplier:settle-unmade"
+		reserve(t, s, subject, limits, t0)
+		// Journaled by a process killed before it reserved: settling
+		// or refunding it changes nothing.
+		planned := store.PlanReservation("unmade-1", subject, limits, t0)
+		if err := s.Refund(t.Context(), planned); err != nil {
+			t.Fatalf("Refund: %v", err)
+		}
+		checkUsed(t, s, subject, limits, t0, 1, 100, 2000)
+		r, denial, err := s.ReserveAs(t.Context(), "made-2", subject, limits, t0)
+		if err != nil || denial != nil || r.ID != "made-2" || len(r.Items) != len(planned.Items) {
+			t.Fatalf("ReserveAs: %+v %v %v", r, denial, err)
+		}
+		if err := s.Refund(t.Context(), store.PlanReservation("made-2", subject, limits, t0)); err != nil {
+			t.Fatalf("Refund: %v", err)
+		}
+		checkUsed(t, s, subject, limits, t0, 1, 100, 2000)
 	})
 	t.Run("makes room", func(t *testing.T) {
 		const subject = "supplier:refund-room"
