@@ -9,9 +9,10 @@ import (
 	"github.com/wedsync/veil/billing"
 )
 
-// post sends body to veil's chat endpoint as supplier and returns the
-// answer with its body read.
-func post(t *testing.T, h *harness, supplier, body string) (*http.Response, string) {
+// post sends body to veil's chat endpoint as supplier, with the header
+// pairs given (an empty value sends none), and returns the answer with its
+// body read.
+func post(t *testing.T, h *harness, supplier, body string, header ...string) (*http.Response, string) {
 	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, h.baseURL()+"/chat/completions", strings.NewReader(body))
 	if err != nil {
@@ -20,6 +21,11 @@ func post(t *testing.T, h *harness, supplier, body string) (*http.Response, stri
 	req.Header.Set("Authorization", "Bearer "+h.token)
 	req.Header.Set("X-Supplier-ID", supplier)
 	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(header); i += 2 {
+		if header[i+1] != "" {
+			req.Header.Set(header[i], header[i+1])
+		}
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -17,21 +17,7 @@ import (
 // request id.
 func postWorkflow(t *testing.T, h *harness, supplier, workflow, body string) (status int, id string) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, h.baseURL()+"/chat/completions", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+h.token)
-	req.Header.Set("X-Supplier-ID", supplier)
-	req.Header.Set("Content-Type", "application/json")
-	if workflow != "" {
-		req.Header.Set("X-Workflow", workflow)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = resp.Body.Close()
+	resp, _ := post(t, h, supplier, body, "X-Workflow", workflow)
 	return resp.StatusCode, resp.Header.Get("X-Request-Id")
 }
 
