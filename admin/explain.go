@@ -2,10 +2,12 @@ package admin
 
 import (
 	"context"
+	"math"
 	"net/http"
 	"time"
 
 	"github.com/wedsync/veil/billing"
+	"github.com/wedsync/veil/config"
 
 	"github.com/wedsync/veil/policy"
 	"github.com/wedsync/veil/quota"
@@ -30,6 +32,9 @@ type TierExplanation struct {
 	OnExhausted string           `json:"on_exhausted"`
 	Limits      map[string]int64 `json:"limits"`
 	Used        map[string]int64 `json:"used,omitempty"`
+	// Fallback is the tier that holds the supplier's calls on platform
+	// keys while its own key is out (fallback_tier), with its own use.
+	Fallback *TierExplanation `json:"fallback,omitempty"`
 }
 
 // AttemptPlan is one planned attempt.
@@ -66,16 +71,24 @@ func Explain(rt RuntimeLoader, h policy.Availability) HandlerFunc {
 		}
 		if r.Quota != nil {
 			if t := r.Quota.Tier([]byte(supplier), now); t != nil {
-				te := &TierExplanation{Name: t.Name, OnExhausted: t.OnExhausted, Limits: map[string]int64{
-					quota.LimitRequests: int64(t.RequestsPerMinute), quota.LimitTokens: int64(t.TokensPerMinute),
-					quota.LimitConcurrent: int64(t.Concurrent), quota.LimitMonthTokens: int64(t.MonthlyTokens),
-					quota.LimitMonthCost: int64(t.MonthlyCostUSD * 1e6)}}
+				te := &TierExplanation{Name: t.Name, OnExhausted: t.OnExhausted, Limits: tierLimits(t)}
 				if used, err := r.Quota.Used(ctx, []byte(supplier), now); err == nil {
 					te.Used = used
+				}
+				if ft, used, err := r.Quota.UsedFallback(ctx, []byte(supplier), now); ft != nil && err == nil {
+					te.Fallback = &TierExplanation{Name: ft.Name, OnExhausted: ft.OnExhausted, Limits: tierLimits(ft), Used: used}
 				}
 				ex.Tier = te
 			}
 		}
 		return http.StatusOK, ex
 	}
+}
+
+// tierLimits lists a tier's limits by name.
+func tierLimits(t *config.Tier) map[string]int64 {
+	return map[string]int64{
+		quota.LimitRequests: int64(t.RequestsPerMinute), quota.LimitTokens: int64(t.TokensPerMinute),
+		quota.LimitConcurrent: int64(t.Concurrent), quota.LimitMonthTokens: int64(t.MonthlyTokens),
+		quota.LimitMonthCost: int64(math.Round(t.MonthlyCostUSD * 1e6))}
 }

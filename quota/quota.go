@@ -391,6 +391,18 @@ func (e *Enforcer) Reconcile(ctx context.Context, left []OpenReservation, used f
 	return settled, refunded, nil
 }
 
+// UsedFallback is Used for the supplier's fallback tier: its calls on
+// platform keys while its own key is out, counted apart. The tier is nil
+// when there is none.
+func (e *Enforcer) UsedFallback(ctx context.Context, supplier []byte, now time.Time) (*config.Tier, map[string]int64, error) {
+	t := e.fallbackTier(supplier, now)
+	if t == nil {
+		return nil, nil, nil
+	}
+	used, err := e.used(ctx, t, "fallback:"+string(supplier), now)
+	return t, used, err
+}
+
 // Used reports the supplier's current use of its tier's per-minute and
 // monthly limits, by limit name.
 func (e *Enforcer) Used(ctx context.Context, supplier []byte, now time.Time) (map[string]int64, error) {
@@ -398,10 +410,15 @@ func (e *Enforcer) Used(ctx context.Context, supplier []byte, now time.Time) (ma
 	if t == nil {
 		return nil, nil
 	}
+	return e.used(ctx, t, "supplier:"+string(supplier), now)
+}
+
+// used reads the counters of subject under tier t.
+func (e *Enforcer) used(ctx context.Context, t *config.Tier, subject string, now time.Time) (map[string]int64, error) {
 	limits := e.limits(t, 0, 0)
 	ctx, cancel := context.WithTimeout(ctx, e.o.Timeout)
 	defer cancel()
-	used, err := e.o.Store.Used(ctx, "supplier:"+string(supplier), limits, now)
+	used, err := e.o.Store.Used(ctx, subject, limits, now)
 	if err != nil {
 		return nil, err
 	}

@@ -75,6 +75,11 @@ func reconcileCmd(args []string, stdout io.Writer) error {
 			r.CompletionTokens, r.CachedTokens, r.CostMicros}
 	}
 	diffs := compareAggregates(records, stored)
+	qd, err := compareQuota(base, token, files, time.Now().UTC())
+	if err != nil {
+		return err
+	}
+	diffs = append(diffs, qd...)
 	fmt.Fprintf(stdout, "records %s to %s: %d aggregates from the records, %d in the store\n",
 		first.Format(time.DateOnly), last.Format(time.DateOnly), len(records), len(stored))
 	for _, d := range diffs {
@@ -124,23 +129,9 @@ func sumRecordFiles(files []string, first, last time.Time) (map[aggKey]aggSums, 
 }
 
 func sumRecordFile(name string, first, end time.Time, sums map[aggKey]aggSums) error {
-	f, err := os.Open(name) //nolint:gosec // G703: the operator names the record files to read
-	if err != nil {
-		return fmt.Errorf("records: %w", err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
-	for line := 1; sc.Scan(); line++ {
-		if len(strings.TrimSpace(sc.Text())) == 0 {
-			continue
-		}
-		var r usagerec.Record
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			return fmt.Errorf("records: %s:%d: %w", name, line, err)
-		}
+	return eachRecord(name, func(r *usagerec.Record) {
 		if r.Supplier == "" || r.TS.Before(first) || !r.TS.Before(end) {
-			continue
+			return
 		}
 		billed := string(r.Billed)
 		if billed == "" {
@@ -156,6 +147,28 @@ func sumRecordFile(name string, first, end time.Time, sums map[aggKey]aggSums) e
 			s.CostMicros += *r.CostMicros
 		}
 		sums[k] = s
+	})
+}
+
+// eachRecord calls fn with each record of a record file (the file sink's
+// JSON lines).
+func eachRecord(name string, fn func(*usagerec.Record)) error {
+	f, err := os.Open(name) //nolint:gosec // G703: the operator names the record files to read
+	if err != nil {
+		return fmt.Errorf("records: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
+	for line := 1; sc.Scan(); line++ {
+		if len(strings.TrimSpace(sc.Text())) == 0 {
+			continue
+		}
+		var r usagerec.Record
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			return fmt.Errorf("records: %s:%d: %w", name, line, err)
+		}
+		fn(&r)
 	}
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("records: %s: %w", name, err)
@@ -195,4 +208,93 @@ func compareAggregates(records, stored map[aggKey]aggSums) []string {
 // String shows the sums compactly.
 func (s aggSums) String() string {
 	return fmt.Sprintf("%d requests, %d+%d tokens (%d cached), %d µ$", s.Requests, s.Prompt, s.Completion, s.Cached, s.CostMicros)
+}
+
+// monthSums are a supplier's platform usage this month as its records
+// say, apart for the calls that fell back from its own key.
+type monthSums struct {
+	tokens, cost, fallbackTokens, fallbackCost int64
+}
+
+// compareQuota compares, for each supplier with records this month and a
+// tier that counts monthly tokens or cost, what its successful calls on
+// platform keys used (records) with its tier's monthly counters (a running
+// veil's explain): the counters of the tier and of its fallback tier,
+// which holds a client-mode supplier's calls that fell back. It lists each
+// difference; run it while the supplier is quiet, as calls in flight are
+// counted by their estimates.
+func compareQuota(base, token string, files []string, now time.Time) ([]string, error) {
+	monthStart := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
+	sums, err := monthPlatformUsage(files, monthStart)
+	if err != nil {
+		return nil, err
+	}
+	suppliers := make([]string, 0, len(sums))
+	for s := range sums {
+		suppliers = append(suppliers, s)
+	}
+	slices.Sort(suppliers)
+	var out []string
+	for _, sup := range suppliers {
+		var ex admin.Explanation
+		if err := fetchAdmin(base+"/admin/explain?"+url.Values{"supplier": {sup}}.Encode(), token, &ex); err != nil {
+			return nil, err
+		}
+		if ex.Tier == nil {
+			continue // no tier: nothing is counted
+		}
+		m := sums[sup]
+		for _, l := range []struct {
+			name               string
+			records, fallbacks int64
+		}{{"month_tokens", m.tokens, m.fallbackTokens}, {"month_cost_micros", m.cost, m.fallbackCost}} {
+			if ex.Tier.Limits[l.name] <= 0 {
+				continue
+			}
+			want, got := l.records, ex.Tier.Used[l.name]
+			switch fb := ex.Tier.Fallback; {
+			case ex.Mode != "client":
+				want += l.fallbacks // a hybrid supplier's fallbacks are its tier's
+			case fb != nil && fb.Limits[l.name] > 0:
+				want += l.fallbacks
+				got += fb.Used[l.name]
+			}
+			if want != got {
+				out = append(out, fmt.Sprintf("quota %s %s this month: records %d, counters %d", sup, l.name, want, got))
+			}
+		}
+	}
+	return out, nil
+}
+
+// monthPlatformUsage sums, per supplier, the tokens and cost of the
+// successful calls billed to the platform since monthStart (shadow calls,
+// which no tier holds, left out), as the quota settles them.
+func monthPlatformUsage(files []string, monthStart time.Time) (map[string]monthSums, error) {
+	out := map[string]monthSums{}
+	for _, name := range files {
+		err := eachRecord(name, func(r *usagerec.Record) {
+			if r.Supplier == "" || r.TS.Before(monthStart) || r.Billed != "platform" || r.Shadow ||
+				r.Status/100 != 2 || r.Error != "" {
+				return
+			}
+			m := out[r.Supplier]
+			cost := int64(0)
+			if r.CostMicros != nil {
+				cost = *r.CostMicros
+			}
+			if r.Reason == "platform_fallback" {
+				m.fallbackTokens += r.PromptTokens + r.CompletionTokens
+				m.fallbackCost += cost
+			} else {
+				m.tokens += r.PromptTokens + r.CompletionTokens
+				m.cost += cost
+			}
+			out[r.Supplier] = m
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }

@@ -78,7 +78,8 @@ func TestUsageReconcile(t *testing.T) {
 	records := filepath.Join(t.TempDir(), "usage.jsonl")
 	v := startVeil(t, up.URL(), "admin:\n  token: env://TEST_ADMIN_TOKEN\n"+
 		"usage:\n  flush_interval: 10ms\n  sinks:\n    - {type: file, path: "+records+"}\n"+
-		"prices:\n  - {provider: openai, model: gpt-4o-mini, input_per_mtok: 0.15, output_per_mtok: 0.6}\n")
+		"prices:\n  - {provider: openai, model: gpt-4o-mini, input_per_mtok: 0.15, output_per_mtok: 0.6}\n"+
+		"tiers:\n  - name: monthly\n    monthly_tokens: 1000000\n    monthly_cost_usd: 100\nsuppliers:\n  default_tier: monthly\n")
 	for _, c := range []struct{ supplier, workflow string }{
 		{"bella-photography", "photography"}, {"bella-photography", "photography"}, {"bella-photography", "venue"},
 		{"rose-venue", ""},
@@ -119,6 +120,10 @@ func TestUsageReconcile(t *testing.T) {
 	if code != 1 || !strings.Contains(out, "lily-florist openai gpt-4o-mini platform billed platform workflow ") ||
 		!strings.Contains(out, ": records 1 requests") || !strings.Contains(out, "store 0 requests") {
 		t.Fatalf("exit %d, want 1 naming lily-florist's aggregate:\n%s", code, out)
+	}
+	// Its tier's monthly counters say nothing of it either.
+	if !strings.Contains(out, "quota lily-florist month_tokens this month: records ") || !strings.Contains(out, ", counters 0") {
+		t.Fatalf("want lily-florist's monthly tokens named:\n%s", out)
 	}
 	// A record of rose's billed to the client instead: both of its
 	// payers' aggregates differ.
