@@ -4,6 +4,8 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -77,5 +79,59 @@ func TestReconcile(t *testing.T) {
 	}
 	if used[2] != 120 { // month tokens: the answered call's 120, nothing of the other
 		t.Fatalf("month tokens %d, want 120", used[2])
+	}
+}
+
+// lateStore applies the next reservation but answers as if unreachable,
+// as a store that stalled past the timeout and then ran the command.
+type lateStore struct {
+	store.Store
+	late atomic.Bool
+}
+
+func (s *lateStore) ReserveAs(ctx context.Context, id, subject string, limits []store.Limit, now time.Time) (store.Reservation, *store.Denial, error) {
+	r, d, err := s.Store.ReserveAs(ctx, id, subject, limits, now)
+	if s.late.CompareAndSwap(true, false) {
+		return store.Reservation{}, nil, store.ErrUnavailable
+	}
+	return r, d, err
+}
+
+// TestReservationAppliedLateIsGivenBack: a reservation the store applied
+// after its caller gave up on it (a stall) is given back once the store
+// answers again, so the counters hold only what calls used.
+func TestReservationAppliedLateIsGivenBack(t *testing.T) {
+	inner, err := store.NewEmbedded("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = inner.Close() })
+	st := &lateStore{Store: inner}
+	var settles sync.WaitGroup
+	e, _ := newEnforcer(t, Options{
+		Store:       st,
+		Tiers:       []config.Tier{{Name: "big", MonthlyTokens: 1_000_000, DefaultMaxTokens: 500, OnExhausted: "reject"}},
+		DefaultTier: "big",
+		Timeout:     time.Millisecond,
+		Settles:     &settles,
+	})
+	req := Request{Supplier: []byte("bella"), Provider: "openai", Model: "gpt-4o-mini", Prompt: 100, Completion: true, Now: june}
+	st.late.Store(true)
+	if tk, _, _ := e.Admit(context.Background(), req); tk.Active() { // served without a quota check (fail open)
+		t.Fatal("a call whose reservation got no answer holds a ticket")
+	}
+	time.Sleep(2 * time.Millisecond) // past the store timeout
+	tk, ref, err := e.Admit(context.Background(), req)
+	if err != nil || ref != nil {
+		t.Fatalf("admit: %v %v", ref, err)
+	}
+	e.Settle(&tk, true, 90, 30, 0)
+	settles.Wait()
+	used, err := e.Used(context.Background(), []byte("bella"), june)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if used[LimitMonthTokens] != 120 {
+		t.Fatalf("month tokens %d, want the settled call's 120 and nothing of the late reservation", used[LimitMonthTokens])
 	}
 }

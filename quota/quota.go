@@ -79,7 +79,25 @@ type Enforcer struct {
 	o       Options
 	tiers   map[string]*config.Tier
 	settles *sync.WaitGroup
+
+	// uncertain holds reservations whose Reserve failed without an
+	// answer (a store stall): the store may still apply them. They are
+	// given back (each once, and only if the store made it) once the
+	// store answers again.
+	mu        sync.Mutex
+	uncertain []uncertainReservation
 }
+
+// uncertainReservation is a reservation the store may or may not have
+// made.
+type uncertainReservation struct {
+	id  string // the request's, in the journal
+	res store.Reservation
+	at  time.Time
+}
+
+// maxUncertain bounds the reservations kept to give back after a stall.
+const maxUncertain = 10000
 
 // New compiles the tiers.
 func New(o Options) (*Enforcer, error) {
@@ -257,8 +275,15 @@ func (e *Enforcer) Admit(ctx context.Context, r Request) (Ticket, *Refusal, erro
 		e.o.Journal.Opened(r.ID, store.PlanReservation(resID, subject, limits, r.Now))
 	}
 	res, denial, err := e.o.Store.ReserveAs(ctx, resID, subject, limits, r.Now)
-	if journaled && (err != nil || denial != nil) {
+	switch {
+	case err != nil:
+		// The store may apply it when it answers again: give it back
+		// then (it stays in the journal until it is).
+		e.keepUncertain(r.ID, store.PlanReservation(resID, subject, limits, r.Now))
+	case journaled && denial != nil:
 		e.o.Journal.Closed(r.ID)
+	default:
+		e.giveBackUncertain()
 	}
 	if err != nil {
 		e.release(slot)
@@ -278,6 +303,52 @@ func (e *Enforcer) Admit(ctx context.Context, r Request) (Ticket, *Refusal, erro
 		t.id = r.ID
 	}
 	return t, nil, nil
+}
+
+// keepUncertain keeps a reservation whose Reserve got no answer.
+func (e *Enforcer) keepUncertain(id string, res store.Reservation) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.uncertain) < maxUncertain {
+		e.uncertain = append(e.uncertain, uncertainReservation{id: id, res: res, at: time.Now()})
+	}
+}
+
+// giveBackUncertain refunds, in the background, the reservations kept by
+// keepUncertain at least one store timeout ago, now that the store
+// answers: a reservation the store applied late is given back, one it
+// never made is left alone (its ID).
+func (e *Enforcer) giveBackUncertain() {
+	e.mu.Lock()
+	if len(e.uncertain) == 0 || time.Since(e.uncertain[0].at) < e.o.Timeout {
+		e.mu.Unlock()
+		return
+	}
+	batch := e.uncertain
+	e.uncertain = nil
+	e.mu.Unlock()
+	if e.settles != nil {
+		e.settles.Add(1)
+	}
+	go func() {
+		if e.settles != nil {
+			defer e.settles.Done()
+		}
+		for i, u := range batch {
+			ctx, cancel := context.WithTimeout(context.Background(), e.o.Timeout)
+			err := e.o.Store.Refund(ctx, u.res)
+			cancel()
+			if err != nil { // unreachable again: try with the next answer
+				e.mu.Lock()
+				e.uncertain = append(batch[i:], e.uncertain...)
+				e.mu.Unlock()
+				return
+			}
+			if e.o.Journal != nil && u.id != "" {
+				e.o.Journal.Closed(u.id)
+			}
+		}
+	}()
 }
 
 // reservationID is a new reservation's ID: 64 random bits.
