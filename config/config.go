@@ -16,6 +16,10 @@ import (
 	"time"
 )
 
+// ProxyDirect as a provider's proxy_url connects without a proxy, whatever
+// the environment says.
+const ProxyDirect = "direct"
+
 // Default values applied by Config.ApplyDefaults and returned by Default.
 const (
 	// DefaultProxyListen is the default address of the OpenAI-compatible proxy listener.
@@ -327,6 +331,10 @@ type Provider struct {
 	ConnWait time.Duration `yaml:"conn_wait"`
 	// DialTimeout bounds connection establishment. Default 5s.
 	DialTimeout time.Duration `yaml:"dial_timeout"`
+	// ProxyURL is the http:// proxy that connections to the provider go
+	// through (a CONNECT tunnel), overriding HTTPS_PROXY, HTTP_PROXY and
+	// NO_PROXY, which apply otherwise; "direct" goes without one.
+	ProxyURL string `yaml:"proxy_url"`
 	// Azure holds the settings of type azure.
 	Azure *Azure `yaml:"azure"`
 	// Anthropic holds the settings of type anthropic.

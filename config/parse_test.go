@@ -289,6 +289,17 @@ log:
 			want: []wantErr{{field: "providers[0].dial_timeout", at: "dial_timeout", msg: "has no unit"}},
 		},
 		{
+			name: "provider proxy not http",
+			doc: okCallers + `providers:
+  - name: a
+    type: openai
+    base_url: https://api.openai.com/v1
+    api_key: env://K
+    proxy_url: socks5://egress:1080
+`,
+			want: []wantErr{{field: "providers[0].proxy_url", at: "proxy_url", msg: "must be an http:// proxy URL"}},
+		},
+		{
 			name: "size as string",
 			doc:  okProviders + okCallers + "limits:\n  max_body_bytes: 32MiB\n",
 			want: []wantErr{{field: "limits.max_body_bytes", at: "max_body_bytes", msg: "must be an integer, not a string"}},

@@ -245,6 +245,11 @@ func (v *validator) providers() {
 		}
 		v.timeout(path+".dial_timeout", p.DialTimeout, false)
 		v.timeout(path+".conn_wait", p.ConnWait, false)
+		if p.ProxyURL != "" && p.ProxyURL != ProxyDirect {
+			if u, err := url.Parse(p.ProxyURL); err != nil || u.Scheme != "http" || u.Host == "" || u.Path != "" && u.Path != "/" {
+				v.fail(path+".proxy_url", "must be an http:// proxy URL such as http://proxy.internal:3128, or %q", ProxyDirect)
+			}
+		}
 		v.providerSpecific(path, &v.c.Providers[i])
 	}
 }

@@ -1,11 +1,15 @@
 package provider
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"net/url"
 	"os"
@@ -15,6 +19,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+	"github.com/wedsync/veil/config"
+	"golang.org/x/net/http/httpproxy"
 )
 
 // A Mark tags one upstream call on the wire (the X-Veil-Attempt request
@@ -91,7 +97,13 @@ func tlsConfigFor(u *url.URL) *tls.Config {
 // connection with a Handshake method as TLS already), so that the tracked
 // connection sees the plain request and can find its mark.
 func (p *Provider) dial(addr string, timeout time.Duration) (net.Conn, error) {
-	raw, err := fasthttp.DialTimeout(addr, timeout)
+	var raw net.Conn
+	var err error
+	if p.proxy != nil {
+		raw, err = dialThrough(p.proxy, addr, timeout)
+	} else {
+		raw, err = fasthttp.DialTimeout(addr, timeout)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -221,3 +233,54 @@ type tlsTrackedConn struct{ *trackedConn }
 
 // Handshake does nothing: the handshake was done when it was dialled.
 func (tlsTrackedConn) Handshake() error { return nil }
+
+// proxyFor is the proxy of a provider at base: its proxy_url ("direct":
+// none), else what HTTPS_PROXY, HTTP_PROXY and NO_PROXY say for base, as
+// Go's net/http reads them (a loopback host never goes through one).
+func proxyFor(proxyURL string, base *url.URL) (*url.URL, error) {
+	switch proxyURL {
+	case config.ProxyDirect:
+		return nil, nil
+	case "":
+		return httpproxy.FromEnvironment().ProxyFunc()(base)
+	}
+	return url.Parse(proxyURL)
+}
+
+// dialThrough opens a connection to addr through an http proxy's CONNECT
+// tunnel, within timeout. The proxy's credentials, when its URL has them,
+// go in Proxy-Authorization.
+func dialThrough(proxy *url.URL, addr string, timeout time.Duration) (net.Conn, error) {
+	deadline := time.Now().Add(timeout)
+	host := proxy.Host
+	if proxy.Port() == "" {
+		host = net.JoinHostPort(proxy.Hostname(), "80")
+	}
+	c, err := fasthttp.DialTimeout(host, timeout)
+	if err != nil {
+		return nil, fmt.Errorf("proxy %s: %w", proxy.Redacted(), err)
+	}
+	_ = c.SetDeadline(deadline)
+	req := "CONNECT " + addr + " HTTP/1.1\r\nHost: " + addr + "\r\n"
+	if u := proxy.User; u != nil {
+		pass, _ := u.Password()
+		req += "Proxy-Authorization: Basic " + base64.StdEncoding.EncodeToString([]byte(u.Username()+":"+pass)) + "\r\n"
+	}
+	if _, err := io.WriteString(c, req+"\r\n"); err != nil {
+		_ = c.Close()
+		return nil, fmt.Errorf("proxy %s: %w", proxy.Redacted(), err)
+	}
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect})
+	if err != nil {
+		_ = c.Close()
+		return nil, fmt.Errorf("proxy %s: %w", proxy.Redacted(), err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || br.Buffered() > 0 {
+		_ = c.Close()
+		return nil, fmt.Errorf("proxy %s refused the tunnel to %s: %s", proxy.Redacted(), addr, resp.Status)
+	}
+	_ = c.SetDeadline(time.Time{})
+	return c, nil
+}

@@ -97,6 +97,8 @@ type Provider struct {
 	// TLS itself, so that its connections see the plain request); nil for
 	// http.
 	tlsConfig *tls.Config
+	// proxy is the http proxy connections go through; nil for none.
+	proxy *url.URL
 }
 
 // Options tunes the connection pool of a provider.
@@ -129,7 +131,12 @@ func New(cfg config.Provider, platformKeys []keys.Secret, opts Options) (*Provid
 		}
 		addr = net.JoinHostPort(u.Hostname(), port)
 	}
+	proxy, err := proxyFor(cfg.ProxyURL, u)
+	if err != nil {
+		return nil, fmt.Errorf("provider %s: proxy: %w", cfg.Name, err)
+	}
 	p := &Provider{
+		proxy:      proxy,
 		tlsConfig:  tlsConfigFor(u),
 		name:       cfg.Name,
 		typ:        cfg.Type,
