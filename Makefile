@@ -3,7 +3,9 @@
 GO        ?= go
 PKGS      ?= ./...
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS   := -s -w -X main.version=$(VERSION)
+COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null)
+DATE      ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DATE)
 FUZZTIME  ?= 15s
 BENCH_RATE     ?= 2000
 BENCH_DURATION ?= 10s
@@ -80,7 +82,7 @@ fmt: ## Format the code.
 
 .PHONY: docker
 docker: ## Build the container image (needs a Docker engine).
-	docker build --build-arg VERSION=$(VERSION) -t wedsync/veil:$(VERSION) .
+	docker build --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) --build-arg DATE=$(DATE) -t wedsync/veil:$(VERSION) .
 
 .PHONY: clean
 clean: ## Remove build output.

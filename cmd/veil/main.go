@@ -9,6 +9,7 @@
 //	veil usage --config FILE [--supplier ID] [--from DAY] [--to DAY] [--group-by ...]
 //	                                      print a running veil's usage aggregates
 //	veil status --config FILE             print a running veil's targets, breakers and last reload
+//	veil health [--admin HOST:PORT]       exit 0 when a running veil is ready (for HEALTHCHECK)
 //	veil migrate plan|start|status|rollback|validate|compare --config FILE ...
 //	                                      move a supplier between platform keys and its own key,
 //	                                      or compare the two systems, through a running veil
@@ -28,6 +29,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -38,8 +40,34 @@ import (
 	"github.com/wedsync/veil/internal/logging"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version, commit and date are set at build time with -ldflags "-X
+// main.version=... -X main.commit=... -X main.date=..."; commit and date
+// otherwise come from the build's version control stamp when it has one.
+var version, commit, date = "dev", "", ""
+
+// versionLine is what `veil version` prints: version, commit and build
+// date (commit time when stamped by the go command).
+func versionLine() string {
+	c, d := commit, date
+	if info, ok := debug.ReadBuildInfo(); ok && (c == "" || d == "") {
+		for _, s := range info.Settings {
+			switch {
+			case s.Key == "vcs.revision" && c == "":
+				c = s.Value
+			case s.Key == "vcs.time" && d == "":
+				d = s.Value
+			}
+		}
+	}
+	line := "veil " + version
+	if c != "" {
+		line += " commit " + c
+	}
+	if d != "" {
+		line += " built " + d
+	}
+	return line
+}
 
 const usage = `veil: WedSync's AI-provider sidecar
 
@@ -50,6 +78,7 @@ Usage:
   veil usage --config FILE [--supplier ID] [--from DAY] [--to DAY] [--group-by day,supplier,provider,model,key_source]
   veil usage reconcile --config FILE [--from DAY] [--to DAY] RECORDS.jsonl...
   veil status --config FILE
+  veil health [--admin HOST:PORT | --config FILE]
 ` + migrateUsage + fakeUpstreamUsage + `  veil version
 `
 
@@ -79,12 +108,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = usageCmd(args[1:], stdout)
 	case "status":
 		err = statusCmd(args[1:], stdout)
+	case "health":
+		err = healthCmd(args[1:], stdout)
 	case "migrate":
 		err = migrateCmd(args[1:], stdout, stderr)
 	case "fake-upstream":
 		err = fakeUpstream(args[1:], stdout)
 	case "version", "--version":
-		fmt.Fprintln(stdout, "veil", version)
+		fmt.Fprintln(stdout, versionLine())
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 	default:

@@ -114,3 +114,14 @@ func TestREADMEConfigs(t *testing.T) {
 		}
 	}
 }
+
+// TestVersionLine: the version names the commit and the build date when
+// the build stamped them.
+func TestVersionLine(t *testing.T) {
+	oldV, oldC, oldD := version, commit, date
+	t.Cleanup(func() { version, commit, date = oldV, oldC, oldD })
+	version, commit, date = "v1.2.3", "0123abc", "2026-12-06T10:00:00Z"
+	if got, want := versionLine(), "veil v1.2.3 commit 0123abc built 2026-12-06T10:00:00Z"; got != want {
+		t.Fatalf("versionLine() = %q, want %q", got, want)
+	}
+}

@@ -180,3 +180,19 @@ func postWorkflow(t *testing.T, v *veilProc, supplier, workflow string) {
 		t.Fatalf("%s %s: status %d", supplier, workflow, resp.StatusCode)
 	}
 }
+
+// TestHealthCommand: `veil health` exits 0 for a ready veil and 1 when
+// nothing answers, saying why.
+func TestHealthCommand(t *testing.T) {
+	up := startFake(t, fakeopenai.Options{})
+	v := startVeil(t, up.URL(), "")
+	if code, out, errOut := runCmd("health", "--config", v.config); code != 0 || !strings.Contains(out, "ready") {
+		t.Fatalf("exit %d: %s%s", code, out, errOut)
+	}
+	if code, out, errOut := runCmd("health", "--admin", v.admin); code != 0 {
+		t.Fatalf("exit %d: %s%s", code, out, errOut)
+	}
+	if code, _, errOut := runCmd("health", "--admin", freeAddr(t)); code != 1 || !strings.Contains(errOut, "not ready") {
+		t.Fatalf("nothing listening: exit %d: %s", code, errOut)
+	}
+}

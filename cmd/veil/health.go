@@ -1,0 +1,82 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/wedsync/veil/config"
+)
+
+// healthTimeout bounds the readiness check.
+const healthTimeout = 3 * time.Second
+
+// healthCmd runs `veil health`: asks a running veil's admin listener
+// whether it is ready (GET /readyz) and exits 0 when it is, 1 otherwise.
+// It needs no curl, so a distroless image's HEALTHCHECK can run it. The
+// admin address is --admin, else VEIL_ADMIN_LISTEN, else the config's
+// listen.admin, else the default.
+func healthCmd(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("health", flag.ContinueOnError)
+	addr := fs.String("admin", "", "the admin listener's host:port")
+	path := fs.String("config", "", "the running veil's config file (for the admin address)")
+	if pos, err := parseFlags(fs, "health [--admin HOST:PORT | --config FILE]", args, stdout); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return fmt.Errorf("%w: health takes no arguments, got %q", errUsage, pos[0])
+	}
+	target, err := healthAddr(*addr, *path)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), healthTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+target+"/readyz", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("not ready: %w", err)
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("not ready: %s answered %d: %s", target, resp.StatusCode, body)
+	}
+	fmt.Fprintln(stdout, "ready")
+	return nil
+}
+
+// healthAddr picks the admin address to ask, turning a wildcard host into
+// loopback.
+func healthAddr(flagAddr, path string) (string, error) {
+	addr := flagAddr
+	if addr == "" {
+		addr = os.Getenv(config.EnvAdminListen)
+	}
+	if addr == "" && path != "" {
+		cfg, err := config.Load(path)
+		if err != nil {
+			return "", err
+		}
+		addr = cfg.Listen.Admin
+	}
+	if addr == "" {
+		addr = config.DefaultAdminListen
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", errors.Join(fmt.Errorf("%w: admin address %q", errUsage, addr), err)
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port), nil
+}
