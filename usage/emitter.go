@@ -481,7 +481,10 @@ func (w *worker) finish() {
 	if w.inflight != nil {
 		if err := <-w.writeRes; err == nil {
 			w.opts.Observer.Delivered(w.name, len(w.inflight))
-		} else if !w.partial(w.inflight, err) {
+			w.ack(w.inflight) // written after all: not to be replayed
+		} else if w.partial(w.inflight, err) {
+			w.ack(w.inflight)
+		} else {
 			w.logError("usage sink write failed while closing", err, len(w.inflight))
 			w.giveUp(w.inflight, "emitter closing")
 		}

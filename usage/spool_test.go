@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"testing"
 )
 
@@ -112,7 +113,15 @@ func TestSpoolDropsATornRecord(t *testing.T) {
 func TestEmitterReplaysWhatASinkDidNotTake(t *testing.T) {
 	dir := t.TempDir()
 	sp := openSpool(t, dir, 0)
-	first := &testSink{name: "s"}
+	var stall atomic.Bool
+	release := make(chan struct{})
+	first := &testSink{name: "s", write: func(int, []*Record) error {
+		if stall.Load() {
+			<-release
+			return errWrite
+		}
+		return nil
+	}}
 	e := NewEmitter(fast(Options{Spool: sp}), first)
 	all := recs(20)
 	for _, r := range all[:10] {
@@ -120,8 +129,7 @@ func TestEmitterReplaysWhatASinkDidNotTake(t *testing.T) {
 	}
 	first.n.waitUntil(t, "the first ten written", func() bool { return len(first.got) == 10 })
 	// The sink stops taking records; the emitter ends without them.
-	release := make(chan struct{})
-	first.write = func(int, []*Record) error { <-release; return errWrite }
+	stall.Store(true)
 	for _, r := range all[10:] {
 		e.Emit(r)
 	}
