@@ -144,7 +144,12 @@ func (s *Server) admin(ctx *fasthttp.RequestCtx, path string) {
 			continue
 		}
 		query, _ := url.ParseQuery(string(ctx.URI().QueryString()))
-		status, doc := e.Handle(ctx, Call{Param: param, Query: query, Body: ctx.PostBody()})
+		// A context of its own, ended when the handler returns: fasthttp
+		// reuses the RequestCtx afterwards, so a context derived from it
+		// (its timers and watchers) must not outlive the call.
+		hctx, cancel := context.WithCancel(context.Background())
+		status, doc := e.Handle(hctx, Call{Param: param, Query: query, Body: ctx.PostBody()})
+		cancel()
 		if method != fasthttp.MethodGet {
 			s.log.Info("admin action", zap.String("method", method), zap.String("path", path),
 				zap.Int("status", status), zap.String("remote", ctx.RemoteIP().String()))
