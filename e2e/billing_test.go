@@ -114,37 +114,31 @@ func TestBilledWhenTheClientHangsUp(t *testing.T) {
 	}
 }
 
-// TestBilledWhenTheUpstreamCuts: a stream whose provider connection drops
-// after content is billed for the content the client got.
-func TestBilledWhenTheUpstreamCuts(t *testing.T) {
-	tp := &tap{}
-	h := start(t, setup{tap: tp.add, extra: usagePrices + billingTier})
-	h.up.Script(fakeopenai.Fault{Kind: fakeopenai.KindCut, After: 5})
-	_, r := h.openStream(t)
-	delivered, last := readDelivered(t, r, -1)
-	if !strings.Contains(last, `"error"`) {
-		t.Errorf("the stream ended with %q, want veil's in-band error", last)
-	}
-	checkBilledDelivered(t, h, tp.wait(t, 1)[0], delivered)
-	if n := h.app.Metrics().InterruptedStreams("upstream_error"); n != 1 {
-		t.Errorf("veil_streams_interrupted_total{reason=\"upstream_error\"} = %v, want 1", n)
-	}
-}
-
-// TestBilledWhenTheUpstreamFails: an error event after content ends the
-// stream partial, counted as interrupted, billed for the content sent.
-func TestBilledWhenTheUpstreamFails(t *testing.T) {
-	tp := &tap{}
-	h := start(t, setup{tap: tp.add, extra: usagePrices + billingTier})
-	h.up.Script(fakeopenai.Fault{Kind: fakeopenai.KindErrorEvent, After: 3})
-	_, r := h.openStream(t)
-	delivered, last := readDelivered(t, r, -1)
-	if !strings.Contains(last, `"error"`) {
-		t.Errorf("the stream ended with %q, want the provider's error event", last)
-	}
-	checkBilledDelivered(t, h, tp.wait(t, 1)[0], delivered)
-	if n := h.app.Metrics().InterruptedStreams("upstream_error"); n != 1 {
-		t.Errorf("veil_streams_interrupted_total{reason=\"upstream_error\"} = %v, want 1", n)
+// TestBilledWhenTheUpstreamBreaks: a stream whose provider connection
+// drops after content, or which sends an error event after content, ends
+// partial, counted as interrupted, billed for the content the client got.
+func TestBilledWhenTheUpstreamBreaks(t *testing.T) {
+	for _, tc := range []struct {
+		name, endedWith string
+		fault           fakeopenai.Fault
+	}{
+		{"cut", "veil's in-band error", fakeopenai.Fault{Kind: fakeopenai.KindCut, After: 5}},
+		{"error event", "the provider's error event", fakeopenai.Fault{Kind: fakeopenai.KindErrorEvent, After: 3}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tp := &tap{}
+			h := start(t, setup{tap: tp.add, extra: usagePrices + billingTier})
+			h.up.Script(tc.fault)
+			_, r := h.openStream(t)
+			delivered, last := readDelivered(t, r, -1)
+			if !strings.Contains(last, `"error"`) {
+				t.Errorf("the stream ended with %q, want %s", last, tc.endedWith)
+			}
+			checkBilledDelivered(t, h, tp.wait(t, 1)[0], delivered)
+			if n := h.app.Metrics().InterruptedStreams("upstream_error"); n != 1 {
+				t.Errorf("veil_streams_interrupted_total{reason=\"upstream_error\"} = %v, want 1", n)
+			}
+		})
 	}
 }
 
