@@ -1,13 +1,8 @@
 package main
 
 import (
-	"bufio"
-	"encoding/json"
 	"net/http"
-	"os"
 	"path/filepath"
-	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,49 +17,9 @@ func TestSIGTERMUnderLoadLosesNoRecord(t *testing.T) {
 	up := startFake(t, fakeopenai.Options{NoRecord: true, Latency: 2 * time.Millisecond})
 	usageFile := filepath.Join(t.TempDir(), "usage.ndjson")
 	v := startVeil(t, up.URL(), "usage:\n  sinks:\n    - type: file\n      path: "+usageFile+"\n", "--drain-timeout", "20s")
-	cmd, exited, proxyAddr, callerToken := v.cmd, v.exited, v.proxy, testCallerToken
-
-	var mu sync.Mutex
-	answered := map[string]bool{}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	client := &http.Client{Timeout: 10 * time.Second}
-	for w := 0; w < 8; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				req, _ := http.NewRequest("POST", "http://"+proxyAddr+"/v1/chat/completions",
-					strings.NewReader(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"a toast"}]}`))
-				req.Header.Set("Authorization", "Bearer "+callerToken)
-				req.Header.Set("X-Supplier-ID", "rose-venue")
-				resp, err := client.Do(req)
-				if err != nil {
-					continue // refused while draining: not answered, not billed
-				}
-				resp.Body.Close()
-				if resp.StatusCode/100 == 2 {
-					mu.Lock()
-					answered[resp.Header.Get("X-Request-Id")] = true
-					mu.Unlock()
-				}
-			}
-		}()
-	}
-	for {
-		mu.Lock()
-		n := len(answered)
-		mu.Unlock()
-		if n >= 300 {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	cmd, exited := v.cmd, v.exited
+	load := startLoad(v.proxy, 8, []string{`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"a toast"}]}`}, nil)
+	load.waitAnswered(t, 300)
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -76,25 +31,9 @@ func TestSIGTERMUnderLoadLosesNoRecord(t *testing.T) {
 	case <-time.After(40 * time.Second): // failure guard only
 		t.Fatal("veil did not exit after SIGTERM")
 	}
-	close(stop)
-	wg.Wait()
+	answered := load.end()
 
-	f, err := os.Open(usageFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	seen := map[string]int{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		var rec struct {
-			RequestID string `json:"request_id"`
-		}
-		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
-			t.Fatalf("bad usage line %q: %v", sc.Text(), err)
-		}
-		seen[rec.RequestID]++
-	}
+	seen := readRecordIDs(t, usageFile)
 	missing, doubled := 0, 0
 	for id := range answered {
 		switch seen[id] {

@@ -3,12 +3,10 @@ package main
 import (
 	"bufio"
 	"encoding/json"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -34,61 +32,23 @@ func TestKill9UnderLoadLosesNoRecord(t *testing.T) {
 		"store:\n  type: redis\n  addr: " + redistest.Start(t).Addr + "\n"
 	v := startVeil(t, up.URL(), extra)
 
-	var mu sync.Mutex
-	answered := map[string]bool{}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	client := &http.Client{Timeout: 10 * time.Second}
 	bodies := []string{
 		`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"a toast"}]}`,
 		`{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"a toast"}]}`,
 	}
-	for w := range 8 {
-		wg.Go(func() {
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				if w == 0 && i%10 == 0 {
-					up.Script(fakeopenai.Status(500, 1)) // the next call is retried
-				}
-				req, _ := http.NewRequest("POST", "http://"+v.proxy+"/v1/chat/completions", strings.NewReader(bodies[(w+i)%2]))
-				req.Header.Set("Authorization", "Bearer "+testCallerToken)
-				req.Header.Set("X-Supplier-ID", "rose-venue")
-				resp, err := client.Do(req)
-				if err != nil {
-					continue // veil is gone: not answered
-				}
-				body, err := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				whole := err == nil && (!strings.Contains(bodies[(w+i)%2], "stream") || strings.Contains(string(body), "[DONE]"))
-				if resp.StatusCode/100 == 2 && whole {
-					mu.Lock()
-					answered[resp.Header.Get("X-Request-Id")] = true
-					mu.Unlock()
-				}
-			}
-		})
-	}
-	for {
-		mu.Lock()
-		n := len(answered)
-		mu.Unlock()
-		if n >= 400 {
-			break
+	load := startLoad(v.proxy, 8, bodies, func(w, i int) {
+		if w == 0 && i%10 == 0 {
+			up.Script(fakeopenai.Status(500, 1)) // the next call is retried
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	})
+	load.waitAnswered(t, 400)
 	if err := v.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-v.exited; err == nil {
 		t.Fatal("veil exited cleanly after SIGKILL")
 	}
-	close(stop)
-	wg.Wait()
+	answered := load.end()
 
 	// The same spool and usage file, on new listeners.
 	v2 := startVeil(t, up.URL(), extra)
