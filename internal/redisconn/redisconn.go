@@ -190,10 +190,12 @@ func NewClient(o Options) redis.UniversalClient {
 	return redis.NewClient(serverOptions(o))
 }
 
-// serverOptions returns the options of a client of one server.
-func serverOptions(o Options) *redis.Options {
-	return &redis.Options{
-		Addr:                  o.Addr,
+// universal holds the bounds every kind of client shares: one timeout for
+// dialing, each read and write and the wait for a pooled connection, the
+// caller's context deadlines, no retries, one dial per attempt. Replicas
+// are never read from.
+func universal(o Options) *redis.UniversalOptions {
+	return &redis.UniversalOptions{
 		Password:              o.Password.Reveal(),
 		DB:                    o.DB,
 		DialTimeout:           o.Timeout,
@@ -205,48 +207,28 @@ func serverOptions(o Options) *redis.Options {
 		MaxRetries:            -1,
 		DialerRetries:         1,
 	}
+}
+
+// serverOptions returns the options of a client of one server.
+func serverOptions(o Options) *redis.Options {
+	u := universal(o)
+	u.Addrs = []string{o.Addr}
+	return u.Simple()
 }
 
 // clusterOptions returns the options of a Cluster client: commands go to
 // the masters only, and MOVED and ASK redirects are followed
 // (MaxRedirects left at go-redis's default).
 func clusterOptions(o Options) *redis.ClusterOptions {
-	return &redis.ClusterOptions{
-		Addrs:                 o.Addrs,
-		Password:              o.Password.Reveal(),
-		DialTimeout:           o.Timeout,
-		ReadTimeout:           o.Timeout,
-		WriteTimeout:          o.Timeout,
-		PoolTimeout:           o.Timeout,
-		PoolSize:              o.PoolSize,
-		ContextTimeoutEnabled: true,
-		MaxRetries:            -1,
-		DialerRetries:         1,
-		ReadOnly:              false,
-		RouteByLatency:        false,
-		RouteRandomly:         false,
-	}
+	u := universal(o)
+	u.Addrs = o.Addrs
+	return u.Cluster()
 }
 
 // failoverOptions returns the options of a Sentinel client, which asks the
 // sentinels for the primary and follows their failovers.
 func failoverOptions(o Options) *redis.FailoverOptions {
-	return &redis.FailoverOptions{
-		MasterName:            o.Sentinel.Master,
-		SentinelAddrs:         o.Sentinel.Addrs,
-		SentinelPassword:      o.Sentinel.Password.Reveal(),
-		Password:              o.Password.Reveal(),
-		DB:                    o.DB,
-		DialTimeout:           o.Timeout,
-		ReadTimeout:           o.Timeout,
-		WriteTimeout:          o.Timeout,
-		PoolTimeout:           o.Timeout,
-		PoolSize:              o.PoolSize,
-		ContextTimeoutEnabled: true,
-		MaxRetries:            -1,
-		DialerRetries:         1,
-		ReplicaOnly:           false,
-		RouteByLatency:        false,
-		RouteRandomly:         false,
-	}
+	u := universal(o)
+	u.Addrs, u.MasterName, u.SentinelPassword = o.Sentinel.Addrs, o.Sentinel.Master, o.Sentinel.Password.Reveal()
+	return u.Failover()
 }
