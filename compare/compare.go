@@ -641,11 +641,33 @@ func (e *cmpEntry) freeze() int64 {
 	}
 }
 
-// Record records the two answers to one shadowed request: the primary's,
-// which the caller got, and the shadow's. Call it once both are complete,
-// off the request's path. Answers of a comparison this replica no longer
-// knows (ended more than RecordGrace ago) are dropped.
-func (c *Comparisons) Record(id string, primary, shadow billing.Outcome) {
+// Score is the similarity of one pair of answers, from 0 (unrelated)
+// to 1 (alike), with the method that measured it and the threshold at or
+// above which that method's scores count as similar for the workflow.
+type Score struct {
+	Value     float64 `json:"value"`
+	Method    string  `json:"method"`
+	Threshold float64 `json:"threshold"`
+}
+
+// Lexical is the name of the word-overlap method (see Similarity).
+const Lexical = "lexical"
+
+// Pair is the two answers to one shadowed request: the primary's, which
+// the caller got, and the shadow's, with the request's workflow and, when
+// both answered, their similarity. A zero Score is measured with
+// Similarity (Lexical) and SimilarThreshold.
+type Pair struct {
+	Workflow string
+	Primary  billing.Outcome
+	Shadow   billing.Outcome
+	Score    Score
+}
+
+// Record records the two answers to one shadowed request. Call it once
+// both are complete, off the request's path. Answers of a comparison this
+// replica no longer knows (ended more than RecordGrace ago) are dropped.
+func (c *Comparisons) Record(id string, p Pair) {
 	c.mu.Lock()
 	e := c.entries[id]
 	c.mu.Unlock()
@@ -653,6 +675,7 @@ func (c *Comparisons) Record(id string, primary, shadow billing.Outcome) {
 		c.log.Debug("answers of an unknown comparison dropped", zap.String("comparison", id))
 		return
 	}
+	primary, shadow := p.Primary, p.Shadow
 	pe, se := primary.Failed(), shadow.Failed()
 	s := cmpSample{PE: pe, SE: se, Both: !pe && !se}
 	if !pe {
@@ -662,7 +685,10 @@ func (c *Comparisons) Record(id string, primary, shadow billing.Outcome) {
 		s.SL, s.ST = int64(shadow.Latency), int64(shadow.TTFT)
 	}
 	if s.Both {
-		s.Sim = Similarity(primary.Text, shadow.Text)
+		if p.Score.Method == "" {
+			p.Score = Score{Value: Similarity(primary.Text, shadow.Text), Method: Lexical, Threshold: SimilarThreshold}
+		}
+		s.Sim = p.Score.Value
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -673,7 +699,7 @@ func (c *Comparisons) Record(id string, primary, shadow billing.Outcome) {
 	if s.Both {
 		st.Compared++
 		st.SimSum += s.Sim
-		if s.Sim >= SimilarThreshold {
+		if s.Sim >= p.Score.Threshold {
 			st.Similar++
 		}
 	}

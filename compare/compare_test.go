@@ -399,7 +399,7 @@ func TestCompareWindow(t *testing.T) {
 		t.Errorf("after a pass: %+v", got)
 	}
 	// Late answers are still recorded, then flushed.
-	c.Record(cmp.ID, billing.Outcome{Status: 200, Text: "a"}, billing.Outcome{Status: 200, Text: "a"})
+	c.Record(cmp.ID, Pair{Primary: billing.Outcome{Status: 200, Text: "a"}, Shadow: billing.Outcome{Status: 200, Text: "a"}})
 	mustSync(t, c)
 	if g, _ := newCmp(st, clock, "b").Get(ctx, cmp.ID); g.Recorded != 1 {
 		t.Errorf("late answer not flushed: %+v", g)
@@ -409,7 +409,7 @@ func TestCompareWindow(t *testing.T) {
 	// Long after the end, the replica forgets the comparison.
 	clock.Advance(RecordGrace + time.Minute)
 	mustSync(t, c)
-	c.Record(cmp.ID, billing.Outcome{Status: 200}, billing.Outcome{Status: 200})
+	c.Record(cmp.ID, Pair{Primary: billing.Outcome{Status: 200}, Shadow: billing.Outcome{Status: 200}})
 	mustSync(t, c)
 	if g, _ := c.Get(ctx, cmp.ID); g.Recorded != 1 {
 		t.Errorf("answer after the grace recorded: %+v", g)
@@ -583,7 +583,7 @@ func TestCompareReport(t *testing.T) {
 			c := newCmp(newCmpStore(t), clock, "a")
 			cmp := mustStart(t, c, Request{Supplier: "bella", Other: "client", Window: 24 * time.Hour})
 			for _, p := range tc.pairs {
-				c.Record(cmp.ID, p[0], p[1])
+				c.Record(cmp.ID, Pair{Primary: p[0], Shadow: p[1]})
 			}
 			r, err := c.Report(context.Background(), cmp.ID)
 			if err != nil {
@@ -614,7 +614,7 @@ func TestCompareReportText(t *testing.T) {
 	c := newCmp(newCmpStore(t), clock, "a")
 	cmp := mustStart(t, c, Request{Supplier: "bella", Other: "client", Requests: 500, Window: 24 * time.Hour, Provider: "azure"})
 	for _, p := range cmpPairs(100, nil) {
-		c.Record(cmp.ID, p[0], p[1])
+		c.Record(cmp.ID, Pair{Primary: p[0], Shadow: p[1]})
 	}
 	r, err := c.Report(context.Background(), cmp.ID)
 	if err != nil {
@@ -660,7 +660,7 @@ func TestComparePersistence(t *testing.T) {
 	}
 	pairs := cmpPairs(40, nil)
 	for _, p := range pairs[:30] {
-		a.Record(cmp.ID, p[0], p[1])
+		a.Record(cmp.ID, Pair{Primary: p[0], Shadow: p[1]})
 	}
 	b := newCmp(st, clock, "b")
 	if got, _ := b.Get(ctx, cmp.ID); got.Recorded != 0 || got.Shadowed != 0 {
@@ -699,7 +699,7 @@ func TestComparePersistence(t *testing.T) {
 		t.Error("not shadowed after the replica's passes")
 	}
 	for _, p := range pairs[30:] {
-		b.Record(cmp.ID, p[0], p[1])
+		b.Record(cmp.ID, Pair{Primary: p[0], Shadow: p[1]})
 	}
 	mustSync(t, b)
 	// A restarted replica a carries on from what it flushed.
@@ -708,7 +708,7 @@ func TestComparePersistence(t *testing.T) {
 	if _, _, ok := a2.Shadow([]byte("bella"), 2); !ok {
 		t.Error("restarted replica does not shadow")
 	}
-	a2.Record(cmp.ID, pairs[0][0], pairs[0][1])
+	a2.Record(cmp.ID, Pair{Primary: pairs[0][0], Shadow: pairs[0][1]})
 	mustSync(t, a2)
 	r, err := newCmp(st, clock, "c").Report(ctx, cmp.ID)
 	if err != nil {
@@ -738,7 +738,7 @@ func TestCompareRunFlushesOnShutdown(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { a.Run(ctx); close(done) }()
-	a.Record(cmp.ID, billing.Outcome{Status: 200, Text: "yes"}, billing.Outcome{Status: 200, Text: "yes"})
+	a.Record(cmp.ID, Pair{Primary: billing.Outcome{Status: 200, Text: "yes"}, Shadow: billing.Outcome{Status: 200, Text: "yes"}})
 	cancel()
 	<-done
 	if got, _ := newCmp(st, clock, "b").Get(context.Background(), cmp.ID); got.Recorded != 1 {

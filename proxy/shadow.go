@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wedsync/veil/billing"
+	"github.com/wedsync/veil/compare"
 	"github.com/wedsync/veil/internal/jsonfield"
 	"github.com/wedsync/veil/internal/sse"
 	"github.com/wedsync/veil/keys"
@@ -31,7 +32,7 @@ type Shadows interface {
 	// the other system's first planned provider) and who pays for them.
 	Lookup(id string) (provider string, billed billing.Payer, ok bool)
 	// Record takes both answers of one shadowed request.
-	Record(id string, primary, shadow billing.Outcome)
+	Record(id string, p compare.Pair)
 }
 
 // shadowState is a request chosen for comparison: what the shadow call
@@ -137,7 +138,7 @@ func (s *Server) runShadow(j *shadowJob) {
 		out.Latency = time.Since(start)
 		rec.LatencyMS = float64(out.Latency.Microseconds()) / 1000
 		rec.Status, rec.Error = out.Status, out.Err
-		s.shadows.Record(j.sh.id, j.primary, out)
+		s.shadows.Record(j.sh.id, compare.Pair{Workflow: j.workflow, Primary: j.primary, Shadow: out})
 		if s.usage != nil {
 			s.usage.Emit(rec)
 		}
