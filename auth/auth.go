@@ -1,8 +1,10 @@
 // Package auth authenticates the apps that call veil and scopes them to
 // suppliers. A caller presents either a static bearer token, configured by
-// its SHA-256 hash, or a signed JWT (HS256 or EdDSA) that names the supplier
-// in a claim. Every refusal is written to an audit log, which never holds a
-// credential.
+// its SHA-256 hash, or a signed JWT: with static keys (HS256 or EdDSA), or
+// from an issuer whose published keys veil follows (RS256, ES256 or EdDSA;
+// see package jwks), such as an OpenID Connect provider or a Kubernetes
+// cluster whose service accounts are callers. Every refusal is written to
+// an audit log, which never holds a credential.
 package auth
 
 import (
@@ -56,7 +58,7 @@ type Identity struct {
 type Authenticator struct {
 	hashes  [][32]byte
 	callers []Caller
-	jwt     *jwtVerifier // nil: JWTs are refused
+	jwt     *jwtVerifiers // nil: JWTs are refused
 	audit   *zap.Logger
 }
 
@@ -107,7 +109,7 @@ func New(o Options) (*Authenticator, error) {
 		if now == nil {
 			now = time.Now
 		}
-		v, err := newJWTVerifier(*o.JWT, now)
+		v, err := newJWTVerifiers(*o.JWT, now)
 		if err != nil {
 			return nil, err
 		}

@@ -29,6 +29,9 @@ const (
 	// CodeSupplierNotAllowed means the supplier is outside the caller's
 	// scope (403).
 	CodeSupplierNotAllowed = "supplier_not_allowed"
+	// CodeIssuerKeysUnavailable means a JWT of an issuer whose keys veil
+	// could not fetch yet (503).
+	CodeIssuerKeysUnavailable = "issuer_keys_unavailable"
 	// CodeSupplierMismatch means X-Supplier-ID differs from the JWT's
 	// supplier (403).
 	CodeSupplierMismatch = "supplier_mismatch"
@@ -37,7 +40,7 @@ const (
 // Failure is a refused request, rendered by the proxy as an OpenAI error
 // envelope. Its message never contains the caller's credentials.
 type Failure struct { //nolint:errname // an exported name used across packages; a rename is churn for no gain
-	// Status is the HTTP status: 400, 401 or 403.
+	// Status is the HTTP status: 400, 401, 403 or 503.
 	Status int
 	// Code is one of the Code constants.
 	Code string

@@ -2,22 +2,34 @@ package auth
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/tidwall/gjson"
 	"go.uber.org/zap"
 
+	"github.com/wedsync/veil/auth/jwks"
 	"github.com/wedsync/veil/keys"
 )
 
-// JWTOptions configures the verification of signed tokens. Only HS256 and
-// EdDSA (Ed25519) are accepted, and only for an algorithm with at least one
-// key configured; "none" and every other algorithm are refused.
+// JWTOptions configures the verification of signed tokens. With static
+// keys only HS256 and EdDSA (Ed25519) are accepted, and only for an
+// algorithm with at least one key configured; tokens of an issuer in
+// Issuers are verified against that issuer's key set with RS256, ES256 or
+// EdDSA. "none" and every other algorithm are refused.
 type JWTOptions struct {
+	// Issuers are issuers whose keys come from a key set (JWKS), such as
+	// an OpenID Connect provider or a Kubernetes cluster. A token whose
+	// iss names one of them is verified against its keys only; other
+	// tokens against the static keys below.
+	Issuers []IssuerOptions
 	// HS256Keys are the shared secrets; a token verifies if any of them
 	// signed it, so a new key can be added before the old one is removed.
 	// Each must be at least 32 bytes (RFC 7518, section 3.2).
@@ -44,6 +56,37 @@ type JWTOptions struct {
 	MaxTTL time.Duration
 }
 
+// KeySet is an issuer's verification keys, such as a *jwks.Set.
+type KeySet interface {
+	// Lookup returns the key with the ID kid for the algorithm alg.
+	Lookup(ctx context.Context, kid, alg string) (jwks.Key, error)
+}
+
+var _ KeySet = (*jwks.Set)(nil)
+
+// IssuerOptions configure the tokens of one issuer with a key set.
+type IssuerOptions struct {
+	// Issuer is the iss the issuer's tokens carry.
+	Issuer string
+	// Audience is required: it must be in a token's aud, so that tokens
+	// minted for other services are not accepted.
+	Audience string
+	// Keys are the issuer's keys.
+	Keys KeySet
+	// SupplierClaim and CallerClaim are as in JWTOptions; a Kubernetes
+	// issuer uses neither.
+	SupplierClaim string
+	CallerClaim   string
+	// ServiceAccounts, when not nil, makes the issuer a Kubernetes
+	// cluster whose projected service-account tokens are callers: the sub
+	// "system:serviceaccount:NAMESPACE:NAME" names the caller
+	// "NAMESPACE/NAME", whose scope is ServiceAccounts["NAMESPACE/NAME"]
+	// (["*"] for every supplier). The supplier comes from X-Supplier-ID,
+	// which may be left out when the scope is one supplier. A service
+	// account not listed is refused.
+	ServiceAccounts map[string][]string
+}
+
 // Defaults for the zero fields of JWTOptions.
 const (
 	// DefaultSupplierClaim is the default JWTOptions.SupplierClaim.
@@ -67,21 +110,137 @@ const (
 type jwtVerifier struct {
 	parser        *jwt.Parser
 	keyfunc       jwt.Keyfunc
-	hmacKeys      any // jwt.VerificationKeySet, boxed once
-	edKeys        any // jwt.VerificationKeySet, boxed once
+	hmacKeys      any                // jwt.VerificationKeySet, boxed once
+	edKeys        any                // jwt.VerificationKeySet, boxed once
+	keySet        KeySet             // an issuer's key set, instead of static keys
+	accounts      map[string]*Caller // Kubernetes service accounts by sub; nil otherwise
 	methods       []string
 	issuer        string
 	audience      string
 	supplierClaim string
 	callerClaim   string
 	maxTTL        time.Duration
+	leeway        time.Duration
 	now           func() time.Time
+}
+
+// jwtVerifiers are the verifiers of a JWT configuration: one per issuer
+// with a key set, by iss, and one for the static keys (nil without any).
+type jwtVerifiers struct {
+	static  *jwtVerifier
+	issuers map[string]*jwtVerifier
+}
+
+func newJWTVerifiers(o JWTOptions, now func() time.Time) (*jwtVerifiers, error) {
+	vs := &jwtVerifiers{issuers: make(map[string]*jwtVerifier, len(o.Issuers))}
+	if len(o.HS256Keys) > 0 || len(o.Ed25519Keys) > 0 {
+		v, err := newJWTVerifier(o, now)
+		if err != nil {
+			return nil, err
+		}
+		vs.static = v
+	} else if len(o.Issuers) == 0 {
+		return nil, errors.New("auth: JWT is configured without HS256 or Ed25519 keys or issuers")
+	}
+	for i, is := range o.Issuers {
+		switch {
+		case is.Issuer == "":
+			return nil, fmt.Errorf("auth: JWT issuer %d has no issuer URL", i)
+		case is.Audience == "":
+			return nil, fmt.Errorf("auth: JWT issuer %s has no audience", is.Issuer)
+		case is.Keys == nil:
+			return nil, fmt.Errorf("auth: JWT issuer %s has no key set", is.Issuer)
+		case vs.issuers[is.Issuer] != nil:
+			return nil, fmt.Errorf("auth: JWT issuer %s is configured twice", is.Issuer)
+		case vs.static != nil && o.Issuer == is.Issuer:
+			return nil, fmt.Errorf("auth: JWT issuer %s has both static keys and a key set", is.Issuer)
+		}
+		v, err := newIssuerVerifier(o, is, now)
+		if err != nil {
+			return nil, err
+		}
+		vs.issuers[is.Issuer] = v
+	}
+	return vs, nil
+}
+
+// newIssuerVerifier returns the verifier of one issuer with a key set,
+// with the leeway and lifetime of o.
+func newIssuerVerifier(o JWTOptions, is IssuerOptions, now func() time.Time) (*jwtVerifier, error) {
+	base := JWTOptions{Issuer: is.Issuer, Audience: is.Audience, SupplierClaim: is.SupplierClaim, CallerClaim: is.CallerClaim,
+		Leeway: o.Leeway, MaxTTL: o.MaxTTL}
+	v, err := newVerifierBase(base, now)
+	if err != nil {
+		return nil, err
+	}
+	v.keySet = is.Keys
+	v.methods = []string{jwks.RS256, jwks.ES256, jwks.EdDSA}
+	v.keyfunc = v.setKey
+	if is.ServiceAccounts != nil {
+		v.accounts = make(map[string]*Caller, len(is.ServiceAccounts))
+		for sa, suppliers := range is.ServiceAccounts {
+			ns, name, ok := strings.Cut(sa, "/")
+			if !ok || ns == "" || name == "" || strings.Contains(name, "/") || sanitizeName(sa) != sa {
+				return nil, fmt.Errorf("auth: JWT issuer %s: service account %q is not NAMESPACE/NAME", is.Issuer, sa)
+			}
+			c, err := newScopedCaller(sa, suppliers)
+			if err != nil {
+				return nil, fmt.Errorf("auth: JWT issuer %s: %w", is.Issuer, err)
+			}
+			v.accounts["system:serviceaccount:"+ns+":"+name] = &c
+		}
+	}
+	v.parser = v.newParser()
+	return v, nil
+}
+
+// setKey is the jwt.Keyfunc of an issuer with a key set: the key the
+// token's kid names, for the token's algorithm only.
+func (v *jwtVerifier) setKey(t *jwt.Token) (any, error) {
+	kid, _ := t.Header["kid"].(string)
+	k, err := v.keySet.Lookup(context.Background(), kid, t.Method.Alg())
+	if err != nil {
+		return nil, err
+	}
+	return k.Public, nil
+}
+
+// pick returns the verifier of a token: its issuer's when the unverified
+// iss names an issuer with a key set, else the static keys' (nil when
+// there are none).
+func (vs *jwtVerifiers) pick(token []byte) *jwtVerifier {
+	if len(vs.issuers) > 0 {
+		if _, rest, ok := bytes.Cut(token, []byte{'.'}); ok {
+			if payload, _, ok := bytes.Cut(rest, []byte{'.'}); ok {
+				if raw, err := base64.RawURLEncoding.DecodeString(string(payload)); err == nil {
+					if v := vs.issuers[gjson.GetBytes(raw, "iss").String()]; v != nil {
+						return v
+					}
+				}
+			}
+		}
+	}
+	return vs.static
 }
 
 func newJWTVerifier(o JWTOptions, now func() time.Time) (*jwtVerifier, error) {
 	if len(o.HS256Keys) == 0 && len(o.Ed25519Keys) == 0 {
 		return nil, errors.New("auth: JWT is configured without HS256 or Ed25519 keys")
 	}
+	v, err := newVerifierBase(o, now)
+	if err != nil {
+		return nil, err
+	}
+	if err := v.staticKeys(o); err != nil {
+		return nil, err
+	}
+	v.parser = v.newParser()
+	return v, nil
+}
+
+// newVerifierBase returns a verifier with o's claims, leeway and lifetime
+// checked and defaulted, without keys or parser.
+func newVerifierBase(o JWTOptions, now func() time.Time) (*jwtVerifier, error) {
 	v := &jwtVerifier{
 		issuer:        o.Issuer,
 		audience:      o.Audience,
@@ -99,12 +258,12 @@ func newJWTVerifier(o JWTOptions, now func() time.Time) (*jwtVerifier, error) {
 	if v.supplierClaim == v.callerClaim {
 		return nil, fmt.Errorf("auth: JWT supplier and caller claims are both %q", v.supplierClaim)
 	}
-	leeway := o.Leeway
+	v.leeway = o.Leeway
 	switch {
-	case leeway < 0:
-		return nil, fmt.Errorf("auth: negative JWT leeway %v", leeway)
-	case leeway == 0:
-		leeway = DefaultLeeway
+	case v.leeway < 0:
+		return nil, fmt.Errorf("auth: negative JWT leeway %v", v.leeway)
+	case v.leeway == 0:
+		v.leeway = DefaultLeeway
 	}
 	switch {
 	case v.maxTTL < 0:
@@ -112,15 +271,19 @@ func newJWTVerifier(o JWTOptions, now func() time.Time) (*jwtVerifier, error) {
 	case v.maxTTL == 0:
 		v.maxTTL = DefaultMaxTTL
 	}
+	return v, nil
+}
 
+// staticKeys sets the verifier's HS256 and Ed25519 keys.
+func (v *jwtVerifier) staticKeys(o JWTOptions) error {
 	var edSet, hmacSet jwt.VerificationKeySet
 	for i, k := range o.Ed25519Keys {
 		if len(k) != ed25519.PublicKeySize {
-			return nil, fmt.Errorf("auth: Ed25519 key %d is %d bytes, want %d", i, len(k), ed25519.PublicKeySize)
+			return fmt.Errorf("auth: Ed25519 key %d is %d bytes, want %d", i, len(k), ed25519.PublicKeySize)
 		}
 		for j := range i {
 			if bytes.Equal(k, o.Ed25519Keys[j]) {
-				return nil, fmt.Errorf("auth: Ed25519 keys %d and %d are the same", j, i)
+				return fmt.Errorf("auth: Ed25519 keys %d and %d are the same", j, i)
 			}
 		}
 		edSet.Keys = append(edSet.Keys, ed25519.PublicKey(bytes.Clone(k)))
@@ -128,18 +291,18 @@ func newJWTVerifier(o JWTOptions, now func() time.Time) (*jwtVerifier, error) {
 	for i, s := range o.HS256Keys {
 		k := s.Reveal()
 		if len(k) < minHS256KeyLen {
-			return nil, fmt.Errorf("auth: HS256 key %d (%v) is shorter than %d bytes", i, s, minHS256KeyLen)
+			return fmt.Errorf("auth: HS256 key %d (%v) is shorter than %d bytes", i, s, minHS256KeyLen)
 		}
 		for j := range i {
 			if o.HS256Keys[j].Reveal() == k {
-				return nil, fmt.Errorf("auth: HS256 keys %d and %d are the same (%v)", j, i, s)
+				return fmt.Errorf("auth: HS256 keys %d and %d are the same (%v)", j, i, s)
 			}
 		}
 		// An Ed25519 public key is public: as an HMAC secret it would let
 		// anyone forge tokens (algorithm confusion).
 		for j, pub := range o.Ed25519Keys {
 			if string(pub) == k {
-				return nil, fmt.Errorf("auth: HS256 key %d (%v) is Ed25519 public key %d", i, s, j)
+				return fmt.Errorf("auth: HS256 key %d (%v) is Ed25519 public key %d", i, s, j)
 			}
 		}
 		hmacSet.Keys = append(hmacSet.Keys, []byte(k))
@@ -153,13 +316,17 @@ func newJWTVerifier(o JWTOptions, now func() time.Time) (*jwtVerifier, error) {
 		v.methods = append(v.methods, jwt.SigningMethodEdDSA.Alg())
 	}
 	v.keyfunc = v.keys
+	return nil
+}
 
+// newParser returns the parser of the verifier's methods and claims.
+func (v *jwtVerifier) newParser() *jwt.Parser {
 	opts := []jwt.ParserOption{
 		jwt.WithValidMethods(v.methods),
 		jwt.WithExpirationRequired(),
 		jwt.WithIssuedAt(),
-		jwt.WithLeeway(leeway),
-		jwt.WithTimeFunc(now),
+		jwt.WithLeeway(v.leeway),
+		jwt.WithTimeFunc(v.now),
 		jwt.WithStrictDecoding(),
 	}
 	if v.issuer != "" {
@@ -168,8 +335,7 @@ func newJWTVerifier(o JWTOptions, now func() time.Time) (*jwtVerifier, error) {
 	if v.audience != "" {
 		opts = append(opts, jwt.WithAudience(v.audience))
 	}
-	v.parser = jwt.NewParser(opts...)
-	return v, nil
+	return jwt.NewParser(opts...)
 }
 
 // keys is the jwt.Keyfunc: the keys of the token's algorithm, and only
@@ -219,9 +385,12 @@ var base64URLByte = func() (t [256]bool) {
 // authenticateJWT verifies token as a JWT and derives the identity from its
 // claims.
 func (a *Authenticator) authenticateJWT(token, supplierHeader []byte, remote string) (Identity, *Failure) {
-	v := a.jwt
 	if len(token) > maxJWTLen {
 		return a.fail(invalidToken("token is too long"), "token too long", "", supplierHeader, remote)
+	}
+	v := a.jwt.pick(token)
+	if v == nil {
+		return a.fail(invalidToken("issuer not accepted"), "issuer not accepted", "", supplierHeader, remote)
 	}
 	claims := jwt.MapClaims{}
 	t, err := v.parser.ParseWithClaims(string(token), claims, v.keyfunc)
@@ -238,16 +407,14 @@ func (a *Authenticator) authenticateJWT(token, supplierHeader []byte, remote str
 	}
 
 	// The signature and the standard claims are good from here on.
+	if v.accounts != nil {
+		return a.serviceAccount(v, supplierHeader, remote, t, claims)
+	}
 	caller := v.callerName(claims)
 	if caller == "" {
 		return a.jwtFail(invalidToken("token has no "+v.callerClaim+" claim"), "missing caller claim", "", supplierHeader, remote, t, claims)
 	}
-	exp, _ := claims.GetExpirationTime() // present: the parser requires it
-	start := v.now()
-	if iat, _ := claims.GetIssuedAt(); iat != nil {
-		start = iat.Time
-	}
-	if exp.Sub(start) > v.maxTTL {
+	if v.exceedsTTL(claims) {
 		return a.jwtFail(invalidToken(fmt.Sprintf("token lifetime exceeds %v", v.maxTTL)), "token lifetime exceeds max TTL", caller, supplierHeader, remote, t, claims)
 	}
 	supplier, ok := claims[v.supplierClaim].(string)
@@ -272,6 +439,45 @@ func (a *Authenticator) authenticateJWT(token, supplierHeader []byte, remote str
 		id.Supplier = []byte(supplier)
 	}
 	return id, nil
+}
+
+// serviceAccount derives the identity from a verified Kubernetes
+// service-account token: the account's configured scope, and the supplier
+// from X-Supplier-ID (or the scope's only supplier).
+func (a *Authenticator) serviceAccount(v *jwtVerifier, supplierHeader []byte, remote string, t *jwt.Token, claims jwt.MapClaims) (Identity, *Failure) {
+	sub, _ := claims["sub"].(string)
+	c := v.accounts[sub]
+	if c == nil {
+		name := sanitizeName(strings.Replace(strings.TrimPrefix(sub, "system:serviceaccount:"), ":", "/", 1))
+		f := &Failure{Status: http.StatusForbidden, Code: CodeSupplierNotAllowed,
+			Message: fmt.Sprintf("service account %q is not a caller of veil", name)}
+		return a.jwtFail(f, "service account not configured", name, supplierHeader, remote, t, claims)
+	}
+	if v.exceedsTTL(claims) {
+		return a.jwtFail(invalidToken(fmt.Sprintf("token lifetime exceeds %v", v.maxTTL)), "token lifetime exceeds max TTL", c.Name, supplierHeader, remote, t, claims)
+	}
+	switch {
+	case len(supplierHeader) == 0 && !c.all && len(c.suppliers) == 1:
+		return Identity{Caller: c, Supplier: []byte(c.suppliers[0]), Signed: true}, nil
+	case len(supplierHeader) == 0:
+		return a.jwtFail(&failSupplierRequired, "no X-Supplier-ID", c.Name, nil, remote, t, claims)
+	case !ValidSupplierID(supplierHeader):
+		return a.jwtFail(&failInvalidSupplier, "malformed X-Supplier-ID", c.Name, nil, remote, t, claims)
+	case !c.Allows(supplierHeader):
+		return a.jwtFail(notAllowed(c.Name, supplierHeader), "supplier outside caller scope", c.Name, supplierHeader, remote, t, claims)
+	}
+	return Identity{Caller: c, Supplier: supplierHeader, Signed: true}, nil
+}
+
+// exceedsTTL reports whether a token lives longer than MaxTTL: exp minus
+// iat, or minus now without iat.
+func (v *jwtVerifier) exceedsTTL(claims jwt.MapClaims) bool {
+	exp, _ := claims.GetExpirationTime() // present: the parser requires it
+	start := v.now()
+	if iat, _ := claims.GetIssuedAt(); iat != nil {
+		start = iat.Time
+	}
+	return exp.Sub(start) > v.maxTTL
 }
 
 func (a *Authenticator) jwtFail(f *Failure, reason, caller string, supplier []byte, remote string, t *jwt.Token, claims jwt.MapClaims) (Identity, *Failure) {
@@ -315,6 +521,11 @@ func (v *jwtVerifier) classify(t *jwt.Token, claims jwt.MapClaims, err error) (f
 	switch {
 	case errors.Is(err, jwt.ErrTokenMalformed):
 		return invalidToken("malformed token"), "malformed token", false
+	case errors.Is(err, jwks.ErrUnavailable):
+		return &Failure{Status: http.StatusServiceUnavailable, Code: CodeIssuerKeysUnavailable,
+			Message: "the token's issuer keys are not available yet; try again"}, "issuer keys unavailable", false
+	case errors.Is(err, jwks.ErrUnknownKey):
+		return invalidToken("the token's key is not one of its issuer's keys"), "unknown key", false
 	case errors.Is(err, jwt.ErrTokenUnverifiable), errors.Is(err, jwt.ErrTokenSignatureInvalid):
 		if t == nil || t.Method == nil || !v.accepts(t.Method.Alg()) {
 			return invalidToken("signing algorithm not accepted"), "algorithm not accepted", false

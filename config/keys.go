@@ -166,10 +166,13 @@ type JWT struct {
 	Leeway time.Duration `yaml:"leeway"`
 	// MaxTTL is the longest accepted token lifetime. Default 24h.
 	MaxTTL time.Duration `yaml:"max_ttl"`
+	// Issuers are issuers whose keys veil fetches (JWKS): OpenID Connect
+	// providers and Kubernetes clusters.
+	Issuers []JWTIssuer `yaml:"issuers"`
 }
 
-// Enabled reports whether any verification key is configured.
-func (j JWT) Enabled() bool { return len(j.HS256Keys)+len(j.Ed25519PublicKeys) > 0 }
+// Enabled reports whether any verification key or issuer is configured.
+func (j JWT) Enabled() bool { return len(j.HS256Keys)+len(j.Ed25519PublicKeys)+len(j.Issuers) > 0 }
 
 // Audit configures the audit log: caller auth failures, key fetches and
 // rotations, fallbacks and admin actions.
@@ -215,6 +218,10 @@ func (c *Config) applyKeyDefaults() {
 	setDefault(&j.CallerClaim, DefaultJWTCallerClaim)
 	setDuration(&j.Leeway, DefaultJWTLeeway)
 	setDuration(&j.MaxTTL, DefaultJWTMaxTTL)
+	for i := range j.Issuers {
+		setDuration(&j.Issuers[i].RefreshInterval, DefaultJWKSRefresh)
+		setDuration(&j.Issuers[i].UnknownKeyInterval, DefaultJWKSUnknownKeyInterval)
+	}
 	setDefault(&c.Audit.Output, DefaultAuditOutput)
 }
 
@@ -318,6 +325,7 @@ func (v *validator) keys() {
 	for i, r := range j.Ed25519PublicKeys {
 		v.requiredRef(fmt.Sprintf("jwt.ed25519_public_keys[%d]", i), r)
 	}
+	v.jwtIssuers()
 	if j.Enabled() {
 		v.timeout("jwt.leeway", j.Leeway, true)
 		v.timeout("jwt.max_ttl", j.MaxTTL, false)

@@ -154,6 +154,36 @@ func TestKeysValidation(t *testing.T) {
     - id: bella
     - id: bella
 `, "suppliers.entries[1].id", "duplicate supplier"},
+		{"issuer without audience", okProviders + okCallers + `jwt:
+  issuers:
+    - issuer: https://oidc.wedsync.example
+`, "jwt.issuers[0].audience", "is required"},
+		{"issuer over plain http", okProviders + okCallers + `jwt:
+  issuers:
+    - issuer: http://oidc.wedsync.example
+      audience: veil
+`, "jwt.issuers[0].issuer", "must be https"},
+		{"issuer listed twice", okProviders + okCallers + `jwt:
+  issuers:
+    - issuer: https://oidc.wedsync.example
+      audience: veil
+    - issuer: https://oidc.wedsync.example
+      audience: veil
+`, "jwt.issuers[1].issuer", "listed twice"},
+		{"relative ca file", okProviders + okCallers + `jwt:
+  issuers:
+    - issuer: https://kubernetes.default.svc.cluster.local
+      audience: veil
+      ca_file: ca.crt
+`, "jwt.issuers[0].ca_file", "absolute path"},
+		{"service account without namespace", okProviders + okCallers + `jwt:
+  issuers:
+    - issuer: https://kubernetes.default.svc.cluster.local
+      audience: veil
+      kubernetes:
+        service_accounts:
+          photo-tagger: [bella]
+`, "jwt.issuers[0].kubernetes.service_accounts.photo-tagger", "NAMESPACE/NAME"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/wedsync/veil/admin"
 	"github.com/wedsync/veil/alert"
+	"github.com/wedsync/veil/auth/jwks"
 	"github.com/wedsync/veil/cache"
 	"github.com/wedsync/veil/config"
 	"github.com/wedsync/veil/health"
@@ -67,6 +68,7 @@ type App struct {
 	alerts   *alert.Notifier
 	secrets  keys.Source
 	vault    *vault.Client
+	issuers  *jwks.Registry
 	keys     *keys.SupplierKeys
 	cache    *cache.Answers
 	store    store.Store
@@ -114,6 +116,7 @@ type App struct {
 func New(cfg *config.Config, o Options) (a *App, err error) {
 	a = &App{cfg: cfg, log: o.Log, audit: o.Audit, version: o.Version, metrics: metrics.New(), closeLog: func() {},
 		stopWatch: make(chan struct{}), settles: &sync.WaitGroup{}}
+	a.issuers = jwks.NewRegistry(a.log)
 	if a.log == nil {
 		a.log = zap.NewNop()
 	}
@@ -474,6 +477,7 @@ func (a *App) closeResources() {
 	if a.vault != nil {
 		a.vault.Close()
 	}
+	a.issuers.Close()
 	if rt := a.rt.Load(); rt != nil {
 		for _, p := range rt.Providers {
 			p.Close()

@@ -4,6 +4,7 @@
 package generation
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wedsync/veil/auth"
+	"github.com/wedsync/veil/auth/jwks"
 	"github.com/wedsync/veil/config"
 	"github.com/wedsync/veil/keys"
 	"github.com/wedsync/veil/keys/vault"
@@ -106,6 +108,9 @@ type Deps struct {
 	// Journal keeps the open quota reservations of every generation; nil
 	// keeps none.
 	Journal quota.Journal
+	// Issuers keeps the key sets of JWT issuers across generations;
+	// required when jwt.issuers is configured.
+	Issuers *jwks.Registry
 }
 
 // upstreamReadBuffer is the read buffer of each upstream connection.
@@ -325,6 +330,13 @@ func (b builder) auth() (*auth.Authenticator, error) {
 			}
 			jo.Ed25519Keys = append(jo.Ed25519Keys, pub)
 		}
+		for i, is := range j.Issuers {
+			io, err := b.issuer(is)
+			if err != nil {
+				return nil, fmt.Errorf("jwt.issuers[%d]: %w", i, err)
+			}
+			jo.Issuers = append(jo.Issuers, io)
+		}
 		o.JWT = jo
 	}
 	au, err := auth.New(o)
@@ -332,6 +344,25 @@ func (b builder) auth() (*auth.Authenticator, error) {
 		return nil, fmt.Errorf("callers: %w", err)
 	}
 	return au, nil
+}
+
+// issuer returns the options of a JWT issuer, with its key set from the
+// registry (fetched once when it is new).
+func (b builder) issuer(is config.JWTIssuer) (auth.IssuerOptions, error) {
+	if b.d.Issuers == nil {
+		return auth.IssuerOptions{}, errors.New("no key set registry")
+	}
+	set, err := b.d.Issuers.Set(jwks.Options{Issuer: is.Issuer, JWKSURL: is.JWKSURL, CAFile: is.CAFile,
+		TokenFile: is.TokenFile, Refresh: is.RefreshInterval, MinRefresh: is.UnknownKeyInterval})
+	if err != nil {
+		return auth.IssuerOptions{}, err
+	}
+	io := auth.IssuerOptions{Issuer: is.Issuer, Audience: is.Audience, Keys: set,
+		SupplierClaim: cmp.Or(is.SupplierClaim, b.cfg.JWT.SupplierClaim), CallerClaim: cmp.Or(is.CallerClaim, b.cfg.JWT.CallerClaim)}
+	if is.Kubernetes != nil {
+		io.ServiceAccounts = is.Kubernetes.ServiceAccounts
+	}
+	return io, nil
 }
 
 // prices compiles the price table.
