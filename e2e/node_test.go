@@ -47,28 +47,36 @@ func scrub(v any) any {
 // TestNodeSDK: the official openai Node SDK gets through veil exactly the
 // chunks and answers it gets from the provider directly, with and without
 // include_usage; veil's own errors surface as the SDK's APIError.
+//
+// It runs with each installed SDK: the newest major this Node.js runs and
+// the previous one.
 func TestNodeSDK(t *testing.T) {
 	h := start(t, setup{})
-	for _, mode := range []string{"chat", "stream", "stream_usage", "embeddings", "models"} {
-		t.Run(mode, func(t *testing.T) {
-			via := normalize(t, nodetest.Run(t, mode, h.baseURL(), h.token, testSupplier))
-			direct := normalize(t, nodetest.Run(t, mode, h.up.URL(), h.platformKey, ""))
-			if !reflect.DeepEqual(via, direct) {
-				t.Errorf("through veil the SDK saw\n%v\ndirectly\n%v", via, direct)
+	for _, sdk := range nodetest.SDKs {
+		pkg := "OPENAI_PACKAGE=" + sdk
+		t.Run(sdk, func(t *testing.T) {
+			for _, mode := range []string{"chat", "stream", "stream_usage", "embeddings", "models"} {
+				t.Run(mode, func(t *testing.T) {
+					via := normalize(t, nodetest.Run(t, mode, h.baseURL(), h.token, testSupplier, pkg))
+					direct := normalize(t, nodetest.Run(t, mode, h.up.URL(), h.platformKey, "", pkg))
+					if !reflect.DeepEqual(via, direct) {
+						t.Errorf("through veil the SDK saw\n%v\ndirectly\n%v", via, direct)
+					}
+					if len(via) == 0 {
+						t.Error("the SDK printed nothing")
+					}
+				})
 			}
-			if len(via) == 0 {
-				t.Error("the SDK printed nothing")
-			}
+			t.Run("error", func(t *testing.T) {
+				out := nodetest.Run(t, "error", h.baseURL(), "not-a-veil-token", testSupplier, pkg)
+				var e struct {
+					Status int    `json:"status"`
+					Code   string `json:"code"`
+				}
+				if err := json.Unmarshal(bytes.TrimSpace(out), &e); err != nil || e.Status != 401 || e.Code != "invalid_caller_token" {
+					t.Errorf("error mode printed %s", out)
+				}
+			})
 		})
 	}
-	t.Run("error", func(t *testing.T) {
-		out := nodetest.Run(t, "error", h.baseURL(), "not-a-veil-token", testSupplier)
-		var e struct {
-			Status int    `json:"status"`
-			Code   string `json:"code"`
-		}
-		if err := json.Unmarshal(bytes.TrimSpace(out), &e); err != nil || e.Status != 401 || e.Code != "invalid_caller_token" {
-			t.Errorf("error mode printed %s", out)
-		}
-	})
 }

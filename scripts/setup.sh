@@ -100,7 +100,8 @@ echo "setup: node $(node --version) at $(command -v node) ($node_status)"
 # The openai npm package and its lock, in test/node/node_modules: installed
 # when missing or when package-lock.json changed since the last install.
 node_dir=test/node
-if [ ! -d "$node_dir/node_modules/openai" ] || [ "$node_dir/package-lock.json" -nt "$node_dir/node_modules" ]; then
+if [ ! -d "$node_dir/node_modules/openai" ] || [ ! -d "$node_dir/node_modules/openai-v5" ] ||
+  [ "$node_dir/package-lock.json" -nt "$node_dir/node_modules" ]; then
   if ! npm ci --no-audit --no-fund --prefix "$node_dir" >"$cache/npm-ci.log" 2>&1; then
     echo "setup: npm ci in $node_dir failed; the end of $cache/npm-ci.log:" >&2
     tail -30 "$cache/npm-ci.log" >&2
@@ -112,4 +113,5 @@ else
   npm_status=present
 fi
 openai_version=$(sed -n 's/^  "version": "\(.*\)",$/\1/p' "$node_dir/node_modules/openai/package.json")
-echo "setup: node sdk deps: openai $openai_version in $node_dir/node_modules ($npm_status)"
+openai_v5_version=$(sed -n 's/^  "version": "\(.*\)",$/\1/p' "$node_dir/node_modules/openai-v5/package.json")
+echo "setup: node sdk deps: openai $openai_version and $openai_v5_version in $node_dir/node_modules ($npm_status)"

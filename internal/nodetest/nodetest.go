@@ -44,6 +44,20 @@ const (
 	ModeError = "error"
 )
 
+// The installed SDKs (test/node/package.json), for the OPENAI_PACKAGE
+// setting of Run's env.
+const (
+	// SDKLatest is the newest openai major that the machine's Node.js
+	// (20) runs: 6.x (7.x needs Node.js 22). Run uses it by default.
+	SDKLatest = "openai"
+	// SDKPrevious is the previous major, pinned (5.23.2), installed under
+	// the alias openai-v5.
+	SDKPrevious = "openai-v5"
+)
+
+// SDKs are the installed SDKs, newest first.
+var SDKs = []string{SDKLatest, SDKPrevious}
+
 // Timeout bounds one run of the script. It guards against a hung run only:
 // the SDK itself times out after 30s, and a run takes well under a second.
 const Timeout = 90 * time.Second
@@ -101,10 +115,13 @@ func locate(t testing.TB) (nodeBin, root string) {
 			err = fmt.Errorf("node not found: %w", err)
 		}
 	}
-	if err == nil {
-		pkg := filepath.Join(root, "test", "node", "node_modules", "openai", "package.json")
+	for _, sdk := range SDKs {
+		if err != nil {
+			break
+		}
+		pkg := filepath.Join(root, "test", "node", "node_modules", sdk, "package.json")
 		if _, statErr := os.Stat(pkg); statErr != nil {
-			err = fmt.Errorf("openai npm package not installed: %w", statErr)
+			err = fmt.Errorf("npm package %s not installed: %w", sdk, statErr)
 		}
 	}
 	if err != nil {

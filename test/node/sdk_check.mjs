@@ -22,9 +22,12 @@
 //                    sent back and the streamed answer assembled again;
 //                    prints one line per step
 //   MODEL            optional; the chat model (default gpt-4o-mini)
+//   OPENAI_PACKAGE   optional; the installed SDK to drive: openai (the newest
+//                    major this Node.js runs, default) or openai-v5 (the
+//                    previous major, pinned)
 //
 // It exits non-zero, with a message on stderr, on any unexpected error.
-import OpenAI from 'openai';
+const { default: OpenAI } = await import(process.env.OPENAI_PACKAGE || 'openai');
 
 const MODEL = process.env.MODEL || 'gpt-4o-mini';
 const EMBEDDING_MODEL = 'text-embedding-3-small';
