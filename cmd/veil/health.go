@@ -26,7 +26,8 @@ func healthCmd(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("health", flag.ContinueOnError)
 	addr := fs.String("admin", "", "the admin listener's host:port")
 	path := fs.String("config", "", "the running veil's config file (for the admin address)")
-	if pos, err := parseFlags(fs, "health [--admin HOST:PORT | --config FILE]", args, stdout); err != nil {
+	wait := fs.Duration("wait", 0, "keep asking until veil is ready or this long has passed (for scripts that start veil)")
+	if pos, err := parseFlags(fs, "health [--admin HOST:PORT | --config FILE] [--wait 30s]", args, stdout); err != nil {
 		return err
 	} else if len(pos) > 0 {
 		return fmt.Errorf("%w: health takes no arguments, got %q", errUsage, pos[0])
@@ -35,6 +36,26 @@ func healthCmd(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	deadline := time.Now().Add(*wait)
+	for {
+		err = askReady(target)
+		if err == nil || !time.Now().Before(deadline) {
+			break
+		}
+		time.Sleep(healthPoll)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "ready")
+	return nil
+}
+
+// healthPoll is how often `veil health --wait` asks again.
+const healthPoll = 200 * time.Millisecond
+
+// askReady asks target's /readyz once.
+func askReady(target string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), healthTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+target+"/readyz", nil)
@@ -50,7 +71,6 @@ func healthCmd(args []string, stdout io.Writer) error {
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("not ready: %s answered %d: %s", target, resp.StatusCode, body)
 	}
-	fmt.Fprintln(stdout, "ready")
 	return nil
 }
 

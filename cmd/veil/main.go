@@ -78,7 +78,7 @@ Usage:
   veil usage --config FILE [--supplier ID] [--from DAY] [--to DAY] [--group-by day,supplier,provider,model,key_source]
   veil usage reconcile --config FILE [--from DAY] [--to DAY] RECORDS.jsonl...
   veil status --config FILE
-  veil health [--admin HOST:PORT | --config FILE]
+  veil health [--admin HOST:PORT | --config FILE] [--wait 30s]
 ` + migrateUsage + fakeUpstreamUsage + `  veil version
 `
 
