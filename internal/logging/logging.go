@@ -45,23 +45,25 @@ func New(level, format string, w io.Writer) (*zap.Logger, error) {
 }
 
 // Audit returns the audit logger: JSON (or console) lines marked
-// "log":"audit", written to output ("stderr", "stdout" or an absolute file
-// path, appended to), apart from the operational log so that it can be
-// collected and kept on its own. The returned func closes a file output.
+// "log":"audit", each carrying its chain hash (see ChainSeed), written to
+// output ("stderr", "stdout" or an absolute file path, appended to), apart
+// from the operational log so that it can be collected and kept on its
+// own. A file's chain goes on from its last line; stderr and stdout start
+// a new chain at every start. The returned func closes a file output.
 func Audit(output, format string) (*zap.Logger, func(), error) {
 	var w io.Writer
 	closeFn := func() {}
 	switch output {
 	case "", "stderr":
-		w = os.Stderr
+		w = newChainWriter(os.Stderr, ChainSeed)
 	case "stdout":
-		w = os.Stdout
+		w = newChainWriter(os.Stdout, ChainSeed)
 	default:
-		f, err := os.OpenFile(output, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		cw, f, err := openChained(output)
 		if err != nil {
 			return nil, nil, fmt.Errorf("audit log: %w", err)
 		}
-		w, closeFn = f, func() { _ = f.Close() }
+		w, closeFn = cw, func() { _ = f.Close() }
 	}
 	l, err := New("info", format, w)
 	if err != nil {
