@@ -163,9 +163,44 @@ type Listen struct {
 
 // Admin configures the admin endpoints.
 type Admin struct {
-	// Token references the bearer token required by the /admin/* endpoints.
-	// It is required when Listen.Admin is not a loopback address.
+	// Token references one bearer token for the /admin/* endpoints: the
+	// operator named "admin" with the admin role. Token or Tokens is
+	// required when Listen.Admin is not a loopback address.
 	Token SecretRef `yaml:"token"`
+	// Tokens are named operators' bearer tokens, each with a role.
+	Tokens []AdminToken `yaml:"tokens"`
+}
+
+// AdminToken is one operator's admin bearer token and role.
+type AdminToken struct {
+	// Name identifies the operator in the audit log; it is required,
+	// unique and matches [A-Za-z0-9_.-]+.
+	Name string `yaml:"name"`
+	// Role is viewer (every GET), operator (also the operational POSTs)
+	// or admin (everything).
+	Role string `yaml:"role"`
+	// Token references the operator's bearer token.
+	Token SecretRef `yaml:"token"`
+}
+
+// The admin roles, from least to most allowed.
+const (
+	AdminRoleViewer   = "viewer"
+	AdminRoleOperator = "operator"
+	AdminRoleAdmin    = "admin"
+)
+
+// LegacyAdminName is the operator name of the single admin.token.
+const LegacyAdminName = "admin"
+
+// Operators returns every configured admin token: Token, when set, as the
+// operator LegacyAdminName with the admin role, then Tokens.
+func (a Admin) Operators() []AdminToken {
+	var out []AdminToken
+	if !a.Token.IsZero() {
+		out = append(out, AdminToken{Name: LegacyAdminName, Role: AdminRoleAdmin, Token: a.Token})
+	}
+	return append(out, a.Tokens...)
 }
 
 // Limits bounds sizes and durations. A zero or absent value selects the

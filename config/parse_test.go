@@ -55,7 +55,7 @@ func TestParseDefaults(t *testing.T) {
 
 	t.Run("Default matches parsed defaults", func(t *testing.T) {
 		d := Default()
-		if d.Listen != c.Listen || !reflect.DeepEqual(d.Limits, c.Limits) || d.Log != c.Log || d.Admin != c.Admin {
+		if d.Listen != c.Listen || !reflect.DeepEqual(d.Limits, c.Limits) || d.Log != c.Log || !reflect.DeepEqual(d.Admin, c.Admin) {
 			t.Errorf("Default() = %+v, want the defaults of a parsed config %+v", d, c)
 		}
 		if len(d.Providers) != 0 || len(d.Callers) != 0 || d.Routing.DefaultProvider != "" {

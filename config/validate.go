@@ -103,18 +103,49 @@ func (v *validator) addr(path, addr string) bool {
 }
 
 func (v *validator) admin() {
-	tok := v.c.Admin.Token
-	if !tok.IsZero() {
-		if err := tok.Validate(); err != nil {
+	a := v.c.Admin
+	names := map[string]int{}
+	tokens := map[SecretRef]string{}
+	if !a.Token.IsZero() {
+		if err := a.Token.Validate(); err != nil {
 			v.fail("admin.token", "%v", err)
 		}
+		tokens[a.Token] = "admin.token"
+	}
+	for i, t := range a.Tokens {
+		path := fmt.Sprintf("admin.tokens[%d]", i)
+		if t.Name == LegacyAdminName && !a.Token.IsZero() {
+			v.fail(path+".name", "%q is the name of admin.token; name this operator otherwise or drop admin.token", t.Name)
+		} else {
+			v.uniqueName(path+".name", t.Name, i, callerNames, names, "duplicate operator name %q, also used by admin.tokens[%d]")
+		}
+		if !slices.Contains(adminRoles, t.Role) {
+			v.fail(path+".role", "must be one of %s, got %q", strings.Join(adminRoles, ", "), t.Role)
+		}
+		switch err := t.Token.Validate(); {
+		case t.Token.IsZero():
+			v.fail(path+".token", "is required")
+		case err != nil:
+			v.fail(path+".token", "%v", err)
+		default:
+			if first, dup := tokens[t.Token]; dup {
+				v.fail(path+".token", "same token as %s; every operator needs its own token", first)
+			} else {
+				tokens[t.Token] = path
+			}
+		}
+	}
+	if len(a.Operators()) > 0 {
 		return
 	}
 	host, _, err := net.SplitHostPort(v.c.Listen.Admin)
 	if err == nil && !isLoopback(host) {
-		v.fail("admin.token", "is required because listen.admin %q is not a loopback address", v.c.Listen.Admin)
+		v.fail("admin.token", "is required because listen.admin %q is not a loopback address (or name operators in admin.tokens)", v.c.Listen.Admin)
 	}
 }
+
+// adminRoles are the roles an admin token may have.
+var adminRoles = []string{AdminRoleViewer, AdminRoleOperator, AdminRoleAdmin}
 
 // isLoopback reports whether host is localhost or a loopback IP address.
 // An empty host means all interfaces and is not loopback.

@@ -314,6 +314,75 @@ admin:
 			want: []wantErr{{field: "admin.token", at: "token: file", msg: "absolute path"}},
 		},
 		{
+			name: "admin on other interface with named tokens",
+			doc: okProviders + okCallers + `listen:
+  admin: 10.0.0.1:9090
+admin:
+  tokens:
+    - name: alice
+      role: viewer
+      token: env://ALICE_TOKEN
+    - name: bob
+      role: operator
+      token: file:///var/run/secrets/veil/bob
+`,
+		},
+		{
+			name: "admin token and named tokens together",
+			doc: okProviders + okCallers + `admin:
+  token: env://ADMIN_TOKEN
+  tokens:
+    - name: alice
+      role: admin
+      token: env://ALICE_TOKEN
+`,
+		},
+		{
+			name: "named admin tokens malformed",
+			doc: okProviders + okCallers + `admin:
+  token: "env://ADMIN_TOKEN"
+  tokens:
+    - name: alice
+      role: viewer
+      token: env://ALICE_TOKEN
+    - name: "alice"
+      role: operator
+      token: env://ALICE2_TOKEN
+    - role: root
+      token: env://ADMIN_TOKEN
+    - name: admin
+      role: admin
+      token: env://OTHER_TOKEN
+    - name: carol
+      role: viewer
+    - name: dave
+      role: viewer
+      token: file://relative
+`,
+			want: []wantErr{
+				{field: "admin.tokens[1].name", at: `- name: "alice"`, msg: `duplicate operator name "alice", also used by admin.tokens[0]`},
+				{field: "admin.tokens[2].name", at: "- role: root", msg: "is required"},
+				{field: "admin.tokens[2].role", at: "- role: root", msg: `must be one of viewer, operator, admin, got "root"`},
+				{field: "admin.tokens[2].token", at: "token: env://ADMIN_TOKEN", msg: "same token as admin.token"},
+				{field: "admin.tokens[3].name", at: "- name: admin", msg: `"admin" is the name of admin.token`},
+				{field: "admin.tokens[4].token", at: "- name: carol", msg: "is required"},
+				{field: "admin.tokens[5].token", at: "token: file://relative", msg: "absolute path"},
+			},
+		},
+		{
+			name: "named admin tokens share a token",
+			doc: okProviders + okCallers + `admin:
+  tokens:
+    - name: alice
+      role: viewer
+      token: env://SHARED
+    - name: bob
+      role: admin
+      token: "env://SHARED"
+`,
+			want: []wantErr{{field: "admin.tokens[1].token", at: `token: "env://SHARED"`, msg: "same token as admin.tokens[0]"}},
+		},
+		{
 			name: "limits negative",
 			doc: okProviders + okCallers + `limits:
   max_body_bytes: -1
