@@ -5,9 +5,8 @@ package admin
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
+	"fmt"
 	"net/url"
 	"strings"
 
@@ -22,7 +21,11 @@ import (
 
 // Options configure the admin handler.
 type Options struct {
-	// Token guards /admin/*; when zero those endpoints are refused.
+	// Operators are the named admin tokens that guard /admin/*; with none
+	// (and no Token) those endpoints are refused.
+	Operators *Operators
+	// Token, used only when Operators is nil, is one admin token: the
+	// operator LegacyOperator with RoleAdmin.
 	Token keys.Secret
 	// Ready reports nil when veil can serve traffic.
 	Ready func() error
@@ -36,10 +39,16 @@ type Options struct {
 	Endpoints []Endpoint
 }
 
-// Endpoint is one /admin route, served after the admin token is checked.
+// Endpoint is one /admin route, served after the admin token is checked
+// and its operator's role allows the call.
 type Endpoint struct {
 	// Method is the HTTP method, such as GET or POST.
 	Method string
+	// Role is the least role that may call the endpoint. Zero means
+	// RoleViewer for GET and RoleAdmin for any other method, so an
+	// endpoint that changes something is an admin's unless it says
+	// otherwise.
+	Role Role
 	// Path is exact ("/admin/keys") or has one "{}" segment that matches
 	// any single path segment ("/admin/suppliers/{}/keys/refresh"); the
 	// matched segment is passed to Handle.
@@ -59,6 +68,21 @@ type Call struct {
 	Query url.Values
 	// Body is the request body.
 	Body []byte
+	// Operator is who made the call, for the handler's audit lines.
+	Operator Operator
+}
+
+// LeastRole is the least role that may call e: Role, or its default for
+// the method.
+func (e Endpoint) LeastRole() Role {
+	switch {
+	case e.Role != 0:
+		return e.Role
+	case e.Method == fasthttp.MethodGet:
+		return RoleViewer
+	default:
+		return RoleAdmin
+	}
 }
 
 func (e Endpoint) match(method, path string) (string, bool) {
@@ -81,8 +105,7 @@ func (e Endpoint) match(method, path string) (string, bool) {
 
 // Server is the admin listener's handler.
 type Server struct {
-	tokenHash [32]byte
-	hasToken  bool
+	operators *Operators
 	ready     func() error
 	status    func() any
 	metrics   fasthttp.RequestHandler
@@ -92,10 +115,10 @@ type Server struct {
 
 // New creates the admin handler.
 func New(o Options) *Server {
-	s := &Server{ready: o.Ready, status: o.Status, log: o.Log, endpoints: o.Endpoints}
-	if !o.Token.IsZero() {
-		s.tokenHash = sha256.Sum256([]byte(o.Token.Reveal()))
-		s.hasToken = true
+	s := &Server{operators: o.Operators, ready: o.Ready, status: o.Status, log: o.Log, endpoints: o.Endpoints}
+	if s.operators == nil && !o.Token.IsZero() {
+		// One token cannot clash with itself, so this cannot fail.
+		s.operators, _ = NewOperators([]OperatorToken{{Name: LegacyOperator, Role: RoleAdmin, Token: o.Token}})
 	}
 	if s.log == nil {
 		s.log = zap.NewNop()
@@ -123,16 +146,17 @@ func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 	case path == "/metrics" && s.metrics != nil:
 		s.metrics(ctx)
 	case strings.HasPrefix(path, "/admin/"):
-		if !s.authorized(ctx) {
+		op, ok := s.authenticate(ctx)
+		if !ok {
 			return
 		}
-		s.admin(ctx, path)
+		s.admin(ctx, path, op)
 	default:
 		writeError(ctx, fasthttp.StatusNotFound, "not_found", "no such admin endpoint")
 	}
 }
 
-func (s *Server) admin(ctx *fasthttp.RequestCtx, path string) {
+func (s *Server) admin(ctx *fasthttp.RequestCtx, path string, op Operator) {
 	method := string(ctx.Method())
 	if path == "/admin/status" && method == fasthttp.MethodGet && s.status != nil {
 		writeJSON(ctx, fasthttp.StatusOK, s.status())
@@ -143,16 +167,23 @@ func (s *Server) admin(ctx *fasthttp.RequestCtx, path string) {
 		if !ok {
 			continue
 		}
+		if least := e.LeastRole(); !op.Role.Allows(least) {
+			s.log.Warn("admin call refused", append(op.Fields(), zap.String("method", method), zap.String("path", path),
+				zap.Stringer("needs", least), zap.String("remote", ctx.RemoteIP().String()))...)
+			writeError(ctx, fasthttp.StatusForbidden, "forbidden_role",
+				fmt.Sprintf("%s %s needs the %s role; %s has the %s role", method, e.Path, least, op.Name, op.Role))
+			return
+		}
 		query, _ := url.ParseQuery(string(ctx.URI().QueryString()))
 		// A context of its own, ended when the handler returns: fasthttp
 		// reuses the RequestCtx afterwards, so a context derived from it
 		// (its timers and watchers) must not outlive the call.
 		hctx, cancel := context.WithCancel(context.Background())
-		status, doc := e.Handle(hctx, Call{Param: param, Query: query, Body: ctx.PostBody()})
+		status, doc := e.Handle(hctx, Call{Param: param, Query: query, Body: ctx.PostBody(), Operator: op})
 		cancel()
 		if method != fasthttp.MethodGet {
-			s.log.Info("admin action", zap.String("method", method), zap.String("path", path),
-				zap.Int("status", status), zap.String("remote", ctx.RemoteIP().String()))
+			s.log.Info("admin action", append(op.Fields(), zap.String("method", method), zap.String("path", path),
+				zap.Int("status", status), zap.String("remote", ctx.RemoteIP().String()))...)
 		}
 		writeJSON(ctx, status, doc)
 		return
@@ -160,27 +191,30 @@ func (s *Server) admin(ctx *fasthttp.RequestCtx, path string) {
 	writeError(ctx, fasthttp.StatusNotFound, "not_found", "no such admin endpoint")
 }
 
-// authorized checks the admin bearer token in constant time and answers
-// 401 or 403 itself when it fails.
-func (s *Server) authorized(ctx *fasthttp.RequestCtx) bool {
-	if !s.hasToken {
+// authenticate finds the operator of the admin bearer token, comparing it
+// with every configured token in constant time, and answers 401 or 403
+// itself when there is none.
+func (s *Server) authenticate(ctx *fasthttp.RequestCtx) (Operator, bool) {
+	if s.operators.Len() == 0 {
 		writeError(ctx, fasthttp.StatusForbidden, "admin_disabled", "no admin token is configured; /admin endpoints are disabled")
-		return false
+		return Operator{}, false
 	}
 	h := ctx.Request.Header.Peek(fasthttp.HeaderAuthorization)
 	const prefix = "bearer "
 	if len(h) <= len(prefix) || !strings.EqualFold(string(h[:len(prefix)]), prefix) {
-		s.log.Warn("admin authentication failed", zap.String("reason", "missing token"), zap.String("remote", ctx.RemoteIP().String()))
+		s.log.Warn("admin authentication failed", zap.String("reason", "missing token"), zap.String("method", string(ctx.Method())),
+			zap.String("path", string(ctx.Path())), zap.String("remote", ctx.RemoteIP().String()))
 		writeError(ctx, fasthttp.StatusUnauthorized, "invalid_admin_token", "send Authorization: Bearer <admin token>")
-		return false
+		return Operator{}, false
 	}
-	got := sha256.Sum256([]byte(strings.TrimSpace(string(h[len(prefix):]))))
-	if subtle.ConstantTimeCompare(got[:], s.tokenHash[:]) != 1 {
-		s.log.Warn("admin authentication failed", zap.String("reason", "wrong token"), zap.String("remote", ctx.RemoteIP().String()))
+	op, ok := s.operators.Lookup(strings.TrimSpace(string(h[len(prefix):])))
+	if !ok {
+		s.log.Warn("admin authentication failed", zap.String("reason", "wrong token"), zap.String("method", string(ctx.Method())),
+			zap.String("path", string(ctx.Path())), zap.String("remote", ctx.RemoteIP().String()))
 		writeError(ctx, fasthttp.StatusUnauthorized, "invalid_admin_token", "the admin token is wrong")
-		return false
+		return Operator{}, false
 	}
-	return true
+	return op, true
 }
 
 func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {

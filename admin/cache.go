@@ -53,7 +53,7 @@ func PurgeCache(c CachePurger, audit *zap.Logger) HandlerFunc {
 		} else {
 			c.PurgeAll()
 		}
-		audit.Info("cache purged", zap.String("scope", purged))
+		audit.Info("cache purged", append(call.Operator.Fields(), zap.String("scope", purged))...)
 		return http.StatusOK, CachePurge{Purged: purged, Stats: c.Stats()}
 	}
 }

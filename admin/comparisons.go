@@ -83,8 +83,8 @@ func StartComparison(s ComparisonStarter, cur SystemLocator, audit *zap.Logger) 
 		if err != nil {
 			return compareError(err)
 		}
-		audit.Info("comparison started", zap.String("id", cmp.ID), zap.String("supplier", cmp.Supplier),
-			zap.String("other", string(cmp.Other)))
+		audit.Info("comparison started", append(c.Operator.Fields(), zap.String("id", cmp.ID), zap.String("supplier", cmp.Supplier),
+			zap.String("other", string(cmp.Other)))...)
 		return http.StatusCreated, cmp
 	}
 }
@@ -126,7 +126,7 @@ func StopComparison(s ComparisonStopper, audit *zap.Logger) HandlerFunc {
 		if err != nil {
 			return compareError(err)
 		}
-		audit.Info("comparison stopped", zap.String("id", cmp.ID), zap.String("supplier", cmp.Supplier))
+		audit.Info("comparison stopped", append(c.Operator.Fields(), zap.String("id", cmp.ID), zap.String("supplier", cmp.Supplier))...)
 		return http.StatusOK, cmp
 	}
 }

@@ -123,7 +123,7 @@ func StartMigration(s MigrationStarter) HandlerFunc {
 }
 
 // RollbackMigration answers POST /admin/migrations/{id}/rollback, with an
-// optional {"reason": ...} body.
+// optional {"reason": ...} body; the default reason names the operator.
 func RollbackMigration(r MigrationRollbacker) HandlerFunc {
 	return func(ctx context.Context, c Call) (int, any) {
 		var b struct {
@@ -136,6 +136,9 @@ func RollbackMigration(r MigrationRollbacker) HandlerFunc {
 		}
 		if b.Reason == "" {
 			b.Reason = "rolled back through the admin API"
+			if c.Operator.Name != "" {
+				b.Reason += " by " + c.Operator.Name
+			}
 		}
 		m, err := r.Rollback(ctx, c.Param, b.Reason)
 		return respond(m, err, http.StatusOK, migrationError)

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"fmt"
 	"net/http"
 	"sync/atomic"
 
@@ -47,24 +48,46 @@ func (a *App) adminEndpoints() []admin.Endpoint {
 	overrides := overrideStore{a.store, a.log}
 	where := locator{&a.rt}
 	m, c := a.migrations, a.compare
+	// GETs are every viewer's; the operational POSTs an operator's; the
+	// supplier overrides, which change who pays, an admin's
+	// (docs/operations.md has the table).
+	const op = admin.RoleOperator
 	return []admin.Endpoint{
-		{Method: http.MethodPost, Path: "/admin/migrations", Handle: admin.PlanMigration(m, where)},
+		{Method: http.MethodPost, Path: "/admin/migrations", Role: op, Handle: admin.PlanMigration(m, where)},
 		{Method: http.MethodGet, Path: "/admin/migrations", Handle: admin.ListMigrations(m)},
 		{Method: http.MethodGet, Path: "/admin/migrations/{}", Handle: admin.GetMigration(m)},
-		{Method: http.MethodPost, Path: "/admin/migrations/{}/start", Handle: admin.StartMigration(m)},
-		{Method: http.MethodPost, Path: "/admin/migrations/{}/rollback", Handle: admin.RollbackMigration(m)},
+		{Method: http.MethodPost, Path: "/admin/migrations/{}/start", Role: op, Handle: admin.StartMigration(m)},
+		{Method: http.MethodPost, Path: "/admin/migrations/{}/rollback", Role: op, Handle: admin.RollbackMigration(m)},
 		{Method: http.MethodGet, Path: "/admin/migrations/{}/validate", Handle: admin.ValidateMigration(m)},
-		{Method: http.MethodPost, Path: "/admin/comparisons", Handle: admin.StartComparison(c, where, a.audit)},
+		{Method: http.MethodPost, Path: "/admin/comparisons", Role: op, Handle: admin.StartComparison(c, where, a.audit)},
 		{Method: http.MethodGet, Path: "/admin/comparisons", Handle: admin.ListComparisons(c)},
 		{Method: http.MethodGet, Path: "/admin/comparisons/{}", Handle: admin.ReportComparison(c)},
-		{Method: http.MethodPost, Path: "/admin/comparisons/{}/stop", Handle: admin.StopComparison(c, a.audit)},
+		{Method: http.MethodPost, Path: "/admin/comparisons/{}/stop", Role: op, Handle: admin.StopComparison(c, a.audit)},
 		{Method: http.MethodGet, Path: "/admin/keys", Handle: admin.ListKeys(&a.rt, supplierKeys)},
-		{Method: http.MethodPost, Path: "/admin/suppliers/{}/keys/refresh", Handle: admin.RefreshKeys(supplierKeys)},
+		{Method: http.MethodPost, Path: "/admin/suppliers/{}/keys/refresh", Role: op, Handle: admin.RefreshKeys(supplierKeys)},
 		{Method: http.MethodGet, Path: "/admin/usage", Handle: admin.QueryUsage(a.store)},
 		{Method: http.MethodGet, Path: "/admin/explain", Handle: admin.Explain(&a.rt, a.health)},
 		{Method: http.MethodGet, Path: "/admin/suppliers/{}", Handle: admin.GetSupplier(&a.rt)},
-		{Method: http.MethodPut, Path: "/admin/suppliers/{}", Handle: admin.PutSupplier(&a.rt, overrides, a)},
-		{Method: http.MethodDelete, Path: "/admin/suppliers/{}", Handle: admin.DeleteSupplier(&a.rt, overrides, a)},
-		{Method: http.MethodPost, Path: "/admin/cache/purge", Handle: admin.PurgeCache(purger, a.audit)},
+		{Method: http.MethodPut, Path: "/admin/suppliers/{}", Role: admin.RoleAdmin, Handle: admin.PutSupplier(&a.rt, overrides, a)},
+		{Method: http.MethodDelete, Path: "/admin/suppliers/{}", Role: admin.RoleAdmin, Handle: admin.DeleteSupplier(&a.rt, overrides, a)},
+		{Method: http.MethodPost, Path: "/admin/cache/purge", Role: op, Handle: admin.PurgeCache(purger, a.audit)},
 	}
+}
+
+// buildOperators resolves the configured admin tokens (admin.token as the
+// operator "admin", and admin.tokens) into the operators they name.
+func (a *App) buildOperators() (*admin.Operators, error) {
+	var tokens []admin.OperatorToken
+	for _, t := range a.cfg.Admin.Operators() {
+		role, err := admin.ParseRole(t.Role)
+		if err != nil {
+			return nil, fmt.Errorf("admin token %s: %w", t.Name, err)
+		}
+		secret, err := a.resolve(t.Token)
+		if err != nil {
+			return nil, fmt.Errorf("admin token %s: %w", t.Name, err)
+		}
+		tokens = append(tokens, admin.OperatorToken{Name: t.Name, Role: role, Token: secret})
+	}
+	return admin.NewOperators(tokens)
 }

@@ -187,14 +187,12 @@ func New(cfg *config.Config, o Options) (a *App, err error) {
 	if err != nil {
 		return nil, err
 	}
-	var adminToken keys.Secret
-	if !cfg.Admin.Token.IsZero() {
-		if adminToken, err = a.resolve(cfg.Admin.Token); err != nil {
-			return nil, fmt.Errorf("admin token: %w", err)
-		}
+	operators, err := a.buildOperators()
+	if err != nil {
+		return nil, err
 	}
 	adm := admin.New(admin.Options{
-		Token:     adminToken,
+		Operators: operators,
 		Ready:     a.ready,
 		Status:    admin.StatusOf(a, &a.rt, a.health),
 		Registry:  a.metrics.Registry,

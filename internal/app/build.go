@@ -125,7 +125,12 @@ func configUsesVault(cfg *config.Config) bool {
 			return true
 		}
 	}
-	for _, r := range append(append([]config.SecretRef{cfg.Admin.Token}, cfg.JWT.HS256Keys...), cfg.JWT.Ed25519PublicKeys...) {
+	for _, t := range cfg.Admin.Operators() {
+		if isVault(t.Token) {
+			return true
+		}
+	}
+	for _, r := range append(append([]config.SecretRef(nil), cfg.JWT.HS256Keys...), cfg.JWT.Ed25519PublicKeys...) {
 		if isVault(r) {
 			return true
 		}
