@@ -120,3 +120,25 @@ func TestCheckKey(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckKeyCode: a key check carries the error's code, which tells an
+// account out of quota from a refused key.
+func TestCheckKeyCode(t *testing.T) {
+	const broke, wrong = "sk-check-broke-0123456789", "sk-check-wrong-0123456789"
+	up := fakeopenai.New(fakeopenai.Options{Keys: []string{"sk-check-good-0123456789"}, NoQuotaKeys: []string{broke}})
+	if err := up.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = up.Close() })
+	p, err := New(config.Provider{Name: "openai", Type: "openai", BaseURL: up.URL()}, nil, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	for key, want := range map[string]KeyProbe{broke: {Status: 429, Code: "insufficient_quota"}, wrong: {Status: 401, Code: "invalid_api_key"}} {
+		r, err := p.CheckKey(keys.NewKey(keys.NewSecret(key), billing.ClientKey, ""), time.Now().Add(10*time.Second))
+		if err != nil || r.Status != want.Status || r.Code != want.Code {
+			t.Errorf("CheckKey = %+v, %v; want status %d code %s", r, err, want.Status, want.Code)
+		}
+	}
+}

@@ -341,6 +341,9 @@ type KeyProbe struct {
 	Models int
 	// Message is the provider's error message when Status is not 200.
 	Message string
+	// Code is the error's code (its type when it has none) when Status
+	// is not 200, such as insufficient_quota.
+	Code string
 }
 
 // OK reports whether the provider accepted the key.
@@ -377,6 +380,9 @@ func (p *Provider) CheckKey(k *keys.Key, deadline time.Time) (KeyProbe, error) {
 	}
 	if obj, ok := errorObject(resp.Body()); ok {
 		r.Message = fieldString(obj, "message")
+		if r.Code = fieldString(obj, "code"); r.Code == "" {
+			r.Code = fieldString(obj, "type")
+		}
 	}
 	return r, nil
 }

@@ -97,6 +97,10 @@ type Options struct {
 	// Azure calls); other keys get 401 in the dialect's shape. When empty
 	// any non-empty key is accepted. See also SetKeys.
 	Keys []string
+	// NoQuotaKeys are keys whose account has no quota left: OpenAI calls
+	// made with one are answered 429 insufficient_quota, as OpenAI does
+	// for an account out of credit, whether or not Keys lists them.
+	NoQuotaKeys []string
 	// DiscardBodies keeps request bodies out of the record (Received.Body is
 	// nil). Bodies are recorded by default.
 	DiscardBodies bool
@@ -199,6 +203,8 @@ type Server struct {
 	conns  map[*trackedConn]struct{}
 
 	keys atomic.Pointer[keySet]
+	// noQuota holds Options.NoQuotaKeys.
+	noQuota keySet
 
 	models     map[string]modelInfo
 	modelList  []modelInfo
@@ -247,6 +253,10 @@ func New(opts Options) *Server {
 	}
 	s.idSeed = binary.LittleEndian.Uint64(seed[:])
 	s.SetKeys(opts.Keys...)
+	s.noQuota = make(keySet, len(opts.NoQuotaKeys))
+	for _, k := range opts.NoQuotaKeys {
+		s.noQuota[k] = struct{}{}
+	}
 	s.initModels()
 	s.initAnthropicModels()
 	s.srv = &fasthttp.Server{

@@ -322,6 +322,15 @@ func (s *Server) bearerAuth(ctx *fasthttp.RequestCtx) (apiError, bool) {
 		}, false
 	}
 	key := strings.TrimSpace(string(auth[len(prefix):]))
+	if hasKey(s.noQuota, key) {
+		return apiError{
+			status: fasthttp.StatusTooManyRequests,
+			message: "You exceeded your current quota, please check your plan and billing details. For more information " +
+				"on this error, read the docs: https://platform.openai.com/docs/guides/error-codes/api-errors.",
+			typ:  "insufficient_quota",
+			code: "insufficient_quota",
+		}, false
+	}
 	if s.acceptsKey(key) {
 		return apiError{}, true
 	}

@@ -533,3 +533,37 @@ func verifyNoLeaks(t *testing.T, opts ...goleak.Option) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestNoQuotaKeys: a key whose account is out of quota is answered 429
+// insufficient_quota, a wrong key 401 invalid_api_key, each in OpenAI's
+// error envelope, and an accepted key is served.
+func TestNoQuotaKeys(t *testing.T) {
+	s := startServer(t, Options{Keys: []string{"sk-good-000000000"}, NoQuotaKeys: []string{"sk-broke-000000000"}})
+	hc := httpClient(t)
+	tests := []struct {
+		key        string
+		wantStatus int
+		wantCode   string
+	}{
+		{"sk-good-000000000", 200, ""},
+		{"sk-broke-000000000", 429, "insufficient_quota"},
+		{"sk-wrong-000000000", 401, "invalid_api_key"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.key, func(t *testing.T) {
+			resp, body := do(t, hc, http.MethodGet, s.URL()+"/models", "", "Authorization", "Bearer "+tt.key)
+			if resp.StatusCode != tt.wantStatus {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tt.wantStatus, body)
+			}
+			if tt.wantCode == "" {
+				return
+			}
+			var env struct {
+				Error struct{ Code, Type, Message string } `json:"error"`
+			}
+			if err := json.Unmarshal(body, &env); err != nil || env.Error.Code != tt.wantCode || env.Error.Message == "" {
+				t.Errorf("envelope %s (%v), want code %s", body, err, tt.wantCode)
+			}
+		})
+	}
+}
