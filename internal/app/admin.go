@@ -65,6 +65,7 @@ func (a *App) adminEndpoints() []admin.Endpoint {
 		{Method: http.MethodPost, Path: "/admin/comparisons/{}/stop", Role: op, Handle: admin.StopComparison(c, a.audit)},
 		{Method: http.MethodGet, Path: "/admin/keys", Handle: admin.ListKeys(&a.rt, supplierKeys)},
 		{Method: http.MethodPost, Path: "/admin/suppliers/{}/keys/refresh", Role: op, Handle: admin.RefreshKeys(supplierKeys)},
+		{Method: http.MethodPost, Path: "/admin/keys/validate", Role: op, Handle: admin.ValidateKey(a, a.audit)},
 		{Method: http.MethodGet, Path: "/admin/usage", Handle: admin.QueryUsage(a.store)},
 		{Method: http.MethodGet, Path: "/admin/explain", Handle: admin.Explain(&a.rt, a.health)},
 		{Method: http.MethodGet, Path: "/admin/suppliers/{}", Handle: admin.GetSupplier(&a.rt)},
