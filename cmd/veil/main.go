@@ -6,6 +6,9 @@
 //	                                      resolves its secrets and reaches Vault and the store
 //	veil keys check --config FILE [--supplier ID] [--provider P]
 //	                                      fetch keys through the configured sources and validate them live
+//	veil keys validate --provider P --config FILE < KEY
+//	                                      ask a provider whether it accepts a key read from stdin
+//	veil audit verify FILE                check an audit log's hash chain
 //	veil usage --config FILE [--supplier ID] [--from DAY] [--to DAY] [--group-by ...]
 //	                                      print a running veil's usage aggregates
 //	veil status --config FILE             print a running veil's targets, breakers and last reload
@@ -75,11 +78,12 @@ Usage:
   veil serve --config FILE [--dev] [--drain-timeout 30s]
 ` + demoUsage + `  veil config validate [--online] FILE
   veil keys check --config FILE [--supplier ID] [--provider P]
+  veil keys validate --provider P --config FILE < KEY
   veil usage --config FILE [--supplier ID] [--from DAY] [--to DAY] [--group-by day,supplier,provider,model,key_source]
   veil usage reconcile --config FILE [--from DAY] [--to DAY] RECORDS.jsonl...
   veil status --config FILE
   veil health [--admin HOST:PORT | --config FILE] [--wait 30s]
-` + migrateUsage + fakeUpstreamUsage + `  veil version
+` + migrateUsage + auditUsage + fakeUpstreamUsage + `  veil version
 `
 
 func main() {
@@ -112,6 +116,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = healthCmd(args[1:], stdout)
 	case "migrate":
 		err = migrateCmd(args[1:], stdout, stderr)
+	case "audit":
+		err = auditCmd(args[1:], stdout)
 	case "fake-upstream":
 		err = fakeUpstream(args[1:], stdout)
 	case "version", "--version":
@@ -279,6 +285,9 @@ func fileStamp(path string) string {
 // and validate them live, asking each key's provider for its model list as
 // veil's own health checks and migrations do.
 func keysCmd(args []string, stdout io.Writer) error {
+	if len(args) > 0 && args[0] == "validate" {
+		return keysValidate(args[1:], os.Stdin, stdout)
+	}
 	if len(args) == 0 || args[0] != "check" {
 		return fmt.Errorf("%w: keys check --config FILE [--supplier ID] [--provider P]", errUsage)
 	}
