@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -57,19 +58,30 @@ func usageCmd(args []string, stdout io.Writer) error {
 	return nil
 }
 
-// adminTarget reads a running veil's admin address and token from its
-// config file.
+// envOperatorToken names the variable that holds the admin token of the
+// operator running an admin command; without it the commands use the
+// config's admin.token.
+const envOperatorToken = "VEIL_OPERATOR_TOKEN"
+
+// adminTarget reads a running veil's admin address from its config file,
+// and the token to call it with: $VEIL_OPERATOR_TOKEN, or the config's
+// admin.token.
 func adminTarget(path string) (base, token string, err error) {
 	cfg, err := config.Load(path)
 	if err != nil {
 		return "", "", err
 	}
-	if cfg.Admin.Token.IsZero() {
+	tok := keys.NewSecret(strings.TrimSpace(os.Getenv(envOperatorToken)))
+	switch {
+	case !tok.IsZero():
+	case len(cfg.Admin.Tokens) > 0 && cfg.Admin.Token.IsZero():
+		return "", "", fmt.Errorf("the config names operators in admin.tokens: set %s to yours", envOperatorToken)
+	case cfg.Admin.Token.IsZero():
 		return "", "", errors.New("the config has no admin token, so the /admin endpoints are off")
-	}
-	tok, err := keys.DefaultSources().Resolve(context.Background(), string(cfg.Admin.Token))
-	if err != nil {
-		return "", "", fmt.Errorf("admin token: %w", err)
+	default:
+		if tok, err = keys.DefaultSources().Resolve(context.Background(), string(cfg.Admin.Token)); err != nil {
+			return "", "", fmt.Errorf("admin token: %w", err)
+		}
 	}
 	host, port, err := net.SplitHostPort(cfg.Listen.Admin)
 	if err != nil {
