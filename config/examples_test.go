@@ -79,6 +79,15 @@ func TestExampleDetails(t *testing.T) {
 		if c.Admin.Token.Scheme() != SchemeFile {
 			t.Errorf("admin token = %q, want a file:// reference", c.Admin.Token)
 		}
+		ops := c.Admin.Operators()
+		if len(ops) != 3 || ops[0].Name != LegacyAdminName || ops[1].Role != AdminRoleViewer || ops[2].Role != AdminRoleOperator {
+			t.Errorf("operators %+v, want admin, then a viewer and an operator", ops)
+		}
+		for _, op := range ops {
+			if op.Token.Scheme() != SchemeFile {
+				t.Errorf("operator %s token = %q, want a file:// reference", op.Name, op.Token)
+			}
+		}
 		for _, p := range c.Providers {
 			if p.APIKey.Scheme() != SchemeFile {
 				t.Errorf("provider %s key = %q, want a file:// reference", p.Name, p.APIKey)
