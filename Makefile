@@ -30,10 +30,8 @@ setup: ## Install what the tests need (idempotent, cached).
 	@bash scripts/setup.sh
 
 .PHONY: test
-test: setup static ## Run every test with the race detector, after the static checks, go vet and a gofmt check.
-	@bash scripts/check-format.sh
-	$(GO) vet $(PKGS)
-	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+test: ## Run every test with the race detector, after setup, the static checks, a gofmt check and go vet; ends with each phase's time.
+	@PKGS='$(PKGS)' bash scripts/test.sh
 
 .PHONY: static
 static: setup ## Run golangci-lint, go mod tidy -diff and verify, and each fuzz target for 3s (STATIC_FUZZTIME).

@@ -8,7 +8,13 @@
 # go.mod replaces api, api/auth/{approle,kubernetes,userpass} and sdk with
 # folders the module zip lacks, so those replace lines are dropped and the
 # published versions it requires are used instead.
+#
+# While it builds, and while it waits for another run's build of the same
+# version (one build at a time, under a lock), it says so on stderr every
+# 30 seconds, with lines that start with "install-vault:".
 set -euo pipefail
+# shellcheck source=scripts/progress.sh
+. "$(dirname "$0")/progress.sh"
 
 version=1.21.0
 cache=${VEIL_TOOLS_DIR:-${HOME:-/root}/.cache/veil-tools}
@@ -22,8 +28,15 @@ if have; then
 fi
 
 mkdir -p "$cache/vault-$version"
-exec 9>"$cache/vault-$version.lock"
-flock 9 # one build at a time; a second caller waits and then finds the binary
+lock=$cache/vault-$version.lock
+exec 9>"$lock"
+# One build at a time; a second caller waits and then finds the binary.
+if ! flock -n 9; then
+  echo "install-vault: another run is building Vault v$version; waiting for it (lock $lock)" >&2
+  flock 9 &
+  progress_wait $! install-vault "waiting for the other build of Vault v$version"
+  echo "install-vault: the other build is done" >&2
+fi
 if have; then
   echo "$bin"
   exit 0
@@ -38,7 +51,8 @@ rm -rf "$src"
 cp -r "$dir" "$src"
 chmod -R u+w "$src"
 sed -i '/^replace github\.com\/hashicorp\/vault\/.* => \.\//d' "$src/go.mod"
-(cd "$src" && GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -o "$bin.tmp" .)
+(cd "$src" && GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -o "$bin.tmp" .) &
+progress_wait $! install-vault "building Vault v$version"
 mv "$bin.tmp" "$bin"
 rm -rf "$src"
 echo "install-vault: built $("$bin" version) in $(( $(date +%s) - start ))s" >&2
