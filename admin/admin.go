@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
 
@@ -37,6 +38,9 @@ type Options struct {
 	Log *zap.Logger
 	// Endpoints are the /admin routes besides /admin/status.
 	Endpoints []Endpoint
+	// Console, when set, serves /console and everything under /console/;
+	// it does its own authentication (package console).
+	Console http.Handler
 }
 
 // Endpoint is one /admin route, served after the admin token is checked
@@ -111,6 +115,7 @@ type Server struct {
 	metrics   fasthttp.RequestHandler
 	log       *zap.Logger
 	endpoints []Endpoint
+	console   fasthttp.RequestHandler
 }
 
 // New creates the admin handler.
@@ -125,6 +130,9 @@ func New(o Options) *Server {
 	}
 	if o.Registry != nil {
 		s.metrics = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{}))
+	}
+	if o.Console != nil {
+		s.console = fasthttpadaptor.NewFastHTTPHandler(o.Console)
 	}
 	return s
 }
@@ -145,6 +153,8 @@ func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 		writeJSON(ctx, fasthttp.StatusOK, map[string]string{"status": "ready"})
 	case path == "/metrics" && s.metrics != nil:
 		s.metrics(ctx)
+	case (path == "/console" || strings.HasPrefix(path, "/console/")) && s.console != nil:
+		s.console(ctx)
 	case strings.HasPrefix(path, "/admin/"):
 		op, ok := s.authenticate(ctx)
 		if !ok {
