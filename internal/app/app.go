@@ -191,6 +191,10 @@ func New(cfg *config.Config, o Options) (a *App, err error) {
 	if err != nil {
 		return nil, err
 	}
+	cons, err := a.buildConsole(adminToken)
+	if err != nil {
+		return nil, err
+	}
 	adm := admin.New(admin.Options{
 		Operators: operators,
 		Ready:     a.ready,
@@ -198,6 +202,7 @@ func New(cfg *config.Config, o Options) (a *App, err error) {
 		Registry:  a.metrics.Registry,
 		Log:       a.audit,
 		Endpoints: a.adminEndpoints(),
+		Console:   cons,
 	})
 
 	a.proxySrv = &fasthttp.Server{

@@ -1,0 +1,122 @@
+package app
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"net/url"
+	"slices"
+	"sync/atomic"
+
+	"github.com/wedsync/veil/admin"
+	"github.com/wedsync/veil/compare"
+	"github.com/wedsync/veil/console"
+	"github.com/wedsync/veil/health"
+	"github.com/wedsync/veil/internal/generation"
+	"github.com/wedsync/veil/keys"
+)
+
+// The app's resources are what the console needs.
+var (
+	_ console.SupplierReader   = consoleSuppliers{}
+	_ console.ComparisonReader = (*compare.Comparisons)(nil)
+)
+
+// buildConsole makes the console of the admin listener over the app's
+// resources. It signs in with the admin token; without one no one can.
+func (a *App) buildConsole(token keys.Secret) (*console.Server, error) {
+	statusOf := admin.StatusOf(a, &a.rt, a.health)
+	return console.New(console.Options{
+		Authenticate: tokenAuthenticator(token),
+		Status: console.StatusFunc(func() admin.Status {
+			st, _ := statusOf().(admin.Status)
+			return st
+		}),
+		Suppliers:   consoleSuppliers{rt: &a.rt, keys: a.keys, health: a.health},
+		Migrations:  a.migrations,
+		Rollback:    a.migrations,
+		Comparisons: a.compare,
+		Usage:       a.store,
+		Audit:       a.audit,
+	})
+}
+
+// tokenAuthenticator accepts the admin token, compared in constant time,
+// as an admin named "admin"; nil when there is no token.
+func tokenAuthenticator(token keys.Secret) func(string) (name, role string, ok bool) {
+	if token.IsZero() {
+		return nil
+	}
+	want := sha256.Sum256([]byte(token.Reveal()))
+	return func(got string) (string, string, bool) {
+		h := sha256.Sum256([]byte(got))
+		if subtle.ConstantTimeCompare(h[:], want[:]) != 1 {
+			return "", "", false
+		}
+		return "admin", console.RoleAdmin, true
+	}
+}
+
+// consoleSuppliers answers the console's suppliers pages with the same
+// handlers as /admin/suppliers/{id} and /admin/explain.
+type consoleSuppliers struct {
+	rt     *atomic.Pointer[generation.Runtime]
+	keys   *keys.SupplierKeys // nil when no supplier uses its own keys
+	health *health.Registry
+}
+
+// Suppliers lists the suppliers the config or an override names, and
+// those whose keys are held.
+func (s consoleSuppliers) Suppliers() []string {
+	var ids []string
+	for _, e := range s.rt.Load().Config.Suppliers.Entries {
+		ids = append(ids, e.ID)
+	}
+	for _, k := range s.Keys() {
+		ids = append(ids, k.Supplier)
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids)
+}
+
+// Supplier returns a supplier's settings in force.
+func (s consoleSuppliers) Supplier(id string) admin.SupplierSettings {
+	_, doc := admin.GetSupplier(s.rt)(context.Background(), admin.Call{Param: id})
+	st, _ := doc.(admin.SupplierSettings)
+	return st
+}
+
+// Keys lists the suppliers' keys held, as fingerprints.
+func (s consoleSuppliers) Keys() []keys.Status {
+	if s.keys == nil {
+		return nil
+	}
+	return s.keys.Snapshot()
+}
+
+// Explain plans a request of the supplier under the runtime in force.
+func (s consoleSuppliers) Explain(ctx context.Context, supplier, workflow, model string) (admin.Explanation, error) {
+	q := url.Values{"supplier": {supplier}}
+	if workflow != "" {
+		q.Set("workflow", workflow)
+	}
+	if model != "" {
+		q.Set("model", model)
+	}
+	_, doc := admin.Explain(s.rt, s.health)(ctx, admin.Call{Query: q})
+	if ex, ok := doc.(admin.Explanation); ok {
+		return ex, nil
+	}
+	return admin.Explanation{}, errors.New("explain: " + errorText(doc))
+}
+
+// errorText is the message of an admin error document.
+func errorText(doc any) string {
+	if m, ok := doc.(map[string]any); ok {
+		if e, ok := m["error"].(map[string]string); ok {
+			return e["message"]
+		}
+	}
+	return "no explanation"
+}
