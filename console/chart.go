@@ -272,9 +272,13 @@ func FormatNumber(v float64) string {
 	return trimZeros(strconv.FormatFloat(v, 'f', 2, 64))
 }
 
-// FormatUSD writes an amount of dollars compactly: $0.0042, $12.50, $1.2k.
+// FormatUSD writes an amount of dollars compactly: $0.0042, $12.50, $1.2k,
+// -$3.10.
 func FormatUSD(v float64) string {
-	a := math.Abs(v)
+	if v < 0 {
+		return "-" + FormatUSD(-v)
+	}
+	a := v
 	switch {
 	case a == 0:
 		return "$0"

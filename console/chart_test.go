@@ -116,7 +116,7 @@ func TestFormats(t *testing.T) {
 	}{
 		{FormatNumber, 0, "0"}, {FormatNumber, 950, "950"}, {FormatNumber, 12500, "12.5k"}, {FormatNumber, 3400000, "3.4M"},
 		{FormatNumber, 0.25, "0.25"}, {FormatNumber, 2.5, "2.5"},
-		{FormatUSD, 0, "$0"}, {FormatUSD, 0.0042, "$0.0042"}, {FormatUSD, 12.5, "$12.50"}, {FormatUSD, 12000, "$12k"},
+		{FormatUSD, 0, "$0"}, {FormatUSD, 0.0042, "$0.0042"}, {FormatUSD, 12.5, "$12.50"}, {FormatUSD, 12000, "$12k"}, {FormatUSD, -182.4, "-$182.40"},
 	}
 	for _, tt := range tests {
 		if got := tt.f(tt.v); got != tt.want {
