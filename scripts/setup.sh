@@ -7,6 +7,7 @@
 #   - golangci-lint (built once from the Go module proxy into
 #     ~/.cache/veil-tools/bin; scripts/static-checks.sh runs it)
 #   - redis-server (Debian package, its service left stopped)
+#   - chromium (Debian package), for the console's headless browser test
 #   - Node.js (Debian package, only when there is none) and the openai npm
 #     package in test/node/node_modules (npm ci)
 #
@@ -118,6 +119,17 @@ redis_bin=$(command -v redis-server 2>/dev/null || echo /usr/bin/redis-server)
 redis_version=$("$redis_bin" --version | sed -n 's/.* v=\([^ ]*\).*/\1/p')
 echo "setup: redis-server $redis_version at $redis_bin ($redis_status)"
 step_done "redis-server"
+
+# chromium, for the console's browser test (internal/browsertest drives it
+# headless over the DevTools pipe). VEIL_CHROMIUM may name another build.
+chromium_status=present
+if ! command -v chromium >/dev/null 2>&1 && [ ! -x /usr/bin/chromium ]; then
+  apt_install chromium
+  chromium_status=installed
+fi
+chromium_bin=$(command -v chromium 2>/dev/null || echo /usr/bin/chromium)
+chromium_version=$("$chromium_bin" --version 2>/dev/null | sed -n 's/^Chromium \([^ ]*\).*/\1/p')
+echo "setup: chromium $chromium_version at $chromium_bin ($chromium_status)"
 
 # Node.js, to drive the official openai npm SDK (internal/nodetest). Node 20
 # or later is expected; Debian's package is only a fallback when there is no
