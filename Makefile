@@ -45,6 +45,10 @@ lint: ## Run golangci-lint on the module (.golangci.yml; make setup installs it)
 vuln: ## Check dependencies with govulncheck (needs access to vuln.go.dev; not part of CI).
 	$(GO) run golang.org/x/vuln/cmd/govulncheck@latest $(PKGS)
 
+.PHONY: screenshots
+screenshots: ## Drive the console in headless Chromium and save each page to docs/console/*.png.
+	$(GO) test -count=1 -run '^TestBrowser$$' ./console -update-screenshots
+
 .PHONY: test-short
 test-short: ## Run the tests without the race detector (quick feedback).
 	$(GO) test -count=1 $(PKGS)
