@@ -345,6 +345,9 @@ func TestRollback(t *testing.T) {
 		{name: "foreign origin", token: operatorToken, form: func(c string) url.Values {
 			return url.Values{"csrf": {c}, "confirm": {"yes"}}
 		}, header: []string{"Origin", "https://evil.example"}, wantStatus: http.StatusForbidden, wantAudit: "console request refused"},
+		{name: "opaque origin", token: operatorToken, form: func(c string) url.Values {
+			return url.Values{"csrf": {c}, "confirm": {"yes"}}
+		}, header: []string{"Origin", "null"}, wantStatus: http.StatusForbidden, wantAudit: "console request refused"},
 		{name: "not confirmed", token: operatorToken, form: func(c string) url.Values {
 			return url.Values{"csrf": {c}}
 		}, wantStatus: http.StatusBadRequest},

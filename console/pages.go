@@ -25,7 +25,8 @@ import (
 // maxSupplierRows bounds the suppliers listed on one page.
 const maxSupplierRows = 500
 
-// maxReason bounds the reason an operator gives for a rollback.
+// maxReason bounds the reason an operator gives for a rollback, in
+// characters.
 const maxReason = 300
 
 var funcs = template.FuncMap{
@@ -259,8 +260,8 @@ func (s *Server) rollback(w http.ResponseWriter, r *http.Request, u user) {
 		return
 	}
 	reason := strings.TrimSpace(r.PostForm.Get("reason"))
-	if len(reason) > maxReason {
-		reason = reason[:maxReason]
+	if r := []rune(reason); len(r) > maxReason {
+		reason = string(r[:maxReason])
 	}
 	if reason == "" {
 		reason = "rolled back from the console"
