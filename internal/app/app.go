@@ -191,7 +191,7 @@ func New(cfg *config.Config, o Options) (a *App, err error) {
 	if err != nil {
 		return nil, err
 	}
-	cons, err := a.buildConsole(adminToken)
+	cons, err := a.buildConsole(operators)
 	if err != nil {
 		return nil, err
 	}

@@ -2,8 +2,6 @@ package app
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
 	"net/url"
 	"slices"
@@ -24,11 +22,12 @@ var (
 )
 
 // buildConsole makes the console of the admin listener over the app's
-// resources. It signs in with the admin token; without one no one can.
-func (a *App) buildConsole(token keys.Secret) (*console.Server, error) {
+// resources. Operators sign in with their admin tokens, under their names
+// and roles; without any, no one can.
+func (a *App) buildConsole(operators *admin.Operators) (*console.Server, error) {
 	statusOf := admin.StatusOf(a, &a.rt, a.health)
 	return console.New(console.Options{
-		Authenticate: tokenAuthenticator(token),
+		Authenticate: operatorAuthenticator(operators),
 		Status: console.StatusFunc(func() admin.Status {
 			st, _ := statusOf().(admin.Status)
 			return st
@@ -42,19 +41,18 @@ func (a *App) buildConsole(token keys.Secret) (*console.Server, error) {
 	})
 }
 
-// tokenAuthenticator accepts the admin token, compared in constant time,
-// as an admin named "admin"; nil when there is no token.
-func tokenAuthenticator(token keys.Secret) func(string) (name, role string, ok bool) {
-	if token.IsZero() {
+// operatorAuthenticator signs an operator in by its admin token, under
+// its name and role; nil when no operator is configured.
+func operatorAuthenticator(operators *admin.Operators) func(string) (name, role string, ok bool) {
+	if operators == nil || operators.Len() == 0 {
 		return nil
 	}
-	want := sha256.Sum256([]byte(token.Reveal()))
-	return func(got string) (string, string, bool) {
-		h := sha256.Sum256([]byte(got))
-		if subtle.ConstantTimeCompare(h[:], want[:]) != 1 {
+	return func(token string) (string, string, bool) {
+		op, ok := operators.Lookup(token)
+		if !ok {
 			return "", "", false
 		}
-		return "admin", console.RoleAdmin, true
+		return op.Name, op.Role.String(), true
 	}
 }
 
