@@ -49,34 +49,38 @@ func Parse(data []byte, source string) (*Config, error) {
 // lookup means an empty environment.
 func ParseWithEnv(data []byte, source string, lookup func(string) (string, bool)) (*Config, error) {
 	c := &Config{source: source, lines: map[string]int{}, envs: map[string]string{}}
-	if err := c.decode(data); err != nil {
+	schema, err := c.decode(data)
+	if err != nil {
 		return nil, err
 	}
 	c.applyEnv(lookup)
 	c.ApplyDefaults()
-	if err := c.Validate(); err != nil {
-		return nil, err
+	if err := c.Validate(); err != nil || len(schema) > 0 {
+		return nil, mergeErrors(schema, err)
 	}
 	return c, nil
 }
 
 // decode checks the document against the Config schema, recording the line
-// of every field, and then decodes it into c.
-func (c *Config) decode(data []byte) error {
+// of every field, and then decodes it into c. A document that is not YAML
+// is a fatal error; schema errors (unknown fields, values of the wrong
+// type) are returned apart, with what could be decoded left in c, so that
+// validation can report the document's other mistakes in the same pass.
+func (c *Config) decode(data []byte) (schema []error, fatal error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := safeDecode(dec, &doc); err != nil {
 		if errors.Is(err, io.EOF) {
-			return nil // empty document: all defaults
+			return nil, nil // empty document: all defaults
 		}
-		return c.yamlError(err)
+		return nil, c.syntaxError(data, err)
 	}
 	var extra yaml.Node
 	if err := safeDecode(dec, &extra); !errors.Is(err, io.EOF) {
 		if err != nil {
-			return c.yamlError(err)
+			return nil, c.syntaxError(data, err)
 		}
-		return &FieldError{Source: c.source, Line: extra.Line, Msg: "multiple YAML documents are not supported"}
+		return nil, &FieldError{Source: c.source, Line: extra.Line, Msg: "multiple YAML documents are not supported"}
 	}
 
 	root := &doc
@@ -86,7 +90,9 @@ func (c *Config) decode(data []byte) error {
 	w := walker{source: c.source, lines: c.lines, budget: maxWalk}
 	w.walk(root, reflect.TypeFor[Config](), "")
 	if len(w.errs) > 0 {
-		return errors.Join(w.errs...)
+		// Decode what can be, leniently: the walk has reported the rest.
+		_ = safeDecode(yaml.NewDecoder(bytes.NewReader(data)), c)
+		return w.errs, nil
 	}
 
 	// The walk has already rejected everything the strict decoder would,
@@ -94,10 +100,122 @@ func (c *Config) decode(data []byte) error {
 	dec = yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := safeDecode(dec, c); err != nil && !errors.Is(err, io.EOF) {
-		return c.yamlError(err)
+		return nil, c.yamlError(err)
 	}
-	return nil
+	return nil, nil
 }
+
+// mergeErrors joins a document's schema errors with its validation errors,
+// in the order of their lines, leaving out a validation error about a field
+// whose value a schema error already refused (it was not decoded, so the
+// validator saw a zero value).
+func mergeErrors(schema []error, validation error) error {
+	all := append([]error(nil), schema...)
+	refused := make(map[string]bool, len(schema))
+	for _, e := range schema {
+		var fe *FieldError
+		if errors.As(e, &fe) {
+			refused[fe.Field] = true // "": the document itself
+		}
+	}
+	for _, e := range leafErrors(validation) {
+		var fe *FieldError
+		if errors.As(e, &fe) && len(schema) > 0 && refusedField(refused, fe.Field) {
+			continue
+		}
+		all = append(all, e)
+	}
+	slices.SortStableFunc(all, func(a, b error) int {
+		var fa, fb *FieldError
+		errors.As(a, &fa)
+		errors.As(b, &fb)
+		if fa == nil || fb == nil || fa.Line == 0 || fb.Line == 0 {
+			return 0
+		}
+		return fa.Line - fb.Line
+	})
+	return errors.Join(all...)
+}
+
+// refusedField reports whether field, or a field it lies in or that lies
+// in it, is in refused; every field is when the document itself is.
+func refusedField(refused map[string]bool, field string) bool {
+	if refused[""] {
+		return true
+	}
+	for f := range refused {
+		if f == field || strings.HasPrefix(field, f+".") || strings.HasPrefix(field, f+"[") ||
+			strings.HasPrefix(f, field+".") || strings.HasPrefix(f, field+"[") {
+			return true
+		}
+	}
+	return false
+}
+
+// leafErrors flattens joined errors.
+func leafErrors(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, leafErrors(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
+
+// syntaxError converts a YAML syntax error into a *FieldError at the line
+// where the document stops being YAML. yaml.v3 reports some errors at the
+// line where the enclosing block began (an indentation slip on line 4 of a
+// list that starts on line 2 is reported at line 1), so the line is found
+// again: the first line whose prefix of the document fails to parse with
+// the same message.
+func (c *Config) syntaxError(data []byte, err error) error {
+	out := c.yamlError(err)
+	var fe *FieldError
+	sm := yamlLine.FindStringSubmatch(err.Error())
+	if !errors.As(out, &fe) || sm == nil {
+		return out
+	}
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	if len(lines) > maxSyntaxScan || len(data) > maxSyntaxScanBytes {
+		return out
+	}
+	end := 0
+	for i, l := range lines {
+		end += len(l)
+		var n yaml.Node
+		perr := safeDecode(yaml.NewDecoder(bytes.NewReader(data[:end])), &n)
+		if perr == nil || errors.Is(perr, io.EOF) {
+			continue
+		}
+		if m := yamlLine.FindStringSubmatch(perr.Error()); m != nil && m[2] == sm[2] {
+			if i+1 > fe.Line {
+				fe.Line = i + 1
+				fe.Field = c.fieldAtLine(fe.Line)
+				if fe.Field == "" && !strings.HasPrefix(fe.Msg, "invalid YAML: ") {
+					fe.Msg = "invalid YAML: " + fe.Msg
+				}
+			}
+			break
+		}
+	}
+	if strings.Contains(fe.Msg, "did not find expected") || strings.Contains(fe.Msg, "cannot start any token") {
+		fe.Msg += " (check this line's indentation: spaces, not tabs, lined up with its siblings)"
+	}
+	return out
+}
+
+// maxSyntaxScan and maxSyntaxScanBytes bound the documents whose syntax
+// error line is searched for (one parse per line); larger ones keep the
+// line yaml.v3 gave.
+const (
+	maxSyntaxScan      = 2000
+	maxSyntaxScanBytes = 256 << 10
+)
 
 // safeDecode calls dec.Decode(v), turning a panic into an error. yaml.v3
 // converts its own failures to errors; any other panic is a bug in it and

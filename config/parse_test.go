@@ -537,3 +537,45 @@ func TestMarshalRoundTrip(t *testing.T) {
 		t.Errorf("durations are not marshaled as duration strings:\n%s", data)
 	}
 }
+
+// TestSyntaxErrorAtItsLine: an indentation slip inside a list is reported
+// at the line that slipped, not where the list began, with a hint.
+func TestSyntaxErrorAtItsLine(t *testing.T) {
+	doc := `providers:
+  - name: openai
+    type: openai
+   base_url: https://api.openai.com/v1
+    api_key: env://OPENAI_API_KEY
+` + okCallers
+	_, err := ParseWithEnv([]byte(doc), "veil.yaml", noEnv)
+	errs := fieldErrors(t, err)
+	if len(errs) != 1 || errs[0].Line != 4 || !strings.Contains(errs[0].Msg, "indentation") {
+		t.Fatalf("got %v, want one error at line 4 about indentation", err)
+	}
+}
+
+// TestAllMistakesAtOnce: schema mistakes (an unknown field, a value of the
+// wrong type) and validation mistakes (an unknown provider type, a caller
+// without scope) are reported together, in line order, so one pass
+// fixes them all; a field whose value was refused is not reported again.
+func TestAllMistakesAtOnce(t *testing.T) {
+	doc := `providers:
+  - name: openai
+    type: openia
+    base_url: https://api.openai.com/v1
+    api_key: env://OPENAI_API_KEY
+    timeout: fast
+callers:
+  - name: app
+    token: env://T
+limits:
+  max_in_flight: many
+`
+	_, err := ParseWithEnv([]byte(doc), "veil.yaml", noEnv)
+	checkErrors(t, doc, err, []wantErr{
+		{field: "providers[0].type", at: "type: openia", msg: "unsupported provider type"},
+		{field: "providers[0].timeout", at: "timeout: fast", msg: "unknown field"},
+		{field: "callers[0].suppliers", at: "- name: app", msg: "is required"},
+		{field: "limits.max_in_flight", at: "max_in_flight: many", msg: "must be an integer"},
+	})
+}
