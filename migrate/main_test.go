@@ -247,6 +247,6 @@ func startMigration(t testing.TB, r *rig, supplier string, stages []Stage) *Migr
 }
 
 // decide returns the decision for a request without user of supplier.
-func decide(m *Manager, supplier string) (decision, bool) {
-	return m.decide([]byte(supplier), nil, 1)
+func decide(m *Manager, supplier string) (Decision, bool) {
+	return m.Decide([]byte(supplier), nil, 1)
 }

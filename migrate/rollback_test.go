@@ -166,7 +166,7 @@ func TestRollbackChain(t *testing.T) {
 	}
 	src, tgt := 0, 0
 	for spread := range uint64(1000) {
-		d, ok := r.m.decide([]byte("capture-moments"), nil, spread)
+		d, ok := r.m.Decide([]byte("capture-moments"), nil, spread)
 		switch {
 		case !ok || d.ID != back.ID:
 			t.Fatalf("ramping back: %+v, %v", d, ok)

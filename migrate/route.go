@@ -3,29 +3,66 @@ package migrate
 import (
 	"github.com/wedsync/veil/billing"
 	"github.com/wedsync/veil/internal/mix"
+	"github.com/wedsync/veil/policy"
 )
 
-// decision is which system serves one request of a supplier with a
-// migration.
-type decision struct {
+// Decision is which system serves one request of a supplier that a
+// migration routes, and why: the migration deciding and where it stands.
+// It is what Decide returns and what Apply turns into a policy request,
+// for the proxy and for the admin explanation alike.
+type Decision struct {
 	// ID is the migration whose state decides: the ramping or completed
 	// one, or, while a newer one is planned or after it rolled back, the
 	// completed migration that put the supplier on its current system.
-	ID string
-	// Status, Stage and Share are that migration's.
-	Status Status
-	Stage  int
-	Share  float64
+	ID string `json:"migration"`
+	// Status, Stage and Share are that migration's; Stages is how many
+	// stages it has and Reason why it was made, such as quota_exhausted
+	// for a switch out of platform quota.
+	Status Status  `json:"status"`
+	Stage  int     `json:"stage"`
+	Stages int     `json:"stages"`
+	Share  float64 `json:"share"`
+	Reason string  `json:"reason,omitempty"`
 	// Mode is the chosen system, platform or client, whose key source
 	// serves the request (policy.Request.Source).
-	Mode billing.Mode
+	Mode billing.Mode `json:"mode"`
 	// Provider and KeyRef are the chosen system's, empty when it names
 	// none.
-	Provider string
-	KeyRef   string
+	Provider string `json:"provider,omitempty"`
+	KeyRef   string `json:"key_ref,omitempty"`
 	// ToTarget is true when the migration's target serves the request; it
 	// is the path to give Observe.
-	ToTarget bool
+	ToTarget bool `json:"to_target"`
+}
+
+// Switched reports whether the deciding migration is a switch out of
+// platform quota (Exhausted) rather than a planned migration.
+func (d Decision) Switched() bool { return d.Reason == ReasonQuotaExhausted }
+
+// Apply sets the key sources of req, a request of the supplier d was
+// decided for, as the proxy plans it: every attempt on d's system and, for
+// a request sent to the migration's target, the source's key after them
+// (so that a broken target costs no request) and the target's provider
+// first for the models it lists or maps.
+func (d Decision) Apply(req *policy.Request) {
+	req.Source = d.Mode.First()
+	if !d.ToTarget {
+		return
+	}
+	req.Fallback = billing.PlatformKey
+	if req.Source == billing.PlatformKey {
+		req.Fallback = billing.ClientKey
+	}
+	req.Provider = d.Provider
+}
+
+// Routing is how a supplier's migration splits its requests: Share of
+// them, by the hash Decide describes, go to Target, the rest to Source.
+// Outside a ramp Share is 1 and Source equals Target.
+type Routing struct {
+	Share  float64  `json:"share"`
+	Source Decision `json:"source"`
+	Target Decision `json:"target"`
 }
 
 // table is the immutable routing state the hot path reads through an
@@ -42,8 +79,8 @@ type entry struct {
 	split     bool
 	all       bool
 	threshold uint64
-	source    decision
-	target    decision
+	source    Decision
+	target    Decision
 }
 
 // shareThreshold returns the hash threshold below which a request goes to
@@ -55,16 +92,18 @@ func shareThreshold(share float64) uint64 {
 	return uint64(share*(1<<53)) << 11
 }
 
-// decide returns the decision for a request of supplier, and false when
-// the supplier has no migration that routes it; see Route.
-func (m *Manager) decide(supplier, user []byte, spread uint64) (decision, bool) {
+// Decide returns the decision for a request of supplier, and false when
+// the supplier has no migration that routes it (its policy decides); see
+// Route for how a ramp splits requests. It takes no lock and does not
+// allocate.
+func (m *Manager) Decide(supplier, user []byte, spread uint64) (Decision, bool) {
 	t := m.table.Load()
 	if t == nil {
-		return decision{}, false
+		return Decision{}, false
 	}
 	e := t.suppliers[string(supplier)]
 	if e == nil {
-		return decision{}, false
+		return Decision{}, false
 	}
 	if !e.split || e.all {
 		return e.target, true
@@ -96,11 +135,30 @@ func (m *Manager) decide(supplier, user []byte, spread uint64) (decision, bool) 
 // was planned from, if any, routes instead. It takes no lock and does not
 // allocate.
 func (m *Manager) Route(supplier, user []byte, spread uint64) (source billing.KeySource, id string, toTarget, ok bool) {
-	d, ok := m.decide(supplier, user, spread)
+	d, ok := m.Decide(supplier, user, spread)
 	if !ok {
 		return "", "", false, false
 	}
 	return d.Mode.First(), d.ID, d.ToTarget, true
+}
+
+// Routing returns how supplier's migration splits its requests, from the
+// same table Decide reads, and false when no migration routes the
+// supplier.
+func (m *Manager) Routing(supplier string) (Routing, bool) {
+	t := m.table.Load()
+	if t == nil {
+		return Routing{}, false
+	}
+	e := t.suppliers[supplier]
+	if e == nil {
+		return Routing{}, false
+	}
+	r := Routing{Share: 1, Source: e.source, Target: e.target}
+	if e.split && !e.all {
+		r.Share = e.target.Share
+	}
+	return r, true
 }
 
 // FNV-1a, 64 bits.
@@ -124,9 +182,9 @@ func userHash(supplier, user []byte) uint64 {
 }
 
 // decisionOf returns the decision for t on behalf of migration mg.
-func decisionOf(mg *Migration, t Target, toTarget bool) decision {
-	return decision{ID: mg.ID, Status: mg.Status, Stage: mg.Stage, Share: mg.Share(),
-		Mode: t.Mode, Provider: t.Provider, KeyRef: t.KeyRef, ToTarget: toTarget}
+func decisionOf(mg *Migration, t Target, toTarget bool) Decision {
+	return Decision{ID: mg.ID, Status: mg.Status, Stage: mg.Stage, Stages: len(mg.Stages), Share: mg.Share(),
+		Reason: mg.Reason, Mode: t.Mode, Provider: t.Provider, KeyRef: t.KeyRef, ToTarget: toTarget}
 }
 
 // routeOf returns the routing of a supplier whose claim names mg, or nil

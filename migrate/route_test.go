@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/wedsync/veil/billing"
+	"github.com/wedsync/veil/policy"
 )
 
 // rampAt returns a rig with a migration of "capture-moments" ramping at a
@@ -60,9 +61,9 @@ func TestRouteStablePerUser(t *testing.T) {
 	onTarget := 0
 	for u := range users {
 		user := []byte("couple-" + strconv.Itoa(u))
-		first, _ := r.m.decide(supplier, user, 0)
+		first, _ := r.m.Decide(supplier, user, 0)
 		for spread := range uint64(20) {
-			d, ok := r.m.decide(supplier, user, spread*7919+1)
+			d, ok := r.m.Decide(supplier, user, spread*7919+1)
 			if !ok || d.ToTarget != first.ToTarget {
 				t.Fatalf("user %s moved between systems with the spread", user)
 			}
@@ -89,7 +90,7 @@ func TestRouteStablePerUser(t *testing.T) {
 	r2, _ := rampAt(t, 0.50)
 	for u := range users {
 		user := []byte("couple-" + strconv.Itoa(u))
-		d, _ := r2.m.decide(supplier, user, 0)
+		d, _ := r2.m.Decide(supplier, user, 0)
 		if atTen[u] && !d.ToTarget {
 			t.Fatalf("user %s on the target at 10%% is back on the source at 50%%", user)
 		}
@@ -116,7 +117,13 @@ func TestHotPathAllocs(t *testing.T) {
 		{"route by spread", func() { spread++; _, _, _, _ = r.m.Route(supplier, nil, spread) }},
 		{"route by user", func() { _, _, _, _ = r.m.Route(supplier, user, spread) }},
 		{"route without a migration", func() { _, _, _, _ = r.m.Route(other, user, spread) }},
-		{"decide", func() { _, _ = r.m.decide(supplier, user, spread) }},
+		{"decide", func() { _, _ = r.m.Decide(supplier, user, spread) }},
+		{"decide and apply", func() {
+			var req policy.Request
+			if d, ok := r.m.Decide(supplier, nil, spread); ok {
+				d.Apply(&req)
+			}
+		}},
 		{"observe", func() { r.m.Observe(mg.ID, true, 200, 120*time.Millisecond, 0.0012) }},
 		{"observe unknown", func() { r.m.Observe("mig-00000000", false, 500, time.Second, 0) }},
 	} {
@@ -166,4 +173,58 @@ func BenchmarkObserve(b *testing.B) {
 			r.m.Observe(mg.ID, true, 200, 120*time.Millisecond, 0.0012)
 		}
 	})
+}
+
+// TestDecisionApply: a decision sets the key sources a request is planned
+// with; the target's provider and the source's key as fallback only for a
+// request sent to the target.
+func TestDecisionApply(t *testing.T) {
+	tests := []struct {
+		name       string
+		d          Decision
+		source, fb billing.KeySource
+		provider   string
+	}{
+		{"to a client target", Decision{Mode: billing.ModeClient, Provider: "anthropic", ToTarget: true},
+			billing.ClientKey, billing.PlatformKey, "anthropic"},
+		{"to a platform target", Decision{Mode: billing.ModePlatform, Provider: "openai", ToTarget: true},
+			billing.PlatformKey, billing.ClientKey, "openai"},
+		{"on the source", Decision{Mode: billing.ModePlatform, Provider: "openai"}, billing.PlatformKey, "", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var req policy.Request
+			tc.d.Apply(&req)
+			if req.Source != tc.source || req.Fallback != tc.fb || req.Provider != tc.provider {
+				t.Errorf("request with source %q, fallback %q, provider %q; want %q, %q, %q",
+					req.Source, req.Fallback, req.Provider, tc.source, tc.fb, tc.provider)
+			}
+		})
+	}
+}
+
+// TestRouting: Routing reports the split Decide makes: the stage's share,
+// both paths with the migration's place, and one path outside a ramp.
+func TestRouting(t *testing.T) {
+	r, mg := rampAt(t, 0.5)
+	rt, ok := r.m.Routing("capture-moments")
+	if !ok || rt.Share != 0.5 || rt.Target.ID != mg.ID || !rt.Target.ToTarget || rt.Target.Mode != billing.ModeClient ||
+		rt.Source.ToTarget || rt.Source.Mode != billing.ModePlatform || rt.Target.Stage != 0 || rt.Target.Stages != 2 ||
+		rt.Target.Reason != "supplier request" || rt.Target.Status != StatusRamping {
+		t.Errorf("Routing while ramping = %+v, %v", rt, ok)
+	}
+	if _, ok := r.m.Routing("bella-photography"); ok {
+		t.Error("Routing of a supplier without a migration")
+	}
+	r.clock.Advance(DefaultDwell)
+	feed(r.m, mg.ID, true, DefaultMinSample, 0, time.Millisecond, 0)
+	feed(r.m, mg.ID, false, DefaultMinSample, 0, time.Millisecond, 0)
+	r.step(t) // to 100%
+	r.clock.Advance(DefaultDwell)
+	feed(r.m, mg.ID, true, DefaultMinSample, 0, time.Millisecond, 0)
+	r.step(t) // completed
+	rt, ok = r.m.Routing("capture-moments")
+	if !ok || rt.Share != 1 || rt.Source != rt.Target || rt.Target.Status != StatusCompleted || rt.Target.Stage != 1 {
+		t.Errorf("Routing once completed = %+v, %v", rt, ok)
+	}
 }

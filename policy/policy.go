@@ -25,6 +25,9 @@ const (
 	ReasonSpread      = "season_spread"
 	ReasonRegion      = "region"
 	ReasonMigration   = "migration_fallback"
+	// ReasonMigrationProvider marks the provider a migration moves the
+	// supplier to, tried first for the models it lists or maps.
+	ReasonMigrationProvider = "migration_provider"
 )
 
 // ErrNoProvider means no configured provider can serve the request.
@@ -61,6 +64,12 @@ type Request struct {
 	// others: a migration's target falling back to the system the supplier
 	// moves from, so that a broken target costs no request.
 	Fallback billing.KeySource
+	// Provider, when set, names the provider a migration moves the
+	// supplier to: for a model it lists or maps (model_map), it is tried
+	// first with the request's key source, ahead of the supplier's
+	// preferred provider. For other models, and within a workflow's
+	// provider chain, it changes nothing.
+	Provider string
 	// Workflow is the X-Workflow hint; unknown workflows use the default
 	// routing.
 	Workflow []byte
@@ -318,12 +327,12 @@ func (p *Policy) Plan(dst []Attempt, req *Request) ([]Attempt, error) {
 		return dst, fmt.Errorf("model %q, workflow %s: %w", model, r.workflow, ErrModelNotAllowed)
 	}
 	n := len(dst)
-	dst = p.candidates(dst, req, model, r, se, first, "")
+	dst = p.candidates(dst, req, model, r, se, first, "", p.migrationProvider(req.Provider, model))
 	if then != "" {
-		dst = p.candidates(dst, req, model, r, se, then, ReasonPlatform)
+		dst = p.candidates(dst, req, model, r, se, then, ReasonPlatform, nil)
 	}
 	if fb := req.Fallback; fb.Valid() && fb != first && fb != then {
-		dst = p.candidates(dst, req, model, r, se, fb, ReasonMigration)
+		dst = p.candidates(dst, req, model, r, se, fb, ReasonMigration, nil)
 	}
 	if len(dst) == n {
 		return dst, fmt.Errorf("model %q: %w", model, ErrNoProvider)
@@ -446,11 +455,24 @@ func usable(pr *provider.Provider, source billing.KeySource) bool {
 	return source == billing.ClientKey || pr.Platform() != nil
 }
 
+// migrationProvider is the provider named, when it lists or maps model;
+// else nil.
+func (p *Policy) migrationProvider(name string, model []byte) *provider.Provider {
+	if name == "" {
+		return nil
+	}
+	if pr := p.byName(name); pr != nil && pr.Lists(model) {
+		return pr
+	}
+	return nil
+}
+
 // candidates appends the providers that can serve model with keys of
-// source: the workflow's chain, or the supplier's preferred provider, the
-// providers listing the model, then the default provider. A non-empty
-// reason replaces each attempt's own.
-func (p *Policy) candidates(dst []Attempt, req *Request, model []byte, r *route, se *season, source billing.KeySource, reason string) []Attempt {
+// source: the workflow's chain, or the migration's provider (moved, when
+// set), the supplier's preferred provider, the providers listing the
+// model, then the default provider. A non-empty reason replaces each
+// attempt's own.
+func (p *Policy) candidates(dst []Attempt, req *Request, model []byte, r *route, se *season, source billing.KeySource, reason string, moved *provider.Provider) []Attempt {
 	supplier := req.Supplier
 	add := func(pr *provider.Provider, why string) {
 		if reason != "" {
@@ -467,7 +489,9 @@ func (p *Policy) candidates(dst []Attempt, req *Request, model []byte, r *route,
 		}
 		return dst
 	}
-	if pr := p.preferred[string(supplier)]; pr != nil && pr.Serves(model) && usable(pr, source) {
+	if moved != nil && usable(moved, source) {
+		add(moved, ReasonMigrationProvider)
+	} else if pr := p.preferred[string(supplier)]; pr != nil && pr.Serves(model) && usable(pr, source) {
 		add(pr, ReasonPreferred)
 	} else if pr := p.spread(se, supplier, req.Spread); pr != nil && pr.Serves(model) && usable(pr, source) {
 		add(pr, ReasonSpread)

@@ -295,3 +295,66 @@ func TestPlanFallback(t *testing.T) {
 		})
 	}
 }
+
+// TestPlanMigrationProvider: the provider a migration moves a supplier to
+// goes first, asked for its own name of the model, for the models it lists
+// or maps; other models, a workflow's chain and the fallback attempts are
+// planned as without it.
+func TestPlanMigrationProvider(t *testing.T) {
+	openai := mustProvider(t, "openai")
+	mapped, err := provider.New(config.Provider{Name: "anthropic", Type: "openai", BaseURL: "http://127.0.0.1:1/v1",
+		ModelMap: map[string]string{"gpt-4o": "claude-sonnet-4"}}, nil, provider.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := New(Options{Providers: []*provider.Provider{openai, mapped}, DefaultProvider: "openai",
+		Preferred: map[string]string{"bella": "openai"},
+		Routes:    []config.Route{{Workflow: "venue", Providers: []string{"openai"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		req  Request
+		want string // provider:model:source:reason, ...
+	}{
+		{"mapped model on the migration's provider first",
+			Request{Model: []byte("gpt-4o"), Source: billing.ClientKey, Provider: "anthropic"},
+			"anthropic:claude-sonnet-4:client:migration_provider,openai:gpt-4o:client:fallback_provider"},
+		{"the fallback is planned as without it",
+			Request{Model: []byte("gpt-4o"), Source: billing.ClientKey, Fallback: billing.PlatformKey, Provider: "anthropic"},
+			"anthropic:claude-sonnet-4:client:migration_provider,openai:gpt-4o:client:fallback_provider,openai:gpt-4o:platform:migration_fallback"},
+		{"a model it does not list",
+			Request{Model: []byte("gpt-4o-mini"), Source: billing.ClientKey, Provider: "anthropic"},
+			"openai:gpt-4o-mini:client:preferred_provider"},
+		{"a provider listing nothing changes nothing",
+			Request{Model: []byte("gpt-4o"), Source: billing.PlatformKey, Provider: "openai"},
+			"openai:gpt-4o:platform:preferred_provider"},
+		{"a workflow's chain",
+			Request{Model: []byte("gpt-4o"), Source: billing.ClientKey, Provider: "anthropic", Workflow: []byte("venue")},
+			"openai:gpt-4o:client:workflow_route"},
+		{"an unknown provider", Request{Model: []byte("gpt-4o"), Source: billing.ClientKey, Provider: "azure"},
+			"openai:gpt-4o:client:preferred_provider,anthropic:claude-sonnet-4:client:model_listed"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.req.Understood, tc.req.Supplier = true, []byte("bella")
+			got, err := p.Plan(nil, &tc.req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var b []string
+			for _, a := range got {
+				b = append(b, a.Provider.Name()+":"+string(a.Model)+":"+string(a.Source)+":"+a.Reason)
+			}
+			if s := strings.Join(b, ","); s != tc.want {
+				t.Errorf("plan %s\nwant %s", s, tc.want)
+			}
+		})
+	}
+	req := &Request{Model: []byte("gpt-4o"), Understood: true, Source: billing.ClientKey, Provider: "anthropic"}
+	buf := make([]Attempt, 0, 4)
+	if a := testing.AllocsPerRun(100, func() { _, _ = p.Plan(buf[:0], req) }); a != 0 {
+		t.Errorf("%.1f allocations per plan with a migration's provider", a)
+	}
+}

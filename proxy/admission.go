@@ -125,11 +125,10 @@ func (s *Server) scan(ctx *fasthttp.RequestCtx, x *exchange) bool {
 // the request, then policy for the targets to try in order.
 func (s *Server) planTargets(ctx *fasthttp.RequestCtx, x *exchange) bool {
 	x.spread = s.spread.Add(1) * 0x9E3779B97F4A7C15
-	source, fallback := s.route(x)
-	plan, err := x.rt.Policy.Plan(x.planBuf[:0], &policy.Request{Model: x.fields.Model, Understood: x.ep.understood,
-		Supplier: x.supplier, Workflow: ctx.Request.Header.Peek("X-Workflow"), Now: x.start, Spread: x.spread, Source: source,
-		Fallback: fallback,
-		Health:   s.health})
+	req := policy.Request{Model: x.fields.Model, Understood: x.ep.understood, Supplier: x.supplier,
+		Workflow: ctx.Request.Header.Peek("X-Workflow"), Now: x.start, Spread: x.spread, Health: s.health}
+	s.route(x, &req)
+	plan, err := x.rt.Policy.Plan(x.planBuf[:0], &req)
 	switch {
 	case errors.Is(err, policy.ErrModelNotAllowed):
 		x.fail(ctx, &Error{Status: fasthttp.StatusBadRequest, Type: typeInvalidRequest, Code: "model_not_allowed", Param: "model",

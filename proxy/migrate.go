@@ -5,19 +5,21 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/wedsync/veil/billing"
+	"github.com/wedsync/veil/migrate"
+	"github.com/wedsync/veil/policy"
 )
 
 // Migrations splits a supplier's traffic between the system it pays with
 // now (platform keys or its own) and the one it moves to; see
 // migrate.Manager.
 type Migrations interface {
-	// Route says which system serves this request of a supplier with a
-	// migration under way: its key source, the migration's ID and whether
-	// that is the system the supplier moves to; ok is false for a supplier
-	// without one. user is the request's "user" field, so that a
-	// conversation stays on one side.
-	Route(supplier, user []byte, spread uint64) (source billing.KeySource, id string, toTarget, ok bool)
+	// Decide says which system serves this request of a supplier with a
+	// migration under way, and which migration decides; ok is false for a
+	// supplier without one. user is the request's "user" field, so that a
+	// conversation stays on one side. The decision's Apply sets the
+	// request's key sources, as GET /admin/explain does with the same
+	// decision.
+	Decide(supplier, user []byte, spread uint64) (d migrate.Decision, ok bool)
 	// Exhausted is told, without waiting, that a supplier's platform quota
 	// ran out on provider and its request was served on its own key: the
 	// supplier is moved to its own key for good (a migration with reason
@@ -35,26 +37,21 @@ type migration struct {
 }
 
 // route asks the supplier's migration, if any, which system serves this
-// request, and returns the key source the plan must use ("" for the
-// supplier's mode's) and, for a request sent to the migration's target,
-// the one to fall back to when the target fails.
-func (s *Server) route(x *exchange) (mode, fallback billing.KeySource) {
+// request, and sets the key sources (and the target's provider) the plan
+// must use on req; without a migration req keeps the supplier's mode's.
+func (s *Server) route(x *exchange, req *policy.Request) {
 	if s.migrations == nil {
-		return "", ""
+		return
 	}
-	mode, id, toTarget, ok := s.migrations.Route(x.supplier, x.fields.User, x.spread)
+	d, ok := s.migrations.Decide(x.supplier, x.fields.User, x.spread)
 	if !ok {
-		return "", ""
+		return
 	}
-	x.migration = migration{id: id, toTarget: toTarget}
-	if toTarget {
+	d.Apply(req)
+	x.migration = migration{id: d.ID, toTarget: d.ToTarget}
+	if d.ToTarget {
 		x.reason = "migration"
-		fallback = billing.PlatformKey
-		if mode == billing.PlatformKey {
-			fallback = billing.ClientKey
-		}
 	}
-	return mode, fallback
 }
 
 // observeMigration feeds a finished request to its migration's gates. A

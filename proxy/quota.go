@@ -51,6 +51,9 @@ func (s *Server) reserveQuota(ctx *fasthttp.RequestCtx, x *exchange) bool {
 	limit := refusal.Denial.Limit
 	if refusal.Tier.OnExhausted == config.ExhaustedSwitchToClient && s.switchToClient(x) {
 		x.reason = "quota_exhausted:" + limit
+		// Served on the supplier's key by its tier, not by the split of a
+		// migration under way: the migration's gates do not count it.
+		x.migration = migration{}
 		s.log.Info("platform quota exhausted; serving on the supplier's own key", zap.ByteString("request_id", x.reqID),
 			zap.ByteString("supplier", x.supplier), zap.String("tier", refusal.Tier.Name), zap.String("limit", limit))
 		if s.migrations != nil {
