@@ -71,6 +71,12 @@ type Options struct {
 	Probe func(ctx context.Context, supplier string, to Target) ProbeResult
 	// Prices prices cost estimates; nil estimates at recorded costs only.
 	Prices Pricer
+	// Serving says which provider and model would serve a supplier's
+	// call for model (as its usage recorded it) in workflow on system to,
+	// as routing plans it (Served with the policy in force); ok false when
+	// none would. Nil prices the same model on to's provider, or on the
+	// recorded one when to names none.
+	Serving func(supplier, workflow, model string, to Target) (provider, served string, ok bool)
 	// Current returns the system a supplier is on by its configuration
 	// (its mode), for suppliers no completed migration moved. Nil means
 	// PlanRequest.From must say.

@@ -260,6 +260,9 @@ type CostEstimate struct {
 	// Unpriced counts requests of models without a price today (current
 	// or target): those are counted at their recorded cost.
 	Unpriced int64 `json:"unpriced_requests"`
+	// UnpricedModels names the provider/model pairs without a price
+	// today, on either side, sorted.
+	UnpricedModels []string `json:"unpriced_models,omitempty"`
 
 	// BilledNow and BilledAfter are who pays, before and after:
 	// "platform" (WedSync) or "client" (the supplier).
@@ -273,21 +276,75 @@ type CostEstimate struct {
 	// Models breaks the estimate down by provider and model, the most
 	// expensive first.
 	Models []ModelEstimate `json:"models,omitempty"`
+
+	// Projection is the supplier's cost a year forward, month by month
+	// with the wedding season, now and after the migration; nil for a
+	// switch, which estimates nothing.
+	Projection *CostProjection `json:"projection,omitempty"`
+}
+
+// CostProjection is a supplier's daily cost of the last ProjectionDays
+// days (today left out), at today's prices on its current system and on
+// the target, projected twelve months forward by package forecast: peak
+// days (March to October) and off-peak days each at their own daily rate.
+type CostProjection struct {
+	// Basis says in one sentence how the daily rates were found, and
+	// HistoryDays how many days of history they came from.
+	Basis       string `json:"basis"`
+	HistoryDays int    `json:"history_days"`
+	// PeakFactor is how many times an off-peak day a peak day costs, and
+	// Measured whether the history measured it (at least forecast.MinDays
+	// days of each kind) rather than the default.
+	PeakFactor float64 `json:"peak_factor"`
+	Measured   bool    `json:"peak_factor_measured"`
+	// Months are the twelve months after the plan's.
+	Months []MonthProjection `json:"months"`
+	// NowUSD and AfterUSD are the year's totals on the current system and
+	// on the target; PlatformDeltaUSD and ClientDeltaUSD how what WedSync
+	// and the supplier pay over the year would change.
+	NowUSD           float64 `json:"now_usd"`
+	AfterUSD         float64 `json:"after_usd"`
+	PlatformDeltaUSD float64 `json:"platform_delta_usd"`
+	ClientDeltaUSD   float64 `json:"client_delta_usd"`
+	// Busiest is the month (YYYY-MM) projected to cost the most now.
+	Busiest string `json:"busiest_month"`
+}
+
+// MonthProjection is one projected month, now and after, by who pays.
+type MonthProjection struct {
+	// Month is YYYY-MM; PeakDays how many of its days are in the season.
+	Month    string `json:"month"`
+	PeakDays int    `json:"peak_days"`
+	// NowUSD and AfterUSD are the month on the current system and on the
+	// target.
+	NowUSD   float64 `json:"now_usd"`
+	AfterUSD float64 `json:"after_usd"`
+	// The same, by who pays: WedSync (platform) and the supplier
+	// (client).
+	PlatformNowUSD   float64 `json:"platform_now_usd"`
+	ClientNowUSD     float64 `json:"client_now_usd"`
+	PlatformAfterUSD float64 `json:"platform_after_usd"`
+	ClientAfterUSD   float64 `json:"client_after_usd"`
 }
 
 // ModelEstimate is the part of a CostEstimate for one provider and model.
 type ModelEstimate struct {
-	Provider         string  `json:"provider"`
-	Model            string  `json:"model"`
-	Requests         int64   `json:"requests"`
-	PromptTokens     int64   `json:"prompt_tokens"`
-	CompletionTokens int64   `json:"completion_tokens"`
-	CachedTokens     int64   `json:"cached_tokens"`
-	RecordedUSD      float64 `json:"recorded_usd"`
-	CurrentUSD       float64 `json:"current_usd"`
-	TargetUSD        float64 `json:"target_usd"`
-	// Priced is false when today's price of the model, on its provider or
-	// the target's, is unknown.
+	Provider         string `json:"provider"`
+	Model            string `json:"model"`
+	Requests         int64  `json:"requests"`
+	PromptTokens     int64  `json:"prompt_tokens"`
+	CompletionTokens int64  `json:"completion_tokens"`
+	CachedTokens     int64  `json:"cached_tokens"`
+	// TargetProvider and TargetModel are what serves the model after the
+	// migration, as routing plans it: the target's provider when it lists
+	// or maps the model, asked for its model_map name.
+	TargetProvider string  `json:"target_provider"`
+	TargetModel    string  `json:"target_model"`
+	RecordedUSD    float64 `json:"recorded_usd"`
+	CurrentUSD     float64 `json:"current_usd"`
+	TargetUSD      float64 `json:"target_usd"`
+	// Priced is false when today's price of the model on its provider, or
+	// of the target model on the target provider, is unknown.
 	Priced bool `json:"priced"`
 }
 
@@ -379,6 +436,12 @@ func (m *Migration) clone() *Migration {
 	c.Stages = slices.Clone(m.Stages)
 	c.Events = slices.Clone(m.Events)
 	c.Estimate.Models = slices.Clone(m.Estimate.Models)
+	c.Estimate.UnpricedModels = slices.Clone(m.Estimate.UnpricedModels)
+	if p := m.Estimate.Projection; p != nil {
+		cp := *p
+		cp.Months = slices.Clone(p.Months)
+		c.Estimate.Projection = &cp
+	}
 	return &c
 }
 
