@@ -71,8 +71,10 @@ func (m *Manager) logStep(err error) {
 // it holds it, drives every ramping migration: a gate that fails with its
 // minimum sample ends the migration as failed, traffic back on the source,
 // audited and alerted; a stage whose dwell is over and whose gates pass on
-// the minimum sample advances, and the last one completes. Run calls it
-// every Interval; tests call it with a fake clock.
+// the minimum sample advances, and the last one completes. It then settles
+// the switches deferred on migrations that have ended (see
+// DeferredSwitch). Run calls it every Interval; tests call it with a fake
+// clock.
 func (m *Manager) Step(ctx context.Context) error {
 	m.stepMu.Lock()
 	defer m.stepMu.Unlock()
@@ -93,6 +95,9 @@ func (m *Manager) Step(ctx context.Context) error {
 	}
 	if leader {
 		if err := m.drive(ctx, now); err != nil {
+			errs = append(errs, err)
+		}
+		if err := m.settleDeferred(ctx, now); err != nil {
 			errs = append(errs, err)
 		}
 	}

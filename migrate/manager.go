@@ -91,6 +91,11 @@ type Options struct {
 	// Alert, when set, is told of failed gates, rollbacks, completions and
 	// switches. It must not block.
 	Alert func(kind, supplier, message string)
+	// Deferral, when set, is told of every switch deferred because a
+	// planned migration owns the supplier (DeferralDeferred) and of how
+	// each ended (DeferralApplied, DeferralFulfilled, DeferralMoved,
+	// DeferralRefused), once each. It must not block.
+	Deferral func(outcome string)
 	// Interval is how often Run steps; DefaultInterval when zero.
 	Interval time.Duration
 	// LeaseTTL is how long the driver's lease lasts without renewal: how
@@ -190,6 +195,9 @@ func New(o Options) (*Manager, error) {
 	}
 	if o.Alert == nil {
 		o.Alert = func(string, string, string) {}
+	}
+	if o.Deferral == nil {
+		o.Deferral = func(string) {}
 	}
 	orDefault(&o.Interval, DefaultInterval)
 	orDefault(&o.LeaseTTL, max(DefaultLeaseTTL, 3*o.Interval))
@@ -515,14 +523,17 @@ func (m *Manager) List(ctx context.Context) ([]*Migration, error) {
 // Switch moves supplier to the target at once, as a completed migration
 // with the reason given (such as "quota_exhausted"), after probing the
 // target; scenario 1. It is idempotent: while the supplier's migration is
-// ramping to, or completed on, a system that covers to (the same mode, and
-// the provider and key reference where to names them), it returns that
-// one. A planned migration to such a system is completed at once. It
-// refuses a supplier with an active migration elsewhere (ErrActive), one
-// already on the target by its configuration (ErrNoChange) and a failed
-// probe (ErrProbeFailed), which it remembers for Options.SwitchBackoff.
-// Concurrent calls for one supplier share one attempt. It is audited and
-// alerted. It does I/O: call it off the request path.
+// completed on a system that covers to (the same mode, and the provider
+// and key reference where to names them), it returns that one. A planned
+// or ramping migration owns its supplier: the switch neither completes,
+// starts nor advances it, whatever its target, but is recorded on it as
+// deferred (DeferredSwitch, audited, Options.Deferral) and applies when it
+// ends with the supplier elsewhere than to; the error wraps ErrDeferred.
+// It refuses a supplier already on the target by its configuration
+// (ErrNoChange) and a failed probe (ErrProbeFailed), which it remembers for
+// Options.SwitchBackoff. Concurrent calls for one supplier share one
+// attempt. It is audited and alerted. It does I/O: call it off the request
+// path.
 func (m *Manager) Switch(ctx context.Context, supplier string, to Target, reason string) (*Migration, error) {
 	if supplier == "" {
 		return nil, fmt.Errorf("migrate: switch: %w: no supplier", ErrInvalid)
@@ -532,6 +543,9 @@ func (m *Manager) Switch(ctx context.Context, supplier string, to Target, reason
 	}
 	if mg := m.switched(supplier, to); mg != nil {
 		return mg, nil
+	}
+	if owner := m.pendingOwner(supplier); owner != nil {
+		return nil, deferredError(supplier, owner)
 	}
 	m.switchMu.Lock()
 	if f := m.flights[supplier]; f != nil {
@@ -594,6 +608,11 @@ func (m *Manager) Exhausted(supplier, provider string) {
 		ctx, cancel := context.WithTimeout(context.Background(), exhaustedTimeout)
 		defer cancel()
 		mg, err := m.Switch(ctx, supplier, Target{Mode: billing.ModeClient, Provider: provider}, ReasonQuotaExhausted)
+		if errors.Is(err, ErrDeferred) {
+			m.o.Log.Debug("supplier's switch to its own key waits for its planned migration", zap.String("supplier", supplier),
+				zap.Error(err))
+			return
+		}
 		if err != nil && !errors.Is(err, ErrNoChange) {
 			m.o.Log.Warn("supplier not switched to its own key", zap.String("supplier", supplier), zap.Error(err))
 			return
@@ -606,7 +625,7 @@ func (m *Manager) Exhausted(supplier, provider string) {
 }
 
 // switched returns, from memory, the supplier's migration when it already
-// ramps to or completed on a system covering to.
+// completed on a system covering to.
 func (m *Manager) switched(supplier string, to Target) *Migration {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -615,7 +634,7 @@ func (m *Manager) switched(supplier string, to Target) *Migration {
 		return nil
 	}
 	mg := m.migs[c.ID]
-	if mg == nil || !mg.To.covers(to) || (mg.Status != StatusRamping && mg.Status != StatusCompleted) {
+	if mg == nil || !mg.To.covers(to) || mg.Status != StatusCompleted {
 		return nil
 	}
 	return mg.clone()
@@ -639,25 +658,16 @@ func (m *Manager) doSwitch(ctx context.Context, supplier string, to Target, reas
 		}
 		now := m.o.Now()
 		if mg := cur.active; mg != nil {
-			switch {
-			case !mg.To.covers(to):
-				return nil, fmt.Errorf("migrate: switch %s: %w: %s is %s towards %s", supplier, ErrActive, mg.ID, mg.Status, mg.To)
-			case mg.Status == StatusRamping:
-				return m.known(ctx, mg), nil
-			}
-			// Planned towards the target: complete it now.
-			msg := fmt.Sprintf("switched at once from the plan: all traffic on %s: %s", mg.To, reason)
-			mg.Status, mg.Stage, mg.StageStarted, mg.FinishedAt = StatusCompleted, len(mg.Stages)-1, now, now
-			mg.event(now, EventSwitched, msg)
-			ok, err := m.save(ctx, mg)
+			// A planned migration owns the supplier: the switch waits for
+			// it to end, and never completes or advances it.
+			ok, err := m.deferOn(ctx, mg, to, reason, now)
 			if err != nil {
 				return nil, err
 			}
 			if !ok {
 				continue
 			}
-			m.switchDone(ctx, mg, msg, reason)
-			return mg, nil
+			return nil, deferredError(supplier, mg)
 		}
 		if cur.routing != nil && cur.routing.To.covers(to) {
 			return m.known(ctx, cur.routing), nil

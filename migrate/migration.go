@@ -410,8 +410,12 @@ type Migration struct {
 	StageStarted time.Time `json:"stage_started"`
 	// FinishedAt is when the migration completed, rolled back or failed.
 	FinishedAt time.Time `json:"finished_at"`
-	Events     []Event   `json:"events"`
-	UpdatedAt  time.Time `json:"updated_at"`
+	// Deferred is a switch (a tier's switch_to_client out of platform
+	// quota) that arrived while this migration owned the supplier; see
+	// DeferredSwitch.
+	Deferred  *DeferredSwitch `json:"deferred_switch,omitempty"`
+	Events    []Event         `json:"events"`
+	UpdatedAt time.Time       `json:"updated_at"`
 
 	// version is the store document's version, for CompareAndSwap.
 	version int64
@@ -437,6 +441,10 @@ func (m *Migration) clone() *Migration {
 	c.Events = slices.Clone(m.Events)
 	c.Estimate.Models = slices.Clone(m.Estimate.Models)
 	c.Estimate.UnpricedModels = slices.Clone(m.Estimate.UnpricedModels)
+	if m.Deferred != nil {
+		d := *m.Deferred
+		c.Deferred = &d
+	}
 	if p := m.Estimate.Projection; p != nil {
 		cp := *p
 		cp.Months = slices.Clone(p.Months)

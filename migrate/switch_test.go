@@ -138,41 +138,55 @@ func TestSwitchProbeFails(t *testing.T) {
 	}
 }
 
-// TestSwitchWithMigrations: a planned migration to the target completes at
-// once; one ramping there is returned as it is; one elsewhere refuses; a
-// supplier already on the target is refused.
+// TestSwitchWithMigrations: a planned or ramping migration owns its
+// supplier, whatever its target: a switch is deferred on it and changes
+// nothing else; a supplier already on the target is refused.
 func TestSwitchWithMigrations(t *testing.T) {
-	t.Run("planned", func(t *testing.T) {
-		r := newRig(t, openStore(t, "embedded"), "pod-a", nil)
-		mg, err := r.m.Plan(t.Context(), PlanRequest{Supplier: "capture-moments", To: toClient})
-		if err != nil {
-			t.Fatal(err)
-		}
-		r.clock.Advance(time.Minute)
-		got, err := r.m.Switch(t.Context(), "capture-moments", clientKey, "quota_exhausted")
-		if err != nil || got.ID != mg.ID || got.Status != StatusCompleted || got.Stage != len(got.Stages)-1 ||
-			got.Events[len(got.Events)-1].Kind != EventSwitched {
-			t.Fatalf("Switch with a plan = %+v, %v", got, err)
-		}
-		if d, ok := decide(r.m, "capture-moments"); !ok || d.ID != mg.ID || d.Mode != billing.ModeClient || d.Provider != "openai" {
-			t.Errorf("routes %+v, %v", d, ok)
-		}
-	})
-	t.Run("ramping", func(t *testing.T) {
-		r := newRig(t, openStore(t, "embedded"), "pod-a", nil)
-		mg := startMigration(t, r, "capture-moments", nil)
-		got, err := r.m.Switch(t.Context(), "capture-moments", clientKey, "quota_exhausted")
-		if err != nil || got.ID != mg.ID || got.Status != StatusRamping {
-			t.Fatalf("Switch while ramping = %+v, %v", got, err)
-		}
-	})
-	t.Run("elsewhere", func(t *testing.T) {
-		r := newRig(t, openStore(t, "embedded"), "pod-a", nil)
-		startMigration(t, r, "capture-moments", nil)
-		if _, err := r.m.Switch(t.Context(), "capture-moments", Target{Mode: billing.ModeClient, Provider: "azure"}, "quota_exhausted"); !errors.Is(err, ErrActive) {
-			t.Errorf("Switch against another active migration: %v, want ErrActive", err)
-		}
-	})
+	for _, tc := range []struct {
+		name  string
+		start bool
+		to    Target
+	}{
+		{"planned", false, clientKey},
+		{"ramping", true, clientKey},
+		{"ramping elsewhere", true, Target{Mode: billing.ModeClient, Provider: "azure"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, openStore(t, "embedded"), "pod-a", nil)
+			mg, err := r.m.Plan(t.Context(), PlanRequest{Supplier: "capture-moments", To: toClient})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.start {
+				if mg, err = r.m.Start(t.Context(), mg.ID); err != nil {
+					t.Fatal(err)
+				}
+			}
+			r.clock.Advance(time.Minute)
+			for range 3 {
+				if got, err := r.m.Switch(t.Context(), "capture-moments", tc.to, "quota_exhausted"); !errors.Is(err, ErrDeferred) || got != nil {
+					t.Fatalf("Switch with a %s migration = %+v, %v; want ErrDeferred", tc.name, got, err)
+				}
+			}
+			got := r.get(t, mg.ID)
+			if got.Status != mg.Status || got.Stage != mg.Stage || !got.StageStarted.Equal(mg.StageStarted) ||
+				got.Deferred == nil || !got.Deferred.Pending() || got.Deferred.To != tc.to || !got.Deferred.At.Equal(r.clock.Now()) {
+				t.Errorf("migration after the switch %+v, deferred %+v", got, got.Deferred)
+			}
+			if got.Events[len(got.Events)-1].Kind != EventDeferred || r.countAudit("switch deferred: a planned migration owns the supplier") != 1 {
+				t.Errorf("events %+v, audit %v", got.Events, r.auditLines())
+			}
+			if id, d := r.m.DeferredSwitch("capture-moments"); id != mg.ID || !d.Pending() {
+				t.Errorf("DeferredSwitch = %s, %+v", id, d)
+			}
+			if list, _ := r.m.List(t.Context()); len(list) != 1 {
+				t.Errorf("%d migrations, want the plan alone", len(list))
+			}
+			if n := r.probe.calls.Load(); n != int64(1+btoi(tc.start)) {
+				t.Errorf("%d probes: a deferred switch probes nothing", n)
+			}
+		})
+	}
 	t.Run("already there", func(t *testing.T) {
 		r := newRig(t, openStore(t, "embedded"), "pod-a", nil)
 		if _, err := r.m.Switch(t.Context(), "capture-moments", Target{Mode: billing.ModePlatform}, "x"); !errors.Is(err, ErrNoChange) {
@@ -182,6 +196,13 @@ func TestSwitchWithMigrations(t *testing.T) {
 			t.Errorf("Switch to hybrid: %v, want ErrInvalid", err)
 		}
 	})
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // TestExhausted: a supplier reported out of platform quota is switched to
