@@ -8,22 +8,39 @@ import (
 
 	"github.com/wedsync/veil/billing"
 	"github.com/wedsync/veil/config"
-
+	"github.com/wedsync/veil/migrate"
 	"github.com/wedsync/veil/policy"
 	"github.com/wedsync/veil/quota"
 )
 
 // Explanation is the document of GET /admin/explain: how veil would serve
-// a request, and why, for support staff.
+// a request, and why, for support staff. The mode, its source and the
+// attempts are worked out by the code that routes requests: the
+// migrations' routing table (migrate.Decision.Apply) and the policy.
 type Explanation struct {
-	Supplier string           `json:"supplier"`
-	Workflow string           `json:"workflow,omitempty"`
-	Model    string           `json:"requested_model,omitempty"`
-	Mode     billing.Mode     `json:"mode"`
+	Supplier string `json:"supplier"`
+	Workflow string `json:"workflow,omitempty"`
+	Model    string `json:"requested_model,omitempty"`
+	User     string `json:"user,omitempty"`
+	EffectiveMode
 	Season   string           `json:"season,omitempty"`
 	Tier     *TierExplanation `json:"tier,omitempty"`
 	Attempts []AttemptPlan    `json:"attempts"`
-	Error    string           `json:"error,omitempty"`
+	// OtherPath, while a migration ramps, is the other side of its split:
+	// the system the rest of the requests go to, and their attempts.
+	OtherPath *PathPlan `json:"other_path,omitempty"`
+	Error     string    `json:"error,omitempty"`
+}
+
+// PathPlan is one side of a migration's split and its attempts.
+type PathPlan struct {
+	// Path is "target" or "source", Mode its system's mode and Share the
+	// fraction of requests without a user that take it.
+	Path     string        `json:"path"`
+	Mode     billing.Mode  `json:"mode"`
+	Share    float64       `json:"share"`
+	Attempts []AttemptPlan `json:"attempts"`
+	Error    string        `json:"error,omitempty"`
 }
 
 // TierExplanation shows a supplier's tier and its current use.
@@ -45,10 +62,15 @@ type AttemptPlan struct {
 	Reason    string            `json:"reason"`
 }
 
-// Explain answers GET /admin/explain?supplier=&workflow=&model= with the
-// plan of the runtime in force; h, when set, leaves out providers whose
-// breakers are open, as the proxy does.
-func Explain(rt RuntimeLoader, h policy.Availability) HandlerFunc {
+// Explain answers GET /admin/explain?supplier=&workflow=&model=&user=
+// with the plan of the runtime in force, as the proxy makes it: the
+// supplier's migration, if one routes it (m, the routing table the proxy
+// reads), sets the key sources, and the policy plans the attempts; h,
+// when set, leaves out providers whose breakers are open, as the proxy
+// does. While a migration ramps, user (a request's "user" field) decides
+// the side as it does for requests; without it the target's side is
+// shown, and the other in other_path.
+func Explain(rt RuntimeLoader, h policy.Availability, m MigrationRouter) HandlerFunc {
 	return func(ctx context.Context, c Call) (int, any) {
 		r := rt.Load()
 		q := c.Query
@@ -57,18 +79,36 @@ func Explain(rt RuntimeLoader, h policy.Availability) HandlerFunc {
 			return fail(http.StatusBadRequest, "supplier_required", "explain needs ?supplier=")
 		}
 		now := time.Now()
-		ex := Explanation{Supplier: supplier, Workflow: q.Get("workflow"), Model: q.Get("model"),
-			Mode: r.Policy.Mode([]byte(supplier)), Attempts: []AttemptPlan{}}
-		plan, err := r.Policy.Plan(nil, &policy.Request{Model: []byte(ex.Model), Understood: true, Supplier: []byte(supplier),
-			Workflow: []byte(ex.Workflow), Now: now, Health: h})
+		ex := Explanation{Supplier: supplier, Workflow: q.Get("workflow"), Model: q.Get("model"), User: q.Get("user")}
+		em, d, routing := effectiveMode(r, m, supplier, []byte(ex.User))
+		ex.EffectiveMode = em
+		plan := func(d *migrate.Decision) ([]AttemptPlan, string) {
+			req := policy.Request{Model: []byte(ex.Model), Understood: true, Supplier: []byte(supplier),
+				Workflow: []byte(ex.Workflow), Now: now, Health: h}
+			if d != nil {
+				d.Apply(&req)
+			}
+			attempts, err := r.Policy.Plan(nil, &req)
+			out := make([]AttemptPlan, 0, len(attempts))
+			for _, at := range attempts {
+				out = append(out, AttemptPlan{Provider: at.Provider.Name(), Model: string(at.Model), KeySource: at.Source, Reason: at.Reason})
+			}
+			if err != nil {
+				return out, err.Error()
+			}
+			return out, ""
+		}
+		ex.Attempts, ex.Error = plan(d)
+		if routing != nil && routing.Share < 1 {
+			other, path, share := routing.Source, "source", 1-routing.Share
+			if !d.ToTarget {
+				other, path, share = routing.Target, "target", routing.Share
+			}
+			op := &PathPlan{Path: path, Mode: other.Mode, Share: share}
+			op.Attempts, op.Error = plan(&other)
+			ex.OtherPath = op
+		}
 		ex.Season = r.Policy.Season(now)
-		if err != nil {
-			ex.Error = err.Error()
-		}
-		for _, at := range plan {
-			ex.Attempts = append(ex.Attempts, AttemptPlan{Provider: at.Provider.Name(), Model: string(at.Model),
-				KeySource: at.Source, Reason: at.Reason})
-		}
 		if r.Quota != nil {
 			if t := r.Quota.Tier([]byte(supplier), now); t != nil {
 				te := &TierExplanation{Name: t.Name, OnExhausted: t.OnExhausted, Limits: tierLimits(t)}

@@ -371,7 +371,17 @@ suppliers:
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt := fixedRuntime{&generation.Runtime{Config: cfg, Base: cfg}}
+	st, err := store.NewEmbedded("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	built, err := generation.Build(cfg, nil, generation.Deps{Store: st,
+		Secrets: keys.Sources{"env": keys.EnvSource{LookupEnv: func(string) (string, bool) { return "secret-for-tests", true }}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := fixedRuntime{built}
 	tests := []struct {
 		name        string
 		id          string
@@ -395,7 +405,7 @@ suppliers:
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := &fakeOverrides{putErr: tt.putErr, applyErr: tt.applyErr}
-			status, doc := admin.PutSupplier(rt, f, f)(context.Background(), admin.Call{Param: tt.id, Body: []byte(tt.body)})
+			status, doc := admin.PutSupplier(rt, f, f, nil)(context.Background(), admin.Call{Param: tt.id, Body: []byte(tt.body)})
 			if status != tt.wantStatus {
 				t.Fatalf("status %d, want %d: %+v", status, tt.wantStatus, doc)
 			}

@@ -7,16 +7,17 @@ import (
 	"fmt"
 	"net/http"
 
-	"github.com/wedsync/veil/billing"
-
 	"github.com/wedsync/veil/config"
 	"github.com/wedsync/veil/internal/generation"
 )
 
-// SupplierSettings is the document of GET /admin/suppliers/{id}.
+// SupplierSettings is the document of GET /admin/suppliers/{id}: the
+// supplier's settings in force and the mode its requests are served with
+// now, and why (a migration or a quota switch can differ from the
+// configured mode).
 type SupplierSettings struct {
-	ID                    string               `json:"id"`
-	Mode                  billing.Mode         `json:"mode"`
+	ID string `json:"id"`
+	EffectiveMode
 	Tier                  string               `json:"tier,omitempty"`
 	PreferredProvider     string               `json:"preferred_provider,omitempty"`
 	AllowPlatformFallback bool                 `json:"allow_platform_fallback"`
@@ -38,18 +39,20 @@ type OverrideApplier interface {
 }
 
 // GetSupplier answers GET /admin/suppliers/{id}: the supplier's settings
-// in force and its override, if any.
-func GetSupplier(rt RuntimeLoader) HandlerFunc {
+// in force, its override, if any, and the mode its requests are served
+// with now and why, from m, the migrations' routing table.
+func GetSupplier(rt RuntimeLoader, m MigrationRouter) HandlerFunc {
 	return func(_ context.Context, c Call) (int, any) {
-		return http.StatusOK, supplierSettings(rt.Load(), c.Param)
+		return http.StatusOK, supplierSettings(rt.Load(), m, c.Param)
 	}
 }
 
-func supplierSettings(r *generation.Runtime, id string) SupplierSettings {
+func supplierSettings(r *generation.Runtime, m MigrationRouter, id string) SupplierSettings {
 	cfg := r.Config
-	st := SupplierSettings{ID: id, Mode: cfg.Suppliers.DefaultMode, Tier: cfg.Suppliers.DefaultTier}
+	st := SupplierSettings{ID: id, Tier: cfg.Suppliers.DefaultTier}
+	st.EffectiveMode, _, _ = effectiveMode(r, m, id, nil)
 	if e, ok := cfg.Supplier(id); ok {
-		st.Mode, st.PreferredProvider, st.AllowPlatformFallback = e.Mode, e.PreferredProvider, e.AllowPlatformFallback
+		st.PreferredProvider, st.AllowPlatformFallback = e.PreferredProvider, e.AllowPlatformFallback
 		if e.Tier != "" {
 			st.Tier = e.Tier
 		}
@@ -62,7 +65,7 @@ func supplierSettings(r *generation.Runtime, id string) SupplierSettings {
 
 // PutSupplier answers PUT /admin/suppliers/{id}: the override in the body
 // is checked against the config, stored and applied.
-func PutSupplier(rt RuntimeLoader, w OverrideWriter, ap OverrideApplier) HandlerFunc {
+func PutSupplier(rt RuntimeLoader, w OverrideWriter, ap OverrideApplier, m MigrationRouter) HandlerFunc {
 	return func(ctx context.Context, c Call) (int, any) {
 		if !config.IsSupplierID(c.Param) {
 			return fail(http.StatusBadRequest, "invalid_supplier_id", "not a supplier ID")
@@ -89,13 +92,13 @@ func PutSupplier(rt RuntimeLoader, w OverrideWriter, ap OverrideApplier) Handler
 		if err := ap.ApplyOverrides(ctx); err != nil {
 			return fail(http.StatusBadGateway, "not_applied", err.Error())
 		}
-		return http.StatusOK, supplierSettings(rt.Load(), c.Param)
+		return http.StatusOK, supplierSettings(rt.Load(), m, c.Param)
 	}
 }
 
 // DeleteSupplier answers DELETE /admin/suppliers/{id}: the supplier's
 // override is dropped and the config's settings apply again.
-func DeleteSupplier(rt RuntimeLoader, w OverrideWriter, ap OverrideApplier) HandlerFunc {
+func DeleteSupplier(rt RuntimeLoader, w OverrideWriter, ap OverrideApplier, m MigrationRouter) HandlerFunc {
 	return func(ctx context.Context, c Call) (int, any) {
 		if err := w.DeleteOverride(ctx, c.Param); err != nil {
 			return fail(http.StatusBadGateway, "store_unavailable", err.Error())
@@ -103,6 +106,6 @@ func DeleteSupplier(rt RuntimeLoader, w OverrideWriter, ap OverrideApplier) Hand
 		if err := ap.ApplyOverrides(ctx); err != nil {
 			return fail(http.StatusBadGateway, "not_applied", fmt.Sprint(err))
 		}
-		return http.StatusOK, supplierSettings(rt.Load(), c.Param)
+		return http.StatusOK, supplierSettings(rt.Load(), m, c.Param)
 	}
 }

@@ -253,7 +253,7 @@ func compareQuota(base, token string, files []string, now time.Time) ([]string, 
 			}
 			want, got := l.records, ex.Tier.Used[l.name]
 			switch fb := ex.Tier.Fallback; {
-			case ex.Mode != "client":
+			case ex.ConfiguredMode != "client":
 				want += l.fallbacks // a hybrid supplier's fallbacks are its tier's
 			case fb != nil && fb.Limits[l.name] > 0:
 				want += l.fallbacks

@@ -29,6 +29,7 @@ var (
 	_ admin.MigrationStarter    = (*migrate.Manager)(nil)
 	_ admin.MigrationRollbacker = (*migrate.Manager)(nil)
 	_ admin.MigrationValidator  = (*migrate.Manager)(nil)
+	_ admin.MigrationRouter     = (*migrate.Manager)(nil)
 	_ admin.ComparisonStarter   = (*compare.Comparisons)(nil)
 	_ admin.ComparisonLister    = (*compare.Comparisons)(nil)
 	_ admin.ComparisonReporter  = (*compare.Comparisons)(nil)
@@ -67,10 +68,10 @@ func (a *App) adminEndpoints() []admin.Endpoint {
 		{Method: http.MethodPost, Path: "/admin/suppliers/{}/keys/refresh", Role: op, Handle: admin.RefreshKeys(supplierKeys)},
 		{Method: http.MethodPost, Path: "/admin/keys/validate", Role: op, Handle: admin.ValidateKey(a, a.audit)},
 		{Method: http.MethodGet, Path: "/admin/usage", Handle: admin.QueryUsage(a.store)},
-		{Method: http.MethodGet, Path: "/admin/explain", Handle: admin.Explain(&a.rt, a.health)},
-		{Method: http.MethodGet, Path: "/admin/suppliers/{}", Handle: admin.GetSupplier(&a.rt)},
-		{Method: http.MethodPut, Path: "/admin/suppliers/{}", Role: admin.RoleAdmin, Handle: admin.PutSupplier(&a.rt, overrides, a)},
-		{Method: http.MethodDelete, Path: "/admin/suppliers/{}", Role: admin.RoleAdmin, Handle: admin.DeleteSupplier(&a.rt, overrides, a)},
+		{Method: http.MethodGet, Path: "/admin/explain", Handle: admin.Explain(&a.rt, a.health, m)},
+		{Method: http.MethodGet, Path: "/admin/suppliers/{}", Handle: admin.GetSupplier(&a.rt, m)},
+		{Method: http.MethodPut, Path: "/admin/suppliers/{}", Role: admin.RoleAdmin, Handle: admin.PutSupplier(&a.rt, overrides, a, m)},
+		{Method: http.MethodDelete, Path: "/admin/suppliers/{}", Role: admin.RoleAdmin, Handle: admin.DeleteSupplier(&a.rt, overrides, a, m)},
 		{Method: http.MethodPost, Path: "/admin/cache/purge", Role: op, Handle: admin.PurgeCache(purger, a.audit)},
 	}
 }
