@@ -42,6 +42,7 @@ type Metrics struct {
 	listenerShed    prometheus.Counter
 	failovers       *prometheus.CounterVec
 	alerts          *prometheus.CounterVec
+	switchDeferrals *prometheus.CounterVec
 
 	// models maps each model name the config lists to itself, so that a
 	// label is a string the map already holds. The map is never changed
@@ -105,6 +106,10 @@ func New() *Metrics {
 		"Answers served by another provider than the first planned, by the planned provider (from) and the one that answered (to).", "from", "to")
 	m.alerts = counterVec(r, "veil_alerts_total",
 		"Health alerts meant for the alert webhook, by outcome (sent, failed, dropped).", "outcome")
+	m.switchDeferrals = counterVec(r, "veil_migration_switch_deferrals_total",
+		"Quota switches (a tier's switch_to_client) that found a planned or ramping migration owning the supplier, by outcome: "+
+			"deferred (waiting for the migration to end), then applied, fulfilled (the supplier was on its own key already), "+
+			"moved (to a newer planned migration) or refused (the key failed its probe).", "outcome")
 	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -343,6 +348,10 @@ func (m *Metrics) AlertFailed() { m.alerts.WithLabelValues("failed").Inc() }
 
 // AlertDropped counts a health alert dropped because its queue was full.
 func (m *Metrics) AlertDropped() { m.alerts.WithLabelValues("dropped").Inc() }
+
+// SwitchDeferral counts a deferred quota switch's outcome (see
+// migrate.Options.Deferral).
+func (m *Metrics) SwitchDeferral(outcome string) { m.switchDeferrals.WithLabelValues(outcome).Inc() }
 
 // InFlight tracks requests being served: +1 at start, -1 at the end.
 func (m *Metrics) InFlight(delta float64) { m.inflight.Add(delta) }

@@ -31,8 +31,10 @@ func holderName() string {
 // buildMigrations makes the migration manager over the store, with live
 // key probes, the price table and the supplier's current system.
 func (a *App) buildMigrations() error {
-	m, err := migrate.New(migrate.Options{Store: a.store, Probe: a.probeTarget, Prices: a.rt.Load().Prices, Current: locator{&a.rt}.CurrentTarget,
-		Holder: a.holder, Log: a.log, Audit: a.audit, Alert: a.alerts.Migration})
+	where := locator{&a.rt}
+	m, err := migrate.New(migrate.Options{Store: a.store, Probe: a.probeTarget, Prices: where, Current: where.CurrentTarget,
+		Serving: where.Serving, Holder: a.holder, Log: a.log, Audit: a.audit, Alert: a.alerts.Migration,
+		Deferral: a.metrics.SwitchDeferral})
 	if err != nil {
 		return err
 	}
@@ -62,6 +64,7 @@ type locator struct {
 var (
 	_ admin.TargetLocator = locator{}
 	_ admin.SystemLocator = locator{}
+	_ migrate.Pricer      = locator{}
 )
 
 // CurrentSystem is the system a supplier pays with now: platform or
@@ -81,6 +84,23 @@ func (l locator) CurrentTarget(supplier string) migrate.Target {
 		t.Provider = p.Name()
 	}
 	return t
+}
+
+// CostMicros prices tokens with the price table in force, so that a plan
+// made after a reload uses the prices it loaded.
+func (l locator) CostMicros(provider, model string, at time.Time, prompt, cached, completion int64) (int64, bool) {
+	p := l.rt.Load().Prices
+	if p == nil {
+		return 0, false
+	}
+	return p.CostMicros(provider, model, at, prompt, cached, completion)
+}
+
+// Serving is the provider and model that would serve a supplier's call
+// for model in workflow on system to, planned by the policy in force as
+// the proxy plans a request a migration sends to its target.
+func (l locator) Serving(supplier, workflow, model string, to migrate.Target) (string, string, bool) {
+	return migrate.Served(l.rt.Load().Policy, supplier, workflow, model, to)
 }
 
 // probeTarget validates the key a migration would move a supplier to, live
