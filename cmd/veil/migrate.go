@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -21,7 +22,7 @@ import (
 // usage.
 const migrateUsage = `  veil migrate plan --config FILE --supplier ID [--to client|platform] [--provider P] [--key-ref REF]
                     [--stages 10%:10m,50%:10m,100%:10m] [--days 30] [--reason TEXT]
-                    [--max-error-rate 0.05] [--max-p95-ratio 1.5] [--min-sample 20]
+                    [--max-error-rate 0.05] [--max-p95-ratio 1.5] [--min-sample 20] [--output text|json]
   veil migrate start --config FILE ID
   veil migrate status --config FILE [ID]
   veil migrate rollback --config FILE ID [--reason TEXT]
@@ -143,8 +144,12 @@ func migratePlan(args []string, stdout, stderr io.Writer) error {
 	maxErr := fs.Float64("max-error-rate", 0, "gate: the highest share of failed requests on the target (default 0.05)")
 	maxP95 := fs.Float64("max-p95-ratio", 0, "gate: the highest target p95 latency over the source's (default 1.5)")
 	minSample := fs.Int("min-sample", 0, "gate: the fewest requests per path in a stage before the gates count (default 20)")
+	output := fs.String("output", "text", "text, or json for the plan as the admin API returns it")
 	if _, err := f.parse(args, 0, 0, "takes no arguments, only flags"); err != nil {
 		return err
+	}
+	if *output != "text" && *output != "json" {
+		return fmt.Errorf("%w: --output is text or json, not %q", errUsage, *output)
 	}
 	if *supplier == "" {
 		return fmt.Errorf("%w: migrate plan needs --supplier ID", errUsage)
@@ -180,6 +185,11 @@ func migratePlan(args []string, stdout, stderr io.Writer) error {
 	var m migrate.Migration
 	if err := callAdmin("POST", base+"/admin/migrations", token, body, &m); err != nil {
 		return err
+	}
+	if *output == "json" {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(&m)
 	}
 	printPlan(stdout, &m)
 	fmt.Fprintf(stdout, "\nNothing has changed yet. Start it with:\n  veil migrate start --config %s %s\n", *f.config, m.ID)
@@ -253,21 +263,33 @@ func printPlan(w io.Writer, m *migrate.Migration) {
 	fmt.Fprintf(w, "  change: %s in total; WedSync %s, the supplier %s\n",
 		fmtDeltaUSD(e.DeltaUSD), fmtDeltaUSD(e.PlatformDeltaUSD), fmtDeltaUSD(e.ClientDeltaUSD))
 	if e.Unpriced > 0 {
-		fmt.Fprintf(w, "  %d requests are of models without a price today, counted at their recorded cost\n", e.Unpriced)
+		fmt.Fprintf(w, "  %d requests are of models without a price today, counted at their recorded cost", e.Unpriced)
+		if len(e.UnpricedModels) > 0 {
+			fmt.Fprintf(w, ": %s", strings.Join(e.UnpricedModels, ", "))
+		}
+		fmt.Fprintln(w)
 	}
 	if len(e.Models) > 0 {
 		fmt.Fprintln(w)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "  PROVIDER\tMODEL\tREQUESTS\tPROMPT\tCOMPLETION\tCACHED\tNOW USD\tAFTER USD")
+		fmt.Fprintln(tw, "  PROVIDER\tMODEL\tREQUESTS\tPROMPT\tCOMPLETION\tCACHED\tNOW USD\tAFTER ON\tAFTER USD")
 		for _, me := range e.Models {
 			after := fmt.Sprintf("%.6f", me.TargetUSD)
 			if !me.Priced {
 				after += " (unpriced)"
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%d\t%d\t%.6f\t%s\n", me.Provider, me.Model, me.Requests, me.PromptTokens,
-				me.CompletionTokens, me.CachedTokens, me.CurrentUSD, after)
+			on := "-"
+			if me.TargetProvider != "" {
+				on = me.TargetProvider + "/" + me.TargetModel
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%d\t%d\t%.6f\t%s\t%s\n", me.Provider, me.Model, me.Requests, me.PromptTokens,
+				me.CompletionTokens, me.CachedTokens, me.CurrentUSD, on, after)
 		}
 		_ = tw.Flush()
+	}
+	if p := e.Projection; p != nil {
+		fmt.Fprintln(w)
+		printProjection(w, p, e.BilledNow, e.BilledAfter)
 	}
 
 	fmt.Fprintln(w)
@@ -277,6 +299,81 @@ func printPlan(w io.Writer, m *migrate.Migration) {
 	fmt.Fprintf(w, "  failed requests on the target  at most %s\n", fmtPercent(g.MaxErrorRate))
 	fmt.Fprintf(w, "  target p95 latency             at most %sx the source's\n", strconv.FormatFloat(g.MaxP95Ratio, 'f', -1, 64))
 	fmt.Fprintf(w, "  sample                         %d requests per path in a stage before the gates count\n", g.MinSample)
+}
+
+// printProjection shows a plan's twelve-month projection: each month now
+// and after, and what WedSync and the supplier would pay more or less.
+func printProjection(w io.Writer, p *migrate.CostProjection, now, after billing.Payer) {
+	if len(p.Months) == 0 {
+		return
+	}
+	first, last := p.Months[0].Month, p.Months[len(p.Months)-1].Month
+	fmt.Fprintf(w, "Projection for %s to %s at today's prices, with the wedding season (March to October):\n", first, last)
+	if p.HistoryDays == 0 {
+		fmt.Fprintln(w, "  no usage before today to project from")
+		return
+	}
+	factor := "the default"
+	if p.Measured {
+		factor = "measured"
+	}
+	fmt.Fprintf(w, "  from %s; a peak day at %sx an off-peak one (%s)\n", p.Basis,
+		strconv.FormatFloat(math.Round(p.PeakFactor*100)/100, 'f', -1, 64), factor)
+	fmt.Fprintf(w, "  now paid by %s, after by %s\n", payer(now), payer(after))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "  MONTH\tSEASON\tNOW\tAFTER\tWEDSYNC\tSUPPLIER\t")
+	for _, m := range p.Months {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t\n", m.Month, seasonText(m), fmtMoney(m.NowUSD), fmtMoney(m.AfterUSD),
+			fmtDeltaMoney(m.PlatformAfterUSD-m.PlatformNowUSD), fmtDeltaMoney(m.ClientAfterUSD-m.ClientNowUSD))
+	}
+	fmt.Fprintf(tw, "  year\t\t%s\t%s\t%s\t%s\t\n", fmtMoney(p.NowUSD), fmtMoney(p.AfterUSD),
+		fmtDeltaMoney(p.PlatformDeltaUSD), fmtDeltaMoney(p.ClientDeltaUSD))
+	_ = tw.Flush()
+	if p.Busiest != "" && p.NowUSD > 0 {
+		fmt.Fprintf(w, "  busiest month: %s\n", p.Busiest)
+	}
+}
+
+// deferralDetail is what a deferred switch ended as, after its outcome.
+func deferralDetail(d *migrate.DeferredSwitch) string {
+	switch {
+	case d.Error != "":
+		return ": " + d.Error
+	case d.Migration != "":
+		return " (" + d.Migration + ")"
+	}
+	return ""
+}
+
+// seasonText says how much of a projected month is in the season.
+func seasonText(m migrate.MonthProjection) string {
+	days := 0
+	if start, err := time.Parse("2006-01", m.Month); err == nil {
+		days = start.AddDate(0, 1, -1).Day()
+	}
+	switch m.PeakDays {
+	case 0:
+		return "off-peak"
+	case days:
+		return "peak"
+	}
+	return fmt.Sprintf("%d peak days", m.PeakDays)
+}
+
+// fmtMoney shows dollars with cents, or four decimals under a dollar.
+func fmtMoney(v float64) string {
+	if math.Abs(v) < 1 {
+		return "$" + strconv.FormatFloat(v, 'f', 4, 64)
+	}
+	return "$" + strconv.FormatFloat(v, 'f', 2, 64)
+}
+
+// fmtDeltaMoney shows a change in dollars with its sign.
+func fmtDeltaMoney(v float64) string {
+	if v < 0 {
+		return "-" + fmtMoney(-v)
+	}
+	return "+" + fmtMoney(v)
 }
 
 // printStages shows a migration's ramp, marking the current stage once
@@ -399,6 +496,15 @@ func printMigration(w io.Writer, m *migrate.Migration) {
 	}
 	if !m.FinishedAt.IsZero() {
 		fmt.Fprintf(w, "  finished %s\n", m.FinishedAt.UTC().Format(timeLayout))
+	}
+	if d := m.Deferred; d != nil {
+		fmt.Fprintf(w, "  a switch to %s (%s) came at %s, while this migration owned the supplier: ", d.To, d.Reason,
+			d.At.UTC().Format(timeLayout))
+		if d.Pending() {
+			fmt.Fprintf(w, "deferred until it ends\n")
+		} else {
+			fmt.Fprintf(w, "%s at %s%s\n", d.Outcome, d.EndedAt.UTC().Format(timeLayout), deferralDetail(d))
+		}
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Events:")

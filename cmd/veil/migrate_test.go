@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"regexp"
 	"strings"
@@ -98,7 +99,8 @@ func TestMigrateCommands(t *testing.T) {
 		"Cost estimate over 30 days", "3 requests", "paid by WedSync (platform keys)", "paid by the supplier (its own key)",
 		"WedSync -$", "the supplier +$", "gpt-4o-mini", "STAGE", "50%", "100%", "1h",
 		"at most 5%", "at most 1000x", "2 requests per path",
-		"Nothing has changed yet", "veil migrate start --config "+cfg+" "+id)
+		"Nothing has changed yet", "veil migrate start --config "+cfg+" "+id,
+		"Projection for ", "with the wedding season (March to October)", "no usage before today to project from")
 
 	out = mustRun(t, "migrate", "status", "--config", cfg)
 	wantAll(t, "status table", out, "ID", "SUPPLIER", "FROM -> TO", "STATUS", "UPDATED", id, "bella-photography",
@@ -138,6 +140,16 @@ func TestMigrateCommands(t *testing.T) {
 	wantAll(t, "rollback", out, "Migration "+id+" for bella-photography: rolled back; all traffic on platform/openai",
 		"the supplier's key hit its rate limit")
 
+	out = mustRun(t, "migrate", "plan", "--config", cfg, "--supplier", "rose-venue", "--output", "json")
+	var planned migrate.Migration
+	if err := json.Unmarshal([]byte(out), &planned); err != nil {
+		t.Fatalf("plan --output json: %v\n%s", err, out)
+	}
+	if p := planned.Estimate.Projection; planned.Supplier != "rose-venue" || planned.Status != migrate.StatusPlanned || p == nil ||
+		len(p.Months) != 12 {
+		t.Errorf("plan --output json: %+v", planned)
+	}
+
 	out = mustRun(t, "migrate", "status", "--config", cfg)
 	wantAll(t, "status table after the rollback", out, id, "rolled_back")
 	out = mustRun(t, "migrate", "status", "--config", cfg, id)
@@ -170,6 +182,7 @@ func TestMigrateCommands(t *testing.T) {
 			{"migrate", "plan", "--config", cfg},
 			{"migrate", "plan", "--config", cfg, "--supplier", "bella-photography", "--to", "elsewhere"},
 			{"migrate", "plan", "--config", cfg, "--supplier", "bella-photography", "--stages", "half"},
+			{"migrate", "plan", "--config", cfg, "--supplier", "bella-photography", "--output", "yaml"},
 			{"migrate", "compare", "--config", cfg, "--report", "a", "--stop", "b"},
 		} {
 			if code, _, errOut := runCmd(args...); code != 2 || !strings.HasPrefix(errOut, "veil: usage: ") || strings.Count(errOut, "\n") != 1 {
