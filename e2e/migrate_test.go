@@ -453,6 +453,56 @@ func TestMigrationRamp(t *testing.T) {
 	if alerts := waitLines(t, h.logs, "alert: migration completed"); len(alerts) != 1 || alerts[0]["event"] != "migration_completed" {
 		t.Errorf("completion alerts: %v", alerts)
 	}
+	// The config still says platform; explain and the supplier say what
+	// serves bella now, and why.
+	ex := h.explainView(t, "supplier="+testSupplier+"&model=gpt-4o-mini")
+	if ex.Mode != "client" || ex.ModeSource != "migration ("+plan.ID+", completed)" || ex.ConfiguredMode != "platform" ||
+		len(ex.Attempts) == 0 || ex.Attempts[0].KeySource != "client" || ex.Attempts[len(ex.Attempts)-1].KeySource != "platform" ||
+		ex.Attempts[len(ex.Attempts)-1].Reason != "migration_fallback" {
+		t.Errorf("explain once completed: %+v", ex)
+	}
+	var sup supplierView
+	h.adminJSON(t, "GET", "/admin/suppliers/"+testSupplier, "", 200, &sup)
+	if sup.Mode != "client" || sup.ModeSource != ex.ModeSource || sup.ConfiguredMode != "platform" {
+		t.Errorf("supplier once completed: %+v", sup)
+	}
+}
+
+// explainView is the part of GET /admin/explain the tests check.
+type explainView struct {
+	Mode           string `json:"mode"`
+	ModeSource     string `json:"mode_source"`
+	ConfiguredMode string `json:"configured_mode"`
+	Attempts       []struct {
+		Provider  string `json:"provider"`
+		KeySource string `json:"key_source"`
+		Reason    string `json:"reason"`
+	} `json:"attempts"`
+	OtherPath *struct {
+		Path  string  `json:"path"`
+		Mode  string  `json:"mode"`
+		Share float64 `json:"share"`
+	} `json:"other_path"`
+}
+
+func (h *harness) explainView(t *testing.T, query string) explainView {
+	t.Helper()
+	var ex explainView
+	h.adminJSON(t, "GET", "/admin/explain?"+query, "", 200, &ex)
+	return ex
+}
+
+// supplierView is the part of GET /admin/suppliers/{id} the tests check.
+type supplierView struct {
+	Mode           string `json:"mode"`
+	ModeSource     string `json:"mode_source"`
+	ConfiguredMode string `json:"configured_mode"`
+	DeferredSwitch *struct {
+		WaitsOn   string `json:"waits_on"`
+		Reason    string `json:"reason"`
+		Outcome   string `json:"outcome"`
+		Migration string `json:"migration"`
+	} `json:"deferred_switch"`
 }
 
 // TestMigrationGateRollsBack: when bella's key starts being refused in the
@@ -826,6 +876,88 @@ suppliers:
 	alerts := waitLines(t, h.logs, "alert: migration switched")
 	if len(alerts) != 1 || alerts[0]["event"] != "migration_switched" || alerts[0]["supplier"] != testSupplier {
 		t.Errorf("switch alerts: %v", alerts)
+	}
+}
+
+// TestScenarioQuotaSwitchDuringRamp: bella's tier (3 requests a minute,
+// then switch_to_client) runs out while a three-stage ramp to its own key
+// waits at 10% for a sample it will not get: no client sees an error, the
+// ramp stays at its first stage (no stage without its gates), the switch is
+// deferred on it and shown by the supplier, explain and the metrics; rolled
+// back, the ramp hands bella to the switch, which pins it to its own key.
+func TestScenarioQuotaSwitchDuringRamp(t *testing.T) {
+	tp := &tap{}
+	s, bellaKey := withBella(tp, `tiers:
+  - name: peak
+    requests_per_minute: 3
+    on_exhausted: switch_to_client
+suppliers:
+  entries:
+    - id: bella-photography
+      mode: platform
+      tier: peak
+      keys:
+        openai: env://BELLA_KEY
+`)
+	h := start(t, s)
+	ctx := t.Context()
+	plan := h.planMigration(t, rampPlan(`[{"share":0.1,"dwell":"50ms"},{"share":0.5,"dwell":"50ms"},{"share":1,"dwell":"50ms"}]`, 1000))
+	h.startMigration(t, plan.ID)
+
+	var quotaSwitched int
+	for i := range 30 {
+		a := ask(ctx, h.client(), "")
+		if a.err != nil {
+			t.Fatalf("request %d: %v", i, a.err)
+		}
+		if r := tp.one(t, a.id); r.Reason == "quota_exhausted:rpm" {
+			quotaSwitched++
+			if r.MigrationID != "" || a.source != "client" {
+				t.Errorf("a request the tier switched: source %q, migration %q", a.source, r.MigrationID)
+			}
+		}
+	}
+	if quotaSwitched == 0 {
+		t.Fatal("the tier switched no request")
+	}
+	var sup supplierView
+	waitUntil(t, func() bool {
+		h.adminJSON(t, "GET", "/admin/suppliers/"+testSupplier, "", 200, &sup)
+		return sup.DeferredSwitch != nil
+	}, func() string { return fmt.Sprintf("supplier %+v", sup) })
+	time.Sleep(300 * time.Millisecond) // dwells of every stage over, and several driver steps
+	m := h.getMigration(t, plan.ID)
+	if m.Status != "ramping" || m.Stage != 0 || m.events("advanced") != 0 || m.events("switched") != 0 || m.events("switch_deferred") != 1 {
+		t.Fatalf("the ramp after the tier ran out: %s at stage %d, %+v", m.Status, m.Stage, m.Events)
+	}
+	if d := sup.DeferredSwitch; d.WaitsOn != plan.ID || d.Reason != "quota_exhausted" || d.Outcome != "" ||
+		sup.ModeSource != "migration ("+plan.ID+", stage 1 of 3, 10%)" {
+		t.Errorf("supplier during the ramp: %+v, deferred %+v", sup, d)
+	}
+	if ex := h.explainView(t, "supplier="+testSupplier); ex.Mode != "client" || ex.OtherPath == nil || ex.OtherPath.Mode != "platform" ||
+		ex.OtherPath.Share != 0.9 {
+		t.Errorf("explain during the ramp: %+v", ex)
+	}
+	if code, body := h.admin("/metrics", ""); code != 200 || !strings.Contains(body, `veil_migration_switch_deferrals_total{outcome="deferred"} 1`) {
+		t.Errorf("metrics %d lack the deferral", code)
+	}
+
+	h.adminJSON(t, "POST", "/admin/migrations/"+plan.ID+"/rollback", `{"reason":"not this week"}`, 200, nil)
+	waitUntil(t, func() bool {
+		h.adminJSON(t, "GET", "/admin/suppliers/"+testSupplier, "", 200, &sup)
+		return strings.HasPrefix(sup.ModeSource, "quota switch (")
+	}, func() string { return fmt.Sprintf("supplier %+v", sup) })
+	m = h.getMigration(t, plan.ID)
+	if m.Status != "rolled_back" || m.events("deferred_switch_ended") != 1 {
+		t.Errorf("the ramp after its rollback: %+v", m)
+	}
+	if sup.Mode != "client" || sup.ConfiguredMode != "platform" {
+		t.Errorf("supplier after the switch applied: %+v", sup)
+	}
+	for i := range 5 {
+		if a := ask(ctx, h.client(), ""); a.err != nil || a.source != "client" || h.lastAuth() != "Bearer "+bellaKey {
+			t.Fatalf("request %d after the switch applied: %q %v", i, a.source, a.err)
+		}
 	}
 }
 
