@@ -13,6 +13,7 @@ import (
 	"github.com/wedsync/veil/health"
 	"github.com/wedsync/veil/internal/generation"
 	"github.com/wedsync/veil/keys"
+	"github.com/wedsync/veil/migrate"
 )
 
 // The app's resources are what the console needs.
@@ -32,7 +33,7 @@ func (a *App) buildConsole(operators *admin.Operators) (*console.Server, error) 
 			st, _ := statusOf().(admin.Status)
 			return st
 		}),
-		Suppliers:   consoleSuppliers{rt: &a.rt, keys: a.keys, health: a.health},
+		Suppliers:   consoleSuppliers{rt: &a.rt, keys: a.keys, health: a.health, migrations: a.migrations},
 		Migrations:  a.migrations,
 		Rollback:    a.migrations,
 		Comparisons: a.compare,
@@ -59,9 +60,10 @@ func operatorAuthenticator(operators *admin.Operators) func(string) (name, role 
 // consoleSuppliers answers the console's suppliers pages with the same
 // handlers as /admin/suppliers/{id} and /admin/explain.
 type consoleSuppliers struct {
-	rt     *atomic.Pointer[generation.Runtime]
-	keys   *keys.SupplierKeys // nil when no supplier uses its own keys
-	health *health.Registry
+	rt         *atomic.Pointer[generation.Runtime]
+	keys       *keys.SupplierKeys // nil when no supplier uses its own keys
+	health     *health.Registry
+	migrations *migrate.Manager
 }
 
 // Suppliers lists the suppliers the config or an override names, and
@@ -80,7 +82,7 @@ func (s consoleSuppliers) Suppliers() []string {
 
 // Supplier returns a supplier's settings in force.
 func (s consoleSuppliers) Supplier(id string) admin.SupplierSettings {
-	_, doc := admin.GetSupplier(s.rt)(context.Background(), admin.Call{Param: id})
+	_, doc := admin.GetSupplier(s.rt, s.migrations)(context.Background(), admin.Call{Param: id})
 	st, _ := doc.(admin.SupplierSettings)
 	return st
 }
@@ -102,7 +104,7 @@ func (s consoleSuppliers) Explain(ctx context.Context, supplier, workflow, model
 	if model != "" {
 		q.Set("model", model)
 	}
-	_, doc := admin.Explain(s.rt, s.health)(ctx, admin.Call{Query: q})
+	_, doc := admin.Explain(s.rt, s.health, s.migrations)(ctx, admin.Call{Query: q})
 	if ex, ok := doc.(admin.Explanation); ok {
 		return ex, nil
 	}
