@@ -13,7 +13,10 @@
 // completion. Validate compares the two paths from what Observe recorded.
 // Switch records a completed migration at once, for a supplier whose
 // platform quota ran out (scenario 1); Exhausted does so in the background
-// when the proxy reports it. Package compare, apart from migrations,
+// when the proxy reports it. A planned or ramping migration owns its
+// supplier: a switch that arrives meanwhile never completes or advances it,
+// but is deferred on it (DeferredSwitch) and applies when it ends with the
+// supplier elsewhere. Package compare, apart from migrations,
 // shadows a sample of a supplier's requests on the other system and
 // reports how the two compare.
 //
@@ -30,9 +33,13 @@
 //
 // # Hot path
 //
-// Route and Observe are called for every request. Both read an
-// immutable table behind an atomic pointer, rebuilt on every change, and
-// neither locks nor allocates. Observe adds to atomic counters and a fixed
+// Decide (or Route) and Observe are called for every request. Both read
+// an immutable table behind an atomic pointer, rebuilt on every change,
+// and neither locks nor allocates. Decision.Apply turns a decision into
+// the key sources and provider of a policy request, for the proxy and for
+// the admin explanation alike. A plan's estimate maps each model to the
+// target as the policy would serve it (Served) and projects the cost a
+// year forward with package forecast. Observe adds to atomic counters and a fixed
 // latency histogram; Step writes them to the store.
 //
 // # Driving
@@ -41,5 +48,6 @@
 // migrations from the store and writes its counts; only the replica holding
 // the lease "migrate" evaluates gates and moves migrations between stages.
 //
-// See docs/adr/0011-migrations.md for the reasoning.
+// See docs/adr/0011-migrations.md and docs/adr/0026-migrations-told-truly.md
+// for the reasoning.
 package migrate
