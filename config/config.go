@@ -141,6 +141,8 @@ type Config struct {
 	Alerts Alerts `yaml:"alerts"`
 	// Cache configures the response cache.
 	Cache Cache `yaml:"cache"`
+	// Comparisons configures shadow comparisons: how answers are scored.
+	Comparisons Comparisons `yaml:"comparisons"`
 
 	// source is the name given to Parse, used in error messages.
 	source string
@@ -474,6 +476,7 @@ func (c *Config) ApplyDefaults() {
 	c.applyTierDefaults()
 	c.applyAlertDefaults()
 	c.applyCacheDefaults()
+	c.applySimilarityDefaults()
 }
 
 // Provider returns the provider with the given name.

@@ -149,6 +149,7 @@ callers:
 	want.applyTierDefaults()
 	want.applyAlertDefaults()
 	want.applyCacheDefaults()
+	want.applySimilarityDefaults()
 	// Compare the exported fields only.
 	got := *c
 	got.source, got.lines, got.envs = "", nil, nil
@@ -222,7 +223,7 @@ func TestParseDecodeErrors(t *testing.T) {
 		{
 			name: "unknown top-level field",
 			doc:  okProviders + okCallers + "listner:\n  proxy: :8080\n",
-			want: []wantErr{{field: "listner", at: "listner:", msg: "unknown field; valid fields of the top level are: admin, alerts, aliases, audit, cache, callers, jwt, keys, limits, listen, log, prices, providers, regions, routes, routing, seasons, store, suppliers, tiers, usage, vault"}},
+			want: []wantErr{{field: "listner", at: "listner:", msg: "unknown field; valid fields of the top level are: admin, alerts, aliases, audit, cache, callers, comparisons, jwt, keys, limits, listen, log, prices, providers, regions, routes, routing, seasons, store, suppliers, tiers, usage, vault"}},
 		},
 		{
 			name: "unknown provider field",

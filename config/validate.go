@@ -41,6 +41,7 @@ func (c *Config) Validate() error {
 	v.seasons()
 	v.alerts()
 	v.cache()
+	v.similarity()
 	return errors.Join(v.errs...)
 }
 
