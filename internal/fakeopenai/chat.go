@@ -2,6 +2,7 @@ package fakeopenai
 
 import (
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/tidwall/gjson"
@@ -128,8 +129,13 @@ func (s *Server) parseChat(root gjson.Result, deployed string) (*gen, bool, *api
 	if spec.offered() {
 		picks = spec.choose(ts.hash, scan.userText, scan.afterResults)
 	}
+	judge := !spec.offered() && strings.HasPrefix(scan.systemText, JudgeMarker)
 	for i := range g.choices {
 		seed := choiceSeed(ts.hash, i)
+		if judge {
+			g.choices[i] = fitAnswer(strings.Fields(judgeVerdict(scan.userText)), int(limit), ts.enc)
+			continue
+		}
 		if len(picks) == 0 {
 			g.choices[i] = generate(seed, s.opts.ReplyWords, int(limit), ts.enc)
 			continue
@@ -161,6 +167,7 @@ func (s *Server) parseChat(root gjson.Result, deployed string) (*gen, bool, *api
 type promptScan struct {
 	count        int
 	userText     string // the text of the last user message
+	systemText   string // the text of the first system or developer message
 	afterResults bool   // the last message hands call results back
 }
 
@@ -191,6 +198,10 @@ func scanMessages(msgs gjson.Result, ts *textStats) (promptScan, *apiError) {
 		switch role {
 		case "user":
 			p.userText = contentText(content)
+		case "system", "developer":
+			if p.systemText == "" {
+				p.systemText = contentText(content)
+			}
 		case "assistant":
 			if tc := m.Get("tool_calls"); present(tc) {
 				if ids, e = scanCalls(tc, i, ts); e != nil {

@@ -109,6 +109,13 @@ func generate(seed uint64, target, limit int, enc tokencount.Encoding) answer {
 	if target > 0 {
 		words = words[:target]
 	}
+	return fitAnswer(words, limit, enc)
+}
+
+// fitAnswer returns the answer of words, cut to the words that fit in
+// limit tokens of enc (at least one) with finish "length" when limit > 0
+// and they do not all fit.
+func fitAnswer(words []string, limit int, enc tokencount.Encoding) answer {
 	a := answer{words: words, finish: "stop"}
 	if limit > 0 && len(a.words) > 0 {
 		if n := fitWords(a.words, limit, enc); n < len(a.words) {

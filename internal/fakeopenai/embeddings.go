@@ -19,7 +19,11 @@ func embeddingDims(model string) int {
 }
 
 // embeddings serves POST /v1/embeddings. Vectors are unit-length and a
-// deterministic function of the model and the input text.
+// deterministic function of the model and the input text: built from the
+// text's concepts (see meaningVector), so that paraphrases are close,
+// texts sharing part of their content less so and unrelated texts far
+// apart; a text without content words (or given as tokens) gets a random
+// vector of its own.
 func (s *Server) embeddings(ctx *fasthttp.RequestCtx, c *call) {
 	root, e := parseRoot(requestBody(ctx))
 	if e == nil {
@@ -106,7 +110,10 @@ func appendEmbeddings(b []byte, inputs []textStats, model, format string, dims i
 		b = append(b, `{"object":"embedding","index":`...)
 		b = appendInt(b, int64(i))
 		b = append(b, `,"embedding":`...)
-		v := embedding(in.hash, dims)
+		v, ok := meaningVector(model, in.text, dims, in.hash)
+		if !ok {
+			v = embedding(in.hash, dims)
+		}
 		if format == "base64" {
 			raw = raw[:0]
 			for _, f := range v {

@@ -172,6 +172,9 @@ type textStats struct {
 	hash   uint64
 	tokens int
 	enc    tokencount.Encoding
+	// text is the text itself when it was given as one string (an
+	// embedding's input); empty for token arrays and prompts.
+	text string
 }
 
 // add folds s in.
@@ -242,6 +245,7 @@ func newTextStats(model string) textStats {
 func textOf(model, s string) textStats {
 	t := newTextStats(model)
 	t.add(s)
+	t.text = s
 	return t
 }
 
