@@ -24,6 +24,7 @@ import (
 	"github.com/wedsync/veil/policy"
 	"github.com/wedsync/veil/provider"
 	"github.com/wedsync/veil/quota"
+	"github.com/wedsync/veil/similarity"
 	"github.com/wedsync/veil/store"
 	"github.com/wedsync/veil/usage"
 )
@@ -59,6 +60,9 @@ type Runtime struct {
 	// Models are the model names Config lists (see ModelNames): the model
 	// label values of the metrics while this generation is in force.
 	Models []string
+	// Similarity scores the answers of shadow comparisons, with the
+	// methods of comparisons.similarity.
+	Similarity *similarity.Set
 }
 
 // Provider is the named provider, or the default one when name is empty;
@@ -111,6 +115,9 @@ type Deps struct {
 	// Issuers keeps the key sets of JWT issuers across generations;
 	// required when jwt.issuers is configured.
 	Issuers *jwks.Registry
+	// Similarity counts the similarity scores and fallbacks of every
+	// generation; nil: each generation counts on its own.
+	Similarity *similarity.Counters
 }
 
 // upstreamReadBuffer is the read buffer of each upstream connection.
@@ -160,6 +167,9 @@ func Build(base *config.Config, ov map[string]Override, d Deps) (rt *Runtime, er
 	}
 	rt.Prices = prices
 	if rt.Quota, err = b.quota(prices); err != nil {
+		return rt, err
+	}
+	if rt.Similarity, err = b.similarity(rt.Providers, prices); err != nil {
 		return rt, err
 	}
 	return rt, nil
@@ -402,4 +412,57 @@ func (b builder) quota(prices *usage.PriceTable) (*quota.Enforcer, error) {
 		o.Observer = b.d.Metrics
 	}
 	return quota.New(o) // its errors name the quota already
+}
+
+// similarity compiles comparisons.similarity with the providers it calls.
+func (b builder) similarity(providers []*provider.Provider, prices Pricer) (*similarity.Set, error) {
+	s, err := similarity.New(similarity.Options{Config: b.cfg.Comparisons.Similarity, Providers: providers,
+		Prices: prices, Counters: b.d.Similarity, Log: b.d.Log})
+	if err != nil {
+		return nil, fmt.Errorf("comparisons.similarity: %w", err)
+	}
+	return s, nil
+}
+
+// BuildScorer compiles only cfg's comparisons.similarity, with the
+// providers it names (their platform keys resolved through d) and the
+// price table, for scoring outside a running veil (veil compare
+// calibrate). Close the returned providers when done.
+func BuildScorer(cfg *config.Config, d Deps) (*similarity.Set, []*provider.Provider, error) {
+	if d.Log == nil {
+		d.Log = zap.NewNop()
+	}
+	if d.Audit == nil {
+		d.Audit = zap.NewNop()
+	}
+	if d.Secrets == nil {
+		return nil, nil, errors.New("generation: a secret source is required")
+	}
+	s := cfg.Comparisons.Similarity
+	used := map[string]bool{s.Default.Provider: true}
+	for _, m := range s.Workflows {
+		used[m.Provider] = true
+	}
+	only := *cfg
+	only.Providers = nil
+	for _, pc := range cfg.Providers {
+		if used[pc.Name] {
+			only.Providers = append(only.Providers, pc)
+		}
+	}
+	b := builder{cfg: &only, d: d}
+	providers, err := b.providers()
+	if err == nil {
+		var prices *usage.PriceTable
+		if prices, err = b.prices(); err == nil {
+			var set *similarity.Set
+			if set, err = b.similarity(providers, prices); err == nil {
+				return set, providers, nil
+			}
+		}
+	}
+	for _, p := range providers {
+		p.Close()
+	}
+	return nil, nil, err
 }

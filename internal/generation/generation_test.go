@@ -10,6 +10,7 @@ import (
 	"github.com/wedsync/veil/config"
 	"github.com/wedsync/veil/internal/generation"
 	"github.com/wedsync/veil/keys"
+	"github.com/wedsync/veil/similarity"
 	"github.com/wedsync/veil/store"
 )
 
@@ -170,5 +171,69 @@ func TestWithOverrides(t *testing.T) {
 				t.Errorf("the base changed: %+v", orig)
 			}
 		})
+	}
+}
+
+// TestSimilarityFollowsTheConfig: each generation compiles the
+// comparisons' similarity methods, so that a reload changes them, and
+// the counters given in Deps are shared by every generation.
+func TestSimilarityFollowsTheConfig(t *testing.T) {
+	d := deps(t)
+	d.Similarity = &similarity.Counters{}
+	build := func(yaml string) *generation.Runtime {
+		t.Helper()
+		rt, err := generation.Build(parse(t, yaml), nil, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rt
+	}
+	first := build(baseYAML)
+	if first.Similarity == nil || first.Similarity.Method("planning") != "lexical" {
+		t.Fatalf("default similarity %v", first.Similarity)
+	}
+	second := build(baseYAML + `comparisons:
+  similarity:
+    timeout: 3s
+    workflows:
+      planning: {method: judge, provider: openai, model: gpt-4o-mini}
+`)
+	if got := second.Similarity.Method("planning"); got != "judge gpt-4o-mini" {
+		t.Errorf("after the reload planning is scored by %q", got)
+	}
+	if second.Similarity.Timeout() != 3*time.Second || second.Similarity.Counters() != d.Similarity || first.Similarity.Counters() != d.Similarity {
+		t.Errorf("timeout %v, counters not shared", second.Similarity.Timeout())
+	}
+	if first.Similarity.Method("planning") != "lexical" {
+		t.Error("the reload changed the running generation's similarity")
+	}
+}
+
+// TestBuildScorer builds only the similarity scorer, with the providers it
+// names: neither another provider's key nor a caller's token is resolved.
+func TestBuildScorer(t *testing.T) {
+	yaml := strings.Replace(baseYAML, "callers:", `  - {name: unused, type: openai, base_url: "http://127.0.0.1:1/v1", api_key: env://UNRESOLVED}
+callers:`, 1) + `comparisons:
+  similarity:
+    workflows:
+      venue: {method: embeddings, provider: openai, model: text-embedding-3-small}
+`
+	cfg := parse(t, strings.Replace(yaml, "env://CALLER_TOKEN", "env://NOT_NEEDED", 1))
+	set, providers, err := generation.BuildScorer(cfg, generation.Deps{Secrets: keys.Sources{"env": keys.EnvSource{LookupEnv: lookup}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		for _, p := range providers {
+			p.Close()
+		}
+	}()
+	if len(providers) != 1 || providers[0].Name() != "openai" || set.Method("venue") != "embeddings text-embedding-3-small" {
+		t.Errorf("providers %d, venue scored by %q", len(providers), set.Method("venue"))
+	}
+	cfg = parse(t, strings.Replace(yaml, "env://PLATFORM_KEY", "env://MISSING_KEY", 1))
+	if _, _, err := generation.BuildScorer(cfg, generation.Deps{Secrets: keys.Sources{"env": keys.EnvSource{LookupEnv: lookup}}}); err == nil ||
+		!strings.Contains(err.Error(), "provider openai: platform key 0") {
+		t.Errorf("err = %v", err)
 	}
 }
