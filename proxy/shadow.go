@@ -16,6 +16,7 @@ import (
 	"github.com/wedsync/veil/keys"
 	"github.com/wedsync/veil/policy"
 	"github.com/wedsync/veil/provider"
+	"github.com/wedsync/veil/similarity"
 	"github.com/wedsync/veil/usage"
 )
 
@@ -99,8 +100,10 @@ func (s *Server) finishShadow(x *exchange, elapsed time.Duration, costUSD float6
 	}
 	primary := billing.Outcome{Status: x.status, Latency: elapsed, TTFT: x.stream.ttft, PromptTokens: x.usage.tokens.Prompt,
 		CompletionTokens: x.usage.tokens.Completion, CostUSD: costUSD, Text: string(sh.text)}
+	id := string(x.reqID)
 	job := shadowJob{sh: sh, rt: x.rt, supplier: string(x.supplier), model: append([]byte(nil), x.fields.Model...),
-		workflow: x.workflow, endpoint: x.ep, caller: x.caller.Name, reqID: string(x.reqID) + "-shadow", primary: primary}
+		workflow: x.workflow, endpoint: x.ep, caller: x.caller.Name, reqID: id + "-shadow", scoreID: id + "-similarity",
+		primary: primary}
 	s.background.Add(1)
 	go func() {
 		defer s.background.Done()
@@ -119,11 +122,14 @@ type shadowJob struct {
 	endpoint endpoint
 	caller   string
 	reqID    string
-	primary  billing.Outcome
+	// scoreID is the request ID of the similarity scoring call's record.
+	scoreID string
+	primary billing.Outcome
 }
 
 // runShadow sends the request to the other system as a plain call, then
-// records both answers for the comparison and the shadow's usage.
+// scores the two answers' similarity when both exist and records them for
+// the comparison, and the shadow's usage.
 func (s *Server) runShadow(j *shadowJob) {
 	onProvider, billed, ok := s.shadows.Lookup(j.sh.id)
 	if !ok {
@@ -138,7 +144,8 @@ func (s *Server) runShadow(j *shadowJob) {
 		out.Latency = time.Since(start)
 		rec.LatencyMS = float64(out.Latency.Microseconds()) / 1000
 		rec.Status, rec.Error = out.Status, out.Err
-		s.shadows.Record(j.sh.id, compare.Pair{Workflow: j.workflow, Primary: j.primary, Shadow: out})
+		s.shadows.Record(j.sh.id, compare.Pair{Workflow: j.workflow, Primary: j.primary, Shadow: out,
+			Score: s.scoreShadow(j, &out)})
 		if s.usage != nil {
 			s.usage.Emit(rec)
 		}
@@ -224,6 +231,30 @@ func (s *Server) runShadow(j *shadowJob) {
 	var sh shadowState
 	sh.shadowText(resp.Body(), false)
 	out.Text = string(sh.text)
+}
+
+// scoreShadow scores the similarity of the two answers of a shadowed
+// request with the runtime's method for its workflow, within the method's
+// timeout; its calls are billed to the platform as shadow usage. It runs
+// in the shadow's goroutine, never on the client's path. Without a scorer,
+// or without two answers, the score is zero, which the comparison reads as
+// its own lexical score.
+func (s *Server) scoreShadow(j *shadowJob, out *billing.Outcome) compare.Score {
+	sc := j.rt.Similarity
+	if sc == nil || j.primary.Failed() || out.Failed() {
+		return compare.Score{}
+	}
+	var emit similarity.Emitter
+	if s.usage != nil {
+		emit = s.usage
+	}
+	score, err := sc.Score(context.Background(), &similarity.Input{Workflow: j.workflow, Primary: j.primary.Text,
+		Shadow: out.Text, Comparison: j.sh.id, Supplier: j.supplier, Caller: j.caller, RequestID: j.scoreID, Usage: emit})
+	if err != nil {
+		s.quiet.Warn("shadow_similarity", "shadow answers not scored", zap.String("comparison", j.sh.id), zap.Error(err))
+		return compare.Score{}
+	}
+	return score
 }
 
 // shadowKey is the key a shadow call uses: the provider's next platform
