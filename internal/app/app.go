@@ -14,6 +14,7 @@ import (
 
 	"github.com/wedsync/veil/compare"
 	"github.com/wedsync/veil/quota"
+	"github.com/wedsync/veil/similarity"
 
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
@@ -107,6 +108,10 @@ type App struct {
 	// conns are the proxy listener's open connections, closed when the
 	// drain timeout has passed and the requests on them have ended.
 	conns sync.Map // net.Conn -> *atomic.Int32 holding its fasthttp.ConnState
+
+	// similarity counts the comparisons' similarity scores and fallbacks
+	// of every generation.
+	similarity *similarity.Counters
 }
 
 // New builds an App from a validated config. With Vault enabled it logs in
@@ -154,6 +159,7 @@ func New(cfg *config.Config, o Options) (a *App, err error) {
 	if err := a.buildUsage(); err != nil {
 		return nil, err
 	}
+	a.watchSimilarity()
 	rt, err := generation.Build(cfg, nil, a.deps())
 	if err != nil {
 		return nil, err

@@ -83,7 +83,8 @@ func (a *App) install(base *config.Config, ov map[string]generation.Override) er
 // deps are the long-lived dependencies every generation is built with.
 func (a *App) deps() generation.Deps {
 	return generation.Deps{Secrets: a.secrets, Vault: a.vault, Store: a.store, Metrics: a.metrics,
-		Log: a.log, Audit: a.audit, Settles: a.settles, Journal: a.journalOrNil(), Issuers: a.issuers}
+		Log: a.log, Audit: a.audit, Settles: a.settles, Journal: a.journalOrNil(), Issuers: a.issuers,
+		Similarity: a.similarity}
 }
 
 // restartOnly lists the sections that differ between old and next and that
