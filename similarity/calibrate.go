@@ -11,6 +11,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/wedsync/veil/compare"
 )
@@ -29,6 +30,11 @@ const (
 	// LabelBad is an answer that is worse: bad.
 	LabelBad = "bad"
 )
+
+// MinCalibrationPairs is the number of labelled pairs per workflow below
+// which a suggested threshold is not to be trusted: the same as the pairs
+// a comparison needs before it recommends anything.
+const MinCalibrationPairs = compare.MinPairs
 
 // ErrPairs means a calibration file could not be read.
 var ErrPairs = errors.New("similarity: invalid pairs")
@@ -113,19 +119,31 @@ type ScoredPair struct {
 	Score compare.Score
 }
 
-// ScorePairs scores each pair with s, one after the other; the usage
+// ScoreParallel is how many pairs ScorePairs scores at once.
+const ScoreParallel = 4
+
+// ScorePairs scores each pair with s, ScoreParallel at a time; the usage
 // records of the calls go to emit (nil drops them), attributed to
-// comparison.
+// comparison. A pair that s fails to score gets a NaN value and a method
+// saying why.
 func ScorePairs(ctx context.Context, s Scorer, pairs []LabelledPair, comparison string, emit Emitter) []ScoredPair {
 	out := make([]ScoredPair, len(pairs))
+	sem := make(chan struct{}, ScoreParallel)
+	var wg sync.WaitGroup
 	for i, p := range pairs {
-		sc, err := s.Score(ctx, &Input{Workflow: p.Workflow, Primary: p.Primary, Shadow: p.Shadow, Comparison: comparison,
-			RequestID: fmt.Sprintf("%s-%d", comparison, i+1), Usage: emit})
-		if err != nil {
-			sc = compare.Score{Value: math.NaN(), Method: "failed: " + err.Error()}
-		}
-		out[i] = ScoredPair{LabelledPair: p, Score: sc}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			sc, err := s.Score(ctx, &Input{Workflow: p.Workflow, Primary: p.Primary, Shadow: p.Shadow, Comparison: comparison,
+				RequestID: fmt.Sprintf("%s-%d", comparison, i+1), Usage: emit})
+			if err != nil {
+				sc = compare.Score{Value: math.NaN(), Method: "failed: " + err.Error()}
+			}
+			out[i] = ScoredPair{LabelledPair: p, Score: sc}
+		}()
 	}
+	wg.Wait()
 	return out
 }
 

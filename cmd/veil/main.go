@@ -16,6 +16,9 @@
 //	veil migrate plan|start|status|rollback|validate|compare --config FILE ...
 //	                                      move a supplier between platform keys and its own key,
 //	                                      or compare the two systems, through a running veil
+//	veil compare calibrate --config FILE PAIRS.json
+//	                                      score labelled answer pairs with the configured similarity
+//	                                      methods and suggest each workflow's threshold
 //	veil fake-upstream --listen ADDR      run the fake OpenAI upstream alone
 //	veil version                          print the version
 //
@@ -83,7 +86,7 @@ Usage:
   veil usage reconcile --config FILE [--from DAY] [--to DAY] RECORDS.jsonl...
   veil status --config FILE
   veil health [--admin HOST:PORT | --config FILE] [--wait 30s]
-` + migrateUsage + auditUsage + fakeUpstreamUsage + `  veil version
+` + migrateUsage + compareUsage + auditUsage + fakeUpstreamUsage + `  veil version
 `
 
 func main() {
@@ -118,6 +121,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = migrateCmd(args[1:], stdout, stderr)
 	case "audit":
 		err = auditCmd(args[1:], stdout)
+	case "compare":
+		err = compareCmd(args[1:], stdout)
 	case "fake-upstream":
 		err = fakeUpstream(args[1:], stdout)
 	case "version", "--version":
