@@ -1,7 +1,6 @@
 package config
 
 import (
-	"fmt"
 	"math"
 	"slices"
 	"strings"
@@ -224,13 +223,4 @@ func (v *validator) similarityMethod(path string, m SimilarityMethod) {
 	case m.Method == SimilarityEmbeddings && p.Type == ProviderTypeAnthropic:
 		v.fail(path+".provider", "provider %q is of type %s, which has no embeddings API", m.Provider, p.Type)
 	}
-}
-
-// Name names the method as reports print it, such as "judge
-// gpt-4o-mini" or "lexical".
-func (m SimilarityMethod) Name() string {
-	if m.Method == SimilarityLexical || m.Model == "" {
-		return m.Method
-	}
-	return fmt.Sprintf("%s %s", m.Method, m.Model)
 }

@@ -35,19 +35,19 @@ comparisons:
 		t.Errorf("timeout %v", s.Timeout)
 	}
 	cases := []struct {
-		workflow, method, name string
-		threshold              float64
+		workflow, method, model string
+		threshold               float64
 	}{
-		{"planning", SimilarityJudge, "judge gpt-4o-mini", 0.75},
-		{"venue", SimilarityEmbeddings, "embeddings text-embedding-3-small", DefaultEmbeddingsThreshold},
-		{"seating", SimilarityLexical, "lexical", 0.6},
-		{"catering", SimilarityLexical, "lexical", DefaultLexicalThreshold},
-		{"", SimilarityLexical, "lexical", DefaultLexicalThreshold},
+		{"planning", SimilarityJudge, "gpt-4o-mini", 0.75},
+		{"venue", SimilarityEmbeddings, "text-embedding-3-small", DefaultEmbeddingsThreshold},
+		{"seating", SimilarityLexical, "", 0.6},
+		{"catering", SimilarityLexical, "", DefaultLexicalThreshold},
+		{"", SimilarityLexical, "", DefaultLexicalThreshold},
 	}
 	for _, tc := range cases {
 		m := s.For(tc.workflow)
-		if m.Method != tc.method || m.Name() != tc.name || m.Threshold != tc.threshold {
-			t.Errorf("%q: %+v (%s), want %s %s at %v", tc.workflow, m, m.Name(), tc.method, tc.name, tc.threshold)
+		if m.Method != tc.method || m.Model != tc.model || m.Threshold != tc.threshold {
+			t.Errorf("%q: %+v, want %s %s at %v", tc.workflow, m, tc.method, tc.model, tc.threshold)
 		}
 	}
 	if got := s.LexicalThreshold(); got != DefaultLexicalThreshold {
