@@ -31,9 +31,11 @@ const maxReasonBytes = 500
 // JudgeScorer asks a chat model for a verdict on how well the shadow
 // answer matches the primary under the workflow's rubric.
 //
-// The request is made at temperature 0 with response_format json_object
-// (left out for Anthropic providers, which have no such option; the
-// prompt asks for the JSON anyway). The system prompt holds the
+// The request is made at temperature 0, with max_completion_tokens (which
+// current OpenAI models take, and the translators map for the other
+// provider types) and response_format json_object (left out for Anthropic
+// providers, which have no such option; the prompt asks for the JSON
+// anyway). The system prompt holds the
 // instructions and the rubric; the user message holds only the two
 // answers, each between a BEGIN and an END line carrying a random marker
 // drawn for the request, so that an answer cannot close its own block,
@@ -67,7 +69,7 @@ type judgeRequest struct {
 	Model          string           `json:"model"`
 	Messages       []judgeMessage   `json:"messages"`
 	Temperature    float64          `json:"temperature"`
-	MaxTokens      int              `json:"max_tokens"`
+	MaxTokens      int              `json:"max_completion_tokens"`
 	ResponseFormat *json.RawMessage `json:"response_format,omitempty"`
 }
 
