@@ -561,28 +561,60 @@ func (c *Comparisons) List(ctx context.Context) ([]*Comparison, error) {
 	return out, nil
 }
 
-// Lookup returns, from memory, where the shadow requests of a comparison
-// running on this replica go (empty: the other system's first planned
-// provider) and who pays for them.
-func (c *Comparisons) Lookup(id string) (provider string, billed billing.Payer, ok bool) {
+// Begin takes one of a running comparison's requests for a shadow call
+// about to be made, and returns where it goes (empty: the other system's
+// first planned provider) and who pays for it. It is the count's only
+// step: a request Shadow chose is counted as shadowed here, when its
+// shadow call is actually made, not when it was chosen, so a chosen
+// request that is not shadowed after all (its answer failed, or it was
+// already planned on the other system) never counts. It reports false
+// when the comparison no longer runs on this replica or, capped, this
+// replica's claim on its count is used up; the caller then makes no call.
+func (c *Comparisons) Begin(id string) (provider string, billed billing.Payer, ok bool) {
 	e := c.active.Load().byID[id]
 	if e == nil {
+		return "", "", false
+	}
+	if !e.take() {
 		return "", "", false
 	}
 	return e.req.Provider, e.req.Billed, true
 }
 
-// Shadow reports whether this request of supplier is also to be sent to
-// the other system, and if so the comparison's ID and that system. spread
-// is any well-mixed number that varies per request (such as a request
-// counter times an odd constant) or per conversation, for a stable
-// choice; Sample of the values are chosen. A comparison with Requests
+// take counts one shadow call of e on this replica, within its claim when
+// capped. It reports false when the claim is used up.
+func (e *cmpEntry) take() bool {
+	if !e.capped {
+		e.used.Add(1)
+		return true
+	}
+	for {
+		w := e.state.Load()
+		if uint32(w) >= uint32(w>>32) {
+			e.denied.Add(1) // tells the next pass to claim more
+			return false
+		}
+		if e.state.CompareAndSwap(w, w+1) {
+			return true
+		}
+	}
+}
+
+// Shadow reports whether this request of supplier is to be shadowed, and
+// if so the comparison's ID and the other system. spread is any
+// well-mixed number that varies per request (such as a request counter
+// times an odd constant) or per conversation, for a stable choice; Sample
+// of the values are chosen. Choosing does not count: the caller counts
+// the request with Begin when it makes the shadow call, so that a request
+// it skips after all (already planned on the other system, or whose
+// answer failed) is not counted as shadowed. A comparison with Requests
 // chooses at most that many across all replicas: each replica shadows
-// within the part of the count it claimed at its passes (the replica that
-// started the comparison claims a part at once; the others claim theirs
-// at the pass after their first sampled request), and only while its
-// passes renew the claim. One with a Window
-// chooses none from its end on. Shadow is lock-free and allocation-free.
+// within the part of the count it claimed at its passes (the replica
+// that started the comparison claims a part at once; the others claim
+// theirs at the pass after their first sampled request), and only while
+// its passes renew the claim; Shadow chooses none while this replica's
+// claim is used up. One with a Window chooses none from its end on.
+// Shadow is lock-free and allocation-free.
 func (c *Comparisons) Shadow(supplier []byte, spread uint64) (id string, other billing.KeySource, ok bool) {
 	e := c.active.Load().bySupplier[string(supplier)]
 	if e == nil {
@@ -595,18 +627,10 @@ func (c *Comparisons) Shadow(supplier []byte, spread uint64) (id string, other b
 		return "", "", false
 	}
 	if e.capped {
-		for {
-			w := e.state.Load()
-			if uint32(w) >= uint32(w>>32) {
-				e.denied.Add(1) // tells the next pass to claim more
-				return "", "", false
-			}
-			if e.state.CompareAndSwap(w, w+1) {
-				break
-			}
+		if w := e.state.Load(); uint32(w) >= uint32(w>>32) {
+			e.denied.Add(1) // tells the next pass to claim more
+			return "", "", false
 		}
-	} else {
-		e.used.Add(1)
 	}
 	return e.id, e.req.Other.First(), true
 }

@@ -58,6 +58,18 @@ func mustStart(t testing.TB, c *Comparisons, r Request) *Comparison {
 	return cmp
 }
 
+// shadowCall is what the proxy does for a request of supplier that it
+// shadows: Shadow chooses it and Begin counts the shadow call. It reports
+// whether the call is made.
+func shadowCall(c *Comparisons, supplier string, spread uint64) bool {
+	id, _, ok := c.Shadow([]byte(supplier), spread)
+	if !ok {
+		return false
+	}
+	_, _, ok = c.Begin(id)
+	return ok
+}
+
 func mustSync(t testing.TB, cs ...*Comparisons) {
 	t.Helper()
 	for _, c := range cs {
@@ -198,11 +210,11 @@ func TestCompareOnePerSupplier(t *testing.T) {
 	if id, other, ok := a.Shadow([]byte("bella"), 1); !ok || id != second.ID || other != "client" {
 		t.Errorf("Shadow after the restart: %q %q %v, want %s", id, other, ok, second.ID)
 	}
-	if provider, billed, ok := a.Lookup(second.ID); !ok || billed != "platform" || provider != "" {
-		t.Errorf("Lookup: %q %q %v", provider, billed, ok)
+	if provider, billed, ok := a.Begin(second.ID); !ok || billed != "platform" || provider != "" {
+		t.Errorf("Begin: %q %q %v", provider, billed, ok)
 	}
-	if _, _, ok := a.Lookup(first.ID); ok {
-		t.Error("Lookup finds a stopped comparison")
+	if _, _, ok := a.Begin(first.ID); ok {
+		t.Error("Begin takes a stopped comparison")
 	}
 }
 
@@ -267,7 +279,7 @@ func TestShadowRequestsCap(t *testing.T) {
 				for g := range 8 {
 					wg.Go(func() {
 						for i := range 40 {
-							if _, _, ok := cs[(g+i)%replicas].Shadow([]byte("bella"), uint64(i)); ok {
+							if shadowCall(cs[(g+i)%replicas], "bella", uint64(i)) {
 								shadowed.Add(1)
 							}
 						}
@@ -300,6 +312,58 @@ func TestShadowRequestsCap(t *testing.T) {
 	}
 }
 
+// TestShadowCountsOnlyShadowCalls: of twelve requests chosen, the caller
+// shadows two (the others were already on the other system); the
+// comparison counts two shadowed, not twelve, and a capped one keeps the
+// rest of its count for later requests.
+func TestShadowCountsOnlyShadowCalls(t *testing.T) {
+	for _, capped := range []bool{false, true} {
+		t.Run(fmt.Sprintf("capped %v", capped), func(t *testing.T) {
+			ctx := context.Background()
+			clock := newCmpClock()
+			c := newCmp(newCmpStore(t), clock, "a")
+			req := Request{Supplier: "bella", Other: "client", Window: time.Hour, Sample: 1}
+			if capped {
+				req.Requests = 12
+			}
+			cmp := mustStart(t, c, req)
+			for i := range 12 {
+				id, _, ok := c.Shadow([]byte("bella"), uint64(i))
+				if !ok {
+					t.Fatalf("request %d not chosen", i)
+				}
+				if i%6 != 0 {
+					continue // already on the other system: no shadow call
+				}
+				if _, _, ok := c.Begin(id); !ok {
+					t.Fatalf("request %d: Begin refused", i)
+				}
+				c.Record(id, Pair{Primary: billing.Outcome{Status: 200, Text: "yes"}, Shadow: billing.Outcome{Status: 200, Text: "yes"}})
+			}
+			mustSync(t, c)
+			got, err := c.Get(ctx, cmp.ID)
+			if err != nil || got.Shadowed != 2 || got.Recorded != 2 || got.Status != Running {
+				t.Fatalf("after 12 chosen and 2 shadowed: %+v, %v", got, err)
+			}
+			if capped {
+				for i := range 10 {
+					mustSync(t, c)
+					if !shadowCall(c, "bella", uint64(i)) {
+						t.Fatalf("shadow call %d of the 10 left refused", i)
+					}
+				}
+				mustSync(t, c)
+				if got, _ := c.Get(ctx, cmp.ID); got.Shadowed != 12 || got.Status != Done {
+					t.Errorf("after the count: %+v", got)
+				}
+				if _, _, ok := c.Begin(cmp.ID); ok {
+					t.Error("Begin beyond the count")
+				}
+			}
+		})
+	}
+}
+
 func TestShadowStaleClaimWrittenOff(t *testing.T) {
 	const requests = 100
 	clock := newCmpClock()
@@ -309,7 +373,7 @@ func TestShadowStaleClaimWrittenOff(t *testing.T) {
 	total := 0
 	shadow := func(c *Comparisons, n int) {
 		for i := range n {
-			if _, _, ok := c.Shadow([]byte("bella"), uint64(i)); ok {
+			if shadowCall(c, "bella", uint64(i)) {
 				total++
 			}
 		}
@@ -348,7 +412,7 @@ func TestShadowIdleClaimGivenBack(t *testing.T) {
 	pass := func() {
 		mustSync(t, a, b)
 		for i := range 20 {
-			if _, _, ok := b.Shadow([]byte("bella"), uint64(i)); ok {
+			if shadowCall(b, "bella", uint64(i)) {
 				total++
 			}
 		}
@@ -377,11 +441,11 @@ func TestCompareWindow(t *testing.T) {
 	c := newCmp(st, clock, "a")
 	cmp := mustStart(t, c, Request{Supplier: "bella", Other: "client", Window: time.Hour, Sample: 1})
 	start := clock.Now()
-	if _, _, ok := c.Shadow([]byte("bella"), 1); !ok {
+	if !shadowCall(c, "bella", 1) {
 		t.Fatal("not shadowed at the start")
 	}
 	clock.Advance(time.Hour - time.Nanosecond)
-	if _, _, ok := c.Shadow([]byte("bella"), 2); !ok {
+	if !shadowCall(c, "bella", 2) {
 		t.Fatal("not shadowed just before the end")
 	}
 	clock.Advance(time.Nanosecond)
@@ -654,7 +718,7 @@ func TestComparePersistence(t *testing.T) {
 	a := newCmp(st, clock, "a")
 	cmp := mustStart(t, a, Request{Supplier: "bella", Other: "client", Requests: 1000, Sample: 1})
 	for i := range 40 {
-		if _, _, ok := a.Shadow([]byte("bella"), uint64(i)); !ok {
+		if !shadowCall(a, "bella", uint64(i)) {
 			t.Fatalf("request %d not shadowed", i)
 		}
 	}
@@ -696,6 +760,9 @@ func TestComparePersistence(t *testing.T) {
 	}
 	mustSync(t, b)
 	if id, _, ok := b.Shadow([]byte("bella"), 1); !ok || id != cmp.ID {
+		t.Error("not chosen after the replica's passes")
+	}
+	if _, _, ok := b.Begin(cmp.ID); !ok {
 		t.Error("not shadowed after the replica's passes")
 	}
 	for _, p := range pairs[30:] {
@@ -705,7 +772,7 @@ func TestComparePersistence(t *testing.T) {
 	// A restarted replica a carries on from what it flushed.
 	a2 := newCmp(st, clock, "a")
 	mustSync(t, a2)
-	if _, _, ok := a2.Shadow([]byte("bella"), 2); !ok {
+	if !shadowCall(a2, "bella", 2) {
 		t.Error("restarted replica does not shadow")
 	}
 	a2.Record(cmp.ID, Pair{Primary: pairs[0][0], Shadow: pairs[0][1]})

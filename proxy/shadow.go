@@ -26,12 +26,13 @@ var errNoPlatformKey = errors.New("the provider has no platform key")
 // Shadows are the running comparisons of a supplier's two systems; see
 // compare.Comparisons.
 type Shadows interface {
-	// Shadow says whether this request is also to be sent to the other
-	// system, and which.
+	// Shadow says whether this request is chosen to be sent to the other
+	// system too, and which; choosing does not count it as shadowed.
 	Shadow(supplier []byte, spread uint64) (id string, other billing.KeySource, ok bool)
-	// Lookup returns where a running comparison's shadow calls go (empty:
-	// the other system's first planned provider) and who pays for them.
-	Lookup(id string) (provider string, billed billing.Payer, ok bool)
+	// Begin counts one shadow call about to be made, and returns where it
+	// goes (empty: the other system's first planned provider) and who pays
+	// for it; false means no call is made.
+	Begin(id string) (provider string, billed billing.Payer, ok bool)
 	// Record takes both answers of one shadowed request.
 	Record(id string, p compare.Pair)
 }
@@ -94,7 +95,10 @@ func (s *Server) finishShadow(x *exchange, elapsed time.Duration, costUSD float6
 		return
 	}
 	x.shadow = nil
-	if x.status != fasthttp.StatusOK || x.stream.interrupted != "" || x.served == nil {
+	// An answer that failed cannot be compared, and one served on the
+	// other system (a fallback, or a quota's switch) already is the other
+	// system's: neither is shadowed, nor counted.
+	if x.status != fasthttp.StatusOK || x.stream.interrupted != "" || x.served == nil || x.served.Source == sh.other {
 		fasthttp.ReleaseRequest(sh.req)
 		return
 	}
@@ -131,7 +135,7 @@ type shadowJob struct {
 // scores the two answers' similarity when both exist and records them for
 // the comparison, and the shadow's usage.
 func (s *Server) runShadow(j *shadowJob) {
-	onProvider, billed, ok := s.shadows.Lookup(j.sh.id)
+	onProvider, billed, ok := s.shadows.Begin(j.sh.id)
 	if !ok {
 		return
 	}
