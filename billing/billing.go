@@ -93,8 +93,11 @@ type Outcome struct {
 	Latency, TTFT time.Duration
 	// PromptTokens and CompletionTokens are the tokens of the answer.
 	PromptTokens, CompletionTokens int64
-	// CostUSD is the answer's cost.
+	// CostUSD is the answer's cost, for display.
 	CostUSD float64
+	// CostMicros is the answer's cost in millionths of a US dollar, the
+	// unit sums are kept in; zero takes CostUSD.
+	CostMicros int64
 	// Text is the answer's text, for the similarity of two answers; it is
 	// compared, never stored.
 	Text string

@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"math"
 	"time"
 
 	"github.com/tidwall/gjson"
@@ -103,7 +104,7 @@ func (s *Server) finishShadow(x *exchange, elapsed time.Duration, costUSD float6
 		return
 	}
 	primary := billing.Outcome{Status: x.status, Latency: elapsed, TTFT: x.stream.ttft, PromptTokens: x.usage.tokens.Prompt,
-		CompletionTokens: x.usage.tokens.Completion, CostUSD: costUSD, Text: string(sh.text)}
+		CompletionTokens: x.usage.tokens.Completion, CostUSD: costUSD, CostMicros: int64(math.Round(costUSD * 1e6)), Text: string(sh.text)}
 	id := string(x.reqID)
 	job := shadowJob{sh: sh, rt: x.rt, supplier: string(x.supplier), model: append([]byte(nil), x.fields.Model...),
 		workflow: x.workflow, endpoint: x.ep, caller: x.caller.Name, reqID: id + "-shadow", scoreID: id + "-similarity",
@@ -229,7 +230,7 @@ func (s *Server) runShadow(j *shadowJob) {
 	if p := j.rt.Prices; p != nil && t.Total > 0 {
 		if micros, ok := p.CostMicros(a.Provider.Name(), rec.Model, start, t.Prompt, t.Cached, t.Completion); ok {
 			rec.SetCost(micros)
-			out.CostUSD = *rec.CostUSD
+			out.CostUSD, out.CostMicros = *rec.CostUSD, micros
 		}
 	}
 	var sh shadowState
