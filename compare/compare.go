@@ -10,7 +10,6 @@ import (
 	"math"
 	mathrand "math/rand/v2"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -75,6 +74,38 @@ const (
 	RecordGrace = 15 * time.Minute
 )
 
+// Workflows of a comparison.
+const (
+	// MaxWorkflows is the number of workflows a comparison keeps figures
+	// for, per replica and in a report; the pairs of any other workflow
+	// are counted under OtherWorkflow.
+	MaxWorkflows = 20
+	// MaxWorkflowSamples is the number of answer pairs each replica keeps
+	// per workflow for percentiles (a uniform reservoir beyond).
+	MaxWorkflowSamples = 200
+	// OtherWorkflow names the pairs of workflows beyond MaxWorkflows, and
+	// those the proxy records as other (not built in nor configured).
+	OtherWorkflow = "other"
+	// NoWorkflow names the pairs of requests that named no workflow.
+	NoWorkflow = "(none)"
+	// maxWorkflowName is the longest workflow name kept as it is.
+	maxWorkflowName = 64
+	// maxMethods is the number of similarity methods named per workflow.
+	maxMethods = 4
+)
+
+// Chart buckets of a Report.
+const (
+	// SimilarityBins is the number of bins of the similarity histogram,
+	// each 1/SimilarityBins wide; a similarity of 1 is in the last.
+	SimilarityBins = 10
+)
+
+// LatencyBucketsMS are the upper bounds, in milliseconds and exclusive,
+// of the latency histogram's buckets; a last bucket holds the latencies
+// from the last bound on. They are fixed: stored counts depend on them.
+var LatencyBucketsMS = [...]int64{50, 100, 250, 500, 1000, 2000, 5000, 10000, 20000, 60000}
+
 // Recommendation thresholds of a Report.
 const (
 	// MinPairs is the number of recorded answer pairs below which
@@ -87,12 +118,24 @@ const (
 	// LatencyFactor is how many times the primary's p95 latency
 	// the other system's may be. Beyond it the recommendation is to stay.
 	LatencyFactor = 1.5
-	// MinSimilarity is the least mean answer similarity. Below it
-	// the recommendation is to stay.
+	// MinSimilarity is the least mean answer similarity of pairs scored
+	// without a threshold of their own. Below it (or below the threshold
+	// the scores gave) the recommendation is to stay.
 	MinSimilarity = 0.8
 	// SimilarThreshold is the similarity at or above which a pair
-	// of answers counts as similar in SimilarityStats.Similar.
+	// of answers counts as similar in SimilarityStats.Similar when its
+	// Score names no threshold (the Lexical method's).
 	SimilarThreshold = 0.8
+	// MinSimilarShare is the least share of compared pairs at or above
+	// their threshold. Below it the recommendation is to stay.
+	MinSimilarShare = 0.8
+	// MinorShare is the share of the pairs below which a workflow with
+	// too few pairs to judge does not hold the whole recommendation back:
+	// it is named, and is to be watched, but the others decide.
+	MinorShare = 0.05
+	// SamePriceMargin is how close, as a share, two costs per request
+	// are to count as the same price: then only who pays changes.
+	SamePriceMargin = 0.005
 	// CostMargin is how much more, as a share, the other system
 	// may cost per 1,000 requests than the primary and still be
 	// recommended. Beyond it the recommendation is to stay.
@@ -182,6 +225,13 @@ type Options struct {
 	// Interval is how often Run flushes and refreshes; zero means
 	// DefaultInterval.
 	Interval time.Duration
+	// Usage gives the suppliers' daily usage, the history a report's
+	// projection starts from; nil leaves the projection out.
+	Usage UsageSource
+	// Season returns the peak season a report's projection uses: a
+	// description and which days are in it. Nil, or a nil day function,
+	// means March to October (DefaultSeason).
+	Season func() (name string, peak func(day time.Time) bool)
 }
 
 // Comparisons runs shadow comparisons: for a supplier, for a number of
@@ -198,6 +248,8 @@ type Comparisons struct {
 	holder   string
 	current  func(string) billing.Mode
 	interval time.Duration
+	usage    UsageSource
+	seasonFn func() (string, func(time.Time) bool)
 
 	// active is the set Shadow reads, replaced whole (copy on write).
 	active atomic.Pointer[cmpSet]
@@ -266,17 +318,30 @@ type cmpReplica struct {
 	cmpStats
 }
 
-// cmpStats are the recorded figures of one replica.
+// cmpStats are the recorded figures of one replica: of all its pairs, and
+// in Workflows of each workflow's. Every figure is a running total (or a
+// bounded sample), so that replicas' figures add up.
 type cmpStats struct {
 	Pairs   int64   `json:"pairs"`
 	Primary cmpSide `json:"primary"`
 	Shadow  cmpSide `json:"shadow"`
 	// Compared counts the pairs with both answers, SimSum their
-	// similarities and Similar those at or above SimilarThreshold.
-	Compared int64       `json:"compared"`
-	SimSum   float64     `json:"sim_sum"`
-	Similar  int64       `json:"similar"`
-	Samples  []cmpSample `json:"samples,omitempty"`
+	// similarities, Similar those at or above their score's threshold and
+	// SimBins them by similarity, in SimilarityBins bins of equal width.
+	Compared int64   `json:"compared"`
+	SimSum   float64 `json:"sim_sum"`
+	Similar  int64   `json:"similar"`
+	SimBins  []int64 `json:"sim_bins,omitempty"`
+	// Methods are the similarity methods that scored the compared pairs
+	// (at most maxMethods, in the order first seen), and Threshold the
+	// highest threshold they gave.
+	Methods   []string    `json:"methods,omitempty"`
+	Threshold float64     `json:"threshold,omitempty"`
+	Samples   []cmpSample `json:"samples,omitempty"`
+	// Workflows are the figures of each workflow's pairs, in the figures
+	// of all pairs only: at most MaxWorkflows names, the rest under
+	// OtherWorkflow. Documents written before veil kept them have none.
+	Workflows map[string]*cmpStats `json:"workflows,omitempty"`
 }
 
 // cmpSide are the totals of one side of the pairs.
@@ -285,9 +350,31 @@ type cmpSide struct {
 	Errors           int64 `json:"errors"`
 	PromptTokens     int64 `json:"prompt_tokens"`
 	CompletionTokens int64 `json:"completion_tokens"`
-	// CostNanos is the cost in billionths of a US dollar, an integer so
-	// that sums are exact.
-	CostNanos int64 `json:"cost_nanos"`
+	// CostMicros is the cost in millionths of a US dollar, an integer so
+	// that sums are exact, the unit of the usage records.
+	CostMicros int64 `json:"cost_micros"`
+	// Latency counts the answers that did not fail by their latency, in
+	// the buckets of LatencyBucketsMS (the last one open).
+	Latency []int64 `json:"latency_buckets,omitempty"`
+}
+
+// UnmarshalJSON reads a side, converting the cost in billionths of a
+// dollar (cost_nanos) of documents written before the cost was kept in
+// micro-dollars, rounded to the nearest micro-dollar.
+func (s *cmpSide) UnmarshalJSON(b []byte) error {
+	type plain cmpSide
+	var v struct {
+		plain
+		CostNanos int64 `json:"cost_nanos"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*s = cmpSide(v.plain)
+	if v.CostNanos != 0 && s.CostMicros == 0 {
+		s.CostMicros = (v.CostNanos + 500) / 1000
+	}
+	return nil
 }
 
 // cmpSample is one pair kept for percentiles. Latencies and TTFTs are in
@@ -320,6 +407,8 @@ func New(o Options) *Comparisons {
 		holder:   o.Holder,
 		current:  o.Current,
 		interval: o.Interval,
+		usage:    o.Usage,
+		seasonFn: o.Season,
 		entries:  make(map[string]*cmpEntry),
 	}
 	if c.now == nil {
@@ -708,46 +797,245 @@ func (c *Comparisons) Record(id string, p Pair) {
 	if !se {
 		s.SL, s.ST = int64(shadow.Latency), int64(shadow.TTFT)
 	}
+	score := p.Score
 	if s.Both {
-		if p.Score.Method == "" {
-			p.Score = Score{Value: Similarity(primary.Text, shadow.Text), Method: Lexical, Threshold: SimilarThreshold}
+		if score.Method == "" {
+			score = Score{Value: Similarity(primary.Text, shadow.Text), Method: Lexical, Threshold: SimilarThreshold}
 		}
-		s.Sim = p.Score.Value
+		if !(score.Value >= 0) { // NaN too
+			score.Value = 0
+		}
+		score.Value = min(score.Value, 1)
+		if !(score.Threshold > 0 && score.Threshold <= 1) {
+			score.Threshold = SimilarThreshold
+		}
+		s.Sim = score.Value
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	st := &e.stats
-	st.Pairs++
-	st.Primary.add(primary, pe)
-	st.Shadow.add(shadow, se)
-	if s.Both {
-		st.Compared++
-		st.SimSum += s.Sim
-		if s.Sim >= p.Score.Threshold {
-			st.Similar++
-		}
-	}
-	if len(st.Samples) < MaxSamples {
-		st.Samples = append(st.Samples, s)
-	} else if i := mathrand.Int64N(st.Pairs); i < MaxSamples { //nolint:gosec // G404: reservoir sampling, not a secret
-		st.Samples[i] = s
-	}
+	e.stats.record(&s, &primary, &shadow, score, MaxSamples)
+	e.stats.workflow(p.Workflow).record(&s, &primary, &shadow, score, MaxWorkflowSamples)
 	e.gen++
 }
 
-// add adds one answer to the totals of a side: tokens of answers that
-// did not fail (the means are per answer), costs of all.
-func (s *cmpSide) add(o billing.Outcome, failed bool) {
+// workflow returns the figures of a workflow's pairs, creating them: a
+// request that named none is counted under NoWorkflow, and a workflow
+// beyond the MaxWorkflows already kept (or with an overlong name) under
+// OtherWorkflow.
+func (s *cmpStats) workflow(name string) *cmpStats {
+	switch {
+	case name == "":
+		name = NoWorkflow
+	case len(name) > maxWorkflowName:
+		name = OtherWorkflow
+	}
+	if w := s.Workflows[name]; w != nil {
+		return w
+	}
+	if s.Workflows == nil {
+		s.Workflows = make(map[string]*cmpStats)
+	}
+	if name != OtherWorkflow && s.namedWorkflows() >= MaxWorkflows {
+		name = OtherWorkflow
+		if w := s.Workflows[name]; w != nil {
+			return w
+		}
+	}
+	w := &cmpStats{}
+	s.Workflows[name] = w
+	return w
+}
+
+// namedWorkflows returns the number of workflows kept, other than
+// OtherWorkflow.
+func (s *cmpStats) namedWorkflows() int {
+	n := len(s.Workflows)
+	if s.Workflows[OtherWorkflow] != nil {
+		n--
+	}
+	return n
+}
+
+// record adds one pair: its sample sm (Sim set when both answered), both
+// answers and the score of their similarity. It keeps at most maxSamples
+// samples, a uniform reservoir of the pairs.
+func (s *cmpStats) record(sm *cmpSample, primary, shadow *billing.Outcome, score Score, maxSamples int) {
+	s.Pairs++
+	s.Primary.add(primary, sm.PE)
+	s.Shadow.add(shadow, sm.SE)
+	if sm.Both {
+		s.Compared++
+		s.SimSum += sm.Sim
+		if sm.Sim >= score.Threshold {
+			s.Similar++
+		}
+		if len(s.SimBins) != SimilarityBins {
+			s.SimBins = make([]int64, SimilarityBins)
+		}
+		s.SimBins[simBin(sm.Sim)]++
+		s.addMethod(score.Method, score.Threshold)
+	}
+	if len(s.Samples) < maxSamples {
+		s.Samples = append(s.Samples, *sm)
+	} else if i := mathrand.Int64N(s.Pairs); i < int64(maxSamples) { //nolint:gosec // G404: reservoir sampling, not a secret
+		s.Samples[i] = *sm
+	}
+}
+
+// addMethod notes a similarity method and its threshold.
+func (s *cmpStats) addMethod(method string, threshold float64) {
+	s.Threshold = max(s.Threshold, threshold)
+	if method == "" || slices.Contains(s.Methods, method) || len(s.Methods) >= maxMethods {
+		return
+	}
+	s.Methods = append(s.Methods, method)
+}
+
+// simBin returns the similarity histogram's bin of v, in [0, 1].
+func simBin(v float64) int {
+	return min(max(int(v*SimilarityBins), 0), SimilarityBins-1)
+}
+
+// latencyBucket returns the latency histogram's bucket of d.
+func latencyBucket(d int64) int {
+	ms := d / int64(time.Millisecond)
+	for i, bound := range LatencyBucketsMS {
+		if ms < bound {
+			return i
+		}
+	}
+	return len(LatencyBucketsMS)
+}
+
+// add adds one answer to the totals of a side: tokens and latency of
+// answers that did not fail (the means are per answer), costs of all.
+func (s *cmpSide) add(o *billing.Outcome, failed bool) {
 	s.Requests++
 	if failed {
 		s.Errors++
 	} else {
 		s.PromptTokens += o.PromptTokens
 		s.CompletionTokens += o.CompletionTokens
+		if len(s.Latency) != len(LatencyBucketsMS)+1 {
+			s.Latency = make([]int64, len(LatencyBucketsMS)+1)
+		}
+		s.Latency[latencyBucket(int64(max(o.Latency, 0)))]++
 	}
-	if o.CostUSD > 0 && o.CostUSD < 1e6 { // not NaN, not absurd
-		s.CostNanos += int64(math.Round(o.CostUSD * 1e9))
+	micros := o.CostMicros
+	if micros == 0 && o.CostUSD > 0 && o.CostUSD < 1e6 { // not NaN, not absurd
+		micros = int64(math.Round(o.CostUSD * 1e6))
 	}
+	if micros > 0 && micros < 1e12 {
+		s.CostMicros += micros
+	}
+}
+
+// merge adds the figures of o to s, workflows included, keeping its
+// samples.
+func (s *cmpStats) merge(o *cmpStats) {
+	s.Pairs += o.Pairs
+	s.Primary.merge(&o.Primary)
+	s.Shadow.merge(&o.Shadow)
+	s.Compared += o.Compared
+	s.SimSum += o.SimSum
+	s.Similar += o.Similar
+	s.SimBins = addCounts(s.SimBins, o.SimBins)
+	for _, m := range o.Methods {
+		s.addMethod(m, 0)
+	}
+	s.Threshold = max(s.Threshold, o.Threshold)
+	s.Samples = append(s.Samples, o.Samples...)
+	for name, ow := range o.Workflows {
+		if s.Workflows == nil {
+			s.Workflows = make(map[string]*cmpStats)
+		}
+		w := s.Workflows[name]
+		if w == nil {
+			w = &cmpStats{}
+			s.Workflows[name] = w
+		}
+		w.merge(ow)
+	}
+}
+
+// merge adds the totals of o to s.
+func (s *cmpSide) merge(o *cmpSide) {
+	s.Requests += o.Requests
+	s.Errors += o.Errors
+	s.PromptTokens += o.PromptTokens
+	s.CompletionTokens += o.CompletionTokens
+	s.CostMicros += o.CostMicros
+	s.Latency = addCounts(s.Latency, o.Latency)
+}
+
+// addCounts adds the counts of b to a, growing a to b's length.
+func addCounts(a, b []int64) []int64 {
+	if len(b) > len(a) {
+		a = append(a, make([]int64, len(b)-len(a))...)
+	}
+	for i, n := range b {
+		a[i] += n
+	}
+	return a
+}
+
+// clone returns a deep copy of s, for writing it out of the lock.
+func (s *cmpStats) clone() cmpStats {
+	c := *s
+	c.Primary.Latency = slices.Clone(s.Primary.Latency)
+	c.Shadow.Latency = slices.Clone(s.Shadow.Latency)
+	c.SimBins = slices.Clone(s.SimBins)
+	c.Methods = slices.Clone(s.Methods)
+	c.Samples = slices.Clone(s.Samples)
+	if s.Workflows != nil {
+		c.Workflows = make(map[string]*cmpStats, len(s.Workflows))
+		for name, w := range s.Workflows {
+			wc := w.clone()
+			c.Workflows[name] = &wc
+		}
+	}
+	return c
+}
+
+// foldWorkflows keeps the MaxWorkflows workflows with the most pairs (the
+// replicas of a comparison may have seen different ones) and counts the
+// others under OtherWorkflow.
+func (s *cmpStats) foldWorkflows() {
+	if s.namedWorkflows() <= MaxWorkflows {
+		return
+	}
+	names := make([]string, 0, len(s.Workflows))
+	for name := range s.Workflows {
+		if name != OtherWorkflow {
+			names = append(names, name)
+		}
+	}
+	slices.SortFunc(names, func(a, b string) int {
+		if n := cmpInt(s.Workflows[b].Pairs, s.Workflows[a].Pairs); n != 0 {
+			return n
+		}
+		return strings.Compare(a, b)
+	})
+	other := s.Workflows[OtherWorkflow]
+	if other == nil {
+		other = &cmpStats{}
+		s.Workflows[OtherWorkflow] = other
+	}
+	for _, name := range names[MaxWorkflows:] {
+		other.merge(s.Workflows[name])
+		delete(s.Workflows, name)
+	}
+}
+
+// cmpInt compares two integers as cmp.Compare does.
+func cmpInt(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
 }
 
 // Run flushes this replica's counts and answers to the store, ends the
@@ -953,8 +1241,7 @@ func (c *Comparisons) flushOwn(d *cmpDoc, now time.Time) bool {
 	used := e.shadowed()
 	e.mu.Lock()
 	dirty := e.gen != e.flushedGen || used != e.flushedUsed
-	stats := e.stats
-	stats.Samples = slices.Clone(e.stats.Samples)
+	stats := e.stats.clone()
 	e.mu.Unlock()
 	own := d.Replicas[c.holder]
 	if own != nil && !dirty && own.Shadowed == used && own.Pairs == stats.Pairs {
@@ -1131,13 +1418,7 @@ func (c *Comparisons) merged(d *cmpDoc) (shadowed int64, stats cmpStats) {
 	c.mu.Unlock()
 	add := func(used int64, s *cmpStats) {
 		shadowed += used
-		stats.Pairs += s.Pairs
-		stats.Primary.merge(s.Primary)
-		stats.Shadow.merge(s.Shadow)
-		stats.Compared += s.Compared
-		stats.SimSum += s.SimSum
-		stats.Similar += s.Similar
-		stats.Samples = append(stats.Samples, s.Samples...)
+		stats.merge(s)
 	}
 	for h, r := range d.Replicas {
 		if h == c.holder && e != nil {
@@ -1154,16 +1435,8 @@ func (c *Comparisons) merged(d *cmpDoc) (shadowed int64, stats cmpStats) {
 		add(used, &e.stats)
 		e.mu.Unlock()
 	}
+	stats.foldWorkflows()
 	return shadowed, stats
-}
-
-// merge adds the totals of o to s.
-func (s *cmpSide) merge(o cmpSide) {
-	s.Requests += o.Requests
-	s.Errors += o.Errors
-	s.PromptTokens += o.PromptTokens
-	s.CompletionTokens += o.CompletionTokens
-	s.CostNanos += o.CostNanos
 }
 
 // view returns the Comparison of d at now.
@@ -1233,280 +1506,4 @@ func cmpTerms(s string) map[string]int64 {
 		tf[w]++
 	}
 	return tf
-}
-
-// Report is the outcome of a comparison: each side's figures over
-// the recorded pairs, their answers' similarity and a recommendation.
-type Report struct {
-	Comparison Comparison `json:"comparison"`
-	// Primary is the supplier's current system, Shadow the other.
-	Primary Side `json:"primary"`
-	Shadow  Side `json:"shadow"`
-	// Similarity compares the pairs where both sides answered.
-	Similarity SimilarityStats `json:"similarity"`
-	// Recommendation is Migrate, Stay or CollectMore,
-	// and Reasons say why, as sentences.
-	Recommendation string   `json:"recommendation"`
-	Reasons        []string `json:"reasons"`
-}
-
-// Side are one system's figures in a Report. Percentiles are
-// nearest-rank over the answers that did not fail (over a uniform sample
-// of MaxSamples pairs per replica when there were more).
-type Side struct {
-	// System is platform, client or hybrid.
-	System billing.Mode `json:"system"`
-	// Requests is the number of recorded requests, Errors those that
-	// failed and ErrorRate their share.
-	Requests  int64   `json:"requests"`
-	Errors    int64   `json:"errors"`
-	ErrorRate float64 `json:"error_rate"`
-	// LatencyP50 and LatencyP95 are the latency to the complete answer
-	// (in nanoseconds in JSON); TTFTP50 the time to the first token of
-	// streamed answers, zero without any.
-	LatencyP50 time.Duration `json:"latency_p50_ns"`
-	LatencyP95 time.Duration `json:"latency_p95_ns"`
-	TTFTP50    time.Duration `json:"ttft_p50_ns,omitempty"`
-	// MeanPromptTokens and MeanCompletionTokens are the tokens per
-	// request that did not fail.
-	MeanPromptTokens     float64 `json:"mean_prompt_tokens"`
-	MeanCompletionTokens float64 `json:"mean_completion_tokens"`
-	// CostUSD is the total cost and CostPer1K the cost per 1,000
-	// requests.
-	CostUSD   float64 `json:"cost_usd"`
-	CostPer1K float64 `json:"cost_per_1k_usd"`
-}
-
-// SimilarityStats is the similarity (see Similarity) of the pairs of
-// answers where both sides answered.
-type SimilarityStats struct {
-	// Pairs is the number of pairs compared.
-	Pairs int64 `json:"pairs"`
-	// Mean is their mean similarity and P10 the worst decile's bound (the
-	// nearest-rank 10th percentile).
-	Mean float64 `json:"mean"`
-	P10  float64 `json:"p10"`
-	// Similar is the share of pairs at or above Threshold
-	// (SimilarThreshold).
-	Similar   float64 `json:"similar"`
-	Threshold float64 `json:"threshold"`
-}
-
-// Report returns the figures and the recommendation of a comparison so
-// far, with what this replica recorded and has not flushed yet.
-func (c *Comparisons) Report(ctx context.Context, id string) (Report, error) {
-	d, err := c.load(ctx, id)
-	if err != nil {
-		return Report{}, err
-	}
-	now := c.now()
-	_, stats := c.merged(d)
-	r := Report{Comparison: *c.view(d, now)}
-	var pl, pt, sl, st []int64
-	var simf []float64
-	for _, s := range stats.Samples {
-		if !s.PE {
-			pl = append(pl, s.PL)
-			if s.PT > 0 {
-				pt = append(pt, s.PT)
-			}
-		}
-		if !s.SE {
-			sl = append(sl, s.SL)
-			if s.ST > 0 {
-				st = append(st, s.ST)
-			}
-		}
-		if s.Both {
-			simf = append(simf, s.Sim)
-		}
-	}
-	r.Primary = cmpSideReport(d.Primary, stats.Primary, pl, pt)
-	r.Shadow = cmpSideReport(d.Request.Other, stats.Shadow, sl, st)
-	r.Similarity = SimilarityStats{Pairs: stats.Compared, Threshold: SimilarThreshold}
-	if stats.Compared > 0 {
-		r.Similarity.Mean = stats.SimSum / float64(stats.Compared)
-		r.Similarity.Similar = float64(stats.Similar) / float64(stats.Compared)
-		slices.Sort(simf)
-		r.Similarity.P10 = cmpRank(simf, 0.10)
-	}
-	r.Recommendation, r.Reasons = cmpRecommend(&r)
-	return r, nil
-}
-
-// cmpSideReport returns a side's figures from its totals and latency
-// samples.
-func cmpSideReport(system billing.Mode, s cmpSide, lat, ttft []int64) Side {
-	out := Side{System: system, Requests: s.Requests, Errors: s.Errors}
-	if s.Requests > 0 {
-		out.ErrorRate = float64(s.Errors) / float64(s.Requests)
-		out.CostPer1K = float64(s.CostNanos) * 1000 / float64(s.Requests) / 1e9
-	}
-	if ok := s.Requests - s.Errors; ok > 0 {
-		out.MeanPromptTokens = float64(s.PromptTokens) / float64(ok)
-		out.MeanCompletionTokens = float64(s.CompletionTokens) / float64(ok)
-	}
-	out.CostUSD = float64(s.CostNanos) / 1e9
-	slices.Sort(lat)
-	slices.Sort(ttft)
-	out.LatencyP50 = time.Duration(cmpRank(lat, 0.50))
-	out.LatencyP95 = time.Duration(cmpRank(lat, 0.95))
-	out.TTFTP50 = time.Duration(cmpRank(ttft, 0.50))
-	return out
-}
-
-// cmpRank returns the nearest-rank p-quantile of sorted values: the
-// smallest value with at least p of the values at or below it; zero for
-// none.
-func cmpRank[T int64 | float64](sorted []T, p float64) T {
-	if len(sorted) == 0 {
-		var zero T
-		return zero
-	}
-	i := int(math.Ceil(p*float64(len(sorted)))) - 1
-	return sorted[min(max(i, 0), len(sorted)-1)]
-}
-
-// cmpRecommend decides a report's recommendation and gives its reasons.
-func cmpRecommend(r *Report) (string, []string) {
-	p, s, sim := r.Primary, r.Shadow, r.Similarity
-	pn, sn := p.System, s.System
-	if r.Comparison.Recorded < MinPairs {
-		reasons := []string{fmt.Sprintf("Only %d pairs of answers were recorded; at least %d are needed.",
-			r.Comparison.Recorded, MinPairs)}
-		if r.Comparison.Status == Running {
-			reasons = append(reasons, "The comparison is still running.")
-		}
-		return CollectMore, reasons
-	}
-	var stay, good []string
-	if s.ErrorRate > p.ErrorRate+ErrorMargin {
-		stay = append(stay, fmt.Sprintf("%s failed %s of requests against %s on %s, more than %s points above.",
-			sn, cmpPct(s.ErrorRate), cmpPct(p.ErrorRate), pn, cmpNum(ErrorMargin*100)))
-	} else {
-		good = append(good, fmt.Sprintf("%s failed %s of requests against %s on %s, within %s points.",
-			sn, cmpPct(s.ErrorRate), cmpPct(p.ErrorRate), pn, cmpNum(ErrorMargin*100)))
-	}
-	if p.LatencyP95 > 0 && s.LatencyP95 > 0 {
-		ratio := float64(s.LatencyP95) / float64(p.LatencyP95)
-		if ratio > LatencyFactor {
-			stay = append(stay, fmt.Sprintf("%s's p95 latency is %s, %.2f times %s's %s, more than %s times.",
-				sn, cmpDur(s.LatencyP95), ratio, pn, cmpDur(p.LatencyP95), cmpNum(LatencyFactor)))
-		} else {
-			good = append(good, fmt.Sprintf("%s's p95 latency is %s against %s's %s, within %s times.",
-				sn, cmpDur(s.LatencyP95), pn, cmpDur(p.LatencyP95), cmpNum(LatencyFactor)))
-		}
-	}
-	if sim.Pairs >= MinPairs {
-		if sim.Mean < MinSimilarity {
-			stay = append(stay, fmt.Sprintf("The answers' mean similarity is %.2f, below %.2f.", sim.Mean, MinSimilarity))
-		} else {
-			good = append(good, fmt.Sprintf("The answers' mean similarity is %.2f, at least %.2f.", sim.Mean, MinSimilarity))
-		}
-	}
-	switch {
-	case s.CostPer1K > p.CostPer1K*(1+CostMargin):
-		more := "more"
-		if p.CostPer1K > 0 {
-			more = fmt.Sprintf("%s more", cmpPct(s.CostPer1K/p.CostPer1K-1))
-		}
-		stay = append(stay, fmt.Sprintf("%s costs %s per 1,000 requests against %s on %s, %s, beyond the %s margin.",
-			sn, cmpUSD(s.CostPer1K), cmpUSD(p.CostPer1K), pn, more, cmpPct(CostMargin)))
-	case s.CostPer1K < p.CostPer1K:
-		good = append(good, fmt.Sprintf("%s costs %s per 1,000 requests against %s on %s, %s less.",
-			sn, cmpUSD(s.CostPer1K), cmpUSD(p.CostPer1K), pn, cmpPct(1-s.CostPer1K/p.CostPer1K)))
-	default:
-		good = append(good, fmt.Sprintf("%s costs %s per 1,000 requests against %s on %s, within the %s margin.",
-			sn, cmpUSD(s.CostPer1K), cmpUSD(p.CostPer1K), pn, cmpPct(CostMargin)))
-	}
-	if len(stay) > 0 {
-		return Stay, stay
-	}
-	if sim.Pairs < MinPairs {
-		return CollectMore, []string{fmt.Sprintf("Only %d pairs had two answers to compare; at least %d are needed.",
-			sim.Pairs, MinPairs)}
-	}
-	return Migrate, good
-}
-
-// cmpPct formats a share as a percentage.
-func cmpPct(f float64) string { return strconv.FormatFloat(f*100, 'f', 1, 64) + "%" }
-
-// cmpNum formats a threshold without needless decimals.
-func cmpNum(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
-
-// cmpUSD formats a cost in US dollars.
-func cmpUSD(f float64) string { return "$" + strconv.FormatFloat(f, 'f', 4, 64) }
-
-// cmpDur formats a latency in milliseconds, or seconds from 10 s.
-func cmpDur(d time.Duration) string {
-	if d >= 10*time.Second {
-		return strconv.FormatFloat(d.Seconds(), 'f', 1, 64) + "s"
-	}
-	return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 0, 64) + "ms"
-}
-
-// Text renders the report as a readable table with fixed-width columns,
-// followed by the recommendation and its reasons.
-func (r Report) Text() string {
-	var b strings.Builder
-	c := r.Comparison
-	fmt.Fprintf(&b, "Comparison %s for %s: %s (primary) against %s (shadow), %s",
-		c.ID, c.Supplier, c.Primary, c.Other, c.Status)
-	if c.Reason != "" && c.Status != Running {
-		fmt.Fprintf(&b, " (%s)", c.Reason)
-	}
-	b.WriteString("\n")
-	fmt.Fprintf(&b, "Started %s", c.Started.UTC().Format("2006-01-02 15:04 UTC"))
-	if c.Window > 0 {
-		fmt.Fprintf(&b, ", window %v", c.Window)
-	}
-	if c.Requests > 0 {
-		fmt.Fprintf(&b, ", %d of %d requests shadowed", c.Shadowed, c.Requests)
-	} else {
-		fmt.Fprintf(&b, ", %d requests shadowed", c.Shadowed)
-	}
-	fmt.Fprintf(&b, ", %s of requests sampled, shadow billed to %s", cmpPct(c.Sample), c.Billed)
-	if c.Provider != "" {
-		fmt.Fprintf(&b, ", shadow provider %s", c.Provider)
-	}
-	b.WriteString("\n\n")
-	const row = "%-26s %20s %20s\n"
-	fmt.Fprintf(&b, row, "", r.Primary.System+" (primary)", r.Shadow.System+" (shadow)")
-	side := func(name string, f func(Side) string) {
-		fmt.Fprintf(&b, row, name, f(r.Primary), f(r.Shadow))
-	}
-	side("requests", func(s Side) string { return strconv.FormatInt(s.Requests, 10) })
-	side("errors", func(s Side) string {
-		return fmt.Sprintf("%d (%s)", s.Errors, cmpPct(s.ErrorRate))
-	})
-	lat := func(d time.Duration) string {
-		if d == 0 {
-			return "-"
-		}
-		return cmpDur(d)
-	}
-	side("latency p50", func(s Side) string { return lat(s.LatencyP50) })
-	side("latency p95", func(s Side) string { return lat(s.LatencyP95) })
-	if r.Primary.TTFTP50 > 0 || r.Shadow.TTFTP50 > 0 {
-		side("time to first token p50", func(s Side) string { return lat(s.TTFTP50) })
-	}
-	side("mean prompt tokens", func(s Side) string { return strconv.FormatFloat(s.MeanPromptTokens, 'f', 1, 64) })
-	side("mean completion tokens", func(s Side) string {
-		return strconv.FormatFloat(s.MeanCompletionTokens, 'f', 1, 64)
-	})
-	side("total cost", func(s Side) string { return cmpUSD(s.CostUSD) })
-	side("cost per 1,000 requests", func(s Side) string { return cmpUSD(s.CostPer1K) })
-	b.WriteString("\n")
-	if sim := r.Similarity; sim.Pairs > 0 {
-		fmt.Fprintf(&b, "Answer similarity over %d pairs: mean %.2f, p10 %.2f, %s at or above %.2f\n",
-			sim.Pairs, sim.Mean, sim.P10, cmpPct(sim.Similar), sim.Threshold)
-	} else {
-		b.WriteString("Answer similarity: no pairs with two answers yet\n")
-	}
-	fmt.Fprintf(&b, "\nRecommendation: %s\n", r.Recommendation)
-	for _, reason := range r.Reasons {
-		fmt.Fprintf(&b, "  - %s\n", reason)
-	}
-	return b.String()
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -522,6 +523,18 @@ func cmpPairs(n int, edit func(i int, p, s *billing.Outcome)) [][2]billing.Outco
 	return out
 }
 
+// sideCore is s without its histogram, to compare.
+func sideCore(s Side) Side {
+	s.LatencyHistogram = nil
+	return s
+}
+
+// simCore is s without its histogram, to compare.
+func simCore(s SimilarityStats) SimilarityStats {
+	s.Histogram = nil
+	return s
+}
+
 func TestCompareReport(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
@@ -533,18 +546,31 @@ func TestCompareReport(t *testing.T) {
 		{
 			name: "cheaper and as good: migrate", pairs: cmpPairs(100, nil), want: Migrate, reason: "25.0% less",
 			check: func(t *testing.T, r Report) {
-				want := Side{System: "platform", Requests: 100, LatencyP50: 50 * time.Millisecond, LatencyP95: 95 * time.Millisecond,
-					TTFTP50: 5 * time.Millisecond, MeanPromptTokens: 800, MeanCompletionTokens: 50.5, CostUSD: 0.2, CostPer1K: 2}
-				if r.Primary != want {
-					t.Errorf("primary\n got %+v\nwant %+v", r.Primary, want)
+				want := Side{System: "platform", PaidBy: "platform", Requests: 100, LatencyP50: 50 * time.Millisecond,
+					LatencyP95: 95 * time.Millisecond, TTFTP50: 5 * time.Millisecond, MeanPromptTokens: 800, MeanCompletionTokens: 50.5,
+					CostMicros: 200_000, CostPer1KMicros: 2_000_000, CostUSD: 0.2, CostPer1K: 2}
+				if got := sideCore(r.Primary); !reflect.DeepEqual(got, want) {
+					t.Errorf("primary\n got %+v\nwant %+v", got, want)
 				}
-				want = Side{System: "client", Requests: 100, LatencyP50: 51 * time.Millisecond, LatencyP95: 96 * time.Millisecond,
-					TTFTP50: 5 * time.Millisecond, MeanPromptTokens: 800, MeanCompletionTokens: 50.5, CostUSD: 0.15, CostPer1K: 1.5}
-				if r.Shadow != want {
-					t.Errorf("shadow\n got %+v\nwant %+v", r.Shadow, want)
+				want = Side{System: "client", PaidBy: "client", Requests: 100, LatencyP50: 51 * time.Millisecond,
+					LatencyP95: 96 * time.Millisecond, TTFTP50: 5 * time.Millisecond, MeanPromptTokens: 800, MeanCompletionTokens: 50.5,
+					CostMicros: 150_000, CostPer1KMicros: 1_500_000, CostUSD: 0.15, CostPer1K: 1.5}
+				if got := sideCore(r.Shadow); !reflect.DeepEqual(got, want) {
+					t.Errorf("shadow\n got %+v\nwant %+v", got, want)
 				}
-				if want := (SimilarityStats{Pairs: 100, Mean: 1, P10: 1, Similar: 1, Threshold: SimilarThreshold}); r.Similarity != want {
+				// Latencies 1..100 ms and 2..101 ms: 49 and 48 under 50 ms.
+				if h := r.Primary.LatencyHistogram; h[0] != (LatencyBucket{0, 50, 49}) || h[1] != (LatencyBucket{50, 100, 50}) ||
+					h[2] != (LatencyBucket{100, 250, 1}) || h[len(h)-1] != (LatencyBucket{FromMS: 60000}) {
+					t.Errorf("primary latency histogram %+v", h)
+				}
+				if h := r.Shadow.LatencyHistogram; h[0].Count != 48 || h[1].Count != 50 || h[2].Count != 2 {
+					t.Errorf("shadow latency histogram %+v", h)
+				}
+				if want := (SimilarityStats{Pairs: 100, Method: Lexical, Mean: 1, P10: 1, Similar: 1, Threshold: SimilarThreshold}); !reflect.DeepEqual(simCore(r.Similarity), want) {
 					t.Errorf("similarity %+v, want %+v", r.Similarity, want)
+				}
+				if h := r.Similarity.Histogram; len(h) != SimilarityBins || h[9] != (SimilarityBin{0.9, 1, 100}) || h[0] != (SimilarityBin{0, 0.1, 0}) {
+					t.Errorf("similarity histogram %+v", h)
 				}
 			},
 		},
@@ -558,14 +584,14 @@ func TestCompareReport(t *testing.T) {
 			},
 		},
 		{
-			name: "a worst decile, similar on the whole: migrate", want: Migrate, reason: "similarity is 0.90",
+			name: "a worst decile, similar on the whole: migrate", want: Migrate, reason: "similarity (lexical) is 0.90",
 			pairs: cmpPairs(100, func(i int, p, s *billing.Outcome) {
 				if i%10 == 0 {
 					s.Text = "Sorry, I cannot help with that."
 				}
 			}),
 			check: func(t *testing.T, r Report) {
-				if want := (SimilarityStats{Pairs: 100, Mean: 0.9, P10: 0, Similar: 0.9, Threshold: SimilarThreshold}); r.Similarity != want {
+				if want := (SimilarityStats{Pairs: 100, Method: Lexical, Mean: 0.9, P10: 0, Similar: 0.9, Threshold: SimilarThreshold}); !reflect.DeepEqual(simCore(r.Similarity), want) {
 					t.Errorf("similarity %+v, want %+v", r.Similarity, want)
 				}
 			},
@@ -611,14 +637,14 @@ func TestCompareReport(t *testing.T) {
 			},
 		},
 		{
-			name: "different answers: stay", want: Stay, reason: "similarity is 0.50, below 0.80",
+			name: "different answers: stay", want: Stay, reason: "similarity (lexical) is 0.50, below 0.80",
 			pairs: cmpPairs(100, func(i int, p, s *billing.Outcome) {
 				if i%2 == 0 {
 					s.Text = "Sorry, I cannot help with that."
 				}
 			}),
 			check: func(t *testing.T, r Report) {
-				if want := (SimilarityStats{Pairs: 100, Mean: 0.5, P10: 0, Similar: 0.5, Threshold: SimilarThreshold}); r.Similarity != want {
+				if want := (SimilarityStats{Pairs: 100, Method: Lexical, Mean: 0.5, P10: 0, Similar: 0.5, Threshold: SimilarThreshold}); !reflect.DeepEqual(simCore(r.Similarity), want) {
 					t.Errorf("similarity %+v, want %+v", r.Similarity, want)
 				}
 			},
@@ -690,8 +716,8 @@ func TestCompareReportText(t *testing.T) {
 		"window 24h0m0s, 0 of 500 requests shadowed, 20.0% of requests sampled, shadow billed to platform, shadow provider azure\n",
 		"latency p95                                95ms                 96ms\n",
 		"cost per 1,000 requests                 $2.0000              $1.5000\n",
-		"Answer similarity over 100 pairs: mean 1.00, p10 1.00, 100.0% at or above 0.80\n",
-		"Recommendation: migrate\n  - client failed 0.0% of requests",
+		"Answer similarity over 100 pairs (lexical): mean 1.00, p10 1.00, 100.0% at or above 0.80\n",
+		"Recommendation: migrate\nSample: 100 pairs recorded, 100 compared",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("text without %q:\n%s", want, text)
@@ -742,7 +768,7 @@ func TestComparePersistence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Comparison != want.Comparison || got.Primary != want.Primary || got.Shadow != want.Shadow || got.Similarity != want.Similarity {
+	if !reflect.DeepEqual(got, want) {
 		t.Errorf("report on another replica\n got %+v\nwant %+v", got, want)
 	}
 	if got.Comparison.Recorded != 30 || got.Comparison.Shadowed != 40 || got.Primary.CostUSD != 0.06 {
