@@ -29,7 +29,8 @@ type Report struct {
 	Cost Cost `json:"cost"`
 	// Sample is the number of pairs the recommendation rests on.
 	Sample Sample `json:"sample"`
-	// Workflows are the same figures per workflow, most pairs first.
+	// Workflows are the same figures per workflow, most pairs first and
+	// OtherWorkflow last.
 	Workflows []WorkflowReport `json:"workflows"`
 	// Projection projects the supplier's cost a year forward on each
 	// system; nil when veil has no usage store to read the history from.
@@ -204,6 +205,12 @@ func (c *Comparisons) Report(ctx context.Context, id string) (Report, error) {
 		names = append(names, name)
 	}
 	slices.SortFunc(names, func(a, b string) int {
+		if oa, ob := a == OtherWorkflow, b == OtherWorkflow; oa != ob {
+			if oa {
+				return 1
+			}
+			return -1
+		}
 		if n := cmpInt(stats.Workflows[b].Pairs, stats.Workflows[a].Pairs); n != 0 {
 			return n
 		}
@@ -391,7 +398,8 @@ func cmpJudge(p, s Side, sim SimilarityStats) (stay, good []string) {
 		floor := max(sim.Threshold, 0)
 		switch {
 		case sim.Mean < floor:
-			stay = append(stay, fmt.Sprintf("The answers' mean similarity (%s) is %.2f, below %.2f.", sim.Method, sim.Mean, floor))
+			stay = append(stay, fmt.Sprintf("The answers' mean similarity (%s) is %s, below %.2f.", sim.Method,
+				cmpBelow(sim.Mean, floor), floor))
 		case sim.Similar < MinSimilarShare:
 			stay = append(stay, fmt.Sprintf("Only %s of the answers are similar (%s, at least %.2f), fewer than %s.",
 				cmpPct(sim.Similar), sim.Method, sim.Threshold, cmpPct(MinSimilarShare)))
@@ -525,6 +533,15 @@ func cmpPayerName(p billing.Payer, supplier string) string {
 		return supplier
 	}
 	return string(p)
+}
+
+// cmpBelow formats v, below bound, with two decimals, or three when two
+// would round it up to the bound.
+func cmpBelow(v, bound float64) string {
+	if s := strconv.FormatFloat(v, 'f', 2, 64); s != strconv.FormatFloat(bound, 'f', 2, 64) {
+		return s
+	}
+	return strconv.FormatFloat(math.Floor(v*1000)/1000, 'f', 3, 64)
 }
 
 // cmpPct formats a share as a percentage.

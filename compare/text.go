@@ -65,12 +65,12 @@ func (r Report) Text() string {
 	}
 	b.WriteString("\n")
 	for _, reason := range r.Reasons {
-		fmt.Fprintf(&b, "  - %s\n", reason)
+		cmpBullet(&b, reason, "  ")
 	}
 	if len(r.Notes) > 0 {
 		b.WriteString("Notes:\n")
 		for _, n := range r.Notes {
-			fmt.Fprintf(&b, "  - %s\n", n)
+			cmpBullet(&b, n, "  ")
 		}
 	}
 	return b.String()
@@ -146,7 +146,7 @@ func (r Report) workflowsText(b *strings.Builder) {
 	for _, w := range r.Workflows {
 		fmt.Fprintf(b, "  %s: %s\n", w.Workflow, w.Recommendation)
 		for _, reason := range w.Reasons {
-			fmt.Fprintf(b, "    - %s\n", reason)
+			cmpBullet(b, reason, "    ")
 		}
 	}
 }
@@ -154,7 +154,8 @@ func (r Report) workflowsText(b *strings.Builder) {
 // projectionText writes the projection by month.
 func (r Report) projectionText(b *strings.Builder) {
 	p := r.Projection
-	fmt.Fprintf(b, "Projection, next 12 months: %s\n", p.Basis)
+	b.WriteString("Projection, next 12 months\n")
+	cmpWrap(b, p.Basis, "  ", textWidth)
 	if p.HistoryDays == 0 {
 		return
 	}
@@ -178,4 +179,39 @@ func cmpLat(d time.Duration) string {
 		return "-"
 	}
 	return cmpDur(d)
+}
+
+// textWidth is the width Text wraps sentences at.
+const textWidth = 100
+
+// cmpBullet writes text as a bullet after indent, wrapped at textWidth.
+func cmpBullet(b *strings.Builder, text, indent string) {
+	var w strings.Builder
+	cmpWrap(&w, text, indent+"  ", textWidth)
+	s := w.String()
+	b.WriteString(indent + "- " + s[len(indent)+2:])
+}
+
+// cmpWrap writes text in lines of at most width bytes (a longer word gets
+// a line of its own), each after indent.
+func cmpWrap(b *strings.Builder, text, indent string, width int) {
+	n := 0
+	for _, w := range strings.Fields(text) {
+		switch {
+		case n == 0:
+			b.WriteString(indent)
+			n = len(indent)
+		case n+1+len(w) > width:
+			b.WriteString("\n" + indent)
+			n = len(indent)
+		default:
+			b.WriteByte(' ')
+			n++
+		}
+		b.WriteString(w)
+		n += len(w)
+	}
+	if n > 0 {
+		b.WriteByte('\n')
+	}
 }
