@@ -20,27 +20,6 @@ import (
 	usagerec "github.com/wedsync/veil/usage"
 )
 
-// compareUsage is the usage of `veil compare`, also part of the top-level
-// usage.
-const compareUsage = `  veil compare calibrate --config FILE [--pairs] PAIRS.json
-`
-
-// compareCmd runs `veil compare`: work on shadow comparisons' answers.
-// Each subcommand is one case here.
-func compareCmd(args []string, stdout io.Writer) error {
-	if len(args) == 0 {
-		return fmt.Errorf("%w: compare needs a subcommand: calibrate", errUsage)
-	}
-	switch args[0] {
-	case "calibrate":
-		return compareCalibrate(args[1:], stdout)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, "Usage:\n"+compareUsage)
-		return flag.ErrHelp
-	}
-	return fmt.Errorf("%w: unknown compare subcommand %q", errUsage, args[0])
-}
-
 // calibrateSynopsis is the synopsis and description `veil compare
 // calibrate --help` prints.
 const calibrateSynopsis = `compare calibrate --config FILE [--pairs] PAIRS.json

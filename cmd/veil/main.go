@@ -16,6 +16,8 @@
 //	veil migrate plan|start|status|rollback|validate|compare --config FILE ...
 //	                                      move a supplier between platform keys and its own key,
 //	                                      or compare the two systems, through a running veil
+//	veil compare report --config FILE [--output text|json] ID
+//	                                      a comparison's report: per workflow, who pays, a year's projection
 //	veil compare calibrate --config FILE PAIRS.json
 //	                                      score labelled answer pairs with the configured similarity
 //	                                      methods and suggest each workflow's threshold
@@ -119,6 +121,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = healthCmd(args[1:], stdout)
 	case "migrate":
 		err = migrateCmd(args[1:], stdout, stderr)
+	case "compare":
+		err = compareCmd(args[1:], stdout)
 	case "audit":
 		err = auditCmd(args[1:], stdout)
 	case "compare":

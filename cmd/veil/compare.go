@@ -1,0 +1,105 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+
+	"github.com/wedsync/veil/compare"
+)
+
+// compareUsage is the usage of `veil compare`, also part of the top-level
+// usage.
+const compareUsage = `  veil compare report --config FILE [--output text|json] ID
+  veil compare calibrate --config FILE [--pairs] PAIRS.json
+`
+
+// compareHelp describes `veil compare` for --help.
+const compareHelp = `veil compare: the shadow comparisons of a supplier's two systems, from a running veil
+
+Usage:
+` + compareUsage + `
+report prints a comparison's report: both systems side by side (errors, latency, tokens, cost),
+the answers' similarity and the method that measured it, the cost now and after a move by who
+pays (WedSync or the supplier), the same per workflow with each one's advice, a 12-month
+projection of the cost from the supplier's usage history with the wedding season, and the
+recommendation (migrate, stay or collect more data) with its reasons and the sample it rests on.
+--output json prints the admin API's document (GET /admin/comparisons/ID) instead.
+calibrate scores labelled pairs of answers with each workflow's configured similarity method
+and suggests the threshold that best separates good answers from bad (see veil compare
+calibrate --help). Start and stop comparisons with veil migrate compare.
+`
+
+// compareCmd runs `veil compare`: a subcommand on the shadow comparisons,
+// through a running veil's admin listener.
+func compareCmd(args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return fmt.Errorf("%w: compare needs a subcommand: report or calibrate", errUsage)
+	}
+	sub, rest := args[0], args[1:]
+	switch sub {
+	case "report":
+		return compareReport(rest, stdout)
+	case "calibrate":
+		return compareCalibrate(rest, stdout)
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, compareHelp)
+		return nil
+	}
+	return fmt.Errorf("%w: unknown compare subcommand %q", errUsage, sub)
+}
+
+// compareReport runs `veil compare report ID`: the comparison's report as
+// text (Report.Text) or as the admin API's JSON.
+func compareReport(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("compare report", flag.ContinueOnError)
+	config := fs.String("config", "", "the running veil's config file (for the admin address and token)")
+	output := fs.String("output", "text", "text, or json for the admin API's document")
+	pos, err := parseFlags(fs, "compare report --config FILE [--output text|json] ID\n\n"+
+		"Prints a comparison's report: per workflow, who pays now and after a move, a 12-month projection\n"+
+		"and the recommendation with the sample it rests on.\n", args, stdout)
+	if err != nil {
+		return err
+	}
+	switch {
+	case len(pos) != 1:
+		return fmt.Errorf("%w: compare report takes one comparison ID", errUsage)
+	case *config == "":
+		return fmt.Errorf("%w: compare report needs --config FILE", errUsage)
+	case *output != "text" && *output != "json":
+		return fmt.Errorf("%w: --output is text or json, not %q", errUsage, *output)
+	}
+	base, token, err := adminTarget(*config)
+	if err != nil {
+		return err
+	}
+	var raw json.RawMessage
+	if err := fetchAdmin(base+"/admin/comparisons/"+url.PathEscape(pos[0]), token, &raw); err != nil {
+		return err
+	}
+	if *output == "json" {
+		var out bytes.Buffer
+		if err := json.Indent(&out, raw, "", "  "); err != nil {
+			return fmt.Errorf("the admin API's report is not JSON: %w", err)
+		}
+		out.WriteByte('\n')
+		_, err := stdout.Write(out.Bytes())
+		return err
+	}
+	var doc struct {
+		compare.Report
+		Text string `json:"text"`
+	}
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		return fmt.Errorf("the admin API's report: %w", err)
+	}
+	text := doc.Text
+	if text == "" {
+		text = doc.Report.Text()
+	}
+	_, err = io.WriteString(stdout, text)
+	return err
+}
