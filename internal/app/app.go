@@ -51,6 +51,9 @@ type Options struct {
 	// UsageTap, when set, sees every usage record as it is emitted (the demo
 	// report and tests), besides the configured sinks.
 	UsageTap func(*usage.Record)
+	// Store, when set, is the shared state in place of the config's store
+	// section (the demo's, seeded with a usage history); the App closes it.
+	Store store.Store
 }
 
 // App is one veil process: a proxy listener and an admin listener, the
@@ -120,7 +123,7 @@ type App struct {
 // itself lives in Vault, in which case New fails.
 func New(cfg *config.Config, o Options) (a *App, err error) {
 	a = &App{cfg: cfg, log: o.Log, audit: o.Audit, version: o.Version, metrics: metrics.New(), closeLog: func() {},
-		stopWatch: make(chan struct{}), settles: &sync.WaitGroup{}}
+		stopWatch: make(chan struct{}), settles: &sync.WaitGroup{}, store: o.Store}
 	a.issuers = jwks.NewRegistry(a.log)
 	if a.log == nil {
 		a.log = zap.NewNop()

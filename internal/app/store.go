@@ -8,8 +8,12 @@ import (
 	"github.com/wedsync/veil/store"
 )
 
-// buildStore opens the shared state: the embedded store, or Redis.
+// buildStore opens the shared state: the embedded store, or Redis,
+// unless Options gave one.
 func (a *App) buildStore() error {
+	if a.store != nil {
+		return nil
+	}
 	sc := a.cfg.Store
 	switch sc.Type {
 	case "redis":
