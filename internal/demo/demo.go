@@ -96,6 +96,11 @@ type env struct {
 	planner    *openai.Client
 	plannerKey string
 	advice     string
+	// timelines and guests are the planner's app in its two workflows
+	// (X-Workflow), for the comparison; history is the number of requests
+	// of its usage history in the store.
+	timelines, guests *openai.Client
+	history           int64
 	// keys are every key the provider accepts, for the outage to take one
 	// away and give it back.
 	keys []string
@@ -170,8 +175,16 @@ func Run(ctx context.Context, o Options) error {
 	}
 	secretsSrc := keys.Sources{"env": keys.EnvSource{LookupEnv: lookup}}
 	records := &recorder{byID: map[string]*usage.Record{}}
-	a, err := app.New(cfg, app.Options{Log: log, Audit: log, Version: "demo", Secrets: secretsSrc, UsageTap: records.tap})
+	// The store holds EverAfter Planning's last year of usage, for the
+	// comparison's projection; veil takes it over.
+	st, history, err := plannerHistory(ctx, time.Now().UTC())
 	if err != nil {
+		return err
+	}
+	a, err := app.New(cfg, app.Options{Log: log, Audit: log, Version: "demo", Secrets: secretsSrc, UsageTap: records.tap,
+		Store: st})
+	if err != nil {
+		_ = st.Close()
 		return err
 	}
 	if err := a.Start(); err != nil {
@@ -196,6 +209,9 @@ func Run(ctx context.Context, o Options) error {
 		captureKey:   captureKey,
 		planner:      newClient(a.ProxyAddr(), callerToken, "everafter-planning"),
 		plannerKey:   plannerKey,
+		timelines:    newWorkflowClient(a.ProxyAddr(), callerToken, "everafter-planning", timelineWorkflow),
+		guests:       newWorkflowClient(a.ProxyAddr(), callerToken, "everafter-planning", guestsWorkflow),
+		history:      history,
 		keys:         allKeys,
 		admin:        admin.Client{Base: "http://" + a.AdminAddr(), Token: adminToken},
 		records:      records,
@@ -378,6 +394,11 @@ suppliers:
         openai: env://VEIL_DEMO_EVERAFTER_KEY
 usage:
   sinks: []                     # the report shows each call's record
+routes:                         # EverAfter Planning's workflows (X-Workflow)
+  - workflow: ` + timelineWorkflow + `
+    model: gpt-4o-mini
+  - workflow: ` + guestsWorkflow + `
+    model: gpt-4o-mini
 prices:
   - provider: openai
     model: gpt-4o-mini
@@ -397,6 +418,24 @@ func newClient(addr, token, supplier string) *openai.Client {
 	c.BaseURL = "http://" + addr + "/v1"
 	c.HTTPClient = &http.Client{Transport: supplierTransport(supplier)}
 	return openai.NewClientWithConfig(c)
+}
+
+// newWorkflowClient is newClient for the requests of one workflow.
+func newWorkflowClient(addr, token, supplier, workflow string) *openai.Client {
+	c := openai.DefaultConfig(token)
+	c.BaseURL = "http://" + addr + "/v1"
+	c.HTTPClient = &http.Client{Transport: workflowTransport{supplier: supplier, workflow: workflow}}
+	return openai.NewClientWithConfig(c)
+}
+
+// workflowTransport sends X-Supplier-ID and X-Workflow with every request.
+type workflowTransport struct{ supplier, workflow string }
+
+func (t workflowTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("X-Supplier-ID", t.supplier)
+	r.Header.Set("X-Workflow", t.workflow)
+	return http.DefaultTransport.RoundTrip(r)
 }
 
 // supplierTransport sends X-Supplier-ID with every request.

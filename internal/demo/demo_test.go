@@ -39,8 +39,12 @@ func TestRun(t *testing.T) {
 		"reason quota_exhausted, status completed", "no 429, no retry, no failed request",
 		// Scenario 2: the venue's outage.
 		"client -> platform -> platform -> client",
-		// Scenario 3: the planner's comparison and its report.
-		"30 pairs", "Answer similarity over 30 pairs", "Recommendation: ",
+		// Scenario 3: the planner's comparison and its report, per
+		// workflow, by who pays, with a projection and its sample.
+		"guest-messages 30 pairs: migrate, timeline 30 pairs: migrate", "Answer similarity over 60 pairs (lexical)",
+		"By workflow", "Cost, who pays", "paid by WedSync", "paid by everafter-planning", "Projection, next 12 months",
+		"WedSync pays", "supplier pays", "Recommendation: migrate", "Sample: 60 pairs recorded, 60 compared",
+		"by workflow: guest-messages 30, timeline 30",
 		// The ramp.
 		"planned -> started -> advanced -> completed", "stage 2 (100%)",
 		"all 11 scenarios behaved as expected",

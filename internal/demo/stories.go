@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	openai "github.com/sashabaranov/go-openai"
@@ -30,8 +31,9 @@ const (
 // Scenario 3 and the ramp: EverAfter Planning.
 const (
 	plannerID = "everafter-planning"
-	// planRequests is how many planning questions the comparison pairs:
-	// compare.MinPairs, the fewest a recommendation is made on.
+	// planRequests is how many questions of each of its two workflows the
+	// comparison pairs: compare.MinPairs, the fewest a workflow is judged
+	// on.
 	planRequests = compare.MinPairs
 	// rampSample is the ramp's gate sample: the requests each path needs
 	// within a stage before the stage may advance.
@@ -177,43 +179,76 @@ type compareDoc struct {
 }
 
 // plannerCompares is scenario 3: EverAfter Planning, on WedSync's keys,
-// compares them with its own key. Every planning question is answered on
-// WedSync's key and also sent, in the background, on EverAfter's key; the
-// report compares the two and recommends.
+// compares them with its own key. Every planning question, in its two
+// workflows (timelines and guest messages), is answered on WedSync's key
+// and also sent, in the background, on EverAfter's key; the report
+// compares the two per workflow, splits the cost by who pays, projects it
+// a year forward from EverAfter's usage history and recommends.
 func plannerCompares(ctx context.Context, e *env) Result {
-	r := Result{Asked: fmt.Sprintf("%d planning questions, each shadowed", planRequests)}
-	// Sample every request for a minute, and stop after planRequests: a
-	// comparison capped by a request count lets each replica shadow only
-	// the part of the count it has claimed, and claims more only at its
-	// next pass (every few seconds), which a demo need not wait for.
+	r := Result{Asked: fmt.Sprintf("%d timelines and %d guest replies, each shadowed", planRequests, planRequests)}
+	// Sample every request for a minute: a comparison capped by a request
+	// count lets each replica shadow only the part of the count it has
+	// claimed, and claims more only at its next pass (every few seconds),
+	// which a demo need not wait for.
 	var cmp compare.Comparison
 	if err := e.admin.Call(ctx, http.MethodPost, "/admin/comparisons",
 		map[string]any{"supplier": plannerID, "sample": 1, "window": "1m"}, &cmp); err != nil {
 		r.Err = err
 		return r
 	}
-	questions := []string{"the seating plan", "the florist's deposit", "the rain plan", "the band's set list", "the cake tasting",
+	topics := []string{"the seating plan", "the florist's deposit", "the rain plan", "the band's set list", "the cake tasting",
 		"the hotel block"}
-	var ids []string
-	var tokens tokenCount
-	start := time.Now()
+	type question struct {
+		client *openai.Client
+		text   string
+	}
+	var qs []question
 	for i := range planRequests {
-		var one Result
-		resp, ok := askChat(ctx, e.planner, openai.ChatCompletionRequest{Model: "gpt-4o-mini", Messages: []openai.ChatCompletionMessage{
-			{Role: openai.ChatMessageRoleUser, Content: fmt.Sprintf("Week %d before the Okafor wedding: what is left to do on %s?",
-				planRequests-i, questions[i%len(questions)])},
-		}}, &one)
-		if !ok {
-			r.Err = fmt.Errorf("question %d failed: %w", i+1, one.Err)
-			return r
-		}
-		if one.KeySource != "platform" {
-			r.Err = fmt.Errorf("question %d was answered on %s; a comparison must not move the supplier", i+1, one.KeySource)
-			return r
-		}
-		r.Provider, r.Model, r.KeySource = one.Provider, one.Model, one.KeySource
-		ids = append(ids, one.RequestID)
-		tokens.add(resp.Usage)
+		qs = append(qs,
+			question{e.timelines, fmt.Sprintf("Week %d before the Okafor wedding: draft the timeline for %s.", planRequests-i,
+				topics[i%len(topics)])},
+			question{e.guests, fmt.Sprintf("Guest %d asks about %s at the Okafor wedding: draft a short reply.", i+1,
+				topics[(i+3)%len(topics)])})
+	}
+	// Four at a time, as an app with several users would send them.
+	var (
+		mu     sync.Mutex
+		ids    []string
+		tokens tokenCount
+		failed error
+	)
+	next := make(chan question)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range 4 {
+		wg.Go(func() {
+			for q := range next {
+				var one Result
+				resp, ok := askChat(ctx, q.client, openai.ChatCompletionRequest{Model: "gpt-4o-mini",
+					Messages: []openai.ChatCompletionMessage{{Role: openai.ChatMessageRoleUser, Content: q.text}}}, &one)
+				mu.Lock()
+				switch {
+				case !ok:
+					failed = fmt.Errorf("%q failed: %w", q.text, one.Err)
+				case one.KeySource != "platform":
+					failed = fmt.Errorf("%q was answered on %s; a comparison must not move the supplier", q.text, one.KeySource)
+				default:
+					r.Provider, r.Model, r.KeySource = one.Provider, one.Model, one.KeySource
+					ids = append(ids, one.RequestID)
+					tokens.add(resp.Usage)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	for _, q := range qs {
+		next <- q
+	}
+	close(next)
+	wg.Wait()
+	if failed != nil {
+		r.Err = failed
+		return r
 	}
 	r.Latency = time.Since(start)
 	r.Status, r.Tokens = fmt.Sprintf("200 x%d", len(ids)), tokens.String()
@@ -226,10 +261,10 @@ func plannerCompares(ctx context.Context, e *env) Result {
 		if err := e.admin.Call(ctx, http.MethodGet, path, nil, &doc); err != nil {
 			return false, err
 		}
-		return doc.Comparison.Recorded >= planRequests, nil
+		return doc.Comparison.Recorded >= int64(len(qs)), nil
 	})
 	if err != nil {
-		r.Err = fmt.Errorf("comparison %s recorded %d of %d pairs: %w", cmp.ID, doc.Comparison.Recorded, planRequests, err)
+		r.Err = fmt.Errorf("comparison %s recorded %d of %d pairs: %w", cmp.ID, doc.Comparison.Recorded, len(qs), err)
 		return r
 	}
 	if err := e.admin.Call(ctx, http.MethodPost, path+"/stop", nil, nil); err != nil {
@@ -260,37 +295,64 @@ func plannerCompares(ctx context.Context, e *env) Result {
 	}
 	paid, shadows := ledgerOf(recs), ledgerOf(srecs)
 	r.Cost, r.Pays = paid.cost(), paid.payers()
-	r.Note = fmt.Sprintf("comparison %s: %d pairs, answers' mean similarity %.2f; recommendation: %s",
-		cmp.ID, doc.Similarity.Pairs, doc.Similarity.Mean, doc.Recommendation)
+	var perWorkflow []string
+	for _, w := range doc.Workflows {
+		perWorkflow = append(perWorkflow, fmt.Sprintf("%s %d pairs: %s", w.Workflow, w.Sample.Recorded, w.Recommendation))
+	}
+	r.Note = fmt.Sprintf("comparison %s: %d pairs (%s); recommendation: %s", cmp.ID, doc.Sample.Recorded,
+		strings.Join(perWorkflow, ", "), doc.Recommendation)
 	r.Detail = doc.Text
+	projection := "no projection"
+	if p := doc.Projection; p != nil {
+		projection = fmt.Sprintf("over the next 12 months, projected from its last %d days of usage (%d requests seeded in the "+
+			"demo's store, about %.1f times busier a day from March to October), WedSync would pay $%.2f on its keys now and "+
+			"EverAfter $%.2f on its own after a move", p.HistoryDays, e.history, p.PeakFactor,
+			float64(p.Total.NowPlatformMicros)/1e6, float64(p.Total.AfterClientMicros)/1e6)
+	}
 	r.Story = []string{
 		fmt.Sprintf("What happened: EverAfter Planning runs on WedSync's keys and has its own OpenAI key ready. Before "+
-			"moving, it asked veil to compare: POST /admin/comparisons with sample 1 shadowed every request. It asked %d "+
-			"planning questions; veil answered each on WedSync's key and then, off the request's path, sent the same "+
-			"request on EverAfter's own key and recorded both answers. With all %d pairs in, the comparison was stopped and "+
-			"its report (below) compares errors, latency, tokens, cost and how alike the answers are, and recommends: %s.",
-			planRequests, planRequests, doc.Recommendation),
+			"moving, it asked veil to compare: POST /admin/comparisons with sample 1 shadowed every request. Its app sent %d "+
+			"planning timelines (X-Workflow: %s) and %d guest replies (%s), four at a time; veil answered each on "+
+			"WedSync's key and then, off the request's path, sent the same request on EverAfter's own key and recorded both "+
+			"answers. With all %d pairs in, the comparison was stopped. Its report (below) judges each workflow on its own "+
+			"(errors, latency, how alike the answers are, by the method named) and needs %d pairs of each before it advises; "+
+			"a workflow that degrades would keep the planner where it is. It recommends: %s.",
+			planRequests, timelineWorkflow, planRequests, guestsWorkflow, len(qs), compare.MinPairs, doc.Recommendation),
+		fmt.Sprintf("What it costs: both keys call the same provider and model, so a request costs the same either way; what "+
+			"changes is who pays. The report splits it: %s.", projection),
 		fmt.Sprintf("What the supplier saw: %d answers, all 200, all from WedSync's key as before. The shadow answers "+
 			"were compared and dropped, never returned, and no one waited for them.", len(ids)),
 		"Who paid: " + paid.describe("EverAfter") + " for the answers it got. " + shadowBilling(shadows, string(doc.Comparison.Billed)),
 	}
 	c := doc.Comparison
+	n := int64(len(qs))
 	switch {
-	case c.Recorded != planRequests || doc.Primary.Requests != planRequests || doc.Shadow.Requests != planRequests:
-		r.Err = fmt.Errorf("want %d pairs, got %d (%d primary, %d shadow requests)", planRequests, c.Recorded,
-			doc.Primary.Requests, doc.Shadow.Requests)
+	case c.Recorded != n || c.Shadowed != n || doc.Primary.Requests != n || doc.Shadow.Requests != n:
+		r.Err = fmt.Errorf("want %d pairs of %d shadowed requests, got %d of %d (%d primary, %d shadow requests)", n, n,
+			c.Recorded, c.Shadowed, doc.Primary.Requests, doc.Shadow.Requests)
 	case doc.Primary.Errors+doc.Shadow.Errors != 0:
 		r.Err = fmt.Errorf("%d primary and %d shadow errors", doc.Primary.Errors, doc.Shadow.Errors)
-	case doc.Primary.System != "platform" || doc.Shadow.System != "client":
-		r.Err = fmt.Errorf("compared %s with %s, want platform with client", doc.Primary.System, doc.Shadow.System)
-	case doc.Similarity.Pairs != planRequests || doc.Similarity.Mean < 0.99:
+	case doc.Primary.System != "platform" || doc.Shadow.System != "client" || doc.Primary.PaidBy != "platform" ||
+		doc.Shadow.PaidBy != "client":
+		r.Err = fmt.Errorf("compared %s (paid by %s) with %s (paid by %s), want platform with client", doc.Primary.System,
+			doc.Primary.PaidBy, doc.Shadow.System, doc.Shadow.PaidBy)
+	case doc.Similarity.Pairs != n || doc.Similarity.Mean < 0.99:
 		// The fake answers a prompt the same way on every key.
-		r.Err = fmt.Errorf("want %d identical pairs of answers, got %d with mean similarity %.2f", planRequests,
+		r.Err = fmt.Errorf("want %d identical pairs of answers, got %d with mean similarity %.2f", n,
 			doc.Similarity.Pairs, doc.Similarity.Mean)
-	case doc.Recommendation == "" || len(doc.Reasons) == 0 || doc.Text == "":
-		r.Err = fmt.Errorf("the report has no recommendation, reasons or table")
-	case shadows.total() != planRequests:
-		r.Err = fmt.Errorf("want %d shadow usage records, got %d", planRequests, shadows.total())
+	case len(doc.Workflows) != 2 || doc.Workflows[0].Sample.Recorded != planRequests || doc.Workflows[1].Sample.Recorded != planRequests:
+		r.Err = fmt.Errorf("want %d pairs in each of 2 workflows, got %s", planRequests, strings.Join(perWorkflow, ", "))
+	case !doc.Cost.SamePrice:
+		r.Err = fmt.Errorf("the same provider and model cost %.3f times as much on the supplier's key", doc.Cost.Ratio)
+	case doc.Projection == nil || doc.Projection.HistoryDays < 300 || doc.Projection.Total.NowPlatformMicros <= 0 ||
+		doc.Projection.Total.AfterClientMicros != doc.Projection.Total.NowPlatformMicros:
+		r.Err = fmt.Errorf("the projection does not cover a year of history paid by WedSync now and the planner after: %+v",
+			doc.Projection)
+	case doc.Recommendation != compare.Migrate || len(doc.Reasons) == 0 || doc.Text == "":
+		r.Err = fmt.Errorf("the report recommends %q with %d reasons; two workflows of %d alike pairs should migrate",
+			doc.Recommendation, len(doc.Reasons), planRequests)
+	case shadows.total() != len(qs):
+		r.Err = fmt.Errorf("want %d shadow usage records, got %d", len(qs), shadows.total())
 	}
 	return r
 }
