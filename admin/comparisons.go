@@ -97,8 +97,10 @@ func ListComparisons(l ComparisonLister) HandlerFunc {
 	}
 }
 
-// CompareReportDoc is a comparison's report with its table, the document
-// of GET /admin/comparisons/{id}.
+// CompareReportDoc is a comparison's report with its text, the document
+// of GET /admin/comparisons/{id}: both sides, the similarity, the cost by
+// who pays, each workflow's figures and advice, the projection and the
+// recommendation with its sample (docs/operations.md lists the fields).
 type CompareReportDoc struct {
 	compare.Report
 	Text string `json:"text"`
