@@ -118,10 +118,11 @@ const (
 	// LatencyFactor is how many times the primary's p95 latency
 	// the other system's may be. Beyond it the recommendation is to stay.
 	LatencyFactor = 1.5
-	// MinSimilarity is the least mean answer similarity of pairs scored
-	// without a threshold of their own. Below it (or below the threshold
-	// the scores gave) the recommendation is to stay.
-	MinSimilarity = 0.8
+	// MinSimilarity is the least mean answer similarity by the Lexical
+	// method; below it the recommendation is to stay. Pairs scored by
+	// another method are judged against the threshold their scores gave
+	// (SimilarityStats.Threshold), which for Lexical is this.
+	MinSimilarity = SimilarThreshold
 	// SimilarThreshold is the similarity at or above which a pair
 	// of answers counts as similar in SimilarityStats.Similar when its
 	// Score names no threshold (the Lexical method's).
