@@ -1245,7 +1245,11 @@ func (c *Comparisons) flushOwn(d *cmpDoc, now time.Time) bool {
 	stats := e.stats.clone()
 	e.mu.Unlock()
 	own := d.Replicas[c.holder]
-	if own != nil && !dirty && own.Shadowed == used && own.Pairs == stats.Pairs {
+	// A replica of an earlier version, writing the document, drops the
+	// fields it does not know of the others' parts: they are written
+	// again.
+	if own != nil && !dirty && own.Shadowed == used && own.Pairs == stats.Pairs &&
+		own.Primary.CostMicros == stats.Primary.CostMicros && len(own.Workflows) == len(stats.Workflows) {
 		return false
 	}
 	if own == nil {

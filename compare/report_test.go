@@ -583,3 +583,42 @@ func TestReportTextGolden(t *testing.T) {
 		t.Errorf("text differs from %s (run with -update to rewrite it):\n%s", path, got)
 	}
 }
+
+// TestFiguresWrittenAgainAfterAnOldWrite: a replica of an earlier version
+// rewrites the document without the fields it does not know (workflows,
+// micro-dollars); the replica that recorded them writes them again at its
+// next pass.
+func TestFiguresWrittenAgainAfterAnOldWrite(t *testing.T) {
+	ctx := context.Background()
+	clock := newCmpClock()
+	st := newCmpStore(t)
+	a := newCmp(st, clock, "a")
+	cmp := mustStart(t, a, Request{Supplier: "everafter", Other: "client", Window: time.Hour})
+	recordN(a, cmp.ID, "timeline", 5, 30, 30, nil)
+	mustSync(t, a)
+	value, version, err := st.Get(ctx, Bucket, cmp.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(value, &doc); err != nil {
+		t.Fatal(err)
+	}
+	part := doc["replicas"].(map[string]any)["a"].(map[string]any)
+	delete(part, "workflows")
+	for _, side := range []string{"primary", "shadow"} {
+		delete(part[side].(map[string]any), "cost_micros")
+	}
+	old, _ := json.Marshal(doc)
+	if _, ok, err := st.CompareAndSwap(ctx, Bucket, cmp.ID, version, old); err != nil || !ok {
+		t.Fatalf("the old replica's write: %v %v", ok, err)
+	}
+	mustSync(t, a)
+	r, err := newCmp(st, clock, "b").Report(ctx, cmp.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Workflows) != 1 || r.Primary.CostMicros != 150 {
+		t.Errorf("after the next pass: %d workflows, cost %d", len(r.Workflows), r.Primary.CostMicros)
+	}
+}
