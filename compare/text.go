@@ -126,7 +126,7 @@ func (r Report) costText(b *strings.Builder) {
 // workflowsText writes one row per workflow, then each workflow's
 // reasons.
 func (r Report) workflowsText(b *strings.Builder) {
-	const row = "%-16s %6s %8s %13s %15s %26s %19s  %s\n"
+	const row = "%-16s %5s %8s %11s %12s %24s %17s  %s\n"
 	fmt.Fprintf(b, row, "By workflow", "pairs", "compared", "errors p/s", "p95 p/s", "similar (method)",
 		"cost/1k p/s", "advice")
 	for _, w := range r.Workflows {
