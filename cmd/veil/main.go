@@ -125,8 +125,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = compareCmd(args[1:], stdout)
 	case "audit":
 		err = auditCmd(args[1:], stdout)
-	case "compare":
-		err = compareCmd(args[1:], stdout)
 	case "fake-upstream":
 		err = fakeUpstream(args[1:], stdout)
 	case "version", "--version":
