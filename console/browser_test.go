@@ -134,7 +134,7 @@ func TestBrowser(t *testing.T) {
 		{"migrations", "/console/migrations", 0},
 		{"migration", "/console/migrations/mig-0a1b2c3d", 0},
 		{"comparisons", "/console/comparisons", 0},
-		{"comparison", "/console/comparisons/cmp-5a6b7c8d", 3},
+		{"comparison", "/console/comparisons/cmp-5a6b7c8d", 4},
 		{"usage", "/console/usage", 1},
 	}
 	for _, pg := range pages {

@@ -257,7 +257,8 @@ func TestPages(t *testing.T) {
 		{"/console/migrations", []string{"mig-0a1b2c3d", "mig-9f8e7d6c", "ramping"}},
 		{"/console/migrations/mig-0a1b2c3d", []string{"advanced to 50%", "2 of 3", "Only operators and admins"}},
 		{"/console/comparisons", []string{"cmp-5a6b7c8d"}},
-		{"/console/comparisons/cmp-5a6b7c8d", []string{"migrate", "Latency, platform (primary)", "Answer similarity", "No projection yet"}},
+		{"/console/comparisons/cmp-5a6b7c8d", []string{"migrate", "Latency, platform (primary)", "Answer similarity",
+			"Projected cost by month", "2027-06 ★", "planning", "judge gpt-4o-mini", "Based on 500 pairs recorded", "Would pay after a move"}},
 		{"/console/usage", []string{"photography", "Cost by day, by who pays", "Total"}},
 		{"/console/static/console.css", []string{"--ink"}},
 	}

@@ -198,15 +198,59 @@ func fakeReport() compare.Report {
 	c := compare.Comparison{ID: "cmp-5a6b7c8d", Request: compare.Request{Supplier: "bella-photography", Other: billing.ModeClient,
 		Requests: 500, Sample: 0.2, Billed: "platform"}, Primary: billing.ModePlatform, Started: t0.Add(-6 * time.Hour),
 		Status: compare.Done, Ended: t0.Add(-time.Hour), Reason: "requests", Shadowed: 500, Recorded: 488}
+	hist := func(counts ...int64) []compare.LatencyBucket {
+		bounds := []int64{0, 250, 500, 1000, 2000, 5000}
+		out := make([]compare.LatencyBucket, len(counts))
+		for i, n := range counts {
+			out[i] = compare.LatencyBucket{FromMS: bounds[i], Count: n}
+			if i+1 < len(bounds) {
+				out[i].ToMS = bounds[i+1]
+			}
+		}
+		return out
+	}
+	var simHist []compare.SimilarityBin
+	for i, n := range []int64{0, 0, 1, 2, 4, 9, 22, 50, 180, 220} {
+		simHist = append(simHist, compare.SimilarityBin{From: float64(i) / 10, To: float64(i+1) / 10, Count: n})
+	}
+	proj := &compare.Projection{Basis: "Daily rates of 120 off-peak and 245 peak days of the supplier's usage.", Season: "March to October",
+		HistoryDays: 365}
+	for i, m := range []string{"2026-08", "2026-09", "2026-10", "2026-11", "2026-12", "2027-01", "2027-02", "2027-03", "2027-04", "2027-05", "2027-06", "2027-07"} {
+		peak := 31
+		if i >= 3 && i <= 6 {
+			peak = 0
+		}
+		now := int64(180_000_000 + 4_000_000*peak)
+		proj.Months = append(proj.Months, compare.ProjectedMonth{Month: m, PeakDays: peak, NowMicros: now, AfterMicros: now * 108 / 100,
+			NowPlatformMicros: now, AfterClientMicros: now * 108 / 100})
+	}
 	return compare.Report{Comparison: c,
-		Primary: compare.Side{System: billing.ModePlatform, Requests: 500, Errors: 4, ErrorRate: 0.008, LatencyP50: 820 * time.Millisecond,
-			LatencyP95: 1900 * time.Millisecond, TTFTP50: 240 * time.Millisecond, MeanPromptTokens: 412, MeanCompletionTokens: 188,
-			CostUSD: 0.61, CostPer1K: 1.22},
-		Shadow: compare.Side{System: billing.ModeClient, Requests: 500, Errors: 9, ErrorRate: 0.018, LatencyP50: 760 * time.Millisecond,
-			LatencyP95: 2300 * time.Millisecond, MeanPromptTokens: 412, MeanCompletionTokens: 201, CostUSD: 0.66, CostPer1K: 1.32},
-		Similarity:     compare.SimilarityStats{Pairs: 488, Mean: 0.87, P10: 0.71, Similar: 0.82, Threshold: 0.8},
+		Primary: compare.Side{System: billing.ModePlatform, PaidBy: billing.PaidByPlatform, Requests: 500, Errors: 4, ErrorRate: 0.008,
+			LatencyP50: 820 * time.Millisecond, LatencyP95: 1900 * time.Millisecond, TTFTP50: 240 * time.Millisecond,
+			MeanPromptTokens: 412, MeanCompletionTokens: 188, CostUSD: 0.61, CostPer1K: 1.22, LatencyHistogram: hist(12, 90, 150, 200, 40, 4)},
+		Shadow: compare.Side{System: billing.ModeClient, PaidBy: billing.PaidByClient, Requests: 500, Errors: 9, ErrorRate: 0.018,
+			LatencyP50: 760 * time.Millisecond, LatencyP95: 2300 * time.Millisecond, MeanPromptTokens: 412, MeanCompletionTokens: 201,
+			CostUSD: 0.66, CostPer1K: 1.32, LatencyHistogram: hist(20, 110, 140, 160, 55, 6)},
+		Similarity: compare.SimilarityStats{Pairs: 488, Method: "judge gpt-4o-mini", Mean: 0.87, P10: 0.71, Similar: 0.82, Threshold: 0.8,
+			Histogram: simHist},
+		Sample: compare.Sample{Recorded: 500, Compared: 488, Needed: 30},
+		Cost: compare.Cost{Requests: 500, NowMicros: 610000, AfterMicros: 660000, TrialBilledTo: billing.PaidByPlatform,
+			ByPayer: []compare.PayerCost{{Payer: billing.PaidByPlatform, NowMicros: 610000}, {Payer: billing.PaidByClient, AfterMicros: 660000}}},
+		Workflows: []compare.WorkflowReport{
+			{Workflow: "planning", Share: 0.6, Sample: compare.Sample{Recorded: 300, Compared: 293, Needed: 30},
+				Primary: compare.Side{LatencyP95: 2100 * time.Millisecond}, Shadow: compare.Side{LatencyP95: 2500 * time.Millisecond},
+				Similarity:         compare.SimilarityStats{Method: "judge gpt-4o-mini", Mean: 0.86, Similar: 0.81, Threshold: 0.7},
+				CostNowPer1KMicros: 1300000, CostAfterPer1KMicros: 1400000, Recommendation: "migrate",
+				Reasons: []string{"timelines are complete and consistent in 81% of pairs"}},
+			{Workflow: "photography", Share: 0.4, Sample: compare.Sample{Recorded: 200, Compared: 195, Needed: 30},
+				Primary: compare.Side{LatencyP95: 1500 * time.Millisecond}, Shadow: compare.Side{LatencyP95: 1800 * time.Millisecond},
+				Similarity:         compare.SimilarityStats{Method: "embeddings text-embedding-3-small", Mean: 0.91, Similar: 0.9, Threshold: 0.85},
+				CostNowPer1KMicros: 1100000, CostAfterPer1KMicros: 1200000, Recommendation: "migrate"},
+		},
+		Projection:     proj,
 		Recommendation: "migrate",
 		Reasons:        []string{"the client side's error rate 1.8% is within 5%", "answers are similar: 82% at or above 0.80"},
+		Notes:          []string{"after the move the supplier pays for its calls: about $4.10 a month in the peak"},
 	}
 }
 

@@ -2,7 +2,6 @@ package console
 
 import (
 	"html/template"
-	"math"
 	"strconv"
 	"time"
 
@@ -19,6 +18,10 @@ type ComparisonView struct {
 	Similarity     compare.SimilarityStats
 	Recommendation string
 	Reasons        []string
+	// Notes are what else the planner should know; Sample the pairs the
+	// advice rests on.
+	Notes  []string
+	Sample compare.Sample
 	// Text is the report as Report.Text writes it.
 	Text string
 
@@ -31,8 +34,9 @@ type ComparisonView struct {
 	SimilarityNote string
 	// Projection is the cost by month ahead, on each side; empty with
 	// ProjectionNote saying why.
-	Projection     []MonthCost
-	ProjectionNote string
+	Projection      []MonthCost
+	ProjectionNote  string
+	ProjectionBasis string
 	// Workflows are the figures per workflow; empty with WorkflowsNote
 	// saying why.
 	Workflows     []WorkflowRow
@@ -48,36 +52,49 @@ type SideView struct {
 	compare.Side
 }
 
-// MonthCost is one month of a cost projection, in dollars on each side.
+// MonthCost is one month of a cost projection, in dollars on each side
+// and by who pays after a move.
 type MonthCost struct {
-	// Month is "2026-07".
-	Month   string
-	Primary float64
-	Shadow  float64
+	// Month is "2026-07"; PeakDays its days in the wedding season.
+	Month    string
+	PeakDays int
+	Primary  float64
+	Shadow   float64
+	// AfterPlatform and AfterClient split Shadow between WedSync and the
+	// supplier.
+	AfterPlatform float64
+	AfterClient   float64
 }
 
-// WorkflowRow is one workflow's figures in a comparison.
+// WorkflowRow is one workflow's figures in a comparison, with its own
+// advice.
 type WorkflowRow struct {
 	Workflow       string
-	Requests       int64
+	Pairs          int64
+	Share          float64
 	PrimaryP95     time.Duration
 	ShadowP95      time.Duration
 	Similarity     float64
-	PrimaryCostUSD float64
-	ShadowCostUSD  float64
+	Method         string
+	Similar        float64
+	Threshold      float64
+	PrimaryPer1K   float64
+	ShadowPer1K    float64
+	Recommendation string
+	Reasons        []string
 }
 
-// PayerCost is what one payer (platform or client) spent.
+// PayerCost is what one payer (platform or client) pays for the
+// comparison's pairs now and would after a move.
 type PayerCost struct {
-	Payer   string
-	CostUSD float64
+	Payer    string
+	NowUSD   float64
+	AfterUSD float64
 }
 
-// NewComparisonView fills the comparison page's view from a report. The
-// report carries percentiles, not distributions: each latency histogram
-// is drawn from its side's p50 and p95 and the similarity histogram from
-// the share of pairs at or above the threshold; there is no projection
-// and no per-workflow figures yet.
+// NewComparisonView fills the comparison page's view from a report: the
+// latency and similarity histograms the report counted, its cost by who
+// pays, its projection by month and its figures per workflow.
 func NewComparisonView(r compare.Report) ComparisonView {
 	v := ComparisonView{
 		Comparison:     r.Comparison,
@@ -85,55 +102,81 @@ func NewComparisonView(r compare.Report) ComparisonView {
 		Similarity:     r.Similarity,
 		Recommendation: r.Recommendation,
 		Reasons:        r.Reasons,
+		Notes:          r.Notes,
+		Sample:         r.Sample,
 		Text:           r.Text(),
-		LatencyNote: "Drawn from each side's percentiles: half of the answers at or under p50, 45% between p50 and p95, " +
-			"5% above p95.",
-		SimilarityNote: "Pairs below and at or above the similarity threshold.",
-		ProjectionNote: "No projection yet: the report does not project costs by month.",
-		WorkflowsNote:  "No per-workflow figures yet: the report covers all of the supplier's workflows together.",
+		LatencyNote:    "Answers that did not fail, by their latency to the complete answer.",
+		SimilarityNote: "Pairs where both systems answered, by similarity (method: " + methodOrNone(r.Similarity.Method) + ").",
+		ProjectionNote: "No projection: veil has no usage history for this supplier to project from.",
+		WorkflowsNote:  "No pairs recorded yet.",
 	}
 	for _, s := range v.Sides {
-		v.LatencyHist = append(v.LatencyHist, percentileHist(s.Side))
+		v.LatencyHist = append(v.LatencyHist, latencyHist(s.LatencyHistogram))
 	}
-	if sim := r.Similarity; sim.Pairs > 0 {
-		above := int64(math.Round(float64(sim.Pairs) * sim.Similar))
-		th := strconv.FormatFloat(sim.Threshold, 'f', 2, 64)
-		v.SimilarityHist = []Bucket{{Label: "< " + th, Value: float64(sim.Pairs - above)}, {Label: "≥ " + th, Value: float64(above)}}
+	for _, b := range r.Similarity.Histogram {
+		v.SimilarityHist = append(v.SimilarityHist, Bucket{Label: trimZeros(strconv.FormatFloat(b.From, 'f', 1, 64)) + "–" +
+			trimZeros(strconv.FormatFloat(b.To, 'f', 1, 64)), Value: float64(b.Count)})
 	}
-	payers := map[string]float64{}
-	// The primary side is paid as the supplier's mode says (hybrid: by
-	// either, as the key used was); the shadow side by whom it was
-	// billed to.
-	payers[string(r.Comparison.Primary)] += r.Primary.CostUSD
-	shadowPayer := string(r.Comparison.Billed)
-	if shadowPayer == "" {
-		shadowPayer = "platform"
+	for _, pc := range r.Cost.ByPayer {
+		v.CostByPayer = append(v.CostByPayer, PayerCost{Payer: string(pc.Payer), NowUSD: usd(pc.NowMicros), AfterUSD: usd(pc.AfterMicros)})
 	}
-	payers[shadowPayer] += r.Shadow.CostUSD
-	for _, p := range []string{"platform", "client", "hybrid"} {
-		if c, ok := payers[p]; ok {
-			v.CostByPayer = append(v.CostByPayer, PayerCost{Payer: p, CostUSD: c})
+	if p := r.Projection; p != nil {
+		v.ProjectionBasis = p.Basis
+		for _, m := range p.Months {
+			v.Projection = append(v.Projection, MonthCost{Month: m.Month, PeakDays: m.PeakDays, Primary: usd(m.NowMicros),
+				Shadow: usd(m.AfterMicros), AfterPlatform: usd(m.AfterPlatformMicros), AfterClient: usd(m.AfterClientMicros)})
 		}
+		if len(v.Projection) == 0 {
+			v.ProjectionNote = "No projection: " + p.Basis
+		}
+	}
+	for _, w := range r.Workflows {
+		v.Workflows = append(v.Workflows, WorkflowRow{Workflow: w.Workflow, Pairs: w.Sample.Recorded, Share: w.Share,
+			PrimaryP95: w.Primary.LatencyP95, ShadowP95: w.Shadow.LatencyP95, Similarity: w.Similarity.Mean,
+			Method: w.Similarity.Method, Similar: w.Similarity.Similar, Threshold: w.Similarity.Threshold,
+			PrimaryPer1K: usd(w.CostNowPer1KMicros), ShadowPer1K: usd(w.CostAfterPer1KMicros),
+			Recommendation: w.Recommendation, Reasons: w.Reasons})
 	}
 	return v
 }
 
-// percentileHist is a side's answers in three buckets, from its p50 and
-// p95: half at or under p50, 45% up to p95 and the rest above.
-func percentileHist(s compare.Side) []Bucket {
-	n := s.Requests - s.Errors
-	if n <= 0 || s.LatencyP50 <= 0 {
-		return nil
+// usd turns millionths of a dollar into dollars.
+func usd(micros int64) float64 { return float64(micros) / 1e6 }
+
+// methodOrNone names a similarity method, or says there is none yet.
+func methodOrNone(m string) string {
+	if m == "" {
+		return "none yet"
 	}
-	low := int64(math.Round(float64(n) * 0.5))
-	mid := int64(math.Round(float64(n) * 0.45))
-	high := max(n-low-mid, 0)
-	p50, p95 := fmtDuration(s.LatencyP50), fmtDuration(s.LatencyP95)
-	return []Bucket{
-		{Label: "≤ " + p50, Value: float64(low)},
-		{Label: p50 + "–" + p95, Value: float64(mid)},
-		{Label: "> " + p95, Value: float64(high)},
+	return m
+}
+
+// latencyHist turns a report's latency buckets into chart buckets,
+// leaving out the empty ones above the last answer.
+func latencyHist(h []compare.LatencyBucket) []Bucket {
+	last := -1
+	for i, b := range h {
+		if b.Count > 0 {
+			last = i
+		}
 	}
+	out := make([]Bucket, 0, last+1)
+	for _, b := range h[:last+1] {
+		label := "≥ " + fmtMS(b.FromMS)
+		if b.ToMS > 0 {
+			label = fmtMS(b.FromMS) + "–" + fmtMS(b.ToMS)
+		}
+		out = append(out, Bucket{Label: label, Value: float64(b.Count)})
+	}
+	return out
+}
+
+// fmtMS writes a bucket bound: 250 ms, 1.5 s.
+func fmtMS(ms int64) string {
+	if ms < 1000 {
+		return strconv.FormatInt(ms, 10) + " ms"
+	}
+	return trimZeros(strconv.FormatFloat(float64(ms)/1000, 'f', 1, 64)) + " s"
 }
 
 // LatencyCharts draws one latency histogram per side.
@@ -167,12 +210,16 @@ func (v ComparisonView) ProjectionChart() template.HTML {
 	primary.Name = "primary"
 	shadow.Name = "shadow"
 	if len(v.Sides) == 2 {
-		primary.Name = string(v.Sides[0].System) + " (primary)"
-		shadow.Name = string(v.Sides[1].System) + " (shadow)"
+		primary.Name = "now (" + string(v.Sides[0].System) + ")"
+		shadow.Name = "after (" + string(v.Sides[1].System) + ")"
 	}
 	for _, m := range v.Projection {
-		primary.Buckets = append(primary.Buckets, Bucket{Label: m.Month, Value: m.Primary})
-		shadow.Buckets = append(shadow.Buckets, Bucket{Label: m.Month, Value: m.Shadow})
+		label := m.Month
+		if m.PeakDays > 0 {
+			label += " ★"
+		}
+		primary.Buckets = append(primary.Buckets, Bucket{Label: label, Value: m.Primary})
+		shadow.Buckets = append(shadow.Buckets, Bucket{Label: label, Value: m.Shadow})
 	}
 	return Chart{Title: "Projected cost by month", YLabel: "USD", Format: FormatUSD, Width: 940, Height: 280,
 		Series: []Series{primary, shadow}}.SVG()
