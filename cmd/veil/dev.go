@@ -18,17 +18,18 @@ import (
 // upstream; a build with the sidecar tag leaves them out (see sidecar.go).
 
 const (
-	demoUsage         = "  veil demo [--verbose]\n"
+	demoUsage         = "  veil demo [--verbose] [--console]\n"
 	fakeUpstreamUsage = "  veil fake-upstream [--listen 127.0.0.1:8081] [--latency 0] [--ttft 0] [--chunk-delay 0] [--reply-words 0]\n"
 )
 
 func runDemo(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	verbose := fs.Bool("verbose", false, "also print veil's own log lines")
-	if _, err := parseFlags(fs, "demo [--verbose]", args, stdout); err != nil {
+	console := fs.Bool("console", false, "keep veil running after the stories, to look at them in its console")
+	if _, err := parseFlags(fs, "demo [--verbose] [--console]", args, stdout); err != nil {
 		return err
 	}
-	opts := demo.Options{Out: stdout}
+	opts := demo.Options{Out: stdout, Console: *console}
 	if *verbose {
 		opts.Log = stderr
 	}

@@ -38,6 +38,10 @@ type Options struct {
 	Out io.Writer
 	// Log receives veil's own log lines; nil discards them.
 	Log io.Writer
+	// Console keeps veil running once the stories are told, until ctx
+	// ends, so that its console can be opened in a browser: the
+	// comparisons, migrations, suppliers and usage the stories made.
+	Console bool
 }
 
 // Result is what one scenario observed.
@@ -260,6 +264,12 @@ func Run(ctx context.Context, o Options) error {
 	fmt.Fprintf(o.Out, "\nall %d scenarios behaved as expected; the upstream saw %d requests, each with a provider key "+
 		"(WedSync's platform key %s or a supplier's own) and none with the caller's token\n",
 		len(results), len(received), keys.Fingerprint(platformKey))
+	if o.Console {
+		fmt.Fprintf(o.Out, "\nveil keeps running: open http://%s/console/ and sign in with the demo's admin token\n  %s\n"+
+			"(the planner's comparison is under Comparisons, its ramp under Migrations). Ctrl-C stops it.\n",
+			a.AdminAddr(), adminToken)
+		<-ctx.Done()
+	}
 	return nil
 }
 
@@ -394,6 +404,11 @@ suppliers:
         openai: env://VEIL_DEMO_EVERAFTER_KEY
 usage:
   sinks: []                     # the report shows each call's record
+comparisons:                    # how alike the two systems' answers are, per workflow
+  similarity:
+    workflows:
+      ` + timelineWorkflow + `: {method: judge, provider: openai, model: gpt-4o-mini, threshold: 0.7}     # same events, order and times
+      ` + guestsWorkflow + `: {method: embeddings, provider: openai, model: text-embedding-3-small, threshold: 0.85}
 routes:                         # EverAfter Planning's workflows (X-Workflow)
   - workflow: ` + timelineWorkflow + `
     model: gpt-4o-mini

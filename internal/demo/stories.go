@@ -277,16 +277,26 @@ func plannerCompares(ctx context.Context, e *env) Result {
 	}
 	e.advice = doc.Recommendation
 
-	both := slices.Clone(ids) // the answers', then their shadows'
+	both := slices.Clone(ids) // the answers', their shadows', then their scoring calls'
 	for _, id := range ids {
 		both = append(both, id+"-shadow")
+	}
+	for _, id := range ids {
+		both = append(both, id+"-similarity")
 	}
 	all, err := e.records.waitAll(ctx, both)
 	if err != nil {
 		r.Err = err
 		return r
 	}
-	recs, srecs := all[:len(ids)], all[len(ids):]
+	recs, srecs, scored := all[:len(ids)], all[len(ids):2*len(ids)], all[2*len(ids):]
+	for i, rec := range scored {
+		if !rec.Shadow || rec.Billed != billing.PaidByPlatform || rec.KeySource != "platform" {
+			r.Err = fmt.Errorf("scoring of %s: want a shadow call on WedSync's key billed to the platform, got key source %s billed %s",
+				ids[i], rec.KeySource, rec.Billed)
+			return r
+		}
+	}
 	for i, srec := range srecs {
 		if !srec.Shadow || srec.KeySource != "client" {
 			r.Err = fmt.Errorf("shadow of %s: want a shadow call on the planner's own key, got key source %s", ids[i], srec.KeySource)
@@ -322,7 +332,8 @@ func plannerCompares(ctx context.Context, e *env) Result {
 			"changes is who pays. The report splits it: %s.", projection),
 		fmt.Sprintf("What the supplier saw: %d answers, all 200, all from WedSync's key as before. The shadow answers "+
 			"were compared and dropped, never returned, and no one waited for them.", len(ids)),
-		"Who paid: " + paid.describe("EverAfter") + " for the answers it got. " + shadowBilling(shadows, string(doc.Comparison.Billed)),
+		"Who paid: " + paid.describe("EverAfter") + " for the answers it got. " + shadowBilling(shadows, string(doc.Comparison.Billed)) +
+			" " + scoringBilling(scored),
 	}
 	c := doc.Comparison
 	n := int64(len(qs))
@@ -355,6 +366,22 @@ func plannerCompares(ctx context.Context, e *env) Result {
 		r.Err = fmt.Errorf("want %d shadow usage records, got %d", len(qs), shadows.total())
 	}
 	return r
+}
+
+// scoringBilling says what scoring the pairs' similarity cost and who
+// paid: WedSync, whoever paid for the answers.
+func scoringBilling(scored []*usage.Record) string {
+	judge, embed := 0, 0
+	for _, rec := range scored {
+		if rec.Endpoint == "embeddings" {
+			embed++
+		} else {
+			judge++
+		}
+	}
+	return fmt.Sprintf("Scoring how alike the pairs were took %d judge calls (gpt-4o-mini, for the timelines: same events, "+
+		"order and times?) and %d embeddings calls (for the guest replies), on WedSync's key: %s.", judge, embed,
+		ledgerOf(scored).describe("EverAfter"))
 }
 
 // shadowBilling says who the shadow calls' usage records bill, next to
