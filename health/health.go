@@ -77,6 +77,14 @@ type Target struct {
 	// -1 when it never said.
 	remainingRequests atomic.Int64
 	remainingTokens   atomic.Int64
+	// The rest of the provider's last rate-limit report: its limits
+	// (x-ratelimit-limit-*, stored +1 so that zero means never), when
+	// each window resets (unix nanoseconds) and when it reported.
+	limitRequests   atomic.Int64
+	limitTokens     atomic.Int64
+	resetRequestsAt atomic.Int64
+	resetTokensAt   atomic.Int64
+	limitsReportAt  atomic.Int64
 	// Active probes: whether they took the target out, and the last one.
 	probeDown atomic.Bool
 	lastProbe atomic.Pointer[probeResult]
@@ -101,6 +109,49 @@ func (t *Target) Capacity(requests, tokens int64) {
 	}
 	if tokens >= 0 {
 		t.remainingTokens.Store(tokens + 1)
+	}
+}
+
+// RateLimits is what a provider said of its rate limits on one answer
+// (the x-ratelimit-* headers). A negative count or reset means it did not
+// say.
+type RateLimits struct {
+	// RemainingRequests and RemainingTokens are what is left of the
+	// current windows; LimitRequests and LimitTokens their size.
+	RemainingRequests, RemainingTokens int64
+	LimitRequests, LimitTokens         int64
+	// ResetRequests and ResetTokens are the time until each window is
+	// full again.
+	ResetRequests, ResetTokens time.Duration
+}
+
+// NoRateLimits is a RateLimits that says nothing, to fill in from an
+// answer's headers.
+var NoRateLimits = RateLimits{RemainingRequests: -1, RemainingTokens: -1, LimitRequests: -1, LimitTokens: -1,
+	ResetRequests: -1, ResetTokens: -1}
+
+// ReportRateLimits records a provider's rate-limit report received at
+// now, for the capacity overview; what it did not say keeps its last
+// value. It does not allocate.
+func (t *Target) ReportRateLimits(l RateLimits, now time.Time) {
+	t.Capacity(l.RemainingRequests, l.RemainingTokens)
+	said := l.RemainingRequests >= 0 || l.RemainingTokens >= 0
+	if l.LimitRequests >= 0 {
+		t.limitRequests.Store(l.LimitRequests + 1)
+		said = true
+	}
+	if l.LimitTokens >= 0 {
+		t.limitTokens.Store(l.LimitTokens + 1)
+		said = true
+	}
+	if l.ResetRequests >= 0 {
+		t.resetRequestsAt.Store(now.Add(l.ResetRequests).UnixNano())
+	}
+	if l.ResetTokens >= 0 {
+		t.resetTokensAt.Store(now.Add(l.ResetTokens).UnixNano())
+	}
+	if said {
+		t.limitsReportAt.Store(now.UnixNano())
 	}
 }
 
@@ -196,6 +247,16 @@ type Snapshot struct {
 	// x-ratelimit-remaining-* values; absent when it never sent them.
 	RemainingRequests *int64 `json:"remaining_requests,omitempty"`
 	RemainingTokens   *int64 `json:"remaining_tokens,omitempty"`
+	// LimitRequests and LimitTokens are its last x-ratelimit-limit-*
+	// values, the windows' sizes; absent when it never sent them.
+	LimitRequests *int64 `json:"limit_requests,omitempty"`
+	LimitTokens   *int64 `json:"limit_tokens,omitempty"`
+	// RequestsReset and TokensReset are when the windows of its last
+	// report are full again (x-ratelimit-reset-*, from the time of the
+	// answer); RateLimitsAt is when it last reported any of them.
+	RequestsReset *time.Time `json:"requests_reset,omitempty"`
+	TokensReset   *time.Time `json:"tokens_reset,omitempty"`
+	RateLimitsAt  *time.Time `json:"rate_limits_at,omitempty"`
 	// ProbedDown is true while active probes hold the target out.
 	ProbedDown bool `json:"probed_down"`
 	// LastProbe is the time of the last active probe, LastProbeStatus its
@@ -243,6 +304,17 @@ func (t *Target) SnapshotAt(now time.Time) Snapshot {
 		v--
 		s.RemainingTokens = &v
 	}
+	if v := t.limitRequests.Load(); v > 0 {
+		v--
+		s.LimitRequests = &v
+	}
+	if v := t.limitTokens.Load(); v > 0 {
+		v--
+		s.LimitTokens = &v
+	}
+	s.RequestsReset = unixTime(t.resetRequestsAt.Load())
+	s.TokensReset = unixTime(t.resetTokensAt.Load())
+	s.RateLimitsAt = unixTime(t.limitsReportAt.Load())
 	if ns := t.lastSuccessAt.Load(); ns != 0 {
 		ts := time.Unix(0, ns).UTC()
 		s.LastSuccess = &ts
@@ -252,6 +324,15 @@ func (t *Target) SnapshotAt(now time.Time) Snapshot {
 		s.LastFailure = &ts
 	}
 	return s
+}
+
+// unixTime is the UTC time of unix nanoseconds, or nil for zero.
+func unixTime(ns int64) *time.Time {
+	if ns == 0 {
+		return nil
+	}
+	ts := time.Unix(0, ns).UTC()
+	return &ts
 }
 
 // toMS turns float64 bits of seconds into milliseconds with three decimals.
