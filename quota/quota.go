@@ -138,6 +138,12 @@ func (e *Enforcer) Tier(supplier []byte, now time.Time) *config.Tier {
 	if n, ok := e.o.SupplierTiers[string(supplier)]; ok && n != "" {
 		name = n
 	}
+	return e.TierNamed(name, now)
+}
+
+// TierNamed returns the named tier at now, with the limits of a season in
+// force; nil when no tier has that name.
+func (e *Enforcer) TierNamed(name string, now time.Time) *config.Tier {
 	if name == "" {
 		return nil
 	}
@@ -533,4 +539,49 @@ func (t *Ticket) Remaining() (reqLimit, reqLeft, tokLimit, tokLeft int64) {
 		}
 	}
 	return reqLimit, reqLeft, tokLimit, tokLeft
+}
+
+// Headroom is what a supplier has left of its tier in one window.
+type Headroom struct {
+	// Limit is the window's size; zero when the tier sets no such limit.
+	Limit int64
+	// Remaining is what is left of it after the call's reservation.
+	Remaining int64
+	// Reset is when the window ends, and the next one starts empty.
+	Reset time.Time
+}
+
+// Headroom reports what the supplier has left of its tier after the
+// admitted call's reservation, from what the store answered to it:
+// requests in the current minute, and tokens in the window with the less
+// left, the minute's or the month's. Both are zero when the ticket holds
+// no reservation or the tier sets no such limit.
+func (t *Ticket) Headroom() (requests, tokens Headroom) {
+	if !t.active || t.tier == nil {
+		return Headroom{}, Headroom{}
+	}
+	for _, it := range t.res.Items {
+		var limit int64
+		switch it.Name {
+		case LimitRequests:
+			limit = int64(t.tier.RequestsPerMinute)
+		case LimitTokens:
+			limit = int64(t.tier.TokensPerMinute)
+		case LimitMonthTokens:
+			limit = int64(t.tier.MonthlyTokens)
+		default:
+			continue
+		}
+		if limit <= 0 {
+			continue
+		}
+		h := Headroom{Limit: limit, Remaining: max(0, limit-it.Used), Reset: it.End}
+		switch {
+		case it.Name == LimitRequests:
+			requests = h
+		case tokens.Limit == 0 || h.Remaining < tokens.Remaining:
+			tokens = h
+		}
+	}
+	return requests, tokens
 }

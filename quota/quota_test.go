@@ -81,6 +81,12 @@ func TestTierBySupplierAndSeason(t *testing.T) {
 			t.Errorf("%s at %v: rpm %d, want %d", tc.supplier, tc.at, got, tc.rpm)
 		}
 	}
+	if got := e.TierNamed("starter", june).RequestsPerMinute; got != 30 {
+		t.Errorf("starter in June: rpm %d, want the peak season's 30", got)
+	}
+	if e.TierNamed("gold", june) != nil || e.TierNamed("", june) != nil {
+		t.Error("a tier of no such name was found")
+	}
 	if _, err := New(Options{Store: e.o.Store, DefaultTier: "gold"}); err == nil {
 		t.Error("an unknown default tier was accepted")
 	}
@@ -199,4 +205,58 @@ func TestReservationPricedAtTheCostliestTarget(t *testing.T) {
 			t.Fatalf("refused by %s, want the monthly budget", ref.Denial.Limit)
 		}
 	}
+}
+
+func TestTicketHeadroom(t *testing.T) {
+	minuteEnd := time.Date(2026, 6, 20, 12, 1, 0, 0, time.UTC)
+	monthEnd := time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name             string
+		tier             config.Tier
+		admits           int
+		requests, tokens Headroom
+	}{
+		{"the minute's windows", config.Tier{RequestsPerMinute: 10, TokensPerMinute: 1000, MonthlyTokens: 100000}, 2,
+			Headroom{Limit: 10, Remaining: 8, Reset: minuteEnd}, Headroom{Limit: 1000, Remaining: 200, Reset: minuteEnd}},
+		{"the month has less left than the minute", config.Tier{RequestsPerMinute: 10, TokensPerMinute: 1000, MonthlyTokens: 900}, 2,
+			Headroom{Limit: 10, Remaining: 8, Reset: minuteEnd}, Headroom{Limit: 900, Remaining: 100, Reset: monthEnd}},
+		{"the month alone limits tokens", config.Tier{MonthlyTokens: 1500}, 3,
+			Headroom{}, Headroom{Limit: 1500, Remaining: 300, Reset: monthEnd}},
+		{"the month's budget is no headroom of requests or tokens", config.Tier{MonthlyCostUSD: 10}, 1, Headroom{}, Headroom{}},
+		{"nothing left is zero, not less", config.Tier{RequestsPerMinute: 1, TokensPerMinute: 1000, MonthlyTokens: 600}, 1,
+			Headroom{Limit: 1, Remaining: 0, Reset: minuteEnd}, Headroom{Limit: 600, Remaining: 0, Reset: monthEnd}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tier := tt.tier
+			tier.Name, tier.DefaultMaxTokens, tier.OnExhausted = "starter", 100, "reject"
+			e, st := newEnforcer(t, Options{Tiers: []config.Tier{tier}, DefaultTier: "starter"})
+			if tt.tier.MonthlyTokens == 600 {
+				// Earlier this month the supplier used 200 of its 600 tokens.
+				if _, _, err := st.Reserve(context.Background(), "supplier:bella", []store.Limit{
+					{Name: LimitMonthTokens, Window: store.WindowMonth, Max: 600, Amount: 200}}, june); err != nil {
+					t.Fatal(err)
+				}
+			}
+			req := Request{Supplier: []byte("bella"), Provider: "openai", Model: "gpt-4o-mini", Prompt: 300, Completion: true, Now: june}
+			var tk Ticket
+			for i := range tt.admits {
+				var ref *Refusal
+				var err error
+				if tk, ref, err = e.Admit(context.Background(), req); err != nil || ref != nil {
+					t.Fatalf("admit %d: %+v %v", i, ref, err)
+				}
+			}
+			requests, tokens := tk.Headroom()
+			if requests != tt.requests || tokens != tt.tokens {
+				t.Errorf("headroom %+v %+v, want %+v %+v", requests, tokens, tt.requests, tt.tokens)
+			}
+		})
+	}
+	t.Run("no reservation", func(t *testing.T) {
+		var tk Ticket
+		if r, k := tk.Headroom(); r != (Headroom{}) || k != (Headroom{}) {
+			t.Errorf("headroom %+v %+v of an empty ticket", r, k)
+		}
+	})
 }
