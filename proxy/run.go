@@ -553,10 +553,7 @@ func (s *Server) roundTrip(client *fasthttp.RequestCtx, x *exchange, a *policy.A
 	s.observeAttempt(a, key, resp.StatusCode(), t0)
 	x.logAttempt(a, key, resp.StatusCode(), "", t0)
 	x.noteUpstreamID(&resp.Header)
-	if t := s.health.Target(a.Provider.Name()); t != nil && key.Source() == billing.PlatformKey {
-		// The platform keys' capacity left, for peak-season monitoring.
-		t.Capacity(headerInt(&resp.Header, "X-Ratelimit-Remaining-Requests"), headerInt(&resp.Header, "X-Ratelimit-Remaining-Tokens"))
-	}
+	s.noteRateLimits(a, key, &resp.Header) // the platform keys' capacity, for peak-season monitoring
 	return resp, nil
 }
 
@@ -617,6 +614,7 @@ func (s *Server) deliver(ctx *fasthttp.RequestCtx, x *exchange, a *policy.Attemp
 		x.fail(ctx, refusedKey(a, x.swappedFrom, key))
 		return false
 	}
+	x.ownHeaders(&resp.Header, key)
 	if !stream {
 		stripResponseHeaders(&ctx.Response.Header)
 		x.setServedHeaders(ctx)
