@@ -12,6 +12,8 @@
 //	veil usage --config FILE [--supplier ID] [--from DAY] [--to DAY] [--group-by ...]
 //	                                      print a running veil's usage aggregates
 //	veil status --config FILE             print a running veil's targets, breakers and last reload
+//	veil capacity --config FILE [--output json]
+//	                                      print a running veil's headroom now, its tiers' use and the coming months' forecast
 //	veil health [--admin HOST:PORT]       exit 0 when a running veil is ready (for HEALTHCHECK)
 //	veil migrate plan|start|status|rollback|validate|compare --config FILE ...
 //	                                      move a supplier between platform keys and its own key,
@@ -87,6 +89,7 @@ Usage:
   veil usage --config FILE [--supplier ID] [--from DAY] [--to DAY] [--group-by day,supplier,provider,model,key_source]
   veil usage reconcile --config FILE [--from DAY] [--to DAY] RECORDS.jsonl...
   veil status --config FILE
+  veil capacity --config FILE [--output json]
   veil health [--admin HOST:PORT | --config FILE] [--wait 30s]
 ` + migrateUsage + compareUsage + auditUsage + fakeUpstreamUsage + `  veil version
 `
@@ -117,6 +120,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = usageCmd(args[1:], stdout)
 	case "status":
 		err = statusCmd(args[1:], stdout)
+	case "capacity":
+		err = capacityCmd(args[1:], stdout)
 	case "health":
 		err = healthCmd(args[1:], stdout)
 	case "migrate":
