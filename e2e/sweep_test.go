@@ -521,7 +521,7 @@ func (s *sweeper) adminReads(t *testing.T) {
 	for _, p := range []string{"/healthz", "/readyz", "/metrics", "/admin/status", "/admin/keys", "/admin/usage",
 		"/admin/usage?group_by=day,supplier,provider,model,key_source", "/admin/explain?supplier=bella-photography",
 		"/admin/explain?supplier=rose-venue&workflow=venue&model=gpt-4o-mini", "/admin/explain?supplier=tiny-florist",
-		"/admin/suppliers/bella-photography", "/admin/migrations", "/admin/comparisons"} {
+		"/admin/suppliers/bella-photography", "/admin/migrations", "/admin/comparisons", "/admin/capacity"} {
 		s.adminOK("GET", p, "", 200)
 	}
 }
