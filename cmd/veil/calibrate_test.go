@@ -69,9 +69,9 @@ func TestCompareCalibrateUsage(t *testing.T) {
 		out  string
 	}{
 		{"help", []string{"compare", "calibrate", "--help"}, 0, "threshold that best separates"},
-		{"compare help", []string{"compare", "--help"}, 0, "veil compare calibrate --config FILE"},
-		{"no subcommand", []string{"compare"}, 2, "compare needs a subcommand"},
-		{"unknown subcommand", []string{"compare", "tune"}, 2, `unknown compare subcommand "tune"`},
+		{"compare help", []string{"compare", "--help"}, 0, "calibrate  score labelled answer pairs"},
+		{"no subcommand", []string{"compare"}, 2, "compare needs a command: report, calibrate"},
+		{"unknown subcommand", []string{"compare", "tune"}, 2, `has no command "tune"`},
 		{"no config", []string{"compare", "calibrate", "pairs.json"}, 2, "needs --config FILE"},
 		{"no pairs", []string{"compare", "calibrate", "--config", "veil.yaml"}, 2, "one file of labelled pairs"},
 	}

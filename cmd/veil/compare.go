@@ -17,41 +17,6 @@ const compareUsage = `  veil compare report --config FILE [--output text|json] I
   veil compare calibrate --config FILE [--pairs] PAIRS.json
 `
 
-// compareHelp describes `veil compare` for --help.
-const compareHelp = `veil compare: the shadow comparisons of a supplier's two systems, from a running veil
-
-Usage:
-` + compareUsage + `
-report prints a comparison's report: both systems side by side (errors, latency, tokens, cost),
-the answers' similarity and the method that measured it, the cost now and after a move by who
-pays (WedSync or the supplier), the same per workflow with each one's advice, a 12-month
-projection of the cost from the supplier's usage history with the wedding season, and the
-recommendation (migrate, stay or collect more data) with its reasons and the sample it rests on.
---output json prints the admin API's document (GET /admin/comparisons/ID) instead.
-calibrate scores labelled pairs of answers with each workflow's configured similarity method
-and suggests the threshold that best separates good answers from bad (see veil compare
-calibrate --help). Start and stop comparisons with veil migrate compare.
-`
-
-// compareCmd runs `veil compare`: a subcommand on the shadow comparisons,
-// through a running veil's admin listener.
-func compareCmd(args []string, stdout io.Writer) error {
-	if len(args) == 0 {
-		return fmt.Errorf("%w: compare needs a subcommand: report or calibrate", errUsage)
-	}
-	sub, rest := args[0], args[1:]
-	switch sub {
-	case "report":
-		return compareReport(rest, stdout)
-	case "calibrate":
-		return compareCalibrate(rest, stdout)
-	case "-h", "-help", "--help", "help":
-		fmt.Fprint(stdout, compareHelp)
-		return nil
-	}
-	return fmt.Errorf("%w: unknown compare subcommand %q", errUsage, sub)
-}
-
 // compareReport runs `veil compare report ID`: the comparison's report as
 // text (Report.Text) or as the admin API's JSON.
 func compareReport(args []string, stdout io.Writer) error {

@@ -62,14 +62,14 @@ func TestCompareReportCommand(t *testing.T) {
 	out = mustRun(t, "compare", "report", "--help")
 	wantAll(t, "help", out, "Usage: veil compare report", "--output", "12-month projection")
 	out = mustRun(t, "compare", "--help")
-	wantAll(t, "help", out, "veil compare report --config FILE", "who\npays")
+	wantAll(t, "help", out, "report", "who pays", "calibrate")
 	for _, tc := range []struct {
 		args []string
 		code int
 		err  string
 	}{
-		{[]string{"compare"}, 2, "needs a subcommand"},
-		{[]string{"compare", "tally"}, 2, "unknown compare subcommand"},
+		{[]string{"compare"}, 2, "needs a command: report, calibrate"},
+		{[]string{"compare", "tally"}, 2, `has no command "tally"`},
 		{[]string{"compare", "report", "--config", cfg}, 2, "one comparison ID"},
 		{[]string{"compare", "report", id}, 2, "needs --config"},
 		{[]string{"compare", "report", "--config", cfg, "--output", "yaml", id}, 2, "text or json"},

@@ -27,7 +27,8 @@ func healthCmd(args []string, stdout io.Writer) error {
 	addr := fs.String("admin", "", "the admin listener's host:port")
 	path := fs.String("config", "", "the running veil's config file (for the admin address)")
 	wait := fs.Duration("wait", 0, "keep asking until veil is ready or this long has passed (for scripts that start veil)")
-	if pos, err := parseFlags(fs, "health [--admin HOST:PORT | --config FILE] [--wait 30s]", args, stdout); err != nil {
+	output := outputFlag(fs)
+	if pos, err := parseFlags(fs, "health [--admin HOST:PORT | --config FILE] [--wait 30s] [--output json]", args, stdout); err != nil {
 		return err
 	} else if len(pos) > 0 {
 		return fmt.Errorf("%w: health takes no arguments, got %q", errUsage, pos[0])
@@ -44,10 +45,21 @@ func healthCmd(args []string, stdout io.Writer) error {
 		}
 		time.Sleep(healthPoll)
 	}
+	if *output == "json" {
+		doc := map[string]any{"ready": err == nil, "admin": target}
+		if err != nil {
+			doc["reason"] = err.Error()
+		}
+		if werr := writeJSONOut(stdout, doc); werr != nil {
+			return werr
+		}
+	}
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(stdout, "ready")
+	if *output != "json" {
+		fmt.Fprintln(stdout, "ready")
+	}
 	return nil
 }
 

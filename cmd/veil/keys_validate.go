@@ -40,6 +40,7 @@ func keysValidate(args []string, stdin io.Reader, stdout io.Writer) error {
 	fs := flag.NewFlagSet("keys validate", flag.ContinueOnError)
 	path := fs.String("config", "", "config file (YAML) that configures the provider")
 	prov := fs.String("provider", "", "the provider to ask, by its name in the config")
+	output := outputFlag(fs)
 	if pos, err := parseFlags(fs, keysValidateSynopsis, args, stdout); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stdout, "\nReads one key from standard input (one line, trimmed), asks the provider for its\n"+
@@ -53,6 +54,9 @@ func keysValidate(args []string, stdin io.Reader, stdout io.Writer) error {
 	}
 	if *path == "" || *prov == "" {
 		return fmt.Errorf("%w: %s", errUsage, keysValidateSynopsis)
+	}
+	if err := checkOutput(*output); err != nil {
+		return err
 	}
 	key, err := readKey(stdin)
 	if err != nil {
@@ -70,7 +74,13 @@ func keysValidate(args []string, stdin io.Reader, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	printVerdict(stdout, v)
+	if *output == "json" {
+		if err := writeJSONOut(stdout, v); err != nil {
+			return err
+		}
+	} else {
+		printVerdict(stdout, v)
+	}
 	if v.Verdict != admin.VerdictValid {
 		return fmt.Errorf("%w: %s (key %s)", errKeyNotValid, v.Verdict, v.Fingerprint)
 	}

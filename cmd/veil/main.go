@@ -58,7 +58,21 @@ var version, commit, date = "dev", "", ""
 // versionLine is what `veil version` prints: version, commit and build
 // date (commit time when stamped by the go command).
 func versionLine() string {
-	c, d := commit, date
+	c, d := buildStamp()
+	line := "veil " + version
+	if c != "" {
+		line += " commit " + c
+	}
+	if d != "" {
+		line += " built " + d
+	}
+	return line
+}
+
+// buildStamp returns the commit and build date: set at build time, else
+// from the go command's version control stamp.
+func buildStamp() (c, d string) {
+	c, d = commit, date
 	if info, ok := debug.ReadBuildInfo(); ok && (c == "" || d == "") {
 		for _, s := range info.Settings {
 			switch {
@@ -69,14 +83,7 @@ func versionLine() string {
 			}
 		}
 	}
-	line := "veil " + version
-	if c != "" {
-		line += " commit " + c
-	}
-	if d != "" {
-		line += " built " + d
-	}
-	return line
+	return c, d
 }
 
 const usage = `veil: WedSync's AI-provider sidecar
@@ -108,36 +115,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	var err error
 	switch args[0] {
-	case "serve":
-		err = serve(args[1:], stdout)
-	case "demo":
-		err = runDemo(args[1:], stdout, stderr)
-	case "config":
-		err = configCmd(args[1:], stdout)
-	case "keys":
-		err = keysCmd(args[1:], stdout)
-	case "usage":
-		err = usageCmd(args[1:], stdout)
-	case "status":
-		err = statusCmd(args[1:], stdout)
-	case "capacity":
-		err = capacityCmd(args[1:], stdout)
-	case "health":
-		err = healthCmd(args[1:], stdout)
-	case "migrate":
-		err = migrateCmd(args[1:], stdout, stderr)
-	case "compare":
-		err = compareCmd(args[1:], stdout)
-	case "audit":
-		err = auditCmd(args[1:], stdout)
-	case "fake-upstream":
-		err = fakeUpstream(args[1:], stdout)
-	case "version", "--version":
+	case "--version":
 		fmt.Fprintln(stdout, versionLine())
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
 	default:
-		err = fmt.Errorf("%w: unknown command %q", errUsage, args[0])
+		err = root.dispatch("veil", args, stdout, stderr)
 	}
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp): // help was printed

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -35,42 +36,34 @@ const migrateUsage = `  veil migrate plan --config FILE --supplier ID [--to clie
 // timeLayout is how the migrate commands show instants.
 const timeLayout = "2006-01-02 15:04:05 UTC"
 
-// migrateCmd runs `veil migrate`: plans, starts, follows, validates and
-// rolls back migrations of a supplier between the platform's keys and its
-// own, and runs shadow comparisons, through a running veil's admin
-// listener.
-func migrateCmd(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return fmt.Errorf("%w: migrate needs a subcommand: plan, start, status, rollback, validate or compare", errUsage)
-	}
-	sub, rest := args[0], args[1:]
-	switch sub {
-	case "plan":
-		return migratePlan(rest, stdout, stderr)
-	case "start":
-		return migrateStart(rest, stdout, stderr)
-	case "status":
-		return migrateStatus(rest, stdout, stderr)
-	case "rollback":
-		return migrateRollback(rest, stdout, stderr)
-	case "validate":
-		return migrateValidate(rest, stdout, stderr)
-	case "compare":
-		return migrateCompare(rest, stdout, stderr)
-	}
-	return fmt.Errorf("%w: unknown migrate subcommand %q", errUsage, sub)
-}
-
 // adminFlags holds the --config flag every migrate subcommand has.
 type adminFlags struct {
 	fs     *flag.FlagSet
 	config *string
+	// output is --output: text, or json for the admin API's document.
+	output *string
+	// synopsis is the command's usage line, printed by --help.
+	synopsis string
+	out      io.Writer
 }
 
-func newAdminFlags(name string, stderr io.Writer) adminFlags {
+// newAdminFlags makes the flags of a migrate subcommand: --config and
+// --output, to which it adds its own. Help goes to stdout.
+func newAdminFlags(name, synopsis string, stdout io.Writer) adminFlags {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	return adminFlags{fs: fs, config: fs.String("config", "", "the running veil's config file (for the admin address and token)")}
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	return adminFlags{fs: fs, config: fs.String("config", "", "the running veil's config file (for the admin address and token)"),
+		output: outputFlag(fs), synopsis: synopsis, out: stdout}
+}
+
+// emit prints doc as JSON with --output json, or calls text.
+func (f adminFlags) emit(doc any, text func()) error {
+	if *f.output == "json" {
+		return writeJSONOut(f.out, doc)
+	}
+	text()
+	return nil
 }
 
 // parse parses args, flags and arguments in any order, and checks that
@@ -78,7 +71,16 @@ func newAdminFlags(name string, stderr io.Writer) adminFlags {
 // a --config. It returns the arguments.
 func (f adminFlags) parse(args []string, want, most int, what string) ([]string, error) {
 	pos, err := parseInterspersed(f.fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintf(f.out, "Usage: veil %s\n", f.synopsis)
+		f.fs.SetOutput(f.out)
+		f.fs.PrintDefaults()
+		return nil, err
+	}
 	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", errUsage, f.fs.Name(), err)
+	}
+	if err := checkOutput(*f.output); err != nil {
 		return nil, err
 	}
 	if most < want {
@@ -132,7 +134,7 @@ func migrationPath(id string, action ...string) string {
 }
 
 func migratePlan(args []string, stdout, stderr io.Writer) error {
-	f := newAdminFlags("migrate plan", stderr)
+	f := newAdminFlags("migrate plan", "migrate plan --config FILE --supplier ID [--to client|platform] [--provider P] [--stages 10%:10m,50%:10m,100%:10m] [--output json]", stdout)
 	fs := f.fs
 	supplier := fs.String("supplier", "", "the supplier to move (required)")
 	to := fs.String("to", "", "the system to move to, client or platform (default: the one the supplier is not on)")
@@ -144,12 +146,9 @@ func migratePlan(args []string, stdout, stderr io.Writer) error {
 	maxErr := fs.Float64("max-error-rate", 0, "gate: the highest share of failed requests on the target (default 0.05)")
 	maxP95 := fs.Float64("max-p95-ratio", 0, "gate: the highest target p95 latency over the source's (default 1.5)")
 	minSample := fs.Int("min-sample", 0, "gate: the fewest requests per path in a stage before the gates count (default 20)")
-	output := fs.String("output", "text", "text, or json for the plan as the admin API returns it")
+	output := f.output
 	if _, err := f.parse(args, 0, 0, "takes no arguments, only flags"); err != nil {
 		return err
-	}
-	if *output != "text" && *output != "json" {
-		return fmt.Errorf("%w: --output is text or json, not %q", errUsage, *output)
 	}
 	if *supplier == "" {
 		return fmt.Errorf("%w: migrate plan needs --supplier ID", errUsage)
@@ -392,7 +391,7 @@ func printStages(w io.Writer, m *migrate.Migration) {
 }
 
 func migrateStart(args []string, stdout, stderr io.Writer) error {
-	f := newAdminFlags("migrate start", stderr)
+	f := newAdminFlags("migrate start", "migrate start --config FILE [--output json] ID", stdout)
 	pos, base, token, err := f.open(args, 1, 0, "needs the migration's ID")
 	if err != nil {
 		return err
@@ -401,13 +400,14 @@ func migrateStart(args []string, stdout, stderr io.Writer) error {
 	if err := callAdmin("POST", base+migrationPath(pos[0], "start"), token, struct{}{}, &m); err != nil {
 		return err
 	}
-	printState(stdout, &m)
-	fmt.Fprintf(stdout, "Follow it with: veil migrate status --config %s %s\n", *f.config, m.ID)
-	return nil
+	return f.emit(&m, func() {
+		printState(stdout, &m)
+		fmt.Fprintf(stdout, "Follow it with: veil migrate watch --config %s %s\n", *f.config, m.ID)
+	})
 }
 
 func migrateRollback(args []string, stdout, stderr io.Writer) error {
-	f := newAdminFlags("migrate rollback", stderr)
+	f := newAdminFlags("migrate rollback", "migrate rollback --config FILE [--reason TEXT] [--output json] ID", stdout)
 	reason := f.fs.String("reason", "", "why, for the audit trail")
 	pos, base, token, err := f.open(args, 1, 0, "needs the migration's ID")
 	if err != nil {
@@ -418,8 +418,7 @@ func migrateRollback(args []string, stdout, stderr io.Writer) error {
 	if err := callAdmin("POST", base+migrationPath(pos[0], "rollback"), token, body, &m); err != nil {
 		return err
 	}
-	printState(stdout, &m)
-	return nil
+	return f.emit(&m, func() { printState(stdout, &m) })
 }
 
 // printState says in a line or two where a migration stands and which
@@ -452,7 +451,7 @@ func describeState(m *migrate.Migration) string {
 }
 
 func migrateStatus(args []string, stdout, stderr io.Writer) error {
-	f := newAdminFlags("migrate status", stderr)
+	f := newAdminFlags("migrate status", "migrate status --config FILE [--output json] [ID]", stdout)
 	pos, base, token, err := f.open(args, 0, 1, "takes at most one migration ID")
 	if err != nil {
 		return err
@@ -462,12 +461,14 @@ func migrateStatus(args []string, stdout, stderr io.Writer) error {
 		if err := fetchAdmin(base+migrationPath(pos[0]), token, &m); err != nil {
 			return err
 		}
-		printMigration(stdout, &m)
-		return nil
+		return f.emit(&m, func() { printMigration(stdout, &m) })
 	}
 	var list []migrate.Migration
 	if err := fetchAdmin(base+"/admin/migrations", token, &list); err != nil {
 		return err
+	}
+	if *f.output == "json" {
+		return writeJSONOut(stdout, list)
 	}
 	if len(list) == 0 {
 		fmt.Fprintln(stdout, "no migrations")
@@ -517,7 +518,7 @@ func printMigration(w io.Writer, m *migrate.Migration) {
 }
 
 func migrateValidate(args []string, stdout, stderr io.Writer) error {
-	f := newAdminFlags("migrate validate", stderr)
+	f := newAdminFlags("migrate validate", "migrate validate --config FILE [--output json] ID", stdout)
 	pos, base, token, err := f.open(args, 1, 0, "needs the migration's ID")
 	if err != nil {
 		return err
@@ -526,8 +527,7 @@ func migrateValidate(args []string, stdout, stderr io.Writer) error {
 	if err := fetchAdmin(base+migrationPath(pos[0], "validate"), token, &v); err != nil {
 		return err
 	}
-	printValidation(stdout, &v)
-	return nil
+	return f.emit(&v, func() { printValidation(stdout, &v) })
 }
 
 // printValidation shows the two paths of a migration side by side, per
@@ -592,7 +592,7 @@ func pathMS(p migrate.PathReport, ms float64) string {
 }
 
 func migrateCompare(args []string, stdout, stderr io.Writer) error {
-	f := newAdminFlags("migrate compare", stderr)
+	f := newAdminFlags("migrate compare", "migrate compare --config FILE [--supplier ID ... | --stop ID | --report ID] [--output json]", stdout)
 	fs := f.fs
 	supplier := fs.String("supplier", "", "start a comparison for this supplier")
 	other := fs.String("other", "", "the system shadowed, client or platform (default: the one the supplier is not on)")
@@ -624,23 +624,32 @@ func migrateCompare(args []string, stdout, stderr io.Writer) error {
 	}
 	switch {
 	case *report != "":
-		var doc struct {
-			Text string `json:"text"`
-		}
+		var doc json.RawMessage
 		if err := fetchAdmin(base+"/admin/comparisons/"+url.PathEscape(*report), token, &doc); err != nil {
 			return err
 		}
-		fmt.Fprint(stdout, doc.Text)
+		if *f.output == "json" {
+			_, err := stdout.Write(append(doc, '\n'))
+			return err
+		}
+		var text struct {
+			Text string `json:"text"`
+		}
+		if err := json.Unmarshal(doc, &text); err != nil {
+			return fmt.Errorf("reading the report: %w", err)
+		}
+		fmt.Fprint(stdout, text.Text)
 		return nil
 	case *stop != "":
 		var c compare.Comparison
 		if err := callAdmin("POST", base+"/admin/comparisons/"+url.PathEscape(*stop)+"/stop", token, struct{}{}, &c); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "Comparison %s for %s: %s; %d requests shadowed, %d pairs recorded\n",
-			c.ID, c.Supplier, c.Status, c.Shadowed, c.Recorded)
-		fmt.Fprintf(stdout, "Read its report with: veil migrate compare --config %s --report %s\n", *f.config, c.ID)
-		return nil
+		return f.emit(&c, func() {
+			fmt.Fprintf(stdout, "Comparison %s for %s: %s; %d requests shadowed, %d pairs recorded\n",
+				c.ID, c.Supplier, c.Status, c.Shadowed, c.Recorded)
+			fmt.Fprintf(stdout, "Read its report with: veil compare report --config %s %s\n", *f.config, c.ID)
+		})
 	case *supplier != "":
 		body := admin.CompareStart{Supplier: *supplier, Other: billing.Mode(*other), Provider: *prov, Requests: *requests,
 			Sample: *sample, Billed: billing.Payer(*billed)}
@@ -651,14 +660,18 @@ func migrateCompare(args []string, stdout, stderr io.Writer) error {
 		if err := callAdmin("POST", base+"/admin/comparisons", token, body, &c); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "Comparison %s started for %s: %s (primary) against %s (shadow)\n", c.ID, c.Supplier, c.Primary, c.Other)
-		fmt.Fprintf(stdout, "  %s of requests shadowed, billed to %s, %s\n", fmtPercent(c.Sample), c.Billed, compareLimits(&c))
-		fmt.Fprintf(stdout, "Read its report with: veil migrate compare --config %s --report %s\n", *f.config, c.ID)
-		return nil
+		return f.emit(&c, func() {
+			fmt.Fprintf(stdout, "Comparison %s started for %s: %s (primary) against %s (shadow)\n", c.ID, c.Supplier, c.Primary, c.Other)
+			fmt.Fprintf(stdout, "  %s of requests shadowed, billed to %s, %s\n", fmtPercent(c.Sample), c.Billed, compareLimits(&c))
+			fmt.Fprintf(stdout, "Read its report with: veil compare report --config %s %s\n", *f.config, c.ID)
+		})
 	}
 	var list []compare.Comparison
 	if err := fetchAdmin(base+"/admin/comparisons", token, &list); err != nil {
 		return err
+	}
+	if *f.output == "json" {
+		return writeJSONOut(stdout, list)
 	}
 	if len(list) == 0 {
 		fmt.Fprintln(stdout, "no comparisons")

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
+	"io"
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -108,7 +111,7 @@ func TestMigrateCommands(t *testing.T) {
 
 	out = mustRun(t, "migrate", "start", id, "--config", cfg) // flags after the ID work too
 	wantAll(t, "start", out, "Migration "+id+" for bella-photography: ramping, stage 1 of 2: 50% of traffic on client",
-		"veil migrate status --config "+cfg+" "+id)
+		"veil migrate watch --config "+cfg+" "+id)
 
 	code, _, errOut := runCmd("migrate", "start", "--config", cfg, id)
 	if code != 1 || !strings.Contains(errOut, "it is ramping") || !strings.Contains(errOut, "409") {
@@ -136,7 +139,32 @@ func TestMigrateCommands(t *testing.T) {
 	wantAll(t, "status detail", out, "Migration "+id, "key fingerprint", "Cost estimate", "<- ramping",
 		"Now: ramping, stage 1 of 2", "Events:", "AT", "EVENT", "planned platform/openai -> client/openai in 2 stages", "started")
 
+	// veil migrate watch follows the ramp until it ends: here, the
+	// rollback below.
+	var watched lockedOut
+	watchDone := make(chan int, 1)
+	go func() {
+		watchDone <- run([]string{"migrate", "watch", "--config", cfg, "--interval", "100ms", id}, &watched, io.Discard)
+	}()
+	for i := 0; !strings.Contains(watched.String(), "gates pass"); i++ {
+		if i == 500 {
+			t.Fatalf("watch never showed the stage's gates passing:\n%s", watched.String())
+		}
+		sleepBriefly()
+	}
+
 	out = mustRun(t, "migrate", "rollback", "--config", cfg, id, "--reason", "the supplier's key hit its rate limit")
+	select {
+	case code := <-watchDone:
+		if code != 0 {
+			t.Errorf("watch exited %d", code)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("watch did not end with the migration")
+	}
+	wantAll(t, "watch", watched.String(), id+": bella-photography from platform/openai to client/openai, 2 stages (50%, 100%)",
+		"gates: at least 2 requests a path", "planned", "started", "stage 1 of 2 at 50%: source ", "requests, 0 errors, p95",
+		"gates pass, dwell until", "rolled_back", "the supplier's key hit its rate limit", "rolled back; all traffic on platform/openai")
 	wantAll(t, "rollback", out, "Migration "+id+" for bella-photography: rolled back; all traffic on platform/openai",
 		"the supplier's key hit its rate limit")
 
@@ -209,7 +237,7 @@ func TestMigrateCompareCommands(t *testing.T) {
 	}
 	wantAll(t, "compare start", out, "Comparison "+id+" started for rose-venue: platform (primary) against client (shadow)",
 		"100% of requests shadowed", "billed to platform", "after 10 shadowed requests", "(2h)",
-		"veil migrate compare --config "+cfg+" --report "+id)
+		"veil compare report --config "+cfg+" "+id)
 
 	code, _, errOut := runCmd("migrate", "compare", "--config", cfg, "--supplier", "rose-venue")
 	if code != 1 || !strings.Contains(errOut, "already running") {
@@ -230,7 +258,7 @@ func TestMigrateCompareCommands(t *testing.T) {
 	wantAll(t, "comparison list", out, "ID", "PRIMARY -> SHADOW", id, "rose-venue", "platform -> client", "running")
 
 	out = mustRun(t, "migrate", "compare", "--config", cfg, "--stop", id)
-	wantAll(t, "stop", out, "Comparison "+id+" for rose-venue: stopped", "--report "+id)
+	wantAll(t, "stop", out, "Comparison "+id+" for rose-venue: stopped", "veil compare report --config "+cfg+" "+id)
 	out = mustRun(t, "migrate", "compare", "--config", cfg, "--report", id)
 	wantAll(t, "report after the stop", out, "stopped")
 
@@ -303,4 +331,22 @@ func TestREADMECommands(t *testing.T) {
 			t.Errorf("the README's Commands block lacks %q", name)
 		}
 	}
+}
+
+// lockedOut is a buffer a command writes while a test reads it.
+type lockedOut struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedOut) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedOut) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -32,10 +32,14 @@ func usageCmd(args []string, stdout io.Writer) error {
 	from := fs.String("from", "", "first day, YYYY-MM-DD (default: the first of this month)")
 	to := fs.String("to", "", "last day, YYYY-MM-DD (default: today)")
 	groupBy := fs.String("group-by", "", "comma-separated: day, supplier, provider, model, key_source, billed, workflow")
-	if pos, err := parseFlags(fs, "usage --config FILE [--supplier ID] [--from DAY] [--to DAY] [--group-by ...]", args, stdout); err != nil {
+	output := outputFlag(fs)
+	if pos, err := parseFlags(fs, "usage --config FILE [--supplier ID] [--from DAY] [--to DAY] [--group-by ...] [--output json]", args, stdout); err != nil {
 		return err
 	} else if len(pos) > 0 {
 		return fmt.Errorf("%w: usage takes no arguments, got %q", errUsage, pos[0])
+	}
+	if err := checkOutput(*output); err != nil {
+		return err
 	}
 	if *path == "" {
 		return fmt.Errorf("%w: usage needs --config FILE", errUsage)
@@ -53,6 +57,9 @@ func usageCmd(args []string, stdout io.Writer) error {
 	var rep admin.UsageReport
 	if err := fetchAdmin(base+"/admin/usage?"+q.Encode(), token, &rep); err != nil {
 		return err
+	}
+	if *output == "json" {
+		return writeJSONOut(stdout, &rep)
 	}
 	printUsage(stdout, &rep)
 	return nil
@@ -112,10 +119,14 @@ func callAdmin(method, u, token string, body, doc any) error {
 func statusCmd(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
 	path := fs.String("config", "", "the running veil's config file (for the admin address and token)")
-	if pos, err := parseFlags(fs, "status --config FILE", args, stdout); err != nil {
+	output := outputFlag(fs)
+	if pos, err := parseFlags(fs, "status --config FILE [--output json]", args, stdout); err != nil {
 		return err
 	} else if len(pos) > 0 {
 		return fmt.Errorf("%w: status takes no arguments, got %q", errUsage, pos[0])
+	}
+	if err := checkOutput(*output); err != nil {
+		return err
 	}
 	if *path == "" {
 		return fmt.Errorf("%w: status needs --config FILE", errUsage)
@@ -127,6 +138,9 @@ func statusCmd(args []string, stdout io.Writer) error {
 	var st admin.Status
 	if err := fetchAdmin(base+"/admin/status", token, &st); err != nil {
 		return err
+	}
+	if *output == "json" {
+		return writeJSONOut(stdout, &st)
 	}
 	fmt.Fprintf(stdout, "veil %s, up %s, draining %v, config generation %d", st.Version, st.Uptime, st.Draining, st.Reload.Generation)
 	if st.Reload.Error != "" {
