@@ -6,21 +6,23 @@ import (
 	"github.com/wedsync/veil/cache"
 )
 
-// cacheCollector exports the response cache's counters at scrape time.
+// cacheCollector exports the response cache's counters at scrape time:
+// veil_cache_hits_total, veil_cache_misses_total, veil_cache_sets_total,
+// veil_cache_sets_dropped_total, veil_cache_sets_rejected_total,
+// veil_cache_evictions_total, veil_cache_entries and veil_cache_bytes.
+// They are zero while there is no cache.
 type cacheCollector struct {
-	stats                                                   func() cache.Stats
+	m                                                       *Metrics
 	hits, misses, sets, dropped, rejected, evicted, entries *prometheus.Desc
 	bytes                                                   *prometheus.Desc
 }
 
-// WatchCache exports the response cache whose counters stats reads:
-// veil_cache_hits_total, veil_cache_misses_total, veil_cache_sets_total,
-// veil_cache_sets_dropped_total, veil_cache_sets_rejected_total,
-// veil_cache_evictions_total, veil_cache_entries and veil_cache_bytes.
-func (m *Metrics) WatchCache(stats func() cache.Stats) {
+var _ prometheus.Collector = (*cacheCollector)(nil)
+
+func (m *Metrics) newCacheCollector() *cacheCollector {
 	desc := func(name, help string) *prometheus.Desc { return prometheus.NewDesc(name, help, nil, nil) }
-	m.Registry.MustRegister(&cacheCollector{
-		stats:    stats,
+	return &cacheCollector{
+		m:        m,
 		hits:     desc("veil_cache_hits_total", "Requests answered from the response cache."),
 		misses:   desc("veil_cache_misses_total", "Cacheable requests not found in the response cache."),
 		sets:     desc("veil_cache_sets_total", "Answers handed to the response cache."),
@@ -29,8 +31,13 @@ func (m *Metrics) WatchCache(stats func() cache.Stats) {
 		evicted:  desc("veil_cache_evictions_total", "Answers removed from the response cache to make room or at the end of their TTL."),
 		entries:  desc("veil_cache_entries", "Answers held in the response cache."),
 		bytes:    desc("veil_cache_bytes", "Memory the cached answers take, as the cache counts it."),
-	})
+	}
 }
+
+// WatchCache exports the response cache whose counters stats reads. Until
+// it is called, as when the config turns the cache off, the cache's
+// series are exported at zero.
+func (m *Metrics) WatchCache(stats func() cache.Stats) { m.cacheStats.Store(&stats) }
 
 func (c *cacheCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range [...]*prometheus.Desc{c.hits, c.misses, c.sets, c.dropped, c.rejected, c.evicted, c.entries, c.bytes} {
@@ -39,7 +46,10 @@ func (c *cacheCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *cacheCollector) Collect(ch chan<- prometheus.Metric) {
-	s := c.stats()
+	var s cache.Stats
+	if stats := c.m.cacheStats.Load(); stats != nil {
+		s = (*stats)()
+	}
 	counter := func(d *prometheus.Desc, v uint64) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v))
 	}

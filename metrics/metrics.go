@@ -4,8 +4,10 @@
 package metrics
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -13,6 +15,9 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/wedsync/veil/billing"
+	"github.com/wedsync/veil/cache"
+	"github.com/wedsync/veil/config"
+	"github.com/wedsync/veil/migrate"
 )
 
 // OtherModel is the model label of every model the config does not name.
@@ -43,6 +48,18 @@ type Metrics struct {
 	failovers       *prometheus.CounterVec
 	alerts          *prometheus.CounterVec
 	switchDeferrals *prometheus.CounterVec
+	ttft            *prometheus.HistogramVec
+	streamDuration  *prometheus.HistogramVec
+	quotaRefusals   *prometheus.CounterVec
+	buildInfo       *prometheus.GaugeVec
+
+	// cacheStats reads the response cache's counters; nil until
+	// WatchCache, and the cache's series read zero.
+	cacheStats atomic.Pointer[func() cache.Stats]
+	// seasons are the seasons of the config in force, for
+	// veil_season_active; now is the clock that decides which is.
+	seasons atomic.Pointer[[]config.Season]
+	now     func() time.Time
 
 	// models maps each model name the config lists to itself, so that a
 	// label is a string the map already holds. The map is never changed
@@ -50,6 +67,8 @@ type Metrics struct {
 	models   atomic.Pointer[map[string]string]
 	series   sync.Map // seriesKey -> *series
 	upSeries sync.Map // seriesKey without endpoint -> prometheus.Observer
+	streams  sync.Map // streamKey -> *streamSeries
+	sinks    sync.Map // sink name -> struct{}, once its series exist
 }
 
 type seriesKey struct {
@@ -62,20 +81,37 @@ type series struct {
 	duration prometheus.Observer
 }
 
-// latencyBuckets span a cache hit (microseconds) to a long completion.
+// latencyBuckets span a cache hit (microseconds) to an upstream attempt's
+// wait for its response headers (limits.attempt_timeout, 2m by default).
 var latencyBuckets = []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120}
 
+// requestBuckets are latencyBuckets continued to limits.request_timeout's
+// ten minutes: a long stream is a request too, and it must land in a
+// bucket of its own rather than in +Inf.
+var requestBuckets = append(slices.Clone(latencyBuckets), 180, 300, 450, 600)
+
+// ttftBuckets span a stream's time to its first event, from a warm
+// provider's tenths of a second to past limits.ttft_timeout (30s by
+// default), where veil gives up on the attempt.
+var ttftBuckets = []float64{0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 7.5, 10, 15, 20, 30, 60}
+
+// streamBuckets span a stream's whole life, from a short answer to
+// limits.request_timeout's ten minutes.
+var streamBuckets = []float64{0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 240, 300, 450, 600}
+
 // New creates the collectors in a fresh registry, with Go and process
-// collectors included.
+// collectors included. Every family whose label values veil knows without
+// a config (reasons, results, outcomes) has its series from the start, at
+// zero; Declare adds those the config names.
 func New() *Metrics {
 	r := prometheus.NewRegistry()
-	m := &Metrics{Registry: r}
+	m := &Metrics{Registry: r, now: time.Now}
 	m.requests = counterVec(r, "veil_requests_total",
 		"Client requests served, by endpoint, provider, model and status class.", "endpoint", "provider", "model", "status_class")
-	m.requestDuration = latencyVec(r, "veil_request_duration_seconds",
-		"Time from request start to the last byte sent to the client.", "endpoint", "provider", "model", "status_class")
-	m.upstream = latencyVec(r, "veil_upstream_duration_seconds",
-		"Time from sending an upstream request to its response headers.", "provider", "model", "status_class")
+	m.requestDuration = histogramVec(r, "veil_request_duration_seconds",
+		"Time from request start to the last byte sent to the client.", requestBuckets, "endpoint", "provider", "model", "status_class")
+	m.upstream = histogramVec(r, "veil_upstream_duration_seconds",
+		"Time from sending an upstream request to its response headers.", latencyBuckets, "provider", "model", "status_class")
 	m.streamsCut = counterVec(r, "veil_streams_interrupted_total",
 		"Streams that ended early, by reason (client_gone, upstream_error, idle_timeout, shutdown).", "reason")
 	m.inflight = gauge(r, "veil_requests_in_flight", "Client requests being served.")
@@ -110,9 +146,44 @@ func New() *Metrics {
 		"Quota switches (a tier's switch_to_client) that found a planned or ramping migration owning the supplier, by outcome: "+
 			"deferred (waiting for the migration to end), then applied, fulfilled (the supplier was on its own key already), "+
 			"moved (to a newer planned migration) or refused (the key failed its probe).", "outcome")
+	m.ttft = histogramVec(r, "veil_ttft_seconds",
+		"Time from a streamed request's start to its first event sent to the client, by serving provider and model.",
+		ttftBuckets, "provider", "model")
+	m.streamDuration = histogramVec(r, "veil_stream_duration_seconds",
+		"Time from a streamed request's start to the end of its stream, by serving provider and model.",
+		streamBuckets, "provider", "model")
+	m.quotaRefusals = counterVec(r, "veil_quota_refusals_total",
+		"Platform calls refused with 429 quota_exceeded because the supplier's tier was used up, by tier and "+
+			"limit (rpm, tpm, concurrent, month_tokens, month_cost_micros).", "tier", "limit")
+	m.buildInfo = gaugeVec(r, "veil_build_info",
+		"Always 1; its labels are the running binary's version, commit and Go version.", "version", "commit", "go_version")
+	m.SetBuildInfo("", "")
+	r.MustRegister(m.newCacheCollector(), m.newSeasonCollector())
+	for _, reason := range StreamReasons {
+		m.streamsCut.WithLabelValues(reason)
+	}
+	for _, v := range [...]struct {
+		vec    *prometheus.CounterVec
+		values []string
+	}{
+		{m.keyFetches, []string{"ok", "error"}},
+		{m.reloads, []string{"applied", "refused"}},
+		{m.alerts, []string{"sent", "failed", "dropped"}},
+		{m.switchDeferrals, []string{migrate.DeferralDeferred, migrate.DeferralApplied, migrate.DeferralFulfilled,
+			migrate.DeferralMoved, migrate.DeferralRefused}},
+	} {
+		for _, value := range v.values {
+			v.vec.WithLabelValues(value)
+		}
+	}
 	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
+
+// StreamReasons are the reasons of veil_streams_interrupted_total: a
+// stream's client left, its provider failed it after content went out, it
+// was idle too long, or veil shut down before it ended.
+var StreamReasons = []string{"client_gone", "upstream_error", "idle_timeout", "shutdown"}
 
 // register registers c with r and returns it.
 func register[C prometheus.Collector](r *prometheus.Registry, c C) C {
@@ -140,10 +211,10 @@ func gauge(r *prometheus.Registry, name, help string) prometheus.Gauge {
 	return register(r, prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help}))
 }
 
-// latencyVec registers with r a new histogram vector of durations in
-// seconds, over latencyBuckets.
-func latencyVec(r *prometheus.Registry, name, help string, labels ...string) *prometheus.HistogramVec {
-	return register(r, prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: name, Help: help, Buckets: latencyBuckets}, labels))
+// histogramVec registers with r a new histogram vector of durations in
+// seconds, over buckets.
+func histogramVec(r *prometheus.Registry, name, help string, buckets []float64, labels ...string) *prometheus.HistogramVec {
+	return register(r, prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: name, Help: help, Buckets: buckets}, labels))
 }
 
 // StatusClass maps a status code to its class label index (2 for 2xx);
@@ -218,6 +289,39 @@ func (m *Metrics) ObserveUpstream(provider string, model []byte, status int, sec
 	o.(prometheus.Observer).Observe(seconds)
 }
 
+type streamKey struct{ provider, model string }
+
+type streamSeries struct{ ttft, duration prometheus.Observer }
+
+// ObserveStream records one finished stream that provider served: its
+// time to the first event sent to the client (ttft, zero when none was
+// sent) and its whole duration, both in seconds from the request's start.
+func (m *Metrics) ObserveStream(provider string, model []byte, ttft, seconds float64) {
+	k := streamKey{provider: provider, model: m.model(model)}
+	s, ok := m.streams.Load(k)
+	if !ok {
+		s, _ = m.streams.LoadOrStore(k, &streamSeries{
+			ttft:     m.ttft.WithLabelValues(k.provider, k.model),
+			duration: m.streamDuration.WithLabelValues(k.provider, k.model),
+		})
+	}
+	ss := s.(*streamSeries)
+	if ttft > 0 {
+		ss.ttft.Observe(ttft)
+	}
+	ss.duration.Observe(seconds)
+}
+
+// QuotaRefused counts a platform call refused because the supplier's tier
+// had used up limit (a quota.Limit* value). Tier names are the config's,
+// so the series are bounded; a name that is no valid label value is not
+// counted.
+func (m *Metrics) QuotaRefused(tier, limit string) {
+	if c, err := m.quotaRefusals.GetMetricWithLabelValues(tier, limit); err == nil {
+		c.Inc()
+	}
+}
+
 // StreamInterrupted counts a stream that ended early.
 func (m *Metrics) StreamInterrupted(reason string) { m.streamsCut.WithLabelValues(reason).Inc() }
 
@@ -269,8 +373,21 @@ func (m *Metrics) ObserveUsage(provider string, model []byte, keySource billing.
 	}
 }
 
-// QueueDepth reports a usage sink's queue depth.
-func (m *Metrics) QueueDepth(sink string, n int) { m.sinkDepth.WithLabelValues(sink).Set(float64(n)) }
+// sinkOutcomes are the outcomes of veil_usage_sink_records_total.
+var sinkOutcomes = [...]string{"delivered", "retried", "spilled", "dropped"}
+
+// QueueDepth reports a usage sink's queue depth. The first report of a
+// sink, which the emitter makes as it starts, creates every series of
+// the sink at zero.
+func (m *Metrics) QueueDepth(sink string, n int) {
+	if _, seen := m.sinks.Load(sink); !seen {
+		for _, o := range sinkOutcomes {
+			m.sinkEvents.WithLabelValues(sink, o)
+		}
+		m.sinks.Store(sink, struct{}{})
+	}
+	m.sinkDepth.WithLabelValues(sink).Set(float64(n))
+}
 
 // Delivered counts usage records a sink wrote.
 func (m *Metrics) Delivered(sink string, n int) {
