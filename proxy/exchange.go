@@ -253,6 +253,9 @@ func (s *Server) complete(x *exchange) {
 		if x.failedOver() {
 			s.metrics.Failover(x.plan[0].Provider.Name(), providerName)
 		}
+		if x.stream.streamed {
+			s.metrics.ObserveStream(providerName, x.fields.Model, x.stream.ttft.Seconds(), elapsed.Seconds())
+		}
 	}
 	s.metrics.ObserveRequest(x.ep.name, providerName, x.fields.Model, x.status, elapsed.Seconds())
 	s.metrics.InFlight(-1)

@@ -61,6 +61,7 @@ func (s *Server) reserveQuota(ctx *fasthttp.RequestCtx, x *exchange) bool {
 		}
 		return true
 	}
+	s.metrics.QuotaRefused(refusal.Tier.Name, limit)
 	h := &ctx.Response.Header
 	h.Set("Retry-After", strconv.Itoa(refusal.RetryAfterSeconds()))
 	if refusal.RequestsLimit > 0 {
@@ -162,6 +163,7 @@ func (s *Server) admitFallback(x *exchange, a *policy.Attempt) *Error {
 		return &Error{Status: fasthttp.StatusServiceUnavailable, Type: typeUnavailable, Code: "quota_unavailable",
 			Message: "veil cannot check the supplier's quota right now; try again shortly"}
 	case refusal != nil:
+		s.metrics.QuotaRefused(refusal.Tier.Name, refusal.Denial.Limit)
 		return &Error{Status: fasthttp.StatusTooManyRequests, Type: "requests", Code: "quota_exceeded",
 			Message: "supplier " + string(x.supplier) + "'s own key could not serve the call, and its " + refusal.Tier.Name +
 				" tier's " + limitText(refusal.Denial.Limit) + " for platform keys is used up"}
