@@ -201,6 +201,7 @@ func NewEmitter(o Options, sinks ...Sink) *Emitter {
 		}
 		w.over, _ = s.(Overflower)
 		e.workers = append(e.workers, w)
+		o.Observer.QueueDepth(w.name, 0) // each sink's series exist from the start
 		go w.writer()
 		go w.run()
 	}
