@@ -188,7 +188,8 @@ func serve(args []string, stdout io.Writer) error {
 		return err
 	}
 	defer func() { _ = log.Sync() }()
-	a, err := app.New(cfg, app.Options{Log: log, Version: version})
+	c, _ := buildStamp()
+	a, err := app.New(cfg, app.Options{Log: log, Version: version, Commit: c})
 	if err != nil {
 		return err
 	}

@@ -43,8 +43,11 @@ type Options struct {
 	// Audit receives the audit trail; nil means an audit logger built from
 	// the config's audit section.
 	Audit *zap.Logger
-	// Version is reported on /admin/status.
+	// Version is reported on /admin/status; with Commit, it labels
+	// veil_build_info.
 	Version string
+	// Commit is the source revision the binary was built from.
+	Commit string
 	// Secrets resolves secret references; nil means env://, file:/// and,
 	// with Vault enabled, vault://.
 	Secrets keys.Source
@@ -125,6 +128,7 @@ func New(cfg *config.Config, o Options) (a *App, err error) {
 	a = &App{cfg: cfg, log: o.Log, audit: o.Audit, version: o.Version, metrics: metrics.New(), closeLog: func() {},
 		stopWatch: make(chan struct{}), settles: &sync.WaitGroup{}, store: o.Store}
 	a.issuers = jwks.NewRegistry(a.log)
+	a.metrics.SetBuildInfo(o.Version, o.Commit)
 	if a.log == nil {
 		a.log = zap.NewNop()
 	}
@@ -168,6 +172,7 @@ func New(cfg *config.Config, o Options) (a *App, err error) {
 		return nil, err
 	}
 	a.metrics.SetModels(rt.Models)
+	a.metrics.Declare(rt.Config)
 	a.rt.Store(rt)
 	a.reconcileReservations(rt)
 	var next keys.Fetcher

@@ -74,6 +74,7 @@ func (a *App) install(base *config.Config, ov map[string]generation.Override) er
 	// The model labels follow the config in force: a model it no longer
 	// names is reported as other from now on, whichever runtime serves it.
 	a.metrics.SetModels(rt.Models)
+	a.metrics.Declare(rt.Config)
 	// Old providers' pools serve the requests still running on them; their
 	// idle connections are closed once those are done.
 	a.rt.Swap(rt).Retire(a.cfg.Limits.RequestTimeout)
