@@ -31,7 +31,9 @@ var keySources = [...]string{string(billing.PlatformKey), string(billing.ClientK
 // first event, and a query or an alert rule sees 0, not nothing:
 //
 //   - per provider: retries denied, calls shed (upstream_pool,
-//     supplier_in_flight), failovers to every other provider;
+//     supplier_in_flight), failovers to every provider, itself too (a
+//     hybrid supplier's call moves from its own key to the platform's on
+//     the same provider);
 //   - per pair of a provider and a model it is configured with (its
 //     models and model_map names, and the prices given for it; OtherModel
 //     for a provider with none): requests and upstream attempts by
@@ -56,9 +58,7 @@ func (m *Metrics) Declare(cfg *config.Config) {
 		m.overloaded.WithLabelValues(from, OverloadUpstreamPool)
 		m.overloaded.WithLabelValues(from, OverloadSupplierInFlight)
 		for _, to := range providers {
-			if to != from {
-				m.failovers.WithLabelValues(from, to)
-			}
+			m.failovers.WithLabelValues(from, to)
 		}
 	}
 	for _, pm := range providerModels(cfg) {
