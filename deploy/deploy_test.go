@@ -20,16 +20,14 @@ import (
 	"github.com/valyala/fasthttp"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/yaml"
 
 	"github.com/wedsync/veil/admin"
-	"github.com/wedsync/veil/cache"
 	"github.com/wedsync/veil/config"
-	"github.com/wedsync/veil/health"
-	"github.com/wedsync/veil/metrics"
 )
 
 const (
@@ -77,6 +75,14 @@ func newObject(apiVersion, kind string) (any, error) {
 		return &appsv1.Deployment{}, nil
 	case "policy/v1 PodDisruptionBudget":
 		return &policyv1.PodDisruptionBudget{}, nil
+	case "v1 Service":
+		return &corev1.Service{}, nil
+	case "networking.k8s.io/v1 NetworkPolicy":
+		return &networkingv1.NetworkPolicy{}, nil
+	case monitoringV1 + " ServiceMonitor":
+		return &serviceMonitor{}, nil
+	case monitoringV1 + " PrometheusRule":
+		return &prometheusRule{}, nil
 	}
 	return nil, fmt.Errorf("no Kubernetes type for apiVersion %q kind %q", apiVersion, kind)
 }
@@ -121,6 +127,10 @@ type manifests struct {
 	configMap  *corev1.ConfigMap
 	account    *corev1.ServiceAccount
 	pdb        *policyv1.PodDisruptionBudget
+	service    *corev1.Service
+	netpol     *networkingv1.NetworkPolicy
+	monitor    *serviceMonitor
+	rule       *prometheusRule
 	configText string
 	config     *config.Config
 }
@@ -159,13 +169,23 @@ func loadManifests(t *testing.T) *manifests {
 				set(t, &m.account, o, name)
 			case *policyv1.PodDisruptionBudget:
 				set(t, &m.pdb, o, name)
+			case *corev1.Service:
+				set(t, &m.service, o, name)
+			case *networkingv1.NetworkPolicy:
+				set(t, &m.netpol, o, name)
+			case *serviceMonitor:
+				set(t, &m.monitor, o, name)
+			case *prometheusRule:
+				set(t, &m.rule, o, name)
 			case *corev1.Secret:
 				t.Errorf("%s: a Secret in git; secret values are created out of band", name)
 			}
 		}
 	}
-	if m.deployment == nil || m.configMap == nil || m.account == nil || m.pdb == nil {
-		t.Fatalf("want a Deployment, a ConfigMap, a ServiceAccount and a PodDisruptionBudget in %s", k8sDir)
+	if m.deployment == nil || m.configMap == nil || m.account == nil || m.pdb == nil || m.service == nil ||
+		m.netpol == nil || m.monitor == nil || m.rule == nil {
+		t.Fatalf("want a Deployment, a ConfigMap, a ServiceAccount, a PodDisruptionBudget, a Service, a NetworkPolicy, "+
+			"a ServiceMonitor and a PrometheusRule in %s", k8sDir)
 	}
 	m.configText = m.configMap.Data[configKey]
 	m.config, err = config.ParseWithEnv([]byte(m.configText), "configmap.yaml: "+configKey, noEnv)
@@ -542,6 +562,25 @@ func TestDeployment(t *testing.T) {
 				}
 			}
 		}},
+		{"GOMEMLIMIT leaves headroom under the memory limit", func(t *testing.T) {
+			lim := veil.Resources.Limits[corev1.ResourceMemory]
+			var env *corev1.EnvVar
+			for i := range veil.Env {
+				if veil.Env[i].Name == "GOMEMLIMIT" {
+					env = &veil.Env[i]
+				}
+			}
+			if env == nil || env.ValueFrom != nil {
+				t.Fatalf("GOMEMLIMIT %+v, want a value of its own", env)
+			}
+			soft, err := parseGoMemLimit(env.Value)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ratio := float64(soft) / float64(lim.Value()); ratio < 0.80 || ratio > 0.90 {
+				t.Errorf("GOMEMLIMIT %s is %.0f%% of the memory limit %s, want 80%% to 90%%", env.Value, ratio*100, lim.String())
+			}
+		}},
 		{"the response cache fits veil's memory", func(t *testing.T) {
 			lim := veil.Resources.Limits[corev1.ResourceMemory]
 			if !cfg.Cache.On() {
@@ -770,31 +809,14 @@ func TestVaultSide(t *testing.T) {
 	})
 }
 
-// metricLabels is every series name veil's registry exports, with its
-// label names: histograms as _bucket (with le), _sum and _count.
+// metricLabels is every series name a freshly started veil exports, before
+// any traffic, with its label names: histograms as _bucket (with le), _sum
+// and _count. veil runs the WedSync peak example config, which names every
+// kind of label value (providers, models, tiers, seasons).
 func metricLabels(t *testing.T) map[string][]string {
 	t.Helper()
-	m := metrics.New()
-	model := []byte("gpt-4o-mini")
-	// One observation of each kind, so that every labelled family has a
-	// series to gather.
-	m.ObserveRequest("chat_completions", "openai", model, 200, 0.1)
-	m.ObserveUpstream("openai", model, 200, 0.1)
-	m.StreamInterrupted("client_gone")
-	m.KeyFetched(true)
-	m.KeyRotated()
-	m.KeyServedStale()
-	m.ObserveUsage("openai", model, "platform", 10, 5, 0.001)
-	m.QueueDepth("stdout", 0)
-	m.Delivered("stdout", 1)
-	m.QuotaStoreUnavailable()
-	m.ConfigReloaded(true)
-	m.RetryDenied("openai")
-	m.Failover("openai", "anthropic")
-	m.AlertSent()
-	m.WatchCache(func() cache.Stats { return cache.Stats{} })
-	m.WatchHealth(health.NewRegistry("openai"))
-	families, err := m.Registry.Gather()
+	a := startLocal(t, localConfig(t, read(t, peakExample)))
+	families, err := a.Metrics().Registry.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -821,8 +843,9 @@ func metricLabels(t *testing.T) map[string][]string {
 	return out
 }
 
-// targetLabels are added by Prometheus to every scraped series.
-var targetLabels = []string{"job", "instance"}
+// targetLabels are added by Prometheus to every scraped series; the
+// ServiceMonitor's service discovery adds namespace and pod.
+var targetLabels = []string{"job", "instance", "namespace", "pod"}
 
 var (
 	metricName  = regexp.MustCompile(`\b(?:veil|go|process)_[a-zA-Z0-9_]+`)
@@ -996,7 +1019,8 @@ func TestGrafanaDashboard(t *testing.T) {
 			"veil_requests_total", "veil_request_duration_seconds_bucket", "veil_upstream_duration_seconds_bucket",
 			"veil_upstream_duration_seconds_count", "veil_breaker_state", "veil_target_up", "veil_cache_hits_total",
 			"veil_cache_misses_total", "veil_tokens_total", "veil_cost_usd_total", "veil_streams_interrupted_total",
-			"veil_retries_denied_total",
+			"veil_retries_denied_total", "veil_provider_headroom_ratio", "veil_quota_refusals_total", "veil_ttft_seconds_bucket",
+			"veil_season_active", "veil_stream_duration_seconds_bucket", "veil_build_info",
 		} {
 			if !used[want] {
 				t.Errorf("no panel shows %s", want)
