@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -225,6 +226,36 @@ func TestMetricsExistAtStart(t *testing.T) {
 		})
 	}
 }
+
+// TestEveryFamilyAtStart: every veil_ family the registry describes, not
+// only those the dashboard and rules use, has a series on /metrics of a
+// veil that has just started with the peak example, which names every kind
+// of label value.
+func TestEveryFamilyAtStart(t *testing.T) {
+	a := startLocal(t, localConfig(t, read(t, peakExample)))
+	names := scrape(t, a)
+	ch := make(chan *prometheus.Desc)
+	go func() {
+		a.Metrics().Registry.Describe(ch)
+		close(ch)
+	}()
+	n := 0
+	for d := range ch {
+		s := descName.FindStringSubmatch(d.String())
+		if s == nil || !strings.HasPrefix(s[1], "veil_") {
+			continue
+		}
+		n++
+		if !names[s[1]] && !names[s[1]+"_count"] {
+			t.Errorf("%s is not on /metrics right after start", s[1])
+		}
+	}
+	if n < 30 {
+		t.Errorf("only %d veil_ families described", n)
+	}
+}
+
+var descName = regexp.MustCompile(`fqName: "([^"]+)"`)
 
 func TestServiceMonitor(t *testing.T) {
 	m := loadManifests(t)
