@@ -242,7 +242,7 @@ func TestEveryFamilyAtStart(t *testing.T) {
 	n := 0
 	for d := range ch {
 		s := descName.FindStringSubmatch(d.String())
-		if s == nil || !strings.HasPrefix(s[1], "veil_") {
+		if len(s) < 2 || !strings.HasPrefix(s[1], "veil_") {
 			continue
 		}
 		n++
