@@ -192,7 +192,7 @@ func (c *Config) syntaxError(data []byte, err error) error {
 		if perr == nil || errors.Is(perr, io.EOF) {
 			continue
 		}
-		if m := yamlLine.FindStringSubmatch(perr.Error()); m != nil && m[2] == sm[2] {
+		if m := yamlLine.FindStringSubmatch(perr.Error()); len(m) > 2 && m[2] == sm[2] {
 			if i+1 > fe.Line {
 				fe.Line = i + 1
 				fe.Field = c.fieldAtLine(fe.Line)
