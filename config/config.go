@@ -143,6 +143,8 @@ type Config struct {
 	Cache Cache `yaml:"cache"`
 	// Comparisons configures shadow comparisons: how answers are scored.
 	Comparisons Comparisons `yaml:"comparisons"`
+	// Tracing configures OpenTelemetry tracing; off by default.
+	Tracing Tracing `yaml:"tracing"`
 
 	// source is the name given to Parse, used in error messages.
 	source string
@@ -477,6 +479,7 @@ func (c *Config) ApplyDefaults() {
 	c.applyAlertDefaults()
 	c.applyCacheDefaults()
 	c.applySimilarityDefaults()
+	c.applyTracingDefaults()
 }
 
 // Provider returns the provider with the given name.

@@ -150,6 +150,7 @@ callers:
 	want.applyAlertDefaults()
 	want.applyCacheDefaults()
 	want.applySimilarityDefaults()
+	want.applyTracingDefaults()
 	// Compare the exported fields only.
 	got := *c
 	got.source, got.lines, got.envs = "", nil, nil
@@ -223,7 +224,7 @@ func TestParseDecodeErrors(t *testing.T) {
 		{
 			name: "unknown top-level field",
 			doc:  okProviders + okCallers + "listner:\n  proxy: :8080\n",
-			want: []wantErr{{field: "listner", at: "listner:", msg: "unknown field; valid fields of the top level are: admin, alerts, aliases, audit, cache, callers, comparisons, jwt, keys, limits, listen, log, prices, providers, regions, routes, routing, seasons, store, suppliers, tiers, usage, vault"}},
+			want: []wantErr{{field: "listner", at: "listner:", msg: "unknown field; valid fields of the top level are: admin, alerts, aliases, audit, cache, callers, comparisons, jwt, keys, limits, listen, log, prices, providers, regions, routes, routing, seasons, store, suppliers, tiers, tracing, usage, vault"}},
 		},
 		{
 			name: "unknown provider field",

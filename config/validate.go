@@ -42,6 +42,7 @@ func (c *Config) Validate() error {
 	v.alerts()
 	v.cache()
 	v.similarity()
+	v.tracing()
 	return errors.Join(v.errs...)
 }
 
