@@ -38,6 +38,9 @@ func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 	s.metrics.InFlight(1)
 	s.open.Add(1)
 	x.setRequestID(ctx)
+	if s.tracer != nil {
+		x.startTrace(ctx)
+	}
 	if s.admit(ctx, x) && s.run(ctx, x) {
 		return // the stream writer finishes the exchange
 	}

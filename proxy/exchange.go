@@ -87,6 +87,8 @@ type exchange struct {
 	// shadow is set when the request is also sent to the other system.
 	shadow *shadowState
 	taps   tapChain
+	// trace holds the request's spans; nil when tracing is off.
+	trace *traceState
 }
 
 var exchangePool = sync.Pool{New: func() any {
@@ -107,6 +109,9 @@ func release(x *exchange) {
 	x.releaseResume()
 	if x.shadow != nil {
 		fasthttp.ReleaseRequest(x.shadow.req)
+	}
+	if x.trace != nil {
+		x.trace.release()
 	}
 	*x = exchange{reqID: x.reqID[:0], supplier: x.supplier[:0], bodyBuf: x.bodyBuf[:0], modelBody: x.modelBody[:0],
 		queryBuf: x.queryBuf[:0], scratch: x.scratch[:0], upstreamID: x.upstreamID[:0], stream: x.stream.reset(), usage: x.usage.reset(), cache: x.cache.reset()}
@@ -208,12 +213,18 @@ func (x *exchange) logAttempt(a *policy.Attempt, key *keys.Key, status int, code
 			KeySource: key.Source(), Status: status, Error: code, LatencyMS: msSince(t0)}
 	}
 	x.attemptCount++
+	if x.trace != nil {
+		x.trace.attemptDone(status, code)
+	}
 }
 
 // markLastAttempt sets the error code of the latest logged attempt.
 func (x *exchange) markLastAttempt(code string) {
 	if n := x.attemptCount - 1; n >= 0 && n < len(x.attemptLog) {
 		x.attemptLog[n].Error = code
+	}
+	if x.trace != nil {
+		x.trace.attemptDone(x.trace.attStatus, code)
 	}
 }
 
@@ -267,6 +278,9 @@ func (s *Server) complete(x *exchange) {
 		s.finishShadow(x, elapsed, cost)
 	}
 	s.logAccess(x, providerName, elapsed)
+	if x.trace != nil {
+		x.endTrace()
+	}
 }
 
 // logAccess writes the request's access line.

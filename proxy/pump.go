@@ -67,6 +67,9 @@ func (x *exchange) startStream(ctx *fasthttp.RequestCtx, resp *fasthttp.Response
 	if x.shadow != nil {
 		x.taps.add(x.shadow)
 	}
+	if x.trace != nil {
+		x.taps.add(x.trace)
+	}
 	x.stream.resp = resp
 	x.stream.ctx = ctx
 	x.stream.streamed = true

@@ -507,6 +507,9 @@ func (s *Server) roundTrip(client *fasthttp.RequestCtx, x *exchange, a *policy.A
 		fasthttp.ReleaseRequest(req)
 		return resp, prepareError(a, err)
 	}
+	if x.trace != nil {
+		x.traceAttempt(a, key, &req.Header)
+	}
 	pooled := resp == nil
 	if pooled {
 		resp = fasthttp.AcquireResponse()
@@ -620,6 +623,9 @@ func (s *Server) deliver(ctx *fasthttp.RequestCtx, x *exchange, a *policy.Attemp
 		x.setServedHeaders(ctx)
 		if x.ep.understood && status/100 == 2 {
 			x.usage.fromBody(ctx.Response.Body())
+			if x.trace != nil {
+				x.trace.noteFinish(ctx.Response.Body())
+			}
 		}
 		if x.cache.store {
 			s.storePlain(x, &ctx.Response)

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/wedsync/veil/auth"
@@ -62,6 +63,10 @@ type Options struct {
 	// Shadows compare a supplier's two systems on a sample of its
 	// requests; nil: none.
 	Shadows Shadows
+	// Tracer makes a span per request and per upstream attempt, and the
+	// trace context sent upstream (see trace.go); nil: no tracing, and the
+	// app's trace headers pass upstream as they came.
+	Tracer trace.Tracer
 }
 
 // Emitter takes usage records without blocking.
@@ -97,6 +102,8 @@ type Server struct {
 	singleFlight bool
 	migrations   Migrations
 	shadows      Shadows
+	// tracer is nil when tracing is off.
+	tracer trace.Tracer
 	// background counts shadow calls still running.
 	background sync.WaitGroup
 
@@ -130,7 +137,8 @@ func New(o Options) (*Server, error) {
 		return nil, errors.New("proxy: auth, policy, metrics and log are required")
 	}
 	s := &Server{limits: o.Limits, rt: rt, keys: o.Keys, metrics: o.Metrics, log: o.Log, auditor: o.Audit, health: o.Health, usage: o.Usage,
-		cache: o.Cache, singleFlight: o.SingleFlight, migrations: o.Migrations, shadows: o.Shadows, stop: make(chan struct{})}
+		cache: o.Cache, singleFlight: o.SingleFlight, migrations: o.Migrations, shadows: o.Shadows, tracer: o.Tracer,
+		stop: make(chan struct{})}
 	if s.auditor == nil {
 		s.auditor = zap.NewNop()
 	}

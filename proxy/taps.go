@@ -9,9 +9,9 @@ import (
 )
 
 // A tap is one feature's view of a streamed answer: the usage count, the
-// cache's copy, the resume's record of the text sent and the shadow
-// comparison's text each see every upstream event, in order, on its way
-// to the client. A tap may change the event, drop it (an event with no
+// cache's copy, the resume's record of the text sent, the shadow
+// comparison's text and the trace's finish reasons each see every upstream
+// event, in order, on its way to the client. A tap may change the event, drop it (an event with no
 // Raw bytes is not sent), or say that the stream is broken here, so that
 // it is ended or resumed as if the upstream had failed.
 type tap interface {
@@ -20,7 +20,7 @@ type tap interface {
 
 // tapChain is the taps of one stream, called in order for each event.
 type tapChain struct {
-	taps [4]tap
+	taps [5]tap
 	n    int
 }
 
