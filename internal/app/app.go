@@ -33,6 +33,7 @@ import (
 	"github.com/wedsync/veil/migrate"
 	"github.com/wedsync/veil/proxy"
 	"github.com/wedsync/veil/store"
+	"github.com/wedsync/veil/tracing"
 	"github.com/wedsync/veil/usage"
 )
 
@@ -81,6 +82,8 @@ type App struct {
 	store    store.Store
 	usage    *usage.Emitter
 	spool    *usage.Spool
+	// tracing exports spans; nil when off.
+	tracing *tracing.Tracing
 	// journal keeps the open quota reservations beside the spool; left
 	// holds those a killed process left open, until they are reconciled.
 	journal *quota.FileJournal
@@ -167,6 +170,9 @@ func New(cfg *config.Config, o Options) (a *App, err error) {
 		return nil, err
 	}
 	a.watchSimilarity()
+	if err := a.buildTracing(); err != nil {
+		return nil, err
+	}
 	rt, err := generation.Build(cfg, nil, a.deps())
 	if err != nil {
 		return nil, err
@@ -197,7 +203,7 @@ func New(cfg *config.Config, o Options) (a *App, err error) {
 	a.proxy, err = proxy.New(proxy.Options{Limits: cfg.Limits, Runtime: &a.rt, Keys: a.keys,
 		Metrics: a.metrics, Log: a.log, Audit: a.audit, Health: a.health, Usage: emitter,
 		Alert: a.alerts.Health, Cache: a.proxyCache(), SingleFlight: cfg.Cache.Collapse(),
-		Migrations: a.migrations, Shadows: a.compare})
+		Migrations: a.migrations, Shadows: a.compare, Tracer: a.tracer()})
 	if err != nil {
 		return nil, err
 	}
@@ -376,6 +382,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 				err = errors.Join(err, fmt.Errorf("alerts flush: %w", e))
 			}
 		}
+		if e := a.closeTracing(fctx); e != nil {
+			err = errors.Join(err, fmt.Errorf("tracing flush: %w", e))
+		}
 		if e := a.adminSrv.Shutdown(); e != nil {
 			err = errors.Join(err, fmt.Errorf("admin shutdown: %w", e))
 		}
@@ -475,6 +484,11 @@ func (a *App) closeResources() {
 	if a.alerts != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_ = a.alerts.Close(ctx) // idempotent; Shutdown already flushed
+		cancel()
+	}
+	if a.tracing != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = a.closeTracing(ctx) // idempotent; Shutdown already flushed
 		cancel()
 	}
 	if a.keys != nil {

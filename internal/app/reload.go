@@ -17,8 +17,8 @@ import (
 // suppliers' modes and tiers, routes, aliases, prices) and swaps it in at
 // once; requests already running finish on the runtime they started with.
 // Sections that shape the process itself (listeners, limits, logging,
-// Vault, the key cache, the store, usage sinks, audit, alerts, suppliers'
-// own key references) need a restart: a config that changes them is
+// Vault, the key cache, the store, usage sinks, audit, alerts, tracing,
+// suppliers' own key references) need a restart: a config that changes them is
 // refused, and so is one whose secrets cannot be resolved. A refused
 // config leaves the running one in place.
 func (a *App) Reload(cfg *config.Config) error {
@@ -107,6 +107,7 @@ func restartOnly(old, next *config.Config) []string {
 	check("usage", old.Usage, next.Usage)
 	check("audit", old.Audit, next.Audit)
 	check("alerts", old.Alerts, next.Alerts)
+	check("tracing", old.Tracing, next.Tracing)
 	check("suppliers' own key references", supplierKeyRefs(old), supplierKeyRefs(next))
 	return changed
 }
