@@ -21,6 +21,7 @@ import (
 
 	"github.com/wedsync/veil/config"
 	"github.com/wedsync/veil/internal/fakeopenai"
+	"github.com/wedsync/veil/internal/otlptest"
 	"github.com/wedsync/veil/internal/vaulttest"
 	"github.com/wedsync/veil/keys"
 )
@@ -28,7 +29,7 @@ import (
 // The secret sweep: veil runs the main scenarios with credentials the test
 // knows, then every place veil writes to that anyone but the provider can
 // read (logs, audit, usage records and file, admin answers, metrics, the
-// answers clients get, errors included) is searched for any eight
+// answers clients get, errors included, and the spans a collector gets) is searched for any eight
 // characters in a row of any credential.
 //
 // Every credential is sweepLen characters drawn uniformly from the 62
@@ -202,6 +203,7 @@ func TestSecretSweep(t *testing.T) {
 
 	usageFile := filepath.Join(t.TempDir(), "usage.jsonl")
 	tp := &tap{}
+	collector := otlptest.New(t) // every request's spans, sampled at ratio 1
 	s.h = start(t, setup{
 		tap: tp.add,
 		env: map[string]string{"PLATFORM_KEY": s.secrets["platform key (env)"], "CALLER_TOKEN": s.secrets["caller token"],
@@ -238,6 +240,9 @@ prices:
   - {provider: primary, model: gpt-4o-mini, input_per_mtok: 0.15, output_per_mtok: 0.60}
   - {provider: secondary, model: gpt-4o-mini, input_per_mtok: 0.15, output_per_mtok: 0.60}
   - {provider: primary, model: text-embedding-3-small, input_per_mtok: 0.02}
+tracing:
+  otlp_endpoint: ` + collector.URL() + `
+  batch_timeout: 20ms
 `,
 	})
 	// The harness made credentials of its own; these scenarios use ours.
@@ -256,6 +261,16 @@ prices:
 		fileText = string(b)
 		return n == len(tp.all()) && strings.Count(fileText, "\n") == n
 	})
+	// Every client call has its request span.
+	waitFor(t, func() bool {
+		n := 0
+		for _, sp := range collector.Spans() {
+			if sp.ParentID == "" {
+				n++
+			}
+		}
+		return n >= s.clientCalls
+	})
 	var recs bytes.Buffer
 	for _, r := range tp.all() {
 		b, err := json.Marshal(r)
@@ -273,6 +288,7 @@ prices:
 		{"admin answers", s.admin.String()},
 		{"metrics", s.metrics.String()},
 		{"client answers", s.client.String()},
+		{"spans", string(collector.Bodies())}, // OTLP protobuf, as the collector stores it
 	}
 	s.checkSinksSawScenarios(t, len(tp.all()), sinks)
 	sweepSinks(t, s.secrets, sinks)
@@ -544,6 +560,7 @@ func (s *sweeper) checkSinksSawScenarios(t *testing.T, records int, sinks []sink
 			keys.Fingerprint(s.secrets["platform key after reload"]), "target key probe failed", `no field \"no_such_field\"`, "connection refused"},
 		"metrics":        {"veil_requests_total{"},
 		"client answers": {"X-Request-Id: ", "invalid_api_key", "quota_exceeded", "data: [DONE]"},
+		"spans":          {"gen_ai.usage.input_tokens", "failed_over", "key_refused", "bella-photography"},
 	}
 	for name, subs := range want {
 		for _, sub := range subs {
