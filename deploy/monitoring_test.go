@@ -642,6 +642,11 @@ func TestNetworkPolicy(t *testing.T) {
 				t.Errorf("no egress to the alert webhook's port")
 			}
 		}},
+		{"the tracing collector", func(t *testing.T) {
+			if u := cfg.Tracing.OTLPEndpoint; u != "" && !egressAllows(np, hostPort(t, u), corev1.ProtocolTCP, nil) {
+				t.Errorf("no egress to the tracing collector's port (%s)", u)
+			}
+		}},
 		{"JWT issuers", func(t *testing.T) {
 			for _, is := range cfg.JWT.Issuers {
 				if port := hostPort(t, is.Issuer); !egressAllows(np, port, corev1.ProtocolTCP, nil) {
