@@ -22,6 +22,9 @@ type CompareStart struct {
 	Window   string        `json:"window"`
 	Sample   float64       `json:"sample"`
 	Billed   billing.Payer `json:"billed"`
+	// MaxP95Ratio is how many times the primary's p95 latency the other
+	// system's may be before the advice is to stay; zero: 1.5.
+	MaxP95Ratio float64 `json:"max_p95_ratio"`
 }
 
 // ComparisonStarter starts a shadow comparison; *compare.Comparisons is
@@ -65,7 +68,7 @@ func StartComparison(s ComparisonStarter, cur SystemLocator, audit *zap.Logger) 
 			return fail(http.StatusBadRequest, "invalid_json", "the body must be a JSON object: "+err.Error())
 		}
 		req := compare.Request{Supplier: body.Supplier, Other: body.Other, Provider: body.Provider, Requests: body.Requests,
-			Sample: body.Sample, Billed: body.Billed}
+			Sample: body.Sample, Billed: body.Billed, MaxP95Ratio: body.MaxP95Ratio}
 		if body.Window != "" {
 			d, err := time.ParseDuration(body.Window)
 			if err != nil {

@@ -179,6 +179,18 @@ type Request struct {
 	// Billed is who pays for the shadow requests: platform (the default)
 	// or client. Their usage records are marked shadow.
 	Billed billing.Payer `json:"billed"`
+	// MaxP95Ratio is how many times the primary's p95 latency the other
+	// system's may be before the advice is to stay; zero means
+	// LatencyFactor.
+	MaxP95Ratio float64 `json:"max_p95_ratio,omitempty"`
+}
+
+// latencyFactor is the request's MaxP95Ratio, or LatencyFactor.
+func (r *Request) latencyFactor() float64 {
+	if r.MaxP95Ratio > 0 {
+		return r.MaxP95Ratio
+	}
+	return LatencyFactor
 }
 
 // Comparison is a shadow comparison and how far it has come.
@@ -451,6 +463,8 @@ func (r *Request) normalize() error {
 		return fmt.Errorf("%w: sample %v is not in (0, 1]", ErrInvalid, r.Sample)
 	case !r.Billed.Valid():
 		return fmt.Errorf("%w: billed %q is neither platform nor client", ErrInvalid, r.Billed)
+	case r.MaxP95Ratio < 0 || math.IsNaN(r.MaxP95Ratio) || math.IsInf(r.MaxP95Ratio, 0):
+		return fmt.Errorf("%w: max p95 ratio %v is not a positive number", ErrInvalid, r.MaxP95Ratio)
 	}
 	return nil
 }

@@ -226,7 +226,7 @@ func (c *Comparisons) Report(ctx context.Context, id string) (Report, error) {
 		wr.Primary, wr.Shadow, wr.Similarity = cmpFigures(d, w)
 		wc := cmpCost(d, w)
 		wr.CostNowPer1KMicros, wr.CostAfterPer1KMicros, wr.CostRatio = wc.NowPer1KMicros, wc.AfterPer1KMicros, wc.Ratio
-		wr.Recommendation, wr.Reasons = cmpRecommendWorkflow(&wr)
+		wr.Recommendation, wr.Reasons = cmpRecommendWorkflow(&wr, d.Request.latencyFactor())
 		r.Workflows = append(r.Workflows, wr)
 	}
 	r.Projection = c.project(ctx, d, &r, now)
@@ -375,7 +375,7 @@ func cmpRank[T int64 | float64](sorted []T, p float64) T {
 // cmpJudge returns the reasons to stay, and those that speak for the
 // other system, of one set of figures: errors, latency and the answers'
 // similarity. Cost is judged on the whole comparison only (cmpRecommend).
-func cmpJudge(p, s Side, sim SimilarityStats) (stay, good []string) {
+func cmpJudge(p, s Side, sim SimilarityStats, latencyFactor float64) (stay, good []string) {
 	pn, sn := p.System, s.System
 	if s.ErrorRate > p.ErrorRate+ErrorMargin {
 		stay = append(stay, fmt.Sprintf("%s failed %s of requests against %s on %s, more than %s points above.",
@@ -386,12 +386,12 @@ func cmpJudge(p, s Side, sim SimilarityStats) (stay, good []string) {
 	}
 	if p.LatencyP95 > 0 && s.LatencyP95 > 0 {
 		ratio := float64(s.LatencyP95) / float64(p.LatencyP95)
-		if ratio > LatencyFactor {
+		if ratio > latencyFactor {
 			stay = append(stay, fmt.Sprintf("%s's p95 latency is %s, %.2f times %s's %s, more than %s times.",
-				sn, cmpDur(s.LatencyP95), ratio, pn, cmpDur(p.LatencyP95), cmpNum(LatencyFactor)))
+				sn, cmpDur(s.LatencyP95), ratio, pn, cmpDur(p.LatencyP95), cmpNum(latencyFactor)))
 		} else {
 			good = append(good, fmt.Sprintf("%s's p95 latency is %s against %s's %s, within %s times.",
-				sn, cmpDur(s.LatencyP95), pn, cmpDur(p.LatencyP95), cmpNum(LatencyFactor)))
+				sn, cmpDur(s.LatencyP95), pn, cmpDur(p.LatencyP95), cmpNum(latencyFactor)))
 		}
 	}
 	if sim.Pairs >= MinPairs {
@@ -413,12 +413,12 @@ func cmpJudge(p, s Side, sim SimilarityStats) (stay, good []string) {
 
 // cmpRecommendWorkflow decides one workflow's recommendation and gives
 // its reasons.
-func cmpRecommendWorkflow(w *WorkflowReport) (string, []string) {
+func cmpRecommendWorkflow(w *WorkflowReport, factor float64) (string, []string) {
 	if w.Sample.Recorded < MinPairs {
 		return CollectMore, []string{fmt.Sprintf("Only %d pairs of answers were recorded for %s; at least %d are needed to judge it.",
 			w.Sample.Recorded, w.Workflow, MinPairs)}
 	}
-	stay, good := cmpJudge(w.Primary, w.Shadow, w.Similarity)
+	stay, good := cmpJudge(w.Primary, w.Shadow, w.Similarity, factor)
 	if len(stay) > 0 {
 		return Stay, stay
 	}
@@ -444,7 +444,7 @@ func cmpRecommend(r *Report) (string, []string, []string) {
 		}
 		return CollectMore, reasons, notes
 	}
-	stay, good := cmpJudge(r.Primary, r.Shadow, r.Similarity)
+	stay, good := cmpJudge(r.Primary, r.Shadow, r.Similarity, r.Comparison.latencyFactor())
 	p, s := r.Primary, r.Shadow
 	pn, sn := p.System, s.System
 	switch {

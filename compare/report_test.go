@@ -622,3 +622,23 @@ func TestFiguresWrittenAgainAfterAnOldWrite(t *testing.T) {
 		t.Errorf("after the next pass: %d workflows, cost %d", len(r.Workflows), r.Primary.CostMicros)
 	}
 }
+
+// TestLatencyFactorPerComparison: a comparison may allow more than
+// LatencyFactor; the default refuses a shadow twice as slow, 3 accepts it.
+func TestLatencyFactorPerComparison(t *testing.T) {
+	p := Side{System: "platform", LatencyP95: 100 * time.Millisecond}
+	s := Side{System: "client", LatencyP95: 200 * time.Millisecond}
+	for _, tc := range []struct {
+		req  Request
+		stay bool
+	}{{Request{}, true}, {Request{MaxP95Ratio: 3}, false}} {
+		stay, _ := cmpJudge(p, s, SimilarityStats{}, tc.req.latencyFactor())
+		if (len(stay) > 0) != tc.stay {
+			t.Errorf("max p95 ratio %v: stay reasons %q, want stay %v", tc.req.MaxP95Ratio, stay, tc.stay)
+		}
+	}
+	bad := Request{Supplier: "a", Other: "client", Window: time.Hour, MaxP95Ratio: -1}
+	if err := bad.normalize(); err == nil {
+		t.Error("a negative max p95 ratio was accepted")
+	}
+}

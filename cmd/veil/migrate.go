@@ -601,6 +601,7 @@ func migrateCompare(args []string, stdout, stderr io.Writer) error {
 	window := fs.Duration("window", 30*time.Minute, "stop this long after the start (0: no time limit)")
 	sample := fs.Float64("sample", 0.2, "the share of the supplier's requests shadowed, in (0, 1]")
 	billed := fs.String("billed", "", "who pays for the shadow requests, platform or client (default platform)")
+	maxP95 := fs.Float64("max-p95-ratio", 0, "advice: the most times the primary's p95 latency the other system's may be (default 1.5)")
 	report := fs.String("report", "", "print the report of this comparison")
 	stop := fs.String("stop", "", "stop this comparison")
 	if _, err := f.parse(args, 0, 0, "takes no arguments, only flags"); err != nil {
@@ -652,7 +653,7 @@ func migrateCompare(args []string, stdout, stderr io.Writer) error {
 		})
 	case *supplier != "":
 		body := admin.CompareStart{Supplier: *supplier, Other: billing.Mode(*other), Provider: *prov, Requests: *requests,
-			Sample: *sample, Billed: billing.Payer(*billed)}
+			Sample: *sample, Billed: billing.Payer(*billed), MaxP95Ratio: *maxP95}
 		if *window > 0 {
 			body.Window = window.String()
 		}

@@ -192,7 +192,9 @@ func plannerCompares(ctx context.Context, e *env) Result {
 	// which a demo need not wait for.
 	var cmp compare.Comparison
 	if err := e.admin.Call(ctx, http.MethodPost, "/admin/comparisons",
-		map[string]any{"supplier": plannerID, "sample": 1, "window": "1m"}, &cmp); err != nil {
+		// A p95 of a few local calls swings with the machine's load: the
+		// demo allows 3 times the primary's (production keeps 1.5).
+		map[string]any{"supplier": plannerID, "sample": 1, "window": "1m", "max_p95_ratio": 3}, &cmp); err != nil {
 		r.Err = err
 		return r
 	}
