@@ -15,8 +15,9 @@
 // # Interfaces
 //
 // Store is made of smaller interfaces (Quotas, Slots, Documents, Leases,
-// Aggregates), so that a consumer depends on what it uses: the usage sink
-// on Aggregates, an admin API on Documents.
+// Aggregates, Headrooms), so that a consumer depends on what it uses: the
+// usage sink on Aggregates, an admin API on Documents, the sharing of
+// providers' rate-limit headroom (package health) on Headrooms.
 //
 // # Clocks
 //

@@ -30,6 +30,8 @@ type Embedded struct {
 	// held holds the IDs of the reservations not yet settled, for at most
 	// ReservationTTL (expiry, unix nanoseconds of the wall clock).
 	held map[string]int64
+	// headroom is the providers' shared headroom, by provider.
+	headroom map[string]Headroom
 }
 
 // counterKey identifies the counter of one window of a limit.
@@ -85,6 +87,7 @@ func NewEmbedded(dataDir string) (*Embedded, error) {
 		counters: make(map[counterKey]*counter),
 		slots:    make(map[string]map[string]int64),
 		leases:   make(map[string]lease),
+		headroom: make(map[string]Headroom),
 	}
 	if err := e.loadCounters(); err != nil {
 		return nil, errors.Join(err, docs.close())
@@ -533,6 +536,50 @@ func (e *Embedded) Close() error {
 	} else {
 		saveErr = e.docs.saveCounters(data)
 	}
-	e.counters, e.slots, e.leases = nil, nil, nil
+	e.counters, e.slots, e.leases, e.headroom = nil, nil, nil, nil
 	return errors.Join(saveErr, e.docs.close())
+}
+
+// PublishHeadroom implements Headrooms.
+func (e *Embedded) PublishHeadroom(ctx context.Context, hs []Headroom, now time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("store: publish headroom: %w", err)
+	}
+	if err := checkHeadroom(hs); err != nil {
+		return err
+	}
+	if err := e.lock(); err != nil {
+		return err
+	}
+	defer e.mu.Unlock()
+	for _, h := range hs {
+		if held, ok := e.headroom[h.Provider]; ok {
+			h = mergeHeadroom(held, h)
+		}
+		e.headroom[h.Provider] = h
+	}
+	for p, h := range e.headroom {
+		if h.stale(now) {
+			delete(e.headroom, p)
+		}
+	}
+	return nil
+}
+
+// Headroom implements Headrooms.
+func (e *Embedded) Headroom(ctx context.Context, now time.Time) ([]Headroom, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("store: headroom: %w", err)
+	}
+	if err := e.lock(); err != nil {
+		return nil, err
+	}
+	defer e.mu.Unlock()
+	out := make([]Headroom, 0, len(e.headroom))
+	for _, h := range e.headroom {
+		if !h.stale(now) {
+			out = append(out, h)
+		}
+	}
+	return sortHeadroom(out), nil
 }

@@ -69,6 +69,7 @@ type RedisOptions struct {
 //	usage:{<supplier>}:<YYYY-MM-DD>                     aggregates (hash: "<provider>|<model>|<key source>|<billed>|<workflow>|<count>" -> int)
 //	usage-suppliers:<YYYY-MM-DD>                        suppliers with aggregates that day (set)
 //	usage-applied:{<supplier>}:<id>                     a delta applied to the supplier's aggregates (string), expires AppliedTTL after it is set
+//	headroom                                            providers' shared rate-limit headroom (hash: provider -> "<at>|<cooldown>|<counts>", see headroomKey)
 //
 // Earlier versions used the same keys without braces (q:<subject>:...,
 // kv:<bucket>, usage:<day>:<supplier>). Counters, slots and leases of that

@@ -273,6 +273,7 @@ type Store interface {
 	Documents
 	Leases
 	Aggregates
+	Headrooms
 	// Ping checks that the store answers.
 	Ping(ctx context.Context) error
 	// Close releases the store's resources; later calls fail with

@@ -59,6 +59,10 @@ func Run(t *testing.T, open Open) {
 		{"ConcurrentReserve", testConcurrentReserve},
 		{"ConcurrentSlots", testConcurrentSlots},
 		{"ConcurrentCompareAndSwap", testConcurrentCompareAndSwap},
+		{"Headroom", testHeadroom},
+		{"HeadroomMerge", testHeadroomMerge},
+		{"HeadroomExpiry", testHeadroomExpiry},
+		{"ConcurrentHeadroom", testConcurrentHeadroom},
 		{"Close", testClose},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.test(t, open) })
@@ -1269,6 +1273,10 @@ func testClose(t *testing.T, open Open) {
 			return s.AddUsage(ctx, "closed.0", store.Usage{Day: t0, Supplier: "s", Requests: 1})
 		}},
 		{"query usage", func() error { _, err := s.QueryUsage(ctx, store.UsageQuery{From: t0, To: t0}); return err }},
+		{"publish headroom", func() error {
+			return s.PublishHeadroom(ctx, []store.Headroom{{Provider: "openai", At: t0, CooldownUntil: t0}}, t0)
+		}},
+		{"headroom", func() error { _, err := s.Headroom(ctx, t0); return err }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if err := tc.call(); !errors.Is(err, store.ErrClosed) {
