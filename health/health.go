@@ -88,6 +88,13 @@ type Target struct {
 	// Active probes: whether they took the target out, and the last one.
 	probeDown atomic.Bool
 	lastProbe atomic.Pointer[probeResult]
+	// limits is the latest observation of the platform keys' rate limits,
+	// coolUntil when a 429 stops holding the provider out (unix
+	// nanoseconds); pubSeq and pubCool are what Sharing published last.
+	limits    limitCell
+	coolUntil atomic.Int64
+	pubSeq    atomic.Uint64
+	pubCool   atomic.Int64
 }
 
 type probeResult struct {
@@ -131,7 +138,8 @@ var NoRateLimits = RateLimits{RemainingRequests: -1, RemainingTokens: -1, LimitR
 	ResetRequests: -1, ResetTokens: -1}
 
 // ReportRateLimits records a provider's rate-limit report received at
-// now, for the capacity overview; what it did not say keeps its last
+// now, for the capacity overview and, as the latest observation, for
+// load-aware routing (Registry.Load); what it did not say keeps its last
 // value. It does not allocate.
 func (t *Target) ReportRateLimits(l RateLimits, now time.Time) {
 	t.Capacity(l.RemainingRequests, l.RemainingTokens)
@@ -152,6 +160,9 @@ func (t *Target) ReportRateLimits(l RateLimits, now time.Time) {
 	}
 	if said {
 		t.limitsReportAt.Store(now.UnixNano())
+	}
+	if l.said() {
+		t.limits.store(observe(l, now)) // for routing: Registry.Load, shared by Sharing
 	}
 }
 
@@ -264,6 +275,13 @@ type Snapshot struct {
 	LastProbe       *time.Time `json:"last_probe,omitempty"`
 	LastProbeStatus int        `json:"last_probe_status,omitempty"`
 	LastProbeError  string     `json:"last_probe_error,omitempty"`
+	// Headroom is the fraction of the platform keys' tightest rate limit
+	// left, as this replica and, through the store, every replica last saw
+	// it, refilled towards its reset time; absent when nothing tells.
+	Headroom *float64 `json:"headroom,omitempty"`
+	// RateLimitedUntil is when a 429, seen by any replica, stops holding
+	// the provider out; absent when none does.
+	RateLimitedUntil *time.Time `json:"rate_limited_until,omitempty"`
 }
 
 // Snapshot copies the target's statistics.
@@ -335,6 +353,9 @@ func unixTime(ns int64) *time.Time {
 	return &ts
 }
 
+// loadSeconds reads a moving average of seconds held as float64 bits.
+func loadSeconds(v *atomic.Uint64) float64 { return math.Float64frombits(v.Load()) }
+
 // toMS turns float64 bits of seconds into milliseconds with three decimals.
 func toMS(bits uint64) float64 { return math.Round(math.Float64frombits(bits)*1e6) / 1e3 }
 
@@ -342,6 +363,8 @@ func toMS(bits uint64) float64 { return math.Round(math.Float64frombits(bits)*1e
 // construction, so lookups need no lock.
 type Registry struct {
 	targets map[string]*Target
+	// shared is every replica's headroom, as Sharing last read it.
+	shared atomic.Pointer[sharedView]
 }
 
 // NewRegistry creates a registry with one target per name and no
@@ -411,11 +434,15 @@ func (r *Registry) Budget(name string) *Budget {
 	return nil
 }
 
-// Snapshot copies every target's statistics, sorted by name.
+// Snapshot copies every target's statistics, sorted by name, with its
+// headroom as every replica saw it.
 func (r *Registry) Snapshot() []Snapshot {
+	now := time.Now()
 	out := make([]Snapshot, 0, len(r.targets))
-	for _, t := range r.targets {
-		out = append(out, t.Snapshot())
+	for name, t := range r.targets {
+		s := t.SnapshotAt(now)
+		s.Headroom, s.RateLimitedUntil = r.headroomOf(name, now)
+		out = append(out, s)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Target < out[j].Target })
 	return out
