@@ -387,6 +387,9 @@ type Routing struct {
 	// DefaultProvider names the provider used when no other rule applies.
 	// It defaults to the first provider.
 	DefaultProvider string `yaml:"default_provider"`
+	// LoadAware weighs choices among providers by their rate-limit
+	// headroom and latency.
+	LoadAware LoadAware `yaml:"load_aware"`
 }
 
 // Caller is a client allowed to use the proxy. Exactly one of TokenSHA256

@@ -142,6 +142,9 @@ type Supplier struct {
 	PreferredProvider string `yaml:"preferred_provider"`
 	// Region selects the regional deployments of providers (regions).
 	Region string `yaml:"region"`
+	// RegionStrict keeps the supplier's calls on its region's providers,
+	// as a strict region does for all its suppliers.
+	RegionStrict bool `yaml:"region_strict"`
 	// AllowPlatformFallback lets a client-mode supplier's call fall back
 	// to platform keys (billed to the platform, within the tier) when its
 	// own key cannot serve it.

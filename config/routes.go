@@ -18,6 +18,12 @@ type Route struct {
 	// Providers is the chain to try, in order; empty means the default
 	// routing (providers listing the model, then the default provider).
 	Providers []string `yaml:"providers"`
+	// Weights, when set, spread the route's first attempt over its
+	// providers by weight (a provider left out weighs nothing and is a
+	// fallback only); with routing.load_aware the weights are multiplied by
+	// each provider's headroom and latency. The others follow in the
+	// chain's order.
+	Weights map[string]int `yaml:"weights"`
 	// AllowedModels, when set, are the only models the workflow may use;
 	// others are refused with 400.
 	AllowedModels []string `yaml:"allowed_models"`

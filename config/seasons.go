@@ -32,9 +32,17 @@ type Spread struct {
 
 // Region maps providers to their regional deployments for the suppliers of
 // that region (a supplier's region setting).
+//
+// A region's providers are the deployments its map names (the values); a
+// provider that is in the region already maps to itself (mistral:
+// mistral).
 type Region struct {
 	Name      string            `yaml:"name"`
 	Providers map[string]string `yaml:"providers"`
+	// Strict keeps the calls of every supplier of the region on the
+	// region's providers: a call none of them can serve is refused with 503
+	// no_provider_in_region rather than sent elsewhere.
+	Strict bool `yaml:"strict"`
 }
 
 // Active reports whether the season covers t.

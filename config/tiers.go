@@ -106,6 +106,10 @@ type Store struct {
 	// OnUnavailable is fail_open (default: serve without quota checks,
 	// counted and logged) or fail_closed (answer 503).
 	OnUnavailable string `yaml:"on_unavailable"`
+	// HeadroomInterval is how often each replica publishes what it saw of
+	// providers' rate limits and 429s, and reads every replica's back
+	// (ADR 0028). Default 1s; at least 100ms.
+	HeadroomInterval time.Duration `yaml:"headroom_interval"`
 }
 
 // Tier returns the named tier.
@@ -135,6 +139,7 @@ func (c *Config) applyTierDefaults() {
 	setDefault(&s.Type, DefaultStoreType)
 	setDefault(&s.OnUnavailable, DefaultStoreOnUnavailable)
 	setDuration(&s.Timeout, 500*time.Millisecond)
+	setDuration(&s.HeadroomInterval, DefaultHeadroomInterval)
 }
 
 func (v *validator) tiers() {

@@ -43,6 +43,7 @@ func (c *Config) Validate() error {
 	v.cache()
 	v.similarity()
 	v.tracing()
+	v.loadAware()
 	return errors.Join(v.errs...)
 }
 
