@@ -161,23 +161,25 @@ type sharedEntry struct {
 // allocates nothing, for the request path.
 func (r *Registry) Load(name string, now time.Time) (left float64, coolingDown bool, latency time.Duration) {
 	ns := now.UnixNano()
-	obs, cool := r.merged(name)
+	t := r.targets[name]
+	obs, cool := r.merged(t, name)
 	left, _ = obs.left(ns)
-	if t := r.targets[name]; t != nil {
+	if t != nil {
 		latency = time.Duration(loadSeconds(&t.latencyEWMA) * float64(time.Second))
 	}
 	return left, cool > ns, latency
 }
 
-// merged is the newer of this replica's and the shared observation of the
-// named provider, and the later cooldown.
-func (r *Registry) merged(name string) (observation, int64) {
+// merged is the newer of this replica's observation of the named provider
+// (t, nil when it is not a target) and the shared one, and the later
+// cooldown.
+func (r *Registry) merged(t *Target, name string) (observation, int64) {
 	obs, cool := noObservation, int64(0)
-	if t := r.targets[name]; t != nil {
+	if t != nil {
 		obs, _ = t.limits.load()
 		cool = t.coolUntil.Load()
 	}
-	if v := r.shared.Load(); v != nil {
+	if v := r.shared.Load(); v != nil && len(v.byProvider) > 0 {
 		if e, ok := v.byProvider[name]; ok {
 			if e.obs.at > obs.at {
 				obs = e.obs
@@ -192,7 +194,7 @@ func (r *Registry) merged(name string) (observation, int64) {
 // fraction left, when something tells, and the end of a cooldown still
 // running at now.
 func (r *Registry) headroomOf(name string, now time.Time) (*float64, *time.Time) {
-	obs, cool := r.merged(name)
+	obs, cool := r.merged(r.targets[name], name)
 	var left *float64
 	if f, ok := obs.left(now.UnixNano()); ok {
 		f = float64(int(f*1e4)) / 1e4

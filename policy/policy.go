@@ -28,6 +28,14 @@ const (
 	// ReasonMigrationProvider marks the provider a migration moves the
 	// supplier to, tried first for the models it lists or maps.
 	ReasonMigrationProvider = "migration_provider"
+	// ReasonRouteWeights: a route's weights chose the provider first.
+	ReasonRouteWeights = "route_weights"
+	// ReasonLowHeadroom: load-aware routing moved the attempt to the end of
+	// the plan, as little is left of the provider's rate limits.
+	ReasonLowHeadroom = "low_headroom"
+	// ReasonRateLimited: load-aware routing moved the attempt to the end
+	// of the plan, as a 429 holds the provider out.
+	ReasonRateLimited = "rate_limited"
 )
 
 // ErrNoProvider means no configured provider can serve the request.
@@ -35,6 +43,25 @@ var ErrNoProvider = errors.New("no provider can serve the request")
 
 // ErrModelNotAllowed means the workflow's route does not allow the model.
 var ErrModelNotAllowed = errors.New("the workflow does not allow this model")
+
+// ErrNoProviderInRegion means a supplier whose calls must stay in its
+// region has no provider there that can serve the request; see
+// RegionError.
+var ErrNoProviderInRegion = errors.New("no provider in the supplier's region can serve the request")
+
+// RegionError is the error of a plan that found no provider in a strict
+// region; it matches ErrNoProviderInRegion.
+type RegionError struct {
+	// Region names the supplier's region.
+	Region string
+}
+
+func (e *RegionError) Error() string {
+	return "region " + e.Region + ": " + ErrNoProviderInRegion.Error()
+}
+
+// Unwrap makes the error match ErrNoProviderInRegion.
+func (e *RegionError) Unwrap() error { return ErrNoProviderInRegion }
 
 // Attempt is one planned upstream try.
 type Attempt struct {
@@ -81,6 +108,30 @@ type Request struct {
 	// Health, when set, says which providers' breakers are open at Now;
 	// their attempts are left out unless nothing else is left.
 	Health Availability
+	// Load, when set and load-aware routing is on, tells each provider's
+	// rate-limit headroom, 429 cooldown and latency at Now.
+	Load Load
+	// Keys, when set, tells where veil holds a supplier's own keys, so
+	// that calls on them go only where the supplier can be served.
+	Keys KeyPresence
+}
+
+// Load is the load input of a plan (health.Registry is one).
+type Load interface {
+	// Load reports, for a provider at now, the fraction of its platform
+	// keys' tightest rate limit that is left (1 when nothing tells),
+	// whether a 429 holds it out, and its recent time to response
+	// headers (0 when not known). It must not allocate.
+	Load(provider string, now time.Time) (left float64, coolingDown bool, latency time.Duration)
+}
+
+// KeyPresence says, without asking a key store, where a supplier has its
+// own key.
+type KeyPresence interface {
+	// ClientKey reports whether the supplier's own key for the provider
+	// is held; known is false when veil has not learnt yet whether there
+	// is one.
+	ClientKey(supplier []byte, provider string) (has, known bool)
 }
 
 // Availability is the health input of a plan.
@@ -116,11 +167,33 @@ type Options struct {
 	// DefaultTier covers the rest.
 	Tiers       map[string]string
 	DefaultTier string
-	// Regions maps supplier IDs to their region's provider replacements.
-	Regions map[string]map[string]string
+	// Regions maps supplier IDs to their region.
+	Regions map[string]Region
 	// CacheOffTiers lists the tiers whose suppliers are never answered
 	// from the cache.
 	CacheOffTiers map[string]bool
+	// LoadAware weighs choices among providers by Request.Load.
+	LoadAware config.LoadAware
+	// ClientKeys maps supplier IDs to the providers that config names an
+	// own key of theirs for.
+	ClientKeys map[string]map[string]bool
+	// ConfigKeysOnly is set when suppliers' own keys are only those that
+	// config names (no Vault): a provider ClientKeys does not list has no
+	// key of the supplier's. Otherwise Request.Keys tells where veil holds
+	// them.
+	ConfigKeysOnly bool
+}
+
+// Region is a supplier's region: the regional deployments that replace
+// providers, and whether its calls must stay on them.
+type Region struct {
+	// Name names the region.
+	Name string
+	// Providers maps providers to their regional deployments; the
+	// deployments are the region's providers.
+	Providers map[string]string
+	// Strict keeps calls on the region's providers.
+	Strict bool
 }
 
 // season is a compiled config.Season.
@@ -129,9 +202,28 @@ type season struct {
 	routes      map[string]*route
 	spreadTiers map[string]bool
 	weighted    []weighted
-	total       int
+	// loc, from and to are the season's window, days as month*100+day,
+	// read once so that a plan neither loads the time zone nor formats.
+	loc      *time.Location
+	from, to int
 }
 
+// monthDay is a day as month*100+day.
+func monthDay(t time.Time) int {
+	_, m, d := t.Date()
+	return int(m)*100 + d
+}
+
+// active reports whether the season covers now, as config.Season.Active.
+func (se *season) active(now time.Time) bool {
+	day := monthDay(now.In(se.loc))
+	if se.from <= se.to {
+		return day >= se.from && day <= se.to
+	}
+	return day >= se.from || day <= se.to
+}
+
+// weighted is a provider and its weight in a choice.
 type weighted struct {
 	provider *provider.Provider
 	weight   int
@@ -143,8 +235,10 @@ type route struct {
 	model     []byte
 	force     bool
 	providers []*provider.Provider
-	allowed   map[string]bool
-	cache     CacheMode
+	// weighted are the route's weights, in chain order; nil without any.
+	weighted []weighted
+	allowed  map[string]bool
+	cache    CacheMode
 }
 
 // Policy holds the compiled routing configuration.
@@ -160,8 +254,13 @@ type Policy struct {
 	seasons     []*season
 	tiers       map[string]string
 	defaultTier string
-	regions     map[string]map[*provider.Provider]*provider.Provider
+	regions     map[string]*region
 	cacheOff    map[string]bool
+	loadAware   bool
+	floor       float64
+	exponent    float64
+	clientKeys  map[string]map[string]bool
+	keysOnly    bool
 }
 
 // New compiles a policy.
@@ -204,34 +303,55 @@ func New(o Options) (*Policy, error) {
 	}
 	p.tiers, p.defaultTier, p.cacheOff = o.Tiers, o.DefaultTier, o.CacheOffTiers
 	for _, sc := range o.Seasons {
-		se := &season{cfg: sc, spreadTiers: map[string]bool{}}
+		se := &season{cfg: sc, spreadTiers: map[string]bool{}, loc: time.UTC}
+		if sc.TimeZone != "" {
+			if se.loc, err = time.LoadLocation(sc.TimeZone); err != nil {
+				return nil, fmt.Errorf("season %s: %w", sc.Name, err)
+			}
+		}
+		from, errFrom := time.Parse("01-02", sc.From)
+		to, errTo := time.Parse("01-02", sc.To)
+		if errFrom != nil || errTo != nil {
+			return nil, fmt.Errorf("season %s: from %q and to %q must be days as MM-DD", sc.Name, sc.From, sc.To)
+		}
+		se.from, se.to = monthDay(from), monthDay(to)
 		if se.routes, err = p.compileRoutes(sc.Routes); err != nil {
 			return nil, fmt.Errorf("season %s: %w", sc.Name, err)
 		}
 		for _, t := range sc.Spread.Tiers {
 			se.spreadTiers[t] = true
 		}
-		for _, pr := range p.providers { // configuration order, so spreading is deterministic
-			if w := sc.Spread.Weights[pr.Name()]; w > 0 {
-				se.weighted = append(se.weighted, weighted{pr, w})
-				se.total += w
-			}
-		}
+		se.weighted = p.weighted(p.providers, sc.Spread.Weights) // configuration order, so spreading is deterministic
 		p.seasons = append(p.seasons, se)
 	}
-	p.regions = map[string]map[*provider.Provider]*provider.Provider{}
-	for sup, m := range o.Regions {
-		rm := map[*provider.Provider]*provider.Provider{}
-		for from, to := range m {
+	p.regions = make(map[string]*region, len(o.Regions))
+	for sup, rc := range o.Regions {
+		rg := &region{name: rc.Name, strict: rc.Strict, replace: map[*provider.Provider]*provider.Provider{},
+			members: map[*provider.Provider]bool{}}
+		for from, to := range rc.Providers {
 			f, t := p.byName(from), p.byName(to)
 			if f == nil || t == nil {
 				return nil, fmt.Errorf("supplier %s: region maps unknown providers %s -> %s", sup, from, to)
 			}
-			rm[f] = t
+			rg.replace[f], rg.members[t] = t, true
 		}
-		p.regions[sup] = rm
+		p.regions[sup] = rg
 	}
+	p.loadAware, p.floor, p.exponent = o.LoadAware.Enabled, o.LoadAware.Floor(), o.LoadAware.Exponent()
+	p.clientKeys, p.keysOnly = o.ClientKeys, o.ConfigKeysOnly
 	return p, nil
+}
+
+// weighted lists the providers of prs that ws gives a positive weight,
+// in the order of prs.
+func (p *Policy) weighted(prs []*provider.Provider, ws map[string]int) []weighted {
+	var out []weighted
+	for _, pr := range prs {
+		if w := ws[pr.Name()]; w > 0 {
+			out = append(out, weighted{pr, w})
+		}
+	}
+	return out
 }
 
 func (p *Policy) compileRoutes(rcs []config.Route) (map[string]*route, error) {
@@ -251,6 +371,7 @@ func (p *Policy) compileRoutes(rcs []config.Route) (map[string]*route, error) {
 			}
 			r.providers = append(r.providers, pr)
 		}
+		r.weighted = p.weighted(r.providers, rc.Weights)
 		if len(rc.AllowedModels) > 0 {
 			r.allowed = make(map[string]bool, len(rc.AllowedModels))
 			for _, m := range rc.AllowedModels {
@@ -268,7 +389,7 @@ func (p *Policy) activeSeason(now time.Time) *season {
 		return nil
 	}
 	for _, se := range p.seasons {
-		if se.cfg.Active(now) {
+		if se.active(now) {
 			return se
 		}
 	}
@@ -303,41 +424,56 @@ func (p *Policy) resolve(model []byte) []byte {
 // Plan appends the ordered attempts for req to dst: providers that list the
 // model first, in configuration order, then the default provider when it
 // serves the model. A platform-mode supplier's attempts use platform keys
-// and skip providers without any; a client-mode supplier's use its own.
+// and skip providers without any; a client-mode supplier's use its own,
+// where it has one. A supplier's region replaces providers with its
+// regional deployments and, when strict, keeps every attempt there (or
+// fails with a *RegionError). With load-aware routing on, providers low on
+// headroom or held out by a 429 go last.
 func (p *Policy) Plan(dst []Attempt, req *Request) ([]Attempt, error) {
 	first, then := p.sources(req)
+	rg := p.regions[string(req.Supplier)]
 	if !req.Understood {
 		for _, src := range [...]billing.KeySource{first, then} {
-			if src != "" && usable(p.fallback, src) {
-				return append(dst, Attempt{Provider: p.fallback, Model: req.Model, Source: src, Reason: ReasonPassThrough}), nil
+			if src == "" {
+				continue
+			}
+			if pr, why := rg.place(p.fallback, src, ReasonPassThrough); rg.admits(pr) && usable(pr, src) {
+				return append(dst, Attempt{Provider: pr, Model: req.Model, Source: src, Reason: why}), nil
 			}
 		}
-		return dst, ErrNoProvider
+		return dst, rg.refusal(ErrNoProvider)
 	}
 	se := p.activeSeason(req.Now)
 	r := p.route(se, req.Workflow)
 	model := p.model(req.Model, r)
 	if len(model) == 0 {
-		if !usable(p.fallback, first) {
-			return dst, ErrNoProvider
+		pr, why := rg.place(p.fallback, first, ReasonDefault)
+		if !usable(pr, first) || !rg.admits(pr) {
+			return dst, rg.refusal(ErrNoProvider)
 		}
-		return append(dst, Attempt{Provider: p.fallback, Source: first, Reason: ReasonDefault}), nil
+		return append(dst, Attempt{Provider: pr, Source: first, Reason: why}), nil
 	}
 	if r != nil && r.allowed != nil && !r.allowed[string(model)] {
 		return dst, fmt.Errorf("model %q, workflow %s: %w", model, r.workflow, ErrModelNotAllowed)
 	}
 	n := len(dst)
-	dst = p.candidates(dst, req, model, r, se, first, "", p.migrationProvider(req.Provider, model))
+	dst = p.candidates(dst, req, model, r, se, rg, first, "", p.migrationProvider(req.Provider, model))
 	if then != "" {
-		dst = p.candidates(dst, req, model, r, se, then, ReasonPlatform, nil)
+		dst = p.candidates(dst, req, model, r, se, rg, then, ReasonPlatform, nil)
 	}
 	if fb := req.Fallback; fb.Valid() && fb != first && fb != then {
-		dst = p.candidates(dst, req, model, r, se, fb, ReasonMigration, nil)
+		dst = p.candidates(dst, req, model, r, se, rg, fb, ReasonMigration, nil)
 	}
 	if len(dst) == n {
 		return dst, fmt.Errorf("model %q: %w", model, ErrNoProvider)
 	}
-	p.inRegion(dst[n:], req.Supplier)
+	rg.apply(dst[n:], model)
+	if dst = rg.keep(dst, n); len(dst) == n {
+		return dst, fmt.Errorf("model %q: %w", model, rg.refusal(ErrNoProvider))
+	}
+	dst = withoutRepeats(dst, n)
+	dst = p.withoutMissingKeys(dst, n, req)
+	dst = p.demote(dst, n, req)
 	return withoutOpenBreakers(dst, n, req), nil
 }
 
@@ -366,20 +502,6 @@ func (p *Policy) model(requested []byte, r *route) []byte {
 		requested = r.model
 	}
 	return p.resolve(requested)
-}
-
-// inRegion replaces the providers of the attempts with the supplier's
-// regional ones, where the replacement can serve with the attempt's keys.
-func (p *Policy) inRegion(as []Attempt, supplier []byte) {
-	rm := p.regions[string(supplier)]
-	if rm == nil {
-		return
-	}
-	for i := range as {
-		if to := rm[as[i].Provider]; to != nil && usable(to, as[i].Source) {
-			as[i].Provider, as[i].Reason = to, ReasonRegion
-		}
-	}
 }
 
 // DefaultProvider is the provider that takes calls no other rule places.
@@ -450,7 +572,8 @@ func (p *Policy) tierOf(supplier []byte) string {
 	return p.defaultTier
 }
 
-// usable reports whether a provider can serve with keys of source.
+// usable reports whether a provider can serve with keys of source; a
+// supplier's own keys are checked by clientKey.
 func usable(pr *provider.Provider, source billing.KeySource) bool {
 	return source == billing.ClientKey || pr.Platform() != nil
 }
@@ -468,11 +591,12 @@ func (p *Policy) migrationProvider(name string, model []byte) *provider.Provider
 }
 
 // candidates appends the providers that can serve model with keys of
-// source: the workflow's chain, or the migration's provider (moved, when
-// set), the supplier's preferred provider, the providers listing the
-// model, then the default provider. A non-empty reason replaces each
-// attempt's own.
-func (p *Policy) candidates(dst []Attempt, req *Request, model []byte, r *route, se *season, source billing.KeySource, reason string, moved *provider.Provider) []Attempt {
+// source: the workflow's chain (its weights choosing the first), or the
+// migration's provider (moved, when set), the supplier's preferred
+// provider or the season's spread, the providers listing the model, then
+// the default provider. A non-empty reason replaces each attempt's own.
+func (p *Policy) candidates(dst []Attempt, req *Request, model []byte, r *route, se *season, rg *region, source billing.KeySource,
+	reason string, moved *provider.Provider) []Attempt {
 	supplier := req.Supplier
 	add := func(pr *provider.Provider, why string) {
 		if reason != "" {
@@ -482,8 +606,13 @@ func (p *Policy) candidates(dst []Attempt, req *Request, model []byte, r *route,
 	}
 	n := len(dst)
 	if r != nil && len(r.providers) > 0 {
+		if len(r.weighted) > 0 {
+			if pr := p.choose(r.weighted, req, model, rg, source); pr != nil {
+				add(pr, ReasonRouteWeights)
+			}
+		}
 		for _, pr := range r.providers {
-			if pr.Serves(model) && usable(pr, source) {
+			if pr.Serves(model) && usable(pr, source) && !contains(dst[n:], pr) {
 				add(pr, ReasonRoute)
 			}
 		}
@@ -491,10 +620,12 @@ func (p *Policy) candidates(dst []Attempt, req *Request, model []byte, r *route,
 	}
 	if moved != nil && usable(moved, source) {
 		add(moved, ReasonMigrationProvider)
-	} else if pr := p.preferred[string(supplier)]; pr != nil && pr.Serves(model) && usable(pr, source) {
+	} else if pr := p.preferred[string(supplier)]; preferred(pr, model, source) {
 		add(pr, ReasonPreferred)
-	} else if pr := p.spread(se, supplier, req.Spread); pr != nil && pr.Serves(model) && usable(pr, source) {
-		add(pr, ReasonSpread)
+	} else if ws := p.spreading(se, supplier); ws != nil {
+		if pr := p.choose(ws, req, model, rg, source); pr != nil {
+			add(pr, ReasonSpread)
+		}
 	}
 	for _, pr := range p.providers {
 		if pr.Lists(model) && usable(pr, source) && !contains(dst[n:], pr) {
@@ -511,21 +642,13 @@ func (p *Policy) candidates(dst []Attempt, req *Request, model []byte, r *route,
 	return dst
 }
 
-// spread is the provider that season se's weights pick for a supplier whose
-// tier it spreads, by the request's spread number; nil when se spreads
-// nothing of the supplier's.
-func (p *Policy) spread(se *season, supplier []byte, spread uint64) *provider.Provider {
-	if se == nil || se.total == 0 || !se.spreadTiers[p.tierOf(supplier)] {
+// spreading is the weights of season se's spread for a supplier whose tier
+// it spreads; nil when se spreads nothing of the supplier's.
+func (p *Policy) spreading(se *season, supplier []byte) []weighted {
+	if se == nil || len(se.weighted) == 0 || !se.spreadTiers[p.tierOf(supplier)] {
 		return nil
 	}
-	pick := int(spread % uint64(se.total))
-	for _, w := range se.weighted {
-		if pick < w.weight {
-			return w.provider
-		}
-		pick -= w.weight
-	}
-	return nil
+	return se.weighted
 }
 
 // Mode is a supplier's mode: platform, client or hybrid.

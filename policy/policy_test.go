@@ -193,7 +193,7 @@ func TestPlanSeasonsAndRegions(t *testing.T) {
 		}},
 		DefaultTier: "starter",
 		Tiers:       map[string]string{"bella": "pro"},
-		Regions:     map[string]map[string]string{"rose": {"openai": "openai-eu"}},
+		Regions:     map[string]Region{"rose": {Name: "eu", Providers: map[string]string{"openai": "openai-eu"}}},
 	})
 	if err != nil {
 		t.Fatal(err)

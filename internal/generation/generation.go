@@ -260,14 +260,21 @@ func (b builder) policy(providers []*provider.Provider) (*policy.Policy, error) 
 	for _, r := range cfg.Regions {
 		regionMaps[r.Name] = r.Providers
 	}
-	regions := map[string]map[string]string{}
-	for _, e := range cfg.Suppliers.Entries {
+	regions := map[string]policy.Region{}
+	clientKeys := map[string]map[string]bool{}
+	for i, e := range cfg.Suppliers.Entries {
 		modes[e.ID] = e.Mode
 		if e.Tier != "" {
 			tiers[e.ID] = e.Tier
 		}
 		if e.Region != "" {
-			regions[e.ID] = regionMaps[e.Region]
+			regions[e.ID] = policy.Region{Name: e.Region, Providers: regionMaps[e.Region], Strict: cfg.RegionStrict(&cfg.Suppliers.Entries[i])}
+		}
+		for p := range e.Keys {
+			if clientKeys[e.ID] == nil {
+				clientKeys[e.ID] = map[string]bool{}
+			}
+			clientKeys[e.ID][p] = true
 		}
 		if e.PreferredProvider != "" {
 			preferred[e.ID] = e.PreferredProvider
@@ -279,7 +286,8 @@ func (b builder) policy(providers []*provider.Provider) (*policy.Policy, error) 
 	p, err := policy.New(policy.Options{Providers: providers, DefaultProvider: cfg.Routing.DefaultProvider,
 		DefaultMode: cfg.Suppliers.DefaultMode, Modes: modes, Preferred: preferred, PlatformFallback: fallback,
 		Routes: cfg.Routes, Aliases: cfg.Aliases, Seasons: cfg.Seasons, Tiers: tiers,
-		DefaultTier: cfg.Suppliers.DefaultTier, Regions: regions, CacheOffTiers: cacheOffTiers(cfg)})
+		DefaultTier: cfg.Suppliers.DefaultTier, Regions: regions, CacheOffTiers: cacheOffTiers(cfg),
+		LoadAware: cfg.Routing.LoadAware, ClientKeys: clientKeys, ConfigKeysOnly: !cfg.Vault.Enabled})
 	if err != nil {
 		return nil, fmt.Errorf("routing: %w", err)
 	}
