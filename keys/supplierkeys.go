@@ -150,6 +150,11 @@ type SupplierKeys struct {
 	done    chan struct{}
 	once    sync.Once
 	source  sourceHealth
+	// warming counts the fetches ClientKey started in the background;
+	// warmMu guards adding to it against Close waiting for it.
+	warming sync.WaitGroup
+	warmMu  sync.Mutex
+	closing bool
 }
 
 // sourceHealth follows whether the key source answers, so that its
@@ -192,6 +197,8 @@ type entry struct {
 	// refresh loop sees), later refusals of that key are answered without
 	// asking the source again.
 	refused atomic.Pointer[string]
+	// warming is set while ClientKey's background fetch of the entry runs.
+	warming atomic.Bool
 }
 
 // state is an immutable snapshot of one entry.
@@ -228,10 +235,65 @@ func NewSupplierKeys(o SupplierKeysOptions) (*SupplierKeys, error) {
 	return c, nil
 }
 
-// Close stops the refresh loop.
+// Close stops the refresh loop and waits for the fetches ClientKey
+// started.
 func (c *SupplierKeys) Close() {
 	c.once.Do(func() { close(c.stop) })
 	<-c.done
+	c.warmMu.Lock()
+	c.closing = true
+	c.warmMu.Unlock()
+	c.warming.Wait()
+}
+
+// ClientKey reports, without waiting for the key source, whether the
+// supplier's own key for the provider is held (has), and whether that is
+// known: known is false until the source has been asked, and a key not
+// asked for yet (or a remembered miss that expired) is then fetched in the
+// background, once at a time, so that a later call knows. Routing uses it
+// to send a supplier's calls only where it has a key (policy.KeyPresence).
+func (c *SupplierKeys) ClientKey(supplier []byte, provider string) (has, known bool) {
+	s := slot{string(supplier), provider}
+	v, ok := c.entries.Load(s)
+	if !ok {
+		c.warm(c.entry(s))
+		return false, false
+	}
+	e := v.(*entry)
+	st := e.state.Load()
+	switch {
+	case st == nil:
+		c.warm(e)
+		return false, false
+	case st.current != nil:
+		return true, true
+	case c.o.Now().UnixNano() >= e.missingUntil.Load():
+		c.warm(e) // ask again, and say missing meanwhile
+	}
+	return false, true
+}
+
+// warm fetches e's key in the background unless a fetch ClientKey started
+// is still running or the cache is closed.
+func (c *SupplierKeys) warm(e *entry) {
+	if !e.warming.CompareAndSwap(false, true) {
+		return
+	}
+	c.warmMu.Lock()
+	if c.closing {
+		c.warmMu.Unlock()
+		e.warming.Store(false)
+		return
+	}
+	c.warming.Add(1)
+	c.warmMu.Unlock()
+	go func() {
+		defer c.warming.Done()
+		defer e.warming.Store(false)
+		ctx, cancel := context.WithTimeout(context.Background(), c.o.FetchTimeout)
+		defer cancel()
+		_, _ = c.load(ctx, e.slot)
+	}()
 }
 
 // Get returns the supplier's current key for the provider. A cached key is
