@@ -129,10 +129,14 @@ func (s *Server) scan(ctx *fasthttp.RequestCtx, x *exchange) bool {
 func (s *Server) planTargets(ctx *fasthttp.RequestCtx, x *exchange) bool {
 	x.spread = s.spread.Add(1) * 0x9E3779B97F4A7C15
 	req := policy.Request{Model: x.fields.Model, Understood: x.ep.understood, Supplier: x.supplier,
-		Workflow: ctx.Request.Header.Peek("X-Workflow"), Now: x.start, Spread: x.spread, Health: s.health}
+		Workflow: ctx.Request.Header.Peek("X-Workflow"), Now: x.start, Spread: x.spread, Health: s.health,
+		Load: s.health, Keys: s.keyPresence}
 	s.route(x, &req)
 	plan, err := x.rt.Policy.Plan(x.planBuf[:0], &req)
 	switch {
+	case errors.Is(err, policy.ErrNoProviderInRegion):
+		x.fail(ctx, noProviderInRegion(err, x.supplier))
+		return false
 	case errors.Is(err, policy.ErrModelNotAllowed):
 		x.fail(ctx, &Error{Status: fasthttp.StatusBadRequest, Type: typeInvalidRequest, Code: "model_not_allowed", Param: "model",
 			Message: "The model `" + string(x.fields.Model) + "` is not allowed for the " + x.workflow + " workflow."})

@@ -183,7 +183,7 @@ func (s *Server) switchToClient(x *exchange) bool {
 		return false
 	}
 	plan, err := x.rt.Policy.Plan(x.planBuf[:0], &policy.Request{Model: x.fields.Model, Understood: x.ep.understood,
-		Supplier: x.supplier, Source: billing.ClientKey, Workflow: []byte(x.workflow), Now: x.start})
+		Supplier: x.supplier, Source: billing.ClientKey, Workflow: []byte(x.workflow), Now: x.start, Load: s.health, Keys: s.keyPresence})
 	if err != nil {
 		return false
 	}

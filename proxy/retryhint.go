@@ -43,15 +43,18 @@ func clampHint(secs float64) time.Duration {
 }
 
 // headerInt reads a non-negative integer header; -1 when absent or not a
-// number.
+// number. It allocates nothing, whatever the header holds.
 func headerInt(h *fasthttp.ResponseHeader, name string) int64 {
 	v := h.Peek(name)
-	if len(v) == 0 {
+	if len(v) == 0 || len(v) > 18 { // 18 digits cannot overflow
 		return -1
 	}
-	n, err := strconv.ParseInt(string(v), 10, 64)
-	if err != nil || n < 0 {
-		return -1
+	var n int64
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return -1
+		}
+		n = n*10 + int64(c-'0')
 	}
 	return n
 }

@@ -107,6 +107,10 @@ type Server struct {
 	// background counts shadow calls still running.
 	background sync.WaitGroup
 
+	// keyPresence tells plans where suppliers' own keys are held; nil
+	// without suppliers' keys.
+	keyPresence policy.KeyPresence
+
 	idPrefix [8]byte
 	idSeq    atomic.Uint64
 	spread   atomic.Uint64
@@ -149,6 +153,9 @@ func New(o Options) (*Server, error) {
 	s.keyHealth = &health.KeyBreakers{Cooldown: o.Limits.BreakerCooldown, Failures: o.Limits.BreakerFailures, OnChange: o.Alert}
 	if s.health == nil {
 		s.health = health.NewRegistry()
+	}
+	if o.Keys != nil {
+		s.keyPresence = o.Keys
 	}
 	var b [4]byte
 	if _, err := rand.Read(b[:]); err != nil {
