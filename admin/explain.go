@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"errors"
 	"math"
 	"net/http"
 	"time"
@@ -46,6 +47,18 @@ type Explanation struct {
 	// the system the rest of the requests go to, and their attempts.
 	OtherPath *PathPlan `json:"other_path,omitempty"`
 	Error     string    `json:"error,omitempty"`
+	// ErrorCode is the code the proxy answers the plan's error with, such
+	// as no_provider_in_region.
+	ErrorCode string `json:"error_code,omitempty"`
+	// Region is the supplier's region; RegionStrict says that its calls
+	// must stay on the region's providers.
+	Region       string `json:"region,omitempty"`
+	RegionStrict bool   `json:"region_strict,omitempty"`
+	// LoadAware says whether load-aware routing is on; Choice explains the
+	// weighted choice of the first attempt (a season's spread, a route's
+	// weights), when the plan makes one (ADR 0028).
+	LoadAware bool            `json:"load_aware"`
+	Choice    []policy.Choice `json:"choice,omitempty"`
 }
 
 // PathPlan is one side of a migration's split and its attempts.
@@ -87,6 +100,29 @@ type AttemptPlan struct {
 // the side as it does for requests; without it the target's side is
 // shown, and the other in other_path.
 func Explain(rt RuntimeLoader, h policy.Availability, m MigrationRouter) HandlerFunc {
+	in := ExplainInputs{Health: h}
+	if l, ok := h.(policy.Load); ok {
+		in.Load = l
+	}
+	return ExplainWith(rt, in, m)
+}
+
+// ExplainInputs are what a plan reads besides the runtime, as the proxy
+// gives them.
+type ExplainInputs struct {
+	// Health, when set, leaves out providers whose breakers are open.
+	Health policy.Availability
+	// Load weighs choices with load-aware routing on.
+	Load policy.Load
+	// Keys tells where suppliers' own keys are held.
+	Keys policy.KeyPresence
+}
+
+// ExplainWith is Explain with every input of the plan: with Load, the
+// load-aware choice of the first attempt and its weights (Choice); with
+// Keys, a supplier's own key only where it is held.
+func ExplainWith(rt RuntimeLoader, in ExplainInputs, m MigrationRouter) HandlerFunc {
+	h := in.Health
 	return func(ctx context.Context, c Call) (int, any) {
 		r := rt.Load()
 		q := c.Query
@@ -101,11 +137,17 @@ func Explain(rt RuntimeLoader, h policy.Availability, m MigrationRouter) Handler
 		ex.Migration, ex.DeferredSwitch = em.Migration, em.DeferredSwitch
 		plan := func(d *migrate.Decision) ([]AttemptPlan, string) {
 			req := policy.Request{Model: []byte(ex.Model), Understood: true, Supplier: []byte(supplier),
-				Workflow: []byte(ex.Workflow), Now: now, Health: h}
+				Workflow: []byte(ex.Workflow), Now: now, Health: h, Load: in.Load, Keys: in.Keys}
 			if d != nil {
 				d.Apply(&req)
 			}
 			attempts, err := r.Policy.Plan(nil, &req)
+			if ex.Choice == nil {
+				ex.Choice = r.Policy.Choices(&req) // the requests' own side comes first
+			}
+			if errors.Is(err, policy.ErrNoProviderInRegion) && ex.ErrorCode == "" {
+				ex.ErrorCode = "no_provider_in_region"
+			}
 			out := make([]AttemptPlan, 0, len(attempts))
 			for _, at := range attempts {
 				out = append(out, AttemptPlan{Provider: at.Provider.Name(), Model: string(at.Model), KeySource: at.Source, Reason: at.Reason})
@@ -126,6 +168,10 @@ func Explain(rt RuntimeLoader, h policy.Availability, m MigrationRouter) Handler
 			ex.OtherPath = op
 		}
 		ex.Season = r.Policy.Season(now)
+		ex.Region, ex.RegionStrict = r.Policy.Region([]byte(supplier))
+		if r.Config != nil {
+			ex.LoadAware = r.Config.Routing.LoadAware.Enabled
+		}
 		if r.Quota != nil {
 			if t := r.Quota.Tier([]byte(supplier), now); t != nil {
 				te := &TierExplanation{Name: t.Name, OnExhausted: t.OnExhausted, Limits: tierLimits(t)}

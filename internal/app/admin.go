@@ -69,7 +69,7 @@ func (a *App) adminEndpoints() []admin.Endpoint {
 		{Method: http.MethodPost, Path: "/admin/keys/validate", Role: op, Handle: admin.ValidateKey(a, a.audit)},
 		{Method: http.MethodGet, Path: "/admin/usage", Handle: admin.QueryUsage(a.store)},
 		{Method: http.MethodGet, Path: "/admin/capacity", Handle: admin.Capacity(&a.rt, a.health, a.store)},
-		{Method: http.MethodGet, Path: "/admin/explain", Handle: admin.Explain(&a.rt, a.health, m)},
+		{Method: http.MethodGet, Path: "/admin/explain", Handle: admin.ExplainWith(&a.rt, a.explainInputs(), m)},
 		{Method: http.MethodGet, Path: "/admin/suppliers/{}", Handle: admin.GetSupplier(&a.rt, m)},
 		{Method: http.MethodPut, Path: "/admin/suppliers/{}", Role: admin.RoleAdmin, Handle: admin.PutSupplier(&a.rt, overrides, a, m)},
 		{Method: http.MethodDelete, Path: "/admin/suppliers/{}", Role: admin.RoleAdmin, Handle: admin.DeleteSupplier(&a.rt, overrides, a, m)},

@@ -103,6 +103,7 @@ type App struct {
 	compare        *compare.Comparisons
 	stopMigrations context.CancelFunc
 	migrating      sync.WaitGroup
+	sharing        sync.WaitGroup // the loop of startSharing
 	stopWatch      chan struct{}
 	// settles counts quota settlements of every enforcer, old ones too.
 	settles  *sync.WaitGroup
@@ -299,6 +300,7 @@ func (a *App) Start() error {
 		go a.keys.Prewarm(context.Background(), a.cfg.Keys.Prewarm, names)
 	}
 	a.startProbes()
+	a.startSharing()
 	a.runMigrations()
 	a.serve(a.proxySrv, a.proxyLn, "proxy")
 	a.serve(a.adminSrv, a.adminLn, "admin")
@@ -502,6 +504,7 @@ func (a *App) closeResources() {
 	}
 	a.migrating.Wait()
 	a.settles.Wait()
+	a.sharing.Wait()
 	if a.store != nil {
 		_ = a.store.Close()
 	}
