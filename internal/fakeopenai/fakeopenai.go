@@ -124,6 +124,22 @@ type Options struct {
 	// empty DefaultAnthropicModels is used. AllowUnknownModels applies to
 	// them too.
 	AnthropicModels []string
+	// RequestLimit, when positive, gives the fake a rate limit of its own,
+	// as OpenAI keeps one per organisation: each call to chat
+	// completions, completions, embeddings or responses takes one request
+	// (and, with TokenLimit, a quarter of its body's bytes plus
+	// max_tokens in tokens) from a fixed window of LimitWindow that starts
+	// with the first call. The x-ratelimit-* headers then tell the limits,
+	// what is left and when the window is whole again, and a call with no
+	// room left is answered 429 rate_limit_exceeded with Retry-After until
+	// then (counted in Stats.RateLimited). OpenAI dialect only.
+	RequestLimit int
+	// TokenLimit, with RequestLimit, is the window's token limit; zero
+	// leaves tokens unlimited.
+	TokenLimit int
+	// LimitWindow is the window of RequestLimit and TokenLimit;
+	// DefaultLimitWindow when zero.
+	LimitWindow time.Duration
 	// AzureDeployments maps the Azure OpenAI deployment names served under
 	// /openai/deployments/ to the models they run. When nil, a deployment
 	// named like a model of Models runs that model (any name does with
@@ -194,6 +210,9 @@ type Stats struct {
 	InFlight int64
 	// Faults is the number of scripted faults applied.
 	Faults int64
+	// RateLimited is the number of calls the fake's own rate limit
+	// (Options.RequestLimit) answered with 429.
+	RateLimited int64
 }
 
 // Server is a fake OpenAI API server. Its methods are safe for concurrent
@@ -241,6 +260,11 @@ type Server struct {
 	inFlight      atomic.Int64
 	faultsApplied atomic.Int64
 	cancelled     chan struct{}
+
+	// budget is the fake's own rate limit (Options.RequestLimit);
+	// budgetRefusals counts the calls it refused.
+	budget         budget
+	budgetRefusals atomic.Int64
 
 	idSeed uint64
 	idCtr  atomic.Uint64
@@ -444,6 +468,7 @@ func (s *Server) Stats() Stats {
 		Abandoned:        s.abandoned.Load(),
 		InFlight:         s.inFlight.Load(),
 		Faults:           s.faultsApplied.Load(),
+		RateLimited:      s.budgetRefusals.Load(),
 	}
 }
 

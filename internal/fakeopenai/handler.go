@@ -130,6 +130,9 @@ type call struct {
 	// handed to the stream writer.
 	fault    Fault
 	hasFault bool
+	// limits is what the fake's own rate limit says of the call, when it
+	// keeps one.
+	limits limitState
 }
 
 // Handler is the fasthttp request handler of the fake. It records the
@@ -199,6 +202,13 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 	if e, ok := s.authenticate(ctx, c); !ok {
 		s.writeError(ctx, c, e)
 		return
+	}
+	if s.limited() && rt.spendsBudget() {
+		var ok bool
+		if c.limits, ok = s.takeBudget(estimateTokens(ctx), time.Now()); !ok {
+			s.overBudget(ctx, c)
+			return
+		}
 	}
 
 	switch rt {
@@ -560,7 +570,11 @@ type headerPair struct{ k, v string }
 // openAIHeaders returns the headers OpenAI sets on every answer. A
 // non-negative reset marks the answer as rate limited.
 func (s *Server) openAIHeaders(c *call, reset time.Duration) [10]headerPair {
+	limReq, limTok := rateLimitRequests, rateLimitTokens
 	remainingReq, remainingTok, resetReq := "9999", "29999000", "6ms"
+	if c.limits.on {
+		limReq, remainingReq, resetReq, limTok, remainingTok = c.limits.headers()
+	}
 	if reset >= 0 {
 		remainingReq, resetReq = "0", reset.String()
 	}
@@ -570,10 +584,10 @@ func (s *Server) openAIHeaders(c *call, reset time.Duration) [10]headerPair {
 		{"Openai-Version", openAIVersion},
 		{"Openai-Organization", openAIOrg},
 		{"Openai-Project", openAIProject},
-		{"X-Ratelimit-Limit-Requests", rateLimitRequests},
+		{"X-Ratelimit-Limit-Requests", limReq},
 		{"X-Ratelimit-Remaining-Requests", remainingReq},
 		{"X-Ratelimit-Reset-Requests", resetReq},
-		{"X-Ratelimit-Limit-Tokens", rateLimitTokens},
+		{"X-Ratelimit-Limit-Tokens", limTok},
 		{"X-Ratelimit-Remaining-Tokens", remainingTok},
 	}
 }
@@ -589,7 +603,7 @@ func (s *Server) setHeaders(ctx *fasthttp.RequestCtx, c *call, reset time.Durati
 	for _, h := range s.openAIHeaders(c, reset) {
 		ctx.Response.Header.Set(h.k, h.v)
 	}
-	ctx.Response.Header.Set("X-Ratelimit-Reset-Tokens", "2ms")
+	ctx.Response.Header.Set("X-Ratelimit-Reset-Tokens", c.limits.resetTokens())
 	ctx.Response.Header.Set("Access-Control-Expose-Headers", "X-Request-ID")
 }
 
@@ -607,7 +621,9 @@ func (s *Server) appendRawHead(b []byte, c *call, contentType string) []byte {
 	}
 	hs := s.openAIHeaders(c, -1)
 	b = appendHeaderPairs(b, hs[:])
-	b = append(b, "X-Ratelimit-Reset-Tokens: 2ms\r\nAccess-Control-Expose-Headers: X-Request-ID\r\n\r\n"...)
+	b = append(b, "X-Ratelimit-Reset-Tokens: "...)
+	b = append(b, c.limits.resetTokens()...)
+	b = append(b, "\r\nAccess-Control-Expose-Headers: X-Request-ID\r\n\r\n"...)
 	return b
 }
 
