@@ -80,10 +80,9 @@ func fraction(limit, remaining, at, reset, now int64) (float64, bool) {
 	return f, true
 }
 
-// limitCell holds a target's latest observation. Writers take turns (one
-// that finds another writing drops its observation, which is no fresher);
-// readers never lock: a sequence count, odd while a write is under way,
-// tells them to read again. Both allocate nothing.
+// limitCell holds a target's latest observation. Writers take turns, for a
+// few atomic stores each; readers never lock: a sequence count, odd while
+// a write is under way, tells them to read again. Both allocate nothing.
 type limitCell struct {
 	write                            sync.Mutex
 	seq                              atomic.Uint64
@@ -91,11 +90,9 @@ type limitCell struct {
 	resetReq, resetT                 atomic.Int64
 }
 
-// store writes o unless another writer is at work.
+// store writes o.
 func (c *limitCell) store(o observation) {
-	if !c.write.TryLock() {
-		return
-	}
+	c.write.Lock()
 	c.seq.Add(1)
 	c.at.Store(o.at)
 	c.limReq.Store(o.limReq)
