@@ -149,11 +149,15 @@ func statusCmd(args []string, stdout io.Writer) error {
 	fmt.Fprintln(stdout)
 	fmt.Fprintln(stdout)
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "TARGET\tBREAKER\tOK\tFAILED\t429\tKEY REFUSED\tSUCCESS 1M\tLATENCY (EWMA)\tTTFT (EWMA)\tREQS LEFT\tLAST STATUS")
+	fmt.Fprintln(tw, "TARGET\tBREAKER\tOK\tFAILED\t429\tKEY REFUSED\tSUCCESS 1M\tLATENCY (EWMA)\tTTFT (EWMA)\tREQS LEFT\tHEADROOM\tHELD OUT UNTIL\tLAST STATUS")
 	for _, h := range st.Health {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\t%.1f ms\t%s\t%s\t%d\n", h.Target, h.Breaker, h.Successes, h.Failures,
+		held := "-"
+		if h.RateLimitedUntil != nil && h.RateLimitedUntil.After(time.Now()) {
+			held = h.RateLimitedUntil.UTC().Format("15:04:05") + " (429)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\t%.1f ms\t%s\t%s\t%s\t%s\t%d\n", h.Target, h.Breaker, h.Successes, h.Failures,
 			h.RateLimited, h.KeyRejected, percentOrDash(h.SuccessRate), h.LatencyEWMAms, msOrDash(h.TTFTEWMAms),
-			intOrDash(h.RemainingRequests), h.LastStatus)
+			intOrDash(h.RemainingRequests), percentOrDash(h.Headroom), held, h.LastStatus)
 	}
 	return tw.Flush()
 }
