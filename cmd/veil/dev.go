@@ -9,6 +9,7 @@ import (
 	"io"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/wedsync/veil/internal/demo"
 	"github.com/wedsync/veil/internal/fakeopenai"
@@ -19,7 +20,7 @@ import (
 
 const (
 	demoUsage         = "  veil demo [--verbose] [--console]\n"
-	fakeUpstreamUsage = "  veil fake-upstream [--listen 127.0.0.1:8081] [--latency 0] [--ttft 0] [--chunk-delay 0] [--reply-words 0]\n"
+	fakeUpstreamUsage = "  veil fake-upstream [--listen 127.0.0.1:8081] [--latency 0] [--ttft 0] [--chunk-delay 0] [--reply-words 0] [--request-limit N]\n"
 )
 
 func runDemo(args []string, stdout, stderr io.Writer) error {
@@ -45,10 +46,14 @@ func fakeUpstream(args []string, stdout io.Writer) error {
 	ttft := fs.Duration("ttft", 0, "extra delay before the first streamed chunk")
 	chunk := fs.Duration("chunk-delay", 0, "delay between streamed chunks")
 	words := fs.Int("reply-words", 0, "words in every answer, one streamed chunk each (0: two to four sentences)")
-	if _, err := parseFlags(fs, "fake-upstream [--listen 127.0.0.1:8081] [--latency 0] [--ttft 0] [--chunk-delay 0] [--reply-words 0]", args, stdout); err != nil {
+	reqLimit := fs.Int("request-limit", 0, "a rate limit of its own: requests a window (0: none); x-ratelimit-* count down and a full window answers 429")
+	tokLimit := fs.Int("token-limit", 0, "with --request-limit, tokens a window")
+	window := fs.Duration("limit-window", time.Minute, "the rate limit's window")
+	if _, err := parseFlags(fs, "fake-upstream [--listen 127.0.0.1:8081] [--latency 0] [--ttft 0] [--chunk-delay 0] [--reply-words 0] [--request-limit 0 --token-limit 0 --limit-window 1m]", args, stdout); err != nil {
 		return err
 	}
-	s := fakeopenai.New(fakeopenai.Options{Latency: *latency, TTFT: *ttft, ChunkDelay: *chunk, ReplyWords: *words, NoRecord: true})
+	s := fakeopenai.New(fakeopenai.Options{Latency: *latency, TTFT: *ttft, ChunkDelay: *chunk, ReplyWords: *words, NoRecord: true,
+		RequestLimit: *reqLimit, TokenLimit: *tokLimit, LimitWindow: *window})
 	if err := s.Start(*listen); err != nil {
 		return err
 	}
