@@ -16,18 +16,7 @@ import (
 func TestCompareCountsOnlyShadowCalls(t *testing.T) {
 	const n = 12
 	tp := &tap{}
-	s, bellaKey := withBella(tp, `tiers:
-  - name: peak
-    requests_per_minute: 2
-    on_exhausted: switch_to_client
-suppliers:
-  entries:
-    - id: bella-photography
-      mode: platform
-      tier: peak
-      keys:
-        openai: env://BELLA_KEY
-`)
+	s, bellaKey := bellaOnPeakTier(tp, 2)
 	h := start(t, s)
 	ctx := t.Context()
 	var cmp struct {

@@ -772,18 +772,7 @@ func TestMigrationSharedRedis(t *testing.T) {
 // audited and alerted.
 func TestScenarioQuotaSwitchUnderLoad(t *testing.T) {
 	tp := &tap{}
-	s, bellaKey := withBella(tp, `tiers:
-  - name: peak
-    requests_per_minute: 3
-    on_exhausted: switch_to_client
-suppliers:
-  entries:
-    - id: bella-photography
-      mode: platform
-      tier: peak
-      keys:
-        openai: env://BELLA_KEY
-`)
+	s, bellaKey := bellaOnPeakTier(tp, 3)
 	h := start(t, s)
 	ctx := t.Context()
 
@@ -887,18 +876,7 @@ suppliers:
 // back, the ramp hands bella to the switch, which pins it to its own key.
 func TestScenarioQuotaSwitchDuringRamp(t *testing.T) {
 	tp := &tap{}
-	s, bellaKey := withBella(tp, `tiers:
-  - name: peak
-    requests_per_minute: 3
-    on_exhausted: switch_to_client
-suppliers:
-  entries:
-    - id: bella-photography
-      mode: platform
-      tier: peak
-      keys:
-        openai: env://BELLA_KEY
-`)
+	s, bellaKey := bellaOnPeakTier(tp, 3)
 	h := start(t, s)
 	ctx := t.Context()
 	plan := h.planMigration(t, rampPlan(`[{"share":0.1,"dwell":"50ms"},{"share":0.5,"dwell":"50ms"},{"share":1,"dwell":"50ms"}]`, 1000))
@@ -1178,4 +1156,21 @@ func TestCompareReport(t *testing.T) {
 	if stopped.Status != "done" {
 		t.Errorf("stopping a finished comparison: %q", stopped.Status)
 	}
+}
+
+// bellaOnPeakTier is withBella with bella on platform keys in a tier of
+// rpm requests a minute that switches it to its own key when used up.
+func bellaOnPeakTier(tp *tap, rpm int) (setup, string) {
+	return withBella(tp, fmt.Sprintf(`tiers:
+  - name: peak
+    requests_per_minute: %d
+    on_exhausted: switch_to_client
+suppliers:
+  entries:
+    - id: bella-photography
+      mode: platform
+      tier: peak
+      keys:
+        openai: env://BELLA_KEY
+`, rpm))
 }
