@@ -457,14 +457,9 @@ func capacityForecast(cfg *config.Config, rows []store.Usage, providers []Provid
 	f := CapacityForecast{HistoryFrom: from.Format(time.DateOnly), HistoryTo: today.AddDate(0, 0, -1).Format(time.DateOnly),
 		Threshold: threshold, Months: []MonthCapacity{}, PeakMonths: []string{}, Flagged: []string{}}
 	peak, season := forecast.PeakMarchToOctober, config.DefaultPeakFrom+" to "+config.DefaultPeakTo
-	if cfg != nil {
-		for _, s := range cfg.Seasons {
-			if s.Name == "peak" {
-				s.TimeZone = "" // whole UTC days, as the aggregates are kept
-				peak, season = s.Active, s.From+" to "+s.To
-				break
-			}
-		}
+	if s, ok := cfg.PeakSeason(); ok {
+		s.TimeZone = "" // whole UTC days, as the aggregates are kept
+		peak, season = s.Active, s.From+" to "+s.To
 	}
 	f.PeakSeason = season
 	byDay := map[time.Time]*[3]float64{}

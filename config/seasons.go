@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -43,6 +44,22 @@ type Region struct {
 	// region's providers: a call none of them can serve is refused with 503
 	// no_provider_in_region rather than sent elsewhere.
 	Strict bool `yaml:"strict"`
+}
+
+// PeakSeason returns the season that projections treat as the wedding
+// peak: the first whose name says peak, in any case ("peak",
+// "Wedding-Peak"); ok is false when no season does, and callers fall back
+// to March to October (DefaultPeakFrom, DefaultPeakTo).
+func (c *Config) PeakSeason() (s Season, ok bool) {
+	if c == nil {
+		return Season{}, false
+	}
+	for _, s := range c.Seasons {
+		if strings.Contains(strings.ToLower(s.Name), "peak") {
+			return s, true
+		}
+	}
+	return Season{}, false
 }
 
 // Active reports whether the season covers t.

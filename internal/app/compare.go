@@ -2,7 +2,6 @@ package app
 
 import (
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/wedsync/veil/compare"
@@ -24,12 +23,8 @@ func (a *App) buildComparisons() {
 // peak: the first season of cfg whose name says peak, else March to
 // October.
 func peakSeason(cfg *config.Config) (string, func(time.Time) bool) {
-	if cfg != nil {
-		for _, s := range cfg.Seasons {
-			if strings.Contains(strings.ToLower(s.Name), "peak") {
-				return fmt.Sprintf("%q, %s to %s (the config's season)", s.Name, s.From, s.To), s.Active
-			}
-		}
+	if s, ok := cfg.PeakSeason(); ok {
+		return fmt.Sprintf("%q, %s to %s (the config's season)", s.Name, s.From, s.To), s.Active
 	}
 	return "March to October (no season in the config is named peak)", forecast.PeakMarchToOctober
 }
