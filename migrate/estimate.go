@@ -121,7 +121,7 @@ func (m *Manager) estimate(ctx context.Context, supplier string, from, to Target
 	e.DeltaUSD = e.TargetUSD - e.CurrentUSD
 	e.PlatformDeltaUSD = billed(billing.PaidByPlatform, to.Mode, e.TargetUSD) - billed(billing.PaidByPlatform, from.Mode, e.CurrentUSD)
 	e.ClientDeltaUSD = billed(billing.PaidByClient, to.Mode, e.TargetUSD) - billed(billing.PaidByClient, from.Mode, e.CurrentUSD)
-	e.Projection = project(all, from, to, now)
+	e.Projection = m.project(all, from, to, now)
 	return e, nil
 }
 
@@ -149,7 +149,7 @@ func (m *Manager) priceRow(supplier string, r store.Usage, to Target, now time.T
 // project projects the daily cost of the rows before today's, on the
 // current system and on the target, a year forward with the season
 // (package forecast), and splits each month by who pays.
-func project(rows []priced, from, to Target, now time.Time) *CostProjection {
+func (m *Manager) project(rows []priced, from, to Target, now time.Time) *CostProjection {
 	today := utcDay(now)
 	nowByDay := make(map[time.Time]float64)
 	afterByDay := make(map[time.Time]float64)
@@ -174,12 +174,16 @@ func project(rows []priced, from, to Target, now time.Time) *CostProjection {
 		return out
 	}
 	opts := forecast.Options{From: first, To: today.AddDate(0, 0, -1), Now: now}
+	season := "March to October"
+	if m.o.Season != nil {
+		season, opts.Peak = m.o.Season()
+	}
 	if first.IsZero() {
 		opts.From = opts.To
 	}
 	cur := forecast.Project(series(nowByDay), opts)
 	after := forecast.Project(series(afterByDay), opts)
-	cp := &CostProjection{Basis: cur.Basis, HistoryDays: cur.HistoryDays, PeakFactor: cur.PeakFactor, Measured: cur.Measured,
+	cp := &CostProjection{Basis: cur.Basis, Season: season, HistoryDays: cur.HistoryDays, PeakFactor: cur.PeakFactor, Measured: cur.Measured,
 		NowUSD: cur.Total, AfterUSD: after.Total, Busiest: cur.Busiest().Label}
 	if first.IsZero() {
 		cp.HistoryDays, cp.Basis = 0, "no usage before today"

@@ -81,6 +81,9 @@ type Options struct {
 	// (its mode), for suppliers no completed migration moved. Nil means
 	// PlanRequest.From must say.
 	Current func(supplier string) Target
+	// Season returns the wedding peak a plan's projection uses: its name
+	// and whether a day is in it. Nil means March to October.
+	Season func() (name string, peak func(time.Time) bool)
 	// Holder is this replica's identity for the lease and its counts
 	// document; the host name when empty. Replicas must differ.
 	Holder string

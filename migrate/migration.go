@@ -292,6 +292,8 @@ type CostProjection struct {
 	// HistoryDays how many days of history they came from.
 	Basis       string `json:"basis"`
 	HistoryDays int    `json:"history_days"`
+	// Season names the wedding peak the projection used.
+	Season string `json:"season"`
 	// PeakFactor is how many times an off-peak day a peak day costs, and
 	// Measured whether the history measured it (at least forecast.MinDays
 	// days of each kind) rather than the default.

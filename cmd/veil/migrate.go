@@ -307,7 +307,11 @@ func printProjection(w io.Writer, p *migrate.CostProjection, now, after billing.
 		return
 	}
 	first, last := p.Months[0].Month, p.Months[len(p.Months)-1].Month
-	fmt.Fprintf(w, "Projection for %s to %s at today's prices, with the wedding season (March to October):\n", first, last)
+	season := "March to October"
+	if p.Season != "" {
+		season = p.Season
+	}
+	fmt.Fprintf(w, "Projection for %s to %s at today's prices, with the wedding season (%s):\n", first, last, season)
 	if p.HistoryDays == 0 {
 		fmt.Fprintln(w, "  no usage before today to project from")
 		return

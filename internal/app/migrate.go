@@ -4,12 +4,14 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"os"
 	"sync/atomic"
 	"time"
 
 	"github.com/wedsync/veil/billing"
+	"github.com/wedsync/veil/forecast"
 
 	"go.uber.org/zap"
 
@@ -33,7 +35,8 @@ func holderName() string {
 func (a *App) buildMigrations() error {
 	where := locator{&a.rt}
 	m, err := migrate.New(migrate.Options{Store: a.store, Probe: a.probeTarget, Prices: where, Current: where.CurrentTarget,
-		Serving: where.Serving, Holder: a.holder, Log: a.log, Audit: a.audit, Alert: a.alerts.Migration,
+		Serving: where.Serving, Season: a.planSeason,
+		Holder: a.holder, Log: a.log, Audit: a.audit, Alert: a.alerts.Migration,
 		Deferral: a.metrics.SwitchDeferral})
 	if err != nil {
 		return err
@@ -148,4 +151,14 @@ func (a *App) probeTarget(ctx context.Context, supplier string, to migrate.Targe
 		r.OK = true
 	}
 	return r
+}
+
+// planSeason is the wedding peak a migration plan projects with: the
+// config's season named peak (as a comparison's projection uses), else
+// March to October.
+func (a *App) planSeason() (string, func(time.Time) bool) {
+	if s, ok := a.rt.Load().Config.PeakSeason(); ok {
+		return fmt.Sprintf("%s, %s to %s", s.Name, s.From, s.To), s.Active
+	}
+	return "March to October", forecast.PeakMarchToOctober
 }
