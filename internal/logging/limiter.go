@@ -2,7 +2,6 @@ package logging
 
 import (
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -56,12 +55,15 @@ type Limiter struct {
 	events map[string]*event
 }
 
-// event is the state of one key.
+// event is the state of one key. Its fields change together under mu, so
+// that an occurrence held back while another is written is counted
+// towards the next line, never the one being written.
 type event struct {
+	mu sync.Mutex
 	// next is when the key's next line may be written (unix nanoseconds).
-	next atomic.Int64
+	next int64
 	// held counts the lines held back since the last one written.
-	held atomic.Uint64
+	held uint64
 }
 
 // NewLimiter returns a Limiter that writes to log.
@@ -115,12 +117,15 @@ func (l *Limiter) Allow(key string) (ok bool, repeated uint64) {
 	if e == nil {
 		return true, 0 // not tracked: too many keys
 	}
-	next := e.next.Load()
-	if now < next || !e.next.CompareAndSwap(next, now+l.every) {
-		e.held.Add(1)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if now < e.next {
+		e.held++
 		return false, 0
 	}
-	return true, e.held.Swap(0)
+	e.next = now + l.every
+	repeated, e.held = e.held, 0
+	return true, repeated
 }
 
 // write writes one line of key at lvl when the interval allows it. Fields
@@ -175,7 +180,10 @@ func (l *Limiter) event(key string, now int64) *event {
 // so that they would be written at once anyway. l.mu must be held.
 func (l *Limiter) forget(now int64) {
 	for k, e := range l.events {
-		if now >= e.next.Load() && e.held.Load() == 0 {
+		e.mu.Lock()
+		idle := now >= e.next && e.held == 0
+		e.mu.Unlock()
+		if idle {
 			delete(l.events, k)
 		}
 	}
