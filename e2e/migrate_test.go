@@ -921,13 +921,18 @@ func TestScenarioQuotaSwitchDuringRamp(t *testing.T) {
 	}
 
 	h.adminJSON(t, "POST", "/admin/migrations/"+plan.ID+"/rollback", `{"reason":"not this week"}`, 200, nil)
+	// The driver makes the switch, then writes how the deferral ended on
+	// the rolled-back ramp: wait for the second, which follows the first.
 	waitUntil(t, func() bool {
-		h.adminJSON(t, "GET", "/admin/suppliers/"+testSupplier, "", 200, &sup)
-		return strings.HasPrefix(sup.ModeSource, "quota switch (")
-	}, func() string { return fmt.Sprintf("supplier %+v", sup) })
-	m = h.getMigration(t, plan.ID)
+		m = h.getMigration(t, plan.ID)
+		return m.events("deferred_switch_ended") > 0
+	}, func() string { return fmt.Sprintf("migration %+v", m) })
 	if m.Status != "rolled_back" || m.events("deferred_switch_ended") != 1 {
 		t.Errorf("the ramp after its rollback: %+v", m)
+	}
+	h.adminJSON(t, "GET", "/admin/suppliers/"+testSupplier, "", 200, &sup)
+	if !strings.HasPrefix(sup.ModeSource, "quota switch (") {
+		t.Errorf("supplier after the deferral ended: mode source %q", sup.ModeSource)
 	}
 	if sup.Mode != "client" || sup.ConfiguredMode != "platform" {
 		t.Errorf("supplier after the switch applied: %+v", sup)
