@@ -439,3 +439,70 @@ func sweepSpans(t *testing.T, h *harness, rx *otlptest.Receiver, credential, pro
 		}
 	}
 }
+
+// TestTracingShadowCall: a comparison's shadow call is part of the app's
+// trace: a client span under the request's span, marked as a shadow of
+// its comparison, with the answer's model, tokens and status, and the
+// shadow call goes upstream with that span's traceparent in place of the
+// app's. The span carries neither key nor text.
+func TestTracingShadowCall(t *testing.T) {
+	s, bellaKey := withBella(&tap{}, `suppliers:
+  entries:
+    - id: bella-photography
+      mode: platform
+      keys:
+        openai: env://BELLA_KEY
+`)
+	h, _, rx, credential := traced(t, s, false)
+	var cmp struct {
+		ID string `json:"id"`
+	}
+	h.adminJSON(t, "POST", "/admin/comparisons", `{"supplier":"bella-photography","other":"client","window":"1h","sample":1}`, 201, &cmp)
+	resp := h.do("POST", "/v1/chat/completions", chatBody, map[string]string{"Traceparent": appTraceparent, "X-Workflow": "photography"})
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !isCompletion(body) {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+
+	var req, shadow otlptest.Span
+	for req.SpanID == "" || shadow.SpanID == "" {
+		if _, err := rx.WaitSpans(ctxT(t), len(rx.Spans())+1); err != nil {
+			t.Fatalf("spans of the shadowed call: %v (%+v)", err, rx.Spans())
+		}
+		for _, sp := range rx.Spans() {
+			switch {
+			case sp.TraceID != appTraceID:
+			case sp.Kind == tracepb.Span_SPAN_KIND_SERVER:
+				req = sp
+			case sp.Attrs["veil.shadow"] == true:
+				shadow = sp
+			}
+		}
+	}
+	if shadow.ParentID != req.SpanID || shadow.Kind != tracepb.Span_SPAN_KIND_CLIENT || shadow.Name != "chat gpt-4o-mini" {
+		t.Errorf("shadow span %q parent %s kind %v: want a client span chat gpt-4o-mini under the request's %s",
+			shadow.Name, shadow.ParentID, shadow.Kind, req.SpanID)
+	}
+	wantAttrs(t, shadow, map[string]any{
+		"veil.comparison": cmp.ID, "veil.request_id": resp.Header.Get("X-Request-Id") + "-shadow",
+		"veil.supplier_id": "bella-photography", "veil.key_source": "client", "veil.provider": "openai",
+		"veil.workflow": "photography", "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
+		"gen_ai.request.model": "gpt-4o-mini", "http.response.status_code": int64(200), "error.type": nil,
+	})
+	if in, _ := shadow.Attrs["gen_ai.usage.input_tokens"].(int64); in <= 0 {
+		t.Errorf("shadow span input tokens %v", shadow.Attrs["gen_ai.usage.input_tokens"])
+	}
+	var shadowUp []string
+	for _, r := range h.up.Requests() {
+		if r.Header.Get("Authorization") == "Bearer "+bellaKey {
+			shadowUp = append(shadowUp, r.Header.Get("Traceparent"))
+		}
+	}
+	if len(shadowUp) != 1 {
+		t.Fatalf("%d shadow calls upstream, want 1", len(shadowUp))
+	}
+	if traceID, spanID, _ := traceparentOf(t, shadowUp[0]); traceID != appTraceID || spanID != shadow.SpanID {
+		t.Errorf("shadow call's traceparent %q: want the shadow span %s of the app's trace", shadowUp[0], shadow.SpanID)
+	}
+	sweepSpans(t, h, rx, credential, chatBody, completionText(t, body))
+}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/tidwall/gjson"
 	"github.com/valyala/fasthttp"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/wedsync/veil/billing"
@@ -109,6 +110,9 @@ func (s *Server) finishShadow(x *exchange, elapsed time.Duration, costUSD float6
 	job := shadowJob{sh: sh, rt: x.rt, supplier: string(x.supplier), model: append([]byte(nil), x.fields.Model...),
 		workflow: x.workflow, endpoint: x.ep, caller: x.caller.Name, reqID: id + "-shadow", scoreID: id + "-similarity",
 		primary: primary}
+	if x.trace != nil {
+		job.parent = x.trace.req.SpanContext()
+	}
 	s.background.Add(1)
 	go func() {
 		defer s.background.Done()
@@ -130,6 +134,9 @@ type shadowJob struct {
 	// scoreID is the request ID of the similarity scoring call's record.
 	scoreID string
 	primary billing.Outcome
+	// parent is the request's span, under which the shadow call's span
+	// starts; invalid when tracing is off.
+	parent trace.SpanContext
 }
 
 // runShadow sends the request to the other system as a plain call, then
@@ -145,10 +152,14 @@ func (s *Server) runShadow(j *shadowJob) {
 	rec := &usage.Record{TS: start.UTC(), RequestID: j.reqID, Supplier: j.supplier, Caller: j.caller, Workflow: j.workflow,
 		Endpoint: j.endpoint.name, RequestedModel: string(j.model), Shadow: true, Cache: usage.CacheBypass,
 		MigrationID: j.sh.id, Billed: billing.PaidByNone}
+	var span trace.Span
 	defer func() {
 		out.Latency = time.Since(start)
 		rec.LatencyMS = float64(out.Latency.Microseconds()) / 1000
 		rec.Status, rec.Error = out.Status, out.Err
+		if span != nil {
+			endShadowSpan(span, rec) // the call only: scoring its answer follows
+		}
 		s.shadows.Record(j.sh.id, compare.Pair{Workflow: j.workflow, Primary: j.primary, Shadow: out,
 			Score: s.scoreShadow(j, &out)})
 		if s.usage != nil {
@@ -187,6 +198,9 @@ func (s *Server) runShadow(j *shadowJob) {
 	req := fasthttp.AcquireRequest()
 	defer fasthttp.ReleaseRequest(req)
 	copyRequestHeaders(&req.Header, &j.sh.req.Header, true)
+	if s.tracer != nil {
+		span = s.startShadowSpan(j, a, start, &req.Header)
+	}
 	req.SetBodyRaw(body)
 	suffix := "/chat/completions"
 	if j.endpoint == epCompletions {

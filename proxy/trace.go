@@ -15,6 +15,7 @@ import (
 	"github.com/wedsync/veil/keys"
 	"github.com/wedsync/veil/policy"
 	"github.com/wedsync/veil/tracing"
+	"github.com/wedsync/veil/usage"
 )
 
 // Tracing. With Options.Tracer set, a request gets a server span from
@@ -91,13 +92,81 @@ func (x *exchange) traceAttempt(a *policy.Attempt, key *keys.Key, h *fasthttp.Re
 		t.att.SetName(x.spanName(t.method, x.s.interns.get(a.Model)))
 	}
 	t.attTarget, t.attKey, t.attN, t.attStatus, t.attCode, t.attEnd = a, key, x.attempts, 0, "", time.Time{}
-	sc := t.att.SpanContext()
+	setTraceContext(h, t.att.SpanContext(), t.tp[:0])
+}
+
+// setTraceContext sets sc as the trace context of the upstream request h,
+// in place of the app's; buf is room for the traceparent.
+func setTraceContext(h *fasthttp.RequestHeader, sc trace.SpanContext, buf []byte) {
 	h.Del(tracing.HeaderTraceparent)
 	h.Del(tracing.HeaderTracestate)
-	h.SetBytesV(tracing.HeaderTraceparent, tracing.AppendTraceparent(t.tp[:0], sc))
+	h.SetBytesV(tracing.HeaderTraceparent, tracing.AppendTraceparent(buf, sc))
 	if ts := sc.TraceState(); ts.Len() > 0 {
 		h.Set(tracing.HeaderTracestate, ts.String())
 	}
+}
+
+// startShadowSpan starts the client span of a comparison's shadow call to
+// a, begun at start, under the request's span (the shadow call is part
+// of the app's trace though the app never waits for it), and sets its
+// trace context on the upstream request h. Like an attempt's span, it
+// carries no key, token, prompt or completion.
+func (s *Server) startShadowSpan(j *shadowJob, a *policy.Attempt, start time.Time, h *fasthttp.RequestHeader) trace.Span {
+	parent := trace.ContextWithSpanContext(context.Background(), j.parent)
+	_, span := s.tracer.Start(parent, "shadow", trace.WithSpanKind(trace.SpanKindClient), trace.WithTimestamp(start))
+	setTraceContext(h, span.SpanContext(), nil)
+	if !span.IsRecording() {
+		return span
+	}
+	model := string(a.Model)
+	if model == "" {
+		model = string(j.model)
+	}
+	op := genAIOperation(j.endpoint)
+	span.SetName(op + " " + model)
+	providerName := tracing.ProviderName(a.Provider.Type())
+	span.SetAttributes(
+		tracing.GenAIOperationName.String(op),
+		tracing.GenAIProviderName.String(providerName),
+		tracing.GenAISystem.String(providerName),
+		tracing.GenAIRequestModel.String(model),
+		tracing.Provider.String(a.Provider.Name()),
+		tracing.Shadow.Bool(true),
+		tracing.Comparison.String(j.sh.id),
+		tracing.RequestID.String(j.reqID),
+		tracing.SupplierID.String(j.supplier),
+		tracing.HTTPRequestMethod.String(fasthttp.MethodPost))
+	if j.workflow != "" {
+		span.SetAttributes(tracing.Workflow.String(j.workflow))
+	}
+	return span
+}
+
+// endShadowSpan ends a shadow call's span with what its usage record
+// says of the answer.
+func endShadowSpan(span trace.Span, rec *usage.Record) {
+	if !span.IsRecording() {
+		span.End()
+		return
+	}
+	attrs := make([]attribute.KeyValue, 0, 6)
+	attrs = append(attrs, tracing.KeySource.String(string(rec.KeySource)))
+	if rec.Status > 0 {
+		attrs = append(attrs, tracing.HTTPResponseStatusCode.Int(rec.Status))
+	}
+	if rec.Model != "" {
+		attrs = append(attrs, tracing.GenAIResponseModel.String(rec.Model))
+	}
+	if rec.TotalTokens > 0 {
+		attrs = append(attrs, tracing.GenAIUsageInputTokens.Int64(rec.PromptTokens),
+			tracing.GenAIUsageOutputTokens.Int64(rec.CompletionTokens))
+	}
+	if rec.Error != "" {
+		attrs = append(attrs, tracing.ErrorType.String(rec.Error))
+		span.SetStatus(codes.Error, rec.Error)
+	}
+	span.SetAttributes(attrs...)
+	span.End()
 }
 
 // attemptDone notes how the open attempt went: its status (0: none) and

@@ -65,6 +65,12 @@ const (
 	// (upstream_timeout, upstream_stream_error, ...) or what its status
 	// means (key_refused, rate_limited, upstream_error).
 	AttemptReason = attribute.Key("veil.attempt.reason")
+	// Shadow is set on the span of a comparison's shadow call: the same
+	// request sent to the other system, whose answer the app never sees.
+	Shadow = attribute.Key("veil.shadow")
+	// Comparison is the ID of the comparison or migration a shadow call
+	// was made for.
+	Comparison = attribute.Key("veil.comparison")
 )
 
 // ProviderName is the gen_ai.provider.name of a veil provider type: an
