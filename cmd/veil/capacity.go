@@ -20,7 +20,7 @@ import (
 func capacityCmd(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("capacity", flag.ContinueOnError)
 	path := fs.String("config", "", "the running veil's config file (for the admin address and token)")
-	output := fs.String("output", "text", "text (tables) or json (the admin document)")
+	output := choiceFlag(fs, "output", "text", "text (tables) or json (the admin document)", "text", "json")
 	if pos, err := parseFlags(fs, "capacity --config FILE [--output json]", args, stdout); err != nil {
 		return err
 	} else if len(pos) > 0 {
@@ -28,9 +28,6 @@ func capacityCmd(args []string, stdout io.Writer) error {
 	}
 	if *path == "" {
 		return fmt.Errorf("%w: capacity needs --config FILE", errUsage)
-	}
-	if *output != "text" && *output != "json" {
-		return fmt.Errorf("%w: --output is text or json, got %q", errUsage, *output)
 	}
 	base, token, err := adminTarget(*path)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 )
@@ -197,15 +198,52 @@ func versionCmd(args []string, stdout, _ io.Writer) error {
 // outputFlag adds --output: text (the default, for people) or json (for
 // scripts; the admin API's document where the data comes from one).
 func outputFlag(fs *flag.FlagSet) *string {
-	return fs.String("output", "text", "text, or json for scripts")
+	return choiceFlag(fs, "output", "text", "text, or json for scripts", "text", "json")
 }
 
-// checkOutput refuses an --output other than text or json.
-func checkOutput(o string) error {
-	if o != "text" && o != "json" {
-		return fmt.Errorf("%w: --output is text or json, got %q", errUsage, o)
+// choice is the value of a flag that takes one of a fixed set of words,
+// such as --output: parsing refuses any other word, and shell completion
+// offers the set.
+type choice struct {
+	value *string
+	// def is the default, which is accepted too (an empty default stands
+	// for one the command chooses).
+	def   string
+	words []string
+}
+
+var _ flag.Value = (*choice)(nil)
+
+// String returns the value.
+func (c *choice) String() string {
+	if c == nil || c.value == nil {
+		return ""
 	}
+	return *c.value
+}
+
+// Set takes v when it is one of the words or the default.
+func (c *choice) Set(v string) error {
+	if v != c.def && !slices.Contains(c.words, v) {
+		return fmt.Errorf("want %s", orList(c.words))
+	}
+	*c.value = v
 	return nil
+}
+
+// choiceFlag adds a flag whose value is one of words, with the default def.
+func choiceFlag(fs *flag.FlagSet, name, def, usage string, words ...string) *string {
+	v := def
+	fs.Var(&choice{value: &v, def: def, words: words}, name, usage)
+	return &v
+}
+
+// orList joins words as "a, b or c".
+func orList(words []string) string {
+	if len(words) < 2 {
+		return strings.Join(words, "")
+	}
+	return strings.Join(words[:len(words)-1], ", ") + " or " + words[len(words)-1]
 }
 
 // writeJSONOut writes v as indented JSON.

@@ -55,3 +55,31 @@ func TestUnknownCommandsAreUsageErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestChoiceFlagsRefuseOtherWords: a flag with a fixed set of values
+// refuses any other word as a usage error that names the set, before the
+// command does anything.
+func TestChoiceFlagsRefuseOtherWords(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"status", "--output", "yaml"}, "want text or json"},
+		{[]string{"health", "--output=yaml"}, "want text or json"},
+		{[]string{"version", "-output", "xml"}, "want text or json"},
+		{[]string{"migrate", "plan", "--to", "elsewhere"}, "want client or platform"},
+		{[]string{"migrate", "compare", "--other", "hybrid"}, "want client or platform"},
+		{[]string{"migrate", "compare", "--billed", "nobody"}, "want platform or client"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			if code := run(tc.args, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), tc.want) {
+				t.Errorf("exit %d, stderr %q; want 2 and %q", code, errOut.String(), tc.want)
+			}
+		})
+	}
+	var out, errOut bytes.Buffer
+	if code := run([]string{"version", "--output", "json"}, &out, &errOut); code != 0 || !strings.Contains(out.String(), `"version"`) {
+		t.Errorf("version --output json: exit %d, %q %q", code, out.String(), errOut.String())
+	}
+}

@@ -22,7 +22,7 @@ const compareUsage = `  veil compare report --config FILE [--output text|json] I
 func compareReport(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("compare report", flag.ContinueOnError)
 	config := fs.String("config", "", "the running veil's config file (for the admin address and token)")
-	output := fs.String("output", "text", "text, or json for the admin API's document")
+	output := choiceFlag(fs, "output", "text", "text, or json for the admin API's document", "text", "json")
 	pos, err := parseFlags(fs, "compare report --config FILE [--output text|json] ID\n\n"+
 		"Prints a comparison's report: per workflow, who pays now and after a move, a 12-month projection\n"+
 		"and the recommendation with the sample it rests on.\n", args, stdout)
@@ -34,8 +34,6 @@ func compareReport(args []string, stdout io.Writer) error {
 		return fmt.Errorf("%w: compare report takes one comparison ID", errUsage)
 	case *config == "":
 		return fmt.Errorf("%w: compare report needs --config FILE", errUsage)
-	case *output != "text" && *output != "json":
-		return fmt.Errorf("%w: --output is text or json, not %q", errUsage, *output)
 	}
 	base, token, err := adminTarget(*config)
 	if err != nil {

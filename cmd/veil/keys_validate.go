@@ -55,9 +55,6 @@ func keysValidate(args []string, stdin io.Reader, stdout io.Writer) error {
 	if *path == "" || *prov == "" {
 		return fmt.Errorf("%w: %s", errUsage, keysValidateSynopsis)
 	}
-	if err := checkOutput(*output); err != nil {
-		return err
-	}
 	key, err := readKey(stdin)
 	if err != nil {
 		return err

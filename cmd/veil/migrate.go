@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -70,17 +69,8 @@ func (f adminFlags) emit(doc any, text func()) error {
 // there are from want to most arguments (exactly want when most < want) and
 // a --config. It returns the arguments.
 func (f adminFlags) parse(args []string, want, most int, what string) ([]string, error) {
-	pos, err := parseInterspersed(f.fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintf(f.out, "Usage: veil %s\n", f.synopsis)
-		f.fs.SetOutput(f.out)
-		f.fs.PrintDefaults()
-		return nil, err
-	}
+	pos, err := parseFlags(f.fs, f.synopsis, args, f.out)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", errUsage, f.fs.Name(), err)
-	}
-	if err := checkOutput(*f.output); err != nil {
 		return nil, err
 	}
 	if most < want {
@@ -137,7 +127,8 @@ func migratePlan(args []string, stdout, stderr io.Writer) error {
 	f := newAdminFlags("migrate plan", "migrate plan --config FILE --supplier ID [--to client|platform] [--provider P] [--stages 10%:10m,50%:10m,100%:10m] [--output json]", stdout)
 	fs := f.fs
 	supplier := fs.String("supplier", "", "the supplier to move (required)")
-	to := fs.String("to", "", "the system to move to, client or platform (default: the one the supplier is not on)")
+	to := choiceFlag(fs, "to", "", "the system to move to, client or platform (default: the one the supplier is not on)",
+		string(billing.ModeClient), string(billing.ModePlatform))
 	prov := fs.String("provider", "", "the provider on the target (default: the one its calls go to first)")
 	keyRef := fs.String("key-ref", "", "the target key's reference, such as a Vault path (default: the supplier's key for the mode)")
 	stages := fs.String("stages", "", "the ramp, SHARE:DWELL,... ending at 100% (default 10%:10m,50%:10m,100%:10m)")
@@ -152,9 +143,6 @@ func migratePlan(args []string, stdout, stderr io.Writer) error {
 	}
 	if *supplier == "" {
 		return fmt.Errorf("%w: migrate plan needs --supplier ID", errUsage)
-	}
-	if m := billing.Mode(*to); m != "" && m != billing.ModeClient && m != billing.ModePlatform {
-		return fmt.Errorf("%w: --to is client or platform, not %q", errUsage, *to)
 	}
 	var body admin.PlanBody
 	body.Supplier = *supplier
@@ -599,12 +587,14 @@ func migrateCompare(args []string, stdout, stderr io.Writer) error {
 	f := newAdminFlags("migrate compare", "migrate compare --config FILE [--supplier ID ... | --stop ID | --report ID] [--output json]", stdout)
 	fs := f.fs
 	supplier := fs.String("supplier", "", "start a comparison for this supplier")
-	other := fs.String("other", "", "the system shadowed, client or platform (default: the one the supplier is not on)")
+	other := choiceFlag(fs, "other", "", "the system shadowed, client or platform (default: the one the supplier is not on)",
+		string(billing.ModeClient), string(billing.ModePlatform))
 	prov := fs.String("provider", "", "the provider the shadow requests go to")
 	requests := fs.Int("requests", 100, "stop after this many shadowed requests (0: no count limit)")
 	window := fs.Duration("window", 30*time.Minute, "stop this long after the start (0: no time limit)")
 	sample := fs.Float64("sample", 0.2, "the share of the supplier's requests shadowed, in (0, 1]")
-	billed := fs.String("billed", "", "who pays for the shadow requests, platform or client (default platform)")
+	billed := choiceFlag(fs, "billed", "", "who pays for the shadow requests, platform or client (default platform)",
+		string(billing.PaidByPlatform), string(billing.PaidByClient))
 	maxP95 := fs.Float64("max-p95-ratio", 0, "advice: the most times the primary's p95 latency the other system's may be (default 1.5)")
 	report := fs.String("report", "", "print the report of this comparison")
 	stop := fs.String("stop", "", "stop this comparison")
@@ -619,9 +609,6 @@ func migrateCompare(args []string, stdout, stderr io.Writer) error {
 	}
 	if set > 1 {
 		return fmt.Errorf("%w: migrate compare takes one of --supplier, --report and --stop", errUsage)
-	}
-	if m := billing.Mode(*other); m != "" && m != billing.ModeClient && m != billing.ModePlatform {
-		return fmt.Errorf("%w: --other is client or platform, not %q", errUsage, *other)
 	}
 	base, token, err := f.target()
 	if err != nil {

@@ -38,9 +38,6 @@ func usageCmd(args []string, stdout io.Writer) error {
 	} else if len(pos) > 0 {
 		return fmt.Errorf("%w: usage takes no arguments, got %q", errUsage, pos[0])
 	}
-	if err := checkOutput(*output); err != nil {
-		return err
-	}
 	if *path == "" {
 		return fmt.Errorf("%w: usage needs --config FILE", errUsage)
 	}
@@ -124,9 +121,6 @@ func statusCmd(args []string, stdout io.Writer) error {
 		return err
 	} else if len(pos) > 0 {
 		return fmt.Errorf("%w: status takes no arguments, got %q", errUsage, pos[0])
-	}
-	if err := checkOutput(*output); err != nil {
-		return err
 	}
 	if *path == "" {
 		return fmt.Errorf("%w: status needs --config FILE", errUsage)

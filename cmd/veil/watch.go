@@ -43,9 +43,6 @@ func migrateWatch(args []string, stdout, stderr io.Writer) error {
 	case *interval < 100*time.Millisecond:
 		return fmt.Errorf("%w: --interval must be at least 100ms", errUsage)
 	}
-	if err := checkOutput(*output); err != nil {
-		return err
-	}
 	base, token, err := adminTarget(*path)
 	if err != nil {
 		return err
