@@ -25,6 +25,11 @@ type command struct {
 	run func(args []string, stdout, stderr io.Writer) error
 	// subs are the subcommands.
 	subs []*command
+	// files says that the command's arguments are file names, and words
+	// lists the values its argument may take when they are fixed; shell
+	// completion completes them.
+	files bool
+	words []string
 }
 
 // commands is veil's command tree.
@@ -38,7 +43,7 @@ func commands() *command {
 	cmds = append(cmds,
 		&command{name: "config", summary: "check config files", subs: []*command{
 			{name: "validate", summary: "check a config file and list every mistake with its line; --online also reaches the services it names",
-				run: func(a []string, out, _ io.Writer) error { return configCmd(append([]string{"validate"}, a...), out) }},
+				files: true, run: func(a []string, out, _ io.Writer) error { return configCmd(append([]string{"validate"}, a...), out) }},
 		}},
 		&command{name: "keys", summary: "check provider keys", subs: []*command{
 			{name: "check", summary: "fetch keys through the configured sources and check them live with their providers",
@@ -50,7 +55,7 @@ func commands() *command {
 			run: func(a []string, out, _ io.Writer) error { return usageCmd(a, out) },
 			subs: []*command{
 				{name: "reconcile", summary: "compare the file sink's usage records with a running veil's aggregates",
-					run: func(a []string, out, _ io.Writer) error { return reconcileCmd(a, out) }},
+					files: true, run: func(a []string, out, _ io.Writer) error { return reconcileCmd(a, out) }},
 			}},
 		&command{name: "status", summary: "print a running veil's providers, breakers and last reload",
 			run: func(a []string, out, _ io.Writer) error { return statusCmd(a, out) }},
@@ -72,27 +77,38 @@ func commands() *command {
 			{name: "report", summary: "a comparison's report: per workflow, who pays, a year's projection and the advice",
 				run: func(a []string, out, _ io.Writer) error { return compareReport(a, out) }},
 			{name: "calibrate", summary: "score labelled answer pairs with the configured similarity methods and suggest thresholds",
-				run: func(a []string, out, _ io.Writer) error { return compareCalibrate(a, out) }},
+				files: true, run: func(a []string, out, _ io.Writer) error { return compareCalibrate(a, out) }},
 		}},
 		&command{name: "audit", summary: "check audit logs", subs: []*command{
 			{name: "verify", summary: "check an audit log's hash chain and name the first line that breaks it",
-				run: func(a []string, out, _ io.Writer) error { return auditCmd(append([]string{"verify"}, a...), out) }},
+				files: true, run: func(a []string, out, _ io.Writer) error { return auditCmd(append([]string{"verify"}, a...), out) }},
 		}},
 	)
 	cmds = append(cmds, &command{name: "fake-upstream", summary: "run the fake OpenAI upstream alone, for trying veil without a provider" +
 		notInSidecar(fakeUpstreamUsage), run: func(a []string, out, _ io.Writer) error { return fakeUpstream(a, out) }})
 	cmds = append(cmds, &command{name: "version", summary: "print the version, commit and build date", run: versionCmd})
-	return &command{name: "veil", summary: "WedSync's AI-provider sidecar", subs: cmds}
+	completion := &command{name: "completion", summary: "print a shell completion script for bash, zsh or fish, made from this command table",
+		words: shells}
+	cmds = append(cmds, completion)
+	tree := &command{name: "veil", summary: "WedSync's AI-provider sidecar", subs: cmds}
+	completion.run = func(a []string, out, _ io.Writer) error { return completionCmd(tree, a, out) }
+	return tree
 }
+
+// notInBuild ends the summary of a command this build leaves out.
+const notInBuild = " (not in this build: run it from a checkout)"
 
 // notInSidecar marks the summary of a developer command the sidecar build
 // (whose usage line for it is empty) leaves out.
 func notInSidecar(usageLine string) string {
 	if usageLine == "" {
-		return " (not in this build: run it from a checkout)"
+		return notInBuild
 	}
 	return ""
 }
+
+// inBuild reports whether this build has the command.
+func (c *command) inBuild() bool { return !strings.HasSuffix(c.summary, notInBuild) }
 
 // sub returns the subcommand named name, or nil.
 func (c *command) sub(name string) *command {

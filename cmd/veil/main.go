@@ -25,6 +25,7 @@
 //	                                      methods and suggest each workflow's threshold
 //	veil fake-upstream --listen ADDR      run the fake OpenAI upstream alone
 //	veil version                          print the version
+//	veil completion bash|zsh|fish         print a shell completion script
 //
 // demo and fake-upstream are for developers: a build with the sidecar tag
 // (go build -tags sidecar), which is how the image and make build are
@@ -99,6 +100,7 @@ Usage:
   veil capacity --config FILE [--output json]
   veil health [--admin HOST:PORT | --config FILE] [--wait 30s]
 ` + migrateUsage + compareUsage + auditUsage + fakeUpstreamUsage + `  veil version
+  veil completion bash|zsh|fish
 `
 
 func main() {
@@ -145,8 +147,13 @@ func oneLine(msg string) string {
 // parseFlags parses args into fs. Help (-h, --help) prints the synopsis and
 // the flags to stdout and returns flag.ErrHelp; any other problem is a usage
 // error of one line. Flags and arguments may come in any order; the
-// arguments are returned.
+// arguments are returned. Given a flagProbe for stdout, it records fs there
+// and returns flag.ErrHelp at once.
 func parseFlags(fs *flag.FlagSet, synopsis string, args []string, stdout io.Writer) ([]string, error) {
+	if p, ok := stdout.(*flagProbe); ok { // shell completion asks for the flags
+		p.fs = fs
+		return nil, flag.ErrHelp
+	}
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
 	pos, err := parseInterspersed(fs, args)
