@@ -121,6 +121,60 @@ func TestMethodsOnPairs(t *testing.T) {
 	}
 }
 
+// TestAnthropicJudgeOnPairs scores every pair of testdata/pairs.json by
+// judge with an Anthropic provider, whose translator sends the judge's
+// prompt to the fake's Messages API with the system prompt in its
+// top-level system field: every pair is scored by the judge, never by the
+// lexical fallback, with the verdicts the OpenAI judge gets, and each
+// group's paraphrase ranks above its partial answer above its wrong one.
+func TestAnthropicJudgeOnPairs(t *testing.T) {
+	up := startUpstream(t)
+	anth, err := provider.New(config.Provider{Name: "anthropic", Type: config.ProviderTypeAnthropic, BaseURL: up.fake.URL(), MaxConns: 16},
+		[]keys.Secret{keys.NewSecret(platformKey)}, provider.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(anth.Close)
+	onAnthropic := config.SimilarityMethod{Method: config.SimilarityJudge, Provider: "anthropic", Model: "claude-haiku-4-5",
+		Threshold: config.DefaultJudgeThreshold}
+	set, err := similarity.New(similarity.Options{Config: config.Similarity{Default: onAnthropic, Timeout: safety},
+		Providers: []*provider.Provider{up.provider, anth}, Prices: prices(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pairs := readPairs(t)
+	var recs records
+	scored := similarity.ScorePairs(testContext(t), set, pairs, "cmp_anthropic", &recs)
+	openai := similarity.ScorePairs(testContext(t), setOf(t, up, methods[similarity.Judge], safety, nil), pairs, "cmp_openai", nil)
+	groups := map[string]map[string]float64{}
+	for i, sp := range scored {
+		if sp.Score.Method != "judge claude-haiku-4-5" {
+			t.Fatalf("%s/%s scored by %q, want the judge", sp.Group, sp.Label, sp.Score.Method)
+		}
+		if sp.Score.Value != openai[i].Score.Value {
+			t.Errorf("%s/%s: %.2f on Anthropic, %.2f on OpenAI", sp.Group, sp.Label, sp.Score.Value, openai[i].Score.Value)
+		}
+		if groups[sp.Group] == nil {
+			groups[sp.Group] = map[string]float64{}
+		}
+		groups[sp.Group][sp.Label] = sp.Score.Value
+	}
+	for group, g := range groups {
+		if !(g["paraphrase"] > g["partial"] && g["partial"] > g["wrong"]) {
+			t.Errorf("%s: paraphrase %.2f, partial %.2f, wrong %.2f: not in that order", group, g["paraphrase"], g["partial"], g["wrong"])
+		}
+	}
+	rs := recs.all()
+	if len(rs) != len(pairs) {
+		t.Fatalf("%d usage records for %d pairs", len(rs), len(pairs))
+	}
+	for _, r := range rs {
+		if r.Provider != "anthropic" || r.Status != 200 || r.PromptTokens == 0 || r.CompletionTokens == 0 || !r.Shadow {
+			t.Errorf("usage record %+v", r)
+		}
+	}
+}
+
 // TestFallback scores pairs whose method's call fails: each is scored
 // lexically, says so in its method and is counted by reason.
 func TestFallback(t *testing.T) {

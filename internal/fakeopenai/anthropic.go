@@ -405,7 +405,8 @@ func (s *Server) parseMessages(root gjson.Result) (*anthMsg, bool, *apiError) {
 		return nil, false, errAnthropic("messages: at least one message is required")
 	}
 	ts := newTextStats(model)
-	if e := foldSystem(root.Get("system"), &ts); e != nil {
+	system, e := foldSystem(root.Get("system"), &ts)
+	if e != nil {
 		return nil, false, e
 	}
 	scan, e := scanAnthropicMessages(msgs.Array(), &ts)
@@ -453,9 +454,12 @@ func (s *Server) parseMessages(root gjson.Result) (*anthMsg, bool, *apiError) {
 	if spec.offered() {
 		picks = spec.choose(ts.hash, scan.userText, scan.afterResults)
 	}
-	if len(picks) == 0 {
+	switch {
+	case !spec.offered() && judging(system):
+		m.answerText(strings.Fields(judgeVerdict(scan.userText)), 0, 0, stops, int(limit))
+	case len(picks) == 0:
 		m.answerText(generate(ts.hash, s.opts.ReplyWords, 0, ts.enc).words, s.opts.ReplyWords, scan.images, stops, int(limit))
-	} else {
+	default:
 		m.answerCalls(s, &spec, picks, ts.hash, scan.userText, int(limit))
 	}
 	return m, stream.Bool(), nil
@@ -554,35 +558,37 @@ func textPieces(s string) []string {
 }
 
 // foldSystem checks the system prompt, a string or a list of text blocks,
-// and folds it into ts.
-func foldSystem(sys gjson.Result, ts *textStats) *apiError {
+// folds it into ts and returns its text (the blocks' joined by spaces).
+func foldSystem(sys gjson.Result, ts *textStats) (string, *apiError) {
 	switch {
 	case !present(sys):
-		return nil
+		return "", nil
 	case sys.Type == gjson.String:
 		ts.add(sys.Str)
-		return nil
+		return sys.Str, nil
 	case !sys.IsArray():
-		return errAnthropicType("system", "list")
+		return "", errAnthropicType("system", "list")
 	}
+	var texts []string
 	for j, b := range sys.Array() {
 		path := "system." + itoa(j)
 		if !b.IsObject() {
-			return errAnthropicType(path, "dictionary")
+			return "", errAnthropicType(path, "dictionary")
 		}
 		if b.Get("type").Str != "text" {
-			return errAnthropic(path + ".type: Input should be 'text'")
+			return "", errAnthropic(path + ".type: Input should be 'text'")
 		}
 		if e := checkFields(b, path, "type", "text", "cache_control", "citations"); e != nil {
-			return e
+			return "", e
 		}
 		text, e := requireString(b, path, "text")
 		if e != nil {
-			return e
+			return "", e
 		}
 		ts.add(text)
+		texts = append(texts, text)
 	}
-	return nil
+	return strings.Join(texts, " "), nil
 }
 
 // scanAnthropicMessages checks the messages as the API does and folds them

@@ -129,7 +129,7 @@ func (s *Server) parseChat(root gjson.Result, deployed string) (*gen, bool, *api
 	if spec.offered() {
 		picks = spec.choose(ts.hash, scan.userText, scan.afterResults)
 	}
-	judge := !spec.offered() && strings.HasPrefix(scan.systemText, JudgeMarker)
+	judge := !spec.offered() && judging(scan.systemText)
 	for i := range g.choices {
 		seed := choiceSeed(ts.hash, i)
 		if judge {

@@ -43,9 +43,9 @@
 // meaning (meaning.go, judge.go). Embeddings are built from a text's
 // content words, stemmed, with clock times and numbers normalised and a
 // small table of wedding-domain synonyms, so that paraphrases score high,
-// partial answers in between and wrong ones low. A chat completion whose
-// system prompt starts with JudgeMarker is answered with a similarity
-// judge's JSON verdict, scored by comparing the two delimited answers'
+// partial answers in between and wrong ones low. A chat completion (or an
+// Anthropic message) whose system prompt starts with JudgeMarker is
+// answered with a similarity judge's JSON verdict, scored by comparing the two delimited answers'
 // content and, for timelines, their events: the same times, the same
 // things at them, in the same order. Both are stand-ins that rank answers
 // sensibly; the thresholds that decide what counts as similar must be

@@ -9,13 +9,18 @@ import (
 
 // JudgeMarker opens the system prompt of an answer-similarity judge (see
 // the similarity package, whose prompt starts with the same line). A chat
-// completion whose first system or developer message starts with it is
-// answered with a verdict, {"score": 0..1, "reason": "..."}, instead of
-// generated text, computed by judgeVerdict from the two answers the user
-// message delimits. It is a deterministic stand-in for a judge model: its
-// scores only rank answers sensibly; thresholds must be calibrated on the
-// real provider.
+// completion (OpenAI or Azure) whose first system or developer message
+// starts with it, or an Anthropic message whose top-level system prompt
+// does, without tools offered, is answered with a verdict,
+// {"score": 0..1, "reason": "..."}, instead of generated text, computed by
+// judgeVerdict from the two answers the (last) user message delimits. It
+// is a deterministic stand-in for a judge model: its scores only rank
+// answers sensibly; thresholds must be calibrated on the real provider.
 const JudgeMarker = "veil-similarity-judge/v1"
+
+// judging reports whether a request whose system prompt is system asks
+// for a judge's verdict.
+func judging(system string) bool { return strings.HasPrefix(system, JudgeMarker) }
 
 // judgeBegin and judgeEnd open the lines that delimit each answer, followed
 // by the answer's letter and the request's marker: "BEGIN ANSWER A 3f9c...".

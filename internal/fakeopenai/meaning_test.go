@@ -203,3 +203,78 @@ func TestJudgeRanksTimelines(t *testing.T) {
 		t.Errorf("a chat without the judge marker was judged: %s", text)
 	}
 }
+
+// anthropicJudge asks the fake's Messages API to judge b against a, with
+// the system prompt as a string or, as veil's Anthropic translator sends
+// it, a list of text blocks, streamed or not, and returns the answer's
+// text.
+func anthropicJudge(t *testing.T, s *Server, system string, blocks, stream bool, a, b string) string {
+	t.Helper()
+	var sys any = system
+	if blocks {
+		sys = []map[string]string{{"type": "text", "text": system}}
+	}
+	body, err := json.Marshal(map[string]any{"model": "claude-haiku-4-5", "max_tokens": 300, "temperature": 0,
+		"stream": stream, "system": sys,
+		"messages": []map[string]any{{"role": "user", "content": []map[string]string{{"type": "text", "text": judgeMessage("c0ffee", a, b)}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, raw := postMessages(t, httpClient(t), s, string(body))
+	if stream {
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d: %s", resp.StatusCode, raw)
+		}
+		texts, stop := streamedMessage(t, sseEvents(t, raw))
+		if len(texts) != 1 || stop != "end_turn" {
+			t.Fatalf("streamed %q, stop %s", texts, stop)
+		}
+		return texts[0]
+	}
+	m := decodeMessage(t, resp, raw)
+	if len(m.Content) != 1 || m.Content[0].Type != "text" || *m.StopReason != "end_turn" {
+		t.Fatalf("answer %s", raw)
+	}
+	return m.Content[0].Text
+}
+
+// TestAnthropicJudge: a Messages API request whose system prompt starts
+// with the judge's marker is answered with the verdict the chat
+// completions give for the same answers, streamed or not, whether the
+// system prompt is a string or a list of blocks.
+func TestAnthropicJudge(t *testing.T) {
+	s := startServer(t, Options{Keys: []string{testKey}})
+	sys := JudgeMarker + "\nYou compare two answers."
+	for _, tc := range []struct {
+		name           string
+		blocks, stream bool
+	}{
+		{"system string", false, false},
+		{"system blocks", true, false},
+		{"system blocks streamed", true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := map[string]float64{}
+			for label, b := range map[string]string{"paraphrase": paraphraseTimeline, "partial": partialTimeline, "wrong": wrongTimeline} {
+				text := anthropicJudge(t, s, sys, tc.blocks, tc.stream, refTimeline, b)
+				var v struct {
+					Score  *float64 `json:"score"`
+					Reason string   `json:"reason"`
+				}
+				if err := json.Unmarshal([]byte(text), &v); err != nil || v.Score == nil {
+					t.Fatalf("%s: no verdict: %q (%v)", label, text, err)
+				}
+				if score, reason := judge(t, s, sys, refTimeline, b); *v.Score != score || v.Reason != reason {
+					t.Errorf("%s: Anthropic verdict %.2f %q, chat verdict %.2f %q", label, *v.Score, v.Reason, score, reason)
+				}
+				got[label] = *v.Score
+			}
+			if !(got["paraphrase"] > got["partial"] && got["partial"] > got["wrong"]) {
+				t.Errorf("verdicts %v, not paraphrase > partial > wrong", got)
+			}
+		})
+	}
+	if text := anthropicJudge(t, s, "You write captions.", true, false, refTimeline, paraphraseTimeline); strings.Contains(text, `"score"`) {
+		t.Errorf("a message without the judge marker was judged: %s", text)
+	}
+}
