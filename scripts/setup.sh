@@ -8,6 +8,7 @@
 #     ~/.cache/veil-tools/bin; scripts/static-checks.sh runs it)
 #   - redis-server (Debian package, its service left stopped)
 #   - chromium (Debian package), for the console's headless browser test
+#   - zsh and fish (Debian packages), to try veil's completion scripts
 #   - Node.js (Debian package, only when there is none) and the openai npm
 #     package in test/node/node_modules (npm ci)
 #
@@ -130,6 +131,21 @@ fi
 chromium_bin=$(command -v chromium 2>/dev/null || echo /usr/bin/chromium)
 chromium_version=$("$chromium_bin" --version 2>/dev/null | sed -n 's/^Chromium \([^ ]*\).*/\1/p')
 echo "setup: chromium $chromium_version at $chromium_bin ($chromium_status)"
+step_done "chromium"
+
+# zsh and fish, whose completion functions the CLI's tests run on the
+# scripts `veil completion` prints (bash is there already).
+shells_missing=()
+for sh in zsh fish; do
+  command -v "$sh" >/dev/null 2>&1 || shells_missing+=("$sh")
+done
+shells_status=present
+if [ ${#shells_missing[@]} -gt 0 ]; then
+  apt_install "${shells_missing[@]}"
+  shells_status="installed ${shells_missing[*]}"
+fi
+echo "setup: zsh and fish ($shells_status)"
+step_done "shells"
 
 # Node.js, to drive the official openai npm SDK (internal/nodetest). Node 20
 # or later is expected; Debian's package is only a fallback when there is no

@@ -305,15 +305,31 @@ t() { COMP_WORDS=("$@"); COMP_CWORD=$(( $# - 1 )); _veil; local IFS=$'\t'; echo 
 	checkCompletions(t, dir, cases, "bash", "--norc", "--noprofile", "-c", prog.String())
 }
 
+// requireShellsEnv, set to 1, makes a missing zsh or fish fail the
+// completion tests instead of skipping them; CI sets it, and
+// scripts/setup.sh installs both shells.
+const requireShellsEnv = "VEIL_REQUIRE_SHELLS"
+
+// needShell skips t when shell is not installed, unless requireShellsEnv
+// says it must be, when it fails t.
+func needShell(t *testing.T, shell string) {
+	t.Helper()
+	if _, err := exec.LookPath(shell); err == nil {
+		return
+	}
+	if os.Getenv(requireShellsEnv) == "1" {
+		t.Fatalf("%s is not installed and %s=1: run scripts/setup.sh", shell, requireShellsEnv)
+	}
+	t.Skipf("%s is not installed: its script is not tried (scripts/setup.sh installs it)", shell)
+}
+
 // TestZshCompletion runs the zsh script's completion function in zsh with
 // words and CURRENT set. zsh's completion builtins only work in a
 // completion widget, so _describe, compadd, compset, _files and _message
 // are stood in for by functions that do what they would here: offer the
 // candidates that start with the word being completed.
 func TestZshCompletion(t *testing.T) {
-	if _, err := exec.LookPath("zsh"); err != nil {
-		t.Skip("zsh is not installed: its script is not tried (install zsh to try it)")
-	}
+	needShell(t, "zsh")
 	dir, script := completionDir(t, "zsh")
 	cases := append(slices.Clone(completionCases), tableCompletionCases()...)
 	var prog strings.Builder
@@ -341,9 +357,7 @@ _message() { :; }
 // TestFishCompletion loads the fish script in fish and asks fish's own
 // completion (complete -C) for the cases and every command of the table.
 func TestFishCompletion(t *testing.T) {
-	if _, err := exec.LookPath("fish"); err != nil {
-		t.Skip("fish is not installed: its script is not tried (install fish to try it)")
-	}
+	needShell(t, "fish")
 	dir, script := completionDir(t, "fish")
 	cases := append(slices.Clone(completionCases), tableCompletionCases()...)
 	var prog strings.Builder
