@@ -30,7 +30,8 @@ type Embedded struct {
 	// held holds the IDs of the reservations not yet settled, for at most
 	// ReservationTTL (expiry, unix nanoseconds of the wall clock).
 	held map[string]int64
-	// headroom is the providers' shared headroom, by provider.
+	// headroom is the providers' shared headroom, by provider and
+	// account (Headroom.field).
 	headroom map[string]Headroom
 }
 
@@ -553,10 +554,11 @@ func (e *Embedded) PublishHeadroom(ctx context.Context, hs []Headroom, now time.
 	}
 	defer e.mu.Unlock()
 	for _, h := range hs {
-		if held, ok := e.headroom[h.Provider]; ok {
+		f := h.field()
+		if held, ok := e.headroom[f]; ok {
 			h = mergeHeadroom(held, h)
 		}
-		e.headroom[h.Provider] = h
+		e.headroom[f] = h
 	}
 	for p, h := range e.headroom {
 		if h.stale(now) {

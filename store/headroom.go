@@ -13,13 +13,19 @@ import (
 // out, and the stores drop them.
 const HeadroomTTL = 10 * time.Minute
 
-// Headroom is what a replica last saw of one provider's rate limits on its
-// platform keys (the x-ratelimit-* headers of its answers) and how long a
-// 429 holds the provider out, shared so that every replica routes by it
-// (ADR 0028).
+// Headroom is what a replica last saw of the rate limits of one account of
+// a provider's platform keys (the x-ratelimit-* headers of its answers),
+// or of the provider as a whole, and how long a 429 holds the provider
+// out, shared so that every replica routes by it (ADR 0028).
 type Headroom struct {
 	// Provider names the provider; it must not be empty or contain '|'.
 	Provider string
+	// Account names one account of the provider's platform keys (an
+	// organisation, or a key where the provider names none), whose limits
+	// are its own; it must not contain '|'. Empty is the provider's own
+	// entry: its cooldown, and the counts of a report that named no
+	// account (all an entry held before accounts were told apart).
+	Account string
 	// At is when the answer the counts come from arrived; the zero time
 	// when the entry carries a cooldown only.
 	At time.Time
@@ -41,13 +47,14 @@ type Headroom struct {
 // at most once an interval and reads the whole view back as often; neither
 // is on the request path.
 type Headrooms interface {
-	// PublishHeadroom merges hs into the shared view: per provider, the
-	// counts observed last (the later At) win, and so does the later
-	// cooldown, so that replicas publishing in any order agree. Entries
-	// older than HeadroomTTL at now are dropped.
+	// PublishHeadroom merges hs into the shared view: per provider and
+	// account, the counts observed last (the later At) win, and so does
+	// the later cooldown, so that replicas publishing in any order agree.
+	// Entries older than HeadroomTTL at now are dropped.
 	PublishHeadroom(ctx context.Context, hs []Headroom, now time.Time) error
-	// Headroom returns the shared view at now, one entry per provider,
-	// sorted by provider, leaving out entries older than HeadroomTTL.
+	// Headroom returns the shared view at now, one entry per provider and
+	// account, sorted by provider then account (the provider's own entry
+	// first), leaving out entries older than HeadroomTTL.
 	Headroom(ctx context.Context, now time.Time) ([]Headroom, error)
 }
 
@@ -57,8 +64,28 @@ func checkHeadroom(hs []Headroom) error {
 		if h.Provider == "" || strings.ContainsAny(h.Provider, "|\x00") {
 			return fmt.Errorf("%w: headroom of provider %q: the name must not be empty or contain '|'", ErrInvalid, h.Provider)
 		}
+		if strings.ContainsAny(h.Account, "|\x00") {
+			return fmt.Errorf("%w: headroom of provider %q, account %q: the account must not contain '|'", ErrInvalid,
+				h.Provider, h.Account)
+		}
 	}
 	return nil
+}
+
+// field is the name of h's entry: the provider, then '|' and the account
+// when it names one. An entry written before accounts were told apart is
+// the provider's own.
+func (h Headroom) field() string {
+	if h.Account == "" {
+		return h.Provider
+	}
+	return h.Provider + "|" + h.Account
+}
+
+// splitField is the provider and account of an entry's name.
+func splitField(f string) (provider, account string) {
+	provider, account, _ = strings.Cut(f, "|")
+	return provider, account
 }
 
 // latest is the later of a headroom's observation and its cooldown.
@@ -89,8 +116,13 @@ func mergeHeadroom(held, next Headroom) Headroom {
 	return out
 }
 
-// sortHeadroom sorts a view by provider.
+// sortHeadroom sorts a view by provider, then account.
 func sortHeadroom(hs []Headroom) []Headroom {
-	slices.SortFunc(hs, func(a, b Headroom) int { return strings.Compare(a.Provider, b.Provider) })
+	slices.SortFunc(hs, func(a, b Headroom) int {
+		if c := strings.Compare(a.Provider, b.Provider); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Account, b.Account)
+	})
 	return hs
 }

@@ -11,17 +11,19 @@ import (
 )
 
 // headroomKey is the hash of every provider's shared headroom: one field
-// per provider, whose value is "<at>|<cooldown until>|<limit requests>|
+// per provider and account ("<provider>|<account>", or "<provider>" for the
+// provider's own entry, the only one before accounts were told apart),
+// whose value is "<at>|<cooldown until>|<limit requests>|
 // <remaining requests>|<limit tokens>|<remaining tokens>|<reset requests>|
 // <reset tokens>", times in unix milliseconds (0: none), counts -1 when the
 // provider did not say.
 func (s *Redis) headroomKey() string { return s.key("headroom") }
 
 // publishHeadroomScript merges a batch into the headroom hash, one field
-// per provider: the counts of the later observation and the later
+// per provider and account: the counts of the later observation and the later
 // cooldown win; then it drops the fields past HeadroomTTL and renews the
 // key's expiry. KEYS[1]: the hash. ARGV[1]: the oldest time kept (ms),
-// ARGV[2]: the key's ttl (ms), then per provider its name, observation
+// ARGV[2]: the key's ttl (ms), then per entry its field, observation
 // time (ms), cooldown (ms) and counts ("<limit requests>|...|<reset
 // tokens>"). Times are compared as numbers and stored as the strings they
 // came as: Lua would print large numbers as floats.
@@ -68,7 +70,7 @@ func (s *Redis) PublishHeadroom(ctx context.Context, hs []Headroom, now time.Tim
 			strconv.FormatInt(h.LimitTokens, 10), strconv.FormatInt(h.RemainingTokens, 10),
 			strconv.FormatInt(unixMilli(h.ResetRequests), 10), strconv.FormatInt(unixMilli(h.ResetTokens), 10),
 		}, "|")
-		args = append(args, h.Provider, strconv.FormatInt(unixMilli(h.At), 10),
+		args = append(args, h.field(), strconv.FormatInt(unixMilli(h.At), 10),
 			strconv.FormatInt(unixMilli(h.CooldownUntil), 10), counts)
 	}
 	err := publishHeadroomScript.Run(ctx, s.client, []string{s.headroomKey()}, args...).Err()
@@ -82,10 +84,10 @@ func (s *Redis) Headroom(ctx context.Context, now time.Time) ([]Headroom, error)
 		return nil, s.redisErr(ctx, "headroom", err)
 	}
 	out := make([]Headroom, 0, len(all))
-	for p, stored := range all {
-		h, err := decodeHeadroom(p, stored)
+	for f, stored := range all {
+		h, err := decodeHeadroom(f, stored)
 		if err != nil {
-			return nil, fmt.Errorf("store: redis headroom of %q: %w", p, err)
+			return nil, fmt.Errorf("store: redis headroom of %q: %w", f, err)
 		}
 		if !h.stale(now) {
 			out = append(out, h)
@@ -94,8 +96,9 @@ func (s *Redis) Headroom(ctx context.Context, now time.Time) ([]Headroom, error)
 	return sortHeadroom(out), nil
 }
 
-// decodeHeadroom reads a provider's field of the headroom hash.
-func decodeHeadroom(provider, stored string) (Headroom, error) {
+// decodeHeadroom reads a field of the headroom hash.
+func decodeHeadroom(field, stored string) (Headroom, error) {
+	provider, account := splitField(field)
 	parts := strings.Split(stored, "|")
 	if len(parts) != 8 {
 		return Headroom{}, fmt.Errorf("malformed value %q", stored)
@@ -108,7 +111,7 @@ func decodeHeadroom(provider, stored string) (Headroom, error) {
 		}
 		n[i] = v
 	}
-	return Headroom{Provider: provider, At: fromUnixMilli(n[0]), CooldownUntil: fromUnixMilli(n[1]),
+	return Headroom{Provider: provider, Account: account, At: fromUnixMilli(n[0]), CooldownUntil: fromUnixMilli(n[1]),
 		LimitRequests: n[2], RemainingRequests: n[3], LimitTokens: n[4], RemainingTokens: n[5],
 		ResetRequests: fromUnixMilli(n[6]), ResetTokens: fromUnixMilli(n[7])}, nil
 }

@@ -68,3 +68,43 @@ func TestRedisHeadroomOneWrite(t *testing.T) {
 		t.Error("a malformed entry was read without an error")
 	}
 }
+
+// TestRedisHeadroomAccountFields: an account's entry is the field
+// "<provider>|<account>" next to the provider's own, and a field an older
+// version wrote (the provider's name alone) reads as the provider's own
+// entry, merged as before.
+func TestRedisHeadroomAccountFields(t *testing.T) {
+	srv := redistest.Start(t)
+	s := newRedis(t, store.RedisOptions{Addr: srv.Addr, Prefix: "hr:"})
+	raw := rawRedis(t, srv.Addr)
+	ctx := t.Context()
+	ms := func(tm time.Time) string { return strconv.FormatInt(tm.UnixMilli(), 10) }
+	// As an older version stores a report and a cooldown.
+	legacy := ms(t0) + "|" + ms(t0.Add(9*time.Second)) + "|100|40|-1|-1|" + ms(t0.Add(time.Minute)) + "|0"
+	if err := raw.HSet(ctx, "hr:headroom", "openai", legacy).Err(); err != nil {
+		t.Fatal(err)
+	}
+	acct := store.Headroom{Provider: "openai", Account: "0123456789abcdef", At: t0.Add(time.Second), LimitRequests: 500,
+		RemainingRequests: 450, LimitTokens: -1, RemainingTokens: -1, ResetRequests: t0.Add(time.Minute)}
+	if err := s.PublishHeadroom(ctx, []store.Headroom{acct}, t0); err != nil {
+		t.Fatal(err)
+	}
+	v, err := raw.HGet(ctx, "hr:headroom", "openai|0123456789abcdef").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := ms(acct.At) + "|0|500|450|-1|-1|" + ms(acct.ResetRequests) + "|0"; v != want {
+		t.Errorf("the account's field holds %q, want %q", v, want)
+	}
+	if v, _ := raw.HGet(ctx, "hr:headroom", "openai").Result(); v != legacy {
+		t.Errorf("the provider's own field became %q, want %q kept", v, legacy)
+	}
+	hs, err := s.Headroom(ctx, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hs) != 2 || hs[0].Account != "" || hs[0].RemainingRequests != 40 || !hs[0].CooldownUntil.Equal(t0.Add(9*time.Second)) ||
+		hs[1].Account != acct.Account || hs[1].RemainingRequests != 450 {
+		t.Errorf("view %+v", hs)
+	}
+}

@@ -118,6 +118,52 @@ func testHeadroomExpiry(t *testing.T, open Open) {
 	}
 }
 
+// account is an observation of one account of a provider.
+func account(provider, acct string, at time.Time, left int64) store.Headroom {
+	h := observed(provider, at, left)
+	h.Account = acct
+	return h
+}
+
+// testHeadroomAccounts: the accounts of a provider's pool are entries of
+// their own, merged, read and dropped apart from each other and from the
+// provider's own entry (its cooldown, and the counts of a report that named
+// no account, as entries were before accounts were told apart).
+func testHeadroomAccounts(t *testing.T, open Open) {
+	ss := open(t, 2)
+	const orgA, orgB = "0123456789abcdef", "fedcba9876543210"
+	a, b := account("openai", orgA, t0, 2), account("openai", orgB, t0.Add(-time.Second), 90)
+	own := observed("openai", t0.Add(-2*time.Second), 50) // an older version's entry
+	cool := store.Headroom{Provider: "openai", CooldownUntil: t0.Add(20 * time.Second), LimitRequests: -1, RemainingRequests: -1,
+		LimitTokens: -1, RemainingTokens: -1}
+	azure := account("azure", orgA, t0, 7) // the same account name at another provider
+	publish(t, ss[0], t0, own, b)
+	publish(t, ss[1], t0, a, cool, azure)
+	ownCooling := own
+	ownCooling.CooldownUntil = cool.CooldownUntil
+	sameHeadroom(t, view(t, ss[0], t0), []store.Headroom{azure, ownCooling, a, b})
+
+	// Per account, the later observation wins; the others stay.
+	olderA := account("openai", orgA, t0.Add(-time.Minute), 80)
+	newerB := account("openai", orgB, t0.Add(time.Second), 60)
+	publish(t, ss[0], t0.Add(time.Second), olderA, newerB)
+	sameHeadroom(t, view(t, ss[1], t0.Add(time.Second)), []store.Headroom{azure, ownCooling, a, newerB})
+
+	// Each entry expires on its own: the provider's own with its cooldown.
+	sameHeadroom(t, view(t, ss[0], t0.Add(store.HeadroomTTL+500*time.Millisecond)), []store.Headroom{ownCooling, newerB})
+	late := cool.CooldownUntil.Add(store.HeadroomTTL + time.Millisecond)
+	fresh := account("openai", orgA, late, 33)
+	publish(t, ss[1], late, fresh)
+	sameHeadroom(t, view(t, ss[0], late), []store.Headroom{fresh})
+
+	for _, acct := range []string{"a|b", "a\x00"} {
+		err := ss[0].PublishHeadroom(t.Context(), []store.Headroom{account("openai", acct, t0, 1)}, t0)
+		if !errors.Is(err, store.ErrInvalid) {
+			t.Errorf("account %q: error %v, want ErrInvalid", acct, err)
+		}
+	}
+}
+
 // testConcurrentHeadroom: replicas publishing at once end with the counts
 // of the last observation and the latest cooldown.
 func testConcurrentHeadroom(t *testing.T, open Open) {

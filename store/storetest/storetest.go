@@ -62,6 +62,7 @@ func Run(t *testing.T, open Open) {
 		{"Headroom", testHeadroom},
 		{"HeadroomMerge", testHeadroomMerge},
 		{"HeadroomExpiry", testHeadroomExpiry},
+		{"HeadroomAccounts", testHeadroomAccounts},
 		{"ConcurrentHeadroom", testConcurrentHeadroom},
 		{"Close", testClose},
 	} {
