@@ -14,9 +14,11 @@ func (l RateLimits) said() bool { return l.RemainingRequests >= 0 || l.Remaining
 // counts; after it the provider's headroom is unknown again.
 const maxObservationAge = time.Minute
 
-// observation is a provider's rate limits as of one answer, in absolute
+// observation is an account's rate limits as of one answer, in absolute
 // terms: times in unix nanoseconds (0: not said), counts -1 when not said.
 type observation struct {
+	// acct is the account observed (see Account); 0 is the unnamed one.
+	acct             uint64
 	at               int64
 	limReq, remReq   int64
 	limTok, remTok   int64
@@ -80,12 +82,24 @@ func fraction(limit, remaining, at, reset, now int64) (float64, bool) {
 	return f, true
 }
 
-// limitCell holds a target's latest observation. Writers take turns, for a
-// few atomic stores each; readers never lock: a sequence count, odd while
-// a write is under way, tells them to read again. Both allocate nothing.
+// live reports whether the observation still counts at now (unix
+// nanoseconds) among an account's others: until maxObservationAge after
+// the later of the answer and its reset times. An account that stopped
+// answering (a key taken out of the pool, an organisation no longer used)
+// so drops out of its provider's headroom instead of counting as whole
+// for ever.
+func (o observation) live(now int64) bool {
+	return o.at != 0 && now-max(o.at, o.resetReq, o.resetT) <= int64(maxObservationAge)
+}
+
+// limitCell holds an account's latest observation. Writers take turns, for
+// a few atomic stores each; readers never lock: a sequence count, odd
+// while a write is under way, tells them to read again. Both allocate
+// nothing.
 type limitCell struct {
 	write                            sync.Mutex
 	seq                              atomic.Uint64
+	acct                             atomic.Uint64
 	at, limReq, remReq, limTok, remT atomic.Int64
 	resetReq, resetT                 atomic.Int64
 }
@@ -94,6 +108,7 @@ type limitCell struct {
 func (c *limitCell) store(o observation) {
 	c.write.Lock()
 	c.seq.Add(1)
+	c.acct.Store(o.acct)
 	c.at.Store(o.at)
 	c.limReq.Store(o.limReq)
 	c.remReq.Store(o.remReq)
@@ -114,7 +129,7 @@ func (c *limitCell) load() (observation, uint64) {
 			runtime.Gosched()
 			continue
 		}
-		o := observation{at: c.at.Load(), limReq: c.limReq.Load(), remReq: c.remReq.Load(), limTok: c.limTok.Load(),
+		o := observation{acct: c.acct.Load(), at: c.at.Load(), limReq: c.limReq.Load(), remReq: c.remReq.Load(), limTok: c.limTok.Load(),
 			remTok: c.remT.Load(), resetReq: c.resetReq.Load(), resetT: c.resetT.Load()}
 		if c.seq.Load() == s {
 			if s == 0 {
@@ -135,72 +150,4 @@ func (t *Target) RateLimited(until time.Time) {
 			return
 		}
 	}
-}
-
-// sharedView is every replica's headroom as the store last gave it, by
-// provider; it is replaced whole, never changed.
-type sharedView struct {
-	byProvider map[string]sharedEntry
-}
-
-// sharedEntry is one provider's shared headroom.
-type sharedEntry struct {
-	obs  observation
-	cool int64 // unix nanoseconds; 0: none
-}
-
-// Load reports, for the named provider at now, the fraction of its platform
-// keys' tightest rate limit that is left (1 when nothing tells), whether a
-// 429 holds it out, and the moving average of its time to response
-// headers (0 before its first answer). It merges this replica's
-// observations with every replica's, shared through the store: the newer
-// observation counts, and the later cooldown. It reads atomics only and
-// allocates nothing, for the request path.
-func (r *Registry) Load(name string, now time.Time) (left float64, coolingDown bool, latency time.Duration) {
-	ns := now.UnixNano()
-	t := r.targets[name]
-	obs, cool := r.merged(t, name)
-	left, _ = obs.left(ns)
-	if t != nil {
-		latency = time.Duration(loadSeconds(&t.latencyEWMA) * float64(time.Second))
-	}
-	return left, cool > ns, latency
-}
-
-// merged is the newer of this replica's observation of the named provider
-// (t, nil when it is not a target) and the shared one, and the later
-// cooldown.
-func (r *Registry) merged(t *Target, name string) (observation, int64) {
-	obs, cool := noObservation, int64(0)
-	if t != nil {
-		obs, _ = t.limits.load()
-		cool = t.coolUntil.Load()
-	}
-	if v := r.shared.Load(); v != nil && len(v.byProvider) > 0 {
-		if e, ok := v.byProvider[name]; ok {
-			if e.obs.at > obs.at {
-				obs = e.obs
-			}
-			cool = max(cool, e.cool)
-		}
-	}
-	return obs, cool
-}
-
-// headroomOf is the merged headroom of a target for its snapshot: the
-// fraction left, when something tells, and the end of a cooldown still
-// running at now.
-func (r *Registry) headroomOf(name string, now time.Time) (*float64, *time.Time) {
-	obs, cool := r.merged(r.targets[name], name)
-	var left *float64
-	if f, ok := obs.left(now.UnixNano()); ok {
-		f = float64(int(f*1e4)) / 1e4
-		left = &f
-	}
-	var until *time.Time
-	if cool > now.UnixNano() {
-		u := time.Unix(0, cool).UTC()
-		until = &u
-	}
-	return left, until
 }

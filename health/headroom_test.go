@@ -87,7 +87,7 @@ func TestRegistryLoad(t *testing.T) {
 // request path and allocate nothing.
 func TestLoadAllocs(t *testing.T) {
 	r := NewRegistry("openai")
-	r.shared.Store(&sharedView{byProvider: map[string]sharedEntry{"openai": {obs: noObservation}}})
+	r.shared.Store(&sharedView{byProvider: map[string]sharedEntry{"openai": {accounts: []observation{noObservation}}}})
 	tg := r.Target("openai")
 	now := time.Now()
 	l := RateLimits{LimitRequests: 100, RemainingRequests: 10, LimitTokens: 1000, RemainingTokens: 900, ResetRequests: time.Second, ResetTokens: -1}

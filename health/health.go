@@ -88,12 +88,12 @@ type Target struct {
 	// Active probes: whether they took the target out, and the last one.
 	probeDown atomic.Bool
 	lastProbe atomic.Pointer[probeResult]
-	// limits is the latest observation of the platform keys' rate limits,
-	// coolUntil when a 429 stops holding the provider out (unix
-	// nanoseconds); pubSeq and pubCool are what Sharing published last.
-	limits    limitCell
+	// accounts hold the latest observation of each account of the
+	// platform keys' rate limits, coolUntil when a 429 stops holding the
+	// provider out (unix nanoseconds); pubCool is the cooldown Sharing
+	// published last.
+	accounts  accounts
 	coolUntil atomic.Int64
-	pubSeq    atomic.Uint64
 	pubCool   atomic.Int64
 }
 
@@ -138,10 +138,19 @@ var NoRateLimits = RateLimits{RemainingRequests: -1, RemainingTokens: -1, LimitR
 	ResetRequests: -1, ResetTokens: -1}
 
 // ReportRateLimits records a provider's rate-limit report received at
-// now, for the capacity overview and, as the latest observation, for
-// load-aware routing (Registry.Load); what it did not say keeps its last
-// value. It does not allocate.
+// now, of no account in particular (the unnamed account: whichever key
+// answered); see ReportAccountRateLimits.
 func (t *Target) ReportRateLimits(l RateLimits, now time.Time) {
+	t.ReportAccountRateLimits(0, l, now)
+}
+
+// ReportAccountRateLimits records a rate-limit report received at now on
+// a platform key of account acct (OrgAccount, KeyAccount; 0 for none in
+// particular): for the capacity overview, as the provider's last report
+// (what it did not say keeps its last value), and, as the account's latest
+// observation, for load-aware routing (Registry.Load), which sums the
+// accounts of the pool. It does not allocate.
+func (t *Target) ReportAccountRateLimits(acct uint64, l RateLimits, now time.Time) {
 	t.Capacity(l.RemainingRequests, l.RemainingTokens)
 	said := l.RemainingRequests >= 0 || l.RemainingTokens >= 0
 	if l.LimitRequests >= 0 {
@@ -162,7 +171,9 @@ func (t *Target) ReportRateLimits(l RateLimits, now time.Time) {
 		t.limitsReportAt.Store(now.UnixNano())
 	}
 	if l.said() {
-		t.limits.store(observe(l, now)) // for routing: Registry.Load, shared by Sharing
+		o := observe(l, now)
+		o.acct = acct
+		t.accounts.cell(acct, o.at).store(o) // for routing: Registry.Load, shared by Sharing
 	}
 }
 
@@ -276,9 +287,14 @@ type Snapshot struct {
 	LastProbeStatus int        `json:"last_probe_status,omitempty"`
 	LastProbeError  string     `json:"last_probe_error,omitempty"`
 	// Headroom is the fraction of the platform keys' tightest rate limit
-	// left, as this replica and, through the store, every replica last saw
-	// it, refilled towards its reset time; absent when nothing tells.
+	// left, over the accounts of the pool (organisations, or keys where
+	// the provider names none), as this replica and, through the store,
+	// every replica last saw them, each refilled towards its reset time;
+	// absent when nothing tells.
 	Headroom *float64 `json:"headroom,omitempty"`
+	// Pool is the rate limits Headroom is made of, summed over the
+	// accounts it counts; absent before any report.
+	Pool *PoolLimits `json:"pool,omitempty"`
 	// RateLimitedUntil is when a 429, seen by any replica, stops holding
 	// the provider out; absent when none does.
 	RateLimitedUntil *time.Time `json:"rate_limited_until,omitempty"`
@@ -441,7 +457,7 @@ func (r *Registry) Snapshot() []Snapshot {
 	out := make([]Snapshot, 0, len(r.targets))
 	for name, t := range r.targets {
 		s := t.SnapshotAt(now)
-		s.Headroom, s.RateLimitedUntil = r.headroomOf(name, now)
+		s.Headroom, s.RateLimitedUntil, s.Pool = r.headroomOf(name, now)
 		out = append(out, s)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Target < out[j].Target })

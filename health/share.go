@@ -1,8 +1,11 @@
 package health
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
+	"strconv"
 	"time"
 
 	"github.com/wedsync/veil/store"
@@ -86,30 +89,68 @@ func (s *Sharing) Sync(ctx context.Context) error {
 	}
 	v := &sharedView{byProvider: make(map[string]sharedEntry, len(hs))}
 	for _, h := range hs {
-		v.byProvider[h.Provider] = sharedEntry{obs: fromHeadroom(h), cool: nanos(h.CooldownUntil)}
+		acct, ok := parseAccount(h.Account)
+		if !ok {
+			continue // not an account this version names: left out
+		}
+		e := v.byProvider[h.Provider]
+		if o := fromHeadroom(h, acct); o.at != 0 {
+			e.accounts = append(e.accounts, o)
+		}
+		e.cool = max(e.cool, nanos(h.CooldownUntil))
+		v.byProvider[h.Provider] = e
+	}
+	for name, e := range v.byProvider {
+		if len(e.accounts) > maxAccounts {
+			// The newest count; the rest are old news of a pool larger
+			// than a target tells apart.
+			slices.SortFunc(e.accounts, func(a, b observation) int { return cmp.Compare(b.at, a.at) })
+			e.accounts = e.accounts[:maxAccounts]
+			v.byProvider[name] = e
+		}
 	}
 	s.Registry.shared.Store(v)
 	return nil
 }
 
-// publish writes the observations and cooldowns of the targets that
-// changed since they were last published.
+// publish writes the observations and cooldowns that changed since they
+// were last published: per provider, one entry per account that reported,
+// and the cooldown on the provider's own entry (the unnamed account's).
 func (s *Sharing) publish(ctx context.Context, timeout time.Duration, now time.Time) error {
 	type mark struct {
+		c   *accountCell
+		seq uint64
+	}
+	type coolMark struct {
 		t    *Target
-		seq  uint64
 		cool int64
 	}
 	var batch []store.Headroom
 	var marks []mark
+	var cools []coolMark
 	for name, t := range s.Registry.targets {
-		obs, seq := t.limits.load()
 		cool := t.coolUntil.Load()
-		if seq == t.pubSeq.Load() && cool == t.pubCool.Load() {
-			continue
+		coolChanged := cool != t.pubCool.Load()
+		unnamed := false
+		for i := range int(t.accounts.n.Load()) {
+			c := &t.accounts.cells[i]
+			obs, seq := c.load()
+			if seq == 0 || seq == c.pubSeq.Load() && !(obs.acct == 0 && coolChanged) {
+				continue
+			}
+			h := toHeadroom(name, obs, 0)
+			if obs.acct == 0 {
+				h.CooldownUntil, unnamed = fromNanos(cool), true
+			}
+			batch = append(batch, h)
+			marks = append(marks, mark{c, seq})
 		}
-		batch = append(batch, toHeadroom(name, obs, cool))
-		marks = append(marks, mark{t, seq, cool})
+		if coolChanged {
+			if !unnamed {
+				batch = append(batch, toHeadroom(name, noObservation, cool))
+			}
+			cools = append(cools, coolMark{t, cool})
+		}
 	}
 	if len(batch) == 0 {
 		return nil
@@ -120,7 +161,9 @@ func (s *Sharing) publish(ctx context.Context, timeout time.Duration, now time.T
 		return fmt.Errorf("health: publishing headroom: %w", err)
 	}
 	for _, m := range marks {
-		m.t.pubSeq.Store(m.seq)
+		m.c.pubSeq.Store(m.seq)
+	}
+	for _, m := range cools {
 		m.t.pubCool.Store(m.cool)
 	}
 	return nil
@@ -128,18 +171,45 @@ func (s *Sharing) publish(ctx context.Context, timeout time.Duration, now time.T
 
 // toHeadroom is an observation and a cooldown as the store keeps them.
 func toHeadroom(provider string, o observation, cool int64) store.Headroom {
-	return store.Headroom{Provider: provider, At: fromNanos(o.at), LimitRequests: o.limReq, RemainingRequests: o.remReq,
-		LimitTokens: o.limTok, RemainingTokens: o.remTok, ResetRequests: fromNanos(o.resetReq), ResetTokens: fromNanos(o.resetT),
-		CooldownUntil: fromNanos(cool)}
+	return store.Headroom{Provider: provider, Account: accountName(o.acct), At: fromNanos(o.at), LimitRequests: o.limReq,
+		RemainingRequests: o.remReq, LimitTokens: o.limTok, RemainingTokens: o.remTok, ResetRequests: fromNanos(o.resetReq),
+		ResetTokens: fromNanos(o.resetT), CooldownUntil: fromNanos(cool)}
 }
 
-// fromHeadroom is the observation a shared headroom holds.
-func fromHeadroom(h store.Headroom) observation {
+// fromHeadroom is the observation of account acct a shared headroom holds.
+func fromHeadroom(h store.Headroom, acct uint64) observation {
 	if h.At.IsZero() {
 		return noObservation
 	}
-	return observation{at: nanos(h.At), limReq: h.LimitRequests, remReq: h.RemainingRequests, limTok: h.LimitTokens,
+	return observation{acct: acct, at: nanos(h.At), limReq: h.LimitRequests, remReq: h.RemainingRequests, limTok: h.LimitTokens,
 		remTok: h.RemainingTokens, resetReq: nanos(h.ResetRequests), resetT: nanos(h.ResetTokens)}
+}
+
+// accountName is an account number as the store names it: 16 hex
+// digits; empty for the unnamed account, the provider's own entry.
+func accountName(acct uint64) string {
+	if acct == 0 {
+		return ""
+	}
+	var b [16]byte
+	const digits = "0123456789abcdef"
+	for i := range b {
+		b[i] = digits[acct>>(60-4*i)&0xf]
+	}
+	return string(b[:])
+}
+
+// parseAccount reads an account name of the store; false for one this
+// version does not write.
+func parseAccount(s string) (uint64, bool) {
+	if s == "" {
+		return 0, true
+	}
+	if len(s) != 16 {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(s, 16, 64)
+	return n, err == nil && n != 0
 }
 
 // nanos is t in unix nanoseconds; 0 for the zero time.
