@@ -84,14 +84,21 @@ func TestRegistryLoad(t *testing.T) {
 }
 
 // TestLoadAllocs: recording rate limits and reading the load are on the
-// request path and allocate nothing.
+// request path and allocate nothing, however many accounts the pool has.
 func TestLoadAllocs(t *testing.T) {
 	r := NewRegistry("openai")
-	r.shared.Store(&sharedView{byProvider: map[string]sharedEntry{"openai": {accounts: []observation{noObservation}}}})
-	tg := r.Target("openai")
 	now := time.Now()
+	shared := observe(RateLimits{LimitRequests: 500, RemainingRequests: 100, LimitTokens: -1, RemainingTokens: -1, ResetRequests: time.Minute,
+		ResetTokens: -1}, now)
+	shared.acct = OrgAccount([]byte("org-elsewhere"))
+	r.shared.Store(&sharedView{byProvider: map[string]sharedEntry{"openai": {accounts: []observation{shared}}}})
+	tg := r.Target("openai")
 	l := RateLimits{LimitRequests: 100, RemainingRequests: 10, LimitTokens: 1000, RemainingTokens: 900, ResetRequests: time.Second, ResetTokens: -1}
+	orgs := [][]byte{[]byte("org-a"), []byte("org-b"), []byte("org-c")}
+	i := 0
 	if a := testing.AllocsPerRun(100, func() {
+		tg.ReportAccountRateLimits(OrgAccount(orgs[i%len(orgs)]), l, now)
+		i++
 		tg.ReportRateLimits(l, now)
 		tg.RateLimited(now)
 		_, _, _ = r.Load("openai", now)

@@ -102,36 +102,33 @@ func (a *accounts) cell(acct uint64, now int64) *accountCell {
 	return &a.cells[acct%maxAccounts]
 }
 
-// accountSet is what is known of a provider's accounts: this replica's
-// observations and every replica's, shared through the store. It lives on
-// its reader's stack.
+// accountSet is what is known of a provider's accounts: per account, the
+// newest of this replica's observation and every replica's, shared through
+// the store. It lives on its reader's stack.
 type accountSet struct {
-	local  [maxAccounts]observation
-	nl     int
-	shared []observation
+	obs [maxAccounts]observation
+	n   int
 }
 
-// size is how many observations the set holds.
-func (s *accountSet) size() int { return s.nl + len(s.shared) }
-
-// get is the set's i-th observation.
-func (s *accountSet) get(i int) *observation {
-	if i < s.nl {
-		return &s.local[i]
+// put adds an observation, unless the set holds a newer one of its account
+// or, full, tells apart as many accounts as a target does (the shared view
+// lists each provider's newest first).
+func (s *accountSet) put(o *observation) {
+	if o.at == 0 {
+		return
 	}
-	return &s.shared[i-s.nl]
-}
-
-// newest reports whether the i-th observation is its account's newest in
-// the set (the first of equals).
-func (s *accountSet) newest(i int) bool {
-	o := s.get(i)
-	for j := range s.size() {
-		if p := s.get(j); j != i && p.acct == o.acct && (p.at > o.at || p.at == o.at && j < i) {
-			return false
+	for i := range s.n {
+		if s.obs[i].acct == o.acct {
+			if o.at > s.obs[i].at {
+				s.obs[i] = *o
+			}
+			return
 		}
 	}
-	return true
+	if s.n < maxAccounts {
+		s.obs[s.n] = *o
+		s.n++
+	}
 }
 
 // poolSum is a provider's headroom over the accounts of its platform keys.
@@ -213,36 +210,28 @@ func (p *poolSum) add(o *observation, now int64) {
 	p.tok.add(o.limTok, o.remTok, o.at, o.resetT, now)
 }
 
-// sum is the provider's headroom at now over the set: each account's
-// newest observation, while it counts (see observation.live); the unnamed
-// account (a report that named none) only while no named one counts, as
-// it stands for whichever key answered. When no account counts any more,
-// the newest observation alone does, aging as it always has.
+// sum is the provider's headroom at now over the set: each account while
+// its observation counts (see observation.live); the unnamed account (a
+// report that named none) only while no named one counts, as it stands for
+// whichever key answered. When no account counts any more, the newest
+// observation alone does, aging as it always has.
 func (s *accountSet) sum(now int64) poolSum {
 	p := poolSum{req: kindSum{limit: -1, remaining: -1}, tok: kindSum{limit: -1, remaining: -1}}
-	named := false
-	for i := range s.size() {
-		if o := s.get(i); o.acct != 0 && o.live(now) {
-			named = true
-			break
-		}
-	}
-	latest := -1
-	for i := range s.size() {
-		o := s.get(i)
-		if o.at == 0 {
-			continue
-		}
-		if latest < 0 || o.at > s.get(latest).at {
+	named, latest := false, -1
+	for i := range s.n {
+		o := &s.obs[i]
+		if latest < 0 || o.at > s.obs[latest].at {
 			latest = i
 		}
-		if !o.live(now) || o.acct == 0 && named || !s.newest(i) {
-			continue
+		named = named || o.acct != 0 && o.live(now)
+	}
+	for i := range s.n {
+		if o := &s.obs[i]; o.live(now) && (o.acct != 0 || !named) {
+			p.add(o, now)
 		}
-		p.add(o, now)
 	}
 	if p.accounts == 0 && latest >= 0 {
-		p.add(s.get(latest), now)
+		p.add(&s.obs[latest], now)
 	}
 	return p
 }
@@ -267,20 +256,57 @@ func (r *Registry) gather(s *accountSet, t *Target, name string) int64 {
 	if t != nil {
 		n := int(t.accounts.n.Load())
 		for i := range n {
-			if o, _ := t.accounts.cells[i].load(); o.at != 0 {
-				s.local[s.nl] = o
-				s.nl++
-			}
+			o, _ := t.accounts.cells[i].load()
+			s.put(&o)
 		}
 		cool = t.coolUntil.Load()
 	}
 	if v := r.shared.Load(); v != nil && len(v.byProvider) > 0 {
 		if e, ok := v.byProvider[name]; ok {
-			s.shared = e.accounts
+			for i := range e.accounts {
+				s.put(&e.accounts[i])
+			}
 			cool = max(cool, e.cool)
 		}
 	}
 	return cool
+}
+
+// single is the newest observation of the named provider (t, nil when it
+// is not a target) and its later cooldown, when no more than one account
+// is known of it here and in the shared view; false when more are, for
+// gather and sum. For one account they come to the same, without copying
+// cells that are not used.
+func (r *Registry) single(t *Target, name string) (observation, int64, bool) {
+	obs, cool := noObservation, int64(0)
+	if t != nil {
+		switch t.accounts.n.Load() {
+		case 0:
+		case 1:
+			obs, _ = t.accounts.cells[0].load()
+		default:
+			return obs, 0, false
+		}
+		cool = t.coolUntil.Load()
+	}
+	if v := r.shared.Load(); v != nil && len(v.byProvider) > 0 {
+		if e, ok := v.byProvider[name]; ok {
+			switch {
+			case len(e.accounts) > 1:
+				return obs, 0, false
+			case len(e.accounts) == 1:
+				o := &e.accounts[0]
+				if obs.at != 0 && o.at != 0 && o.acct != obs.acct {
+					return obs, 0, false
+				}
+				if o.at > obs.at {
+					obs = *o
+				}
+			}
+			cool = max(cool, e.cool)
+		}
+	}
+	return obs, cool, true
 }
 
 // Load reports, for the named provider at now, the fraction of its platform
@@ -296,10 +322,17 @@ func (r *Registry) gather(s *accountSet, t *Target, name string) int64 {
 func (r *Registry) Load(name string, now time.Time) (left float64, coolingDown bool, latency time.Duration) {
 	ns := now.UnixNano()
 	t := r.targets[name]
-	var s accountSet
-	cool := r.gather(&s, t, name)
-	p := s.sum(ns)
-	left, _ = p.left()
+	var cool int64
+	if o, c, ok := r.single(t, name); ok {
+		// One account, as most providers have: its newest observation.
+		left, _ = o.left(ns)
+		cool = c
+	} else {
+		var s accountSet
+		cool = r.gather(&s, t, name)
+		p := s.sum(ns)
+		left, _ = p.left()
+	}
 	if t != nil {
 		latency = time.Duration(loadSeconds(&t.latencyEWMA) * float64(time.Second))
 	}
