@@ -12,7 +12,8 @@ import (
 // BenchmarkPlan measures one plan: the fixed routing of model listings,
 // a season's spread by fixed weights, and the same spread with load-aware
 // choice reading a health registry whose providers reported their rate
-// limits (docs/benchmarks.md, "load-aware routing").
+// limits, from one account each or from pools of three organisations
+// (docs/benchmarks.md, "load-aware routing").
 func BenchmarkPlan(b *testing.B) {
 	t := &testing.T{}
 	prs := []*provider.Provider{mustProvider(t, "openai", "gpt-4o-mini"), mustProvider(t, "azure", "gpt-4o-mini"),
@@ -25,6 +26,18 @@ func BenchmarkPlan(b *testing.B) {
 		tg.ReportRateLimits(health.RateLimits{LimitRequests: 10000, RemainingRequests: int64(9000 - 3000*i), LimitTokens: 30000000,
 			RemainingTokens: 20000000, ResetRequests: 6 * time.Second, ResetTokens: time.Second}, now)
 	}
+	// The same providers, each with a pool of platform keys in three
+	// organisations, each organisation with its own limits.
+	pools := health.NewRegistry("openai", "azure", "openai-eu")
+	for i, pr := range prs {
+		tg := pools.Target(pr.Name())
+		tg.Record(200, time.Duration(100+50*i)*time.Millisecond, now)
+		for j, org := range []string{"org-a", "org-b", "org-c"} {
+			tg.ReportAccountRateLimits(health.OrgAccount([]byte(org)), health.RateLimits{LimitRequests: int64(10000 * (j + 1)),
+				RemainingRequests: int64(9000 - 3000*i), LimitTokens: 30000000, RemainingTokens: 20000000,
+				ResetRequests: 6 * time.Second, ResetTokens: time.Second}, now)
+		}
+	}
 	weights := map[string]int{"openai": 2, "azure": 1, "openai-eu": 1}
 	cases := []struct {
 		name string
@@ -35,6 +48,8 @@ func BenchmarkPlan(b *testing.B) {
 		{"spread", Options{Seasons: allYear(weights), DefaultTier: "starter"}, Request{}},
 		{"load-aware", Options{Seasons: allYear(weights), DefaultTier: "starter", LoadAware: config.LoadAware{Enabled: true}},
 			Request{Load: reg}},
+		{"load-aware pools of three organisations", Options{Seasons: allYear(weights), DefaultTier: "starter",
+			LoadAware: config.LoadAware{Enabled: true}}, Request{Load: pools}},
 		{"load-aware strict region", Options{Seasons: allYear(weights), DefaultTier: "starter", LoadAware: config.LoadAware{Enabled: true},
 			Regions: map[string]Region{"rose-venue": {Name: "eu", Strict: true, Providers: map[string]string{"openai": "openai-eu", "azure": "openai-eu"}}}},
 			Request{Load: reg}},
