@@ -137,14 +137,34 @@ type Options struct {
 	// TokenLimit, with RequestLimit, is the window's token limit; zero
 	// leaves tokens unlimited.
 	TokenLimit int
-	// LimitWindow is the window of RequestLimit and TokenLimit;
-	// DefaultLimitWindow when zero.
+	// LimitWindow is the window of RequestLimit and TokenLimit, and of
+	// each Account's; DefaultLimitWindow when zero.
 	LimitWindow time.Duration
+	// Accounts put API keys in OpenAI organisations of their own, as a
+	// pool of platform keys may span several: an OpenAI call made with a
+	// key an account lists is answered with the account's Organization
+	// in OpenAI-Organization and, with a RequestLimit, takes from the
+	// account's own budget (as RequestLimit above, one per account: its
+	// keys share it), whose x-ratelimit-* headers it reports. Calls with
+	// other keys keep the server's organisation and limits.
+	Accounts []Account
 	// AzureDeployments maps the Azure OpenAI deployment names served under
 	// /openai/deployments/ to the models they run. When nil, a deployment
 	// named like a model of Models runs that model (any name does with
 	// AllowUnknownModels).
 	AzureDeployments map[string]string
+}
+
+// Account is an OpenAI organisation of Options.Accounts.
+type Account struct {
+	// Organization is what its answers say in OpenAI-Organization.
+	Organization string
+	// Keys are its API keys.
+	Keys []string
+	// RequestLimit and TokenLimit are its own rate limit, per
+	// Options.LimitWindow; zero RequestLimit reports the server's
+	// default limits, untouched by calls.
+	RequestLimit, TokenLimit int
 }
 
 // DefaultModels is the model list served when Options.Models is empty.
@@ -262,9 +282,11 @@ type Server struct {
 	cancelled     chan struct{}
 
 	// budget is the fake's own rate limit (Options.RequestLimit);
-	// budgetRefusals counts the calls it refused.
+	// budgetRefusals counts the calls it, or an account's, refused.
 	budget         budget
 	budgetRefusals atomic.Int64
+	// accounts are Options.Accounts by key.
+	accounts map[string]*account
 
 	idSeed uint64
 	idCtr  atomic.Uint64
@@ -293,6 +315,7 @@ func New(opts Options) *Server {
 	for _, k := range opts.NoQuotaKeys {
 		s.noQuota[k] = struct{}{}
 	}
+	s.initAccounts()
 	s.initModels()
 	s.initAnthropicModels()
 	s.srv = &fasthttp.Server{

@@ -131,8 +131,10 @@ type call struct {
 	fault    Fault
 	hasFault bool
 	// limits is what the fake's own rate limit says of the call, when it
-	// keeps one.
-	limits limitState
+	// keeps one; account is its key's account (Options.Accounts), nil
+	// for the server's own.
+	limits  limitState
+	account *account
 }
 
 // Handler is the fasthttp request handler of the fake. It records the
@@ -154,6 +156,7 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 	rt := routeOf(ctx)
 	c := &call{start: start, rt: rt, dialect: rt.dialect()}
 	c.reqID = s.requestID(c.dialect)
+	c.account = s.accountOf(ctx)
 	if c.dialect == dialectAzure {
 		c.apiVersion = string(ctx.QueryArgs().Peek("api-version"))
 		c.deployment = azureDeployment(ctx.Path())
@@ -203,12 +206,9 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 		s.writeError(ctx, c, e)
 		return
 	}
-	if s.limited() && rt.spendsBudget() {
-		var ok bool
-		if c.limits, ok = s.takeBudget(estimateTokens(ctx), time.Now()); !ok {
-			s.overBudget(ctx, c)
-			return
-		}
+	if !s.spend(ctx, c) {
+		s.overBudget(ctx, c)
+		return
 	}
 
 	switch rt {
@@ -582,7 +582,7 @@ func (s *Server) openAIHeaders(c *call, reset time.Duration) [10]headerPair {
 		{"X-Request-Id", c.reqID},
 		{"Openai-Processing-Ms", strconv.FormatInt(time.Since(c.start).Milliseconds(), 10)},
 		{"Openai-Version", openAIVersion},
-		{"Openai-Organization", openAIOrg},
+		{"Openai-Organization", c.organization()},
 		{"Openai-Project", openAIProject},
 		{"X-Ratelimit-Limit-Requests", limReq},
 		{"X-Ratelimit-Remaining-Requests", remainingReq},

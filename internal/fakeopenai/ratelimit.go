@@ -22,6 +22,43 @@ type budget struct {
 	tokens   int64
 }
 
+// account is one of Options.Accounts, with its budget.
+type account struct {
+	limits Account
+	budget budget
+}
+
+// initAccounts indexes Options.Accounts by key.
+func (s *Server) initAccounts() {
+	if len(s.opts.Accounts) == 0 {
+		return
+	}
+	s.accounts = make(map[string]*account)
+	for _, a := range s.opts.Accounts {
+		acct := &account{limits: a}
+		for _, k := range a.Keys {
+			s.accounts[k] = acct
+		}
+	}
+}
+
+// accountOf is the account of the key a call presents, nil for none of
+// Options.Accounts.
+func (s *Server) accountOf(ctx *fasthttp.RequestCtx) *account {
+	if s.accounts == nil {
+		return nil
+	}
+	return s.accounts[presentedKey(ctx)]
+}
+
+// organization is what the call's answer says in OpenAI-Organization.
+func (c *call) organization() string {
+	if c.account != nil && c.account.limits.Organization != "" {
+		return c.account.limits.Organization
+	}
+	return openAIOrg
+}
+
 // limitState is what a call's x-ratelimit-* headers say when the fake
 // keeps a budget.
 type limitState struct {
@@ -32,9 +69,6 @@ type limitState struct {
 	limReqText, limTokText string
 }
 
-// limited reports whether the fake keeps a budget (Options.RequestLimit).
-func (s *Server) limited() bool { return s.opts.RequestLimit > 0 }
-
 // window is the budget's window.
 func (s *Server) window() time.Duration {
 	if s.opts.LimitWindow > 0 {
@@ -43,25 +77,41 @@ func (s *Server) window() time.Duration {
 	return DefaultLimitWindow
 }
 
+// spend takes a model call from the budget that counts it, the account's
+// of its key (Options.Accounts) or the server's own: it sets the call's
+// limits, and reports false when there was no room left.
+func (s *Server) spend(ctx *fasthttp.RequestCtx, c *call) bool {
+	b, requests, tokens := &s.budget, s.opts.RequestLimit, s.opts.TokenLimit
+	if a := c.account; a != nil {
+		b, requests, tokens = &a.budget, a.limits.RequestLimit, a.limits.TokenLimit
+	}
+	if requests <= 0 || !c.rt.spendsBudget() {
+		return true
+	}
+	var ok bool
+	c.limits, ok = s.takeBudget(b, requests, tokens, estimateTokens(ctx), time.Now())
+	return ok
+}
+
 // takeBudget takes one request and tokens (estimated from the body, as
-// OpenAI counts them before answering) from the window holding now. It
+// OpenAI counts them before answering) from b, a budget of requests and
+// tokens (none when zero) per window, in the window holding now. It
 // reports the state after taking, or, when the window has no room left,
 // the state without taking and false.
-func (s *Server) takeBudget(tokens int64, now time.Time) (limitState, bool) {
-	b := &s.budget
+func (s *Server) takeBudget(b *budget, requests, tokens int, cost int64, now time.Time) (limitState, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	w := s.window()
 	if b.start.IsZero() || now.Sub(b.start) >= w {
 		b.start, b.requests, b.tokens = now, 0, 0
 	}
-	limTok := int64(s.opts.TokenLimit)
-	ok := b.requests < int64(s.opts.RequestLimit) && (limTok <= 0 || b.tokens+tokens <= limTok)
+	limTok := int64(tokens)
+	ok := b.requests < int64(requests) && (limTok <= 0 || b.tokens+cost <= limTok)
 	if ok {
 		b.requests++
-		b.tokens += tokens
+		b.tokens += cost
 	}
-	st := limitState{on: true, limReq: int64(s.opts.RequestLimit), remReq: int64(s.opts.RequestLimit) - b.requests,
+	st := limitState{on: true, limReq: int64(requests), remReq: int64(requests) - b.requests,
 		reset: max(b.start.Add(w).Sub(now), time.Millisecond)}
 	st.limTok, st.remTok = 30000000, 29999000
 	if limTok > 0 {

@@ -80,3 +80,49 @@ func TestTokenLimit(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestAccounts: keys in organisations of their own answer with their
+// organisation and count down their own budget, shared by the keys of one
+// organisation; other keys keep the server's.
+func TestAccounts(t *testing.T) {
+	s := startServer(t, Options{LimitWindow: time.Hour, Accounts: []Account{
+		{Organization: "org-wedsync-a", Keys: []string{"sk-a1", "sk-a2"}, RequestLimit: 2},
+		{Organization: "org-wedsync-b", Keys: []string{"sk-b1"}, RequestLimit: 100, TokenLimit: 50000},
+		{Organization: "org-wedsync-c", Keys: []string{"sk-c1"}},
+	}})
+	hc := httpClient(t)
+	chat := `{"model":"gpt-4o-mini","max_tokens":10,"messages":[{"role":"user","content":"Hello"}]}`
+	tests := []struct {
+		key, org                   string
+		status                     int
+		limit, remaining, limitTok string
+	}{
+		{"sk-a1", "org-wedsync-a", http.StatusOK, "2", "1", "30000000"},
+		{"sk-b1", "org-wedsync-b", http.StatusOK, "100", "99", "50000"},
+		{"sk-a2", "org-wedsync-a", http.StatusOK, "2", "0", "30000000"}, // the organisation's budget, not the key's
+		{"sk-a1", "org-wedsync-a", http.StatusTooManyRequests, "2", "0", "30000000"},
+		{"sk-b1", "org-wedsync-b", http.StatusOK, "100", "98", "50000"},
+		{"sk-c1", "org-wedsync-c", http.StatusOK, "10000", "9999", "30000000"}, // no limit of its own
+		{testKey, "user-fakeopenai", http.StatusOK, "10000", "9999", "30000000"},
+	}
+	for i, tc := range tests {
+		resp, body := do(t, hc, "POST", s.URL()+"/chat/completions", chat, "Authorization", "Bearer "+tc.key)
+		h := resp.Header
+		if resp.StatusCode != tc.status || h.Get("Openai-Organization") != tc.org {
+			t.Errorf("call %d with %s: status %d, organisation %q; want %d, %q: %s", i, tc.key, resp.StatusCode,
+				h.Get("Openai-Organization"), tc.status, tc.org, body)
+		}
+		if h.Get("X-Ratelimit-Limit-Requests") != tc.limit || h.Get("X-Ratelimit-Remaining-Requests") != tc.remaining ||
+			h.Get("X-Ratelimit-Limit-Tokens") != tc.limitTok {
+			t.Errorf("call %d with %s: requests %s of %s, tokens limit %s; want %s of %s, %s", i, tc.key,
+				h.Get("X-Ratelimit-Remaining-Requests"), h.Get("X-Ratelimit-Limit-Requests"), h.Get("X-Ratelimit-Limit-Tokens"),
+				tc.remaining, tc.limit, tc.limitTok)
+		}
+	}
+	if resp, _ := do(t, hc, "GET", s.URL()+"/models", "", "Authorization", "Bearer sk-b1"); resp.Header.Get("Openai-Organization") != "org-wedsync-b" {
+		t.Errorf("a model listing says organisation %q", resp.Header.Get("Openai-Organization"))
+	}
+	if n := s.Stats().RateLimited; n != 1 {
+		t.Errorf("Stats().RateLimited = %d", n)
+	}
+}
