@@ -8,9 +8,11 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/wedsync/veil/billing"
+	"github.com/wedsync/veil/config"
 	"github.com/wedsync/veil/health"
 	"github.com/wedsync/veil/keys"
 	"github.com/wedsync/veil/policy"
+	"github.com/wedsync/veil/provider"
 	"github.com/wedsync/veil/quota"
 )
 
@@ -25,22 +27,44 @@ const (
 	headerResetTokens       = "X-Ratelimit-Reset-Tokens"     //nolint:gosec // G101: a header name, not a credential
 )
 
+// headerOrganization names the OpenAI organisation of the key an answer
+// was made with.
+const headerOrganization = "Openai-Organization"
+
 // rateLimitPrefix starts every rate-limit header a provider sends (after
 // translation: Anthropic's are renamed to OpenAI's by its translator).
 const rateLimitPrefix = "X-Ratelimit-"
 
 // noteRateLimits keeps what a provider said of a platform key's rate
-// limits in its target's health, for the capacity overview.
+// limits in its target's health, for the capacity overview and load-aware
+// routing, as a report of the key's account (rateLimitAccount).
 func (s *Server) noteRateLimits(a *policy.Attempt, key *keys.Key, h *fasthttp.ResponseHeader) {
 	t := s.health.Target(a.Provider.Name())
 	if t == nil || key.Source() != billing.PlatformKey {
 		return
 	}
-	t.ReportRateLimits(health.RateLimits{
+	t.ReportAccountRateLimits(rateLimitAccount(a.Provider, key, h), health.RateLimits{
 		RemainingRequests: headerInt(h, headerRemainingRequests), RemainingTokens: headerInt(h, headerRemainingTokens),
 		LimitRequests: headerInt(h, headerLimitRequests), LimitTokens: headerInt(h, headerLimitTokens),
 		ResetRequests: headerReset(h, headerResetRequests), ResetTokens: headerReset(h, headerResetTokens),
 	}, time.Now())
+}
+
+// rateLimitAccount is the account whose rate limits a platform answer
+// reports: the organisation it names (OpenAI's OpenAI-Organization, sent
+// on every answer; the keys of one organisation share its limits), else,
+// at Azure, the provider as a whole (its keys are the two of the one
+// resource its base URL names, sharing its deployments' limits), else the
+// key itself. It reads the header before ownHeaders drops it, and does not
+// allocate.
+func rateLimitAccount(p *provider.Provider, key *keys.Key, h *fasthttp.ResponseHeader) uint64 {
+	if org := h.Peek(headerOrganization); len(org) > 0 {
+		return health.OrgAccount(org)
+	}
+	if p.Type() == config.ProviderTypeAzure {
+		return 0
+	}
+	return health.KeyAccount(key.Fingerprint())
 }
 
 // ownHeaders makes an answer on a platform key say veil's rate limits,
@@ -54,7 +78,7 @@ func (x *exchange) ownHeaders(h *fasthttp.ResponseHeader, key *keys.Key) {
 	if key == nil || key.Source() != billing.PlatformKey {
 		return
 	}
-	h.Del("Openai-Organization")
+	h.Del(headerOrganization)
 	h.Del("Openai-Project")
 	delPrefixed(h, rateLimitPrefix)
 	requests, tokens := x.ticket.Headroom()
