@@ -88,27 +88,39 @@ type CapacityReport struct {
 }
 
 // ProviderHeadroom is what a provider last said is left of its rate
-// limits on WedSync's platform keys (its x-ratelimit-* headers).
+// limits on WedSync's platform keys (its x-ratelimit-* headers), summed
+// over the accounts of its pool: each organisation (or key, where the
+// provider names none) has limits of its own, and keys of one organisation
+// share them.
 type ProviderHeadroom struct {
 	Provider string `json:"provider"`
 	Breaker  string `json:"breaker"`
 	// ReportedAt is when the provider last said; absent when it never
 	// did (no platform call yet, or a provider that sends no such
 	// headers).
-	ReportedAt *time.Time     `json:"reported_at,omitempty"`
-	Requests   WindowHeadroom `json:"requests"`
-	Tokens     WindowHeadroom `json:"tokens"`
+	ReportedAt *time.Time `json:"reported_at,omitempty"`
+	// Accounts is how many accounts the figures are summed over (those
+	// heard from lately, every replica's); absent before any report.
+	Accounts int `json:"accounts,omitempty"`
+	// Headroom is the share of the tighter limit left now over those
+	// accounts, each refilled towards its reset, as load-aware routing
+	// weighs it; absent when nothing tells.
+	Headroom *float64       `json:"headroom,omitempty"`
+	Requests WindowHeadroom `json:"requests"`
+	Tokens   WindowHeadroom `json:"tokens"`
 }
 
-// WindowHeadroom is what is left of one rate-limit window.
+// WindowHeadroom is what is left of one kind of rate-limit window, over
+// the accounts of a provider's pool.
 type WindowHeadroom struct {
-	// Limit is the window's size and Remaining what was left of it.
+	// Limit is the windows' size and Remaining what was left of them, as
+	// each account last reported.
 	Limit     *int64 `json:"limit,omitempty"`
 	Remaining *int64 `json:"remaining,omitempty"`
 	// ShareLeft is Remaining over Limit.
 	ShareLeft *float64 `json:"share_left,omitempty"`
-	// Reset is when the window was to be full again; past it, Remaining
-	// is out of date (the provider has not answered since).
+	// Reset is when the last of the windows was to be full again; past
+	// it, Remaining is out of date (the provider has not answered since).
 	Reset *time.Time `json:"reset,omitempty"`
 }
 
@@ -165,8 +177,8 @@ type CapacityForecast struct {
 	// Threshold is the share of capacity above which a month is flagged.
 	Threshold float64 `json:"threshold"`
 	// RequestsPerMinute and TokensPerMinute are the platform's capacity:
-	// the sum of the providers' last reported limits; absent when none
-	// reported any.
+	// the sum of the providers' last reported limits, each over the
+	// accounts of its pool; absent when none reported any.
 	RequestsPerMinute *int64 `json:"capacity_requests_per_minute,omitempty"`
 	TokensPerMinute   *int64 `json:"capacity_tokens_per_minute,omitempty"`
 	// Basis says how each series was projected.
@@ -279,11 +291,19 @@ func BuildCapacity(ctx context.Context, r *generation.Runtime, h HealthSnapshott
 	return rep
 }
 
-// providerHeadroom is a target's last rate-limit report.
+// providerHeadroom is a target's rate limits over the accounts of its
+// pool, or, when no report counts as an account's, its last report.
 func providerHeadroom(s health.Snapshot) ProviderHeadroom {
-	return ProviderHeadroom{Provider: s.Target, Breaker: s.Breaker, ReportedAt: s.RateLimitsAt,
+	p := ProviderHeadroom{Provider: s.Target, Breaker: s.Breaker, ReportedAt: s.RateLimitsAt, Headroom: s.Headroom,
 		Requests: windowHeadroom(s.LimitRequests, s.RemainingRequests, s.RequestsReset),
 		Tokens:   windowHeadroom(s.LimitTokens, s.RemainingTokens, s.TokensReset)}
+	if pool := s.Pool; pool != nil {
+		at := pool.At
+		p.ReportedAt, p.Accounts = &at, pool.Accounts
+		p.Requests = windowHeadroom(pool.Requests.Limit, pool.Requests.Remaining, pool.Requests.Reset)
+		p.Tokens = windowHeadroom(pool.Tokens.Limit, pool.Tokens.Remaining, pool.Tokens.Reset)
+	}
+	return p
 }
 
 func windowHeadroom(limit, remaining *int64, reset *time.Time) WindowHeadroom {

@@ -195,6 +195,38 @@ func TestBuildCapacity(t *testing.T) {
 	})
 }
 
+// TestBuildCapacityPool: a provider whose platform keys are in two
+// organisations, each with its own limits, has their sum as its capacity,
+// and the headroom of both, not whichever answered last; a second key of
+// an organisation adds nothing.
+func TestBuildCapacityPool(t *testing.T) {
+	rt, st := capacityRuntime(t)
+	reg := health.NewRegistry("openai")
+	tg := reg.Target("openai")
+	now := time.Now()
+	orgA, orgB := health.OrgAccount([]byte("org-wedsync-a")), health.OrgAccount([]byte("org-wedsync-b"))
+	report := func(acct uint64, limit, left int64, at time.Time) {
+		tg.ReportAccountRateLimits(acct, health.RateLimits{LimitRequests: limit, RemainingRequests: left, LimitTokens: limit * 1000,
+			RemainingTokens: left * 1000, ResetRequests: time.Minute, ResetTokens: time.Minute}, at)
+	}
+	report(orgB, 9000, 8100, now.Add(-2*time.Second))
+	report(orgA, 1000, 25, now.Add(-time.Second))
+	report(orgA, 1000, 20, now) // another key of org-wedsync-a, last to answer
+	rep := admin.BuildCapacity(context.Background(), rt, reg, st,
+		admin.CapacityQuery{Top: 1, Threshold: 0.5, HistoryDays: 30}, capacityNow)
+	o := rep.Providers[0]
+	if o.Accounts != 2 || o.Requests.Limit == nil || *o.Requests.Limit != 10000 || *o.Requests.Remaining != 8120 ||
+		*o.Tokens.Limit != 10_000_000 || o.ReportedAt == nil || !o.ReportedAt.Equal(now) {
+		t.Errorf("openai %+v, requests %+v: want two organisations' 10000 requests with 8120 left", o, o.Requests)
+	}
+	if o.Headroom == nil || *o.Headroom < 0.81 || *o.Headroom > 0.83 {
+		t.Errorf("headroom %v, want about 0.81 (not the 0.02 org-wedsync-a has)", o.Headroom)
+	}
+	if f := rep.Forecast; f.RequestsPerMinute == nil || *f.RequestsPerMinute != 10000 {
+		t.Errorf("capacity %v rpm, want the pool's 10000", f.RequestsPerMinute)
+	}
+}
+
 func TestBuildCapacityWithoutStore(t *testing.T) {
 	rt, st := capacityRuntime(t)
 	reg := health.NewRegistry("openai")
