@@ -328,6 +328,28 @@ func TestHeadroom(t *testing.T) {
 	}
 }
 
+// TestHeadroomPool: the headroom of a pool whose keys are in two
+// organisations is over both, each counted once.
+func TestHeadroomPool(t *testing.T) {
+	m := New()
+	reg := health.NewRegistry("openai")
+	m.WatchHealth(reg)
+	now := time.Now()
+	tg := reg.Target("openai")
+	for i, r := range []struct {
+		org         string
+		left, limit int64
+	}{{"org-a", 10, 500}, {"org-b", 4000, 5000}, {"org-a", 5, 500}} {
+		tg.ReportAccountRateLimits(health.OrgAccount([]byte(r.org)), health.RateLimits{LimitRequests: r.limit,
+			RemainingRequests: r.left, LimitTokens: -1, RemainingTokens: -1, ResetRequests: time.Minute, ResetTokens: -1},
+			now.Add(time.Duration(i)*time.Millisecond))
+	}
+	got := find(t, m.Registry, "veil_provider_headroom_ratio", map[string]string{"provider": "openai", "kind": HeadroomRequests}).GetGauge().GetValue()
+	if want := 4005.0 / 5500; math.Abs(got-want) > 1e-9 {
+		t.Errorf("requests headroom = %v, want %v over both organisations", got, want)
+	}
+}
+
 func TestObserveStream(t *testing.T) {
 	m := New()
 	m.SetModels(configured)

@@ -38,7 +38,8 @@ func (m *Metrics) WatchHealth(reg *health.Registry) {
 			"The provider's circuit breaker: 0 closed, 1 half-open, 2 open.", []string{"provider"}, nil),
 		headroom: prometheus.NewDesc("veil_provider_headroom_ratio",
 			"Share of the provider's rate limit left for the platform keys, by kind (requests, tokens): "+
-				"x-ratelimit-remaining-* over x-ratelimit-limit-* of its last answer to a platform-key call; "+
+				"x-ratelimit-remaining-* over x-ratelimit-limit-*, each summed over the accounts of its pool "+
+				"(organisations, or keys where it names none) as each last answered a platform-key call; "+
 				"NaN until it has sent both.", []string{"provider", "kind"}, nil),
 	})
 }
@@ -63,10 +64,12 @@ func (c *healthCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, up, s.Target)
 		ch <- prometheus.MustNewConstMetric(c.breaker, prometheus.GaugeValue, state, s.Target)
-		ch <- prometheus.MustNewConstMetric(c.headroom, prometheus.GaugeValue,
-			headroom(s.RemainingRequests, s.LimitRequests), s.Target, HeadroomRequests)
-		ch <- prometheus.MustNewConstMetric(c.headroom, prometheus.GaugeValue,
-			headroom(s.RemainingTokens, s.LimitTokens), s.Target, HeadroomTokens)
+		reqLeft, reqLimit, tokLeft, tokLimit := s.RemainingRequests, s.LimitRequests, s.RemainingTokens, s.LimitTokens
+		if p := s.Pool; p != nil {
+			reqLeft, reqLimit, tokLeft, tokLimit = p.Requests.Remaining, p.Requests.Limit, p.Tokens.Remaining, p.Tokens.Limit
+		}
+		ch <- prometheus.MustNewConstMetric(c.headroom, prometheus.GaugeValue, headroom(reqLeft, reqLimit), s.Target, HeadroomRequests)
+		ch <- prometheus.MustNewConstMetric(c.headroom, prometheus.GaugeValue, headroom(tokLeft, tokLimit), s.Target, HeadroomTokens)
 	}
 }
 
