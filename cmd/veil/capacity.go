@@ -61,11 +61,15 @@ func printCapacity(w io.Writer, rep *admin.CapacityReport) error {
 	if rep.Season != "" {
 		fmt.Fprintf(w, ", season %s in force", rep.Season)
 	}
-	fmt.Fprint(w, "\n\nproviders on the platform keys, as each last reported\n")
+	fmt.Fprint(w, "\n\nproviders on the platform keys, over the accounts of each pool as each last reported\n")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "PROVIDER\tBREAKER\tREQUESTS LEFT\tOF\tSHARE LEFT\tRESET\tTOKENS LEFT\tOF\tSHARE LEFT\tRESET\tREPORTED")
+	fmt.Fprintln(tw, "PROVIDER\tBREAKER\tACCOUNTS\tHEADROOM\tREQUESTS LEFT\tOF\tSHARE LEFT\tRESET\tTOKENS LEFT\tOF\tSHARE LEFT\tRESET\tREPORTED")
 	for _, p := range rep.Providers {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Provider, p.Breaker,
+		accounts := "-"
+		if p.Accounts > 0 {
+			accounts = strconv.Itoa(p.Accounts)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Provider, p.Breaker, accounts, percentOrDash(p.Headroom),
 			intOrDash(p.Requests.Remaining), intOrDash(p.Requests.Limit), percentOrDash(p.Requests.ShareLeft), whenOrDash(p.Requests.Reset, rep.At),
 			intOrDash(p.Tokens.Remaining), intOrDash(p.Tokens.Limit), percentOrDash(p.Tokens.ShareLeft), whenOrDash(p.Tokens.Reset, rep.At),
 			whenOrDash(p.ReportedAt, rep.At))

@@ -136,6 +136,12 @@ func statusCmd(args []string, stdout io.Writer) error {
 	if *output == "json" {
 		return writeJSONOut(stdout, &st)
 	}
+	return printStatus(stdout, &st)
+}
+
+// printStatus writes a status document as a line about the process and a
+// table of its targets.
+func printStatus(stdout io.Writer, st *admin.Status) error {
 	fmt.Fprintf(stdout, "veil %s, up %s, draining %v, config generation %d", st.Version, st.Uptime, st.Draining, st.Reload.Generation)
 	if st.Reload.Error != "" {
 		fmt.Fprintf(stdout, " (last reload refused: %s)", st.Reload.Error)
@@ -149,9 +155,16 @@ func statusCmd(args []string, stdout io.Writer) error {
 		if h.RateLimitedUntil != nil && h.RateLimitedUntil.After(time.Now()) {
 			held = h.RateLimitedUntil.UTC().Format("15:04:05") + " (429)"
 		}
+		left, headroom := h.RemainingRequests, percentOrDash(h.Headroom)
+		if p := h.Pool; p != nil {
+			left = p.Requests.Remaining
+			if p.Accounts > 1 && h.Headroom != nil {
+				headroom += " (" + strconv.Itoa(p.Accounts) + " accounts)"
+			}
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\t%.1f ms\t%s\t%s\t%s\t%s\t%d\n", h.Target, h.Breaker, h.Successes, h.Failures,
 			h.RateLimited, h.KeyRejected, percentOrDash(h.SuccessRate), h.LatencyEWMAms, msOrDash(h.TTFTEWMAms),
-			intOrDash(h.RemainingRequests), percentOrDash(h.Headroom), held, h.LastStatus)
+			intOrDash(left), headroom, held, h.LastStatus)
 	}
 	return tw.Flush()
 }
