@@ -17,8 +17,10 @@ import (
 )
 
 // TestLoadAwareAllocs: with load-aware routing on, a season spreading the
-// call over two providers by their headroom and every answer's rate limits
-// recorded, a request stays within the pass-through allocation budget.
+// call over two providers by their headroom over the two accounts of each
+// pool (two keys, the answers naming no organisation) and every answer's
+// rate limits recorded, a request stays within the pass-through
+// allocation budget.
 // The file's name runs it beside TestPassThroughAllocs, before the cache
 // tests tune fasthttp's shared buffer pools to far larger bodies.
 func TestLoadAwareAllocs(t *testing.T) {
@@ -29,7 +31,7 @@ func TestLoadAwareAllocs(t *testing.T) {
 	var prs []*provider.Provider
 	for _, name := range []string{"openai", "azure"} {
 		p, err := provider.New(config.Provider{Name: name, Type: "openai", BaseURL: "http://" + up + "/v1", MaxConns: 64},
-			[]keys.Secret{keys.NewSecret("sk-bench-" + name)}, provider.Options{MaxResponseBytes: 1 << 20})
+			[]keys.Secret{keys.NewSecret("sk-bench-" + name), keys.NewSecret("sk-bench-2-" + name)}, provider.Options{MaxResponseBytes: 1 << 20})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -64,8 +66,8 @@ func TestLoadAwareAllocs(t *testing.T) {
 		t.Errorf("%.1f allocations per request, budget %v", allocs, budget)
 	}
 	for _, snap := range reg.Snapshot() {
-		if snap.Headroom == nil || snap.Successes == 0 {
-			t.Errorf("%s: the answers' rate limits were not recorded (%+v)", snap.Target, snap)
+		if snap.Headroom == nil || snap.Successes == 0 || snap.Pool == nil || snap.Pool.Accounts != 2 {
+			t.Errorf("%s: the answers' rate limits were not recorded for both keys (%+v)", snap.Target, snap)
 		}
 	}
 }

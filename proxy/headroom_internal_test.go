@@ -11,6 +11,7 @@ import (
 	"github.com/wedsync/veil/config"
 	"github.com/wedsync/veil/health"
 	"github.com/wedsync/veil/keys"
+	"github.com/wedsync/veil/provider"
 	"github.com/wedsync/veil/quota"
 	"github.com/wedsync/veil/store"
 )
@@ -174,5 +175,47 @@ func TestOwnHeadersAllocs(t *testing.T) {
 	})
 	if a != 0 {
 		t.Errorf("%.1f allocations per answer", a)
+	}
+}
+
+// TestRateLimitAccount: an answer's rate limits are its organisation's
+// when it names one, the provider's as a whole at Azure, else its key's.
+func TestRateLimitAccount(t *testing.T) {
+	k1 := keys.NewKey(keys.NewSecret("sk-pool-key-one"), billing.PlatformKey, "")
+	k2 := keys.NewKey(keys.NewSecret("sk-pool-key-two"), billing.PlatformKey, "")
+	newProvider := func(typ string) *provider.Provider {
+		p, err := provider.New(config.Provider{Name: typ, Type: typ, BaseURL: "http://127.0.0.1:1/v1",
+			Azure: &config.Azure{APIVersion: "2024-10-21"}}, nil, provider.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	openAI, azure := newProvider("openai"), newProvider("azure")
+	tests := []struct {
+		name string
+		p    *provider.Provider
+		key  *keys.Key
+		org  string
+		want uint64
+	}{
+		{"the organisation named", openAI, k1, "org-wedsync-a", health.OrgAccount([]byte("org-wedsync-a"))},
+		{"another key of it", openAI, k2, "org-wedsync-a", health.OrgAccount([]byte("org-wedsync-a"))},
+		{"no organisation: the key", openAI, k2, "", health.KeyAccount(k2.Fingerprint())},
+		{"azure: the provider", azure, k1, "", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var h fasthttp.ResponseHeader
+			if tt.org != "" {
+				h.Set("OpenAI-Organization", tt.org)
+			}
+			if got := rateLimitAccount(tt.p, tt.key, &h); got != tt.want {
+				t.Errorf("account %x, want %x", got, tt.want)
+			}
+		})
+	}
+	if health.KeyAccount(k1.Fingerprint()) == health.KeyAccount(k2.Fingerprint()) {
+		t.Error("two keys are one account")
 	}
 }
