@@ -118,32 +118,46 @@ func BenchmarkAddUsage(b *testing.B) {
 
 // BenchmarkHeadroom measures one replica's round of sharing providers'
 // headroom (ADR 0028): publishing three providers' latest observations in
-// one batch, and reading every provider's back. Neither is on the request
-// path; each runs once a store.headroom_interval.
+// one batch, and reading every provider's back; then the same for three
+// providers whose pools each span three organisations (an entry per
+// account). Neither is on the request path; each runs once a
+// store.headroom_interval.
 func BenchmarkHeadroom(b *testing.B) {
-	batch := make([]store.Headroom, 3)
-	for i, p := range []string{"openai", "azure", "anthropic"} {
-		batch[i] = store.Headroom{Provider: p, At: t0, LimitRequests: 10000, RemainingRequests: 4000, LimitTokens: 30000000,
-			RemainingTokens: 12000000, ResetRequests: t0.Add(6 * time.Second), ResetTokens: t0.Add(time.Second)}
+	entry := func(provider, account string) store.Headroom {
+		return store.Headroom{Provider: provider, Account: account, At: t0, LimitRequests: 10000, RemainingRequests: 4000,
+			LimitTokens: 30000000, RemainingTokens: 12000000, ResetRequests: t0.Add(6 * time.Second), ResetTokens: t0.Add(time.Second)}
+	}
+	var single, pools []store.Headroom
+	for _, p := range []string{"openai", "azure", "anthropic"} {
+		single = append(single, entry(p, ""))
+		for _, acct := range []string{"0123456789abcdef", "1123456789abcdef", "2123456789abcdef"} {
+			pools = append(pools, entry(p+"-pool", acct))
+		}
 	}
 	for _, bs := range benchStores(b) {
-		b.Run(bs.name+"/publish", func(b *testing.B) {
-			ctx := b.Context()
-			b.ReportAllocs()
-			for b.Loop() {
-				if err := bs.s.PublishHeadroom(ctx, batch, t0); err != nil {
-					b.Fatal(err)
+		for _, c := range []struct {
+			name  string
+			batch []store.Headroom
+			read  int // entries held once the batch is in
+		}{{"", single, 3}, {"pools of three organisations/", pools, 12}} {
+			b.Run(bs.name+"/"+c.name+"publish", func(b *testing.B) {
+				ctx := b.Context()
+				b.ReportAllocs()
+				for b.Loop() {
+					if err := bs.s.PublishHeadroom(ctx, c.batch, t0); err != nil {
+						b.Fatal(err)
+					}
 				}
-			}
-		})
-		b.Run(bs.name+"/read", func(b *testing.B) {
-			ctx := b.Context()
-			b.ReportAllocs()
-			for b.Loop() {
-				if hs, err := bs.s.Headroom(ctx, t0); err != nil || len(hs) != 3 {
-					b.Fatalf("Headroom = %d entries, %v", len(hs), err)
+			})
+			b.Run(bs.name+"/"+c.name+"read", func(b *testing.B) {
+				ctx := b.Context()
+				b.ReportAllocs()
+				for b.Loop() {
+					if hs, err := bs.s.Headroom(ctx, t0); err != nil || len(hs) != c.read {
+						b.Fatalf("Headroom = %d entries, %v", len(hs), err)
+					}
 				}
-			}
-		})
+			})
+		}
 	}
 }
