@@ -210,30 +210,49 @@ func (p *poolSum) add(o *observation, now int64) {
 	p.tok.add(o.limTok, o.remTok, o.at, o.resetT, now)
 }
 
+// idleSpread is how long before a provider's newest report its other
+// accounts' reports still count once none counts by itself any more (an
+// idle pool): as long as the store keeps a shared entry.
+const idleSpread = 10 * time.Minute
+
 // sum is the provider's headroom at now over the set: each account while
 // its observation counts (see observation.live); the unnamed account (a
 // report that named none) only while no named one counts, as it stands for
-// whichever key answered. When no account counts any more, the newest
-// observation alone does, aging as it always has.
+// whichever key answered. When no account counts any more (the provider
+// has been idle), those heard from within idleSpread of the newest report
+// do, aging as they always have (whole again past their resets): so an
+// idle pool keeps its accounts' limits, and one account is exactly as a
+// single observation was.
 func (s *accountSet) sum(now int64) poolSum {
 	p := poolSum{req: kindSum{limit: -1, remaining: -1}, tok: kindSum{limit: -1, remaining: -1}}
-	named, latest := false, -1
+	var newest int64
+	live := false
 	for i := range s.n {
 		o := &s.obs[i]
-		if latest < 0 || o.at > s.obs[latest].at {
-			latest = i
-		}
-		named = named || o.acct != 0 && o.live(now)
+		newest = max(newest, o.at)
+		live = live || o.live(now)
+	}
+	from := newest - int64(idleSpread)
+	named := false
+	for i := range s.n {
+		o := &s.obs[i]
+		named = named || o.acct != 0 && o.counts(now, live, from)
 	}
 	for i := range s.n {
-		if o := &s.obs[i]; o.live(now) && (o.acct != 0 || !named) {
+		if o := &s.obs[i]; o.counts(now, live, from) && (o.acct != 0 || !named) {
 			p.add(o, now)
 		}
 	}
-	if p.accounts == 0 && latest >= 0 {
-		p.add(&s.obs[latest], now)
-	}
 	return p
+}
+
+// counts reports whether an account's observation is summed at now: while
+// it is live when any is (live), else when it came at from or later.
+func (o *observation) counts(now int64, live bool, from int64) bool {
+	if live {
+		return o.live(now)
+	}
+	return o.at >= from
 }
 
 // sharedView is every replica's headroom as the store last gave it, by

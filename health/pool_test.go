@@ -65,10 +65,14 @@ func TestPoolHeadroom(t *testing.T) {
 			{orgA, requests(100, 90, -1), 0},
 			{orgB, requests(100, 10, -1), 61 * time.Second}},
 			61 * time.Second, 0.1, 1, 100},
-		{"when none counts any more, the newest alone, as before", []report{
+		{"an idle pool: the accounts heard from near its last report, whole again", []report{
 			{orgA, requests(100, 0, time.Second), 0},
 			{orgB, requests(100, 20, time.Second), time.Second}},
-			10 * time.Minute, 1, 1, 100},
+			time.Hour, 1, 2, 200},
+		{"an idle pool: not an account silent long before its last report", []report{
+			{orgA, requests(100, 0, time.Second), 0},
+			{orgB, requests(100, 20, time.Second), 11 * time.Minute}},
+			time.Hour, 1, 1, 100},
 		{"a report naming no account stands aside for named ones", []report{
 			{0, requests(100, 1, time.Minute), 0},
 			{orgA, requests(100, 60, time.Minute), 0}},
