@@ -51,11 +51,23 @@ func tightAndRoomy(tight, roomy *fakeopenai.Server) string {
 // fakes answer in well under a millisecond, where latency is noise: the
 // tests weigh by headroom alone (policy's tests cover latency).
 func peakSpread(addr string) string {
+	return yearRoundSpread("", "{tight: 1, roomy: 1}") + `store:
+  type: redis
+  addr: ` + addr + `
+  headroom_interval: 100ms
+`
+}
+
+// yearRoundSpread is a peak season all year that spreads every supplier
+// over weights (YAML flow map) with load-aware routing on, weighing by
+// headroom alone, plus the load_aware options in more (indented YAML
+// lines).
+func yearRoundSpread(more, weights string) string {
 	return `routing:
   load_aware:
     enabled: true
     latency_weight: 0
-tiers:
+` + more + `tiers:
   - name: starter
 suppliers:
   default_tier: starter
@@ -65,11 +77,7 @@ seasons:
     to: "12-31"
     spread:
       tiers: [starter]
-      weights: {tight: 1, roomy: 1}
-store:
-  type: redis
-  addr: ` + addr + `
-  headroom_interval: 100ms
+      weights: ` + weights + `
 `
 }
 

@@ -39,23 +39,7 @@ func TestPoolHeadroomOverOrganisations(t *testing.T) {
     base_url: ` + roomy.URL() + `
     api_key: env://PLATFORM_KEY
     models: [gpt-4o-mini]`,
-		extra: `routing:
-  load_aware:
-    enabled: true
-    latency_weight: 0
-    min_headroom: 0.5
-tiers:
-  - name: starter
-suppliers:
-  default_tier: starter
-seasons:
-  - name: peak
-    from: "01-01"
-    to: "12-31"
-    spread:
-      tiers: [starter]
-      weights: {pool: 1, roomy: 1}
-`})
+		extra: yearRoundSpread("    min_headroom: 0.5\n", "{pool: 1, roomy: 1}")})
 
 	// Nine calls only the pool serves: three rounds of its keys, so the
 	// small organisation has 4 of its 10 requests left (40%, below
