@@ -2,13 +2,14 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/wedsync/veil/config"
@@ -103,9 +104,14 @@ func healthAddr(flagAddr, path string) (string, error) {
 	if addr == "" {
 		addr = config.DefaultAdminListen
 	}
+	// An address given as a URL, as in a browser, is taken for its
+	// host and port: the admin listener speaks plain HTTP.
+	if u, err := url.Parse(addr); err == nil && u.Scheme == "http" && u.Host != "" && strings.Trim(u.Path, "/") == "" {
+		addr = u.Host
+	}
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return "", errors.Join(fmt.Errorf("%w: admin address %q", errUsage, addr), err)
+		return "", fmt.Errorf("%w: admin address %q: want HOST:PORT, such as 127.0.0.1:9090", errUsage, addr)
 	}
 	if host == "" || host == "0.0.0.0" || host == "::" {
 		host = "127.0.0.1"

@@ -189,8 +189,15 @@ func TestHealthCommand(t *testing.T) {
 	if code, out, errOut := runCmd("health", "--config", v.config); code != 0 || !strings.Contains(out, "ready") {
 		t.Fatalf("exit %d: %s%s", code, out, errOut)
 	}
-	if code, out, errOut := runCmd("health", "--admin", v.admin); code != 0 {
-		t.Fatalf("exit %d: %s%s", code, out, errOut)
+	for _, addr := range []string{v.admin, "http://" + v.admin, "http://" + v.admin + "/"} {
+		if code, out, errOut := runCmd("health", "--admin", addr); code != 0 {
+			t.Fatalf("--admin %s: exit %d: %s%s", addr, code, out, errOut)
+		}
+	}
+	for _, addr := range []string{"https://" + v.admin, "http://" + v.admin + "/admin", "localhost"} {
+		if code, _, errOut := runCmd("health", "--admin", addr); code != 2 || !strings.Contains(errOut, "want HOST:PORT") {
+			t.Errorf("--admin %s: exit %d: %s", addr, code, errOut)
+		}
 	}
 	if code, _, errOut := runCmd("health", "--admin", freeAddr(t)); code != 1 || !strings.Contains(errOut, "not ready") {
 		t.Fatalf("nothing listening: exit %d: %s", code, errOut)
