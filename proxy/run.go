@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wedsync/veil/internal/jsonfield"
+	"github.com/wedsync/veil/internal/logging"
 	"github.com/wedsync/veil/keys"
 	"github.com/wedsync/veil/policy"
 	"github.com/wedsync/veil/provider"
@@ -57,9 +58,12 @@ func (s *Server) run(ctx *fasthttp.RequestCtx, x *exchange) bool {
 			return false
 		}
 		if ok, repeated := s.quiet.Allow("upstream attempt failed:" + a.Provider.Name() + ":" + e.Code); ok {
-			s.log.Warn("upstream attempt failed", zap.ByteString("request_id", x.reqID),
-				zap.String("provider", a.Provider.Name()), zap.Int("attempt", x.attempts), zap.String("error", last.Message),
-				zap.Uint64("repeated", repeated))
+			fields := []zap.Field{zap.ByteString("request_id", x.reqID), zap.String("provider", a.Provider.Name()),
+				zap.Int("attempt", x.attempts), zap.String("error", last.Message)}
+			if repeated > 0 { // as the limiter's own lines: only when some were held back
+				fields = append(fields, zap.Uint64(logging.RepeatedField, repeated))
+			}
+			s.log.Warn("upstream attempt failed", fields...)
 		}
 	}
 	s.releaseSlot(x)
