@@ -23,26 +23,11 @@ type Explanation struct {
 	Workflow string `json:"workflow,omitempty"`
 	Model    string `json:"requested_model,omitempty"`
 	User     string `json:"user,omitempty"`
-	// Mode is the mode the requests are served with: a migration's system
-	// when one routes the supplier (the target's while it ramps, unless a
-	// user's requests stay on the source), else ConfiguredMode.
-	Mode billing.Mode `json:"mode"`
-	// ModeSource says what decides Mode: "config", "override",
-	// "migration (mig-…, stage 2 of 3, 50%)" or "quota switch (mig-…)".
-	ModeSource string `json:"mode_source"`
-	// ConfiguredMode is the supplier's mode by its configuration and any
-	// run-time override, which applies again once no migration routes it;
-	// ConfiguredSource is "config" or "override".
-	ConfiguredMode   billing.Mode `json:"configured_mode"`
-	ConfiguredSource string       `json:"configured_mode_source"`
-	// Migration is the migration that routes the supplier, if any.
-	Migration *MigrationRoute `json:"migration,omitempty"`
-	// DeferredSwitch is a quota switch deferred on the supplier's
-	// migration (pending, or how it ended), if any.
-	DeferredSwitch *DeferredSwitchView `json:"deferred_switch,omitempty"`
-	Season         string              `json:"season,omitempty"`
-	Tier           *TierExplanation    `json:"tier,omitempty"`
-	Attempts       []AttemptPlan       `json:"attempts"`
+	// EffectiveMode is the mode the requests are served with, and why.
+	EffectiveMode
+	Season   string           `json:"season,omitempty"`
+	Tier     *TierExplanation `json:"tier,omitempty"`
+	Attempts []AttemptPlan    `json:"attempts"`
 	// OtherPath, while a migration ramps, is the other side of its split:
 	// the system the rest of the requests go to, and their attempts.
 	OtherPath *PathPlan `json:"other_path,omitempty"`
@@ -133,8 +118,7 @@ func ExplainWith(rt RuntimeLoader, in ExplainInputs, m MigrationRouter) HandlerF
 		now := time.Now()
 		ex := Explanation{Supplier: supplier, Workflow: q.Get("workflow"), Model: q.Get("model"), User: q.Get("user")}
 		em, d, routing := effectiveMode(r, m, supplier, []byte(ex.User))
-		ex.Mode, ex.ModeSource, ex.ConfiguredMode, ex.ConfiguredSource = em.Mode, em.ModeSource, em.ConfiguredMode, em.ConfiguredSource
-		ex.Migration, ex.DeferredSwitch = em.Migration, em.DeferredSwitch
+		ex.EffectiveMode = em
 		plan := func(d *migrate.Decision) ([]AttemptPlan, string) {
 			req := policy.Request{Model: []byte(ex.Model), Understood: true, Supplier: []byte(supplier),
 				Workflow: []byte(ex.Workflow), Now: now, Health: h, Load: in.Load, Keys: in.Keys}

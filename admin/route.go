@@ -37,16 +37,27 @@ type MigrationRouter interface {
 
 var _ MigrationRouter = (*migrate.Manager)(nil)
 
-// effective is the mode a supplier's requests are served with now, and
-// why: the one routing uses, not only the config's. Explanation and
-// SupplierSettings carry its fields, documented there.
-type effective struct {
-	Mode             billing.Mode
-	ModeSource       string
-	ConfiguredMode   billing.Mode
-	ConfiguredSource string
-	Migration        *MigrationRoute
-	DeferredSwitch   *DeferredSwitchView
+// EffectiveMode is the mode a supplier's requests are served with now,
+// and why: the one routing uses, not only the config's. Explanation and
+// SupplierSettings embed it, so both documents say it in the same fields.
+type EffectiveMode struct {
+	// Mode is the mode the requests are served with: a migration's system
+	// when one routes the supplier (the target's while it ramps, unless a
+	// user's requests stay on the source), else ConfiguredMode.
+	Mode billing.Mode `json:"mode"`
+	// ModeSource says what decides Mode: "config", "override",
+	// "migration (mig-…, stage 2 of 3, 50%)" or "quota switch (mig-…)".
+	ModeSource string `json:"mode_source"`
+	// ConfiguredMode is the supplier's mode by its configuration and any
+	// run-time override, which applies again once no migration routes it;
+	// ConfiguredSource is "config" or "override".
+	ConfiguredMode   billing.Mode `json:"configured_mode"`
+	ConfiguredSource string       `json:"configured_mode_source"`
+	// Migration is the migration that routes the supplier, if any.
+	Migration *MigrationRoute `json:"migration,omitempty"`
+	// DeferredSwitch is a quota switch deferred on the supplier's
+	// migration (pending, or how it ended), if any.
+	DeferredSwitch *DeferredSwitchView `json:"deferred_switch,omitempty"`
 }
 
 // MigrationRoute is how a migration routes a supplier's requests.
@@ -84,8 +95,8 @@ type DeferredSwitchView struct {
 // the migrations' routing table, and the decision that routes it (nil
 // when the supplier's policy does); routing is the supplier's split, when
 // a migration routes it.
-func effectiveMode(r *generation.Runtime, m MigrationRouter, supplier string, user []byte) (effective, *migrate.Decision, *migrate.Routing) {
-	em := effective{ConfiguredMode: r.Policy.Mode([]byte(supplier)), ConfiguredSource: SourceConfig}
+func effectiveMode(r *generation.Runtime, m MigrationRouter, supplier string, user []byte) (EffectiveMode, *migrate.Decision, *migrate.Routing) {
+	em := EffectiveMode{ConfiguredMode: r.Policy.Mode([]byte(supplier)), ConfiguredSource: SourceConfig}
 	if o, ok := r.Overrides[supplier]; ok && o.Mode != nil {
 		em.ConfiguredSource = SourceOverride
 	}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 
-	"github.com/wedsync/veil/billing"
 	"github.com/wedsync/veil/config"
 	"github.com/wedsync/veil/internal/generation"
 )
@@ -18,23 +17,8 @@ import (
 // configured mode).
 type SupplierSettings struct {
 	ID string `json:"id"`
-	// Mode is the mode the requests are served with: a migration's system
-	// when one routes the supplier (the target's while it ramps, unless a
-	// user's requests stay on the source), else ConfiguredMode.
-	Mode billing.Mode `json:"mode"`
-	// ModeSource says what decides Mode: "config", "override",
-	// "migration (mig-…, stage 2 of 3, 50%)" or "quota switch (mig-…)".
-	ModeSource string `json:"mode_source"`
-	// ConfiguredMode is the supplier's mode by its configuration and any
-	// run-time override, which applies again once no migration routes it;
-	// ConfiguredSource is "config" or "override".
-	ConfiguredMode   billing.Mode `json:"configured_mode"`
-	ConfiguredSource string       `json:"configured_mode_source"`
-	// Migration is the migration that routes the supplier, if any.
-	Migration *MigrationRoute `json:"migration,omitempty"`
-	// DeferredSwitch is a quota switch deferred on the supplier's
-	// migration (pending, or how it ended), if any.
-	DeferredSwitch        *DeferredSwitchView  `json:"deferred_switch,omitempty"`
+	// EffectiveMode is the mode the requests are served with now, and why.
+	EffectiveMode
 	Tier                  string               `json:"tier,omitempty"`
 	PreferredProvider     string               `json:"preferred_provider,omitempty"`
 	AllowPlatformFallback bool                 `json:"allow_platform_fallback"`
@@ -67,9 +51,7 @@ func GetSupplier(rt RuntimeLoader, m MigrationRouter) HandlerFunc {
 func supplierSettings(r *generation.Runtime, m MigrationRouter, id string) SupplierSettings {
 	cfg := r.Config
 	st := SupplierSettings{ID: id, Tier: cfg.Suppliers.DefaultTier}
-	em, _, _ := effectiveMode(r, m, id, nil)
-	st.Mode, st.ModeSource, st.ConfiguredMode, st.ConfiguredSource = em.Mode, em.ModeSource, em.ConfiguredMode, em.ConfiguredSource
-	st.Migration, st.DeferredSwitch = em.Migration, em.DeferredSwitch
+	st.EffectiveMode, _, _ = effectiveMode(r, m, id, nil)
 	if e, ok := cfg.Supplier(id); ok {
 		st.PreferredProvider, st.AllowPlatformFallback = e.PreferredProvider, e.AllowPlatformFallback
 		if e.Tier != "" {

@@ -79,11 +79,11 @@ func (fakeSuppliers) Suppliers() []string {
 func (fakeSuppliers) Supplier(id string) admin.SupplierSettings {
 	switch id {
 	case "bella-photography":
-		return admin.SupplierSettings{ID: id, Mode: billing.ModeClient, Tier: "pro", PreferredProvider: "openai", AllowPlatformFallback: true}
+		return admin.SupplierSettings{ID: id, EffectiveMode: admin.EffectiveMode{Mode: billing.ModeClient}, Tier: "pro", PreferredProvider: "openai", AllowPlatformFallback: true}
 	case "rosa-florals":
-		return admin.SupplierSettings{ID: id, Mode: billing.ModePlatform, Tier: "starter"}
+		return admin.SupplierSettings{ID: id, EffectiveMode: admin.EffectiveMode{Mode: billing.ModePlatform}, Tier: "starter"}
 	}
-	return admin.SupplierSettings{ID: id, Mode: billing.ModePlatform}
+	return admin.SupplierSettings{ID: id, EffectiveMode: admin.EffectiveMode{Mode: billing.ModePlatform}}
 }
 
 func (fakeSuppliers) Keys() []keys.Status {
@@ -94,7 +94,7 @@ func (fakeSuppliers) Keys() []keys.Status {
 }
 
 func (fakeSuppliers) Explain(_ context.Context, supplier, workflow, model string) (admin.Explanation, error) {
-	ex := admin.Explanation{Supplier: supplier, Workflow: workflow, Model: model, Mode: billing.ModeClient,
+	ex := admin.Explanation{Supplier: supplier, Workflow: workflow, Model: model, EffectiveMode: admin.EffectiveMode{Mode: billing.ModeClient},
 		Attempts: []admin.AttemptPlan{
 			{Provider: "openai", Model: "gpt-4o-mini", KeySource: billing.KeySource("client"), Reason: "supplier's own key"},
 			{Provider: "azure", Model: "gpt-4o-mini", KeySource: billing.KeySource("platform"), Reason: "platform fallback"},
