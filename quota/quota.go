@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wedsync/veil/config"
+	"github.com/wedsync/veil/internal/logging"
 	"github.com/wedsync/veil/store"
 )
 
@@ -79,6 +80,9 @@ type Enforcer struct {
 	o       Options
 	tiers   map[string]*config.Tier
 	settles *sync.WaitGroup
+	// quiet writes the store's failures, which come once per request
+	// while the store is down, once a minute each with a count.
+	quiet *logging.Limiter
 
 	// uncertain holds reservations whose Reserve failed without an
 	// answer (a store stall): the store may still apply them. They are
@@ -113,7 +117,8 @@ func New(o Options) (*Enforcer, error) {
 	if o.SlotTTL <= 0 {
 		o.SlotTTL = 10 * time.Minute
 	}
-	e := &Enforcer{o: o, tiers: make(map[string]*config.Tier, len(o.Tiers)), settles: o.Settles}
+	e := &Enforcer{o: o, tiers: make(map[string]*config.Tier, len(o.Tiers)), settles: o.Settles,
+		quiet: logging.NewLimiter(o.Log, logging.LimiterOptions{Every: time.Minute})}
 	if e.settles == nil {
 		e.settles = &sync.WaitGroup{}
 	}
@@ -390,7 +395,8 @@ func (e *Enforcer) unavailable(err error, tier *config.Tier) (Ticket, *Refusal, 
 	if e.o.FailClosed {
 		return Ticket{}, nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	e.o.Log.Warn("quota store unavailable; serving without a quota check (fail_open)", zap.String("tier", tier.Name), zap.Error(err))
+	e.quiet.Warn("quota_fail_open", "quota store unavailable; serving without a quota check (fail_open)",
+		zap.String("tier", tier.Name), zap.Error(err))
 	return Ticket{}, nil, nil
 }
 
@@ -401,7 +407,7 @@ func (e *Enforcer) release(s store.Slot) {
 	ctx, cancel := context.WithTimeout(context.Background(), e.o.Timeout)
 	defer cancel()
 	if err := e.o.Store.ReleaseSlot(ctx, s); err != nil {
-		e.o.Log.Warn("quota slot release failed; it expires by itself", zap.Error(err))
+		e.quiet.Warn("quota_release_failed", "quota slot release failed; it expires by itself", zap.Error(err))
 	}
 }
 
@@ -422,7 +428,8 @@ func (e *Enforcer) Settle(t *Ticket, ok bool, promptTokens, completionTokens, co
 	}
 	actual := map[string]int64{LimitTokens: tokens, LimitMonthTokens: tokens, LimitMonthCost: cost}
 	if err := e.o.Store.Settle(ctx, t.res, actual); err != nil {
-		e.o.Log.Warn("quota settlement failed; the reservation stands", zap.String("subject", t.res.Subject), zap.Error(err))
+		e.quiet.Warn("quota_settle_failed", "quota settlement failed; the reservation stands",
+			zap.String("subject", t.res.Subject), zap.Error(err))
 	}
 	if e.o.Journal != nil && t.id != "" {
 		// After the store: a kill in between leaves the reservation in

@@ -8,6 +8,9 @@ import (
 
 	"github.com/wedsync/veil/config"
 	"github.com/wedsync/veil/store"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 func newEnforcer(t *testing.T, o Options) (*Enforcer, store.Store) {
@@ -259,4 +262,48 @@ func TestTicketHeadroom(t *testing.T) {
 			t.Errorf("headroom %+v %+v of an empty ticket", r, k)
 		}
 	})
+}
+
+// settleDownStore answers reservations but cannot settle them.
+type settleDownStore struct{ store.Store }
+
+func (settleDownStore) Settle(context.Context, store.Reservation, map[string]int64) error {
+	return store.ErrUnavailable
+}
+
+// TestStoreFailuresLogSparingly: while the store is down every request
+// fails the same way; the log says so once, not once per request.
+func TestStoreFailuresLogSparingly(t *testing.T) {
+	st, err := store.NewEmbedded("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	tiers := []config.Tier{{Name: "t", RequestsPerMinute: 1000}}
+	cases := []struct {
+		name, msg string
+		store     store.Store
+	}{
+		{"reserve", "quota store unavailable; serving without a quota check (fail_open)", downStore{st}},
+		{"settle", "quota settlement failed; the reservation stands", settleDownStore{st}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			core, logs := observer.New(zapcore.InfoLevel)
+			e, err := New(Options{Store: c.store, Tiers: tiers, DefaultTier: "t", Log: zap.New(core)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for range 50 {
+				tk, _, err := e.Admit(context.Background(), Request{Supplier: []byte("bella"), Now: time.Now()})
+				if err != nil {
+					t.Fatal(err)
+				}
+				e.Settle(&tk, true, 10, 20, 0)
+			}
+			if n := logs.FilterMessage(c.msg).Len(); n != 1 {
+				t.Errorf("%d lines %q for 50 requests, want 1", n, c.msg)
+			}
+		})
+	}
 }
