@@ -14,9 +14,11 @@ import (
 
 // Response turns a Messages API answer into a chat completion, its model
 // list into OpenAI's, and its errors into OpenAI's envelope. Its rate-limit
-// headers become OpenAI's x-ratelimit-* and its own headers are dropped.
+// headers become OpenAI's x-ratelimit-* and, on a platform key, its
+// organisation OpenAI's OpenAI-Organization (see anthropicHeaders); its
+// own headers are dropped.
 func (a *anthropic) Response(resp *fasthttp.Response, c *Call) error {
-	anthropicHeaders(&resp.Header, now())
+	anthropicHeaders(&resp.Header, now(), c.Key != nil && c.Key.Source() == billing.PlatformKey)
 	status := resp.StatusCode()
 	if status == 529 {
 		// Anthropic's "overloaded"; OpenAI clients know 503.
@@ -50,8 +52,18 @@ func (a *anthropic) Response(resp *fasthttp.Response, c *Call) error {
 }
 
 // anthropicHeaders maps Anthropic's rate-limit headers to OpenAI's and
-// drops its own.
-func anthropicHeaders(h *fasthttp.ResponseHeader, now time.Time) {
+// drops its own. With platform, the answer's anthropic-organization-id
+// (the organisation of the key, sent on every answer) becomes
+// OpenAI-Organization, as OpenAI names its own: the proxy reads it as the
+// account whose rate limits the answer reports, then drops it before the
+// app sees the answer, as it drops OpenAI's. On a supplier's own key it is
+// dropped here with Anthropic's other headers, as it always was.
+func anthropicHeaders(h *fasthttp.ResponseHeader, now time.Time, platform bool) {
+	if platform {
+		if v := h.Peek("Anthropic-Organization-Id"); len(v) > 0 {
+			h.SetBytesV("Openai-Organization", v)
+		}
+	}
 	for _, m := range [...]struct{ from, to string }{
 		{"Anthropic-Ratelimit-Requests-Limit", "X-Ratelimit-Limit-Requests"},
 		{"Anthropic-Ratelimit-Requests-Remaining", "X-Ratelimit-Remaining-Requests"},
