@@ -27,9 +27,14 @@ const (
 	headerResetTokens       = "X-Ratelimit-Reset-Tokens"     //nolint:gosec // G101: a header name, not a credential
 )
 
-// headerOrganization names the OpenAI organisation of the key an answer
-// was made with.
+// headerOrganization names the organisation of the key an answer was made
+// with: OpenAI's, or on a platform key Anthropic's, which its translator
+// renames from headerAnthropicOrganization.
 const headerOrganization = "Openai-Organization"
+
+// headerAnthropicOrganization is Anthropic's name for the organisation of
+// the key an answer was made with.
+const headerAnthropicOrganization = "Anthropic-Organization-Id"
 
 // rateLimitPrefix starts every rate-limit header a provider sends (after
 // translation: Anthropic's are renamed to OpenAI's by its translator).
@@ -51,12 +56,13 @@ func (s *Server) noteRateLimits(a *policy.Attempt, key *keys.Key, h *fasthttp.Re
 }
 
 // rateLimitAccount is the account whose rate limits a platform answer
-// reports: the organisation it names (OpenAI's OpenAI-Organization, sent
-// on every answer; the keys of one organisation share its limits), else,
-// at Azure, the provider as a whole (its keys are the two of the one
-// resource its base URL names, sharing its deployments' limits), else the
-// key itself. It reads the header before ownHeaders drops it, and does not
-// allocate.
+// reports: the organisation it names (OpenAI's OpenAI-Organization, or
+// Anthropic's anthropic-organization-id, which its translator passes on
+// under OpenAI's name; each is sent on every answer, and the keys of one
+// organisation share its limits), else, at Azure, the provider as a whole
+// (its keys are the two of the one resource its base URL names, sharing
+// its deployments' limits), else the key itself. It reads the header
+// before ownHeaders drops it, and does not allocate.
 func rateLimitAccount(p *provider.Provider, key *keys.Key, h *fasthttp.ResponseHeader) uint64 {
 	if org := h.Peek(headerOrganization); len(org) > 0 {
 		return health.OrgAccount(org)
@@ -68,17 +74,18 @@ func rateLimitAccount(p *provider.Provider, key *keys.Key, h *fasthttp.ResponseH
 }
 
 // ownHeaders makes an answer on a platform key say veil's rate limits,
-// not the provider account's: the account's organisation and project
-// headers are dropped, and its x-ratelimit-* headers are replaced by what
-// the supplier has left of its tier after the call's reservation (none
-// when it has no tier), so that an SDK paces itself by the supplier's
-// budget. An answer on the supplier's own key keeps the provider's
+// not the provider account's: the account's organisation (under OpenAI's
+// name or Anthropic's, should a provider pass that on) and project headers
+// are dropped, and its x-ratelimit-* headers are replaced by what the
+// supplier has left of its tier after the call's reservation (none when it
+// has no tier), so that an SDK paces itself by the supplier's budget. An answer on the supplier's own key keeps the provider's
 // headers: they are its own account's.
 func (x *exchange) ownHeaders(h *fasthttp.ResponseHeader, key *keys.Key) {
 	if key == nil || key.Source() != billing.PlatformKey {
 		return
 	}
 	h.Del(headerOrganization)
+	h.Del(headerAnthropicOrganization)
 	h.Del("Openai-Project")
 	delPrefixed(h, rateLimitPrefix)
 	requests, tokens := x.ticket.Headroom()

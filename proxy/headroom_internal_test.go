@@ -126,6 +126,8 @@ func TestOwnHeaders(t *testing.T) {
 			"Openai-Organization": "", "Openai-Project": "", headerLimitRequests: "", headerRemainingRequests: "",
 			headerResetRequests: "", headerLimitTokens: "", headerRemainingTokens: "", headerResetTokens: "",
 			"X-Ratelimit-Limit-Project-Tokens": ""}},
+		{"a platform call shows no organisation under Anthropic's name either", platform, true, map[string]string{
+			"Anthropic-Organization-Id": "", "Openai-Organization": ""}},
 		{"a call on the supplier's own key keeps its account's headers", client, true, map[string]string{
 			"Openai-Organization": "org-wedsync", "Openai-Project": "proj_wedsync", headerLimitRequests: "10000",
 			headerRemainingRequests: "9999", headerResetRequests: "6ms", headerResetTokens: "2ms",
@@ -136,6 +138,7 @@ func TestOwnHeaders(t *testing.T) {
 			x := &exchange{ticket: admitted(t, tt.tier)}
 			var h fasthttp.ResponseHeader
 			accountAnswer(&h)
+			h.Set("Anthropic-Organization-Id", "0f2c6d8e-4b1a-4c3e-9d7f-fa4e0b6c1d2a") // as a provider might pass it on
 			x.ownHeaders(&h, tt.key)
 			for k, want := range tt.want {
 				if got := string(h.Peek(k)); got != want {
@@ -217,5 +220,66 @@ func TestRateLimitAccount(t *testing.T) {
 	}
 	if health.KeyAccount(k1.Fingerprint()) == health.KeyAccount(k2.Fingerprint()) {
 		t.Error("two keys are one account")
+	}
+}
+
+// TestRateLimitAccountAnthropic: an Anthropic answer on a platform key
+// reports the rate limits of the organisation its anthropic-organization-id
+// names, read after translation as OpenAI's would be, so two keys of one
+// organisation are one account; the app then sees the organisation under
+// neither name. On a supplier's own key the app sees no organisation
+// either, as before.
+func TestRateLimitAccountAnthropic(t *testing.T) {
+	p, err := provider.New(config.Provider{Name: "anthropic", Type: config.ProviderTypeAnthropic, BaseURL: "http://127.0.0.1:1/v1",
+		Anthropic: &config.Anthropic{Version: "2023-06-01", MaxTokens: 4096}}, nil, provider.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k1 := keys.NewKey(keys.NewSecret("sk-ant-pool-key-one"), billing.PlatformKey, "")
+	k2 := keys.NewKey(keys.NewSecret("sk-ant-pool-key-two"), billing.PlatformKey, "")
+	k3 := keys.NewKey(keys.NewSecret("sk-ant-pool-key-three"), billing.PlatformKey, "")
+	own := keys.NewKey(keys.NewSecret("sk-ant-bella-own"), billing.ClientKey, "1")
+	const orgA, orgB = "0f2c6d8e-4b1a-4c3e-9d7f-fa4e0b6c1d2a", "7b1e4c2a-9d3f-4e6b-8a5c-1f0d2e3b4a59"
+	tests := []struct {
+		name  string
+		key   *keys.Key
+		org   string
+		want  uint64
+		check bool // the account is read (platform keys only)
+	}{
+		{"the organisation named", k1, orgA, health.OrgAccount([]byte(orgA)), true},
+		{"another key of it", k2, orgA, health.OrgAccount([]byte(orgA)), true},
+		{"a key of another organisation", k3, orgB, health.OrgAccount([]byte(orgB)), true},
+		{"no organisation: the key", k3, "", health.KeyAccount(k3.Fingerprint()), true},
+		{"the supplier's own key", own, orgA, 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var resp fasthttp.Response
+			resp.Header.SetContentType("application/json")
+			resp.SetBodyString(`{"id":"msg_01","type":"message","role":"assistant","model":"claude-haiku-4-5",` +
+				`"content":[{"type":"text","text":"Yes."}],"stop_reason":"end_turn","usage":{"input_tokens":3,"output_tokens":1}}`)
+			if tt.org != "" {
+				resp.Header.Set("anthropic-organization-id", tt.org)
+			}
+			resp.Header.Set("anthropic-ratelimit-requests-limit", "4000")
+			resp.Header.Set("anthropic-ratelimit-requests-remaining", "3999")
+			if err := p.Translate(&resp, &provider.Call{Suffix: []byte("/chat/completions"), Key: tt.key}); err != nil {
+				t.Fatal(err)
+			}
+			if got := rateLimitAccount(p, tt.key, &resp.Header); tt.check && got != tt.want {
+				t.Errorf("account %x, want %x", got, tt.want)
+			}
+			x := &exchange{ticket: admitted(t, true)}
+			x.ownHeaders(&resp.Header, tt.key)
+			for _, k := range []string{headerOrganization, headerAnthropicOrganization} {
+				if v := resp.Header.Peek(k); len(v) > 0 {
+					t.Errorf("the app sees %s %q", k, v)
+				}
+			}
+		})
+	}
+	if health.OrgAccount([]byte(orgA)) == health.KeyAccount(k1.Fingerprint()) {
+		t.Error("an organisation is its key's account")
 	}
 }
