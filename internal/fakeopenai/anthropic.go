@@ -226,7 +226,7 @@ func anthropicHeaders(c *call, reset time.Duration) []headerPair {
 	resetTok := now.Add(time.Second).Format(time.RFC3339)
 	return []headerPair{
 		{"Request-Id", c.reqID},
-		{"Anthropic-Organization-Id", anthropicOrg},
+		{"Anthropic-Organization-Id", c.anthropicOrganization()},
 		{"Anthropic-Ratelimit-Requests-Limit", anthropicRequestLimit},
 		{"Anthropic-Ratelimit-Requests-Remaining", remaining},
 		{"Anthropic-Ratelimit-Requests-Reset", resetReq},

@@ -140,13 +140,15 @@ type Options struct {
 	// LimitWindow is the window of RequestLimit and TokenLimit, and of
 	// each Account's; DefaultLimitWindow when zero.
 	LimitWindow time.Duration
-	// Accounts put API keys in OpenAI organisations of their own, as a
-	// pool of platform keys may span several: an OpenAI call made with a
-	// key an account lists is answered with the account's Organization
-	// in OpenAI-Organization and, with a RequestLimit, takes from the
+	// Accounts put API keys in organisations of their own, as a pool of
+	// platform keys may span several: an OpenAI call made with a key an
+	// account lists is answered with the account's Organization in
+	// OpenAI-Organization and, with a RequestLimit, takes from the
 	// account's own budget (as RequestLimit above, one per account: its
-	// keys share it), whose x-ratelimit-* headers it reports. Calls with
-	// other keys keep the server's organisation and limits.
+	// keys share it), whose x-ratelimit-* headers it reports. An
+	// Anthropic call made with one is answered with the Organization in
+	// anthropic-organization-id, and Anthropic's usual rate limits. Calls
+	// with other keys keep the server's organisation and limits.
 	Accounts []Account
 	// AzureDeployments maps the Azure OpenAI deployment names served under
 	// /openai/deployments/ to the models they run. When nil, a deployment
@@ -155,9 +157,10 @@ type Options struct {
 	AzureDeployments map[string]string
 }
 
-// Account is an OpenAI organisation of Options.Accounts.
+// Account is an organisation of Options.Accounts.
 type Account struct {
-	// Organization is what its answers say in OpenAI-Organization.
+	// Organization is what its answers say in OpenAI-Organization, or
+	// in anthropic-organization-id on Anthropic calls.
 	Organization string
 	// Keys are its API keys.
 	Keys []string

@@ -59,6 +59,16 @@ func (c *call) organization() string {
 	return openAIOrg
 }
 
+// anthropicOrganization is what the call's answer says in
+// anthropic-organization-id: its key's account's organisation, as the
+// Messages API names the organisation of the key on every answer.
+func (c *call) anthropicOrganization() string {
+	if c.account != nil && c.account.limits.Organization != "" {
+		return c.account.limits.Organization
+	}
+	return anthropicOrg
+}
+
 // limitState is what a call's x-ratelimit-* headers say when the fake
 // keeps a budget.
 type limitState struct {

@@ -126,3 +126,38 @@ func TestAccounts(t *testing.T) {
 		t.Errorf("Stats().RateLimited = %d", n)
 	}
 }
+
+// TestAnthropicAccounts: an Anthropic answer names the organisation of its
+// key's account in anthropic-organization-id, streamed or not, as the
+// Messages API does; other keys keep the server's organisation.
+func TestAnthropicAccounts(t *testing.T) {
+	s := startServer(t, Options{Accounts: []Account{
+		{Organization: "5d8b2f0e-1c4a-4e7b-9f3d-2a6c8e0b4d71", Keys: []string{"sk-ant-a1", "sk-ant-a2"}},
+		{Organization: "c3a9e1f7-6b2d-4f8a-b0e5-7d4c1a9f3e26", Keys: []string{"sk-ant-b1"}},
+	}})
+	hc := httpClient(t)
+	tests := []struct{ key, org string }{
+		{"sk-ant-a1", "5d8b2f0e-1c4a-4e7b-9f3d-2a6c8e0b4d71"},
+		{"sk-ant-a2", "5d8b2f0e-1c4a-4e7b-9f3d-2a6c8e0b4d71"},
+		{"sk-ant-b1", "c3a9e1f7-6b2d-4f8a-b0e5-7d4c1a9f3e26"},
+		{testKey, anthropicOrg},
+	}
+	for _, tc := range tests {
+		for _, stream := range []bool{false, true} {
+			t.Run(tc.key+" stream "+strconv.FormatBool(stream), func(t *testing.T) {
+				body := `{"model":"claude-haiku-4-5","max_tokens":64,"stream":` + strconv.FormatBool(stream) +
+					`,"messages":[{"role":"user","content":"Hello"}]}`
+				resp, out := postMessages(t, hc, s, body, "X-Api-Key", tc.key)
+				if resp.StatusCode != http.StatusOK {
+					t.Fatalf("status %d: %s", resp.StatusCode, out)
+				}
+				if got := resp.Header.Get("Anthropic-Organization-Id"); got != tc.org {
+					t.Errorf("anthropic-organization-id %q, want %q", got, tc.org)
+				}
+				if got := resp.Header.Get("Openai-Organization"); got != "" {
+					t.Errorf("an Anthropic answer says OpenAI-Organization %q", got)
+				}
+			})
+		}
+	}
+}
