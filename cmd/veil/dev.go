@@ -54,7 +54,7 @@ func fakeUpstream(args []string, stdout io.Writer) error {
 	window := fs.Duration("limit-window", time.Minute, "the rate limit's window")
 	var accounts accountFlags
 	fs.Var(&accounts, "account", "an organisation of its own, ORG=KEY[,KEY...][:REQUESTS]: its keys' answers name ORG in "+
-		"OpenAI-Organization and share ORG's rate limit of REQUESTS a window (repeatable)")
+		"OpenAI-Organization (anthropic-organization-id on the Messages API) and share ORG's rate limit of REQUESTS a window (repeatable)")
 	if _, err := parseFlags(fs, "fake-upstream [--listen 127.0.0.1:8081] [--latency 0] [--ttft 0] [--chunk-delay 0] [--reply-words 0] [--request-limit 0 --token-limit 0 --limit-window 1m] [--account ORG=KEY,...:REQUESTS]", args, stdout); err != nil {
 		return err
 	}
