@@ -97,3 +97,40 @@ func TestPoolHeadroomOverOrganisations(t *testing.T) {
 		t.Errorf("after the spread: pool %+v, headroom %v", s.Pool, s.Headroom)
 	}
 }
+
+// TestPoolRestsAnExhaustedOrganisation: a pool of two keys in an
+// organisation of 10 requests an hour and one key in an organisation of
+// 1,000. The answer that uses up the small organisation's tenth request
+// says so (x-ratelimit-remaining-requests: 0), and both its keys rest:
+// the following calls go to the large organisation's key at once, none
+// is refused with a 429 first, each takes one attempt.
+func TestPoolRestsAnExhaustedOrganisation(t *testing.T) {
+	keyA1, keyA2, keyB := secret("sk-org-a-1-"), secret("sk-org-a-2-"), secret("sk-org-b-")
+	h := start(t, setup{
+		fake: fakeopenai.Options{Keys: []string{keyA1, keyA2, keyB}, LimitWindow: time.Hour, Accounts: []fakeopenai.Account{
+			{Organization: "org-wedsync-small", Keys: []string{keyA1, keyA2}, RequestLimit: 10},
+			{Organization: "org-wedsync-large", Keys: []string{keyB}, RequestLimit: 1000},
+		}},
+		env: map[string]string{"KEY_A1": keyA1, "KEY_A2": keyA2, "KEY_B": keyB},
+		providers: `
+  - name: pool
+    type: openai
+    base_url: %s
+    api_keys: [env://KEY_A1, env://KEY_A2, env://KEY_B]
+    models: [gpt-4o-mini]`,
+	})
+	for i := range 30 {
+		if p, attempts := chatOnce(t, h); p != "pool" || attempts != "1" {
+			t.Errorf("call %d: provider %q in %s attempts, want one attempt", i+1, p, attempts)
+		}
+	}
+	small := 0
+	for _, r := range h.up.Requests() {
+		if a := r.Header.Get("Authorization"); a == "Bearer "+keyA1 || a == "Bearer "+keyA2 {
+			small++
+		}
+	}
+	if small != 10 {
+		t.Errorf("the small organisation's keys were sent %d calls, want its 10: no call after it was used up", small)
+	}
+}

@@ -13,12 +13,16 @@ import (
 type Pool struct {
 	keys  []*keys.Key
 	until []atomic.Int64 // unix nanoseconds until which keys[i] rests
-	next  atomic.Uint64
+	// account[i] is the account keys[i] last answered for (0: not yet
+	// known), so that an account's limit used up rests all its keys.
+	account []atomic.Uint64
+	next    atomic.Uint64
 }
 
 // NewPool makes a pool of platform keys.
 func NewPool(secrets []keys.Secret) *Pool {
-	p := &Pool{keys: make([]*keys.Key, len(secrets)), until: make([]atomic.Int64, len(secrets))}
+	p := &Pool{keys: make([]*keys.Key, len(secrets)), until: make([]atomic.Int64, len(secrets)),
+		account: make([]atomic.Uint64, len(secrets))}
 	for i, s := range secrets {
 		p.keys[i] = keys.NewKey(s, billing.PlatformKey, "")
 	}
@@ -86,4 +90,42 @@ func (p *Pool) Fingerprints() []string {
 		out[i] = k.Fingerprint()
 	}
 	return out
+}
+
+// Exhausted notes an answer on k, made for account (nonzero; see
+// proxy's rateLimitAccount), that used up the account's rate limit until
+// now+d: k and every key last seen answering for the same account rest
+// until then, as a 429 would have made them, so that the next calls go to
+// the pool's other accounts without a refusal first. A pool of one key,
+// or an account whose keys are all there is, leaves Next to choose the
+// key that rests least, as ever. d is bounded as by Cooldown.
+func (p *Pool) Exhausted(k *keys.Key, account uint64, now time.Time, d time.Duration) {
+	if len(p.keys) < 2 {
+		return
+	}
+	p.NoteAccount(k, account)
+	until := now.Add(min(max(d, 0), MaxCooldown)).UnixNano()
+	for i := range p.keys {
+		if p.keys[i] == k || (account != 0 && p.account[i].Load() == account) {
+			if p.until[i].Load() < until {
+				p.until[i].Store(until)
+			}
+		}
+	}
+}
+
+// NoteAccount records that k answered for account (0: unknown). It
+// writes only when the account changed, so a call costs one atomic load.
+func (p *Pool) NoteAccount(k *keys.Key, account uint64) {
+	if len(p.keys) < 2 {
+		return
+	}
+	for i, pk := range p.keys {
+		if pk == k {
+			if p.account[i].Load() != account {
+				p.account[i].Store(account)
+			}
+			return
+		}
+	}
 }

@@ -42,17 +42,55 @@ const rateLimitPrefix = "X-Ratelimit-"
 
 // noteRateLimits keeps what a provider said of a platform key's rate
 // limits in its target's health, for the capacity overview and load-aware
-// routing, as a report of the key's account (rateLimitAccount).
-func (s *Server) noteRateLimits(a *policy.Attempt, key *keys.Key, h *fasthttp.ResponseHeader) {
+// routing, as a report of the key's account (rateLimitAccount); the pool
+// learns the key's account, and rests the account's keys when a served
+// answer says it used up their limit.
+func (s *Server) noteRateLimits(a *policy.Attempt, key *keys.Key, h *fasthttp.ResponseHeader, status int) {
 	t := s.health.Target(a.Provider.Name())
 	if t == nil || key.Source() != billing.PlatformKey {
 		return
 	}
-	t.ReportAccountRateLimits(rateLimitAccount(a.Provider, key, h), health.RateLimits{
+	account := rateLimitAccount(a.Provider, key, h)
+	l := health.RateLimits{
 		RemainingRequests: headerInt(h, headerRemainingRequests), RemainingTokens: headerInt(h, headerRemainingTokens),
 		LimitRequests: headerInt(h, headerLimitRequests), LimitTokens: headerInt(h, headerLimitTokens),
 		ResetRequests: headerReset(h, headerResetRequests), ResetTokens: headerReset(h, headerResetTokens),
-	}, time.Now())
+	}
+	now := time.Now()
+	t.ReportAccountRateLimits(account, l, now)
+	pool := a.Provider.Platform()
+	if pool == nil || pool.Len() < 2 {
+		return
+	}
+	// An answer served with the last of its account's limit rests the
+	// account's keys until the limit has room for a call again: the
+	// pool's other accounts take the next calls, without a 429 first. A
+	// 429 rests its own key only (otherKey), as before: another key may
+	// have limits of its own (a project's) that the account does not show.
+	if rest := exhaustedFor(l); rest > 0 && status >= 200 && status < 300 {
+		pool.Exhausted(key, account, now, rest)
+		return
+	}
+	pool.NoteAccount(key, account)
+}
+
+// exhaustedFor is how long an account whose answer said l has no room for
+// another call, 0 when it has: a limit used up refills evenly until its
+// reset (as health models it), so a request is back after reset/limit,
+// and enough tokens for a call, taken as a hundredth of the limit, after
+// a hundredth of the reset.
+func exhaustedFor(l health.RateLimits) time.Duration {
+	var d time.Duration
+	if l.RemainingRequests == 0 && l.ResetRequests > 0 {
+		d = l.ResetRequests
+		if l.LimitRequests > 1 {
+			d /= time.Duration(l.LimitRequests)
+		}
+	}
+	if l.RemainingTokens == 0 && l.ResetTokens > 0 {
+		d = max(d, l.ResetTokens/100)
+	}
+	return d
 }
 
 // rateLimitAccount is the account whose rate limits a platform answer

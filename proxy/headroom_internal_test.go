@@ -283,3 +283,39 @@ func TestRateLimitAccountAnthropic(t *testing.T) {
 		t.Error("an organisation is its key's account")
 	}
 }
+
+func TestExhaustedFor(t *testing.T) {
+	n := health.NoRateLimits
+	with := func(f func(*health.RateLimits)) health.RateLimits { l := n; f(&l); return l }
+	cases := []struct {
+		name string
+		l    health.RateLimits
+		want time.Duration
+	}{
+		{"nothing said", n, 0},
+		{"requests left", with(func(l *health.RateLimits) {
+			l.RemainingRequests, l.LimitRequests, l.ResetRequests = 3, 10, time.Minute
+		}), 0},
+		{"last request of ten a minute: one back in six seconds", with(func(l *health.RateLimits) {
+			l.RemainingRequests, l.LimitRequests, l.ResetRequests = 0, 10, time.Minute
+		}), 6 * time.Second},
+		{"used up, no limit said: the whole reset", with(func(l *health.RateLimits) {
+			l.RemainingRequests, l.ResetRequests = 0, 20*time.Second
+		}), 20 * time.Second},
+		{"used up, no reset said", with(func(l *health.RateLimits) { l.RemainingRequests, l.LimitRequests = 0, 10 }), 0},
+		{"tokens used up: a hundredth of their reset", with(func(l *health.RateLimits) {
+			l.RemainingTokens, l.LimitTokens, l.ResetTokens = 0, 30000, 100*time.Second
+		}), time.Second},
+		{"both: the longer", with(func(l *health.RateLimits) {
+			l.RemainingRequests, l.LimitRequests, l.ResetRequests = 0, 100, time.Minute
+			l.RemainingTokens, l.ResetTokens = 0, 3*time.Minute
+		}), 1800 * time.Millisecond},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := exhaustedFor(c.l); got != c.want {
+				t.Errorf("exhaustedFor(%+v) = %v, want %v", c.l, got, c.want)
+			}
+		})
+	}
+}

@@ -560,7 +560,7 @@ func (s *Server) roundTrip(client *fasthttp.RequestCtx, x *exchange, a *policy.A
 	s.observeAttempt(a, key, resp.StatusCode(), t0)
 	x.logAttempt(a, key, resp.StatusCode(), "", t0)
 	x.noteUpstreamID(&resp.Header)
-	s.noteRateLimits(a, key, &resp.Header) // the platform keys' capacity, for peak-season monitoring and routing
+	s.noteRateLimits(a, key, &resp.Header, resp.StatusCode()) // the platform keys' capacity, for peak-season monitoring and routing
 	s.noteCooldown(a, key, &resp.Header, resp.StatusCode())
 	return resp, nil
 }
