@@ -29,6 +29,11 @@ type durable interface {
 	// less than AppliedTTL before now; it then records id as applied at
 	// now, and forgets ids applied AppliedTTL before.
 	addUsage(id string, d Usage, now time.Time) error
+	// addUsageSeq is addUsage under the mark of seq.Source and d's
+	// aggregate (see Aggregates.AddUsageSeq): it returns the mark it
+	// found, and adds d and moves the mark to seq.Last only if the mark
+	// is below seq.First.
+	addUsageSeq(id string, d Usage, seq UsageSeq, now time.Time) (uint64, error)
 	// queryUsage returns the sorted aggregates from one UTC midnight to
 	// another, both included, of supplier or of all if it is empty.
 	queryUsage(supplier string, from, to time.Time) ([]Usage, error)
@@ -53,6 +58,15 @@ type memDurable struct {
 	// for the sweep.
 	applied  map[string]int64
 	expiries []appliedID
+	// marks holds the highest record number applied per source and
+	// aggregate. They are kept as long as the store, as the aggregates.
+	marks map[markKey]uint64
+}
+
+// markKey identifies the mark of a source and an aggregate.
+type markKey struct {
+	source string
+	usageKey
 }
 
 // appliedID is an applied delta's id and its expiry.
@@ -80,7 +94,8 @@ type usageKey struct {
 }
 
 func newMemDurable() *memDurable {
-	return &memDurable{buckets: make(map[string]*memBucket), usage: make(map[usageKey]*Usage), applied: make(map[string]int64)}
+	return &memDurable{buckets: make(map[string]*memBucket), usage: make(map[usageKey]*Usage), applied: make(map[string]int64),
+		marks: make(map[markKey]uint64)}
 }
 
 func (m *memDurable) get(bucket, key string) ([]byte, int64, error) {
@@ -174,15 +189,37 @@ func (m *memDurable) addUsage(id string, d Usage, now time.Time) error {
 	if m.closed {
 		return ErrClosed
 	}
+	m.addLocked(id, d, now)
+	return nil
+}
+
+func (m *memDurable) addUsageSeq(id string, d Usage, seq UsageSeq, now time.Time) (uint64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return 0, ErrClosed
+	}
+	k := markKey{seq.Source, newUsageKey(d)}
+	w := m.marks[k]
+	if w >= seq.First {
+		return w, nil
+	}
+	m.addLocked(id, d, now)
+	m.marks[k] = seq.Last
+	return w, nil
+}
+
+// addLocked is addUsage with m.mu held.
+func (m *memDurable) addLocked(id string, d Usage, now time.Time) {
 	t := now.UnixNano()
 	m.sweepApplied(t)
 	if exp, ok := m.applied[id]; ok && exp > t {
-		return nil
+		return
 	}
 	exp := t + int64(AppliedTTL)
 	m.applied[id] = exp
 	m.expiries = append(m.expiries, appliedID{id, exp})
-	k := usageKey{d.Day.Unix(), d.Supplier, d.Provider, d.Model, d.KeySource, d.Billed, d.Workflow}
+	k := newUsageKey(d)
 	u := m.usage[k]
 	if u == nil {
 		u = &Usage{Day: d.Day, Supplier: d.Supplier, Provider: d.Provider, Model: d.Model, KeySource: d.KeySource,
@@ -190,7 +227,11 @@ func (m *memDurable) addUsage(id string, d Usage, now time.Time) error {
 		m.usage[k] = u
 	}
 	u.add(d)
-	return nil
+}
+
+// newUsageKey returns the key of d's aggregate.
+func newUsageKey(d Usage) usageKey {
+	return usageKey{d.Day.Unix(), d.Supplier, d.Provider, d.Model, d.KeySource, d.Billed, d.Workflow}
 }
 
 // sweepApplied forgets the ids that expired by now (unix nanoseconds).
@@ -234,7 +275,7 @@ func (m *memDurable) close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.closed = true
-	m.buckets, m.usage, m.applied, m.expiries = nil, nil, nil, nil
+	m.buckets, m.usage, m.applied, m.expiries, m.marks = nil, nil, nil, nil, nil
 	return nil
 }
 
@@ -257,6 +298,12 @@ var (
 	// empty values, so that the sweep walks them oldest first.
 	boltApplied         = []byte("usage_applied")
 	boltAppliedByExpiry = []byte("usage_applied_by_expiry")
+	// boltMarks maps the key of an aggregate (as in boltUsage) followed
+	// by "\x00source" to the highest record number of the source applied
+	// to it and the mark's expiry (unix nanoseconds), 8 bytes each,
+	// big-endian. Keys start with the day, so that the sweep walks the
+	// oldest days first.
+	boltMarks = []byte("usage_marks")
 	// boltMeta holds the snapshot of quota counters under boltCounters.
 	boltMeta     = []byte("meta")
 	boltCounters = []byte("quota_counters")
@@ -284,7 +331,7 @@ func openBolt(dataDir string) (*boltDurable, error) {
 		return nil, fmt.Errorf("store: opening %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{boltDocs, boltUsage, boltApplied, boltAppliedByExpiry, boltMeta} {
+		for _, name := range [][]byte{boltDocs, boltUsage, boltApplied, boltAppliedByExpiry, boltMarks, boltMeta} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
@@ -421,35 +468,104 @@ func (s *boltDurable) addUsage(id string, d Usage, now time.Time) error {
 	t := now.UnixNano()
 	// Batch may run the function more than once; it only touches tx.
 	return boltErr("add usage", s.db.Batch(func(tx *bolt.Tx) error {
-		if err := sweepApplied(tx, t); err != nil {
-			return err
-		}
-		applied, byExpiry := tx.Bucket(boltApplied), tx.Bucket(boltAppliedByExpiry)
-		if v := applied.Get([]byte(id)); len(v) == 8 {
-			old := int64(binary.BigEndian.Uint64(v))
-			if old > t {
-				return nil
-			}
-			if err := byExpiry.Delete(appliedExpiryKey(old, id)); err != nil {
-				return err
-			}
-		}
-		exp := t + int64(AppliedTTL)
-		if err := applied.Put([]byte(id), binary.BigEndian.AppendUint64(nil, uint64(exp))); err != nil {
-			return err
-		}
-		if err := byExpiry.Put(appliedExpiryKey(exp, id), nil); err != nil {
-			return err
-		}
-		b := tx.Bucket(boltUsage)
-		k := usageBoltKey(d)
-		var u Usage
-		if v := b.Get(k); len(v) == usageWidth {
-			u = decodeUsage(v)
-		}
-		u.add(d)
-		return b.Put(k, encodeUsage(u))
+		return addUsageTx(tx, id, d, t)
 	}))
+}
+
+func (s *boltDurable) addUsageSeq(id string, d Usage, seq UsageSeq, now time.Time) (uint64, error) {
+	t := now.UnixNano()
+	var w uint64
+	// Batch may run the function more than once; it sets w each time.
+	err := s.db.Batch(func(tx *bolt.Tx) error {
+		if err := sweepMarks(tx, now); err != nil {
+			return err
+		}
+		marks := tx.Bucket(boltMarks)
+		k := append(append(usageBoltKey(d), 0), seq.Source...)
+		w = 0
+		if v := marks.Get(k); len(v) == 16 && int64(binary.BigEndian.Uint64(v[8:])) > t {
+			w = binary.BigEndian.Uint64(v)
+		}
+		if w >= seq.First {
+			return nil
+		}
+		if err := addUsageTx(tx, id, d, t); err != nil {
+			return err
+		}
+		v := binary.BigEndian.AppendUint64(make([]byte, 0, 16), seq.Last)
+		return marks.Put(k, binary.BigEndian.AppendUint64(v, uint64(markExpiry(d.Day, now).UnixNano())))
+	})
+	return w, boltErr("add usage", err)
+}
+
+// markExpiry returns when the mark of an aggregate of day, moved at now,
+// expires: UsageMarkTTL after now or after the day's end, the later.
+func markExpiry(day, now time.Time) time.Time {
+	exp := now.Add(UsageMarkTTL)
+	if end := utcDay(day).AddDate(0, 0, 1).Add(UsageMarkTTL); end.After(exp) {
+		return end
+	}
+	return exp
+}
+
+// sweepMarks deletes up to sweepBatch expired marks of the days that
+// ended UsageMarkTTL before now, oldest first. Marks of those days that
+// moved since are kept; the sweep looks at no more than 4*sweepBatch.
+func sweepMarks(tx *bolt.Tx, now time.Time) error {
+	// Marks of the days before this one all expired, unless moved since.
+	before := []byte(utcDay(now.Add(-UsageMarkTTL)).AddDate(0, 0, -1).Format(dayLayout))
+	var expired [][]byte
+	c := tx.Bucket(boltMarks).Cursor()
+	seen := 0
+	for k, v := c.First(); k != nil && len(expired) < sweepBatch && seen < 4*sweepBatch; k, v = c.Next() {
+		if bytes.Compare(k, before) >= 0 {
+			break
+		}
+		seen++
+		if len(v) != 16 || int64(binary.BigEndian.Uint64(v[8:])) <= now.UnixNano() {
+			expired = append(expired, bytes.Clone(k))
+		}
+	}
+	// Deleted after the walk: deleting under a cursor may skip keys.
+	for _, k := range expired {
+		if err := tx.Bucket(boltMarks).Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// addUsageTx adds d unless id was applied before t (unix nanoseconds),
+// in tx.
+func addUsageTx(tx *bolt.Tx, id string, d Usage, t int64) error {
+	if err := sweepApplied(tx, t); err != nil {
+		return err
+	}
+	applied, byExpiry := tx.Bucket(boltApplied), tx.Bucket(boltAppliedByExpiry)
+	if v := applied.Get([]byte(id)); len(v) == 8 {
+		old := int64(binary.BigEndian.Uint64(v))
+		if old > t {
+			return nil
+		}
+		if err := byExpiry.Delete(appliedExpiryKey(old, id)); err != nil {
+			return err
+		}
+	}
+	exp := t + int64(AppliedTTL)
+	if err := applied.Put([]byte(id), binary.BigEndian.AppendUint64(nil, uint64(exp))); err != nil {
+		return err
+	}
+	if err := byExpiry.Put(appliedExpiryKey(exp, id), nil); err != nil {
+		return err
+	}
+	b := tx.Bucket(boltUsage)
+	k := usageBoltKey(d)
+	var u Usage
+	if v := b.Get(k); len(v) == usageWidth {
+		u = decodeUsage(v)
+	}
+	u.add(d)
+	return b.Put(k, encodeUsage(u))
 }
 
 // appliedExpiryKey returns the key of an applied id in

@@ -483,6 +483,30 @@ func (e *Embedded) AddUsage(ctx context.Context, id string, d Usage) error {
 	return e.docs.addUsage(id, d, time.Now())
 }
 
+// AddUsageSeq implements Aggregates. The mark is read and moved in the
+// transaction that adds the counts. In memory marks are kept as long as
+// the store; with a data directory they are swept UsageMarkTTL after
+// their day ended or they last moved, whichever is later.
+func (e *Embedded) AddUsageSeq(ctx context.Context, id string, d Usage, seq UsageSeq) (uint64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("store: add usage: %w", err)
+	}
+	if err := checkUsageID(id); err != nil {
+		return 0, err
+	}
+	if err := checkUsage(d); err != nil {
+		return 0, err
+	}
+	if err := checkUsageSeq(seq); err != nil {
+		return 0, err
+	}
+	if d.isZero() {
+		return 0, nil
+	}
+	d.Day = utcDay(d.Day)
+	return e.docs.addUsageSeq(id, d, seq, time.Now())
+}
+
 // QueryUsage implements Aggregates.
 func (e *Embedded) QueryUsage(ctx context.Context, q UsageQuery) ([]Usage, error) {
 	if err := ctx.Err(); err != nil {

@@ -69,6 +69,7 @@ type RedisOptions struct {
 //	usage:{<supplier>}:<YYYY-MM-DD>                     aggregates (hash: "<provider>|<model>|<key source>|<billed>|<workflow>|<count>" -> int)
 //	usage-suppliers:<YYYY-MM-DD>                        suppliers with aggregates that day (set)
 //	usage-applied:{<supplier>}:<id>                     a delta applied to the supplier's aggregates (string), expires AppliedTTL after it is set
+//	usage-mark:{<supplier>}:<YYYY-MM-DD>:<source>       highest record number of a source applied per aggregate (hash: "<provider>|<model>|<key source>|<billed>|<workflow>|" -> int), expires UsageMarkTTL after it last moved or after its day, the later
 //	headroom                                            providers' shared rate-limit headroom (hash: provider -> "<at>|<cooldown>|<counts>", see headroomKey)
 //
 // Earlier versions used the same keys without braces (q:<subject>:...,
@@ -779,6 +780,36 @@ end
 return 1
 `)
 
+// usageMarkKey returns the key of the marks of a source on a supplier's
+// aggregates of a day. It has the hash tag of the supplier's aggregates.
+func (s *Redis) usageMarkKey(supplier, day, source string) string {
+	return s.tagged("usage-mark", supplier, ":", day, ":", source)
+}
+
+// addUsageSeqScript is addUsageScript under a mark. KEYS[3]: the hash of
+// the source's marks on the supplier's aggregates of the day. ARGV, after
+// addUsageScript's: the delta's first and last record numbers, and the
+// marks' ttl in seconds. It returns the mark it found; it adds the counts
+// (unless the delta's marker is there) and moves the mark to the last
+// number only when the mark is below the first.
+var addUsageSeqScript = redis.NewScript(`
+local w = tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '0')
+if w >= tonumber(ARGV[8]) then
+  return w
+end
+if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[7]) then
+  local names = {'requests', 'prompt_tokens', 'completion_tokens', 'cached_tokens', 'cost_micros'}
+  for i = 1, 5 do
+    if ARGV[i+1] ~= '0' then
+      redis.call('HINCRBY', KEYS[1], ARGV[1] .. names[i], ARGV[i+1])
+    end
+  end
+end
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[9])
+redis.call('EXPIRE', KEYS[3], ARGV[10])
+return w
+`)
+
 // AddUsage implements Aggregates with an SADD that indexes the supplier
 // under its day, then one script run that checks and sets the delta's
 // marker and adds the counts. SADD is idempotent and comes first, so a
@@ -804,23 +835,76 @@ func (s *Redis) AddUsage(ctx context.Context, id string, d Usage) error {
 	args := []any{usageFieldPrefix(d),
 		d.Requests, d.PromptTokens, d.CompletionTokens, d.CachedTokens, d.CostMicros,
 		int64(AppliedTTL / time.Second)}
+	_, err := s.runUsage(ctx, addUsageScript, day, d.Supplier, keys, args)
+	return err
+}
+
+// AddUsageSeq implements Aggregates as AddUsage does, with a script that
+// also reads and moves the mark, kept in a hash with the hash tag of the
+// supplier's aggregates: one script on one slot. The mark's hash expires
+// UsageMarkTTL after its last move, or after its day ended if that is
+// later.
+func (s *Redis) AddUsageSeq(ctx context.Context, id string, d Usage, seq UsageSeq) (uint64, error) {
+	if err := checkUsageID(id); err != nil {
+		return 0, err
+	}
+	if err := checkUsage(d); err != nil {
+		return 0, err
+	}
+	if err := checkUsageSeq(seq); err != nil {
+		return 0, err
+	}
+	if d.isZero() {
+		return 0, nil
+	}
+	day := utcDay(d.Day).Format(dayLayout)
+	keys := []string{s.usageKey(d.Supplier, day), s.usageAppliedKey(d.Supplier, id),
+		s.usageMarkKey(d.Supplier, day, seq.Source)}
+	now := time.Now()
+	ttl := markExpiry(d.Day, now).Sub(now)
+	args := []any{usageFieldPrefix(d),
+		d.Requests, d.PromptTokens, d.CompletionTokens, d.CachedTokens, d.CostMicros,
+		int64(AppliedTTL / time.Second), seq.First, seq.Last, int64(ttl / time.Second)}
+	w, err := s.runUsage(ctx, addUsageSeqScript, day, d.Supplier, keys, args)
+	if err != nil {
+		return 0, err
+	}
+	if w < 0 {
+		return 0, fmt.Errorf("store: redis add usage: negative mark %d", w)
+	}
+	return uint64(w), nil
+}
+
+// runUsage indexes supplier under day with an SADD, then runs script, a
+// usage script, and returns its integer reply. SADD is idempotent and
+// comes first, so a failure between them leaves at worst a supplier
+// indexed with nothing counted. On one server (or behind Sentinel) both
+// go in one pipeline, run in order in one round trip; on a Cluster the
+// index lies in another slot, maybe on another node, so it is a command
+// of its own.
+func (s *Redis) runUsage(ctx context.Context, script *redis.Script, day, supplier string, keys []string, args []any) (int64, error) {
 	if s.cluster {
-		if err := s.client.SAdd(ctx, s.usageSuppliersKey(day), d.Supplier).Err(); err != nil {
-			return s.redisErr(ctx, "add usage", err)
+		if err := s.client.SAdd(ctx, s.usageSuppliersKey(day), supplier).Err(); err != nil {
+			return 0, s.redisErr(ctx, "add usage", err)
 		}
 	} else {
+		var res *redis.Cmd
 		_, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-			p.SAdd(ctx, s.usageSuppliersKey(day), d.Supplier)
-			addUsageScript.EvalSha(ctx, p, keys, args...)
+			p.SAdd(ctx, s.usageSuppliersKey(day), supplier)
+			res = script.EvalSha(ctx, p, keys, args...)
 			return nil
 		})
-		if err == nil || !redis.HasErrorPrefix(err, "NOSCRIPT") {
-			return s.redisErr(ctx, "add usage", err)
+		if err == nil {
+			n, err := res.Int64()
+			return n, s.redisErr(ctx, "add usage", err)
+		}
+		if !redis.HasErrorPrefix(err, "NOSCRIPT") {
+			return 0, s.redisErr(ctx, "add usage", err)
 		}
 		// The server does not have the script (yet): SADD did its part.
 	}
-	err := addUsageScript.Run(ctx, s.client, keys, args...).Err()
-	return s.redisErr(ctx, "add usage", err)
+	n, err := script.Run(ctx, s.client, keys, args...).Int64()
+	return n, s.redisErr(ctx, "add usage", err)
 }
 
 // QueryUsage implements Aggregates in two pipelined round trips: the

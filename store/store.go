@@ -261,6 +261,21 @@ type Aggregates interface {
 	// printable ASCII bytes, unique per delta: a random batch id and the
 	// delta's index, say. A delta of only zeros does nothing.
 	AddUsage(ctx context.Context, id string, d Usage) error
+	// AddUsageSeq is AddUsage for a delta whose records are numbered by
+	// one sequence (seq.Source, such as a replica's usage spool) and are
+	// added, per aggregate, in the order of their numbers. Besides the
+	// id, the store keeps per source and aggregate a mark: the highest
+	// number applied. In the same atomic step it reads the mark W and
+	// adds d only if every record is above it (seq.First > W), moving
+	// the mark to seq.Last; otherwise it adds nothing. It returns W, the
+	// mark before the call: W < seq.First means d was applied (or its id
+	// had been), W >= seq.Last that every record was applied before, and
+	// anything between that the records up to W were applied and those
+	// above were not: the caller sends them again as a delta of their
+	// own. So records replayed after a crash, batched otherwise, are
+	// added once. Marks are kept for UsageMarkTTL after their last move.
+	// A delta of only zeros does nothing and returns 0.
+	AddUsageSeq(ctx context.Context, id string, d Usage, seq UsageSeq) (uint64, error)
 	// QueryUsage returns the aggregates of q, sorted by day, supplier,
 	// provider, model, key source, billed and workflow.
 	QueryUsage(ctx context.Context, q UsageQuery) ([]Usage, error)
@@ -448,6 +463,38 @@ const AppliedTTL = time.Hour
 
 // MaxUsageIDLen is the longest id AddUsage takes.
 const MaxUsageIDLen = 64
+
+// UsageSeq places the records of a delta in a sequence: see AddUsageSeq.
+type UsageSeq struct {
+	// Source names the sequence, such as a usage spool's identity: 1 to
+	// MaxUsageIDLen printable ASCII bytes.
+	Source string
+	// First and Last are the lowest and highest numbers of the delta's
+	// records, 1 <= First <= Last <= MaxUsageSeq. The records between
+	// them need not all be in the delta: other aggregates' take numbers
+	// too.
+	First, Last uint64
+}
+
+// MaxUsageSeq is the highest record number AddUsageSeq takes: 2^53, the
+// integers a Lua number (Redis's scripts) holds exactly.
+const MaxUsageSeq = 1 << 53
+
+// UsageMarkTTL is how long a store keeps a mark of AddUsageSeq after its
+// last move: longer than a replica may stay down with records it has not
+// acknowledged, which are replayed when it comes back.
+const UsageMarkTTL = 7 * 24 * time.Hour
+
+// checkUsageSeq validates the sequence of a usage delta.
+func checkUsageSeq(seq UsageSeq) error {
+	if err := checkUsageID(seq.Source); err != nil {
+		return fmt.Errorf("%w: usage sequence source", err)
+	}
+	if seq.First == 0 || seq.First > seq.Last || seq.Last > MaxUsageSeq {
+		return fmt.Errorf("%w: usage sequence %d to %d, want 1 <= first <= last <= 2^53", ErrInvalid, seq.First, seq.Last)
+	}
+	return nil
+}
 
 // checkUsageID validates the id of a usage delta.
 func checkUsageID(id string) error {

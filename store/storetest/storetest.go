@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -55,6 +56,9 @@ func Run(t *testing.T, open Open) {
 		{"Usage", testUsage},
 		{"UsageInvalid", testUsageInvalid},
 		{"UsageAppliedOnce", testUsageAppliedOnce},
+		{"UsageMark", testUsageMark},
+		{"UsageMarkConcurrent", testUsageMarkConcurrent},
+		{"UsageMarkInvalid", testUsageMarkInvalid},
 		{"UsageBilledAndWorkflow", testUsageBilledAndWorkflow},
 		{"ConcurrentReserve", testConcurrentReserve},
 		{"ConcurrentSlots", testConcurrentSlots},
@@ -1011,6 +1015,162 @@ func testUsageAppliedOnce(t *testing.T, open Open) {
 	}
 }
 
+// markDelta returns a delta of n requests of a supplier's aggregate of
+// model on day.
+func markDelta(day time.Time, supplier, model string, n int64) store.Usage {
+	return store.Usage{Day: day, Supplier: supplier, Provider: "openai", Model: model, KeySource: "platform",
+		Billed: "platform", Requests: n, PromptTokens: 10 * n, CostMicros: 3 * n}
+}
+
+// testUsageMark walks a source's mark on one aggregate through every
+// case, alternating replicas: a delta above the mark is applied and
+// moves it, one at or below it is skipped, one that straddles it is not
+// applied and answered with the mark; marks are per source, aggregate
+// and day, and AddUsage ignores them.
+func testUsageMark(t *testing.T, open Open) {
+	replicas := open(t, 2)
+	day := time.Date(2026, time.June, 13, 0, 0, 0, 0, time.UTC)
+	want := map[string]int64{}
+	for i, step := range []struct {
+		name           string
+		id             string
+		d              store.Usage
+		source         string
+		first, last    uint64
+		wantMark       uint64
+		applied        bool
+		plain          bool // AddUsage, without a mark
+		wantAggregates string
+	}{
+		{name: "first delta applied", id: "m1.0", d: markDelta(day, "bella", "gpt-4o", 3), source: "spool-a", first: 1, last: 5, wantMark: 0, applied: true},
+		{name: "same records, another id: skipped", id: "m2.0", d: markDelta(day, "bella", "gpt-4o", 3), source: "spool-a", first: 1, last: 5, wantMark: 5},
+		{name: "some of them: skipped", id: "m3.0", d: markDelta(day, "bella", "gpt-4o", 1), source: "spool-a", first: 5, last: 5, wantMark: 5},
+		{name: "straddles the mark: not applied", id: "m4.0", d: markDelta(day, "bella", "gpt-4o", 4), source: "spool-a", first: 2, last: 9, wantMark: 5},
+		{name: "the part above the mark: applied", id: "m4.0.5", d: markDelta(day, "bella", "gpt-4o", 2), source: "spool-a", first: 7, last: 9, wantMark: 5, applied: true},
+		{name: "its retry: skipped", id: "m4.0.5", d: markDelta(day, "bella", "gpt-4o", 2), source: "spool-a", first: 7, last: 9, wantMark: 9},
+		{name: "another aggregate has its own mark", id: "m4.1", d: markDelta(day, "bella", "gpt-4o-mini", 2), source: "spool-a", first: 2, last: 8, wantMark: 0, applied: true},
+		{name: "another supplier has its own mark", id: "m4.2", d: markDelta(day, "aisle", "gpt-4o", 1), source: "spool-a", first: 3, last: 3, wantMark: 0, applied: true},
+		{name: "another day has its own mark", id: "m4.3", d: markDelta(day.AddDate(0, 0, 1), "bella", "gpt-4o", 1), source: "spool-a", first: 4, last: 4, wantMark: 0, applied: true},
+		{name: "another source has its own mark", id: "m5.0", d: markDelta(day, "bella", "gpt-4o", 1), source: "spool-b", first: 1, last: 1, wantMark: 0, applied: true},
+		{name: "a zero delta does nothing", id: "m6.0", d: markDelta(day, "bella", "gpt-4o", 0), source: "spool-a", first: 10, last: 20, wantMark: 0},
+		{name: "next delta applied", id: "m7.0", d: markDelta(day, "bella", "gpt-4o", 1), source: "spool-a", first: 10, last: 10, wantMark: 9, applied: true},
+		{name: "an id applied before the mark moved counts once", id: "m7.0", d: markDelta(day, "bella", "gpt-4o", 1), source: "spool-b", first: 2, last: 2, wantMark: 1},
+		{name: "AddUsage ignores marks", id: "m8.0", d: markDelta(day, "bella", "gpt-4o", 1), plain: true, applied: true},
+		{name: "the mark at the largest number", id: "m9.0", d: markDelta(day, "bella", "gpt-4o", 1), source: "spool-a", first: store.MaxUsageSeq, last: store.MaxUsageSeq, wantMark: 10, applied: true},
+		{name: "past it, skipped", id: "m9.1", d: markDelta(day, "bella", "gpt-4o", 1), source: "spool-a", first: 11, last: store.MaxUsageSeq, wantMark: store.MaxUsageSeq},
+	} {
+		s := replicas[i%2]
+		if step.plain {
+			if err := s.AddUsage(t.Context(), step.id, step.d); err != nil {
+				t.Fatalf("step %q: AddUsage: %v", step.name, err)
+			}
+		} else {
+			w, err := s.AddUsageSeq(t.Context(), step.id, step.d, store.UsageSeq{Source: step.source, First: step.first, Last: step.last})
+			if err != nil {
+				t.Fatalf("step %q: AddUsageSeq: %v", step.name, err)
+			}
+			if w != step.wantMark {
+				t.Errorf("step %q: mark %d, want %d", step.name, w, step.wantMark)
+			}
+		}
+		if step.applied {
+			want[step.d.Day.Format(time.DateOnly)+"/"+step.d.Supplier+"/"+step.d.Model] += step.d.Requests
+		}
+	}
+	for i, s := range replicas {
+		rows, err := s.QueryUsage(t.Context(), store.UsageQuery{From: day, To: day.AddDate(0, 0, 1)})
+		if err != nil {
+			t.Fatalf("replica %d: QueryUsage: %v", i, err)
+		}
+		got := map[string]int64{}
+		for _, r := range rows {
+			got[r.Day.Format(time.DateOnly)+"/"+r.Supplier+"/"+r.Model] += r.Requests
+			if r.PromptTokens != 10*r.Requests || r.CostMicros != 3*r.Requests {
+				t.Errorf("replica %d: row %+v: counts of deltas applied in part", i, r)
+			}
+		}
+		if !maps.Equal(got, want) {
+			t.Errorf("replica %d: requests %v, want %v", i, got, want)
+		}
+	}
+}
+
+// testUsageMarkConcurrent sends the same records under many ids at once,
+// from two replicas: exactly one is applied, and every other call is
+// answered with the mark it moved to.
+func testUsageMarkConcurrent(t *testing.T, open Open) {
+	replicas := open(t, 2)
+	day := time.Date(2026, time.June, 13, 0, 0, 0, 0, time.UTC)
+	const attempts = 16
+	var wg sync.WaitGroup
+	marks := make(chan uint64, attempts)
+	errs := make(chan error, attempts)
+	for i := range attempts {
+		wg.Go(func() {
+			w, err := replicas[i%2].AddUsageSeq(t.Context(), fmt.Sprintf("c%d.0", i), markDelta(day, "bella", "gpt-4o", 2),
+				store.UsageSeq{Source: "spool-a", First: 4, Last: 7})
+			errs <- err
+			marks <- w
+		})
+	}
+	wg.Wait()
+	close(errs)
+	close(marks)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("concurrent AddUsageSeq: %v", err)
+		}
+	}
+	got := map[uint64]int{}
+	for w := range marks {
+		got[w]++
+	}
+	if want := map[uint64]int{0: 1, 7: attempts - 1}; !maps.Equal(got, want) {
+		t.Errorf("marks answered %v, want %v: one call applied, the others found its mark", got, want)
+	}
+	rows, err := replicas[0].QueryUsage(t.Context(), store.UsageQuery{From: day, To: day})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1 || rows[0].Requests != 2 {
+		t.Errorf("QueryUsage = %s, want one aggregate of 2 requests", formatUsage(rows))
+	}
+}
+
+func testUsageMarkInvalid(t *testing.T, open Open) {
+	s := one(t, open)
+	day := time.Date(2026, time.June, 13, 0, 0, 0, 0, time.UTC)
+	d := markDelta(day, "bella", "gpt-4o", 1)
+	for _, tc := range []struct {
+		name string
+		id   string
+		d    store.Usage
+		seq  store.UsageSeq
+	}{
+		{"no source", "i.0", d, store.UsageSeq{First: 1, Last: 1}},
+		{"space in source", "i.1", d, store.UsageSeq{Source: "spool a", First: 1, Last: 1}},
+		{"source too long", "i.2", d, store.UsageSeq{Source: strings.Repeat("s", store.MaxUsageIDLen+1), First: 1, Last: 1}},
+		{"first zero", "i.3", d, store.UsageSeq{Source: "spool", First: 0, Last: 1}},
+		{"first after last", "i.4", d, store.UsageSeq{Source: "spool", First: 3, Last: 2}},
+		{"last too large", "i.5", d, store.UsageSeq{Source: "spool", First: 1, Last: store.MaxUsageSeq + 1}},
+		{"no id", "", d, store.UsageSeq{Source: "spool", First: 1, Last: 1}},
+		{"no supplier", "i.6", store.Usage{Day: day, Requests: 1}, store.UsageSeq{Source: "spool", First: 1, Last: 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := s.AddUsageSeq(t.Context(), tc.id, tc.d, tc.seq); !errors.Is(err, store.ErrInvalid) {
+				t.Fatalf("error = %v, want ErrInvalid", err)
+			}
+		})
+	}
+	rows, err := s.QueryUsage(t.Context(), store.UsageQuery{From: day, To: day})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 0 {
+		t.Errorf("invalid deltas counted: %s", formatUsage(rows))
+	}
+}
+
 func testUsageInvalid(t *testing.T, open Open) {
 	s := one(t, open)
 	day := time.Date(2026, time.June, 13, 0, 0, 0, 0, time.UTC)
@@ -1272,6 +1432,11 @@ func testClose(t *testing.T, open Open) {
 		{"lease", func() error { _, err := s.AcquireLease(ctx, "m", "h", time.Minute, t0); return err }},
 		{"add usage", func() error {
 			return s.AddUsage(ctx, "closed.0", store.Usage{Day: t0, Supplier: "s", Requests: 1})
+		}},
+		{"add usage seq", func() error {
+			_, err := s.AddUsageSeq(ctx, "closed.1", store.Usage{Day: t0, Supplier: "s", Requests: 1},
+				store.UsageSeq{Source: "spool", First: 1, Last: 1})
+			return err
 		}},
 		{"query usage", func() error { _, err := s.QueryUsage(ctx, store.UsageQuery{From: t0, To: t0}); return err }},
 		{"publish headroom", func() error {
