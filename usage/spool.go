@@ -3,6 +3,7 @@ package usage
 import (
 	"bufio"
 	"bytes"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,6 +26,12 @@ const DefaultSpoolSegmentBytes = 64 << 20
 // crash, even kill -9, the records a sink had not handled are replayed to
 // it on the next start. Segments every sink has moved past are deleted.
 //
+// A spool has an identity, random and kept in the file spool-id beside
+// the segments, which names its sequence: the store sink keys its marks
+// on the aggregates by it (see store.Aggregates.AddUsageSeq). Sequence
+// numbers never go back within an identity: a spool whose segments were
+// all deleted goes on after the highest of its cursors.
+//
 // A record reaches the page cache with one write system call, which
 // survives the process being killed; surviving the machine losing power
 // would need an fsync per record, which the spool does not do.
@@ -33,6 +40,7 @@ const DefaultSpoolSegmentBytes = 64 << 20
 type Spool struct {
 	dir          string
 	segmentBytes int64
+	id           string
 
 	mu       sync.Mutex
 	f        *os.File // the segment appended to
@@ -69,7 +77,11 @@ func OpenSpool(dir string, segmentBytes int64) (*Spool, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("usage spool: %w", err)
 	}
-	s := &Spool{dir: dir, segmentBytes: segmentBytes, cursors: map[string]*cursor{}}
+	id, err := spoolID(dir)
+	if err != nil {
+		return nil, err
+	}
+	s := &Spool{dir: dir, segmentBytes: segmentBytes, id: id, cursors: map[string]*cursor{}}
 	names, err := filepath.Glob(filepath.Join(dir, "*.spool"))
 	if err != nil {
 		return nil, fmt.Errorf("usage spool: %w", err)
@@ -87,11 +99,65 @@ func OpenSpool(dir string, segmentBytes int64) (*Spool, error) {
 		s.segments = append(s.segments, seg)
 		s.seq = max(s.seq, seg.last)
 	}
+	// The segments every sink had moved past are gone: the cursors tell
+	// how far the numbers went.
+	cursors, err := filepath.Glob(filepath.Join(dir, "cursor-*"))
+	if err != nil {
+		return nil, fmt.Errorf("usage spool: %w", err)
+	}
+	for _, name := range cursors {
+		if b, err := os.ReadFile(name); err == nil {
+			n, _ := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+			s.seq = max(s.seq, n)
+		}
+	}
 	if err := s.startSegment(); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
+
+// spoolIDFile is the name of the file holding a spool's identity.
+const spoolIDFile = "spool-id"
+
+// spoolID returns the identity kept in dir, first making one if there is
+// none (a new spool, or one of a version before identities).
+func spoolID(dir string) (string, error) {
+	path := filepath.Join(dir, spoolIDFile)
+	if b, err := os.ReadFile(path); err == nil {
+		if id := strings.TrimSpace(string(b)); validSpoolID(id) {
+			return id, nil
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("usage spool: %w", err)
+	}
+	// Written aside and renamed: a crash never leaves half an identity.
+	id := rand.Text()
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(id+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("usage spool: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return "", fmt.Errorf("usage spool: %w", err)
+	}
+	return id, nil
+}
+
+// validSpoolID reports whether id can name a store.UsageSeq's source.
+func validSpoolID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] <= ' ' || id[i] > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+// ID returns the spool's identity: printable ASCII, kept across restarts.
+func (s *Spool) ID() string { return s.id }
 
 // scanSegment reads a segment's first and last whole records, cutting off
 // a record the writer did not finish.
@@ -165,10 +231,25 @@ func (s *Spool) startSegment() error {
 
 // Append writes r to the spool and returns its sequence number.
 func (s *Spool) Append(r *Record) (uint64, error) {
+	data, err := encodeRecord(r)
+	if err != nil {
+		return 0, err
+	}
+	return s.appendEncoded(data)
+}
+
+// encodeRecord returns r as the spool writes it.
+func encodeRecord(r *Record) ([]byte, error) {
 	data, err := json.Marshal(r)
 	if err != nil {
-		return 0, fmt.Errorf("usage spool: %w", err)
+		return nil, fmt.Errorf("usage spool: %w", err)
 	}
+	return data, nil
+}
+
+// appendEncoded writes a record encoded by encodeRecord and returns its
+// sequence number.
+func (s *Spool) appendEncoded(data []byte) (uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {

@@ -211,3 +211,53 @@ func lineRequestID(t *testing.T, line []byte) string {
 	}
 	return r.RequestID
 }
+
+// TestSpoolKeepsItsIdentityAndNumbers: a spool's identity survives a
+// reopen, and its numbers go on after the last even when every segment
+// was deleted, so that a store's marks for it stay true; another
+// directory is another spool.
+func TestSpoolKeepsItsIdentityAndNumbers(t *testing.T) {
+	dir := t.TempDir()
+	sp := openSpool(t, dir, 0)
+	id := sp.ID()
+	if id == "" {
+		t.Fatal("no identity")
+	}
+	var last uint64
+	for i := range 3 {
+		seq, err := sp.Append(rec(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = seq
+	}
+	if err := sp.Ack("s", 1); err != nil {
+		t.Fatal(err)
+	}
+	_ = sp.Close()
+	// The records left are handled after a reopen, which started an empty
+	// segment: the one with the records is deleted, and the empty one at
+	// the next reopen.
+	sp = openSpool(t, dir, 0)
+	if err := sp.Ack("s", last); err != nil {
+		t.Fatal(err)
+	}
+	_ = sp.Close()
+	for range 2 {
+		sp = openSpool(t, dir, 0)
+		if sp.ID() != id {
+			t.Errorf("identity %q after a reopen, want %q", sp.ID(), id)
+		}
+		_ = sp.Close()
+	}
+	if names, _ := filepath.Glob(filepath.Join(dir, "*.spool")); len(names) != 1 {
+		t.Errorf("segments %v, want only the one started by the last reopen", names)
+	}
+	sp = openSpool(t, dir, 0)
+	if seq, err := sp.Append(rec(3)); err != nil || seq != last+1 {
+		t.Errorf("Append after the segments were deleted = %d, %v; want %d", seq, err, last+1)
+	}
+	if other := openSpool(t, t.TempDir(), 0); other.ID() == id {
+		t.Errorf("two spools share identity %q", id)
+	}
+}
