@@ -109,6 +109,13 @@ type Stopper interface {
 	Stop()
 }
 
+// spoolBinder is implemented by a sink that names what it writes after
+// the spool the records come from: NewEmitter gives it the spool's
+// identity before the first Write.
+type spoolBinder interface {
+	bindSpool(id string)
+}
+
 // Resumer is implemented by a sink that can tell, from what it wrote
 // itself, the spool sequence number of the last record it holds, so that
 // a replay after a crash does not repeat a record it wrote just before.
@@ -163,6 +170,10 @@ type Emitter struct {
 	// sent on a closed queue or left behind in one.
 	mu     sync.RWMutex
 	closed bool
+	// order is held, with a spool, from a record's append to its queueing,
+	// so that every queue holds records in the order of their sequence
+	// numbers: the store sink's marks rely on it.
+	order sync.Mutex
 
 	spoolWarn limiter
 
@@ -200,6 +211,9 @@ func NewEmitter(o Options, sinks ...Sink) *Emitter {
 			writerDone: make(chan struct{}),
 		}
 		w.over, _ = s.(Overflower)
+		if b, ok := s.(spoolBinder); ok && o.Spool != nil {
+			b.bindSpool(o.Spool.ID())
+		}
 		e.workers = append(e.workers, w)
 		o.Observer.QueueDepth(w.name, 0) // each sink's series exist from the start
 		go w.writer()
@@ -242,13 +256,20 @@ func (w *worker) replay(sp *Spool) {
 // queue is full gets r through Overflow if it is an Overflower; otherwise r
 // is dropped for that sink and counted. After Close, r is dropped and
 // counted for every sink. Records are shared between sinks: r must not be
-// changed after Emit.
+// changed after Emit. With a spool, every queue gets the records in the
+// order of their sequence numbers, however many goroutines call Emit.
 func (e *Emitter) Emit(r *Record) {
 	if r == nil {
 		return
 	}
 	if sp := e.opts.Spool; sp != nil {
-		seq, err := sp.Append(r)
+		data, err := encodeRecord(r)
+		e.order.Lock()
+		defer e.order.Unlock()
+		var seq uint64
+		if err == nil {
+			seq, err = sp.appendEncoded(data)
+		}
 		if err != nil {
 			e.spoolFailed(err)
 		}

@@ -41,6 +41,17 @@ const (
 // counted as dropped for this sink: the aggregates plus the dropped count
 // equal the records with a supplier. Records without a supplier have no
 // aggregate and count as delivered.
+//
+// Records that come from a spool are also counted once when they are
+// replayed after a crash, batched otherwise: their deltas carry the
+// spool's identity and the records' first and last sequence numbers, and
+// the store applies a delta only above the highest number it applied to
+// that aggregate from that spool (store.Aggregates.AddUsageSeq). A delta
+// whose records were all applied before is skipped (and counts as
+// delivered); one that straddles the mark is sent again with only the
+// records above it. This holds because a spool has one writer and the
+// emitter queues records in the order of their numbers, and a batch is
+// written whole before the next.
 func NewStoreSink(s store.Aggregates) Sink {
 	return &storeSink{s: s, budget: StoreRetryBudget, attemptTimeout: storeAttemptTimeout,
 		minBackoff: storeMinBackoff, maxBackoff: storeMaxBackoff}
@@ -50,6 +61,9 @@ var _ Stopper = (*storeSink)(nil)
 
 type storeSink struct {
 	s store.Aggregates
+	// source is the identity of the spool the records come from, set by
+	// the emitter before the first Write; empty without a spool.
+	source string
 	// stop is closed when the emitter closes: retries end at once. It is
 	// made on first use (stopCh).
 	stop             chan struct{}
@@ -60,16 +74,22 @@ type storeSink struct {
 
 func (k *storeSink) Name() string { return "aggregates" }
 
+func (k *storeSink) bindSpool(id string) { k.source = id }
+
 // storeDelta is the delta of one aggregate and the records folded in it.
+// first and last are the records' lowest and highest spool sequence
+// numbers when every record has one and the sink knows the spool, and
+// zero otherwise.
 type storeDelta struct {
-	u       store.Usage
-	records []*Record
+	u           store.Usage
+	records     []*Record
+	first, last uint64
 }
 
 // Write folds a batch into one delta per aggregate and adds each, retried
 // until it is applied or the retry budget is spent.
 func (k *storeSink) Write(batch []*Record) error {
-	deltas := foldDeltas(batch)
+	deltas := foldDeltas(batch, k.source != "")
 	if len(deltas) == 0 {
 		return nil
 	}
@@ -88,9 +108,17 @@ func (k *storeSink) Write(batch []*Record) error {
 			untried++
 			continue
 		}
-		if err := k.add(batchID+"."+strconv.Itoa(i), d.u, deadline); err != nil {
-			failed = append(failed, d.records...)
-			errs = append(errs, fmt.Errorf("delta %d of %d (%d records): %w", i+1, len(deltas), len(d.records), err))
+		id := batchID + "." + strconv.Itoa(i)
+		var err error
+		notApplied := d.records
+		if d.first == 0 {
+			err = k.add(deadline, func(ctx context.Context) error { return k.s.AddUsage(ctx, id, d.u) })
+		} else {
+			notApplied, err = k.addSeq(id, d, deadline)
+		}
+		if err != nil {
+			failed = append(failed, notApplied...)
+			errs = append(errs, fmt.Errorf("delta %d of %d (%d records): %w", i+1, len(deltas), len(notApplied), err))
 			closed = errors.Is(err, store.ErrClosed)
 		}
 	}
@@ -103,14 +131,49 @@ func (k *storeSink) Write(batch []*Record) error {
 	return &PartialError{Failed: failed, Err: errors.Join(errs...)}
 }
 
-// add adds one delta under id, retrying with backoff until it is applied,
-// fails for good (invalid, or the store closed) or deadline passes. An
-// error means the delta was not applied, except when the last attempt
-// timed out: that attempt may yet be applied, and the delta is still
-// reported (the only way its records are counted twice, once in the
-// aggregates and once dropped, is a store unreachable for the whole
-// budget that then runs a stale attempt).
-func (k *storeSink) add(id string, u store.Usage, deadline time.Time) error {
+// addSeq adds a delta of numbered records under id and the spool's mark,
+// as add does. When the mark straddles the delta (a replay after a
+// crash, batched otherwise), the records up to it were applied before:
+// the others are folded again and sent under an id of their own. On an
+// error it returns the records not applied.
+func (k *storeSink) addSeq(id string, d storeDelta, deadline time.Time) ([]*Record, error) {
+	base := id
+	// Each round drops at least the delta's first record: it ends.
+	for {
+		var w uint64
+		err := k.add(deadline, func(ctx context.Context) error {
+			var err error
+			w, err = k.s.AddUsageSeq(ctx, id, d.u, store.UsageSeq{Source: k.source, First: d.first, Last: d.last})
+			return err
+		})
+		if err != nil {
+			return d.records, err
+		}
+		if w < d.first || w >= d.last {
+			return nil, nil // applied now, or before
+		}
+		var above []*Record
+		for _, r := range d.records {
+			if r.SpoolSeq > w {
+				above = append(above, r)
+			}
+		}
+		refolded := foldDeltas(above, true)
+		if len(refolded) != 1 {
+			return above, fmt.Errorf("records above mark %d fold into %d deltas, want 1", w, len(refolded))
+		}
+		d, id = refolded[0], base+"~"+strconv.FormatUint(w, 10)
+	}
+}
+
+// add calls try, which adds one delta under its id, retrying with backoff
+// until it is applied, fails for good (invalid, or the store closed) or
+// deadline passes. An error means the delta was not applied, except when
+// the last attempt timed out: that attempt may yet be applied, and the
+// delta is still reported (the only way its records are counted twice,
+// once in the aggregates and once dropped, is a store unreachable for the
+// whole budget that then runs a stale attempt).
+func (k *storeSink) add(deadline time.Time, try func(ctx context.Context) error) error {
 	backoff := k.minBackoff
 	afterStop := 0
 	for {
@@ -119,7 +182,7 @@ func (k *storeSink) add(id string, u store.Usage, deadline time.Time) error {
 			end = deadline
 		}
 		ctx, cancel := context.WithDeadline(context.Background(), end)
-		err := k.s.AddUsage(ctx, id, u)
+		err := try(ctx)
 		cancel()
 		if err == nil || errors.Is(err, store.ErrInvalid) || errors.Is(err, store.ErrClosed) {
 			return err
@@ -147,11 +210,15 @@ func (k *storeSink) add(id string, u store.Usage, deadline time.Time) error {
 }
 
 // foldDeltas folds the records with a supplier into one delta per
-// aggregate, in the order of their first records.
-func foldDeltas(batch []*Record) []storeDelta {
+// aggregate, in the order of their first records. With sequenced, the
+// records with a spool sequence number and those without one (the spool
+// could not keep them) fold apart, and the deltas of the former carry
+// their first and last numbers.
+func foldDeltas(batch []*Record, sequenced bool) []storeDelta {
 	type key struct {
 		day                                                    int64
 		supplier, provider, model, keySource, billed, workflow string
+		seq                                                    bool
 	}
 	index := map[key]int{}
 	var deltas []storeDelta
@@ -160,7 +227,8 @@ func foldDeltas(batch []*Record) []storeDelta {
 			continue
 		}
 		day := r.TS.UTC().Truncate(24 * time.Hour)
-		k := key{day.Unix(), r.Supplier, r.Provider, r.Model, string(r.KeySource), string(r.Billed), r.Workflow}
+		k := key{day.Unix(), r.Supplier, r.Provider, r.Model, string(r.KeySource), string(r.Billed), r.Workflow,
+			sequenced && r.SpoolSeq > 0}
 		i, ok := index[k]
 		if !ok {
 			i = len(deltas)
@@ -169,6 +237,12 @@ func foldDeltas(batch []*Record) []storeDelta {
 				Model: r.Model, KeySource: k.keySource, Billed: k.billed, Workflow: r.Workflow}})
 		}
 		d := &deltas[i]
+		if k.seq {
+			if d.first == 0 || r.SpoolSeq < d.first {
+				d.first = r.SpoolSeq
+			}
+			d.last = max(d.last, r.SpoolSeq)
+		}
 		d.records = append(d.records, r)
 		d.u.Requests++
 		d.u.PromptTokens += r.PromptTokens
