@@ -109,13 +109,6 @@ type Stopper interface {
 	Stop()
 }
 
-// spoolBinder is implemented by a sink that names what it writes after
-// the spool the records come from: NewEmitter gives it the spool's
-// identity before the first Write.
-type spoolBinder interface {
-	bindSpool(id string)
-}
-
 // Resumer is implemented by a sink that can tell, from what it wrote
 // itself, the spool sequence number of the last record it holds, so that
 // a replay after a crash does not repeat a record it wrote just before.
@@ -211,9 +204,6 @@ func NewEmitter(o Options, sinks ...Sink) *Emitter {
 			writerDone: make(chan struct{}),
 		}
 		w.over, _ = s.(Overflower)
-		if b, ok := s.(spoolBinder); ok && o.Spool != nil {
-			b.bindSpool(o.Spool.ID())
-		}
 		e.workers = append(e.workers, w)
 		o.Observer.QueueDepth(w.name, 0) // each sink's series exist from the start
 		go w.writer()
@@ -241,7 +231,7 @@ func (w *worker) replay(sp *Spool) {
 	}
 	n := 0
 	err = sp.Replay(after, func(r *Record, seq uint64) {
-		r.SpoolSeq = seq
+		r.SpoolSeq, r.spoolSource = seq, sp.source(seq)
 		w.q <- r
 		n++
 	})
@@ -272,6 +262,8 @@ func (e *Emitter) Emit(r *Record) {
 		}
 		if err != nil {
 			e.spoolFailed(err)
+		} else {
+			r.spoolSource = sp.ID()
 		}
 		r.SpoolSeq = seq
 	}

@@ -79,6 +79,10 @@ type Record struct {
 	// without one). A record replayed after a crash keeps it, so that a
 	// consumer can tell a record it has seen.
 	SpoolSeq uint64 `json:"spool_seq,omitempty"`
+	// spoolSource is the identity of the spool's run that appended the
+	// record (see Spool): with SpoolSeq, the record's place in one
+	// sequence. Empty without one.
+	spoolSource string
 }
 
 // SetCost sets the record's cost, micros micro-dollars, in CostMicros and

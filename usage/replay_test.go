@@ -222,10 +222,9 @@ func TestStoreSinkSplitsAtTheMark(t *testing.T) {
 	st := newEmbedded(t)
 	m := &markAnswers{Aggregates: st}
 	k := testStoreSink(m, guard)
-	k.bindSpool("spool-test")
 	all := replayRecords(12)
 	for i, r := range all {
-		r.SpoolSeq = uint64(i + 1)
+		r.SpoolSeq, r.spoolSource = uint64(i+1), "spool-test"
 	}
 	day := all[0].TS
 	for _, step := range []struct {

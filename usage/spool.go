@@ -3,6 +3,7 @@ package usage
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -26,11 +27,16 @@ const DefaultSpoolSegmentBytes = 64 << 20
 // crash, even kill -9, the records a sink had not handled are replayed to
 // it on the next start. Segments every sink has moved past are deleted.
 //
-// A spool has an identity, random and kept in the file spool-id beside
-// the segments, which names its sequence: the store sink keys its marks
-// on the aggregates by it (see store.Aggregates.AddUsageSeq). Sequence
-// numbers never go back within an identity: a spool whose segments were
-// all deleted goes on after the highest of its cursors.
+// Each opening of the spool (a run) has an identity of its own, random,
+// listed with the first number of the run in the file spool-runs beside
+// the segments: a record appended or replayed carries the identity of the
+// run that appended it (its source), which names the sequence the store
+// sink keys its marks on the aggregates by (see
+// store.Aggregates.AddUsageSeq). A run has one writer and numbers its
+// records upwards, so a directory restored from a backup, or copied, goes
+// on under a new identity and is never taken for the records it had
+// numbered alike. Numbers never go back either: a spool whose segments
+// were all deleted goes on after the highest of its cursors.
 //
 // A record reaches the page cache with one write system call, which
 // survives the process being killed; surviving the machine losing power
@@ -40,7 +46,9 @@ const DefaultSpoolSegmentBytes = 64 << 20
 type Spool struct {
 	dir          string
 	segmentBytes int64
-	id           string
+	// runs are the runs whose records the segments may hold, oldest
+	// first; the last is this one. Set by OpenSpool, then only read.
+	runs []spoolRun
 
 	mu       sync.Mutex
 	f        *os.File // the segment appended to
@@ -77,11 +85,7 @@ func OpenSpool(dir string, segmentBytes int64) (*Spool, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("usage spool: %w", err)
 	}
-	id, err := spoolID(dir)
-	if err != nil {
-		return nil, err
-	}
-	s := &Spool{dir: dir, segmentBytes: segmentBytes, id: id, cursors: map[string]*cursor{}}
+	s := &Spool{dir: dir, segmentBytes: segmentBytes, cursors: map[string]*cursor{}}
 	names, err := filepath.Glob(filepath.Join(dir, "*.spool"))
 	if err != nil {
 		return nil, fmt.Errorf("usage spool: %w", err)
@@ -111,40 +115,72 @@ func OpenSpool(dir string, segmentBytes int64) (*Spool, error) {
 			s.seq = max(s.seq, n)
 		}
 	}
+	if err := s.startRun(); err != nil {
+		return nil, err
+	}
 	if err := s.startSegment(); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
-// spoolIDFile is the name of the file holding a spool's identity.
-const spoolIDFile = "spool-id"
+// spoolRunsFile is the name of the file listing a spool's runs, one a
+// line: the run's first number (16 hex digits), a space and its identity.
+const spoolRunsFile = "spool-runs"
 
-// spoolID returns the identity kept in dir, first making one if there is
-// none (a new spool, or one of a version before identities).
-func spoolID(dir string) (string, error) {
-	path := filepath.Join(dir, spoolIDFile)
-	if b, err := os.ReadFile(path); err == nil {
-		if id := strings.TrimSpace(string(b)); validSpoolID(id) {
-			return id, nil
-		}
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return "", fmt.Errorf("usage spool: %w", err)
-	}
-	// Written aside and renamed: a crash never leaves half an identity.
-	id := rand.Text()
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(id+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("usage spool: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return "", fmt.Errorf("usage spool: %w", err)
-	}
-	return id, nil
+// spoolRun is one opening of a spool: its identity and its first number.
+type spoolRun struct {
+	first uint64
+	id    string
 }
 
-// validSpoolID reports whether id can name a store.UsageSeq's source.
-func validSpoolID(id string) bool {
+// startRun reads the runs of the records the segments hold and adds this
+// one, starting after s.seq, writing the list back. A spool of a version
+// before runs has none: its records replay without a source.
+func (s *Spool) startRun() error {
+	path := filepath.Join(s.dir, spoolRunsFile)
+	data, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("usage spool: %w", err)
+	}
+	var runs []spoolRun
+	for line := range strings.Lines(string(data)) {
+		first, id, ok := strings.Cut(strings.TrimSpace(line), " ")
+		n, err := strconv.ParseUint(first, 16, 64)
+		if !ok || err != nil || !validSource(id) || (len(runs) > 0 && n < runs[len(runs)-1].first) {
+			continue // a line cut short: its run appended nothing that was kept
+		}
+		runs = append(runs, spoolRun{n, id})
+	}
+	// Only the runs of the oldest record kept and after are needed, and
+	// not a run that appended nothing.
+	if len(s.segments) == 0 {
+		runs = nil
+	} else if i := runAfter(runs, s.segments[0].first); i > 0 {
+		runs = runs[i-1:]
+	}
+	for len(runs) > 0 && runs[len(runs)-1].first > s.seq {
+		runs = runs[:len(runs)-1]
+	}
+	runs = append(runs, spoolRun{s.seq + 1, rand.Text()})
+	var b strings.Builder
+	for _, r := range runs {
+		fmt.Fprintf(&b, "%016x %s\n", r.first, r.id)
+	}
+	// Written aside and renamed: a crash leaves the old list or the new.
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(b.String()), 0o600); err != nil {
+		return fmt.Errorf("usage spool: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("usage spool: %w", err)
+	}
+	s.runs = runs
+	return nil
+}
+
+// validSource reports whether id can name a store.UsageSeq's source.
+func validSource(id string) bool {
 	if id == "" || len(id) > 64 {
 		return false
 	}
@@ -156,8 +192,25 @@ func validSpoolID(id string) bool {
 	return true
 }
 
-// ID returns the spool's identity: printable ASCII, kept across restarts.
-func (s *Spool) ID() string { return s.id }
+// ID returns the identity of this run of the spool, the source of the
+// records it appends.
+func (s *Spool) ID() string { return s.runs[len(s.runs)-1].id }
+
+// source returns the identity of the run that appended record seq, or ""
+// when no run is known for it (a spool of a version before runs).
+func (s *Spool) source(seq uint64) string {
+	if i := runAfter(s.runs, seq); i > 0 {
+		return s.runs[i-1].id
+	}
+	return ""
+}
+
+// runAfter returns the index of the first run that started after record
+// seq: the run before it appended seq.
+func runAfter(runs []spoolRun, seq uint64) int {
+	i, _ := slices.BinarySearchFunc(runs, seq+1, func(r spoolRun, t uint64) int { return cmp.Compare(r.first, t) })
+	return i
+}
 
 // scanSegment reads a segment's first and last whole records, cutting off
 // a record the writer did not finish.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -212,52 +213,109 @@ func lineRequestID(t *testing.T, line []byte) string {
 	return r.RequestID
 }
 
-// TestSpoolKeepsItsIdentityAndNumbers: a spool's identity survives a
-// reopen, and its numbers go on after the last even when every segment
-// was deleted, so that a store's marks for it stay true; another
-// directory is another spool.
-func TestSpoolKeepsItsIdentityAndNumbers(t *testing.T) {
+// TestSpoolRunsNameTheirRecords: each opening of a spool is a run with
+// an identity of its own; records replayed carry the identity of the run
+// that appended them, and numbers go on after the last even when every
+// segment was deleted, so that a store's marks stay true. A directory
+// restored from a copy goes on under another identity.
+func TestSpoolRunsNameTheirRecords(t *testing.T) {
 	dir := t.TempDir()
-	sp := openSpool(t, dir, 0)
-	id := sp.ID()
-	if id == "" {
-		t.Fatal("no identity")
-	}
-	var last uint64
-	for i := range 3 {
-		seq, err := sp.Append(rec(i))
-		if err != nil {
+	sources := func(sp *Spool) map[uint64]string {
+		t.Helper()
+		got := map[uint64]string{}
+		if err := sp.Replay(0, func(_ *Record, seq uint64) { got[seq] = sp.source(seq) }); err != nil {
 			t.Fatal(err)
 		}
-		last = seq
+		return got
+	}
+	sp := openSpool(t, dir, 0)
+	first := sp.ID()
+	for i := range 3 {
+		if _, err := sp.Append(rec(i)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := sp.Ack("s", 1); err != nil {
 		t.Fatal(err)
 	}
 	_ = sp.Close()
-	// The records left are handled after a reopen, which started an empty
-	// segment: the one with the records is deleted, and the empty one at
-	// the next reopen.
+	copied := t.TempDir()
+	if err := os.CopyFS(copied, os.DirFS(dir)); err != nil {
+		t.Fatal(err)
+	}
+
+	// A run that appends nothing, then one that appends a record.
 	sp = openSpool(t, dir, 0)
-	if err := sp.Ack("s", last); err != nil {
+	empty := sp.ID()
+	_ = sp.Close()
+	sp = openSpool(t, dir, 0)
+	second := sp.ID()
+	if first == empty || empty == second || first == second {
+		t.Fatalf("runs %q, %q and %q share an identity", first, empty, second)
+	}
+	if _, err := sp.Append(rec(3)); err != nil {
+		t.Fatal(err)
+	}
+	want := map[uint64]string{1: first, 2: first, 3: first, 4: second}
+	if got := sources(sp); !maps.Equal(got, want) {
+		t.Errorf("sources %v, want %v", got, want)
+	}
+	_ = sp.Close()
+
+	// Every record handled: the segments go, the numbers go on.
+	sp = openSpool(t, dir, 0)
+	if err := sp.Ack("s", 4); err != nil {
 		t.Fatal(err)
 	}
 	_ = sp.Close()
 	for range 2 {
 		sp = openSpool(t, dir, 0)
-		if sp.ID() != id {
-			t.Errorf("identity %q after a reopen, want %q", sp.ID(), id)
-		}
 		_ = sp.Close()
 	}
 	if names, _ := filepath.Glob(filepath.Join(dir, "*.spool")); len(names) != 1 {
 		t.Errorf("segments %v, want only the one started by the last reopen", names)
 	}
 	sp = openSpool(t, dir, 0)
-	if seq, err := sp.Append(rec(3)); err != nil || seq != last+1 {
-		t.Errorf("Append after the segments were deleted = %d, %v; want %d", seq, err, last+1)
+	if seq, err := sp.Append(rec(4)); err != nil || seq != 5 {
+		t.Errorf("Append after the segments were deleted = %d, %v; want 5", seq, err)
 	}
-	if other := openSpool(t, t.TempDir(), 0); other.ID() == id {
-		t.Errorf("two spools share identity %q", id)
+	if got := sources(sp); !maps.Equal(got, map[uint64]string{5: sp.ID()}) {
+		t.Errorf("sources %v, want only record 5, of %q", got, sp.ID())
+	}
+
+	// The copy numbers as the original did, under another identity.
+	cp := openSpool(t, copied, 0)
+	if seq, err := cp.Append(rec(5)); err != nil || seq != 4 {
+		t.Fatalf("Append to the copy = %d, %v; want 4", seq, err)
+	}
+	if cp.source(4) == second || cp.source(4) == first {
+		t.Errorf("the copy's record 4 has source %q, as a run of the original", cp.source(4))
+	}
+	if cp.source(1) != first {
+		t.Errorf("the copy's record 1 has source %q, want %q", cp.source(1), first)
+	}
+}
+
+// TestSpoolOfAnEarlierVersion: records spooled before runs were listed
+// replay without a source, and the records after them have one.
+func TestSpoolOfAnEarlierVersion(t *testing.T) {
+	dir := t.TempDir()
+	sp := openSpool(t, dir, 0)
+	if _, err := sp.Append(rec(0)); err != nil {
+		t.Fatal(err)
+	}
+	_ = sp.Close()
+	if err := os.Remove(filepath.Join(dir, spoolRunsFile)); err != nil {
+		t.Fatal(err)
+	}
+	sp = openSpool(t, dir, 0)
+	if _, err := sp.Append(rec(1)); err != nil {
+		t.Fatal(err)
+	}
+	if got := sp.source(1); got != "" {
+		t.Errorf("record of the earlier version has source %q", got)
+	}
+	if got := sp.source(2); got != sp.ID() {
+		t.Errorf("record 2 has source %q, want %q", got, sp.ID())
 	}
 }

@@ -44,14 +44,14 @@ const (
 //
 // Records that come from a spool are also counted once when they are
 // replayed after a crash, batched otherwise: their deltas carry the
-// spool's identity and the records' first and last sequence numbers, and
-// the store applies a delta only above the highest number it applied to
-// that aggregate from that spool (store.Aggregates.AddUsageSeq). A delta
-// whose records were all applied before is skipped (and counts as
-// delivered); one that straddles the mark is sent again with only the
-// records above it. This holds because a spool has one writer and the
-// emitter queues records in the order of their numbers, and a batch is
-// written whole before the next.
+// identity of the spool's run that appended them and their first and
+// last sequence numbers, and the store applies a delta only above the
+// highest number of that run it applied to the aggregate (its mark, see
+// store.Aggregates.AddUsageSeq). A delta whose records were all applied
+// before is skipped (and counts as delivered); one that straddles the
+// mark is sent again with only the records above it. This holds because
+// a run has one writer, the emitter queues records in the order of their
+// numbers, and a batch is written whole before the next.
 func NewStoreSink(s store.Aggregates) Sink {
 	return &storeSink{s: s, budget: StoreRetryBudget, attemptTimeout: storeAttemptTimeout,
 		minBackoff: storeMinBackoff, maxBackoff: storeMaxBackoff}
@@ -61,9 +61,6 @@ var _ Stopper = (*storeSink)(nil)
 
 type storeSink struct {
 	s store.Aggregates
-	// source is the identity of the spool the records come from, set by
-	// the emitter before the first Write; empty without a spool.
-	source string
 	// stop is closed when the emitter closes: retries end at once. It is
 	// made on first use (stopCh).
 	stop             chan struct{}
@@ -74,22 +71,21 @@ type storeSink struct {
 
 func (k *storeSink) Name() string { return "aggregates" }
 
-func (k *storeSink) bindSpool(id string) { k.source = id }
-
 // storeDelta is the delta of one aggregate and the records folded in it.
-// first and last are the records' lowest and highest spool sequence
-// numbers when every record has one and the sink knows the spool, and
-// zero otherwise.
+// When the records come from a spool, source is the run that appended
+// them and first and last their lowest and highest sequence numbers;
+// otherwise these are empty and zero.
 type storeDelta struct {
 	u           store.Usage
 	records     []*Record
+	source      string
 	first, last uint64
 }
 
 // Write folds a batch into one delta per aggregate and adds each, retried
 // until it is applied or the retry budget is spent.
 func (k *storeSink) Write(batch []*Record) error {
-	deltas := foldDeltas(batch, k.source != "")
+	deltas := foldDeltas(batch)
 	if len(deltas) == 0 {
 		return nil
 	}
@@ -143,7 +139,7 @@ func (k *storeSink) addSeq(id string, d storeDelta, deadline time.Time) ([]*Reco
 		var w uint64
 		err := k.add(deadline, func(ctx context.Context) error {
 			var err error
-			w, err = k.s.AddUsageSeq(ctx, id, d.u, store.UsageSeq{Source: k.source, First: d.first, Last: d.last})
+			w, err = k.s.AddUsageSeq(ctx, id, d.u, store.UsageSeq{Source: d.source, First: d.first, Last: d.last})
 			return err
 		})
 		if err != nil {
@@ -158,7 +154,7 @@ func (k *storeSink) addSeq(id string, d storeDelta, deadline time.Time) ([]*Reco
 				above = append(above, r)
 			}
 		}
-		refolded := foldDeltas(above, true)
+		refolded := foldDeltas(above)
 		if len(refolded) != 1 {
 			return above, fmt.Errorf("records above mark %d fold into %d deltas, want 1", w, len(refolded))
 		}
@@ -210,15 +206,14 @@ func (k *storeSink) add(deadline time.Time, try func(ctx context.Context) error)
 }
 
 // foldDeltas folds the records with a supplier into one delta per
-// aggregate, in the order of their first records. With sequenced, the
-// records with a spool sequence number and those without one (the spool
-// could not keep them) fold apart, and the deltas of the former carry
-// their first and last numbers.
-func foldDeltas(batch []*Record, sequenced bool) []storeDelta {
+// aggregate and spool run, in the order of their first records. Records
+// of a spool's run fold apart from those without one (no spool, or one
+// that could not keep them, or of a version before runs), and their
+// deltas carry their first and last numbers.
+func foldDeltas(batch []*Record) []storeDelta {
 	type key struct {
-		day                                                    int64
-		supplier, provider, model, keySource, billed, workflow string
-		seq                                                    bool
+		day                                                            int64
+		supplier, provider, model, keySource, billed, workflow, source string
 	}
 	index := map[key]int{}
 	var deltas []storeDelta
@@ -227,17 +222,20 @@ func foldDeltas(batch []*Record, sequenced bool) []storeDelta {
 			continue
 		}
 		day := r.TS.UTC().Truncate(24 * time.Hour)
-		k := key{day.Unix(), r.Supplier, r.Provider, r.Model, string(r.KeySource), string(r.Billed), r.Workflow,
-			sequenced && r.SpoolSeq > 0}
+		source := r.spoolSource
+		if r.SpoolSeq == 0 {
+			source = ""
+		}
+		k := key{day.Unix(), r.Supplier, r.Provider, r.Model, string(r.KeySource), string(r.Billed), r.Workflow, source}
 		i, ok := index[k]
 		if !ok {
 			i = len(deltas)
 			index[k] = i
 			deltas = append(deltas, storeDelta{u: store.Usage{Day: day, Supplier: r.Supplier, Provider: r.Provider,
-				Model: r.Model, KeySource: k.keySource, Billed: k.billed, Workflow: r.Workflow}})
+				Model: r.Model, KeySource: k.keySource, Billed: k.billed, Workflow: r.Workflow}, source: source})
 		}
 		d := &deltas[i]
-		if k.seq {
+		if source != "" {
 			if d.first == 0 || r.SpoolSeq < d.first {
 				d.first = r.SpoolSeq
 			}
