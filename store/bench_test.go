@@ -116,6 +116,32 @@ func BenchmarkAddUsage(b *testing.B) {
 	}
 }
 
+// BenchmarkAddUsageSeq measures AddUsage's delta under a spool run's
+// mark (ADR 0033): the mark read and moved with the counts, in the same
+// script or transaction.
+func BenchmarkAddUsageSeq(b *testing.B) {
+	d := store.Usage{Day: t0, Supplier: "bella-photography", Provider: "openai", Model: "gpt-4o",
+		KeySource: "platform", Requests: 3, PromptTokens: 4200, CompletionTokens: 900, CostMicros: 21000}
+	for _, bs := range benchStores(b) {
+		var i uint64 // numbers go on over the runs on one store
+		b.Run(bs.name, func(b *testing.B) {
+			ctx := b.Context()
+			b.ReportAllocs()
+			for b.Loop() {
+				i++
+				seq := store.UsageSeq{Source: "K3M9Q2VQFZ3XK7M4WJ5TNB6YHC", First: 3*i - 2, Last: 3 * i}
+				w, err := bs.s.AddUsageSeq(ctx, "Q2VQFZ3XK7M4WJ5TNB6YHC8RDA."+strconv.FormatUint(i, 10), d, seq)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if w >= seq.First {
+					b.Fatalf("mark %d, want below %d", w, seq.First)
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkHeadroom measures one replica's round of sharing providers'
 // headroom (ADR 0028): publishing three providers' latest observations in
 // one batch, and reading every provider's back; then the same for three
