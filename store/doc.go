@@ -131,6 +131,17 @@
 // any retry: one per delta applied in the hour, about 180 bytes each in
 // Redis.
 //
+// A delta whose records are numbered (veil's usage spool: a run of the
+// spool and the records' sequence numbers) goes through AddUsageSeq,
+// which also keeps per source and aggregate a mark, the highest number
+// applied, read and moved in the same atomic step as the counts: a delta
+// at or below the mark is skipped and one that straddles it is refused,
+// so records replayed after a crash, batched otherwise, count once (ADR
+// 0033). Redis keeps a run's marks on a supplier's aggregates of a day in
+// a hash with the supplier's hash tag, set by the script that adds the
+// counts; Embedded in a bbolt bucket written in the same transaction.
+// Marks outlive their last move, and their day, by UsageMarkTTL.
+//
 // # Errors
 //
 // ErrUnavailable wraps network errors, timeouts and a server that cannot
