@@ -3,6 +3,7 @@ package store_test
 import (
 	"encoding/binary"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -193,5 +194,121 @@ func TestEmbeddedReadsAggregatesWithoutBilled(t *testing.T) {
 	}
 	if err != nil || !slices.Equal(rows, want) {
 		t.Errorf("QueryUsage = %+v, %v; want %+v", rows, err, want)
+	}
+}
+
+// TestEmbeddedKeepsMarksOnDisk: a spool run's marks survive a restart of
+// the embedded store, as its aggregates do, so that records replayed
+// after both were killed are not counted again.
+func TestEmbeddedKeepsMarksOnDisk(t *testing.T) {
+	dir := t.TempDir()
+	day := time.Now().UTC()
+	d := store.Usage{Day: day, Supplier: "bella", Provider: "openai", Model: "gpt-4o", KeySource: "platform",
+		Billed: "platform", Requests: 3, PromptTokens: 30}
+	seq := store.UsageSeq{Source: "run-a", First: 1, Last: 9}
+	e, err := store.NewEmbedded(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w, err := e.AddUsageSeq(t.Context(), "k.0", d, seq); err != nil || w != 0 {
+		t.Fatalf("AddUsageSeq = %d, %v; want 0 (applied)", w, err)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e, err = store.NewEmbedded(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Close() })
+	for _, tc := range []struct {
+		name        string
+		first, last uint64
+		want        uint64
+	}{
+		{"the same records under another id", 1, 9, 9},
+		{"straddling the mark", 5, 12, 9},
+	} {
+		s := seq
+		s.First, s.Last = tc.first, tc.last
+		if w, err := e.AddUsageSeq(t.Context(), "k.1", d, s); err != nil || w != tc.want {
+			t.Errorf("%s: AddUsageSeq = %d, %v; want %d", tc.name, w, err, tc.want)
+		}
+	}
+	rows, err := e.QueryUsage(t.Context(), store.UsageQuery{From: day, To: day})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1 || rows[0].Requests != 3 {
+		t.Errorf("QueryUsage = %+v, want one aggregate of 3 requests", rows)
+	}
+}
+
+// TestEmbeddedMarksExpire: a mark past its expiry no longer holds a delta
+// back, and the marks of days long gone are swept once expired; one moved
+// lately is kept, however old its day.
+func TestEmbeddedMarksExpire(t *testing.T) {
+	dir := t.TempDir()
+	e, err := store.NewEmbedded(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	old := now.Add(-store.UsageMarkTTL).AddDate(0, 0, -3).UTC().Format(time.DateOnly)
+	aggregate := "\x00bella\x00openai\x00gpt-4o\x00platform\x00platform\x00\x00run-a"
+	mark := func(seq uint64, expiry time.Time) []byte {
+		return binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, seq), uint64(expiry.UnixNano()))
+	}
+	today := now.UTC().Format(time.DateOnly)
+	keys := map[string][]byte{
+		today + aggregate:          mark(9, now.Add(-time.Minute)), // expired
+		old + aggregate:            mark(9, now.Add(-time.Minute)), // expired, of a day long gone
+		old + aggregate + "-moved": mark(9, now.Add(time.Hour)),    // moved lately
+	}
+	db, err := bbolt.Open(filepath.Join(dir, "veil.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bbolt.Tx) error {
+		for k, v := range keys {
+			if err := tx.Bucket([]byte("usage_marks")).Put([]byte(k), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if cerr := db.Close(); err != nil || cerr != nil {
+		t.Fatal(err, cerr)
+	}
+	e, err = store.NewEmbedded(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := store.Usage{Day: now, Supplier: "bella", Provider: "openai", Model: "gpt-4o", KeySource: "platform",
+		Billed: "platform", Requests: 1}
+	if w, err := e.AddUsageSeq(t.Context(), "x.0", d, store.UsageSeq{Source: "run-a", First: 2, Last: 3}); err != nil || w != 0 {
+		t.Errorf("AddUsageSeq under an expired mark = %d, %v; want 0 (applied)", w, err)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err = bbolt.Open(filepath.Join(dir, "veil.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	got := map[string]uint64{}
+	_ = db.View(func(tx *bbolt.Tx) error {
+		return tx.Bucket([]byte("usage_marks")).ForEach(func(k, v []byte) error {
+			got[string(k)] = binary.BigEndian.Uint64(v)
+			return nil
+		})
+	})
+	want := map[string]uint64{today + aggregate: 3, old + aggregate + "-moved": 9}
+	if !maps.Equal(got, want) {
+		t.Errorf("marks %v, want %v", got, want)
 	}
 }
