@@ -491,17 +491,8 @@ func (e *Embedded) AddUsageSeq(ctx context.Context, id string, d Usage, seq Usag
 	if err := ctx.Err(); err != nil {
 		return 0, fmt.Errorf("store: add usage: %w", err)
 	}
-	if err := checkUsageID(id); err != nil {
+	if zero, err := checkAddUsageSeq(id, d, seq); zero || err != nil {
 		return 0, err
-	}
-	if err := checkUsage(d); err != nil {
-		return 0, err
-	}
-	if err := checkUsageSeq(seq); err != nil {
-		return 0, err
-	}
-	if d.isZero() {
-		return 0, nil
 	}
 	d.Day = utcDay(d.Day)
 	return e.docs.addUsageSeq(id, d, seq, time.Now())

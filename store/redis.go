@@ -845,17 +845,8 @@ func (s *Redis) AddUsage(ctx context.Context, id string, d Usage) error {
 // UsageMarkTTL after its last move, or after its day ended if that is
 // later.
 func (s *Redis) AddUsageSeq(ctx context.Context, id string, d Usage, seq UsageSeq) (uint64, error) {
-	if err := checkUsageID(id); err != nil {
+	if zero, err := checkAddUsageSeq(id, d, seq); zero || err != nil {
 		return 0, err
-	}
-	if err := checkUsage(d); err != nil {
-		return 0, err
-	}
-	if err := checkUsageSeq(seq); err != nil {
-		return 0, err
-	}
-	if d.isZero() {
-		return 0, nil
 	}
 	day := utcDay(d.Day).Format(dayLayout)
 	keys := []string{s.usageKey(d.Supplier, day), s.usageAppliedKey(d.Supplier, id),

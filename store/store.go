@@ -485,6 +485,21 @@ const MaxUsageSeq = 1 << 53
 // acknowledged, which are replayed when it comes back.
 const UsageMarkTTL = 7 * 24 * time.Hour
 
+// checkAddUsageSeq validates the arguments of AddUsageSeq; zero reports a
+// delta with nothing to add, which an implementation answers at once.
+func checkAddUsageSeq(id string, d Usage, seq UsageSeq) (zero bool, err error) {
+	if err := checkUsageID(id); err != nil {
+		return false, err
+	}
+	if err := checkUsage(d); err != nil {
+		return false, err
+	}
+	if err := checkUsageSeq(seq); err != nil {
+		return false, err
+	}
+	return d.isZero(), nil
+}
+
 // checkUsageSeq validates the sequence of a usage delta.
 func checkUsageSeq(seq UsageSeq) error {
 	if err := checkUsageID(seq.Source); err != nil {
