@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wedsync/veil/admin"
 	"github.com/wedsync/veil/internal/fakeopenai"
 	"github.com/wedsync/veil/internal/redistest"
 )
@@ -88,6 +89,32 @@ func TestKill9UnderLoadLosesNoRecord(t *testing.T) {
 	t.Logf("the supplier's month: %d tokens counted, %d in its records", used, recorded)
 	if used != recorded {
 		t.Errorf("the quota counts %d tokens for the month, the records %d\n%s", used, recorded, grepLog(v2.logs.String(), "quota"))
+	}
+
+	// The daily aggregates (GET /admin/usage) count each record once too,
+	// though the killed process may have added a batch it had not yet
+	// acknowledged in the spool: the replay skips what was added.
+	records := 0
+	for _, n := range readRecordIDs(t, usageFile) {
+		records += n
+	}
+	var rep admin.UsageReport
+	for range 250 { // the store sink writes in the background
+		if err := fetchAdmin("http://"+v2.admin+"/admin/usage?supplier=rose-venue", "veil-kill-test-admin-0123456789", &rep); err != nil {
+			t.Fatal(err)
+		}
+		if rep.Total.Requests >= int64(records) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // a record counted twice would be added by now
+	if err := fetchAdmin("http://"+v2.admin+"/admin/usage?supplier=rose-venue", "veil-kill-test-admin-0123456789", &rep); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the aggregates count %d requests, the file %d records", rep.Total.Requests, records)
+	if rep.Total.Requests != int64(records) {
+		t.Errorf("the daily aggregates count %d requests, the usage file has %d records", rep.Total.Requests, records)
 	}
 }
 
