@@ -12,17 +12,14 @@ import (
 	"github.com/wedsync/veil/internal/fakeopenai"
 )
 
-// TestPoolHeadroomOverOrganisations: a provider whose pool holds two keys
-// of one OpenAI organisation with a small rate limit and a key of another
-// with a large one has the headroom of both, each organisation counted
-// once, not whichever answered last: load-aware routing keeps sending it
-// its share though the small organisation is below min_headroom, and
-// veil capacity, /admin/status and the metric say the same. Apps never see
-// the organisations.
-func TestPoolHeadroomOverOrganisations(t *testing.T) {
+// twoOrganisations is a setup whose provider "pool" (serving models, a
+// YAML list) holds two platform keys of an organisation of 10 requests an
+// hour and one of an organisation of 1,000, at the fake, followed by the
+// providers in more (YAML items); it returns the small organisation's two
+// keys.
+func twoOrganisations(models, more string) (setup, []string) {
 	keyA1, keyA2, keyB := secret("sk-org-a-1-"), secret("sk-org-a-2-"), secret("sk-org-b-")
-	roomy := upstream(t, fakeopenai.Options{})
-	h := start(t, setup{
+	return setup{
 		fake: fakeopenai.Options{Keys: []string{keyA1, keyA2, keyB}, LimitWindow: time.Hour, Accounts: []fakeopenai.Account{
 			{Organization: "org-wedsync-small", Keys: []string{keyA1, keyA2}, RequestLimit: 10},
 			{Organization: "org-wedsync-large", Keys: []string{keyB}, RequestLimit: 1000},
@@ -33,13 +30,27 @@ func TestPoolHeadroomOverOrganisations(t *testing.T) {
     type: openai
     base_url: %s
     api_keys: [env://KEY_A1, env://KEY_A2, env://KEY_B]
-    models: [gpt-4o-mini, gpt-4o]
+    models: ` + models + more,
+	}, []string{keyA1, keyA2}
+}
+
+// TestPoolHeadroomOverOrganisations: a provider whose pool holds two keys
+// of one OpenAI organisation with a small rate limit and a key of another
+// with a large one has the headroom of both, each organisation counted
+// once, not whichever answered last: load-aware routing keeps sending it
+// its share though the small organisation is below min_headroom, and
+// veil capacity, /admin/status and the metric say the same. Apps never see
+// the organisations.
+func TestPoolHeadroomOverOrganisations(t *testing.T) {
+	roomy := upstream(t, fakeopenai.Options{})
+	su, _ := twoOrganisations("[gpt-4o-mini, gpt-4o]", `
   - name: roomy
     type: openai
-    base_url: ` + roomy.URL() + `
+    base_url: `+roomy.URL()+`
     api_key: env://PLATFORM_KEY
-    models: [gpt-4o-mini]`,
-		extra: yearRoundSpread("    min_headroom: 0.5\n", "{pool: 1, roomy: 1}")})
+    models: [gpt-4o-mini]`)
+	su.extra = yearRoundSpread("    min_headroom: 0.5\n", "{pool: 1, roomy: 1}")
+	h := start(t, su)
 
 	// Nine calls only the pool serves: three rounds of its keys, so the
 	// small organisation has 4 of its 10 requests left (40%, below
@@ -105,20 +116,8 @@ func TestPoolHeadroomOverOrganisations(t *testing.T) {
 // the following calls go to the large organisation's key at once, none
 // is refused with a 429 first, each takes one attempt.
 func TestPoolRestsAnExhaustedOrganisation(t *testing.T) {
-	keyA1, keyA2, keyB := secret("sk-org-a-1-"), secret("sk-org-a-2-"), secret("sk-org-b-")
-	h := start(t, setup{
-		fake: fakeopenai.Options{Keys: []string{keyA1, keyA2, keyB}, LimitWindow: time.Hour, Accounts: []fakeopenai.Account{
-			{Organization: "org-wedsync-small", Keys: []string{keyA1, keyA2}, RequestLimit: 10},
-			{Organization: "org-wedsync-large", Keys: []string{keyB}, RequestLimit: 1000},
-		}},
-		env: map[string]string{"KEY_A1": keyA1, "KEY_A2": keyA2, "KEY_B": keyB},
-		providers: `
-  - name: pool
-    type: openai
-    base_url: %s
-    api_keys: [env://KEY_A1, env://KEY_A2, env://KEY_B]
-    models: [gpt-4o-mini]`,
-	})
+	su, smallKeys := twoOrganisations("[gpt-4o-mini]", "")
+	h := start(t, su)
 	for i := range 30 {
 		if p, attempts := chatOnce(t, h); p != "pool" || attempts != "1" {
 			t.Errorf("call %d: provider %q in %s attempts, want one attempt", i+1, p, attempts)
@@ -126,7 +125,7 @@ func TestPoolRestsAnExhaustedOrganisation(t *testing.T) {
 	}
 	small := 0
 	for _, r := range h.up.Requests() {
-		if a := r.Header.Get("Authorization"); a == "Bearer "+keyA1 || a == "Bearer "+keyA2 {
+		if a := r.Header.Get("Authorization"); a == "Bearer "+smallKeys[0] || a == "Bearer "+smallKeys[1] {
 			small++
 		}
 	}

@@ -154,10 +154,6 @@ func TestEmbeddedReadsAggregatesWithoutBilled(t *testing.T) {
 	if err := e.Close(); err != nil {
 		t.Fatal(err)
 	}
-	db, err := bbolt.Open(filepath.Join(dir, "veil.db"), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	counts := func(n ...int64) []byte {
 		var v []byte
 		for _, x := range n {
@@ -165,7 +161,7 @@ func TestEmbeddedReadsAggregatesWithoutBilled(t *testing.T) {
 		}
 		return v
 	}
-	err = db.Update(func(tx *bbolt.Tx) error {
+	e = rewriteEmbedded(t, dir, func(tx *bbolt.Tx) error {
 		b := tx.Bucket([]byte("usage"))
 		for k, v := range map[string][]byte{
 			"2026-06-13\x00bella-photography\x00openai\x00gpt-4o\x00platform": counts(2, 20, 4, 0, 14),
@@ -177,13 +173,6 @@ func TestEmbeddedReadsAggregatesWithoutBilled(t *testing.T) {
 		}
 		return nil
 	})
-	if cerr := db.Close(); err != nil || cerr != nil {
-		t.Fatal(err, cerr)
-	}
-	e, err = store.NewEmbedded(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
 	t.Cleanup(func() { _ = e.Close() })
 	rows, err := e.QueryUsage(t.Context(), store.UsageQuery{From: day, To: day})
 	want := []store.Usage{
@@ -268,11 +257,7 @@ func TestEmbeddedMarksExpire(t *testing.T) {
 		old + aggregate:            mark(9, now.Add(-time.Minute)), // expired, of a day long gone
 		old + aggregate + "-moved": mark(9, now.Add(time.Hour)),    // moved lately
 	}
-	db, err := bbolt.Open(filepath.Join(dir, "veil.db"), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = db.Update(func(tx *bbolt.Tx) error {
+	e = rewriteEmbedded(t, dir, func(tx *bbolt.Tx) error {
 		for k, v := range keys {
 			if err := tx.Bucket([]byte("usage_marks")).Put([]byte(k), v); err != nil {
 				return err
@@ -280,13 +265,6 @@ func TestEmbeddedMarksExpire(t *testing.T) {
 		}
 		return nil
 	})
-	if cerr := db.Close(); err != nil || cerr != nil {
-		t.Fatal(err, cerr)
-	}
-	e, err = store.NewEmbedded(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
 	d := store.Usage{Day: now, Supplier: "bella", Provider: "openai", Model: "gpt-4o", KeySource: "platform",
 		Billed: "platform", Requests: 1}
 	if w, err := e.AddUsageSeq(t.Context(), "x.0", d, store.UsageSeq{Source: "run-a", First: 2, Last: 3}); err != nil || w != 0 {
@@ -295,7 +273,7 @@ func TestEmbeddedMarksExpire(t *testing.T) {
 	if err := e.Close(); err != nil {
 		t.Fatal(err)
 	}
-	db, err = bbolt.Open(filepath.Join(dir, "veil.db"), 0o600, nil)
+	db, err := bbolt.Open(filepath.Join(dir, "veil.db"), 0o600, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -311,4 +289,24 @@ func TestEmbeddedMarksExpire(t *testing.T) {
 	if !maps.Equal(got, want) {
 		t.Errorf("marks %v, want %v", got, want)
 	}
+}
+
+// rewriteEmbedded changes the data file of the closed embedded store in
+// dir with update, as an older version or the passing of time would have
+// left it, and opens the store again on it.
+func rewriteEmbedded(t *testing.T, dir string, update func(tx *bbolt.Tx) error) *store.Embedded {
+	t.Helper()
+	db, err := bbolt.Open(filepath.Join(dir, "veil.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(update)
+	if cerr := db.Close(); err != nil || cerr != nil {
+		t.Fatal(err, cerr)
+	}
+	e, err := store.NewEmbedded(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
 }
